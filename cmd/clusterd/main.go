@@ -1,0 +1,198 @@
+// Command clusterd is the acli cluster manager: it serves the acli gRPC API
+// over a cluster of hosts (simulated by default) with its state in one data
+// directory.
+//
+//	clusterd --listen 127.0.0.1:2030 --data-dir DIR [--sim N | --sim-config FILE] [--sim-speed X]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/acli-dev/acli/manager"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/driver/sim"
+	"github.com/acli-dev/acli/manager/store/bolt"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+type options struct {
+	listen    string
+	dataDir   string
+	driver    string
+	simHosts  int
+	simConfig string
+	simSpeed  float64
+	logLevel  string
+	version   bool
+}
+
+// drainTimeout bounds how long in-flight RPCs may take to finish at stop.
+const drainTimeout = 10 * time.Second
+
+// run is clusterd; it returns the exit code (0 ok, 1 failure, 2 usage).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "clusterd: "+format+"\n", a...)
+		return code
+	}
+	fs := flag.NewFlagSet("clusterd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var o options
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:2030", "gRPC listen address (loopback unless told otherwise)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "data directory holding state.db (required)")
+	fs.StringVar(&o.driver, "driver", "sim", "host driver: sim")
+	fs.IntVar(&o.simHosts, "sim", 0, "create a simulated RF2 cluster of N hosts on a new data dir (default 3)")
+	fs.StringVar(&o.simConfig, "sim-config", "", "YAML file describing the simulated cluster")
+	fs.Float64Var(&o.simSpeed, "sim-speed", 1, "simulated time scale: 1 = real time, 1000 = a 1 s operation takes 1 ms")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprintln(stdout, "usage: clusterd --listen 127.0.0.1:2030 --data-dir DIR [--sim N | --sim-config FILE] [--sim-speed X]")
+			fs.PrintDefaults()
+			return 0
+		}
+		return fail(2, "%s", flagError(fs, err))
+	}
+	if fs.NArg() > 0 {
+		return fail(2, "unexpected argument %q; clusterd takes only flags (see --help)", fs.Arg(0))
+	}
+	if o.version {
+		fmt.Fprintf(stdout, "clusterd %s\n", manager.Version)
+		return 0
+	}
+	switch {
+	case o.dataDir == "":
+		return fail(2, "--data-dir is required, e.g. --data-dir /var/lib/clusterd")
+	case o.driver != "sim":
+		return fail(2, "--driver %q is not available; use --driver sim", o.driver)
+	case o.simHosts != 0 && o.simConfig != "":
+		return fail(2, "give --sim N or --sim-config FILE, not both")
+	case o.simHosts < 0:
+		return fail(2, "--sim %d: a cluster needs at least 1 host", o.simHosts)
+	case o.simSpeed <= 0:
+		return fail(2, "--sim-speed %v must be positive, e.g. 1 or 1000", o.simSpeed)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fail(2, "--log-level %q is not a level; use debug, info, warn or error", o.logLevel)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg := sim.ForHosts(3)
+	if o.simHosts > 0 {
+		cfg = sim.ForHosts(o.simHosts)
+	}
+	if o.simConfig != "" {
+		var err error
+		if cfg, err = sim.LoadConfig(o.simConfig); err != nil {
+			return fail(2, "%v", err)
+		}
+	}
+	cfg.Speed = o.simSpeed
+	drv, err := sim.New(cfg, sim.Options{})
+	if err != nil {
+		return fail(2, "%v", err)
+	}
+
+	// Take the port before touching the data dir, so a second clusterd on a
+	// busy port fails without side effects.
+	lis, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fail(1, "cannot listen on %s: %v", o.listen, unwrapOpError(err))
+	}
+	if host, _, _ := net.SplitHostPort(lis.Addr().String()); !net.ParseIP(host).IsLoopback() {
+		log.Warn("listening beyond loopback without TLS", "addr", lis.Addr().String())
+	}
+	st, err := bolt.Open(o.dataDir, bolt.Options{})
+	if err != nil {
+		lis.Close()
+		return fail(1, "%v", err)
+	}
+	m, err := manager.New(manager.Config{Store: st, Driver: drv, Logger: log})
+	if err != nil {
+		lis.Close()
+		drv.Close()
+		st.Close()
+		return fail(1, "%v", err)
+	}
+	if o.simHosts > 0 && m.NumHosts() != o.simHosts {
+		log.Warn("the data dir already holds a cluster; --sim ignored", "stored_hosts", m.NumHosts(), "sim", o.simHosts)
+	}
+
+	srv := grpc.NewServer()
+	m.Register(srv)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	log.Info("clusterd started", "version", manager.Version, "listen", lis.Addr().String(), "data_dir", o.dataDir, "driver", m.DriverName(), "hosts", m.NumHosts())
+	fmt.Fprintf(stdout, "clusterd: serving on %s (%s, %d hosts)\n", lis.Addr(), m.DriverName(), m.NumHosts())
+
+	code := 0
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: draining in-flight requests")
+	case err := <-served:
+		log.Error("server stopped", "err", err)
+		code = 1
+	}
+	m.Drain()
+	stopped := make(chan struct{})
+	go func() { srv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(drainTimeout):
+		log.Warn("requests still running after the drain timeout; stopping them", "timeout", drainTimeout)
+		srv.Stop()
+	}
+	if err := m.Close(); err != nil {
+		log.Error("closing", "err", err)
+		code = 1
+	}
+	log.Info("clusterd stopped")
+	return code
+}
+
+// flagError turns the flag package's error into one line with the nearest
+// valid flag.
+func flagError(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	const prefix = "flag provided but not defined: -"
+	if name, ok := strings.CutPrefix(msg, prefix); ok {
+		var names []string
+		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		if s := apierr.Nearest(strings.TrimLeft(name, "-"), names); s != "" {
+			return fmt.Sprintf("unknown flag --%s (did you mean --%s?)", strings.TrimLeft(name, "-"), s)
+		}
+		return fmt.Sprintf("unknown flag --%s (see --help)", strings.TrimLeft(name, "-"))
+	}
+	return msg
+}
+
+// unwrapOpError drops the "listen tcp ADDR:" prefix the message already says.
+func unwrapOpError(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}

@@ -1,0 +1,188 @@
+// Package apierr builds the gRPC statuses clusterd returns, each carrying the
+// structured details (google.rpc.BadRequest, PreconditionFailure,
+// ResourceInfo) that let the CLI print an exact, one-line error and map it to
+// an exit code. Every service builds its errors here so the wording and the
+// detail types stay uniform.
+package apierr
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+)
+
+// withDetails attaches details to a status; attaching never fails for these
+// well-known messages, but if it did the plain status is still correct.
+func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
+	if d, err := st.WithDetails(details...); err == nil {
+		return d.Err()
+	}
+	return st.Err()
+}
+
+// Field is one bad request field.
+type Field struct {
+	Field       string
+	Description string
+}
+
+// InvalidArgument reports bad input fields. The status message is the first
+// violation's description, which is written to stand alone on one line.
+func InvalidArgument(fields ...Field) error {
+	br := &errdetails.BadRequest{}
+	msgs := make([]string, 0, len(fields))
+	for _, f := range fields {
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+			Field: f.Field, Description: f.Description,
+		})
+		msgs = append(msgs, f.Description)
+	}
+	return withDetails(status.New(codes.InvalidArgument, strings.Join(msgs, "; ")), br)
+}
+
+// BadField is InvalidArgument for a single field with a formatted description.
+func BadField(field, format string, args ...any) error {
+	return InvalidArgument(Field{Field: field, Description: fmt.Sprintf(format, args...)})
+}
+
+// Violation is one failed precondition.
+type Violation struct {
+	// Type groups violations, e.g. "MEMORY", "POWER_STATE", "BUSY".
+	Type string
+	// Subject names the entity, e.g. "host:h1".
+	Subject     string
+	Description string
+}
+
+// maxMessageViolations bounds the one-line message; the details carry all.
+const maxMessageViolations = 4
+
+// FailedPrecondition reports every violated rule. summary starts the message;
+// the violations follow it (the first few, the details carry every one).
+func FailedPrecondition(summary string, vs ...Violation) error {
+	pf := &errdetails.PreconditionFailure{}
+	for _, v := range vs {
+		pf.Violations = append(pf.Violations, &errdetails.PreconditionFailure_Violation{
+			Type: v.Type, Subject: v.Subject, Description: v.Description,
+		})
+	}
+	return withDetails(status.New(codes.FailedPrecondition, joinSummary(summary, vs)), pf)
+}
+
+func joinSummary(summary string, vs []Violation) string {
+	if len(vs) == 0 {
+		return summary
+	}
+	parts := make([]string, 0, maxMessageViolations+1)
+	for i, v := range vs {
+		if i == maxMessageViolations {
+			parts = append(parts, fmt.Sprintf("and %d more", len(vs)-i))
+			break
+		}
+		parts = append(parts, v.Description)
+	}
+	if summary == "" {
+		return strings.Join(parts, "; ")
+	}
+	return summary + ": " + strings.Join(parts, "; ")
+}
+
+// Precondition is FailedPrecondition with a single violation whose
+// description is also the whole message.
+func Precondition(typ, subject, format string, args ...any) error {
+	return FailedPrecondition("", Violation{Type: typ, Subject: subject, Description: fmt.Sprintf(format, args...)})
+}
+
+// Busy reports that an entity is being changed by another task. It is Aborted
+// (a concurrency conflict the caller may retry) and names the running task.
+func Busy(kind, name, taskUUID, op string) error {
+	msg := fmt.Sprintf("%s %s is busy with task %s (%s); wait for it to finish", kind, name, taskUUID, op)
+	pf := &errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
+		Type: "BUSY", Subject: kind + ":" + name, Description: msg,
+	}}}
+	return withDetails(status.New(codes.Aborted, msg), pf)
+}
+
+// NotFound reports a missing entity. candidates are the valid names used to
+// suggest the nearest spelling.
+func NotFound(kind, name string, candidates []string) error {
+	msg := fmt.Sprintf("%s %q not found", kind, name)
+	desc := fmt.Sprintf("no %s has the name or UUID %q", kind, name)
+	if s := Nearest(name, candidates); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+		desc += fmt.Sprintf("; nearest is %q", s)
+	}
+	ri := &errdetails.ResourceInfo{ResourceType: kind, ResourceName: name, Description: desc}
+	return withDetails(status.New(codes.NotFound, msg), ri)
+}
+
+// AlreadyExists reports a name or UUID already in use.
+func AlreadyExists(kind, name, what string) error {
+	ri := &errdetails.ResourceInfo{ResourceType: kind, ResourceName: name, Description: what}
+	return withDetails(status.New(codes.AlreadyExists, fmt.Sprintf("%s %s already exists: %s", kind, name, what)), ri)
+}
+
+// Unimplemented reports an RPC that a later release provides.
+func Unimplemented(rpc string) error {
+	return status.Errorf(codes.Unimplemented, "%s is not yet implemented by this clusterd", rpc)
+}
+
+// Internal wraps a failure of clusterd itself (e.g. the data file).
+func Internal(what string, err error) error {
+	return status.Errorf(codes.Internal, "%s: %v", what, err)
+}
+
+// Nearest returns the candidate closest to s by edit distance, or "" when
+// none is close enough to be a plausible typo.
+func Nearest(s string, candidates []string) string {
+	best, bestD := "", -1
+	ls := strings.ToLower(s)
+	sorted := append([]string(nil), candidates...)
+	sort.Strings(sorted) // deterministic tie-break
+	for _, c := range sorted {
+		d := distance(ls, strings.ToLower(c))
+		if bestD < 0 || d < bestD {
+			best, bestD = c, d
+		}
+	}
+	limit := len(s)/2 + 1
+	if limit > 4 {
+		limit = 4
+	}
+	if bestD < 0 || bestD > limit {
+		return ""
+	}
+	return best
+}
+
+// distance is the optimal string alignment distance between a and b:
+// Levenshtein plus adjacent transpositions, the commonest typo ("scis").
+func distance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}

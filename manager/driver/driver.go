@@ -1,0 +1,119 @@
+// Package driver defines how clusterd puts its model on machines. The
+// manager decides (placement, rules, tasks, persistence); a Driver only
+// carries the decision out on a host and reports what hosts do on their own.
+//
+// Implementations: manager/driver/sim (in-process simulated hosts, the
+// default) and manager/driver/libvirt (real libvirtd hosts).
+//
+// Contract:
+//   - Every operation blocks until done or ctx ends, and is safe to call
+//     concurrently for different VMs. The manager never issues two
+//     operations on one VM at once.
+//   - Hosts and VMs are passed as the manager's current records; drivers
+//     must not modify them.
+//   - Events reports host health; the manager owns the resulting model
+//     changes (node state, CVM state, HA).
+package driver
+
+import (
+	"context"
+	"time"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+)
+
+// Driver is a hypervisor backend.
+type Driver interface {
+	// Name is "sim" or "libvirt"; it is shown as Cluster.driver.
+	Name() string
+	// Inventory proposes the cluster and hosts for a brand-new data dir. On a
+	// data dir that already holds a cluster, the stored one wins and
+	// Inventory is not used.
+	Inventory() Inventory
+	// Start begins managing the given hosts, knowing the VMs the manager has
+	// on record (drivers reconcile with them: the sim adopts running ones).
+	// It returns the stream of host events, closed when the driver closes.
+	Start(ctx context.Context, hosts []*acliv1.Host, vms []*acliv1.Vm) (<-chan HostEvent, error)
+
+	// PowerOn defines the VM on the host and starts it.
+	PowerOn(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) error
+	// PowerOff stops the VM at once (destroy).
+	PowerOff(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) error
+	// Shutdown asks the guest to shut down (ACPI) and waits until it is off.
+	Shutdown(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) error
+	// Reboot asks the guest to reboot (ACPI); the VM stays on its host.
+	Reboot(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) error
+	// Reset hard-resets the VM; it stays on its host.
+	Reset(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) error
+	// Undefine removes every trace of a stopped VM; host is nil when the VM
+	// has no host. Undefining an unknown VM is not an error.
+	Undefine(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) error
+	// Migrate live-migrates a running VM from src to dst. progress, when
+	// non-nil, is called after each step (pre-copy round). On error the VM
+	// is still running on src.
+	Migrate(ctx context.Context, vm *acliv1.Vm, src, dst *acliv1.Host, opts MigrateOptions, progress func(*acliv1.MigrationProgress)) error
+
+	// Close stops the driver and closes the event stream.
+	Close() error
+}
+
+// Inventory is the initial shape of a cluster.
+type Inventory struct {
+	Cluster *acliv1.Cluster
+	Hosts   []*acliv1.Host
+}
+
+// MigrateOptions tune one live migration.
+type MigrateOptions struct {
+	// BandwidthMbps caps the transfer in megabits per second (0 = host link).
+	BandwidthMbps int64
+	// Deadline aborts the migration when it has not finished by then (zero = none).
+	Deadline time.Time
+}
+
+// EventKind is what happened to a host.
+type EventKind int
+
+// Host event kinds.
+const (
+	// Heartbeat says the host is alive; it carries no state change.
+	Heartbeat EventKind = iota + 1
+	HostDown
+	HostUp
+	CvmDown
+	CvmUp
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Heartbeat:
+		return "heartbeat"
+	case HostDown:
+		return "host down"
+	case HostUp:
+		return "host up"
+	case CvmDown:
+		return "cvm down"
+	case CvmUp:
+		return "cvm up"
+	}
+	return "unknown"
+}
+
+// HostEvent is one report from a host.
+type HostEvent struct {
+	Kind     EventKind
+	HostUUID string
+	Time     time.Time
+	// Reason explains a down event, e.g. "heartbeats stopped (fault injected)".
+	Reason string
+}
+
+// FaultInjector is implemented by drivers that can simulate failures (sim).
+// Each call returns once the change is in effect and its HostEvent queued.
+type FaultInjector interface {
+	FailHost(hostUUID string) error
+	RecoverHost(hostUUID string) error
+	FailCvm(hostUUID string) error
+	RecoverCvm(hostUUID string) error
+}

@@ -1,0 +1,353 @@
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/google/uuid"
+)
+
+var (
+	// ErrNotFound: no domain with that name or UUID on this host.
+	ErrNotFound = errors.New("domain not found")
+	// ErrShutdownTimeout: the guest did not power off after an ACPI shutdown request in time.
+	ErrShutdownTimeout = errors.New("guest did not shut down in time")
+	// ErrDisconnected: the connection to libvirtd is closed or was lost.
+	ErrDisconnected = errors.New("libvirt connection lost")
+)
+
+// Conn is one connection to a libvirtd. Its methods are safe for concurrent use; go-libvirt
+// multiplexes requests on the one transport.
+type Conn struct {
+	uri *URI
+	l   *golibvirt.Libvirt
+	d   *dialer
+}
+
+// Dial connects to the libvirtd named by uri.
+func Dial(ctx context.Context, uri string, o DialOptions) (*Conn, error) {
+	u, err := ParseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	return DialURI(ctx, u, o)
+}
+
+// DialURI connects to an already parsed URI.
+func DialURI(ctx context.Context, u *URI, o DialOptions) (*Conn, error) {
+	d, err := newDialer(u, o)
+	if err != nil {
+		return nil, err
+	}
+	l := golibvirt.NewWithDialer(d)
+	done := make(chan error, 1)
+	go func() { done <- l.ConnectToURI(golibvirt.ConnectURI(u.remoteName())) }()
+	// A frozen daemon accepts TCP (the kernel does) but never answers the handshake.
+	handshake := time.NewTimer(2 * o.timeout())
+	defer handshake.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, fmt.Errorf("connect %s: %w", u, err)
+		}
+	case <-handshake.C:
+		d.cut()
+		<-done
+		return nil, fmt.Errorf("connect %s: no answer within %v", u, 2*o.timeout())
+	case <-ctx.Done():
+		// Cutting the transport makes the pending handshake fail and its goroutine return.
+		d.cut()
+		<-done
+		return nil, fmt.Errorf("connect %s: %w", u, ctx.Err())
+	}
+	return &Conn{uri: u, l: l, d: d}, nil
+}
+
+// URI is the URI this connection was made to.
+func (c *Conn) URI() *URI { return c.uri }
+
+// Close ends the connection.
+func (c *Conn) Close() error {
+	if !c.l.IsConnected() {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.l.Disconnect() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(3 * time.Second):
+		// A hung daemon never answers ConnectClose; drop the transport instead.
+		c.d.cut()
+		return nil
+	}
+}
+
+// Disconnected is closed when the connection is lost or closed.
+func (c *Conn) Disconnected() <-chan struct{} { return c.l.Disconnected() }
+
+// Raw exposes the go-libvirt client for calls this package does not wrap.
+func (c *Conn) Raw() *golibvirt.Libvirt { return c.l }
+
+// HostInfo identifies a libvirt host and its capacity.
+type HostInfo struct {
+	Hostname   string
+	UUID       string // host_uuid from the capabilities
+	CPUs       int
+	MemoryMiB  uint64
+	LibVersion string // e.g. 9.0.0
+}
+
+// HostInfo asks the daemon who and how big it is.
+func (c *Conn) HostInfo() (HostInfo, error) {
+	var hi HostInfo
+	var err error
+	if hi.Hostname, err = c.l.ConnectGetHostname(); err != nil {
+		return hi, c.wrap(err)
+	}
+	_, memKiB, cpus, _, _, _, _, _, err := c.l.NodeGetInfo()
+	if err != nil {
+		return hi, c.wrap(err)
+	}
+	hi.CPUs, hi.MemoryMiB = int(cpus), memKiB>>10
+	caps, err := c.l.Capabilities()
+	if err != nil {
+		return hi, c.wrap(err)
+	}
+	if hi.UUID, err = hostUUIDFromCapabilities(caps); err != nil {
+		return hi, err
+	}
+	v, err := c.l.ConnectGetLibVersion()
+	if err != nil {
+		return hi, c.wrap(err)
+	}
+	hi.LibVersion = fmt.Sprintf("%d.%d.%d", v/1000000, v/1000%1000, v%1000)
+	return hi, nil
+}
+
+// State is a domain's power state.
+type State int
+
+const (
+	StateUnknown      State = iota
+	StateRunning            // includes "blocked" (idle vCPUs)
+	StatePaused             // includes the short pause at the end of a live migration
+	StateShuttingDown       // ACPI shutdown requested, guest still running
+	StateOff
+	StateCrashed
+	StateSuspended // guest power-management suspend
+)
+
+var stateNames = [...]string{"unknown", "running", "paused", "shutting-down", "off", "crashed", "suspended"}
+
+func (s State) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// Active reports whether a QEMU process exists for the domain.
+func (s State) Active() bool {
+	return s == StateRunning || s == StatePaused || s == StateShuttingDown || s == StateSuspended
+}
+
+func stateFromLibvirt(s golibvirt.DomainState) State {
+	switch s {
+	case golibvirt.DomainRunning, golibvirt.DomainBlocked:
+		return StateRunning
+	case golibvirt.DomainPaused:
+		return StatePaused
+	case golibvirt.DomainShutdown:
+		return StateShuttingDown
+	case golibvirt.DomainShutoff:
+		return StateOff
+	case golibvirt.DomainCrashed:
+		return StateCrashed
+	case golibvirt.DomainPmsuspended:
+		return StateSuspended
+	}
+	return StateUnknown
+}
+
+// Domain is a domain as the host sees it.
+type Domain struct {
+	Name       string
+	UUID       string
+	State      State
+	Persistent bool
+}
+
+func formatUUID(u golibvirt.UUID) string { return uuid.UUID(u).String() }
+
+// lookup finds a domain by UUID (when ref parses as one) or by name.
+func (c *Conn) lookup(ref string) (golibvirt.Domain, error) {
+	var d golibvirt.Domain
+	var err error
+	if id, perr := uuid.Parse(ref); perr == nil {
+		d, err = c.l.DomainLookupByUUID(golibvirt.UUID(id))
+	} else {
+		d, err = c.l.DomainLookupByName(ref)
+	}
+	if err != nil {
+		if golibvirt.IsNotFound(err) {
+			return d, fmt.Errorf("%w: %q on %s", ErrNotFound, ref, c.uri)
+		}
+		return d, c.wrap(err)
+	}
+	return d, nil
+}
+
+// wrap marks errors caused by a lost connection so callers can tell them from refusals.
+func (c *Conn) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	if !c.l.IsConnected() {
+		return fmt.Errorf("%w (%s): %v", ErrDisconnected, c.uri, err)
+	}
+	return err
+}
+
+// Define creates or updates the persistent definition of a domain.
+func (c *Conn) Define(s DomainSpec) (Domain, error) {
+	x, err := s.XML()
+	if err != nil {
+		return Domain{}, err
+	}
+	d, err := c.l.DomainDefineXMLFlags(string(x), golibvirt.DomainDefineValidate)
+	if err != nil {
+		return Domain{}, fmt.Errorf("define %s: %w", s.Name, c.wrap(err))
+	}
+	return Domain{Name: d.Name, UUID: formatUUID(d.UUID), State: StateOff, Persistent: true}, nil
+}
+
+// Start boots a defined domain.
+func (c *Conn) Start(ref string) error {
+	return c.do("start", ref, func(d golibvirt.Domain) error {
+		_, err := c.l.DomainCreateWithFlags(d, 0)
+		return err
+	})
+}
+
+// Destroy powers a domain off at once (virsh destroy); the definition stays.
+func (c *Conn) Destroy(ref string) error {
+	return c.do("destroy", ref, func(d golibvirt.Domain) error {
+		return c.l.DomainDestroyFlags(d, golibvirt.DomainDestroyDefault)
+	})
+}
+
+// Reboot asks the guest to reboot through ACPI.
+func (c *Conn) Reboot(ref string) error {
+	return c.do("reboot", ref, func(d golibvirt.Domain) error {
+		return c.l.DomainReboot(d, golibvirt.DomainRebootAcpiPowerBtn)
+	})
+}
+
+// Reset is a hard reset, like pressing the reset button.
+func (c *Conn) Reset(ref string) error {
+	return c.do("reset", ref, func(d golibvirt.Domain) error { return c.l.DomainReset(d, 0) })
+}
+
+// Undefine removes a domain's persistent definition. A running domain keeps running as a
+// transient one until it stops, as in libvirt; callers stop it first.
+func (c *Conn) Undefine(ref string) error {
+	return c.do("undefine", ref, func(d golibvirt.Domain) error {
+		return c.l.DomainUndefineFlags(d, golibvirt.DomainUndefineManagedSave|golibvirt.DomainUndefineSnapshotsMetadata|golibvirt.DomainUndefineNvram)
+	})
+}
+
+func (c *Conn) do(op, ref string, f func(golibvirt.Domain) error) error {
+	d, err := c.lookup(ref)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := f(d); err != nil {
+		return fmt.Errorf("%s %s: %w", op, d.Name, c.wrap(err))
+	}
+	return nil
+}
+
+// Shutdown sends an ACPI power-button press and waits up to timeout (0: until ctx ends) for
+// the guest to power off. On ErrShutdownTimeout the domain is still running; the caller
+// decides whether to Destroy.
+func (c *Conn) Shutdown(ctx context.Context, ref string, timeout time.Duration) error {
+	d, err := c.lookup(ref)
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := c.l.DomainShutdownFlags(d, golibvirt.DomainShutdownAcpiPowerBtn); err != nil {
+		return fmt.Errorf("shutdown %s: %w", d.Name, c.wrap(err))
+	}
+	var deadline <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, _, err := c.l.DomainGetState(d, 0)
+		if err != nil {
+			return fmt.Errorf("shutdown %s: %w", d.Name, c.wrap(err))
+		}
+		if s := stateFromLibvirt(golibvirt.DomainState(st)); !s.Active() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("shutdown %s: %w", d.Name, ctx.Err())
+		case <-deadline:
+			return fmt.Errorf("shutdown %s: %w after %v", d.Name, ErrShutdownTimeout, timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// Lookup returns one domain's current state.
+func (c *Conn) Lookup(ref string) (Domain, error) {
+	d, err := c.lookup(ref)
+	if err != nil {
+		return Domain{}, err
+	}
+	return c.describe(d)
+}
+
+func (c *Conn) describe(d golibvirt.Domain) (Domain, error) {
+	st, _, err := c.l.DomainGetState(d, 0)
+	if err != nil {
+		if golibvirt.IsNotFound(err) {
+			return Domain{}, fmt.Errorf("%w: %q on %s", ErrNotFound, d.Name, c.uri)
+		}
+		return Domain{}, c.wrap(err)
+	}
+	pers, err := c.l.DomainIsPersistent(d)
+	if err != nil && !golibvirt.IsNotFound(err) {
+		return Domain{}, c.wrap(err)
+	}
+	return Domain{Name: d.Name, UUID: formatUUID(d.UUID), State: stateFromLibvirt(golibvirt.DomainState(st)), Persistent: pers == 1}, nil
+}
+
+// List returns every domain on the host, defined or running.
+func (c *Conn) List() ([]Domain, error) {
+	doms, _, err := c.l.ConnectListAllDomains(1, golibvirt.ConnectListDomainsActive|golibvirt.ConnectListDomainsInactive)
+	if err != nil {
+		return nil, c.wrap(err)
+	}
+	out := make([]Domain, 0, len(doms))
+	for _, d := range doms {
+		dd, err := c.describe(d)
+		if errors.Is(err, ErrNotFound) {
+			continue // undefined between the listing and the state query
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, dd)
+	}
+	return out, nil
+}

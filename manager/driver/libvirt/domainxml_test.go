@@ -1,0 +1,129 @@
+package libvirt
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+)
+
+func TestDomainXMLRoundTrip(t *testing.T) {
+	s := DomainSpec{Name: "web01", UUID: "0b5e2bf4-7d7e-4f3c-9a55-2b3c1b6f9e10", VCPUs: 2, MemoryMiB: 64, Description: "acli vm <web>"}
+	b, err := s.XML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := string(b)
+	for _, want := range []string{
+		`<domain type="qemu">`, `<name>web01</name>`, `<memory unit="MiB">64</memory>`,
+		`<vcpu placement="static">2</vcpu>`, `<type arch="x86_64" machine="pc">hvm</type>`,
+		`<acpi></acpi>`, `acli vm &lt;web&gt;`, `<devices></devices>`,
+	} {
+		if !strings.Contains(x, want) {
+			t.Errorf("domain XML lacks %s:\n%s", want, x)
+		}
+	}
+	got, err := ParseDomainXML(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Arch, s.Machine = "x86_64", "pc"
+	if got != s {
+		t.Errorf("round trip: got %+v, want %+v", got, s)
+	}
+	// What libvirt hands back: KiB, extra elements acli does not model.
+	lv := `<domain type='qemu' id='3'><name>a</name><uuid>0b5e2bf4-7d7e-4f3c-9a55-2b3c1b6f9e10</uuid>
+	<memory unit='KiB'>65536</memory><vcpu placement='static'>1</vcpu>
+	<os><type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type><boot dev='hd'/></os>
+	<devices><emulator>/usr/bin/qemu-system-x86_64</emulator><controller type='usb'/></devices></domain>`
+	got, err = ParseDomainXML([]byte(lv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.MemoryMiB != 64 || got.VCPUs != 1 || got.Machine != "pc-i440fx-7.2" {
+		t.Errorf("parsed %+v", got)
+	}
+}
+
+func TestDomainSpecValidate(t *testing.T) {
+	for _, c := range []struct {
+		s    DomainSpec
+		want string
+	}{
+		{DomainSpec{VCPUs: 1, MemoryMiB: 64}, "name is empty"},
+		{DomainSpec{Name: "a/b", VCPUs: 1, MemoryMiB: 64}, "no '/'"},
+		{DomainSpec{Name: "a", MemoryMiB: 64}, "vcpus=0"},
+		{DomainSpec{Name: "a", VCPUs: 1}, "memory=0"},
+		{DomainSpec{Name: "a", VCPUs: 1, MemoryMiB: 64, UUID: "nope"}, `uuid "nope"`},
+	} {
+		if _, err := c.s.XML(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: err %v, want %q", c.s, err, c.want)
+		}
+	}
+}
+
+func TestToMiB(t *testing.T) {
+	for _, c := range []struct {
+		unit string
+		v    uint64
+		want uint64
+	}{{"KiB", 65536, 64}, {"", 1024, 1}, {"GiB", 2, 2048}, {"b", 1, 1}, {"MB", 1000, 954}} {
+		got, err := toMiB(sizeXML{Unit: c.unit, Value: c.v})
+		if err != nil || got != c.want {
+			t.Errorf("toMiB(%d %s) = %d, %v; want %d", c.v, c.unit, got, err, c.want)
+		}
+	}
+	if _, err := toMiB(sizeXML{Unit: "parsecs", Value: 1}); err == nil {
+		t.Error("unknown unit accepted")
+	}
+}
+
+func TestMbpsToMiBps(t *testing.T) {
+	for in, want := range map[uint64]uint64{0: 0, 1: 1, 8: 1, 9: 2, 1000: 120, 10000: 1193} {
+		if got := MbpsToMiBps(in); got != want {
+			t.Errorf("MbpsToMiBps(%d) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+func TestProgressFromParams(t *testing.T) {
+	p := progressFromParams([]golibvirt.TypedParam{
+		{Field: "memory_iteration", Value: *golibvirt.NewTypedParamValueUllong(3)},
+		{Field: "data_total", Value: *golibvirt.NewTypedParamValueUllong(1000)},
+		{Field: "data_processed", Value: *golibvirt.NewTypedParamValueUllong(800)},
+		{Field: "data_remaining", Value: *golibvirt.NewTypedParamValueUllong(250)},
+		{Field: "downtime", Value: *golibvirt.NewTypedParamValueUllong(42)},
+		{Field: "operation", Value: *golibvirt.NewTypedParamValueInt(6)},
+		{Field: "errmsg", Value: *golibvirt.NewTypedParamValueString("x")},
+	})
+	if p.Iteration != 3 || p.DataRemaining != 250 || p.Downtime != 42*time.Millisecond || p.Percent != 75 {
+		t.Errorf("progress %+v", p)
+	}
+}
+
+func TestEventFromLibvirt(t *testing.T) {
+	dom := golibvirt.Domain{Name: "vm1", UUID: golibvirt.UUID{1, 2, 3}}
+	e := eventFromLibvirt(golibvirt.DomainEventLifecycleMsg{Dom: dom, Event: int32(golibvirt.DomainEventStopped), Detail: int32(golibvirt.DomainEventStoppedMigrated)})
+	if e.Type != EventStopped || !e.Migrated || e.State() != StateOff || e.UUID != "01020300-0000-0000-0000-000000000000" {
+		t.Errorf("migrated-away event %+v", e)
+	}
+	e = eventFromLibvirt(golibvirt.DomainEventLifecycleMsg{Dom: dom, Event: int32(golibvirt.DomainEventStopped), Detail: int32(golibvirt.DomainEventStoppedDestroyed)})
+	if e.Migrated || e.String() != "vm1 stopped" {
+		t.Errorf("destroy event %+v %q", e, e)
+	}
+	e = eventFromLibvirt(golibvirt.DomainEventLifecycleMsg{Dom: dom, Event: int32(golibvirt.DomainEventStarted), Detail: int32(golibvirt.DomainEventStartedMigrated)})
+	if !e.Migrated || e.State() != StateRunning || e.String() != "vm1 started (migration)" {
+		t.Errorf("arrival event %+v", e)
+	}
+}
+
+func TestHostUUIDFromCapabilities(t *testing.T) {
+	id, err := hostUUIDFromCapabilities([]byte(`<capabilities><host><uuid>4e38f48e-0362-4d5d-968d-104a48986327</uuid><cpu/></host></capabilities>`))
+	if err != nil || id != "4e38f48e-0362-4d5d-968d-104a48986327" {
+		t.Errorf("%q %v", id, err)
+	}
+	if _, err := hostUUIDFromCapabilities([]byte(`<capabilities/>`)); err == nil {
+		t.Error("missing uuid accepted")
+	}
+}

@@ -1,0 +1,618 @@
+// Package libvirtharness runs several real libvirtd "hosts" on one machine for tests.
+//
+// Each host is a privileged libvirtd in its own mount and UTS namespace (unshare -m -u) with
+// per-host directories bind-mounted over /etc/libvirt, /run/libvirt, /var/lib/libvirt,
+// /var/log/libvirt and /var/cache/libvirt, so the daemons do not fight over pid files, state or
+// sockets. Each host listens for unauthenticated TCP on its own loopback address (127.0.0.2, ...),
+// has its own host_uuid (libvirt refuses to migrate to a host with the same UUID) and its own
+// migration address and port range, and runs under `tini -s` so QEMU processes orphaned by a
+// migration are reaped at once instead of stalling the next migration.
+//
+// Only for tests: TCP without authentication, QEMU as root without a security driver.
+package libvirtharness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
+	"github.com/google/uuid"
+)
+
+// Options tunes a harness cluster. The zero value starts two hosts in a fresh temp directory.
+type Options struct {
+	Hosts        int           // number of hosts, default 2
+	Dir          string        // base directory for per-host state, default a new temp dir (removed by Stop)
+	StartTimeout time.Duration // per host, default 30s
+}
+
+// Cluster is a set of running harness hosts.
+type Cluster struct {
+	Dir   string
+	Hosts []*Host
+
+	ownDir bool
+}
+
+// Host is one libvirtd "hypervisor host".
+type Host struct {
+	Index int    // 0-based position in the cluster
+	Name  string // h1, h2, ...
+	Addr  string // loopback address the daemon listens on and migrates to
+	UUID  string // host_uuid
+	Dir   string // per-host state directory
+
+	// Socket is the daemon's read-write unix socket, reachable from outside its namespace.
+	Socket string
+	// MigrationPorts is the inclusive port range QEMU uses for incoming migrations.
+	MigrationPorts [2]int
+	// StartTime is how long the last Start took until the daemon answered an RPC.
+	StartTime time.Duration
+
+	lock    *os.File // flock on the address, so parallel test binaries never share one
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+	cpu     time.Duration
+}
+
+// CPUTime is the CPU time used by the host's daemons that have exited so far, including the
+// QEMU processes they (through tini, a subreaper) reaped.
+func (h *Host) CPUTime() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cpu
+}
+
+// CPUTime sums CPUTime over the hosts; call it after Stop.
+func (c *Cluster) CPUTime() time.Duration {
+	var d time.Duration
+	for _, h := range c.Hosts {
+		d += h.CPUTime()
+	}
+	return d
+}
+
+// TCPURI is the URI other daemons and clients use to reach this host.
+func (h *Host) TCPURI() string { return "qemu+tcp://" + h.Addr + "/system" }
+
+// UnixURI reaches this host over its unix socket.
+func (h *Host) UnixURI() string { return "qemu+unix:///system?socket=" + h.Socket }
+
+// Binaries the harness needs; libvirtd lives in sbin, which may be missing from PATH.
+var required = []string{"libvirtd", "tini", "unshare", "qemu-system-x86_64", "mount"}
+
+func lookPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in PATH (install it with .ci/libvirt-setup.sh)", name)
+}
+
+// Available reports why the harness cannot run here, or nil when it can.
+func Available() error {
+	if os.Geteuid() != 0 {
+		return errors.New("libvirt harness needs root (privileged libvirtd, mount namespaces)")
+	}
+	for _, b := range required {
+		if _, err := lookPath(b); err != nil {
+			return err
+		}
+	}
+	// The QEMU driver refuses to load without these, even when QEMU runs as root.
+	for _, f := range []struct{ file, name string }{
+		{"/etc/passwd", "libvirt-qemu"}, {"/etc/group", "kvm"}, {"/etc/group", "libvirt-qemu"},
+	} {
+		b, err := os.ReadFile(f.file)
+		if err != nil || !strings.Contains("\n"+string(b), "\n"+f.name+":") {
+			return fmt.Errorf("%s %q missing (run .ci/libvirt-setup.sh)", strings.TrimPrefix(f.file, "/etc/"), f.name)
+		}
+	}
+	return nil
+}
+
+// Require skips the test when the harness cannot run. Under CI (CI set) a root machine that
+// lacks the packages fails instead: there the setup script must have installed them.
+func Require(t testing.TB) {
+	t.Helper()
+	err := Available()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" && os.Geteuid() == 0 {
+		t.Fatalf("libvirt harness unavailable under CI: %v", err)
+	}
+	t.Skipf("libvirt harness unavailable: %v", err)
+}
+
+// StartT starts n hosts for a test and stops them in t.Cleanup. It skips when unavailable.
+func StartT(t testing.TB, n int) *Cluster {
+	t.Helper()
+	Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, Options{Hosts: n})
+	if err != nil {
+		t.Fatalf("start libvirt hosts: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Errorf("stop libvirt hosts: %v", err)
+		}
+	})
+	return c
+}
+
+// Start creates and starts a cluster of hosts, in parallel.
+func Start(ctx context.Context, o Options) (*Cluster, error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	if o.Hosts <= 0 {
+		o.Hosts = 2
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 30 * time.Second
+	}
+	c := &Cluster{Dir: o.Dir}
+	if c.Dir == "" {
+		d, err := os.MkdirTemp("", "acli-libvirt-")
+		if err != nil {
+			return nil, err
+		}
+		c.Dir, c.ownDir = d, true
+	}
+	// Bind-mount targets must exist; creating empty directories on the machine is harmless.
+	for _, d := range mountTargets {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	for i := 0; i < o.Hosts; i++ {
+		h, err := c.newHost(i)
+		if err != nil {
+			c.Stop()
+			return nil, err
+		}
+		c.Hosts = append(c.Hosts, h)
+	}
+	errs := make([]error, len(c.Hosts))
+	var wg sync.WaitGroup
+	for i, h := range c.Hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
+			defer cancel()
+			errs[i] = h.Start(sctx)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Stop stops every host (domains destroyed first) and removes the temp dir it created.
+func (c *Cluster) Stop() error {
+	var errs []error
+	for _, h := range c.Hosts {
+		if err := h.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", h.Name, err))
+		}
+		h.release()
+	}
+	if c.ownDir && len(errs) == 0 {
+		if err := os.RemoveAll(c.Dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var mountTargets = map[string]string{
+	"etc":   "/etc/libvirt",
+	"run":   "/run/libvirt",
+	"lib":   "/var/lib/libvirt",
+	"log":   "/var/log/libvirt",
+	"cache": "/var/cache/libvirt",
+}
+
+const lockDir = "/tmp/acli-libvirtharness"
+
+// claimAddr takes the first free loopback address from 127.0.0.2 on, held by an flock for as
+// long as the host exists, so concurrently running test binaries never collide.
+func claimAddr() (string, *os.File, error) {
+	if err := os.MkdirAll(lockDir, 0o755); err != nil {
+		return "", nil, err
+	}
+	for last := 2; last < 255; last++ {
+		addr := "127.0.0." + strconv.Itoa(last)
+		f, err := os.OpenFile(filepath.Join(lockDir, addr+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return "", nil, err
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		// A daemon left over from a crashed run may still hold the port.
+		if l, err := net.Listen("tcp", addr+":16509"); err == nil {
+			l.Close()
+			return addr, f, nil
+		}
+		f.Close()
+	}
+	return "", nil, errors.New("no free loopback address in 127.0.0.2-254 for a libvirt host")
+}
+
+func (c *Cluster) newHost(i int) (*Host, error) {
+	addr, lock, err := claimAddr()
+	if err != nil {
+		return nil, err
+	}
+	last, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, '.')+1:])
+	h := &Host{
+		Index: i,
+		Name:  fmt.Sprintf("h%d", i+1),
+		Addr:  addr,
+		UUID:  uuid.NewString(),
+		Dir:   filepath.Join(c.Dir, fmt.Sprintf("h%d", i+1)),
+		lock:  lock,
+	}
+	// 64 ports per address keeps every range inside 49152-65535.
+	h.MigrationPorts = [2]int{49152 + (last-2)*64, 49152 + (last-2)*64 + 63}
+	h.Socket = filepath.Join(h.Dir, "sock", "libvirt-sock")
+	for _, sub := range []string{"etc", "run", "lib", "log", "cache", "sock"} {
+		if err := os.MkdirAll(filepath.Join(h.Dir, sub), 0o755); err != nil {
+			lock.Close()
+			return nil, err
+		}
+	}
+	if err := h.writeConfig(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	seedCapsCache(h)
+	return h, nil
+}
+
+func (h *Host) writeConfig() error {
+	daemon := fmt.Sprintf(`# written by libvirtharness: test host %s
+listen_tls = 0
+listen_tcp = 1
+listen_addr = %q
+auth_tcp = "none"
+auth_unix_rw = "none"
+auth_unix_ro = "none"
+unix_sock_dir = %q
+host_uuid = %q
+max_clients = 200
+log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+`, h.Name, h.Addr, filepath.Dir(h.Socket), h.UUID)
+	qemu := fmt.Sprintf(`# written by libvirtharness: test host %s
+user = "root"
+group = "root"
+security_driver = "none"
+dynamic_ownership = 0
+remember_owner = 0
+cgroup_controllers = [ ]
+namespaces = [ ]
+stdio_handler = "file"
+migration_address = %q
+migration_host = %q
+migration_port_min = %d
+migration_port_max = %d
+`, h.Name, h.Addr, h.Addr, h.MigrationPorts[0], h.MigrationPorts[1])
+	if err := os.WriteFile(filepath.Join(h.Dir, "etc", "libvirtd.conf"), []byte(daemon), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(h.Dir, "etc", "qemu.conf"), []byte(qemu), 0o644)
+}
+
+// Start (re)starts the daemon and waits until it answers over TCP.
+func (h *Host) Start(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cmd != nil {
+		select {
+		case <-h.exited:
+		default:
+			return fmt.Errorf("%s already running", h.Name)
+		}
+	}
+	libvirtd, err := lookPath("libvirtd")
+	if err != nil {
+		return err
+	}
+	tini, err := lookPath("tini")
+	if err != nil {
+		return err
+	}
+	var script strings.Builder
+	script.WriteString("set -e\n")
+	fmt.Fprintf(&script, "hostname acli-%s 2>/dev/null || true\n", h.Name)
+	for sub, target := range mountTargets {
+		fmt.Fprintf(&script, "mount --bind %s %s\n", shellQuote(filepath.Join(h.Dir, sub)), target)
+	}
+	fmt.Fprintf(&script, "exec %s -s -- %s --listen -f /etc/libvirt/libvirtd.conf -p %s\n",
+		tini, libvirtd, shellQuote(h.pidFile()))
+
+	out, err := os.OpenFile(filepath.Join(h.Dir, "daemon.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("unshare", "-m", "-u", "--propagation", "private", "sh", "-c", script.String())
+	cmd.Stdout, cmd.Stderr = out, out
+	// Own process group: a signal to the test binary's group must not take the daemons down mid-test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	os.Remove(h.Socket)
+	os.Remove(h.pidFile())
+	begin := time.Now()
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return err
+	}
+	exited := make(chan struct{})
+	h.cmd, h.exited = cmd, exited
+	go func() {
+		err := cmd.Wait()
+		out.Close()
+		h.mu.Lock()
+		h.waitErr = err
+		if st := cmd.ProcessState; st != nil {
+			h.cpu += st.UserTime() + st.SystemTime()
+		}
+		h.mu.Unlock()
+		close(exited)
+	}()
+	for {
+		if err := ping(h.Addr, 2*time.Second); err == nil {
+			break
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("%s: libvirtd exited during start: %s", h.Name, tail(filepath.Join(h.Dir, "daemon.out")))
+		case <-ctx.Done():
+			h.killLocked()
+			return fmt.Errorf("%s: libvirtd did not answer on %s: %w", h.Name, h.Addr, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	h.StartTime = time.Since(begin)
+	return nil
+}
+
+func (h *Host) pidFile() string { return filepath.Join(h.Dir, "libvirtd.pid") }
+
+// ping opens a real libvirt connection and asks for the library version.
+func ping(addr string, timeout time.Duration) error {
+	l := golibvirt.NewWithDialer(dialers.NewRemote(addr, dialers.WithRemoteTimeout(timeout)))
+	done := make(chan error, 1)
+	go func() {
+		if err := l.ConnectToURI(golibvirt.QEMUSystem); err != nil {
+			done <- err
+			return
+		}
+		_, err := l.ConnectGetLibVersion()
+		l.Disconnect()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+		return errors.New("no answer")
+	}
+}
+
+// Running reports whether the daemon process is alive.
+func (h *Host) Running() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cmd == nil {
+		return false
+	}
+	select {
+	case <-h.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// DaemonPID is libvirtd's own PID (a child of tini), or 0 when not running.
+func (h *Host) DaemonPID() int {
+	b, err := os.ReadFile(h.pidFile())
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// Kill SIGKILLs libvirtd, as a crash would. Its QEMU processes keep running, as they would on a
+// real host; Stop reaps them.
+func (h *Host) Kill() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if pid := h.DaemonPID(); pid > 0 {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return h.waitLocked(5 * time.Second)
+}
+
+// Stop destroys the host's running domains, then stops the daemon and any QEMU left over.
+func (h *Host) Stop() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var errs []error
+	if h.cmd != nil {
+		select {
+		case <-h.exited:
+		default:
+			// QEMU outlives its daemon: destroy domains while the daemon can still do it cleanly.
+			if err := destroyAll(h.Socket); err != nil {
+				errs = append(errs, fmt.Errorf("destroy domains: %w", err))
+			}
+			h.cmd.Process.Signal(syscall.SIGTERM) // tini forwards it to libvirtd
+			if err := h.waitLocked(10 * time.Second); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	killQEMU(h)
+	saveCapsCache(h)
+	return errors.Join(errs...)
+}
+
+func (h *Host) killLocked() {
+	if pid := h.DaemonPID(); pid > 0 {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if h.cmd != nil && h.cmd.Process != nil {
+		h.cmd.Process.Kill()
+	}
+	h.waitLocked(5 * time.Second)
+}
+
+func (h *Host) waitLocked(d time.Duration) error {
+	if h.cmd == nil {
+		return nil
+	}
+	exited := h.exited
+	h.mu.Unlock()
+	defer h.mu.Lock()
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(d):
+	}
+	h.cmd.Process.Kill()
+	if pid := h.DaemonPID(); pid > 0 {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	select {
+	case <-exited:
+		return fmt.Errorf("%s: daemon did not exit within %v, killed", h.Name, d)
+	case <-time.After(5 * time.Second):
+		return fmt.Errorf("%s: daemon did not exit even after SIGKILL", h.Name)
+	}
+}
+
+func (h *Host) release() {
+	if h.lock != nil {
+		h.lock.Close()
+		h.lock = nil
+	}
+}
+
+func destroyAll(sock string) error {
+	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(sock), dialers.WithLocalTimeout(2*time.Second)))
+	if err := l.ConnectToURI(golibvirt.QEMUSystem); err != nil {
+		return err
+	}
+	defer l.Disconnect()
+	doms, _, err := l.ConnectListAllDomains(1, golibvirt.ConnectListDomainsActive)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, d := range doms {
+		if err := l.DomainDestroyFlags(d, 0); err != nil && !golibvirt.IsNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// killQEMU kills QEMU processes whose daemon is gone; their pid files sit in the host's run dir.
+func killQEMU(h *Host) {
+	files, _ := filepath.Glob(filepath.Join(h.Dir, "run", "qemu", "*.pid"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 1 {
+			continue
+		}
+		// Only a QEMU: a stale pid file must never make us kill an unrelated process.
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && strings.Contains(exe, "qemu-system") {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		os.Remove(f)
+	}
+}
+
+// The QEMU capabilities probe costs ~1.5 s per fresh daemon; the result depends only on the
+// QEMU binary and libvirt version (libvirt re-validates it), so it is shared between runs.
+var capsCacheDir = filepath.Join(lockDir, "qemu-capabilities")
+
+func seedCapsCache(h *Host) {
+	copyDir(capsCacheDir, filepath.Join(h.Dir, "cache", "qemu", "capabilities"))
+}
+
+func saveCapsCache(h *Host) {
+	copyDir(filepath.Join(h.Dir, "cache", "qemu", "capabilities"), capsCacheDir)
+}
+
+func copyDir(from, to string) {
+	files, _ := filepath.Glob(filepath.Join(from, "*.xml"))
+	if len(files) == 0 {
+		return
+	}
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// Write then rename: a parallel reader never sees half a file.
+		tmp := filepath.Join(to, "."+filepath.Base(f)+strconv.Itoa(os.Getpid()))
+		if os.WriteFile(tmp, b, 0o644) == nil {
+			os.Rename(tmp, filepath.Join(to, filepath.Base(f)))
+		}
+	}
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func tail(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	if st != nil && st.Size() > 2000 {
+		f.Seek(-2000, io.SeekEnd)
+	}
+	b, _ := io.ReadAll(f)
+	return strings.TrimSpace(string(b))
+}

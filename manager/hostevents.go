@@ -1,0 +1,105 @@
+package manager
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/store"
+)
+
+func unixNano(n int64) time.Time { return time.Unix(0, n) }
+
+var timeNow = time.Now
+
+// consumeHostEvents applies the driver's host reports until the driver
+// closes the stream.
+func (m *Manager) consumeHostEvents(ch <-chan driver.HostEvent) {
+	defer m.bgWG.Done()
+	for ev := range ch {
+		if err := m.applyHostEvent(context.Background(), ev); err != nil {
+			m.log.Error("applying host event", "host", ev.HostUUID, "event", ev.Kind.String(), "err", err)
+		}
+	}
+}
+
+// applyHostEvent records a host state change reported by the driver. It is
+// idempotent: the sim's fault RPCs apply their change at once and the same
+// event arriving later from the stream is a no-op. Host records are written
+// with a revision compare; on a conflict with a concurrent task the change
+// is recomputed from the new state.
+func (m *Manager) applyHostEvent(ctx context.Context, ev driver.HostEvent) error {
+	if ev.Kind == driver.Heartbeat {
+		m.mu.RLock()
+		h := m.hosts[ev.HostUUID]
+		m.mu.RUnlock()
+		if h != nil {
+			h.heartbeat.Store(ev.Time.UnixNano())
+		}
+		return nil
+	}
+	for attempt := 0; ; attempt++ {
+		m.mu.RLock()
+		h := m.hosts[ev.HostUUID]
+		var cur *acliv1.Host
+		var rev int64
+		if h != nil {
+			cur, rev = h.pb, h.rev
+		}
+		m.mu.RUnlock()
+		if cur == nil {
+			return nil
+		}
+		next := proto.Clone(cur).(*acliv1.Host)
+		msg, severity, typ := "", "info", "host"
+		switch ev.Kind {
+		case driver.HostDown:
+			if cur.NodeState == acliv1.NodeState_kNodeDown {
+				return nil
+			}
+			next.NodeState, next.CvmState = acliv1.NodeState_kNodeDown, acliv1.CvmState_kCvmDown
+			msg, severity = "host "+cur.Name+" ("+cur.HypervisorIp+") is down: "+ev.Reason, "error"
+		case driver.HostUp:
+			if cur.NodeState != acliv1.NodeState_kNodeDown {
+				return nil
+			}
+			next.NodeState, next.CvmState = acliv1.NodeState_AcropolisNormal, acliv1.CvmState_kCvmUp
+			msg = "host " + cur.Name + " (" + cur.HypervisorIp + ") is up: " + ev.Reason
+		case driver.CvmDown:
+			if cur.CvmState != acliv1.CvmState_kCvmUp {
+				return nil
+			}
+			next.CvmState = acliv1.CvmState_kCvmDown
+			msg, severity, typ = "cvm "+cur.CvmIp+" on host "+cur.Name+" is down: "+ev.Reason, "error", "cvm"
+		case driver.CvmUp:
+			if cur.CvmState != acliv1.CvmState_kCvmDown || cur.NodeState == acliv1.NodeState_kNodeDown {
+				return nil
+			}
+			next.CvmState = acliv1.CvmState_kCvmUp
+			msg, typ = "cvm "+cur.CvmIp+" on host "+cur.Name+" is up: "+ev.Reason, "cvm"
+		default:
+			return nil
+		}
+		newRev, err := m.commit(ctx, []write{{key: hostKey(cur.Uuid), msg: next, rev: rev}})
+		if store.IsConflict(err) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		m.mu.Lock()
+		if h.rev == rev {
+			m.putHostLocked(next, newRev)
+		}
+		m.mu.Unlock()
+		if ev.Kind == driver.HostUp {
+			h.heartbeat.Store(ev.Time.UnixNano())
+		}
+		m.publish(typ, severity, "", []*acliv1.EntityRef{hostRef(next)}, "%s", msg)
+		m.log.Info("host state changed", "host", cur.Name, "event", ev.Kind.String(), "reason", ev.Reason)
+		return nil
+	}
+}

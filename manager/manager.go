@@ -1,0 +1,324 @@
+// Package manager is clusterd: the cluster model, the task engine, the event
+// bus and the gRPC services of the acli API.
+//
+// Structure:
+//
+//   - Model (model.go): the cluster, hosts, VMs and networks live in memory,
+//     loaded from the store at start, guarded by Manager.mu. Records are
+//     immutable protobuf messages replaced on every change (copy on write),
+//     so readers such as ListVms hand them to gRPC without copying.
+//   - Tasks (tasks.go): every mutation is a task. An RPC validates and
+//     reserves under the lock (marking the entities busy, so a conflicting
+//     operation is refused), then does the work outside it and commits the
+//     entity changes and the task's final state in one store transaction,
+//     comparing each entity's revision. Quick tasks (create, update, disks,
+//     NICs, networks) cost one transaction; tasks that drive hosts (power,
+//     delete) are also persisted when they start, so a restart finds them
+//     and ends them kFailed.
+//   - Events (manager/events): every finished task and host change is
+//     published; the log is persisted in the background.
+//   - Drivers (manager/driver): the manager decides, the driver carries out
+//     on hosts and reports host health, consumed in hostevents.go.
+//   - Placement (manager/placement): a replaceable function chooses the
+//     host a VM powers on on.
+//
+// Store layout: /cluster, /hosts/<uuid>, /vms/<uuid>, /networks/<uuid>,
+// /tasks/<uuid>, /events/<slot> — each a binary protobuf message.
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/events"
+	"github.com/acli-dev/acli/manager/placement"
+	"github.com/acli-dev/acli/manager/store"
+)
+
+// Version is the clusterd version, set at build time with
+// -ldflags "-X github.com/acli-dev/acli/manager.Version=v1.2.3".
+var Version = "0.1.0-dev"
+
+// Config assembles a Manager.
+type Config struct {
+	// Store persists the model; the Manager closes it on Close.
+	Store store.Store
+	// Driver carries out operations on hosts; the Manager closes it on Close.
+	Driver driver.Driver
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Placement chooses the host for a power-on (default placement.MostFreeMemory).
+	Placement placement.Func
+	// TaskRetention is how many finished tasks are kept (default 10,000).
+	TaskRetention int
+	// EventRetention is how many events are kept (default 10,000).
+	EventRetention int
+}
+
+// Manager is the cluster manager. Create it with New, serve it with
+// Register, stop it with Drain (optional) and Close.
+type Manager struct {
+	st     store.Store
+	drv    driver.Driver
+	log    *slog.Logger
+	place  placement.Func
+	bus    *events.Bus
+	health *health.Server
+
+	taskRetention int
+	eventCap      int
+
+	ctx      context.Context // cancelled by Close: running tasks stop
+	cancel   context.CancelFunc
+	draining chan struct{}
+	drainMu  sync.Once
+	wg       sync.WaitGroup // task runners
+	bgWG     sync.WaitGroup // host event consumer, event flusher
+	flushNow chan chan struct{}
+
+	mu      sync.RWMutex
+	closing bool
+	model
+}
+
+// New loads the model from the store (creating the cluster from the
+// driver's inventory on an empty store), ends tasks left running by a
+// previous run, and starts the driver.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Store == nil || cfg.Driver == nil {
+		return nil, errors.New("manager: Config.Store and Config.Driver are required")
+	}
+	m := &Manager{
+		st:            cfg.Store,
+		drv:           cfg.Driver,
+		log:           cfg.Logger,
+		place:         cfg.Placement,
+		taskRetention: cfg.TaskRetention,
+		draining:      make(chan struct{}),
+		flushNow:      make(chan chan struct{}),
+		health:        health.NewServer(),
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if m.place == nil {
+		m.place = placement.MostFreeMemory
+	}
+	if m.taskRetention <= 0 {
+		m.taskRetention = 10000
+	}
+	m.model.init()
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+
+	ctx := context.Background()
+	if err := m.load(ctx); err != nil {
+		return nil, err
+	}
+	if m.cluster == nil {
+		if err := m.bootstrap(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.recoverTasks(ctx); err != nil {
+		return nil, err
+	}
+	evs, err := m.loadEvents(ctx, cfg.EventRetention)
+	if err != nil {
+		return nil, err
+	}
+	m.bus = evs
+
+	hosts := make([]*acliv1.Host, 0, len(m.hostList))
+	for _, h := range m.hostList {
+		hosts = append(hosts, h.pb)
+	}
+	vms := make([]*acliv1.Vm, 0, len(m.vms))
+	for _, v := range m.vms {
+		vms = append(vms, v.pb)
+	}
+	hostEvents, err := m.drv.Start(m.ctx, hosts, vms)
+	if err != nil {
+		return nil, fmt.Errorf("starting the %s driver: %w", m.drv.Name(), err)
+	}
+	m.bgWG.Add(2)
+	go m.consumeHostEvents(hostEvents)
+	go m.flushEvents()
+	m.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	return m, nil
+}
+
+// bootstrap writes a new cluster from the driver's inventory.
+func (m *Manager) bootstrap(ctx context.Context) error {
+	inv := m.drv.Inventory()
+	if inv.Cluster == nil {
+		return fmt.Errorf("the %s driver proposed no cluster", m.drv.Name())
+	}
+	ws := []write{{key: clusterKey, msg: inv.Cluster}}
+	for _, h := range inv.Hosts {
+		ws = append(ws, write{key: hostKey(h.Uuid), msg: h})
+	}
+	rev, err := m.commit(ctx, ws)
+	if err != nil {
+		return fmt.Errorf("creating the cluster: %w", err)
+	}
+	m.cluster, m.clusterRev = inv.Cluster, rev
+	for _, h := range inv.Hosts {
+		m.putHostLocked(h, rev)
+	}
+	m.log.Info("created cluster", "name", inv.Cluster.Name, "hosts", len(inv.Hosts), "driver", m.drv.Name())
+	return nil
+}
+
+// Register serves the acli API, the gRPC health service and server
+// reflection on s.
+func (m *Manager) Register(s *grpc.Server) {
+	acliv1.RegisterClusterServiceServer(s, clusterService{m: m})
+	acliv1.RegisterHostServiceServer(s, hostService{m: m})
+	acliv1.RegisterVmServiceServer(s, vmService{m: m})
+	acliv1.RegisterNetworkServiceServer(s, networkService{m: m})
+	acliv1.RegisterTaskServiceServer(s, taskService{m: m})
+	acliv1.RegisterEventServiceServer(s, eventService{m: m})
+	acliv1.RegisterSimServiceServer(s, simService{m: m})
+	acliv1.RegisterVolumeGroupServiceServer(s, volumeGroupService{})
+	healthpb.RegisterHealthServer(s, m.health)
+	reflection.Register(s)
+}
+
+// DriverName is the driver in use ("sim", "libvirt").
+func (m *Manager) DriverName() string { return m.drv.Name() }
+
+// NumHosts is the number of hosts in the cluster.
+func (m *Manager) NumHosts() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.hostList)
+}
+
+// Drain ends the streaming RPCs (WatchTask, WatchEvents) so that a graceful
+// server stop does not wait for watchers, and reports NOT_SERVING.
+func (m *Manager) Drain() {
+	m.drainMu.Do(func() {
+		m.health.Shutdown()
+		close(m.draining)
+	})
+}
+
+// closeTimeout bounds how long Close waits for running tasks to record
+// their end.
+const closeTimeout = 5 * time.Second
+
+// Close stops the manager: running tasks are cancelled and end kFailed
+// (recorded in the store), the driver stops, retained events are flushed
+// and the store is closed.
+func (m *Manager) Close() error {
+	m.Drain()
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closing = true
+	m.mu.Unlock()
+	m.cancel()
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeTimeout):
+		m.log.Warn("tasks still running at shutdown; they will be failed at the next start")
+	}
+	derr := m.drv.Close() // closes the host event stream, ending the consumer
+	ack := make(chan struct{})
+	m.flushNow <- ack // final flush, then the flusher exits
+	<-ack
+	m.bgWG.Wait()
+	serr := m.st.Close()
+	return errors.Join(derr, serr)
+}
+
+// eventFlushInterval is how often new events are written to the store.
+const eventFlushInterval = 250 * time.Millisecond
+
+// flushEvents persists new events in the background, in slots
+// /events/<seq mod retention>, so the log survives restarts without adding
+// to the cost of each task. Up to one interval of events can be lost in a
+// crash.
+func (m *Manager) flushEvents() {
+	defer m.bgWG.Done()
+	t := time.NewTicker(eventFlushInterval)
+	defer t.Stop()
+	var flushed uint64 = m.bus.Last()
+	flush := func() {
+		evs := m.bus.Since(flushed)
+		if len(evs) == 0 {
+			return
+		}
+		ops := make([]store.Op, 0, len(evs))
+		for _, e := range evs {
+			b, err := proto.Marshal(e)
+			if err != nil {
+				continue
+			}
+			ops = append(ops, store.PutOp(eventKey(e.Seq, m.eventCap), b))
+		}
+		if _, err := m.st.Txn(context.Background(), nil, ops); err != nil {
+			m.log.Error("persisting events", "err", err)
+			return
+		}
+		flushed = evs[len(evs)-1].Seq
+	}
+	for {
+		select {
+		case <-t.C:
+			flush()
+		case ack := <-m.flushNow:
+			flush()
+			close(ack)
+			return
+		}
+	}
+}
+
+func (m *Manager) loadEvents(ctx context.Context, retention int) (*events.Bus, error) {
+	if retention <= 0 {
+		retention = events.DefaultCapacity
+	}
+	m.eventCap = retention
+	kvs, err := m.st.List(ctx, eventPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("loading events: %w", err)
+	}
+	evs := make([]*acliv1.Event, 0, len(kvs))
+	for _, kv := range kvs {
+		e := &acliv1.Event{}
+		if err := proto.Unmarshal(kv.Value, e); err != nil {
+			return nil, fmt.Errorf("loading event %s: %w", kv.Key, err)
+		}
+		evs = append(evs, e)
+	}
+	slices.SortFunc(evs, func(a, b *acliv1.Event) int { return int(a.Seq - b.Seq) })
+	bus := events.New(retention, 0)
+	bus.Restore(evs)
+	return bus, nil
+}
+
+// publish sends an event; the message is formatted like fmt.Sprintf.
+func (m *Manager) publish(typ, severity, taskUUID string, refs []*acliv1.EntityRef, format string, args ...any) {
+	m.bus.Publish(&acliv1.Event{
+		Type: typ, Severity: severity, TaskUuid: taskUUID, Entities: refs,
+		Message: fmt.Sprintf(format, args...),
+	})
+}

@@ -1,0 +1,519 @@
+package manager
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/placement"
+	"github.com/acli-dev/acli/manager/store"
+)
+
+// model is the in-memory cluster state, guarded by Manager.mu. Every pb
+// field holds an immutable message: changes build a new message and swap it.
+type model struct {
+	cluster    *acliv1.Cluster
+	clusterRev int64
+
+	hosts      map[string]*hostRec
+	hostByName map[string]*hostRec
+	hostByIP   map[string]*hostRec
+	hostList   []*hostRec // ordered by hypervisor IP
+
+	vms       map[string]*vmRec
+	vmsByName map[string][]*vmRec
+	// vmSorted orders the VMs by name then UUID, the ListVms order, so a
+	// listing never sorts. While loading it is appended to and sorted once.
+	vmSorted []*vmRec
+	loading  bool
+	macs      map[string]string // MAC -> VM UUID
+
+	networks  map[string]*netRec
+	netByName map[string]*netRec
+	nicCount  map[string]int // network UUID -> NICs
+
+	// busy maps an entity UUID (or a UUID being created) to the task
+	// changing it; a second task on the entity is refused.
+	busy map[string]*taskRec
+
+	tasks     map[string]*taskRec
+	taskList  []*taskRec // creation order
+	completed int
+}
+
+type hostRec struct {
+	pb  *acliv1.Host
+	rev int64
+	ip  netip.Addr
+	// Usage of running (and paused) VMs placed here.
+	memUsed int64
+	vcpus   int32
+	numVms  int32
+	// reserved is memory held for VMs powering on here.
+	reserved  int64
+	heartbeat atomic.Int64 // unix nanoseconds of the last heartbeat
+}
+
+type vmRec struct {
+	pb  *acliv1.Vm
+	rev int64
+	// wire is pb's protobuf encoding, made once per change so that listing
+	// thousands of VMs copies bytes instead of re-encoding every record.
+	wire []byte
+}
+
+type netRec struct {
+	pb  *acliv1.Network
+	rev int64
+}
+
+func (md *model) init() {
+	md.hosts = map[string]*hostRec{}
+	md.hostByName = map[string]*hostRec{}
+	md.hostByIP = map[string]*hostRec{}
+	md.vms = map[string]*vmRec{}
+	md.vmsByName = map[string][]*vmRec{}
+	md.macs = map[string]string{}
+	md.networks = map[string]*netRec{}
+	md.netByName = map[string]*netRec{}
+	md.nicCount = map[string]int{}
+	md.busy = map[string]*taskRec{}
+	md.tasks = map[string]*taskRec{}
+}
+
+// Store keys.
+const (
+	clusterKey    = "/cluster"
+	hostPrefix    = "/hosts/"
+	vmPrefix      = "/vms/"
+	networkPrefix = "/networks/"
+	taskPrefix    = "/tasks/"
+	eventPrefix   = "/events/"
+)
+
+func hostKey(id string) string    { return hostPrefix + id }
+func vmKey(id string) string      { return vmPrefix + id }
+func networkKey(id string) string { return networkPrefix + id }
+func taskKey(id string) string    { return taskPrefix + id }
+
+// eventKey is the slot of an event: the log is a ring in the store too.
+func eventKey(seq uint64, capacity int) string {
+	return fmt.Sprintf("%s%06d", eventPrefix, seq%uint64(capacity))
+}
+
+// anyRev in a write skips the revision compare.
+const anyRev = -1
+
+// write is one change in a transaction: msg nil deletes the key; rev is the
+// mod revision the key must have now (0: must not exist, anyRev: no check).
+type write struct {
+	key string
+	msg proto.Message
+	rev int64
+}
+
+// commit applies writes in one store transaction.
+func (m *Manager) commit(ctx context.Context, ws []write) (int64, error) {
+	conds := make([]store.Cond, 0, len(ws))
+	ops := make([]store.Op, 0, len(ws))
+	for _, w := range ws {
+		if w.rev != anyRev {
+			conds = append(conds, store.Cond{Key: w.key, ModRev: w.rev})
+		}
+		if w.msg == nil {
+			ops = append(ops, store.DeleteOp(w.key))
+			continue
+		}
+		b, err := proto.Marshal(w.msg)
+		if err != nil {
+			return 0, fmt.Errorf("encoding %s: %w", w.key, err)
+		}
+		ops = append(ops, store.PutOp(w.key, b))
+	}
+	return m.st.Txn(ctx, conds, ops)
+}
+
+// load reads the whole model from the store.
+func (m *Manager) load(ctx context.Context) error {
+	if kv, err := m.st.Get(ctx, clusterKey); err == nil {
+		c := &acliv1.Cluster{}
+		if err := proto.Unmarshal(kv.Value, c); err != nil {
+			return fmt.Errorf("loading the cluster record: %w", err)
+		}
+		m.cluster, m.clusterRev = c, kv.ModRev
+	} else if err != store.ErrNotFound {
+		return fmt.Errorf("loading the cluster record: %w", err)
+	}
+	type loader struct {
+		prefix string
+		fn     func(kv store.KV) error
+	}
+	loaders := []loader{
+		{hostPrefix, func(kv store.KV) error {
+			h := &acliv1.Host{}
+			if err := proto.Unmarshal(kv.Value, h); err != nil {
+				return err
+			}
+			m.putHostLocked(h, kv.ModRev)
+			return nil
+		}},
+		{networkPrefix, func(kv store.KV) error {
+			n := &acliv1.Network{}
+			if err := proto.Unmarshal(kv.Value, n); err != nil {
+				return err
+			}
+			m.putNetworkLocked(n, kv.ModRev)
+			return nil
+		}},
+		{vmPrefix, func(kv store.KV) error {
+			v := &acliv1.Vm{}
+			if err := proto.Unmarshal(kv.Value, v); err != nil {
+				return err
+			}
+			m.putVmLocked(v, kv.ModRev)
+			return nil
+		}},
+		{taskPrefix, func(kv store.KV) error {
+			t := &acliv1.Task{}
+			if err := proto.Unmarshal(kv.Value, t); err != nil {
+				return err
+			}
+			m.registerTaskLocked(&taskRec{pb: t, rev: kv.ModRev, changed: make(chan struct{})})
+			return nil
+		}},
+	}
+	m.loading = true
+	defer func() { m.loading = false }()
+	for _, l := range loaders {
+		kvs, err := m.st.List(ctx, l.prefix)
+		if err != nil {
+			return fmt.Errorf("loading %s: %w", l.prefix, err)
+		}
+		for _, kv := range kvs {
+			if err := l.fn(kv); err != nil {
+				return fmt.Errorf("loading %s: %w", kv.Key, err)
+			}
+		}
+	}
+	slices.SortFunc(m.vmSorted, vmOrder)
+	slices.SortStableFunc(m.taskList, func(a, b *taskRec) int {
+		return a.pb.CreateTime.AsTime().Compare(b.pb.CreateTime.AsTime())
+	})
+	return nil
+}
+
+// ---- hosts ----
+
+func (m *Manager) putHostLocked(h *acliv1.Host, rev int64) {
+	r := m.hosts[h.Uuid]
+	if r == nil {
+		r = &hostRec{}
+		m.hosts[h.Uuid] = r
+		r.ip, _ = netip.ParseAddr(h.HypervisorIp)
+		m.hostList = append(m.hostList, r)
+		r.pb = h
+		slices.SortFunc(m.hostList, func(a, b *hostRec) int {
+			if c := a.ip.Compare(b.ip); c != 0 {
+				return c
+			}
+			return strings.Compare(a.pb.Name, b.pb.Name)
+		})
+	} else {
+		delete(m.hostByName, r.pb.Name)
+		delete(m.hostByIP, r.pb.HypervisorIp)
+	}
+	r.pb, r.rev = h, rev
+	m.hostByName[h.Name] = r
+	m.hostByIP[h.HypervisorIp] = r
+}
+
+// hostUnavailable says why nothing may be placed on a host ("" if usable).
+func hostUnavailable(h *acliv1.Host) string {
+	switch h.NodeState {
+	case acliv1.NodeState_kNodeDown:
+		return "host is down"
+	case acliv1.NodeState_EnteringMaintenanceMode:
+		return "host is entering maintenance mode"
+	case acliv1.NodeState_EnteredMaintenanceMode:
+		return "host is in maintenance mode"
+	}
+	if !h.Schedulable {
+		if h.SchedulableReason != "" {
+			return "host is not schedulable: " + h.SchedulableReason
+		}
+		return "host is not schedulable"
+	}
+	return ""
+}
+
+// hostOut is the API view of a host: stored fields plus live usage.
+func (m *Manager) hostOut(r *hostRec) *acliv1.Host {
+	h := proto.Clone(r.pb).(*acliv1.Host)
+	if why := hostUnavailable(r.pb); why != "" {
+		h.Schedulable = false
+		if r.pb.Schedulable || r.pb.SchedulableReason == "" {
+			h.SchedulableReason = why
+		}
+	}
+	h.Connected = r.pb.NodeState != acliv1.NodeState_kNodeDown
+	h.MemoryUsedBytes = r.memUsed + r.reserved
+	h.VcpusUsed = r.vcpus
+	h.NumVms = r.numVms
+	if hb := r.heartbeat.Load(); hb > 0 {
+		h.LastHeartbeat = timestamppb.New(unixNano(hb))
+	}
+	return h
+}
+
+func (m *Manager) hostNamesLocked() []string {
+	out := make([]string, 0, 2*len(m.hostList))
+	for _, h := range m.hostList {
+		out = append(out, h.pb.Name, h.pb.HypervisorIp)
+	}
+	return out
+}
+
+// hostLocked resolves a host by UUID, name or hypervisor IP.
+func (m *Manager) hostLocked(field, ref string) (*hostRec, error) {
+	if ref == "" {
+		return nil, apierr.BadField(field, "%s is required: give a host name, UUID or hypervisor IP", field)
+	}
+	if r := m.hosts[strings.ToLower(ref)]; r != nil {
+		return r, nil
+	}
+	if r := m.hostByName[ref]; r != nil {
+		return r, nil
+	}
+	if r := m.hostByIP[ref]; r != nil {
+		return r, nil
+	}
+	return nil, apierr.NotFound("host", ref, m.hostNamesLocked())
+}
+
+// candidatesLocked is the placement snapshot.
+func (m *Manager) candidatesLocked() []placement.Host {
+	out := make([]placement.Host, len(m.hostList))
+	for i, r := range m.hostList {
+		out[i] = placement.Host{
+			UUID: r.pb.Uuid, Name: r.pb.Name, IP: r.ip,
+			MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: r.memUsed + r.reserved,
+			NumVms: int(r.numVms), Unavailable: hostUnavailable(r.pb),
+		}
+	}
+	return out
+}
+
+func hostRef(h *acliv1.Host) *acliv1.EntityRef {
+	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kHost, Uuid: h.Uuid, Name: h.Name}
+}
+
+// ---- VMs ----
+
+// placed reports whether a VM uses its host's resources.
+func placed(v *acliv1.Vm) bool {
+	return v.HostUuid != "" && (v.PowerState == acliv1.PowerState_kOn || v.PowerState == acliv1.PowerState_kPaused)
+}
+
+func (m *Manager) usage(v *acliv1.Vm, sign int64) {
+	if v == nil || !placed(v) {
+		return
+	}
+	if h := m.hosts[v.HostUuid]; h != nil {
+		h.memUsed += sign * v.MemoryBytes
+		h.vcpus += int32(sign) * v.NumVcpus
+		h.numVms += int32(sign)
+	}
+}
+
+func (m *Manager) indexVm(v *acliv1.Vm, add bool) {
+	d := 1
+	if !add {
+		d = -1
+	}
+	for _, n := range v.Nics {
+		m.nicCount[n.NetworkUuid] += d
+		if add {
+			m.macs[n.Mac] = v.Uuid
+		} else {
+			delete(m.macs, n.Mac)
+		}
+	}
+}
+
+func vmOrder(a, b *vmRec) int {
+	return cmp.Or(strings.Compare(a.pb.Name, b.pb.Name), strings.Compare(a.pb.Uuid, b.pb.Uuid))
+}
+
+func (m *Manager) unsort(r *vmRec) {
+	if i, ok := slices.BinarySearchFunc(m.vmSorted, r, vmOrder); ok {
+		m.vmSorted = slices.Delete(m.vmSorted, i, i+1)
+	}
+}
+
+func (m *Manager) putVmLocked(v *acliv1.Vm, rev int64) {
+	old := m.vms[v.Uuid]
+	renamed := old == nil || old.pb.Name != v.Name
+	if old != nil {
+		m.usage(old.pb, -1)
+		m.indexVm(old.pb, false)
+		if renamed {
+			m.unindexName(old)
+			m.unsort(old) // by its old name
+		}
+	}
+	r := old
+	if r == nil {
+		r = &vmRec{}
+		m.vms[v.Uuid] = r
+	}
+	r.pb, r.rev = v, rev
+	if renamed {
+		m.vmsByName[v.Name] = append(m.vmsByName[v.Name], r)
+		if m.loading {
+			m.vmSorted = append(m.vmSorted, r)
+		} else {
+			i, _ := slices.BinarySearchFunc(m.vmSorted, r, vmOrder)
+			m.vmSorted = slices.Insert(m.vmSorted, i, r)
+		}
+	}
+	r.wire, _ = proto.Marshal(v)
+	m.usage(v, 1)
+	m.indexVm(v, true)
+}
+
+func (m *Manager) unindexName(r *vmRec) {
+	list := slices.DeleteFunc(m.vmsByName[r.pb.Name], func(x *vmRec) bool { return x == r })
+	if len(list) == 0 {
+		delete(m.vmsByName, r.pb.Name)
+	} else {
+		m.vmsByName[r.pb.Name] = list
+	}
+}
+
+func (m *Manager) deleteVmLocked(id string) {
+	r := m.vms[id]
+	if r == nil {
+		return
+	}
+	m.usage(r.pb, -1)
+	m.indexVm(r.pb, false)
+	m.unindexName(r)
+	m.unsort(r)
+	delete(m.vms, id)
+}
+
+// vmOut is the API view of a VM. Records are immutable, so an idle VM is
+// returned as is; a busy one is copied to carry its task.
+func (m *Manager) vmOut(r *vmRec) *acliv1.Vm {
+	if t := m.busy[r.pb.Uuid]; t != nil {
+		v := proto.Clone(r.pb).(*acliv1.Vm)
+		v.BusyTaskUuid = t.pb.Uuid
+		return v
+	}
+	return r.pb
+}
+
+// vmLocked resolves a VM by UUID or unique name.
+func (m *Manager) vmLocked(field, ref string) (*vmRec, error) {
+	if ref == "" {
+		return nil, apierr.BadField(field, "%s is required: give a VM name or UUID", field)
+	}
+	if r := m.vms[strings.ToLower(ref)]; r != nil {
+		return r, nil
+	}
+	switch list := m.vmsByName[ref]; len(list) {
+	case 0:
+		names := make([]string, 0, len(m.vmsByName))
+		for n := range m.vmsByName {
+			names = append(names, n)
+		}
+		return nil, apierr.NotFound("vm", ref, names)
+	case 1:
+		return list[0], nil
+	default:
+		ids := make([]string, len(list))
+		for i, r := range list {
+			ids[i] = r.pb.Uuid
+		}
+		slices.Sort(ids)
+		return nil, apierr.BadField(field, "vm name %q is ambiguous: %d VMs have it (%s); give the UUID", ref, len(ids), strings.Join(ids, ", "))
+	}
+}
+
+func vmRef(v *acliv1.Vm) *acliv1.EntityRef {
+	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: v.Uuid, Name: v.Name}
+}
+
+// ---- networks ----
+
+func (m *Manager) putNetworkLocked(n *acliv1.Network, rev int64) {
+	if old := m.networks[n.Uuid]; old != nil {
+		delete(m.netByName, old.pb.Name)
+	}
+	r := &netRec{pb: n, rev: rev}
+	m.networks[n.Uuid] = r
+	m.netByName[n.Name] = r
+}
+
+func (m *Manager) deleteNetworkLocked(id string) {
+	if r := m.networks[id]; r != nil {
+		delete(m.netByName, r.pb.Name)
+		delete(m.networks, id)
+	}
+}
+
+func (m *Manager) networkLocked(field, ref string) (*netRec, error) {
+	if ref == "" {
+		return nil, apierr.BadField(field, "%s is required: give a network name or UUID", field)
+	}
+	if r := m.networks[strings.ToLower(ref)]; r != nil {
+		return r, nil
+	}
+	if r := m.netByName[ref]; r != nil {
+		return r, nil
+	}
+	names := make([]string, 0, len(m.netByName))
+	for n := range m.netByName {
+		names = append(names, n)
+	}
+	return nil, apierr.NotFound("network", ref, names)
+}
+
+func (m *Manager) networkOut(r *netRec) *acliv1.Network {
+	n := proto.Clone(r.pb).(*acliv1.Network)
+	n.NumNics = int32(m.nicCount[r.pb.Uuid])
+	return n
+}
+
+func networkRef(n *acliv1.Network) *acliv1.EntityRef {
+	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kNetwork, Uuid: n.Uuid, Name: n.Name}
+}
+
+// ---- helpers ----
+
+// checkBusyLocked refuses an operation on an entity another task changes.
+func (m *Manager) checkBusyLocked(kind, name, id string) error {
+	if t := m.busy[id]; t != nil {
+		return apierr.Busy(kind, name, t.pb.Uuid, t.pb.Operation.String())
+	}
+	return nil
+}
+
+// parseUUID normalises an explicit UUID.
+func parseUUID(field, s string) (string, error) {
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return "", apierr.BadField(field, "%s %q is not a UUID, e.g. %s", field, s, uuid.NewString())
+	}
+	return u.String(), nil
+}

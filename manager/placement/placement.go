@@ -1,0 +1,115 @@
+// Package placement chooses the host a VM powers on on. The manager calls a
+// Func; the default, MostFreeMemory, is replaced by the scheduler when it
+// lands, so the input is a plain snapshot with no manager types.
+package placement
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// Host is one candidate as the manager sees it now.
+type Host struct {
+	UUID string
+	Name string
+	IP   netip.Addr
+	// MemoryBytes is the capacity; MemoryUsedBytes includes reservations of
+	// VMs that are powering on.
+	MemoryBytes     int64
+	MemoryUsedBytes int64
+	NumVms          int
+	// Unavailable says why nothing may be placed here ("host is down",
+	// "host is not schedulable: reason"); empty when the host is usable.
+	Unavailable string
+}
+
+// Free returns the unreserved memory.
+func (h Host) Free() int64 { return h.MemoryBytes - h.MemoryUsedBytes }
+
+// Request is the VM to place.
+type Request struct {
+	VmName      string
+	MemoryBytes int64
+	// Affinity lists the host UUIDs the VM must run on; empty means any.
+	Affinity []string
+}
+
+// Rejection is why one host cannot take the VM.
+type Rejection struct {
+	Host Host
+	// Kind is "MEMORY", "UNAVAILABLE" or "AFFINITY".
+	Kind   string
+	Reason string
+	// Shortfall is the missing memory in bytes for a MEMORY rejection.
+	Shortfall int64
+}
+
+// Func picks a host UUID for the request, or returns "" and one rejection
+// per host. It must be deterministic for the same input.
+type Func func(hosts []Host, req Request) (string, []Rejection)
+
+// Check returns why h cannot take req, or nil when it can.
+func Check(h Host, req Request) *Rejection {
+	if h.Unavailable != "" {
+		return &Rejection{Host: h, Kind: "UNAVAILABLE", Reason: h.Unavailable}
+	}
+	if len(req.Affinity) > 0 && !slices.Contains(req.Affinity, h.UUID) {
+		return &Rejection{Host: h, Kind: "AFFINITY", Reason: fmt.Sprintf("vm %s has host affinity elsewhere", req.VmName)}
+	}
+	if free := h.Free(); free < req.MemoryBytes {
+		return &Rejection{Host: h, Kind: "MEMORY", Shortfall: req.MemoryBytes - free,
+			Reason: fmt.Sprintf("needs %s, %s free (short by %s)", Bytes(req.MemoryBytes), Bytes(max(free, 0)), Bytes(req.MemoryBytes-free))}
+	}
+	return nil
+}
+
+// MostFreeMemory places on the usable host with the most free memory, then
+// the fewest VMs, then the lowest IP.
+func MostFreeMemory(hosts []Host, req Request) (string, []Rejection) {
+	var best *Host
+	var rej []Rejection
+	for i := range hosts {
+		h := &hosts[i]
+		if r := Check(*h, req); r != nil {
+			rej = append(rej, *r)
+			continue
+		}
+		if best == nil || better(h, best) {
+			best = h
+		}
+	}
+	if best == nil {
+		return "", rej
+	}
+	return best.UUID, nil
+}
+
+func better(a, b *Host) bool {
+	if c := cmp.Compare(a.Free(), b.Free()); c != 0 {
+		return c > 0
+	}
+	if a.NumVms != b.NumVms {
+		return a.NumVms < b.NumVms
+	}
+	return a.IP.Less(b.IP)
+}
+
+// Bytes formats a size the way acli prints it (binary units).
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB"}
+	v, i := float64(n)/unit, 0
+	for v >= unit && i < len(units)-1 {
+		v /= unit
+		i++
+	}
+	if v == float64(int64(v)) {
+		return fmt.Sprintf("%d %s", int64(v), units[i])
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
+}

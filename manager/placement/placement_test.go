@@ -1,0 +1,68 @@
+package placement
+
+import (
+	"net/netip"
+	"testing"
+)
+
+const gib = int64(1) << 30
+
+func hosts() []Host {
+	return []Host{
+		{UUID: "a", Name: "h1", IP: netip.MustParseAddr("127.20.0.21"), MemoryBytes: 256 * gib, MemoryUsedBytes: 100 * gib, NumVms: 3},
+		{UUID: "b", Name: "h2", IP: netip.MustParseAddr("127.20.0.22"), MemoryBytes: 256 * gib, MemoryUsedBytes: 50 * gib, NumVms: 5},
+		{UUID: "c", Name: "h3", IP: netip.MustParseAddr("127.20.0.23"), MemoryBytes: 256 * gib, MemoryUsedBytes: 50 * gib, NumVms: 2},
+	}
+}
+
+func TestMostFreeMemoryThenFewestVmsThenIP(t *testing.T) {
+	hs := hosts()
+	if got, _ := MostFreeMemory(hs, Request{MemoryBytes: gib}); got != "c" {
+		t.Fatalf("picked %s, want c (tie on memory, fewer VMs)", got)
+	}
+	hs[2].NumVms = 5
+	if got, _ := MostFreeMemory(hs, Request{MemoryBytes: gib}); got != "b" {
+		t.Fatalf("picked %s, want b (tie on memory and VMs, lower IP)", got)
+	}
+	// Deterministic regardless of input order.
+	rev := []Host{hs[2], hs[1], hs[0]}
+	if got, _ := MostFreeMemory(rev, Request{MemoryBytes: gib}); got != "b" {
+		t.Fatalf("order-dependent: picked %s", got)
+	}
+}
+
+func TestSkipsUnavailableAndAffinity(t *testing.T) {
+	hs := hosts()
+	hs[1].Unavailable = "host is down"
+	hs[2].Unavailable = "host is not schedulable: firmware"
+	if got, _ := MostFreeMemory(hs, Request{MemoryBytes: gib}); got != "a" {
+		t.Fatalf("picked %s, want a", got)
+	}
+	hs = hosts()
+	if got, _ := MostFreeMemory(hs, Request{MemoryBytes: gib, Affinity: []string{"a"}}); got != "a" {
+		t.Fatalf("affinity ignored: picked %s", got)
+	}
+}
+
+func TestFitsNowhereNamesShortfallPerHost(t *testing.T) {
+	hs := hosts()
+	hs[1].Unavailable = "host is down"
+	got, rej := MostFreeMemory(hs, Request{VmName: "big", MemoryBytes: 210 * gib})
+	if got != "" || len(rej) != 3 {
+		t.Fatalf("got %q with %d rejections, want none and 3", got, len(rej))
+	}
+	if rej[0].Kind != "MEMORY" || rej[0].Shortfall != 54*gib || rej[0].Reason != "needs 210 GiB, 156 GiB free (short by 54 GiB)" {
+		t.Fatalf("h1 rejection %+v", rej[0])
+	}
+	if rej[1].Kind != "UNAVAILABLE" || rej[1].Reason != "host is down" || rej[2].Kind != "MEMORY" || rej[2].Shortfall != 4*gib {
+		t.Fatalf("rejections %+v", rej)
+	}
+}
+
+func TestBytes(t *testing.T) {
+	for n, want := range map[int64]string{512: "512 B", 4 * gib: "4 GiB", 1536 << 20: "1.5 GiB", 256 << 20: "256 MiB"} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

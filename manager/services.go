@@ -1,0 +1,499 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/driver"
+)
+
+// ---- ClusterService ----
+
+type clusterService struct {
+	acliv1.UnimplementedClusterServiceServer
+	m *Manager
+}
+
+func (s clusterService) GetCluster(ctx context.Context, _ *acliv1.GetClusterRequest) (*acliv1.Cluster, error) {
+	m := s.m
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c := proto.Clone(m.cluster).(*acliv1.Cluster)
+	c.Version = Version
+	c.Driver = m.drv.Name()
+	c.NumHosts = int32(len(m.hostList))
+	c.NumVms = int32(len(m.vms))
+	return c, nil
+}
+
+// ---- HostService ----
+
+type hostService struct {
+	acliv1.UnimplementedHostServiceServer
+	m *Manager
+}
+
+func (s hostService) ListHosts(ctx context.Context, _ *acliv1.ListHostsRequest) (*acliv1.ListHostsResponse, error) {
+	m := s.m
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := &acliv1.ListHostsResponse{Hosts: make([]*acliv1.Host, len(m.hostList))}
+	for i, h := range m.hostList {
+		out.Hosts[i] = m.hostOut(h)
+	}
+	return out, nil
+}
+
+func (s hostService) GetHost(ctx context.Context, req *acliv1.GetHostRequest) (*acliv1.Host, error) {
+	m := s.m
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	h, err := m.hostLocked("host", req.Host)
+	if err != nil {
+		return nil, err
+	}
+	return m.hostOut(h), nil
+}
+
+func (s hostService) UpdateHost(ctx context.Context, req *acliv1.UpdateHostRequest) (*acliv1.Task, error) {
+	m := s.m
+	if req.Schedulable == nil && req.Reason == "" {
+		return nil, apierr.BadField("schedulable", "nothing to update: give schedulable=true|false (and a reason)")
+	}
+	if req.Reason != "" && (req.Schedulable == nil || *req.Schedulable) {
+		return nil, apierr.BadField("reason", "a reason is recorded only with schedulable=false")
+	}
+	m.mu.Lock()
+	h, err := m.hostLocked("host", req.Host)
+	if err == nil {
+		err = m.checkBusyLocked("host", h.pb.Name, h.pb.Uuid)
+	}
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	cur, rev := h.pb, h.rev
+	next := proto.Clone(cur).(*acliv1.Host)
+	next.Schedulable = *req.Schedulable
+	next.SchedulableReason = ""
+	msg := fmt.Sprintf("host %s is schedulable", cur.Name)
+	if !next.Schedulable {
+		next.SchedulableReason = req.Reason
+		msg = fmt.Sprintf("host %s is not schedulable", cur.Name)
+		if req.Reason != "" {
+			msg += ": " + req.Reason
+		}
+	}
+	t := m.newTaskLocked(acliv1.TaskOperation_kHostUpdate, []*acliv1.EntityRef{hostRef(cur)}, cur.Uuid)
+	m.mu.Unlock()
+	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		return outcome{
+			writes:  []write{{key: hostKey(cur.Uuid), msg: next, rev: rev}},
+			apply:   func(rev int64) { m.putHostLocked(next, rev) },
+			message: msg,
+		}, nil
+	})
+}
+
+func (hostService) EnterMaintenanceModeCheck(context.Context, *acliv1.EnterMaintenanceModeRequest) (*acliv1.MaintenanceCheck, error) {
+	return nil, apierr.Unimplemented("host.enter_maintenance_mode_check")
+}
+func (hostService) EnterMaintenanceMode(context.Context, *acliv1.EnterMaintenanceModeRequest) (*acliv1.Task, error) {
+	return nil, apierr.Unimplemented("host.enter_maintenance_mode")
+}
+func (hostService) ExitMaintenanceMode(context.Context, *acliv1.ExitMaintenanceModeRequest) (*acliv1.Task, error) {
+	return nil, apierr.Unimplemented("host.exit_maintenance_mode")
+}
+func (hostService) EnterCvmMaintenanceMode(context.Context, *acliv1.CvmMaintenanceRequest) (*acliv1.Task, error) {
+	return nil, apierr.Unimplemented("cvm.enter_maintenance_mode")
+}
+func (hostService) ExitCvmMaintenanceMode(context.Context, *acliv1.CvmMaintenanceRequest) (*acliv1.Task, error) {
+	return nil, apierr.Unimplemented("cvm.exit_maintenance_mode")
+}
+func (hostService) AddHost(context.Context, *acliv1.AddHostRequest) (*acliv1.Task, error) {
+	return nil, apierr.Unimplemented("host.add")
+}
+func (hostService) RemoveHost(context.Context, *acliv1.RemoveHostRequest) (*acliv1.Task, error) {
+	return nil, apierr.Unimplemented("host.remove")
+}
+
+// ---- NetworkService ----
+
+type networkService struct {
+	acliv1.UnimplementedNetworkServiceServer
+	m *Manager
+}
+
+func (s networkService) ListNetworks(ctx context.Context, _ *acliv1.ListNetworksRequest) (*acliv1.ListNetworksResponse, error) {
+	m := s.m
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := &acliv1.ListNetworksResponse{}
+	for _, n := range m.networks {
+		out.Networks = append(out.Networks, m.networkOut(n))
+	}
+	slices.SortFunc(out.Networks, func(a, b *acliv1.Network) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (s networkService) GetNetwork(ctx context.Context, req *acliv1.GetNetworkRequest) (*acliv1.Network, error) {
+	m := s.m
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	n, err := m.networkLocked("network", req.Network)
+	if err != nil {
+		return nil, err
+	}
+	return m.networkOut(n), nil
+}
+
+func (s networkService) CreateNetwork(ctx context.Context, req *acliv1.CreateNetworkRequest) (*acliv1.Task, error) {
+	m := s.m
+	n := &acliv1.Network{
+		Uuid: uuid.NewString(), Name: req.Name, VlanId: req.VlanId, Mode: req.Mode,
+		VswitchName: req.VswitchName, IpConfig: req.IpConfig,
+	}
+	var bad []apierr.Field
+	if err := checkName("network", n.Name); err != nil {
+		bad = append(bad, apierr.Field{Field: "name", Description: err.Error()})
+	}
+	if n.VlanId < 0 || n.VlanId > 4094 {
+		bad = append(bad, apierr.Field{Field: "vlan_id", Description: fmt.Sprintf("vlan %d is out of range; use 0 (native) to 4094", n.VlanId)})
+	}
+	if n.Mode == acliv1.NetworkMode_NETWORK_MODE_UNSPECIFIED {
+		n.Mode = acliv1.NetworkMode_kAccess
+	} else if _, ok := acliv1.NetworkMode_name[int32(n.Mode)]; !ok {
+		bad = append(bad, apierr.Field{Field: "mode", Description: fmt.Sprintf("network mode %d is unknown; use kAccess or kTrunked", n.Mode)})
+	}
+	if n.VswitchName == "" {
+		n.VswitchName = "vs0"
+	}
+	if n.IpConfig != "" {
+		p, err := netip.ParsePrefix(n.IpConfig)
+		if err != nil {
+			bad = append(bad, apierr.Field{Field: "ip_config", Description: fmt.Sprintf("ip_config %q is not an address with prefix, e.g. 10.1.0.0/24", n.IpConfig)})
+		} else {
+			n.IpConfig = p.Masked().String()
+		}
+	}
+	if len(bad) > 0 {
+		return nil, apierr.InvalidArgument(bad...)
+	}
+	m.mu.Lock()
+	if other := m.netByName[n.Name]; other != nil {
+		m.mu.Unlock()
+		return nil, apierr.AlreadyExists("network", n.Name, "network names are unique (uuid "+other.pb.Uuid+")")
+	}
+	if t := m.busy["network-name:"+n.Name]; t != nil {
+		m.mu.Unlock()
+		return nil, apierr.Busy("network", n.Name, t.pb.Uuid, t.pb.Operation.String())
+	}
+	t := m.newTaskLocked(acliv1.TaskOperation_kNetworkCreate, []*acliv1.EntityRef{networkRef(n)}, n.Uuid, "network-name:"+n.Name)
+	m.mu.Unlock()
+	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		return outcome{
+			writes:  []write{{key: networkKey(n.Uuid), msg: n, rev: 0}},
+			apply:   func(rev int64) { m.putNetworkLocked(n, rev) },
+			message: fmt.Sprintf("network %s created (vlan %d)", n.Name, n.VlanId),
+		}, nil
+	})
+}
+
+func (s networkService) DeleteNetwork(ctx context.Context, req *acliv1.DeleteNetworkRequest) (*acliv1.Task, error) {
+	m := s.m
+	m.mu.Lock()
+	n, err := m.networkLocked("network", req.Network)
+	if err == nil {
+		err = m.checkBusyLocked("network", n.pb.Name, n.pb.Uuid)
+	}
+	if err == nil && m.nicCount[n.pb.Uuid] > 0 {
+		var vs []apierr.Violation
+		for _, v := range m.vms {
+			for _, nic := range v.pb.Nics {
+				if nic.NetworkUuid == n.pb.Uuid {
+					vs = append(vs, apierr.Violation{Type: "IN_USE", Subject: "vm:" + v.pb.Name,
+						Description: fmt.Sprintf("vm %s has NIC %s on it", v.pb.Name, nic.Mac)})
+				}
+			}
+		}
+		slices.SortFunc(vs, func(a, b apierr.Violation) int { return strings.Compare(a.Description, b.Description) })
+		err = apierr.FailedPrecondition(fmt.Sprintf("network %s has %d NICs; delete them first", n.pb.Name, len(vs)), vs...)
+	}
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	cur, rev := n.pb, n.rev
+	t := m.newTaskLocked(acliv1.TaskOperation_kNetworkDelete, []*acliv1.EntityRef{networkRef(cur)}, cur.Uuid)
+	m.mu.Unlock()
+	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		return outcome{
+			writes:  []write{{key: networkKey(cur.Uuid), rev: rev}},
+			apply:   func(int64) { m.deleteNetworkLocked(cur.Uuid) },
+			message: fmt.Sprintf("network %s deleted", cur.Name),
+		}, nil
+	})
+}
+
+// checkName validates an entity name.
+func checkName(kind, name string) error {
+	if strings.TrimSpace(name) == "" {
+		return fmt.Errorf("%s name is required", kind)
+	}
+	if len(name) > 255 {
+		return fmt.Errorf("%s name is %d characters long; at most 255", kind, len(name))
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%s name %q contains a control character", kind, name)
+		}
+	}
+	return nil
+}
+
+// ---- TaskService ----
+
+type taskService struct {
+	acliv1.UnimplementedTaskServiceServer
+	m *Manager
+}
+
+func (s taskService) ListTasks(ctx context.Context, req *acliv1.ListTasksRequest) (*acliv1.ListTasksResponse, error) {
+	m := s.m
+	limit := int(req.Limit)
+	if limit < 0 {
+		return nil, apierr.BadField("limit", "limit %d must not be negative", req.Limit)
+	}
+	if limit == 0 {
+		limit = 100
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	// An entity given by name or UUID matches tasks naming it either way.
+	match := func(*acliv1.Task) bool { return true }
+	if req.Entity != "" {
+		want := map[string]bool{req.Entity: true, strings.ToLower(req.Entity): true}
+		for _, v := range m.vmsByName[req.Entity] {
+			want[v.pb.Uuid] = true
+		}
+		if h := m.hostByName[req.Entity]; h != nil {
+			want[h.pb.Uuid] = true
+		}
+		if h := m.hostByIP[req.Entity]; h != nil {
+			want[h.pb.Uuid] = true
+		}
+		if n := m.netByName[req.Entity]; n != nil {
+			want[n.pb.Uuid] = true
+		}
+		match = func(t *acliv1.Task) bool {
+			for _, e := range t.Entities {
+				if want[e.Uuid] || want[e.Name] {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	out := &acliv1.ListTasksResponse{}
+	for i := len(m.taskList) - 1; i >= 0 && len(out.Tasks) < limit; i-- {
+		t := m.taskList[i].pb
+		if (req.IncludeCompleted || !finished(t.Status)) && match(t) {
+			out.Tasks = append(out.Tasks, t)
+		}
+	}
+	return out, nil
+}
+
+func (s taskService) GetTask(ctx context.Context, req *acliv1.GetTaskRequest) (*acliv1.Task, error) {
+	m := s.m
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	t, err := m.taskLocked(req.Uuid)
+	if err != nil {
+		return nil, err
+	}
+	return t.pb, nil
+}
+
+func (m *Manager) taskLocked(id string) (*taskRec, error) {
+	if id == "" {
+		return nil, apierr.BadField("uuid", "task uuid is required")
+	}
+	if t := m.tasks[strings.ToLower(id)]; t != nil {
+		return t, nil
+	}
+	return nil, apierr.NotFound("task", id, nil)
+}
+
+// WatchTask sends the task now and on every change; the last message is the
+// final state. A slow watcher may skip intermediate states, never the last.
+func (s taskService) WatchTask(req *acliv1.GetTaskRequest, stream acliv1.TaskService_WatchTaskServer) error {
+	m := s.m
+	var sent uint64
+	for {
+		m.mu.RLock()
+		t, err := m.taskLocked(req.Uuid)
+		var pb *acliv1.Task
+		var changed chan struct{}
+		if err == nil {
+			pb, changed = t.pb, t.changed
+		}
+		m.mu.RUnlock()
+		if err != nil {
+			if sent > 0 {
+				return status.Errorf(codes.Aborted, "task %s was abandoned before it was recorded", req.Uuid)
+			}
+			return err
+		}
+		if pb.Revision != sent {
+			if err := stream.Send(pb); err != nil {
+				return err
+			}
+			sent = pb.Revision
+		}
+		if finished(pb.Status) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		case <-m.draining:
+			return status.Error(codes.Unavailable, "clusterd is shutting down; watch the task again after it restarts")
+		}
+	}
+}
+
+// ---- EventService ----
+
+type eventService struct {
+	acliv1.UnimplementedEventServiceServer
+	m *Manager
+}
+
+// eventTypes are the event types clusterd emits.
+var eventTypes = []string{"host", "vm", "task", "migration", "ha", "iscsi", "cvm", "network", "vg", "cluster"}
+
+func checkEventType(typ string) error {
+	if typ == "" || slices.Contains(eventTypes, typ) {
+		return nil
+	}
+	if s := apierr.Nearest(typ, eventTypes); s != "" {
+		return apierr.BadField("type", "unknown event type %q (did you mean %q?)", typ, s)
+	}
+	return apierr.BadField("type", "unknown event type %q; use one of %s", typ, strings.Join(eventTypes, ", "))
+}
+
+func (s eventService) ListEvents(ctx context.Context, req *acliv1.ListEventsRequest) (*acliv1.ListEventsResponse, error) {
+	if err := checkEventType(req.Type); err != nil {
+		return nil, err
+	}
+	if req.Limit < 0 {
+		return nil, apierr.BadField("limit", "limit %d must not be negative", req.Limit)
+	}
+	limit := int(req.Limit)
+	if limit == 0 {
+		limit = 100
+	}
+	return &acliv1.ListEventsResponse{Events: s.m.bus.List(req.Type, limit)}, nil
+}
+
+func (s eventService) WatchEvents(req *acliv1.WatchEventsRequest, stream acliv1.EventService_WatchEventsServer) error {
+	if err := checkEventType(req.Type); err != nil {
+		return err
+	}
+	m := s.m
+	sub := m.bus.Subscribe(req.Type, req.SinceSeq)
+	defer sub.Close()
+	var last uint64
+	for {
+		select {
+		case e, ok := <-sub.C():
+			if !ok {
+				return status.Errorf(codes.ResourceExhausted, "event stream fell behind; watch again with since_seq=%d", last)
+			}
+			if err := stream.Send(e); err != nil {
+				return err
+			}
+			last = e.Seq
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		case <-m.draining:
+			return status.Errorf(codes.Unavailable, "clusterd is shutting down; watch again with since_seq=%d after it restarts", last)
+		}
+	}
+}
+
+// ---- SimService ----
+
+type simService struct {
+	acliv1.UnimplementedSimServiceServer
+	m *Manager
+}
+
+func (s simService) fault(ctx context.Context, ref string, kind driver.EventKind, do func(driver.FaultInjector, string) error) (*acliv1.SimResponse, error) {
+	m := s.m
+	fi, ok := m.drv.(driver.FaultInjector)
+	if !ok {
+		return nil, status.Errorf(codes.Unimplemented, "fault injection needs the sim driver; this clusterd runs the %s driver", m.drv.Name())
+	}
+	m.mu.RLock()
+	h, err := m.hostLocked("host", ref)
+	var id, name string
+	if err == nil {
+		id, name = h.pb.Uuid, h.pb.Name
+	}
+	m.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	if err := do(fi, id); err != nil {
+		return nil, apierr.Precondition("SIM", "host:"+name, "%v", err)
+	}
+	// Apply now so the answer shows the new state; the driver's own event
+	// for the change then finds nothing left to do.
+	if err := m.applyHostEvent(ctx, driver.HostEvent{Kind: kind, HostUUID: id, Time: timeNow(), Reason: faultReasons[kind]}); err != nil {
+		return nil, rpcError(err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return &acliv1.SimResponse{Host: m.hostOut(h)}, nil
+}
+
+var faultReasons = map[driver.EventKind]string{
+	driver.HostDown: "heartbeats stopped (fault injected)",
+	driver.HostUp:   "host recovered",
+	driver.CvmDown:  "cvm stopped (fault injected)",
+	driver.CvmUp:    "cvm recovered",
+}
+
+func (s simService) FailHost(ctx context.Context, req *acliv1.SimHostRequest) (*acliv1.SimResponse, error) {
+	return s.fault(ctx, req.Host, driver.HostDown, driver.FaultInjector.FailHost)
+}
+func (s simService) RecoverHost(ctx context.Context, req *acliv1.SimHostRequest) (*acliv1.SimResponse, error) {
+	return s.fault(ctx, req.Host, driver.HostUp, driver.FaultInjector.RecoverHost)
+}
+func (s simService) FailCvm(ctx context.Context, req *acliv1.SimHostRequest) (*acliv1.SimResponse, error) {
+	return s.fault(ctx, req.Host, driver.CvmDown, driver.FaultInjector.FailCvm)
+}
+func (s simService) RecoverCvm(ctx context.Context, req *acliv1.SimHostRequest) (*acliv1.SimResponse, error) {
+	return s.fault(ctx, req.Host, driver.CvmUp, driver.FaultInjector.RecoverCvm)
+}
+
+// ---- VolumeGroupService ----
+
+// volumeGroupService answers Unimplemented until volume groups land; the
+// embedded type supplies every method.
+type volumeGroupService struct {
+	acliv1.UnimplementedVolumeGroupServiceServer
+}

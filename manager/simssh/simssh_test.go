@@ -1,0 +1,172 @@
+package simssh
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/acli-dev/acli/fanout"
+	"golang.org/x/crypto/ssh"
+)
+
+var vmsByHost = map[string][]VMInfo{
+	"127.0.0.61": {
+		{ID: 0, Name: "db-backup", State: "shut off"},
+		{ID: 7, Name: "web-frontend-01", State: "running"},
+		{ID: 3, Name: "db01", State: "paused"},
+	},
+}
+
+func lookup(ip string) []VMInfo { return vmsByHost[ip] }
+
+func serve(t *testing.T, dir string) (*Server, []Target) {
+	t.Helper()
+	s, err := New(dir, lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	targets := []Target{
+		{IP: "127.0.0.61", Name: "sim-host-1", Kind: KindHost},
+		{IP: "127.0.0.62", Name: "sim-cvm-1", Kind: KindCVM, HostIP: "127.0.0.61"},
+	}
+	if err := s.Serve(targets); err != nil {
+		t.Fatal(err)
+	}
+	return s, targets
+}
+
+// run executes cmd on the targets through the fan-out client, trusting
+// only the host keys the server publishes.
+func run(t *testing.T, s *Server, targets []Target, identity, cmd string, timeout time.Duration) fanout.Result {
+	t.Helper()
+	opts := fanout.Options{IdentityFiles: []string{identity}, DefaultUser: "root", CommandTimeout: timeout}
+	for _, tg := range targets {
+		hk, err := s.HostKey(tg.IP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Targets = append(opts.Targets, fanout.Target{Host: tg.IP, Port: s.Port(tg.IP), HostKeys: []string{hk.AuthorizedKey}})
+	}
+	res, err := fanout.Run(context.Background(), opts, cmd, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestShimsNameTheHostAndListItsVMs(t *testing.T) {
+	s, targets := serve(t, t.TempDir())
+	res := run(t, s, targets, s.ClientKeyPath(), `hostname; echo "$HOSTNAME"; hostname -i; virsh list --all`, 0)
+	host, cvm := res.Hosts[0], res.Hosts[1]
+	wantHost := "sim-host-1\nsim-host-1\n127.0.0.61\n" +
+		" Id   Name              State\n" +
+		"---------------------------------\n" +
+		" 3    db01              paused\n" +
+		" 7    web-frontend-01   running\n" +
+		" -    db-backup         shut off\n\n"
+	if host.Status != fanout.StatusOK || host.Stdout != wantHost {
+		t.Errorf("host: %s %q\nwant %q (stderr %q)", host.Status, host.Stdout, wantHost, host.Stderr)
+	}
+	// CVMs have no virsh: the shell says so, like a real CVM would.
+	if cvm.ExitCode != 127 || !strings.HasPrefix(cvm.Stdout, "sim-cvm-1\nsim-cvm-1\n127.0.0.62\n") || !strings.Contains(cvm.Stderr, "virsh") {
+		t.Errorf("cvm: %+v", cvm)
+	}
+
+	res = run(t, s, targets[:1], s.ClientKeyPath(), "virsh list --name; virsh list | wc -l; virsh nodeinfo", 0)
+	if h := res.Hosts[0]; h.Stdout != "db01\nweb-frontend-01\n\n5\n" || h.ExitCode != 1 || !strings.Contains(h.Stderr, "unknown command: 'nodeinfo'") {
+		t.Errorf("virsh variants: %+v", h)
+	}
+}
+
+func TestKeysPersistAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	s1, targets := serve(t, dir)
+	k1, _ := s1.HostKey("127.0.0.61")
+	client1, _ := os.ReadFile(s1.ClientKeyPath())
+	s1.Close()
+
+	s2, _ := serve(t, dir)
+	k2, _ := s2.HostKey("127.0.0.61")
+	client2, _ := os.ReadFile(s2.ClientKeyPath())
+	if k1 != k2 || !bytes.Equal(client1, client2) {
+		t.Fatalf("keys changed across restart: %v %v", k1, k2)
+	}
+	if !strings.HasPrefix(k1.AuthorizedKey, "ssh-ed25519 ") || !strings.HasPrefix(k1.Fingerprint, "SHA256:") {
+		t.Errorf("host key %+v", k1)
+	}
+	if k3, _ := s2.HostKey("127.0.0.62"); k3 == k1 {
+		t.Error("host and CVM share a host key")
+	}
+	if fi, err := os.Stat(s2.ClientKeyPath()); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("client key mode: %v %v", fi.Mode(), err)
+	}
+	if res := run(t, s2, targets, s2.ClientKeyPath(), "true", 0); res.Status != 0 {
+		t.Errorf("restarted server: %+v", res.Hosts)
+	}
+}
+
+func TestForeignClientKeyRefused(t *testing.T) {
+	s, targets := serve(t, t.TempDir())
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	block, _ := ssh.MarshalPrivateKey(priv, "")
+	foreign := filepath.Join(t.TempDir(), "id_ed25519")
+	os.WriteFile(foreign, pem.EncodeToMemory(block), 0o600)
+	res := run(t, s, targets, foreign, "hostname", 0)
+	for _, h := range res.Hosts {
+		if h.Status != fanout.StatusUnreachable || !strings.Contains(h.Error, "unable to authenticate") {
+			t.Errorf("foreign key: %+v", h)
+		}
+	}
+}
+
+func TestServeRefusesNonLoopbackAndDuplicates(t *testing.T) {
+	s, targets := serve(t, t.TempDir())
+	if err := s.Serve([]Target{{IP: "10.1.2.3", Kind: KindHost}}); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+		t.Errorf("non-loopback: %v", err)
+	}
+	if err := s.Serve(targets[:1]); err == nil || !strings.Contains(err.Error(), "already served") {
+		t.Errorf("duplicate: %v", err)
+	}
+	if err := s.Serve([]Target{{IP: "127.0.0.63", Kind: "vm"}}); err == nil || !strings.Contains(err.Error(), `unknown kind "vm"`) {
+		t.Errorf("bad kind: %v", err)
+	}
+}
+
+func TestClosedSessionKillsCommand(t *testing.T) {
+	s, targets := serve(t, t.TempDir())
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	res := run(t, s, targets[:1], s.ClientKeyPath(), "echo $$ > "+pidFile+"; sleep 30", time.Second)
+	if res.Hosts[0].Status != fanout.StatusTimeout {
+		t.Fatalf("%+v", res.Hosts[0])
+	}
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("shell %d still running after the session closed", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestFormatVirshListEmpty(t *testing.T) {
+	want := " Id   Name   State\n-------------------\n\n"
+	if got := FormatVirshList(nil, true); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

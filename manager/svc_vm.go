@@ -1,0 +1,731 @@
+package manager
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/placement"
+)
+
+type vmService struct {
+	acliv1.UnimplementedVmServiceServer
+	m *Manager
+}
+
+func (s vmService) ListVms(ctx context.Context, req *acliv1.ListVmsRequest) (*acliv1.ListVmsResponse, error) {
+	m := s.m
+	if _, ok := acliv1.PowerState_name[int32(req.PowerState)]; !ok {
+		return nil, apierr.BadField("power_state", "power state %d is unknown; use kOn, kOff or kPaused", req.PowerState)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	hostFilter := ""
+	if req.Host != "" {
+		h, err := m.hostLocked("host", req.Host)
+		if err != nil {
+			return nil, err
+		}
+		hostFilter = h.pb.Uuid
+	}
+	recs := make([]*vmRec, 0, len(m.vms))
+	size := 0
+	for _, r := range m.vmSorted {
+		if hostFilter != "" && r.pb.HostUuid != hostFilter {
+			continue
+		}
+		if req.PowerState != acliv1.PowerState_POWER_STATE_UNSPECIFIED && r.pb.PowerState != req.PowerState {
+			continue
+		}
+		recs = append(recs, r)
+		size += len(r.wire) + 64
+	}
+	return vmListResponse(recs, m.busy, size), nil
+}
+
+// vmListResponse encodes the VMs from their cached encodings: each is
+// written as an occurrence of ListVmsResponse.vms (field 1) in the
+// message's raw field data, which protobuf marshals verbatim and every
+// client decodes as the repeated field. A busy VM gets busy_task_uuid
+// (field 20) appended to its record; a later field occurrence is valid
+// protobuf and sets the field.
+func vmListResponse(recs []*vmRec, busy map[string]*taskRec, size int) *acliv1.ListVmsResponse {
+	const vmsField, busyField = 1, 20
+	buf := make([]byte, 0, size)
+	for _, r := range recs {
+		buf = protowire.AppendTag(buf, vmsField, protowire.BytesType)
+		t := busy[r.pb.Uuid]
+		if t == nil {
+			buf = protowire.AppendBytes(buf, r.wire)
+			continue
+		}
+		extra := protowire.SizeTag(busyField) + protowire.SizeBytes(len(t.pb.Uuid))
+		buf = protowire.AppendVarint(buf, uint64(len(r.wire)+extra))
+		buf = append(buf, r.wire...)
+		buf = protowire.AppendTag(buf, busyField, protowire.BytesType)
+		buf = protowire.AppendString(buf, t.pb.Uuid)
+	}
+	resp := &acliv1.ListVmsResponse{}
+	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(buf))
+	return resp
+}
+
+func (s vmService) GetVm(ctx context.Context, req *acliv1.GetVmRequest) (*acliv1.Vm, error) {
+	m := s.m
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r, err := m.vmLocked("vm", req.Vm)
+	if err != nil {
+		return nil, err
+	}
+	return m.vmOut(r), nil
+}
+
+func (s vmService) CreateVm(ctx context.Context, req *acliv1.CreateVmRequest) (*acliv1.Task, error) {
+	m := s.m
+	v := &acliv1.Vm{
+		Uuid: uuid.NewString(), Name: req.Name, NumVcpus: req.NumVcpus, NumCoresPerVcpu: req.NumCoresPerVcpu,
+		MemoryBytes: req.MemoryBytes, PowerState: acliv1.PowerState_kOff, HaPriority: req.HaPriority,
+		AgentVm: req.AgentVm, Description: req.Description, Passthrough: req.Passthrough,
+		DirtyRateMbps: req.DirtyRateMbps, CreateTime: timestamppb.Now(),
+	}
+	var bad []apierr.Field
+	if err := checkName("vm", v.Name); err != nil {
+		bad = append(bad, apierr.Field{Field: "name", Description: err.Error()})
+	}
+	bad = append(bad, checkShape(&v.NumVcpus, &v.NumCoresPerVcpu, v.MemoryBytes, v.DirtyRateMbps, true)...)
+	if req.Uuid != "" {
+		id, err := parseUUID("uuid", req.Uuid)
+		if err != nil {
+			return nil, err
+		}
+		v.Uuid = id
+	}
+	if len(bad) > 0 {
+		return nil, apierr.InvalidArgument(bad...)
+	}
+	m.mu.Lock()
+	if other := m.vms[v.Uuid]; other != nil {
+		m.mu.Unlock()
+		return nil, apierr.AlreadyExists("vm", v.Uuid, "vm "+other.pb.Name+" has this UUID")
+	}
+	if t := m.busy[v.Uuid]; t != nil {
+		m.mu.Unlock()
+		return nil, apierr.AlreadyExists("vm", v.Uuid, "task "+t.pb.Uuid+" is creating a VM with this UUID")
+	}
+	t := m.newTaskLocked(acliv1.TaskOperation_kVmCreate, []*acliv1.EntityRef{vmRef(v)}, v.Uuid)
+	m.mu.Unlock()
+	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		return outcome{
+			writes:  []write{{key: vmKey(v.Uuid), msg: v, rev: 0}},
+			apply:   func(rev int64) { m.putVmLocked(v, rev) },
+			message: fmt.Sprintf("vm %s created (%d vCPU, %s)", v.Name, v.NumVcpus, placement.Bytes(v.MemoryBytes)),
+		}, nil
+	})
+}
+
+// checkShape validates (and defaults, when create) the sizing fields.
+func checkShape(vcpus, cores *int32, mem, dirty int64, create bool) []apierr.Field {
+	var bad []apierr.Field
+	if create && *vcpus == 0 {
+		*vcpus = 1
+	}
+	if create && *cores == 0 {
+		*cores = 1
+	}
+	if *vcpus < 1 {
+		bad = append(bad, apierr.Field{Field: "num_vcpus", Description: fmt.Sprintf("num_vcpus %d must be at least 1", *vcpus)})
+	}
+	if *cores < 1 {
+		bad = append(bad, apierr.Field{Field: "num_cores_per_vcpu", Description: fmt.Sprintf("num_cores_per_vcpu %d must be at least 1", *cores)})
+	}
+	if mem <= 0 {
+		bad = append(bad, apierr.Field{Field: "memory_bytes", Description: fmt.Sprintf("memory %d must be greater than 0, e.g. memory=4G", mem)})
+	}
+	if dirty < 0 {
+		bad = append(bad, apierr.Field{Field: "dirty_rate_mbps", Description: fmt.Sprintf("dirty_rate_mbps %d must not be negative", dirty)})
+	}
+	return bad
+}
+
+// editVm is the common shape of a quick VM change: resolve the VM, refuse
+// if busy, let change build the new record (under the lock; it may also
+// reserve host memory via t.release), and commit it in one transaction.
+func (m *Manager) editVm(ctx context.Context, ref string, op acliv1.TaskOperation, change func(cur *acliv1.Vm, t *taskRec) (*acliv1.Vm, string, error), extraLocks ...string) (*acliv1.Task, error) {
+	m.mu.Lock()
+	r, err := m.vmLocked("vm", ref)
+	if err == nil {
+		err = m.checkBusyLocked("vm", r.pb.Name, r.pb.Uuid)
+	}
+	for _, l := range extraLocks {
+		if err == nil {
+			if t := m.busy[l]; t != nil {
+				err = apierr.Busy("vm", r.pb.Name, t.pb.Uuid, t.pb.Operation.String())
+			}
+		}
+	}
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	cur, rev := r.pb, r.rev
+	t := m.newTaskLocked(op, []*acliv1.EntityRef{vmRef(cur)}, append([]string{cur.Uuid}, extraLocks...)...)
+	next, msg, err := change(cur, t)
+	if err != nil {
+		m.forgetLocked(t)
+		m.mu.Unlock()
+		return nil, err
+	}
+	m.mu.Unlock()
+	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		return outcome{
+			writes:  []write{{key: vmKey(cur.Uuid), msg: next, rev: rev}},
+			apply:   func(rev int64) { m.putVmLocked(next, rev) },
+			message: msg,
+		}, nil
+	})
+}
+
+func (s vmService) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*acliv1.Task, error) {
+	m := s.m
+	if req.Name == nil && req.NumVcpus == nil && req.NumCoresPerVcpu == nil && req.MemoryBytes == nil &&
+		req.HaPriority == nil && req.AgentVm == nil && req.Description == nil && req.Passthrough == nil && req.DirtyRateMbps == nil {
+		return nil, apierr.BadField("vm", "nothing to update: give at least one of name, num_vcpus, num_cores_per_vcpu, memory, ha_priority, agent_vm, description, passthrough, dirty_rate_mbps")
+	}
+	return m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmUpdate, func(cur *acliv1.Vm, t *taskRec) (*acliv1.Vm, string, error) {
+		v := proto.Clone(cur).(*acliv1.Vm)
+		var changed []string
+		if req.Name != nil {
+			if err := checkName("vm", *req.Name); err != nil {
+				return nil, "", apierr.BadField("name", "%v", err)
+			}
+			v.Name = *req.Name
+			changed = append(changed, "name")
+		}
+		set32 := func(dst *int32, src *int32, what string) {
+			if src != nil {
+				*dst = *src
+				changed = append(changed, what)
+			}
+		}
+		set32(&v.NumVcpus, req.NumVcpus, "num_vcpus")
+		set32(&v.NumCoresPerVcpu, req.NumCoresPerVcpu, "num_cores_per_vcpu")
+		set32(&v.HaPriority, req.HaPriority, "ha_priority")
+		if req.MemoryBytes != nil {
+			v.MemoryBytes = *req.MemoryBytes
+			changed = append(changed, "memory")
+		}
+		if req.AgentVm != nil {
+			v.AgentVm = *req.AgentVm
+			changed = append(changed, "agent_vm")
+		}
+		if req.Description != nil {
+			v.Description = *req.Description
+			changed = append(changed, "description")
+		}
+		if req.Passthrough != nil {
+			v.Passthrough = *req.Passthrough
+			changed = append(changed, "passthrough")
+		}
+		if req.DirtyRateMbps != nil {
+			v.DirtyRateMbps = *req.DirtyRateMbps
+			changed = append(changed, "dirty_rate_mbps")
+		}
+		if bad := checkShape(&v.NumVcpus, &v.NumCoresPerVcpu, v.MemoryBytes, v.DirtyRateMbps, false); len(bad) > 0 {
+			return nil, "", apierr.InvalidArgument(bad...)
+		}
+		// Growing a running VM needs the memory on its host now; hold it
+		// until the change is recorded so no power-on takes it meanwhile.
+		if grow := v.MemoryBytes - cur.MemoryBytes; grow > 0 && placed(cur) {
+			h := m.hosts[cur.HostUuid]
+			if free := h.pb.MemoryBytes - h.memUsed - h.reserved; grow > free {
+				return nil, "", apierr.Precondition("MEMORY", "host:"+h.pb.Name,
+					"vm %s is on and host %s has %s free; growing it by %s would over-commit memory",
+					cur.Name, h.pb.Name, placement.Bytes(max(free, 0)), placement.Bytes(grow))
+			}
+			h.reserved += grow
+			t.release = func() { h.reserved -= grow }
+		}
+		return v, fmt.Sprintf("vm %s updated (%s)", v.Name, strings.Join(changed, ", ")), nil
+	})
+}
+
+func (s vmService) DeleteVm(ctx context.Context, req *acliv1.DeleteVmRequest) (*acliv1.Task, error) {
+	m := s.m
+	m.mu.Lock()
+	r, err := m.vmLocked("vm", req.Vm)
+	if err == nil {
+		err = m.checkBusyLocked("vm", r.pb.Name, r.pb.Uuid)
+	}
+	if err == nil && placed(r.pb) {
+		err = apierr.Precondition("POWER_STATE", "vm:"+r.pb.Name, "vm %s is %s; power it off first", r.pb.Name, powerWord(r.pb.PowerState))
+	}
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	cur, rev := r.pb, r.rev
+	var host *acliv1.Host
+	if h := m.hosts[cur.HostUuid]; h != nil {
+		host = h.pb
+	}
+	t := m.newTaskLocked(acliv1.TaskOperation_kVmDelete, []*acliv1.EntityRef{vmRef(cur)}, cur.Uuid)
+	m.mu.Unlock()
+	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		if err := m.drv.Undefine(ctx, host, cur); err != nil {
+			return outcome{}, err
+		}
+		return outcome{
+			writes:  []write{{key: vmKey(cur.Uuid), rev: rev}},
+			apply:   func(int64) { m.deleteVmLocked(cur.Uuid) },
+			message: fmt.Sprintf("vm %s deleted", cur.Name),
+		}, nil
+	})
+}
+
+func powerWord(p acliv1.PowerState) string {
+	switch p {
+	case acliv1.PowerState_kOn:
+		return "on"
+	case acliv1.PowerState_kPaused:
+		return "paused"
+	}
+	return "off"
+}
+
+var transitionOps = map[acliv1.PowerTransition]acliv1.TaskOperation{
+	acliv1.PowerTransition_kPowerOn:  acliv1.TaskOperation_kVmPowerOn,
+	acliv1.PowerTransition_kPowerOff: acliv1.TaskOperation_kVmPowerOff,
+	acliv1.PowerTransition_kShutdown: acliv1.TaskOperation_kVmShutdown,
+	acliv1.PowerTransition_kReboot:   acliv1.TaskOperation_kVmReboot,
+	acliv1.PowerTransition_kReset:    acliv1.TaskOperation_kVmReset,
+}
+
+func (s vmService) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateRequest) (*acliv1.Task, error) {
+	m := s.m
+	op, ok := transitionOps[req.Transition]
+	if !ok {
+		return nil, apierr.BadField("transition", "power transition %s is not valid; use kPowerOn, kPowerOff, kShutdown, kReboot or kReset", req.Transition)
+	}
+	if req.Host != "" && req.Transition != acliv1.PowerTransition_kPowerOn {
+		return nil, apierr.BadField("host", "host applies only to kPowerOn")
+	}
+	m.mu.Lock()
+	r, err := m.vmLocked("vm", req.Vm)
+	if err == nil {
+		err = m.checkBusyLocked("vm", r.pb.Name, r.pb.Uuid)
+	}
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	cur, rev := r.pb, r.rev
+	var host *hostRec
+	if placed(cur) {
+		host = m.hosts[cur.HostUuid]
+	}
+	on := cur.PowerState == acliv1.PowerState_kOn
+	refs := []*acliv1.EntityRef{vmRef(cur)}
+
+	// Requests that change nothing succeed at once, so scripts can repeat them.
+	noop := ""
+	switch req.Transition {
+	case acliv1.PowerTransition_kPowerOn:
+		if on {
+			noop = fmt.Sprintf("vm %s is already on", cur.Name)
+		}
+	case acliv1.PowerTransition_kPowerOff, acliv1.PowerTransition_kShutdown:
+		if cur.PowerState == acliv1.PowerState_kOff {
+			noop = fmt.Sprintf("vm %s is already off", cur.Name)
+		}
+	}
+	if noop != "" {
+		t := m.newTaskLocked(op, refs, cur.Uuid)
+		m.mu.Unlock()
+		return m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) { return outcome{message: noop}, nil })
+	}
+	switch {
+	case req.Transition == acliv1.PowerTransition_kPowerOn && cur.PowerState == acliv1.PowerState_kPaused:
+		err = apierr.Precondition("POWER_STATE", "vm:"+cur.Name, "vm %s is paused; power it off first", cur.Name)
+	case (req.Transition == acliv1.PowerTransition_kReboot || req.Transition == acliv1.PowerTransition_kReset ||
+		req.Transition == acliv1.PowerTransition_kShutdown) && !on:
+		err = apierr.Precondition("POWER_STATE", "vm:"+cur.Name, "vm %s is %s; power it on first", cur.Name, powerWord(cur.PowerState))
+	}
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+
+	if req.Transition != acliv1.PowerTransition_kPowerOn {
+		if host == nil {
+			m.mu.Unlock()
+			return nil, apierr.Precondition("HOST", "vm:"+cur.Name, "vm %s is %s but its host %s is unknown", cur.Name, powerWord(cur.PowerState), cur.HostUuid)
+		}
+		hpb := host.pb
+		t := m.newTaskLocked(op, append(refs, hostRef(hpb)), cur.Uuid)
+		m.mu.Unlock()
+		return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+			return m.powerChange(ctx, t, req.Transition, cur, rev, hpb)
+		})
+	}
+
+	target, err := m.chooseHostLocked(cur, req.Host)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	// Hold the memory on the target until the VM is recorded there.
+	target.reserved += cur.MemoryBytes
+	t := m.newTaskLocked(op, append(refs, hostRef(target.pb)), cur.Uuid)
+	t.release = func() { target.reserved -= cur.MemoryBytes }
+	tpb := target.pb
+	m.mu.Unlock()
+	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		m.progress(t, 10, "powering on vm %s on host %s (%s)", cur.Name, tpb.Name, tpb.HypervisorIp)
+		if err := m.drv.PowerOn(ctx, tpb, cur); err != nil {
+			return outcome{}, err
+		}
+		v := proto.Clone(cur).(*acliv1.Vm)
+		v.PowerState, v.HostUuid, v.HostName = acliv1.PowerState_kOn, tpb.Uuid, tpb.Name
+		return outcome{
+			writes:  []write{{key: vmKey(v.Uuid), msg: v, rev: rev}},
+			apply:   func(rev int64) { m.putVmLocked(v, rev) },
+			message: fmt.Sprintf("vm %s powered on on host %s (%s)", v.Name, tpb.Name, tpb.HypervisorIp),
+		}, nil
+	})
+}
+
+// chooseHostLocked picks where a VM powers on: the named host if it can
+// take it, else the placement function's choice. Refusals list every
+// violated rule (per host when placement finds nothing).
+func (m *Manager) chooseHostLocked(v *acliv1.Vm, named string) (*hostRec, error) {
+	preq := placement.Request{VmName: v.Name, MemoryBytes: v.MemoryBytes, Affinity: v.HostAffinity}
+	if named != "" {
+		h, err := m.hostLocked("host", named)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range m.candidatesLocked() {
+			if c.UUID != h.pb.Uuid {
+				continue
+			}
+			if rej := placement.Check(c, preq); rej != nil {
+				return nil, apierr.FailedPrecondition(fmt.Sprintf("cannot power on vm %s on host %s", v.Name, h.pb.Name), violation(*rej))
+			}
+		}
+		return h, nil
+	}
+	id, rejs := m.place(m.candidatesLocked(), preq)
+	if id == "" {
+		vs := make([]apierr.Violation, len(rejs))
+		for i, r := range rejs {
+			vs[i] = violation(r)
+		}
+		if len(vs) == 0 {
+			return nil, apierr.Precondition("NO_HOST", "cluster", "vm %s cannot power on: the cluster has no hosts", v.Name)
+		}
+		return nil, apierr.FailedPrecondition(fmt.Sprintf("vm %s (%s) fits on no host", v.Name, placement.Bytes(v.MemoryBytes)), vs...)
+	}
+	return m.hosts[id], nil
+}
+
+func violation(r placement.Rejection) apierr.Violation {
+	return apierr.Violation{
+		Type: r.Kind, Subject: "host:" + r.Host.Name,
+		Description: fmt.Sprintf("host %s (%s): %s", r.Host.Name, r.Host.IP, r.Reason),
+	}
+}
+
+// powerChange carries out off, shutdown, reboot and reset.
+func (m *Manager) powerChange(ctx context.Context, t *taskRec, tr acliv1.PowerTransition, cur *acliv1.Vm, rev int64, host *acliv1.Host) (outcome, error) {
+	var err error
+	var verb string
+	stops := false
+	switch tr {
+	case acliv1.PowerTransition_kPowerOff:
+		m.progress(t, 10, "powering off vm %s", cur.Name)
+		err, verb, stops = m.drv.PowerOff(ctx, host, cur), "powered off", true
+	case acliv1.PowerTransition_kShutdown:
+		m.progress(t, 10, "shutting down vm %s (ACPI)", cur.Name)
+		err, verb, stops = m.drv.Shutdown(ctx, host, cur), "shut down", true
+	case acliv1.PowerTransition_kReboot:
+		m.progress(t, 10, "rebooting vm %s (ACPI)", cur.Name)
+		err, verb = m.drv.Reboot(ctx, host, cur), "rebooted"
+	case acliv1.PowerTransition_kReset:
+		m.progress(t, 10, "resetting vm %s", cur.Name)
+		err, verb = m.drv.Reset(ctx, host, cur), "reset"
+	}
+	if err != nil {
+		return outcome{}, err
+	}
+	out := outcome{message: fmt.Sprintf("vm %s %s on host %s", cur.Name, verb, host.Name)}
+	if stops {
+		v := proto.Clone(cur).(*acliv1.Vm)
+		v.PowerState, v.HostUuid, v.HostName = acliv1.PowerState_kOff, "", ""
+		out.writes = []write{{key: vmKey(v.Uuid), msg: v, rev: rev}}
+		out.apply = func(rev int64) { m.putVmLocked(v, rev) }
+	}
+	return out, nil
+}
+
+// ---- disks ----
+
+var diskBuses = []string{"scsi", "ide", "sata", "pci"}
+
+// maxDiskIndex is the number of devices each bus takes.
+var maxDiskIndex = map[string]int32{"scsi": 256, "ide": 4, "sata": 6, "pci": 32}
+
+func checkBus(bus string) (string, error) {
+	b := strings.ToLower(bus)
+	if slices.Contains(diskBuses, b) {
+		return b, nil
+	}
+	if s := apierr.Nearest(b, diskBuses); s != "" {
+		return "", apierr.BadField("bus", "bus %q is unknown (did you mean %q?)", bus, s)
+	}
+	return "", apierr.BadField("bus", "bus %q is unknown; use scsi, ide, sata or pci", bus)
+}
+
+func diskName(d *acliv1.Disk) string { return fmt.Sprintf("%s.%d", d.Bus, d.Index) }
+
+func (s vmService) CreateDisk(ctx context.Context, req *acliv1.CreateDiskRequest) (*acliv1.Task, error) {
+	bus := req.Bus
+	if bus == "" {
+		bus = "scsi"
+		if req.Cdrom {
+			bus = "ide"
+		}
+	}
+	bus, err := checkBus(bus)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case req.Cdrom && bus == "pci":
+		return nil, apierr.BadField("bus", "a CD-ROM cannot be on the pci bus; use ide, sata or scsi")
+	case req.SizeBytes < 0 || (!req.Cdrom && req.SizeBytes == 0):
+		return nil, apierr.BadField("size_bytes", "disk size %d must be greater than 0, e.g. size=20G", req.SizeBytes)
+	case req.Index != nil && (*req.Index < 0 || *req.Index >= maxDiskIndex[bus]):
+		return nil, apierr.BadField("index", "index %d is out of range for the %s bus (0-%d)", *req.Index, bus, maxDiskIndex[bus]-1)
+	}
+	container := req.Container
+	if container == "" {
+		container = "default-container"
+	}
+	return s.m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmDiskCreate, func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
+		used := map[int32]bool{}
+		for _, d := range cur.Disks {
+			if d.Bus == bus {
+				used[d.Index] = true
+			}
+		}
+		idx := int32(-1)
+		if req.Index != nil {
+			if used[*req.Index] {
+				return nil, "", apierr.AlreadyExists("disk", fmt.Sprintf("%s.%d", bus, *req.Index), "vm "+cur.Name+" already has this device; pick another index or omit it")
+			}
+			idx = *req.Index
+		} else {
+			for i := int32(0); i < maxDiskIndex[bus]; i++ {
+				if !used[i] {
+					idx = i
+					break
+				}
+			}
+			if idx < 0 {
+				return nil, "", apierr.Precondition("DISK_SLOTS", "vm:"+cur.Name, "the %s bus of vm %s is full (%d devices); use another bus", bus, cur.Name, maxDiskIndex[bus])
+			}
+		}
+		d := &acliv1.Disk{Index: idx, Uuid: uuid.NewString(), Bus: bus, SizeBytes: req.SizeBytes, Container: container, Cdrom: req.Cdrom}
+		v := proto.Clone(cur).(*acliv1.Vm)
+		v.Disks = append(v.Disks, d)
+		slices.SortFunc(v.Disks, func(a, b *acliv1.Disk) int {
+			return cmp.Or(strings.Compare(a.Bus, b.Bus), cmp.Compare(a.Index, b.Index))
+		})
+		what := placement.Bytes(d.SizeBytes)
+		if d.Cdrom {
+			what = "CD-ROM"
+		}
+		return v, fmt.Sprintf("disk %s (%s) added to vm %s", diskName(d), what, cur.Name), nil
+	})
+}
+
+func (s vmService) DeleteDisk(ctx context.Context, req *acliv1.DeleteDiskRequest) (*acliv1.Task, error) {
+	bus := req.Bus
+	if bus == "" {
+		bus = "scsi"
+	}
+	bus, err := checkBus(bus)
+	if err != nil {
+		return nil, err
+	}
+	return s.m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmDiskDelete, func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
+		name := fmt.Sprintf("%s.%d", bus, req.Index)
+		var names []string
+		v := proto.Clone(cur).(*acliv1.Vm)
+		found := false
+		v.Disks = slices.DeleteFunc(v.Disks, func(d *acliv1.Disk) bool {
+			names = append(names, diskName(d))
+			if d.Bus == bus && d.Index == req.Index {
+				found = true
+			}
+			return d.Bus == bus && d.Index == req.Index
+		})
+		if !found {
+			return nil, "", apierr.NotFound("disk", name+" of vm "+cur.Name, names)
+		}
+		return v, fmt.Sprintf("disk %s removed from vm %s", name, cur.Name), nil
+	})
+}
+
+// ---- NICs ----
+
+var nicModels = []string{"virtio", "e1000", "rtl8139"}
+
+func parseMAC(s string) (string, error) {
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 {
+		return "", apierr.BadField("mac", "mac %q is not a MAC address, e.g. 50:6b:8d:12:34:56", s)
+	}
+	if hw[0]&1 == 1 {
+		return "", apierr.BadField("mac", "mac %s is a multicast address; a NIC needs a unicast one", hw)
+	}
+	return hw.String(), nil
+}
+
+// newMAC generates an unused MAC in the Nutanix OUI 50:6b:8d.
+func (m *Manager) newMACLocked() string {
+	for {
+		var b [3]byte
+		rand.Read(b[:])
+		mac := fmt.Sprintf("50:6b:8d:%02x:%02x:%02x", b[0], b[1], b[2])
+		if _, used := m.macs[mac]; !used && m.busy["mac:"+mac] == nil {
+			return mac
+		}
+	}
+}
+
+func (s vmService) CreateNic(ctx context.Context, req *acliv1.CreateNicRequest) (*acliv1.Task, error) {
+	m := s.m
+	model := strings.ToLower(req.Model)
+	if model == "" {
+		model = "virtio"
+	}
+	if !slices.Contains(nicModels, model) {
+		msg := fmt.Sprintf("nic model %q is unknown; use virtio, e1000 or rtl8139", req.Model)
+		if s := apierr.Nearest(model, nicModels); s != "" {
+			msg = fmt.Sprintf("nic model %q is unknown (did you mean %q?)", req.Model, s)
+		}
+		return nil, apierr.BadField("model", "%s", msg)
+	}
+	mac := ""
+	if req.Mac != "" {
+		var err error
+		if mac, err = parseMAC(req.Mac); err != nil {
+			return nil, err
+		}
+	}
+	var ip netip.Addr
+	if req.Ip != "" {
+		var err error
+		if ip, err = netip.ParseAddr(req.Ip); err != nil {
+			return nil, apierr.BadField("ip", "ip %q is not an IP address, e.g. 10.1.0.15", req.Ip)
+		}
+	}
+	m.mu.RLock()
+	n, err := m.networkLocked("network", req.Network)
+	if err == nil && mac != "" {
+		if owner, used := m.macs[mac]; used {
+			err = apierr.AlreadyExists("nic", mac, "vm "+m.vms[owner].pb.Name+" has a NIC with this MAC")
+		}
+	}
+	var netpb *acliv1.Network
+	if err == nil {
+		netpb = n.pb
+		if ip.IsValid() && netpb.IpConfig != "" {
+			if p, perr := netip.ParsePrefix(netpb.IpConfig); perr == nil && !p.Contains(ip) {
+				err = apierr.BadField("ip", "ip %s is outside network %s (%s)", ip, netpb.Name, netpb.IpConfig)
+			}
+		}
+	}
+	if err == nil && mac == "" {
+		mac = m.newMACLocked()
+	}
+	m.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	// The MAC is locked like an entity so two NICs cannot claim it at once.
+	return m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmNicCreate, func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
+		if m.networks[netpb.Uuid] == nil {
+			return nil, "", apierr.NotFound("network", netpb.Name, nil)
+		}
+		if owner, used := m.macs[mac]; used {
+			return nil, "", apierr.AlreadyExists("nic", mac, "vm "+m.vms[owner].pb.Name+" has a NIC with this MAC")
+		}
+		v := proto.Clone(cur).(*acliv1.Vm)
+		nic := &acliv1.Nic{Mac: mac, NetworkUuid: netpb.Uuid, NetworkName: netpb.Name, Model: model}
+		if ip.IsValid() {
+			nic.Ip = ip.String()
+		}
+		v.Nics = append(v.Nics, nic)
+		return v, fmt.Sprintf("nic %s on network %s added to vm %s", mac, netpb.Name, cur.Name), nil
+	}, "mac:"+mac)
+}
+
+func (s vmService) DeleteNic(ctx context.Context, req *acliv1.DeleteNicRequest) (*acliv1.Task, error) {
+	if req.Mac == "" {
+		return nil, apierr.BadField("mac", "mac is required: give the MAC of the NIC to remove")
+	}
+	mac, err := parseMAC(req.Mac)
+	if err != nil {
+		return nil, err
+	}
+	return s.m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmNicDelete, func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
+		v := proto.Clone(cur).(*acliv1.Vm)
+		var macs []string
+		n := len(v.Nics)
+		v.Nics = slices.DeleteFunc(v.Nics, func(nic *acliv1.Nic) bool {
+			macs = append(macs, nic.Mac)
+			return nic.Mac == mac
+		})
+		if len(v.Nics) == n {
+			return nil, "", apierr.NotFound("nic", mac+" of vm "+cur.Name, macs)
+		}
+		return v, fmt.Sprintf("nic %s removed from vm %s", mac, cur.Name), nil
+	})
+}
+
+// ---- later issues ----
+
+func (vmService) MigrateVm(context.Context, *acliv1.MigrateVmRequest) (*acliv1.Task, error) {
+	return nil, apierr.Unimplemented("vm.migrate")
+}
+func (vmService) SetAffinity(context.Context, *acliv1.SetAffinityRequest) (*acliv1.Task, error) {
+	return nil, apierr.Unimplemented("vm.affinity_set")
+}
+func (vmService) ListVmGroups(context.Context, *acliv1.ListVmGroupsRequest) (*acliv1.ListVmGroupsResponse, error) {
+	return nil, apierr.Unimplemented("vm_group.list")
+}
+func (vmService) CreateVmGroup(context.Context, *acliv1.CreateVmGroupRequest) (*acliv1.Task, error) {
+	return nil, apierr.Unimplemented("vm_group.create")
+}
+func (vmService) UpdateVmGroup(context.Context, *acliv1.UpdateVmGroupRequest) (*acliv1.Task, error) {
+	return nil, apierr.Unimplemented("vm_group.update")
+}
+func (vmService) DeleteVmGroup(context.Context, *acliv1.DeleteVmGroupRequest) (*acliv1.Task, error) {
+	return nil, apierr.Unimplemented("vm_group.delete")
+}

@@ -1,0 +1,401 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/store"
+)
+
+// taskRec is a task in memory. pb is an immutable snapshot replaced on each
+// change; changed is closed (and replaced) on each change to wake watchers.
+type taskRec struct {
+	pb      *acliv1.Task
+	rev     int64 // store mod revision; 0 until persisted
+	changed chan struct{}
+	locks   []string // busy entity UUIDs
+	release func()   // frees reservations; called under Manager.mu at the end
+}
+
+// outcome is what a task's work produced: the store writes that record it,
+// applied together with the task's final state, and the in-memory update to
+// run (under Manager.mu) once they are committed.
+type outcome struct {
+	writes []write
+	apply  func(rev int64)
+	// message is the task's closing line and the event text.
+	message string
+}
+
+// work does a task's job. Quick work only builds the outcome; driver work
+// calls the driver first. It runs without Manager.mu.
+type work func(ctx context.Context, t *taskRec) (outcome, error)
+
+func finished(s acliv1.TaskStatus) bool {
+	return s == acliv1.TaskStatus_kSucceeded || s == acliv1.TaskStatus_kFailed || s == acliv1.TaskStatus_kAborted
+}
+
+// newTaskLocked registers a running task holding locks on entity UUIDs.
+// The caller has already checked that none of them is busy.
+func (m *Manager) newTaskLocked(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *taskRec {
+	now := timestamppb.Now()
+	t := &taskRec{
+		pb: &acliv1.Task{
+			Uuid: uuid.NewString(), Operation: op, Entities: refs,
+			Status: acliv1.TaskStatus_kRunning, CreateTime: now, StartTime: now, Revision: 1,
+		},
+		changed: make(chan struct{}),
+		locks:   locks,
+	}
+	for _, id := range locks {
+		m.busy[id] = t
+	}
+	m.registerTaskLocked(t)
+	return t
+}
+
+func (m *Manager) registerTaskLocked(t *taskRec) {
+	m.tasks[t.pb.Uuid] = t
+	m.taskList = append(m.taskList, t)
+	if finished(t.pb.Status) {
+		m.completed++
+	}
+}
+
+// updateTaskLocked replaces the task snapshot and wakes its watchers.
+func (m *Manager) updateTaskLocked(t *taskRec, fn func(*acliv1.Task)) *acliv1.Task {
+	pb := proto.Clone(t.pb).(*acliv1.Task)
+	fn(pb)
+	pb.Revision = t.pb.Revision + 1
+	return m.replaceTaskLocked(t, pb)
+}
+
+// replaceTaskLocked installs a new snapshot and wakes the watchers.
+func (m *Manager) replaceTaskLocked(t *taskRec, pb *acliv1.Task) *acliv1.Task {
+	t.pb = pb
+	close(t.changed)
+	t.changed = make(chan struct{})
+	return pb
+}
+
+// progress reports a running task's percent and current line.
+func (m *Manager) progress(t *taskRec, percent int32, format string, args ...any) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.updateTaskLocked(t, func(pb *acliv1.Task) {
+		pb.Percent = percent
+		if format != "" {
+			pb.ProgressMessage = fmt.Sprintf(format, args...)
+		}
+	})
+}
+
+// quick runs a task whose work touches only the model: its entity changes
+// and its (already final) record are committed in one transaction. If the
+// commit fails nothing changed, the task is forgotten and the RPC fails.
+func (m *Manager) quick(ctx context.Context, t *taskRec, w work) (*acliv1.Task, error) {
+	out, err := w(ctx, t)
+	if err == nil {
+		var pb *acliv1.Task
+		pb, err = m.complete(ctx, t, out, nil)
+		if err == nil {
+			return pb, nil
+		}
+	}
+	m.mu.Lock()
+	m.forgetLocked(t)
+	m.mu.Unlock()
+	return nil, rpcError(err)
+}
+
+// launch persists a running task, returns it to the caller and does the
+// work in the background.
+func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task, error) {
+	m.mu.Lock()
+	if m.closing {
+		m.forgetLocked(t)
+		m.mu.Unlock()
+		return nil, status.Error(codes.Unavailable, "clusterd is shutting down")
+	}
+	m.wg.Add(1)
+	pb := t.pb
+	m.mu.Unlock()
+	rev, err := m.commit(ctx, []write{{key: taskKey(pb.Uuid), msg: pb, rev: 0}})
+	if err != nil {
+		m.mu.Lock()
+		m.forgetLocked(t)
+		m.mu.Unlock()
+		m.wg.Done()
+		return nil, rpcError(err)
+	}
+	m.mu.Lock()
+	t.rev = rev
+	m.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		out, err := w(m.ctx, t)
+		if _, cerr := m.complete(m.ctx, t, out, err); cerr != nil {
+			m.log.Error("recording task result", "task", pb.Uuid, "err", cerr)
+		}
+	}()
+	return pb, nil
+}
+
+// complete records a task's end. On success the outcome's writes and the
+// final task are one transaction. A failure is recorded on the task (when
+// it was persisted before). Locks and reservations are released either way.
+func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr error) (*acliv1.Task, error) {
+	m.mu.RLock()
+	cur, rev := t.pb, t.rev
+	m.mu.RUnlock()
+	now := timestamppb.Now()
+	if werr == nil {
+		final := proto.Clone(cur).(*acliv1.Task)
+		final.Status, final.Percent, final.CompleteTime, final.ProgressMessage = acliv1.TaskStatus_kSucceeded, 100, now, ""
+		if out.message != "" {
+			final.Messages = append(final.Messages, out.message)
+		}
+		final.Revision = cur.Revision + 1
+		// Commit even if ctx was cancelled meanwhile: the work is done.
+		newRev, err := m.commit(context.WithoutCancel(ctx), append(out.writes, write{key: taskKey(cur.Uuid), msg: final, rev: rev}))
+		if err == nil {
+			m.mu.Lock()
+			if out.apply != nil {
+				out.apply(newRev)
+			}
+			t.rev = newRev
+			pb := m.replaceTaskLocked(t, final)
+			// Published before watchers can act on the final state, so a
+			// client that saw the task end finds its event.
+			m.publishTask(pb, out.message)
+			m.endLocked(t)
+			m.mu.Unlock()
+			return pb, nil
+		}
+		if rev == 0 {
+			return nil, err // never persisted: the caller forgets it
+		}
+		werr = fmt.Errorf("could not record the result: %w", err)
+	}
+	if rev == 0 {
+		return nil, werr
+	}
+	if m.ctx.Err() != nil && errors.Is(werr, context.Canceled) {
+		werr = errors.New("clusterd stopped while the task was running; retry it")
+	}
+	m.mu.Lock()
+	pb := m.updateTaskLocked(t, func(pb *acliv1.Task) {
+		pb.Status, pb.CompleteTime, pb.ProgressMessage = acliv1.TaskStatus_kFailed, now, ""
+		pb.Error = errorText(werr)
+		pb.ErrorCode = int32(errorCode(werr))
+		pb.Messages = append(pb.Messages, "failed: "+pb.Error)
+	})
+	m.publishTask(pb, "")
+	m.endLocked(t)
+	m.mu.Unlock()
+	newRev, err := m.commit(context.WithoutCancel(ctx), []write{{key: taskKey(pb.Uuid), msg: pb, rev: rev}})
+	if err == nil {
+		m.mu.Lock()
+		t.rev = newRev
+		m.mu.Unlock()
+	}
+	return pb, err
+}
+
+// endLocked releases a finished task's locks and reservations and prunes
+// old tasks.
+func (m *Manager) endLocked(t *taskRec) {
+	for _, id := range t.locks {
+		if m.busy[id] == t {
+			delete(m.busy, id)
+		}
+	}
+	t.locks = nil
+	if t.release != nil {
+		t.release()
+		t.release = nil
+	}
+	m.completed++
+	m.pruneLocked()
+}
+
+// forgetLocked drops a task that was never persisted.
+func (m *Manager) forgetLocked(t *taskRec) {
+	for _, id := range t.locks {
+		if m.busy[id] == t {
+			delete(m.busy, id)
+		}
+	}
+	if t.release != nil {
+		t.release()
+		t.release = nil
+	}
+	delete(m.tasks, t.pb.Uuid)
+	if i := slices.Index(m.taskList, t); i >= 0 {
+		m.taskList = slices.Delete(m.taskList, i, i+1)
+	}
+	// Wake watchers so they notice it is gone.
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// pruneLocked drops the oldest finished tasks beyond the retention, in
+// batches (a tenth of the retention) so the cost is amortised, and deletes
+// them from the store in the background.
+func (m *Manager) pruneLocked() {
+	if m.completed <= m.taskRetention+m.taskRetention/10 {
+		return
+	}
+	excess := m.completed - m.taskRetention
+	var keys []string
+	kept := m.taskList[:0]
+	for _, t := range m.taskList {
+		if excess > 0 && finished(t.pb.Status) {
+			excess--
+			m.completed--
+			delete(m.tasks, t.pb.Uuid)
+			keys = append(keys, taskKey(t.pb.Uuid))
+			continue
+		}
+		kept = append(kept, t)
+	}
+	clear(m.taskList[len(kept):])
+	m.taskList = kept
+	// Tracked by m.wg so Close waits for it before closing the store. Adding
+	// is safe here: it runs at load or from a task that m.wg still counts.
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ops := make([]store.Op, len(keys))
+		for i, k := range keys {
+			ops[i] = store.DeleteOp(k)
+		}
+		if _, err := m.st.Txn(context.Background(), nil, ops); err != nil && !errors.Is(err, store.ErrClosed) {
+			m.log.Warn("pruning old tasks", "err", err)
+		}
+	}()
+}
+
+// recoverTasks ends the tasks a previous run left queued or running. Their
+// entity changes were never committed (they are written with the final
+// state), so the model is consistent as loaded.
+func (m *Manager) recoverTasks(ctx context.Context) error {
+	var ws []write
+	var ended []*acliv1.Task
+	now := timestamppb.New(time.Now())
+	for _, t := range m.taskList {
+		if finished(t.pb.Status) {
+			continue
+		}
+		pb := proto.Clone(t.pb).(*acliv1.Task)
+		pb.Status, pb.CompleteTime, pb.ProgressMessage = acliv1.TaskStatus_kFailed, now, ""
+		pb.Error = "clusterd restarted while the task was running; it did not complete and changed nothing — retry it"
+		pb.ErrorCode = int32(codes.Aborted)
+		pb.Messages = append(pb.Messages, "failed: "+pb.Error)
+		pb.Revision++
+		ws = append(ws, write{key: taskKey(pb.Uuid), msg: pb, rev: t.rev})
+		t.pb = pb
+		ended = append(ended, pb)
+		m.completed++
+	}
+	if len(ws) == 0 {
+		m.pruneLocked()
+		return nil
+	}
+	rev, err := m.commit(ctx, ws)
+	if err != nil {
+		return fmt.Errorf("ending interrupted tasks: %w", err)
+	}
+	for _, pb := range ended {
+		m.tasks[pb.Uuid].rev = rev
+		m.log.Warn("task interrupted by restart marked failed", "task", pb.Uuid, "op", pb.Operation.String())
+	}
+	m.pruneLocked()
+	return nil
+}
+
+// publishTask emits the event for a finished task.
+func (m *Manager) publishTask(pb *acliv1.Task, message string) {
+	typ := "task"
+	if len(pb.Entities) > 0 {
+		typ = eventType(pb.Entities[0].Kind)
+	}
+	if pb.Status == acliv1.TaskStatus_kSucceeded {
+		if message == "" {
+			message = pb.Operation.String() + " succeeded"
+		}
+		m.publish(typ, "info", pb.Uuid, pb.Entities, "%s", message)
+		return
+	}
+	name := ""
+	if len(pb.Entities) > 0 {
+		name = " of " + pb.Entities[0].Name
+	}
+	m.publish(typ, "error", pb.Uuid, pb.Entities, "%s%s failed: %s", pb.Operation, name, pb.Error)
+}
+
+func eventType(k acliv1.EntityKind) string {
+	switch k {
+	case acliv1.EntityKind_kVm:
+		return "vm"
+	case acliv1.EntityKind_kHost:
+		return "host"
+	case acliv1.EntityKind_kNetwork:
+		return "network"
+	case acliv1.EntityKind_kVolumeGroup:
+		return "vg"
+	case acliv1.EntityKind_kCvm:
+		return "cvm"
+	case acliv1.EntityKind_kCluster:
+		return "cluster"
+	}
+	return "task"
+}
+
+// errorCode is the gRPC code a task failure carries.
+func errorCode(err error) codes.Code {
+	if st, ok := status.FromError(err); ok {
+		return st.Code()
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return codes.Aborted
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	case store.IsConflict(err):
+		return codes.Aborted
+	}
+	return codes.Unknown
+}
+
+func errorText(err error) string {
+	if st, ok := status.FromError(err); ok {
+		return st.Message()
+	}
+	return err.Error()
+}
+
+// rpcError turns an internal error into a status for the caller.
+func rpcError(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case store.IsConflict(err):
+		return status.Errorf(codes.Aborted, "the entity changed concurrently; retry (%v)", err)
+	case errors.Is(err, store.ErrClosed):
+		return status.Error(codes.Unavailable, "clusterd is shutting down")
+	}
+	return apierr.Internal("clusterd could not record the change", err)
+}

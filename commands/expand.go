@@ -1,0 +1,218 @@
+package commands
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/acli-dev/acli/client"
+)
+
+// Target is one entity a command acts on: ID is what goes to the server
+// (the UUID when a pattern matched it, else what the user typed), Name is
+// what the user reads.
+type Target struct {
+	Name string
+	ID   string
+}
+
+// maxRange caps what one range may generate, so a typo cannot ask for
+// a billion VMs.
+const maxRange = 10000
+
+var rangeRE = regexp.MustCompile(`\[(\d+)\.\.(\d+)\]`)
+
+// hasPattern reports whether s uses glob or range syntax.
+func hasPattern(s string) bool { return strings.ContainsAny(s, "*?[") }
+
+// ExpandRange generates the names of the first range in s, recursively for
+// further ranges: web[01..03] → web01 web02 web03. Padding follows the
+// lower bound's width when it has a leading zero.
+func ExpandRange(s string) ([]string, error) {
+	loc := rangeRE.FindStringSubmatchIndex(s)
+	if loc == nil {
+		return []string{s}, nil
+	}
+	loS, hiS := s[loc[2]:loc[3]], s[loc[4]:loc[5]]
+	lo, err1 := strconv.Atoi(loS)
+	hi, err2 := strconv.Atoi(hiS)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("range %q: bounds are too large", s[loc[0]:loc[1]])
+	}
+	if lo > hi {
+		return nil, fmt.Errorf("range %q: %d is greater than %d (write [%s..%s])", s[loc[0]:loc[1]], lo, hi, hiS, loS)
+	}
+	if hi-lo+1 > maxRange {
+		return nil, fmt.Errorf("range %q makes %d names; at most %d at once", s[loc[0]:loc[1]], hi-lo+1, maxRange)
+	}
+	width := 0
+	if len(loS) > 1 && loS[0] == '0' || len(hiS) > 1 && hiS[0] == '0' {
+		width = len(loS)
+	}
+	prefix, rest := s[:loc[0]], s[loc[1]:]
+	tails, err := ExpandRange(rest)
+	if err != nil {
+		return nil, err
+	}
+	if (hi-lo+1)*len(tails) > maxRange {
+		return nil, fmt.Errorf("%q makes more than %d names", s, maxRange)
+	}
+	out := make([]string, 0, (hi-lo+1)*len(tails))
+	for n := lo; n <= hi; n++ {
+		num := strconv.Itoa(n)
+		if len(num) < width {
+			num = strings.Repeat("0", width-len(num)) + num
+		}
+		for _, t := range tails {
+			out = append(out, prefix+num+t)
+		}
+	}
+	return out, nil
+}
+
+// globRE compiles a glob (* ? [abc] [!abc]) to an anchored regexp.
+func globRE(g string) (*regexp.Regexp, error) {
+	var sb strings.Builder
+	sb.WriteString("^")
+	for i := 0; i < len(g); i++ {
+		switch c := g[i]; c {
+		case '*':
+			sb.WriteString(".*")
+		case '?':
+			sb.WriteString(".")
+		case '[':
+			j := strings.IndexByte(g[i+1:], ']')
+			if j < 0 {
+				return nil, fmt.Errorf("pattern %q: unclosed [", g)
+			}
+			class := g[i+1 : i+1+j]
+			if class == "" || class == "!" {
+				return nil, fmt.Errorf("pattern %q: empty []", g)
+			}
+			if class[0] == '!' {
+				class = "^" + class[1:]
+			}
+			sb.WriteString("[" + strings.NewReplacer(`\`, `\\`, `[`, `\[`).Replace(class) + "]")
+			i += j + 1
+		default:
+			sb.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	sb.WriteString("$")
+	re, err := regexp.Compile(sb.String())
+	if err != nil {
+		return nil, fmt.Errorf("pattern %q: %v", g, err)
+	}
+	return re, nil
+}
+
+// Expand resolves positional words to targets. Plain names pass through
+// untouched (the server resolves names, UUIDs and IPs); ranges and globs
+// are matched against the live entities from list, which is only called
+// when a pattern needs it. Every pattern must match something.
+func Expand(words []string, kind Kind, list func() ([]Entity, error)) ([]Target, error) {
+	var out []Target
+	seen := map[string]bool{}
+	add := func(t Target) {
+		if !seen[t.ID] {
+			seen[t.ID] = true
+			out = append(out, t)
+		}
+	}
+	var live []Entity
+	loaded := false
+	load := func() error {
+		if loaded {
+			return nil
+		}
+		var err error
+		live, err = list()
+		loaded = err == nil
+		return err
+	}
+	for _, w := range words {
+		if !hasPattern(w) {
+			add(Target{Name: w, ID: w})
+			continue
+		}
+		names, err := ExpandRange(w)
+		if err != nil {
+			return nil, usageErrorf("%v", err)
+		}
+		if err := load(); err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			matched := false
+			if !hasPattern(n) {
+				for _, e := range live {
+					if e.Name == n || e.UUID == n || slices.Contains(e.Aliases, n) {
+						add(Target{Name: e.Name, ID: e.UUID})
+						matched = true
+					}
+				}
+				if !matched {
+					return nil, client.Errorf(client.ExitNotFound, "%s %q (from %s) does not exist", kindSingular(kind), n, w)
+				}
+				continue
+			}
+			re, err := globRE(n)
+			if err != nil {
+				return nil, usageErrorf("%v", err)
+			}
+			for _, e := range live {
+				if re.MatchString(e.Name) || re.MatchString(e.UUID) || anyMatch(re, e.Aliases) {
+					add(Target{Name: e.Name, ID: e.UUID})
+					matched = true
+				}
+			}
+			if !matched {
+				return nil, client.Errorf(client.ExitNotFound, "no %s matches %q", kindSingular(kind), n)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Generate resolves words for commands that create entities: ranges make
+// names; globs are refused because there is nothing to match yet.
+func Generate(words []string) ([]Target, error) {
+	var out []Target
+	for _, w := range words {
+		if strings.ContainsAny(w, "*?") {
+			return nil, usageErrorf("%q: globs match existing names; to create several, use a range like web[01..20]", w)
+		}
+		names, err := ExpandRange(w)
+		if err != nil {
+			return nil, usageErrorf("%v", err)
+		}
+		for _, n := range names {
+			if strings.ContainsAny(n, "[]") {
+				return nil, usageErrorf("%q: a range is written name[01..20]", w)
+			}
+			out = append(out, Target{Name: n, ID: n})
+		}
+		if len(out) > maxRange {
+			return nil, usageErrorf("at most %d names at once", maxRange)
+		}
+	}
+	return out, nil
+}
+
+func kindSingular(k Kind) string {
+	if s := LookupKind(k); s != nil {
+		return s.Singular
+	}
+	return string(k)
+}
+
+func anyMatch(re *regexp.Regexp, s []string) bool {
+	for _, x := range s {
+		if x != "" && re.MatchString(x) {
+			return true
+		}
+	}
+	return false
+}

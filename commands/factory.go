@@ -1,0 +1,99 @@
+package commands
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/acli-dev/acli/client"
+	"github.com/acli-dev/acli/render"
+)
+
+// Globals are the flags given before the command.
+type Globals struct {
+	Output    string
+	Yes       bool
+	Server    string
+	Timeout   time.Duration
+	NoHeaders bool
+	Token     string
+}
+
+// Factory carries what commands need and creates it lazily: nothing dials
+// until a command asks for a client, so --help and parse errors never touch
+// the network. One Factory serves a whole shell session.
+type Factory struct {
+	IO       *render.IO
+	Registry *Registry
+	// Getenv reads the environment (ACLI_SERVER, ACLI_TOKEN).
+	Getenv func(string) string
+	// Connect dials clusterd; tests swap in an in-memory connection.
+	Connect func(ctx context.Context, o client.Options) (*client.Client, error)
+	// Shell runs the interactive shell when no command is given. main sets
+	// it (the shell imports this package, not the other way round).
+	Shell func(ctx context.Context, f *Factory, g Globals) error
+
+	mu    sync.Mutex
+	conns map[client.Options]*client.Client
+}
+
+// NewFactory returns a Factory over the given streams with the default
+// registry and the real dialer.
+func NewFactory(io *render.IO, getenv func(string) string) *Factory {
+	return &Factory{IO: io, Registry: Default(), Getenv: getenv, Connect: func(ctx context.Context, o client.Options) (*client.Client, error) {
+		return client.Dial(ctx, o)
+	}}
+}
+
+// DefaultGlobals are the globals before flags are parsed: environment, then
+// built-in defaults.
+func (f *Factory) DefaultGlobals() Globals {
+	g := Globals{Output: string(render.Table), Server: client.DefaultAddr}
+	if f.Getenv != nil {
+		if s := f.Getenv("ACLI_SERVER"); s != "" {
+			g.Server = s
+		}
+		g.Token = f.Getenv("ACLI_TOKEN")
+	}
+	return g
+}
+
+// Client returns the (cached) connection for these globals.
+func (f *Factory) Client(ctx context.Context, g Globals) (*client.Client, error) {
+	o := client.Options{Addr: g.Server, Token: g.Token, DialTimeout: client.DefaultDialTimeout}
+	if g.Timeout > 0 && g.Timeout < o.DialTimeout {
+		o.DialTimeout = g.Timeout
+	}
+	key := o
+	key.DialTimeout = 0
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.conns[key]; ok {
+		return c, nil
+	}
+	c, err := f.Connect(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if f.conns == nil {
+		f.conns = map[client.Options]*client.Client{}
+	}
+	f.conns[key] = c
+	return c, nil
+}
+
+// Close closes every connection made.
+func (f *Factory) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, c := range f.conns {
+		_ = c.Close()
+		delete(f.conns, k)
+	}
+}
+
+// ExitStatus ends a run with a code whose message was already printed
+// (a failing script line).
+type ExitStatus int
+
+func (e ExitStatus) Error() string { return "exit status " + itoa(int(e)) }

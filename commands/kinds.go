@@ -1,0 +1,105 @@
+package commands
+
+import (
+	"context"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/client"
+)
+
+// Kind is a kind of entity positionals and keys refer to.
+type Kind string
+
+// Entity kinds.
+const (
+	KindHost    Kind = "host"
+	KindVM      Kind = "vm"
+	KindNetwork Kind = "network"
+	KindTask    Kind = "task"
+)
+
+// Entity is what globs match and completion offers: a name, the UUID, and
+// other spellings that identify it (a host's hypervisor IP).
+type Entity struct {
+	Name    string
+	UUID    string
+	Aliases []string
+}
+
+// KindSpec says how to talk about a kind and how to list its live names.
+type KindSpec struct {
+	Singular, Plural string // for questions: "Delete 2 VMs?"
+	List             func(ctx context.Context, c *client.Client) ([]Entity, error)
+}
+
+// kindSpecs lists every entity kind; add one entry for a new kind.
+func kindSpecs() map[Kind]*KindSpec {
+	return map[Kind]*KindSpec{
+		KindHost: {Singular: "host", Plural: "hosts", List: func(ctx context.Context, c *client.Client) ([]Entity, error) {
+			resp, err := c.Host.ListHosts(ctx, &acliv1.ListHostsRequest{})
+			if err != nil {
+				return nil, err
+			}
+			out := make([]Entity, 0, len(resp.GetHosts()))
+			for _, h := range resp.GetHosts() {
+				out = append(out, Entity{Name: h.GetName(), UUID: h.GetUuid(), Aliases: []string{h.GetHypervisorIp()}})
+			}
+			return out, nil
+		}},
+		KindVM: {Singular: "VM", Plural: "VMs", List: func(ctx context.Context, c *client.Client) ([]Entity, error) {
+			resp, err := c.Vm.ListVms(ctx, &acliv1.ListVmsRequest{})
+			if err != nil {
+				return nil, err
+			}
+			out := make([]Entity, 0, len(resp.GetVms()))
+			for _, v := range resp.GetVms() {
+				out = append(out, Entity{Name: v.GetName(), UUID: v.GetUuid()})
+			}
+			return out, nil
+		}},
+		KindNetwork: {Singular: "network", Plural: "networks", List: func(ctx context.Context, c *client.Client) ([]Entity, error) {
+			resp, err := c.Network.ListNetworks(ctx, &acliv1.ListNetworksRequest{})
+			if err != nil {
+				return nil, err
+			}
+			out := make([]Entity, 0, len(resp.GetNetworks()))
+			for _, n := range resp.GetNetworks() {
+				out = append(out, Entity{Name: n.GetName(), UUID: n.GetUuid()})
+			}
+			return out, nil
+		}},
+		KindTask: {Singular: "task", Plural: "tasks", List: func(ctx context.Context, c *client.Client) ([]Entity, error) {
+			resp, err := c.Task.ListTasks(ctx, &acliv1.ListTasksRequest{IncludeCompleted: true, Limit: 200})
+			if err != nil {
+				return nil, err
+			}
+			out := make([]Entity, 0, len(resp.GetTasks()))
+			for _, t := range resp.GetTasks() {
+				out = append(out, Entity{Name: t.GetUuid(), UUID: t.GetUuid()})
+			}
+			return out, nil
+		}},
+	}
+}
+
+var kindTable = kindSpecs()
+
+// LookupKind returns how to list and name a kind (nil for unknown kinds).
+func LookupKind(k Kind) *KindSpec { return kindTable[k] }
+
+// ListEntities lists live entities of a kind.
+func ListEntities(ctx context.Context, c *client.Client, k Kind) ([]Entity, error) {
+	spec := LookupKind(k)
+	if spec == nil {
+		return nil, nil
+	}
+	return spec.List(ctx, c)
+}
+
+// Count renders "VM web01" or "2 VMs" for questions.
+func (s *KindSpec) Count(names []string) string {
+	if len(names) == 1 {
+		return s.Singular + " " + names[0]
+	}
+	return itoa(len(names)) + " " + s.Plural
+}

@@ -1,0 +1,194 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/acli-dev/acli/client"
+	"github.com/acli-dev/acli/client/clienttest"
+	"github.com/acli-dev/acli/render"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// Every table and key/value block, for a terminal and for a pipe.
+func TestGoldenViews(t *testing.T) {
+	h := fixture(t)
+	cases := []struct{ name, line string }{
+		{"cluster.get", "cluster.get"},
+		{"host.list", "host.list"},
+		{"host.list.noheaders", "--no-headers host.list"},
+		{"host.get", "host.get node-1"},
+		{"host.get.glob", "host.get node-[12]"},
+		{"host.list_vms", "host.list_vms node-2"},
+		{"vm.list", "vm.list"},
+		{"vm.list.on", "vm.list power_state=on"},
+		{"vm.get", "vm.get web01"},
+		{"vm.disk_list", "vm.disk_list web01"},
+		{"vm.nic_list", "vm.nic_list web01"},
+		{"net.list", "net.list"},
+		{"net.get", "net.get vlan100"},
+		{"task.list", "task.list include_completed=true limit=3"},
+		{"task.get", "task.get 00000000-0000-4000-8000-7a5c00000002"},
+		{"host.list.csv", "-o csv host.list"},
+		{"vm.get.yaml", "-o yaml vm.get web01"},
+		{"vm.get.csv", "-o csv vm.get web01"},
+	}
+	for _, tty := range []bool{true, false} {
+		mode := "pipe"
+		if tty {
+			mode = "tty"
+		}
+		h.tty = tty
+		for _, c := range cases {
+			t.Run(mode+"/"+c.name, func(t *testing.T) {
+				code, out, errOut := h.run(strings.Fields(c.line)...)
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, errOut)
+				}
+				golden(t, mode+"/"+c.name+".txt", out)
+			})
+		}
+	}
+}
+
+// Mutations: progress in place on a terminal, plain lines in a pipe.
+func TestGoldenTaskProgress(t *testing.T) {
+	lines := []string{
+		"vm.create web01 memory=1G",
+		"vm.on web01",
+		"vm.create x memory=1G wait=false",
+		"vm.create app[1..3] memory=1G",
+		"vm.on app*",
+	}
+	for _, tty := range []bool{true, false} {
+		mode := "pipe"
+		if tty {
+			mode = "tty"
+		}
+		t.Run(mode, func(t *testing.T) {
+			h := newHarness(t)
+			h.tty = tty
+			var all strings.Builder
+			for _, line := range lines {
+				many := strings.ContainsAny(line, "[*")
+				if many && tty {
+					continue // concurrent in-place redraws interleave by design
+				}
+				code, out, errOut := h.run(strings.Fields(line)...)
+				if code != 0 {
+					t.Fatalf("%s: exit %d: %s", line, code, errOut)
+				}
+				if many {
+					out = byLabel(out)
+				}
+				all.WriteString("$ acli " + line + "\n" + out)
+			}
+			golden(t, mode+"/tasks.txt", all.String())
+		})
+	}
+}
+
+// byLabel groups progress lines of concurrent tasks by their label,
+// keeping each task's own order: tasks finish in any order.
+func byLabel(out string) string {
+	lines := strings.SplitAfter(out, "\n")
+	label := func(l string) string { s, _, _ := strings.Cut(l, ":"); return s }
+	sort.SliceStable(lines, func(i, j int) bool { return label(lines[i]) < label(lines[j]) })
+	return strings.Join(lines, "")
+}
+
+type envelope struct {
+	Data   json.RawMessage `json:"data"`
+	Error  *string         `json:"error"`
+	Status int             `json:"status"`
+}
+
+func decodeEnvelope(t *testing.T, out string) envelope {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(out))
+	var e envelope
+	if err := dec.Decode(&e); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if dec.More() {
+		t.Fatalf("more than one JSON document:\n%s", out)
+	}
+	return e
+}
+
+func TestJSONEnvelope(t *testing.T) {
+	h := fixture(t)
+	t.Run("list", func(t *testing.T) {
+		code, out, _ := h.run("-o", "json", "vm.list")
+		e := decodeEnvelope(t, out)
+		if code != 0 || e.Status != 0 || e.Error != nil {
+			t.Fatalf("code %d envelope %+v", code, e)
+		}
+		var vms []map[string]any
+		if err := json.Unmarshal(e.Data, &vms); err != nil {
+			t.Fatal(err)
+		}
+		if len(vms) != 3 || vms[0]["name"] != "db01" || vms[1]["power_state"] != "kOn" {
+			t.Fatalf("data: %s", e.Data)
+		}
+		if _, ok := vms[0]["ha_priority"]; !ok {
+			t.Fatalf("unpopulated fields must be present for scripts: %s", e.Data)
+		}
+	})
+	t.Run("get", func(t *testing.T) {
+		_, out, _ := h.run("-o", "json", "host.get", "127.20.0.21")
+		e := decodeEnvelope(t, out)
+		var host map[string]any
+		if err := json.Unmarshal(e.Data, &host); err != nil {
+			t.Fatal(err)
+		}
+		if host["node_state"] != "AcropolisNormal" || host["name"] != "node-1" {
+			t.Fatalf("data: %s", e.Data)
+		}
+	})
+	t.Run("mutation", func(t *testing.T) {
+		code, out, _ := h.run("-o", "json", "vm.create", "j[1..2]", "memory=1G")
+		e := decodeEnvelope(t, out)
+		var tasks []map[string]any
+		if err := json.Unmarshal(e.Data, &tasks); err != nil {
+			t.Fatal(err)
+		}
+		if code != 0 || len(tasks) != 2 || tasks[0]["status"] != "kSucceeded" || tasks[0]["operation"] != "kVmCreate" {
+			t.Fatalf("code %d data %s", code, e.Data)
+		}
+	})
+	t.Run("failure", func(t *testing.T) {
+		code, out, errOut := h.run("-o", "json", "vm.get", "nope")
+		e := decodeEnvelope(t, out)
+		if code != 3 || e.Status != 3 || string(e.Data) != "null" || e.Error == nil || !strings.Contains(*e.Error, `"nope" not found`) {
+			t.Fatalf("code %d envelope %+v", code, e)
+		}
+		if !strings.Contains(errOut, `VM "nope" not found`) {
+			t.Fatalf("error must also go to stderr: %q", errOut)
+		}
+	})
+	t.Run("usage", func(t *testing.T) {
+		code, out, _ := h.run("-o", "json", "vm.lst")
+		e := decodeEnvelope(t, out)
+		if code != 2 || e.Status != 2 || e.Error == nil || !strings.Contains(*e.Error, `did you mean "vm.list"`) {
+			t.Fatalf("code %d envelope %+v", code, e)
+		}
+	})
+}
+
+// BenchmarkVMList10kInProcess is vm.list over 10,000 VMs without process
+// start-up: decoding, the table and its layout.
+func BenchmarkVMList10kInProcess(b *testing.B) {
+	fake := clienttest.New()
+	fake.AddVMs("vm", 10000)
+	c := fake.Serve(b)
+	for b.Loop() {
+		io, _, _ := render.Test("", false)
+		f := &Factory{IO: io, Registry: Default(), Connect: func(context.Context, client.Options) (*client.Client, error) { return c, nil }}
+		if code := f.Execute(context.Background(), []string{"vm.list"}); code != 0 {
+			b.Fatal(code)
+		}
+	}
+}

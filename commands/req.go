@@ -1,0 +1,363 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/client"
+	"github.com/acli-dev/acli/render"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// RunFunc runs one parsed command. It is cobra-free: everything it needs is
+// in the Req.
+type RunFunc func(ctx context.Context, r *Req) error
+
+// Req is one command being run: the parsed line, the streams, the globals,
+// a lazy client and the expanded targets of each positional.
+type Req struct {
+	Cmd     *Command
+	Inv     *Invocation
+	IO      *render.IO
+	Globals Globals
+	Printer *render.Printer
+
+	f       *Factory
+	targets [][]Target
+}
+
+// Client returns the connection to clusterd, dialing on first use.
+func (r *Req) Client(ctx context.Context) (*client.Client, error) {
+	return r.f.Client(ctx, r.Globals)
+}
+
+// Has reports whether key was given on the line.
+func (r *Req) Has(key string) bool { return r.Inv.Set[key] }
+
+// String returns a key's text (the canonical name for enums).
+func (r *Req) String(key string) string { return r.Inv.Values[key].Raw }
+
+// Int returns an int, size (bytes) or enum (number) key.
+func (r *Req) Int(key string) int64 { return r.Inv.Values[key].Int }
+
+// Int32 returns Int as an int32 (keys with int32 fields declare bounds).
+func (r *Req) Int32(key string) int32 { return int32(r.Inv.Values[key].Int) }
+
+// Bool returns a bool key.
+func (r *Req) Bool(key string) bool { return r.Inv.Values[key].Bool }
+
+// List returns a list key.
+func (r *Req) List(key string) []string { return r.Inv.Values[key].List }
+
+// Arg returns the single value of positional i ("" when absent).
+func (r *Req) Arg(i int) string {
+	if i < len(r.Inv.Args) && len(r.Inv.Args[i]) > 0 {
+		return r.Inv.Args[i][0]
+	}
+	return ""
+}
+
+// Targets returns positional i expanded (globs, ranges, comma lists).
+func (r *Req) Targets(i int) []Target {
+	if i < len(r.targets) {
+		return r.targets[i]
+	}
+	return nil
+}
+
+// Print outputs the command's result.
+func (r *Req) Print(d render.Doc) error { return r.Printer.Print(d) }
+
+// expand resolves every positional to targets, listing live entities only
+// when a pattern needs them.
+func (r *Req) expand(ctx context.Context) error {
+	r.targets = make([][]Target, len(r.Cmd.Args))
+	for i, a := range r.Cmd.Args {
+		words := r.Inv.Args[i]
+		if len(words) == 0 {
+			continue
+		}
+		var (
+			ts  []Target
+			err error
+		)
+		if a.Generate {
+			ts, err = Generate(words)
+		} else {
+			ts, err = Expand(words, a.Kind, func() ([]Entity, error) {
+				c, err := r.Client(ctx)
+				if err != nil {
+					return nil, err
+				}
+				es, err := ListEntities(ctx, c, a.Kind)
+				return es, client.Wrap(err)
+			})
+		}
+		if err != nil {
+			return err
+		}
+		r.targets[i] = ts
+	}
+	return nil
+}
+
+// confirm asks "<Verb> 2 VMs? (yes/no)" on a terminal; -y answers yes;
+// without a terminal and without -y it refuses (exit 2).
+func (r *Req) confirm() error {
+	if r.Cmd.Destructive == "" || r.Globals.Yes {
+		return nil
+	}
+	var names []string
+	kind := Kind("")
+	for i, a := range r.Cmd.Args {
+		if len(r.targets[i]) > 0 {
+			names = names[:0]
+			for _, t := range r.targets[i] {
+				names = append(names, t.Name)
+			}
+			kind = a.Kind
+		}
+	}
+	what := "this"
+	if spec := LookupKind(kind); spec != nil && len(names) > 0 {
+		what = spec.Count(names)
+	}
+	question := fmt.Sprintf("%s %s?", r.Cmd.Destructive, what)
+	if !r.IO.InTTY {
+		return usageErrorf("%s needs confirmation (%s); pass -y to confirm without a terminal", r.Cmd.Name, question)
+	}
+	fmt.Fprintf(r.IO.Out, "%s (yes/no) ", question)
+	answer, err := readLine(r.IO.In)
+	if err != nil && answer == "" {
+		return client.Errorf(client.ExitFailed, "not confirmed: %v", err)
+	}
+	if ok, perr := ParseBool(answer); perr != nil || !ok {
+		return client.Errorf(client.ExitFailed, "not confirmed; nothing changed")
+	}
+	return nil
+}
+
+// readLine reads up to a newline one byte at a time, so nothing after the
+// answer is consumed from a shared stdin.
+func readLine(in io.Reader) (string, error) {
+	var sb strings.Builder
+	b := make([]byte, 1)
+	for {
+		n, err := in.Read(b)
+		if n == 1 {
+			if b[0] == '\n' {
+				return strings.TrimSpace(sb.String()), nil
+			}
+			sb.WriteByte(b[0])
+		}
+		if err != nil {
+			return strings.TrimSpace(sb.String()), err
+		}
+	}
+}
+
+// TaskFunc submits one mutation for one target and returns its task.
+type TaskFunc func(ctx context.Context, c *client.Client, t Target) (*acliv1.Task, error)
+
+// maxInFlight bounds concurrent submissions for many targets.
+const maxInFlight = 8
+
+// EachTask submits fn for every target, then (unless wait=false) follows
+// every task to its end, showing progress. The JSON data is the list of
+// final tasks. Failures keep their exit code; several different ones are a
+// plain failure listing each.
+func (r *Req) EachTask(ctx context.Context, targets []Target, fn TaskFunc) error {
+	c, err := r.Client(ctx)
+	if err != nil {
+		return err
+	}
+	tasks := make([]*acliv1.Task, len(targets))
+	errs := make([]error, len(targets))
+	sem := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			task, err := fn(ctx, c, t)
+			if err != nil {
+				errs[i] = r.labelErr(targets, t, client.Wrap(err))
+				return
+			}
+			tasks[i] = task
+		}()
+	}
+	wg.Wait()
+	wait := r.Bool("wait")
+	if _, declared := r.Cmd.Key("wait"); !declared {
+		wait = true
+	}
+	if !wait {
+		var lines []string
+		var submitted []*acliv1.Task
+		for _, t := range tasks {
+			if t != nil {
+				lines = append(lines, t.GetUuid())
+				submitted = append(submitted, t)
+			}
+		}
+		if err := r.Print(render.Doc{Data: submitted, Text: strings.Join(lines, "\n")}); err != nil {
+			return err
+		}
+		return joinTaskErrors(errs)
+	}
+	return r.Follow(ctx, c, targets, tasks, errs)
+}
+
+// Follow waits for tasks (tasks[i] belongs to targets[i]; nil where the
+// submission already failed with errs[i]) and reports like EachTask.
+func (r *Req) Follow(ctx context.Context, c *client.Client, targets []Target, tasks []*acliv1.Task, errs []error) error {
+	var progress *render.Progress
+	if r.Printer.Human() {
+		progress = render.NewProgress(r.IO.Out, r.IO.OutTTY)
+		defer progress.Close()
+	}
+	var wg sync.WaitGroup
+	final := make([]*acliv1.Task, len(targets))
+	for i, t := range tasks {
+		if t == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			label := render.OpName(t.GetOperation())
+			if len(targets) > 1 {
+				label += " " + targets[i].Name
+			}
+			ft, err := watchTask(ctx, c, t, func(t *acliv1.Task) {
+				if progress != nil {
+					progress.Update(label, t)
+				}
+			})
+			final[i] = ft
+			if err != nil {
+				errs[i] = r.labelErr(targets, targets[i], err)
+				return
+			}
+			if ft.GetStatus() != acliv1.TaskStatus_kSucceeded {
+				errs[i] = r.labelErr(targets, targets[i], client.TaskError(render.OpName(ft.GetOperation()), ft))
+			}
+		}()
+	}
+	wg.Wait()
+	var done []*acliv1.Task
+	for _, t := range final {
+		if t != nil {
+			done = append(done, t)
+		}
+	}
+	if !r.Printer.Human() {
+		if err := r.Print(render.Doc{Data: done}); err != nil {
+			return err
+		}
+	}
+	return joinTaskErrors(errs)
+}
+
+func (r *Req) labelErr(all []Target, t Target, err error) error {
+	if len(all) < 2 {
+		return err
+	}
+	var ae *client.Error
+	if errors.As(err, &ae) {
+		cp := *ae
+		cp.Msg = t.Name + ": " + ae.Msg
+		return &cp
+	}
+	return fmt.Errorf("%s: %w", t.Name, err)
+}
+
+func joinTaskErrors(errs []error) error {
+	var failed []error
+	for _, e := range errs {
+		if e != nil {
+			failed = append(failed, e)
+		}
+	}
+	switch len(failed) {
+	case 0:
+		return nil
+	case 1:
+		return failed[0]
+	}
+	code := client.ExitCode(failed[0])
+	lines := make([]string, 0, len(failed))
+	for _, e := range failed {
+		if client.ExitCode(e) != code {
+			code = client.ExitFailed
+		}
+		lines = append(lines, e.Error())
+	}
+	return &client.Error{Code: code, Msg: fmt.Sprintf("%d of %d operations failed", len(failed), len(errs)), Details: lines}
+}
+
+// watchTask follows a task until it ends, calling show on every state.
+// A deadline (--timeout) leaves the task running and exits 7.
+func watchTask(ctx context.Context, c *client.Client, t *acliv1.Task, show func(*acliv1.Task)) (*acliv1.Task, error) {
+	show(t)
+	last := t
+	if isFinal(t) {
+		return t, nil
+	}
+	stream, err := c.Task.WatchTask(ctx, &acliv1.GetTaskRequest{Uuid: t.GetUuid()})
+	if err != nil {
+		return last, waitErr(ctx, last, err)
+	}
+	for {
+		nt, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return last, waitErr(ctx, last, err)
+		}
+		last = nt
+		show(nt)
+		if isFinal(nt) {
+			return nt, nil
+		}
+	}
+	// The stream ended without a final state (manager restarting, say):
+	// ask once more rather than guess.
+	nt, err := c.Task.GetTask(ctx, &acliv1.GetTaskRequest{Uuid: t.GetUuid()})
+	if err != nil {
+		return last, waitErr(ctx, last, err)
+	}
+	show(nt)
+	if !isFinal(nt) {
+		return nt, client.Errorf(client.ExitFailed, "lost track of task %s (still %s); see: acli task.wait %s", nt.GetUuid(), nt.GetStatus(), nt.GetUuid())
+	}
+	return nt, nil
+}
+
+func waitErr(ctx context.Context, t *acliv1.Task, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded {
+		return client.Errorf(client.ExitTimeout, "timed out waiting for %s; task %s is still running (see: acli task.wait %s)",
+			render.OpName(t.GetOperation()), t.GetUuid(), t.GetUuid())
+	}
+	if errors.Is(ctx.Err(), context.Canceled) || status.Code(err) == codes.Canceled {
+		return client.Errorf(client.ExitFailed, "interrupted; task %s continues on clusterd (see: acli task.wait %s)", t.GetUuid(), t.GetUuid())
+	}
+	return client.Wrap(err)
+}
+
+func isFinal(t *acliv1.Task) bool {
+	switch t.GetStatus() {
+	case acliv1.TaskStatus_kSucceeded, acliv1.TaskStatus_kFailed, acliv1.TaskStatus_kAborted:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,285 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/acli-dev/acli/client"
+	"github.com/acli-dev/acli/render"
+	"github.com/spf13/cobra"
+)
+
+// runState carries what a leaf leaves behind for Execute to finish with.
+type runState struct {
+	printer *render.Printer
+	err     error // found where cobra gives no way to return one (help)
+}
+
+// Execute runs one-shot argv (without the program name) and returns the
+// exit code. With no command on a terminal it starts the shell.
+func (f *Factory) Execute(ctx context.Context, args []string) int {
+	return f.execute(ctx, args, f.DefaultGlobals(), false)
+}
+
+// ExecuteLine runs one shell line on a fresh cobra tree; defaults are the
+// globals the shell was started with.
+func (f *Factory) ExecuteLine(ctx context.Context, args []string, defaults Globals) int {
+	return f.execute(ctx, args, defaults, true)
+}
+
+func (f *Factory) execute(ctx context.Context, args []string, defaults Globals, inShell bool) int {
+	g := defaults
+	st := &runState{}
+	root := f.NewRoot(&g, st, inShell)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		err = st.err
+	}
+	var es ExitStatus
+	if errors.As(err, &es) {
+		return int(es)
+	}
+	p := st.printer
+	if p == nil {
+		p = f.printer(g)
+	}
+	code := client.ExitCode(err)
+	var details []string
+	var ae *client.Error
+	if errors.As(err, &ae) {
+		details = ae.Details
+	}
+	if ferr := p.Finish(err, code, details); ferr != nil && code == 0 {
+		code = client.ExitFailed
+	}
+	return code
+}
+
+func (f *Factory) printer(g Globals) *render.Printer {
+	format, err := render.ParseFormat(g.Output)
+	if err != nil {
+		format = render.Table
+	}
+	return &render.Printer{IO: f.IO, Format: format, NoHeaders: g.NoHeaders}
+}
+
+// NewRoot builds a fresh cobra tree from the registry, binding the global
+// flags into g. A new tree per line keeps shell lines independent.
+func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "acli",
+		Short:         "Manage hyperconverged KVM clusters",
+		Args:          cobra.ArbitraryArgs,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		CompletionOptions: cobra.CompletionOptions{
+			DisableDefaultCmd: true,
+		},
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if _, err := render.ParseFormat(g.Output); err != nil {
+				return usageErrorf("-o: %v", err)
+			}
+			if g.Timeout < 0 {
+				return usageErrorf("--timeout must not be negative")
+			}
+			return nil
+		},
+		RunE: func(cc *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				_, err := f.Registry.Find(args[0])
+				return err
+			}
+			if inShell {
+				return nil
+			}
+			if f.Shell == nil {
+				return usageErrorf("no command given (try: acli help)")
+			}
+			return f.Shell(cc.Context(), f, *g)
+		},
+	}
+	root.SetIn(f.IO.In)
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.Err)
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.Output, "output", "o", g.Output, "output format: table, json, yaml or csv")
+	pf.BoolVarP(&g.Yes, "yes", "y", g.Yes, "answer yes to confirmations")
+	pf.StringVar(&g.Server, "server", g.Server, "clusterd address host:port (env ACLI_SERVER)")
+	pf.DurationVar(&g.Timeout, "timeout", g.Timeout, "give up after this long, e.g. 30s (0: no limit); waiting tasks keep running")
+	pf.BoolVar(&g.NoHeaders, "no-headers", g.NoHeaders, "omit table and CSV headers")
+	pf.StringVar(&g.Token, "token", g.Token, "bearer token for clusterd (env ACLI_TOKEN)")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return usageErrorf("%v (see: acli help)", err)
+	})
+	root.SetHelpFunc(func(cc *cobra.Command, args []string) {
+		if c, ok := f.Registry.Lookup(cc.Name()); ok {
+			_, _ = fmt.Fprint(f.IO.Out, CommandHelp(c))
+			return
+		}
+		if cc == root {
+			// "acli vm.migrat --help" lands here: say what is unknown.
+			if w := firstWord(root, args); w != "" {
+				if _, err := f.Registry.Find(w); err != nil {
+					st.err = err
+					return
+				}
+			}
+			_, _ = fmt.Fprint(f.IO.Out, RootHelp(f.Registry))
+			return
+		}
+		_, _ = fmt.Fprint(f.IO.Out, cc.UsageString())
+	})
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [namespace | command]",
+		Short: "Show help for acli, a namespace or a command",
+		Args:  cobra.MaximumNArgs(1),
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var out []cobra.Completion
+			for _, ns := range f.Registry.Namespaces {
+				out = append(out, cobra.CompletionWithDesc(ns.Name, ns.Summary))
+			}
+			for _, c := range f.Registry.Commands() {
+				out = append(out, cobra.CompletionWithDesc(c.Name, c.Summary))
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(_ *cobra.Command, args []string) error {
+			text, err := Help(f.Registry, args)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(f.IO.Out, text)
+			return err
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:                   "completion bash|zsh|fish",
+		Short:                 "Print a shell completion script",
+		Long:                  "Print a completion script; entity names complete live from clusterd.\n\n  source <(acli completion bash)\n  acli completion zsh > \"${fpath[1]}/_acli\"\n  acli completion fish > ~/.config/fish/completions/acli.fish",
+		ValidArgs:             []cobra.Completion{"bash", "zsh", "fish"},
+		Args:                  cobra.ExactArgs(1),
+		DisableFlagsInUseLine: true,
+		RunE: func(cc *cobra.Command, args []string) error {
+			switch args[0] {
+			case "bash":
+				return root.GenBashCompletionV2(f.IO.Out, true)
+			case "zsh":
+				return root.GenZshCompletion(f.IO.Out)
+			case "fish":
+				return root.GenFishCompletion(f.IO.Out, true)
+			}
+			return usageErrorf("completion: unknown shell %q%s", args[0], suggest(args[0], []string{"bash", "zsh", "fish"}))
+		},
+	})
+	for _, c := range f.Registry.Commands() {
+		root.AddCommand(f.leaf(c, g, st))
+	}
+	return root
+}
+
+func (f *Factory) leaf(c *Command, g *Globals, st *runState) *cobra.Command {
+	return &cobra.Command{
+		Use:   c.Name,
+		Short: c.Summary,
+		RunE: func(cc *cobra.Command, args []string) error {
+			inv, err := c.Parse(args)
+			if err != nil {
+				return err
+			}
+			p := f.printer(*g)
+			st.printer = p
+			return f.Run(cc.Context(), inv, *g, p)
+		},
+		ValidArgsFunction: func(cc *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return f.shellComplete(cc.Context(), c, args, toComplete, *g)
+		},
+	}
+}
+
+// Run runs a parsed invocation: the --timeout deadline, expansion of
+// globs and ranges, confirmation, then the command's run function.
+func (f *Factory) Run(ctx context.Context, inv *Invocation, g Globals, p *render.Printer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if g.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.Timeout)
+		defer cancel()
+	}
+	r := &Req{Cmd: inv.Cmd, Inv: inv, IO: f.IO, Globals: g, Printer: p, f: f}
+	if err := r.expand(ctx); err != nil {
+		return err
+	}
+	if err := r.confirm(); err != nil {
+		return err
+	}
+	return client.Wrap(inv.Cmd.Run(ctx, r))
+}
+
+// shellComplete serves cobra's hidden __complete command for the bash, zsh
+// and fish scripts, from the same registry logic as the interactive shell.
+func (f *Factory) shellComplete(ctx context.Context, c *Command, args []string, toComplete string, g Globals) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	names := func(k Kind) []Entity {
+		// Completion must never hang a shell: a short budget, silence on error.
+		cctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
+		defer cancel()
+		g.Timeout = 500 * time.Millisecond
+		cl, err := f.Client(cctx, g)
+		if err != nil {
+			return nil
+		}
+		es, err := ListEntities(cctx, cl, k)
+		if err != nil {
+			return nil
+		}
+		return es
+	}
+	cands, offset := c.Complete(args, toComplete, names)
+	dir := cobra.ShellCompDirectiveNoFileComp
+	out := make([]cobra.Completion, 0, len(cands))
+	for _, cd := range cands {
+		text := toComplete[:offset] + cd.Text
+		if strings.HasSuffix(text, "=") || strings.HasSuffix(text, ",") {
+			dir |= cobra.ShellCompDirectiveNoSpace
+		}
+		out = append(out, cobra.CompletionWithDesc(text, cd.Description))
+	}
+	return out, dir
+}
+
+// firstWord returns the first argument that is neither a flag nor a flag's
+// value.
+func firstWord(root *cobra.Command, args []string) string {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			return a
+		}
+		if strings.Contains(a, "=") {
+			continue
+		}
+		name := strings.TrimLeft(a, "-")
+		fl := root.PersistentFlags().Lookup(name)
+		if fl == nil && len(name) == 1 {
+			fl = root.PersistentFlags().ShorthandLookup(name)
+		}
+		if fl != nil && fl.NoOptDefVal == "" {
+			i++ // the flag's value
+		}
+	}
+	return ""
+}

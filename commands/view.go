@@ -1,0 +1,281 @@
+package commands
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/render"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Human views of entities. Column orders follow acli so scripts that read
+// tables by position keep working; new columns go only at the end.
+
+func yesNo(b bool) string {
+	if b {
+		return "True"
+	}
+	return "False"
+}
+
+func ts(t *timestamppb.Timestamp) string {
+	if t == nil || (t.GetSeconds() == 0 && t.GetNanos() == 0) {
+		return ""
+	}
+	return t.AsTime().UTC().Format(time.RFC3339)
+}
+
+func i32(n int32) string { return strconv.FormatInt(int64(n), 10) }
+
+func sizeOrEmpty(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return FormatSize(n)
+}
+
+// enumText prints an enum the acli way, blank when unset.
+func enumText(s string, zero bool) string {
+	if zero {
+		return ""
+	}
+	return s
+}
+
+func hostTable(hosts []*acliv1.Host) *render.TableData {
+	t := &render.TableData{Headers: []string{
+		"Hypervisor IP", "Hypervisor DNS Name", "Host UUID", "Node state", "Connected", "Node type",
+		"Schedulable", "Hypervisor Name", "CVM IP",
+		"Schedulable reason", "CVM state", "VMs",
+	}}
+	t.Rows = make([][]string, 0, len(hosts))
+	for _, h := range hosts {
+		dns := h.GetHypervisorDnsName()
+		if dns == "" {
+			dns = h.GetHypervisorIp()
+		}
+		t.Rows = append(t.Rows, []string{
+			h.GetHypervisorIp(), dns, h.GetUuid(), enumText(h.GetNodeState().String(), h.GetNodeState() == 0),
+			yesNo(h.GetConnected()), h.GetNodeType(), yesNo(h.GetSchedulable()), h.GetName(), h.GetCvmIp(),
+			h.GetSchedulableReason(), enumText(h.GetCvmState().String(), h.GetCvmState() == 0), i32(h.GetNumVms()),
+		})
+	}
+	return t
+}
+
+func hostBlock(h *acliv1.Host) *render.Block {
+	b := &render.Block{}
+	b.Add("Name", h.GetName()).
+		Add("UUID", h.GetUuid()).
+		Add("Hypervisor IP", h.GetHypervisorIp()).
+		Add("Hypervisor DNS name", h.GetHypervisorDnsName()).
+		Add("Hypervisor type", h.GetHypervisorType()).
+		Add("Node type", h.GetNodeType()).
+		Add("Node state", enumText(h.GetNodeState().String(), h.GetNodeState() == 0)).
+		Add("Connected", yesNo(h.GetConnected())).
+		Add("Schedulable", yesNo(h.GetSchedulable())).
+		Add("Schedulable reason", h.GetSchedulableReason()).
+		Add("Last heartbeat", ts(h.GetLastHeartbeat()))
+	res := b.Section("Resources")
+	res.Add("CPU cores", i32(h.GetCpuCores())).
+		Add("vCPUs used", i32(h.GetVcpusUsed())).
+		Add("Memory", sizeOrEmpty(h.GetMemoryBytes())).
+		Add("Memory used", FormatSize(h.GetMemoryUsedBytes())).
+		Add("VMs", i32(h.GetNumVms()))
+	cvm := b.Section("CVM")
+	cvm.Add("IP", h.GetCvmIp()).
+		Add("State", enumText(h.GetCvmState().String(), h.GetCvmState() == 0))
+	if h.GetCvmSshPort() != 0 {
+		cvm.Add("SSH port", i32(h.GetCvmSshPort()))
+	}
+	if h.GetSshPort() != 0 || h.GetSshHostKeyFingerprint() != "" {
+		ssh := b.Section("SSH")
+		ssh.Add("Port", i32(h.GetSshPort())).Add("Host key", h.GetSshHostKeyFingerprint())
+	}
+	if h.GetLibvirtUri() != "" {
+		b.Add("libvirt URI", h.GetLibvirtUri())
+	}
+	return b
+}
+
+func vmTable(vms []*acliv1.Vm) *render.TableData {
+	t := &render.TableData{Headers: []string{"VM name", "VM UUID", "Power state", "Host", "vCPUs", "Memory"}}
+	t.Rows = make([][]string, 0, len(vms))
+	for _, v := range vms {
+		t.Rows = append(t.Rows, []string{
+			v.GetName(), v.GetUuid(), enumText(v.GetPowerState().String(), v.GetPowerState() == 0),
+			v.GetHostName(), i32(v.GetNumVcpus()), FormatSize(v.GetMemoryBytes()),
+		})
+	}
+	return t
+}
+
+func vmBlock(v *acliv1.Vm) *render.Block {
+	b := &render.Block{}
+	b.Add("Name", v.GetName()).
+		Add("UUID", v.GetUuid()).
+		Add("Description", v.GetDescription()).
+		Add("Power state", enumText(v.GetPowerState().String(), v.GetPowerState() == 0)).
+		Add("Host", hostRef(v.GetHostName(), v.GetHostUuid())).
+		Add("vCPUs", i32(v.GetNumVcpus())).
+		Add("Cores per vCPU", i32(v.GetNumCoresPerVcpu())).
+		Add("Memory", FormatSize(v.GetMemoryBytes())).
+		Add("HA priority", i32(v.GetHaPriority())).
+		Add("Agent VM", yesNo(v.GetAgentVm())).
+		Add("Passthrough", yesNo(v.GetPassthrough())).
+		Add("Created", ts(v.GetCreateTime()))
+	if v.GetOriginalHostUuid() != "" {
+		b.Add("Original host", v.GetOriginalHostUuid())
+	}
+	if len(v.GetHostAffinity()) > 0 {
+		b.Add("Host affinity", strings.Join(v.GetHostAffinity(), ","))
+	}
+	if v.GetBusyTaskUuid() != "" {
+		b.Add("Busy with task", v.GetBusyTaskUuid())
+	}
+	disks := b.Section("Disks")
+	for _, d := range v.GetDisks() {
+		s := disks.Section(diskAddr(d))
+		s.Add("UUID", d.GetUuid()).
+			Add("Size", FormatSize(d.GetSizeBytes())).
+			Add("Container", d.GetContainer())
+		if d.GetCdrom() {
+			s.Add("CD-ROM", "True")
+		}
+		if d.GetVolumeGroupUuid() != "" {
+			s.Add("Volume group", d.GetVolumeGroupUuid())
+		}
+		if d.GetServedByCvmIp() != "" {
+			s.Add("Served by CVM", d.GetServedByCvmIp()+" ("+d.GetPath()+")")
+		}
+	}
+	nics := b.Section("NICs")
+	for _, n := range v.GetNics() {
+		s := nics.Section(n.GetMac())
+		s.Add("Network", n.GetNetworkName()).
+			Add("Network UUID", n.GetNetworkUuid()).
+			Add("IP", n.GetIp()).
+			Add("Model", n.GetModel())
+	}
+	if len(v.GetVolumeGroupUuids()) > 0 {
+		b.Add("Volume groups", strings.Join(v.GetVolumeGroupUuids(), ","))
+	}
+	return b
+}
+
+func hostRef(name, uuid string) string {
+	switch {
+	case name != "" && uuid != "":
+		return name + " (" + uuid + ")"
+	case uuid != "":
+		return uuid
+	}
+	return name
+}
+
+func diskAddr(d *acliv1.Disk) string { return d.GetBus() + "." + i32(d.GetIndex()) }
+
+func diskTable(disks []*acliv1.Disk) *render.TableData {
+	t := &render.TableData{Headers: []string{"Device bus", "Device index", "Disk UUID", "Size", "Container", "CD-ROM", "Served by CVM", "Path"}}
+	for _, d := range disks {
+		t.Rows = append(t.Rows, []string{d.GetBus(), i32(d.GetIndex()), d.GetUuid(), FormatSize(d.GetSizeBytes()),
+			d.GetContainer(), yesNo(d.GetCdrom()), d.GetServedByCvmIp(), d.GetPath()})
+	}
+	return t
+}
+
+func nicTable(nics []*acliv1.Nic) *render.TableData {
+	t := &render.TableData{Headers: []string{"MAC address", "Network name", "Network UUID", "IP address", "Model"}}
+	for _, n := range nics {
+		t.Rows = append(t.Rows, []string{n.GetMac(), n.GetNetworkName(), n.GetNetworkUuid(), n.GetIp(), n.GetModel()})
+	}
+	return t
+}
+
+func netTable(nets []*acliv1.Network) *render.TableData {
+	t := &render.TableData{Headers: []string{"Network name", "Network UUID", "Type", "VLAN ID", "Virtual switch", "IP config", "NICs"}}
+	for _, n := range nets {
+		t.Rows = append(t.Rows, []string{n.GetName(), n.GetUuid(), enumText(n.GetMode().String(), n.GetMode() == 0),
+			i32(n.GetVlanId()), n.GetVswitchName(), n.GetIpConfig(), i32(n.GetNumNics())})
+	}
+	return t
+}
+
+func netBlock(n *acliv1.Network) *render.Block {
+	b := &render.Block{}
+	b.Add("Name", n.GetName()).
+		Add("UUID", n.GetUuid()).
+		Add("Type", enumText(n.GetMode().String(), n.GetMode() == 0)).
+		Add("VLAN ID", i32(n.GetVlanId())).
+		Add("Virtual switch", n.GetVswitchName()).
+		Add("IP config", n.GetIpConfig()).
+		Add("NICs", i32(n.GetNumNics()))
+	return b
+}
+
+func entities(refs []*acliv1.EntityRef) string {
+	var parts []string
+	for _, e := range refs {
+		n := e.GetName()
+		if n == "" {
+			n = e.GetUuid()
+		}
+		parts = append(parts, n)
+	}
+	return strings.Join(parts, ",")
+}
+
+func taskTable(tasks []*acliv1.Task) *render.TableData {
+	t := &render.TableData{Headers: []string{"Task UUID", "Parent task UUID", "Type", "Status", "Percent", "Entities", "Created"}}
+	for _, k := range tasks {
+		t.Rows = append(t.Rows, []string{k.GetUuid(), k.GetParentTaskUuid(), render.OpName(k.GetOperation()),
+			enumText(k.GetStatus().String(), k.GetStatus() == 0), i32(k.GetPercent()), entities(k.GetEntities()), ts(k.GetCreateTime())})
+	}
+	return t
+}
+
+func taskBlock(k *acliv1.Task) *render.Block {
+	b := &render.Block{}
+	b.Add("UUID", k.GetUuid()).
+		Add("Type", render.OpName(k.GetOperation())).
+		Add("Status", enumText(k.GetStatus().String(), k.GetStatus() == 0)).
+		Add("Percent", i32(k.GetPercent())).
+		Add("Progress", k.GetProgressMessage()).
+		Add("Parent task", k.GetParentTaskUuid()).
+		Add("Created", ts(k.GetCreateTime())).
+		Add("Started", ts(k.GetStartTime())).
+		Add("Completed", ts(k.GetCompleteTime()))
+	if k.GetError() != "" {
+		b.Add("Error", k.GetError())
+	}
+	ents := b.Section("Entities")
+	for _, e := range k.GetEntities() {
+		ents.Add(strings.TrimPrefix(e.GetKind().String(), "k"), hostRef(e.GetName(), e.GetUuid()))
+	}
+	if len(k.GetSubtaskUuids()) > 0 {
+		b.Add("Subtasks", strings.Join(k.GetSubtaskUuids(), ","))
+	}
+	if len(k.GetMessages()) > 0 {
+		msgs := b.Section("Messages")
+		for i, m := range k.GetMessages() {
+			msgs.Add(strconv.Itoa(i+1), m)
+		}
+	}
+	return b
+}
+
+func clusterBlock(c *acliv1.Cluster) *render.Block {
+	b := &render.Block{}
+	b.Add("Name", c.GetName()).
+		Add("UUID", c.GetUuid()).
+		Add("Redundancy factor", i32(c.GetRedundancyFactor())).
+		Add("iSCSI data services IP", c.GetIscsiDataServicesIp()).
+		Add("Driver", c.GetDriver()).
+		Add("Version", c.GetVersion()).
+		Add("Hosts", i32(c.GetNumHosts())).
+		Add("VMs", i32(c.GetNumVms())).
+		Add("Created", ts(c.GetCreateTime()))
+	return b
+}

@@ -1,0 +1,91 @@
+// Package completion completes shell lines from the command registry: a
+// go-prompt completer for the interactive shell and a cache of live entity
+// names that refreshes off the keystroke path. The bash, zsh and fish
+// scripts come from the same registry logic through cobra (commands).
+package completion
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/acli-dev/acli/commands"
+	prompt "github.com/elk-language/go-prompt"
+	istrings "github.com/elk-language/go-prompt/strings"
+)
+
+// Completer completes acli lines.
+type Completer struct {
+	Registry *commands.Registry
+	// Names supplies live entity names; it must return at once (see Cache).
+	Names commands.NameFunc
+}
+
+// Complete completes the text before the cursor. It returns suggestions and
+// the byte offset in before where the replaced text starts.
+func (c *Completer) Complete(before string) ([]commands.Suggestion, int) {
+	words, partial, start := split(before)
+	if start < 0 {
+		return nil, len(before)
+	}
+	sugs, off := c.Registry.CompleteLine(words, partial, c.Names)
+	return sugs, start + off
+}
+
+// Prompt adapts Complete to go-prompt.
+func (c *Completer) Prompt(d prompt.Document) ([]prompt.Suggest, istrings.RuneNumber, istrings.RuneNumber) {
+	before := d.TextBeforeCursor()
+	sugs, start := c.Complete(before)
+	end := istrings.RuneNumber(utf8.RuneCountInString(before))
+	if len(sugs) == 0 {
+		return nil, end, end
+	}
+	out := make([]prompt.Suggest, len(sugs))
+	for i, s := range sugs {
+		out[i] = prompt.Suggest{Text: s.Text, Description: s.Description}
+	}
+	return out, istrings.RuneNumber(utf8.RuneCountInString(before[:start])), end
+}
+
+// split cuts a line into its complete words and the word under the cursor
+// (and that word's byte offset). Quotes group words; a partial word with
+// quotes in it gets start -1: completing there would break the quoting.
+func split(line string) (words []string, partial string, start int) {
+	var cur strings.Builder
+	inWord := false
+	var quote rune
+	wordStart := 0
+	for i, r := range line {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			} else {
+				cur.WriteRune(r)
+			}
+		case r == '"' || r == '\'':
+			if !inWord {
+				inWord, wordStart = true, i
+			}
+			quote = r
+		case unicode.IsSpace(r):
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			if !inWord {
+				inWord, wordStart = true, i
+			}
+			cur.WriteRune(r)
+		}
+	}
+	if !inWord {
+		return words, "", len(line)
+	}
+	if strings.ContainsAny(line[wordStart:], `"'`) {
+		return words, cur.String(), -1
+	}
+	return words, cur.String(), wordStart
+}

@@ -1,0 +1,201 @@
+package render
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"gopkg.in/yaml.v3"
+)
+
+// Doc is one command result in every shape a format may want: Data is the
+// full object for json/yaml (proto messages print in their acli enum
+// spelling), Table or Block the human view, Text a plain message.
+type Doc struct {
+	Data  any
+	Table *TableData
+	Block *Block
+	Text  string
+}
+
+// Printer writes results and errors in the chosen format. In JSON mode it
+// holds the result until Finish so stdout is always exactly one document.
+type Printer struct {
+	IO        *IO
+	Format    Format
+	NoHeaders bool
+
+	data    any
+	printed bool
+}
+
+// Human reports whether output is for people (table format): progress
+// lines and notes are shown only then.
+func (p *Printer) Human() bool { return p.Format == Table || p.Format == "" }
+
+// Print outputs d (JSON: remembers it for Finish).
+func (p *Printer) Print(d Doc) error {
+	p.printed = true
+	switch p.Format {
+	case JSON:
+		p.data = d.Data
+		return nil
+	case YAML:
+		return writeYAML(p.IO.Out, d.Data)
+	case CSV:
+		switch {
+		case d.Table != nil:
+			return WriteCSV(p.IO.Out, d.Table, p.NoHeaders)
+		case d.Block != nil:
+			return WriteBlockCSV(p.IO.Out, d.Block, p.NoHeaders)
+		case d.Text != "":
+			return WriteCSV(p.IO.Out, &TableData{Headers: []string{"Result"}, Rows: [][]string{{d.Text}}}, p.NoHeaders)
+		}
+		return nil
+	default:
+		switch {
+		case d.Table != nil:
+			return WriteTable(p.IO.Out, d.Table, p.NoHeaders)
+		case d.Block != nil:
+			return WriteBlock(p.IO.Out, d.Block)
+		case d.Text != "":
+			_, err := io.WriteString(p.IO.Out, strings.TrimRight(d.Text, "\n")+"\n")
+			return err
+		}
+		return nil
+	}
+}
+
+// Finish ends the command: errors go to stderr in every format (message,
+// then each detail on its own line); in JSON mode the single envelope
+// {"data","error","status"} goes to stdout.
+func (p *Printer) Finish(err error, status int, details []string) error {
+	if err != nil {
+		var sb strings.Builder
+		sb.WriteString("Error: " + err.Error() + "\n")
+		for _, d := range details {
+			sb.WriteString("  " + d + "\n")
+		}
+		_, _ = io.WriteString(p.IO.Err, sb.String())
+	}
+	if p.Format != JSON {
+		return nil
+	}
+	var env bytes.Buffer
+	env.WriteString(`{"data": `)
+	if err != nil || p.data == nil {
+		env.WriteString("null")
+	} else {
+		b, merr := MarshalJSON(p.data)
+		if merr != nil {
+			return merr
+		}
+		env.Write(b)
+	}
+	env.WriteString(`, "error": `)
+	if err != nil {
+		msg, _ := json.Marshal(err.Error())
+		env.Write(msg)
+	} else {
+		env.WriteString("null")
+	}
+	fmt.Fprintf(&env, `, "status": %d}`+"\n", status)
+	_, werr := p.IO.Out.Write(env.Bytes())
+	return werr
+}
+
+var pj = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
+
+// protoJSON is protojson made byte-stable: protojson varies its whitespace
+// on purpose, and acli's output must not.
+func protoJSON(m proto.Message) ([]byte, error) {
+	b, err := pj.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// MarshalJSON encodes v compactly: proto messages (alone, in slices or in
+// maps) through protojson so enums read kOn, AcropolisNormal; everything
+// else through encoding/json.
+func MarshalJSON(v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return []byte("null"), nil
+	case proto.Message:
+		return protoJSON(x)
+	case json.RawMessage:
+		return x, nil
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Slice && rv.Type().Elem().Implements(reflect.TypeFor[proto.Message]()) {
+		var buf bytes.Buffer
+		buf.WriteByte('[')
+		for i := range rv.Len() {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			b, err := protoJSON(rv.Index(i).Interface().(proto.Message))
+			if err != nil {
+				return nil, err
+			}
+			buf.Write(b)
+		}
+		buf.WriteByte(']')
+		return buf.Bytes(), nil
+	}
+	if rv.Kind() == reflect.Map && rv.Type().Key().Kind() == reflect.String {
+		// Maps of results (e.g. {"tasks": [...]}) keep proto encoding inside.
+		out := make(map[string]json.RawMessage, rv.Len())
+		for _, k := range rv.MapKeys() {
+			b, err := MarshalJSON(rv.MapIndex(k).Interface())
+			if err != nil {
+				return nil, err
+			}
+			out[k.String()] = b
+		}
+		return json.Marshal(out)
+	}
+	return json.Marshal(v)
+}
+
+// writeYAML renders v by way of its JSON form, so YAML and JSON agree on
+// field names and enum spellings; yaml.v3 keeps the key order.
+func writeYAML(w io.Writer, v any) error {
+	b, err := MarshalJSON(v)
+	if err != nil {
+		return err
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	blockStyle(&n)
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(&n); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+// blockStyle drops the flow style the JSON input gives every node.
+func blockStyle(n *yaml.Node) {
+	n.Style &^= yaml.FlowStyle
+	if n.Kind == yaml.ScalarNode && n.Style&yaml.DoubleQuotedStyle != 0 {
+		n.Style &^= yaml.DoubleQuotedStyle
+	}
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
+}

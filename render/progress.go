@@ -1,0 +1,110 @@
+package render
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+)
+
+// OpName is the acli spelling of a task operation: kVmCreate → VmCreate.
+func OpName(op acliv1.TaskOperation) string {
+	return strings.TrimPrefix(op.String(), "k")
+}
+
+// Progress shows tasks as they advance: "<Op>: pending", progress, then
+// "<Op>: complete" or the error. On a terminal the progress line is redrawn
+// in place; in a pipe every change worth reading is its own line.
+type Progress struct {
+	w   io.Writer
+	tty bool
+
+	mu      sync.Mutex
+	last    map[string]string // task UUID → last line printed
+	pending bool              // a redrawable line is on screen
+}
+
+// NewProgress writes to w; tty selects in-place updates.
+func NewProgress(w io.Writer, tty bool) *Progress {
+	return &Progress{w: w, tty: tty, last: map[string]string{}}
+}
+
+// Update shows the task's current state under label (e.g. "VmCreate" or
+// "VmPowerOn web01"). Final states print their closing line.
+func (p *Progress) Update(label string, t *acliv1.Task) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var line string
+	final := false
+	switch t.GetStatus() {
+	case acliv1.TaskStatus_kSucceeded:
+		line, final = label+": complete", true
+	case acliv1.TaskStatus_kFailed, acliv1.TaskStatus_kAborted:
+		msg := t.GetError()
+		if msg == "" {
+			msg = strings.ToLower(strings.TrimPrefix(t.GetStatus().String(), "k"))
+		}
+		line, final = label+": failed: "+msg, true
+	case acliv1.TaskStatus_kRunning:
+		if p.tty {
+			line = fmt.Sprintf("%s: %s %3d%%", label, bar(t.GetPercent()), t.GetPercent())
+		} else {
+			line = fmt.Sprintf("%s: %d%%", label, t.GetPercent())
+		}
+		if m := t.GetProgressMessage(); m != "" {
+			line += " " + m
+		}
+	default:
+		line = label + ": pending"
+	}
+	uuid := t.GetUuid()
+	if p.last[uuid] == line {
+		return
+	}
+	prev, seen := p.last[uuid]
+	p.last[uuid] = line
+	if !p.tty {
+		// In a pipe, percent-only changes are noise; print the first line,
+		// new messages and the end.
+		if seen && !final && messageOf(prev) == messageOf(line) {
+			return
+		}
+		fmt.Fprintln(p.w, line)
+		return
+	}
+	if final {
+		fmt.Fprintf(p.w, "\r\x1b[K%s\n", line)
+		p.pending = false
+		return
+	}
+	fmt.Fprintf(p.w, "\r\x1b[K%s", line)
+	p.pending = true
+}
+
+// Close ends an unfinished in-place line (e.g. after a timeout).
+func (p *Progress) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pending {
+		fmt.Fprintln(p.w)
+		p.pending = false
+	}
+}
+
+// messageOf strips the "<label>: NN%" head of a progress line.
+func messageOf(line string) string {
+	i := strings.Index(line, "%")
+	if i < 0 {
+		return line
+	}
+	return line[i+1:]
+}
+
+func bar(pct int32) string {
+	const width = 20
+	pct = max(0, min(pct, 100))
+	n := int(pct) * width / 100
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}

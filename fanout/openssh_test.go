@@ -1,0 +1,117 @@
+package fanout
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+const sshdPath = "/usr/sbin/sshd"
+
+// startOpenSSH runs a real sshd on the given loopback IPs and returns its
+// port, host key and a client key file it accepts.
+func startOpenSSH(t *testing.T, ips []string) (int, ssh.PublicKey, string) {
+	t.Helper()
+	if _, err := os.Stat(sshdPath); err != nil {
+		t.Skip("OpenSSH sshd not installed")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("sshd needs root")
+	}
+	// Privilege separation directory required by Debian's sshd.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		t.Skipf("cannot create /run/sshd: %v", err)
+	}
+	dir := t.TempDir()
+	hostSigner, hostPEM := newSigner(t)
+	clientSigner, clientPEM := newSigner(t)
+	hostKey := filepath.Join(dir, "host_ed25519")
+	clientKey := filepath.Join(dir, "id_ed25519")
+	os.WriteFile(hostKey, hostPEM, 0o600)
+	os.WriteFile(clientKey, clientPEM, 0o600)
+	os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientSigner.PublicKey()), 0o600)
+
+	port := freeAddr(t, ips[0])
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "Port %d\n", port)
+	for _, ip := range ips {
+		fmt.Fprintf(&cfg, "ListenAddress %s\n", ip)
+	}
+	fmt.Fprintf(&cfg, "HostKey %s\nAuthorizedKeysFile %s\nPidFile none\n", hostKey, filepath.Join(dir, "authorized_keys"))
+	cfg.WriteString("StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n" +
+		"KexAlgorithms curve25519-sha256\nUseDNS no\nLogLevel ERROR\nMaxStartups 100\n")
+	cfgFile := filepath.Join(dir, "sshd_config")
+	os.WriteFile(cfgFile, []byte(cfg.String()), 0o600)
+
+	cmd := exec.Command(sshdPath, "-D", "-e", "-f", cfgFile)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start sshd: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	waitFor(t, "sshd listening", func() bool {
+		c, err := net.Dial("tcp", net.JoinHostPort(ips[len(ips)-1], fmt.Sprint(port)))
+		if err == nil {
+			c.Close()
+			return true
+		}
+		if cmd.ProcessState != nil {
+			t.Fatalf("sshd exited: %s", logs.String())
+		}
+		return false
+	})
+	return port, hostSigner.PublicKey(), clientKey
+}
+
+func TestRunAgainstOpenSSH(t *testing.T) {
+	ips := []string{"127.0.0.51", "127.0.0.52"}
+	port, hostKey, clientKey := startOpenSSH(t, ips)
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	var addrs []string
+	for _, ip := range ips {
+		addrs = append(addrs, net.JoinHostPort(ip, fmt.Sprint(port)))
+	}
+	os.WriteFile(kh, []byte(knownhosts.Line(addrs, hostKey)+"\n"), 0o600)
+
+	opts := Options{IdentityFiles: []string{clientKey}, KnownHostsFiles: []string{kh}, DefaultUser: "root",
+		Port: port, Targets: []Target{{Host: ips[0]}, {Host: ips[1]}}, MaxExit: true, ConnectTimeout: 10 * time.Second}
+	cmd := `printf '%s|' "a  b" c; echo; echo oops >&2; exit 4`
+	var out, errOut bytes.Buffer
+	res, err := Run(context.Background(), opts, cmd, &out, &errOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := StyleHostSSH.Banner(ips[0]) + "\na  b|c|\n" + StyleHostSSH.Banner(ips[1]) + "\na  b|c|\n"
+	if out.String() != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s\nstderr: %s", out.String(), want, errOut.String())
+	}
+	if res.Status != 4 || res.Hosts[0].ExitCode != 4 || res.Hosts[1].Stderr != "oops\n" {
+		t.Errorf("status %d hosts %+v", res.Status, res.Hosts)
+	}
+
+	// A hung command is cut off and sshd lets go of it.
+	// The limit is generous so that a loaded machine still prints "started".
+	opts.CommandTimeout = 2 * time.Second
+	opts.MaxExit = false
+	res, _ = Run(context.Background(), opts, "echo started; sleep 8", io.Discard, io.Discard)
+	for _, h := range res.Hosts {
+		if h.Status != StatusTimeout || h.Stdout != "started\n" {
+			t.Errorf("timeout host %+v", h)
+		}
+	}
+}

@@ -30,5 +30,10 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# Regenerate docs/reference/*.md and docs/man/*.1 from the command registry
+# (cmd/acli-docs' test fails when they are stale).
+docs:
+	$(GO) run ./cmd/acli-docs -out docs
+
 clean:
 	rm -rf $(BIN) .demo

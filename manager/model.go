@@ -36,7 +36,7 @@ type model struct {
 	// listing never sorts. While loading it is appended to and sorted once.
 	vmSorted []*vmRec
 	loading  bool
-	macs      map[string]string // MAC -> VM UUID
+	macs     map[string]string // MAC -> VM UUID
 
 	networks  map[string]*netRec
 	netByName map[string]*netRec

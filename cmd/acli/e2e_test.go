@@ -147,7 +147,7 @@ func TestDemoScript(t *testing.T) {
 		got = append(got, v.Name+":"+v.PowerState)
 	}
 	sort.Strings(got)
-	if strings.Join(got, ",") != "web01:kOn,web02:kOn" {
+	if strings.Join(got, ",") != "db01:kOn,web01:kOn,web02:kOn,web03:kOn" {
 		t.Fatalf("vm.list: %v", got)
 	}
 }

@@ -35,11 +35,17 @@ func (m *Manager) applyHostEvent(ctx context.Context, ev driver.HostEvent) error
 	if ev.Kind == driver.Heartbeat {
 		m.mu.RLock()
 		h := m.hosts[ev.HostUUID]
+		resumed := h != nil && h.pb.NodeState == acliv1.NodeState_kNodeDown && ev.Time.UnixNano() > m.ops.downAt[ev.HostUUID]
 		m.mu.RUnlock()
-		if h != nil {
-			h.heartbeat.Store(ev.Time.UnixNano())
+		if h == nil {
+			return nil
 		}
-		return nil
+		if !resumed {
+			h.heartbeat.Store(ev.Time.UnixNano())
+			return nil
+		}
+		// A heartbeat sent after the host was marked down: it is back.
+		ev = driver.HostEvent{Kind: driver.HostUp, HostUUID: ev.HostUUID, Time: ev.Time, Reason: "heartbeats resumed"}
 	}
 	for attempt := 0; ; attempt++ {
 		m.mu.RLock()
@@ -94,12 +100,29 @@ func (m *Manager) applyHostEvent(ctx context.Context, ev driver.HostEvent) error
 		if h.rev == rev {
 			m.putHostLocked(next, newRev)
 		}
+		if ev.Kind == driver.HostDown {
+			// Only heartbeats sent after this bring the host back.
+			m.ops.downAt[cur.Uuid] = ev.Time.UnixNano()
+		}
 		m.mu.Unlock()
 		if ev.Kind == driver.HostUp {
 			h.heartbeat.Store(ev.Time.UnixNano())
 		}
 		m.publish(typ, severity, "", []*acliv1.EntityRef{hostRef(next)}, "%s", msg)
 		m.log.Info("host state changed", "host", cur.Name, "event", ev.Kind.String(), "reason", ev.Reason)
+		if cur.CvmState != next.CvmState {
+			m.cvmStateChanged(cur, next)
+		}
+		if ev.Kind == driver.HostDown {
+			m.startHA(next)
+		}
 		return nil
 	}
+}
+
+// cvmStateChanged is called after a host's CVM state changed (CVM or host
+// failure and recovery, CVM maintenance), outside Manager.mu, with the host
+// records before and after. Storage services that depend on which CVMs
+// serve (iSCSI sessions) react here.
+func (m *Manager) cvmStateChanged(prev, next *acliv1.Host) {
 }

@@ -66,6 +66,15 @@ type Config struct {
 	TaskRetention int
 	// EventRetention is how many events are kept (default 10,000).
 	EventRetention int
+	// MaxMigrationsPerHost bounds the live migrations a host takes part in
+	// at once, as source or target (default 2).
+	MaxMigrationsPerHost int
+	// HeartbeatMisses is how many heartbeat intervals a host may stay
+	// silent before it is marked down and HA restarts its VMs (default 5).
+	HeartbeatMisses int
+	// HeartbeatTimeout, when set, replaces HeartbeatMisses × the driver's
+	// heartbeat interval.
+	HeartbeatTimeout time.Duration
 }
 
 // Manager is the cluster manager. Create it with New, serve it with
@@ -92,6 +101,7 @@ type Manager struct {
 	mu      sync.RWMutex
 	closing bool
 	model
+	ops opsState // maintenance, migration, HA and VM groups (ops.go)
 }
 
 // New loads the model from the store (creating the cluster from the
@@ -121,6 +131,7 @@ func New(cfg Config) (*Manager, error) {
 		m.taskRetention = 10000
 	}
 	m.model.init()
+	m.initOps(cfg)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 
 	ctx := context.Background()
@@ -131,6 +142,9 @@ func New(cfg Config) (*Manager, error) {
 		if err := m.bootstrap(ctx); err != nil {
 			return nil, err
 		}
+	}
+	if err := m.loadOps(ctx); err != nil {
+		return nil, err
 	}
 	if err := m.recoverTasks(ctx); err != nil {
 		return nil, err
@@ -156,6 +170,7 @@ func New(cfg Config) (*Manager, error) {
 	m.bgWG.Add(2)
 	go m.consumeHostEvents(hostEvents)
 	go m.flushEvents()
+	m.startOps()
 	m.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	return m, nil
 }

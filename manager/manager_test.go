@@ -274,7 +274,7 @@ func TestBadInput(t *testing.T) {
 	// Names may repeat; a repeated name is ambiguous and the error lists the UUIDs.
 	succeed(t, c)(c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: "db01", MemoryBytes: gib}))
 	wantCode(t, errOf(c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: "db01"})), codes.InvalidArgument, id)
-	wantCode(t, errOf(c.vm.MigrateVm(bg, &acliv1.MigrateVmRequest{Vm: id})), codes.Unimplemented, "not yet implemented")
+	wantCode(t, errOf(c.vm.MigrateVm(bg, &acliv1.MigrateVmRequest{Vm: id})), codes.FailedPrecondition, "is off and has no host to move from")
 }
 
 func TestFitsNowhereNamesShortfall(t *testing.T) {

@@ -105,21 +105,6 @@ func (s hostService) UpdateHost(ctx context.Context, req *acliv1.UpdateHostReque
 	})
 }
 
-func (hostService) EnterMaintenanceModeCheck(context.Context, *acliv1.EnterMaintenanceModeRequest) (*acliv1.MaintenanceCheck, error) {
-	return nil, apierr.Unimplemented("host.enter_maintenance_mode_check")
-}
-func (hostService) EnterMaintenanceMode(context.Context, *acliv1.EnterMaintenanceModeRequest) (*acliv1.Task, error) {
-	return nil, apierr.Unimplemented("host.enter_maintenance_mode")
-}
-func (hostService) ExitMaintenanceMode(context.Context, *acliv1.ExitMaintenanceModeRequest) (*acliv1.Task, error) {
-	return nil, apierr.Unimplemented("host.exit_maintenance_mode")
-}
-func (hostService) EnterCvmMaintenanceMode(context.Context, *acliv1.CvmMaintenanceRequest) (*acliv1.Task, error) {
-	return nil, apierr.Unimplemented("cvm.enter_maintenance_mode")
-}
-func (hostService) ExitCvmMaintenanceMode(context.Context, *acliv1.CvmMaintenanceRequest) (*acliv1.Task, error) {
-	return nil, apierr.Unimplemented("cvm.exit_maintenance_mode")
-}
 func (hostService) AddHost(context.Context, *acliv1.AddHostRequest) (*acliv1.Task, error) {
 	return nil, apierr.Unimplemented("host.add")
 }

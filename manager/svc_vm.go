@@ -428,6 +428,9 @@ func (m *Manager) chooseHostLocked(v *acliv1.Vm, named string) (*hostRec, error)
 		}
 		return h, nil
 	}
+	if r, ok := m.placeWithRulesLocked(v); ok {
+		return r, nil
+	}
 	id, rejs := m.place(m.candidatesLocked(), preq)
 	if id == "" {
 		vs := make([]apierr.Violation, len(rejs))
@@ -707,25 +710,4 @@ func (s vmService) DeleteNic(ctx context.Context, req *acliv1.DeleteNicRequest) 
 		}
 		return v, fmt.Sprintf("nic %s removed from vm %s", mac, cur.Name), nil
 	})
-}
-
-// ---- later issues ----
-
-func (vmService) MigrateVm(context.Context, *acliv1.MigrateVmRequest) (*acliv1.Task, error) {
-	return nil, apierr.Unimplemented("vm.migrate")
-}
-func (vmService) SetAffinity(context.Context, *acliv1.SetAffinityRequest) (*acliv1.Task, error) {
-	return nil, apierr.Unimplemented("vm.affinity_set")
-}
-func (vmService) ListVmGroups(context.Context, *acliv1.ListVmGroupsRequest) (*acliv1.ListVmGroupsResponse, error) {
-	return nil, apierr.Unimplemented("vm_group.list")
-}
-func (vmService) CreateVmGroup(context.Context, *acliv1.CreateVmGroupRequest) (*acliv1.Task, error) {
-	return nil, apierr.Unimplemented("vm_group.create")
-}
-func (vmService) UpdateVmGroup(context.Context, *acliv1.UpdateVmGroupRequest) (*acliv1.Task, error) {
-	return nil, apierr.Unimplemented("vm_group.update")
-}
-func (vmService) DeleteVmGroup(context.Context, *acliv1.DeleteVmGroupRequest) (*acliv1.Task, error) {
-	return nil, apierr.Unimplemented("vm_group.delete")
 }

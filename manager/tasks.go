@@ -300,7 +300,7 @@ func (m *Manager) recoverTasks(ctx context.Context) error {
 		}
 		pb := proto.Clone(t.pb).(*acliv1.Task)
 		pb.Status, pb.CompleteTime, pb.ProgressMessage = acliv1.TaskStatus_kFailed, now, ""
-		pb.Error = "clusterd restarted while the task was running; it did not complete and changed nothing — retry it"
+		pb.Error = interruptedTaskError(pb)
 		pb.ErrorCode = int32(codes.Aborted)
 		pb.Messages = append(pb.Messages, "failed: "+pb.Error)
 		pb.Revision++

@@ -41,8 +41,11 @@ type options struct {
 	simHosts  int
 	simConfig string
 	simSpeed  float64
-	logLevel  string
-	version   bool
+	// maxMigrations and heartbeatMisses tune maintenance and HA.
+	maxMigrations   int
+	heartbeatMisses int
+	logLevel        string
+	version         bool
 }
 
 // drainTimeout bounds how long in-flight RPCs may take to finish at stop.
@@ -63,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.simHosts, "sim", 0, "create a simulated RF2 cluster of N hosts on a new data dir (default 3)")
 	fs.StringVar(&o.simConfig, "sim-config", "", "YAML file describing the simulated cluster")
 	fs.Float64Var(&o.simSpeed, "sim-speed", 1, "simulated time scale: 1 = real time, 1000 = a 1 s operation takes 1 ms")
+	fs.IntVar(&o.maxMigrations, "max-migrations-per-host", manager.DefaultMaxMigrationsPerHost, "concurrent live migrations a host takes part in")
+	fs.IntVar(&o.heartbeatMisses, "heartbeat-misses", manager.DefaultHeartbeatMisses, "missed heartbeats before a host is marked down and HA restarts its VMs")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -92,6 +97,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(2, "--sim %d: a cluster needs at least 1 host", o.simHosts)
 	case o.simSpeed <= 0:
 		return fail(2, "--sim-speed %v must be positive, e.g. 1 or 1000", o.simSpeed)
+	case o.maxMigrations < 1:
+		return fail(2, "--max-migrations-per-host %d must be at least 1, e.g. 2", o.maxMigrations)
+	case o.heartbeatMisses < 1:
+		return fail(2, "--heartbeat-misses %d must be at least 1, e.g. 5", o.heartbeatMisses)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
@@ -129,7 +138,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		lis.Close()
 		return fail(1, "%v", err)
 	}
-	m, err := manager.New(manager.Config{Store: st, Driver: drv, Logger: log})
+	m, err := manager.New(manager.Config{Store: st, Driver: drv, Logger: log,
+		MaxMigrationsPerHost: o.maxMigrations, HeartbeatMisses: o.heartbeatMisses})
 	if err != nil {
 		lis.Close()
 		drv.Close()

@@ -501,10 +501,14 @@ type PlanStep struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The VM.
 	Vm *EntityRef `protobuf:"bytes,1,opt,name=vm,proto3" json:"vm,omitempty"`
-	// "migrate", "shutdown" (agent VMs, acpi_shutdown) or "none" (already off).
+	// "migrate", "shutdown" (agent VMs, acpi_shutdown), "blocked" (cannot leave; see reason) or "none" (already off).
 	Action string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
 	// Target host for "migrate".
-	TargetHost    *EntityRef `protobuf:"bytes,3,opt,name=target_host,json=targetHost,proto3" json:"target_host,omitempty"`
+	TargetHost *EntityRef `protobuf:"bytes,3,opt,name=target_host,json=targetHost,proto3" json:"target_host,omitempty"`
+	// Why the VM is shut down, blocked or left alone (e.g. "agent VM").
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Soft scheduling rules the target does not honour (anti-affinity, vCPU ratio).
+	Notes         []string `protobuf:"bytes,5,rep,name=notes,proto3" json:"notes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -556,6 +560,20 @@ func (x *PlanStep) GetAction() string {
 func (x *PlanStep) GetTargetHost() *EntityRef {
 	if x != nil {
 		return x.TargetHost
+	}
+	return nil
+}
+
+func (x *PlanStep) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PlanStep) GetNotes() []string {
+	if x != nil {
+		return x.Notes
 	}
 	return nil
 }
@@ -788,12 +806,14 @@ const file_acli_v1_host_proto_rawDesc = "" +
 	"\aBlocker\x12\"\n" +
 	"\x02vm\x18\x01 \x01(\v2\x12.acli.v1.EntityRefR\x02vm\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1a\n" +
-	"\boverride\x18\x03 \x01(\tR\boverride\"{\n" +
+	"\boverride\x18\x03 \x01(\tR\boverride\"\xa9\x01\n" +
 	"\bPlanStep\x12\"\n" +
 	"\x02vm\x18\x01 \x01(\v2\x12.acli.v1.EntityRefR\x02vm\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x123\n" +
 	"\vtarget_host\x18\x03 \x01(\v2\x12.acli.v1.EntityRefR\n" +
-	"targetHost\"\xd5\x01\n" +
+	"targetHost\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05notes\x18\x05 \x03(\tR\x05notes\"\xd5\x01\n" +
 	"\x10MaintenanceCheck\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12,\n" +
 	"\bblockers\x18\x02 \x03(\v2\x10.acli.v1.BlockerR\bblockers\x12%\n" +

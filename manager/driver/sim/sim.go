@@ -19,6 +19,7 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/migration"
 )
 
 // MigrationStep is one pre-copy round of a live migration.
@@ -39,8 +40,42 @@ type MigrationModel func(memBytes, dirtyMBps, bandwidthMbps int64) ([]MigrationS
 
 // Options are the driver's runtime settings beyond the cluster shape.
 type Options struct {
-	// Migration replaces the built-in single-pass timed copy.
+	// Migration replaces the built-in pre-copy model (PreCopy).
 	Migration MigrationModel
+}
+
+// DefaultDirtyRateMBps is the dirty rate of a VM that does not give one
+// (Vm.dirty_rate_mbps 0): a lightly loaded guest.
+const DefaultDirtyRateMBps = 16
+
+// PreCopy is the default migration model: QEMU-like pre-copy rounds
+// (manager/migration) against the VM's dirty rate, up to 50 rounds, with a
+// final pause of at most 300 ms, else "failure to converge". The last step
+// is the stop-and-copy pause.
+func PreCopy(memBytes, dirtyMBps, bandwidthMbps int64) ([]MigrationStep, error) {
+	if dirtyMBps == 0 {
+		dirtyMBps = DefaultDirtyRateMBps
+	}
+	rounds, res, err := migration.Simulate(migration.Params{MemoryBytes: memBytes, DirtyRateMBps: dirtyMBps, BandwidthMbps: bandwidthMbps})
+	if len(rounds) == 0 && err != nil {
+		return nil, err
+	}
+	steps := make([]MigrationStep, 0, len(rounds)+1)
+	for _, r := range rounds {
+		steps = append(steps, MigrationStep{
+			Round: r.Round, TransferredBytes: r.Transferred, RemainingBytes: r.Remaining,
+			DowntimeMs: r.EstimatedDowntime.Milliseconds(), Duration: r.Duration,
+		})
+	}
+	if err != nil {
+		return steps, err
+	}
+	last := steps[len(steps)-1]
+	steps = append(steps, MigrationStep{
+		Round: last.Round, TransferredBytes: res.Transferred, RemainingBytes: 0,
+		DowntimeMs: res.Downtime.Milliseconds(), Duration: res.Downtime,
+	})
+	return steps, nil
 }
 
 // Driver is the simulated driver.
@@ -148,6 +183,12 @@ func (d *Driver) Start(ctx context.Context, hosts []*acliv1.Host, vms []*acliv1.
 // heartbeatInterval scales the heartbeat with the speed, but no faster than
 // every 50 ms so that large fast clusters do not flood the manager.
 func (d *Driver) heartbeatInterval() time.Duration {
+	return d.HeartbeatInterval()
+}
+
+// HeartbeatInterval is the real time between two heartbeats of a host; the
+// manager declares a host down after several are missed.
+func (d *Driver) HeartbeatInterval() time.Duration {
 	return max(time.Duration(float64(d.cfg.Timing.Heartbeat)/d.cfg.Speed), 50*time.Millisecond)
 }
 
@@ -339,7 +380,7 @@ func (d *Driver) Migrate(ctx context.Context, vm *acliv1.Vm, src, dst *acliv1.Ho
 	}
 	model := d.opts.Migration
 	if model == nil {
-		model = TimedCopy
+		model = PreCopy
 	}
 	steps, modelErr := model(vm.MemoryBytes, vm.DirtyRateMbps, bw)
 	for _, st := range steps {
@@ -377,7 +418,7 @@ func (d *Driver) Migrate(ctx context.Context, vm *acliv1.Vm, src, dst *acliv1.Ho
 	return nil
 }
 
-// TimedCopy is the built-in migration model: one pass copying the VM's
+// TimedCopy is a simpler migration model (sim.Options.Migration): one pass copying the VM's
 // memory at the link bandwidth, reported in ten steps, with a nominal 20 ms
 // final pause.
 func TimedCopy(memBytes, _ /* dirty rate */, bandwidthMbps int64) ([]MigrationStep, error) {
@@ -426,6 +467,17 @@ func (d *Driver) FailHost(hostUUID string) error {
 		h.up, h.cvmUp = false, false
 		clear(h.domains)
 		d.emit(driver.HostDown, h, "heartbeats stopped (fault injected)")
+	})
+}
+
+// StopHost makes a host die without a word: its VMs are lost and its
+// heartbeats stop, but no event says so. The manager finds out by the
+// missed heartbeats, as it would for a power loss. RecoverHost brings it
+// back.
+func (d *Driver) StopHost(hostUUID string) error {
+	return d.fault(hostUUID, func(h *host) {
+		h.up, h.cvmUp = false, false
+		clear(h.domains)
 	})
 }
 

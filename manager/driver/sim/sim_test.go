@@ -163,7 +163,11 @@ func TestMigrateReportsProgressAndMovesVm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(steps) != 10 || steps[9].RemainingBytes != 0 || steps[9].TransferredBytes != 8<<30 || steps[0].TargetHostUuid != hosts[1].Uuid {
+	// Pre-copy: round 1 sends all memory, later rounds what was dirtied,
+	// the last step is the stop-and-copy pause.
+	last := steps[len(steps)-1]
+	if len(steps) < 3 || steps[0].Round != 1 || steps[0].TransferredBytes != 8<<30 || last.RemainingBytes != 0 ||
+		last.TransferredBytes <= 8<<30 || last.EstimatedDowntimeMs > 300 || steps[0].TargetHostUuid != hosts[1].Uuid {
 		t.Fatalf("progress %v", steps)
 	}
 	if len(d.Running(hosts[0].Uuid)) != 0 || len(d.Running(hosts[1].Uuid)) != 1 {
@@ -242,4 +246,24 @@ func TestFaultsEmitEvents(t *testing.T) {
 	next(driver.CvmDown)
 	d.RecoverCvm(hosts[2].Uuid)
 	next(driver.CvmUp)
+}
+
+func TestPreCopyFailsToConvergeAndKeepsVmOnSource(t *testing.T) {
+	d, hosts, _ := started(t, 2, 1e6)
+	// Dirtying 2,000 MiB/s over a 10 Gb/s link (~1,192 MiB/s) never converges.
+	vm := &acliv1.Vm{Uuid: "hot", Name: "hot", MemoryBytes: 8 << 30, DirtyRateMbps: 2000}
+	d.PowerOn(ctx, hosts[0], vm)
+	rounds := 0
+	err := d.Migrate(ctx, vm, hosts[0], hosts[1], driver.MigrateOptions{}, func(p *acliv1.MigrationProgress) { rounds = int(p.Round) })
+	if err == nil || !strings.Contains(err.Error(), "failure to converge") || rounds != 50 {
+		t.Fatalf("err %v after %d rounds", err, rounds)
+	}
+	if len(d.Running(hosts[0].Uuid)) != 1 || len(d.Running(hosts[1].Uuid)) != 0 {
+		t.Fatal("vm left its source after a failed migration")
+	}
+	// The same VM at a modest dirty rate converges well within the pause.
+	steps, err := PreCopy(8<<30, 100, 10_000)
+	if err != nil || steps[len(steps)-1].DowntimeMs > 300 || steps[len(steps)-1].RemainingBytes != 0 {
+		t.Fatalf("pre-copy at 100 MiB/s: %v %v", steps, err)
+	}
 }

@@ -1,0 +1,192 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/scheduler"
+)
+
+// HA: hosts heartbeat to the manager (through the driver's event stream);
+// a host silent for longer than the heartbeat timeout is marked down, and
+// the VMs recorded running on a down host are restarted elsewhere by
+// scheduler.PlanHARestart: higher HA priority first, as capacity allows.
+// VMs that do not fit are recorded off and listed in the kHaFailover task.
+// A host whose heartbeats resume (or that the driver reports up) is in
+// service again.
+
+// heartbeatTimeout is how long a host may stay silent.
+func (m *Manager) heartbeatTimeout() time.Duration {
+	if m.ops.heartbeatTimeout > 0 {
+		return m.ops.heartbeatTimeout
+	}
+	interval := time.Second
+	if d, ok := m.drv.(interface{ HeartbeatInterval() time.Duration }); ok {
+		interval = d.HeartbeatInterval()
+	}
+	return max(time.Duration(m.ops.heartbeatMisses)*interval, minHeartbeatTimeout)
+}
+
+// watchHeartbeats marks silent hosts down until the manager closes.
+func (m *Manager) watchHeartbeats() {
+	defer m.bgWG.Done()
+	timeout := m.heartbeatTimeout()
+	tick := time.NewTicker(max(timeout/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := timeNow()
+		type silent struct {
+			id   string
+			last time.Time
+		}
+		var late []silent
+		m.mu.RLock()
+		for _, h := range m.hostList {
+			if h.pb.NodeState == acliv1.NodeState_kNodeDown {
+				continue
+			}
+			if last := unixNano(h.heartbeat.Load()); now.Sub(last) > timeout {
+				late = append(late, silent{h.pb.Uuid, last})
+			}
+		}
+		m.mu.RUnlock()
+		for _, s := range late {
+			reason := fmt.Sprintf("no heartbeat for %v (timeout %v)", now.Sub(s.last).Round(time.Millisecond), timeout)
+			if err := m.applyHostEvent(context.Background(), driver.HostEvent{Kind: driver.HostDown, HostUUID: s.id, Time: now, Reason: reason}); err != nil && m.ctx.Err() == nil {
+				m.log.Error("marking a silent host down", "host", s.id, "err", err)
+			}
+		}
+	}
+}
+
+// startHA launches the HA restart of a down host's VMs, unless one runs.
+func (m *Manager) startHA(h *acliv1.Host) {
+	hs := &holds{}
+	m.mu.Lock()
+	if m.closing || m.ops.haRunning[h.Uuid] != nil {
+		m.mu.Unlock()
+		return
+	}
+	t := m.newTaskLocked(acliv1.TaskOperation_kHaFailover, []*acliv1.EntityRef{hostRef(h)})
+	m.ops.haRunning[h.Uuid] = t
+	t.release = func() {
+		hs.releaseAllLocked()
+		if m.ops.haRunning[h.Uuid] == t {
+			delete(m.ops.haRunning, h.Uuid)
+		}
+	}
+	m.mu.Unlock()
+	if _, err := m.launch(m.ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		return m.haRestart(ctx, t, h, hs)
+	}); err != nil {
+		m.log.Error("starting HA", "host", h.Name, "err", err)
+	}
+}
+
+func (m *Manager) haRestart(ctx context.Context, t *taskRec, h *acliv1.Host, hs *holds) (outcome, error) {
+	label := hostLabel(h)
+	m.mu.Lock()
+	plan, err := scheduler.PlanHARestart(m.snapshotLocked(), []string{h.Uuid}, scheduler.Options{})
+	if err != nil {
+		m.mu.Unlock()
+		return outcome{}, err
+	}
+	m.holdPlanLocked(t, &scheduler.Plan{Steps: plan.Restarts}, hs)
+	m.mu.Unlock()
+	total := len(plan.Restarts) + len(plan.NotRestarted)
+	m.addMessage(t, 1, "host %s is down: restarting %d of its %d VM(s) elsewhere, by HA priority", label, len(plan.Restarts), total)
+	restarted := 0
+	var left []string
+	for i, s := range plan.Restarts {
+		if err := ctx.Err(); err != nil {
+			return outcome{}, err
+		}
+		pct := int32(1 + 98*i/max(total, 1))
+		r, err := m.lockVm(ctx, t, s.VM.UUID)
+		if err != nil {
+			return outcome{}, err
+		}
+		if r == nil {
+			m.releaseHold(hs, s.VM.UUID)
+			continue
+		}
+		m.mu.RLock()
+		cur, rev := r.pb, r.rev
+		dst := m.hosts[s.Target.UUID].pb
+		m.mu.RUnlock()
+		if !placed(cur) || cur.HostUuid != h.Uuid {
+			m.releaseHold(hs, cur.Uuid)
+			m.unlockVm(t, cur.Uuid)
+			continue
+		}
+		m.progress(t, pct, "restarting vm %s (HA priority %d) on %s", cur.Name, cur.HaPriority, hostLabel(dst))
+		if err := m.drv.PowerOn(ctx, dst, cur); err != nil {
+			m.releaseHold(hs, cur.Uuid)
+			m.unlockVm(t, cur.Uuid)
+			if ctx.Err() != nil {
+				return outcome{}, ctx.Err()
+			}
+			left = append(left, fmt.Sprintf("vm %s: power-on on %s failed: %v", cur.Name, hostLabel(dst), err))
+			m.addMessage(t, pct, "vm %s was not restarted: %v", cur.Name, err)
+			continue
+		}
+		next := proto.Clone(cur).(*acliv1.Vm)
+		next.HostUuid, next.HostName = dst.Uuid, dst.Name
+		id := cur.Uuid
+		err = m.putVm(ctx, next, rev, func() { hs.releaseLocked(id) })
+		m.unlockVm(t, cur.Uuid)
+		if err != nil {
+			left = append(left, fmt.Sprintf("vm %s restarted on %s but recording it failed: %v", cur.Name, hostLabel(dst), err))
+			continue
+		}
+		restarted++
+		m.publish("ha", "warning", m.taskUUID(t), []*acliv1.EntityRef{vmRef(cur), hostRef(h), hostRef(dst)},
+			"HA restarted vm %s on %s after %s went down", cur.Name, hostLabel(dst), label)
+		m.addMessage(t, pct, "vm %s restarted on %s", cur.Name, hostLabel(dst))
+	}
+	// The others are off now: their host lost them.
+	for _, s := range plan.NotRestarted {
+		r, err := m.lockVm(ctx, t, s.VM.UUID)
+		if err != nil {
+			return outcome{}, err
+		}
+		if r == nil {
+			continue
+		}
+		m.mu.RLock()
+		cur, rev := r.pb, r.rev
+		m.mu.RUnlock()
+		if placed(cur) && cur.HostUuid == h.Uuid {
+			next := proto.Clone(cur).(*acliv1.Vm)
+			next.PowerState, next.HostUuid, next.HostName = acliv1.PowerState_kOff, "", ""
+			if err := m.putVm(ctx, next, rev, nil); err != nil {
+				left = append(left, fmt.Sprintf("vm %s: recording it off failed: %v", cur.Name, err))
+			}
+		}
+		m.unlockVm(t, cur.Uuid)
+		left = append(left, s.Reason)
+		m.publish("ha", "error", m.taskUUID(t), []*acliv1.EntityRef{vmRef(cur), hostRef(h)}, "HA did not restart vm %s: %s", cur.Name, s.Reason)
+		m.addMessage(t, -1, "not restarted: %s", s.Reason)
+	}
+	msg := fmt.Sprintf("HA restarted %d VM(s) of %s", restarted, label)
+	if len(left) > 0 {
+		msg += fmt.Sprintf("; %d stay off: %s", len(left), joinLines(left))
+	}
+	return outcome{message: msg}, nil
+}
+
+func (m *Manager) releaseHold(hs *holds, vm string) {
+	m.mu.Lock()
+	hs.releaseLocked(vm)
+	m.mu.Unlock()
+}

@@ -1,0 +1,858 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/scheduler"
+)
+
+// Host maintenance: the check, enter (evacuate) and exit (bring the VMs
+// back), and CVM maintenance. A host's evacuation is planned whole by
+// scheduler.PlanEvacuation before anything moves — the same plan the check
+// shows — and the target memory of every move is reserved at once, so
+// nothing placed meanwhile can invalidate it.
+
+func nonMigratableAction(a acliv1.NonMigratableVmAction) (scheduler.NonMigratableAction, error) {
+	switch a {
+	case acliv1.NonMigratableVmAction_NON_MIGRATABLE_VM_ACTION_UNSPECIFIED, acliv1.NonMigratableVmAction_kBlock:
+		return scheduler.Block, nil
+	case acliv1.NonMigratableVmAction_kAcpiShutdown:
+		return scheduler.AcpiShutdown, nil
+	}
+	return 0, apierr.BadField("non_migratable_vm_action", "non_migratable_vm_action %d is unknown; use block or acpi_shutdown", a)
+}
+
+// refusalsLocked lists why host h may not start going out of service now:
+// it is down, it is receiving VMs, or the redundancy budget is spent.
+func (m *Manager) refusalsLocked(h *hostRec, what string) []apierr.Violation {
+	var vs []apierr.Violation
+	if h.pb.NodeState == acliv1.NodeState_kNodeDown {
+		vs = append(vs, apierr.Violation{Type: "HOST_DOWN", Subject: "host:" + h.pb.Name,
+			Description: fmt.Sprintf("host %s is down", hostLabel(h.pb))})
+	}
+	for _, t := range m.ops.targets[h.pb.Uuid] {
+		vs = append(vs, apierr.Violation{Type: "MIGRATION_TARGET", Subject: "host:" + h.pb.Name,
+			Description: fmt.Sprintf("host %s is the target of running task %s (%s of %s); wait for it to finish",
+				hostLabel(h.pb), t.pb.Uuid, t.pb.Operation, t.pb.Entities[0].Name)})
+	}
+	if err := m.redundancyLocked(h, what); err != nil {
+		vs = append(vs, err...)
+	}
+	return vs
+}
+
+// redundancyLocked applies the RF-1 budget. Hosts that a running task is
+// taking out count as out already, so two requests cannot both pass.
+func (m *Manager) redundancyLocked(h *hostRec, what string) []apierr.Violation {
+	hosts := m.schedHostsLocked()
+	for i := range hosts {
+		t := m.busy[hosts[i].UUID]
+		if t == nil || hosts[i].UUID == h.pb.Uuid {
+			continue
+		}
+		switch t.pb.Operation {
+		case acliv1.TaskOperation_kHostEnterMaintenanceMode:
+			if hosts[i].State == scheduler.NodeNormal {
+				hosts[i].State = scheduler.NodeEnteringMaintenance
+			}
+		case acliv1.TaskOperation_kCvmEnterMaintenanceMode:
+			if hosts[i].CVM == scheduler.CVMUp {
+				hosts[i].CVM = scheduler.CVMMaintenance
+			}
+		}
+	}
+	err := scheduler.CheckRedundancy(int(m.cluster.RedundancyFactor), hosts, h.pb.Uuid)
+	if err == nil {
+		return nil
+	}
+	re, ok := err.(*scheduler.RedundancyError)
+	if !ok {
+		return []apierr.Violation{{Type: "REDUNDANCY", Subject: "host:" + h.pb.Name, Description: err.Error()}}
+	}
+	return []apierr.Violation{{Type: "REDUNDANCY", Subject: "host:" + re.Out[0].Host.Name,
+		Description: fmt.Sprintf("cannot %s %s: %s", what, hostLabel(h.pb), re.Error())}}
+}
+
+func planOut(p *scheduler.Plan) ([]*acliv1.PlanStep, []*acliv1.Blocker) {
+	steps := make([]*acliv1.PlanStep, 0, len(p.Steps))
+	for _, s := range p.Steps {
+		ps := &acliv1.PlanStep{
+			Vm:     &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: s.VM.UUID, Name: s.VM.Name},
+			Action: s.Action.String(), Reason: s.Reason, Notes: s.Notes,
+		}
+		if s.Target.UUID != "" {
+			ps.TargetHost = &acliv1.EntityRef{Kind: acliv1.EntityKind_kHost, Uuid: s.Target.UUID, Name: s.Target.Name}
+		}
+		steps = append(steps, ps)
+	}
+	blockers := make([]*acliv1.Blocker, 0, len(p.Blockers))
+	for _, b := range p.Blockers {
+		blockers = append(blockers, &acliv1.Blocker{
+			Vm:     &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: b.VM.UUID, Name: b.VM.Name},
+			Reason: b.Reason, Override: b.Override,
+		})
+	}
+	return steps, blockers
+}
+
+// planLines renders a plan for the task log.
+func planLines(p *scheduler.Plan) []string {
+	var out []string
+	for _, s := range p.Steps {
+		switch s.Action {
+		case scheduler.ActionMigrate:
+			line := fmt.Sprintf("plan: migrate vm %s to %s", s.VM, s.Target)
+			if len(s.Notes) > 0 {
+				line += " (" + strings.Join(s.Notes, "; ") + ")"
+			}
+			out = append(out, line)
+		case scheduler.ActionShutdown:
+			out = append(out, fmt.Sprintf("plan: shut down vm %s (%s)", s.VM, s.Reason))
+		case scheduler.ActionBlocked:
+			out = append(out, fmt.Sprintf("plan: vm %s cannot leave: %s", s.VM, s.Reason))
+		}
+	}
+	return out
+}
+
+// EnterMaintenanceModeCheck is the preflight: it changes nothing.
+func (s hostService) EnterMaintenanceModeCheck(ctx context.Context, req *acliv1.EnterMaintenanceModeRequest) (*acliv1.MaintenanceCheck, error) {
+	m := s.m
+	action, err := nonMigratableAction(req.NonMigratableVmAction)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	h, err := m.hostLocked("host", req.Host)
+	if err != nil {
+		return nil, err
+	}
+	out := &acliv1.MaintenanceCheck{Host: hostRef(h.pb)}
+	if h.pb.NodeState == acliv1.NodeState_EnteredMaintenanceMode {
+		out.Ok, out.AlreadyInMaintenance = true, true
+		return out, nil
+	}
+	for _, v := range m.refusalsLocked(h, "take out") {
+		out.Blockers = append(out.Blockers, &acliv1.Blocker{Reason: v.Description})
+	}
+	plan, err := scheduler.PlanEvacuation(m.snapshotLocked(), h.pb.Uuid, action, scheduler.Options{})
+	if err != nil {
+		return nil, apierr.Internal("planning the evacuation", err)
+	}
+	steps, blockers := planOut(plan)
+	out.Plan = steps
+	out.Blockers = append(out.Blockers, blockers...)
+	out.Ok = len(out.Blockers) == 0
+	return out, nil
+}
+
+// EnterMaintenanceMode evacuates a host and takes it out of service.
+func (s hostService) EnterMaintenanceMode(ctx context.Context, req *acliv1.EnterMaintenanceModeRequest) (*acliv1.Task, error) {
+	m := s.m
+	action, err := nonMigratableAction(req.NonMigratableVmAction)
+	if err != nil {
+		return nil, err
+	}
+	if req.TimeoutSeconds < 0 {
+		return nil, apierr.BadField("timeout", "timeout %d must not be negative (0 = none), e.g. timeout=600", req.TimeoutSeconds)
+	}
+	limit := m.ops.maxMigrations
+	switch {
+	case req.MaxConcurrentMigrations < 0 || int(req.MaxConcurrentMigrations) > limit:
+		return nil, apierr.BadField("max_concurrent_migrations", "max_concurrent_migrations %d is out of range; use 1 to %d (clusterd --max-migrations-per-host)", req.MaxConcurrentMigrations, limit)
+	case req.MaxConcurrentMigrations > 0:
+		limit = int(req.MaxConcurrentMigrations)
+	}
+	m.mu.Lock()
+	h, err := m.hostLocked("host", req.Host)
+	if err == nil {
+		err = m.checkBusyLocked("host", h.pb.Name, h.pb.Uuid)
+	}
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	hpb := h.pb
+	refs := []*acliv1.EntityRef{hostRef(hpb)}
+	if hpb.NodeState == acliv1.NodeState_EnteredMaintenanceMode {
+		t := m.newTaskLocked(acliv1.TaskOperation_kHostEnterMaintenanceMode, refs, hpb.Uuid)
+		m.mu.Unlock()
+		return m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) {
+			return outcome{message: fmt.Sprintf("host %s is already in maintenance mode", hostLabel(hpb))}, nil
+		})
+	}
+	if vs := m.refusalsLocked(h, "take out"); len(vs) > 0 {
+		m.mu.Unlock()
+		return nil, apierr.FailedPrecondition(fmt.Sprintf("host %s cannot enter maintenance mode", hostLabel(hpb)), vs...)
+	}
+	plan, err := scheduler.PlanEvacuation(m.snapshotLocked(), hpb.Uuid, action, scheduler.Options{})
+	if err != nil {
+		m.mu.Unlock()
+		return nil, apierr.Internal("planning the evacuation", err)
+	}
+	t := m.newTaskLocked(acliv1.TaskOperation_kHostEnterMaintenanceMode, refs, hpb.Uuid)
+	hs := &holds{}
+	m.holdPlanLocked(t, plan, hs)
+	t.release = func() { hs.releaseAllLocked(); m.dropTargetsLocked(t) }
+	m.mu.Unlock()
+
+	if hpb.NodeState != acliv1.NodeState_EnteringMaintenanceMode {
+		next, err := m.putHost(ctx, hpb.Uuid, func(h *acliv1.Host) { h.NodeState = acliv1.NodeState_EnteringMaintenanceMode })
+		if err != nil {
+			m.mu.Lock()
+			m.forgetLocked(t)
+			m.mu.Unlock()
+			return nil, rpcError(err)
+		}
+		m.publish("host", "info", t.pb.Uuid, refs, "host %s is entering maintenance mode", hostLabel(next))
+	}
+	e := &evacuation{m: m, host: hpb.Uuid, label: hostLabel(hpb), action: action, limit: limit, holds: hs, failed: map[string]string{}}
+	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		if req.TimeoutSeconds > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutSeconds)*time.Second)
+			defer cancel()
+		}
+		return e.run(ctx, t, plan)
+	})
+}
+
+// holdPlanLocked reserves the target memory of every migration in a plan.
+func (m *Manager) holdPlanLocked(t *taskRec, plan *scheduler.Plan, hs *holds) {
+	for _, st := range plan.Steps {
+		if st.Action != scheduler.ActionMigrate && st.Action != scheduler.ActionRestart {
+			continue
+		}
+		v, h := m.vms[st.VM.UUID], m.hosts[st.Target.UUID]
+		if v == nil || h == nil {
+			continue
+		}
+		hs.addLocked(v.pb.Uuid, m.holdLocked(h, v.pb.MemoryBytes))
+		if st.Action == scheduler.ActionMigrate {
+			m.addTargetLocked(h.pb.Uuid, t)
+		}
+	}
+}
+
+// evacuation is one run of a host's evacuation.
+type evacuation struct {
+	m      *Manager
+	host   string
+	label  string
+	action scheduler.NonMigratableAction
+	limit  int
+	holds  *holds
+
+	total, done atomic.Int32
+	mu          sync.Mutex
+	migrated    int
+	shutdown    int
+	failed      map[string]string // VM UUID -> why it did not leave
+}
+
+func (e *evacuation) percent() int32 {
+	total := e.total.Load()
+	if total == 0 {
+		return 99
+	}
+	return min(99, 1+98*e.done.Load()/total)
+}
+
+// run carries out the plan: migrations first (at most limit at a time); a
+// second pass plans whatever is still on the host (e.g. a VM powered on
+// there just before it became unschedulable). Only when every other VM has
+// left are the agent and acpi_shutdown VMs shut down, so a blocked
+// evacuation does not stop them for nothing. VMs that did not leave are
+// listed and the host stays EnteringMaintenanceMode.
+func (e *evacuation) run(ctx context.Context, t *taskRec, plan *scheduler.Plan) (outcome, error) {
+	m := e.m
+	for _, line := range planLines(plan) {
+		m.addMessage(t, -1, "%s", line)
+	}
+	for pass := 0; pass < 3; pass++ {
+		if pass > 0 {
+			m.mu.Lock()
+			var err error
+			plan, err = scheduler.PlanEvacuation(m.snapshotLocked(), e.host, e.action, scheduler.Options{})
+			if err != nil {
+				m.mu.Unlock()
+				return outcome{}, err
+			}
+			e.mu.Lock()
+			plan.Steps = slices.DeleteFunc(plan.Steps, func(s scheduler.Step) bool {
+				_, failed := e.failed[s.VM.UUID]
+				return failed
+			})
+			nfailed := len(e.failed)
+			e.mu.Unlock()
+			if pass == 2 && (len(plan.Blockers) > 0 || nfailed > 0) {
+				m.mu.Unlock()
+				break
+			}
+			m.holdPlanLocked(t, plan, e.holds)
+			m.mu.Unlock()
+		}
+		want := scheduler.ActionMigrate
+		if pass == 2 {
+			want = scheduler.ActionShutdown
+		}
+		var steps []scheduler.Step
+		for _, s := range plan.Steps {
+			if s.Action == want {
+				steps = append(steps, s)
+			}
+		}
+		if err := e.execute(ctx, t, steps); err != nil {
+			return outcome{}, err
+		}
+	}
+	return e.finish(ctx, t)
+}
+
+// execute runs migrations in parallel (limit) and shutdowns in order.
+func (e *evacuation) execute(ctx context.Context, t *taskRec, steps []scheduler.Step) error {
+	e.total.Add(int32(len(steps)))
+	work := make(chan scheduler.Step)
+	var wg sync.WaitGroup
+	for i := 0; i < min(e.limit, len(steps)); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range work {
+				if s.Action == scheduler.ActionMigrate {
+					e.migrateOne(ctx, t, s)
+				}
+			}
+		}()
+	}
+	for _, s := range steps {
+		if s.Action != scheduler.ActionMigrate {
+			continue
+		}
+		select {
+		case work <- s:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	for _, s := range steps {
+		if ctx.Err() != nil {
+			break
+		}
+		if s.Action == scheduler.ActionShutdown {
+			e.shutdownOne(ctx, t, s)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return e.interrupted(err)
+	}
+	return nil
+}
+
+func (e *evacuation) interrupted(err error) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err == context.DeadlineExceeded {
+		return status.Errorf(codes.DeadlineExceeded, "timed out after moving %d VM(s) off %s; the host stays EnteringMaintenanceMode (run host.enter_maintenance_mode again to finish, or host.exit_maintenance_mode)", e.migrated+e.shutdown, e.label)
+	}
+	return fmt.Errorf("evacuation of %s interrupted after %d VM(s) moved: %w", e.label, e.migrated+e.shutdown, err)
+}
+
+func (e *evacuation) fail(vm, why string) {
+	e.mu.Lock()
+	e.failed[vm] = why
+	e.mu.Unlock()
+}
+
+// take locks a planned VM and returns its record if it is still running on
+// the host; otherwise it gives up the VM's reservation.
+func (e *evacuation) take(ctx context.Context, t *taskRec, id string) (*acliv1.Vm, int64, bool) {
+	m := e.m
+	r, err := m.lockVm(ctx, t, id)
+	if err != nil || r == nil {
+		m.mu.Lock()
+		e.holds.releaseLocked(id)
+		m.mu.Unlock()
+		return nil, 0, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !placed(r.pb) || r.pb.HostUuid != e.host {
+		e.holds.releaseLocked(id)
+		if m.busy[id] == t {
+			delete(m.busy, id)
+		}
+		return nil, 0, false
+	}
+	return r.pb, r.rev, true
+}
+
+func (e *evacuation) migrateOne(ctx context.Context, t *taskRec, s scheduler.Step) {
+	m := e.m
+	defer e.done.Add(1)
+	vm, rev, ok := e.take(ctx, t, s.VM.UUID)
+	if !ok {
+		return
+	}
+	defer m.unlockVm(t, vm.Uuid)
+	m.mu.RLock()
+	src, dst := m.hosts[e.host].pb, m.hosts[s.Target.UUID].pb
+	m.mu.RUnlock()
+	id := vm.Uuid
+	mv := move{vm: vm, rev: rev, src: src, dst: dst,
+		release: func() { e.holds.releaseLocked(id) },
+		edit: func(v *acliv1.Vm) {
+			if v.OriginalHostUuid == "" {
+				v.OriginalHostUuid = e.host
+			}
+		}}
+	res, err := m.liveMigrate(ctx, t, mv, e.percent)
+	if err != nil {
+		m.mu.Lock()
+		e.holds.releaseLocked(id)
+		m.mu.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
+		e.fail(id, fmt.Sprintf("vm %s: migration to %s failed: %v", vm.Name, hostLabel(dst), err))
+		m.addMessage(t, e.percent(), "vm %s did not move: %v", vm.Name, err)
+		return
+	}
+	e.mu.Lock()
+	e.migrated++
+	e.mu.Unlock()
+	m.addMessage(t, e.percent(), "vm %s migrated to %s (%s)", vm.Name, hostLabel(dst), res)
+}
+
+// shutdownOne ACPI-shuts-down an agent or non-migratable VM; it is marked
+// to power on again here when the host exits maintenance.
+func (e *evacuation) shutdownOne(ctx context.Context, t *taskRec, s scheduler.Step) {
+	m := e.m
+	defer e.done.Add(1)
+	vm, rev, ok := e.take(ctx, t, s.VM.UUID)
+	if !ok {
+		return
+	}
+	defer m.unlockVm(t, vm.Uuid)
+	m.mu.RLock()
+	src := m.hosts[e.host].pb
+	m.mu.RUnlock()
+	m.progress(t, e.percent(), "shutting down vm %s (%s)", vm.Name, s.Reason)
+	if err := m.drv.Shutdown(ctx, src, vm); err != nil {
+		if ctx.Err() == nil {
+			e.fail(vm.Uuid, fmt.Sprintf("vm %s: shutdown failed: %v", vm.Name, err))
+		}
+		return
+	}
+	next := proto.Clone(vm).(*acliv1.Vm)
+	next.PowerState, next.HostUuid, next.HostName, next.OriginalHostUuid = acliv1.PowerState_kOff, "", "", e.host
+	if err := m.putVm(ctx, next, rev, nil); err != nil {
+		e.fail(vm.Uuid, fmt.Sprintf("vm %s was shut down but recording it failed: %v", vm.Name, err))
+		return
+	}
+	e.mu.Lock()
+	e.shutdown++
+	e.mu.Unlock()
+	m.publish("vm", "info", m.taskUUID(t), []*acliv1.EntityRef{vmRef(vm), hostRef(src)}, "vm %s shut down for the maintenance of %s (%s)", vm.Name, hostLabel(src), s.Reason)
+	m.addMessage(t, e.percent(), "vm %s shut down (%s); it powers on again when %s exits maintenance mode", vm.Name, s.Reason, src.Name)
+}
+
+// finish records EnteredMaintenanceMode, or lists what is still on the host.
+func (e *evacuation) finish(ctx context.Context, t *taskRec) (outcome, error) {
+	m := e.m
+	m.mu.RLock()
+	plan, err := scheduler.PlanEvacuation(m.snapshotLocked(), e.host, e.action, scheduler.Options{})
+	h := m.hosts[e.host]
+	cur, rev := h.pb, h.rev
+	m.mu.RUnlock()
+	if err != nil {
+		return outcome{}, err
+	}
+	var vs []apierr.Violation
+	blocked := map[string]string{}
+	for _, b := range plan.Blockers {
+		blocked[b.VM.UUID] = b.String()
+	}
+	for _, s := range plan.Steps {
+		if s.Action == scheduler.ActionNone {
+			continue
+		}
+		why := e.failed[s.VM.UUID]
+		if why == "" {
+			why = blocked[s.VM.UUID]
+		}
+		if why == "" {
+			why = fmt.Sprintf("vm %s is still running on %s", s.VM, e.label)
+		}
+		vs = append(vs, apierr.Violation{Type: "BLOCKED", Subject: "vm:" + s.VM.Name, Description: why})
+	}
+	if len(vs) > 0 {
+		for _, v := range vs {
+			m.addMessage(t, -1, "blocked: %s", v.Description)
+		}
+		return outcome{}, apierr.FailedPrecondition(fmt.Sprintf("host %s stays EnteringMaintenanceMode: %d VM(s) cannot leave", e.label, len(vs)), vs...)
+	}
+	if cur.NodeState == acliv1.NodeState_kNodeDown {
+		return outcome{}, status.Errorf(codes.Aborted, "host %s went down during its evacuation; HA restarts its VMs", e.label)
+	}
+	next := proto.Clone(cur).(*acliv1.Host)
+	next.NodeState = acliv1.NodeState_EnteredMaintenanceMode
+	msg := fmt.Sprintf("host %s entered maintenance mode: %d VM(s) migrated, %d shut down", e.label, e.migrated, e.shutdown)
+	return outcome{
+		writes: []write{{key: hostKey(e.host), msg: next, rev: rev}},
+		apply: func(rev int64) {
+			m.putHostLocked(next, rev)
+			m.publish("host", "info", t.pb.Uuid, []*acliv1.EntityRef{hostRef(next)}, "host %s entered maintenance mode", e.label)
+		},
+		message: msg,
+	}, nil
+}
+
+// ExitMaintenanceMode returns the host to service and brings back the VMs
+// that left it: migrated ones live-migrate back, shut-down ones power on.
+func (s hostService) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMaintenanceModeRequest) (*acliv1.Task, error) {
+	m := s.m
+	m.mu.Lock()
+	h, err := m.hostLocked("host", req.Host)
+	if err == nil {
+		err = m.checkBusyLocked("host", h.pb.Name, h.pb.Uuid)
+	}
+	if err == nil && h.pb.NodeState == acliv1.NodeState_kNodeDown {
+		err = apierr.Precondition("HOST_DOWN", "host:"+h.pb.Name, "host %s is down; recover it first", hostLabel(h.pb))
+	}
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	hpb := h.pb
+	refs := []*acliv1.EntityRef{hostRef(hpb)}
+	var returning []string
+	for _, r := range m.vmSorted {
+		if r.pb.OriginalHostUuid == hpb.Uuid {
+			returning = append(returning, r.pb.Uuid)
+		}
+	}
+	t := m.newTaskLocked(acliv1.TaskOperation_kHostExitMaintenanceMode, refs, hpb.Uuid)
+	if hpb.NodeState == acliv1.NodeState_AcropolisNormal && len(returning) == 0 {
+		m.mu.Unlock()
+		return m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) {
+			return outcome{message: fmt.Sprintf("host %s is not in maintenance mode", hostLabel(hpb))}, nil
+		})
+	}
+	// Plan against the host as it will be (in service) and reserve its
+	// memory for every returning VM before anything else can take it.
+	snap := m.snapshotLocked()
+	for i := range snap.Hosts {
+		if snap.Hosts[i].UUID == hpb.Uuid {
+			snap.Hosts[i].State = scheduler.NodeNormal
+		}
+	}
+	plan, err := scheduler.PlanReturn(snap, hpb.Uuid, returning, scheduler.Options{})
+	if err != nil {
+		m.forgetLocked(t)
+		m.mu.Unlock()
+		return nil, apierr.Internal("planning the return", err)
+	}
+	hs := &holds{}
+	m.holdPlanLocked(t, plan, hs)
+	t.release = func() { hs.releaseAllLocked(); m.dropTargetsLocked(t) }
+	m.mu.Unlock()
+	if hpb.NodeState != acliv1.NodeState_AcropolisNormal {
+		next, err := m.putHost(ctx, hpb.Uuid, func(h *acliv1.Host) { h.NodeState = acliv1.NodeState_AcropolisNormal })
+		if err != nil {
+			m.mu.Lock()
+			m.forgetLocked(t)
+			m.mu.Unlock()
+			return nil, rpcError(err)
+		}
+		m.publish("host", "info", t.pb.Uuid, refs, "host %s exited maintenance mode", hostLabel(next))
+	}
+	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		return m.returnVms(ctx, t, hpb, plan, hs)
+	})
+}
+
+// returnVms carries out a return plan: agent VMs power on first, then VMs
+// elsewhere live-migrate back, then the other VMs that were shut down
+// power on. A VM that cannot return stays where it is and is listed.
+func (m *Manager) returnVms(ctx context.Context, t *taskRec, host *acliv1.Host, plan *scheduler.Plan, hs *holds) (outcome, error) {
+	label := hostLabel(host)
+	var mu sync.Mutex
+	var failures []string
+	back, on := 0, 0
+	fail := func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		mu.Lock()
+		failures = append(failures, line)
+		mu.Unlock()
+		m.addMessage(t, -1, "%s", line)
+	}
+	total, done := int32(len(plan.Steps)), atomic.Int32{}
+	percent := func() int32 { return min(99, 1+98*done.Load()/max(total, 1)) }
+	clearOrigin := func(v *acliv1.Vm) {
+		if v.OriginalHostUuid == host.Uuid {
+			v.OriginalHostUuid = ""
+		}
+	}
+	take := func(id string) (*acliv1.Vm, int64, bool) {
+		r, err := m.lockVm(ctx, t, id)
+		if err != nil || r == nil {
+			m.mu.Lock()
+			hs.releaseLocked(id)
+			m.mu.Unlock()
+			return nil, 0, false
+		}
+		m.mu.RLock()
+		defer m.mu.RUnlock()
+		return r.pb, r.rev, r.pb.OriginalHostUuid == host.Uuid
+	}
+	powerOn := func(s scheduler.Step) {
+		defer done.Add(1)
+		v, rev, ok := take(s.VM.UUID)
+		if v == nil {
+			return
+		}
+		defer m.unlockVm(t, v.Uuid)
+		if !ok || placed(v) {
+			m.mu.Lock()
+			hs.releaseLocked(v.Uuid)
+			m.mu.Unlock()
+			return
+		}
+		m.progress(t, percent(), "powering on vm %s on %s", v.Name, label)
+		if err := m.drv.PowerOn(ctx, host, v); err != nil {
+			m.mu.Lock()
+			hs.releaseLocked(v.Uuid)
+			m.mu.Unlock()
+			fail("vm %s did not power on on %s: %v", v.Name, label, err)
+			return
+		}
+		next := proto.Clone(v).(*acliv1.Vm)
+		next.PowerState, next.HostUuid, next.HostName = acliv1.PowerState_kOn, host.Uuid, host.Name
+		clearOrigin(next)
+		id := v.Uuid
+		if err := m.putVm(ctx, next, rev, func() { hs.releaseLocked(id) }); err != nil {
+			fail("vm %s powered on but recording it failed: %v", v.Name, err)
+			return
+		}
+		mu.Lock()
+		on++
+		mu.Unlock()
+		m.addMessage(t, percent(), "vm %s powered on on %s", v.Name, label)
+	}
+	migrateBack := func(s scheduler.Step) {
+		defer done.Add(1)
+		v, rev, ok := take(s.VM.UUID)
+		if v == nil {
+			return
+		}
+		defer m.unlockVm(t, v.Uuid)
+		m.mu.RLock()
+		src := m.hosts[v.HostUuid]
+		m.mu.RUnlock()
+		if !ok || !placed(v) || src == nil || v.HostUuid == host.Uuid {
+			m.mu.Lock()
+			hs.releaseLocked(v.Uuid)
+			m.mu.Unlock()
+			return
+		}
+		id := v.Uuid
+		res, err := m.liveMigrate(ctx, t, move{vm: v, rev: rev, src: src.pb, dst: host,
+			release: func() { hs.releaseLocked(id) }, edit: clearOrigin}, percent)
+		if err != nil {
+			m.mu.Lock()
+			hs.releaseLocked(id)
+			m.mu.Unlock()
+			if ctx.Err() == nil {
+				fail("vm %s did not return to %s: %v", v.Name, label, err)
+			}
+			return
+		}
+		mu.Lock()
+		back++
+		mu.Unlock()
+		m.addMessage(t, percent(), "vm %s migrated back to %s (%s)", v.Name, label, res)
+	}
+	var migrations []scheduler.Step
+	var restarts []scheduler.Step
+	for _, s := range plan.Steps {
+		switch s.Action {
+		case scheduler.ActionMigrate:
+			migrations = append(migrations, s)
+		case scheduler.ActionRestart:
+			restarts = append(restarts, s)
+		case scheduler.ActionNone:
+			// It cannot come back: it stays where it is and forgets the host.
+			done.Add(1)
+			if v, rev, ok := take(s.VM.UUID); v != nil {
+				if ok {
+					next := proto.Clone(v).(*acliv1.Vm)
+					clearOrigin(next)
+					if err := m.putVm(ctx, next, rev, nil); err != nil {
+						fail("vm %s: %v", v.Name, err)
+					}
+				}
+				m.unlockVm(t, v.Uuid)
+			}
+			m.addMessage(t, -1, "%s; it stays where it is", s.Reason)
+		}
+	}
+	// Agent VMs first: they serve the host's other VMs.
+	var rest []scheduler.Step
+	for _, s := range restarts {
+		if m.isAgent(s.VM.UUID) {
+			powerOn(s)
+		} else {
+			rest = append(rest, s)
+		}
+	}
+	work := make(chan scheduler.Step)
+	var wg sync.WaitGroup
+	for i := 0; i < min(m.ops.maxMigrations, len(migrations)); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range work {
+				migrateBack(s)
+			}
+		}()
+	}
+	for _, s := range migrations {
+		select {
+		case work <- s:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	for _, s := range rest {
+		if ctx.Err() != nil {
+			break
+		}
+		powerOn(s)
+	}
+	if err := ctx.Err(); err != nil {
+		return outcome{}, err
+	}
+	msg := fmt.Sprintf("host %s exited maintenance mode: %d VM(s) migrated back, %d powered on", label, back, on)
+	if len(failures) > 0 {
+		return outcome{}, fmt.Errorf("host %s is back in service but %d VM(s) did not return: %s", label, len(failures), joinLines(failures))
+	}
+	return outcome{message: msg}, nil
+}
+
+func (m *Manager) isAgent(id string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r := m.vms[id]
+	return r != nil && r.pb.AgentVm
+}
+
+// EnterCvmMaintenanceMode takes a host's CVM out of storage service. It
+// counts against the same redundancy budget as host maintenance.
+func (s hostService) EnterCvmMaintenanceMode(ctx context.Context, req *acliv1.CvmMaintenanceRequest) (*acliv1.Task, error) {
+	return s.m.cvmMaintenance(ctx, req.Host, true)
+}
+
+// ExitCvmMaintenanceMode returns a host's CVM to storage service.
+func (s hostService) ExitCvmMaintenanceMode(ctx context.Context, req *acliv1.CvmMaintenanceRequest) (*acliv1.Task, error) {
+	return s.m.cvmMaintenance(ctx, req.Host, false)
+}
+
+func (m *Manager) cvmMaintenance(ctx context.Context, ref string, enter bool) (*acliv1.Task, error) {
+	op := acliv1.TaskOperation_kCvmExitMaintenanceMode
+	if enter {
+		op = acliv1.TaskOperation_kCvmEnterMaintenanceMode
+	}
+	m.mu.Lock()
+	h, err := m.hostLocked("host", ref)
+	if err == nil {
+		err = m.checkBusyLocked("host", h.pb.Name, h.pb.Uuid)
+	}
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	cur, rev := h.pb, h.rev
+	cvm := fmt.Sprintf("cvm %s of host %s", cur.CvmIp, hostLabel(cur))
+	noop, want := "", acliv1.CvmState_kCvmUp
+	switch {
+	case enter && cur.CvmState == acliv1.CvmState_kCvmMaintenance:
+		noop = cvm + " is already in maintenance mode"
+	case !enter && cur.CvmState != acliv1.CvmState_kCvmMaintenance:
+		noop = cvm + " is not in maintenance mode"
+	case cur.NodeState == acliv1.NodeState_kNodeDown:
+		err = apierr.Precondition("HOST_DOWN", "host:"+cur.Name, "host %s is down; recover it first", hostLabel(cur))
+	case enter && cur.CvmState == acliv1.CvmState_kCvmDown:
+		err = apierr.Precondition("CVM_DOWN", "cvm:"+cur.CvmIp, "%s is down; it is already out of service", cvm)
+	case enter:
+		want = acliv1.CvmState_kCvmMaintenance
+		if vs := m.redundancyLocked(h, "take out the CVM of"); len(vs) > 0 {
+			err = apierr.FailedPrecondition(fmt.Sprintf("%s cannot enter maintenance mode", cvm), vs...)
+		}
+	}
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	refs := []*acliv1.EntityRef{hostRef(cur), {Kind: acliv1.EntityKind_kCvm, Uuid: cur.Uuid, Name: cur.CvmIp}}
+	t := m.newTaskLocked(op, refs, cur.Uuid)
+	m.mu.Unlock()
+	if noop != "" {
+		return m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) { return outcome{message: noop}, nil })
+	}
+	next := proto.Clone(cur).(*acliv1.Host)
+	next.CvmState = want
+	msg := cvm + " entered maintenance mode"
+	if !enter {
+		msg = cvm + " exited maintenance mode"
+	}
+	task, err := m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) {
+		return outcome{
+			writes:  []write{{key: hostKey(cur.Uuid), msg: next, rev: rev}},
+			apply:   func(rev int64) { m.putHostLocked(next, rev) },
+			message: msg,
+		}, nil
+	})
+	if err == nil {
+		m.publish("cvm", "info", task.Uuid, refs, "%s", msg)
+		m.cvmStateChanged(cur, next)
+	}
+	return task, err
+}
+
+// interruptedTaskError is the error of a task that a previous run of
+// clusterd left running. Most tasks commit their changes with their end, so
+// they changed nothing; the long operations commit each VM as it moves, so
+// the model is consistent but partly done, and a retry finishes the job.
+func interruptedTaskError(pb *acliv1.Task) string {
+	name := ""
+	if len(pb.Entities) > 0 {
+		name = pb.Entities[0].Name
+	}
+	switch pb.Operation {
+	case acliv1.TaskOperation_kHostEnterMaintenanceMode:
+		return fmt.Sprintf("clusterd restarted during the evacuation of host %s; the VMs that had moved are recorded on their new hosts and the host stays EnteringMaintenanceMode — run host.enter_maintenance_mode %s again to finish (or host.exit_maintenance_mode %s)", name, name, name)
+	case acliv1.TaskOperation_kHostExitMaintenanceMode:
+		return fmt.Sprintf("clusterd restarted while VMs were returning to host %s; the host is in service and the VMs that had returned are recorded there — run host.exit_maintenance_mode %s again to bring back the others", name, name)
+	case acliv1.TaskOperation_kHaFailover:
+		return fmt.Sprintf("clusterd restarted during the HA restart of host %s's VMs; it resumes on start", name)
+	case acliv1.TaskOperation_kVmMigrate:
+		return fmt.Sprintf("clusterd restarted during the migration of vm %s; it stays on the host it is recorded on — retry it", name)
+	}
+	return "clusterd restarted while the task was running; it did not complete and changed nothing — retry it"
+}

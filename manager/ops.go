@@ -1,0 +1,442 @@
+package manager
+
+// Day-2 operations share this state and these helpers: host and CVM
+// maintenance (maint.go), live migration (migrate.go), HA (ha.go) and VM
+// groups and affinity (affinity.go). Every decision about where a VM goes
+// is made by manager/scheduler on a snapshot of the model; this file builds
+// the snapshot and holds what the decisions reserve while they are carried
+// out (target memory, migration slots, evacuation targets).
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/placement"
+	"github.com/acli-dev/acli/manager/scheduler"
+	"github.com/acli-dev/acli/manager/store"
+)
+
+// Defaults of the operations settings.
+const (
+	DefaultMaxMigrationsPerHost = 2
+	DefaultHeartbeatMisses      = 5
+	// minHeartbeatTimeout keeps a loaded machine (or a fast simulation)
+	// from declaring hosts down because the manager itself was slow.
+	minHeartbeatTimeout = 2 * time.Second
+)
+
+// opsState is guarded by Manager.mu except slots (own lock) and the
+// settings (fixed at New).
+type opsState struct {
+	groups      map[string]*groupRec
+	groupByName map[string]*groupRec
+
+	// targets maps a host UUID to the running tasks that move VMs onto it;
+	// such a host may not enter maintenance meanwhile.
+	targets map[string][]*taskRec
+	// haRunning marks failed hosts whose HA restart task runs.
+	haRunning map[string]*taskRec
+	// downAt is when each down host was declared down (unix ns).
+	downAt map[string]int64
+
+	slots *slots
+
+	maxMigrations    int
+	heartbeatMisses  int
+	heartbeatTimeout time.Duration
+}
+
+type groupRec struct {
+	pb  *acliv1.VmGroup
+	rev int64
+}
+
+const groupPrefix = "/vmgroups/"
+
+func groupKey(id string) string { return groupPrefix + id }
+
+func (m *Manager) initOps(cfg Config) {
+	o := &m.ops
+	o.groups = map[string]*groupRec{}
+	o.groupByName = map[string]*groupRec{}
+	o.targets = map[string][]*taskRec{}
+	o.haRunning = map[string]*taskRec{}
+	o.downAt = map[string]int64{}
+	o.maxMigrations = cfg.MaxMigrationsPerHost
+	if o.maxMigrations <= 0 {
+		o.maxMigrations = DefaultMaxMigrationsPerHost
+	}
+	o.heartbeatMisses = cfg.HeartbeatMisses
+	if o.heartbeatMisses <= 0 {
+		o.heartbeatMisses = DefaultHeartbeatMisses
+	}
+	o.heartbeatTimeout = cfg.HeartbeatTimeout
+	o.slots = newSlots(o.maxMigrations)
+}
+
+// loadOps reads the VM groups.
+func (m *Manager) loadOps(ctx context.Context) error {
+	kvs, err := m.st.List(ctx, groupPrefix)
+	if err != nil {
+		return fmt.Errorf("loading %s: %w", groupPrefix, err)
+	}
+	for _, kv := range kvs {
+		g := &acliv1.VmGroup{}
+		if err := proto.Unmarshal(kv.Value, g); err != nil {
+			return fmt.Errorf("loading %s: %w", kv.Key, err)
+		}
+		m.putGroupLocked(g, kv.ModRev)
+	}
+	return nil
+}
+
+// startOps starts the heartbeat monitor and resumes the HA of hosts that
+// were down with VMs still recorded on them when clusterd stopped.
+func (m *Manager) startOps() {
+	m.mu.RLock()
+	now := timeNow().UnixNano()
+	var down []*acliv1.Host
+	for _, h := range m.hostList {
+		if h.heartbeat.Load() == 0 {
+			h.heartbeat.Store(now)
+		}
+		if h.pb.NodeState == acliv1.NodeState_kNodeDown && h.numVms > 0 {
+			down = append(down, h.pb)
+		}
+	}
+	m.mu.RUnlock()
+	m.bgWG.Add(1)
+	go m.watchHeartbeats()
+	for _, h := range down {
+		m.startHA(h)
+	}
+}
+
+// ---- the scheduler's view ----
+
+func schedHost(r *hostRec) scheduler.Host {
+	h := scheduler.Host{
+		UUID: r.pb.Uuid, Name: r.pb.Name, IP: r.pb.HypervisorIp, Cores: int(r.pb.CpuCores),
+		MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: r.memUsed + r.reserved, VCPUsUsed: int(r.vcpus),
+		Schedulable: r.pb.Schedulable, UnschedulableReason: r.pb.SchedulableReason,
+	}
+	switch r.pb.NodeState {
+	case acliv1.NodeState_EnteringMaintenanceMode:
+		h.State = scheduler.NodeEnteringMaintenance
+	case acliv1.NodeState_EnteredMaintenanceMode:
+		h.State = scheduler.NodeInMaintenance
+	case acliv1.NodeState_kNodeDown:
+		h.State = scheduler.NodeDown
+	}
+	switch r.pb.CvmState {
+	case acliv1.CvmState_kCvmDown:
+		h.CVM = scheduler.CVMDown
+	case acliv1.CvmState_kCvmMaintenance:
+		h.CVM = scheduler.CVMMaintenance
+	}
+	return h
+}
+
+func schedVM(v *acliv1.Vm, groups []string) scheduler.VM {
+	s := scheduler.VM{
+		UUID: v.Uuid, Name: v.Name, VCPUs: int(v.NumVcpus), MemoryBytes: v.MemoryBytes, Host: v.HostUuid,
+		HostAffinity: v.HostAffinity, Agent: v.AgentVm, Passthrough: v.Passthrough,
+		AntiAffinityGroups: groups, HAPriority: int(v.HaPriority),
+	}
+	switch v.PowerState {
+	case acliv1.PowerState_kOn:
+		s.Power = scheduler.PowerOn
+	case acliv1.PowerState_kPaused:
+		s.Power = scheduler.PowerPaused
+	}
+	return s
+}
+
+// schedHostsLocked is the hosts part of a snapshot.
+func (m *Manager) schedHostsLocked() []scheduler.Host {
+	out := make([]scheduler.Host, len(m.hostList))
+	for i, r := range m.hostList {
+		out[i] = schedHost(r)
+	}
+	return out
+}
+
+// snapshotLocked is the whole cluster as the scheduler sees it. Host usage
+// includes reservations, so VMs on their way somewhere are accounted for.
+func (m *Manager) snapshotLocked() *scheduler.Snapshot {
+	groups := m.antiAffinityGroupsLocked()
+	s := &scheduler.Snapshot{Hosts: m.schedHostsLocked(), VMs: make([]scheduler.VM, 0, len(m.vms))}
+	for _, r := range m.vmSorted {
+		s.VMs = append(s.VMs, schedVM(r.pb, groups[r.pb.Uuid]))
+	}
+	return s
+}
+
+// checkRedundancyLocked refuses taking host out when RF-1 hosts already are.
+func (m *Manager) checkRedundancyLocked(h *hostRec, what string) error {
+	err := scheduler.CheckRedundancy(int(m.cluster.RedundancyFactor), m.schedHostsLocked(), h.pb.Uuid)
+	if err == nil {
+		return nil
+	}
+	re, ok := err.(*scheduler.RedundancyError)
+	if !ok {
+		return apierr.Precondition("REDUNDANCY", "host:"+h.pb.Name, "%s", err)
+	}
+	vs := make([]apierr.Violation, len(re.Out))
+	for i, o := range re.Out {
+		vs[i] = apierr.Violation{Type: "REDUNDANCY", Subject: "host:" + o.Host.Name,
+			Description: fmt.Sprintf("host %s is already out [%s]", o.Host, o.Why)}
+	}
+	return apierr.FailedPrecondition(fmt.Sprintf("cannot %s host %s (%s): %s", what, h.pb.Name, h.pb.HypervisorIp, re.Error()), vs...)
+}
+
+// noHostError turns the scheduler's refusal into a FailedPrecondition with
+// one violation per candidate host.
+func noHostError(summary string, err error) error {
+	ne, ok := err.(*scheduler.NoEligibleHostError)
+	if !ok {
+		return apierr.Precondition("NO_HOST", "cluster", "%s: %v", summary, err)
+	}
+	vs := make([]apierr.Violation, len(ne.Rejections))
+	for i, r := range ne.Rejections {
+		vs[i] = apierr.Violation{Type: "NO_HOST", Subject: "host:" + r.Host.Name, Description: r.String()}
+	}
+	if len(vs) == 0 {
+		return apierr.Precondition("NO_HOST", "cluster", "%s: the cluster has no hosts", summary)
+	}
+	return apierr.FailedPrecondition(summary+": no eligible host", vs...)
+}
+
+// ---- reservations ----
+
+// hold is memory reserved on a host for a VM on its way there. It is
+// released (under Manager.mu) when the VM is recorded on the host, or when
+// the move is given up.
+type hold struct {
+	h     *hostRec
+	bytes int64
+	done  bool
+}
+
+func (m *Manager) holdLocked(h *hostRec, bytes int64) *hold {
+	h.reserved += bytes
+	return &hold{h: h, bytes: bytes}
+}
+
+func (hd *hold) releaseLocked() {
+	if hd != nil && !hd.done {
+		hd.done = true
+		hd.h.reserved -= hd.bytes
+	}
+}
+
+// holds are a task's reservations; whatever is left is released when the
+// task ends.
+type holds struct {
+	byVM map[string]*hold
+}
+
+func (hs *holds) addLocked(vm string, hd *hold) {
+	if hs.byVM == nil {
+		hs.byVM = map[string]*hold{}
+	}
+	hs.byVM[vm].releaseLocked() // a re-plan replaces the VM's earlier hold
+	hs.byVM[vm] = hd
+}
+
+func (hs *holds) releaseLocked(vm string) {
+	hs.byVM[vm].releaseLocked()
+}
+
+func (hs *holds) releaseAllLocked() {
+	for _, hd := range hs.byVM {
+		hd.releaseLocked()
+	}
+}
+
+// addTargetLocked marks host as a destination of task t.
+func (m *Manager) addTargetLocked(host string, t *taskRec) {
+	m.ops.targets[host] = append(m.ops.targets[host], t)
+}
+
+func (m *Manager) dropTargetsLocked(t *taskRec) {
+	for h, ts := range m.ops.targets {
+		ts = slices.DeleteFunc(ts, func(x *taskRec) bool { return x == t })
+		if len(ts) == 0 {
+			delete(m.ops.targets, h)
+		} else {
+			m.ops.targets[h] = ts
+		}
+	}
+}
+
+// ---- migration slots ----
+
+// slots bounds the concurrent migrations each host takes part in. A
+// migration needs a slot on its source and on its target; it waits for them
+// (the operation is accepted, it is only paced).
+type slots struct {
+	mu    sync.Mutex
+	limit int
+	used  map[string]int
+	freed chan struct{}
+}
+
+func newSlots(limit int) *slots {
+	return &slots{limit: limit, used: map[string]int{}, freed: make(chan struct{})}
+}
+
+func (s *slots) acquire(ctx context.Context, src, dst string) error {
+	for {
+		s.mu.Lock()
+		if s.used[src] < s.limit && s.used[dst] < s.limit {
+			s.used[src]++
+			s.used[dst]++
+			s.mu.Unlock()
+			return nil
+		}
+		ch := s.freed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *slots) release(src, dst string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range []string{src, dst} {
+		if s.used[h]--; s.used[h] <= 0 {
+			delete(s.used, h)
+		}
+	}
+	close(s.freed)
+	s.freed = make(chan struct{})
+}
+
+// inUse reports the busiest host's slot count (tests).
+func (s *slots) inUse(host string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.used[host]
+}
+
+// ---- VM locks inside long tasks ----
+
+// lockVm waits until no other task changes the VM, then marks it busy with
+// t. Long tasks (evacuation, return, HA) take each VM only while they act
+// on it, so operators can still work with the others meanwhile. It returns
+// the current record, nil when the VM is gone.
+func (m *Manager) lockVm(ctx context.Context, t *taskRec, id string) (*vmRec, error) {
+	for {
+		m.mu.Lock()
+		r := m.vms[id]
+		if r == nil {
+			m.mu.Unlock()
+			return nil, nil
+		}
+		other := m.busy[id]
+		if other == nil || other == t {
+			m.busy[id] = t
+			m.mu.Unlock()
+			return r, nil
+		}
+		ch := other.changed
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (m *Manager) unlockVm(t *taskRec, id string) {
+	m.mu.Lock()
+	if m.busy[id] == t {
+		delete(m.busy, id)
+	}
+	m.mu.Unlock()
+}
+
+// putVm commits a VM record that the caller has locked, and applies it
+// together with fn (under Manager.mu), e.g. releasing a reservation.
+func (m *Manager) putVm(ctx context.Context, next *acliv1.Vm, rev int64, fn func()) error {
+	newRev, err := m.commit(context.WithoutCancel(ctx), []write{{key: vmKey(next.Uuid), msg: next, rev: rev}})
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.putVmLocked(next, newRev)
+	if fn != nil {
+		fn()
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// putHost commits a host record change built by fn from the current one,
+// retrying on a concurrent change (host events).
+func (m *Manager) putHost(ctx context.Context, id string, fn func(h *acliv1.Host)) (*acliv1.Host, error) {
+	for attempt := 0; ; attempt++ {
+		m.mu.RLock()
+		r := m.hosts[id]
+		cur, rev := r.pb, r.rev
+		m.mu.RUnlock()
+		next := proto.Clone(cur).(*acliv1.Host)
+		fn(next)
+		newRev, err := m.commit(context.WithoutCancel(ctx), []write{{key: hostKey(id), msg: next, rev: rev}})
+		if err != nil {
+			if attempt < 5 && store.IsConflict(err) {
+				continue
+			}
+			return nil, err
+		}
+		m.mu.Lock()
+		if r.rev == rev {
+			m.putHostLocked(next, newRev)
+		}
+		m.mu.Unlock()
+		return next, nil
+	}
+}
+
+// addMessage appends a line to a running task and makes it the progress line.
+func (m *Manager) addMessage(t *taskRec, percent int32, format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.updateTaskLocked(t, func(pb *acliv1.Task) {
+		if percent >= 0 {
+			pb.Percent = percent
+		}
+		pb.ProgressMessage = line
+		pb.Messages = append(pb.Messages, line)
+	})
+}
+
+func hostLabel(h *acliv1.Host) string {
+	return fmt.Sprintf("%s (%s)", h.Name, h.HypervisorIp)
+}
+
+func bytesText(n int64) string { return placement.Bytes(n) }
+
+func joinLines(lines []string) string { return strings.Join(lines, "; ") }
+
+// taskUUID reads a running task's UUID (its snapshot changes under Manager.mu).
+func (m *Manager) taskUUID(t *taskRec) string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return t.pb.Uuid
+}

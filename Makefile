@@ -3,13 +3,27 @@ GO ?= go
 BIN := bin
 PROTOS := $(wildcard api/acli/v1/*.proto)
 
-.PHONY: all build demo test test-unit test-e2e proto bench bench-fanout lint docs clean
+.PHONY: all build install demo test test-unit test-e2e proto bench bench-fanout lint docs clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/acli ./cmd/acli
 	$(GO) build -o $(BIN)/clusterd ./cmd/clusterd
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: acli, clusterd, the hostssh
+# and allssh names for acli (it acts as the command it is invoked as) and
+# the man pages.
+PREFIX ?= /usr/local
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
+
+install: build
+	install -d $(BINDIR) $(MANDIR)
+	install -m 0755 $(BIN)/acli $(BIN)/clusterd $(BINDIR)/
+	ln -sf acli $(BINDIR)/hostssh
+	ln -sf acli $(BINDIR)/allssh
+	install -m 0644 docs/man/*.1 $(MANDIR)/
 
 # make demo: a fresh 3-host simulated cluster on loopback with a small
 # inventory, then the interactive shell; clusterd is stopped by its PID when
@@ -47,6 +61,11 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# acli hostssh against pdsh, clush and parallel-ssh on 16 and 64 loopback
+# sshd hosts (needs root and those tools; see the script's header).
+bench-fanout: build
+	ACLI=$(CURDIR)/$(BIN)/acli bench/fanout/run.sh
 
 # Regenerate docs/reference/*.md and docs/man/*.1 from the command registry
 # (cmd/acli-docs' test fails when they are stale).

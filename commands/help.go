@@ -148,7 +148,13 @@ func RootHelp(r *Registry) string {
 		fmt.Fprintf(tw, "  %s\t%s\n", ns.Name, ns.Summary)
 	}
 	_ = tw.Flush()
-	sb.WriteString("\nOther commands:\n  help [namespace|command]   show help\n  completion bash|zsh|fish   print a shell completion script\n\n")
+	sb.WriteString("\nOther commands:\n")
+	for _, fc := range FanoutCommands {
+		fmt.Fprintf(tw, "  %s [flags] \"<command>\"\t%s\n", fc.Name, fc.Summary)
+	}
+	fmt.Fprintf(tw, "  help [namespace|command]\tshow help\n  completion bash|zsh|fish\tprint a shell completion script\n")
+	_ = tw.Flush()
+	sb.WriteString("\n")
 	sb.WriteString(GlobalFlagsHelp + "\n" + ExitCodesHelp)
 	sb.WriteString("\nExamples:\n  acli host.list\n  acli vm.create web[01..03] memory=4G num_vcpus=2\n  acli -o json vm.list power_state=on\n  acli help vm\n")
 	return sb.String()
@@ -162,6 +168,9 @@ func Help(r *Registry, args []string) (string, error) {
 	topic := strings.TrimSuffix(args[0], ".")
 	if ns, ok := r.Namespace(topic); ok {
 		return NamespaceHelp(r, ns), nil
+	}
+	if fc, ok := LookupFanout(topic); ok {
+		return FanoutHelp(fc), nil
 	}
 	c, err := r.Find(topic)
 	if err != nil {

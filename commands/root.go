@@ -181,6 +181,7 @@ func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command
 	for _, c := range f.Registry.Commands() {
 		root.AddCommand(f.leaf(c, g, st))
 	}
+	f.addFanoutCommands(root, g) // hostssh, allssh: flags, not the acli grammar
 	return root
 }
 

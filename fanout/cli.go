@@ -6,12 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -80,7 +76,7 @@ func (f *Flags) ResolveTargets(ctx context.Context, src TargetSource) ([]Target,
 		}
 		var err error
 		if ts, err = src(ctx, f.Style); err != nil {
-			return nil, err
+			return nil, &sourceError{err}
 		}
 	}
 	for _, x := range f.Exclude {
@@ -96,45 +92,82 @@ func (f *Flags) ResolveTargets(ctx context.Context, src TargetSource) ([]Target,
 }
 
 // Command is hostssh or allssh as a reusable unit: the CLI runs it with
-// its own context and target source; Main runs it standalone.
+// its own context and target source (and defaults from the environment).
 type Command struct {
 	Style  Style
 	Source TargetSource
 	// Prepare, when set, may adjust the parsed flags before the run (e.g.
 	// add the simulated cluster's client key as an identity file).
 	Prepare func(*Flags) error
+	// SourceExit maps an error of Source to the exit status (e.g. 6 when
+	// clusterd is unreachable); nil means ExitUsage.
+	SourceExit func(error) int
 }
 
 // Usage exit status (the project's table: 2 = usage/bad input).
 const ExitUsage = 2
 
+// FlagSet returns the command's flags bound to f. Parsing stops at the
+// first word that is not a flag, as with ssh(1): everything from there on
+// is the remote command, so "hostssh ls -l /tmp" needs no quotes.
+func (c Command) FlagSet(f *Flags) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(c.Style.name(), pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SetInterspersed(false)
+	f.Bind(fs)
+	fs.Usage = func() {}
+	return fs
+}
+
+// Help is the text of --help: synopsis, description and flags.
+func (c Command) Help(flagUsages string) string {
+	name := c.Style.name()
+	what := "every hypervisor host (user root unless --user or\n~/.ssh/config says otherwise)"
+	if c.Style == StyleAllSSH {
+		what = "every controller VM (the local one last; user from --user,\n~/.ssh/config, else the local user)"
+	}
+	return fmt.Sprintf(`Usage: %s [flags] "<command>"
+
+Runs the command on %s in parallel over SSH,
+and prints each host's output under a banner, in target order. Flags go
+before the command; the command is sent to each remote shell exactly as
+written. Exit status: 0 when every host ran it and exited 0, else 1 (with
+a summary of failed and unreachable hosts on stderr); --max-exit gives the
+largest remote exit code.
+
+Flags:
+%s`, name, what, flagUsages)
+}
+
 // Run parses args (flags and the command, without the program name) and
 // runs the fan-out; it returns the process exit status.
 func (c Command) Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	name := c.Style.name()
 	f := NewFlags(c.Style)
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	f.Bind(fs)
-	fs.Usage = func() {}
+	fs := c.FlagSet(f)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprintf(stdout, "Usage: %s [flags] \"<command>\"\n\nRuns the command on every target in parallel over SSH.\n\nFlags:\n%s", name, fs.FlagUsages())
+			io.WriteString(stdout, c.Help(fs.FlagUsages()))
 			return 0
 		}
-		fmt.Fprintf(stderr, "%s: %s\n", name, flagError(err, fs))
+		fmt.Fprintf(stderr, "%s: %s\n", c.Style.name(), FlagError(err, fs))
 		return ExitUsage
 	}
+	return c.Exec(ctx, f, fs.Args(), stdout, stderr)
+}
+
+// Exec runs the fan-out with parsed flags; words are the remote command.
+func (c Command) Exec(ctx context.Context, f *Flags, words []string, stdout, stderr io.Writer) int {
+	name := c.Style.name()
 	usage := func(msg string) int {
 		fmt.Fprintf(stderr, "%s: %s\n", name, msg)
 		return ExitUsage
 	}
-	if fs.NArg() == 0 {
+	if len(words) == 0 {
 		return usage(fmt.Sprintf("missing command; usage: %s [flags] \"<command>\"", name))
 	}
 	// Like ssh(1), several words are joined with spaces; quote the
 	// command to send it exactly as written.
-	cmd := strings.Join(fs.Args(), " ")
+	cmd := strings.Join(words, " ")
 	switch f.Output {
 	case "text", "table":
 	case "json":
@@ -158,7 +191,13 @@ func (c Command) Run(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	targets, err := f.ResolveTargets(ctx, c.Source)
 	if err != nil {
-		return usage(err.Error())
+		code := ExitUsage
+		var se *sourceError
+		if errors.As(err, &se) && c.SourceExit != nil {
+			code = c.SourceExit(se.err)
+		}
+		fmt.Fprintf(stderr, "%s: %s\n", name, err)
+		return code
 	}
 	f.Options.Targets = targets
 	res, err := Run(ctx, f.Options, cmd, stdout, stderr)
@@ -179,6 +218,13 @@ func (c Command) Run(ctx context.Context, args []string, stdout, stderr io.Write
 	return res.Status
 }
 
+// sourceError marks a TargetSource failure, whose exit status the
+// caller decides (clusterd unreachable is not a usage error).
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
+
 // writeJSON emits the project's one-document envelope.
 func writeJSON(w io.Writer, res Result, errMsg string) {
 	doc := struct {
@@ -195,24 +241,6 @@ func writeJSON(w io.Writer, res Result, errMsg string) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(doc)
-}
-
-// Main runs hostssh or allssh as a program, picking the style from the
-// name it was invoked under (args[0]); targets come only from flags.
-// Ctrl-C or SIGTERM stop all sessions; a second Ctrl-C kills at once.
-func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	style := StyleHostSSH
-	if len(args) > 0 && strings.HasPrefix(filepath.Base(args[0]), "allssh") {
-		style = StyleAllSSH
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	context.AfterFunc(ctx, stop)
-	var rest []string
-	if len(args) > 1 {
-		rest = args[1:]
-	}
-	return Command{Style: style}.Run(ctx, rest, stdout, stderr)
 }
 
 // seconds is a duration flag that also takes a bare number of seconds.
@@ -245,8 +273,8 @@ func orDash(s string) string {
 	return s
 }
 
-// flagError adds the nearest valid flag to pflag's unknown-flag errors.
-func flagError(err error, fs *pflag.FlagSet) string {
+// FlagError adds the nearest valid flag to pflag's unknown-flag errors.
+func FlagError(err error, fs *pflag.FlagSet) string {
 	msg := err.Error()
 	const prefix = "unknown flag: --"
 	if !strings.HasPrefix(msg, prefix) {

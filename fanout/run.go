@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -298,6 +299,9 @@ func connectError(err error, ct time.Duration) error {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return fmt.Errorf("connection timed out after %s (--connect-timeout)", ct)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		return errors.New("connection closed by the server before the SSH session started")
 	}
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "ssh: handshake failed: ")

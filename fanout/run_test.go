@@ -252,9 +252,10 @@ func TestRunCommandTimeout(t *testing.T) {
 }
 
 func TestRunCancelStopsAllSessions(t *testing.T) {
-	ended := make(chan struct{}, 3)
+	started, ended := make(chan struct{}, 3), make(chan struct{}, 3)
 	c := newTestCluster(t, 3, func(i int) glssh.Handler {
 		return func(s glssh.Session) {
+			started <- struct{}{}
 			io.WriteString(s, "running\n")
 			<-s.Context().Done()
 			ended <- struct{}{}
@@ -272,6 +273,11 @@ func TestRunCancelStopsAllSessions(t *testing.T) {
 		res, err = Run(ctx, opts, "x", &out, &errOut)
 		done <- err
 	}()
+	// Both sessions must run before the cancel (the second one's output
+	// is held back until the first host's block is done).
+	for range 2 {
+		<-started
+	}
 	waitFor(t, "first host running", func() bool { return strings.Contains(out.String(), "running") })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {

@@ -319,3 +319,43 @@ func expandRange(body, host string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// LocalLast moves the targets that are this machine to the end, keeping
+// the order otherwise (allssh runs on the local CVM last, so a command
+// that disturbs it cannot cut the fan-out short). isLocal nil means
+// IsLocalAddress.
+func LocalLast(targets []Target, isLocal func(host string) bool) []Target {
+	if isLocal == nil {
+		isLocal = IsLocalAddress
+	}
+	out := make([]Target, 0, len(targets))
+	var local []Target
+	for _, t := range targets {
+		if isLocal(t.Host) {
+			local = append(local, t)
+		} else {
+			out = append(out, t)
+		}
+	}
+	return append(out, local...)
+}
+
+// IsLocalAddress reports whether host is an IP address assigned to one of
+// this machine's interfaces (an exact match: 127.0.0.1/8 on lo makes
+// 127.0.0.1 local, not every 127.x address).
+func IsLocalAddress(host string) bool {
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}

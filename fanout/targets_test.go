@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -127,5 +128,16 @@ Match host foo
 	}
 	if _, err := ParseSSHConfig(strings.NewReader("Port abc\n"), "cfg", ""); err == nil || !strings.Contains(err.Error(), "cfg:1: bad Port") {
 		t.Errorf("bad port error %v", err)
+	}
+}
+
+func TestLocalLast(t *testing.T) {
+	ts, _ := ParseTargets("10.0.0.[1-4]")
+	got := hostsOf(LocalLast(ts, func(h string) bool { return h == "10.0.0.2" }))
+	if want := []string{"10.0.0.1", "10.0.0.3", "10.0.0.4", "10.0.0.2"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if !IsLocalAddress("127.0.0.1") || IsLocalAddress("127.20.0.31") || IsLocalAddress("node1") {
+		t.Error("IsLocalAddress: want exact interface address matches only")
 	}
 }

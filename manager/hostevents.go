@@ -32,6 +32,9 @@ func (m *Manager) consumeHostEvents(ch <-chan driver.HostEvent) {
 // with a revision compare; on a conflict with a concurrent task the change
 // is recomputed from the new state.
 func (m *Manager) applyHostEvent(ctx context.Context, ev driver.HostEvent) error {
+	if ev.Kind == driver.VmStates {
+		return m.applyVmStates(ctx, ev) // reconcile.go
+	}
 	if ev.Kind == driver.Heartbeat {
 		m.mu.RLock()
 		h := m.hosts[ev.HostUUID]
@@ -125,4 +128,5 @@ func (m *Manager) applyHostEvent(ctx context.Context, ev driver.HostEvent) error
 // records before and after. Storage services that depend on which CVMs
 // serve (iSCSI sessions) react here.
 func (m *Manager) cvmStateChanged(prev, next *acliv1.Host) {
+	m.onCvmStateChanged(prev, next) // iSCSI failover and failback (vg.go)
 }

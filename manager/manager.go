@@ -75,6 +75,8 @@ type Config struct {
 	// HeartbeatTimeout, when set, replaces HeartbeatMisses × the driver's
 	// heartbeat interval.
 	HeartbeatTimeout time.Duration
+	// Iscsi tunes iSCSI session failover and failback (vg.go).
+	Iscsi IscsiConfig
 }
 
 // Manager is the cluster manager. Create it with New, serve it with
@@ -102,6 +104,7 @@ type Manager struct {
 	closing bool
 	model
 	ops opsState // maintenance, migration, HA and VM groups (ops.go)
+	vgs vgState  // volume groups and iSCSI sessions (vg.go)
 }
 
 // New loads the model from the store (creating the cluster from the
@@ -132,6 +135,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.model.init()
 	m.initOps(cfg)
+	m.initVgs(cfg.Iscsi)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 
 	ctx := context.Background()
@@ -144,6 +148,9 @@ func New(cfg Config) (*Manager, error) {
 		}
 	}
 	if err := m.loadOps(ctx); err != nil {
+		return nil, err
+	}
+	if err := m.loadVgs(ctx); err != nil {
 		return nil, err
 	}
 	if err := m.recoverTasks(ctx); err != nil {
@@ -171,6 +178,7 @@ func New(cfg Config) (*Manager, error) {
 	go m.consumeHostEvents(hostEvents)
 	go m.flushEvents()
 	m.startOps()
+	m.startVgs()
 	m.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	return m, nil
 }
@@ -207,7 +215,7 @@ func (m *Manager) Register(s *grpc.Server) {
 	acliv1.RegisterTaskServiceServer(s, taskService{m: m})
 	acliv1.RegisterEventServiceServer(s, eventService{m: m})
 	acliv1.RegisterSimServiceServer(s, simService{m: m})
-	acliv1.RegisterVolumeGroupServiceServer(s, volumeGroupService{})
+	acliv1.RegisterVolumeGroupServiceServer(s, volumeGroupService{m: m})
 	healthpb.RegisterHealthServer(s, m.health)
 	reflection.Register(s)
 }

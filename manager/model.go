@@ -362,6 +362,9 @@ func (m *Manager) unsort(r *vmRec) {
 
 func (m *Manager) putVmLocked(v *acliv1.Vm, rev int64) {
 	old := m.vms[v.Uuid]
+	if old != nil {
+		m.vmMovedLocked(old.pb, v) // iSCSI sessions follow the VM (vg.go)
+	}
 	renamed := old == nil || old.pb.Name != v.Name
 	if old != nil {
 		m.usage(old.pb, -1)
@@ -410,17 +413,21 @@ func (m *Manager) deleteVmLocked(id string) {
 	m.unindexName(r)
 	m.unsort(r)
 	delete(m.vms, id)
+	m.vmMovedLocked(r.pb, nil) // its iSCSI sessions end (vg.go)
 }
 
 // vmOut is the API view of a VM. Records are immutable, so an idle VM is
 // returned as is; a busy one is copied to carry its task.
 func (m *Manager) vmOut(r *vmRec) *acliv1.Vm {
+	// Disk paths and VG disks are computed from the VM's current host (vg.go).
+	v := m.vmStorageOut(r.pb)
 	if t := m.busy[r.pb.Uuid]; t != nil {
-		v := proto.Clone(r.pb).(*acliv1.Vm)
+		if v == r.pb {
+			v = proto.Clone(r.pb).(*acliv1.Vm)
+		}
 		v.BusyTaskUuid = t.pb.Uuid
-		return v
 	}
-	return r.pb
+	return v
 }
 
 // vmLocked resolves a VM by UUID or unique name.

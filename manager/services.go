@@ -105,11 +105,11 @@ func (s hostService) UpdateHost(ctx context.Context, req *acliv1.UpdateHostReque
 	})
 }
 
-func (hostService) AddHost(context.Context, *acliv1.AddHostRequest) (*acliv1.Task, error) {
-	return nil, apierr.Unimplemented("host.add")
+func (s hostService) AddHost(ctx context.Context, req *acliv1.AddHostRequest) (*acliv1.Task, error) {
+	return s.m.addHost(ctx, req) // svc_hostadd.go
 }
-func (hostService) RemoveHost(context.Context, *acliv1.RemoveHostRequest) (*acliv1.Task, error) {
-	return nil, apierr.Unimplemented("host.remove")
+func (s hostService) RemoveHost(ctx context.Context, req *acliv1.RemoveHostRequest) (*acliv1.Task, error) {
+	return s.m.removeHost(ctx, req)
 }
 
 // ---- NetworkService ----
@@ -473,12 +473,4 @@ func (s simService) FailCvm(ctx context.Context, req *acliv1.SimHostRequest) (*a
 }
 func (s simService) RecoverCvm(ctx context.Context, req *acliv1.SimHostRequest) (*acliv1.SimResponse, error) {
 	return s.fault(ctx, req.Host, driver.CvmUp, driver.FaultInjector.RecoverCvm)
-}
-
-// ---- VolumeGroupService ----
-
-// volumeGroupService answers Unimplemented until volume groups land; the
-// embedded type supplies every method.
-type volumeGroupService struct {
-	acliv1.UnimplementedVolumeGroupServiceServer
 }

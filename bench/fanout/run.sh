@@ -16,6 +16,7 @@
 #
 # Environment: SIZES="16 64"  RUNS=10  WARMUP=2  PORT=2222
 #              OUT=dir (keep the markdown tables there)
+#              ACLI=path of the acli binary (default: built here)
 set -euo pipefail
 
 SIZES=${SIZES:-"16 64"}
@@ -43,7 +44,8 @@ cleanup() {
 	for pid in "${SSHD_PIDS[@]}"; do
 		wait "$pid" 2>/dev/null || true
 	done
-	rm -rf "$WORK/home" "$WORK/session-home" "$WORK"/sshd*
+	rm -rf "$WORK/home" "$WORK/session-home" "$WORK"/sshd* "$WORK"/hosts.* "$WORK/acli"
+	rmdir "$WORK" 2>/dev/null || true # kept when it holds the results
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -52,8 +54,12 @@ MAX=0
 for n in $SIZES; do [ "$n" -gt "$MAX" ] && MAX=$n; done
 [ "$MAX" -ge 1 ] && [ "$MAX" -le 254 ] || die "SIZES must be between 1 and 254 hosts"
 
-echo "building the fan-out binary..."
-(cd "$ROOT" && go build -o "$WORK/fanoutbench" ./bench/fanout/fanoutbench)
+if [ -z "${ACLI:-}" ]; then
+	echo "building acli..."
+	ACLI=$WORK/acli
+	(cd "$ROOT" && go build -o "$ACLI" ./cmd/acli)
+fi
+[ -x "$ACLI" ] || die "ACLI=$ACLI is not an executable"
 
 # Keys, client home and an empty home for remote sessions.
 HOME_DIR=$WORK/home
@@ -134,7 +140,7 @@ for n in $SIZES; do
 	range="127.0.1.[1-$n]"
 	hostsfile=$WORK/hosts.$n
 	seq 1 "$n" | sed 's/^/127.0.1./' >"$hostsfile"
-	acli="$WORK/fanoutbench --hosts '$range' -f $n '$CMD'"
+	acli="$ACLI hostssh --hosts '$range' -f $n '$CMD'"
 	pdsh="pdsh -f $n -w '$range' '$CMD'"
 	clush="clush -f $n -o '-F $SSHCFG' -w '$range' '$CMD'"
 	pssh="parallel-ssh -p $n -x '-F $SSHCFG' -h $hostsfile -i '$CMD'"
@@ -147,7 +153,7 @@ for n in $SIZES; do
 	hyperfine --style basic --warmup "$WARMUP" --runs "$RUNS" \
 		--export-markdown "$OUT/fanout-$n.md" \
 		-n "ssh (1 host)" "$single" \
-		-n "acli fanout" "$acli" \
+		-n "acli hostssh" "$acli" \
 		-n "pdsh -f $n" "$pdsh" \
 		-n "clush -f $n" "$clush" \
 		-n "parallel-ssh -p $n" "$pssh"

@@ -15,15 +15,19 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/acli-dev/acli/manager"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/driver/sim"
+	"github.com/acli-dev/acli/manager/simssh"
 	"github.com/acli-dev/acli/manager/store/bolt"
 )
 
@@ -41,6 +45,7 @@ type options struct {
 	simHosts  int
 	simConfig string
 	simSpeed  float64
+	simSSH    int
 	// maxMigrations and heartbeatMisses tune maintenance and HA.
 	maxMigrations   int
 	heartbeatMisses int
@@ -62,10 +67,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:2030", "gRPC listen address (loopback unless told otherwise)")
 	fs.StringVar(&o.dataDir, "data-dir", "", "data directory holding state.db (required)")
-	fs.StringVar(&o.driver, "driver", "sim", "host driver: sim")
+	fs.StringVar(&o.driver, "driver", "sim", "host driver: sim (simulated hosts) or libvirt (real libvirtd hosts joined with host.add)")
+	lv := addLibvirtFlags(fs)
 	fs.IntVar(&o.simHosts, "sim", 0, "create a simulated RF2 cluster of N hosts on a new data dir (default 3)")
 	fs.StringVar(&o.simConfig, "sim-config", "", "YAML file describing the simulated cluster")
 	fs.Float64Var(&o.simSpeed, "sim-speed", 1, "simulated time scale: 1 = real time, 1000 = a 1 s operation takes 1 ms")
+	fs.IntVar(&o.simSSH, "sim-ssh-port", simssh.DefaultPort, "SSH port of every simulated host and CVM, each on its own loopback address (a free port where taken; 0: no SSH)")
 	fs.IntVar(&o.maxMigrations, "max-migrations-per-host", manager.DefaultMaxMigrationsPerHost, "concurrent live migrations a host takes part in")
 	fs.IntVar(&o.heartbeatMisses, "heartbeat-misses", manager.DefaultHeartbeatMisses, "missed heartbeats before a host is marked down and HA restarts its VMs")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -89,14 +96,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case o.dataDir == "":
 		return fail(2, "--data-dir is required, e.g. --data-dir /var/lib/clusterd")
-	case o.driver != "sim":
-		return fail(2, "--driver %q is not available; use --driver sim", o.driver)
+	case o.driver != "sim" && o.driver != "libvirt":
+		return fail(2, "--driver %q is not available; use --driver sim or --driver libvirt", o.driver)
 	case o.simHosts != 0 && o.simConfig != "":
 		return fail(2, "give --sim N or --sim-config FILE, not both")
 	case o.simHosts < 0:
 		return fail(2, "--sim %d: a cluster needs at least 1 host", o.simHosts)
 	case o.simSpeed <= 0:
 		return fail(2, "--sim-speed %v must be positive, e.g. 1 or 1000", o.simSpeed)
+	case o.simSSH < 0 || o.simSSH > 65535:
+		return fail(2, "--sim-ssh-port %d is not a port; use 1-65535 (e.g. 2222), or 0 for no SSH", o.simSSH)
 	case o.maxMigrations < 1:
 		return fail(2, "--max-migrations-per-host %d must be at least 1, e.g. 2", o.maxMigrations)
 	case o.heartbeatMisses < 1:
@@ -108,20 +117,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	cfg := sim.ForHosts(3)
-	if o.simHosts > 0 {
-		cfg = sim.ForHosts(o.simHosts)
-	}
-	if o.simConfig != "" {
-		var err error
-		if cfg, err = sim.LoadConfig(o.simConfig); err != nil {
+	var drv driver.Driver
+	var simDrv *sim.Driver
+	if o.driver == "libvirt" {
+		if err := lv.check(); err != nil {
 			return fail(2, "%v", err)
 		}
-	}
-	cfg.Speed = o.simSpeed
-	drv, err := sim.New(cfg, sim.Options{})
-	if err != nil {
-		return fail(2, "%v", err)
+		if o.simHosts != 0 || o.simConfig != "" {
+			return fail(2, "--sim and --sim-config apply to --driver sim; libvirt hosts join with acli host.add")
+		}
+		drv = newLibvirtDriver(lv, log)
+	} else {
+		cfg := sim.ForHosts(3)
+		if o.simHosts > 0 {
+			cfg = sim.ForHosts(o.simHosts)
+		}
+		if o.simConfig != "" {
+			var err error
+			if cfg, err = sim.LoadConfig(o.simConfig); err != nil {
+				return fail(2, "%v", err)
+			}
+		}
+		cfg.Speed = o.simSpeed
+		var err error
+		if simDrv, err = sim.New(cfg, sim.Options{}); err != nil {
+			return fail(2, "%v", err)
+		}
+		drv = simDrv
 	}
 
 	// Take the port before touching the data dir, so a second clusterd on a
@@ -150,12 +172,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Warn("the data dir already holds a cluster; --sim ignored", "stored_hosts", m.NumHosts(), "sim", o.simHosts)
 	}
 
-	srv := grpc.NewServer()
+	var sshc *simssh.Cluster
+	var sopts []grpc.ServerOption
+	if o.simSSH != 0 && simDrv != nil {
+		if sshc, err = startSimSSH(o, simDrv, log); err != nil {
+			log.Warn("simulated SSH disabled", "err", err)
+		} else {
+			sopts = append(sopts, grpc.ChainUnaryInterceptor(sshc.UnaryInterceptor()))
+		}
+	}
+	srv := grpc.NewServer(sopts...)
 	m.Register(srv)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	if sshc != nil {
+		defer sshc.Close()
+		if err := attachSimSSH(ctx, sshc, lis.Addr()); err != nil {
+			log.Warn("simulated SSH", "err", err)
+		}
+		log.Info("simulated SSH", "port", o.simSSH, "identity", sshc.ClientKeyPath())
+	}
 	log.Info("clusterd started", "version", manager.Version, "listen", lis.Addr().String(), "data_dir", o.dataDir, "driver", m.DriverName(), "hosts", m.NumHosts())
 	fmt.Fprintf(stdout, "clusterd: serving on %s (%s, %d hosts)\n", lis.Addr(), m.DriverName(), m.NumHosts())
+	if sshc != nil {
+		if id, err := filepath.Abs(sshc.ClientKeyPath()); err == nil {
+			fmt.Fprintf(stdout, "clusterd: simulated hosts and CVMs serve SSH; for hostssh/allssh: export ACLI_SSH_IDENTITY=%s\n", id)
+		}
+	}
 
 	code := 0
 	select {
@@ -205,4 +248,33 @@ func unwrapOpError(err error) error {
 		return oe.Err
 	}
 	return err
+}
+
+// startSimSSH prepares SSH for the simulated machines (keys in the data
+// dir); they answer once attachSimSSH has run.
+func startSimSSH(o options, drv *sim.Driver, log *slog.Logger) (*simssh.Cluster, error) {
+	return simssh.NewCluster(simssh.ClusterOptions{
+		DataDir: o.dataDir,
+		Port:    o.simSSH,
+		Logger:  log,
+		State: func(hostUUID string) (bool, bool) {
+			up, cvmUp, _ := drv.HostState(hostUUID)
+			return up, cvmUp
+		},
+	})
+}
+
+// attachSimSSH points the SSH machines at clusterd's own API (hosts to
+// serve, VMs for virsh list) and starts serving them.
+func attachSimSSH(ctx context.Context, c *simssh.Cluster, addr net.Addr) error {
+	conn, err := grpc.NewClient("passthrough:///"+simssh.SelfAddr(addr), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	// The connection lives as long as the process: every SSH session asks
+	// the model for its host's VMs.
+	context.AfterFunc(ctx, func() { conn.Close() })
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return c.Start(sctx, conn)
 }

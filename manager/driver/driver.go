@@ -82,6 +82,10 @@ const (
 	HostUp
 	CvmDown
 	CvmUp
+	// VmStates reports VMs as their host sees them (HostEvent.Vms), so that
+	// changes made outside clusterd (virsh, a guest powering itself off, a
+	// crash) are reflected in the model rather than fought.
+	VmStates
 )
 
 func (k EventKind) String() string {
@@ -96,6 +100,8 @@ func (k EventKind) String() string {
 		return "cvm down"
 	case CvmUp:
 		return "cvm up"
+	case VmStates:
+		return "vm states"
 	}
 	return "unknown"
 }
@@ -107,6 +113,36 @@ type HostEvent struct {
 	Time     time.Time
 	// Reason explains a down event, e.g. "heartbeats stopped (fault injected)".
 	Reason string
+	// Vms, for VmStates: what the host reports about these VMs.
+	Vms []VmObservation
+	// Complete, for VmStates: Vms lists every VM the host knows, so a VM
+	// recorded running on this host but not listed is off.
+	Complete bool
+}
+
+// VmObservation is one VM as a host reports it.
+type VmObservation struct {
+	VmUUID string
+	// PowerState is kOn, kPaused or kOff (kOff also when the host does not
+	// have the VM at all).
+	PowerState acliv1.PowerState
+	// RunningElsewhere lists the other hosts that run the VM too: a copy
+	// left on a host that was unreachable while HA restarted the VM.
+	RunningElsewhere []string
+}
+
+// HostJoiner is implemented by drivers whose hosts join and leave the
+// cluster at run time (libvirt); the sim's hosts come from its config.
+type HostJoiner interface {
+	// CheckHost validates how a prospective host is reached (its libvirt
+	// URI) without connecting; errors describe the bad setting.
+	CheckHost(h *acliv1.Host) error
+	// JoinHost connects to a new host, returns its record completed with
+	// what the host reports (UUID, capacity, hypervisor) and begins
+	// managing it. On error nothing changed.
+	JoinHost(ctx context.Context, h *acliv1.Host) (*acliv1.Host, error)
+	// LeaveHost stops managing a host.
+	LeaveHost(hostUUID string) error
 }
 
 // FaultInjector is implemented by drivers that can simulate failures (sim).

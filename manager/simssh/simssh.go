@@ -72,6 +72,7 @@ type Server struct {
 	home      string
 
 	mu      sync.Mutex
+	alive   func(Target) bool
 	keys    map[string]ssh.Signer
 	servers map[string]*glssh.Server // by IP
 	ports   map[string]int
@@ -114,6 +115,23 @@ func (s *Server) HostKey(ip string) (HostKey, error) {
 		AuthorizedKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))),
 		Fingerprint:   ssh.FingerprintSHA256(pub),
 	}, nil
+}
+
+// SetAlive installs the check made on every new connection: a machine
+// that is not alive (a failed simulated host, a stopped CVM) drops the
+// connection before the SSH handshake, as a dead machine would not
+// answer. nil means always alive.
+func (s *Server) SetAlive(alive func(Target) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.alive = alive
+}
+
+func (s *Server) isAlive(t Target) bool {
+	s.mu.Lock()
+	alive := s.alive
+	s.mu.Unlock()
+	return alive == nil || alive(t)
 }
 
 // Port returns the port the machine at ip is served on, 0 if none.
@@ -171,6 +189,12 @@ func (s *Server) Serve(targets []Target) error {
 		}
 		srv := &glssh.Server{
 			Handler: s.handler(t),
+			ConnCallback: func(_ glssh.Context, conn net.Conn) net.Conn {
+				if !s.isAlive(t) {
+					return nil // gliderlabs closes it
+				}
+				return conn
+			},
 			PublicKeyHandler: func(_ glssh.Context, key glssh.PublicKey) bool {
 				return glssh.KeysEqual(key, s.clientPub)
 			},

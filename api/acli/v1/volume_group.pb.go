@@ -155,7 +155,8 @@ type CreateVolumeGroupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Name (unique).
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Spread VM-attachment sessions across CVMs (default true).
+	// Spread VM-attachment sessions across CVMs (default false: each VM is
+	// served by the CVM on its host).
 	LoadBalanceVmAttachments *bool `protobuf:"varint,2,opt,name=load_balance_vm_attachments,json=loadBalanceVmAttachments,proto3,oneof" json:"load_balance_vm_attachments,omitempty"`
 	// Target prefix (default the name).
 	IscsiTargetPrefix string `protobuf:"bytes,3,opt,name=iscsi_target_prefix,json=iscsiTargetPrefix,proto3" json:"iscsi_target_prefix,omitempty"`

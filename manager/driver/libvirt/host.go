@@ -21,6 +21,9 @@ type HostConfig struct {
 	OnState func(up bool, err error)
 	// OnEvent receives lifecycle events of the host's domains while connected.
 	OnEvent func(Event)
+	// OnAlive is called after the connection is made and after each probe it answers: the
+	// host's heartbeat.
+	OnAlive func()
 	// MinBackoff and MaxBackoff bound the wait between reconnect attempts (defaults 100ms, 5s).
 	MinBackoff, MaxBackoff time.Duration
 	// ProbeInterval is how often a live connection is checked with a cheap RPC, and
@@ -93,6 +96,7 @@ func (h *Host) Run(ctx context.Context) {
 				backoff = h.cfg.MinBackoff
 				reportedDown = false
 				h.setUp(c)
+				h.alive()
 				err = h.serve(ctx, c, events)
 				cancel()
 				c.Close()
@@ -126,6 +130,12 @@ func (h *Host) setUp(c *Conn) {
 	}
 }
 
+func (h *Host) alive() {
+	if h.cfg.OnAlive != nil {
+		h.cfg.OnAlive()
+	}
+}
+
 func (h *Host) setDown(err error) {
 	h.mu.Lock()
 	h.conn, h.err = nil, err
@@ -155,6 +165,7 @@ func (h *Host) serve(ctx context.Context, c *Conn, events <-chan Event) error {
 				c.d.cut()
 				return err
 			}
+			h.alive()
 		}
 	}
 }

@@ -204,3 +204,33 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// PeerURI is how another host's libvirtd reaches this one for a peer-to-peer migration: the
+// same transport without the client-side settings (keys, certificates and known_hosts are the
+// source daemon's own). A unix socket is reachable only locally, so the peer uses TCP to
+// hostIP, the host's hypervisor address.
+func (u *URI) PeerURI(hostIP string) string {
+	path := u.Path
+	switch u.Transport {
+	case TransportUnix:
+		return "qemu+tcp://" + joinHostPort(hostIP, "") + path
+	case TransportSSH:
+		user := ""
+		if u.User != "" {
+			user = u.User + "@"
+		}
+		return "qemu+ssh://" + user + joinHostPort(u.Host, u.Port) + path
+	}
+	return "qemu+" + string(u.Transport) + "://" + joinHostPort(u.Host, u.Port) + path
+}
+
+// joinHostPort brackets IPv6 literals and leaves the port out when it is the default.
+func joinHostPort(host, port string) string {
+	if port == "" {
+		if strings.Contains(host, ":") {
+			return "[" + host + "]"
+		}
+		return host
+	}
+	return net.JoinHostPort(host, port)
+}

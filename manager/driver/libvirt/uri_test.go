@@ -88,3 +88,22 @@ func TestDialerNeedsCredentials(t *testing.T) {
 		t.Errorf("ssh without key: %v", err)
 	}
 }
+
+func TestPeerURI(t *testing.T) {
+	for _, c := range []struct{ in, ip, want string }{
+		{"qemu+tcp://127.0.0.2/system", "", "qemu+tcp://127.0.0.2/system"},
+		{"qemu+tcp://127.0.0.2:16600/system", "", "qemu+tcp://127.0.0.2:16600/system"},
+		{"qemu+unix:///system?socket=/run/h1/libvirt-sock", "127.0.0.2", "qemu+tcp://127.0.0.2/system"},
+		{"qemu+unix:///system", "::1", "qemu+tcp://[::1]/system"},
+		{"qemu+ssh://root@10.0.0.5:2222/system?keyfile=/k&no_verify=1", "", "qemu+ssh://root@10.0.0.5:2222/system"},
+		{"qemu://10.0.0.5/system?pkipath=/pki", "", "qemu+tls://10.0.0.5/system"},
+	} {
+		u, err := ParseURI(c.in)
+		if err != nil {
+			t.Fatalf("%s: %v", c.in, err)
+		}
+		if got := u.PeerURI(c.ip); got != c.want {
+			t.Errorf("PeerURI(%s, %q) = %s, want %s", c.in, c.ip, got, c.want)
+		}
+	}
+}

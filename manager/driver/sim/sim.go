@@ -446,6 +446,19 @@ func (d *Driver) Running(hostUUID string) []string {
 	return out
 }
 
+// HostState says whether the simulated host and its CVM are up, as the
+// simulator knows it (the manager learns of a failure only from events or
+// missed heartbeats). ok is false for a host the driver does not manage.
+func (d *Driver) HostState(hostUUID string) (hostUp, cvmUp, ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h := d.hosts[hostUUID]
+	if h == nil {
+		return false, false, false
+	}
+	return h.up, h.up && h.cvmUp, true
+}
+
 func (d *Driver) fault(hostUUID string, fn func(h *host)) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

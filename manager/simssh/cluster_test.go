@@ -1,0 +1,148 @@
+package simssh
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/fanout"
+	"github.com/acli-dev/acli/manager/managertest"
+)
+
+// startCluster runs a real manager with the sim driver and serves its
+// machines; hosts come back through the interceptor, as acli sees them.
+func startCluster(t *testing.T) (*Cluster, *managertest.Harness, func() []*acliv1.Host) {
+	t.Helper()
+	h := managertest.New(t, managertest.Options{Hosts: 3})
+	c, err := NewCluster(ClusterOptions{DataDir: t.TempDir(), State: func(id string) (bool, bool) {
+		up, cvmUp, _ := h.Driver.HostState(id)
+		return up, cvmUp
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Start(context.Background(), h.Conn); err != nil {
+		t.Fatal(err)
+	}
+	hosts := acliv1.NewHostServiceClient(h.Conn)
+	list := func() []*acliv1.Host {
+		resp, err := c.UnaryInterceptor()(context.Background(), &acliv1.ListHostsRequest{}, &grpc.UnaryServerInfo{},
+			func(ctx context.Context, req any) (any, error) {
+				return hosts.ListHosts(ctx, req.(*acliv1.ListHostsRequest))
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.(*acliv1.ListHostsResponse).Hosts
+	}
+	return c, h, list
+}
+
+func fanoutRun(t *testing.T, c *Cluster, hosts []*acliv1.Host, cvm bool, cmd string) fanout.Result {
+	t.Helper()
+	opts := fanout.Options{IdentityFiles: []string{c.ClientKeyPath()}, DefaultUser: "root", ConnectTimeout: 5 * time.Second}
+	for _, h := range hosts {
+		tg := fanout.Target{Host: h.HypervisorIp, Port: int(h.SshPort), HostKeys: []string{h.SshHostKey}}
+		if cvm {
+			tg = fanout.Target{Host: h.CvmIp, Port: int(h.CvmSshPort), HostKeys: []string{h.CvmSshHostKey}}
+		}
+		opts.Targets = append(opts.Targets, tg)
+	}
+	res, err := fanout.Run(context.Background(), opts, cmd, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func waitTask(t *testing.T, conn grpc.ClientConnInterface, task *acliv1.Task, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := acliv1.NewTaskServiceClient(conn)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := tasks.GetTask(context.Background(), &acliv1.GetTaskRequest{Uuid: task.Uuid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch got.Status {
+		case acliv1.TaskStatus_kSucceeded:
+			return
+		case acliv1.TaskStatus_kFailed, acliv1.TaskStatus_kAborted:
+			t.Fatalf("task %s: %v", got.Operation, got)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s still %s", got.Operation, got.Status)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestClusterPublishesVerifiedEndpointsAndVirshList(t *testing.T) {
+	c, h, list := startCluster(t)
+	vms := acliv1.NewVmServiceClient(h.Conn)
+	task, err := vms.CreateVm(context.Background(), &acliv1.CreateVmRequest{Name: "db01", MemoryBytes: 1 << 30})
+	waitTask(t, h.Conn, task, err)
+	task, err = vms.SetPowerState(context.Background(), &acliv1.SetPowerStateRequest{Vm: "db01", Transition: acliv1.PowerTransition_kPowerOn, Host: "h2"})
+	waitTask(t, h.Conn, task, err)
+
+	hosts := list()
+	for _, hh := range hosts {
+		k, err := c.srv.HostKey(hh.HypervisorIp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hh.SshPort == 0 || hh.SshHostKey != k.AuthorizedKey || hh.SshHostKeyFingerprint != k.Fingerprint ||
+			hh.CvmSshPort == 0 || hh.CvmSshHostKey == "" || hh.CvmSshHostKey == hh.SshHostKey {
+			t.Fatalf("host %s endpoints not filled: %+v", hh.Name, hh)
+		}
+	}
+	res := fanoutRun(t, c, hosts, false, "hostname; virsh list --name")
+	for i, want := range []string{"h1\n\n", "h2\ndb01\n\n", "h3\n\n"} {
+		if r := res.Hosts[i]; r.Status != fanout.StatusOK || r.Stdout != want {
+			t.Errorf("host %d: %s %q, want %q (%s)", i, r.Status, r.Stdout, want, r.Error)
+		}
+	}
+	res = fanoutRun(t, c, hosts, true, "hostname")
+	if r := res.Hosts[1]; r.Status != fanout.StatusOK || r.Stdout != "NTNX-h2-CVM\n" {
+		t.Errorf("cvm: %+v", r)
+	}
+}
+
+func TestClusterFailedMachinesDropConnections(t *testing.T) {
+	c, h, list := startCluster(t)
+	hosts := list()
+	if err := h.Driver.FailCvm(hosts[0].Uuid); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Driver.FailHost(hosts[2].Uuid); err != nil {
+		t.Fatal(err)
+	}
+	status := func(res fanout.Result) string {
+		var s []string
+		for _, r := range res.Hosts {
+			s = append(s, string(r.Status))
+		}
+		return strings.Join(s, " ")
+	}
+	if got := status(fanoutRun(t, c, hosts, false, "true")); got != "ok ok unreachable" {
+		t.Errorf("hypervisors: %s", got)
+	}
+	if got := status(fanoutRun(t, c, hosts, true, "true")); got != "unreachable ok unreachable" {
+		t.Errorf("CVMs: %s", got)
+	}
+	if err := h.Driver.RecoverHost(hosts[2].Uuid); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(fanoutRun(t, c, hosts, false, "true")); got != "ok ok ok" {
+		t.Errorf("after recovery: %s", got)
+	}
+}

@@ -1,0 +1,57 @@
+package manager
+
+import (
+	"testing"
+
+	"github.com/acli-dev/acli/manager/iscsi"
+)
+
+func TestPlanSessionsPolicy(t *testing.T) {
+	cvms := []iscsi.CVM{
+		{IP: "10.0.0.1", HostUUID: "h1", State: iscsi.CVMUp},
+		{IP: "10.0.0.2", HostUUID: "h2", State: iscsi.CVMUp},
+		{IP: "10.0.0.3", HostUUID: "h3", State: iscsi.CVMUp},
+	}
+	vm := iscsi.Key{Initiator: vmInitiator("v1"), VG: "g", Disk: 0}
+	ext := iscsi.Key{Initiator: "iqn.2024-01.com.example:a", VG: "g", Disk: 0}
+	gone := iscsi.Key{Initiator: "iqn.2024-01.com.example:gone", VG: "g", Disk: 0}
+	always := func(string) bool { return true }
+
+	// The VM migrated from h1 to h2: its session follows; a detached
+	// initiator's session ends; the external one, back home, stays.
+	next, moves := planSessions(cvms,
+		[]iscsi.Attachment{{Key: vm, VMHost: "h2"}, {Key: ext}},
+		[]iscsi.Session{{Key: vm, CVM: "10.0.0.1", Preferred: "10.0.0.1"}, {Key: ext, CVM: "10.0.0.3", Preferred: "10.0.0.3"}, {Key: gone, CVM: "10.0.0.2"}},
+		always)
+	if len(next) != 2 || len(moves) != 1 || moves[0] != (iscsi.Move{Key: vm, From: "10.0.0.1", To: "10.0.0.2"}) {
+		t.Fatalf("migration: sessions %v moves %v", next, moves)
+	}
+	if next[0].Preferred != "10.0.0.2" {
+		t.Fatalf("VM session prefers %s, want its new host's CVM", next[0].Preferred)
+	}
+
+	// Failback refused (delay not over): the session stays where failover
+	// put it; allowed: it returns.
+	away := []iscsi.Session{{Key: ext, CVM: "10.0.0.2", Preferred: "10.0.0.3"}}
+	if _, moves := planSessions(cvms, []iscsi.Attachment{{Key: ext}}, away, func(string) bool { return false }); len(moves) != 0 {
+		t.Fatalf("failback not allowed yet, but moves %v", moves)
+	}
+	if _, moves := planSessions(cvms, []iscsi.Attachment{{Key: ext}}, away, always); len(moves) != 1 || moves[0].To != "10.0.0.3" {
+		t.Fatalf("failback moves %v", moves)
+	}
+
+	// No CVM up: a new attachment gets a session waiting on its preferred
+	// CVM (the VM's local one), which iscsi.Check accepts as reported down.
+	down := []iscsi.CVM{
+		{IP: "10.0.0.1", HostUUID: "h1", State: iscsi.CVMDown},
+		{IP: "10.0.0.2", HostUUID: "h2", State: iscsi.CVMMaintenance},
+	}
+	atts := []iscsi.Attachment{{Key: vm, VMHost: "h2"}, {Key: ext}}
+	next, moves = planSessions(down, atts, nil, always)
+	if len(moves) != 0 || len(next) != 2 || next[0].CVM != "10.0.0.2" || next[1].CVM != "10.0.0.1" {
+		t.Fatalf("all down: sessions %v moves %v", next, moves)
+	}
+	if err := iscsi.Check(down, atts, next); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -43,7 +43,8 @@ demo: build
 	$(BIN)/acli host.list && $(BIN)/acli vm.list && \
 	if [ -t 0 ]; then echo; echo "Try: vm.list, host.enter_maintenance_mode_check h1, help. exit or Ctrl-D leaves."; $(BIN)/acli; fi
 
-# Regenerate the committed protobuf code (needs Debian's protobuf-compiler).
+# Regenerate the committed protobuf code (needs Debian's protobuf-compiler and
+# libprotobuf-dev, which holds the well-known types such as timestamp.proto).
 proto:
 	protoc -I api \
 		--plugin=protoc-gen-go="$$($(GO) tool -n protoc-gen-go)" \

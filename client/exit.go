@@ -114,16 +114,25 @@ func Wrap(err error) error {
 }
 
 // Details renders the status details operators act on, one line each.
+// Details the message already says (a single violation, a not-found
+// resource) are left out, so the usual error stays one line.
 func Details(s *status.Status) []string {
 	var out []string
+	said := func(desc string) bool { return desc != "" && strings.Contains(s.Message(), desc) }
 	for _, d := range s.Details() {
 		switch v := d.(type) {
 		case *errdetails.BadRequest:
 			for _, f := range v.GetFieldViolations() {
+				if said(f.GetDescription()) {
+					continue
+				}
 				out = append(out, fmt.Sprintf("%s: %s", f.GetField(), f.GetDescription()))
 			}
 		case *errdetails.PreconditionFailure:
 			for _, p := range v.GetViolations() {
+				if said(p.GetDescription()) {
+					continue
+				}
 				line := p.GetDescription()
 				if p.GetSubject() != "" {
 					line = p.GetSubject() + ": " + line
@@ -134,7 +143,7 @@ func Details(s *status.Status) []string {
 				out = append(out, line)
 			}
 		case *errdetails.ResourceInfo:
-			out = append(out, fmt.Sprintf("%s %s: %s", v.GetResourceType(), v.GetResourceName(), v.GetDescription()))
+			// The message names the resource and the nearest spelling.
 		case *errdetails.ErrorInfo:
 			if v.GetReason() != "" {
 				out = append(out, "reason: "+v.GetReason())

@@ -308,6 +308,7 @@ func (m *Manager) candidatesLocked() []placement.Host {
 			UUID: r.pb.Uuid, Name: r.pb.Name, IP: r.ip,
 			MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: r.memUsed + r.reserved,
 			NumVms: int(r.numVms), Unavailable: hostUnavailable(r.pb),
+			CPUCores: int(r.pb.CpuCores), VcpusUsed: int(r.vcpus),
 		}
 	}
 	return out

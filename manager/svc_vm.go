@@ -412,7 +412,7 @@ func (s vmService) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateR
 // take it, else the placement function's choice. Refusals list every
 // violated rule (per host when placement finds nothing).
 func (m *Manager) chooseHostLocked(v *acliv1.Vm, named string) (*hostRec, error) {
-	preq := placement.Request{VmName: v.Name, MemoryBytes: v.MemoryBytes, Affinity: v.HostAffinity}
+	preq := placement.Request{VmName: v.Name, MemoryBytes: v.MemoryBytes, Vcpus: int(v.NumVcpus), Affinity: v.HostAffinity}
 	if named != "" {
 		h, err := m.hostLocked("host", named)
 		if err != nil {

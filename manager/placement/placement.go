@@ -1,6 +1,7 @@
 // Package placement chooses the host a VM powers on on. The manager calls a
-// Func; the default, MostFreeMemory, is replaced by the scheduler when it
-// lands, so the input is a plain snapshot with no manager types.
+// Func (default MostFreeMemory) on a plain snapshot of the hosts, which is
+// cheap enough for every power-on of a large cluster; VMs in anti-affinity
+// groups are placed by the scheduler instead, which sees the other VMs.
 package placement
 
 import (
@@ -8,6 +9,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/acli-dev/acli/manager/scheduler"
 )
 
 // Host is one candidate as the manager sees it now.
@@ -20,6 +23,9 @@ type Host struct {
 	MemoryBytes     int64
 	MemoryUsedBytes int64
 	NumVms          int
+	// CPUCores and VcpusUsed feed the soft CPU rule.
+	CPUCores  int
+	VcpusUsed int
 	// Unavailable says why nothing may be placed here ("host is down",
 	// "host is not schedulable: reason"); empty when the host is usable.
 	Unavailable string
@@ -32,6 +38,7 @@ func (h Host) Free() int64 { return h.MemoryBytes - h.MemoryUsedBytes }
 type Request struct {
 	VmName      string
 	MemoryBytes int64
+	Vcpus       int
 	// Affinity lists the host UUIDs the VM must run on; empty means any.
 	Affinity []string
 }
@@ -66,9 +73,11 @@ func Check(h Host, req Request) *Rejection {
 }
 
 // MostFreeMemory places on the usable host with the most free memory, then
-// the fewest VMs, then the lowest IP.
+// the fewest VMs, then the lowest IP; hosts the VM would push above the
+// scheduler's soft vCPU limit are used only when no other host can take it.
 func MostFreeMemory(hosts []Host, req Request) (string, []Rejection) {
 	var best *Host
+	bestHot := false
 	var rej []Rejection
 	for i := range hosts {
 		h := &hosts[i]
@@ -76,14 +85,20 @@ func MostFreeMemory(hosts []Host, req Request) (string, []Rejection) {
 			rej = append(rej, *r)
 			continue
 		}
-		if best == nil || better(h, best) {
-			best = h
+		hot := h.cpuHot(req.Vcpus)
+		if best == nil || (bestHot && !hot) || (hot == bestHot && better(h, best)) {
+			best, bestHot = h, hot
 		}
 	}
 	if best == nil {
 		return "", rej
 	}
 	return best.UUID, nil
+}
+
+// cpuHot reports whether placing vcpus more would exceed the soft limit.
+func (h *Host) cpuHot(vcpus int) bool {
+	return h.CPUCores > 0 && float64(h.VcpusUsed+vcpus) > scheduler.DefaultCPURatioLimit*float64(h.CPUCores)
 }
 
 func better(a, b *Host) bool {

@@ -66,3 +66,19 @@ func TestBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestAvoidsCPUHotHostsWhileAnotherFits(t *testing.T) {
+	hs := hosts()
+	for i := range hs {
+		hs[i].CPUCores = 32
+	}
+	hs[2].VcpusUsed = 26 // 26+2 > 0.85*32: hot once the VM lands
+	hs[1].VcpusUsed = 20
+	if got, _ := MostFreeMemory(hs, Request{MemoryBytes: gib, Vcpus: 2}); got != "b" {
+		t.Fatalf("picked %s, want b (c has as much free memory but would run hot)", got)
+	}
+	hs[1].VcpusUsed, hs[0].VcpusUsed = 30, 30
+	if got, _ := MostFreeMemory(hs, Request{MemoryBytes: gib, Vcpus: 2}); got != "c" {
+		t.Fatalf("picked %s, want c (all hot: back to most free memory)", got)
+	}
+}

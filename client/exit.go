@@ -124,6 +124,9 @@ func Details(s *status.Status) []string {
 			}
 		case *errdetails.PreconditionFailure:
 			for _, p := range v.GetViolations() {
+				if p.GetDescription() == s.Message() {
+					continue // the message already says it
+				}
 				line := p.GetDescription()
 				if p.GetSubject() != "" {
 					line = p.GetSubject() + ": " + line

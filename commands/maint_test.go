@@ -145,7 +145,9 @@ var uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}
 
 // scrub replaces UUIDs with a placeholder of the same width, so tables
 // keep their layout in golden files.
-func scrub(s string) string { return uuidRE.ReplaceAllString(s, "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx") }
+func scrub(s string) string {
+	return uuidRE.ReplaceAllString(s, "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")
+}
 
 // runbookCluster is the maintenance runbook's cluster: four web servers,
 // a database tied to h1 and an agent VM on h1, a stopped VM, and one VM

@@ -54,18 +54,20 @@ func runSimFault(ctx context.Context, r *Req, rpc simRPC) error {
 		return err
 	}
 	failHost := r.Cmd.Name == "sim.fail_host"
-	wasDown := false
+	var before *acliv1.Host
+	var berr error
 	if failHost {
-		h, err := c.Host.GetHost(ctx, &acliv1.GetHostRequest{Host: r.Arg(0)})
-		if err != nil {
-			return err
-		}
-		wasDown = h.GetNodeState() == acliv1.NodeState_kNodeDown
+		// Whether it was already down, to know if an HA restart follows.
+		before, berr = c.Host.GetHost(ctx, &acliv1.GetHostRequest{Host: r.Arg(0)})
 	}
 	resp, err := rpc(c.Sim, ctx, &acliv1.SimHostRequest{Host: r.Arg(0)})
 	if err != nil {
-		return simErr(r.Cmd.Name, err)
+		return simErr(r.Cmd.Name, err) // a driver without faults says so before any lookup
 	}
+	if berr != nil {
+		return berr
+	}
+	wasDown := before.GetNodeState() == acliv1.NodeState_kNodeDown
 	h := resp.GetHost()
 	data := map[string]any{"host": h}
 	line := fmt.Sprintf("Host %s (%s): node state %s, CVM state %s.", h.GetName(), h.GetHypervisorIp(), h.GetNodeState(), h.GetCvmState())

@@ -386,14 +386,18 @@ func TestSimNeedsSimDriverE2E(t *testing.T) {
 // finishes the job.
 func TestKillMidEvacuationE2E(t *testing.T) {
 	dir := t.TempDir()
-	d := runClusterd(t, dir, "20") // an 8 GiB live migration takes about 0.35 s
-	if r := acli(t, d.addr, "vm.create m[1..6] memory=8G\nvm.on m* host=h1\n"); r.code != 0 {
+	d := runClusterd(t, dir, "20") // a 16 GiB live migration takes about 0.7 s
+	if r := acli(t, d.addr, "vm.create m[1..8] memory=16G\nvm.on m* host=h1\n"); r.code != 0 {
 		t.Fatalf("inventory: %+v", r)
 	}
 	r := want(t, d.addr, 0, "host.enter_maintenance_mode h1 wait=false")
 	task := strings.TrimSpace(r.out)
+	// Conflicts are refused, not queued: the same host again, and a
+	// second host while h1 is going out.
+	want(t, d.addr, 5, "host.enter_maintenance_mode h1", "host h1 is busy with task "+task)
+	want(t, d.addr, 5, "host.enter_maintenance_mode h2", "h1 (127.20.0.21)")
 	deadline := time.Now().Add(30 * time.Second)
-	for hostOf(t, d.addr, "h1").NumVms > 4 {
+	for hostOf(t, d.addr, "h1").NumVms > 6 {
 		if time.Now().After(deadline) {
 			t.Fatal("no VM left h1")
 		}
@@ -404,15 +408,15 @@ func TestKillMidEvacuationE2E(t *testing.T) {
 	d = runClusterd(t, dir, "1000")
 	want(t, d.addr, 5, "task.wait "+task, "EnterMaintenanceMode: clusterd restarted during the evacuation of host h1",
 		"run host.enter_maintenance_mode h1 again to finish")
-	checkOneHostEach(t, d.addr, 6)
-	if h := hostOf(t, d.addr, "h1"); h.NodeState != "EnteringMaintenanceMode" || h.NumVms >= 6 {
+	checkOneHostEach(t, d.addr, 8)
+	if h := hostOf(t, d.addr, "h1"); h.NodeState != "EnteringMaintenanceMode" || h.NumVms >= 8 {
 		t.Fatalf("h1 after the restart: %+v", h)
 	}
 	want(t, d.addr, 0, "host.enter_maintenance_mode h1", "EnterMaintenanceMode: complete")
 	if h := hostOf(t, d.addr, "h1"); h.NodeState != "EnteredMaintenanceMode" || h.NumVms != 0 {
 		t.Fatalf("h1 after the retry: %+v", h)
 	}
-	checkOneHostEach(t, d.addr, 6)
+	checkOneHostEach(t, d.addr, 8)
 	want(t, d.addr, 0, "host.exit_maintenance_mode h1", "host h1 (127.20.0.21) exited maintenance mode")
 	for vm, h := range placement(t, d.addr) {
 		if h != "h1" {

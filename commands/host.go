@@ -9,7 +9,7 @@ import (
 )
 
 func hostCommands() []*Command {
-	return []*Command{
+	return append([]*Command{
 		{
 			Name:     "host.list",
 			Summary:  "List hypervisor hosts",
@@ -33,7 +33,7 @@ func hostCommands() []*Command {
 			Examples: []string{"host.list_vms 127.20.0.21"},
 			Run:      runHostListVMs,
 		},
-	}
+	}, hostMaintCommands()...)
 }
 
 func runHostList(ctx context.Context, r *Req) error {

@@ -16,6 +16,7 @@ const (
 	KindVM      Kind = "vm"
 	KindNetwork Kind = "network"
 	KindTask    Kind = "task"
+	KindVMGroup Kind = "vm_group"
 )
 
 // Entity is what globs match and completion offers: a name, the UUID, and
@@ -76,6 +77,17 @@ func kindSpecs() map[Kind]*KindSpec {
 			out := make([]Entity, 0, len(resp.GetTasks()))
 			for _, t := range resp.GetTasks() {
 				out = append(out, Entity{Name: t.GetUuid(), UUID: t.GetUuid()})
+			}
+			return out, nil
+		}},
+		KindVMGroup: {Singular: "VM group", Plural: "VM groups", List: func(ctx context.Context, c *client.Client) ([]Entity, error) {
+			resp, err := c.Vm.ListVmGroups(ctx, &acliv1.ListVmGroupsRequest{})
+			if err != nil {
+				return nil, err
+			}
+			out := make([]Entity, 0, len(resp.GetGroups()))
+			for _, g := range resp.GetGroups() {
+				out = append(out, Entity{Name: g.GetName(), UUID: g.GetUuid()})
 			}
 			return out, nil
 		}},

@@ -157,6 +157,9 @@ type Namespace struct {
 	Name     string
 	Summary  string
 	Commands func() []*Command
+	// Driver, when set, is the only clusterd driver that serves the
+	// namespace; the shell's completer hides it from other clusters.
+	Driver string
 }
 
 // Registry holds every namespace and command, sorted by name.
@@ -174,6 +177,9 @@ func namespaces() []*Namespace {
 		{Name: "net", Summary: "VM networks", Commands: netCommands},
 		{Name: "task", Summary: "Tasks (every mutation runs as one)", Commands: taskCommands},
 		{Name: "vm", Summary: "Virtual machines, their disks, NICs and power", Commands: vmCommands},
+		{Name: "cvm", Summary: "Controller VMs (storage maintenance)", Commands: cvmCommands},
+		{Name: "vm_group", Summary: "VM groups and their anti-affinity rules", Commands: vmGroupCommands},
+		{Name: "sim", Summary: "Fault injection (only when clusterd runs the sim driver)", Commands: simCommands, Driver: "sim"},
 	}
 }
 

@@ -28,8 +28,22 @@ type Req struct {
 	Globals Globals
 	Printer *render.Printer
 
+	// Hooks add to the progress of the tasks this command follows.
+	Hooks TaskHooks
+
 	f       *Factory
 	targets [][]Target
+}
+
+// TaskHooks let a command say more about the tasks it follows than their
+// progress: the line it returns is printed (human output only) above the
+// task's progress, and a failed task's error can be refined.
+type TaskHooks struct {
+	// Note is called on every state of a task (first is true for the first
+	// one seen); a non-empty line is printed before the state is shown.
+	Note func(t *acliv1.Task, first bool) string
+	// Err refines the error of a task that did not succeed.
+	Err func(t *acliv1.Task, err *client.Error) *client.Error
 }
 
 // Client returns the connection to clusterd, dialing on first use.
@@ -237,10 +251,17 @@ func (r *Req) Follow(ctx context.Context, c *client.Client, targets []Target, ta
 			if len(targets) > 1 {
 				label += " " + targets[i].Name
 			}
+			first := true
 			ft, err := watchTask(ctx, c, t, func(t *acliv1.Task) {
 				if progress != nil {
+					if r.Hooks.Note != nil {
+						if line := r.Hooks.Note(t, first); line != "" {
+							progress.Note(line)
+						}
+					}
 					progress.Update(label, t)
 				}
+				first = false
 			})
 			final[i] = ft
 			if err != nil {
@@ -248,7 +269,11 @@ func (r *Req) Follow(ctx context.Context, c *client.Client, targets []Target, ta
 				return
 			}
 			if ft.GetStatus() != acliv1.TaskStatus_kSucceeded {
-				errs[i] = r.labelErr(targets, targets[i], client.TaskError(render.OpName(ft.GetOperation()), ft))
+				terr := client.TaskError(render.OpName(ft.GetOperation()), ft)
+				if r.Hooks.Err != nil {
+					terr = r.Hooks.Err(ft, terr)
+				}
+				errs[i] = r.labelErr(targets, targets[i], terr)
 			}
 		}()
 	}

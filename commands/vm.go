@@ -49,7 +49,7 @@ func withDefault(k Key, def string) Key { k.Default = def; return k }
 func required(k Key) Key                { k.Required = true; return k }
 
 func vmCommands() []*Command {
-	return []*Command{
+	return append([]*Command{
 		{
 			Name:    "vm.list",
 			Summary: "List VMs",
@@ -199,7 +199,7 @@ func vmCommands() []*Command {
 			Examples:    []string{"vm.nic_delete web01 mac=50:6b:8d:00:00:01"},
 			Run:         runVMNicDelete,
 		},
-	}
+	}, vmMigrateCommands()...)
 }
 
 func runVMList(ctx context.Context, r *Req) error {

@@ -5,6 +5,7 @@
 package completion
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -19,6 +20,9 @@ type Completer struct {
 	Registry *commands.Registry
 	// Names supplies live entity names; it must return at once (see Cache).
 	Names commands.NameFunc
+	// Driver, when set, names clusterd's driver ("" while unknown; see
+	// DriverProbe): namespaces only another driver serves are not offered.
+	Driver func() string
 }
 
 // Complete completes the text before the cursor. It returns suggestions and
@@ -29,7 +33,20 @@ func (c *Completer) Complete(before string) ([]commands.Suggestion, int) {
 		return nil, len(before)
 	}
 	sugs, off := c.Registry.CompleteLine(words, partial, c.Names)
+	if len(words) == 0 && c.Driver != nil {
+		sugs = c.servedOnly(sugs, c.Driver())
+	}
 	return sugs, start + off
+}
+
+// servedOnly drops command and namespace suggestions that the running
+// driver does not serve.
+func (c *Completer) servedOnly(sugs []commands.Suggestion, driver string) []commands.Suggestion {
+	return slices.DeleteFunc(sugs, func(s commands.Suggestion) bool {
+		name, _, _ := strings.Cut(s.Text, ".")
+		ns, ok := c.Registry.Namespace(name)
+		return ok && ns.Driver != "" && ns.Driver != driver
+	})
 }
 
 // Prompt adapts Complete to go-prompt.

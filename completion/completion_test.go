@@ -38,12 +38,12 @@ func TestComplete(t *testing.T) {
 		line, want string
 		start      int
 	}{
-		{"", "[cluster. host. net. task. vm.]", 0},
-		{"v", "[vm.]", 0},
-		{"vm.", "[vm.create vm.delete vm.disk_create vm.disk_delete vm.disk_list vm.get vm.list vm.nic_create vm.nic_delete vm.nic_list vm.off vm.on vm.reboot vm.reset vm.shutdown vm.update]", 0},
+		{"", "[cluster. cvm. host. net. sim. task. vm. vm_group.]", 0},
+		{"v", "[vm. vm_group.]", 0},
+		{"vm.", "[vm.affinity_set vm.affinity_unset vm.create vm.delete vm.disk_create vm.disk_delete vm.disk_list vm.get vm.list vm.migrate vm.nic_create vm.nic_delete vm.nic_list vm.off vm.on vm.reboot vm.reset vm.shutdown vm.update]", 0},
 		{"vm.cr", "[vm.create]", 0},
 		{"vm.dis", "[vm.disk_create vm.disk_delete vm.disk_list]", 0},
-		{"vm.m", "[]", 0}, // vm.migrate arrives with the migration issue
+		{"vm.m", "[vm.migrate]", 0},
 		{"  host.l", "[host.list host.list_vms]", 2},
 		{"vm.list ", "[host= power_state=]", 8},
 		{"vm.list p", "[power_state=]", 8},

@@ -495,6 +495,10 @@ func (e *evacuation) finish(ctx context.Context, t *taskRec) (outcome, error) {
 		if why == "" {
 			why = blocked[s.VM.UUID]
 		}
+		if why == "" && s.Action == scheduler.ActionShutdown {
+			// Not a blocker itself: it is shut down only once the others can leave.
+			why = fmt.Sprintf("vm %s (%s) is shut down only once every other VM can leave", s.VM, s.Reason)
+		}
 		if why == "" {
 			why = fmt.Sprintf("vm %s is still running on %s", s.VM, e.label)
 		}

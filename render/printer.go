@@ -21,6 +21,9 @@ type Doc struct {
 	Table *TableData
 	Block *Block
 	Text  string
+	// Report marks Data as a report that stays in the JSON envelope even
+	// when the command then fails (a preflight's blockers, say).
+	Report bool
 }
 
 // Printer writes results and errors in the chosen format. In JSON mode it
@@ -31,6 +34,7 @@ type Printer struct {
 	NoHeaders bool
 
 	data    any
+	report  bool
 	printed bool
 }
 
@@ -43,7 +47,7 @@ func (p *Printer) Print(d Doc) error {
 	p.printed = true
 	switch p.Format {
 	case JSON:
-		p.data = d.Data
+		p.data, p.report = d.Data, d.Report
 		return nil
 	case YAML:
 		return writeYAML(p.IO.Out, d.Data)
@@ -88,7 +92,7 @@ func (p *Printer) Finish(err error, status int, details []string) error {
 	}
 	var env bytes.Buffer
 	env.WriteString(`{"data": `)
-	if err != nil || p.data == nil {
+	if (err != nil && !p.report) || p.data == nil {
 		env.WriteString("null")
 	} else {
 		b, merr := MarshalJSON(p.data)

@@ -11,7 +11,16 @@ import (
 
 // OpName is the acli spelling of a task operation: kVmCreate → VmCreate.
 func OpName(op acliv1.TaskOperation) string {
+	if n, ok := opNames[op]; ok {
+		return n
+	}
 	return strings.TrimPrefix(op.String(), "k")
+}
+
+// opNames are the operations acli has always printed under another name.
+var opNames = map[acliv1.TaskOperation]string{
+	acliv1.TaskOperation_kHostEnterMaintenanceMode: "EnterMaintenanceMode",
+	acliv1.TaskOperation_kHostExitMaintenanceMode:  "ExitMaintenanceMode",
 }
 
 // Progress shows tasks as they advance: "<Op>: pending", progress, then
@@ -81,6 +90,19 @@ func (p *Progress) Update(label string, t *acliv1.Task) {
 	}
 	fmt.Fprintf(p.w, "\r\x1b[K%s", line)
 	p.pending = true
+}
+
+// Note prints a line that stays (a chosen target, a task's result) above
+// the in-place progress line on a terminal, or as its own line in a pipe.
+func (p *Progress) Note(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty && p.pending {
+		fmt.Fprintf(p.w, "\r\x1b[K%s\n", line)
+		p.pending = false
+		return
+	}
+	fmt.Fprintln(p.w, line)
 }
 
 // Close ends an unfinished in-place line (e.g. after a timeout).

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/client"
 	"github.com/acli-dev/acli/commands"
 	"github.com/acli-dev/acli/completion"
@@ -111,7 +112,18 @@ func Interactive(ctx context.Context, f *commands.Factory, g commands.Globals) e
 		return commands.ListEntities(ctx, c, k)
 	}, completion.DefaultTTL)
 	cache.Warm(commands.KindVM, commands.KindHost)
-	comp := &completion.Completer{Registry: f.Registry, Names: cache.Names}
+	probe := completion.NewDriverProbe(func(ctx context.Context) (string, error) {
+		cg := g
+		cg.Timeout = completion.DefaultTTL / 5
+		c, err := f.Client(ctx, cg)
+		if err != nil {
+			return "", err
+		}
+		cl, err := c.Cluster.GetCluster(ctx, &acliv1.GetClusterRequest{})
+		return cl.GetDriver(), err
+	}, completion.DefaultTTL)
+	probe.Driver() // ask before the first Tab
+	comp := &completion.Completer{Registry: f.Registry, Names: cache.Names, Driver: probe.Driver}
 
 	exec := func(line string) {
 		if strings.TrimSpace(line) == "" || isExit(line) {

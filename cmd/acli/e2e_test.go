@@ -224,8 +224,7 @@ func TestCompletionScripts(t *testing.T) {
 
 // TestTmuxShell drives the interactive shell in a real terminal: the
 // prompt, completion of a partial action with Tab, history, Ctrl-C at the
-// prompt, exit and Ctrl-D, and the terminal settings unchanged afterwards. vm.migrate
-// does not exist yet, so "vm.cr" stands in for "vm.m".
+// prompt, exit and Ctrl-D, and the terminal settings unchanged afterwards.
 func TestTmuxShell(t *testing.T) {
 	tmux, err := exec.LookPath("tmux")
 	if err != nil {

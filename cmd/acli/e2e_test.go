@@ -263,6 +263,12 @@ func TestTmuxShell(t *testing.T) {
 		return ""
 	}
 	waitFor("<acropolis>")
+	tm("send-keys", "-l", "vm.m")
+	waitFor("Migrate VMs to a host") // the only vm.m* action, with its summary
+	tm("send-keys", "Tab")
+	waitFor("<acropolis> vm.migrate")
+	tm("send-keys", "C-c") // clears the line, keeps the shell
+	time.Sleep(100 * time.Millisecond)
 	tm("send-keys", "-l", "vm.cr")
 	waitFor("Create VMs (powered off)") // the suggestion with its summary
 	tm("send-keys", "Tab")

@@ -8,7 +8,7 @@ import (
 	"github.com/acli-dev/acli/render"
 )
 
-func hostCommands() []*Command {
+func hostBaseCommands() []*Command {
 	return []*Command{
 		{
 			Name:     "host.list",

@@ -38,9 +38,18 @@ type lvCluster struct {
 // lvHeartbeat keeps the heartbeat window at the manager's 2 s floor.
 const lvHeartbeat = 200 * time.Millisecond
 
-func startLibvirt(t *testing.T, n int, cfg libvirt.Config) *lvCluster {
+func startLibvirt(t testing.TB, n int, cfg libvirt.Config) *lvCluster {
 	t.Helper()
-	hosts := libvirtharness.StartT(t, n) // stopped last: its cleanup runs after the manager's
+	if tt, ok := t.(*testing.T); ok {
+		tt.Parallel() // own hosts on their own addresses: nothing shared but the CPUs
+	}
+	var hosts *libvirtharness.Cluster
+	t.Cleanup(func() { // runs last, after the hosts stopped
+		if hosts != nil {
+			t.Logf("CPU time of the %d libvirtd hosts and their QEMUs: %v", n, hosts.CPUTime().Round(time.Millisecond))
+		}
+	})
+	hosts = libvirtharness.StartT(t, n) // stopped after the manager: cleanups run last first
 	cfg.HeartbeatInterval = lvHeartbeat
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = time.Second // the BIOS-only guests ignore ACPI
@@ -52,7 +61,7 @@ func startLibvirt(t *testing.T, n int, cfg libvirt.Config) *lvCluster {
 	h := managertest.New(t, managertest.Options{Driver: drv})
 	lc := &lvCluster{hosts: hosts, h: h, c: newClients(h.Conn), conn: map[string]*libvirt.Conn{}, uuid: map[string]string{}}
 	for _, hh := range hosts.Hosts {
-		task := succeed(t, lc.c)(lc.c.host.AddHost(bg, &acliv1.AddHostRequest{Name: hh.Name, HypervisorIp: hh.Addr, LibvirtUri: hh.TCPURI()}))
+		task := await(t, lc.c)(lc.c.host.AddHost(bg, &acliv1.AddHostRequest{Name: hh.Name, HypervisorIp: hh.Addr, LibvirtUri: hh.TCPURI()}))
 		if task.Entities[0].Uuid != hh.UUID {
 			t.Fatalf("host.add %s: task names uuid %q, want the host_uuid %s", hh.Name, task.Entities[0].Uuid, hh.UUID)
 		}
@@ -80,7 +89,7 @@ func (lc *lvCluster) host(name string) *libvirtharness.Host {
 }
 
 // running lists the hosts whose libvirtd runs the domain of a VM.
-func (lc *lvCluster) running(t *testing.T, vmUUID string) []string {
+func (lc *lvCluster) running(t testing.TB, vmUUID string) []string {
 	t.Helper()
 	var out []string
 	for _, hh := range lc.hosts.Hosts {
@@ -98,7 +107,7 @@ func (lc *lvCluster) running(t *testing.T, vmUUID string) []string {
 }
 
 // defined lists the hosts that have any definition of the VM's domain.
-func (lc *lvCluster) defined(t *testing.T, vmUUID string) []string {
+func (lc *lvCluster) defined(t testing.TB, vmUUID string) []string {
 	t.Helper()
 	var out []string
 	for _, hh := range lc.hosts.Hosts {
@@ -111,7 +120,7 @@ func (lc *lvCluster) defined(t *testing.T, vmUUID string) []string {
 
 // runsOn asserts that the VM is recorded on host and that only that
 // host's libvirtd runs it.
-func (lc *lvCluster) runsOn(t *testing.T, vm, host string) *acliv1.Vm {
+func (lc *lvCluster) runsOn(t testing.TB, vm, host string) *acliv1.Vm {
 	t.Helper()
 	v, err := lc.c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: vm})
 	if err != nil {
@@ -126,19 +135,52 @@ func (lc *lvCluster) runsOn(t *testing.T, vm, host string) *acliv1.Vm {
 	return v
 }
 
-func (lc *lvCluster) vmOn(t *testing.T, name, host string) *acliv1.Vm {
+func (lc *lvCluster) vmOn(t testing.TB, name, host string) *acliv1.Vm {
 	t.Helper()
-	v := createVm(t, lc.c, name, 64<<20)
-	succeed(t, lc.c)(lc.c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: v.Uuid, Transition: acliv1.PowerTransition_kPowerOn, Host: host}))
+	task := await(t, lc.c)(lc.c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: name, MemoryBytes: 64 << 20, NumVcpus: 1}))
+	id := task.Entities[0].Uuid
+	await(t, lc.c)(lc.c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: id, Transition: acliv1.PowerTransition_kPowerOn, Host: host}))
 	if host != "" {
 		lc.runsOn(t, name, host)
 	}
-	v, _ = lc.c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: v.Uuid})
+	v, err := lc.c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: id})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return v
 }
 
+// await is succeed for tests and benchmarks alike.
+func await(t testing.TB, c clients) func(*acliv1.Task, error) *acliv1.Task {
+	return func(task *acliv1.Task, err error) *acliv1.Task {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("starting task: %v", err)
+		}
+		stream, err := c.task.WatchTask(bg, &acliv1.GetTaskRequest{Uuid: task.Uuid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		final := task
+		for {
+			got, err := stream.Recv()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("watch: %v", err)
+			}
+			final = got
+		}
+		if final.Status != acliv1.TaskStatus_kSucceeded {
+			t.Fatalf("task %s %s: %s (%s)", final.Operation, final.Status, final.Error, codes.Code(final.ErrorCode))
+		}
+		return final
+	}
+}
+
 // eventually polls cond every 20 ms for up to d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for !cond() {
@@ -150,7 +192,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) ti
 	return time.Since(start)
 }
 
-func (lc *lvCluster) vmState(t *testing.T, vm string) (acliv1.PowerState, string) {
+func (lc *lvCluster) vmState(t testing.TB, vm string) (acliv1.PowerState, string) {
 	t.Helper()
 	v, err := lc.c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: vm})
 	if err != nil {
@@ -159,7 +201,7 @@ func (lc *lvCluster) vmState(t *testing.T, vm string) (acliv1.PowerState, string
 	return v.PowerState, v.HostName
 }
 
-func (lc *lvCluster) nodeState(t *testing.T, host string) acliv1.NodeState {
+func (lc *lvCluster) nodeState(t testing.TB, host string) acliv1.NodeState {
 	t.Helper()
 	h, err := lc.c.host.GetHost(bg, &acliv1.GetHostRequest{Host: host})
 	if err != nil {
@@ -536,4 +578,60 @@ func TestLibvirtHostFailureHA(t *testing.T) {
 	}
 	lc.runsOn(t, "ha-a", h3.Name)
 	lc.vmOn(t, "ha-new", h3.Name)
+}
+
+// A restarted clusterd reconnects to the recorded hosts and takes what
+// they run as the truth: a domain destroyed while it was away is recorded
+// off, one still running stays on its host.
+func TestLibvirtRestartReconciles(t *testing.T) {
+	lc := startLibvirt(t, 2, libvirt.Config{})
+	h1, h2 := lc.hosts.Hosts[0].Name, lc.hosts.Hosts[1].Name
+	lc.vmOn(t, "kept", h1)
+	gone := lc.vmOn(t, "gone", h2)
+	lc.h.Stop()
+	if err := lc.conn[h2].Destroy(gone.Uuid); err != nil {
+		t.Fatal(err)
+	}
+
+	drv := libvirt.NewDriver(libvirt.Config{HeartbeatInterval: lvHeartbeat, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	lc.h = managertest.New(t, managertest.Options{Driver: drv, Dir: lc.h.Dir})
+	lc.c = newClients(lc.h.Conn)
+	took := eventually(t, 10*time.Second, "the domain destroyed while clusterd was down is not recorded off", func() bool {
+		st, _ := lc.vmState(t, "gone")
+		return st == acliv1.PowerState_kOff
+	})
+	t.Logf("after the restart: reconciled in %v", took.Round(time.Millisecond))
+	lc.runsOn(t, "kept", h1)
+	for _, h := range []string{h1, h2} {
+		if st := lc.nodeState(t, h); st != acliv1.NodeState_AcropolisNormal {
+			t.Fatalf("%s after the restart: %s", h, st)
+		}
+	}
+	// And it drives them as before.
+	final, _, _ := migrateWatched(t, lc.c, &acliv1.MigrateVmRequest{Vm: "kept", Host: h2})
+	if final.Status != acliv1.TaskStatus_kSucceeded {
+		t.Fatalf("migration after the restart: %s", final.Error)
+	}
+	lc.runsOn(t, "kept", h2)
+}
+
+// BenchmarkLibvirtMaintenance4Guests evacuates a host running four 64 MiB
+// guests by live migration and brings them back, reporting each half.
+func BenchmarkLibvirtMaintenance4Guests(b *testing.B) {
+	lc := startLibvirt(b, 3, libvirt.Config{})
+	h1 := lc.hosts.Hosts[0].Name
+	for i := range 4 {
+		lc.vmOn(b, fmt.Sprintf("guest%d", i+1), h1)
+	}
+	var in, out time.Duration
+	for b.Loop() {
+		begin := time.Now()
+		await(b, lc.c)(lc.c.host.EnterMaintenanceMode(bg, &acliv1.EnterMaintenanceModeRequest{Host: h1}))
+		in += time.Since(begin)
+		begin = time.Now()
+		await(b, lc.c)(lc.c.host.ExitMaintenanceMode(bg, &acliv1.ExitMaintenanceModeRequest{Host: h1}))
+		out += time.Since(begin)
+	}
+	b.ReportMetric(float64(in.Milliseconds())/float64(b.N), "enter-ms/op")
+	b.ReportMetric(float64(out.Milliseconds())/float64(b.N), "exit-ms/op")
 }

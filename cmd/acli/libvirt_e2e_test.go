@@ -107,7 +107,13 @@ func (e *lvE2E) definedNowhere(name, id string) {
 }
 
 func startLibvirtE2E(t *testing.T) *lvE2E {
-	hosts := libvirtharness.StartT(t, 3)
+	var hosts *libvirtharness.Cluster
+	t.Cleanup(func() { // runs last, after the hosts stopped
+		if hosts != nil {
+			t.Logf("CPU time of the 3 libvirtd hosts and their QEMUs: %v", hosts.CPUTime().Round(time.Millisecond))
+		}
+	})
+	hosts = libvirtharness.StartT(t, 3)
 	addr := startClusterdWith(t, "--driver", "libvirt", "--libvirt-heartbeat", "200ms", "--libvirt-shutdown-timeout", "1s")
 	e := &lvE2E{t: t, addr: addr, hosts: hosts, conn: map[string]*libvirt.Conn{}}
 	for _, h := range hosts.Hosts {

@@ -23,4 +23,3 @@ func TestLibvirtUsageErrors(t *testing.T) {
 		}
 	}
 }
-

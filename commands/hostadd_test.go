@@ -2,10 +2,15 @@ package commands
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/acli-dev/acli/client"
+	"github.com/acli-dev/acli/manager/driver/libvirt"
+	"github.com/acli-dev/acli/manager/driver/libvirt/libvirtharness"
 	"github.com/acli-dev/acli/manager/managertest"
 	"github.com/acli-dev/acli/render"
 )
@@ -81,5 +86,53 @@ func TestHostAddRemoveOnSim(t *testing.T) {
 	}
 	if code, out, _ := run("host.list"); code != 0 || strings.Count(out, "AcropolisNormal") != 3 || strings.Contains(out, "127.20.0.24") {
 		t.Fatalf("hosts changed:\n%s", out)
+	}
+}
+
+// Against a manager driving real libvirtd hosts, in-process.
+func TestHostAddRemoveOnLibvirt(t *testing.T) {
+	hosts := libvirtharness.StartT(t, 2)
+	drv := libvirt.NewDriver(libvirt.Config{HeartbeatInterval: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	conn, _ := managertest.Start(t, managertest.Options{Driver: drv})
+	c := client.New(conn)
+	run := func(args ...string) (int, string, string) {
+		t.Helper()
+		rio, out, errb := render.Test("", false)
+		f := &Factory{IO: rio, Registry: Default(), Getenv: func(string) string { return "" },
+			Connect: func(context.Context, client.Options) (*client.Client, error) { return c, nil }}
+		return f.Execute(context.Background(), args), out.String(), errb.String()
+	}
+	a, b := hosts.Hosts[0], hosts.Hosts[1]
+	for _, h := range hosts.Hosts {
+		code, out, errOut := run("host.add", h.Name, "hypervisor_ip="+h.Addr, "libvirt_uri="+h.TCPURI())
+		if code != 0 || !strings.HasSuffix(out, "HostAdd: complete\n") || !strings.Contains(out, "connecting to "+h.TCPURI()) {
+			t.Fatalf("host.add %s: exit %d\n%s%s", h.Name, code, out, errOut)
+		}
+	}
+	steps := []struct {
+		args   []string
+		code   int
+		stderr string // the first line, exactly
+	}{
+		{[]string{"host.add", "h9", "hypervisor_ip=127.0.0.250", "libvirt_uri=" + a.TCPURI()}, 5,
+			"Error: HostAdd: host h9 cannot join: the libvirt host at " + a.TCPURI() + " (host_uuid " + a.UUID + ") is already in the cluster as h1 (" + a.TCPURI() + ")"},
+		{[]string{"host.add", "h1", "hypervisor_ip=127.0.0.250", "libvirt_uri=qemu+tcp://127.0.0.250/system"}, 5,
+			"Error: host h1 already exists: host names are unique (uuid " + a.UUID + ")"},
+		{[]string{"vm.create", "web", "memory=64M"}, 0, ""},
+		{[]string{"vm.on", "web", "host=h1"}, 0, ""},
+		{[]string{"-y", "host.remove", "h1"}, 5,
+			"Error: host h1 runs 1 VM(s) (web); migrate them away or power them off first (host.enter_maintenance_mode h1)"},
+		{[]string{"-y", "host.remove", b.Addr}, 0, ""},
+		{[]string{"host.get", "h2"}, 3, `Error: host "h2" not found (did you mean "h1"?)`},
+	}
+	for _, s := range steps {
+		code, out, errOut := run(s.args...)
+		first, _, _ := strings.Cut(errOut, "\n")
+		if code != s.code || first != s.stderr {
+			t.Fatalf("%s: exit %d, want %d\nstderr: %q\nwant:   %q\nstdout: %s", strings.Join(s.args, " "), code, s.code, first, s.stderr, out)
+		}
+	}
+	if code, out, _ := run("host.list"); code != 0 || !strings.Contains(out, a.Addr) || strings.Contains(out, b.Addr) {
+		t.Fatalf("host.list after removing h2:\n%s", out)
 	}
 }

@@ -33,7 +33,7 @@ func (c *Command) Usage() string {
 func (a *Arg) argHelp() string {
 	h := a.Help
 	switch {
-	case a.Generate:
+	case a.Generate && a.Many:
 		h += "; a range like web[01..20] makes several"
 	case a.Many:
 		h += "; name, UUID, comma list, glob (web*) or range (web[01..20])"

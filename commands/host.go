@@ -8,8 +8,10 @@ import (
 	"github.com/acli-dev/acli/render"
 )
 
+// hostCommands is the host namespace: listing here, maintenance in
+// maint.go, joining and removing hosts in hostadd.go.
 func hostCommands() []*Command {
-	return append([]*Command{
+	cmds := []*Command{
 		{
 			Name:     "host.list",
 			Summary:  "List hypervisor hosts",
@@ -33,7 +35,9 @@ func hostCommands() []*Command {
 			Examples: []string{"host.list_vms 127.20.0.21"},
 			Run:      runHostListVMs,
 		},
-	}, hostMaintCommands()...)
+	}
+	cmds = append(cmds, hostMaintCommands()...)
+	return append(cmds, hostJoinCommands()...)
 }
 
 func runHostList(ctx context.Context, r *Req) error {

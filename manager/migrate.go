@@ -65,6 +65,9 @@ func (m *Manager) liveMigrate(ctx context.Context, t *taskRec, mv move, percent 
 			pb.Migration, pb.ProgressMessage = p, line
 			if percent != nil {
 				pb.Percent = percent()
+			} else if mem := vm.MemoryBytes; mem > 0 {
+				// One VM: the share of its memory no longer to copy (99 until switched over).
+				pb.Percent = max(pb.Percent, int32(min((mem-min(p.RemainingBytes, mem))*100/mem, 99)))
 			}
 		})
 		m.mu.Unlock()

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -17,9 +18,9 @@ import (
 // host's identity and capacity; the manager records it.
 
 func (m *Manager) addHost(ctx context.Context, req *acliv1.AddHostRequest) (*acliv1.Task, error) {
-	joiner, ok := m.drv.(driver.HostJoiner)
-	if !ok {
-		return nil, apierr.Precondition("DRIVER", "cluster", "host.add needs clusterd --driver libvirt; the %s driver's hosts come from its configuration (clusterd --sim N or --sim-config FILE)", m.drv.Name())
+	joiner, err := m.joiner("host.add")
+	if err != nil {
+		return nil, err
 	}
 	h := &acliv1.Host{Name: req.Name, HypervisorIp: req.HypervisorIp, CvmIp: req.CvmIp, LibvirtUri: req.LibvirtUri}
 	var bad []apierr.Field
@@ -55,7 +56,7 @@ func (m *Manager) addHost(ctx context.Context, req *acliv1.AddHostRequest) (*acl
 	}
 
 	m.mu.Lock()
-	err := m.checkNewHostLocked(h)
+	err = m.checkNewHostLocked(h)
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
@@ -66,6 +67,9 @@ func (m *Manager) addHost(ctx context.Context, req *acliv1.AddHostRequest) (*acl
 	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
 		m.progress(t, 10, "connecting to %s", h.LibvirtUri)
 		joined, err := joiner.JoinHost(ctx, h)
+		if errors.Is(err, driver.ErrHostExists) {
+			return outcome{}, apierr.Precondition("HOST_EXISTS", "host:"+h.Name, "host %s cannot join: %v", h.Name, strings.TrimPrefix(err.Error(), driver.ErrHostExists.Error()+": "))
+		}
 		if err != nil {
 			return outcome{}, fmt.Errorf("host %s cannot join: %w", h.Name, err)
 		}
@@ -76,6 +80,10 @@ func (m *Manager) addHost(ctx context.Context, req *acliv1.AddHostRequest) (*acl
 			joiner.LeaveHost(joined.Uuid)
 			return outcome{}, apierr.Precondition("HOST_EXISTS", "host:"+other.pb.Name, "the host at %s (uuid %s) is already in the cluster as %s", h.LibvirtUri, joined.Uuid, hostLabel(other.pb))
 		}
+		m.mu.Lock()
+		// The UUID is known only now: the task names the host by it too.
+		m.updateTaskLocked(t, func(pb *acliv1.Task) { pb.Entities[0].Uuid = joined.Uuid })
+		m.mu.Unlock()
 		m.progress(t, 80, "recording host %s: %d cores, %s", h.Name, joined.CpuCores, bytesText(joined.MemoryBytes))
 		return outcome{
 			writes: []write{{key: hostKey(joined.Uuid), msg: joined, rev: 0}},
@@ -113,7 +121,20 @@ func (m *Manager) checkNewHostLocked(h *acliv1.Host) error {
 	return nil
 }
 
+// joiner is the driver as a HostJoiner, or why hosts cannot join or leave.
+func (m *Manager) joiner(op string) (driver.HostJoiner, error) {
+	j, ok := m.drv.(driver.HostJoiner)
+	if !ok {
+		return nil, apierr.Precondition("DRIVER", "cluster", "%s needs clusterd --driver libvirt; the %s driver's hosts come from its configuration (clusterd --sim N or --sim-config FILE)", op, m.drv.Name())
+	}
+	return j, nil
+}
+
 func (m *Manager) removeHost(ctx context.Context, req *acliv1.RemoveHostRequest) (*acliv1.Task, error) {
+	joiner, err := m.joiner("host.remove")
+	if err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	r, err := m.hostLocked("host", req.Host)
 	if err == nil {
@@ -137,10 +158,8 @@ func (m *Manager) removeHost(ctx context.Context, req *acliv1.RemoveHostRequest)
 		if err != nil {
 			return outcome{}, err
 		}
-		if j, ok := m.drv.(driver.HostJoiner); ok {
-			if err := j.LeaveHost(cur.Uuid); err != nil {
-				return outcome{}, err
-			}
+		if err := joiner.LeaveHost(cur.Uuid); err != nil {
+			return outcome{}, err
 		}
 		return outcome{
 			writes:  []write{{key: hostKey(cur.Uuid), rev: rev}},

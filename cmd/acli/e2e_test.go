@@ -48,7 +48,14 @@ var readyLine = regexp.MustCompile(`clusterd: serving on (\S+) `)
 // when the test ends.
 func startClusterd(t testing.TB) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "clusterd"), "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--sim", "3", "--sim-speed", "1000")
+	return startClusterdWith(t, "--sim", "3", "--sim-speed", "1000")
+}
+
+// startClusterdWith runs clusterd with args on a free loopback port and a
+// fresh data dir; stopped by PID when the test ends.
+func startClusterdWith(t testing.TB, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "clusterd"), append([]string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

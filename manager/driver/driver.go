@@ -17,6 +17,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
@@ -130,6 +131,10 @@ type VmObservation struct {
 	// left on a host that was unreachable while HA restarted the VM.
 	RunningElsewhere []string
 }
+
+// ErrHostExists is wrapped by JoinHost when the machine is already
+// managed (under another name or address).
+var ErrHostExists = errors.New("host already in the cluster")
 
 // HostJoiner is implemented by drivers whose hosts join and leave the
 // cluster at run time (libvirt); the sim's hosts come from its config.

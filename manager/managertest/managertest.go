@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/acli-dev/acli/manager"
+	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/driver/sim"
 	"github.com/acli-dev/acli/manager/store/bolt"
 )
@@ -40,13 +41,16 @@ type Options struct {
 	Logger *slog.Logger
 	// Manager tweaks the manager configuration before New.
 	Manager func(*manager.Config)
+	// Driver replaces the sim (e.g. a libvirt driver); Harness.Driver is
+	// then nil and the sim options are ignored.
+	Driver driver.Driver
 }
 
 // Harness is a running in-process clusterd.
 type Harness struct {
 	Conn    *grpc.ClientConn
 	Manager *manager.Manager
-	Driver  *sim.Driver
+	Driver  *sim.Driver // nil when Options.Driver was given
 	Dir     string
 
 	srv     *grpc.Server
@@ -77,9 +81,14 @@ func New(t testing.TB, opts Options) *Harness {
 		opts.Speed = 1000
 	}
 	cfg.Speed = opts.Speed
-	drv, err := sim.New(cfg, sim.Options{})
-	if err != nil {
-		t.Fatalf("managertest: %v", err)
+	var drv driver.Driver = opts.Driver
+	var simDrv *sim.Driver
+	if drv == nil {
+		var err error
+		if simDrv, err = sim.New(cfg, sim.Options{}); err != nil {
+			t.Fatalf("managertest: %v", err)
+		}
+		drv = simDrv
 	}
 	st, err := bolt.Open(opts.Dir, bolt.Options{NoSync: !opts.Sync})
 	if err != nil {
@@ -109,7 +118,7 @@ func New(t testing.TB, opts Options) *Harness {
 	if err != nil {
 		t.Fatalf("managertest: %v", err)
 	}
-	h := &Harness{Conn: conn, Manager: m, Driver: drv, Dir: opts.Dir, srv: srv}
+	h := &Harness{Conn: conn, Manager: m, Driver: simDrv, Dir: opts.Dir, srv: srv}
 	t.Cleanup(h.Stop)
 	return h
 }

@@ -313,16 +313,29 @@ func (d *Driver) JoinHost(ctx context.Context, h *acliv1.Host) (*acliv1.Host, er
 	out.Connected = true
 
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	switch {
 	case d.events == nil || d.closed:
+		d.mu.Unlock()
 		return nil, errors.New("the libvirt driver is not running")
 	case d.members[out.Uuid] != nil:
-		return nil, fmt.Errorf("the libvirt host at %s (host_uuid %s) is already in the cluster as %s (%s)",
-			u, out.Uuid, d.members[out.Uuid].name, d.members[out.Uuid].uri)
+		m := d.members[out.Uuid]
+		d.mu.Unlock()
+		return nil, fmt.Errorf("%w: the libvirt host at %s (host_uuid %s) is already in the cluster as %s (%s)",
+			driver.ErrHostExists, u, out.Uuid, m.name, m.uri)
 	}
 	if err := d.manageLocked(out); err != nil {
+		d.mu.Unlock()
 		return nil, err
+	}
+	mem := d.members[out.Uuid]
+	d.mu.Unlock()
+	// Joined means usable: the supervised connection is up before host.add
+	// completes, so the next vm.on there does not find it still dialing.
+	wctx, cancel := context.WithTimeout(ctx, d.cfg.Dial.timeout()+time.Second)
+	defer cancel()
+	if err := mem.h.WaitConnected(wctx); err != nil {
+		d.LeaveHost(out.Uuid)
+		return nil, fmt.Errorf("host %s: %w", u, err)
 	}
 	return out, nil
 }
@@ -566,6 +579,9 @@ func (d *Driver) Migrate(ctx context.Context, vm *acliv1.Vm, src, dst *acliv1.Ho
 	}
 	if progress != nil {
 		o.Progress = func(p MigrationProgress) {
+			if p.DataTotal == 0 && !p.Completed {
+				return // the job is still being set up: no figures yet
+			}
 			progress(&acliv1.MigrationProgress{
 				VmUuid: vm.Uuid, SourceHostUuid: src.Uuid, TargetHostUuid: dst.Uuid,
 				Round:               int32(max(p.Iteration, 1)),

@@ -40,6 +40,9 @@ type Host struct {
 	mu   sync.RWMutex
 	conn *Conn
 	err  error // why it is down
+
+	firstUp   chan struct{} // closed by the first connection
+	firstOnce sync.Once
 }
 
 // NewHost validates the configuration; Run does the connecting.
@@ -60,7 +63,19 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	if cfg.ProbeTimeout <= 0 {
 		cfg.ProbeTimeout = 3 * time.Second
 	}
-	return &Host{cfg: cfg, uri: u, err: fmt.Errorf("%w: %s not connected yet", ErrHostDown, u)}, nil
+	return &Host{cfg: cfg, uri: u, err: fmt.Errorf("%w: %s not connected yet", ErrHostDown, u), firstUp: make(chan struct{})}, nil
+}
+
+// WaitConnected waits until Run has connected once, so a host that just
+// joined takes operations at once; on ctx's end it says why it is not up.
+func (h *Host) WaitConnected(ctx context.Context) error {
+	select {
+	case <-h.firstUp:
+		return nil
+	case <-ctx.Done():
+		_, err := h.Conn()
+		return fmt.Errorf("%w (%w)", err, ctx.Err())
+	}
 }
 
 // Conn returns the live connection, or an error wrapping ErrHostDown.
@@ -128,6 +143,7 @@ func (h *Host) setUp(c *Conn) {
 	if h.cfg.OnState != nil {
 		h.cfg.OnState(true, nil)
 	}
+	h.firstOnce.Do(func() { close(h.firstUp) })
 }
 
 func (h *Host) alive() {

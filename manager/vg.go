@@ -213,7 +213,11 @@ func (m *Manager) onCvmStateChanged(prev, next *acliv1.Host) {
 	} else if err == nil {
 		m.log.Debug("iSCSI sessions reconciled", "cvm", next.CvmIp, "up", up, "took", time.Since(start))
 	}
-	m.publishVmPaths(next)
+	if next.NodeState != acliv1.NodeState_kNodeDown {
+		// The VMs of a failed host are down, not redirected: HA restarts
+		// them elsewhere, on the CVM local to them there.
+		m.publishVmPaths(next)
+	}
 }
 
 // publishVmPaths reports where the disks of the VMs on a host whose CVM

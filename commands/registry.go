@@ -170,10 +170,12 @@ type Registry struct {
 func namespaces() []*Namespace {
 	return []*Namespace{
 		{Name: "cluster", Summary: "Cluster-wide configuration", Commands: clusterCommands},
+		{Name: "event", Summary: "Cluster events, listed or watched live", Commands: eventCommands},
 		{Name: "host", Summary: "Hypervisor hosts", Commands: hostCommands},
 		{Name: "net", Summary: "VM networks", Commands: netCommands},
 		{Name: "task", Summary: "Tasks (every mutation runs as one)", Commands: taskCommands},
 		{Name: "vm", Summary: "Virtual machines, their disks, NICs and power", Commands: vmCommands},
+		{Name: "vg", Summary: "Volume groups: vDisks over iSCSI, their attachments and sessions", Commands: vgCommands},
 	}
 }
 

@@ -40,6 +40,37 @@ func TestPlanSessionsPolicy(t *testing.T) {
 		t.Fatalf("failback moves %v", moves)
 	}
 
+	// The VM's local CVM down: its session, stranded or new, goes where
+	// its own disks are redirected, not merely to the least-loaded CVM.
+	h2Down := []iscsi.CVM{cvms[0], {IP: "10.0.0.2", HostUUID: "h2", State: iscsi.CVMDown}, cvms[2]}
+	own, path := vmDiskCVM(h2Down, "h2", "v1")
+	if path != "redirected" {
+		t.Fatalf("own disks %s %s", own, path)
+	}
+	for _, cur := range [][]iscsi.Session{{{Key: vm, CVM: "10.0.0.2", Preferred: "10.0.0.2"}}, nil} {
+		// Load the CVM the VM's disks are redirected to, so least-loaded
+		// would choose another.
+		var load []iscsi.Session
+		var atts []iscsi.Attachment
+		for i := range 3 {
+			k := iscsi.Key{Initiator: "iqn.2024-01.com.example:b", VG: "g", Disk: i}
+			load = append(load, iscsi.Session{Key: k, CVM: own, Preferred: own})
+			atts = append(atts, iscsi.Attachment{Key: k})
+		}
+		atts = append(atts, iscsi.Attachment{Key: vm, VMHost: "h2"})
+		next, moves := planSessions(h2Down, atts, append(load, cur...), always)
+		for _, s := range next {
+			if s.Key == vm && (s.CVM != own || s.Preferred != "10.0.0.2") {
+				t.Fatalf("vm session %v, want it on %s (own disks) preferring 10.0.0.2", s, own)
+			}
+		}
+		if len(cur) == 1 && (len(moves) != 1 || moves[0] != (iscsi.Move{Key: vm, From: "10.0.0.2", To: own})) {
+			t.Fatalf("moves %v", moves)
+		} else if len(cur) == 0 && len(moves) != 0 {
+			t.Fatalf("a new session reported as moved: %v", moves)
+		}
+	}
+
 	// No CVM up: a new attachment gets a session waiting on its preferred
 	// CVM (the VM's local one), which iscsi.Check accepts as reported down.
 	down := []iscsi.CVM{

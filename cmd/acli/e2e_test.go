@@ -44,11 +44,12 @@ func TestMain(m *testing.M) {
 
 var readyLine = regexp.MustCompile(`clusterd: serving on (\S+) `)
 
-// startClusterd runs a sim cluster on a free loopback port; stopped by PID
-// when the test ends.
-func startClusterd(t testing.TB) string {
+// startClusterd runs a sim cluster on a free loopback port (extra: more
+// clusterd flags); stopped by PID when the test ends.
+func startClusterd(t testing.TB, extra ...string) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "clusterd"), "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--sim", "3", "--sim-speed", "1000")
+	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--sim", "3", "--sim-speed", "1000"}, extra...)
+	cmd := exec.Command(filepath.Join(binDir, "clusterd"), args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/acli-dev/acli/manager/iscsi"
@@ -85,4 +86,45 @@ func TestPlanSessionsPolicy(t *testing.T) {
 	if err := iscsi.Check(down, atts, next); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// BenchmarkPlanSessionsFailover10000 is the manager's whole session plan
+// (failback, VM redirects, failover, assignment) over 10,000 external
+// sessions on 16 CVMs, one of which has just failed.
+func BenchmarkPlanSessionsFailover10000(b *testing.B) {
+	var cvms []iscsi.CVM
+	for i := range 16 {
+		cvms = append(cvms, iscsi.CVM{IP: fmt.Sprintf("127.20.0.%d", 31+i), HostUUID: fmt.Sprintf("h%d", i+1), State: iscsi.CVMUp})
+	}
+	var atts []iscsi.Attachment
+	for i := range 2500 {
+		for d := range 4 {
+			atts = append(atts, iscsi.Attachment{Key: iscsi.Key{Initiator: fmt.Sprintf("iqn.2024-01.com.example:host%d", i), VG: fmt.Sprintf("vg-%d", i), Disk: d}})
+		}
+	}
+	cur, err := iscsi.Assign(cvms, nil, atts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cvms[4].State = iscsi.CVMDown
+	always := func(string) bool { return true }
+	var next []iscsi.Session
+	var moves []iscsi.Move
+	for b.Loop() {
+		next, moves = planSessions(cvms, atts, cur, always)
+	}
+	b.StopTimer()
+	if err := iscsi.Check(cvms, atts, next); err != nil {
+		b.Fatal(err)
+	}
+	load := iscsi.Load(next)
+	lo, hi := len(next), 0
+	for _, c := range cvms {
+		if c.State == iscsi.CVMUp {
+			lo, hi = min(lo, load[c.IP]), max(hi, load[c.IP])
+		}
+	}
+	b.ReportMetric(float64(len(moves)), "moves")
+	b.ReportMetric(float64(hi), "max-sessions/CVM")
+	b.ReportMetric(float64(lo), "min-sessions/CVM")
 }

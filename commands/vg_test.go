@@ -122,9 +122,15 @@ func TestGoldenVGViews(t *testing.T) {
 		{"vg.list_sessions.csv", "-o csv vg.list_sessions data"},
 		{"vg.get.yaml", "-o yaml vg.get data"},
 		{"event.list", "event.list type=vg limit=4"},
-		{"event.watch", "--timeout 50ms event.watch type=vg since_seq=5"},
-		{"event.watch.json", "-o json --timeout 50ms event.watch type=vg since_seq=6"},
 		{"event.watch.none", "-o json --timeout 50ms event.watch type=iscsi"},
+	}
+	// Watches that replay events, cancelled (Ctrl-C) once they have.
+	watches := []struct {
+		name, line string
+		lines      int
+	}{
+		{"event.watch", "event.watch type=vg since_seq=5", 3},
+		{"event.watch.json", "-o json event.watch type=vg since_seq=6", 2},
 	}
 	for _, tty := range []bool{true, false} {
 		mode := "pipe"
@@ -140,6 +146,11 @@ func TestGoldenVGViews(t *testing.T) {
 					t.Fatalf("exit %d: %s", code, errOut)
 				}
 				golden(t, mode+"/"+c.name+".txt", out)
+			})
+		}
+		for _, w := range watches {
+			t.Run(mode+"/"+w.name, func(t *testing.T) {
+				golden(t, mode+"/"+w.name+".txt", watchLines(t, h, w.lines, strings.Fields(w.line)...))
 			})
 		}
 		// The CVM of node-1 down: its session is served elsewhere and
@@ -201,6 +212,31 @@ func TestEventWatchStreams(t *testing.T) {
 			t.Fatalf("line %d %q: %v", i, lines[i], err)
 		}
 	}
+}
+
+// watchLines runs an event.watch until it has printed n lines, then
+// cancels it as Ctrl-C would and returns its output.
+func watchLines(t *testing.T, h *harness, n int, args ...string) string {
+	t.Helper()
+	f, _, errb := h.factory()
+	out := &syncBuffer{}
+	f.IO.Out = out
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- f.Execute(ctx, args) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(out.String(), "\n") < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v printed %q", args, out.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+	}
+	return out.String()
 }
 
 // syncBuffer is a buffer one goroutine writes while another reads it.

@@ -17,6 +17,7 @@ const (
 	KindNetwork Kind = "network"
 	KindTask    Kind = "task"
 	KindVMGroup Kind = "vm_group"
+	KindVG      Kind = "vg"
 )
 
 // Entity is what globs match and completion offers: a name, the UUID, and
@@ -66,6 +67,17 @@ func kindSpecs() map[Kind]*KindSpec {
 			out := make([]Entity, 0, len(resp.GetNetworks()))
 			for _, n := range resp.GetNetworks() {
 				out = append(out, Entity{Name: n.GetName(), UUID: n.GetUuid()})
+			}
+			return out, nil
+		}},
+		KindVG: {Singular: "volume group", Plural: "volume groups", List: func(ctx context.Context, c *client.Client) ([]Entity, error) {
+			resp, err := c.VolumeGroup.ListVolumeGroups(ctx, &acliv1.ListVolumeGroupsRequest{})
+			if err != nil {
+				return nil, err
+			}
+			out := make([]Entity, 0, len(resp.GetVolumeGroups()))
+			for _, g := range resp.GetVolumeGroups() {
+				out = append(out, Entity{Name: g.GetName(), UUID: g.GetUuid()})
 			}
 			return out, nil
 		}},

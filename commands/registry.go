@@ -173,13 +173,15 @@ type Registry struct {
 func namespaces() []*Namespace {
 	return []*Namespace{
 		{Name: "cluster", Summary: "Cluster-wide configuration", Commands: clusterCommands},
+		{Name: "cvm", Summary: "Controller VMs (storage maintenance)", Commands: cvmCommands},
+		{Name: "event", Summary: "Cluster events, listed or watched live", Commands: eventCommands},
 		{Name: "host", Summary: "Hypervisor hosts", Commands: hostCommands},
 		{Name: "net", Summary: "VM networks", Commands: netCommands},
-		{Name: "task", Summary: "Tasks (every mutation runs as one)", Commands: taskCommands},
-		{Name: "vm", Summary: "Virtual machines, their disks, NICs and power", Commands: vmCommands},
-		{Name: "cvm", Summary: "Controller VMs (storage maintenance)", Commands: cvmCommands},
-		{Name: "vm_group", Summary: "VM groups and their anti-affinity rules", Commands: vmGroupCommands},
 		{Name: "sim", Summary: "Fault injection (only when clusterd runs the sim driver)", Commands: simCommands, Driver: "sim"},
+		{Name: "task", Summary: "Tasks (every mutation runs as one)", Commands: taskCommands},
+		{Name: "vg", Summary: "Volume groups: vDisks over iSCSI, their attachments and sessions", Commands: vgCommands},
+		{Name: "vm", Summary: "Virtual machines, their disks, NICs and power", Commands: vmCommands},
+		{Name: "vm_group", Summary: "VM groups and their anti-affinity rules", Commands: vmGroupCommands},
 	}
 }
 

@@ -20,6 +20,8 @@ func names(k commands.Kind) []commands.Entity {
 		return []commands.Entity{{Name: "node-1", UUID: "h1", Aliases: []string{"127.20.0.21"}}}
 	case commands.KindNetwork:
 		return []commands.Entity{{Name: "vlan0"}, {Name: "vlan100"}}
+	case commands.KindVG:
+		return []commands.Entity{{Name: "data", UUID: "g1"}, {Name: "dbvg", UUID: "g2"}}
 	}
 	return nil
 }
@@ -38,8 +40,12 @@ func TestComplete(t *testing.T) {
 		line, want string
 		start      int
 	}{
-		{"", "[cluster. cvm. host. net. sim. task. vm. vm_group.]", 0},
-		{"v", "[vm. vm_group.]", 0},
+		{"", "[cluster. cvm. event. host. net. sim. task. vg. vm. vm_group.]", 0},
+		{"v", "[vg. vm. vm_group.]", 0},
+		{"vg.get d", "[data dbvg]", 7},
+		{"vg.attach_to_vm data w", "[web01 web02 wait=]", 21},
+		{"vg.list_sessions db", "[dbvg]", 17},
+		{"event.watch type=i", "[iscsi]", 17},
 		{"vm.", "[vm.affinity_set vm.affinity_unset vm.create vm.delete vm.disk_create vm.disk_delete vm.disk_list vm.get vm.list vm.migrate vm.nic_create vm.nic_delete vm.nic_list vm.off vm.on vm.reboot vm.reset vm.shutdown vm.update]", 0},
 		{"vm.cr", "[vm.create]", 0},
 		{"vm.dis", "[vm.disk_create vm.disk_delete vm.disk_list]", 0},

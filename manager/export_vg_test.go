@@ -4,6 +4,7 @@ import (
 	"time"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/iscsi"
 )
 
@@ -36,3 +37,8 @@ func (m *Manager) CheckIscsi(committed bool) error {
 
 // IscsiDeadline is the failover deadline in real time.
 func (m *Manager) IscsiDeadline() time.Duration { return m.vgs.deadline }
+
+// ApplyHostEvent applies a host report as if the driver had sent it.
+func (m *Manager) ApplyHostEvent(ev driver.HostEvent) error {
+	return m.applyHostEvent(m.ctx, ev)
+}

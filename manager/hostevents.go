@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -50,6 +51,45 @@ func (m *Manager) applyHostEvent(ctx context.Context, ev driver.HostEvent) error
 		// A heartbeat sent after the host was marked down: it is back.
 		ev = driver.HostEvent{Kind: driver.HostUp, HostUUID: ev.HostUUID, Time: ev.Time, Reason: "heartbeats resumed"}
 	}
+	// One change at a time, and none older than the last one applied to
+	// the host: the sim's fault RPCs apply their change at once, so the
+	// driver's own report of it arrives later, and after a quick fail and
+	// recover it would undo the recovery.
+	m.hostEv.Lock()
+	if last, ok := m.hostEv.at[ev.HostUUID]; ok && ev.Time.Before(last) {
+		m.hostEv.Unlock()
+		return nil
+	}
+	cur, next, err := m.commitHostEvent(ctx, ev)
+	if err == nil && !ev.Time.IsZero() {
+		if m.hostEv.at == nil {
+			m.hostEv.at = map[string]time.Time{}
+		}
+		m.hostEv.at[ev.HostUUID] = ev.Time
+	}
+	m.hostEv.Unlock()
+	if err != nil || next == nil {
+		return err
+	}
+	if cur.CvmState != next.CvmState {
+		m.cvmStateChanged(cur, next)
+	}
+	if ev.Kind == driver.HostDown {
+		m.startHA(next)
+	}
+	return nil
+}
+
+// hostEventState serialises host state changes (applyHostEvent) and
+// remembers when the last one of each host happened.
+type hostEventState struct {
+	sync.Mutex
+	at map[string]time.Time // host UUID -> time of the last change applied
+}
+
+// commitHostEvent records the host change an event means and publishes it;
+// next is nil when there is nothing to change.
+func (m *Manager) commitHostEvent(ctx context.Context, ev driver.HostEvent) (*acliv1.Host, *acliv1.Host, error) {
 	for attempt := 0; ; attempt++ {
 		m.mu.RLock()
 		h := m.hosts[ev.HostUUID]
@@ -60,44 +100,46 @@ func (m *Manager) applyHostEvent(ctx context.Context, ev driver.HostEvent) error
 		}
 		m.mu.RUnlock()
 		if cur == nil {
-			return nil
+			return nil, nil, nil
 		}
 		next := proto.Clone(cur).(*acliv1.Host)
 		msg, severity, typ := "", "info", "host"
 		switch ev.Kind {
 		case driver.HostDown:
 			if cur.NodeState == acliv1.NodeState_kNodeDown {
-				return nil
+				return nil, nil, nil
 			}
 			next.NodeState, next.CvmState = acliv1.NodeState_kNodeDown, acliv1.CvmState_kCvmDown
 			msg, severity = "host "+cur.Name+" ("+cur.HypervisorIp+") is down: "+ev.Reason, "error"
 		case driver.HostUp:
 			if cur.NodeState != acliv1.NodeState_kNodeDown {
-				return nil
+				return nil, nil, nil
 			}
 			next.NodeState, next.CvmState = acliv1.NodeState_AcropolisNormal, acliv1.CvmState_kCvmUp
 			msg = "host " + cur.Name + " (" + cur.HypervisorIp + ") is up: " + ev.Reason
 		case driver.CvmDown:
 			if cur.CvmState != acliv1.CvmState_kCvmUp {
-				return nil
+				return nil, nil, nil
 			}
 			next.CvmState = acliv1.CvmState_kCvmDown
 			msg, severity, typ = "cvm "+cur.CvmIp+" on host "+cur.Name+" is down: "+ev.Reason, "error", "cvm"
 		case driver.CvmUp:
 			if cur.CvmState != acliv1.CvmState_kCvmDown || cur.NodeState == acliv1.NodeState_kNodeDown {
-				return nil
+				return nil, nil, nil
 			}
 			next.CvmState = acliv1.CvmState_kCvmUp
 			msg, typ = "cvm "+cur.CvmIp+" on host "+cur.Name+" is up: "+ev.Reason, "cvm"
 		default:
-			return nil
+			return nil, nil, nil
 		}
 		newRev, err := m.commit(ctx, []write{{key: hostKey(cur.Uuid), msg: next, rev: rev}})
 		if store.IsConflict(err) && attempt < 5 {
+			// The other writer may not have applied its change yet.
+			time.Sleep(time.Duration(attempt+1) * time.Millisecond)
 			continue
 		}
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		m.mu.Lock()
 		if h.rev == rev {
@@ -113,13 +155,7 @@ func (m *Manager) applyHostEvent(ctx context.Context, ev driver.HostEvent) error
 		}
 		m.publish(typ, severity, "", []*acliv1.EntityRef{hostRef(next)}, "%s", msg)
 		m.log.Info("host state changed", "host", cur.Name, "event", ev.Kind.String(), "reason", ev.Reason)
-		if cur.CvmState != next.CvmState {
-			m.cvmStateChanged(cur, next)
-		}
-		if ev.Kind == driver.HostDown {
-			m.startHA(next)
-		}
-		return nil
+		return cur, next, nil
 	}
 }
 

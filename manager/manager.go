@@ -105,6 +105,8 @@ type Manager struct {
 	model
 	ops opsState // maintenance, migration, HA and VM groups (ops.go)
 	vgs vgState  // volume groups and iSCSI sessions (vg.go)
+	// hostEv applies host state changes one at a time (hostevents.go).
+	hostEv hostEventState
 }
 
 // New loads the model from the store (creating the cluster from the

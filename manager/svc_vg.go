@@ -163,12 +163,12 @@ func (s volumeGroupService) DeleteVolumeGroup(ctx context.Context, req *acliv1.D
 		var vs []apierr.Violation
 		for _, ini := range cur.ExternalInitiators {
 			vs = append(vs, apierr.Violation{Type: "ATTACHED", Subject: "initiator:" + ini,
-				Description: "attached to initiator " + ini + " (vg.detach_external)"})
+				Description: "attached to initiator " + ini + " (detach: vg.detach_external " + cur.Name + " " + ini + ")"})
 		}
 		for _, id := range cur.VmUuids {
 			if v := m.vms[id]; v != nil {
 				vs = append(vs, apierr.Violation{Type: "ATTACHED", Subject: "vm:" + v.pb.Name,
-					Description: "attached to vm " + v.pb.Name + " (vg.detach_from_vm)"})
+					Description: "attached to vm " + v.pb.Name + " (detach: vg.detach_from_vm " + cur.Name + " " + v.pb.Name + ")"})
 			}
 		}
 		if len(vs) > 0 {

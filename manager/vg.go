@@ -213,7 +213,11 @@ func (m *Manager) onCvmStateChanged(prev, next *acliv1.Host) {
 	} else if err == nil {
 		m.log.Debug("iSCSI sessions reconciled", "cvm", next.CvmIp, "up", up, "took", time.Since(start))
 	}
-	m.publishVmPaths(next)
+	if next.NodeState != acliv1.NodeState_kNodeDown {
+		// The VMs of a failed host are down, not redirected: HA restarts
+		// them elsewhere, on the CVM local to them there.
+		m.publishVmPaths(next)
+	}
 }
 
 // publishVmPaths reports where the disks of the VMs on a host whose CVM
@@ -535,8 +539,12 @@ func sessionOrder(a, b *acliv1.IscsiSession) int {
 //  2. a VM's sessions (without load balancing) prefer the CVM on the VM's
 //     current host and move there when it is up (the VM migrated);
 //  3. sessions return to their preferred CVM where failbackTo allows;
-//  4. sessions on CVMs that are not up fail over, least-loaded CVM first;
-//  5. new attachments get sessions spread across CVMs (or, when no CVM is
+//  4. while a VM's local CVM is down, its sessions (without load
+//     balancing) go where its own disks are redirected (vmDiskCVM), so
+//     all of a VM's disks take one path;
+//  5. other sessions on CVMs that are not up fail over, least-loaded CVM
+//     first;
+//  6. new attachments get sessions spread across CVMs (or, when no CVM is
 //     up, a down session on their preferred CVM, reported as down).
 //
 // It returns the sessions after the plan and each session's move (a session
@@ -604,6 +612,21 @@ func planSessions(cvms []iscsi.CVM, atts []iscsi.Attachment, cur []iscsi.Session
 		}
 		keep = applyMoves(keep, allowed, move)
 	}
+	// redirect is where a VM's session goes while its local CVM is down.
+	redirect := func(s iscsi.Session) (string, bool) {
+		a := att[s.Key]
+		id, isVM := strings.CutPrefix(s.Initiator, targetDomain+":vm-")
+		if !isVM || a.VMHost == "" || a.LoadBalance || up[local[a.VMHost]] {
+			return "", false
+		}
+		ip, path := vmDiskCVM(cvms, a.VMHost, id)
+		return ip, path == "redirected"
+	}
+	for i := range keep {
+		if ip, ok := redirect(keep[i]); ok && keep[i].CVM != ip {
+			move(&keep[i], ip)
+		}
+	}
 	if fo, err := iscsi.Failover(withGone, keep); err == nil {
 		keep = applyMoves(keep, fo.Moves, move)
 	}
@@ -625,6 +648,11 @@ func planSessions(cvms []iscsi.CVM, atts []iscsi.Attachment, cur []iscsi.Session
 			keep = append(keep, iscsi.Session{Key: a.Key, CVM: ip, Preferred: ip})
 		}
 	} else if added, err := iscsi.Assign(cvms, keep, atts); err == nil {
+		for i := range added {
+			if ip, ok := redirect(added[i]); ok {
+				added[i].CVM = ip // new, so not a move
+			}
+		}
 		keep = append(keep, added...)
 	}
 	var moves []iscsi.Move

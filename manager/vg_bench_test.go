@@ -13,7 +13,8 @@ import (
 // BenchmarkVgFailoverEndToEnd fails and recovers one CVM of 16 serving
 // external sessions, through the API: each iteration is a failover and a
 // failback, both planned, committed to the store and published. It reports
-// the spread of sessions over the 15 CVMs left during the failover.
+// the time of the failover alone and the spread of sessions over the 15
+// CVMs left during it.
 func BenchmarkVgFailoverEndToEnd(b *testing.B) {
 	for _, size := range []struct{ vgs, disks, initiators int }{{10, 10, 10}, {10, 20, 50}} {
 		n := size.vgs * size.disks * size.initiators
@@ -48,12 +49,16 @@ func BenchmarkVgFailoverEndToEnd(b *testing.B) {
 				}
 			}
 			var spread []float64
+			var failover time.Duration
+			lo, hi := n, 0
 			b.ResetTimer()
 			for range b.N {
+				start := time.Now()
 				if _, err := c.sim.FailCvm(bg, &acliv1.SimHostRequest{Host: "127.20.0.21"}); err != nil {
 					b.Fatal(err)
 				}
 				waitMoved()
+				failover += time.Since(start)
 				b.StopTimer()
 				all, _ := vg.ListSessions(bg, &acliv1.ListSessionsRequest{})
 				counts := cvmCounts(all.Sessions)
@@ -62,6 +67,7 @@ func BenchmarkVgFailoverEndToEnd(b *testing.B) {
 					loads = append(loads, k)
 				}
 				spread = append(spread, float64(slices.Max(loads)-slices.Min(loads)))
+				lo, hi = min(lo, slices.Min(loads)), max(hi, slices.Max(loads))
 				b.StartTimer()
 				if _, err := c.sim.RecoverCvm(bg, &acliv1.SimHostRequest{Host: "127.20.0.21"}); err != nil {
 					b.Fatal(err)
@@ -70,6 +76,9 @@ func BenchmarkVgFailoverEndToEnd(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(slices.Max(spread), "max-min-sessions/cvm")
+			b.ReportMetric(float64(hi), "max-sessions/cvm")
+			b.ReportMetric(float64(lo), "min-sessions/cvm")
+			b.ReportMetric(float64(failover.Microseconds())/1000/float64(b.N), "failover-ms/op")
 		})
 	}
 }

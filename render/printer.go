@@ -36,6 +36,10 @@ type Printer struct {
 	data    any
 	report  bool
 	printed bool
+	// stream is set by BeginStream: a stream's JSON is its lines, with no
+	// envelope after them unless it fails. items counts what it wrote.
+	stream bool
+	items  int
 }
 
 // Human reports whether output is for people (table format): progress
@@ -87,7 +91,7 @@ func (p *Printer) Finish(err error, status int, details []string) error {
 		}
 		_, _ = io.WriteString(p.IO.Err, sb.String())
 	}
-	if p.Format != JSON {
+	if p.Format != JSON || (p.stream && err == nil) {
 		return nil
 	}
 	var env bytes.Buffer

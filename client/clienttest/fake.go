@@ -43,6 +43,8 @@ type Fake struct {
 	// Calls counts RPCs by method name, so tests prove what was (not) called.
 	calls  map[string]int
 	inject map[string]error
+	// storage holds volume groups and events (fake_vg.go).
+	storage fakeStorage
 }
 
 // FailRPC makes every call of method (e.g. "ListHosts") fail with err.
@@ -181,6 +183,8 @@ func (f *Fake) server() *grpc.Server {
 	acliv1.RegisterVmServiceServer(srv, vmSvc{f: f})
 	acliv1.RegisterNetworkServiceServer(srv, netSvc{f: f})
 	acliv1.RegisterTaskServiceServer(srv, taskSvc{f: f})
+	acliv1.RegisterVolumeGroupServiceServer(srv, vgSvc{f: f})
+	acliv1.RegisterEventServiceServer(srv, eventSvc{f: f})
 	return srv
 }
 

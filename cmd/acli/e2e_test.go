@@ -44,11 +44,11 @@ func TestMain(m *testing.M) {
 
 var readyLine = regexp.MustCompile(`clusterd: serving on (\S+) `)
 
-// startClusterd runs a sim cluster on a free loopback port; stopped by PID
-// when the test ends.
-func startClusterd(t testing.TB) string {
+// startClusterd runs a sim cluster on a free loopback port (extra: more
+// clusterd flags); stopped by PID when the test ends.
+func startClusterd(t testing.TB, extra ...string) string {
 	t.Helper()
-	return startClusterdWith(t, "--sim", "3", "--sim-speed", "1000")
+	return startClusterdWith(t, append([]string{"--sim", "3", "--sim-speed", "1000"}, extra...)...)
 }
 
 // startClusterdWith runs clusterd with args on a free loopback port and a

@@ -264,6 +264,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--data-dir", "x", "--sim", "3", "--sim-config", "c.yaml"}, "not both"},
 		{[]string{"--data-dir", "x", "--sim", "1001"}, "at most 1000"},
 		{[]string{"--data-dir", "x", "--sim-speed", "0"}, "--sim-speed 0 must be positive"},
+		{[]string{"--data-dir", "x", "--iscsi-failback", "later"}, "use immediate, delayed or off"},
+		{[]string{"--data-dir", "x", "--iscsi-failback", "delayed", "--iscsi-failback-delay", "0s"}, "must be positive with --iscsi-failback delayed"},
+		{[]string{"--data-dir", "x", "--iscsi-failover-deadline", "0s"}, "--iscsi-failover-deadline 0s must be positive"},
 	} {
 		code, msg := runFail(t, tc.args...)
 		if code != 2 || !strings.Contains(msg, tc.want) {

@@ -69,6 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.dataDir, "data-dir", "", "data directory holding state.db (required)")
 	fs.StringVar(&o.driver, "driver", "sim", "host driver: sim (simulated hosts) or libvirt (real libvirtd hosts joined with host.add)")
 	lv := addLibvirtFlags(fs)
+	isc := addIscsiFlags(fs)
 	fs.IntVar(&o.simHosts, "sim", 0, "create a simulated RF2 cluster of N hosts on a new data dir (default 3)")
 	fs.StringVar(&o.simConfig, "sim-config", "", "YAML file describing the simulated cluster")
 	fs.Float64Var(&o.simSpeed, "sim-speed", 1, "simulated time scale: 1 = real time, 1000 = a 1 s operation takes 1 ms")
@@ -110,6 +111,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(2, "--max-migrations-per-host %d must be at least 1, e.g. 2", o.maxMigrations)
 	case o.heartbeatMisses < 1:
 		return fail(2, "--heartbeat-misses %d must be at least 1, e.g. 5", o.heartbeatMisses)
+	}
+	if err := isc.check(); err != nil {
+		return fail(2, "%v", err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
@@ -161,7 +165,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(1, "%v", err)
 	}
 	m, err := manager.New(manager.Config{Store: st, Driver: drv, Logger: log,
-		MaxMigrationsPerHost: o.maxMigrations, HeartbeatMisses: o.heartbeatMisses})
+		MaxMigrationsPerHost: o.maxMigrations, HeartbeatMisses: o.heartbeatMisses,
+		Iscsi: isc.config()})
 	if err != nil {
 		lis.Close()
 		drv.Close()

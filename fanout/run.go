@@ -198,7 +198,12 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 	t := r.targets[i]
 	hc := r.cfg.Lookup(t.Host)
 	port := r.port(t)
-	addr := net.JoinHostPort(t.Host, strconv.Itoa(port))
+	// As in ssh(1), known_hosts is consulted for the address connected to.
+	dialHost := t.Host
+	if hc.HostName != "" {
+		dialHost = hc.HostName
+	}
+	addr := net.JoinHostPort(dialHost, strconv.Itoa(port))
 	start := time.Now()
 	hr = HostResult{Host: t.Host, Port: port, ExitCode: -1}
 	defer func() {
@@ -218,10 +223,14 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 		return fail(StatusUnreachable, err)
 	}
 	ct := r.opts.ConnectTimeout
+	user := r.user(hc)
+	offered := 0
 	cfg := &ssh.ClientConfig{
-		User: r.user(hc),
+		User: user,
 		Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
-			return r.keys.signers(hc.IdentityFiles), nil
+			s := r.keys.signers(hc.IdentityFiles)
+			offered = len(s)
+			return s, nil
 		})},
 		HostKeyCallback:   r.hk.callback(trusted),
 		HostKeyAlgorithms: r.hk.algorithms(addr, trusted),
@@ -240,6 +249,9 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 	conn.SetDeadline(start.Add(ct))
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
 	if err != nil {
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			err = authError(user, offered)
+		}
 		return fail(StatusUnreachable, connectError(err, ct))
 	}
 	client := ssh.NewClient(c, chans, reqs)
@@ -292,6 +304,20 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 		return fail(StatusUnreachable, fmt.Errorf("connection lost: %v", err))
 	}
 	return hr
+}
+
+// authError says what was tried and how to fix it; x/crypto's own
+// message ("unable to authenticate, attempted methods [none publickey]")
+// names neither the user nor the keys.
+func authError(user string, offered int) error {
+	if offered == 0 {
+		return fmt.Errorf("authentication as %s failed: no key to offer (give -i FILE, or add a key to ssh-agent or ~/.ssh)", user)
+	}
+	what := "did not accept the one key offered"
+	if offered > 1 {
+		what = fmt.Sprintf("accepted none of the %d keys offered", offered)
+	}
+	return fmt.Errorf("authentication as %s refused: the server %s (give the right key with -i FILE, or another --user)", user, what)
 }
 
 // connectError turns deadline errors into a message naming the limit.

@@ -124,7 +124,7 @@ func TestForeignClientKeyRefused(t *testing.T) {
 	os.WriteFile(foreign, pem.EncodeToMemory(block), 0o600)
 	res := run(t, s, targets, foreign, "hostname", 0)
 	for _, h := range res.Hosts {
-		if h.Status != fanout.StatusUnreachable || !strings.Contains(h.Error, "unable to authenticate") {
+		if h.Status != fanout.StatusUnreachable || !strings.Contains(h.Error, "authentication as root refused") {
 			t.Errorf("foreign key: %+v", h)
 		}
 	}

@@ -137,6 +137,11 @@ written. Exit status: 0 when every host ran it and exited 0, else 1 (with
 a summary of failed and unreachable hosts on stderr); --max-exit gives the
 largest remote exit code.
 
+Ctrl-C (or --command-timeout) sends each remote command SIGINT (SIGKILL)
+and closes its session. OpenSSH's sshd does not pass signals to root
+logins: there a command stops when it next reads input or writes output,
+and one that does neither (sleep) runs to its end.
+
 Flags:
 %s
 %s`, name, what, flagUsages, ConfigHelp)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -241,9 +242,16 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 	if err != nil {
 		return fail(StatusUnreachable, connectError(err, ct))
 	}
-	// Closing the connection is what unblocks a handshake or a running
-	// session when the user presses Ctrl-C.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	// Ctrl-C: once a session exists its command is told to stop (the exec
+	// request may be in flight; requests keep their order), then closing
+	// the connection unblocks the handshake or the session.
+	var live atomic.Pointer[ssh.Session]
+	stop := context.AfterFunc(ctx, func() {
+		if s := live.Load(); s != nil {
+			signal(s, ssh.SIGINT)
+		}
+		conn.Close()
+	})
 	defer stop()
 	defer conn.Close()
 	conn.SetDeadline(start.Add(ct))
@@ -260,6 +268,7 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 	if err != nil {
 		return fail(StatusUnreachable, connectError(err, ct))
 	}
+	live.Store(sess)
 	sess.Stdout, sess.Stderr = stdout, stderr
 	if err := sess.Start(r.cmd); err != nil {
 		return fail(StatusUnreachable, connectError(err, ct))
@@ -277,14 +286,11 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 	select {
 	case err = <-done:
 	case <-timeout:
-		// Servers rarely honour signal requests; closing the channel
-		// is what makes sshd hang up the remote process.
-		sess.Signal(ssh.SIGKILL)
+		signal(sess, ssh.SIGKILL)
 		client.Close()
 		<-done
 		return fail(StatusTimeout, fmt.Errorf("command timed out after %s", r.opts.CommandTimeout))
-	case <-ctx.Done():
-		client.Close()
+	case <-ctx.Done(): // the AfterFunc signals and closes
 		<-done
 		return fail(StatusCancelled, ctx.Err())
 	}
@@ -304,6 +310,26 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 		return fail(StatusUnreachable, fmt.Errorf("connection lost: %v", err))
 	}
 	return hr
+}
+
+// signalGrace bounds the wait for a signal request to be written.
+const signalGrace = 200 * time.Millisecond
+
+// signal asks the server to signal the remote command, waiting at most
+// signalGrace for the request to be written. Closing the connection alone
+// is not enough: sshd then closes the command's pipes but lets it run, so
+// one that neither reads nor writes would go on. OpenSSH refuses signals
+// for root logins, hence the limit the help documents.
+func signal(sess *ssh.Session, sig ssh.Signal) {
+	sent := make(chan struct{})
+	go func() {
+		sess.Signal(sig)
+		close(sent)
+	}()
+	select {
+	case <-sent:
+	case <-time.After(signalGrace):
+	}
 }
 
 // authError says what was tried and how to fix it; x/crypto's own

@@ -252,13 +252,25 @@ func TestRunCommandTimeout(t *testing.T) {
 }
 
 func TestRunCancelStopsAllSessions(t *testing.T) {
-	started, ended := make(chan struct{}, 3), make(chan struct{}, 3)
+	started, ended := make(chan struct{}, 3), make(chan glssh.Signal, 3)
 	c := newTestCluster(t, 3, func(i int) glssh.Handler {
 		return func(s glssh.Session) {
+			sigs := make(chan glssh.Signal, 1)
+			s.Signals(sigs)
 			started <- struct{}{}
 			io.WriteString(s, "running\n")
-			<-s.Context().Done()
-			ended <- struct{}{}
+			select {
+			case sig := <-sigs:
+				ended <- sig
+			case <-s.Context().Done():
+				// The signal request may still be on its way.
+				select {
+				case sig := <-sigs:
+					ended <- sig
+				case <-time.After(5 * time.Second):
+					ended <- "none"
+				}
+			}
 		}
 	})
 	opts := c.options()
@@ -291,10 +303,13 @@ func TestRunCancelStopsAllSessions(t *testing.T) {
 	if res.Hosts[2].Error != "cancelled before connecting" {
 		t.Errorf("third host: %+v", res.Hosts[2])
 	}
-	// Both started sessions see their client go away.
+	// Both started sessions are told to stop, as Ctrl-C would.
 	for range 2 {
 		select {
-		case <-ended:
+		case sig := <-ended:
+			if sig != glssh.SIGINT {
+				t.Errorf("remote session got signal %q, want INT", sig)
+			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("remote session still running after cancel")
 		}

@@ -151,9 +151,9 @@ for n in $SIZES; do
 	echo
 	echo "== $n hosts: '$CMD' =="
 	hyperfine --style basic --warmup "$WARMUP" --runs "$RUNS" \
-		--export-markdown "$OUT/fanout-$n.md" \
+		--export-markdown "$OUT/fanout-$n.md" --export-csv "$OUT/fanout-$n.csv" \
 		-n "ssh (1 host)" "$single" \
-		-n "acli hostssh" "$acli" \
+		-n "acli hostssh -f $n" "$acli" \
 		-n "pdsh -f $n" "$pdsh" \
 		-n "clush -f $n" "$clush" \
 		-n "parallel-ssh -p $n" "$pssh"
@@ -165,4 +165,47 @@ for n in $SIZES; do
 	cat "$OUT/fanout-$n.md"
 	echo
 done
+
+# One table: mean wall time per tool and size (rows in hyperfine's order,
+# the same for every size), then the targets: acli fastest at every size,
+# and within 1.5x of one ssh at 16 hosts.
+summary() {
+	local files=() header="| tool |" rule="|:---|"
+	for n in $SIZES; do
+		files+=("$OUT/fanout-$n.csv")
+		header+=" $n hosts |"
+		rule+="---:|"
+	done
+	echo "### '$CMD', mean ± σ of $RUNS runs"
+	echo "$header"
+	echo "$rule"
+	awk -F, -v sizes="$SIZES" '
+		FNR == 1 { f++; next }
+		{
+			row = FNR - 1
+			name[row] = $1
+			sub(/ [0-9]+$/, " N", name[row])
+			cell[row, f] = sprintf("%.3f s ± %.3f", $2, $3)
+			mean[row, f] = $2
+			rows = row > rows ? row : rows
+		}
+		END {
+			split(sizes, sz, " ")
+			for (r = 1; r <= rows; r++) {
+				line = "| " name[r] " |"
+				for (i = 1; i <= f; i++) line = line " " cell[r, i] " |"
+				print line
+			}
+			print ""
+			for (i = 1; i <= f; i++) {
+				best = ""
+				for (r = 3; r <= rows; r++) if (best == "" || mean[r, i] < mean[best, i]) best = r
+				verdict = mean[2, i] < mean[best, i] ? "faster than" : "NOT faster than"
+				printf "%s hosts: acli %.3f s, %s the best other tool (%s, %.3f s); %.2fx one ssh\n",
+					sz[i], mean[2, i], verdict, name[best], mean[best, i], mean[2, i] / mean[1, i]
+			}
+		}' "${files[@]}"
+}
+summary | tee "$OUT/summary.md"
+echo
 echo "tables kept in $OUT"

@@ -28,8 +28,12 @@ func (c *Completer) Complete(before string) ([]commands.Suggestion, int) {
 	if start < 0 {
 		return nil, len(before)
 	}
+	fan, done := commands.CompleteFanout(words, partial)
+	if done {
+		return fan, start
+	}
 	sugs, off := c.Registry.CompleteLine(words, partial, c.Names)
-	return sugs, start + off
+	return append(sugs, fan...), start + off
 }
 
 // Prompt adapts Complete to go-prompt.

@@ -23,7 +23,7 @@ const sshdPath = "/usr/sbin/sshd"
 
 // startOpenSSH runs a real sshd on the given loopback IPs and returns its
 // port, host key and a client key file it accepts.
-func startOpenSSH(t *testing.T, ips []string) (int, ssh.PublicKey, string) {
+func startOpenSSH(t testing.TB, ips []string) (int, ssh.PublicKey, string) {
 	t.Helper()
 	// CI sets ACLI_REQUIRE_SSHD=1 after installing openssh-server: there a
 	// missing prerequisite fails the test instead of skipping it.
@@ -59,6 +59,11 @@ func startOpenSSH(t *testing.T, ips []string) (int, ssh.PublicKey, string) {
 	fmt.Fprintf(&cfg, "HostKey %s\nAuthorizedKeysFile %s\nPidFile none\n", hostKey, filepath.Join(dir, "authorized_keys"))
 	cfg.WriteString("StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n" +
 		"KexAlgorithms curve25519-sha256\nUseDNS no\nLogLevel ERROR\nMaxStartups 100\n")
+	// An empty HOME: Debian's bash reads ~/.bashrc in every sshd session,
+	// and the invoking user's may be slow.
+	sessionHome := filepath.Join(dir, "home")
+	os.Mkdir(sessionHome, 0o700)
+	fmt.Fprintf(&cfg, "SetEnv HOME=%s\n", sessionHome)
 	cfgFile := filepath.Join(dir, "sshd_config")
 	os.WriteFile(cfgFile, []byte(cfg.String()), 0o600)
 
@@ -138,5 +143,36 @@ func TestRunAgainstOpenSSH(t *testing.T) {
 			t.Fatalf("%s: %q", f, data)
 		}
 		waitFor(t, fmt.Sprintf("remote shell %d to end", pid), func() bool { return syscall.Kill(pid, 0) != nil })
+	}
+}
+
+// BenchmarkRunOpenSSH is one fan-out of "true" to a real sshd on 1 and 16
+// loopback addresses (needs root and openssh-server, else it skips):
+// connection set-up, key exchange, authentication and the session.
+func BenchmarkRunOpenSSH(b *testing.B) {
+	var ips []string
+	for i := 1; i <= 16; i++ {
+		ips = append(ips, fmt.Sprintf("127.0.3.%d", i))
+	}
+	port, hostKey, clientKey := startOpenSSH(b, ips)
+	var addrs []string
+	for _, ip := range ips {
+		addrs = append(addrs, net.JoinHostPort(ip, fmt.Sprint(port)))
+	}
+	kh := filepath.Join(b.TempDir(), "known_hosts")
+	os.WriteFile(kh, []byte(knownhosts.Line(addrs, hostKey)+"\n"), 0o600)
+	for _, n := range []int{1, 16} {
+		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
+			opts := Options{IdentityFiles: []string{clientKey}, KnownHostsFiles: []string{kh}, DefaultUser: "root", Port: port}
+			for _, ip := range ips[:n] {
+				opts.Targets = append(opts.Targets, Target{Host: ip})
+			}
+			for b.Loop() {
+				res, err := Run(context.Background(), opts, "true", io.Discard, io.Discard)
+				if err != nil || res.Status != 0 {
+					b.Fatalf("%v %+v", err, res.Hosts)
+				}
+			}
+		})
 	}
 }

@@ -242,6 +242,7 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 	if err != nil {
 		return fail(StatusUnreachable, connectError(err, ct))
 	}
+	conn = quickAck(conn)
 	// Ctrl-C: once a session exists its command is told to stop (the exec
 	// request may be in flight; requests keep their order), then closing
 	// the connection unblocks the handshake or the session.

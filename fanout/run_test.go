@@ -149,7 +149,7 @@ func TestRunMixedExitCodesAndMaxExit(t *testing.T) {
 }
 
 // freeAddr returns a loopback address with nothing listening on it.
-func freeAddr(t *testing.T, ip string) int {
+func freeAddr(t testing.TB, ip string) int {
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)

@@ -37,11 +37,13 @@ demo: build
 		>$(DEMO_DIR)/clusterd.log 2>&1 & echo $$! >$(DEMO_DIR)/clusterd.pid; \
 	trap 'kill $$(cat $(DEMO_DIR)/clusterd.pid) 2>/dev/null; wait $$(cat $(DEMO_DIR)/clusterd.pid) 2>/dev/null' EXIT; \
 	export ACLI_SERVER=$(DEMO_ADDR); \
+	export ACLI_SSH_IDENTITY=$(CURDIR)/$(DEMO_DIR)/data/ssh/id_ed25519; \
 	for i in $$(seq 50); do $(BIN)/acli cluster.get >/dev/null 2>&1 && break; sleep 0.1; done; \
 	echo "clusterd (pid $$(cat $(DEMO_DIR)/clusterd.pid)) on $(DEMO_ADDR), log in $(DEMO_DIR)/clusterd.log"; \
 	$(BIN)/acli < testdata/demo.acli && \
 	$(BIN)/acli host.list && $(BIN)/acli vm.list && \
-	if [ -t 0 ]; then echo; echo "Try: vm.list, host.enter_maintenance_mode_check h1, help. exit or Ctrl-D leaves."; $(BIN)/acli; fi
+	echo '$$ acli hostssh "virsh list"' && $(BIN)/acli hostssh "virsh list" && \
+	if [ -t 0 ]; then echo; echo "Try: vm.list, host.enter_maintenance_mode_check h1, hostssh \"virsh list\", allssh hostname, help. exit or Ctrl-D leaves."; $(BIN)/acli; fi
 
 # Regenerate the committed protobuf code (needs Debian's protobuf-compiler and
 # libprotobuf-dev, which holds the well-known types such as timestamp.proto).

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/client"
@@ -197,4 +198,53 @@ func (f *Factory) addFanoutCommands(root *cobra.Command, g *Globals) {
 	for _, fc := range FanoutCommands {
 		root.AddCommand(f.fanoutCobra(fc, g))
 	}
+}
+
+// CompleteFanout completes the shell line words+partial when it is, or
+// starts, hostssh or allssh: the names as the first word, then their flags
+// until the remote command begins (nothing is offered inside it).
+func CompleteFanout(words []string, partial string) ([]Suggestion, bool) {
+	if len(words) == 0 {
+		var out []Suggestion
+		for _, fc := range FanoutCommands {
+			if partial != "" && strings.HasPrefix(fc.Name, partial) {
+				out = append(out, Suggestion{Text: fc.Name, Description: fc.Summary})
+			}
+		}
+		return out, false
+	}
+	fc, ok := LookupFanout(words[0])
+	if !ok {
+		return nil, false
+	}
+	fs := fanout.Command{Style: fc.Style}.FlagSet(fanout.NewFlags(fc.Style))
+	// Walk the flags given so far; the first other word starts the command.
+	for i := 1; i < len(words); i++ {
+		w := words[i]
+		if w == "--" || !strings.HasPrefix(w, "-") || w == "-" {
+			return nil, true
+		}
+		if strings.Contains(w, "=") {
+			continue
+		}
+		var fl *pflag.Flag
+		if strings.HasPrefix(w, "--") {
+			fl = fs.Lookup(w[2:])
+		} else {
+			fl = fs.ShorthandLookup(w[len(w)-1:])
+		}
+		if fl != nil && fl.NoOptDefVal == "" {
+			i++ // its value
+		}
+	}
+	if !strings.HasPrefix(partial, "-") {
+		return nil, true
+	}
+	var out []Suggestion
+	fs.VisitAll(func(fl *pflag.Flag) {
+		if name := "--" + fl.Name; strings.HasPrefix(name, partial) {
+			out = append(out, Suggestion{Text: name, Description: fl.Usage})
+		}
+	})
+	return out, true
 }

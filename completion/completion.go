@@ -32,11 +32,15 @@ func (c *Completer) Complete(before string) ([]commands.Suggestion, int) {
 	if start < 0 {
 		return nil, len(before)
 	}
+	fan, done := commands.CompleteFanout(words, partial)
+	if done {
+		return fan, start
+	}
 	sugs, off := c.Registry.CompleteLine(words, partial, c.Names)
 	if len(words) == 0 && c.Driver != nil {
 		sugs = c.servedOnly(sugs, c.Driver())
 	}
-	return sugs, start + off
+	return append(sugs, fan...), start + off
 }
 
 // servedOnly drops command and namespace suggestions that the running

@@ -168,3 +168,31 @@ func BenchmarkCompleteKeystroke(b *testing.B) {
 		c.Complete(lines[i%len(lines)])
 	}
 }
+
+func TestCompleteFanout(t *testing.T) {
+	c := &Completer{Registry: commands.Default(), Names: names}
+	for _, tc := range []struct {
+		line, want string
+		start      int
+	}{
+		{"h", "[host. hostssh]", 0},
+		{"hostss", "[hostssh]", 0},
+		{"al", "[allssh]", 0},
+		{"hostssh --ex", "[--exclude]", 8},
+		{"allssh -f 8 --g", "[--gather]", 12},
+		{"hostssh --hosts a --co", "[--command-timeout --connect-timeout]", 18},
+		{"hostssh --gather --ma", "[--max-exit]", 17},
+		{"hostssh -o json --known-hosts f --in", "[--insecure-ignore-host-key]", 32},
+		{"hostssh ", "[]", 8},
+		{"hostssh virsh --", "[]", 14}, // inside the remote command
+		{"hostssh --hosts ", "[]", 16},
+	} {
+		got, start := c.Complete(tc.line)
+		if texts(got) != tc.want || (len(got) > 0 && start != tc.start) {
+			t.Errorf("%q: got %s at %d, want %s at %d", tc.line, texts(got), start, tc.want, tc.start)
+		}
+	}
+	if got, _ := c.Complete("allssh --fan"); len(got) != 1 || got[0].Description != "maximum hosts at once" {
+		t.Errorf("flag description: %+v", got)
+	}
+}

@@ -38,7 +38,7 @@ func (f *Flags) Bind(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.Hosts, "hosts", nil, "targets: a,b,c with ranges 10.0.0.[1-64], node[01-16], host:port (repeatable)")
 	fs.StringArrayVar(&f.HostsFile, "hosts-file", nil, "file with one target per line (# comments; repeatable)")
 	fs.StringArrayVar(&f.Exclude, "exclude", nil, "targets to skip, same syntax as --hosts, globs allowed (repeatable)")
-	fs.StringVarP(&f.User, "user", "l", f.User, "remote user (default: ~/.ssh/config, then "+orDash(f.DefaultUser)+")")
+	fs.StringVarP(&f.User, "user", "l", f.User, "remote user (default: ~/.ssh/config, then "+f.Style.defaultUserHelp()+")")
 	fs.IntVarP(&f.Port, "port", "p", f.Port, "SSH port for targets without :port (default: ~/.ssh/config, then 22)")
 	fs.StringArrayVarP(&f.IdentityFiles, "identity", "i", nil, "private key file, offered before ssh-agent and ~/.ssh keys (repeatable)")
 	fs.StringArrayVar(&f.KnownHostsFiles, "known-hosts", nil, "extra known_hosts file (OpenSSH format; first one records --accept-new keys)")
@@ -122,21 +122,29 @@ func (c Command) FlagSet(f *Flags) *pflag.FlagSet {
 // Help is the text of --help: synopsis, description and flags.
 func (c Command) Help(flagUsages string) string {
 	name := c.Style.name()
-	what := "every hypervisor host (user root unless --user or\n~/.ssh/config says otherwise)"
+	what := "Runs the command on every hypervisor host in parallel over SSH, as root\n" +
+		"unless --user or ~/.ssh/config says otherwise,"
 	if c.Style == StyleAllSSH {
-		what = "every controller VM (the local one last; user from --user,\n~/.ssh/config, else the local user)"
+		what = "Runs the command on every controller VM (the local one last) in parallel\n" +
+			"over SSH, as the user from --user or ~/.ssh/config, else the local user,"
 	}
 	return fmt.Sprintf(`Usage: %s [flags] "<command>"
 
-Runs the command on %s in parallel over SSH,
+%s
 and prints each host's output under a banner, in target order. Flags go
 before the command; the command is sent to each remote shell exactly as
 written. Exit status: 0 when every host ran it and exited 0, else 1 (with
 a summary of failed and unreachable hosts on stderr); --max-exit gives the
 largest remote exit code.
 
+Ctrl-C (or --command-timeout) sends each remote command SIGINT (SIGKILL)
+and closes its session. OpenSSH's sshd does not pass signals to root
+logins: there a command stops when it next reads input or writes output,
+and one that does neither (sleep) runs to its end.
+
 Flags:
-%s`, name, what, flagUsages)
+%s
+%s`, name, what, flagUsages, ConfigHelp)
 }
 
 // Run parses args (flags and the command, without the program name) and
@@ -266,11 +274,13 @@ func (s *seconds) Set(v string) error {
 	return nil
 }
 
-func orDash(s string) string {
-	if s == "" {
+// defaultUserHelp names the default user in help without reading the
+// environment, so generated docs are the same on every machine.
+func (s Style) defaultUserHelp() string {
+	if s == StyleAllSSH {
 		return "the local user"
 	}
-	return s
+	return "root"
 }
 
 // FlagError adds the nearest valid flag to pflag's unknown-flag errors.

@@ -136,7 +136,7 @@ func (s *syncBuffer) String() string {
 }
 
 // waitFor polls cond; the generous limit only guards against a hung test.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -198,7 +199,12 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 	t := r.targets[i]
 	hc := r.cfg.Lookup(t.Host)
 	port := r.port(t)
-	addr := net.JoinHostPort(t.Host, strconv.Itoa(port))
+	// As in ssh(1), known_hosts is consulted for the address connected to.
+	dialHost := t.Host
+	if hc.HostName != "" {
+		dialHost = hc.HostName
+	}
+	addr := net.JoinHostPort(dialHost, strconv.Itoa(port))
 	start := time.Now()
 	hr = HostResult{Host: t.Host, Port: port, ExitCode: -1}
 	defer func() {
@@ -218,10 +224,14 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 		return fail(StatusUnreachable, err)
 	}
 	ct := r.opts.ConnectTimeout
+	user := r.user(hc)
+	offered := 0
 	cfg := &ssh.ClientConfig{
-		User: r.user(hc),
+		User: user,
 		Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
-			return r.keys.signers(hc.IdentityFiles), nil
+			s := r.keys.signers(hc.IdentityFiles)
+			offered = len(s)
+			return s, nil
 		})},
 		HostKeyCallback:   r.hk.callback(trusted),
 		HostKeyAlgorithms: r.hk.algorithms(addr, trusted),
@@ -232,14 +242,25 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 	if err != nil {
 		return fail(StatusUnreachable, connectError(err, ct))
 	}
-	// Closing the connection is what unblocks a handshake or a running
-	// session when the user presses Ctrl-C.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	conn = quickAck(conn)
+	// Ctrl-C: once a session exists its command is told to stop (the exec
+	// request may be in flight; requests keep their order), then closing
+	// the connection unblocks the handshake or the session.
+	var live atomic.Pointer[ssh.Session]
+	stop := context.AfterFunc(ctx, func() {
+		if s := live.Load(); s != nil {
+			signal(s, ssh.SIGINT)
+		}
+		conn.Close()
+	})
 	defer stop()
 	defer conn.Close()
 	conn.SetDeadline(start.Add(ct))
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
 	if err != nil {
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			err = authError(user, offered)
+		}
 		return fail(StatusUnreachable, connectError(err, ct))
 	}
 	client := ssh.NewClient(c, chans, reqs)
@@ -248,6 +269,7 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 	if err != nil {
 		return fail(StatusUnreachable, connectError(err, ct))
 	}
+	live.Store(sess)
 	sess.Stdout, sess.Stderr = stdout, stderr
 	if err := sess.Start(r.cmd); err != nil {
 		return fail(StatusUnreachable, connectError(err, ct))
@@ -265,14 +287,11 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 	select {
 	case err = <-done:
 	case <-timeout:
-		// Servers rarely honour signal requests; closing the channel
-		// is what makes sshd hang up the remote process.
-		sess.Signal(ssh.SIGKILL)
+		signal(sess, ssh.SIGKILL)
 		client.Close()
 		<-done
 		return fail(StatusTimeout, fmt.Errorf("command timed out after %s", r.opts.CommandTimeout))
-	case <-ctx.Done():
-		client.Close()
+	case <-ctx.Done(): // the AfterFunc signals and closes
 		<-done
 		return fail(StatusCancelled, ctx.Err())
 	}
@@ -292,6 +311,40 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 		return fail(StatusUnreachable, fmt.Errorf("connection lost: %v", err))
 	}
 	return hr
+}
+
+// signalGrace bounds the wait for a signal request to be written.
+const signalGrace = 200 * time.Millisecond
+
+// signal asks the server to signal the remote command, waiting at most
+// signalGrace for the request to be written. Closing the connection alone
+// is not enough: sshd then closes the command's pipes but lets it run, so
+// one that neither reads nor writes would go on. OpenSSH refuses signals
+// for root logins, hence the limit the help documents.
+func signal(sess *ssh.Session, sig ssh.Signal) {
+	sent := make(chan struct{})
+	go func() {
+		sess.Signal(sig)
+		close(sent)
+	}()
+	select {
+	case <-sent:
+	case <-time.After(signalGrace):
+	}
+}
+
+// authError says what was tried and how to fix it; x/crypto's own
+// message ("unable to authenticate, attempted methods [none publickey]")
+// names neither the user nor the keys.
+func authError(user string, offered int) error {
+	if offered == 0 {
+		return fmt.Errorf("authentication as %s failed: no key to offer (give -i FILE, or add a key to ssh-agent or ~/.ssh)", user)
+	}
+	what := "did not accept the one key offered"
+	if offered > 1 {
+		what = fmt.Sprintf("accepted none of the %d keys offered", offered)
+	}
+	return fmt.Errorf("authentication as %s refused: the server %s (give the right key with -i FILE, or another --user)", user, what)
 }
 
 // connectError turns deadline errors into a message naming the limit.

@@ -149,7 +149,7 @@ func TestRunMixedExitCodesAndMaxExit(t *testing.T) {
 }
 
 // freeAddr returns a loopback address with nothing listening on it.
-func freeAddr(t *testing.T, ip string) int {
+func freeAddr(t testing.TB, ip string) int {
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
@@ -252,13 +252,25 @@ func TestRunCommandTimeout(t *testing.T) {
 }
 
 func TestRunCancelStopsAllSessions(t *testing.T) {
-	started, ended := make(chan struct{}, 3), make(chan struct{}, 3)
+	started, ended := make(chan struct{}, 3), make(chan glssh.Signal, 3)
 	c := newTestCluster(t, 3, func(i int) glssh.Handler {
 		return func(s glssh.Session) {
+			sigs := make(chan glssh.Signal, 1)
+			s.Signals(sigs)
 			started <- struct{}{}
 			io.WriteString(s, "running\n")
-			<-s.Context().Done()
-			ended <- struct{}{}
+			select {
+			case sig := <-sigs:
+				ended <- sig
+			case <-s.Context().Done():
+				// The signal request may still be on its way.
+				select {
+				case sig := <-sigs:
+					ended <- sig
+				case <-time.After(5 * time.Second):
+					ended <- "none"
+				}
+			}
 		}
 	})
 	opts := c.options()
@@ -291,10 +303,13 @@ func TestRunCancelStopsAllSessions(t *testing.T) {
 	if res.Hosts[2].Error != "cancelled before connecting" {
 		t.Errorf("third host: %+v", res.Hosts[2])
 	}
-	// Both started sessions see their client go away.
+	// Both started sessions are told to stop, as Ctrl-C would.
 	for range 2 {
 		select {
-		case <-ended:
+		case sig := <-ended:
+			if sig != glssh.SIGINT {
+				t.Errorf("remote session got signal %q, want INT", sig)
+			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("remote session still running after cancel")
 		}
@@ -379,8 +394,14 @@ func TestRunAuthRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := res.Hosts[0]; r.Status != StatusUnreachable || !strings.Contains(r.Error, "unable to authenticate") {
+	if r := res.Hosts[0]; r.Status != StatusUnreachable || r.Error != "authentication as root refused: the server did not accept the one key offered (give the right key with -i FILE, or another --user)" {
 		t.Errorf("got %+v", r)
+	}
+	// No key at all: say where keys come from.
+	opts.IdentityFiles = nil
+	res, _ = Run(context.Background(), opts, "x", io.Discard, io.Discard)
+	if r := res.Hosts[0]; r.Status != StatusUnreachable || !strings.Contains(r.Error, "authentication as root failed: no key to offer (give -i FILE") {
+		t.Errorf("no key: %+v", r)
 	}
 	opts.IdentityFiles = []string{filepath.Join(t.TempDir(), "missing")}
 	if _, err := Run(context.Background(), opts, "x", io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "identity file") {
@@ -423,6 +444,35 @@ func TestRunHonoursSSHConfig(t *testing.T) {
 	}
 	if res.Status != 0 || res.Hosts[0].Stdout != "alice\n" || res.Hosts[1].Stdout != "bob\n" {
 		t.Errorf("status %d hosts %+v", res.Status, res.Hosts)
+	}
+}
+
+func TestRunSSHConfigHostNameAlias(t *testing.T) {
+	c := newTestCluster(t, 1, func(int) glssh.Handler { return reply("hi\n", "", 0) })
+	h := c.hosts[0]
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	// Host patterns match the name given; HostName is where to connect,
+	// and known_hosts is checked for that address.
+	free := freeAddr(t, "127.0.0.43")
+	cfg := fmt.Sprintf("Host web-1\n  HostName %s\n  Port %d\n  IdentityFile %s\nHost web-*\n  HostName 127.0.0.43\n  Port %d\n",
+		h.ip, h.port, c.clientKey, free)
+	os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(cfg), 0o600)
+	opts := Options{Home: home, SSHConfigFile: filepath.Join(home, ".ssh", "config"), KnownHostsFiles: []string{c.knownHosts},
+		Targets: []Target{{Host: "web-1"}}}
+	var out bytes.Buffer
+	res, err := Run(context.Background(), opts, "x", &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res.Hosts[0]; r.Status != StatusOK || r.Host != "web-1" || out.String() != StyleHostSSH.Banner("web-1")+"\nhi\n" {
+		t.Errorf("alias run %+v\n%s", r, out.String())
+	}
+	// web-2 only matches the wildcard block: connection refused there.
+	opts.Targets = []Target{{Host: "web-2"}}
+	res, _ = Run(context.Background(), opts, "x", io.Discard, io.Discard)
+	if r := res.Hosts[0]; r.Status != StatusUnreachable || !strings.Contains(r.Error, fmt.Sprintf("127.0.0.43:%d", free)) {
+		t.Errorf("web-2: %+v", r)
 	}
 }
 
@@ -542,4 +592,40 @@ func TestCommandInterruptExitsWithSummaryOnce(t *testing.T) {
 	if n := strings.Count(errOut.String(), "interrupted;"); n != 1 {
 		t.Errorf("summary printed %d times:\n%s", n, errOut.String())
 	}
+}
+
+func TestCommandHostsFileUserAndPort(t *testing.T) {
+	c := newTestCluster(t, 3, func(i int) glssh.Handler {
+		return func(s glssh.Session) { fmt.Fprintf(s, "%d %s\n", i, s.User()) }
+	})
+	// Two hosts with their own port; the third takes --port.
+	file := filepath.Join(t.TempDir(), "hosts")
+	body := fmt.Sprintf("# rack 1\n%s\n%s  # spare\n%s\n", c.hosts[0].target(), c.hosts[1].target(), c.hosts[2].ip)
+	os.WriteFile(file, []byte(body), 0o600)
+	base := []string{"--hosts-file", file, "-p", fmt.Sprint(c.hosts[2].port), "-i", c.clientKey, "--known-hosts", c.knownHosts}
+	cmd := Command{Style: StyleAllSSH, Prepare: func(f *Flags) error {
+		f.Home, f.SSHConfigFile, f.AgentSocket = "", "", ""
+		return nil
+	}}
+	var out, errOut bytes.Buffer
+	code := cmd.Run(context.Background(), append(base, "--user", "alice", "--exclude", "127.0.0.[12-13]", "whoami"), &out, &errOut)
+	want := StyleAllSSH.Banner(c.hosts[0].ip) + "\n0 alice\n"
+	if code != 0 || out.String() != want {
+		t.Errorf("exit %d stderr %q output:\n%s\nwant:\n%s", code, errOut.String(), out.String(), want)
+	}
+	out.Reset()
+	code = cmd.Run(context.Background(), append(base, "--exclude", c.hosts[0].ip, "whoami"), &out, &errOut)
+	want = StyleAllSSH.Banner(c.hosts[1].ip) + "\n1 " + currentUser(t) + "\n" + StyleAllSSH.Banner(c.hosts[2].ip) + "\n2 " + currentUser(t) + "\n"
+	if code != 0 || out.String() != want {
+		t.Errorf("exit %d stderr %q output:\n%s\nwant:\n%s", code, errOut.String(), out.String(), want)
+	}
+	errOut.Reset()
+	if code := cmd.Run(context.Background(), []string{"--hosts-file", filepath.Join(t.TempDir(), "none"), "x"}, io.Discard, &errOut); code != ExitUsage || !strings.Contains(errOut.String(), "hosts file: open ") {
+		t.Errorf("missing hosts file: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+func currentUser(t *testing.T) string {
+	t.Helper()
+	return DefaultOptions(StyleAllSSH).DefaultUser
 }

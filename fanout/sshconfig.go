@@ -12,9 +12,10 @@ import (
 )
 
 // SSHConfig holds the subset of an OpenSSH client config that fan-out
-// honours: Host blocks (with *, ? and ! patterns) setting User, Port and
-// IdentityFile. As in OpenSSH the first value found for a key wins, and
-// IdentityFile accumulates. Match blocks and Include are skipped.
+// honours: Host blocks (with *, ? and ! patterns) setting User, Port,
+// HostName and IdentityFile. As in OpenSSH the first value found for a key
+// wins, and IdentityFile accumulates. Match blocks and Include are skipped.
+// ConfigHelp says the same to users.
 type SSHConfig struct {
 	blocks []configBlock
 }
@@ -23,13 +24,17 @@ type configBlock struct {
 	patterns     []string
 	user         string
 	port         int
+	hostName     string
 	identityFile []string
 }
 
 // HostConfig is what the config says for one host.
 type HostConfig struct {
-	User          string
-	Port          int
+	User string
+	Port int
+	// HostName is the address to connect to (%h expanded), empty for the
+	// target's own name.
+	HostName      string
 	IdentityFiles []string
 }
 
@@ -80,6 +85,10 @@ func ParseSSHConfig(r io.Reader, name, home string) (*SSHConfig, error) {
 			if !skipping && cur.port == 0 {
 				cur.port = p
 			}
+		case "hostname":
+			if !skipping && cur.hostName == "" {
+				cur.hostName = val
+			}
 		case "identityfile":
 			if !skipping {
 				cur.identityFile = append(cur.identityFile, expandHome(val, home))
@@ -108,6 +117,9 @@ func (c *SSHConfig) Lookup(host string) HostConfig {
 		}
 		if hc.Port == 0 {
 			hc.Port = b.port
+		}
+		if hc.HostName == "" && b.hostName != "" {
+			hc.HostName = expandTokens(b.hostName, host)
 		}
 		hc.IdentityFiles = append(hc.IdentityFiles, b.identityFile...)
 	}
@@ -147,3 +159,41 @@ func expandHome(p, home string) string {
 	}
 	return p
 }
+
+// expandTokens expands HostName's %h (the name given) and %%.
+func expandTokens(v, host string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] == '%' && i+1 < len(v) {
+			switch v[i+1] {
+			case 'h':
+				b.WriteString(host)
+				i++
+				continue
+			case '%':
+				b.WriteByte('%')
+				i++
+				continue
+			}
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
+}
+
+// ConfigHelp tells users what of ~/.ssh/config and ~/.ssh is used.
+const ConfigHelp = `Keys and host keys:
+  Keys are offered in this order: -i files, IdentityFile from ~/.ssh/config,
+  ssh-agent (SSH_AUTH_SOCK), then ~/.ssh/id_ed25519, id_ecdsa and id_rsa;
+  passphrase-protected files only through the agent. Host keys are checked
+  against --known-hosts files, ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts
+  (OpenSSH format; "[host]:port" for ports other than 22). An unknown key is
+  refused unless --accept-new records it (in the first --known-hosts file,
+  else ~/.ssh/known_hosts); a changed key is always refused.
+
+~/.ssh/config:
+  Host blocks (patterns with *, ? and !) are honoured for User, Port,
+  HostName (with %h) and IdentityFile; as in ssh(1) the first value wins and
+  IdentityFile adds up. Match, Include, ProxyJump, ProxyCommand,
+  IdentitiesOnly and other options are ignored.
+`

@@ -113,13 +113,16 @@ Host *
   IdentityFile=/keys/all
 Match host foo
   User ignored
+Host db1
+  HostName %h.example.com
+  HostName second.example.com
 `
 	c, err := ParseSSHConfig(strings.NewReader(cfg), "config", "/home/u")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := c.Lookup("db1")
-	want := HostConfig{User: "everyone", Port: 2200, IdentityFiles: []string{"/home/u/.ssh/db_key", "/keys/all"}}
+	want := HostConfig{User: "everyone", Port: 2200, HostName: "db1.example.com", IdentityFiles: []string{"/home/u/.ssh/db_key", "/keys/all"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("db1: %+v, want %+v", got, want)
 	}

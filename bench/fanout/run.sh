@@ -11,8 +11,12 @@
 # config with -F; acli's fan-out reads $HOME/.ssh. No agent, strict host
 # key checking.
 #
-# Needs root (sshd, login as root), openssh-server, pdsh, clustershell,
-# pssh and hyperfine:  apt-get install -y pdsh clustershell pssh hyperfine
+# Needs root (sshd, login as root), OpenSSH, pdsh, clustershell, pssh and
+# hyperfine:  apt-get install -y --no-install-recommends pdsh clustershell \
+#                 pssh hyperfine openssh-server openssh-client
+# Ends with one table (mean wall time per tool and size) and whether acli
+# met its targets: faster than every other tool, and at 16 hosts within
+# 1.5x of one ssh. Not part of make test: the figures need a quiet machine.
 #
 # Environment: SIZES="16 64"  RUNS=10  WARMUP=2  PORT=2222
 #              OUT=dir (keep the markdown tables there)
@@ -30,7 +34,7 @@ die() { echo "bench-fanout: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (sshd must log sessions in as root)"
 for tool in /usr/sbin/sshd ssh ssh-keygen pdsh clush parallel-ssh hyperfine; do
-	command -v "$tool" >/dev/null || die "missing $tool; install with: apt-get install -y openssh-server pdsh clustershell pssh hyperfine"
+	command -v "$tool" >/dev/null || die "missing $tool; install with: apt-get install -y --no-install-recommends pdsh clustershell pssh hyperfine openssh-server openssh-client"
 done
 
 WORK=$(mktemp -d /tmp/bench-fanout.XXXXXX)
@@ -45,7 +49,8 @@ cleanup() {
 		wait "$pid" 2>/dev/null || true
 	done
 	rm -rf "$WORK/home" "$WORK/session-home" "$WORK"/sshd* "$WORK"/hosts.* "$WORK/acli"
-	rmdir "$WORK" 2>/dev/null || true # kept when it holds the results
+	rmdir "$WORK/results" 2>/dev/null || true # an empty one, after a failure
+	rmdir "$WORK" 2>/dev/null || true         # kept when it holds the results
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -151,9 +156,9 @@ for n in $SIZES; do
 	echo
 	echo "== $n hosts: '$CMD' =="
 	hyperfine --style basic --warmup "$WARMUP" --runs "$RUNS" \
-		--export-markdown "$OUT/fanout-$n.md" \
+		--export-markdown "$OUT/fanout-$n.md" --export-csv "$OUT/fanout-$n.csv" \
 		-n "ssh (1 host)" "$single" \
-		-n "acli hostssh" "$acli" \
+		-n "acli hostssh -f $n" "$acli" \
 		-n "pdsh -f $n" "$pdsh" \
 		-n "clush -f $n" "$clush" \
 		-n "parallel-ssh -p $n" "$pssh"
@@ -165,4 +170,47 @@ for n in $SIZES; do
 	cat "$OUT/fanout-$n.md"
 	echo
 done
+
+# One table: mean wall time per tool and size (rows in hyperfine's order,
+# the same for every size), then the targets: acli fastest at every size,
+# and within 1.5x of one ssh at 16 hosts.
+summary() {
+	local files=() header="| tool |" rule="|:---|"
+	for n in $SIZES; do
+		files+=("$OUT/fanout-$n.csv")
+		header+=" $n hosts |"
+		rule+="---:|"
+	done
+	echo "### '$CMD', mean ± σ of $RUNS runs"
+	echo "$header"
+	echo "$rule"
+	awk -F, -v sizes="$SIZES" '
+		FNR == 1 { f++; next }
+		{
+			row = FNR - 1
+			name[row] = $1
+			sub(/ [0-9]+$/, " N", name[row])
+			cell[row, f] = sprintf("%.3f s ± %.3f", $2, $3)
+			mean[row, f] = $2
+			rows = row > rows ? row : rows
+		}
+		END {
+			split(sizes, sz, " ")
+			for (r = 1; r <= rows; r++) {
+				line = "| " name[r] " |"
+				for (i = 1; i <= f; i++) line = line " " cell[r, i] " |"
+				print line
+			}
+			print ""
+			for (i = 1; i <= f; i++) {
+				best = ""
+				for (r = 3; r <= rows; r++) if (best == "" || mean[r, i] < mean[best, i]) best = r
+				verdict = mean[2, i] < mean[best, i] ? "faster than" : "NOT faster than"
+				printf "%s hosts: acli %.3f s, %s the best other tool (%s, %.3f s); %.2fx one ssh\n",
+					sz[i], mean[2, i], verdict, name[best], mean[best, i], mean[2, i] / mean[1, i]
+			}
+		}' "${files[@]}"
+}
+summary | tee "$OUT/summary.md"
+echo
 echo "tables kept in $OUT"

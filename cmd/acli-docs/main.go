@@ -1,5 +1,6 @@
 // Command acli-docs writes the command reference from the registry:
-// docs/reference/<command>.md (markdown) and docs/man/*.1 (man pages).
+// docs/reference/<command>.md (markdown) and docs/man/*.1 (man pages),
+// hostssh and allssh included.
 //
 //	go run ./cmd/acli-docs -out docs
 package main
@@ -37,6 +38,13 @@ func generate(reg *commands.Registry) map[string][]byte {
 			files[filepath.Join("reference", c.Name+".md")] = []byte(md)
 			files[filepath.Join("man", "acli-"+c.Name+".1")] = man("acli-"+c.Name, c.Summary, md)
 		}
+	}
+	index.WriteString("\n## SSH fan-out\n\n")
+	for _, fc := range commands.FanoutCommands {
+		fmt.Fprintf(&index, "- [%s](%s.md): %s\n", fc.Name, fc.Name, fc.Summary)
+		md := "# " + fc.Name + "\n\n```\n" + commands.FanoutHelp(fc) + "```\n"
+		files[filepath.Join("reference", fc.Name+".md")] = []byte(md)
+		files[filepath.Join("man", fc.Name+".1")] = man(fc.Name, fc.Summary, md)
 	}
 	files[filepath.Join("reference", "README.md")] = []byte(index.String())
 	files[filepath.Join("man", "acli.1")] = man("acli", "manage hyperconverged KVM clusters",

@@ -345,3 +345,99 @@ func TestHostSSHCtrlCStopsAllSessions(t *testing.T) {
 		t.Errorf("stderr %q", errb.String())
 	}
 }
+
+// The shell runs hostssh and allssh like any other line, from a script
+// (acli < script) as from the terminal.
+func TestShellScriptRunsFanout(t *testing.T) {
+	c := startSimCluster(t)
+	cmd := exec.Command(filepath.Join(binDir, "acli"))
+	cmd.Env = append(os.Environ(), "ACLI_SERVER="+c.addr, "HOME="+c.home, "ACLI_SSH_IDENTITY="+c.identity())
+	cmd.Stdin = strings.NewReader("# fan-out from a script\nhostssh hostname\nallssh --gather 'echo same'\nhostssh --exclude 127.20.0.2[1-2] \"exit 3\"\nhost.list\n")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+	}
+	want := "============= 127.20.0.21 ============\nh1\n============= 127.20.0.22 ============\nh2\n============= 127.20.0.23 ============\nh3\n" +
+		"================== 127.20.0.[31-33] (3) =================\nsame\n" +
+		"============= 127.20.0.23 ============\n"
+	if out.String() != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out.String(), want)
+	}
+	wantErr := "hostssh: 1 of 1 hosts failed: 127.20.0.23 (exit 3)\nacli: stopped at line 4: hostssh --exclude 127.20.0.2[1-2] \"exit 3\"\n"
+	if errb.String() != wantErr {
+		t.Errorf("stderr %q, want %q", errb.String(), wantErr)
+	}
+}
+
+// TestTmuxShellFanout drives hostssh and allssh in the interactive shell:
+// output per host, Ctrl-C stopping every session but not the shell.
+func TestTmuxShellFanout(t *testing.T) {
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Skip("tmux not installed")
+	}
+	c := startSimCluster(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "tmux.sock")
+	script := filepath.Join(dir, "run.sh")
+	// set -m: acli runs as its own job, as from an interactive shell, so
+	// Ctrl-C reaches acli and not this script.
+	body := fmt.Sprintf("#!/bin/sh\nset -m\nHOME=%s ACLI_SERVER=%s ACLI_SSH_IDENTITY=%s %s\necho \"rc=$?\" > %s/rc\nsleep 30\n",
+		c.home, c.addr, c.identity(), filepath.Join(binDir, "acli"), dir)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tm := func(args ...string) string {
+		out, err := exec.Command(tmux, append([]string{"-S", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v %s", args, err, out)
+		}
+		return string(out)
+	}
+	tm("-f", "/dev/null", "new-session", "-d", "-x", "120", "-y", "40", script)
+	t.Cleanup(func() { _ = exec.Command(tmux, "-S", sock, "kill-server").Run() })
+	screen := func() string { return tm("capture-pane", "-p", "-S", "-100") }
+	waitFor := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			if strings.Contains(screen(), what) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("screen never showed %q:\n%s", what, screen())
+	}
+	typeLine := func(line string) {
+		t.Helper()
+		tm("send-keys", "-l", line)
+		waitFor("<acropolis> " + line)
+		tm("send-keys", "Enter")
+	}
+	waitFor("<acropolis>")
+	typeLine(`hostssh "virsh list --name; hostname"`)
+	waitFor("============= 127.20.0.23 ============\n\nh3\n")
+	typeLine(`hostssh "echo started; sleep 60"`)
+	waitFor("============= 127.20.0.21 ============\nstarted")
+	tm("send-keys", "C-c")
+	waitFor("hostssh: interrupted; 3 of 3 hosts did not finish: 127.20.0.[21-23]")
+	typeLine("allssh hostname")
+	waitFor("================== 127.20.0.33 =================\nNTNX-h3-CVM\n")
+	typeLine("exit")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, _ := os.ReadFile(filepath.Join(dir, "rc")); len(b) > 0 {
+			if string(b) != "rc=0\n" {
+				t.Fatalf("shell exit: %s\n%s", b, screen())
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("shell did not exit:\n%s", screen())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -146,3 +146,35 @@ func TestClusterFailedMachinesDropConnections(t *testing.T) {
 		t.Errorf("after recovery: %s", got)
 	}
 }
+
+// Two clusters on the same addresses (parallel tests, a demo beside a
+// test run): the second finds DefaultPort taken and serves on free ports,
+// and each cluster's records name its own ports.
+func TestClustersShareAddressesOnDifferentPorts(t *testing.T) {
+	c1, _, list1 := startCluster(t)
+	c2, _, list2 := startCluster(t)
+	h1, h2 := list1(), list2()
+	for i := range h1 {
+		a, b := h1[i], h2[i]
+		if a.HypervisorIp != b.HypervisorIp || a.CvmIp != b.CvmIp {
+			t.Fatalf("clusters use different addresses: %s/%s vs %s/%s", a.HypervisorIp, a.CvmIp, b.HypervisorIp, b.CvmIp)
+		}
+		if a.SshPort == 0 || b.SshPort == 0 || a.SshPort == b.SshPort || a.CvmSshPort == b.CvmSshPort {
+			t.Errorf("%s: ports %d/%d and %d/%d", a.Name, a.SshPort, a.CvmSshPort, b.SshPort, b.CvmSshPort)
+		}
+	}
+	for i, run := range []struct {
+		c     *Cluster
+		hosts []*acliv1.Host
+	}{{c1, h1}, {c2, h2}} {
+		for _, cvm := range []bool{false, true} {
+			if res := fanoutRun(t, run.c, run.hosts, cvm, "hostname"); res.Status != 0 {
+				t.Errorf("cluster %d (cvm %v): %+v", i+1, cvm, res.Hosts)
+			}
+		}
+	}
+	// A cluster's key does not open the other's machines.
+	if res := fanoutRun(t, c1, h2, false, "true"); res.Hosts[0].Status != fanout.StatusUnreachable {
+		t.Errorf("cluster 1's key on cluster 2: %+v", res.Hosts[0])
+	}
+}

@@ -81,7 +81,12 @@ type Server struct {
 
 // New loads or creates the keys under dataDir/ssh and the command shims.
 func New(dataDir string, lookup Lookup) (*Server, error) {
-	dir := filepath.Join(dataDir, "ssh")
+	// Absolute, because sessions run in their own working directory and
+	// find the shims through PATH.
+	dir, err := filepath.Abs(filepath.Join(dataDir, "ssh"))
+	if err != nil {
+		return nil, fmt.Errorf("simssh: %w", err)
+	}
 	for _, d := range []string{dir, filepath.Join(dir, "host_keys"), filepath.Join(dir, "home")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("simssh: %w", err)

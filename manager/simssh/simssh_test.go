@@ -124,7 +124,7 @@ func TestForeignClientKeyRefused(t *testing.T) {
 	os.WriteFile(foreign, pem.EncodeToMemory(block), 0o600)
 	res := run(t, s, targets, foreign, "hostname", 0)
 	for _, h := range res.Hosts {
-		if h.Status != fanout.StatusUnreachable || !strings.Contains(h.Error, "unable to authenticate") {
+		if h.Status != fanout.StatusUnreachable || !strings.Contains(h.Error, "authentication as root refused") {
 			t.Errorf("foreign key: %+v", h)
 		}
 	}
@@ -168,5 +168,22 @@ func TestFormatVirshListEmpty(t *testing.T) {
 	want := " Id   Name   State\n-------------------\n\n"
 	if got := FormatVirshList(nil, true); got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// A relative data dir (make demo's .demo/data) must still put the shims
+// first on PATH: sessions run in their own working directory.
+func TestRelativeDataDirFindsShims(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	s, targets := serve(t, "data")
+	if !filepath.IsAbs(s.ClientKeyPath()) {
+		t.Errorf("client key path %q is relative", s.ClientKeyPath())
+	}
+	res := run(t, s, targets[:1], s.ClientKeyPath(), "command -v virsh; command -v hostname; pwd", 0)
+	shims := filepath.Join(dir, "data", "ssh", "bin", "host")
+	want := filepath.Join(shims, "virsh") + "\n" + filepath.Join(shims, "hostname") + "\n" + filepath.Join(dir, "data", "ssh", "home") + "\n"
+	if h := res.Hosts[0]; h.Status != fanout.StatusOK || h.Stdout != want {
+		t.Errorf("got %s %q, want %q (stderr %q)", h.Status, h.Stdout, want, h.Stderr)
 	}
 }

@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,105 +16,6 @@ import (
 )
 
 // End-to-end: the built acli binary against a built clusterd over TCP.
-
-var binDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "acli-e2e-")
-	if err != nil {
-		panic(err)
-	}
-	binDir = dir
-	code := func() int {
-		for pkg, name := range map[string]string{".": "acli", "../clusterd": "clusterd"} {
-			if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", name, err, out)
-				return 1
-			}
-		}
-		return m.Run()
-	}()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-var readyLine = regexp.MustCompile(`clusterd: serving on (\S+) `)
-
-// startClusterd runs a sim cluster on a free loopback port (extra: more
-// clusterd flags); stopped by PID when the test ends.
-func startClusterd(t testing.TB, extra ...string) string {
-	t.Helper()
-	return startClusterdWith(t, append([]string{"--sim", "3", "--sim-speed", "1000"}, extra...)...)
-}
-
-// startClusterdWith runs clusterd with args on a free loopback port and a
-// fresh data dir; stopped by PID when the test ends.
-func startClusterdWith(t testing.TB, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "clusterd"), append([]string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, args...)...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := readyLine.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		_ = cmd.Wait()
-		close(done)
-	}()
-	select {
-	case a := <-addr:
-		return a
-	case <-done:
-		t.Fatalf("clusterd exited: %s", stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("clusterd not ready: %s", stderr.String())
-	}
-	return ""
-}
-
-type result struct {
-	code     int
-	out, err string
-}
-
-// acli runs the binary with HOME in a temp dir and stdin from in.
-func acli(t testing.TB, addr, in string, args ...string) result {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "acli"), args...)
-	cmd.Env = append(os.Environ(), "ACLI_SERVER="+addr, "HOME="+t.TempDir())
-	cmd.Stdin = strings.NewReader(in)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{code, out.String(), errb.String()}
-}
 
 func TestDemoScript(t *testing.T) {
 	addr := startClusterd(t)
@@ -233,13 +130,8 @@ func TestCompletionScripts(t *testing.T) {
 // prompt, completion of a partial action with Tab, history, Ctrl-C at the
 // prompt, exit and Ctrl-D, and the terminal settings unchanged afterwards.
 func TestTmuxShell(t *testing.T) {
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		t.Skip("tmux not installed")
-	}
 	addr := startClusterd(t)
 	dir := t.TempDir()
-	sock := filepath.Join(dir, "tmux.sock")
 	script := filepath.Join(dir, "run.sh")
 	body := fmt.Sprintf("#!/bin/sh\nstty -g > %[1]s/before\nHOME=%[1]s ACLI_SERVER=%[2]s %[3]s\necho \"rc=$?\" > %[1]s/rc\n"+
 		"HOME=%[1]s ACLI_SERVER=%[2]s %[3]s\necho \"rc=$?\" >> %[1]s/rc\nstty -g > %[1]s/after\nsleep 30\n",
@@ -247,83 +139,39 @@ func TestTmuxShell(t *testing.T) {
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tm := func(args ...string) string {
-		out, err := exec.Command(tmux, append([]string{"-S", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v %s", args, err, out)
-		}
-		return string(out)
-	}
-	tm("-f", "/dev/null", "new-session", "-d", "-x", "120", "-y", "30", script)
-	t.Cleanup(func() { _ = exec.Command(tmux, "-S", sock, "kill-server").Run() })
-	screen := func() string { return tm("capture-pane", "-p") }
-	waitFor := func(what string) string {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if s := screen(); strings.Contains(s, what) {
-				return s
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("screen never showed %q:\n%s", what, screen())
-		return ""
-	}
-	waitFor("<acropolis>")
-	tm("send-keys", "-l", "vm.m")
-	waitFor("Migrate VMs to a host") // the only vm.m* action, with its summary
-	tm("send-keys", "Tab")
-	waitFor("<acropolis> vm.migrate")
-	tm("send-keys", "C-c") // clears the line, keeps the shell
+	tm := newTmux(t, 120, 30, script)
+	tm.waitFor("<acropolis>")
+	tm.typeText("vm.m")
+	tm.waitFor("Migrate VMs to a host") // the only vm.m* action, with its summary
+	tm.keys("Tab")
+	tm.waitFor("<acropolis> vm.migrate")
+	tm.keys("C-c") // clears the line, keeps the shell
 	time.Sleep(100 * time.Millisecond)
-	tm("send-keys", "-l", "vm.cr")
-	waitFor("Create VMs (powered off)") // the suggestion with its summary
-	tm("send-keys", "Tab")
-	waitFor("<acropolis> vm.create")
-	tm("send-keys", "-l", " tmux1 memory=1G")
-	waitFor("vm.create tmux1 memory=1G") // keys typed apart, not pasted with the Enter
-	tm("send-keys", "Enter")
-	waitFor("VmCreate: complete")
-	tm("send-keys", "-l", "vm.list")
-	waitFor("<acropolis> vm.list")
-	tm("send-keys", "C-c") // clears the line, keeps the shell
+	tm.typeText("vm.cr")
+	tm.waitFor("Create VMs (powered off)")
+	tm.keys("Tab")
+	tm.waitFor("<acropolis> vm.create")
+	tm.typeText(" tmux1 memory=1G")
+	tm.waitFor("vm.create tmux1 memory=1G") // keys typed apart, not pasted with the Enter
+	tm.keys("Enter")
+	tm.waitFor("VmCreate: complete")
+	tm.typeText("vm.list")
+	tm.waitFor("<acropolis> vm.list")
+	tm.keys("C-c")
 	time.Sleep(100 * time.Millisecond)
-	tm("send-keys", "-l", "vm.get tmux1")
-	waitFor("<acropolis> vm.get tmux1")
-	tm("send-keys", "Enter")
-	waitFor("Cores per vCPU:")
-	tm("send-keys", "-l", "exit")
-	waitFor("<acropolis> exit")
-	tm("send-keys", "Enter")
+	tm.typeText("vm.get tmux1")
+	tm.waitFor("<acropolis> vm.get tmux1")
+	tm.keys("Enter")
+	tm.waitFor("Cores per vCPU:")
+	tm.typeText("exit")
+	tm.waitFor("<acropolis> exit")
+	tm.keys("Enter")
 	// The script starts a second shell; Ctrl-D on an empty line leaves it.
-	waitFile := func(name string) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil && len(b) > 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s:\n%s", name, screen())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	waitFile("rc")
+	waitFile(t, filepath.Join(dir, "rc"), 10*time.Second, tm.screen)
 	time.Sleep(300 * time.Millisecond) // the second shell draws its prompt
-	tm("send-keys", "C-d")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "after")); err == nil && len(b) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("shell did not exit:\n%s", screen())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	tm.keys("C-d")
+	after := waitFile(t, filepath.Join(dir, "after"), 10*time.Second, tm.screen)
 	before, _ := os.ReadFile(filepath.Join(dir, "before"))
-	after, _ := os.ReadFile(filepath.Join(dir, "after"))
 	rc, _ := os.ReadFile(filepath.Join(dir, "rc"))
 	if len(before) == 0 || string(before) != string(after) {
 		t.Fatalf("stty -g changed:\nbefore %s\nafter  %s", before, after)

@@ -1,15 +1,10 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -18,71 +13,14 @@ import (
 // steps around them that must fail, through the built acli against a
 // built clusterd (3 simulated hosts, RF2).
 
-// daemon is one clusterd process on a data directory of the test's.
-type daemon struct {
-	addr   string
-	cmd    *exec.Cmd
-	done   chan struct{}
-	stderr *bytes.Buffer
-}
-
-// runClusterd starts clusterd --sim 3 on dir at the given sim speed; it is
-// stopped by its PID when the test ends (unless killed before).
+// runClusterd starts clusterd --sim 3 on dir at the given sim speed.
 func runClusterd(t *testing.T, dir, speed string) *daemon {
 	t.Helper()
-	d := &daemon{done: make(chan struct{}), stderr: &bytes.Buffer{}}
-	d.cmd = exec.Command(filepath.Join(binDir, "clusterd"), "--listen", "127.0.0.1:0", "--data-dir", dir, "--sim", "3", "--sim-speed", speed, "--sim-ssh-port", "0")
-	stdout, err := d.cmd.StdoutPipe()
+	d, err := launchClusterd(t, dir, "--sim", "3", "--sim-speed", speed, "--sim-ssh-port", "0")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("clusterd exited: %v", err)
 	}
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-			return
-		default:
-		}
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(10 * time.Second):
-			_ = d.cmd.Process.Kill()
-			<-d.done
-		}
-	})
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := readyLine.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		_ = d.cmd.Wait()
-		close(d.done)
-	}()
-	select {
-	case d.addr = <-addr:
-		return d
-	case <-d.done:
-		t.Fatalf("clusterd exited: %s", d.stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("clusterd not ready: %s", d.stderr.String())
-	}
-	return nil
-}
-
-// kill ends clusterd with SIGKILL, as a crash or a power cut would.
-func (d *daemon) kill(t *testing.T) {
-	t.Helper()
-	if err := d.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-d.done
+	return d
 }
 
 // script runs testdata/scenarios/name through acli's stdin; it must succeed.
@@ -116,21 +54,6 @@ func want(t *testing.T, addr string, code int, args string, contains ...string) 
 		t.Fatalf("acli %s: exit %d (want %d), want %q\nstdout:\n%s\nstderr:\n%s", args, r.code, code, contains, r.out, r.err)
 	}
 	return r
-}
-
-// data decodes the "data" of acli -o json into v.
-func data(t *testing.T, addr string, v any, args ...string) {
-	t.Helper()
-	r := acli(t, addr, "", append([]string{"-o", "json"}, args...)...)
-	var env struct {
-		Data json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal([]byte(r.out), &env); err != nil || r.code != 0 {
-		t.Fatalf("acli -o json %v: exit %d %v\n%s%s", args, r.code, err, r.out, r.err)
-	}
-	if err := json.Unmarshal(env.Data, v); err != nil {
-		t.Fatal(err)
-	}
 }
 
 type vmJSON struct {
@@ -341,40 +264,9 @@ func TestHostFailureE2E(t *testing.T) {
 
 // Against a clusterd without the sim driver, sim.* says so in one line.
 func TestSimNeedsSimDriverE2E(t *testing.T) {
-	cmd := exec.Command(filepath.Join(binDir, "clusterd"), "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--driver", "libvirt")
-	d := &daemon{cmd: cmd, done: make(chan struct{}), stderr: &bytes.Buffer{}}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = d.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		<-d.done
-	})
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := readyLine.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		_ = cmd.Wait()
-		close(d.done)
-	}()
-	select {
-	case d.addr = <-addr:
-	case <-d.done:
-		t.Skipf("clusterd --driver libvirt does not start here: %s", d.stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("clusterd not ready: %s", d.stderr.String())
-	}
+	addr := startClusterdWith(t, "--driver", "libvirt") // no hosts needed
 	for _, c := range []string{"sim.fail_host", "sim.recover_host", "sim.fail_cvm", "sim.recover_cvm"} {
-		r := acli(t, d.addr, "", c, "h1")
+		r := acli(t, addr, "", c, "h1")
 		if r.code != 5 || r.err != "Error: "+c+": fault injection needs the sim driver; this clusterd runs the libvirt driver\n" {
 			t.Fatalf("%s: exit %d %q", c, r.code, r.err)
 		}

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,44 +33,11 @@ type simCluster struct {
 func startSimCluster(t *testing.T) *simCluster {
 	t.Helper()
 	c := &simCluster{dataDir: t.TempDir(), home: t.TempDir()}
-	cmd := exec.Command(filepath.Join(binDir, "clusterd"), "--listen", "127.0.0.1:0", "--data-dir", c.dataDir, "--sim", "3", "--sim-speed", "1000")
-	stdout, err := cmd.StdoutPipe()
+	d, err := launchClusterd(t, c.dataDir, "--sim", "3", "--sim-speed", "1000")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("clusterd exited: %v", err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := readyLine.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		_ = cmd.Wait()
-		close(done)
-	}()
-	select {
-	case c.addr = <-addr:
-	case <-done:
-		t.Fatalf("clusterd exited: %s", stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("clusterd not ready: %s", stderr.String())
-	}
+	c.addr = d.addr
 	return c
 }
 
@@ -375,13 +341,8 @@ func TestShellScriptRunsFanout(t *testing.T) {
 // TestTmuxShellFanout drives hostssh and allssh in the interactive shell:
 // output per host, Ctrl-C stopping every session but not the shell.
 func TestTmuxShellFanout(t *testing.T) {
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		t.Skip("tmux not installed")
-	}
 	c := startSimCluster(t)
 	dir := t.TempDir()
-	sock := filepath.Join(dir, "tmux.sock")
 	script := filepath.Join(dir, "run.sh")
 	// set -m: acli runs as its own job, as from an interactive shell, so
 	// Ctrl-C reaches acli and not this script.
@@ -390,54 +351,25 @@ func TestTmuxShellFanout(t *testing.T) {
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tm := func(args ...string) string {
-		out, err := exec.Command(tmux, append([]string{"-S", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v %s", args, err, out)
-		}
-		return string(out)
-	}
-	tm("-f", "/dev/null", "new-session", "-d", "-x", "120", "-y", "40", script)
-	t.Cleanup(func() { _ = exec.Command(tmux, "-S", sock, "kill-server").Run() })
-	screen := func() string { return tm("capture-pane", "-p", "-S", "-100") }
-	waitFor := func(what string) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
-			if strings.Contains(screen(), what) {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("screen never showed %q:\n%s", what, screen())
-	}
+	term := newTmux(t, 120, 40, script)
+	screen, waitFor := term.screen, func(what string) { t.Helper(); term.waitFor(what) }
 	typeLine := func(line string) {
 		t.Helper()
-		tm("send-keys", "-l", line)
+		term.typeText(line)
 		waitFor("<acropolis> " + line)
-		tm("send-keys", "Enter")
+		term.keys("Enter")
 	}
 	waitFor("<acropolis>")
 	typeLine(`hostssh "virsh list --name; hostname"`)
 	waitFor("============= 127.20.0.23 ============\n\nh3\n")
 	typeLine(`hostssh "echo started; sleep 60"`)
 	waitFor("============= 127.20.0.21 ============\nstarted")
-	tm("send-keys", "C-c")
+	term.keys("C-c")
 	waitFor("hostssh: interrupted; 3 of 3 hosts did not finish: 127.20.0.[21-23]")
 	typeLine("allssh hostname")
 	waitFor("================== 127.20.0.33 =================\nNTNX-h3-CVM\n")
 	typeLine("exit")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if b, _ := os.ReadFile(filepath.Join(dir, "rc")); len(b) > 0 {
-			if string(b) != "rc=0\n" {
-				t.Fatalf("shell exit: %s\n%s", b, screen())
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("shell did not exit:\n%s", screen())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if rc := waitFile(t, filepath.Join(dir, "rc"), 10*time.Second, screen); string(rc) != "rc=0\n" {
+		t.Fatalf("shell exit: %s\n%s", rc, screen())
 	}
 }

@@ -29,26 +29,10 @@ type iscsiSession struct {
 	PreferredCvmIP string `json:"preferred_cvm_ip"`
 }
 
-// okJSON runs acli -o json and decodes the envelope's data into v.
-func okJSON(t *testing.T, addr string, v any, args ...string) {
-	t.Helper()
-	r := acli(t, addr, "", append([]string{"-o", "json"}, args...)...)
-	var env struct {
-		Data   json.RawMessage `json:"data"`
-		Status int             `json:"status"`
-	}
-	if r.code != 0 || json.Unmarshal([]byte(r.out), &env) != nil || env.Status != 0 {
-		t.Fatalf("acli %v: exit %d\n%s%s", args, r.code, r.out, r.err)
-	}
-	if err := json.Unmarshal(env.Data, v); err != nil {
-		t.Fatalf("acli %v: %v\n%s", args, err, env.Data)
-	}
-}
-
 func listSessions(t *testing.T, addr, vg string) []iscsiSession {
 	t.Helper()
 	var ss []iscsiSession
-	okJSON(t, addr, &ss, "vg.list_sessions", vg)
+	data(t, addr, &ss, "vg.list_sessions", vg)
 	return ss
 }
 
@@ -80,7 +64,7 @@ func lastSeq(t *testing.T, addr string) uint64 {
 	var evs []struct {
 		Seq string `json:"seq"`
 	}
-	okJSON(t, addr, &evs, "event.list", "limit=1")
+	data(t, addr, &evs, "event.list", "limit=1")
 	if len(evs) == 0 {
 		return 0
 	}
@@ -279,7 +263,7 @@ func checkDeadline(t *testing.T, addr, moveLine string) {
 		Type    string    `json:"type"`
 		Message string    `json:"message"`
 	}
-	okJSON(t, addr, &evs, "event.list", "limit=1000")
+	data(t, addr, &evs, "event.list", "limit=1000")
 	var down, move time.Time
 	for _, e := range evs {
 		switch {
@@ -346,43 +330,19 @@ func TestEventWatchInterruptInScript(t *testing.T) {
 // In the interactive shell, Ctrl-C ends event.watch and returns to the
 // prompt, which runs the next command.
 func TestTmuxShellEventWatch(t *testing.T) {
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		t.Skip("tmux not installed")
-	}
 	addr := startClusterd(t)
 	dir := t.TempDir()
-	sock := filepath.Join(dir, "tmux.sock")
 	script := filepath.Join(dir, "run.sh")
 	body := fmt.Sprintf("#!/bin/sh\nHOME=%[1]s ACLI_SERVER=%[2]s %[3]s\necho \"rc=$?\" > %[1]s/rc\nsleep 30\n", dir, addr, filepath.Join(binDir, "acli"))
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tm := func(args ...string) string {
-		out, err := exec.Command(tmux, append([]string{"-S", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v %s", args, err, out)
-		}
-		return string(out)
-	}
-	tm("-f", "/dev/null", "new-session", "-d", "-x", "160", "-y", "30", script)
-	t.Cleanup(func() { _ = exec.Command(tmux, "-S", sock, "kill-server").Run() })
-	screen := func() string { return tm("capture-pane", "-p") }
-	waitFor := func(what string) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if strings.Contains(screen(), what) {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("screen never showed %q:\n%s", what, screen())
-	}
+	term := newTmux(t, 160, 30, script)
+	screen, waitFor := term.screen, func(what string) { t.Helper(); term.waitFor(what) }
 	waitFor("<acropolis>")
-	tm("send-keys", "-l", "event.watch type=vg")
+	term.typeText("event.watch type=vg")
 	waitFor("<acropolis> event.watch type=vg")
-	tm("send-keys", "Enter")
+	term.keys("Enter")
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; !strings.Contains(screen(), "volume group tmuxvg"); i++ {
 		if r := acli(t, addr, "", "vg.create", fmt.Sprintf("tmuxvg%d", i)); r.code != 0 {
@@ -393,11 +353,11 @@ func TestTmuxShellEventWatch(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	tm("send-keys", "C-c")
+	term.keys("C-c")
 	time.Sleep(200 * time.Millisecond)
-	tm("send-keys", "-l", "vg.list")
+	term.typeText("vg.list")
 	waitFor("<acropolis> vg.list")
-	tm("send-keys", "Enter")
+	term.keys("Enter")
 	waitFor("Volume group name")
 	if s := screen(); strings.Contains(s, "Error") || strings.Contains(s, "rc=") {
 		t.Fatalf("after Ctrl-C:\n%s", s)

@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/acli-dev/acli/manager/driver/libvirt"
 	"github.com/acli-dev/acli/manager/driver/libvirt/libvirtharness"
 	"github.com/acli-dev/acli/manager/managertest"
-	"github.com/acli-dev/acli/render"
 )
 
 func TestParseHostAddRemove(t *testing.T) {
@@ -65,13 +63,7 @@ func TestParseHostAddRemove(t *testing.T) {
 func TestHostAddRemoveOnSim(t *testing.T) {
 	conn, _ := managertest.Start(t, managertest.Options{Hosts: 3})
 	c := client.New(conn)
-	run := func(args ...string) (int, string, string) {
-		t.Helper()
-		io, out, errb := render.Test("", false)
-		f := &Factory{IO: io, Registry: Default(), Getenv: func(string) string { return "" },
-			Connect: func(context.Context, client.Options) (*client.Client, error) { return c, nil }}
-		return f.Execute(context.Background(), args), out.String(), errb.String()
-	}
+	run := (&harness{t: t, c: c}).run // in-process, against the real manager
 	code, _, errOut := run("host.add", "h4", "hypervisor_ip=127.20.0.24", "libvirt_uri=qemu+tcp://127.20.0.24/system")
 	want := "Error: host.add needs clusterd --driver libvirt; the sim driver's hosts come from its configuration (clusterd --sim N or --sim-config FILE)\n"
 	if code != 5 || !strings.HasPrefix(errOut, want) {
@@ -95,13 +87,7 @@ func TestHostAddRemoveOnLibvirt(t *testing.T) {
 	drv := libvirt.NewDriver(libvirt.Config{HeartbeatInterval: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	conn, _ := managertest.Start(t, managertest.Options{Driver: drv})
 	c := client.New(conn)
-	run := func(args ...string) (int, string, string) {
-		t.Helper()
-		rio, out, errb := render.Test("", false)
-		f := &Factory{IO: rio, Registry: Default(), Getenv: func(string) string { return "" },
-			Connect: func(context.Context, client.Options) (*client.Client, error) { return c, nil }}
-		return f.Execute(context.Background(), args), out.String(), errb.String()
-	}
+	run := (&harness{t: t, c: c}).run // in-process, against the real manager
 	a, b := hosts.Hosts[0], hosts.Hosts[1]
 	for _, h := range hosts.Hosts {
 		code, out, errOut := run("host.add", h.Name, "hypervisor_ip="+h.Addr, "libvirt_uri="+h.TCPURI())

@@ -12,7 +12,6 @@ import (
 	"github.com/acli-dev/acli/manager"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/managertest"
-	"github.com/acli-dev/acli/render"
 )
 
 func TestParseMaintenanceKeys(t *testing.T) {
@@ -109,10 +108,7 @@ func newMH(t *testing.T, opts managertest.Options) *mh {
 
 func (m *mh) run(args ...string) (int, string, string) {
 	m.t.Helper()
-	io, out, errb := render.Test("", m.tty)
-	f := &Factory{IO: io, Registry: Default(), Getenv: func(string) string { return "" },
-		Connect: func(context.Context, client.Options) (*client.Client, error) { return m.c, nil }}
-	return f.Execute(context.Background(), args), out.String(), errb.String()
+	return (&harness{t: m.t, c: m.c, tty: m.tty}).run(args...)
 }
 
 // must runs a line that has to succeed and returns its stdout.

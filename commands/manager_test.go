@@ -1,14 +1,12 @@
 package commands
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/acli-dev/acli/client"
 	"github.com/acli-dev/acli/manager/managertest"
-	"github.com/acli-dev/acli/render"
 )
 
 // Against the real manager in-process: the commands of this issue, in the
@@ -16,13 +14,7 @@ import (
 func TestAgainstManager(t *testing.T) {
 	conn, _ := managertest.Start(t, managertest.Options{Hosts: 3})
 	c := client.New(conn)
-	run := func(args ...string) (int, string, string) {
-		t.Helper()
-		io, out, errb := render.Test("", false)
-		f := &Factory{IO: io, Registry: Default(), Getenv: func(string) string { return "" },
-			Connect: func(context.Context, client.Options) (*client.Client, error) { return c, nil }}
-		return f.Execute(context.Background(), args), out.String(), errb.String()
-	}
+	run := (&harness{t: t, c: c}).run // in-process, against the real manager
 	steps := []struct {
 		line string
 		code int

@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/acli-dev/acli/client"
-	"github.com/acli-dev/acli/client/clienttest"
-	"github.com/acli-dev/acli/render"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/acli-dev/acli/client"
+	"github.com/acli-dev/acli/client/clienttest"
+	"github.com/acli-dev/acli/render"
 )
 
 // Every table and key/value block, for a terminal and for a pipe.

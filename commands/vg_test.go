@@ -12,7 +12,6 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/client"
 	"github.com/acli-dev/acli/manager/managertest"
-	"github.com/acli-dev/acli/render"
 )
 
 const client1 = "iqn.1994-05.com.redhat:client1"
@@ -262,13 +261,7 @@ func (s *syncBuffer) String() string {
 func TestVGAgainstManager(t *testing.T) {
 	h := managertest.New(t, managertest.Options{Hosts: 3})
 	c := client.New(h.Conn)
-	run := func(args ...string) (int, string, string) {
-		t.Helper()
-		io, out, errb := render.Test("", false)
-		f := &Factory{IO: io, Registry: Default(), Getenv: func(string) string { return "" },
-			Connect: func(context.Context, client.Options) (*client.Client, error) { return c, nil }}
-		return f.Execute(context.Background(), args), out.String(), errb.String()
-	}
+	run := (&harness{t: t, c: c}).run // in-process, against the real manager
 	steps := []struct {
 		line string
 		code int

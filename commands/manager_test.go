@@ -9,7 +9,7 @@ import (
 	"github.com/acli-dev/acli/manager/managertest"
 )
 
-// Against the real manager in-process: the commands of this issue, in the
+// Against the real manager in-process: the basic commands, in the
 // order an operator runs them, with their exit codes.
 func TestAgainstManager(t *testing.T) {
 	conn, _ := managertest.Start(t, managertest.Options{Hosts: 3})

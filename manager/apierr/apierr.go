@@ -127,11 +127,6 @@ func AlreadyExists(kind, name, what string) error {
 	return withDetails(status.New(codes.AlreadyExists, fmt.Sprintf("%s %s already exists: %s", kind, name, what)), ri)
 }
 
-// Unimplemented reports an RPC that a later release provides.
-func Unimplemented(rpc string) error {
-	return status.Errorf(codes.Unimplemented, "%s is not yet implemented by this clusterd", rpc)
-}
-
 // Internal wraps a failure of clusterd itself (e.g. the data file).
 func Internal(what string, err error) error {
 	return status.Errorf(codes.Internal, "%s: %v", what, err)

@@ -112,7 +112,7 @@ func TestAssignWithNoCVMUp(t *testing.T) {
 	}
 }
 
-// The scenario: 3 disks on 3 CVMs, fail the first, recover it.
+// The operator's scenario: 3 disks on 3 CVMs, fail the first, recover it.
 func TestFailoverAndFailbackScenario(t *testing.T) {
 	c := cvms(3)
 	atts := disks(ext, "vg-1", 3, nil)

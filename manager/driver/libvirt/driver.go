@@ -210,7 +210,7 @@ func (d *Driver) reconcile(ctx context.Context, mem *member) {
 	}
 	ev := driver.HostEvent{Kind: driver.VmStates, HostUUID: mem.uuid, Time: time.Now(), Complete: true}
 	for _, dom := range doms {
-		ev.Vms = append(ev.Vms, d.observation(mem, dom.UUID, dom.State))
+		ev.Vms = append(ev.Vms, d.observation(ctx, mem, dom.UUID, dom.State))
 	}
 	d.send(ctx, ev, false)
 }
@@ -229,15 +229,18 @@ func (d *Driver) observeOne(ctx context.Context, mem *member, id string) {
 		return
 	}
 	d.send(ctx, driver.HostEvent{Kind: driver.VmStates, HostUUID: mem.uuid, Time: time.Now(),
-		Vms: []driver.VmObservation{d.observation(mem, id, st)}}, false)
+		Vms: []driver.VmObservation{d.observation(ctx, mem, id, st)}}, false)
 }
 
-func (d *Driver) observation(mem *member, id string, st State) driver.VmObservation {
+func (d *Driver) observation(ctx context.Context, mem *member, id string, st State) driver.VmObservation {
 	o := driver.VmObservation{VmUUID: id, PowerState: powerState(st)}
 	if o.PowerState == acliv1.PowerState_kOff {
 		return o
 	}
 	for _, other := range d.others(mem.uuid) {
+		if ctx.Err() != nil {
+			break // the host is leaving; what it reports no longer matters
+		}
 		c, err := other.h.Conn()
 		if err != nil {
 			continue

@@ -203,12 +203,13 @@ func (d *Driver) reconcile(ctx context.Context, mem *member) {
 	if err != nil {
 		return
 	}
+	at := time.Now() // before reading: the manager drops reports older than its last change
 	doms, err := c.List()
 	if err != nil {
 		d.log.Warn("listing domains", "host", mem.name, "err", err)
 		return
 	}
-	ev := driver.HostEvent{Kind: driver.VmStates, HostUUID: mem.uuid, Time: time.Now(), Complete: true}
+	ev := driver.HostEvent{Kind: driver.VmStates, HostUUID: mem.uuid, Time: at, Complete: true}
 	for _, dom := range doms {
 		ev.Vms = append(ev.Vms, d.observation(ctx, mem, dom.UUID, dom.State))
 	}
@@ -222,13 +223,14 @@ func (d *Driver) observeOne(ctx context.Context, mem *member, id string) {
 	if err != nil {
 		return
 	}
+	at := time.Now()
 	st := StateOff
 	if dom, err := c.Lookup(id); err == nil {
 		st = dom.State
 	} else if !errors.Is(err, ErrNotFound) {
 		return
 	}
-	d.send(ctx, driver.HostEvent{Kind: driver.VmStates, HostUUID: mem.uuid, Time: time.Now(),
+	d.send(ctx, driver.HostEvent{Kind: driver.VmStates, HostUUID: mem.uuid, Time: at,
 		Vms: []driver.VmObservation{d.observation(ctx, mem, id, st)}}, false)
 }
 

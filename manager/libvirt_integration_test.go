@@ -566,10 +566,36 @@ func TestLibvirtHostFailureHA(t *testing.T) {
 		}
 		return true
 	})
+	// Each copy is powered off by a task on its VM, so nothing moves the VM
+	// meanwhile; wait for both to end.
+	eventually(t, 10*time.Second, "the fencing tasks did not end", func() bool {
+		for _, v := range []*acliv1.Vm{a, b} {
+			got, err := c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: v.Uuid})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.BusyTaskUuid != "" {
+				return false
+			}
+		}
+		return true
+	})
 	t.Logf("%s back: in service and stale copies powered off %v after its daemon answered", h3.Name, time.Since(back).Round(time.Millisecond))
 	for _, v := range []*acliv1.Vm{a, b} {
 		_, host := lc.vmState(t, v.Name)
 		lc.runsOn(t, v.Name, host)
+		tasks, err := c.task.ListTasks(bg, &acliv1.ListTasksRequest{IncludeCompleted: true, Entity: v.Uuid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fenced := false
+		for _, task := range tasks.Tasks {
+			fenced = fenced || (task.Operation == acliv1.TaskOperation_kVmPowerOff && task.Status == acliv1.TaskStatus_kSucceeded &&
+				strings.Contains(messages(task), "stale copy on host "+h3.Name))
+		}
+		if !fenced {
+			t.Errorf("no succeeded task powered off the stale copy of %s on %s: %v", v.Name, h3.Name, tasks.Tasks)
+		}
 	}
 	// Usable: a VM migrates onto it, and a new one starts there.
 	final, _, _ := migrateWatched(t, c, &acliv1.MigrateVmRequest{Vm: "ha-a", Host: h3.Name})

@@ -393,9 +393,7 @@ func (e *evacuation) take(ctx context.Context, t *taskRec, id string) (*acliv1.V
 	defer m.mu.Unlock()
 	if !placed(r.pb) || r.pb.HostUuid != e.host {
 		e.holds.releaseLocked(id)
-		if m.busy[id] == t {
-			delete(m.busy, id)
-		}
+		m.releaseLocked(t, id)
 		return nil, 0, false
 	}
 	return r.pb, r.rev, true

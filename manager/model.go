@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
@@ -67,6 +68,10 @@ type hostRec struct {
 type vmRec struct {
 	pb  *acliv1.Vm
 	rev int64
+	// settled is when the VM last changed through clusterd: a task let go of
+	// it, or a host report was applied. Host reports read before it are
+	// stale (reconcile.go).
+	settled time.Time
 	// wire is pb's protobuf encoding, made once per change so that listing
 	// thousands of VMs copies bytes instead of re-encoding every record.
 	wire []byte
@@ -401,6 +406,18 @@ func (m *Manager) unindexName(r *vmRec) {
 		delete(m.vmsByName, r.pb.Name)
 	} else {
 		m.vmsByName[r.pb.Name] = list
+	}
+}
+
+// releaseLocked ends t's hold on an entity; a VM's earlier host reports
+// become stale.
+func (m *Manager) releaseLocked(t *taskRec, id string) {
+	if m.busy[id] != t {
+		return
+	}
+	delete(m.busy, id)
+	if r := m.vms[id]; r != nil {
+		r.settled = time.Now()
 	}
 }
 

@@ -364,9 +364,7 @@ func (m *Manager) lockVm(ctx context.Context, t *taskRec, id string) (*vmRec, er
 
 func (m *Manager) unlockVm(t *taskRec, id string) {
 	m.mu.Lock()
-	if m.busy[id] == t {
-		delete(m.busy, id)
-	}
+	m.releaseLocked(t, id)
 	m.mu.Unlock()
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -21,12 +22,19 @@ import (
 // powered off (fenced), since a VM runs on exactly one host.
 //
 // VMs a task is working on are skipped: the task's result is authoritative
-// and the next report tells the truth again.
+// and the next report tells the truth again. So are reports read before a
+// task last let go of the VM, or before the report last applied to it: the
+// driver reads a host some time before the manager applies what it read,
+// and a report of the domain a vm.off just destroyed, arriving after it,
+// would otherwise record the VM running again (and the next vm.on would
+// find it "already on" and start nothing), or fence a copy a task has just
+// started.
 
 // drift is one difference between the record and a host's report.
 type drift struct {
 	vm   string
 	rev  int64      // the record's revision the drift was found against
+	at   time.Time  // when the host was read
 	next *acliv1.Vm // nil with fence
 	// fence: the host runs a copy of a VM that runs elsewhere; power it off.
 	fence bool
@@ -46,20 +54,20 @@ func (m *Manager) applyVmStates(ctx context.Context, ev driver.HostEvent) error 
 	for _, o := range ev.Vms {
 		seen[o.VmUUID] = true
 		r := m.vms[o.VmUUID]
-		if r == nil || m.busy[o.VmUUID] != nil {
-			continue // not an acli VM, or a task is on it
+		if r == nil || !m.reportableLocked(r, ev.Time) {
+			continue // not an acli VM, a task is on it, or the report is stale
 		}
 		if d, ok := vmDrift(r.pb, host, o, m.hosts); ok {
-			d.rev = r.rev
+			d.rev, d.at = r.rev, ev.Time
 			todo = append(todo, d)
 		}
 	}
 	if ev.Complete {
 		// Recorded here but not on the host at all: it is gone.
 		for id, r := range m.vms {
-			if !seen[id] && placed(r.pb) && r.pb.HostUuid == host.Uuid && m.busy[id] == nil {
+			if !seen[id] && placed(r.pb) && r.pb.HostUuid == host.Uuid && m.reportableLocked(r, ev.Time) {
 				d := offDrift(r.pb, host, "is no longer on host")
-				d.rev = r.rev
+				d.rev, d.at = r.rev, ev.Time
 				todo = append(todo, d)
 			}
 		}
@@ -75,6 +83,15 @@ func (m *Manager) applyVmStates(ctx context.Context, ev driver.HostEvent) error 
 		}
 	}
 	return nil
+}
+
+// reportableLocked says whether a host report read at the given time may
+// change the VM: no task is on it and nothing changed it since.
+func (m *Manager) reportableLocked(r *vmRec, at time.Time) bool {
+	if m.busy[r.pb.Uuid] != nil {
+		return false
+	}
+	return at.IsZero() || !at.Before(r.settled)
 }
 
 // vmDrift compares a VM record with what host h reports about it.
@@ -118,7 +135,7 @@ func offDrift(cur *acliv1.Vm, h *acliv1.Host, what string) drift {
 func (m *Manager) applyDrift(ctx context.Context, d drift) error {
 	m.mu.Lock()
 	r := m.vms[d.vm]
-	if r == nil || m.busy[d.vm] != nil || r.rev != d.rev {
+	if r == nil || r.rev != d.rev || !m.reportableLocked(r, d.at) {
 		m.mu.Unlock()
 		return nil // changed since the report was compared; the next one tells
 	}
@@ -126,6 +143,9 @@ func (m *Manager) applyDrift(ctx context.Context, d drift) error {
 	rev, err := m.commit(ctx, []write{{key: vmKey(d.vm), msg: next, rev: r.rev}})
 	if err == nil {
 		m.putVmLocked(next, rev)
+		if d.at.After(r.settled) {
+			r.settled = d.at // reports from other hosts read before this one are older news
+		}
 	}
 	m.mu.Unlock()
 	if store.IsConflict(err) {
@@ -152,27 +172,28 @@ func (m *Manager) hostOf(v *acliv1.Vm) *acliv1.Host {
 	return nil
 }
 
-// fence powers off the copy of a VM on h, in the background: the VM is
-// recorded running on another host, which runs it too.
+// fence powers off the copy of a VM on h: the VM is recorded running on
+// another host, which runs it too. It is a task on the VM, so no other
+// task moves or starts the VM while the copy is being removed.
 func (m *Manager) fence(h *acliv1.Host, d drift) {
 	m.mu.Lock()
 	r := m.vms[d.vm]
-	if m.closing || r == nil {
+	if m.closing || r == nil || r.rev != d.rev || !m.reportableLocked(r, d.at) || r.pb.HostUuid == h.Uuid {
 		m.mu.Unlock()
-		return
+		return // changed since the report; the next one tells
 	}
 	vm := r.pb
-	m.wg.Add(1)
+	t := m.newTaskLocked(acliv1.TaskOperation_kVmPowerOff, []*acliv1.EntityRef{vmRef(vm), hostRef(h)}, vm.Uuid)
 	m.mu.Unlock()
-	go func() {
-		defer m.wg.Done()
-		err := m.drv.PowerOff(m.ctx, h, vm)
-		refs := []*acliv1.EntityRef{vmRef(vm), hostRef(h)}
-		if err != nil {
-			m.publish("vm", "error", "", refs, "vm %s runs on %s and also on host %s; powering off the copy on %s failed: %v", vm.Name, vm.HostName, hostLabel(h), h.Name, err)
-			return
+	_, err := m.launch(m.ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		m.progress(t, 10, "powering off the stale copy of vm %s on host %s; it runs on %s", vm.Name, hostLabel(h), vm.HostName)
+		if err := m.drv.PowerOff(ctx, h, vm); err != nil {
+			return outcome{}, fmt.Errorf("vm %s runs on %s and also on host %s; powering off the copy on %s failed: %w", vm.Name, vm.HostName, hostLabel(h), h.Name, err)
 		}
-		m.publish("vm", "warning", "", refs, "vm %s runs on %s; its stale copy on host %s (left when HA restarted it) was powered off", vm.Name, vm.HostName, hostLabel(h))
 		m.log.Warn("fenced a stale copy of a vm", "vm", vm.Name, "host", h.Name, "runs_on", vm.HostName)
-	}()
+		return outcome{message: fmt.Sprintf("vm %s runs on %s; its stale copy on host %s (left when HA restarted it) was powered off", vm.Name, vm.HostName, hostLabel(h))}, nil
+	})
+	if err != nil {
+		m.log.Warn("cannot fence a stale copy of a vm", "vm", vm.Name, "host", h.Name, "err", err)
+	}
 }

@@ -217,9 +217,7 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 // old tasks.
 func (m *Manager) endLocked(t *taskRec) {
 	for _, id := range t.locks {
-		if m.busy[id] == t {
-			delete(m.busy, id)
-		}
+		m.releaseLocked(t, id)
 	}
 	t.locks = nil
 	if t.release != nil {
@@ -233,9 +231,7 @@ func (m *Manager) endLocked(t *taskRec) {
 // forgetLocked drops a task that was never persisted.
 func (m *Manager) forgetLocked(t *taskRec) {
 	for _, id := range t.locks {
-		if m.busy[id] == t {
-			delete(m.busy, id)
-		}
+		m.releaseLocked(t, id)
 	}
 	if t.release != nil {
 		t.release()

@@ -111,7 +111,10 @@ func (k EventKind) String() string {
 type HostEvent struct {
 	Kind     EventKind
 	HostUUID string
-	Time     time.Time
+	// Time is when it happened; for VmStates, when the driver began reading
+	// the host, so the manager can tell a report from before its own last
+	// change to a VM (and ignore it) from one after.
+	Time time.Time
 	// Reason explains a down event, e.g. "heartbeats stopped (fault injected)".
 	Reason string
 	// Vms, for VmStates: what the host reports about these VMs.

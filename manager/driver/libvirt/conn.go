@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -25,6 +26,9 @@ type Conn struct {
 	uri *URI
 	l   *golibvirt.Libvirt
 	d   *dialer
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Dial connects to the libvirtd named by uri.
@@ -69,18 +73,30 @@ func DialURI(ctx context.Context, u *URI, o DialOptions) (*Conn, error) {
 // URI is the URI this connection was made to.
 func (c *Conn) URI() *URI { return c.uri }
 
-// Close ends the connection.
+// closeTimeout bounds the polite close (ConnectClose) before the transport is dropped.
+const closeTimeout = time.Second
+
+// Close ends the connection; pending RPCs fail. It returns within about closeTimeout, even
+// when the daemon does not answer, and later calls return what the first one did.
 func (c *Conn) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.close() })
+	return c.closeErr
+}
+
+func (c *Conn) close() error {
 	if !c.l.IsConnected() {
 		return nil
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.l.Disconnect() }()
+	t := time.NewTimer(closeTimeout)
+	defer t.Stop()
 	select {
 	case err := <-done:
 		return err
-	case <-time.After(3 * time.Second):
-		// A hung daemon never answers ConnectClose; drop the transport instead.
+	case <-t.C:
+		// A hung daemon never answers ConnectClose; drop the transport instead, which also
+		// ends the Disconnect above.
 		c.d.cut()
 		return nil
 	}

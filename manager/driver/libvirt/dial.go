@@ -194,15 +194,27 @@ func sshConfigFromURI(u *URI) (*ssh.ClientConfig, error) {
 // dialSSH opens an SSH connection and a direct-streamlocal channel to the remote libvirt
 // socket: the qemu+ssh idea without running a remote netcat.
 func dialSSH(u *URI, cfg *ssh.ClientConfig) (net.Conn, error) {
-	client, err := ssh.Dial("tcp", u.Address(), cfg)
+	tcp, err := net.DialTimeout("tcp", u.Address(), cfg.Timeout)
 	if err != nil {
 		return nil, fmt.Errorf("ssh %s: %w", u.Address(), err)
 	}
+	// ssh.Dial bounds only the TCP connect: a frozen sshd accepts (the kernel does) and then
+	// never answers, so the handshake and the channel open share one deadline.
+	if cfg.Timeout > 0 {
+		tcp.SetDeadline(time.Now().Add(cfg.Timeout))
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(tcp, u.Address(), cfg)
+	if err != nil {
+		tcp.Close()
+		return nil, fmt.Errorf("ssh %s: %w", u.Address(), err)
+	}
+	client := ssh.NewClient(sc, chans, reqs)
 	c, err := client.Dial("unix", u.Socket)
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("ssh %s: open remote socket %s: %w", u.Address(), u.Socket, err)
 	}
+	tcp.SetDeadline(time.Time{})
 	return &sshConn{Conn: c, client: client}, nil
 }
 

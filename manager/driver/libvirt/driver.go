@@ -203,14 +203,15 @@ func (d *Driver) reconcile(ctx context.Context, mem *member) {
 	if err != nil {
 		return
 	}
+	at := time.Now() // before reading: the manager drops reports older than its last change
 	doms, err := c.List()
 	if err != nil {
 		d.log.Warn("listing domains", "host", mem.name, "err", err)
 		return
 	}
-	ev := driver.HostEvent{Kind: driver.VmStates, HostUUID: mem.uuid, Time: time.Now(), Complete: true}
+	ev := driver.HostEvent{Kind: driver.VmStates, HostUUID: mem.uuid, Time: at, Complete: true}
 	for _, dom := range doms {
-		ev.Vms = append(ev.Vms, d.observation(mem, dom.UUID, dom.State))
+		ev.Vms = append(ev.Vms, d.observation(ctx, mem, dom.UUID, dom.State))
 	}
 	d.send(ctx, ev, false)
 }
@@ -222,22 +223,26 @@ func (d *Driver) observeOne(ctx context.Context, mem *member, id string) {
 	if err != nil {
 		return
 	}
+	at := time.Now()
 	st := StateOff
 	if dom, err := c.Lookup(id); err == nil {
 		st = dom.State
 	} else if !errors.Is(err, ErrNotFound) {
 		return
 	}
-	d.send(ctx, driver.HostEvent{Kind: driver.VmStates, HostUUID: mem.uuid, Time: time.Now(),
-		Vms: []driver.VmObservation{d.observation(mem, id, st)}}, false)
+	d.send(ctx, driver.HostEvent{Kind: driver.VmStates, HostUUID: mem.uuid, Time: at,
+		Vms: []driver.VmObservation{d.observation(ctx, mem, id, st)}}, false)
 }
 
-func (d *Driver) observation(mem *member, id string, st State) driver.VmObservation {
+func (d *Driver) observation(ctx context.Context, mem *member, id string, st State) driver.VmObservation {
 	o := driver.VmObservation{VmUUID: id, PowerState: powerState(st)}
 	if o.PowerState == acliv1.PowerState_kOff {
 		return o
 	}
 	for _, other := range d.others(mem.uuid) {
+		if ctx.Err() != nil {
+			break // the host is leaving; what it reports no longer matters
+		}
 		c, err := other.h.Conn()
 		if err != nil {
 			continue

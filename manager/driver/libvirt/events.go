@@ -81,22 +81,37 @@ func eventFromLibvirt(m golibvirt.DomainEventLifecycleMsg) Event {
 }
 
 // Events streams lifecycle events of every domain on the host until ctx ends or the
-// connection drops; then the channel closes.
+// connection closes; then the channel closes. The subscription itself lasts until the
+// connection closes.
 func (c *Conn) Events(ctx context.Context) (<-chan Event, error) {
-	in, err := c.l.LifecycleEvents(ctx)
+	// go-libvirt's stream is never cancelled: on cancel it stops its queue before it
+	// deregisters, and an event that arrives in between blocks the connection's reader for
+	// good, so no RPC on it is ever answered again. On a closed connection the stream ends
+	// cleanly, its queue removed before it is stopped.
+	in, err := c.l.LifecycleEvents(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to lifecycle events on %s: %w", c.uri, c.wrap(err))
 	}
 	out := make(chan Event, 64)
 	go func() {
+		// Drained until the connection closes, so go-libvirt's stream goroutine can end.
+		defer func() {
+			for range in {
+			}
+		}()
 		defer close(out)
-		for m := range in {
+		for {
 			select {
-			case out <- eventFromLibvirt(m):
-			case <-ctx.Done():
-				// Drain so go-libvirt's stream goroutine can finish its shutdown.
-				for range in {
+			case m, ok := <-in:
+				if !ok {
+					return
 				}
+				select {
+				case out <- eventFromLibvirt(m):
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
 				return
 			}
 		}

@@ -94,27 +94,20 @@ func (h *Host) Up() bool {
 	return err == nil
 }
 
-// Run connects and keeps reconnecting until ctx ends; then it closes the connection.
+// Run connects and keeps reconnecting until ctx ends; then it closes the connection. It
+// returns promptly once ctx ends, even while a callback waits on an RPC: ending ctx closes
+// the connection, and a closed connection fails its pending RPCs.
 func (h *Host) Run(ctx context.Context) {
 	backoff := h.cfg.MinBackoff
 	reportedDown := false
 	for ctx.Err() == nil {
 		c, err := DialURI(ctx, h.uri, h.cfg.Dial)
 		if err == nil {
-			evCtx, cancel := context.WithCancel(ctx)
-			var events <-chan Event
-			events, err = c.Events(evCtx)
-			if err != nil {
-				cancel()
-				c.Close()
-			} else {
+			var served bool
+			served, err = h.session(ctx, c)
+			if served {
 				backoff = h.cfg.MinBackoff
 				reportedDown = false
-				h.setUp(c)
-				h.alive()
-				err = h.serve(ctx, c, events)
-				cancel()
-				c.Close()
 			}
 		}
 		if ctx.Err() != nil {
@@ -134,6 +127,36 @@ func (h *Host) Run(ctx context.Context) {
 		backoff = min(backoff*2, h.cfg.MaxBackoff)
 	}
 	h.setDown(fmt.Errorf("%w: %s: stopped", ErrHostDown, h.uri))
+}
+
+// session serves one connection until it is lost or ctx ends, and closes it. served says
+// whether it got as far as being up; err is why it ended.
+func (h *Host) session(ctx context.Context, c *Conn) (served bool, err error) {
+	events, err := c.Events(ctx)
+	if err != nil {
+		c.Close()
+		return false, err
+	}
+	// The watchdog probes the connection and cuts it when a probe goes unanswered, and closes
+	// it when ctx ends: go-libvirt's RPCs have no timeout, so a callback blocked on a frozen
+	// or departing host is released only by the connection ending under it.
+	stop := make(chan struct{})
+	alive := make(chan struct{}, 1)
+	lost := make(chan error, 1)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		h.watch(ctx, c, stop, alive, lost)
+	}()
+	defer func() {
+		h.setDown(fmt.Errorf("%w: %s: %v", ErrHostDown, h.uri, err))
+		close(stop)
+		<-watched
+		c.Close()
+	}()
+	h.setUp(c)
+	h.alive()
+	return true, h.serve(ctx, c, events, alive, lost)
 }
 
 func (h *Host) setUp(c *Conn) {
@@ -158,14 +181,15 @@ func (h *Host) setDown(err error) {
 	h.mu.Unlock()
 }
 
-// serve forwards events and probes the connection until it is lost; it returns why.
-func (h *Host) serve(ctx context.Context, c *Conn, events <-chan Event) error {
-	probe := time.NewTicker(h.cfg.ProbeInterval)
-	defer probe.Stop()
+// serve forwards events and answered probes to the callbacks until the connection is lost or
+// ctx ends; it returns why.
+func (h *Host) serve(ctx context.Context, c *Conn, events <-chan Event, alive <-chan struct{}, lost <-chan error) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case err := <-lost:
+			return err
 		case <-c.Disconnected():
 			return errors.New("connection closed")
 		case ev, ok := <-events:
@@ -176,26 +200,59 @@ func (h *Host) serve(ctx context.Context, c *Conn, events <-chan Event) error {
 			if h.cfg.OnEvent != nil {
 				h.cfg.OnEvent(ev)
 			}
-		case <-probe.C:
-			if err := h.probe(c); err != nil {
-				c.d.cut()
-				return err
-			}
+		case <-alive:
 			h.alive()
 		}
 	}
 }
 
-func (h *Host) probe(c *Conn) error {
+// watch probes c every ProbeInterval until stop closes. An answered probe is signalled on
+// alive (coalesced while serve is busy); an unanswered one cuts the connection and is
+// reported on lost. When ctx ends it closes the connection.
+func (h *Host) watch(ctx context.Context, c *Conn, stop <-chan struct{}, alive chan<- struct{}, lost chan<- error) {
+	tick := time.NewTicker(h.cfg.ProbeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			c.Close()
+			return
+		case <-tick.C:
+		}
+		if err := h.probe(ctx, c); err != nil {
+			if ctx.Err() != nil {
+				c.Close()
+				return
+			}
+			c.d.cut()
+			lost <- err
+			return
+		}
+		select {
+		case alive <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// probe makes one cheap RPC, bounded by ProbeTimeout. Its goroutine ends when the RPC does,
+// at the latest when the connection is cut or closed.
+func (h *Host) probe(ctx context.Context, c *Conn) error {
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.l.ConnectGetLibVersion()
 		done <- err
 	}()
+	t := time.NewTimer(h.cfg.ProbeTimeout)
+	defer t.Stop()
 	select {
 	case err := <-done:
 		return err
-	case <-time.After(h.cfg.ProbeTimeout):
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
 		return fmt.Errorf("no answer to a probe within %v", h.cfg.ProbeTimeout)
 	}
 }

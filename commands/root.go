@@ -16,6 +16,7 @@ import (
 type runState struct {
 	printer *render.Printer
 	err     error // found where cobra gives no way to return one (help)
+	shell   bool  // the shell ran: each line printed its own result
 }
 
 // Execute runs one-shot argv (without the program name) and returns the
@@ -42,6 +43,9 @@ func (f *Factory) execute(ctx context.Context, args []string, defaults Globals, 
 	var es ExitStatus
 	if errors.As(err, &es) {
 		return int(es)
+	}
+	if st.shell && err == nil {
+		return 0
 	}
 	p := st.printer
 	if p == nil {
@@ -99,6 +103,7 @@ func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command
 			if f.Shell == nil {
 				return usageErrorf("no command given (try: acli help)")
 			}
+			st.shell = true
 			return f.Shell(cc.Context(), f, *g)
 		},
 	}

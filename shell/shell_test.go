@@ -117,3 +117,16 @@ func TestInterruptCancelsOnlyTheCommand(t *testing.T) {
 		t.Fatalf("next line: exit %d", code)
 	}
 }
+
+// A script run with -o json prints one envelope per line, and none of its
+// own after them.
+func TestScriptJSONOneDocumentPerLine(t *testing.T) {
+	f, _, out, errb := setup(t, "cluster.get\nhost.list\n")
+	if code := f.Execute(context.Background(), []string{"-o", "json"}); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], `{"data": {`) || !strings.HasPrefix(lines[1], `{"data": [`) {
+		t.Fatalf("output:\n%s", out.String())
+	}
+}

@@ -138,6 +138,12 @@ func acli(t testing.TB, addr, in string, args ...string) result {
 	cmd := exec.Command(filepath.Join(binDir, "acli"), args...)
 	cmd.Env = append(os.Environ(), "ACLI_SERVER="+addr, "HOME="+t.TempDir())
 	cmd.Stdin = strings.NewReader(in)
+	return runCmd(t, cmd)
+}
+
+// runCmd runs cmd to its end and returns its exit code and output.
+func runCmd(t testing.TB, cmd *exec.Cmd) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

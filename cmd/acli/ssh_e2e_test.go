@@ -56,16 +56,7 @@ func (c *simCluster) run(t *testing.T, bin string, args ...string) result {
 		}
 	}
 	cmd.Env = env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{code, out.String(), errb.String()}
+	return runCmd(t, cmd)
 }
 
 func (c *simCluster) acli(t *testing.T, args ...string) result {
@@ -319,22 +310,19 @@ func TestShellScriptRunsFanout(t *testing.T) {
 	cmd := exec.Command(filepath.Join(binDir, "acli"))
 	cmd.Env = append(os.Environ(), "ACLI_SERVER="+c.addr, "HOME="+c.home, "ACLI_SSH_IDENTITY="+c.identity())
 	cmd.Stdin = strings.NewReader("# fan-out from a script\nhostssh hostname\nallssh --gather 'echo same'\nhostssh --exclude 127.20.0.2[1-2] \"exit 3\"\nhost.list\n")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != 1 {
-		t.Fatalf("exit %v, want 1\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+	r := runCmd(t, cmd)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
 	}
 	want := "============= 127.20.0.21 ============\nh1\n============= 127.20.0.22 ============\nh2\n============= 127.20.0.23 ============\nh3\n" +
 		"================== 127.20.0.[31-33] (3) =================\nsame\n" +
 		"============= 127.20.0.23 ============\n"
-	if out.String() != want {
-		t.Errorf("stdout:\n%s\nwant:\n%s", out.String(), want)
+	if r.out != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", r.out, want)
 	}
 	wantErr := "hostssh: 1 of 1 hosts failed: 127.20.0.23 (exit 3)\nacli: stopped at line 4: hostssh --exclude 127.20.0.2[1-2] \"exit 3\"\n"
-	if errb.String() != wantErr {
-		t.Errorf("stderr %q, want %q", errb.String(), wantErr)
+	if r.err != wantErr {
+		t.Errorf("stderr %q, want %q", r.err, wantErr)
 	}
 }
 

@@ -233,6 +233,18 @@ func (r *Req) EachTask(ctx context.Context, targets []Target, fn TaskFunc) error
 // Follow waits for tasks (tasks[i] belongs to targets[i]; nil where the
 // submission already failed with errs[i]) and reports like EachTask.
 func (r *Req) Follow(ctx context.Context, c *client.Client, targets []Target, tasks []*acliv1.Task, errs []error) error {
+	done, err := r.follow(ctx, c, targets, tasks, errs)
+	if !r.Printer.Human() {
+		if perr := r.Print(render.Doc{Data: done}); perr != nil {
+			return perr
+		}
+	}
+	return err
+}
+
+// follow is Follow without printing the final tasks: it shows progress and
+// returns the tasks that ended and the joined errors.
+func (r *Req) follow(ctx context.Context, c *client.Client, targets []Target, tasks []*acliv1.Task, errs []error) ([]*acliv1.Task, error) {
 	var progress *render.Progress
 	if r.Printer.Human() {
 		progress = render.NewProgress(r.IO.Out, r.IO.OutTTY)
@@ -284,12 +296,7 @@ func (r *Req) Follow(ctx context.Context, c *client.Client, targets []Target, ta
 			done = append(done, t)
 		}
 	}
-	if !r.Printer.Human() {
-		if err := r.Print(render.Doc{Data: done}); err != nil {
-			return err
-		}
-	}
-	return joinTaskErrors(errs)
+	return done, joinTaskErrors(errs)
 }
 
 func (r *Req) labelErr(all []Target, t Target, err error) error {

@@ -86,7 +86,12 @@ func runSimFault(ctx context.Context, r *Req, rpc simRPC) error {
 			return err
 		}
 		if ha != nil {
-			data["ha_task"], herr = r.followOne(ctx, c, ha)
+			r.Hooks = TaskHooks{Note: resultNote}
+			var done []*acliv1.Task
+			done, herr = r.follow(ctx, c, []Target{{ID: ha.GetUuid(), Name: h.GetName()}}, []*acliv1.Task{ha}, make([]error, 1))
+			if len(done) == 1 {
+				data["ha_task"] = done[0]
+			}
 		}
 	}
 	if !r.Printer.Human() {
@@ -110,31 +115,6 @@ func haTask(ctx context.Context, c *client.Client, host string) (*acliv1.Task, e
 		}
 	}
 	return nil, nil
-}
-
-// followOne follows one task to its end with progress and its result line.
-func (r *Req) followOne(ctx context.Context, c *client.Client, t *acliv1.Task) (*acliv1.Task, error) {
-	var progress *render.Progress
-	if r.Printer.Human() {
-		progress = render.NewProgress(r.IO.Out, r.IO.OutTTY)
-		defer progress.Close()
-	}
-	label := render.OpName(t.GetOperation())
-	ft, err := watchTask(ctx, c, t, func(t *acliv1.Task) {
-		if progress != nil {
-			if line := resultNote(t, false); line != "" {
-				progress.Note(line)
-			}
-			progress.Update(label, t)
-		}
-	})
-	if err != nil {
-		return ft, err
-	}
-	if ft.GetStatus() != acliv1.TaskStatus_kSucceeded {
-		return ft, client.TaskError(label, ft)
-	}
-	return ft, nil
 }
 
 // simErr says plainly that the cluster is not simulated.

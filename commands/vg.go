@@ -68,7 +68,7 @@ func vgCommands() []*Command {
 				vgLBKey, vgDescKey,
 			},
 			Output:   OutputTask,
-			Validate: validateVGUpdate,
+			Validate: validateUpdate,
 			Examples: []string{"vg.update data description=\"db logs\"", "vg.update data name=data2"},
 			Run:      runVGUpdate,
 		},
@@ -229,15 +229,6 @@ func runVGCreate(ctx context.Context, r *Req) error {
 		}
 		return c.VolumeGroup.CreateVolumeGroup(ctx, req)
 	})
-}
-
-func validateVGUpdate(inv *Invocation) error {
-	for _, k := range inv.Cmd.Keys {
-		if k.Name != "wait" && inv.Set[k.Name] {
-			return nil
-		}
-	}
-	return usageErrorf("vg.update: nothing to change; give at least one of name=, load_balance_vm_attachments=, description=")
 }
 
 func runVGUpdate(ctx context.Context, r *Req) error {

@@ -97,7 +97,7 @@ func vmCommands() []*Command {
 				vmMemoryKey, vmVcpusKey, vmCoresKey, vmHAKey, vmAgentKey, vmDescKey, vmPassKey,
 			},
 			Output:   OutputTask,
-			Validate: validateVMUpdate,
+			Validate: validateUpdate,
 			Examples: []string{"vm.update web01 memory=8G", "vm.update web* ha_priority=100"},
 			Run:      runVMUpdate,
 		},
@@ -282,8 +282,9 @@ func runVMUpdate(ctx context.Context, r *Req) error {
 	})
 }
 
-// validateVMUpdate refuses an update that changes nothing.
-func validateVMUpdate(inv *Invocation) error {
+// validateUpdate refuses an update that changes nothing, naming every key
+// that would change something.
+func validateUpdate(inv *Invocation) error {
 	var keys []string
 	for _, k := range inv.Cmd.Keys {
 		if k.Name == "wait" {
@@ -294,7 +295,7 @@ func validateVMUpdate(inv *Invocation) error {
 		}
 		keys = append(keys, k.Name+"=")
 	}
-	return usageErrorf("vm.update: nothing to change; give at least one of %s", strings.Join(keys, ", "))
+	return usageErrorf("%s: nothing to change; give at least one of %s", inv.Cmd.Name, strings.Join(keys, ", "))
 }
 
 func runVMDiskCreate(ctx context.Context, r *Req) error {

@@ -8,14 +8,14 @@ import (
 	"os/signal"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/events"
 	"github.com/acli-dev/acli/render"
 )
 
 // eventTypes are the event types clusterd emits.
 var eventTypes = func() []EnumValue {
-	names := []string{"cluster", "cvm", "ha", "host", "iscsi", "migration", "network", "task", "vg", "vm"}
-	out := make([]EnumValue, len(names))
-	for i, n := range names {
+	out := make([]EnumValue, len(events.Types))
+	for i, n := range events.Types {
 		out[i] = EnumValue{Name: n, Value: int32(i + 1)}
 	}
 	return out

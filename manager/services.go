@@ -15,6 +15,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/events"
 )
 
 // ---- ClusterService ----
@@ -366,17 +367,14 @@ type eventService struct {
 	m *Manager
 }
 
-// eventTypes are the event types clusterd emits.
-var eventTypes = []string{"host", "vm", "task", "migration", "ha", "iscsi", "cvm", "network", "vg", "cluster"}
-
 func checkEventType(typ string) error {
-	if typ == "" || slices.Contains(eventTypes, typ) {
+	if typ == "" || slices.Contains(events.Types, typ) {
 		return nil
 	}
-	if s := apierr.Nearest(typ, eventTypes); s != "" {
+	if s := apierr.Nearest(typ, events.Types); s != "" {
 		return apierr.BadField("type", "unknown event type %q (did you mean %q?)", typ, s)
 	}
-	return apierr.BadField("type", "unknown event type %q; use one of %s", typ, strings.Join(eventTypes, ", "))
+	return apierr.BadField("type", "unknown event type %q; use one of %s", typ, strings.Join(events.Types, ", "))
 }
 
 func (s eventService) ListEvents(ctx context.Context, req *acliv1.ListEventsRequest) (*acliv1.ListEventsResponse, error) {

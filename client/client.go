@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 )
 
 // DefaultAddr is where clusterd listens unless --server or ACLI_SERVER say otherwise.
@@ -174,11 +173,3 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 // RequireTransportSecurity is false: the token protects loopback and lab
 // setups; TLS transport is configured separately when used.
 func (bearer) RequireTransportSecurity() bool { return false }
-
-// WithToken returns ctx carrying the bearer token, for connections made with New.
-func WithToken(ctx context.Context, token string) context.Context {
-	if token == "" {
-		return ctx
-	}
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
-}

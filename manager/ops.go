@@ -180,24 +180,6 @@ func (m *Manager) snapshotLocked() *scheduler.Snapshot {
 	return s
 }
 
-// checkRedundancyLocked refuses taking host out when RF-1 hosts already are.
-func (m *Manager) checkRedundancyLocked(h *hostRec, what string) error {
-	err := scheduler.CheckRedundancy(int(m.cluster.RedundancyFactor), m.schedHostsLocked(), h.pb.Uuid)
-	if err == nil {
-		return nil
-	}
-	re, ok := err.(*scheduler.RedundancyError)
-	if !ok {
-		return apierr.Precondition("REDUNDANCY", "host:"+h.pb.Name, "%s", err)
-	}
-	vs := make([]apierr.Violation, len(re.Out))
-	for i, o := range re.Out {
-		vs[i] = apierr.Violation{Type: "REDUNDANCY", Subject: "host:" + o.Host.Name,
-			Description: fmt.Sprintf("host %s is already out [%s]", o.Host, o.Why)}
-	}
-	return apierr.FailedPrecondition(fmt.Sprintf("cannot %s host %s (%s): %s", what, h.pb.Name, h.pb.HypervisorIp, re.Error()), vs...)
-}
-
 // noHostError turns the scheduler's refusal into a FailedPrecondition with
 // one violation per candidate host.
 func noHostError(summary string, err error) error {
@@ -323,13 +305,6 @@ func (s *slots) release(src, dst string) {
 	}
 	close(s.freed)
 	s.freed = make(chan struct{})
-}
-
-// inUse reports the busiest host's slot count (tests).
-func (s *slots) inUse(host string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.used[host]
 }
 
 // ---- VM locks inside long tasks ----

@@ -530,10 +530,6 @@ func unchanged(stored []*acliv1.IscsiSession, planned []iscsi.Session, moved map
 	return true
 }
 
-func sessionOrder(a, b *acliv1.IscsiSession) int {
-	return cmp.Or(strings.Compare(a.InitiatorIqn, b.InitiatorIqn), cmp.Compare(a.DiskIndex, b.DiskIndex))
-}
-
 // planSessions is the session policy, on top of manager/iscsi:
 //  1. sessions whose attachment is gone end;
 //  2. a VM's sessions (without load balancing) prefer the CVM on the VM's

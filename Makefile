@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 PROTOS := $(wildcard api/acli/v1/*.proto)
 
-.PHONY: all build install demo test test-unit test-e2e proto bench bench-fanout lint docs clean
+.PHONY: all build install demo test test-unit test-e2e proto proto-check bench bench-fanout lint docs clean
 
 all: build
 
@@ -58,9 +58,24 @@ proto:
 test: build
 	$(GO) test -race -count=1 ./...
 
-lint:
+# make lint: what a reviewer checks (gofmt, go vet, staticcheck, go mod tidy,
+# stale protobuf code). .ci/run runs it before the tests.
+lint: proto-check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	$(GO) mod tidy -diff
+
+# The committed protobuf code matches what make proto generates.
+proto-check:
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	protoc -I api \
+		--plugin=protoc-gen-go="$$($(GO) tool -n protoc-gen-go)" \
+		--plugin=protoc-gen-go-grpc="$$($(GO) tool -n protoc-gen-go-grpc)" \
+		--go_out=$$tmp --go_opt=paths=source_relative \
+		--go-grpc_out=$$tmp --go-grpc_opt=paths=source_relative \
+		$(PROTOS:api/%=%) && \
+	diff -r -x '*.proto' $$tmp/acli api/acli >/dev/null || { echo "protobuf code is stale: run make proto"; exit 1; }
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

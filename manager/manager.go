@@ -19,7 +19,7 @@
 //     published; the log is persisted in the background.
 //   - Drivers (manager/driver): the manager decides, the driver carries out
 //     on hosts and reports host health, consumed in hostevents.go.
-//   - Placement (manager/placement): a replaceable function chooses the
+//   - Placement (manager/scheduler): a replaceable function chooses the
 //     host a VM powers on on.
 //
 // Store layout: /cluster, /hosts/<uuid>, /vms/<uuid>, /networks/<uuid>,
@@ -44,7 +44,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/events"
-	"github.com/acli-dev/acli/manager/placement"
+	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/store"
 )
 
@@ -60,8 +60,8 @@ type Config struct {
 	Driver driver.Driver
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Placement chooses the host for a power-on (default placement.MostFreeMemory).
-	Placement placement.Func
+	// Placement chooses the host for a power-on (default scheduler.MostFreeMemory).
+	Placement scheduler.PlaceFunc
 	// TaskRetention is how many finished tasks are kept (default 10,000).
 	TaskRetention int
 	// EventRetention is how many events are kept (default 10,000).
@@ -85,7 +85,7 @@ type Manager struct {
 	st     store.Store
 	drv    driver.Driver
 	log    *slog.Logger
-	place  placement.Func
+	place  scheduler.PlaceFunc
 	bus    *events.Bus
 	health *health.Server
 
@@ -130,7 +130,7 @@ func New(cfg Config) (*Manager, error) {
 		m.log = slog.Default()
 	}
 	if m.place == nil {
-		m.place = placement.MostFreeMemory
+		m.place = scheduler.MostFreeMemory
 	}
 	if m.taskRetention <= 0 {
 		m.taskRetention = 10000

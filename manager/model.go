@@ -16,7 +16,7 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
-	"github.com/acli-dev/acli/manager/placement"
+	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/store"
 )
 
@@ -306,10 +306,10 @@ func (m *Manager) hostLocked(field, ref string) (*hostRec, error) {
 }
 
 // candidatesLocked is the placement snapshot.
-func (m *Manager) candidatesLocked() []placement.Host {
-	out := make([]placement.Host, len(m.hostList))
+func (m *Manager) candidatesLocked() []scheduler.Candidate {
+	out := make([]scheduler.Candidate, len(m.hostList))
 	for i, r := range m.hostList {
-		out[i] = placement.Host{
+		out[i] = scheduler.Candidate{
 			UUID: r.pb.Uuid, Name: r.pb.Name, IP: r.ip,
 			MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: r.memUsed + r.reserved,
 			NumVms: int(r.numVms), Unavailable: hostUnavailable(r.pb),

@@ -19,7 +19,6 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
-	"github.com/acli-dev/acli/manager/placement"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/store"
 )
@@ -403,7 +402,7 @@ func hostLabel(h *acliv1.Host) string {
 	return fmt.Sprintf("%s (%s)", h.Name, h.HypervisorIp)
 }
 
-func bytesText(n int64) string { return placement.Bytes(n) }
+func bytesText(n int64) string { return scheduler.Bytes(n) }
 
 func joinLines(lines []string) string { return strings.Join(lines, "; ") }
 

@@ -14,7 +14,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/iscsi"
-	"github.com/acli-dev/acli/manager/placement"
+	"github.com/acli-dev/acli/manager/scheduler"
 )
 
 // volumeGroupService serves VolumeGroupService. Every mutation is a quick
@@ -87,7 +87,7 @@ func (s volumeGroupService) CreateVolumeGroup(ctx context.Context, req *acliv1.C
 		return nil, apierr.InvalidArgument(bad...)
 	}
 	vg.IscsiTargetPrefix = prefix
-	vg.IscsiTarget = targetDomain + ":" + prefix + "-" + vg.Uuid[:8]
+	vg.IscsiTarget = iscsi.TargetDomain + ":" + prefix + "-" + vg.Uuid[:8]
 	m.vgs.mu.Lock()
 	defer m.vgs.mu.Unlock()
 	m.mu.Lock()
@@ -118,7 +118,7 @@ func targetPrefix(prefix, name string) (string, error) {
 		return p, nil
 	}
 	low := strings.ToLower(prefix)
-	if err := iscsi.ValidateName(targetDomain + ":" + low); err != nil || strings.ContainsRune(low, ':') {
+	if err := iscsi.ValidateName(iscsi.TargetDomain + ":" + low); err != nil || strings.ContainsRune(low, ':') {
 		fixed, _ := targetPrefix("", prefix)
 		return "", fmt.Errorf("iscsi_target_prefix %q may hold only a-z, 0-9, '-' and '.' (did you mean %q?)", prefix, fixed)
 	}
@@ -191,7 +191,7 @@ func (s volumeGroupService) CreateVgDisk(ctx context.Context, req *acliv1.Create
 		next := proto.Clone(cur).(*acliv1.VolumeGroup)
 		next.Disks = append(next.Disks, &acliv1.VgDisk{Index: idx, Uuid: uuid.NewString(), SizeBytes: req.SizeBytes, Container: container})
 		slices.SortFunc(next.Disks, func(a, b *acliv1.VgDisk) int { return cmp.Compare(a.Index, b.Index) })
-		return next, fmt.Sprintf("volume group %s disk %d created (%s in %s)", cur.Name, idx, placement.Bytes(req.SizeBytes), container), nil
+		return next, fmt.Sprintf("volume group %s disk %d created (%s in %s)", cur.Name, idx, scheduler.Bytes(req.SizeBytes), container), nil
 	})
 }
 

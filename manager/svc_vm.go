@@ -18,7 +18,7 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
-	"github.com/acli-dev/acli/manager/placement"
+	"github.com/acli-dev/acli/manager/scheduler"
 )
 
 type vmService struct {
@@ -132,7 +132,7 @@ func (s vmService) CreateVm(ctx context.Context, req *acliv1.CreateVmRequest) (*
 		return outcome{
 			writes:  []write{{key: vmKey(v.Uuid), msg: v, rev: 0}},
 			apply:   func(rev int64) { m.putVmLocked(v, rev) },
-			message: fmt.Sprintf("vm %s created (%d vCPU, %s)", v.Name, v.NumVcpus, placement.Bytes(v.MemoryBytes)),
+			message: fmt.Sprintf("vm %s created (%d vCPU, %s)", v.Name, v.NumVcpus, scheduler.Bytes(v.MemoryBytes)),
 		}, nil
 	})
 }
@@ -254,7 +254,7 @@ func (s vmService) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*
 			if free := h.pb.MemoryBytes - h.memUsed - h.reserved; grow > free {
 				return nil, "", apierr.Precondition("MEMORY", "host:"+h.pb.Name,
 					"vm %s is on and host %s has %s free; growing it by %s would over-commit memory",
-					cur.Name, h.pb.Name, placement.Bytes(max(free, 0)), placement.Bytes(grow))
+					cur.Name, h.pb.Name, scheduler.Bytes(max(free, 0)), scheduler.Bytes(grow))
 			}
 			h.reserved += grow
 			t.release = func() { h.reserved -= grow }
@@ -412,7 +412,7 @@ func (s vmService) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateR
 // take it, else the placement function's choice. Refusals list every
 // violated rule (per host when placement finds nothing).
 func (m *Manager) chooseHostLocked(v *acliv1.Vm, named string) (*hostRec, error) {
-	preq := placement.Request{VmName: v.Name, MemoryBytes: v.MemoryBytes, Vcpus: int(v.NumVcpus), Affinity: v.HostAffinity}
+	preq := scheduler.PlaceRequest{VmName: v.Name, MemoryBytes: v.MemoryBytes, Vcpus: int(v.NumVcpus), Affinity: v.HostAffinity}
 	if named != "" {
 		h, err := m.hostLocked("host", named)
 		if err != nil {
@@ -422,7 +422,7 @@ func (m *Manager) chooseHostLocked(v *acliv1.Vm, named string) (*hostRec, error)
 			if c.UUID != h.pb.Uuid {
 				continue
 			}
-			if rej := placement.Check(c, preq); rej != nil {
+			if rej := scheduler.CheckCandidate(c, preq); rej != nil {
 				return nil, apierr.FailedPrecondition(fmt.Sprintf("cannot power on vm %s on host %s", v.Name, h.pb.Name), violation(*rej))
 			}
 		}
@@ -440,12 +440,12 @@ func (m *Manager) chooseHostLocked(v *acliv1.Vm, named string) (*hostRec, error)
 		if len(vs) == 0 {
 			return nil, apierr.Precondition("NO_HOST", "cluster", "vm %s cannot power on: the cluster has no hosts", v.Name)
 		}
-		return nil, apierr.FailedPrecondition(fmt.Sprintf("vm %s (%s) fits on no host", v.Name, placement.Bytes(v.MemoryBytes)), vs...)
+		return nil, apierr.FailedPrecondition(fmt.Sprintf("vm %s (%s) fits on no host", v.Name, scheduler.Bytes(v.MemoryBytes)), vs...)
 	}
 	return m.hosts[id], nil
 }
 
-func violation(r placement.Rejection) apierr.Violation {
+func violation(r scheduler.PlaceRejection) apierr.Violation {
 	return apierr.Violation{
 		Type: r.Kind, Subject: "host:" + r.Host.Name,
 		Description: fmt.Sprintf("host %s (%s): %s", r.Host.Name, r.Host.IP, r.Reason),
@@ -558,7 +558,7 @@ func (s vmService) CreateDisk(ctx context.Context, req *acliv1.CreateDiskRequest
 		slices.SortFunc(v.Disks, func(a, b *acliv1.Disk) int {
 			return cmp.Or(strings.Compare(a.Bus, b.Bus), cmp.Compare(a.Index, b.Index))
 		})
-		what := placement.Bytes(d.SizeBytes)
+		what := scheduler.Bytes(d.SizeBytes)
 		if d.Cdrom {
 			what = "CD-ROM"
 		}

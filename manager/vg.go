@@ -26,7 +26,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,12 +72,6 @@ const (
 const vgPrefix = "/vgs/"
 
 func vgKey(id string) string { return vgPrefix + id }
-
-// targetDomain is the naming authority of the iSCSI names clusterd makes.
-const targetDomain = "iqn.2010-06.dev.acli"
-
-// vmInitiator is the initiator name of a VM's host-local iSCSI path.
-func vmInitiator(vmUUID string) string { return targetDomain + ":vm-" + vmUUID }
 
 // vgState is guarded by Manager.mu, except mu and the settings.
 type vgState struct {
@@ -232,7 +225,7 @@ func (m *Manager) publishVmPaths(h *acliv1.Host) {
 		if v.HostUuid != h.Uuid || !placed(v) || len(v.Disks) == 0 {
 			continue
 		}
-		ip, path := vmDiskCVM(cvms, h.Uuid, v.Uuid)
+		ip, path := iscsi.VMDiskCVM(cvms, h.Uuid, v.Uuid)
 		var msg string
 		switch path {
 		case "local":
@@ -288,33 +281,6 @@ func (m *Manager) cvmsLocked() []iscsi.CVM {
 		}
 	}
 	return out
-}
-
-// vmDiskCVM is the CVM serving a VM's own disks: the one on its host when
-// up, else the up CVM ranking highest for the VM by rendezvous hashing, so
-// that VMs of a failed CVM spread and each keeps its choice while other
-// CVMs come and go. path is "local", "redirected" or "down".
-func vmDiskCVM(cvms []iscsi.CVM, hostUUID, vmUUID string) (ip, path string) {
-	best, bestScore := -1, uint64(0)
-	for i, c := range cvms {
-		if c.HostUUID == hostUUID && c.State == iscsi.CVMUp {
-			return c.IP, "local"
-		}
-		if c.State != iscsi.CVMUp {
-			continue
-		}
-		h := fnv.New64a()
-		h.Write([]byte(vmUUID))
-		h.Write([]byte{0})
-		h.Write([]byte(c.IP))
-		if s := h.Sum64(); best < 0 || s > bestScore {
-			best, bestScore = i, s
-		}
-	}
-	if best < 0 {
-		return "", "down"
-	}
-	return cvms[best].IP, "redirected"
 }
 
 // ---- the VG index ----
@@ -422,7 +388,7 @@ func (m *Manager) planLocked(override map[string]*acliv1.VolumeGroup, now time.T
 		since, ok := m.vgs.upSince[ip]
 		return !ok || now.Sub(since) >= m.vgs.failbackDelay
 	}
-	next, moves := planSessions(cvms, atts, cur, failbackTo)
+	next, moves := iscsi.PlanSessions(cvms, atts, cur, failbackTo)
 
 	plan := &vgPlan{deleted: deleted, moves: moves}
 	byVg := map[string][]iscsi.Session{}
@@ -459,7 +425,7 @@ func (m *Manager) planLocked(override map[string]*acliv1.VolumeGroup, now time.T
 				Port: iscsi.PortExternal, State: acliv1.IscsiSessionState_kSessionActive, Since: ts,
 				PreferredCvmIp: s.Preferred,
 			}
-			if id, ok := strings.CutPrefix(s.Initiator, targetDomain+":vm-"); ok {
+			if id, ok := strings.CutPrefix(s.Initiator, iscsi.TargetDomain+":vm-"); ok {
 				p.VmUuid, p.Port = id, iscsi.PortLocal
 			}
 			if !cvmUp[s.CVM] {
@@ -506,7 +472,7 @@ func (m *Manager) appendAttachmentsLocked(atts []iscsi.Attachment, vg *acliv1.Vo
 		}
 		for _, d := range vg.Disks {
 			atts = append(atts, iscsi.Attachment{
-				Key:    iscsi.Key{Initiator: vmInitiator(id), VG: vg.Uuid, Disk: int(d.Index)},
+				Key:    iscsi.Key{Initiator: iscsi.VMInitiator(id), VG: vg.Uuid, Disk: int(d.Index)},
 				VMHost: v.pb.HostUuid, LoadBalance: vg.LoadBalanceVmAttachments,
 			})
 		}
@@ -528,155 +494,6 @@ func unchanged(stored []*acliv1.IscsiSession, planned []iscsi.Session, moved map
 		}
 	}
 	return true
-}
-
-// planSessions is the session policy, on top of manager/iscsi:
-//  1. sessions whose attachment is gone end;
-//  2. a VM's sessions (without load balancing) prefer the CVM on the VM's
-//     current host and move there when it is up (the VM migrated);
-//  3. sessions return to their preferred CVM where failbackTo allows;
-//  4. while a VM's local CVM is down, its sessions (without load
-//     balancing) go where its own disks are redirected (vmDiskCVM), so
-//     all of a VM's disks take one path;
-//  5. other sessions on CVMs that are not up fail over, least-loaded CVM
-//     first;
-//  6. new attachments get sessions spread across CVMs (or, when no CVM is
-//     up, a down session on their preferred CVM, reported as down).
-//
-// It returns the sessions after the plan and each session's move (a session
-// moves at most once).
-func planSessions(cvms []iscsi.CVM, atts []iscsi.Attachment, cur []iscsi.Session, failbackTo func(ip string) bool) ([]iscsi.Session, []iscsi.Move) {
-	if len(cvms) == 0 {
-		return nil, nil // nothing can serve; callers refuse attachments first
-	}
-	att := make(map[iscsi.Key]iscsi.Attachment, len(atts))
-	for _, a := range atts {
-		att[a.Key] = a
-	}
-	local := make(map[string]string, len(cvms))
-	up := make(map[string]bool, len(cvms))
-	for _, c := range cvms {
-		local[c.HostUUID] = c.IP
-		up[c.IP] = c.State == iscsi.CVMUp
-	}
-	from := map[iscsi.Key]string{}
-	move := func(s *iscsi.Session, to string) {
-		if _, ok := from[s.Key]; !ok {
-			from[s.Key] = s.CVM
-		}
-		s.CVM = to
-	}
-	keep := make([]iscsi.Session, 0, len(cur))
-	for _, s := range cur {
-		a, ok := att[s.Key]
-		if !ok {
-			continue
-		}
-		if _, known := up[s.CVM]; !known {
-			s.CVM = "" // its host was removed: treat as down
-		}
-		if a.VMHost != "" && !a.LoadBalance {
-			if ip := local[a.VMHost]; ip != "" && s.Preferred != ip {
-				s.Preferred = ip
-				if up[ip] && s.CVM != ip {
-					move(&s, ip)
-				}
-			}
-		}
-		if s.Preferred == "" {
-			s.Preferred = s.CVM
-		}
-		keep = append(keep, s)
-	}
-	// Unknown CVMs (""), which the planner rejects, are placeholders for
-	// down ones here.
-	withGone := cvms
-	if slices.ContainsFunc(keep, func(s iscsi.Session) bool { return s.CVM == "" }) {
-		withGone = append(slices.Clip(cvms), iscsi.CVM{IP: "0.0.0.0", State: iscsi.CVMDown})
-		for i := range keep {
-			if keep[i].CVM == "" {
-				keep[i].CVM = "0.0.0.0"
-			}
-		}
-	}
-	if fb, err := iscsi.Failback(withGone, keep); err == nil {
-		var allowed []iscsi.Move
-		for _, mv := range fb.Moves {
-			if failbackTo(mv.To) {
-				allowed = append(allowed, mv)
-			}
-		}
-		keep = applyMoves(keep, allowed, move)
-	}
-	// redirect is where a VM's session goes while its local CVM is down.
-	redirect := func(s iscsi.Session) (string, bool) {
-		a := att[s.Key]
-		id, isVM := strings.CutPrefix(s.Initiator, targetDomain+":vm-")
-		if !isVM || a.VMHost == "" || a.LoadBalance || up[local[a.VMHost]] {
-			return "", false
-		}
-		ip, path := vmDiskCVM(cvms, a.VMHost, id)
-		return ip, path == "redirected"
-	}
-	for i := range keep {
-		if ip, ok := redirect(keep[i]); ok && keep[i].CVM != ip {
-			move(&keep[i], ip)
-		}
-	}
-	if fo, err := iscsi.Failover(withGone, keep); err == nil {
-		keep = applyMoves(keep, fo.Moves, move)
-	}
-	if iscsi.Down(cvms) {
-		// Nothing is up: a new session waits, down, on its preferred CVM.
-		have := make(map[iscsi.Key]bool, len(keep))
-		for _, s := range keep {
-			have[s.Key] = true
-		}
-		for _, a := range atts {
-			if have[a.Key] {
-				continue
-			}
-			have[a.Key] = true
-			ip := cvms[0].IP
-			if l := local[a.VMHost]; l != "" && a.VMHost != "" {
-				ip = l
-			}
-			keep = append(keep, iscsi.Session{Key: a.Key, CVM: ip, Preferred: ip})
-		}
-	} else if added, err := iscsi.Assign(cvms, keep, atts); err == nil {
-		for i := range added {
-			if ip, ok := redirect(added[i]); ok {
-				added[i].CVM = ip // new, so not a move
-			}
-		}
-		keep = append(keep, added...)
-	}
-	var moves []iscsi.Move
-	for _, s := range keep {
-		if f, ok := from[s.Key]; ok && f != s.CVM {
-			moves = append(moves, iscsi.Move{Key: s.Key, From: f, To: s.CVM})
-		}
-	}
-	slices.SortFunc(moves, func(a, b iscsi.Move) int {
-		return cmp.Or(strings.Compare(a.Key.VG, b.Key.VG), strings.Compare(a.Key.Initiator, b.Key.Initiator), cmp.Compare(a.Key.Disk, b.Key.Disk))
-	})
-	return keep, moves
-}
-
-func applyMoves(ss []iscsi.Session, moves []iscsi.Move, move func(*iscsi.Session, string)) []iscsi.Session {
-	if len(moves) == 0 {
-		return ss
-	}
-	to := make(map[iscsi.Key]string, len(moves))
-	for _, mv := range moves {
-		to[mv.Key] = mv.To
-	}
-	for i := range ss {
-		if ip, ok := to[ss[i].Key]; ok {
-			move(&ss[i], ip)
-		}
-	}
-	return ss
 }
 
 // diskTarget is the target IQN of one vDisk of a VG.
@@ -871,7 +688,7 @@ func (m *Manager) vmStorageOut(v *acliv1.Vm) *acliv1.Vm {
 	on := placed(v)
 	ip, path := "", ""
 	if on {
-		ip, path = vmDiskCVM(cvms, v.HostUuid, v.Uuid)
+		ip, path = iscsi.VMDiskCVM(cvms, v.HostUuid, v.Uuid)
 	}
 	var maxScsi int32 = -1
 	for _, d := range out.Disks {
@@ -897,7 +714,7 @@ func (m *Manager) vmStorageOut(v *acliv1.Vm) *acliv1.Vm {
 	slices.SortFunc(recs, func(a, b *vgRec) int { return strings.Compare(a.pb.Name, b.pb.Name) })
 	sessions := m.sessionsLocked(recs)
 	out.VolumeGroupUuids = out.VolumeGroupUuids[:0]
-	ini := vmInitiator(v.Uuid)
+	ini := iscsi.VMInitiator(v.Uuid)
 	for _, r := range recs {
 		out.VolumeGroupUuids = append(out.VolumeGroupUuids, r.pb.Uuid)
 		served := map[int32]*acliv1.IscsiSession{}

@@ -27,7 +27,7 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/driver/sim"
-	"github.com/acli-dev/acli/manager/simssh"
+	"github.com/acli-dev/acli/manager/driver/sim/simssh"
 	"github.com/acli-dev/acli/manager/store/bolt"
 )
 

@@ -19,7 +19,7 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
-	"github.com/acli-dev/acli/manager/migration"
+	"github.com/acli-dev/acli/manager/driver/sim/migration"
 )
 
 // MigrationStep is one pre-copy round of a live migration.
@@ -49,7 +49,7 @@ type Options struct {
 const DefaultDirtyRateMBps = 16
 
 // PreCopy is the default migration model: QEMU-like pre-copy rounds
-// (manager/migration) against the VM's dirty rate, up to 50 rounds, with a
+// (manager/driver/sim/migration) against the VM's dirty rate, up to 50 rounds, with a
 // final pause of at most 300 ms, else "failure to converge". The last step
 // is the stop-and-copy pause.
 func PreCopy(memBytes, dirtyMBps, bandwidthMbps int64) ([]MigrationStep, error) {

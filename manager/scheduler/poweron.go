@@ -1,20 +1,19 @@
-// Package placement chooses the host a VM powers on on. The manager calls a
-// Func (default MostFreeMemory) on a plain snapshot of the hosts, which is
-// cheap enough for every power-on of a large cluster; VMs in anti-affinity
-// groups are placed by the scheduler instead, which sees the other VMs.
-package placement
+// Power-on placement: the manager calls a PlaceFunc (default MostFreeMemory)
+// on a plain snapshot of the hosts, which is cheap enough for every power-on
+// of a large cluster; VMs in anti-affinity groups are placed by Place
+// instead, which sees the other VMs.
+
+package scheduler
 
 import (
 	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
-
-	"github.com/acli-dev/acli/manager/scheduler"
 )
 
-// Host is one candidate as the manager sees it now.
-type Host struct {
+// Candidate is one host a VM may power on on, as the manager sees it now.
+type Candidate struct {
 	UUID string
 	Name string
 	IP   netip.Addr
@@ -32,10 +31,10 @@ type Host struct {
 }
 
 // Free returns the unreserved memory.
-func (h Host) Free() int64 { return h.MemoryBytes - h.MemoryUsedBytes }
+func (h Candidate) Free() int64 { return h.MemoryBytes - h.MemoryUsedBytes }
 
-// Request is the VM to place.
-type Request struct {
+// PlaceRequest is the VM to place.
+type PlaceRequest struct {
 	VmName      string
 	MemoryBytes int64
 	Vcpus       int
@@ -43,9 +42,9 @@ type Request struct {
 	Affinity []string
 }
 
-// Rejection is why one host cannot take the VM.
-type Rejection struct {
-	Host Host
+// PlaceRejection is why one host cannot take the VM.
+type PlaceRejection struct {
+	Host Candidate
 	// Kind is "MEMORY", "UNAVAILABLE" or "AFFINITY".
 	Kind   string
 	Reason string
@@ -53,20 +52,20 @@ type Rejection struct {
 	Shortfall int64
 }
 
-// Func picks a host UUID for the request, or returns "" and one rejection
+// PlaceFunc picks a host UUID for the request, or returns "" and one rejection
 // per host. It must be deterministic for the same input.
-type Func func(hosts []Host, req Request) (string, []Rejection)
+type PlaceFunc func(hosts []Candidate, req PlaceRequest) (string, []PlaceRejection)
 
-// Check returns why h cannot take req, or nil when it can.
-func Check(h Host, req Request) *Rejection {
+// CheckCandidate returns why h cannot take req, or nil when it can.
+func CheckCandidate(h Candidate, req PlaceRequest) *PlaceRejection {
 	if h.Unavailable != "" {
-		return &Rejection{Host: h, Kind: "UNAVAILABLE", Reason: h.Unavailable}
+		return &PlaceRejection{Host: h, Kind: "UNAVAILABLE", Reason: h.Unavailable}
 	}
 	if len(req.Affinity) > 0 && !slices.Contains(req.Affinity, h.UUID) {
-		return &Rejection{Host: h, Kind: "AFFINITY", Reason: fmt.Sprintf("vm %s has host affinity elsewhere", req.VmName)}
+		return &PlaceRejection{Host: h, Kind: "AFFINITY", Reason: fmt.Sprintf("vm %s has host affinity elsewhere", req.VmName)}
 	}
 	if free := h.Free(); free < req.MemoryBytes {
-		return &Rejection{Host: h, Kind: "MEMORY", Shortfall: req.MemoryBytes - free,
+		return &PlaceRejection{Host: h, Kind: "MEMORY", Shortfall: req.MemoryBytes - free,
 			Reason: fmt.Sprintf("needs %s, %s free (short by %s)", Bytes(req.MemoryBytes), Bytes(max(free, 0)), Bytes(req.MemoryBytes-free))}
 	}
 	return nil
@@ -75,18 +74,18 @@ func Check(h Host, req Request) *Rejection {
 // MostFreeMemory places on the usable host with the most free memory, then
 // the fewest VMs, then the lowest IP; hosts the VM would push above the
 // scheduler's soft vCPU limit are used only when no other host can take it.
-func MostFreeMemory(hosts []Host, req Request) (string, []Rejection) {
-	var best *Host
+func MostFreeMemory(hosts []Candidate, req PlaceRequest) (string, []PlaceRejection) {
+	var best *Candidate
 	bestHot := false
-	var rej []Rejection
+	var rej []PlaceRejection
 	for i := range hosts {
 		h := &hosts[i]
-		if r := Check(*h, req); r != nil {
+		if r := CheckCandidate(*h, req); r != nil {
 			rej = append(rej, *r)
 			continue
 		}
 		hot := h.cpuHot(req.Vcpus)
-		if best == nil || (bestHot && !hot) || (hot == bestHot && better(h, best)) {
+		if best == nil || (bestHot && !hot) || (hot == bestHot && moreFree(h, best)) {
 			best, bestHot = h, hot
 		}
 	}
@@ -97,11 +96,11 @@ func MostFreeMemory(hosts []Host, req Request) (string, []Rejection) {
 }
 
 // cpuHot reports whether placing vcpus more would exceed the soft limit.
-func (h *Host) cpuHot(vcpus int) bool {
-	return h.CPUCores > 0 && float64(h.VcpusUsed+vcpus) > scheduler.DefaultCPURatioLimit*float64(h.CPUCores)
+func (h *Candidate) cpuHot(vcpus int) bool {
+	return h.CPUCores > 0 && float64(h.VcpusUsed+vcpus) > DefaultCPURatioLimit*float64(h.CPUCores)
 }
 
-func better(a, b *Host) bool {
+func moreFree(a, b *Candidate) bool {
 	if c := cmp.Compare(a.Free(), b.Free()); c != 0 {
 		return c > 0
 	}

@@ -25,6 +25,14 @@ var ErrNotFound = errors.New("key not found")
 // ErrClosed is returned by every call after Close.
 var ErrClosed = errors.New("store is closed")
 
+// ErrNotLeader is returned by a write of a manager that does not hold the
+// leadership (never won it, or lost it with its lease): nothing was written.
+var ErrNotLeader = errors.New("this manager is not the leader")
+
+// ErrUnavailable is returned when the store cannot be reached or has lost
+// its quorum; the operation may or may not have been applied.
+var ErrUnavailable = errors.New("store unavailable")
+
 // KV is one stored key with its revisions.
 type KV struct {
 	Key   string
@@ -71,6 +79,35 @@ type Store interface {
 	// Close releases the store; in-flight transactions finish first.
 	Close() error
 }
+
+// Event is one change seen by a watch.
+type Event struct {
+	// KV is the key after the change; for a delete, its Value is nil and
+	// ModRev is the revision of the delete.
+	KV     KV
+	Delete bool
+}
+
+// WatchResponse is a batch of events committed at revisions up to Rev.
+// A response with Err set is the last one.
+type WatchResponse struct {
+	Events []Event
+	Rev    int64
+	Err    error
+}
+
+// Watcher is implemented by stores several managers share: a manager that
+// does not write follows the others' changes.
+type Watcher interface {
+	// Watch sends every change to keys with the prefix committed after
+	// revision after, in revision order, until ctx ends (then the channel
+	// closes) or the history is gone (ErrCompacted, then the channel closes).
+	Watch(ctx context.Context, prefix string, after int64) <-chan WatchResponse
+}
+
+// ErrCompacted says a watch asked for history the store no longer has: the
+// watcher must reload with List and watch from the new revision.
+var ErrCompacted = errors.New("store history compacted")
 
 // Put writes one key unconditionally.
 func Put(ctx context.Context, s Store, key string, value []byte) (int64, error) {

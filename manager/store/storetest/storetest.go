@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/acli-dev/acli/manager/store"
 )
@@ -37,6 +38,26 @@ func Run(t *testing.T, open Open) {
 			s := open(t)
 			defer s.Close()
 			tc.fn(t, s)
+		})
+	}
+	// Stores several managers share also notify changes.
+	probe := open(t)
+	_, watches := probe.(store.Watcher)
+	probe.Close()
+	if !watches {
+		return
+	}
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, store.Store, store.Watcher)
+	}{
+		{"WatchOrder", testWatchOrder},
+		{"WatchFromRevision", testWatchFromRevision},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			defer s.Close()
+			tc.fn(t, s, s.(store.Watcher))
 		})
 	}
 }
@@ -235,5 +256,81 @@ func testClosed(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Get(ctx, "/a"); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Get after Close = %v, want ErrClosed", err)
+	}
+}
+
+// nextEvents reads watch responses until n events arrived.
+func nextEvents(t *testing.T, ch <-chan store.WatchResponse, n int) []store.Event {
+	t.Helper()
+	var out []store.Event
+	timeout := time.After(10 * time.Second)
+	for len(out) < n {
+		select {
+		case wr, ok := <-ch:
+			if !ok {
+				t.Fatalf("watch closed after %d of %d events", len(out), n)
+			}
+			if wr.Err != nil {
+				t.Fatalf("watch: %v", wr.Err)
+			}
+			out = append(out, wr.Events...)
+		case <-timeout:
+			t.Fatalf("watch: %d of %d events after 10s", len(out), n)
+		}
+	}
+	return out
+}
+
+func describe(evs []store.Event) string {
+	var parts []string
+	for _, e := range evs {
+		if e.Delete {
+			parts = append(parts, fmt.Sprintf("del %s@%d", e.KV.Key, e.KV.ModRev))
+		} else {
+			parts = append(parts, fmt.Sprintf("put %s=%s@%d", e.KV.Key, e.KV.Value, e.KV.ModRev))
+		}
+	}
+	return fmt.Sprint(parts)
+}
+
+// testWatchOrder: puts, deletes and multi-key transactions under the prefix
+// arrive in commit order with their revisions; other prefixes and failed
+// transactions send nothing.
+func testWatchOrder(t *testing.T, s store.Store, w store.Watcher) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start, _ := s.Revision(ctx)
+	ch := w.Watch(wctx, "/vms/", start)
+	r1 := mustPut(t, s, "/vms/a", "1")
+	mustPut(t, s, "/hosts/h", "x")
+	if _, err := s.Txn(ctx, []store.Cond{{Key: "/vms/a", ModRev: 999}}, []store.Op{store.PutOp("/vms/z", nil)}); !store.IsConflict(err) {
+		t.Fatalf("txn = %v, want conflict", err)
+	}
+	r2, err := s.Txn(ctx, []store.Cond{{Key: "/vms/a", ModRev: r1}},
+		[]store.Op{store.PutOp("/vms/b", []byte("2")), store.DeleteOp("/vms/a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := describe(nextEvents(t, ch, 3))
+	want := fmt.Sprintf("[put /vms/a=1@%d put /vms/b=2@%d del /vms/a@%d]", r1, r2, r2)
+	if got != want {
+		t.Fatalf("events %s, want %s", got, want)
+	}
+	cancel()
+	for range ch {
+	}
+}
+
+// testWatchFromRevision: a watch started after a listing continues from the
+// listing's revision without gap or repeat.
+func testWatchFromRevision(t *testing.T, s store.Store, w store.Watcher) {
+	mustPut(t, s, "/t/1", "a")
+	at := mustPut(t, s, "/t/2", "b")
+	r3 := mustPut(t, s, "/t/3", "c")
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := describe(nextEvents(t, w.Watch(wctx, "/t/", at), 1))
+	if want := fmt.Sprintf("[put /t/3=c@%d]", r3); got != want {
+		t.Fatalf("events after %d: %s, want %s", at, got, want)
 	}
 }

@@ -25,8 +25,14 @@ type Completer struct {
 	Driver func() string
 }
 
-// Complete completes the text before the cursor. It returns suggestions and
-// the byte offset in before where the replaced text starts.
+// WordSeparator is the shell's go-prompt word separator. A selected
+// suggestion replaces the word back to the last separator (go-prompt does
+// so again on the key typed after Tab), so every suggestion is a whole
+// word: "host=h1", not "h1", or the key would be lost.
+const WordSeparator = " "
+
+// Complete completes the text before the cursor. It returns suggestions,
+// each a whole word, and the byte offset in before where that word starts.
 func (c *Completer) Complete(before string) ([]commands.Suggestion, int) {
 	words, partial, start := split(before)
 	if start < 0 {
@@ -40,7 +46,12 @@ func (c *Completer) Complete(before string) ([]commands.Suggestion, int) {
 	if len(words) == 0 && c.Driver != nil {
 		sugs = c.servedOnly(sugs, c.Driver())
 	}
-	return append(sugs, fan...), start + off
+	if off > 0 {
+		for i := range sugs {
+			sugs[i].Text = partial[:off] + sugs[i].Text
+		}
+	}
+	return append(sugs, fan...), start
 }
 
 // servedOnly drops command and namespace suggestions that the running

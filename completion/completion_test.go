@@ -10,6 +10,7 @@ import (
 
 	"github.com/acli-dev/acli/commands"
 	prompt "github.com/elk-language/go-prompt"
+	istrings "github.com/elk-language/go-prompt/strings"
 )
 
 func names(k commands.Kind) []commands.Entity {
@@ -45,7 +46,7 @@ func TestComplete(t *testing.T) {
 		{"vg.get d", "[data dbvg]", 7},
 		{"vg.attach_to_vm data w", "[web01 web02 wait=]", 21},
 		{"vg.list_sessions db", "[dbvg]", 17},
-		{"event.watch type=i", "[iscsi]", 17},
+		{"event.watch type=i", "[type=iscsi]", 12},
 		{"vm.", "[vm.affinity_set vm.affinity_unset vm.create vm.delete vm.disk_create vm.disk_delete vm.disk_list vm.get vm.list vm.migrate vm.nic_create vm.nic_delete vm.nic_list vm.off vm.on vm.reboot vm.reset vm.shutdown vm.update]", 0},
 		{"vm.cr", "[vm.create]", 0},
 		{"vm.dis", "[vm.disk_create vm.disk_delete vm.disk_list]", 0},
@@ -53,11 +54,11 @@ func TestComplete(t *testing.T) {
 		{"  host.l", "[host.list host.list_vms]", 2},
 		{"vm.list ", "[host= power_state=]", 8},
 		{"vm.list p", "[power_state=]", 8},
-		{"vm.list power_state=", "[kOn kOff kPaused]", 20},
-		{"vm.list power_state=of", "[kOff]", 20},
-		{"vm.list power_state=kP", "[kPaused]", 20},
-		{"vm.list host=", "[node-1]", 13},
-		{"vm.list host=127", "[127.20.0.21]", 13},
+		{"vm.list power_state=", "[power_state=kOn power_state=kOff power_state=kPaused]", 8},
+		{"vm.list power_state=of", "[power_state=kOff]", 8},
+		{"vm.list power_state=kP", "[power_state=kPaused]", 8},
+		{"vm.list host=", "[host=node-1]", 8},
+		{"vm.list host=127", "[host=127.20.0.21]", 8},
 		{"vm.on w", "[web01 web02 wait=]", 6},
 		{"vm.on web01,d", "[web01,db01]", 6},
 		{"vm.on web01 ", "[db01 web01 web02 host= wait=]", 12},
@@ -65,9 +66,9 @@ func TestComplete(t *testing.T) {
 		{"vm.disk_list web01 ", "[]", 19},
 		{"vm.create ", "[memory= num_vcpus= num_cores_per_vcpu= ha_priority= agent_vm= description= passthrough= uuid= wait=]", 10},
 		{"vm.create w memory=4G ", "[num_vcpus= num_cores_per_vcpu= ha_priority= agent_vm= description= passthrough= uuid= wait=]", 22},
-		{"vm.create w agent_vm=", "[true false]", 21},
-		{"vm.nic_create w network=v", "[vlan0 vlan100]", 24},
-		{"net.create n mode=tr", "[kTrunked]", 18},
+		{"vm.create w agent_vm=", "[agent_vm=true agent_vm=false]", 12},
+		{"vm.nic_create w network=v", "[network=vlan0 network=vlan100]", 16},
+		{"net.create n mode=tr", "[mode=kTrunked]", 13},
 		{"vm.nosuch ", "[]", 10},
 		{`vm.update w description="a b`, "[]", 28},
 	}
@@ -93,7 +94,7 @@ func TestPromptAdapter(t *testing.T) {
 	buf := prompt.NewBuffer()
 	buf.InsertTextMoveCursor("vm.list power_state=of", 80, 24, false)
 	sugs, start, end := c.Prompt(*buf.Document())
-	if len(sugs) != 1 || sugs[0].Text != "kOff" || start != 20 || end != 22 {
+	if len(sugs) != 1 || sugs[0].Text != "power_state=kOff" || start != 8 || end != 22 {
 		t.Fatalf("got %v %d..%d", sugs, start, end)
 	}
 	c.Names = func(commands.Kind) []commands.Entity { return []commands.Entity{{Name: "wébserver"}} }
@@ -102,6 +103,45 @@ func TestPromptAdapter(t *testing.T) {
 	_, start, end = c.Prompt(*buf.Document())
 	if start != 6 || end != 9 {
 		t.Fatalf("rune positions %d..%d", start, end)
+	}
+}
+
+// What go-prompt does with a suggestion: Tab inserts it over start..end;
+// the next key (Space, Enter) replaces the word back to the separator with
+// it once more. The line must read the same after both: what is shown is
+// what runs ("vm.migrate web01 host=h1" must not become "... h1").
+func TestSelectedSuggestionRunsAsShown(t *testing.T) {
+	c := &Completer{Registry: commands.Default(), Names: names}
+	for _, line := range []string{
+		"vm.migrate web01 host=", "vm.list power_state=", "vm.list power_state=of", "vm.on web01,w",
+		"vm.create x mem", "vm.create x agent_vm=t", "vm.nic_create w network=v", "vm.", "  host.l",
+		"hostssh --ex", "vg.attach_external data ", "event.watch type=",
+	} {
+		buf := prompt.NewBuffer()
+		buf.InsertTextMoveCursor(line, 200, 24, false)
+		sugs, start, end := c.Prompt(*buf.Document())
+		if len(sugs) == 0 {
+			t.Errorf("%q: no suggestions", line)
+			continue
+		}
+		for _, s := range sugs {
+			b := prompt.NewBuffer()
+			b.InsertTextMoveCursor(line, 200, 24, false)
+			b.DeleteBeforeCursorRunes(end-start, 200, 24)
+			b.InsertTextMoveCursor(s.Text, 200, 24, false)
+			shown := b.Text()
+			w := b.Document().GetWordBeforeCursorUntilSeparator(WordSeparator)
+			b.DeleteBeforeCursorRunes(istrings.RuneCountInString(w), 200, 24)
+			b.InsertTextMoveCursor(s.Text, 200, 24, false)
+			if b.Text() != shown {
+				t.Errorf("%q + %q: shown %q, runs %q", line, s.Text, shown, b.Text())
+			}
+		}
+	}
+	buf := prompt.NewBuffer()
+	buf.InsertTextMoveCursor("vm.migrate web01 host=", 200, 24, false)
+	if sugs, _, _ := c.Prompt(*buf.Document()); len(sugs) != 1 || sugs[0].Text != "host=node-1" {
+		t.Errorf("host= offers %v", sugs)
 	}
 }
 

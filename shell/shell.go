@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -48,6 +49,17 @@ func Split(line string) ([]string, error) {
 		return nil, client.Errorf(client.ExitUsage, "cannot split line: %v (check the quotes)", err)
 	}
 	return words, nil
+}
+
+// lines splits shell input into its non-blank lines.
+func lines(input string) []string {
+	var out []string
+	for _, l := range strings.Split(input, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // isExit reports whether a line leaves the shell.
@@ -125,23 +137,29 @@ func Interactive(ctx context.Context, f *commands.Factory, g commands.Globals) e
 	probe.Driver() // ask before the first Tab
 	comp := &completion.Completer{Registry: f.Registry, Names: cache.Names, Driver: probe.Driver}
 
-	exec := func(line string) {
-		if strings.TrimSpace(line) == "" || isExit(line) {
-			return
+	// A paste of several lines arrives as one input: each line is its own
+	// command, as if typed; "exit" among them leaves after the lines before it.
+	exec := func(input string) {
+		for _, line := range lines(input) {
+			if isExit(line) {
+				return
+			}
+			hist.add(line)
+			words, err := Split(line)
+			if err != nil {
+				fmt.Fprintf(f.IO.Err, "Error: %v\n", err)
+				continue
+			}
+			runLine(ctx, f, g, words)
 		}
-		hist.add(line)
-		words, err := Split(line)
-		if err != nil {
-			fmt.Fprintf(f.IO.Err, "Error: %v\n", err)
-			return
-		}
-		runLine(ctx, f, g, words)
 	}
 	p := prompt.New(exec,
 		prompt.WithPrefix(Prompt),
+		prompt.WithReader(&lineReader{Reader: prompt.NewStdinReader()}),
 		prompt.WithCompleter(comp.Prompt),
+		prompt.WithCompletionWordSeparator(completion.WordSeparator),
 		prompt.WithHistory(hist.entries),
-		prompt.WithExitChecker(func(in string, breakline bool) bool { return breakline && isExit(in) }),
+		prompt.WithExitChecker(func(in string, breakline bool) bool { return breakline && slices.ContainsFunc(lines(in), isExit) }),
 		prompt.WithInterruptCallback(func(*prompt.Prompt, os.Signal) {}),
 		prompt.WithPrefixTextColor(prompt.DefaultColor),
 	)

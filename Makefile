@@ -26,24 +26,14 @@ install: build
 	install -m 0644 docs/man/*.1 $(MANDIR)/
 
 # make demo: a fresh 3-host simulated cluster on loopback with a small
-# inventory, then the interactive shell; clusterd is stopped by its PID when
-# the shell exits (or when any step fails).
+# inventory, then the interactive shell (scripts/demo.sh says how Ctrl-C, a
+# taken port and SSH host keys are handled); clusterd is stopped by its PID
+# when the shell exits (or when any step fails).
 DEMO_DIR := .demo
 DEMO_ADDR ?= 127.0.0.1:2030
 
 demo: build
-	@rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
-	@$(BIN)/clusterd --listen $(DEMO_ADDR) --data-dir $(DEMO_DIR)/data --sim 3 --sim-speed 20 \
-		>$(DEMO_DIR)/clusterd.log 2>&1 & echo $$! >$(DEMO_DIR)/clusterd.pid; \
-	trap 'kill $$(cat $(DEMO_DIR)/clusterd.pid) 2>/dev/null; wait $$(cat $(DEMO_DIR)/clusterd.pid) 2>/dev/null' EXIT; \
-	export ACLI_SERVER=$(DEMO_ADDR); \
-	export ACLI_SSH_IDENTITY=$(CURDIR)/$(DEMO_DIR)/data/ssh/id_ed25519; \
-	for i in $$(seq 50); do $(BIN)/acli cluster.get >/dev/null 2>&1 && break; sleep 0.1; done; \
-	echo "clusterd (pid $$(cat $(DEMO_DIR)/clusterd.pid)) on $(DEMO_ADDR), log in $(DEMO_DIR)/clusterd.log"; \
-	$(BIN)/acli < testdata/demo.acli && \
-	$(BIN)/acli host.list && $(BIN)/acli vm.list && \
-	echo '$$ acli hostssh "virsh list"' && $(BIN)/acli hostssh "virsh list" && \
-	if [ -t 0 ]; then echo; echo "Try: vm.list, host.enter_maintenance_mode_check h1, hostssh \"virsh list\", allssh hostname, help. exit or Ctrl-D leaves."; $(BIN)/acli; fi
+	@scripts/demo.sh $(BIN) $(DEMO_DIR) $(DEMO_ADDR)
 
 # Regenerate the committed protobuf code (needs Debian's protobuf-compiler and
 # libprotobuf-dev, which holds the well-known types such as timestamp.proto).

@@ -381,7 +381,10 @@ func waitErr(ctx context.Context, t *acliv1.Task, err error) error {
 			render.OpName(t.GetOperation()), t.GetUuid(), t.GetUuid())
 	}
 	if errors.Is(ctx.Err(), context.Canceled) || status.Code(err) == codes.Canceled {
-		return client.Errorf(client.ExitFailed, "interrupted; task %s continues on clusterd (see: acli task.wait %s)", t.GetUuid(), t.GetUuid())
+		// Ctrl-C ends the wait, not the task: as with --timeout, say so
+		// and how to follow it, exit 7.
+		return client.Errorf(client.ExitTimeout, "interrupted; %s goes on as task %s on clusterd (see: acli task.wait %s)",
+			render.OpName(t.GetOperation()), t.GetUuid(), t.GetUuid())
 	}
 	return client.Wrap(err)
 }

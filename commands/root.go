@@ -17,6 +17,7 @@ type runState struct {
 	printer *render.Printer
 	err     error // found where cobra gives no way to return one (help)
 	shell   bool  // the shell ran: each line printed its own result
+	inShell bool  // this is a line typed in the shell
 }
 
 // Execute runs one-shot argv (without the program name) and returns the
@@ -33,7 +34,7 @@ func (f *Factory) ExecuteLine(ctx context.Context, args []string, defaults Globa
 
 func (f *Factory) execute(ctx context.Context, args []string, defaults Globals, inShell bool) int {
 	g := defaults
-	st := &runState{}
+	st := &runState{inShell: inShell}
 	root := f.NewRoot(&g, st, inShell)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -49,7 +50,7 @@ func (f *Factory) execute(ctx context.Context, args []string, defaults Globals, 
 	}
 	p := st.printer
 	if p == nil {
-		p = f.printer(g)
+		p = f.printer(g, inShell)
 	}
 	code := client.ExitCode(err)
 	var details []string
@@ -63,12 +64,12 @@ func (f *Factory) execute(ctx context.Context, args []string, defaults Globals, 
 	return code
 }
 
-func (f *Factory) printer(g Globals) *render.Printer {
+func (f *Factory) printer(g Globals, inShell bool) *render.Printer {
 	format, err := render.ParseFormat(g.Output)
 	if err != nil {
 		format = render.Table
 	}
-	return &render.Printer{IO: f.IO, Format: format, NoHeaders: g.NoHeaders}
+	return &render.Printer{IO: f.IO, Format: format, NoHeaders: g.NoHeaders, Shell: inShell}
 }
 
 // NewRoot builds a fresh cobra tree from the registry, binding the global
@@ -199,7 +200,7 @@ func (f *Factory) leaf(c *Command, g *Globals, st *runState) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p := f.printer(*g)
+			p := f.printer(*g, st.inShell)
 			st.printer = p
 			return f.Run(cc.Context(), inv, *g, p)
 		},

@@ -32,6 +32,9 @@ type Printer struct {
 	IO        *IO
 	Format    Format
 	NoHeaders bool
+	// Shell: errors are read at the shell's prompt, where commands are
+	// typed without the program name ("see: help vm", not "acli help vm").
+	Shell bool
 
 	data    any
 	report  bool
@@ -85,7 +88,11 @@ func (p *Printer) Print(d Doc) error {
 func (p *Printer) Finish(err error, status int, details []string) error {
 	if err != nil {
 		var sb strings.Builder
-		sb.WriteString("Error: " + err.Error() + "\n")
+		msg := err.Error()
+		if p.Shell {
+			msg = shellHints.Replace(msg)
+		}
+		sb.WriteString("Error: " + msg + "\n")
 		for _, d := range details {
 			sb.WriteString("  " + d + "\n")
 		}
@@ -116,6 +123,10 @@ func (p *Printer) Finish(err error, status int, details []string) error {
 	_, werr := p.IO.Out.Write(env.Bytes())
 	return werr
 }
+
+// shellHints rewrites the one-shot spelling of the commands errors suggest
+// to what is typed at the shell's prompt.
+var shellHints = strings.NewReplacer("see: acli ", "see: ", "try: acli ", "try: ")
 
 var pj = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
 

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 
@@ -19,10 +20,26 @@ func main() {
 }
 
 func run() int {
+	// Ctrl-C ends a one-shot command through its context, so it can say
+	// what goes on (a followed task keeps running on clusterd); a second
+	// Ctrl-C kills at once. The shell handles Ctrl-C per line itself.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt)
+	go func() {
+		if _, ok := <-sig; ok {
+			signal.Stop(sig)
+			cancel()
+		}
+	}()
 	f := commands.NewFactory(render.System(), os.Getenv)
-	f.Shell = shell.Run
+	f.Shell = func(ctx context.Context, f *commands.Factory, g commands.Globals) error {
+		signal.Stop(sig)
+		return shell.Run(ctx, f, g)
+	}
 	defer f.Close()
-	return f.Execute(context.Background(), argv(os.Args))
+	return f.Execute(ctx, argv(os.Args))
 }
 
 // argv returns the command line to execute. Invoked as hostssh or allssh

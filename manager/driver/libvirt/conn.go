@@ -252,8 +252,22 @@ func (c *Conn) Start(ref string) error {
 // Destroy powers a domain off at once (virsh destroy); the definition stays.
 func (c *Conn) Destroy(ref string) error {
 	return c.do("destroy", ref, func(d golibvirt.Domain) error {
-		return c.l.DomainDestroyFlags(d, golibvirt.DomainDestroyDefault)
+		err := c.l.DomainDestroyFlags(d, golibvirt.DomainDestroyDefault)
+		if isCode(err, golibvirt.ErrOperationInvalid) {
+			// "domain is not running": it stopped since the caller looked.
+			// The caller wants it off, and it is.
+			if st, _, serr := c.l.DomainGetState(d, 0); serr == nil && !stateFromLibvirt(golibvirt.DomainState(st)).Active() {
+				return nil
+			}
+		}
+		return err
 	})
+}
+
+// isCode reports whether err is a libvirt error with the given number.
+func isCode(err error, code golibvirt.ErrorNumber) bool {
+	var le golibvirt.Error
+	return errors.As(err, &le) && le.Code == uint32(code)
 }
 
 // Reboot asks the guest to reboot through ACPI.
@@ -282,6 +296,10 @@ func (c *Conn) do(op, ref string, f func(golibvirt.Domain) error) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	if err := f(d); err != nil {
+		if golibvirt.IsNotFound(err) {
+			// A transient domain vanishes once it stops.
+			return fmt.Errorf("%s %s: %w", op, d.Name, ErrNotFound)
+		}
 		return fmt.Errorf("%s %s: %w", op, d.Name, c.wrap(err))
 	}
 	return nil

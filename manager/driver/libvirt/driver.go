@@ -458,7 +458,7 @@ func (d *Driver) PowerOff(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm)
 		return err
 	}
 	if dom.State.Active() {
-		if err := c.Destroy(vm.Uuid); err != nil {
+		if err := ignoreNotFound(c.Destroy(vm.Uuid)); err != nil {
 			return err
 		}
 	}

@@ -202,6 +202,36 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// Destroy is idempotent: a domain that stopped after the caller saw it
+// running (libvirt answers "domain is not running") counts as destroyed, so
+// a power-off or a fence racing the guest's own stop does not fail.
+func TestDestroyOfStoppedDomainSucceeds(t *testing.T) {
+	h := hosts(t).Hosts[0]
+	c := dial(t, h.TCPURI())
+	spec := tinyVM("destroy-twice")
+	cleanupDomain(t, spec.UUID, c)
+	if _, err := c.Define(spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(spec.UUID); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, spec.UUID, StateRunning)
+	if err := c.Destroy(spec.UUID); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, spec.UUID, StateOff)
+	if err := c.Destroy(spec.UUID); err != nil {
+		t.Fatalf("destroy of a domain that already stopped: %v, want success", err)
+	}
+	if err := c.Undefine(spec.UUID); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Destroy(spec.UUID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("destroy of an undefined domain: %v, want ErrNotFound", err)
+	}
+}
+
 func TestHostInfoOverUnixSocket(t *testing.T) {
 	h := hosts(t).Hosts[1]
 	c := dial(t, h.UnixURI())

@@ -145,6 +145,15 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	if m.cluster == nil {
+		// Only an empty store makes a new cluster: one that holds data but
+		// lost its cluster record is damaged, not new.
+		if rev, err := m.st.Revision(ctx); err != nil || rev > 0 {
+			where := "the store"
+			if p, ok := m.st.(interface{ Path() string }); ok {
+				where = "data file " + p.Path()
+			}
+			return nil, fmt.Errorf("%s holds data (revision %d) but no cluster record; refusing to create a new cluster over it (%v)", where, rev, err)
+		}
 		if err := m.bootstrap(ctx); err != nil {
 			return nil, err
 		}
@@ -328,9 +337,15 @@ func (m *Manager) loadEvents(ctx context.Context, retention int) (*events.Bus, e
 	}
 	evs := make([]*acliv1.Event, 0, len(kvs))
 	for _, kv := range kvs {
+		// The event log is history, not state: a record that cannot be
+		// read is skipped, never a reason to refuse to start.
 		e := &acliv1.Event{}
-		if err := proto.Unmarshal(kv.Value, e); err != nil {
-			return nil, fmt.Errorf("loading event %s: %w", kv.Key, err)
+		if err := proto.Unmarshal(kv.Value, e); err != nil || e.Seq == 0 {
+			if err == nil {
+				err = errors.New("no sequence number")
+			}
+			m.log.Warn("skipping an unreadable event record", "key", kv.Key, "err", err)
+			continue
 		}
 		evs = append(evs, e)
 	}

@@ -240,6 +240,23 @@ func TestCorruptDataFile(t *testing.T) {
 	}
 }
 
+// An empty state.db is a cluster whose state was lost, not a new cluster:
+// clusterd refuses it, naming the file, and leaves it as it was.
+func TestEmptyDataFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.db")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, msg := runFail(t, "--listen", "127.0.0.1:0", "--data-dir", dir)
+	if code != 1 || !strings.Contains(msg, path) || !strings.Contains(msg, "the file is empty") || strings.Count(msg, "\n") != 0 {
+		t.Fatalf("exit %d, stderr %q", code, msg)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() != 0 {
+		t.Fatalf("empty data file was modified: %v %v", fi.Size(), err)
+	}
+}
+
 func TestLockedDataFileAndBusyPort(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, "--data-dir", dir, "--sim-speed", "1000")

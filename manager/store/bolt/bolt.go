@@ -18,6 +18,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"sync"
@@ -102,8 +103,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, &OpenError{Path: dir, Reason: "io", Err: err}
 	}
 	path := filepath.Join(dir, FileName)
-	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
-		// Validate read-only first so a damaged file is never written to.
+	if _, err := os.Stat(path); err == nil {
+		// An existing file is a cluster's state, whatever its size: check
+		// it is whole, then validate read-only, so a damaged file is never
+		// written to nor mistaken for a new one.
+		if err := checkLength(path); err != nil {
+			return nil, err
+		}
 		if err := validate(path, opts.LockTimeout); err != nil {
 			return nil, err
 		}
@@ -160,6 +166,75 @@ func openDB(path string, o *bbolt.Options) (db *bbolt.DB, err error) {
 	}
 	// Anything else bbolt rejects while reading the file is damage.
 	return nil, &OpenError{Path: path, Reason: "corrupt", Err: err}
+}
+
+// bbolt's file layout, read before bbolt maps the file: reading a page past
+// the end of a truncated file faults (SIGBUS) rather than failing.
+const (
+	boltMagic      = 0xED0CDAED
+	boltPageHeader = 16 // page id, flags, count, overflow
+	boltMetaSum    = 56 // meta bytes covered by its checksum
+)
+
+// checkLength refuses an empty file and one shorter than its meta page says
+// (pages up to the high-water mark must all be there).
+func checkLength(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return &OpenError{Path: path, Reason: "io", Err: err}
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return &OpenError{Path: path, Reason: "io", Err: err}
+	}
+	size := fi.Size()
+	if size == 0 {
+		return &OpenError{Path: path, Reason: "corrupt", Err: errors.New("the file is empty; a new cluster is created only in a data dir without " + FileName)}
+	}
+	var pageSize, pages int64
+	var txid uint64
+	// The first meta page sits at 0, the second one page further; the valid
+	// one with the higher transaction id is current, as bbolt reads them.
+	for i := 0; i < 2; i++ {
+		off := int64(0)
+		if i == 1 {
+			if pageSize == 0 {
+				break
+			}
+			off = pageSize
+		}
+		var b [boltPageHeader + boltMetaSum + 8]byte
+		if _, err := f.ReadAt(b[:], off); err != nil {
+			continue
+		}
+		m := b[boltPageHeader:]
+		le := binary.LittleEndian
+		if le.Uint32(m[0:4]) != boltMagic || le.Uint64(m[boltMetaSum:]) != fnv64a(m[:boltMetaSum]) {
+			continue
+		}
+		ps, hw, tx := int64(le.Uint32(m[8:12])), int64(le.Uint64(m[40:48])), le.Uint64(m[48:56])
+		if i == 0 {
+			pageSize = ps
+		}
+		if pages == 0 || tx > txid {
+			pages, txid = hw, tx
+			pageSize = ps
+		}
+	}
+	if pages == 0 || pageSize == 0 {
+		return &OpenError{Path: path, Reason: "corrupt", Err: fmt.Errorf("no valid meta page in its %d bytes", size)}
+	}
+	if need := pages * pageSize; size < need {
+		return &OpenError{Path: path, Reason: "corrupt", Err: fmt.Errorf("truncated: %d bytes of the %d its meta page records", size, need)}
+	}
+	return nil
+}
+
+func fnv64a(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
 }
 
 // validate opens the file read-only and checks its page structure and the

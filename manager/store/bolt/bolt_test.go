@@ -92,6 +92,14 @@ func TestCorruptFileLeftUntouched(t *testing.T) {
 			}
 			os.WriteFile(path, b, 0o600)
 		},
+		// An empty or truncated file is a lost cluster, never a new one.
+		"empty": func(t *testing.T, path string) {
+			os.WriteFile(path, nil, 0o600)
+		},
+		"truncated-to-1-byte":  truncated(1),
+		"truncated-in-meta":    truncated(4096 + 100),
+		"truncated-after-meta": truncated(2 * 4096),
+		"truncated-to-half":    truncated(-2),
 		"damaged-meta": func(t *testing.T, path string) {
 			s, err := Open(filepath.Dir(path), Options{})
 			if err != nil {
@@ -128,6 +136,32 @@ func TestCorruptFileLeftUntouched(t *testing.T) {
 				t.Fatal("corrupt file was modified")
 			}
 		})
+	}
+}
+
+// truncated returns a corruption that cuts a populated file to size bytes
+// (-2: half the file).
+func truncated(size int) func(t *testing.T, path string) {
+	return func(t *testing.T, path string) {
+		s, err := Open(filepath.Dir(path), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 400; i++ {
+			store.Put(context.Background(), s, fmt.Sprintf("/vms/%04d", i), bytes.Repeat([]byte("x"), 200))
+		}
+		s.Close()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := int64(size)
+		if size == -2 {
+			n = fi.Size() / 2
+		}
+		if err := os.Truncate(path, n); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

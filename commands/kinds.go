@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/client"
@@ -28,10 +30,19 @@ type Entity struct {
 	Aliases []string
 }
 
+// is reports whether ref names the entity, as the server resolves it: the
+// UUID in any case, the name, or an alias.
+func (e Entity) is(ref string) bool {
+	return ref == e.Name || strings.EqualFold(ref, e.UUID) || slices.Contains(e.Aliases, ref)
+}
+
 // KindSpec says how to talk about a kind and how to list its live names.
 type KindSpec struct {
 	Singular, Plural string // for questions: "Delete 2 VMs?"
 	List             func(ctx context.Context, c *client.Client) ([]Entity, error)
+	// Partial: List returns only some entities (the newest tasks), so a
+	// name it lacks may still exist.
+	Partial bool
 }
 
 // kindSpecs lists every entity kind; add one entry for a new kind.
@@ -81,7 +92,7 @@ func kindSpecs() map[Kind]*KindSpec {
 			}
 			return out, nil
 		}},
-		KindTask: {Singular: "task", Plural: "tasks", List: func(ctx context.Context, c *client.Client) ([]Entity, error) {
+		KindTask: {Singular: "task", Plural: "tasks", Partial: true, List: func(ctx context.Context, c *client.Client) ([]Entity, error) {
 			resp, err := c.Task.ListTasks(ctx, &acliv1.ListTasksRequest{IncludeCompleted: true, Limit: 200})
 			if err != nil {
 				return nil, err

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -104,14 +106,11 @@ func (r *Req) expand(ctx context.Context) error {
 		if a.Generate {
 			ts, err = Generate(words)
 		} else {
-			ts, err = Expand(words, a.Kind, func() ([]Entity, error) {
-				c, err := r.Client(ctx)
-				if err != nil {
-					return nil, err
-				}
-				es, err := ListEntities(ctx, c, a.Kind)
-				return es, client.Wrap(err)
-			})
+			list := r.lister(ctx, a.Kind)
+			ts, err = Expand(words, a.Kind, list)
+			if err == nil && len(ts) > 1 {
+				err = r.checkExist(ctx, a.Kind, ts, list)
+			}
 		}
 		if err != nil {
 			return err
@@ -119,6 +118,93 @@ func (r *Req) expand(ctx context.Context) error {
 		r.targets[i] = ts
 	}
 	return nil
+}
+
+// lister lists the live entities of a kind once, however often it is called.
+func (r *Req) lister(ctx context.Context, k Kind) func() ([]Entity, error) {
+	var live []Entity
+	loaded := false
+	return func() ([]Entity, error) {
+		if loaded {
+			return live, nil
+		}
+		c, err := r.Client(ctx)
+		if err != nil {
+			return nil, err
+		}
+		es, err := ListEntities(ctx, c, k)
+		if err != nil {
+			return nil, client.Wrap(err)
+		}
+		live, loaded = es, true
+		return live, nil
+	}
+}
+
+// checkExist makes a command on several targets all or nothing: every
+// target must exist before any is acted on, so "vm.off web01 nosuch" does
+// not power web01 off and then fail. (The server still decides each one.)
+func (r *Req) checkExist(ctx context.Context, k Kind, ts []Target, list func() ([]Entity, error)) error {
+	spec := LookupKind(k)
+	if spec == nil || spec.Partial {
+		return nil
+	}
+	live, err := list()
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, t := range ts {
+		if !slices.ContainsFunc(live, func(e Entity) bool { return e.is(t.ID) }) {
+			missing = append(missing, t.ID)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	what := spec.Singular
+	if len(missing) > 1 {
+		what = spec.Plural
+	}
+	quoted := make([]string, len(missing))
+	for i, m := range missing {
+		quoted[i] = strconv.Quote(m)
+	}
+	names := strings.Join(quoted, ", ")
+	if n := len(quoted); n > 1 {
+		names = strings.Join(quoted[:n-1], ", ") + " and " + quoted[n-1]
+	}
+	msg := fmt.Sprintf("%s %s not found", what, names)
+	if hint := r.missingHint(ctx, k, missing[0], live); hint != "" {
+		msg += " (did you mean " + hint + "?)"
+	}
+	return client.Errorf(client.ExitNotFound, "%s; nothing was done", msg)
+}
+
+// missingHint suggests what a missing target was meant to be: a key of the
+// command naming an entity of another kind ("vm.migrate web01 h2" meant
+// host=h2), else the nearest live name.
+func (r *Req) missingHint(ctx context.Context, k Kind, word string, live []Entity) string {
+	for _, key := range r.Cmd.Keys {
+		if key.Type != TypeRef || key.Ref == k || r.Has(key.Name) {
+			continue
+		}
+		others, err := r.lister(ctx, key.Ref)()
+		if err != nil {
+			continue
+		}
+		if slices.ContainsFunc(others, func(e Entity) bool { return e.is(word) }) {
+			return key.Name + "=" + word
+		}
+	}
+	names := make([]string, 0, len(live))
+	for _, e := range live {
+		names = append(names, e.Name)
+	}
+	if best := nearest(word, names); len(best) > 0 {
+		return quoteJoin(best)
+	}
+	return ""
 }
 
 // confirm asks "<Verb> 2 VMs? (yes/no)" on a terminal; -y answers yes;

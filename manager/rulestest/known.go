@@ -1,0 +1,42 @@
+package rulestest
+
+import (
+	"os"
+	"testing"
+)
+
+// Known lists what today's manager is known to break: the regression test
+// of each defect of issue 12 ("defect N") and the soak's rules (Rule*). A
+// listed defect's test is skipped and a listed rule's violations are
+// reported without failing the soak. Remove an entry when its fix lands;
+// ACLI_RULES_STRICT=1 ignores the list, to see what still breaks.
+var Known = map[string]string{
+	"defect 1": "RF budget: a host or CVM already out does not count",
+	"defect 2": "maintenance and cordon are lost when the host or CVM fails",
+	"defect 3": "an in-flight power-on lands on a host entering maintenance",
+	"defect 4": "migrations planned toward a host are not re-checked when they start",
+	"defect 6": "one slow request holds the model lock; hosts miss heartbeats",
+	"defect 8": "names: no alphabet, names may parse as UUIDs",
+
+	RuleRFBudget:  "defect 1: a host enters maintenance while another is down",
+	RuleIntent:    "defect 2: maintenance lost when the host fails or the manager restarts",
+	RulePlacement: "defects 3 and 4: power-ons and migrations checked at request land on cordoned or maintenance hosts",
+	RuleEvents:    "events are persisted in the background: a SIGKILL loses the newest and their sequence numbers are reused",
+}
+
+// Strict reports whether the Known list is ignored (ACLI_RULES_STRICT=1).
+func Strict() bool { return os.Getenv("ACLI_RULES_STRICT") == "1" }
+
+// IsKnown reports whether key is listed in Known (and the list is in force).
+func IsKnown(key string) bool {
+	_, ok := Known[key]
+	return ok && !Strict()
+}
+
+// SkipKnown skips a defect's regression test while its fix has not landed.
+func SkipKnown(t testing.TB, defect string) {
+	t.Helper()
+	if IsKnown(defect) {
+		t.Skipf("%s: fixed by the rules work (%s); listed in rulestest.Known", defect, Known[defect])
+	}
+}

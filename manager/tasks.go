@@ -371,6 +371,8 @@ func errorCode(err error) codes.Code {
 		return codes.DeadlineExceeded
 	case store.IsConflict(err):
 		return codes.Aborted
+	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrUnavailable):
+		return codes.Unavailable
 	}
 	return codes.Unknown
 }
@@ -392,6 +394,8 @@ func rpcError(err error) error {
 		return status.Errorf(codes.Aborted, "the entity changed concurrently; retry (%v)", err)
 	case errors.Is(err, store.ErrClosed):
 		return status.Error(codes.Unavailable, "clusterd is shutting down")
+	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrUnavailable):
+		return status.Errorf(codes.Unavailable, "the change was not recorded: %v", err)
 	}
 	return apierr.Internal("clusterd could not record the change", err)
 }

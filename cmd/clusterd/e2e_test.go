@@ -284,6 +284,15 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--data-dir", "x", "--iscsi-failback", "later"}, "use immediate, delayed or off"},
 		{[]string{"--data-dir", "x", "--iscsi-failback", "delayed", "--iscsi-failback-delay", "0s"}, "must be positive with --iscsi-failback delayed"},
 		{[]string{"--data-dir", "x", "--iscsi-failover-deadline", "0s"}, "--iscsi-failover-deadline 0s must be positive"},
+		{[]string{"--data-dir", "x", "--store", "etc://a:2379"}, "use bolt, or etcd://HOST:PORT"},
+		{[]string{"--data-dir", "x", "--store", "etcd://"}, "use bolt, or etcd://HOST:PORT"},
+		{[]string{"--data-dir", "x", "--store", "etcd://a:2379,b"}, `etcd member "b" is not HOST:PORT`},
+		{[]string{"--data-dir", "x", "--store", "etcd://a:2379", "--lease-ttl", "1500ms"}, "--lease-ttl 1.5s must be whole seconds"},
+		{[]string{"--data-dir", "x", "--store", "etcd://a:2379", "--etcd-cert", "c.pem"}, "--etcd-cert and --etcd-key go together"},
+		{[]string{"--data-dir", "x", "--store", "etcd://a:2379", "--etcd-cacert", "/nonexistent.pem"}, "--etcd-cacert: open /nonexistent.pem"},
+		{[]string{"--data-dir", "x", "--etcd-cacert", "ca.pem"}, "apply only to --store etcd://"},
+		{[]string{"--data-dir", "x", "--store", "etcd://a:2379", "--advertise", "a:0"}, `--advertise "a:0" is not host:port`},
+		{[]string{"--data-dir", "x", "--stor", "bolt"}, "did you mean --store?"},
 	} {
 		code, msg := runFail(t, tc.args...)
 		if code != 2 || !strings.Contains(msg, tc.want) {

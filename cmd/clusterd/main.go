@@ -28,6 +28,7 @@ import (
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/driver/sim"
 	"github.com/acli-dev/acli/manager/driver/sim/simssh"
+	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/store/bolt"
 )
 
@@ -70,6 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.driver, "driver", "sim", "host driver: sim (simulated hosts) or libvirt (real libvirtd hosts joined with host.add)")
 	lv := addLibvirtFlags(fs)
 	isc := addIscsiFlags(fs)
+	sto := addStoreFlags(fs)
 	fs.IntVar(&o.simHosts, "sim", 0, "create a simulated RF2 cluster of N hosts on a new data dir (default 3)")
 	fs.StringVar(&o.simConfig, "sim-config", "", "YAML file describing the simulated cluster")
 	fs.Float64Var(&o.simSpeed, "sim-speed", 1, "simulated time scale: 1 = real time, 1000 = a 1 s operation takes 1 ms")
@@ -115,14 +117,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := isc.check(); err != nil {
 		return fail(2, "%v", err)
 	}
+	ecfg, err := sto.etcdConfig()
+	if err != nil {
+		return fail(2, "%v", err)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fail(2, "--log-level %q is not a level; use debug, info, warn or error", o.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	var drv driver.Driver
-	var simDrv *sim.Driver
 	if o.driver == "libvirt" {
 		if err := lv.check(); err != nil {
 			return fail(2, "%v", err)
@@ -130,24 +134,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if o.simHosts != 0 || o.simConfig != "" {
 			return fail(2, "--sim and --sim-config apply to --driver sim; libvirt hosts join with acli host.add")
 		}
-		drv = newLibvirtDriver(lv, log)
-	} else {
-		cfg := sim.ForHosts(3)
+	}
+	simCfg := sim.ForHosts(3)
+	if o.driver == "sim" {
 		if o.simHosts > 0 {
-			cfg = sim.ForHosts(o.simHosts)
+			simCfg = sim.ForHosts(o.simHosts)
 		}
 		if o.simConfig != "" {
 			var err error
-			if cfg, err = sim.LoadConfig(o.simConfig); err != nil {
+			if simCfg, err = sim.LoadConfig(o.simConfig); err != nil {
 				return fail(2, "%v", err)
 			}
 		}
-		cfg.Speed = o.simSpeed
-		var err error
-		if simDrv, err = sim.New(cfg, sim.Options{}); err != nil {
+		simCfg.Speed = o.simSpeed
+		// Check the configuration before anything starts.
+		if _, err := sim.New(simCfg, sim.Options{}); err != nil {
 			return fail(2, "%v", err)
 		}
-		drv = simDrv
+	}
+	// newDriver gives each manager term its own driver: under etcd a
+	// manager that becomes leader again starts afresh from the store.
+	newDriver := func() (driver.Driver, *sim.Driver, error) {
+		if o.driver == "libvirt" {
+			return newLibvirtDriver(lv, log), nil, nil
+		}
+		d, err := sim.New(simCfg, sim.Options{})
+		return d, d, err
 	}
 
 	// Take the port before touching the data dir, so a second clusterd on a
@@ -159,22 +171,53 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if host, _, _ := net.SplitHostPort(lis.Addr().String()); !net.ParseIP(host).IsLoopback() {
 		log.Warn("listening beyond loopback without TLS", "addr", lis.Addr().String())
 	}
+	sv := &server{o: o, log: log, stdout: stdout, stderr: stderr, newDriver: newDriver, iscsi: isc.config()}
+	if ecfg != nil {
+		return sv.runShared(ctx, lis, *ecfg, sto)
+	}
 	st, err := bolt.Open(o.dataDir, bolt.Options{})
 	if err != nil {
 		lis.Close()
 		return fail(1, "%v", err)
 	}
+	return sv.serve(ctx, lis, st, nil)
+}
+
+// server runs one manager term: a manager over the store, served on a
+// listener, until ctx ends or the leadership is lost.
+type server struct {
+	o         options
+	log       *slog.Logger
+	stdout    io.Writer
+	stderr    io.Writer
+	newDriver func() (driver.Driver, *sim.Driver, error)
+	iscsi     manager.IscsiConfig
+}
+
+// serve runs the manager on lis until ctx ends (exit code 0) or lost
+// closes (the leadership lease is gone: the manager stops at once, its
+// writes already refused by the store).
+func (sv *server) serve(ctx context.Context, lis net.Listener, st store.Store, lost <-chan struct{}) int {
+	o, log, stdout := sv.o, sv.log, sv.stdout
+	drv, simDrv, err := sv.newDriver()
+	if err != nil {
+		lis.Close()
+		st.Close()
+		fmt.Fprintf(sv.stderr, "clusterd: %v\n", err)
+		return 1
+	}
 	m, err := manager.New(manager.Config{Store: st, Driver: drv, Logger: log,
 		MaxMigrationsPerHost: o.maxMigrations, HeartbeatMisses: o.heartbeatMisses,
-		Iscsi: isc.config()})
+		Iscsi: sv.iscsi})
 	if err != nil {
 		lis.Close()
 		drv.Close()
 		st.Close()
-		return fail(1, "%v", err)
+		fmt.Fprintf(sv.stderr, "clusterd: %v\n", err)
+		return 1
 	}
 	if o.simHosts > 0 && m.NumHosts() != o.simHosts {
-		log.Warn("the data dir already holds a cluster; --sim ignored", "stored_hosts", m.NumHosts(), "sim", o.simHosts)
+		log.Warn("the store already holds a cluster; --sim ignored", "stored_hosts", m.NumHosts(), "sim", o.simHosts)
 	}
 
 	var sshc *simssh.Cluster
@@ -190,9 +233,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	m.Register(srv)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	sctx, stopSSH := context.WithCancel(ctx)
+	defer stopSSH()
 	if sshc != nil {
 		defer sshc.Close()
-		if err := attachSimSSH(ctx, sshc, lis.Addr()); err != nil {
+		if err := attachSimSSH(sctx, sshc, lis.Addr()); err != nil {
 			log.Warn("simulated SSH", "err", err)
 		}
 		log.Info("simulated SSH", "port", o.simSSH, "identity", sshc.ClientKeyPath())
@@ -212,6 +257,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case err := <-served:
 		log.Error("server stopped", "err", err)
 		code = 1
+	case <-lost:
+		// Another manager may lead already: stop serving now rather than
+		// drain, so no client mistakes this one for the leader.
+		log.Error("leadership lost (lease expired or revoked); stopping the manager")
+		srv.Stop()
+		if err := m.Close(); err != nil {
+			log.Warn("closing after losing the leadership", "err", err)
+		}
+		return 0
 	}
 	m.Drain()
 	stopped := make(chan struct{})

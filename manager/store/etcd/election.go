@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -126,19 +127,24 @@ func (e *Elector) Resign(ctx context.Context) error {
 	return e.Close()
 }
 
-// Close revokes the lease: any leadership ends now.
+// Close revokes the lease: any leadership ends now. A lease already gone
+// (expired) is not an error.
 func (e *Elector) Close() error {
 	e.mu.Lock()
 	e.leading = nil
 	e.mu.Unlock()
-	return e.sess.Close()
+	if err := e.sess.Close(); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return e.s.wrap(err)
+	}
+	return nil
 }
 
 // Store returns the view of the store this candidacy writes through: reads
 // pass through; every write transaction also requires, in etcd, that this
 // candidacy still holds the leadership, so a deposed or paused leader can
 // change nothing once its lease is gone (store.ErrNotLeader). Closing the
-// view revokes the lease and closes the store.
+// view revokes the lease (a manager that stops hands over at once); the
+// store itself stays open for the next candidacy.
 func (e *Elector) Store() store.Store { return &fenced{Store: e.s, e: e} }
 
 type fenced struct {
@@ -156,10 +162,4 @@ func (f *fenced) Txn(ctx context.Context, conds []store.Cond, ops []store.Op) (i
 	return f.Store.txn(ctx, lead, conds, ops)
 }
 
-func (f *fenced) Close() error {
-	err := f.e.Close()
-	if cerr := f.Store.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func (f *fenced) Close() error { return f.e.Close() }

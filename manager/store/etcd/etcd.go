@@ -148,7 +148,7 @@ func (s *Store) wrap(err error) error {
 		return nil
 	}
 	var ce *store.ConflictError
-	if errors.As(err, &ce) || errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrClosed) {
+	if errors.As(err, &ce) || err == store.ErrNotFound || errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrClosed) {
 		return err
 	}
 	if errors.Is(err, context.Canceled) {

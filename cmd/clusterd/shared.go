@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/acli-dev/acli/manager/leader"
+	"github.com/acli-dev/acli/manager/store/etcd"
+)
+
+// retryDelay spaces attempts to reach etcd or to start a term.
+const retryDelay = time.Second
+
+// runShared is clusterd on etcd: it follows (forwarding every request to
+// the leader) while it campaigns; once elected it runs the manager over the
+// store view that fences each write on its leadership; when the leadership
+// is lost it stops the manager and follows again.
+func (sv *server) runShared(ctx context.Context, lis net.Listener, cfg etcd.Config, o *storeOptions) int {
+	log := sv.log
+	addr := lis.Addr().String()
+	advertise := o.advertise
+	if advertise == "" {
+		advertise = addr
+	}
+	es, err := etcd.Open(ctx, cfg)
+	if err != nil {
+		lis.Close()
+		fmt.Fprintf(sv.stderr, "clusterd: %v\n", err)
+		return 1
+	}
+	defer es.Close()
+	log.Info("store", "etcd", es.Endpoints(), "namespace", es.Namespace(), "advertise", advertise)
+	for {
+		el, err := es.NewElector(ctx, o.leaseTTL)
+		if err != nil {
+			if ctx.Err() != nil {
+				lis.Close()
+				return 0
+			}
+			log.Warn("cannot join the election; retrying", "err", err)
+			if lis, err = sv.follow(ctx, lis, es, nil, retryDelay); err != nil {
+				return sv.relistenFailed(err)
+			}
+			continue
+		}
+		lis, err = sv.follow(ctx, lis, es, func(cctx context.Context) error {
+			err := el.Campaign(cctx, advertise)
+			select {
+			case <-el.Done():
+				return errLeaseGone
+			default:
+				return err
+			}
+		}, 0)
+		if err != nil {
+			el.Close()
+			return sv.relistenFailed(err)
+		}
+		if ctx.Err() != nil {
+			el.Close()
+			lis.Close()
+			return 0
+		}
+		if !el.Leading() {
+			el.Close()
+			continue
+		}
+		log.Info("elected leader", "advertise", advertise)
+		if code := sv.serve(ctx, lis, el.Store(), el.Done()); ctx.Err() != nil {
+			return code
+		} else if code != 0 {
+			// The term could not start (e.g. the store lost quorum):
+			// give up the leadership and try again.
+			el.Close()
+			time.Sleep(retryDelay)
+		}
+		el.Close()
+		if lis, err = net.Listen("tcp", addr); err != nil {
+			return sv.relistenFailed(err)
+		}
+	}
+}
+
+// follow serves lis as a follower until campaign returns (or, without a
+// campaign, for d), then stops and returns a fresh listener on the same
+// address for the next role.
+func (sv *server) follow(ctx context.Context, lis net.Listener, es *etcd.Store, campaign func(context.Context) error, d time.Duration) (net.Listener, error) {
+	addr := lis.Addr().String()
+	fw := leader.NewForwarder(es.Leader)
+	srv := grpc.NewServer(fw.ServerOptions()...)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	go srv.Serve(lis)
+	if l, err := es.Leader(ctx); err == nil {
+		sv.log.Info("following", "listen", addr, "leader", l)
+		fmt.Fprintf(sv.stdout, "clusterd: following on %s (leader %s)\n", addr, l)
+	} else {
+		sv.log.Info("following", "listen", addr, "leader", "none yet")
+		fmt.Fprintf(sv.stdout, "clusterd: following on %s (no leader yet)\n", addr)
+	}
+	if campaign != nil {
+		for {
+			err := campaign(ctx)
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			sv.log.Warn("campaign", "err", err)
+			if errors.Is(err, errLeaseGone) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(retryDelay):
+			}
+		}
+	} else {
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
+	srv.Stop()
+	fw.Close()
+	if ctx.Err() != nil {
+		return lis, nil
+	}
+	return net.Listen("tcp", addr)
+}
+
+// errLeaseGone ends a campaign whose lease is lost: a new candidacy is needed.
+var errLeaseGone = errors.New("lease gone")
+
+func (sv *server) relistenFailed(err error) int {
+	sv.log.Error("cannot listen again after a role change", "err", err)
+	return 1
+}

@@ -86,15 +86,24 @@ type Checker struct {
 	snapshots  int
 	violations map[string]int
 	examples   map[string][]string
+	incidents  map[string]bool
 }
 
 // NewChecker returns a checker for a cluster of the given redundancy factor.
 func NewChecker(rf int) *Checker {
 	return &Checker{rf: rf, intents: map[string]*intent{}, failedAt: map[string]time.Time{}, epoch: map[string]int{},
-		accepted: map[string]acliv1.TaskOperation{}, violations: map[string]int{}, examples: map[string][]string{}}
+		accepted: map[string]acliv1.TaskOperation{}, violations: map[string]int{}, examples: map[string][]string{}, incidents: map[string]bool{}}
 }
 
-func (c *Checker) violate(rule, format string, args ...any) {
+// violate records a violation of rule; key names the incident, so that a
+// state seen broken on many reads counts once ("" counts every time).
+func (c *Checker) violate(rule, key, format string, args ...any) {
+	if key != "" {
+		if c.incidents[rule+"\x00"+key] {
+			return
+		}
+		c.incidents[rule+"\x00"+key] = true
+	}
 	c.violations[rule]++
 	if len(c.examples[rule]) < 5 {
 		c.examples[rule] = append(c.examples[rule], fmt.Sprintf(format, args...))
@@ -213,7 +222,7 @@ func (c *Checker) Event(e *acliv1.Event) {
 	defer c.mu.Unlock()
 	if e.Seq <= c.lastSeq {
 		// Counted once per step back, not for every event after it.
-		c.violate(RuleEvents, "event %d (%s: %s) after event %d: sequence numbers reused", e.Seq, e.Type, e.Message, c.lastSeq)
+		c.violate(RuleEvents, "", "event %d (%s: %s) after event %d: sequence numbers reused", e.Seq, e.Type, e.Message, c.lastSeq)
 	}
 	c.lastSeq = e.Seq
 }
@@ -263,7 +272,8 @@ type vmView struct {
 }
 
 type snapshot struct {
-	at    time.Time
+	began time.Time           // when the read began
+	at    time.Time           // when it ended
 	epoch map[string]int      // Checker.epoch when the read began
 	quiet map[string]bool     // host names nobody acted on during the read
 	hosts map[string]hostView // by UUID; only hosts that read the same before and after the VMs
@@ -283,6 +293,7 @@ func hostViews(r *acliv1.ListHostsResponse) map[string]hostView {
 // read takes a consistent read: hosts, VMs, hosts again; a host that
 // changed in between is left out of the checks of this read.
 func read(ctx context.Context, cl Clients) (*snapshot, error) {
+	began := time.Now()
 	h1, err := cl.Host.ListHosts(ctx, &acliv1.ListHostsRequest{})
 	if err != nil {
 		return nil, err
@@ -295,7 +306,7 @@ func read(ctx context.Context, cl Clients) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &snapshot{at: time.Now(), hosts: map[string]hostView{}, vms: map[string]vmView{}, known: map[string]bool{}}
+	s := &snapshot{began: began, at: time.Now(), hosts: map[string]hostView{}, vms: map[string]vmView{}, known: map[string]bool{}}
 	before := hostViews(h1)
 	for id, h := range hostViews(h2) {
 		s.known[id] = true
@@ -324,8 +335,8 @@ func (c *Checker) Observe(ctx context.Context, cl Clients) error {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if gen != c.gen {
+		c.mu.Unlock()
 		return nil
 	}
 	s.epoch, s.quiet = epoch, map[string]bool{}
@@ -334,8 +345,12 @@ func (c *Checker) Observe(ctx context.Context, cl Clients) error {
 		s.quiet[h.name] = !busy[h.name] && (in == nil || in.inFlight == 0) && epoch[h.name] == c.epoch[h.name]
 	}
 	c.snapshots++
-	c.checkState(s, c.prev)
+	cands := c.checkState(s, c.prev)
 	c.prev = s
+	c.mu.Unlock()
+	for _, p := range cands {
+		c.checkPlacement(ctx, cl, p)
+	}
 	return nil
 }
 
@@ -345,14 +360,14 @@ func (c *Checker) still(prev, s *snapshot, host string) bool {
 	return prev != nil && prev.quiet[host] && s.quiet[host] && prev.epoch[host] == c.epoch[host]
 }
 
-func (c *Checker) checkState(s, prev *snapshot) {
+func (c *Checker) checkState(s, prev *snapshot) (cands []placement) {
 	used := map[string]int64{}
 	for id, v := range s.vms {
 		if !v.on {
 			continue
 		}
 		if v.host == "" || !s.known[v.host] {
-			c.violate(RuleOneHost, "vm %s is on but recorded on no known host (%q)", v.name, v.host)
+			c.violate(RuleOneHost, v.name, "vm %s is on but recorded on no known host (%q)", v.name, v.host)
 			continue
 		}
 		used[v.host] += v.memory
@@ -360,24 +375,25 @@ func (c *Checker) checkState(s, prev *snapshot) {
 		if !ok || !c.still(prev, s, h.name) {
 			continue
 		}
-		// A placement since the last read, onto a host closed then and now.
-		if was, seen := prev.vms[id]; seen && was.on && was.host == v.host {
+		ph, ok := prev.hosts[v.host]
+		if !ok {
 			continue
 		}
-		if ph, ok := prev.hosts[v.host]; ok && ph.closed() && h.closed() {
-			c.violate(RulePlacement, "vm %s placed on %s (%s, schedulable=%v)", v.name, h.name, h.state, h.schedulable)
-		}
-		if h.state == acliv1.NodeState_EnteredMaintenanceMode {
-			if ph, ok := prev.hosts[v.host]; ok && ph.state == acliv1.NodeState_EnteredMaintenanceMode {
-				if was, seen := prev.vms[id]; seen && was.on && was.host == v.host {
-					c.violate(RulePlacement, "vm %s runs on %s, which entered maintenance", v.name, h.name)
-				}
+		if was, seen := prev.vms[id]; seen && was.on && was.host == v.host {
+			// Still there: a host that completed its maintenance runs no VM.
+			if ph.state == acliv1.NodeState_EnteredMaintenanceMode && h.state == acliv1.NodeState_EnteredMaintenanceMode {
+				c.violate(RulePlacement, v.name+" "+h.name, "vm %s runs on %s, which entered maintenance", v.name, h.name)
 			}
+			continue
+		}
+		// A placement since the last read, onto a host closed then and now.
+		if ph.closed() && h.closed() {
+			cands = append(cands, placement{vmID: id, vm: v.name, host: h, prev: ph, since: prev.began, until: s.began})
 		}
 	}
 	for id, h := range s.hosts {
 		if used[id] > h.memory || h.memoryUsed > h.memory {
-			c.violate(RuleNoOvercommit, "host %s: running VMs take %d MiB (reported %d MiB) of %d MiB",
+			c.violate(RuleNoOvercommit, fmt.Sprint(h.name, used[id], h.memoryUsed), "host %s: running VMs take %d MiB (reported %d MiB) of %d MiB",
 				h.name, used[id]>>20, h.memoryUsed>>20, h.memory>>20)
 		}
 	}
@@ -391,7 +407,7 @@ func (c *Checker) checkState(s, prev *snapshot) {
 	}
 	sort.Strings(held)
 	if len(held) > c.rf-1 {
-		c.violate(RuleRFBudget, "%d hosts in maintenance on RF%d: %s", len(held), c.rf, strings.Join(held, ", "))
+		c.violate(RuleRFBudget, strings.Join(held, ","), "%d hosts in maintenance on RF%d: %s", len(held), c.rf, strings.Join(held, ", "))
 	}
 	if prev != nil {
 		for id, h := range s.hosts {
@@ -401,7 +417,7 @@ func (c *Checker) checkState(s, prev *snapshot) {
 			}
 			for oid, o := range s.hosts {
 				if po, ok := prev.hosts[oid]; ok && oid != id && po.out() && o.out() && c.still(prev, s, o.name) {
-					c.violate(RuleRFBudget, "host %s taken out (%s, CVM %s) on RF%d while %s was out (%s, CVM %s)",
+					c.violate(RuleRFBudget, "", "host %s taken out (%s, CVM %s) on RF%d while %s was out (%s, CVM %s)",
 						h.name, h.state, h.cvm, c.rf, o.name, o.state, o.cvm)
 				}
 			}
@@ -411,19 +427,63 @@ func (c *Checker) checkState(s, prev *snapshot) {
 	for _, h := range s.hosts {
 		if in := c.intents[h.name]; in != nil && s.quiet[h.name] {
 			if in.maint == yes && h.state == acliv1.NodeState_AcropolisNormal {
-				c.violate(RuleIntent, "host %s is in service (schedulable=%v) though the operator put it in maintenance", h.name, h.schedulable)
+				c.violate(RuleIntent, h.name+" maint", "host %s is in service (schedulable=%v) though the operator put it in maintenance", h.name, h.schedulable)
 			}
 			if in.cvmMaint == yes && h.cvm == acliv1.CvmState_kCvmUp {
-				c.violate(RuleIntent, "CVM of %s is up though the operator put it in maintenance", h.name)
+				c.violate(RuleIntent, h.name+" cvm", "CVM of %s is up though the operator put it in maintenance", h.name)
 			}
 			if in.cordon == yes && h.state == acliv1.NodeState_AcropolisNormal && h.schedulable {
-				c.violate(RuleIntent, "host %s is schedulable though the operator cordoned it", h.name)
+				c.violate(RuleIntent, h.name+" cordon", "host %s is schedulable though the operator cordoned it", h.name)
 			}
 		}
 		if at, ok := c.failedAt[h.name]; ok && s.at.Sub(at) > DeadHostGrace && h.state != acliv1.NodeState_kNodeDown {
-			c.violate(RuleDeadHost, "host %s failed %v ago but is recorded %s", h.name, s.at.Sub(at).Round(time.Millisecond), h.state)
+			c.violate(RuleDeadHost, h.name, "host %s failed %v ago but is recorded %s", h.name, s.at.Sub(at).Round(time.Millisecond), h.state)
 		}
 	}
+	return cands
+}
+
+// placement is a VM found running on a host that was closed on the read
+// before and still is.
+type placement struct {
+	vmID, vm     string
+	host, prev   hostView
+	since, until time.Time // when the two reads began
+}
+
+// placing are the operations that put a VM on a host.
+var placing = map[acliv1.TaskOperation]bool{
+	acliv1.TaskOperation_kVmPowerOn: true, acliv1.TaskOperation_kVmMigrate: true, acliv1.TaskOperation_kVmReboot: true,
+	acliv1.TaskOperation_kVmReset: true, acliv1.TaskOperation_kHaFailover: true,
+	acliv1.TaskOperation_kHostEnterMaintenanceMode: true, acliv1.TaskOperation_kHostExitMaintenanceMode: true,
+}
+
+// checkPlacement looks up the task that placed the VM. A task that began
+// before the host was seen cordoned may finish there (a cordon stops what
+// has not started, as kubectl cordon does); anything else landing on a
+// closed host breaks the rule: maintenance counts in-flight work, and no
+// task may start toward a closed host.
+func (c *Checker) checkPlacement(ctx context.Context, cl Clients, p placement) {
+	cordonOnly := p.host.state == acliv1.NodeState_AcropolisNormal && p.prev.state == acliv1.NodeState_AcropolisNormal
+	var by *acliv1.Task
+	if r, err := cl.Task.ListTasks(ctx, &acliv1.ListTasksRequest{Entity: p.vmID, IncludeCompleted: true, Limit: 20}); err == nil {
+		for _, t := range r.Tasks {
+			if placing[t.Operation] && t.StartTime != nil && t.StartTime.AsTime().Before(p.until) {
+				by = t
+				break
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cordonOnly && by != nil && by.StartTime.AsTime().Before(p.since) {
+		return
+	}
+	how := "no placing task found"
+	if by != nil {
+		how = fmt.Sprintf("by %s %s begun %v after the host was seen closed", by.Operation, by.Uuid, by.StartTime.AsTime().Sub(p.since).Round(time.Millisecond))
+	}
+	c.violate(RulePlacement, p.vm+" "+p.host.name+" "+p.since.String(), "vm %s placed on %s (%s, schedulable=%v), %s", p.vm, p.host.name, p.host.state, p.host.schedulable, how)
 }
 
 // vmOps are the operations that change one VM.
@@ -478,10 +538,10 @@ func (c *Checker) Final(ctx context.Context, cl Clients, settle time.Duration) e
 	defer c.mu.Unlock()
 	sort.Strings(missing)
 	for _, m := range missing {
-		c.violate(RuleTaskPersisted, "accepted task not found: %s", m)
+		c.violate(RuleTaskPersisted, "", "accepted task not found: %s", m)
 	}
 	for _, t := range running {
-		c.violate(RuleTasksEnd, "task %s %s still %s %v after the load stopped (%s)", t.Operation, t.Uuid, t.Status, settle, t.ProgressMessage)
+		c.violate(RuleTasksEnd, "", "task %s %s still %s %v after the load stopped (%s)", t.Operation, t.Uuid, t.Status, settle, t.ProgressMessage)
 	}
 	c.checkConflicts(all.Tasks)
 	return nil
@@ -505,7 +565,7 @@ func (c *Checker) checkConflicts(tasks []*acliv1.Task) {
 			for j := 0; j < i; j++ {
 				a, b := ts[j], ts[i]
 				if b.StartTime.AsTime().Before(a.CompleteTime.AsTime()) {
-					c.violate(RuleConflict, "%s %s and %s %s ran at once on vm %s", a.Operation, a.Uuid, b.Operation, b.Uuid, vmName(b))
+					c.violate(RuleConflict, "", "%s %s and %s %s ran at once on vm %s", a.Operation, a.Uuid, b.Operation, b.Uuid, vmName(b))
 				}
 			}
 		}

@@ -55,19 +55,26 @@ func (m *Manager) liveMigrate(ctx context.Context, t *taskRec, mv move, percent 
 	})
 	m.mu.Unlock()
 	var last *acliv1.MigrationProgress
+	var conv convergence
 	start := time.Now()
 	err := m.drv.Migrate(ctx, vm, src, dst, driver.MigrateOptions{BandwidthMbps: mv.bwMbps}, func(p *acliv1.MigrationProgress) {
 		last = p
 		line := fmt.Sprintf("migrating vm %s to %s: round %d, %s remaining, est. downtime %d ms",
 			vm.Name, hostLabel(dst), p.Round, bytesText(p.RemainingBytes), p.EstimatedDowntimeMs)
+		warn, first := conv.observe(p)
+		if warn != "" {
+			line += "; " + warn
+		}
+		if first {
+			m.publish("migration", "warning", m.taskUUID(t), refs, "migration of vm %s to %s is %s", vm.Name, hostLabel(dst), warn)
+		}
 		m.mu.Lock()
 		m.updateTaskLocked(t, func(pb *acliv1.Task) {
 			pb.Migration, pb.ProgressMessage = p, line
 			if percent != nil {
 				pb.Percent = percent()
-			} else if mem := vm.MemoryBytes; mem > 0 {
-				// One VM: the share of its memory no longer to copy (99 until switched over).
-				pb.Percent = max(pb.Percent, int32(min((mem-min(p.RemainingBytes, mem))*100/mem, 99)))
+			} else {
+				pb.Percent = max(pb.Percent, precopyPercent(p))
 			}
 		})
 		m.mu.Unlock()

@@ -98,6 +98,16 @@ func TestMigrateRules(t *testing.T) {
 	if len(evs.Events) < 4 {
 		t.Fatalf("migration events %v", evs.Events)
 	}
+	// The failed attempt warned early, naming the dirty rate and the bandwidth.
+	warned := 0
+	for _, e := range evs.Events {
+		if strings.Contains(e.Message, "migration of vm hot to h2 (127.20.0.22) is not converging: the guest dirties memory at 2.0 GiB/s, the stream sends 1.2 GiB/s (10000 Mb/s)") {
+			warned++
+		}
+	}
+	if warned != 1 {
+		t.Fatalf("%d not-converging warnings in %v", warned, evs.Events)
+	}
 }
 
 // TestMigrationConflicts: a second migration of a migrating VM, and

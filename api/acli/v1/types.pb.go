@@ -1987,8 +1987,12 @@ type MigrationProgress struct {
 	EstimatedDowntimeMs int64 `protobuf:"varint,6,opt,name=estimated_downtime_ms,json=estimatedDowntimeMs,proto3" json:"estimated_downtime_ms,omitempty"`
 	// Bytes transferred so far.
 	TransferredBytes int64 `protobuf:"varint,7,opt,name=transferred_bytes,json=transferredBytes,proto3" json:"transferred_bytes,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// How fast the guest dirties memory, bytes per second (0: unknown).
+	DirtyRateBytesPerSec int64 `protobuf:"varint,8,opt,name=dirty_rate_bytes_per_sec,json=dirtyRateBytesPerSec,proto3" json:"dirty_rate_bytes_per_sec,omitempty"`
+	// How fast the migration stream sends, bytes per second (0: unknown).
+	BandwidthBytesPerSec int64 `protobuf:"varint,9,opt,name=bandwidth_bytes_per_sec,json=bandwidthBytesPerSec,proto3" json:"bandwidth_bytes_per_sec,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *MigrationProgress) Reset() {
@@ -2066,6 +2070,20 @@ func (x *MigrationProgress) GetEstimatedDowntimeMs() int64 {
 func (x *MigrationProgress) GetTransferredBytes() int64 {
 	if x != nil {
 		return x.TransferredBytes
+	}
+	return 0
+}
+
+func (x *MigrationProgress) GetDirtyRateBytesPerSec() int64 {
+	if x != nil {
+		return x.DirtyRateBytesPerSec
+	}
+	return 0
+}
+
+func (x *MigrationProgress) GetBandwidthBytesPerSec() int64 {
+	if x != nil {
+		return x.BandwidthBytesPerSec
 	}
 	return 0
 }
@@ -2491,7 +2509,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x13external_initiators\x18\b \x03(\tR\x12externalInitiators\x12\x19\n" +
 	"\bvm_uuids\x18\t \x03(\tR\avmUuids\x121\n" +
 	"\bsessions\x18\n" +
-	" \x03(\v2\x15.acli.v1.IscsiSessionR\bsessions\"\xa0\x02\n" +
+	" \x03(\v2\x15.acli.v1.IscsiSessionR\bsessions\"\x8f\x03\n" +
 	"\x11MigrationProgress\x12\x17\n" +
 	"\avm_uuid\x18\x01 \x01(\tR\x06vmUuid\x12(\n" +
 	"\x10source_host_uuid\x18\x02 \x01(\tR\x0esourceHostUuid\x12(\n" +
@@ -2499,7 +2517,9 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x05round\x18\x04 \x01(\x05R\x05round\x12'\n" +
 	"\x0fremaining_bytes\x18\x05 \x01(\x03R\x0eremainingBytes\x122\n" +
 	"\x15estimated_downtime_ms\x18\x06 \x01(\x03R\x13estimatedDowntimeMs\x12+\n" +
-	"\x11transferred_bytes\x18\a \x01(\x03R\x10transferredBytes\"\xa1\x05\n" +
+	"\x11transferred_bytes\x18\a \x01(\x03R\x10transferredBytes\x126\n" +
+	"\x18dirty_rate_bytes_per_sec\x18\b \x01(\x03R\x14dirtyRateBytesPerSec\x125\n" +
+	"\x17bandwidth_bytes_per_sec\x18\t \x01(\x03R\x14bandwidthBytesPerSec\"\xa1\x05\n" +
 	"\x04Task\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x124\n" +
 	"\toperation\x18\x02 \x01(\x0e2\x16.acli.v1.TaskOperationR\toperation\x12.\n" +

@@ -593,6 +593,9 @@ func (d *Driver) Migrate(ctx context.Context, vm *acliv1.Vm, src, dst *acliv1.Ho
 				RemainingBytes:      int64(p.DataRemaining),
 				EstimatedDowntimeMs: p.Downtime.Milliseconds(),
 				TransferredBytes:    int64(p.DataProcessed),
+				// libvirt counts dirtied pages; guests here use 4 KiB pages.
+				DirtyRateBytesPerSec: int64(p.DirtyRate) * 4096,
+				BandwidthBytesPerSec: int64(p.MemoryBps),
 			})
 		}
 	}

@@ -383,6 +383,10 @@ func (d *Driver) Migrate(ctx context.Context, vm *acliv1.Vm, src, dst *acliv1.Ho
 		model = PreCopy
 	}
 	steps, modelErr := model(vm.MemoryBytes, vm.DirtyRateMbps, bw)
+	dirty := vm.DirtyRateMbps
+	if dirty == 0 {
+		dirty = DefaultDirtyRateMBps
+	}
 	for _, st := range steps {
 		if !opts.Deadline.IsZero() && time.Now().After(opts.Deadline) {
 			return fmt.Errorf("migration of vm %s aborted: deadline exceeded in round %d", vm.Name, st.Round)
@@ -401,6 +405,7 @@ func (d *Driver) Migrate(ctx context.Context, vm *acliv1.Vm, src, dst *acliv1.Ho
 				VmUuid: vm.Uuid, SourceHostUuid: src.Uuid, TargetHostUuid: dst.Uuid,
 				Round: int32(st.Round), RemainingBytes: st.RemainingBytes,
 				TransferredBytes: st.TransferredBytes, EstimatedDowntimeMs: st.DowntimeMs,
+				DirtyRateBytesPerSec: dirty << 20, BandwidthBytesPerSec: bw * 1_000_000 / 8,
 			})
 		}
 	}

@@ -12,18 +12,25 @@ build:
 	$(GO) build -o $(BIN)/clusterd ./cmd/clusterd
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: acli, clusterd, the hostssh
-# and allssh names for acli (it acts as the command it is invoked as) and
-# the man pages.
+# and allssh names for acli (it acts as the command it is invoked as), the
+# man pages and the bash, zsh and fish completion scripts.
 PREFIX ?= /usr/local
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
 
+BASHCOMPDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+
 install: build
-	install -d $(BINDIR) $(MANDIR)
+	install -d $(BINDIR) $(MANDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR)
 	install -m 0755 $(BIN)/acli $(BIN)/clusterd $(BINDIR)/
 	ln -sf acli $(BINDIR)/hostssh
 	ln -sf acli $(BINDIR)/allssh
 	install -m 0644 docs/man/*.1 $(MANDIR)/
+	$(BIN)/acli completion bash >$(BASHCOMPDIR)/acli
+	$(BIN)/acli completion zsh >$(ZSHCOMPDIR)/_acli
+	$(BIN)/acli completion fish >$(FISHCOMPDIR)/acli.fish
 
 # make demo: a fresh 3-host simulated cluster on loopback with a small
 # inventory, then the interactive shell (scripts/demo.sh says how Ctrl-C, a

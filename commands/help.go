@@ -72,6 +72,19 @@ func (k *Key) keyHelp() string {
 	return h
 }
 
+// completionHelp is the help of "acli completion".
+const completionHelp = `completion: Print a shell completion script
+Entity names complete live from clusterd. The bash script works without the
+bash-completion package; make install puts all three where the shells look.
+
+Usage:
+  acli completion bash|zsh|fish
+
+  source <(acli completion bash)                              # bash, this session
+  acli completion bash > /etc/bash_completion.d/acli          # bash, every session
+  acli completion zsh > "${fpath[1]}/_acli"                   # zsh
+  acli completion fish > ~/.config/fish/completions/acli.fish # fish`
+
 // CommandHelp is the text of "acli help vm.create" and "vm.create --help".
 func CommandHelp(c *Command) string {
 	var sb strings.Builder
@@ -171,6 +184,12 @@ func Help(r *Registry, args []string) (string, error) {
 	}
 	if fc, ok := LookupFanout(topic); ok {
 		return FanoutHelp(fc), nil
+	}
+	switch topic {
+	case "completion":
+		return completionHelp + "\n", nil
+	case "version":
+		return "version: Print acli's version\n\nUsage:\n  acli version\n  acli --version\n", nil
 	}
 	c, err := r.Find(topic)
 	if err != nil {

@@ -69,6 +69,9 @@ func (c *Command) Parse(words []string) (*Invocation, error) {
 		}
 		spec, found := c.Key(k)
 		if !found {
+			if len(c.Keys) == 0 {
+				return nil, usageErrorf("%s: unknown key %q (%s takes no key=value arguments; see: acli help %s)", c.Name, k, c.Name, c.Name)
+			}
 			return nil, usageErrorf("%s: unknown key %q%s", c.Name, k, suggest(k, keyNames(c)))
 		}
 		if inv.Set[k] {

@@ -322,7 +322,7 @@ func suggest(word string, candidates []string) string {
 	if len(best) > 0 {
 		return fmt.Sprintf("; did you mean %s?", quoteJoin(best))
 	}
-	if len(candidates) <= 12 {
+	if len(candidates) > 0 && len(candidates) <= 12 {
 		return fmt.Sprintf(" (valid: %s)", strings.Join(candidates, ", "))
 	}
 	return ""

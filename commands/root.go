@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -33,6 +34,11 @@ func (f *Factory) ExecuteLine(ctx context.Context, args []string, defaults Globa
 }
 
 func (f *Factory) execute(ctx context.Context, args []string, defaults Globals, inShell bool) int {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "version") {
+		// Answered before any command tree is built.
+		_, _ = fmt.Fprintln(f.IO.Out, Version())
+		return 0
+	}
 	g := defaults
 	st := &runState{inShell: inShell}
 	root := f.NewRoot(&g, st, inShell)
@@ -137,6 +143,10 @@ func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command
 			_, _ = fmt.Fprint(f.IO.Out, RootHelp(f.Registry))
 			return
 		}
+		if text, err := Help(f.Registry, []string{cc.Name()}); err == nil {
+			_, _ = fmt.Fprint(f.IO.Out, text) // completion, version
+			return
+		}
 		_, _ = fmt.Fprint(f.IO.Out, cc.UsageString())
 	})
 	root.SetHelpCommand(&cobra.Command{
@@ -165,16 +175,35 @@ func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command
 			return err
 		},
 	})
+	root.Version = Version()
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(&cobra.Command{
-		Use:                   "completion bash|zsh|fish",
-		Short:                 "Print a shell completion script",
-		Long:                  "Print a completion script; entity names complete live from clusterd.\n\n  source <(acli completion bash)\n  acli completion zsh > \"${fpath[1]}/_acli\"\n  acli completion fish > ~/.config/fish/completions/acli.fish",
-		ValidArgs:             []cobra.Completion{"bash", "zsh", "fish"},
-		Args:                  cobra.ExactArgs(1),
+		Use:   "version",
+		Short: "Print acli's version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintln(f.IO.Out, Version())
+			return err
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:       "completion bash|zsh|fish",
+		Short:     "Print a shell completion script",
+		Long:      completionHelp,
+		ValidArgs: []cobra.Completion{"bash", "zsh", "fish"},
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageErrorf("completion: name one shell: bash, zsh or fish (e.g. acli completion bash)")
+			}
+			return nil
+		},
 		DisableFlagsInUseLine: true,
 		RunE: func(cc *cobra.Command, args []string) error {
 			switch args[0] {
 			case "bash":
+				if _, err := io.WriteString(f.IO.Out, bashWordsShim); err != nil {
+					return err
+				}
 				return root.GenBashCompletionV2(f.IO.Out, true)
 			case "zsh":
 				return root.GenZshCompletion(f.IO.Out)

@@ -11,11 +11,19 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/leader"
 	"github.com/acli-dev/acli/manager/rulestest"
+	"github.com/acli-dev/acli/manager/store/etcd/etcdtest"
 )
 
 // The soak's length: ACLI_SOAK_DURATION or -soak.duration (make test runs
@@ -24,6 +32,8 @@ var (
 	soakDuration = flag.Duration("soak.duration", envDuration("ACLI_SOAK_DURATION", 35*time.Second), "how long the soak's load runs")
 	soakRestarts = flag.Int("soak.restarts", 3, "SIGKILL and restart cycles of clusterd during the soak")
 	soakClients  = flag.Int("soak.clients", 24, "concurrent clients of the soak")
+	// The soak against several managers sharing etcd.
+	soakManagersDuration = flag.Duration("soak.managers.duration", envDuration("ACLI_SOAK_MANAGERS_DURATION", 20*time.Second), "how long the several-manager soak's load runs")
 )
 
 func envDuration(key string, def time.Duration) time.Duration {
@@ -43,7 +53,8 @@ addressing:
   data_services_ip: 127.47.0.30
 `
 
-var readyLine = regexp.MustCompile(`^clusterd: serving on (\S+) `)
+// A clusterd is ready when it serves (alone or elected) or follows.
+var readyLine = regexp.MustCompile(`^clusterd: (?:serving|following) on (\S+) `)
 
 // clusterd is a clusterd process the soak may kill and restart on the same
 // data dir and address.
@@ -104,6 +115,10 @@ func (d *clusterd) start() error {
 			return fmt.Errorf("clusterd: no ready line (got %q); stderr:\n%s", l, stderr)
 		}
 		d.addr = m[1]
+		go func() { // later lines (a follower elected) are not needed
+			for range lines {
+			}
+		}()
 		return nil
 	case <-done:
 		return fmt.Errorf("clusterd exited; stderr:\n%s", stderr)
@@ -174,6 +189,18 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	report(t, rep, *soakRestarts)
+	if t.Failed() {
+		d.mu.Lock()
+		t.Logf("clusterd stderr (last run):\n%s", d.stderr)
+		d.mu.Unlock()
+	}
+}
+
+// report logs the soak's figures and fails on violations of rules not
+// listed in rulestest.Known.
+func report(t *testing.T, rep *rulestest.SoakReport, restarts int) {
+	t.Helper()
 	t.Log(rep.Summary())
 	var kinds []string
 	for k := range rep.Ops {
@@ -197,15 +224,110 @@ func TestSoak(t *testing.T) {
 			t.Logf("    %s", ex)
 		}
 	}
-	if rep.Restarts < *soakRestarts {
-		t.Errorf("%d of %d restarts done", rep.Restarts, *soakRestarts)
+	if rep.Restarts < restarts {
+		t.Errorf("%d of %d restarts done", rep.Restarts, restarts)
 	}
 	if rep.Done == 0 {
 		t.Error("the soak did no operation")
 	}
+}
+
+// TestSoakManagers runs the soak against three clusterds sharing an etcd
+// store: clients spread over them and fail over; the restarts SIGKILL the
+// elected leader, so another takes over, and start it again as a follower.
+func TestSoakManagers(t *testing.T) {
+	if *soakManagersDuration <= 0 {
+		t.Skip("several-manager soak disabled (duration 0)")
+	}
+	ec := etcdtest.Start(t, 1)
+	var members []string
+	for _, u := range ec.Endpoints() {
+		members = append(members, strings.TrimPrefix(u, "http://"))
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "sim.yaml")
+	if err := os.WriteFile(cfg, []byte(soakSim), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := buildClusterd(t)
+	var ds []*clusterd
+	var endpoints []string
+	for i := range 3 {
+		d := &clusterd{t: t, bin: bin, addr: fmt.Sprintf("127.47.0.%d:0", i+1),
+			args: []string{"--data-dir", filepath.Join(dir, fmt.Sprint("m", i)), "--store", "etcd://" + strings.Join(members, ","),
+				"--sim-config", cfg, "--sim-speed", "20", "--sim-ssh-port", "0", "--log-level", "warn"}}
+		if err := d.start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(d.kill)
+		ds = append(ds, d)
+		endpoints = append(endpoints, d.addr)
+	}
+	// The leader is the manager the others name in their answers' header.
+	leaderOf := func(ctx context.Context) *clusterd {
+		for _, d := range ds {
+			conn, err := grpc.NewClient(d.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				continue
+			}
+			var md metadata.MD
+			_, err = acliv1.NewClusterServiceClient(conn).GetCluster(ctx, &acliv1.GetClusterRequest{}, grpc.Header(&md))
+			conn.Close()
+			if err != nil {
+				continue
+			}
+			l := md.Get(leader.LeaderHeader)
+			for _, o := range ds {
+				if (len(l) == 0 && o == d) || (len(l) > 0 && o.addr == l[0]) {
+					return o
+				}
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *soakManagersDuration+3*time.Minute)
+	defer cancel()
+	// Wait for a leader with the cluster created.
+	for end := time.Now().Add(30 * time.Second); leaderOf(ctx) == nil; {
+		if time.Now().After(end) {
+			t.Fatal("no clusterd elected after 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	const restarts = 2
+	rep, err := rulestest.Soak(ctx, rulestest.SoakConfig{
+		Endpoints: endpoints,
+		Restart: func(ctx context.Context) error {
+			l := leaderOf(ctx)
+			if l == nil {
+				return fmt.Errorf("no leader to kill")
+			}
+			t.Logf("killing the leader %s", l.addr)
+			if err := l.restart(ctx); err != nil {
+				return err
+			}
+			for end := time.Now().Add(30 * time.Second); leaderOf(ctx) == nil; {
+				if time.Now().After(end) {
+					return fmt.Errorf("no leader 30 s after killing %s", l.addr)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			return nil
+		},
+		Restarts: restarts,
+		Clients:  *soakClients,
+		Duration: *soakManagersDuration,
+		Logf:     t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report(t, rep, restarts)
 	if t.Failed() {
-		d.mu.Lock()
-		t.Logf("clusterd stderr (last run):\n%s", d.stderr)
-		d.mu.Unlock()
+		for _, d := range ds {
+			d.mu.Lock()
+			t.Logf("clusterd %s stderr:\n%s", d.addr, d.stderr)
+			d.mu.Unlock()
+		}
 	}
 }

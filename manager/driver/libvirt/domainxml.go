@@ -19,6 +19,11 @@ type DomainSpec struct {
 	// Arch and Machine default to x86_64 and pc.
 	Arch    string
 	Machine string
+	// Disks, NICs and the serial console; a domain without disks is valid
+	// (it boots nothing), so is one without NICs.
+	Disks   []DiskSpec
+	NICs    []NICSpec
+	Console *ConsoleSpec
 }
 
 // Validate reports the first problem that libvirt would otherwise reject less clearly.
@@ -85,9 +90,12 @@ type featuresXML struct {
 	APIC *struct{} `xml:"apic"`
 }
 
-// devicesXML: no disks or NICs is a valid domain; they come from volume groups and networks.
 type devicesXML struct {
-	Emulator string `xml:"emulator,omitempty"`
+	Emulator    string          `xml:"emulator,omitempty"`
+	Disks       []diskXML       `xml:"disk"`
+	Controllers []controllerXML `xml:"controller"`
+	Interfaces  []interfaceXML  `xml:"interface"`
+	Serials     []serialXML     `xml:"serial"`
 }
 
 // XML renders the domain definition. The type is always qemu (TCG): /dev/kvm is not
@@ -117,6 +125,14 @@ func (s DomainSpec) XML() ([]byte, error) {
 		OnReboot:      "restart",
 		OnCrash:       "destroy",
 	}
+	var err error
+	if d.Devices.Disks, d.Devices.Controllers, err = diskDevices(s.Disks); err != nil {
+		return nil, fmt.Errorf("domain %s: %w", s.Name, err)
+	}
+	if d.Devices.Interfaces, err = nicDevices(s.NICs); err != nil {
+		return nil, fmt.Errorf("domain %s: %w", s.Name, err)
+	}
+	d.Devices.Serials = serialDevices(s.Console)
 	return xml.MarshalIndent(d, "", "  ")
 }
 
@@ -130,7 +146,11 @@ func ParseDomainXML(b []byte) (DomainSpec, error) {
 	if err != nil {
 		return DomainSpec{}, fmt.Errorf("domain %s: %w", d.Name, err)
 	}
+	disks, nics, con := parseDevices(d.Devices)
 	return DomainSpec{
+		Disks:       disks,
+		NICs:        nics,
+		Console:     con,
 		Name:        d.Name,
 		UUID:        d.UUID,
 		VCPUs:       d.VCPU.Value,

@@ -1,6 +1,10 @@
 package libvirt
 
 import (
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +33,7 @@ func TestDomainXMLRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Arch, s.Machine = "x86_64", "pc"
-	if got != s {
+	if !reflect.DeepEqual(got, s) {
 		t.Errorf("round trip: got %+v, want %+v", got, s)
 	}
 	// What libvirt hands back: KiB, extra elements acli does not model.
@@ -125,5 +129,93 @@ func TestHostUUIDFromCapabilities(t *testing.T) {
 	}
 	if _, err := hostUUIDFromCapabilities([]byte(`<capabilities/>`)); err == nil {
 		t.Error("missing uuid accepted")
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// A VM with a boot disk from an image, a data disk, a CD-ROM, disks on
+// every bus, two NICs and a console file, against a golden file.
+func TestDomainXMLDevices(t *testing.T) {
+	s := DomainSpec{
+		Name: "db01", UUID: "0b5e2bf4-7d7e-4f3c-9a55-2b3c1b6f9e10", VCPUs: 1, MemoryMiB: 96,
+		Disks: []DiskSpec{
+			{Bus: "scsi", Index: 1, Path: "/c/default-container/vdisks/b.raw", Serial: "b"},
+			{Bus: "scsi", Index: 0, Path: "/c/default-container/vdisks/a.raw", Serial: "a", Boot: true},
+			{Bus: "ide", Index: 3, CDROM: true, Path: "/c/default-container/images/iso.raw"},
+			{Bus: "ide", Index: 0, CDROM: true},
+			{Bus: "sata", Index: 2, Path: "/c/sata.raw"},
+			{Bus: "pci", Index: 0, Path: "/c/pci0.raw"},
+			{Bus: "pci", Index: 1, Path: "/c/pci1.raw"},
+		},
+		NICs: []NICSpec{
+			{MAC: "50:6b:8d:00:00:01", Bridge: "br-vlan0"},
+			{MAC: "50:6b:8d:00:00:02", Bridge: "br-vlan10", Model: "e1000"},
+		},
+		Console: &ConsoleSpec{Path: "/c/consoles/db01.log"},
+	}
+	b, err := s.XML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "domain-devices.xml")
+	if *update {
+		os.MkdirAll("testdata", 0o755)
+		os.WriteFile(golden, b, 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != string(want) {
+		t.Errorf("domain XML differs from %s (go test -update rewrites it):\n%s", golden, b)
+	}
+	got, err := ParseDomainXML(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range got.Disks {
+		// Read back in bus-then-index order.
+		if i > 0 && cmpBus(got.Disks[i-1].Bus, d.Bus) == 0 && got.Disks[i-1].Index >= d.Index {
+			t.Errorf("disk order: %+v", got.Disks)
+		}
+	}
+	if len(got.Disks) != len(s.Disks) || !reflect.DeepEqual(got.NICs[1], NICSpec{MAC: "50:6b:8d:00:00:02", Bridge: "br-vlan10", Model: "e1000"}) || got.Console.Path != s.Console.Path {
+		t.Errorf("parsed back %+v", got)
+	}
+	for _, d := range got.Disks {
+		for _, w := range s.Disks {
+			if w.Bus == d.Bus && w.Index == d.Index && !reflect.DeepEqual(w, d) {
+				t.Errorf("disk %s.%d parsed back as %+v, want %+v", d.Bus, d.Index, d, w)
+			}
+		}
+	}
+
+	for _, c := range []struct {
+		disks []DiskSpec
+		nics  []NICSpec
+		want  string
+	}{
+		{[]DiskSpec{{Bus: "usb", Path: "/x"}}, nil, "bus must be scsi, sata, ide or pci"},
+		{[]DiskSpec{{Bus: "ide", Index: 4, Path: "/x"}}, nil, "index out of range 0-3"},
+		{[]DiskSpec{{Bus: "scsi"}}, nil, "no volume"},
+		{[]DiskSpec{{Bus: "pci", CDROM: true}}, nil, "CD-ROM cannot be on the pci bus"},
+		{[]DiskSpec{{Bus: "scsi", Path: "/a"}, {Bus: "scsi", Path: "/b"}}, nil, "disk scsi.0 appears twice"},
+		{[]DiskSpec{{Bus: "scsi", Path: "/a", Boot: true}, {Bus: "scsi", Index: 1, Path: "/b", Boot: true}}, nil, "2 boot devices"},
+		{nil, []NICSpec{{MAC: "nope", Bridge: "b"}}, "nic \"nope\""},
+		{nil, []NICSpec{{MAC: "50:6b:8d:00:00:01"}}, "no bridge"},
+	} {
+		s := DomainSpec{Name: "a", VCPUs: 1, MemoryMiB: 96, Disks: c.disks, NICs: c.nics}
+		if _, err := s.XML(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("XML(%+v, %+v) = %v, want an error containing %q", c.disks, c.nics, err, c.want)
+		}
+	}
+}
+
+func TestDriveLetters(t *testing.T) {
+	for i, want := range map[int]string{0: "a", 25: "z", 26: "aa", 27: "ab", 51: "az", 52: "ba", 701: "zz", 702: "aaa"} {
+		if got := driveLetters(i); got != want {
+			t.Errorf("driveLetters(%d) = %q, want %q", i, got, want)
+		}
 	}
 }

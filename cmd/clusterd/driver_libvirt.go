@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/acli-dev/acli/manager/driver/libvirt"
@@ -15,6 +16,7 @@ type libvirtOptions struct {
 	heartbeat        time.Duration
 	shutdownTimeout  time.Duration
 	migrationTimeout time.Duration
+	storageDir       string
 }
 
 func addLibvirtFlags(fs *flag.FlagSet) *libvirtOptions {
@@ -23,6 +25,7 @@ func addLibvirtFlags(fs *flag.FlagSet) *libvirtOptions {
 	fs.DurationVar(&o.heartbeat, "libvirt-heartbeat", time.Second, "how often each libvirt host is probed; --heartbeat-misses unanswered probes mark it down")
 	fs.DurationVar(&o.shutdownTimeout, "libvirt-shutdown-timeout", 60*time.Second, "how long vm.shutdown waits for the guest (ACPI) before powering it off")
 	fs.DurationVar(&o.migrationTimeout, "libvirt-migration-timeout", 0, "abort a live migration still running after this long, leaving the VM on its source (0: no limit)")
+	fs.StringVar(&o.storageDir, "libvirt-storage-dir", "", "directory every host reaches at the same path, holding the storage containers' vDisks (default DATA-DIR/containers)")
 	return o
 }
 
@@ -38,8 +41,16 @@ func (o *libvirtOptions) check() error {
 	return nil
 }
 
-func newLibvirtDriver(o *libvirtOptions, log *slog.Logger) *libvirt.Driver {
+func newLibvirtDriver(o *libvirtOptions, dataDir string, log *slog.Logger) *libvirt.Driver {
+	dir := o.storageDir
+	if dir == "" {
+		dir = filepath.Join(dataDir, "containers")
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	return libvirt.NewDriver(libvirt.Config{
+		Storage:           libvirt.Storage{Dir: dir},
 		ClusterName:       o.clusterName,
 		HeartbeatInterval: o.heartbeat,
 		ShutdownTimeout:   o.shutdownTimeout,

@@ -156,7 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// manager that becomes leader again starts afresh from the store.
 	newDriver := func() (driver.Driver, *sim.Driver, error) {
 		if o.driver == "libvirt" {
-			return newLibvirtDriver(lv, log), nil, nil
+			return newLibvirtDriver(lv, o.dataDir, log), nil, nil
 		}
 		d, err := sim.New(simCfg, sim.Options{})
 		return d, d, err

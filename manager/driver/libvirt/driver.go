@@ -38,7 +38,9 @@ type Config struct {
 	// ReconcileInterval is how often each host's domains are compared in full with the
 	// model, catching changes whose events were missed (default 30s).
 	ReconcileInterval time.Duration
-	Logger            *slog.Logger
+	// Storage holds the VMs' vDisks; with no Dir, domains get no disks.
+	Storage Storage
+	Logger  *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -397,16 +399,22 @@ func (d *Driver) conn(h *acliv1.Host) (*Conn, error) {
 	return c, nil
 }
 
-// VmDomainSpec is the domain a VM record becomes.
-func VmDomainSpec(vm *acliv1.Vm) DomainSpec {
+// VmDomainSpec is the domain a VM record becomes; with a storage
+// directory, its vDisks and a console file come along.
+func VmDomainSpec(vm *acliv1.Vm, st Storage) DomainSpec {
 	vcpus := int(vm.NumVcpus) * int(max(vm.NumCoresPerVcpu, 1))
-	return DomainSpec{
+	s := DomainSpec{
 		Name:        strings.ReplaceAll(vm.Name, "/", "_"),
 		UUID:        vm.Uuid,
 		VCPUs:       max(vcpus, 1),
 		MemoryMiB:   max(uint64(vm.MemoryBytes+1<<20-1)>>20, 1),
 		Description: "acli vm " + vm.Name,
 	}
+	if st.Dir != "" {
+		s.Disks = st.vmDisks(vm)
+		s.Console = &ConsoleSpec{Path: st.ConsolePath(vm.Uuid)}
+	}
+	return s
 }
 
 // PowerOn implements driver.Driver: define the domain from the VM record, then start it.
@@ -415,7 +423,12 @@ func (d *Driver) PowerOn(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) 
 	if err != nil {
 		return err
 	}
-	spec := VmDomainSpec(vm)
+	spec := VmDomainSpec(vm, d.cfg.Storage)
+	if d.cfg.Storage.Dir != "" {
+		if err := d.cfg.Storage.ensureVolumes(vm); err != nil {
+			return err
+		}
+	}
 	if dom, err := c.Lookup(vm.Uuid); err == nil {
 		if dom.State.Active() {
 			return nil // already running there (started outside clusterd): nothing to do
@@ -581,6 +594,10 @@ func (d *Driver) Migrate(ctx context.Context, vm *acliv1.Vm, src, dst *acliv1.Ho
 		BandwidthMbps: uint64(max(opts.BandwidthMbps, 0)),
 		Deadline:      deadline,
 		Dest:          dc,
+		// libvirt cannot tell that the container directory is shared by
+		// every host (it stands in for the distributed storage), so it
+		// would refuse to migrate a domain with file disks.
+		SharedDisks: len(VmDomainSpec(vm, d.cfg.Storage).Disks) > 0,
 	}
 	if progress != nil {
 		o.Progress = func(p MigrationProgress) {

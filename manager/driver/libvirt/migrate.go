@@ -34,6 +34,10 @@ type MigrateOptions struct {
 	// Dest, when set, is a connection to the destination, used to read the completed job's
 	// statistics (actual downtime) after the domain has left the source.
 	Dest *Conn
+	// SharedDisks says the domain's disks are files every host reaches:
+	// migrate them in place (VIR_MIGRATE_UNSAFE skips libvirt's check for
+	// a shared file system it recognises).
+	SharedDisks bool
 }
 
 // MigrationProgress is one sample of the migration job.
@@ -99,7 +103,11 @@ func (c *Conn) Migrate(ctx context.Context, ref string, o MigrateOptions) (Migra
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.l.DomainMigratePerform3Params(dom, golibvirt.OptString{o.DestURI}, migrateParams(o), nil, MigrateFlags)
+		flags := MigrateFlags
+		if o.SharedDisks {
+			flags |= golibvirt.MigrateUnsafe
+		}
+		_, err := c.l.DomainMigratePerform3Params(dom, golibvirt.OptString{o.DestURI}, migrateParams(o), nil, flags)
 		done <- err
 	}()
 

@@ -1,0 +1,79 @@
+package libvirt
+
+import (
+	"cmp"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/storage/volume"
+)
+
+// Storage lays out the storage containers under one directory that every
+// host reaches at the same path (standing in for the distributed storage):
+// container C is Dir/C, its vDisks are Dir/C/vdisks/<uuid>, and the VMs'
+// serial consoles are Dir/.consoles/<vm-uuid>.log.
+type Storage struct {
+	Dir string
+}
+
+// VolumePath is the file of a vDisk.
+func (s Storage) VolumePath(container, vdisk string) string {
+	return filepath.Join(s.Dir, container, "vdisks", vdisk)
+}
+
+// ConsolePath is the file a VM's first serial port appends to.
+func (s Storage) ConsolePath(vmUUID string) string {
+	return filepath.Join(s.Dir, ".consoles", vmUUID+".log")
+}
+
+// vmDisks turns a VM's own vDisks into domain disks. Disks from volume
+// groups are left out: they reach the VM over iSCSI. The boot device is the
+// VM's first disk in bus order.
+func (s Storage) vmDisks(vm *acliv1.Vm) []DiskSpec {
+	var out []DiskSpec
+	for _, d := range vm.Disks {
+		if d.VolumeGroupUuid != "" {
+			continue
+		}
+		ds := DiskSpec{Bus: d.Bus, Index: int(d.Index), CDROM: d.Cdrom, Serial: d.Uuid}
+		if !d.Cdrom || d.SizeBytes > 0 {
+			ds.Path = s.VolumePath(cmp.Or(d.Container, "default-container"), d.Uuid)
+		}
+		out = append(out, ds)
+	}
+	slices.SortStableFunc(out, func(a, b DiskSpec) int {
+		if c := cmpBus(a.Bus, b.Bus); c != 0 {
+			return c
+		}
+		return a.Index - b.Index
+	})
+	if len(out) > 0 {
+		out[0].Boot = true
+	}
+	return out
+}
+
+// ensureVolumes creates, empty, the volume of every vDisk that has none yet
+// (a disk made with create_size is thin until the guest writes), so the
+// domain can start.
+func (s Storage) ensureVolumes(vm *acliv1.Vm) error {
+	for _, d := range vm.Disks {
+		if d.VolumeGroupUuid != "" || d.Cdrom || d.SizeBytes <= 0 {
+			continue
+		}
+		p := s.VolumePath(cmp.Or(d.Container, "default-container"), d.Uuid)
+		if _, err := os.Stat(p); err == nil {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := volume.Create(p, d.SizeBytes); err != nil {
+			return fmt.Errorf("vm %s disk %s.%d: %w", vm.Name, d.Bus, d.Index, err)
+		}
+	}
+	return os.MkdirAll(filepath.Dir(s.ConsolePath(vm.Uuid)), 0o755)
+}

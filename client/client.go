@@ -29,7 +29,9 @@ const MaxRecvMsgSize = 512 << 20
 
 // Options say where and how to connect.
 type Options struct {
-	// Addr is host:port of clusterd.
+	// Addr is host:port of clusterd, or a comma-separated list of the
+	// managers of one cluster: acli connects to the first that answers and
+	// fails over to the others (failover.go).
 	Addr string
 	// Token, when set, is sent as "authorization: Bearer <token>" on every call.
 	Token string
@@ -100,16 +102,24 @@ func Dial(ctx context.Context, o Options, extra ...grpc.DialOption) (*Client, er
 		}
 		return conn, err
 	}
+	addrs := SplitServers(o.Addr)
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(dialer),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxRecvMsgSize)),
+		grpc.WithChainUnaryInterceptor(retryUnary(len(addrs) > 1)),
 	}
 	if o.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(o.Token)))
 	}
+	target := "passthrough:///" + o.Addr
+	if len(addrs) > 1 {
+		r := managers(addrs)
+		target = r.Scheme() + ":///clusterd"
+		opts = append(opts, grpc.WithResolvers(r))
+	}
 	opts = append(opts, extra...)
-	conn, err := grpc.NewClient("passthrough:///"+o.Addr, opts...)
+	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, &UnreachableError{Addr: o.Addr, Err: err}
 	}

@@ -137,7 +137,8 @@ func NamespaceHelp(r *Registry, ns *Namespace) string {
 const GlobalFlagsHelp = `Global flags (before the command):
   -o, --output table|json|yaml|csv  output format (json: {"data": ..., "error": null, "status": 0})
   -y, --yes                         answer yes to confirmations
-      --server host:port            clusterd address (env ACLI_SERVER, default 127.0.0.1:2030)
+      --server host:port[,...]      clusterd address, or the cluster's managers to fail over between
+                                    (env ACLI_SERVER, default 127.0.0.1:2030)
       --timeout duration            give up after this long, e.g. 30s; waiting tasks keep running (exit 7)
       --no-headers                  omit table and CSV headers
       --token string                bearer token for clusterd (env ACLI_TOKEN)

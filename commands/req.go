@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/client"
@@ -430,22 +431,35 @@ func watchTask(ctx context.Context, c *client.Client, t *acliv1.Task, show func(
 	if isFinal(t) {
 		return t, nil
 	}
-	stream, err := c.Task.WatchTask(ctx, &acliv1.GetTaskRequest{Uuid: t.GetUuid()})
-	if err != nil {
-		return last, waitErr(ctx, last, err)
-	}
+	// A manager that stops or loses the leadership ends the stream with
+	// Unavailable: watch again (on the next manager of a --server list)
+	// until the failover window passes without news.
+	lastNews := time.Now()
 	for {
-		nt, err := stream.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				break
+		stream, err := c.Task.WatchTask(ctx, &acliv1.GetTaskRequest{Uuid: t.GetUuid()})
+		if err == nil {
+			for {
+				var nt *acliv1.Task
+				if nt, err = stream.Recv(); err != nil {
+					break
+				}
+				last, lastNews = nt, time.Now()
+				show(nt)
+				if isFinal(nt) {
+					return nt, nil
+				}
 			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if !client.Retryable(err) || ctx.Err() != nil || time.Since(lastNews) > client.FailoverWindow {
 			return last, waitErr(ctx, last, err)
 		}
-		last = nt
-		show(nt)
-		if isFinal(nt) {
-			return nt, nil
+		select {
+		case <-ctx.Done():
+			return last, waitErr(ctx, last, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 	// The stream ended without a final state (manager restarting, say):

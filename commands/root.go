@@ -120,7 +120,7 @@ func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command
 	pf := root.PersistentFlags()
 	pf.StringVarP(&g.Output, "output", "o", g.Output, "output format: table, json, yaml or csv")
 	pf.BoolVarP(&g.Yes, "yes", "y", g.Yes, "answer yes to confirmations")
-	pf.StringVar(&g.Server, "server", g.Server, "clusterd address host:port (env ACLI_SERVER)")
+	pf.StringVar(&g.Server, "server", g.Server, "clusterd address host:port, or a comma-separated list of the cluster's managers to fail over between (env ACLI_SERVER)")
 	pf.DurationVar(&g.Timeout, "timeout", g.Timeout, "give up after this long, e.g. 30s (0: no limit); waiting tasks keep running")
 	pf.BoolVar(&g.NoHeaders, "no-headers", g.NoHeaders, "omit table and CSV headers")
 	pf.StringVar(&g.Token, "token", g.Token, "bearer token for clusterd (env ACLI_TOKEN)")

@@ -59,7 +59,7 @@ func FanoutHelp(fc FanoutCommand) string {
 
 // fanoutGlobalsHelp lists the global flags that matter to the fan-out.
 const fanoutGlobalsHelp = `Global flags:
-      --server host:port   clusterd address (env ACLI_SERVER, default 127.0.0.1:2030)
+      --server host:port   clusterd address, or a comma-separated list of managers (env ACLI_SERVER)
       --timeout duration   limit for asking clusterd for the targets
       --token string       bearer token for clusterd (env ACLI_TOKEN)
 `

@@ -12,6 +12,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
+	"github.com/acli-dev/acli/manager/state"
 )
 
 // Host affinity (a must-rule: the VM runs only on the listed hosts) and VM
@@ -82,6 +83,9 @@ func (m *Manager) deleteGroupLocked(id string) {
 func (m *Manager) groupLocked(ref string) (*groupRec, error) {
 	if ref == "" {
 		return nil, apierr.BadField("group", "group is required: give a VM group name or UUID")
+	}
+	if err := checkRef("group", ref); err != nil {
+		return nil, err
 	}
 	if r := m.ops.groups[strings.ToLower(ref)]; r != nil {
 		return r, nil
@@ -154,7 +158,7 @@ func (s vmService) ListVmGroups(ctx context.Context, _ *acliv1.ListVmGroupsReque
 
 func (s vmService) CreateVmGroup(ctx context.Context, req *acliv1.CreateVmGroupRequest) (*acliv1.Task, error) {
 	m := s.m
-	if err := checkName("vm_group", req.Name); err != nil {
+	if err := state.CheckName("vm_group", req.Name); err != nil {
 		return nil, apierr.BadField("name", "%v", err)
 	}
 	g := &acliv1.VmGroup{Uuid: uuid.NewString(), Name: req.Name}

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -16,9 +17,15 @@ import (
 // a host silent for longer than the heartbeat timeout is marked down, and
 // the VMs recorded running on a down host are restarted elsewhere by
 // scheduler.PlanHARestart: higher HA priority first, as capacity allows.
-// VMs that do not fit are recorded off and listed in the kHaFailover task.
+// VMs that do not fit are listed in the kHaFailover task and recorded off
+// once powered off on the down host (fenced); until then they stay recorded
+// there.
 // A host whose heartbeats resume (or that the driver reports up) is in
 // service again.
+
+// fenceTimeout bounds the power-off of a VM HA does not restart, on its
+// down host, before it is recorded off.
+const fenceTimeout = 10 * time.Second
 
 // heartbeatTimeout is how long a host may stay silent.
 func (m *Manager) heartbeatTimeout() time.Duration {
@@ -32,12 +39,20 @@ func (m *Manager) heartbeatTimeout() time.Duration {
 	return max(time.Duration(m.ops.heartbeatMisses)*interval, minHeartbeatTimeout)
 }
 
-// watchHeartbeats marks silent hosts down until the manager closes.
+// watchHeartbeats marks silent hosts down until the manager closes. It
+// takes no model lock. Like the Kubernetes node lifecycle controller, it
+// fails over nothing when most hosts go silent at once: that is the manager
+// or its network failing, not the hosts, and restarting their VMs elsewhere
+// would run them twice. A round that itself ran late (the manager was
+// stalled) is skipped, since heartbeats waiting to be read look missed.
 func (m *Manager) watchHeartbeats() {
 	defer m.bgWG.Done()
 	timeout := m.heartbeatTimeout()
-	tick := time.NewTicker(max(timeout/4, 10*time.Millisecond))
+	period := max(timeout/4, 10*time.Millisecond)
+	tick := time.NewTicker(period)
 	defer tick.Stop()
+	last := timeNow()
+	suspect := false
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -45,21 +60,21 @@ func (m *Manager) watchHeartbeats() {
 		case <-tick.C:
 		}
 		now := timeNow()
-		type silent struct {
-			id   string
-			last time.Time
+		stalled := now.Sub(last) > period+timeout/2
+		last = now
+		if stalled {
+			continue
 		}
-		var late []silent
-		m.mu.RLock()
-		for _, h := range m.hostList {
-			if h.pb.NodeState == acliv1.NodeState_kNodeDown {
-				continue
+		late, live := silentHosts(&m.beats, now, timeout)
+		if len(late) > 1 && 2*len(late) > live {
+			if !suspect {
+				suspect = true
+				m.log.Warn("most hosts are silent at once; suspecting the manager or its network, no host is marked down", "silent", len(late), "of", live)
+				m.publish("cluster", "warning", "", nil, "%d of %d hosts stopped sending heartbeats at once: suspecting clusterd or its network, no host is marked down and HA does not restart VMs", len(late), live)
 			}
-			if last := unixNano(h.heartbeat.Load()); now.Sub(last) > timeout {
-				late = append(late, silent{h.pb.Uuid, last})
-			}
+			continue
 		}
-		m.mu.RUnlock()
+		suspect = false
 		for _, s := range late {
 			reason := fmt.Sprintf("no heartbeat for %v (timeout %v)", now.Sub(s.last).Round(time.Millisecond), timeout)
 			if err := m.applyHostEvent(context.Background(), driver.HostEvent{Kind: driver.HostDown, HostUUID: s.id, Time: now, Reason: reason}); err != nil && m.ctx.Err() == nil {
@@ -67,6 +82,28 @@ func (m *Manager) watchHeartbeats() {
 			}
 		}
 	}
+}
+
+type silentHost struct {
+	id   string
+	last time.Time
+}
+
+// silentHosts lists the hosts not marked down whose last heartbeat is older
+// than timeout, and counts the hosts not marked down.
+func silentHosts(beats *sync.Map, now time.Time, timeout time.Duration) (late []silentHost, live int) {
+	beats.Range(func(k, v any) bool {
+		h := v.(*hostRec)
+		if h.down.Load() {
+			return true
+		}
+		live++
+		if last := unixNano(h.heartbeat.Load()); now.Sub(last) > timeout {
+			late = append(late, silentHost{k.(string), last})
+		}
+		return true
+	})
+	return late, live
 }
 
 // startHA launches the HA restart of a down host's VMs, unless one runs.
@@ -154,7 +191,8 @@ func (m *Manager) haRestart(ctx context.Context, t *taskRec, h *acliv1.Host, hs 
 			"HA restarted vm %s on %s after %s went down", cur.Name, hostLabel(dst), label)
 		m.addMessage(t, pct, "vm %s restarted on %s", cur.Name, hostLabel(dst))
 	}
-	// The others are off now: their host lost them.
+	// The others are recorded off only once fenced: a host that is merely
+	// cut off from the manager may still run them.
 	for _, s := range plan.NotRestarted {
 		r, err := m.lockVm(ctx, t, s.VM.UUID)
 		if err != nil {
@@ -167,10 +205,17 @@ func (m *Manager) haRestart(ctx context.Context, t *taskRec, h *acliv1.Host, hs 
 		cur, rev := r.pb, r.rev
 		m.mu.RUnlock()
 		if placed(cur) && cur.HostUuid == h.Uuid {
-			next := proto.Clone(cur).(*acliv1.Vm)
-			next.PowerState, next.HostUuid, next.HostName = acliv1.PowerState_kOff, "", ""
-			if err := m.putVm(ctx, next, rev, nil); err != nil {
-				left = append(left, fmt.Sprintf("vm %s: recording it off failed: %v", cur.Name, err))
+			fctx, cancel := context.WithTimeout(ctx, fenceTimeout)
+			err := m.drv.PowerOff(fctx, h, cur)
+			cancel()
+			if err != nil {
+				left = append(left, fmt.Sprintf("vm %s stays recorded on %s: it could not be fenced (%v)", cur.Name, label, err))
+			} else {
+				next := proto.Clone(cur).(*acliv1.Vm)
+				next.PowerState, next.HostUuid, next.HostName = acliv1.PowerState_kOff, "", ""
+				if err := m.putVm(ctx, next, rev, nil); err != nil {
+					left = append(left, fmt.Sprintf("vm %s: recording it off failed: %v", cur.Name, err))
+				}
 			}
 		}
 		m.unlockVm(t, cur.Uuid)

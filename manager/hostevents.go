@@ -5,10 +5,9 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
 )
 
@@ -17,14 +16,45 @@ func unixNano(n int64) time.Time { return time.Unix(0, n) }
 var timeNow = time.Now
 
 // consumeHostEvents applies the driver's host reports until the driver
-// closes the stream.
+// closes the stream. Heartbeats are taken here, by receipt and without the
+// model lock; every other report is applied in order by a second goroutine,
+// so a slow one (a commit, a lock held by a request) delays no heartbeat.
 func (m *Manager) consumeHostEvents(ch <-chan driver.HostEvent) {
 	defer m.bgWG.Done()
-	for ev := range ch {
-		if err := m.applyHostEvent(context.Background(), ev); err != nil {
-			m.log.Error("applying host event", "host", ev.HostUUID, "event", ev.Kind.String(), "err", err)
+	changes := make(chan driver.HostEvent, 1024)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range changes {
+			if err := m.applyHostEvent(context.Background(), ev); err != nil {
+				m.log.Error("applying host event", "host", ev.HostUUID, "event", ev.Kind.String(), "err", err)
+			}
 		}
+	}()
+	for ev := range ch {
+		if ev.Kind == driver.Heartbeat && m.heartbeat(ev) {
+			continue
+		}
+		changes <- ev
 	}
+	close(changes)
+	<-done
+}
+
+// heartbeat records a heartbeat's receipt and reports true, or reports
+// false when the heartbeat means more: it was sent after its host was
+// marked down, so the host is back.
+func (m *Manager) heartbeat(ev driver.HostEvent) bool {
+	v, ok := m.beats.Load(ev.HostUUID)
+	if !ok {
+		return true
+	}
+	h := v.(*hostRec)
+	if h.down.Load() && ev.Time.UnixNano() > h.downAt.Load() {
+		return false
+	}
+	h.heartbeat.Store(timeNow().UnixNano())
+	return true
 }
 
 // applyHostEvent records a host state change reported by the driver. It is
@@ -37,15 +67,7 @@ func (m *Manager) applyHostEvent(ctx context.Context, ev driver.HostEvent) error
 		return m.applyVmStates(ctx, ev) // reconcile.go
 	}
 	if ev.Kind == driver.Heartbeat {
-		m.mu.RLock()
-		h := m.hosts[ev.HostUUID]
-		resumed := h != nil && h.pb.NodeState == acliv1.NodeState_kNodeDown && ev.Time.UnixNano() > m.ops.downAt[ev.HostUUID]
-		m.mu.RUnlock()
-		if h == nil {
-			return nil
-		}
-		if !resumed {
-			h.heartbeat.Store(ev.Time.UnixNano())
+		if m.heartbeat(ev) {
 			return nil
 		}
 		// A heartbeat sent after the host was marked down: it is back.
@@ -102,35 +124,28 @@ func (m *Manager) commitHostEvent(ctx context.Context, ev driver.HostEvent) (*ac
 		if cur == nil {
 			return nil, nil, nil
 		}
-		next := proto.Clone(cur).(*acliv1.Host)
 		msg, severity, typ := "", "info", "host"
+		var change state.HostChange
 		switch ev.Kind {
 		case driver.HostDown:
-			if cur.NodeState == acliv1.NodeState_kNodeDown {
-				return nil, nil, nil
-			}
-			next.NodeState, next.CvmState = acliv1.NodeState_kNodeDown, acliv1.CvmState_kCvmDown
-			msg, severity = "host "+cur.Name+" ("+cur.HypervisorIp+") is down: "+ev.Reason, "error"
+			change, msg, severity = state.HostDown, "host "+cur.Name+" ("+cur.HypervisorIp+") is down: "+ev.Reason, "error"
 		case driver.HostUp:
-			if cur.NodeState != acliv1.NodeState_kNodeDown {
-				return nil, nil, nil
-			}
-			next.NodeState, next.CvmState = acliv1.NodeState_AcropolisNormal, acliv1.CvmState_kCvmUp
-			msg = "host " + cur.Name + " (" + cur.HypervisorIp + ") is up: " + ev.Reason
+			change, msg = state.HostUp, "host "+cur.Name+" ("+cur.HypervisorIp+") is up: "+ev.Reason
 		case driver.CvmDown:
-			if cur.CvmState != acliv1.CvmState_kCvmUp {
-				return nil, nil, nil
-			}
-			next.CvmState = acliv1.CvmState_kCvmDown
-			msg, severity, typ = "cvm "+cur.CvmIp+" on host "+cur.Name+" is down: "+ev.Reason, "error", "cvm"
+			change, msg, severity, typ = state.CvmDown, "cvm "+cur.CvmIp+" on host "+cur.Name+" is down: "+ev.Reason, "error", "cvm"
 		case driver.CvmUp:
-			if cur.CvmState != acliv1.CvmState_kCvmDown || cur.NodeState == acliv1.NodeState_kNodeDown {
-				return nil, nil, nil
-			}
-			next.CvmState = acliv1.CvmState_kCvmUp
-			msg, typ = "cvm "+cur.CvmIp+" on host "+cur.Name+" is up: "+ev.Reason, "cvm"
+			change, msg, typ = state.CvmUp, "cvm "+cur.CvmIp+" on host "+cur.Name+" is up: "+ev.Reason, "cvm"
 		default:
 			return nil, nil, nil
+		}
+		next, err := state.TransitionHost(cur, change)
+		if err != nil || next == cur {
+			return nil, nil, err // observations are never refused; nothing to change
+		}
+		if ev.Kind == driver.HostDown {
+			// Only heartbeats sent after this bring the host back; stored
+			// before the commit marks the host down (heartbeat reads both).
+			h.downAt.Store(ev.Time.UnixNano())
 		}
 		newRev, err := m.commit(ctx, []write{{key: hostKey(cur.Uuid), msg: next, rev: rev}})
 		if store.IsConflict(err) && attempt < 5 {
@@ -145,13 +160,9 @@ func (m *Manager) commitHostEvent(ctx context.Context, ev driver.HostEvent) (*ac
 		if h.rev == rev {
 			m.putHostLocked(next, newRev)
 		}
-		if ev.Kind == driver.HostDown {
-			// Only heartbeats sent after this bring the host back.
-			m.ops.downAt[cur.Uuid] = ev.Time.UnixNano()
-		}
 		m.mu.Unlock()
 		if ev.Kind == driver.HostUp {
-			h.heartbeat.Store(ev.Time.UnixNano())
+			h.heartbeat.Store(timeNow().UnixNano())
 		}
 		m.publish(typ, severity, "", []*acliv1.EntityRef{hostRef(next)}, "%s", msg)
 		m.log.Info("host state changed", "host", cur.Name, "event", ev.Kind.String(), "reason", ev.Reason)

@@ -16,6 +16,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
+	"github.com/acli-dev/acli/manager/state"
 )
 
 // Host maintenance: the check, enter (evacuate) and exit (bring the VMs
@@ -47,42 +48,54 @@ func (m *Manager) refusalsLocked(h *hostRec, what string) []apierr.Violation {
 			Description: fmt.Sprintf("host %s is the target of running task %s (%s of %s); wait for it to finish",
 				hostLabel(h.pb), t.pb.Uuid, t.pb.Operation, t.pb.Entities[0].Name)})
 	}
-	if err := m.redundancyLocked(h, what); err != nil {
+	if err := m.redundancyLocked(h, what, false); err != nil {
 		vs = append(vs, err...)
 	}
 	return vs
 }
 
-// redundancyLocked applies the RF-1 budget. Hosts that a running task is
-// taking out count as out already, so two requests cannot both pass.
-func (m *Manager) redundancyLocked(h *hostRec, what string) []apierr.Violation {
-	hosts := m.schedHostsLocked()
-	for i := range hosts {
-		t := m.busy[hosts[i].UUID]
-		if t == nil || hosts[i].UUID == h.pb.Uuid {
-			continue
-		}
-		switch t.pb.Operation {
-		case acliv1.TaskOperation_kHostEnterMaintenanceMode:
-			if hosts[i].State == scheduler.NodeNormal {
-				hosts[i].State = scheduler.NodeEnteringMaintenance
+// redundancyLocked applies the RF-1 budget (state.CheckRedundancy, the
+// rule commit enforces) to taking host h or its CVM out. Hosts that a
+// running task is taking out count as out already, so the refusal comes
+// with the request rather than at the commit.
+func (m *Manager) redundancyLocked(h *hostRec, what string, cvm bool) []apierr.Violation {
+	hosts := make([]*acliv1.Host, 0, len(m.hostList))
+	for _, r := range m.hostList {
+		pb := r.pb
+		if t := m.busy[pb.Uuid]; t != nil && pb.Uuid != h.pb.Uuid && !state.OutByIntent(pb) {
+			switch t.pb.Operation {
+			case acliv1.TaskOperation_kHostEnterMaintenanceMode:
+				pb = proto.Clone(pb).(*acliv1.Host)
+				pb.MaintenanceRequested = true
+				if pb.NodeState == acliv1.NodeState_AcropolisNormal {
+					pb.NodeState = acliv1.NodeState_EnteringMaintenanceMode
+				}
+			case acliv1.TaskOperation_kCvmEnterMaintenanceMode:
+				pb = proto.Clone(pb).(*acliv1.Host)
+				pb.CvmMaintenanceRequested = true
+				if pb.CvmState == acliv1.CvmState_kCvmUp {
+					pb.CvmState = acliv1.CvmState_kCvmMaintenance
+				}
 			}
-		case acliv1.TaskOperation_kCvmEnterMaintenanceMode:
-			if hosts[i].CVM == scheduler.CVMUp {
-				hosts[i].CVM = scheduler.CVMMaintenance
-			}
 		}
+		hosts = append(hosts, pb)
 	}
-	err := scheduler.CheckRedundancy(int(m.cluster.RedundancyFactor), hosts, h.pb.Uuid)
+	next := proto.Clone(h.pb).(*acliv1.Host)
+	if cvm {
+		next.CvmMaintenanceRequested = true
+	} else {
+		next.MaintenanceRequested = true
+	}
+	err := state.CheckRedundancy(int(m.cluster.RedundancyFactor), hosts, h.pb, next)
 	if err == nil {
 		return nil
 	}
-	re, ok := err.(*scheduler.RedundancyError)
-	if !ok {
-		return []apierr.Violation{{Type: "REDUNDANCY", Subject: "host:" + h.pb.Name, Description: err.Error()}}
+	subject := "host:" + h.pb.Name
+	if re, ok := err.(*state.RedundancyError); ok && len(re.Out) > 0 {
+		subject = "host:" + strings.Fields(re.Out[0])[0]
 	}
-	return []apierr.Violation{{Type: "REDUNDANCY", Subject: "host:" + re.Out[0].Host.Name,
-		Description: fmt.Sprintf("cannot %s %s: %s", what, hostLabel(h.pb), re.Error())}}
+	return []apierr.Violation{{Type: "REDUNDANCY", Subject: subject,
+		Description: fmt.Sprintf("cannot %s %s: %v", what, hostLabel(h.pb), err)}}
 }
 
 func planOut(p *scheduler.Plan) ([]*acliv1.PlanStep, []*acliv1.Blocker) {
@@ -210,7 +223,7 @@ func (s hostService) EnterMaintenanceMode(ctx context.Context, req *acliv1.Enter
 	m.mu.Unlock()
 
 	if hpb.NodeState != acliv1.NodeState_EnteringMaintenanceMode {
-		next, err := m.putHost(ctx, hpb.Uuid, func(h *acliv1.Host) { h.NodeState = acliv1.NodeState_EnteringMaintenanceMode })
+		next, err := m.putHost(ctx, hpb.Uuid, state.EnterMaintenance)
 		if err != nil {
 			m.mu.Lock()
 			m.forgetLocked(t)
@@ -511,8 +524,10 @@ func (e *evacuation) finish(ctx context.Context, t *taskRec) (outcome, error) {
 	if cur.NodeState == acliv1.NodeState_kNodeDown {
 		return outcome{}, status.Errorf(codes.Aborted, "host %s went down during its evacuation; HA restarts its VMs", e.label)
 	}
-	next := proto.Clone(cur).(*acliv1.Host)
-	next.NodeState = acliv1.NodeState_EnteredMaintenanceMode
+	next, err := state.TransitionHost(cur, state.MaintenanceEntered)
+	if err != nil {
+		return outcome{}, hostStateError(err)
+	}
 	msg := fmt.Sprintf("host %s entered maintenance mode: %d VM(s) migrated, %d shut down", e.label, e.migrated, e.shutdown)
 	return outcome{
 		writes: []write{{key: hostKey(e.host), msg: next, rev: rev}},
@@ -574,7 +589,7 @@ func (s hostService) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMa
 	t.release = func() { hs.releaseAllLocked(); m.dropTargetsLocked(t) }
 	m.mu.Unlock()
 	if hpb.NodeState != acliv1.NodeState_AcropolisNormal {
-		next, err := m.putHost(ctx, hpb.Uuid, func(h *acliv1.Host) { h.NodeState = acliv1.NodeState_AcropolisNormal })
+		next, err := m.putHost(ctx, hpb.Uuid, state.ExitMaintenance)
 		if err != nil {
 			m.mu.Lock()
 			m.forgetLocked(t)
@@ -791,19 +806,18 @@ func (m *Manager) cvmMaintenance(ctx context.Context, ref string, enter bool) (*
 	}
 	cur, rev := h.pb, h.rev
 	cvm := fmt.Sprintf("cvm %s of host %s", cur.CvmIp, hostLabel(cur))
-	noop, want := "", acliv1.CvmState_kCvmUp
+	noop, asked := "", state.WithIntent(cur).CvmMaintenanceRequested
 	switch {
-	case enter && cur.CvmState == acliv1.CvmState_kCvmMaintenance:
+	case enter && asked:
 		noop = cvm + " is already in maintenance mode"
-	case !enter && cur.CvmState != acliv1.CvmState_kCvmMaintenance:
+	case !enter && !asked:
 		noop = cvm + " is not in maintenance mode"
 	case cur.NodeState == acliv1.NodeState_kNodeDown:
 		err = apierr.Precondition("HOST_DOWN", "host:"+cur.Name, "host %s is down; recover it first", hostLabel(cur))
 	case enter && cur.CvmState == acliv1.CvmState_kCvmDown:
 		err = apierr.Precondition("CVM_DOWN", "cvm:"+cur.CvmIp, "%s is down; it is already out of service", cvm)
 	case enter:
-		want = acliv1.CvmState_kCvmMaintenance
-		if vs := m.redundancyLocked(h, "take out the CVM of"); len(vs) > 0 {
+		if vs := m.redundancyLocked(h, "take out the CVM of", true); len(vs) > 0 {
 			err = apierr.FailedPrecondition(fmt.Sprintf("%s cannot enter maintenance mode", cvm), vs...)
 		}
 	}
@@ -817,8 +831,17 @@ func (m *Manager) cvmMaintenance(ctx context.Context, ref string, enter bool) (*
 	if noop != "" {
 		return m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) { return outcome{message: noop}, nil })
 	}
-	next := proto.Clone(cur).(*acliv1.Host)
-	next.CvmState = want
+	change := state.ExitCvmMaintenance
+	if enter {
+		change = state.EnterCvmMaintenance
+	}
+	next, err := state.TransitionHost(cur, change)
+	if err != nil {
+		m.mu.Lock()
+		m.forgetLocked(t)
+		m.mu.Unlock()
+		return nil, hostStateError(err)
+	}
 	msg := cvm + " entered maintenance mode"
 	if !enter {
 		msg = cvm + " exited maintenance mode"

@@ -100,6 +100,12 @@ type Manager struct {
 	bgWG     sync.WaitGroup // host event consumer, event flusher
 	flushNow chan chan struct{}
 
+	// beats maps a host UUID to its *hostRec for the heartbeat path, which
+	// takes no model lock (hostevents.go).
+	beats sync.Map
+	// hostCommitMu serialises the commits of host records (commit).
+	hostCommitMu sync.Mutex
+
 	mu      sync.RWMutex
 	closing bool
 	model

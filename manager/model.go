@@ -17,6 +17,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
+	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
 )
 
@@ -61,8 +62,12 @@ type hostRec struct {
 	vcpus   int32
 	numVms  int32
 	// reserved is memory held for VMs powering on here.
-	reserved  int64
-	heartbeat atomic.Int64 // unix nanoseconds of the last heartbeat
+	reserved int64
+	// The heartbeat path reads and writes these without Manager.mu, so a
+	// request holding the model never makes a host look silent.
+	heartbeat atomic.Int64 // unix ns when the last heartbeat was received
+	down      atomic.Bool  // mirrors pb.NodeState == kNodeDown
+	downAt    atomic.Int64 // unix ns (host time) when it was declared down
 }
 
 type vmRec struct {
@@ -127,8 +132,64 @@ type write struct {
 	rev int64
 }
 
-// commit applies writes in one store transaction.
+// commit applies writes in one store transaction. Every write of a host
+// record passes here: such commits are serialised, checked against the
+// committed hosts (the redundancy budget) and applied to the model before
+// the next one is checked, so two changes cannot both pass a rule that
+// allows only one.
 func (m *Manager) commit(ctx context.Context, ws []write) (int64, error) {
+	if !slices.ContainsFunc(ws, isHostWrite) {
+		return m.txn(ctx, ws)
+	}
+	m.hostCommitMu.Lock()
+	defer m.hostCommitMu.Unlock()
+	if err := m.checkHostWrites(ws); err != nil {
+		return 0, err
+	}
+	rev, err := m.txn(ctx, ws)
+	if err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	for _, w := range ws {
+		if h, ok := w.msg.(*acliv1.Host); ok && isHostWrite(w) {
+			m.putHostLocked(h, rev)
+		}
+	}
+	m.mu.Unlock()
+	return rev, nil
+}
+
+func isHostWrite(w write) bool { return strings.HasPrefix(w.key, hostPrefix) }
+
+// checkHostWrites enforces the host rules on the records about to be
+// committed (called with hostCommitMu held, so the model's hosts are the
+// committed ones).
+func (m *Manager) checkHostWrites(ws []write) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	hosts := make([]*acliv1.Host, 0, len(m.hostList))
+	for _, r := range m.hostList {
+		hosts = append(hosts, r.pb)
+	}
+	for _, w := range ws {
+		next, ok := w.msg.(*acliv1.Host)
+		if !ok || !isHostWrite(w) {
+			continue
+		}
+		var prev *acliv1.Host
+		if r := m.hosts[next.Uuid]; r != nil {
+			prev = r.pb
+		}
+		if err := state.CheckRedundancy(int(m.cluster.GetRedundancyFactor()), hosts, prev, next); err != nil {
+			return apierr.Precondition("REDUNDANCY", "host:"+next.Name, "cannot take out host %s: %v", hostLabel(next), err)
+		}
+	}
+	return nil
+}
+
+// txn is one store transaction of writes.
+func (m *Manager) txn(ctx context.Context, ws []write) (int64, error) {
 	conds := make([]store.Cond, 0, len(ws))
 	ops := make([]store.Op, 0, len(ws))
 	for _, w := range ws {
@@ -238,6 +299,8 @@ func (m *Manager) putHostLocked(h *acliv1.Host, rev int64) {
 		delete(m.hostByIP, r.pb.HypervisorIp)
 	}
 	r.pb, r.rev = h, rev
+	r.down.Store(h.NodeState == acliv1.NodeState_kNodeDown)
+	m.beats.Store(h.Uuid, r)
 	m.hostByName[h.Name] = r
 	m.hostByIP[h.HypervisorIp] = r
 }
@@ -292,6 +355,9 @@ func (m *Manager) hostNamesLocked() []string {
 func (m *Manager) hostLocked(field, ref string) (*hostRec, error) {
 	if ref == "" {
 		return nil, apierr.BadField(field, "%s is required: give a host name, UUID or hypervisor IP", field)
+	}
+	if err := checkRef(field, ref); err != nil {
+		return nil, err
 	}
 	if r := m.hosts[strings.ToLower(ref)]; r != nil {
 		return r, nil
@@ -453,6 +519,9 @@ func (m *Manager) vmLocked(field, ref string) (*vmRec, error) {
 	if ref == "" {
 		return nil, apierr.BadField(field, "%s is required: give a VM name or UUID", field)
 	}
+	if err := checkRef(field, ref); err != nil {
+		return nil, err
+	}
 	if r := m.vms[strings.ToLower(ref)]; r != nil {
 		return r, nil
 	}
@@ -501,6 +570,9 @@ func (m *Manager) networkLocked(field, ref string) (*netRec, error) {
 	if ref == "" {
 		return nil, apierr.BadField(field, "%s is required: give a network name or UUID", field)
 	}
+	if err := checkRef(field, ref); err != nil {
+		return nil, err
+	}
 	if r := m.networks[strings.ToLower(ref)]; r != nil {
 		return r, nil
 	}
@@ -530,6 +602,15 @@ func networkRef(n *acliv1.Network) *acliv1.EntityRef {
 func (m *Manager) checkBusyLocked(kind, name, id string) error {
 	if t := m.busy[id]; t != nil {
 		return apierr.Busy(kind, name, t.pb.Uuid, t.pb.Operation.String())
+	}
+	return nil
+}
+
+// checkRef refuses a reference no entity can have: longer than any name
+// (state.MaxNameBytes), so it is never compared with every name.
+func checkRef(field, ref string) error {
+	if len(ref) > state.MaxNameBytes {
+		return apierr.BadField(field, "%s is %d bytes long; no name or UUID is longer than %d", field, len(ref), state.MaxNameBytes)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
+	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
 )
 
@@ -43,8 +45,6 @@ type opsState struct {
 	targets map[string][]*taskRec
 	// haRunning marks failed hosts whose HA restart task runs.
 	haRunning map[string]*taskRec
-	// downAt is when each down host was declared down (unix ns).
-	downAt map[string]int64
 
 	slots *slots
 
@@ -68,7 +68,6 @@ func (m *Manager) initOps(cfg Config) {
 	o.groupByName = map[string]*groupRec{}
 	o.targets = map[string][]*taskRec{}
 	o.haRunning = map[string]*taskRec{}
-	o.downAt = map[string]int64{}
 	o.maxMigrations = cfg.MaxMigrationsPerHost
 	if o.maxMigrations <= 0 {
 		o.maxMigrations = DefaultMaxMigrationsPerHost
@@ -358,16 +357,23 @@ func (m *Manager) putVm(ctx context.Context, next *acliv1.Vm, rev int64, fn func
 	return nil
 }
 
-// putHost commits a host record change built by fn from the current one,
-// retrying on a concurrent change (host events).
-func (m *Manager) putHost(ctx context.Context, id string, fn func(h *acliv1.Host)) (*acliv1.Host, error) {
+// putHost commits change c to a host (state.TransitionHost), recomputing
+// it from the current record when a concurrent change got there first: a
+// host that went down meanwhile refuses the change instead of being
+// overwritten.
+func (m *Manager) putHost(ctx context.Context, id string, c state.HostChange) (*acliv1.Host, error) {
 	for attempt := 0; ; attempt++ {
 		m.mu.RLock()
 		r := m.hosts[id]
 		cur, rev := r.pb, r.rev
 		m.mu.RUnlock()
-		next := proto.Clone(cur).(*acliv1.Host)
-		fn(next)
+		next, err := state.TransitionHost(cur, c)
+		if err != nil {
+			return nil, hostStateError(err)
+		}
+		if next == cur {
+			return cur, nil
+		}
 		newRev, err := m.commit(context.WithoutCancel(ctx), []write{{key: hostKey(id), msg: next, rev: rev}})
 		if err != nil {
 			if attempt < 5 && store.IsConflict(err) {
@@ -382,6 +388,15 @@ func (m *Manager) putHost(ctx context.Context, id string, fn func(h *acliv1.Host
 		m.mu.Unlock()
 		return next, nil
 	}
+}
+
+// hostStateError maps a refused host transition to the API's error.
+func hostStateError(err error) error {
+	var te *state.TransitionError
+	if errors.As(err, &te) {
+		return apierr.Precondition("HOST_STATE", "host:"+te.Host, "%v", te)
+	}
+	return err
 }
 
 // addMessage appends a line to a running task and makes it the progress line.

@@ -16,6 +16,7 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/events"
+	"github.com/acli-dev/acli/manager/state"
 )
 
 // ---- ClusterService ----
@@ -150,7 +151,7 @@ func (s networkService) CreateNetwork(ctx context.Context, req *acliv1.CreateNet
 		VswitchName: req.VswitchName, IpConfig: req.IpConfig,
 	}
 	var bad []apierr.Field
-	if err := checkName("network", n.Name); err != nil {
+	if err := state.CheckName("network", n.Name); err != nil {
 		bad = append(bad, apierr.Field{Field: "name", Description: err.Error()})
 	}
 	if n.VlanId < 0 || n.VlanId > 4094 {
@@ -229,22 +230,6 @@ func (s networkService) DeleteNetwork(ctx context.Context, req *acliv1.DeleteNet
 			message: fmt.Sprintf("network %s deleted", cur.Name),
 		}, nil
 	})
-}
-
-// checkName validates an entity name.
-func checkName(kind, name string) error {
-	if strings.TrimSpace(name) == "" {
-		return fmt.Errorf("%s name is required", kind)
-	}
-	if len(name) > 255 {
-		return fmt.Errorf("%s name is %d characters long; at most 255", kind, len(name))
-	}
-	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%s name %q contains a control character", kind, name)
-		}
-	}
-	return nil
 }
 
 // ---- TaskService ----

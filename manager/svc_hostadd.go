@@ -11,6 +11,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/state"
 )
 
 // Hosts join (host.add) and leave (host.remove) at run time on drivers that
@@ -24,7 +25,7 @@ func (m *Manager) addHost(ctx context.Context, req *acliv1.AddHostRequest) (*acl
 	}
 	h := &acliv1.Host{Name: req.Name, HypervisorIp: req.HypervisorIp, CvmIp: req.CvmIp, LibvirtUri: req.LibvirtUri}
 	var bad []apierr.Field
-	if err := checkName("host", h.Name); err != nil {
+	if err := state.CheckName("host", h.Name); err != nil {
 		bad = append(bad, apierr.Field{Field: "name", Description: err.Error()})
 	}
 	for _, f := range []struct {
@@ -216,5 +217,5 @@ func (m *Manager) deleteHostLocked(id string) {
 		delete(m.hostByIP, r.pb.HypervisorIp)
 	}
 	m.hostList = slices.DeleteFunc(m.hostList, func(x *hostRec) bool { return x == r })
-	delete(m.ops.downAt, id)
+	m.beats.Delete(id)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/iscsi"
 	"github.com/acli-dev/acli/manager/scheduler"
+	"github.com/acli-dev/acli/manager/state"
 )
 
 // volumeGroupService serves VolumeGroupService. Every mutation is a quick
@@ -76,7 +77,7 @@ func (s volumeGroupService) CreateVolumeGroup(ctx context.Context, req *acliv1.C
 		LoadBalanceVmAttachments: req.GetLoadBalanceVmAttachments(),
 	}
 	var bad []apierr.Field
-	if err := checkName("volume group", vg.Name); err != nil {
+	if err := state.CheckName("volume group", vg.Name); err != nil {
 		bad = append(bad, apierr.Field{Field: "name", Description: err.Error()})
 	}
 	prefix, err := targetPrefix(req.IscsiTargetPrefix, vg.Name)
@@ -130,7 +131,7 @@ func (s volumeGroupService) UpdateVolumeGroup(ctx context.Context, req *acliv1.U
 		return nil, apierr.BadField("name", "nothing to update: give name=, load_balance_vm_attachments= or description=")
 	}
 	if req.Name != nil {
-		if err := checkName("volume group", *req.Name); err != nil {
+		if err := state.CheckName("volume group", *req.Name); err != nil {
 			return nil, apierr.BadField("name", "%v", err)
 		}
 	}
@@ -404,6 +405,9 @@ func sessionSummary(plan *vgPlan, id string) string {
 func (m *Manager) vgLocked(field, ref string) (*vgRec, error) {
 	if ref == "" {
 		return nil, apierr.BadField(field, "%s is required: give a volume group name or UUID", field)
+	}
+	if err := checkRef(field, ref); err != nil {
+		return nil, err
 	}
 	if r := m.vgs.byUUID[strings.ToLower(ref)]; r != nil {
 		return r, nil

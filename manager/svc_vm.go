@@ -19,6 +19,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
+	"github.com/acli-dev/acli/manager/state"
 )
 
 type vmService struct {
@@ -103,7 +104,7 @@ func (s vmService) CreateVm(ctx context.Context, req *acliv1.CreateVmRequest) (*
 		DirtyRateMbps: req.DirtyRateMbps, CreateTime: timestamppb.Now(),
 	}
 	var bad []apierr.Field
-	if err := checkName("vm", v.Name); err != nil {
+	if err := state.CheckName("vm", v.Name); err != nil {
 		bad = append(bad, apierr.Field{Field: "name", Description: err.Error()})
 	}
 	bad = append(bad, checkShape(&v.NumVcpus, &v.NumCoresPerVcpu, v.MemoryBytes, v.DirtyRateMbps, true)...)
@@ -209,7 +210,7 @@ func (s vmService) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*
 		v := proto.Clone(cur).(*acliv1.Vm)
 		var changed []string
 		if req.Name != nil {
-			if err := checkName("vm", *req.Name); err != nil {
+			if err := state.CheckName("vm", *req.Name); err != nil {
 				return nil, "", apierr.BadField("name", "%v", err)
 			}
 			v.Name = *req.Name

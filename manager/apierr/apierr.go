@@ -7,8 +7,8 @@ package apierr
 
 import (
 	"fmt"
-	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -132,22 +132,37 @@ func Internal(what string, err error) error {
 	return status.Errorf(codes.Internal, "%s: %v", what, err)
 }
 
+// Bounds on the work of a suggestion, which runs while the manager holds
+// its model: a reference longer than a plausible typo of a name gets none,
+// candidates whose length alone puts them out of reach are skipped, and the
+// comparisons stop after suggestCells table cells.
+const (
+	maxSuggestRunes = 64
+	suggestCells    = 1 << 20
+)
+
 // Nearest returns the candidate closest to s by edit distance, or "" when
 // none is close enough to be a plausible typo.
 func Nearest(s string, candidates []string) string {
+	ls := []rune(strings.ToLower(s))
+	if len(ls) > maxSuggestRunes {
+		return ""
+	}
+	limit := min(len(ls)/2+1, 4)
 	best, bestD := "", -1
-	ls := strings.ToLower(s)
-	sorted := append([]string(nil), candidates...)
-	sort.Strings(sorted) // deterministic tie-break
-	for _, c := range sorted {
-		d := distance(ls, strings.ToLower(c))
-		if bestD < 0 || d < bestD {
+	budget := suggestCells
+	for _, c := range candidates {
+		if abs(utf8.RuneCountInString(c)-len(ls)) > limit {
+			continue // the distance is at least the length difference
+		}
+		lc := []rune(strings.ToLower(c))
+		if budget -= (len(ls) + 1) * (len(lc) + 1); budget < 0 {
+			break
+		}
+		d := distance(ls, lc)
+		if bestD < 0 || d < bestD || (d == bestD && c < best) { // ties: the first in order
 			best, bestD = c, d
 		}
-	}
-	limit := len(s)/2 + 1
-	if limit > 4 {
-		limit = 4
 	}
 	if bestD < 0 || bestD > limit {
 		return ""
@@ -155,29 +170,29 @@ func Nearest(s string, candidates []string) string {
 	return best
 }
 
+func abs(n int) int { return max(n, -n) }
+
 // distance is the optimal string alignment distance between a and b:
 // Levenshtein plus adjacent transpositions, the commonest typo ("scis").
-func distance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	d := make([][]int, len(ra)+1)
-	for i := range d {
-		d[i] = make([]int, len(rb)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
+func distance(ra, rb []rune) int {
+	// Three rows of the table: the one before last is for transpositions.
+	pp, prev, cur := make([]int, len(rb)+1), make([]int, len(rb)+1), make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
 	}
 	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
 		for j := 1; j <= len(rb); j++ {
 			cost := 1
 			if ra[i-1] == rb[j-1] {
 				cost = 0
 			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
 			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+				cur[j] = min(cur[j], pp[j-2]+1)
 			}
 		}
+		pp, prev, cur = prev, cur, pp
 	}
-	return d[len(ra)][len(rb)]
+	return prev[len(rb)]
 }

@@ -1,6 +1,7 @@
 package apierr
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -41,5 +42,31 @@ func TestNotFoundSuggests(t *testing.T) {
 	ri := st.Details()[0].(*errdetails.ResourceInfo)
 	if ri.ResourceType != "vm" || ri.ResourceName != "web1" {
 		t.Fatalf("ResourceInfo %v", ri)
+	}
+}
+
+// Defect 6: a suggestion's work is bounded, whatever the reference and the
+// number of candidates.
+func TestNearestIsBounded(t *testing.T) {
+	names := make([]string, 20000)
+	for i := range names {
+		names[i] = fmt.Sprintf("vm-%05d", i)
+	}
+	if got := Nearest(strings.Repeat("x", 1<<20), names); got != "" {
+		t.Fatalf("a 1 MiB reference got suggestion %q", got)
+	}
+	if got := Nearest("vm-0001", names); got != "vm-00001" && got != "vm-00010" {
+		t.Fatalf("nearest of vm-0001 = %q", got)
+	}
+}
+
+func BenchmarkNearest20000(b *testing.B) {
+	names := make([]string, 20000)
+	for i := range names {
+		names[i] = fmt.Sprintf("vm-%05d", i)
+	}
+	for b.Loop() {
+		Nearest("vm-1234x", names)
+		Nearest(strings.Repeat("x", 1<<20), names)
 	}
 }

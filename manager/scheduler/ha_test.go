@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"errors"
 	"strings"
 	"testing"
 )
@@ -60,53 +59,5 @@ func TestHARestartNeverTargetsFailedHosts(t *testing.T) {
 	}
 	if _, err := PlanHARestart(s, []string{"ghost"}, Options{}); err == nil {
 		t.Fatal("unknown failed host accepted")
-	}
-}
-
-func TestRedundancy(t *testing.T) {
-	s := cluster(4, 8)
-	if err := CheckRedundancy(2, s.Hosts, "host-1"); err != nil {
-		t.Fatalf("nothing out: %v", err)
-	}
-	s.host(2).State = NodeInMaintenance
-	err := CheckRedundancy(2, s.Hosts, "host-1")
-	var re *RedundancyError
-	if !errors.As(err, &re) || len(re.Out) != 1 || re.Out[0].Host.Name != "h2" {
-		t.Fatalf("err = %v", err)
-	}
-	if err.Error() != "redundancy factor 2 allows 1 host out at a time and h2 (127.20.0.22) [EnteredMaintenanceMode] is already out" {
-		t.Errorf("message %q", err)
-	}
-	// The host already out may change how it is out.
-	if err := CheckRedundancy(2, s.Hosts, "host-2"); err != nil {
-		t.Errorf("host already out: %v", err)
-	}
-	// RF3 allows a second host; the third is refused, naming both.
-	if err := CheckRedundancy(3, s.Hosts, "host-1"); err != nil {
-		t.Errorf("RF3 second host: %v", err)
-	}
-	s.host(3).CVM = CVMMaintenance
-	err = CheckRedundancy(3, s.Hosts, "host-1")
-	if !errors.As(err, &re) || len(re.Out) != 2 || !strings.Contains(err.Error(), "h3 (127.20.0.23) [kCvmMaintenance] are already out") {
-		t.Fatalf("RF3 third host: %v", err)
-	}
-	// Down and entering count too.
-	s = cluster(3, 8)
-	s.host(1).State = NodeDown
-	if CheckRedundancy(2, s.Hosts, "host-2") == nil {
-		t.Error("down host not counted")
-	}
-	s.host(1).State = NodeEnteringMaintenance
-	if CheckRedundancy(2, s.Hosts, "host-2") == nil {
-		t.Error("entering host not counted")
-	}
-	if err := CheckRedundancy(1, cluster(2, 8).Hosts, "host-1"); err == nil {
-		t.Error("RF1 allowed a host out")
-	}
-	if err := CheckRedundancy(0, s.Hosts, "host-1"); err == nil {
-		t.Error("RF0 accepted")
-	}
-	if err := CheckRedundancy(2, cluster(2, 8).Hosts, "ghost"); err == nil {
-		t.Error("unknown host accepted")
 	}
 }

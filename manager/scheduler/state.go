@@ -132,21 +132,6 @@ func (st *state) hostLabels(uuids []string) string {
 	return strings.Join(parts, ", ")
 }
 
-// compareIP orders addresses numerically, and anything else after them as text.
-func compareIP(a, b string) int {
-	x, errA := netip.ParseAddr(a)
-	y, errB := netip.ParseAddr(b)
-	switch {
-	case errA == nil && errB == nil:
-		return x.Compare(y)
-	case errA == nil:
-		return -1
-	case errB == nil:
-		return 1
-	}
-	return strings.Compare(a, b)
-}
-
 // lessByAddr orders hosts by the final tie-break: hypervisor IP, then UUID.
 func (a *hostState) lessByAddr(b *hostState) bool {
 	switch {

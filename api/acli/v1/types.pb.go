@@ -826,8 +826,13 @@ type Host struct {
 	SshHostKey string `protobuf:"bytes,24,opt,name=ssh_host_key,json=sshHostKey,proto3" json:"ssh_host_key,omitempty"`
 	// SSH host key of the CVM, authorized_keys form (for known_hosts).
 	CvmSshHostKey string `protobuf:"bytes,25,opt,name=cvm_ssh_host_key,json=cvmSshHostKey,proto3" json:"cvm_ssh_host_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The operator put the host in maintenance and has not taken it out: the
+	// intent outlives failures and restarts (node_state is what is observed).
+	MaintenanceRequested bool `protobuf:"varint,26,opt,name=maintenance_requested,json=maintenanceRequested,proto3" json:"maintenance_requested,omitempty"`
+	// The operator put the CVM in maintenance and has not taken it out.
+	CvmMaintenanceRequested bool `protobuf:"varint,27,opt,name=cvm_maintenance_requested,json=cvmMaintenanceRequested,proto3" json:"cvm_maintenance_requested,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *Host) Reset() {
@@ -1033,6 +1038,20 @@ func (x *Host) GetCvmSshHostKey() string {
 		return x.CvmSshHostKey
 	}
 	return ""
+}
+
+func (x *Host) GetMaintenanceRequested() bool {
+	if x != nil {
+		return x.MaintenanceRequested
+	}
+	return false
+}
+
+func (x *Host) GetCvmMaintenanceRequested() bool {
+	if x != nil {
+		return x.CvmMaintenanceRequested
+	}
+	return false
 }
 
 // Disk is a virtual disk or CD-ROM of a VM.
@@ -2388,7 +2407,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\tnum_hosts\x18\a \x01(\x05R\bnumHosts\x12\x17\n" +
 	"\anum_vms\x18\b \x01(\x05R\x06numVms\x12;\n" +
 	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xbb\a\n" +
+	"createTime\"\xac\b\n" +
 	"\x04Host\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12#\n" +
@@ -2420,7 +2439,9 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x0fhypervisor_type\x18\x17 \x01(\tR\x0ehypervisorType\x12 \n" +
 	"\fssh_host_key\x18\x18 \x01(\tR\n" +
 	"sshHostKey\x12'\n" +
-	"\x10cvm_ssh_host_key\x18\x19 \x01(\tR\rcvmSshHostKey\"\xfe\x01\n" +
+	"\x10cvm_ssh_host_key\x18\x19 \x01(\tR\rcvmSshHostKey\x123\n" +
+	"\x15maintenance_requested\x18\x1a \x01(\bR\x14maintenanceRequested\x12:\n" +
+	"\x19cvm_maintenance_requested\x18\x1b \x01(\bR\x17cvmMaintenanceRequested\"\xfe\x01\n" +
 	"\x04Disk\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x10\n" +

@@ -11,12 +11,8 @@ import (
 // reported without failing the soak. Remove an entry when its fix lands;
 // ACLI_RULES_STRICT=1 ignores the list, to see what still breaks.
 var Known = map[string]string{
-	"defect 1": "RF budget: a host or CVM already out does not count",
-	"defect 2": "maintenance and cordon are lost when the host or CVM fails",
 	"defect 3": "an in-flight power-on lands on a host entering maintenance",
 	"defect 4": "migrations planned toward a host are not re-checked when they start",
-	"defect 6": "one slow request holds the model lock; hosts miss heartbeats",
-	"defect 8": "names: no alphabet, names may parse as UUIDs",
 
 	RuleRFBudget:  "defect 1: a host enters maintenance while another is down",
 	RuleIntent:    "defect 2: maintenance lost when the host fails or the manager restarts",

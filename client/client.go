@@ -138,6 +138,10 @@ func Dial(ctx context.Context, o Options, extra ...grpc.DialOption) (*Client, er
 			lastMu.Lock()
 			reason := lastErr
 			lastMu.Unlock()
+			if reason == nil && s == connectivity.TransientFailure {
+				// The TCP connection was made: something else listens there.
+				reason = errors.New("something answers there, but not clusterd's gRPC (wrong port?)")
+			}
 			if reason == nil {
 				reason = wctx.Err()
 				if errors.Is(reason, context.DeadlineExceeded) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,7 +99,7 @@ func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command
 			if g.Timeout < 0 {
 				return usageErrorf("--timeout must not be negative")
 			}
-			return nil
+			return checkServer(g.Server)
 		},
 		RunE: func(cc *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -257,7 +259,44 @@ func (f *Factory) Run(ctx context.Context, inv *Invocation, g Globals, p *render
 	if err := r.confirm(); err != nil {
 		return err
 	}
-	return client.Wrap(inv.Cmd.Run(ctx, r))
+	return lostConnection(client.Wrap(inv.Cmd.Run(ctx, r)), g.Server)
+}
+
+// lostConnection rewords a connection that failed after it was made (the
+// shell outlives clusterd; clusterd restarts mid-command): where, why in
+// a word, and what to check, instead of gRPC's transport text.
+func lostConnection(err error, addr string) error {
+	var ae *client.Error
+	var ue *client.UnreachableError
+	if !errors.As(err, &ae) || ae.Code != client.ExitUnreachable || errors.As(err, &ue) {
+		return err
+	}
+	msg := ae.Msg
+	for _, cause := range []string{"connection refused", "connection reset by peer", "no route to host", "EOF", "i/o timeout"} {
+		if strings.Contains(msg, cause) {
+			msg = cause
+			break
+		}
+	}
+	cp := *ae
+	cp.Msg = fmt.Sprintf("lost the connection to clusterd at %s (%s); once it answers again, task.list shows what ran", addr, msg)
+	return &cp
+}
+
+// checkServer refuses a --server (ACLI_SERVER) that is no host:port list,
+// before anything dials: a usage error, not an unreachable cluster.
+func checkServer(list string) error {
+	for _, s := range strings.Split(list, ",") {
+		if strings.Contains(s, "://") {
+			continue // a URL form the client resolves itself
+		}
+		host, port, err := net.SplitHostPort(s)
+		n, perr := strconv.Atoi(port)
+		if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return usageErrorf("server address %q (--server or ACLI_SERVER) is not host:port, e.g. 127.0.0.1:2030", s)
+		}
+	}
+	return nil
 }
 
 // shellComplete serves cobra's hidden __complete command for the bash, zsh

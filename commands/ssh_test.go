@@ -48,7 +48,7 @@ func TestFanoutCommandsUsage(t *testing.T) {
 		{[]string{"hostssh", "--help"}, 0, "--command-timeout"},
 		{[]string{"hostssh"}, 2, "hostssh: missing command"},
 		{[]string{"allssh", "--fanuot", "2", "x"}, 2, "unknown flag --fanuot (did you mean --fanout?)"},
-		{[]string{"hostssh", "-o", "yaml", "x"}, 2, `unknown output format "yaml": want text or json`},
+		{[]string{"hostssh", "-o", "yml", "x"}, 2, `unknown output format "yml": want text, json, yaml or csv`},
 		{[]string{"hostssh", "--hosts", "n[1-]", "x"}, 2, `bad host range "n[1-]"`},
 	} {
 		code, out, errOut := h.run(tc.args...)

@@ -1,7 +1,9 @@
 package fanout
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acli-dev/acli/render"
 	"github.com/spf13/pflag"
 )
 
@@ -49,7 +52,7 @@ func (f *Flags) Bind(fs *pflag.FlagSet) {
 	fs.Var((*seconds)(&f.CommandTimeout), "command-timeout", "limit for the remote command per host (default none)")
 	fs.BoolVarP(&f.Gather, "gather", "b", false, "fold hosts with identical output under one header")
 	fs.BoolVarP(&f.MaxExit, "max-exit", "S", false, "exit with the largest remote exit code")
-	fs.StringVarP(&f.Output, "output", "o", f.Output, "output format: text or json")
+	fs.StringVarP(&f.Output, "output", "o", f.Output, "output format: text, json, yaml or csv")
 }
 
 // ResolveTargets resolves --hosts/--hosts-file/--exclude, or asks src when no
@@ -178,10 +181,10 @@ func (c Command) Exec(ctx context.Context, f *Flags, words []string, stdout, std
 	cmd := strings.Join(words, " ")
 	switch f.Output {
 	case "text", "table":
-	case "json":
+	case "json", "yaml", "csv":
 		f.Silent = true
 	default:
-		return usage(fmt.Sprintf("unknown output format %q: want text or json", f.Output))
+		return usage(fmt.Sprintf("unknown output format %q: want text, json, yaml or csv", f.Output))
 	}
 	if f.Fanout < 1 {
 		return usage(fmt.Sprintf("bad --fanout %d: want 1 or more, e.g. --fanout %d", f.Fanout, DefaultFanout))
@@ -211,16 +214,16 @@ func (c Command) Exec(ctx context.Context, f *Flags, words []string, stdout, std
 	res, err := Run(ctx, f.Options, cmd, stdout, stderr)
 	switch {
 	case ctx.Err() != nil:
-		if f.Output == "json" {
-			writeJSON(stdout, res, "interrupted")
+		if f.Output != "text" && f.Output != "table" {
+			writeDoc(stdout, f.Output, res, "interrupted")
 			io.WriteString(stderr, res.Summary())
 		}
 		return ExitCancelled
 	case err != nil:
 		return usage(err.Error())
 	}
-	if f.Output == "json" {
-		writeJSON(stdout, res, strings.TrimSpace(res.Summary()))
+	if f.Output != "text" && f.Output != "table" {
+		writeDoc(stdout, f.Output, res, strings.TrimSpace(res.Summary()))
 		io.WriteString(stderr, res.Summary())
 	}
 	return res.Status
@@ -232,6 +235,27 @@ type sourceError struct{ err error }
 
 func (e *sourceError) Error() string { return e.err.Error() }
 func (e *sourceError) Unwrap() error { return e.err }
+
+// writeDoc emits the results as json or yaml (the project's one-document
+// envelope) or csv (one row per host, the JSON keys as headers).
+func writeDoc(w io.Writer, format string, res Result, errMsg string) {
+	switch format {
+	case "yaml":
+		var buf bytes.Buffer
+		writeJSON(&buf, res, errMsg)
+		_ = render.WriteYAML(w, json.RawMessage(buf.Bytes()))
+	case "csv":
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"host", "port", "status", "exit_code", "signal", "stdout", "stderr", "duration_seconds", "error"})
+		for _, h := range res.Hosts {
+			_ = cw.Write([]string{h.Host, strconv.Itoa(h.Port), string(h.Status), strconv.Itoa(h.ExitCode), h.Signal, h.Stdout, h.Stderr,
+				strconv.FormatFloat(h.DurationSeconds, 'f', -1, 64), h.Error})
+		}
+		cw.Flush()
+	default:
+		writeJSON(w, res, errMsg)
+	}
+}
 
 // writeJSON emits the project's one-document envelope.
 func writeJSON(w io.Writer, res Result, errMsg string) {

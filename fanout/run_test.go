@@ -517,7 +517,7 @@ func TestCommandJSONAndUsage(t *testing.T) {
 		{[]string{"--hosts", "a"}, "missing command"},
 		{[]string{"x"}, "no targets: give --hosts"},
 		{[]string{"--hosts", "node[1-]", "x"}, `bad host range "node[1-]"`},
-		{[]string{"--hosts", "a", "-o", "yml", "x"}, `unknown output format "yml": want text or json`},
+		{[]string{"--hosts", "a", "-o", "yml", "x"}, `unknown output format "yml": want text, json, yaml or csv`},
 		{[]string{"--hosts", "a", "--connect-timeout", "soon", "x"}, "want a duration such as 5s"},
 		{[]string{"--hosts", "a", "--accept-new", "--insecure-ignore-host-key", "x"}, "contradict"},
 	} {

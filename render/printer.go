@@ -57,7 +57,7 @@ func (p *Printer) Print(d Doc) error {
 		p.data, p.report = d.Data, d.Report
 		return nil
 	case YAML:
-		return writeYAML(p.IO.Out, d.Data)
+		return WriteYAML(p.IO.Out, d.Data)
 	case CSV:
 		switch {
 		case d.Table != nil:
@@ -97,6 +97,11 @@ func (p *Printer) Finish(err error, status int, details []string) error {
 			sb.WriteString("  " + d + "\n")
 		}
 		_, _ = io.WriteString(p.IO.Err, sb.String())
+	}
+	if p.Format == YAML && err != nil {
+		// As with JSON, a script reading YAML gets a document saying what
+		// failed, not an empty stdout.
+		return WriteYAML(p.IO.Out, map[string]any{"data": nil, "error": err.Error(), "status": status})
 	}
 	if p.Format != JSON || (p.stream && err == nil) {
 		return nil
@@ -188,9 +193,9 @@ func MarshalJSON(v any) ([]byte, error) {
 	return json.Marshal(v)
 }
 
-// writeYAML renders v by way of its JSON form, so YAML and JSON agree on
+// WriteYAML renders v by way of its JSON form, so YAML and JSON agree on
 // field names and enum spellings; yaml.v3 keeps the key order.
-func writeYAML(w io.Writer, v any) error {
+func WriteYAML(w io.Writer, v any) error {
 	b, err := MarshalJSON(v)
 	if err != nil {
 		return err

@@ -28,7 +28,7 @@ func (p *Printer) Stream(d Doc) error {
 		if _, err := io.WriteString(p.IO.Out, "---\n"); err != nil {
 			return err
 		}
-		return writeYAML(p.IO.Out, d.Data)
+		return WriteYAML(p.IO.Out, d.Data)
 	case CSV:
 		if d.Table == nil {
 			return nil

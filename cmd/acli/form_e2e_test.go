@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -69,5 +74,83 @@ func TestTmuxBashCompletionWithoutBashCompletion(t *testing.T) {
 	sc = tm.waitFor("$ acli vm.create")
 	if got := screenLines(t, sc, "$ acli vm.create", 1); got != "$ acli vm.create" {
 		t.Fatalf("screen:\n%s", sc)
+	}
+}
+
+// Where clusterd is, or is not: a malformed address is a usage error; an
+// address where something else answers is unreachable (6) and says so.
+func TestFormServerAddress(t *testing.T) {
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
+	webAddr := strings.TrimPrefix(web.URL, "http://")
+	for _, s := range []struct {
+		server string
+		code   int
+		err    string
+	}{
+		{"bogus", 2, "Error: server address \"bogus\" (--server or ACLI_SERVER) is not host:port, e.g. 127.0.0.1:2030\n"},
+		{"127.0.0.1:99999", 2, "Error: server address \"127.0.0.1:99999\" (--server or ACLI_SERVER) is not host:port, e.g. 127.0.0.1:2030\n"},
+		{webAddr, 6, "Error: cannot reach clusterd at " + webAddr + ": something answers there, but not clusterd's gRPC (wrong port?)\n"},
+	} {
+		r := acli(t, "", "", "--server", s.server, "host.list")
+		if r.code != s.code || r.out != "" || r.err != s.err {
+			t.Errorf("--server %s: exit %d\nstdout %q\nstderr %q\nwant %d %q", s.server, r.code, r.out, r.err, s.code, s.err)
+		}
+	}
+}
+
+// -o yaml says what failed on stdout, as -o json does.
+func TestFormYAMLError(t *testing.T) {
+	addr := startClusterd(t)
+	r := acli(t, addr, "", "-o", "yaml", "vm.get", "nosuch")
+	if r.code != 3 || r.out != "data: null\nerror: vm \"nosuch\" not found\nstatus: 3\n" || r.err != "Error: vm \"nosuch\" not found\n" {
+		t.Fatalf("%+v", r)
+	}
+}
+
+// clusterd gone under a running shell: one line saying where and what to
+// check, not gRPC's transport text.
+func TestFormLostConnection(t *testing.T) {
+	d, err := launchClusterd(t, t.TempDir(), "--sim", "3", "--sim-speed", "1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "acli"))
+	cmd.Env = append(os.Environ(), "ACLI_SERVER="+d.addr, "HOME="+t.TempDir())
+	in, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(in, "cluster.get\n")
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "Driver:") {
+	}
+	d.kill(t)
+	_, _ = io.WriteString(in, "host.list\n")
+	_ = in.Close()
+	_, _ = io.Copy(io.Discard, stdout)
+	_ = cmd.Wait()
+	want := "Error: lost the connection to clusterd at " + d.addr + " (connection refused); once it answers again, task.list shows what ran\nacli: stopped at line 2: host.list\n"
+	if cmd.ProcessState.ExitCode() != 6 || errb.String() != want {
+		t.Fatalf("exit %d\nstderr %q\nwant   %q", cmd.ProcessState.ExitCode(), errb.String(), want)
+	}
+}
+
+// hostssh speaks the same machine formats as the rest of acli.
+func TestFormHostSSHYAMLAndCSV(t *testing.T) {
+	c := startSimCluster(t)
+	r := c.acli(t, "hostssh", "-o", "csv", "hostname")
+	lines := strings.Split(r.out, "\n")
+	if r.code != 0 || len(lines) < 7 || lines[0] != "host,port,status,exit_code,signal,stdout,stderr,duration_seconds,error" ||
+		!regexp.MustCompile(`^127\.20\.0\.21,\d+,ok,0,,"h1$`).MatchString(lines[1]) || !strings.HasPrefix(lines[2], `",,`) {
+		t.Errorf("csv: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	r = c.acli(t, "hostssh", "-o", "yaml", "hostname")
+	if r.code != 0 || !strings.HasPrefix(r.out, "data:\n  - host: 127.20.0.21\n") || !strings.Contains(r.out, "    stdout: |\n      h1\n") ||
+		!strings.HasSuffix(r.out, "error: null\nstatus: 0\n") {
+		t.Errorf("yaml: exit %d\n%s%s", r.code, r.out, r.err)
 	}
 }

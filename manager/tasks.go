@@ -394,8 +394,10 @@ func rpcError(err error) error {
 		return status.Errorf(codes.Aborted, "the entity changed concurrently; retry (%v)", err)
 	case errors.Is(err, store.ErrClosed):
 		return status.Error(codes.Unavailable, "clusterd is shutting down")
-	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrUnavailable):
+	case errors.Is(err, store.ErrNotLeader):
 		return status.Errorf(codes.Unavailable, "the change was not recorded: %v", err)
+	case errors.Is(err, store.ErrUnavailable):
+		return status.Errorf(codes.Unavailable, "the store did not confirm the change (it may or may not be recorded): %v", err)
 	}
 	return apierr.Internal("clusterd could not record the change", err)
 }

@@ -57,6 +57,10 @@ type options struct {
 // drainTimeout bounds how long in-flight RPCs may take to finish at stop.
 const drainTimeout = 10 * time.Second
 
+// lostGrace bounds how long requests in flight when the leadership is lost
+// may take to get the store's answer (its operation timeout is 5s).
+const lostGrace = 6 * time.Second
+
 // run is clusterd; it returns the exit code (0 ok, 1 failure, 2 usage).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fail := func(code int, format string, a ...any) int {
@@ -258,11 +262,21 @@ func (sv *server) serve(ctx context.Context, lis net.Listener, st store.Store, l
 		log.Error("server stopped", "err", err)
 		code = 1
 	case <-lost:
-		// Another manager may lead already: stop serving now rather than
-		// drain, so no client mistakes this one for the leader.
+		// Another manager may lead already: take no new requests, stop the
+		// tasks and drivers now; requests already in the store end with
+		// its answer (their writes are refused by the fence).
 		log.Error("leadership lost (lease expired or revoked); stopping the manager")
-		srv.Stop()
-		if err := m.Close(); err != nil {
+		m.Drain()
+		closed := make(chan error, 1)
+		go func() { closed <- m.Close() }()
+		stopped := make(chan struct{})
+		go func() { srv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(lostGrace):
+			srv.Stop()
+		}
+		if err := <-closed; err != nil {
 			log.Warn("closing after losing the leadership", "err", err)
 		}
 		return 0

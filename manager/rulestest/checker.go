@@ -241,6 +241,46 @@ func (c *Checker) Snapshots() int {
 	return c.snapshots
 }
 
+// Hosts returns the names of the hosts of the last read that the operator
+// holds out (node or CVM maintenance) and of those in service.
+func (c *Checker) Hosts() (held, inService []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.prev == nil {
+		return nil, nil
+	}
+	for _, h := range c.prev.hosts {
+		switch {
+		case h.heldOut():
+			held = append(held, h.name)
+		case !h.out() && !h.closed():
+			inService = append(inService, h.name)
+		}
+	}
+	sort.Strings(held)
+	sort.Strings(inService)
+	return held, inService
+}
+
+// HostStates describes the hosts of the last read on one line.
+func (c *Checker) HostStates() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.prev == nil {
+		return "(no read yet)"
+	}
+	var out []string
+	for _, h := range c.prev.hosts {
+		st := strings.TrimPrefix(h.state.String(), "k")
+		if !h.schedulable {
+			st += ",unschedulable"
+		}
+		out = append(out, fmt.Sprintf("%s=%s/%s", h.name, st, strings.TrimPrefix(h.cvm.String(), "kCvm")))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
 // hostView is what a check needs of a host.
 type hostView struct {
 	name        string
@@ -273,6 +313,7 @@ type vmView struct {
 
 type snapshot struct {
 	began time.Time           // when the read began
+	seen  time.Time           // when the first host list came back: the hosts were so by then
 	at    time.Time           // when it ended
 	epoch map[string]int      // Checker.epoch when the read began
 	quiet map[string]bool     // host names nobody acted on during the read
@@ -298,6 +339,7 @@ func read(ctx context.Context, cl Clients) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	seen := time.Now()
 	vr, err := cl.Vm.ListVms(ctx, &acliv1.ListVmsRequest{})
 	if err != nil {
 		return nil, err
@@ -306,7 +348,7 @@ func read(ctx context.Context, cl Clients) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &snapshot{began: began, at: time.Now(), hosts: map[string]hostView{}, vms: map[string]vmView{}, known: map[string]bool{}}
+	s := &snapshot{began: began, seen: seen, at: time.Now(), hosts: map[string]hostView{}, vms: map[string]vmView{}, known: map[string]bool{}}
 	before := hostViews(h1)
 	for id, h := range hostViews(h2) {
 		s.known[id] = true
@@ -388,7 +430,7 @@ func (c *Checker) checkState(s, prev *snapshot) (cands []placement) {
 		}
 		// A placement since the last read, onto a host closed then and now.
 		if ph.closed() && h.closed() {
-			cands = append(cands, placement{vmID: id, vm: v.name, host: h, prev: ph, since: prev.began, until: s.began})
+			cands = append(cands, placement{vmID: id, vm: v.name, host: h, prev: ph, since: prev.seen, until: s.began})
 		}
 	}
 	for id, h := range s.hosts {
@@ -448,7 +490,7 @@ func (c *Checker) checkState(s, prev *snapshot) (cands []placement) {
 type placement struct {
 	vmID, vm     string
 	host, prev   hostView
-	since, until time.Time // when the two reads began
+	since, until time.Time // the host was closed by since; until: when the later read began
 }
 
 // placing are the operations that put a VM on a host.
@@ -458,7 +500,7 @@ var placing = map[acliv1.TaskOperation]bool{
 	acliv1.TaskOperation_kHostEnterMaintenanceMode: true, acliv1.TaskOperation_kHostExitMaintenanceMode: true,
 }
 
-// checkPlacement looks up the task that placed the VM. A task that began
+// checkPlacement looks up the task that placed the VM. A task asked for
 // before the host was seen cordoned may finish there (a cordon stops what
 // has not started, as kubectl cordon does); anything else landing on a
 // closed host breaks the rule: maintenance counts in-flight work, and no
@@ -476,12 +518,17 @@ func (c *Checker) checkPlacement(ctx context.Context, cl Clients, p placement) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cordonOnly && by != nil && by.StartTime.AsTime().Before(p.since) {
+	// Asked for before the cordon was seen: its placement may predate it.
+	asked := by.GetCreateTime()
+	if asked == nil {
+		asked = by.GetStartTime()
+	}
+	if cordonOnly && by != nil && asked.AsTime().Before(p.since) {
 		return
 	}
 	how := "no placing task found"
 	if by != nil {
-		how = fmt.Sprintf("by %s %s begun %v after the host was seen closed", by.Operation, by.Uuid, by.StartTime.AsTime().Sub(p.since).Round(time.Millisecond))
+		how = fmt.Sprintf("by %s %s asked for %v after the host was seen closed", by.Operation, by.Uuid, asked.AsTime().Sub(p.since).Round(time.Millisecond))
 	}
 	c.violate(RulePlacement, p.vm+" "+p.host.name+" "+p.since.String(), "vm %s placed on %s (%s, schedulable=%v), %s", p.vm, p.host.name, p.host.state, p.host.schedulable, how)
 }

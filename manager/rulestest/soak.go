@@ -271,6 +271,15 @@ func (s *soak) pickVm(r *rand.Rand) string {
 
 func (s *soak) pickHost(r *rand.Rand) string { return s.hosts[r.IntN(len(s.hosts))] }
 
+// pickFrom picks one of hosts most of the time (an operator mostly acts on
+// a host that needs it), any host otherwise.
+func (s *soak) pickFrom(r *rand.Rand, hosts []string) string {
+	if len(hosts) == 0 || r.IntN(4) == 0 {
+		return s.pickHost(r)
+	}
+	return hosts[r.IntN(len(hosts))]
+}
+
 func (c *soakClient) loop(ctx context.Context, r *rand.Rand) {
 	for ctx.Err() == nil {
 		if c.down.Load() {
@@ -338,7 +347,8 @@ func (c *soakClient) step(ctx context.Context, r *rand.Rand) {
 			c.mu.Unlock()
 		}
 	case n < 75:
-		host := c.pickHost(r)
+		_, inService := c.check.Hosts()
+		host := c.pickFrom(r, inService)
 		action := acliv1.NonMigratableVmAction_kBlock
 		if r.IntN(2) == 0 {
 			action = acliv1.NonMigratableVmAction_kAcpiShutdown
@@ -346,22 +356,25 @@ func (c *soakClient) step(ctx context.Context, r *rand.Rand) {
 		c.hostOp(ctx, "host.enter_maintenance_mode", host, OpEnterMaintenance, func(ctx context.Context) (*acliv1.Task, error) {
 			return c.Host.EnterMaintenanceMode(ctx, &acliv1.EnterMaintenanceModeRequest{Host: host, NonMigratableVmAction: action})
 		})
-	case n < 82:
-		host := c.pickHost(r)
+	case n < 79:
+		held, _ := c.check.Hosts()
+		host := c.pickFrom(r, held)
 		c.hostOp(ctx, "host.exit_maintenance_mode", host, OpExitMaintenance, func(ctx context.Context) (*acliv1.Task, error) {
 			return c.Host.ExitMaintenanceMode(ctx, &acliv1.ExitMaintenanceModeRequest{Host: host})
 		})
-	case n < 85:
-		host := c.pickHost(r)
+	case n < 82:
+		held, inService := c.check.Hosts()
+		host := c.pickFrom(r, inService)
 		op, kind := OpEnterCvmMaintenance, "host.enter_cvm_maintenance"
 		call := c.Host.EnterCvmMaintenanceMode
-		if r.IntN(2) == 0 {
+		if r.IntN(3) != 0 { // exits more often, so node maintenance gets its turn
+			host = c.pickFrom(r, held)
 			op, kind, call = OpExitCvmMaintenance, "host.exit_cvm_maintenance", c.Host.ExitCvmMaintenanceMode
 		}
 		c.hostOp(ctx, kind, host, op, func(ctx context.Context) (*acliv1.Task, error) {
 			return call(ctx, &acliv1.CvmMaintenanceRequest{Host: host})
 		})
-	case n < 90:
+	case n < 84:
 		host := c.pickHost(r)
 		sched := r.IntN(2) == 0
 		op, kind := OpCordon, "host.cordon"
@@ -469,13 +482,18 @@ func (s *soak) chaos(ctx context.Context, r *rand.Rand) {
 			var err error
 			if kind == "host" {
 				_, err = c.Sim.RecoverHost(ctx, req(failed))
-			} else {
-				_, err = c.Sim.RecoverCvm(ctx, req(failed))
+			} else if _, err = c.Sim.RecoverCvm(ctx, req(failed)); status.Code(err) == codes.FailedPrecondition {
+				// The host went down meanwhile: bring it back first.
+				if _, err = c.Sim.RecoverHost(ctx, req(failed)); err == nil {
+					_, err = c.Sim.RecoverCvm(ctx, req(failed))
+				}
 			}
 			s.count("sim.recover_"+kind, err)
 			if err == nil {
 				s.check.Fault(failed, false)
 				failed = ""
+				// A fault a third of the time leaves room for maintenance.
+				nextFault = time.Now().Add(2 * s.cfg.FaultEvery)
 			}
 			continue
 		}
@@ -540,12 +558,17 @@ func (s *soak) watch(ctx context.Context) {
 	})
 	tick := time.NewTicker(250 * time.Millisecond) // a read now and then even when all is quiet
 	defer tick.Stop()
+	lastLog := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-events:
 		case <-tick.C:
+		}
+		if time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			s.cfg.Logf("soak: hosts %s", s.check.HostStates())
 		}
 		if !s.down.Load() {
 			if err := s.check.Observe(ctx, c.Clients); err != nil {

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"io"
 	"sync"
 	"time"
 
@@ -32,6 +33,8 @@ type Factory struct {
 	// Shell runs the interactive shell when no command is given. main sets
 	// it (the shell imports this package, not the other way round).
 	Shell func(ctx context.Context, f *Factory, g Globals) error
+	// Script runs commands read from r, one per line (acli FILE, acli -).
+	Script func(ctx context.Context, f *Factory, g Globals, r io.Reader) error
 
 	mu    sync.Mutex
 	conns map[client.Options]*client.Client

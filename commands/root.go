@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -104,7 +105,19 @@ func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command
 		RunE: func(cc *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				_, err := f.Registry.Find(args[0])
-				return err
+				if inShell || f.Script == nil {
+					return err
+				}
+				r, close, serr := scriptFile(args[0], f.IO.In)
+				if serr != nil {
+					return err // neither a command nor a script
+				}
+				defer close()
+				if len(args) > 1 {
+					return usageErrorf("a script takes no arguments, got %q", args[1])
+				}
+				st.shell = true
+				return f.Script(cc.Context(), f, *g, r)
 			}
 			if inShell {
 				return nil
@@ -281,6 +294,22 @@ func lostConnection(err error, addr string) error {
 	cp := *ae
 	cp.Msg = fmt.Sprintf("lost the connection to clusterd at %s (%s); once it answers again, task.list shows what ran", addr, msg)
 	return &cp
+}
+
+// scriptFile opens the script "acli FILE" names ("-": standard input).
+func scriptFile(name string, stdin io.Reader) (io.Reader, func(), error) {
+	if name == "-" {
+		return stdin, func() {}, nil
+	}
+	fi, err := os.Stat(name)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, nil, errors.New("not a file")
+	}
+	fh, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return fh, func() { _ = fh.Close() }, nil
 }
 
 // checkServer refuses a --server (ACLI_SERVER) that is no host:port list,

@@ -31,6 +31,9 @@ const Prompt = "<acropolis> "
 // HistoryFile is the history file name in the home directory.
 const HistoryFile = ".acli_history"
 
+// HistoryEnv names another history file; set and empty, no history is kept.
+const HistoryEnv = "ACLI_HISTORY"
+
 // historyKeep is how many history lines are loaded at start.
 const historyKeep = 1000
 
@@ -111,8 +114,9 @@ func Interactive(ctx context.Context, f *commands.Factory, g commands.Globals) e
 	if st, err := term.GetState(fd); err == nil {
 		defer func() { _ = term.Restore(fd, st) }()
 	}
-	hist := openHistory()
+	hist := openHistory(historyPath())
 	defer hist.close()
+	_, _ = fmt.Fprint(f.IO.Out, banner(ctx, f, g, hist.path))
 
 	cache := completion.NewCache(func(ctx context.Context, k commands.Kind) ([]commands.Entity, error) {
 		cg := g
@@ -186,19 +190,31 @@ func runLine(ctx context.Context, f *commands.Factory, g commands.Globals, words
 	return f.ExecuteLine(ctx, words, g)
 }
 
-// history keeps ~/.acli_history: loaded at start, appended per line.
+// historyPath is where history goes: $ACLI_HISTORY when set (empty: none),
+// else ~/.acli_history.
+func historyPath() string {
+	if v, ok := os.LookupEnv(HistoryEnv); ok {
+		return v
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, HistoryFile)
+}
+
+// history keeps the shell's history file: loaded at start, appended per line.
 type history struct {
+	path    string
 	entries []string
 	file    *os.File
 }
 
-func openHistory() *history {
-	h := &history{}
-	home, err := os.UserHomeDir()
-	if err != nil {
+func openHistory(path string) *history {
+	h := &history{path: path}
+	if path == "" {
 		return h
 	}
-	path := filepath.Join(home, HistoryFile)
 	if b, err := os.ReadFile(path); err == nil {
 		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 		if len(lines) > historyKeep {

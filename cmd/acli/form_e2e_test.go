@@ -154,3 +154,26 @@ func TestFormHostSSHYAMLAndCSV(t *testing.T) {
 		t.Errorf("yaml: exit %d\n%s%s", r.code, r.out, r.err)
 	}
 }
+
+// acli FILE and acli - run scripts, as acli < FILE does.
+func TestFormScriptFile(t *testing.T) {
+	addr := startClusterd(t)
+	file := filepath.Join(t.TempDir(), "s.acli")
+	if err := os.WriteFile(file, []byte("vm.create s1 memory=1G\nvm.get nosuch\nvm.create s2 memory=1G\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := result{3, "VmCreate: complete\n", "Error: vm \"nosuch\" not found\nacli: stopped at line 2: vm.get nosuch\n"}
+	if r := acli(t, addr, "", file); r != want {
+		t.Errorf("acli FILE: %+v", r)
+	}
+	want = result{0, "VmCreate: complete\n", ""}
+	if r := acli(t, addr, "vm.create s3 memory=1G\n", "-"); r != want {
+		t.Errorf("acli -: %+v", r)
+	}
+	if r := acli(t, addr, "", file, "x"); r.code != 2 || r.err != "Error: a script takes no arguments, got \"x\"\n" {
+		t.Errorf("acli FILE x: %+v", r)
+	}
+	if r := acli(t, addr, "", "vm.lsit"); r.code != 2 || r.err != "Error: unknown action \"lsit\" in namespace vm; did you mean \"vm.list\"?\n" {
+		t.Errorf("acli vm.lsit: %+v", r)
+	}
+}

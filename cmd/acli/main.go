@@ -38,6 +38,7 @@ func run() int {
 		signal.Stop(sig)
 		return shell.Run(ctx, f, g)
 	}
+	f.Script = shell.Script
 	defer f.Close()
 	return f.Execute(ctx, argv(os.Args))
 }

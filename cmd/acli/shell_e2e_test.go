@@ -241,3 +241,33 @@ func TestInterruptedWaitSaysTheTaskGoesOn(t *testing.T) {
 		t.Fatalf("task %s: %s", m[1], task.Status)
 	}
 }
+
+// The shell's banner: the cluster, where history goes, and a host left in
+// maintenance mode.
+func TestTmuxBannerWarnsOfMaintenance(t *testing.T) {
+	addr := startClusterd(t)
+	if r := acli(t, addr, "", "-y", "host.enter_maintenance_mode", "h2"); r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "run.sh")
+	body := fmt.Sprintf("#!/bin/sh\nHOME=%[1]s ACLI_HISTORY=%[1]s/hist ACLI_SERVER=%[2]s %[3]s\nsleep 30\n", dir, addr, filepath.Join(binDir, "acli"))
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tm := newTmux(t, 150, 20, script)
+	sc := tm.waitFor("<acropolis>")
+	want := "Cluster sim-cluster at " + addr + " (sim driver, 3 hosts). help lists commands; exit or Ctrl-D leaves.\n" +
+		"History: " + dir + "/hist (set ACLI_HISTORY to move it, or to empty to keep none).\n" +
+		"Warning: host h2 is in maintenance mode; host.exit_maintenance_mode h2 returns it to service.\n" +
+		"<acropolis>"
+	if got := screenLines(t, sc, "Cluster sim-cluster", 4); got != want {
+		t.Fatalf("screen:\n%s\nwant:\n%s", got, want)
+	}
+	tm.typeText("cluster.get")
+	tm.keys("Enter")
+	tm.waitFor("Driver:")
+	if b, _ := os.ReadFile(filepath.Join(dir, "hist")); string(b) != "cluster.get\n" {
+		t.Fatalf("history: %q", b)
+	}
+}

@@ -37,7 +37,8 @@ const (
 	// survive failures and restarts; only the operator ends them.
 	RuleIntent = "intent"
 	// RuleDeadHost: a host that has failed is recorded down (never in
-	// maintenance or in service) until it recovers.
+	// maintenance or in service) until it recovers, and a healthy one is
+	// not recorded down.
 	RuleDeadHost = "dead-host"
 	// RuleEvents: event sequence numbers only grow, across restarts too.
 	RuleEvents = "events"
@@ -75,6 +76,10 @@ type Checker struct {
 	prev     *snapshot
 	intents  map[string]*intent   // host name ->
 	failedAt map[string]time.Time // host name -> when the sim failed it
+	// healthyAt: when the checker last knew every host healthy in the
+	// sim (its start, a restart), or a host recovered (name ->).
+	healthyAt time.Time
+	upAt      map[string]time.Time
 	// epoch counts the operator's and the fault injector's actions on a
 	// host (name ->); a check comparing two reads of a host holds only if
 	// nobody acted on it in between, so a quick cordon/uncordon between two
@@ -91,7 +96,7 @@ type Checker struct {
 
 // NewChecker returns a checker for a cluster of the given redundancy factor.
 func NewChecker(rf int) *Checker {
-	return &Checker{rf: rf, intents: map[string]*intent{}, failedAt: map[string]time.Time{}, epoch: map[string]int{},
+	return &Checker{rf: rf, intents: map[string]*intent{}, failedAt: map[string]time.Time{}, upAt: map[string]time.Time{}, healthyAt: time.Now(), epoch: map[string]int{},
 		accepted: map[string]acliv1.TaskOperation{}, violations: map[string]int{}, examples: map[string][]string{}, incidents: map[string]bool{}}
 }
 
@@ -190,8 +195,10 @@ func (c *Checker) Fault(host string, failed bool) {
 	c.epoch[host]++
 	if failed {
 		c.failedAt[host] = time.Now()
+		delete(c.upAt, host)
 	} else {
 		delete(c.failedAt, host)
+		c.upAt[host] = time.Now()
 	}
 }
 
@@ -214,6 +221,8 @@ func (c *Checker) Restarted() {
 	c.prev = nil
 	c.gen++
 	clear(c.failedAt)
+	clear(c.upAt)
+	c.healthyAt = time.Now()
 }
 
 // Event checks one event of the stream.
@@ -478,6 +487,15 @@ func (c *Checker) checkState(s, prev *snapshot) (cands []placement) {
 				c.violate(RuleIntent, h.name+" cordon", "host %s is schedulable though the operator cordoned it", h.name)
 			}
 		}
+		up, ok := c.upAt[h.name]
+		if _, failed := c.failedAt[h.name]; !failed && h.state == acliv1.NodeState_kNodeDown {
+			if !ok {
+				up = c.healthyAt
+			}
+			if s.began.Sub(up) > DeadHostGrace {
+				c.violate(RuleDeadHost, h.name+" up "+up.String(), "host %s healthy for %v but recorded down", h.name, s.began.Sub(up).Round(time.Millisecond))
+			}
+		}
 		if at, ok := c.failedAt[h.name]; ok && s.at.Sub(at) > DeadHostGrace && h.state != acliv1.NodeState_kNodeDown {
 			c.violate(RuleDeadHost, h.name, "host %s failed %v ago but is recorded %s", h.name, s.at.Sub(at).Round(time.Millisecond), h.state)
 		}
@@ -523,14 +541,11 @@ func (c *Checker) checkPlacement(ctx context.Context, cl Clients, p placement) {
 	if asked == nil {
 		asked = by.GetStartTime()
 	}
-	if cordonOnly && by != nil && asked.AsTime().Before(p.since) {
-		return
+	if by == nil || cordonOnly && asked.AsTime().Before(p.since) {
+		return // no task to judge by (e.g. a restart's recovery), or a cordon's leeway
 	}
-	how := "no placing task found"
-	if by != nil {
-		how = fmt.Sprintf("by %s %s asked for %v after the host was seen closed", by.Operation, by.Uuid, asked.AsTime().Sub(p.since).Round(time.Millisecond))
-	}
-	c.violate(RulePlacement, p.vm+" "+p.host.name+" "+p.since.String(), "vm %s placed on %s (%s, schedulable=%v), %s", p.vm, p.host.name, p.host.state, p.host.schedulable, how)
+	c.violate(RulePlacement, p.vm+" "+p.host.name+" "+p.since.String(), "vm %s placed on %s (%s, schedulable=%v) by %s %s asked for %v after the host was seen closed",
+		p.vm, p.host.name, p.host.state, p.host.schedulable, by.Operation, by.Uuid, asked.AsTime().Sub(p.since).Round(time.Millisecond))
 }
 
 // vmOps are the operations that change one VM.

@@ -132,6 +132,25 @@ func TestCheckerState(t *testing.T) {
 				return snap(c, map[string]hostView{"H1": normal}, nil)
 			},
 			rule: RuleDeadHost},
+		{name: "a healthy host recorded down",
+			between: func(c *Checker) { c.healthyAt = time.Now().Add(-2 * DeadHostGrace) },
+			cur: func(c *Checker) *snapshot {
+				down := normal
+				down.state = acliv1.NodeState_kNodeDown
+				return snap(c, map[string]hostView{"H1": down}, nil)
+			},
+			rule: RuleDeadHost},
+		{name: "a host recorded down soon after it recovered",
+			between: func(c *Checker) {
+				c.healthyAt = time.Now().Add(-2 * DeadHostGrace)
+				c.Fault("h1", true)
+				c.Fault("h1", false)
+			},
+			cur: func(c *Checker) *snapshot {
+				down := normal
+				down.state = acliv1.NodeState_kNodeDown
+				return snap(c, map[string]hostView{"H1": down}, nil)
+			}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := NewChecker(2)

@@ -62,7 +62,7 @@ func retryUnary(several bool) grpc.UnaryClientInterceptor {
 				return err
 			case <-t.C:
 			}
-			delay = min(2*delay, 500*time.Millisecond)
+			delay = min(2*delay, 200*time.Millisecond)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/client"
 	"github.com/acli-dev/acli/manager/store/etcd/etcdtest"
 )
 
@@ -57,15 +60,19 @@ func (m *manager) state() (addr, role string) {
 	return m.addr, m.role
 }
 
-// startManager runs clusterd on etcd at ip (a free port) and waits for its
-// first role line.
-func startManager(t *testing.T, ip string, endpoints []string, extra ...string) *manager {
+// startManager runs clusterd on etcd at ip (a free port) or ip:port, and
+// waits for its first role line.
+func startManager(t testing.TB, ip string, endpoints []string, extra ...string) *manager {
 	t.Helper()
 	eps := make([]string, len(endpoints))
 	for i, e := range endpoints {
 		eps[i] = strings.TrimPrefix(e, "http://")
 	}
-	args := append([]string{"--listen", ip + ":0", "--data-dir", t.TempDir(), "--store", "etcd://" + strings.Join(eps, ","),
+	listen := ip
+	if !strings.Contains(ip, ":") {
+		listen += ":0"
+	}
+	args := append([]string{"--listen", listen, "--data-dir", t.TempDir(), "--store", "etcd://" + strings.Join(eps, ","),
 		"--sim", "3", "--sim-ssh-port", "0", "--lease-ttl", "2s"}, extra...)
 	m := &manager{cmd: exec.Command(filepath.Join(binDir, "clusterd"), args...), done: make(chan struct{}), stderr: &lockedBuffer{}}
 	stdout, err := m.cmd.StdoutPipe()
@@ -130,7 +137,7 @@ type haCluster struct {
 // ip is the address of the nth manager.
 func (c *haCluster) ip(n int) string { return fmt.Sprintf("127.46.%d.%d", c.octet, 11+n) }
 
-func startHA(t *testing.T, extra ...string) *haCluster {
+func startHA(t testing.TB, extra ...string) *haCluster {
 	t.Helper()
 	c := &haCluster{etcd: etcdtest.Start(t, 3), octet: 1 + rand.IntN(254)}
 	for i := range 3 {
@@ -151,7 +158,7 @@ func (c *haCluster) servers() string {
 }
 
 // leader waits until exactly one live manager other than not serves.
-func (c *haCluster) leader(t *testing.T, not *manager) *manager {
+func (c *haCluster) leader(t testing.TB, not *manager) *manager {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -335,4 +342,45 @@ func retryWant(t *testing.T, addr, args string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// BenchmarkHAFailover measures the time from SIGKILL of the leader to the
+// first change a new leader accepts, asked through the --server list of
+// all managers (lease TTL 2s); the killed manager rejoins as a follower.
+func BenchmarkHAFailover(b *testing.B) {
+	c := startHA(b, "--sim-speed", "100")
+	cl, err := client.Dial(context.Background(), client.Options{Addr: c.servers()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	var total time.Duration
+	for i := 0; b.Loop(); i++ {
+		old := c.leader(b, nil)
+		oldAddr, _ := old.state()
+		if err := old.cmd.Process.Kill(); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		<-old.done
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := cl.Network.CreateNetwork(ctx, &acliv1.CreateNetworkRequest{Name: fmt.Sprintf("n%d", i), VlanId: int32(100 + i)})
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Since(start) > 30*time.Second {
+				b.Fatalf("no leader accepted a change 30s after the kill: %v", err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		total += time.Since(start)
+		for j, m := range c.managers {
+			if m == old {
+				c.managers[j] = startManager(b, oldAddr, c.etcd.Endpoints())
+			}
+		}
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "s/failover")
 }

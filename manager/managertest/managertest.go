@@ -20,6 +20,7 @@ import (
 	"github.com/acli-dev/acli/manager"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/driver/sim"
+	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/store/bolt"
 )
 
@@ -44,6 +45,9 @@ type Options struct {
 	// Driver replaces the sim (e.g. a libvirt driver); Harness.Driver is
 	// then nil and the sim options are ignored.
 	Driver driver.Driver
+	// Store replaces the bbolt store of Dir (e.g. an etcd leader's view);
+	// the manager closes it.
+	Store store.Store
 }
 
 // Harness is a running in-process clusterd.
@@ -90,9 +94,12 @@ func New(t testing.TB, opts Options) *Harness {
 		}
 		drv = simDrv
 	}
-	st, err := bolt.Open(opts.Dir, bolt.Options{NoSync: !opts.Sync})
-	if err != nil {
-		t.Fatalf("managertest: %v", err)
+	st := opts.Store
+	if st == nil {
+		var err error
+		if st, err = bolt.Open(opts.Dir, bolt.Options{NoSync: !opts.Sync}); err != nil {
+			t.Fatalf("managertest: %v", err)
+		}
 	}
 	log := opts.Logger
 	if log == nil {

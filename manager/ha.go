@@ -159,15 +159,31 @@ func (m *Manager) haRestart(ctx context.Context, t *taskRec, h *acliv1.Host, hs 
 		}
 		m.mu.RLock()
 		cur, rev := r.pb, r.rev
-		dst := m.hosts[s.Target.UUID].pb
 		m.mu.RUnlock()
 		if !placed(cur) || cur.HostUuid != h.Uuid {
 			m.releaseHold(hs, cur.Uuid)
 			m.unlockVm(t, cur.Uuid)
 			continue
 		}
+		// The target must still take VMs when the restart starts; if not,
+		// the VM is placed again on the cluster as it is now.
+		dst, arrived, why := m.haTarget(h, cur, s.Target.UUID, hs)
+		if dst == nil {
+			m.releaseHold(hs, cur.Uuid)
+			if err := m.fenceOff(ctx, h, cur, rev); err != nil {
+				why += "; " + err.Error()
+			}
+			m.unlockVm(t, cur.Uuid)
+			left = append(left, fmt.Sprintf("vm %s: %s", cur.Name, why))
+			m.addMessage(t, pct, "vm %s was not restarted: %s", cur.Name, why)
+			continue
+		}
 		m.progress(t, pct, "restarting vm %s (HA priority %d) on %s", cur.Name, cur.HaPriority, hostLabel(dst))
-		if err := m.drv.PowerOn(ctx, dst, cur); err != nil {
+		err = m.drv.PowerOn(ctx, dst, cur)
+		if err != nil {
+			m.mu.Lock()
+			arrived()
+			m.mu.Unlock()
 			m.releaseHold(hs, cur.Uuid)
 			m.unlockVm(t, cur.Uuid)
 			if ctx.Err() != nil {
@@ -181,6 +197,9 @@ func (m *Manager) haRestart(ctx context.Context, t *taskRec, h *acliv1.Host, hs 
 		next.HostUuid, next.HostName = dst.Uuid, dst.Name
 		id := cur.Uuid
 		err = m.putVm(ctx, next, rev, func() { hs.releaseLocked(id) })
+		m.mu.Lock()
+		arrived()
+		m.mu.Unlock()
 		m.unlockVm(t, cur.Uuid)
 		if err != nil {
 			left = append(left, fmt.Sprintf("vm %s restarted on %s but recording it failed: %v", cur.Name, hostLabel(dst), err))
@@ -205,17 +224,8 @@ func (m *Manager) haRestart(ctx context.Context, t *taskRec, h *acliv1.Host, hs 
 		cur, rev := r.pb, r.rev
 		m.mu.RUnlock()
 		if placed(cur) && cur.HostUuid == h.Uuid {
-			fctx, cancel := context.WithTimeout(ctx, fenceTimeout)
-			err := m.drv.PowerOff(fctx, h, cur)
-			cancel()
-			if err != nil {
-				left = append(left, fmt.Sprintf("vm %s stays recorded on %s: it could not be fenced (%v)", cur.Name, label, err))
-			} else {
-				next := proto.Clone(cur).(*acliv1.Vm)
-				next.PowerState, next.HostUuid, next.HostName = acliv1.PowerState_kOff, "", ""
-				if err := m.putVm(ctx, next, rev, nil); err != nil {
-					left = append(left, fmt.Sprintf("vm %s: recording it off failed: %v", cur.Name, err))
-				}
+			if err := m.fenceOff(ctx, h, cur, rev); err != nil {
+				left = append(left, err.Error())
 			}
 		}
 		m.unlockVm(t, cur.Uuid)
@@ -228,6 +238,47 @@ func (m *Manager) haRestart(ctx context.Context, t *taskRec, h *acliv1.Host, hs 
 		msg += fmt.Sprintf("; %d stay off: %s", len(left), joinLines(left))
 	}
 	return outcome{message: msg}, nil
+}
+
+// fenceOff powers off a VM HA does not restart on its down host, then
+// records it off; a VM that cannot be fenced stays recorded there (the host
+// may only be cut off from the manager).
+func (m *Manager) fenceOff(ctx context.Context, down *acliv1.Host, vm *acliv1.Vm, rev int64) error {
+	fctx, cancel := context.WithTimeout(ctx, fenceTimeout)
+	err := m.drv.PowerOff(fctx, down, vm)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("vm %s stays recorded on %s: it could not be fenced (%v)", vm.Name, hostLabel(down), err)
+	}
+	next := proto.Clone(vm).(*acliv1.Vm)
+	next.PowerState, next.HostUuid, next.HostName = acliv1.PowerState_kOff, "", ""
+	if err := m.putVm(ctx, next, rev, nil); err != nil {
+		return fmt.Errorf("vm %s: recording it off failed: %v", vm.Name, err)
+	}
+	return nil
+}
+
+// haTarget re-validates an HA restart's planned target and counts the VM
+// as arriving there; when the target no longer takes VMs it plans the VM
+// again. It returns nil and why when no host can take it now.
+func (m *Manager) haTarget(failed *acliv1.Host, vm *acliv1.Vm, planned string, hs *holds) (*acliv1.Host, func(), string) {
+	err := m.checkTarget(planned)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil {
+		return m.hosts[planned].pb, m.arriveLocked(planned), ""
+	}
+	plan, perr := scheduler.PlanHARestart(m.snapshotLocked(), []string{failed.Uuid}, scheduler.Options{})
+	if perr != nil {
+		return nil, nil, fmt.Sprintf("%v; planning again failed: %v", err, perr)
+	}
+	for _, st := range plan.Restarts {
+		if r := m.hosts[st.Target.UUID]; st.VM.UUID == vm.Uuid && r != nil && st.Target.UUID != planned {
+			hs.addLocked(vm.Uuid, m.holdLocked(r, vm.MemoryBytes))
+			return r.pb, m.arriveLocked(r.pb.Uuid), ""
+		}
+	}
+	return nil, nil, fmt.Sprintf("%v, and no other host can take it now", err)
 }
 
 func (m *Manager) releaseHold(hs *holds, vm string) {

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -260,6 +261,10 @@ func (m *Manager) holdPlanLocked(t *taskRec, plan *scheduler.Plan, hs *holds) {
 	}
 }
 
+// maxReplans bounds the extra migration passes of an evacuation whose
+// targets keep going away.
+const maxReplans = 5
+
 // evacuation is one run of a host's evacuation.
 type evacuation struct {
 	m      *Manager
@@ -270,10 +275,13 @@ type evacuation struct {
 	holds  *holds
 
 	total, done atomic.Int32
-	mu          sync.Mutex
-	migrated    int
-	shutdown    int
-	failed      map[string]string // VM UUID -> why it did not leave
+	// replan counts migrations given up because their target became
+	// unusable; they are planned again.
+	replan   atomic.Int32
+	mu       sync.Mutex
+	migrated int
+	shutdown int
+	failed   map[string]string // VM UUID -> why it did not leave
 }
 
 func (e *evacuation) percent() int32 {
@@ -295,8 +303,14 @@ func (e *evacuation) run(ctx context.Context, t *taskRec, plan *scheduler.Plan) 
 	for _, line := range planLines(plan) {
 		m.addMessage(t, -1, "%s", line)
 	}
+	replans := 0
 	for pass := 0; pass < 3; pass++ {
 		if pass > 0 {
+			// VMs powering on or restarting here meanwhile are waited
+			// for, then planned like the others.
+			if err := m.awaitArrivals(ctx, e.host); err != nil {
+				return outcome{}, err
+			}
 			m.mu.Lock()
 			var err error
 			plan, err = scheduler.PlanEvacuation(m.snapshotLocked(), e.host, e.action, scheduler.Options{})
@@ -331,6 +345,13 @@ func (e *evacuation) run(ctx context.Context, t *taskRec, plan *scheduler.Plan) 
 		if err := e.execute(ctx, t, steps); err != nil {
 			return outcome{}, err
 		}
+		if pass == 1 && e.replan.Swap(0) > 0 && replans < maxReplans {
+			replans++
+			pass-- // another migration pass for the VMs whose target went away
+		}
+	}
+	if err := m.awaitArrivals(ctx, e.host); err != nil {
+		return outcome{}, err
 	}
 	return e.finish(ctx, t)
 }
@@ -437,6 +458,12 @@ func (e *evacuation) migrateOne(ctx context.Context, t *taskRec, s scheduler.Ste
 		e.holds.releaseLocked(id)
 		m.mu.Unlock()
 		if ctx.Err() != nil {
+			return
+		}
+		var gone *targetUnavailableError
+		if errors.As(err, &gone) {
+			e.replan.Add(1) // the next pass plans it again
+			m.addMessage(t, e.percent(), "vm %s not moved yet: %v", vm.Name, err)
 			return
 		}
 		e.fail(id, fmt.Sprintf("vm %s: migration to %s failed: %v", vm.Name, hostLabel(dst), err))

@@ -47,6 +47,11 @@ func (m *Manager) liveMigrate(ctx context.Context, t *taskRec, mv move, percent 
 		return migrated{}, err
 	}
 	defer m.ops.slots.release(src.Uuid, dst.Uuid)
+	// The plan may be old by now (slots are waited for): the target must
+	// still take VMs when the migration starts.
+	if err := m.checkTarget(dst.Uuid); err != nil {
+		return migrated{}, err
+	}
 	refs := []*acliv1.EntityRef{vmRef(vm), hostRef(src), hostRef(dst)}
 	m.publish("migration", "info", m.taskUUID(t), refs, "migrating vm %s from %s to %s", vm.Name, hostLabel(src), hostLabel(dst))
 	m.mu.Lock()

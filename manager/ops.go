@@ -43,6 +43,11 @@ type opsState struct {
 	// targets maps a host UUID to the running tasks that move VMs onto it;
 	// such a host may not enter maintenance meanwhile.
 	targets map[string][]*taskRec
+	// arriving counts the power-ons and HA restarts under way toward each
+	// host; arrived is closed and replaced when one ends. An evacuation
+	// waits for them, so a VM starting on its host is not missed.
+	arriving map[string]int
+	arrived  chan struct{}
 	// haRunning marks failed hosts whose HA restart task runs.
 	haRunning map[string]*taskRec
 
@@ -68,6 +73,8 @@ func (m *Manager) initOps(cfg Config) {
 	o.groupByName = map[string]*groupRec{}
 	o.targets = map[string][]*taskRec{}
 	o.haRunning = map[string]*taskRec{}
+	o.arriving = map[string]int{}
+	o.arrived = make(chan struct{})
 	o.maxMigrations = cfg.MaxMigrationsPerHost
 	if o.maxMigrations <= 0 {
 		o.maxMigrations = DefaultMaxMigrationsPerHost
@@ -256,6 +263,67 @@ func (m *Manager) dropTargetsLocked(t *taskRec) {
 			m.ops.targets[h] = ts
 		}
 	}
+}
+
+// ---- arrivals ----
+
+// arriveLocked counts a VM on its way to host (a power-on or an HA
+// restart) until the returned func, called under Manager.mu, ends it.
+func (m *Manager) arriveLocked(host string) func() {
+	m.ops.arriving[host]++
+	ended := false
+	return func() {
+		if ended {
+			return
+		}
+		ended = true
+		if m.ops.arriving[host]--; m.ops.arriving[host] <= 0 {
+			delete(m.ops.arriving, host)
+		}
+		close(m.ops.arrived)
+		m.ops.arrived = make(chan struct{})
+	}
+}
+
+// awaitArrivals waits until no VM is on its way to host.
+func (m *Manager) awaitArrivals(ctx context.Context, host string) error {
+	for {
+		m.mu.RLock()
+		n, ch := m.ops.arriving[host], m.ops.arrived
+		m.mu.RUnlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// targetUnavailableError says a step's target can no longer take the VM:
+// it was cordoned, went down or is entering maintenance since the plan.
+type targetUnavailableError struct {
+	host, why string
+}
+
+func (e *targetUnavailableError) Error() string {
+	return fmt.Sprintf("target %s can no longer take it: %s", e.host, e.why)
+}
+
+// checkTarget re-validates a planned target when its step starts.
+func (m *Manager) checkTarget(hostUUID string) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r := m.hosts[hostUUID]
+	if r == nil {
+		return &targetUnavailableError{host: hostUUID, why: "it left the cluster"}
+	}
+	if why := hostUnavailable(r.pb); why != "" {
+		return &targetUnavailableError{host: hostLabel(r.pb), why: why}
+	}
+	return nil
 }
 
 // ---- migration slots ----

@@ -389,12 +389,18 @@ func (s vmService) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateR
 		return nil, err
 	}
 	// Hold the memory on the target until the VM is recorded there.
+	// Until it is recorded there, it counts as arriving: an evacuation of the
+	// host waits for it.
 	target.reserved += cur.MemoryBytes
 	t := m.newTaskLocked(op, append(refs, hostRef(target.pb)), cur.Uuid)
-	t.release = func() { target.reserved -= cur.MemoryBytes }
+	arrived := m.arriveLocked(target.pb.Uuid)
+	t.release = func() { target.reserved -= cur.MemoryBytes; arrived() }
 	tpb := target.pb
 	m.mu.Unlock()
 	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		if err := m.checkTarget(tpb.Uuid); err != nil {
+			return outcome{}, apierr.Precondition("HOST", "host:"+tpb.Name, "vm %s cannot power on: %v", cur.Name, err)
+		}
 		m.progress(t, 10, "powering on vm %s on host %s (%s)", cur.Name, tpb.Name, tpb.HypervisorIp)
 		if err := m.drv.PowerOn(ctx, tpb, cur); err != nil {
 			return outcome{}, err

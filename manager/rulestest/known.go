@@ -11,9 +11,6 @@ import (
 // reported without failing the soak. Remove an entry when its fix lands;
 // ACLI_RULES_STRICT=1 ignores the list, to see what still breaks.
 var Known = map[string]string{
-	"defect 3": "an in-flight power-on lands on a host entering maintenance",
-	"defect 4": "migrations planned toward a host are not re-checked when they start",
-
 	RuleRFBudget:  "defect 1: a host enters maintenance while another is down",
 	RuleIntent:    "defect 2: maintenance lost when the host fails or the manager restarts",
 	RulePlacement: "defects 3 and 4: power-ons and migrations checked at request land on cordoned or maintenance hosts",

@@ -8,8 +8,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	flag "github.com/spf13/pflag"
 	"io"
 	"log/slog"
 	"net"
@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.heartbeatMisses, "heartbeat-misses", manager.DefaultHeartbeatMisses, "missed heartbeats before a host is marked down and HA restarts its VMs")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(doubleDash(fs, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
 			fmt.Fprintln(stdout, "usage: clusterd --listen 127.0.0.1:2030 --data-dir DIR [--sim N | --sim-config FILE] [--sim-speed X]")
@@ -301,17 +301,38 @@ func (sv *server) serve(ctx context.Context, lis net.Listener, st store.Store, l
 // flagError turns the flag package's error into one line with the nearest
 // valid flag.
 func flagError(fs *flag.FlagSet, err error) string {
-	msg := err.Error()
-	const prefix = "flag provided but not defined: -"
-	if name, ok := strings.CutPrefix(msg, prefix); ok {
+	var ne *flag.NotExistError
+	if errors.As(err, &ne) {
+		name := ne.GetSpecifiedName()
+		if name == "" {
+			name = ne.GetSpecifiedShortnames()
+		}
 		var names []string
 		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-		if s := apierr.Nearest(strings.TrimLeft(name, "-"), names); s != "" {
-			return fmt.Sprintf("unknown flag --%s (did you mean --%s?)", strings.TrimLeft(name, "-"), s)
+		if s := apierr.Nearest(name, names); s != "" {
+			return fmt.Sprintf("unknown flag --%s (did you mean --%s?)", name, s)
 		}
-		return fmt.Sprintf("unknown flag --%s (see --help)", strings.TrimLeft(name, "-"))
+		return fmt.Sprintf("unknown flag --%s (see --help)", name)
 	}
-	return msg
+	return err.Error()
+}
+
+// doubleDash rewrites the single-dash spellings of Go's flag package
+// (-listen, -data-dir=DIR) that earlier clusterd releases took into
+// --listen, --data-dir=DIR, so old scripts keep working.
+func doubleDash(fs *flag.FlagSet, args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(name) > 1 && fs.Lookup(name) != nil {
+			a = "-" + a
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // unwrapOpError drops the "listen tcp ADDR:" prefix the message already says.

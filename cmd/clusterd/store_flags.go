@@ -3,8 +3,8 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"flag"
 	"fmt"
+	flag "github.com/spf13/pflag"
 	"net"
 	"os"
 	"strings"

@@ -3,7 +3,9 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/acli-dev/acli/commands"
@@ -12,8 +14,12 @@ import (
 // TestDocsUpToDate fails when docs/ differs from what the registry
 // generates: run `make docs` after changing a command.
 func TestDocsUpToDate(t *testing.T) {
-	files := generate(commands.Default())
 	root := filepath.Join("..", "..", "docs")
+	src, err := os.ReadFile(filepath.Join(root, "clusterd.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := generate(commands.Default(), string(src))
 	for p, want := range files {
 		got, err := os.ReadFile(filepath.Join(root, p))
 		if err != nil || string(got) != string(want) {
@@ -38,5 +44,32 @@ func TestDocsUpToDate(t *testing.T) {
 	}
 	if len(files) < 2*len(commands.Default().Commands()) {
 		t.Fatalf("only %d files generated", len(files))
+	}
+}
+
+// The README and the guides link only to files inside the repository.
+func TestDocLinksStayInTheRepository(t *testing.T) {
+	root := filepath.Join("..", "..")
+	link := regexp.MustCompile(`\]\(([^)#]+)(#[^)]*)?\)`)
+	for _, page := range []string{"README.md", "docs/architecture.md", "docs/clusterd.md", "docs/reference/README.md"} {
+		b, err := os.ReadFile(filepath.Join(root, page))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") {
+				continue
+			}
+			p := filepath.Join(root, filepath.Dir(page), target)
+			rel, err := filepath.Rel(root, p)
+			if err != nil || strings.HasPrefix(rel, "..") {
+				t.Errorf("%s links outside the repository: %s", page, target)
+				continue
+			}
+			if _, err := os.Stat(p); err != nil {
+				t.Errorf("%s links to a missing file: %s", page, target)
+			}
+		}
 	}
 }

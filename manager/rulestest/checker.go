@@ -64,6 +64,7 @@ const (
 type intent struct {
 	maint, cvmMaint, cordon tri
 	inFlight                int // host operations not yet ended
+	begun                   int // host operations begun
 }
 
 // Checker checks the rules on consistent reads of the manager, taken after
@@ -152,6 +153,8 @@ func (c *Checker) HostOp(host, op string) (end func(succeeded, refused bool)) {
 	c.mu.Lock()
 	in := c.intent(host)
 	in.inFlight++
+	in.begun++
+	mine := in.begun
 	c.epoch[host]++
 	// Ending an intent takes effect when asked: the manager may act on it
 	// at once.
@@ -169,10 +172,15 @@ func (c *Checker) HostOp(host, op string) (end func(succeeded, refused bool)) {
 		defer c.mu.Unlock()
 		in.inFlight--
 		c.epoch[host]++
+		// Another operation on the host overlapped this one: which
+		// committed last is unknown.
+		overlapped := in.inFlight > 0 || in.begun != mine
 		set := func(f *tri) {
 			switch {
-			case succeeded:
+			case succeeded && !overlapped:
 				*f = yes
+			case succeeded:
+				*f = unknown
 			case !refused && *f != yes:
 				*f = unknown
 			}

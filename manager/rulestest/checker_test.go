@@ -118,6 +118,16 @@ func TestCheckerState(t *testing.T) {
 			cur: func(c *Checker) *snapshot {
 				return snap(c, map[string]hostView{"H1": normal}, nil)
 			}},
+		{name: "maintenance ended by an operator overlapping its start",
+			between: func(c *Checker) {
+				enter := c.HostOp("h1", OpEnterMaintenance)
+				exit := c.HostOp("h1", OpExitMaintenance)
+				enter(true, false)
+				exit(true, false)
+			},
+			cur: func(c *Checker) *snapshot {
+				return snap(c, map[string]hostView{"H1": normal}, nil)
+			}},
 		{name: "a refused cordon",
 			between: func(c *Checker) { c.HostOp("h1", OpCordon)(false, true) },
 			cur: func(c *Checker) *snapshot {

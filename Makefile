@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 PROTOS := $(wildcard api/acli/v1/*.proto)
 
-.PHONY: all build install demo test test-unit test-e2e soak proto proto-check bench bench-fanout lint docs clean
+.PHONY: all build install demo demo-ha test test-unit test-e2e soak proto proto-check bench bench-fanout lint docs clean
 
 all: build
 
@@ -41,6 +41,12 @@ DEMO_ADDR ?= 127.0.0.1:2030
 
 demo: build
 	@scripts/demo.sh $(BIN) $(DEMO_DIR) $(DEMO_ADDR)
+
+# make demo-ha: 3 etcd members and 3 clusterd on 127.46.0.0/24 sharing them
+# (one elected leader), the demo inventory, a leader killed and the cluster
+# answering through another, then the shell (needs etcd-server).
+demo-ha: build
+	@scripts/demo-ha.sh $(BIN) .demo-ha
 
 # Regenerate the committed protobuf code (needs Debian's protobuf-compiler and
 # libprotobuf-dev, which holds the well-known types such as timestamp.proto).

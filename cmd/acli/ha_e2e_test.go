@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -383,4 +384,25 @@ func BenchmarkHAFailover(b *testing.B) {
 		}
 	}
 	b.ReportMetric(total.Seconds()/float64(b.N), "s/failover")
+}
+
+// TestDemoHA runs make demo-ha's script without a terminal: it loads the
+// demo through three managers on three etcd members, kills the leader,
+// answers through another, and leaves no process behind.
+func TestDemoHA(t *testing.T) {
+	etcdtest.Binary(t)
+	netPrefix := fmt.Sprintf("127.46.%d", 1+rand.IntN(254))
+	cmd := exec.Command("sh", "../../scripts/demo-ha.sh", binDir, filepath.Join(t.TempDir(), "demo"), netPrefix)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	r := runCmd(t, cmd)
+	if r.code != 0 || !strings.Contains(r.out, "a new leader serves after") || strings.Count(r.out, "kOn") < 8 {
+		t.Fatalf("demo-ha: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
+	}
+	for _, addr := range []string{netPrefix + ".1:2379", netPrefix + ".11:2030", netPrefix + ".12:2030", netPrefix + ".13:2030"} {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("%s still taken after the demo: %v", addr, err)
+		}
+		l.Close()
+	}
 }

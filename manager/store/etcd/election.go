@@ -62,7 +62,21 @@ func (e *Elector) Campaign(ctx context.Context, value string) error {
 	defer cancel()
 	stop := context.AfterFunc(e.sess.Ctx(), cancel)
 	defer stop()
-	if err := e.el.Campaign(ctx, value); err != nil {
+	// When ctx ends, concurrency's Campaign resigns under the client's own
+	// context, which waits as long as etcd is unreachable: do not wait for
+	// it (it ends when the client closes).
+	done := make(chan error, 1)
+	go func() { done <- e.el.Campaign(ctx, value) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		if e.sess.Ctx().Err() == nil {
+			return ctx.Err()
+		}
+		err = ctx.Err()
+	}
+	if err != nil {
 		if e.sess.Ctx().Err() != nil {
 			return fmt.Errorf("%w: lease lost while campaigning", store.ErrNotLeader)
 		}

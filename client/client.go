@@ -14,8 +14,11 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // DefaultAddr is where clusterd listens unless --server or ACLI_SERVER say otherwise.
@@ -26,6 +29,22 @@ const DefaultDialTimeout = 3 * time.Second
 
 // MaxRecvMsgSize lets one ListVms answer carry 50,000 VMs with disks and NICs.
 const MaxRecvMsgSize = 512 << 20
+
+// MaxRequestBytes is the largest request clusterd accepts (its
+// limits.MaxRequestBytes); acli refuses a larger one before sending it.
+const MaxRequestBytes = 1 << 20
+
+// checkRequestSize refuses, as bad input, a request clusterd would refuse
+// for its size: gRPC itself answers a message over 4 MiB with
+// ResourceExhausted, which is not what it is.
+func checkRequestSize(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if m, ok := req.(proto.Message); ok {
+		if n := proto.Size(m); n > MaxRequestBytes {
+			return status.Errorf(codes.InvalidArgument, "the request is %d bytes; clusterd accepts at most %d", n, MaxRequestBytes)
+		}
+	}
+	return invoke(ctx, method, req, reply, cc, opts...)
+}
 
 // Options say where and how to connect.
 type Options struct {
@@ -107,7 +126,7 @@ func Dial(ctx context.Context, o Options, extra ...grpc.DialOption) (*Client, er
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(dialer),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxRecvMsgSize)),
-		grpc.WithChainUnaryInterceptor(retryUnary(len(addrs) > 1)),
+		grpc.WithChainUnaryInterceptor(checkRequestSize, retryUnary(len(addrs) > 1)),
 	}
 	if o.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(o.Token)))

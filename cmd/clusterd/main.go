@@ -28,6 +28,7 @@ import (
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/driver/sim"
 	"github.com/acli-dev/acli/manager/driver/sim/simssh"
+	"github.com/acli-dev/acli/manager/limits"
 	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/store/bolt"
 )
@@ -225,7 +226,7 @@ func (sv *server) serve(ctx context.Context, lis net.Listener, st store.Store, l
 	}
 
 	var sshc *simssh.Cluster
-	var sopts []grpc.ServerOption
+	sopts := limits.ServerOptions(limits.Config{})
 	if o.simSSH != 0 && simDrv != nil {
 		if sshc, err = startSimSSH(o, simDrv, log); err != nil {
 			log.Warn("simulated SSH disabled", "err", err)

@@ -20,6 +20,7 @@ import (
 	"github.com/acli-dev/acli/manager"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/driver/sim"
+	"github.com/acli-dev/acli/manager/limits"
 	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/store/bolt"
 )
@@ -48,6 +49,8 @@ type Options struct {
 	// Store replaces the bbolt store of Dir (e.g. an etcd leader's view);
 	// the manager closes it.
 	Store store.Store
+	// Limits overrides the stream caps the server enforces (as clusterd's).
+	Limits limits.Config
 }
 
 // Harness is a running in-process clusterd.
@@ -58,6 +61,7 @@ type Harness struct {
 	Dir     string
 
 	srv     *grpc.Server
+	lis     *bufconn.Listener
 	stopped bool
 }
 
@@ -116,18 +120,23 @@ func New(t testing.TB, opts Options) *Harness {
 		t.Fatalf("managertest: %v", err)
 	}
 	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(limits.ServerOptions(opts.Limits)...)
 	m.Register(srv)
 	go srv.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
+	h := &Harness{Manager: m, Driver: simDrv, Dir: opts.Dir, srv: srv, lis: lis}
+	if h.Conn, err = h.Dial(); err != nil {
 		t.Fatalf("managertest: %v", err)
 	}
-	h := &Harness{Conn: conn, Manager: m, Driver: simDrv, Dir: opts.Dir, srv: srv}
 	t.Cleanup(h.Stop)
 	return h
+}
+
+// Dial opens another client connection to the manager (a second client);
+// the caller closes it.
+func (h *Harness) Dial() (*grpc.ClientConn, error) {
+	return grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return h.lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
 }
 
 // Stop shuts the manager down as SIGTERM would: streams drain, the server

@@ -269,6 +269,10 @@ type TaskFunc func(ctx context.Context, c *client.Client, t Target) (*acliv1.Tas
 // maxInFlight bounds concurrent submissions for many targets.
 const maxInFlight = 8
 
+// maxWatches bounds the tasks followed at once: each is a stream, and
+// clusterd serves at most 128 on one connection (docs/limits.md).
+const maxWatches = 64
+
 // EachTask submits fn for every target, then (unless wait=false) follows
 // every task to its end, showing progress. The JSON data is the list of
 // final tasks. Failures keep their exit code; several different ones are a
@@ -339,13 +343,15 @@ func (r *Req) follow(ctx context.Context, c *client.Client, targets []Target, ta
 	}
 	var wg sync.WaitGroup
 	final := make([]*acliv1.Task, len(targets))
+	watches := make(chan struct{}, maxWatches)
 	for i, t := range tasks {
 		if t == nil {
 			continue
 		}
 		wg.Add(1)
 		go func() {
-			defer wg.Done()
+			watches <- struct{}{}
+			defer func() { <-watches; wg.Done() }()
 			label := render.OpName(t.GetOperation())
 			if len(targets) > 1 {
 				label += " " + targets[i].Name

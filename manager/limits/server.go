@@ -3,32 +3,48 @@ package limits
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
-// Config tunes the limits; the zero Config is clusterd's.
-type Config struct{}
+// Config overrides the stream caps (tests use small ones); zero fields take
+// the defaults.
+type Config struct {
+	StreamsPerConn int
+	StreamsTotal   int
+}
 
 // ServerOptions returns the options that enforce every limit. Give them to
 // grpc.NewServer before other interceptors, so nothing else sees a request
 // that breaks one.
 func ServerOptions(cfg Config) []grpc.ServerOption {
-	l := &limiter{}
+	if cfg.StreamsPerConn <= 0 {
+		cfg.StreamsPerConn = DefaultStreamsPerConn
+	}
+	if cfg.StreamsTotal <= 0 {
+		cfg.StreamsTotal = DefaultStreamsTotal
+	}
+	l := &limiter{cfg: cfg}
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxReadBytes),
+		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
 		grpc.ForceServerCodecV2(codec{base: encoding.GetCodecV2("proto"), refused: &l.refused}),
+		grpc.StatsHandler(l),
 		grpc.ChainUnaryInterceptor(l.unary),
 		grpc.ChainStreamInterceptor(l.stream),
 	}
 }
 
 type limiter struct {
+	cfg     Config
+	streams atomic.Int64
 	// refused holds, by the message it was decoding into, why the codec
 	// refused a request: gRPC turns a codec error into Internal, so the
 	// codec lets the call reach the interceptors, which answer for it.
@@ -65,6 +81,9 @@ func (l *limiter) admit(req any) error {
 	if err, ok := l.refused.LoadAndDelete(req); ok {
 		return err.(error)
 	}
+	if m, ok := req.(proto.Message); ok {
+		return Check(m)
+	}
 	return nil
 }
 
@@ -76,6 +95,19 @@ func (l *limiter) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h
 }
 
 func (l *limiter) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	conn, _ := ss.Context().Value(connKey{}).(*connStreams)
+	if conn != nil {
+		if conn.n.Add(1) > int64(l.cfg.StreamsPerConn) {
+			conn.n.Add(-1)
+			return status.Errorf(codes.ResourceExhausted, "this connection already has %d streams open (event and task watches), the most one connection may; close one first", l.cfg.StreamsPerConn)
+		}
+		defer conn.n.Add(-1)
+	}
+	if l.streams.Add(1) > int64(l.cfg.StreamsTotal) {
+		l.streams.Add(-1)
+		return status.Errorf(codes.ResourceExhausted, "clusterd already serves %d streams (event and task watches), the most it serves at once; retry later", l.cfg.StreamsTotal)
+	}
+	defer l.streams.Add(-1)
 	return h(srv, &admittedStream{ServerStream: ss, l: l})
 }
 
@@ -91,3 +123,17 @@ func (s *admittedStream) RecvMsg(m any) error {
 	}
 	return s.l.admit(m)
 }
+
+// connStreams counts the streams open on one connection.
+type connStreams struct{ n atomic.Int64 }
+
+type connKey struct{}
+
+// TagConn implements stats.Handler: every call on a connection sees its counter.
+func (l *limiter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return context.WithValue(ctx, connKey{}, &connStreams{})
+}
+
+func (l *limiter) HandleConn(context.Context, stats.ConnStats)                     {}
+func (l *limiter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (l *limiter) HandleRPC(context.Context, stats.RPCStats)                       {}

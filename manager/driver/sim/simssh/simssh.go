@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	glssh "github.com/gliderlabs/ssh"
 	"golang.org/x/crypto/ssh"
@@ -63,8 +65,21 @@ type HostKey struct {
 	Fingerprint   string // "SHA256:..."
 }
 
+// Until a connection authenticates it is bounded in time and in number
+// per address, so clients that connect and say nothing cannot hold the
+// server (OpenSSH's LoginGraceTime and MaxStartups).
+const (
+	DefaultHandshakeTimeout   = 10 * time.Second
+	DefaultMaxUnauthenticated = 16
+)
+
 // Server serves every registered Target until Close.
 type Server struct {
+	// HandshakeTimeout and MaxUnauthenticated bound the connections that
+	// have not authenticated yet (defaults above); set them before Serve.
+	HandshakeTimeout   time.Duration
+	MaxUnauthenticated int
+
 	dir       string
 	lookup    Lookup
 	clientPub ssh.PublicKey
@@ -192,16 +207,28 @@ func (s *Server) Serve(targets []Target) error {
 			undo()
 			return fmt.Errorf("simssh: %w", err)
 		}
+		gate := s.newGate()
 		srv := &glssh.Server{
 			Handler: s.handler(t),
-			ConnCallback: func(_ glssh.Context, conn net.Conn) net.Conn {
+			ConnCallback: func(ctx glssh.Context, conn net.Conn) net.Conn {
 				if !s.isAlive(t) {
 					return nil // gliderlabs closes it
 				}
-				return conn
+				gc := gate.admit(conn)
+				if gc == nil {
+					return nil
+				}
+				ctx.SetValue(pendingKey{}, gc)
+				return gc
 			},
-			PublicKeyHandler: func(_ glssh.Context, key glssh.PublicKey) bool {
-				return glssh.KeysEqual(key, s.clientPub)
+			PublicKeyHandler: func(ctx glssh.Context, key glssh.PublicKey) bool {
+				if !glssh.KeysEqual(key, s.clientPub) {
+					return false
+				}
+				if gc, ok := ctx.Value(pendingKey{}).(*pendingConn); ok {
+					gc.settle(false)
+				}
+				return true
 			},
 		}
 		srv.AddHostKey(signer)
@@ -290,4 +317,68 @@ func loadOrCreateKey(file, comment string) (ssh.Signer, error) {
 		return nil, fmt.Errorf("simssh: %w", err)
 	}
 	return signer, nil
+}
+
+// gate counts one address's connections that have not authenticated.
+type gate struct {
+	n       atomic.Int32
+	max     int32
+	timeout time.Duration
+}
+
+func (s *Server) newGate() *gate {
+	g := &gate{max: int32(s.MaxUnauthenticated), timeout: s.HandshakeTimeout}
+	if g.max <= 0 {
+		g.max = DefaultMaxUnauthenticated
+	}
+	if g.timeout <= 0 {
+		g.timeout = DefaultHandshakeTimeout
+	}
+	return g
+}
+
+// admit returns conn guarded until it authenticates, or nil when the
+// address already has its most unauthenticated connections.
+func (g *gate) admit(conn net.Conn) *pendingConn {
+	if g.n.Add(1) > g.max {
+		g.n.Add(-1)
+		return nil
+	}
+	c := &pendingConn{Conn: conn, g: g}
+	c.mu.Lock()
+	c.timer = time.AfterFunc(g.timeout, func() { c.settle(true) })
+	c.mu.Unlock()
+	return c
+}
+
+type pendingKey struct{}
+
+// pendingConn holds a place at its gate until it authenticates or closes;
+// it is closed if the handshake deadline comes first.
+type pendingConn struct {
+	net.Conn
+	g *gate
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	settled bool
+}
+
+func (c *pendingConn) settle(expired bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.settled {
+		return
+	}
+	c.settled = true
+	c.timer.Stop()
+	c.g.n.Add(-1)
+	if expired {
+		c.Conn.Close()
+	}
+}
+
+func (c *pendingConn) Close() error {
+	c.settle(false)
+	return c.Conn.Close()
 }

@@ -1,12 +1,14 @@
 package simssh
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -185,5 +187,64 @@ func TestRelativeDataDirFindsShims(t *testing.T) {
 	want := filepath.Join(shims, "virsh") + "\n" + filepath.Join(shims, "hostname") + "\n" + filepath.Join(dir, "data", "ssh", "home") + "\n"
 	if h := res.Hosts[0]; h.Status != fanout.StatusOK || h.Stdout != want {
 		t.Errorf("got %s %q, want %q (stderr %q)", h.Status, h.Stdout, want, h.Stderr)
+	}
+}
+
+// A connection that never authenticates is closed at the handshake
+// deadline, and only so many may wait at once per address; an
+// authenticated one holds no place.
+func TestUnauthenticatedConnectionsAreBounded(t *testing.T) {
+	s, err := New(t.TempDir(), lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.HandshakeTimeout = 500 * time.Millisecond
+	s.MaxUnauthenticated = 2
+	targets := []Target{{IP: "127.42.0.61", Name: "sim-host-1", Kind: KindHost}}
+	if err := s.Serve(targets); err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort(targets[0].IP, strconv.Itoa(s.Port(targets[0].IP)))
+	// silent connects and waits for the server's banner, then says nothing.
+	silent := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "SSH-2.0-") {
+			t.Fatalf("banner %q, %v", line, err)
+		}
+		return c
+	}
+	// closed reports whether the server ends the connection within 10 s.
+	closed := func(c net.Conn) bool {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := io.Copy(io.Discard, c)
+		return err == nil // EOF: the server closed it
+	}
+
+	a, b := silent(), silent()
+	identity := filepath.Join(s.dir, "id_ed25519")
+	// Both places are taken: a third connection is closed at once, so even
+	// the right key cannot log in.
+	if res := run(t, s, targets, identity, "hostname", 5*time.Second); res.Hosts[0].Status == fanout.StatusOK {
+		t.Fatalf("logged in with every unauthenticated place taken: %+v", res.Hosts[0])
+	}
+	// The silent ones are dropped at the deadline, which frees the places.
+	if !closed(a) || !closed(b) {
+		t.Fatal("a connection that never authenticated was kept past the handshake deadline")
+	}
+	c := silent()
+	if res := run(t, s, targets, identity, "hostname", 5*time.Second); res.Hosts[0].Status != fanout.StatusOK {
+		t.Fatalf("login with a free place: %+v", res.Hosts[0])
+	}
+	// The session above authenticated and ended; one silent connection and
+	// a new one fit in the two places.
+	d := silent()
+	if !closed(c) || !closed(d) {
+		t.Fatal("a connection that never authenticated was kept past the handshake deadline")
 	}
 }

@@ -54,9 +54,53 @@ func fieldCap(fd protoreflect.FieldDescriptor) int {
 // Check returns an InvalidArgument error naming the first field of m over
 // its cap, and the cap; nil when every field fits.
 func Check(m proto.Message) error {
+	// The common case, a request that fits, builds no field paths.
+	if fits(m.ProtoReflect()) {
+		return nil
+	}
 	return check(m.ProtoReflect(), "")
 }
 
+// fits reports whether every field of m is within its cap.
+func fits(m protoreflect.Message) bool {
+	ok := true
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList():
+			l := v.List()
+			ok = l.Len() <= MaxListItems
+			for i := 0; i < l.Len() && ok; i++ {
+				ok = valueFits(fd, l.Get(i))
+			}
+		case fd.IsMap():
+			mp := v.Map()
+			ok = mp.Len() <= MaxListItems
+			mp.Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				s, isString := k.Interface().(string)
+				ok = (!isString || len(s) <= DefaultStringBytes) && valueFits(fd.MapValue(), mv)
+				return ok
+			})
+		default:
+			ok = valueFits(fd, v)
+		}
+		return ok
+	})
+	return ok
+}
+
+func valueFits(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		return len(v.String()) <= fieldCap(fd)
+	case protoreflect.BytesKind:
+		return len(v.Bytes()) <= fieldCap(fd)
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return fits(v.Message())
+	}
+	return true
+}
+
+// check finds the field that does not fit, with its path.
 func check(m protoreflect.Message, prefix string) error {
 	var err error
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {

@@ -52,6 +52,11 @@ var Rules = []string{RuleOneHost, RuleNoOvercommit, RulePlacement, RuleRFBudget,
 // record it up (the heartbeat timeout plus slack for a loaded machine).
 var DeadHostGrace = 6 * time.Second
 
+// RecoverGrace is how long a healthy host may stay recorded down (after
+// its recovery or a manager restart): generous, as a loaded test machine
+// delays heartbeats; it catches a host that never comes back.
+var RecoverGrace = 15 * time.Second
+
 type tri int8
 
 const (
@@ -500,7 +505,7 @@ func (c *Checker) checkState(s, prev *snapshot) (cands []placement) {
 			if !ok {
 				up = c.healthyAt
 			}
-			if s.began.Sub(up) > DeadHostGrace {
+			if s.began.Sub(up) > RecoverGrace {
 				c.violate(RuleDeadHost, h.name+" up "+up.String(), "host %s healthy for %v but recorded down", h.name, s.began.Sub(up).Round(time.Millisecond))
 			}
 		}

@@ -143,7 +143,7 @@ func TestCheckerState(t *testing.T) {
 			},
 			rule: RuleDeadHost},
 		{name: "a healthy host recorded down",
-			between: func(c *Checker) { c.healthyAt = time.Now().Add(-2 * DeadHostGrace) },
+			between: func(c *Checker) { c.healthyAt = time.Now().Add(-2 * RecoverGrace) },
 			cur: func(c *Checker) *snapshot {
 				down := normal
 				down.state = acliv1.NodeState_kNodeDown
@@ -152,7 +152,7 @@ func TestCheckerState(t *testing.T) {
 			rule: RuleDeadHost},
 		{name: "a host recorded down soon after it recovered",
 			between: func(c *Checker) {
-				c.healthyAt = time.Now().Add(-2 * DeadHostGrace)
+				c.healthyAt = time.Now().Add(-2 * RecoverGrace)
 				c.Fault("h1", true)
 				c.Fault("h1", false)
 			},

@@ -18,6 +18,9 @@ type Globals struct {
 	Timeout   time.Duration
 	NoHeaders bool
 	Token     string
+	Columns   []string // -c: columns to show, by header or JSON key
+	SortBy    string   // --sort-by: the column rows are ordered by
+	JQ        string   // --jq: an expression over the JSON result
 }
 
 // Factory carries what commands need and creates it lazily: nothing dials

@@ -35,6 +35,15 @@ func TestGoldenViews(t *testing.T) {
 		{"host.list.csv", "-o csv host.list"},
 		{"vm.get.yaml", "-o yaml vm.get web01"},
 		{"vm.get.csv", "-o csv vm.get web01"},
+		{"vm.list.csv", "-o csv vm.list"},
+		{"vm.list.wide", "-o wide vm.list"},
+		{"vm.list.name", "-o name vm.list"},
+		{"vm.list.value", "-o value -c name,power_state,host --sort-by name vm.list"},
+		{"vm.list.columns", "-c name,memory --sort-by memory vm.list"},
+		{"vm.list.csv.columns", "-o csv -c name,power_state,memory_bytes vm.list"},
+		{"vm.list.jq", "--jq .[].name vm.list"},
+		{"host.list.columns", "-c name,node_state,cvm_ip host.list"},
+		{"cluster.get.value", "-o value -c name,driver cluster.get"},
 	}
 	for _, tty := range []bool{true, false} {
 		mode := "pipe"

@@ -78,7 +78,11 @@ func (f *Factory) printer(g Globals, inShell bool) *render.Printer {
 	if err != nil {
 		format = render.Table
 	}
-	return &render.Printer{IO: f.IO, Format: format, NoHeaders: g.NoHeaders, Shell: inShell}
+	p := &render.Printer{IO: f.IO, Format: format, NoHeaders: g.NoHeaders, Shell: inShell, Columns: g.Columns, SortBy: g.SortBy}
+	if g.JQ != "" {
+		p.JQ, _ = render.CompileJQ(g.JQ) // checked before the command ran
+	}
+	return p
 }
 
 // NewRoot builds a fresh cobra tree from the registry, binding the global
@@ -99,6 +103,11 @@ func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command
 			}
 			if g.Timeout < 0 {
 				return usageErrorf("--timeout must not be negative")
+			}
+			if g.JQ != "" {
+				if _, err := render.CompileJQ(g.JQ); err != nil {
+					return usageErrorf("%v", err)
+				}
 			}
 			return checkServer(g.Server)
 		},
@@ -133,7 +142,10 @@ func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.Err)
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.Output, "output", "o", g.Output, "output format: table, json, yaml or csv")
+	pf.StringVarP(&g.Output, "output", "o", g.Output, "output format: table, wide, json, yaml, csv, name or value")
+	pf.StringSliceVarP(&g.Columns, "columns", "c", g.Columns, "columns to show, by header or JSON key, e.g. -c name,power_state")
+	pf.StringVar(&g.SortBy, "sort-by", g.SortBy, "order rows by this column, e.g. --sort-by memory")
+	pf.StringVar(&g.JQ, "jq", g.JQ, "print the result's JSON through this jq expression, e.g. --jq '.[].name'")
 	pf.BoolVarP(&g.Yes, "yes", "y", g.Yes, "answer yes to confirmations")
 	pf.StringVar(&g.Server, "server", g.Server, "clusterd address host:port, or a comma-separated list of the cluster's managers to fail over between (env ACLI_SERVER)")
 	pf.DurationVar(&g.Timeout, "timeout", g.Timeout, "give up after this long, e.g. 30s (0: no limit); waiting tasks keep running")
@@ -272,7 +284,12 @@ func (f *Factory) Run(ctx context.Context, inv *Invocation, g Globals, p *render
 	if err := r.confirm(); err != nil {
 		return err
 	}
-	return lostConnection(client.Wrap(inv.Cmd.Run(ctx, r)), g.Server)
+	err := client.Wrap(inv.Cmd.Run(ctx, r))
+	var ce *render.ColumnError
+	if errors.As(err, &ce) {
+		return usageErrorf("%s", ce.Msg)
+	}
+	return lostConnection(err, g.Server)
 }
 
 // lostConnection rewords a connection that failed after it was made (the

@@ -91,3 +91,22 @@ func WriteBlockCSV(w io.Writer, b *Block, noHeaders bool) error {
 	cw.Flush()
 	return cw.Error()
 }
+
+// blockTable is a block as one row, its keys (nested ones dotted) as
+// headers, for -o value and -c on a *.get.
+func blockTable(b *Block) *TableData {
+	t := &TableData{Rows: [][]string{{}}}
+	var walk func(prefix string, b *Block)
+	walk = func(prefix string, b *Block) {
+		for _, f := range b.Fields {
+			if f.Children != nil {
+				walk(prefix+f.Key+".", f.Children)
+				continue
+			}
+			t.Headers = append(t.Headers, prefix+f.Key)
+			t.Rows[0] = append(t.Rows[0], f.Value)
+		}
+	}
+	walk("", b)
+	return t
+}

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/itchyny/gojq"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"gopkg.in/yaml.v3"
@@ -32,6 +33,13 @@ type Printer struct {
 	IO        *IO
 	Format    Format
 	NoHeaders bool
+	// Columns (-c) and SortBy (--sort-by) shape tables, CSV and values:
+	// columns by any spelling of their header or JSON key.
+	Columns []string
+	SortBy  string
+	// JQ, when set, replaces the format: the expression runs over the
+	// result's JSON form.
+	JQ *gojq.Code
 	// Shell: errors are read at the shell's prompt, where commands are
 	// typed without the program name ("see: help vm", not "acli help vm").
 	Shell bool
@@ -47,21 +55,51 @@ type Printer struct {
 
 // Human reports whether output is for people (table format): progress
 // lines and notes are shown only then.
-func (p *Printer) Human() bool { return p.Format == Table || p.Format == "" }
+func (p *Printer) Human() bool {
+	return p.JQ == nil && (p.Format == Table || p.Format == Wide || p.Format == "")
+}
 
 // Print outputs d (JSON: remembers it for Finish).
 func (p *Printer) Print(d Doc) error {
 	p.printed = true
+	if p.JQ != nil {
+		return writeJQ(p.IO.Out, p.JQ, d.Data)
+	}
+	shaped := func(t *TableData) (*TableData, error) { return shape(t, p.Columns, p.SortBy) }
 	switch p.Format {
 	case JSON:
 		p.data, p.report = d.Data, d.Report
 		return nil
 	case YAML:
 		return WriteYAML(p.IO.Out, d.Data)
+	case Name:
+		return writeNames(p.IO.Out, d.Data)
+	case Value:
+		t := d.Table
+		if t == nil && d.Block != nil {
+			t = blockTable(d.Block)
+		}
+		if t == nil {
+			return writeValues(p.IO.Out, &TableData{Rows: [][]string{{d.Text}}})
+		}
+		t, err := shaped(t)
+		if err != nil {
+			return err
+		}
+		return writeValues(p.IO.Out, t)
 	case CSV:
 		switch {
 		case d.Table != nil:
-			return WriteCSV(p.IO.Out, d.Table, p.NoHeaders)
+			// Headers are the JSON keys, so CSV and JSON name fields alike.
+			t, ok := jsonTable(d.Data)
+			if !ok {
+				t = d.Table
+			}
+			t, err := shaped(t)
+			if err != nil {
+				return err
+			}
+			return writeJSONCSV(p.IO.Out, t, p.NoHeaders)
 		case d.Block != nil:
 			return WriteBlockCSV(p.IO.Out, d.Block, p.NoHeaders)
 		case d.Text != "":
@@ -71,7 +109,11 @@ func (p *Printer) Print(d Doc) error {
 	default:
 		switch {
 		case d.Table != nil:
-			return WriteTable(p.IO.Out, d.Table, p.NoHeaders)
+			t, err := shaped(d.Table)
+			if err != nil {
+				return err
+			}
+			return WriteTable(p.IO.Out, t, p.NoHeaders)
 		case d.Block != nil:
 			return WriteBlock(p.IO.Out, d.Block)
 		case d.Text != "":
@@ -98,12 +140,12 @@ func (p *Printer) Finish(err error, status int, details []string) error {
 		}
 		_, _ = io.WriteString(p.IO.Err, sb.String())
 	}
-	if p.Format == YAML && err != nil {
+	if p.Format == YAML && p.JQ == nil && err != nil {
 		// As with JSON, a script reading YAML gets a document saying what
 		// failed, not an empty stdout.
 		return WriteYAML(p.IO.Out, map[string]any{"data": nil, "error": err.Error(), "status": status})
 	}
-	if p.Format != JSON || (p.stream && err == nil) {
+	if p.Format != JSON || p.JQ != nil || (p.stream && err == nil) {
 		return nil
 	}
 	var env bytes.Buffer

@@ -8,14 +8,14 @@ import (
 	"os/signal"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager/events"
+	"github.com/acli-dev/acli/api/eventtypes"
 	"github.com/acli-dev/acli/render"
 )
 
 // eventTypes are the event types clusterd emits.
 var eventTypes = func() []EnumValue {
-	out := make([]EnumValue, len(events.Types))
-	for i, n := range events.Types {
+	out := make([]EnumValue, len(eventtypes.Types))
+	for i, n := range eventtypes.Types {
 		out[i] = EnumValue{Name: n, Value: int32(i + 1)}
 	}
 	return out

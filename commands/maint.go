@@ -208,20 +208,16 @@ func resultNote(t *acliv1.Task, _ bool) string {
 	return t.GetMessages()[len(t.GetMessages())-1]
 }
 
-// blockerPrefix marks the task lines that name what kept a host from
-// entering maintenance mode.
-const blockerPrefix = "blocked: "
-
-// blockersErr lists every blocker of a blocked evacuation, one per line,
-// under a message cut to its summary.
+// blockersErr lists every blocker of a blocked evacuation (the task's
+// BLOCKED violations), one per line, under a message cut to its summary.
 func blockersErr(t *acliv1.Task, err *client.Error) *client.Error {
 	if codes.Code(t.GetErrorCode()) != codes.FailedPrecondition {
 		return err
 	}
 	var blockers []string
-	for _, m := range t.GetMessages() {
-		if b, ok := strings.CutPrefix(m, blockerPrefix); ok {
-			blockers = append(blockers, b)
+	for _, v := range t.GetViolations() {
+		if v.GetType() == "BLOCKED" {
+			blockers = append(blockers, v.GetDescription())
 		}
 	}
 	if len(blockers) == 0 {

@@ -5,8 +5,8 @@ import (
 	"strings"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/api/iqn"
 	"github.com/acli-dev/acli/client"
-	"github.com/acli-dev/acli/manager/iscsi"
 	"github.com/acli-dev/acli/render"
 	"google.golang.org/protobuf/proto"
 )
@@ -293,7 +293,7 @@ func initiatorOf(inv *Invocation) (string, error) {
 	if name == "" {
 		name = key
 	}
-	norm, err := iscsi.NormalizeName(name)
+	norm, err := iqn.NormalizeName(name)
 	if err != nil {
 		return "", usageErrorf("%s: bad initiator name: %v; expected %s", inv.Cmd.Name, err, iqnForm)
 	}

@@ -136,6 +136,14 @@ func TestMaintenanceRunbook(t *testing.T) {
 		!strings.Contains(final.Error, "vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown)") {
 		t.Fatalf("blocked enter: %v %s %q", final.Status, codes.Code(final.ErrorCode), final.Error)
 	}
+	// The blockers are typed in the task record, for clients to list.
+	typed := false
+	for _, v := range final.Violations {
+		typed = typed || (v.Type == "BLOCKED" && v.Subject == "vm:db01" && strings.Contains(v.Description, "has host affinity"))
+	}
+	if !typed {
+		t.Fatalf("blocked enter: violations %v", final.Violations)
+	}
 	if hh := getHost(t, c, "h1"); hh.NodeState != acliv1.NodeState_EnteringMaintenanceMode || hh.Schedulable {
 		t.Fatalf("h1 after blocked enter: %v", hh)
 	}

@@ -13,9 +13,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/api/eventtypes"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
-	"github.com/acli-dev/acli/manager/events"
 	"github.com/acli-dev/acli/manager/state"
 )
 
@@ -353,13 +353,13 @@ type eventService struct {
 }
 
 func checkEventType(typ string) error {
-	if typ == "" || slices.Contains(events.Types, typ) {
+	if typ == "" || slices.Contains(eventtypes.Types, typ) {
 		return nil
 	}
-	if s := apierr.Nearest(typ, events.Types); s != "" {
+	if s := apierr.Nearest(typ, eventtypes.Types); s != "" {
 		return apierr.BadField("type", "unknown event type %q (did you mean %q?)", typ, s)
 	}
-	return apierr.BadField("type", "unknown event type %q; use one of %s", typ, strings.Join(events.Types, ", "))
+	return apierr.BadField("type", "unknown event type %q; use one of %s", typ, strings.Join(eventtypes.Types, ", "))
 }
 
 func (s eventService) ListEvents(ctx context.Context, req *acliv1.ListEventsRequest) (*acliv1.ListEventsResponse, error) {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/api/iqn"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/iscsi"
 	"github.com/acli-dev/acli/manager/scheduler"
@@ -119,7 +120,7 @@ func targetPrefix(prefix, name string) (string, error) {
 		return p, nil
 	}
 	low := strings.ToLower(prefix)
-	if err := iscsi.ValidateName(iscsi.TargetDomain + ":" + low); err != nil || strings.ContainsRune(low, ':') {
+	if err := iqn.ValidateName(iscsi.TargetDomain + ":" + low); err != nil || strings.ContainsRune(low, ':') {
 		fixed, _ := targetPrefix("", prefix)
 		return "", fmt.Errorf("iscsi_target_prefix %q may hold only a-z, 0-9, '-' and '.' (did you mean %q?)", prefix, fixed)
 	}
@@ -216,7 +217,7 @@ func (s volumeGroupService) DeleteVgDisk(ctx context.Context, req *acliv1.Delete
 }
 
 func (s volumeGroupService) AttachExternal(ctx context.Context, req *acliv1.AttachExternalRequest) (*acliv1.Task, error) {
-	ini, err := iscsi.NormalizeName(req.InitiatorName)
+	ini, err := iqn.NormalizeName(req.InitiatorName)
 	if err != nil {
 		return nil, apierr.BadField("initiator_name", "%v", err)
 	}
@@ -236,7 +237,7 @@ func (s volumeGroupService) AttachExternal(ctx context.Context, req *acliv1.Atta
 }
 
 func (s volumeGroupService) DetachExternal(ctx context.Context, req *acliv1.AttachExternalRequest) (*acliv1.Task, error) {
-	ini, err := iscsi.NormalizeName(req.InitiatorName)
+	ini, err := iqn.NormalizeName(req.InitiatorName)
 	if err != nil {
 		return nil, apierr.BadField("initiator_name", "%v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -199,6 +200,7 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 		pb.Status, pb.CompleteTime, pb.ProgressMessage = acliv1.TaskStatus_kFailed, now, ""
 		pb.Error = errorText(werr)
 		pb.ErrorCode = int32(errorCode(werr))
+		pb.Violations = taskViolations(werr)
 		pb.Messages = append(pb.Messages, "failed: "+pb.Error)
 	})
 	m.publishTask(pb, "")
@@ -400,4 +402,22 @@ func rpcError(err error) error {
 		return status.Errorf(codes.Unavailable, "the store did not confirm the change (it may or may not be recorded): %v", err)
 	}
 	return apierr.Internal("clusterd could not record the change", err)
+}
+
+// taskViolations carries a precondition failure's violations into the task
+// record.
+func taskViolations(err error) []*acliv1.Violation {
+	s, ok := status.FromError(err)
+	if !ok {
+		return nil
+	}
+	var out []*acliv1.Violation
+	for _, d := range s.Details() {
+		if pf, ok := d.(*errdetails.PreconditionFailure); ok {
+			for _, v := range pf.GetViolations() {
+				out = append(out, &acliv1.Violation{Type: v.GetType(), Subject: v.GetSubject(), Description: v.GetDescription()})
+			}
+		}
+	}
+	return out
 }

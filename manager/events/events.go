@@ -17,10 +17,6 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 )
 
-// Types are the event types clusterd emits, for filters (event.list,
-// event.watch type=) and their validation.
-var Types = []string{"cluster", "cvm", "ha", "host", "iscsi", "migration", "network", "task", "vg", "vm"}
-
 // DefaultCapacity is how many events are retained.
 const DefaultCapacity = 10000
 

@@ -2141,7 +2141,10 @@ type Task struct {
 	// Live migration progress, when migrating.
 	Migration *MigrationProgress `protobuf:"bytes,15,opt,name=migration,proto3" json:"migration,omitempty"`
 	// Monotonic revision of the task record.
-	Revision      uint64 `protobuf:"varint,16,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision uint64 `protobuf:"varint,16,opt,name=revision,proto3" json:"revision,omitempty"`
+	// What refused the change when the task failed on a precondition, one
+	// entry per rule or blocker, so clients list them without reading error text.
+	Violations    []*Violation `protobuf:"bytes,17,rep,name=violations,proto3" json:"violations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2288,6 +2291,77 @@ func (x *Task) GetRevision() uint64 {
 	return 0
 }
 
+func (x *Task) GetViolations() []*Violation {
+	if x != nil {
+		return x.Violations
+	}
+	return nil
+}
+
+// Violation is one rule a change would break, or one thing that blocks it.
+type Violation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Kind, e.g. "BLOCKED" (a VM that cannot leave), "REDUNDANCY", "HOST_STATE".
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// What it concerns, e.g. "vm:db01", "host:h2".
+	Subject string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	// Why, in one line.
+	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Violation) Reset() {
+	*x = Violation{}
+	mi := &file_acli_v1_types_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Violation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Violation) ProtoMessage() {}
+
+func (x *Violation) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_types_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Violation.ProtoReflect.Descriptor instead.
+func (*Violation) Descriptor() ([]byte, []int) {
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Violation) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Violation) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Violation) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
 // Event is one notable change in the cluster.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2311,7 +2385,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_acli_v1_types_proto_msgTypes[13]
+	mi := &file_acli_v1_types_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2397,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[13]
+	mi := &file_acli_v1_types_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2410,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{13}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -2540,7 +2614,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x15estimated_downtime_ms\x18\x06 \x01(\x03R\x13estimatedDowntimeMs\x12+\n" +
 	"\x11transferred_bytes\x18\a \x01(\x03R\x10transferredBytes\x126\n" +
 	"\x18dirty_rate_bytes_per_sec\x18\b \x01(\x03R\x14dirtyRateBytesPerSec\x125\n" +
-	"\x17bandwidth_bytes_per_sec\x18\t \x01(\x03R\x14bandwidthBytesPerSec\"\xa1\x05\n" +
+	"\x17bandwidth_bytes_per_sec\x18\t \x01(\x03R\x14bandwidthBytesPerSec\"\xd5\x05\n" +
 	"\x04Task\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x124\n" +
 	"\toperation\x18\x02 \x01(\x0e2\x16.acli.v1.TaskOperationR\toperation\x12.\n" +
@@ -2561,7 +2635,14 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x10progress_message\x18\r \x01(\tR\x0fprogressMessage\x12\x1a\n" +
 	"\bmessages\x18\x0e \x03(\tR\bmessages\x128\n" +
 	"\tmigration\x18\x0f \x01(\v2\x1a.acli.v1.MigrationProgressR\tmigration\x12\x1a\n" +
-	"\brevision\x18\x10 \x01(\x04R\brevision\"\xe0\x01\n" +
+	"\brevision\x18\x10 \x01(\x04R\brevision\x122\n" +
+	"\n" +
+	"violations\x18\x11 \x03(\v2\x12.acli.v1.ViolationR\n" +
+	"violations\"[\n" +
+	"\tViolation\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"\xe0\x01\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
@@ -2670,7 +2751,7 @@ func file_acli_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_acli_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_acli_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_acli_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_acli_v1_types_proto_goTypes = []any{
 	(NodeState)(0),                // 0: acli.v1.NodeState
 	(CvmState)(0),                 // 1: acli.v1.CvmState
@@ -2693,38 +2774,40 @@ var file_acli_v1_types_proto_goTypes = []any{
 	(*VolumeGroup)(nil),           // 18: acli.v1.VolumeGroup
 	(*MigrationProgress)(nil),     // 19: acli.v1.MigrationProgress
 	(*Task)(nil),                  // 20: acli.v1.Task
-	(*Event)(nil),                 // 21: acli.v1.Event
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
+	(*Violation)(nil),             // 21: acli.v1.Violation
+	(*Event)(nil),                 // 22: acli.v1.Event
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
 }
 var file_acli_v1_types_proto_depIdxs = []int32{
 	5,  // 0: acli.v1.EntityRef.kind:type_name -> acli.v1.EntityKind
-	22, // 1: acli.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
+	23, // 1: acli.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: acli.v1.Host.node_state:type_name -> acli.v1.NodeState
 	1,  // 3: acli.v1.Host.cvm_state:type_name -> acli.v1.CvmState
-	22, // 4: acli.v1.Host.last_heartbeat:type_name -> google.protobuf.Timestamp
+	23, // 4: acli.v1.Host.last_heartbeat:type_name -> google.protobuf.Timestamp
 	2,  // 5: acli.v1.Vm.power_state:type_name -> acli.v1.PowerState
 	11, // 6: acli.v1.Vm.disks:type_name -> acli.v1.Disk
 	12, // 7: acli.v1.Vm.nics:type_name -> acli.v1.Nic
-	22, // 8: acli.v1.Vm.create_time:type_name -> google.protobuf.Timestamp
+	23, // 8: acli.v1.Vm.create_time:type_name -> google.protobuf.Timestamp
 	6,  // 9: acli.v1.Network.mode:type_name -> acli.v1.NetworkMode
 	7,  // 10: acli.v1.IscsiSession.state:type_name -> acli.v1.IscsiSessionState
-	22, // 11: acli.v1.IscsiSession.since:type_name -> google.protobuf.Timestamp
+	23, // 11: acli.v1.IscsiSession.since:type_name -> google.protobuf.Timestamp
 	16, // 12: acli.v1.VolumeGroup.disks:type_name -> acli.v1.VgDisk
 	17, // 13: acli.v1.VolumeGroup.sessions:type_name -> acli.v1.IscsiSession
 	4,  // 14: acli.v1.Task.operation:type_name -> acli.v1.TaskOperation
 	8,  // 15: acli.v1.Task.entities:type_name -> acli.v1.EntityRef
 	3,  // 16: acli.v1.Task.status:type_name -> acli.v1.TaskStatus
-	22, // 17: acli.v1.Task.create_time:type_name -> google.protobuf.Timestamp
-	22, // 18: acli.v1.Task.start_time:type_name -> google.protobuf.Timestamp
-	22, // 19: acli.v1.Task.complete_time:type_name -> google.protobuf.Timestamp
+	23, // 17: acli.v1.Task.create_time:type_name -> google.protobuf.Timestamp
+	23, // 18: acli.v1.Task.start_time:type_name -> google.protobuf.Timestamp
+	23, // 19: acli.v1.Task.complete_time:type_name -> google.protobuf.Timestamp
 	19, // 20: acli.v1.Task.migration:type_name -> acli.v1.MigrationProgress
-	22, // 21: acli.v1.Event.time:type_name -> google.protobuf.Timestamp
-	8,  // 22: acli.v1.Event.entities:type_name -> acli.v1.EntityRef
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	21, // 21: acli.v1.Task.violations:type_name -> acli.v1.Violation
+	23, // 22: acli.v1.Event.time:type_name -> google.protobuf.Timestamp
+	8,  // 23: acli.v1.Event.entities:type_name -> acli.v1.EntityRef
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_acli_v1_types_proto_init() }
@@ -2738,7 +2821,7 @@ func file_acli_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_types_proto_rawDesc), len(file_acli_v1_types_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

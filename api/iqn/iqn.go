@@ -1,4 +1,6 @@
-package iscsi
+// Package iqn validates and normalises iSCSI names (RFC 3720) as the acli
+// API accepts them, for acli and clusterd alike.
+package iqn
 
 import (
 	"fmt"

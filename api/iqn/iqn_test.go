@@ -1,4 +1,4 @@
-package iscsi
+package iqn
 
 import (
 	"strings"

@@ -69,6 +69,8 @@ type Client struct {
 	Task        acliv1.TaskServiceClient
 	Event       acliv1.EventServiceClient
 	Sim         acliv1.SimServiceClient
+	Image       acliv1.ImageServiceClient
+	Container   acliv1.StorageContainerServiceClient
 }
 
 // New wraps an established connection (tests use it with bufconn).
@@ -82,6 +84,8 @@ func New(cc grpc.ClientConnInterface) *Client {
 		Task:        acliv1.NewTaskServiceClient(cc),
 		Event:       acliv1.NewEventServiceClient(cc),
 		Sim:         acliv1.NewSimServiceClient(cc),
+		Image:       acliv1.NewImageServiceClient(cc),
+		Container:   acliv1.NewStorageContainerServiceClient(cc),
 	}
 	if conn, ok := cc.(*grpc.ClientConn); ok {
 		c.conn = conn

@@ -14,12 +14,14 @@ type Kind string
 
 // Entity kinds.
 const (
-	KindHost    Kind = "host"
-	KindVM      Kind = "vm"
-	KindNetwork Kind = "network"
-	KindTask    Kind = "task"
-	KindVMGroup Kind = "vm_group"
-	KindVG      Kind = "vg"
+	KindHost      Kind = "host"
+	KindVM        Kind = "vm"
+	KindNetwork   Kind = "network"
+	KindTask      Kind = "task"
+	KindVMGroup   Kind = "vm_group"
+	KindVG        Kind = "vg"
+	KindImage     Kind = "image"
+	KindContainer Kind = "container"
 )
 
 // Entity is what globs match and completion offers: a name, the UUID, and
@@ -89,6 +91,28 @@ func kindSpecs() map[Kind]*KindSpec {
 			out := make([]Entity, 0, len(resp.GetVolumeGroups()))
 			for _, g := range resp.GetVolumeGroups() {
 				out = append(out, Entity{Name: g.GetName(), UUID: g.GetUuid()})
+			}
+			return out, nil
+		}},
+		KindImage: {Singular: "image", Plural: "images", List: func(ctx context.Context, c *client.Client) ([]Entity, error) {
+			resp, err := c.Image.ListImages(ctx, &acliv1.ListImagesRequest{})
+			if err != nil {
+				return nil, err
+			}
+			out := make([]Entity, 0, len(resp.GetImages()))
+			for _, im := range resp.GetImages() {
+				out = append(out, Entity{Name: im.GetName(), UUID: im.GetUuid()})
+			}
+			return out, nil
+		}},
+		KindContainer: {Singular: "container", Plural: "containers", List: func(ctx context.Context, c *client.Client) ([]Entity, error) {
+			resp, err := c.Container.ListContainers(ctx, &acliv1.ListContainersRequest{})
+			if err != nil {
+				return nil, err
+			}
+			out := make([]Entity, 0, len(resp.GetContainers()))
+			for _, ct := range resp.GetContainers() {
+				out = append(out, Entity{Name: ct.GetName(), UUID: ct.GetUuid()})
 			}
 			return out, nil
 		}},

@@ -173,9 +173,11 @@ type Registry struct {
 func namespaces() []*Namespace {
 	return []*Namespace{
 		{Name: "cluster", Summary: "Cluster-wide configuration", Commands: clusterCommands},
+		{Name: "container", Summary: "Storage containers: capacity and use", Commands: containerCommands},
 		{Name: "cvm", Summary: "Controller VMs (storage maintenance)", Commands: cvmCommands},
 		{Name: "event", Summary: "Cluster events, listed or watched live", Commands: eventCommands},
 		{Name: "host", Summary: "Hypervisor hosts", Commands: hostCommands},
+		{Name: "image", Summary: "Disk and ISO images that vDisks are cloned from", Commands: imageCommands},
 		{Name: "net", Summary: "VM networks", Commands: netCommands},
 		{Name: "sim", Summary: "Fault injection (only when clusterd runs the sim driver)", Commands: simCommands, Driver: "sim"},
 		{Name: "task", Summary: "Tasks (every mutation runs as one)", Commands: taskCommands},

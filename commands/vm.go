@@ -125,7 +125,8 @@ func vmCommands() []*Command {
 			Summary: "Add a disk or CD-ROM to VMs",
 			Args:    []Arg{vmManyArg},
 			Keys: []Key{
-				{Name: "create_size", Type: TypeSize, Min: 0, Max: 1 << 50, Help: "size of the new disk (required unless cdrom=true)", Example: "20G"},
+				{Name: "create_size", Type: TypeSize, Min: 0, Max: 1 << 50, Help: "size of the new disk (required unless cdrom=true or clone_from_image=)", Example: "20G"},
+				{Name: "clone_from_image", Type: TypeString, Help: "image whose data the disk starts with (create_size, when larger, grows it)", Example: "debian12"},
 				{Name: "bus", Type: TypeEnum, Enum: diskBuses, Default: "scsi", Help: "device bus"},
 				{Name: "container", Type: TypeString, Help: "storage container (default default-container)", Example: "default-container"},
 				{Name: "cdrom", Type: TypeBool, Default: "false", Help: "add an empty CD-ROM"},
@@ -133,12 +134,12 @@ func vmCommands() []*Command {
 			},
 			Output: OutputTask,
 			Validate: func(inv *Invocation) error {
-				if !inv.Values["cdrom"].Bool && inv.Values["create_size"].Int <= 0 {
-					return usageErrorf("vm.disk_create: missing required key create_size=<size>, e.g. create_size=20G (or cdrom=true)")
+				if !inv.Values["cdrom"].Bool && inv.Values["create_size"].Int <= 0 && inv.Values["clone_from_image"].Raw == "" {
+					return usageErrorf("vm.disk_create: missing required key create_size=<size>, e.g. create_size=20G (or clone_from_image=<image>, or cdrom=true)")
 				}
 				return nil
 			},
-			Examples: []string{"vm.disk_create web01 create_size=20G", "vm.disk_create web01 cdrom=true bus=ide"},
+			Examples: []string{"vm.disk_create web01 create_size=20G", "vm.disk_create web01 clone_from_image=debian12", "vm.disk_create web01 cdrom=true bus=ide"},
 			Run:      runVMDiskCreate,
 		},
 		{
@@ -301,7 +302,7 @@ func validateUpdate(inv *Invocation) error {
 func runVMDiskCreate(ctx context.Context, r *Req) error {
 	return r.EachTask(ctx, r.Targets(0), func(ctx context.Context, c *client.Client, t Target) (*acliv1.Task, error) {
 		req := &acliv1.CreateDiskRequest{Vm: t.ID, Bus: r.String("bus"), SizeBytes: r.Int("create_size"),
-			Container: r.String("container"), Cdrom: r.Bool("cdrom")}
+			Container: r.String("container"), Cdrom: r.Bool("cdrom"), CloneFromImage: r.String("clone_from_image")}
 		if r.Has("index") {
 			req.Index = proto.Int32(r.Int32("index"))
 		}

@@ -109,8 +109,9 @@ type Manager struct {
 	mu      sync.RWMutex
 	closing bool
 	model
-	ops opsState // maintenance, migration, HA and VM groups (ops.go)
-	vgs vgState  // volume groups and iSCSI sessions (vg.go)
+	ops  opsState   // maintenance, migration, HA and VM groups (ops.go)
+	vgs  vgState    // volume groups and iSCSI sessions (vg.go)
+	imgs imageState // images (image.go)
 	// hostEv applies host state changes one at a time (hostevents.go).
 	hostEv hostEventState
 }
@@ -144,6 +145,7 @@ func New(cfg Config) (*Manager, error) {
 	m.model.init()
 	m.initOps(cfg)
 	m.initVgs(cfg.Iscsi)
+	m.initImages()
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 
 	ctx := context.Background()
@@ -165,6 +167,9 @@ func New(cfg Config) (*Manager, error) {
 		}
 	}
 	if err := m.loadOps(ctx); err != nil {
+		return nil, err
+	}
+	if err := m.loadImages(ctx); err != nil {
 		return nil, err
 	}
 	if err := m.loadVgs(ctx); err != nil {
@@ -233,6 +238,8 @@ func (m *Manager) Register(s *grpc.Server) {
 	acliv1.RegisterEventServiceServer(s, eventService{m: m})
 	acliv1.RegisterSimServiceServer(s, simService{m: m})
 	acliv1.RegisterVolumeGroupServiceServer(s, volumeGroupService{m: m})
+	acliv1.RegisterImageServiceServer(s, imageService{m: m})
+	acliv1.RegisterStorageContainerServiceServer(s, containerService{m: m})
 	healthpb.RegisterHealthServer(s, m.health)
 	reflection.Register(s)
 }

@@ -511,6 +511,28 @@ func checkBus(bus string) (string, error) {
 
 func diskName(d *acliv1.Disk) string { return fmt.Sprintf("%s.%d", d.Bus, d.Index) }
 
+// nextDiskIndex is the requested index when free, else the first free one.
+func nextDiskIndex(cur *acliv1.Vm, bus string, want *int32) (int32, error) {
+	used := map[int32]bool{}
+	for _, d := range cur.Disks {
+		if d.Bus == bus {
+			used[d.Index] = true
+		}
+	}
+	if want != nil {
+		if used[*want] {
+			return 0, apierr.AlreadyExists("disk", fmt.Sprintf("%s.%d", bus, *want), "vm "+cur.Name+" already has this device; pick another index or omit it")
+		}
+		return *want, nil
+	}
+	for i := int32(0); i < maxDiskIndex[bus]; i++ {
+		if !used[i] {
+			return i, nil
+		}
+	}
+	return 0, apierr.Precondition("DISK_SLOTS", "vm:"+cur.Name, "the %s bus of vm %s is full (%d devices); use another bus", bus, cur.Name, maxDiskIndex[bus])
+}
+
 func (s vmService) CreateDisk(ctx context.Context, req *acliv1.CreateDiskRequest) (*acliv1.Task, error) {
 	bus := req.Bus
 	if bus == "" {
@@ -526,7 +548,7 @@ func (s vmService) CreateDisk(ctx context.Context, req *acliv1.CreateDiskRequest
 	switch {
 	case req.Cdrom && bus == "pci":
 		return nil, apierr.BadField("bus", "a CD-ROM cannot be on the pci bus; use ide, sata or scsi")
-	case req.SizeBytes < 0 || (!req.Cdrom && req.SizeBytes == 0):
+	case req.SizeBytes < 0 || (!req.Cdrom && req.SizeBytes == 0 && req.CloneFromImage == ""):
 		return nil, apierr.BadField("size_bytes", "disk size %d must be greater than 0, e.g. size=20G", req.SizeBytes)
 	case req.Index != nil && (*req.Index < 0 || *req.Index >= maxDiskIndex[bus]):
 		return nil, apierr.BadField("index", "index %d is out of range for the %s bus (0-%d)", *req.Index, bus, maxDiskIndex[bus]-1)
@@ -535,29 +557,19 @@ func (s vmService) CreateDisk(ctx context.Context, req *acliv1.CreateDiskRequest
 	if container == "" {
 		container = "default-container"
 	}
+	if req.CloneFromImage != "" {
+		return s.m.createDiskFromImage(ctx, req, bus, container)
+	}
 	return s.m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmDiskCreate, func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
-		used := map[int32]bool{}
-		for _, d := range cur.Disks {
-			if d.Bus == bus {
-				used[d.Index] = true
-			}
+		idx, err := nextDiskIndex(cur, bus, req.Index)
+		if err == nil {
+			container, err = s.m.containerLocked(container)
 		}
-		idx := int32(-1)
-		if req.Index != nil {
-			if used[*req.Index] {
-				return nil, "", apierr.AlreadyExists("disk", fmt.Sprintf("%s.%d", bus, *req.Index), "vm "+cur.Name+" already has this device; pick another index or omit it")
-			}
-			idx = *req.Index
-		} else {
-			for i := int32(0); i < maxDiskIndex[bus]; i++ {
-				if !used[i] {
-					idx = i
-					break
-				}
-			}
-			if idx < 0 {
-				return nil, "", apierr.Precondition("DISK_SLOTS", "vm:"+cur.Name, "the %s bus of vm %s is full (%d devices); use another bus", bus, cur.Name, maxDiskIndex[bus])
-			}
+		if err == nil {
+			err = s.m.checkCapacityLocked(container, req.SizeBytes, "disk of vm "+cur.Name)
+		}
+		if err != nil {
+			return nil, "", err
 		}
 		d := &acliv1.Disk{Index: idx, Uuid: uuid.NewString(), Bus: bus, SizeBytes: req.SizeBytes, Container: container, Cdrom: req.Cdrom}
 		v := proto.Clone(cur).(*acliv1.Vm)

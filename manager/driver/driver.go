@@ -161,3 +161,24 @@ type FaultInjector interface {
 	FailCvm(hostUUID string) error
 	RecoverCvm(hostUUID string) error
 }
+
+// Imported describes an image a Storage driver imported.
+type Imported struct {
+	Size         int64  // bytes of the raw image
+	SHA256       string // of the bytes fetched
+	SourceFormat string // raw, qcow2, ...
+}
+
+// Storage is implemented by drivers that hold vDisks and images as volumes
+// in storage containers. Volumes are named by the vDisk (or image) UUID.
+type Storage interface {
+	// ContainerCapacity is how many bytes a container can hold.
+	ContainerCapacity(container string) (int64, error)
+	// ImportImage fetches url (http, https or file) into a new volume,
+	// reporting bytes read; on failure no volume remains.
+	ImportImage(ctx context.Context, container, id, url, sha256 string, progress func(done, total int64)) (Imported, error)
+	// CloneVolume makes volume dst a copy of src, grown to size when larger.
+	CloneVolume(ctx context.Context, container, src, dst string, size int64) error
+	// DeleteVolume removes a volume; a missing one is not an error.
+	DeleteVolume(ctx context.Context, container, id string) error
+}

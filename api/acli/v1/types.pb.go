@@ -308,6 +308,9 @@ const (
 	TaskOperation_kVmGroupCreate             TaskOperation = 50
 	TaskOperation_kVmGroupUpdate             TaskOperation = 51
 	TaskOperation_kVmGroupDelete             TaskOperation = 52
+	TaskOperation_kImageCreate               TaskOperation = 60
+	TaskOperation_kImageUpdate               TaskOperation = 61
+	TaskOperation_kImageDelete               TaskOperation = 62
 )
 
 // Enum value maps for TaskOperation.
@@ -350,6 +353,9 @@ var (
 		50: "kVmGroupCreate",
 		51: "kVmGroupUpdate",
 		52: "kVmGroupDelete",
+		60: "kImageCreate",
+		61: "kImageUpdate",
+		62: "kImageDelete",
 	}
 	TaskOperation_value = map[string]int32{
 		"TASK_OPERATION_UNSPECIFIED": 0,
@@ -389,6 +395,9 @@ var (
 		"kVmGroupCreate":             50,
 		"kVmGroupUpdate":             51,
 		"kVmGroupDelete":             52,
+		"kImageCreate":               60,
+		"kImageUpdate":               61,
+		"kImageDelete":               62,
 	}
 )
 
@@ -432,6 +441,7 @@ const (
 	EntityKind_kVmGroup                EntityKind = 5
 	EntityKind_kCluster                EntityKind = 6
 	EntityKind_kCvm                    EntityKind = 7
+	EntityKind_kImage                  EntityKind = 8
 )
 
 // Enum value maps for EntityKind.
@@ -445,6 +455,7 @@ var (
 		5: "kVmGroup",
 		6: "kCluster",
 		7: "kCvm",
+		8: "kImage",
 	}
 	EntityKind_value = map[string]int32{
 		"ENTITY_KIND_UNSPECIFIED": 0,
@@ -455,6 +466,7 @@ var (
 		"kVmGroup":                5,
 		"kCluster":                6,
 		"kCvm":                    7,
+		"kImage":                  8,
 	}
 )
 
@@ -1074,9 +1086,11 @@ type Disk struct {
 	// IP of the CVM serving this disk now.
 	ServedByCvmIp string `protobuf:"bytes,8,opt,name=served_by_cvm_ip,json=servedByCvmIp,proto3" json:"served_by_cvm_ip,omitempty"`
 	// "local" when served by the CVM on the VM's host, "redirected" otherwise, "down" when no CVM serves it.
-	Path          string `protobuf:"bytes,9,opt,name=path,proto3" json:"path,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Path string `protobuf:"bytes,9,opt,name=path,proto3" json:"path,omitempty"`
+	// Image the vDisk was cloned from (its data is the vDisk's own).
+	SourceImageUuid string `protobuf:"bytes,10,opt,name=source_image_uuid,json=sourceImageUuid,proto3" json:"source_image_uuid,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Disk) Reset() {
@@ -1168,6 +1182,13 @@ func (x *Disk) GetServedByCvmIp() string {
 func (x *Disk) GetPath() string {
 	if x != nil {
 		return x.Path
+	}
+	return ""
+}
+
+func (x *Disk) GetSourceImageUuid() string {
+	if x != nil {
+		return x.SourceImageUuid
 	}
 	return ""
 }
@@ -2515,7 +2536,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"sshHostKey\x12'\n" +
 	"\x10cvm_ssh_host_key\x18\x19 \x01(\tR\rcvmSshHostKey\x123\n" +
 	"\x15maintenance_requested\x18\x1a \x01(\bR\x14maintenanceRequested\x12:\n" +
-	"\x19cvm_maintenance_requested\x18\x1b \x01(\bR\x17cvmMaintenanceRequested\"\xfe\x01\n" +
+	"\x19cvm_maintenance_requested\x18\x1b \x01(\bR\x17cvmMaintenanceRequested\"\xaa\x02\n" +
 	"\x04Disk\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x10\n" +
@@ -2526,7 +2547,9 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x05cdrom\x18\x06 \x01(\bR\x05cdrom\x12*\n" +
 	"\x11volume_group_uuid\x18\a \x01(\tR\x0fvolumeGroupUuid\x12'\n" +
 	"\x10served_by_cvm_ip\x18\b \x01(\tR\rservedByCvmIp\x12\x12\n" +
-	"\x04path\x18\t \x01(\tR\x04path\"\x83\x01\n" +
+	"\x04path\x18\t \x01(\tR\x04path\x12*\n" +
+	"\x11source_image_uuid\x18\n" +
+	" \x01(\tR\x0fsourceImageUuid\"\x83\x01\n" +
 	"\x03Nic\x12\x10\n" +
 	"\x03mac\x18\x01 \x01(\tR\x03mac\x12!\n" +
 	"\fnetwork_uuid\x18\x02 \x01(\tR\vnetworkUuid\x12!\n" +
@@ -2677,7 +2700,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"kSucceeded\x10\x03\x12\v\n" +
 	"\akFailed\x10\x04\x12\f\n" +
-	"\bkAborted\x10\x05*\xdf\x05\n" +
+	"\bkAborted\x10\x05*\x95\x06\n" +
 	"\rTaskOperation\x12\x1e\n" +
 	"\x1aTASK_OPERATION_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tkVmCreate\x10\x01\x12\r\n" +
@@ -2718,7 +2741,10 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x0fkVgDetachFromVm\x100\x12\x12\n" +
 	"\x0ekVmGroupCreate\x102\x12\x12\n" +
 	"\x0ekVmGroupUpdate\x103\x12\x12\n" +
-	"\x0ekVmGroupDelete\x104*\x83\x01\n" +
+	"\x0ekVmGroupDelete\x104\x12\x10\n" +
+	"\fkImageCreate\x10<\x12\x10\n" +
+	"\fkImageUpdate\x10=\x12\x10\n" +
+	"\fkImageDelete\x10>*\x8f\x01\n" +
 	"\n" +
 	"EntityKind\x12\x1b\n" +
 	"\x17ENTITY_KIND_UNSPECIFIED\x10\x00\x12\t\n" +
@@ -2728,7 +2754,9 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\fkVolumeGroup\x10\x04\x12\f\n" +
 	"\bkVmGroup\x10\x05\x12\f\n" +
 	"\bkCluster\x10\x06\x12\b\n" +
-	"\x04kCvm\x10\a*F\n" +
+	"\x04kCvm\x10\a\x12\n" +
+	"\n" +
+	"\x06kImage\x10\b*F\n" +
 	"\vNetworkMode\x12\x1c\n" +
 	"\x18NETWORK_MODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\akAccess\x10\x01\x12\f\n" +

@@ -611,9 +611,12 @@ type CreateDiskRequest struct {
 	// CD-ROM.
 	Cdrom bool `protobuf:"varint,5,opt,name=cdrom,proto3" json:"cdrom,omitempty"`
 	// Device index (default: next free on the bus).
-	Index         *int32 `protobuf:"varint,6,opt,name=index,proto3,oneof" json:"index,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Index *int32 `protobuf:"varint,6,opt,name=index,proto3,oneof" json:"index,omitempty"`
+	// Image (name or UUID) whose data the new vDisk starts with; size_bytes,
+	// when larger than the image, grows the vDisk.
+	CloneFromImage string `protobuf:"bytes,7,opt,name=clone_from_image,json=cloneFromImage,proto3" json:"clone_from_image,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateDiskRequest) Reset() {
@@ -686,6 +689,13 @@ func (x *CreateDiskRequest) GetIndex() int32 {
 		return *x.Index
 	}
 	return 0
+}
+
+func (x *CreateDiskRequest) GetCloneFromImage() string {
+	if x != nil {
+		return x.CloneFromImage
+	}
+	return ""
 }
 
 // DeleteDiskRequest removes a disk.
@@ -1321,7 +1331,7 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\n" +
 	"transition\x18\x02 \x01(\x0e2\x18.acli.v1.PowerTransitionR\n" +
 	"transition\x12\x12\n" +
-	"\x04host\x18\x03 \x01(\tR\x04host\"\xad\x01\n" +
+	"\x04host\x18\x03 \x01(\tR\x04host\"\xd7\x01\n" +
 	"\x11CreateDiskRequest\x12\x0e\n" +
 	"\x02vm\x18\x01 \x01(\tR\x02vm\x12\x10\n" +
 	"\x03bus\x18\x02 \x01(\tR\x03bus\x12\x1d\n" +
@@ -1329,7 +1339,8 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x1c\n" +
 	"\tcontainer\x18\x04 \x01(\tR\tcontainer\x12\x14\n" +
 	"\x05cdrom\x18\x05 \x01(\bR\x05cdrom\x12\x19\n" +
-	"\x05index\x18\x06 \x01(\x05H\x00R\x05index\x88\x01\x01B\b\n" +
+	"\x05index\x18\x06 \x01(\x05H\x00R\x05index\x88\x01\x01\x12(\n" +
+	"\x10clone_from_image\x18\a \x01(\tR\x0ecloneFromImageB\b\n" +
 	"\x06_index\"K\n" +
 	"\x11DeleteDiskRequest\x12\x0e\n" +
 	"\x02vm\x18\x01 \x01(\tR\x02vm\x12\x10\n" +

@@ -2,12 +2,17 @@ package libvirt
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 
+	"golang.org/x/sys/unix"
+
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/storage/volume"
 )
 
@@ -76,4 +81,59 @@ func (s Storage) ensureVolumes(vm *acliv1.Vm) error {
 		}
 	}
 	return os.MkdirAll(filepath.Dir(s.ConsolePath(vm.Uuid)), 0o755)
+}
+
+var _ driver.Storage = (*Driver)(nil)
+
+// ContainerCapacity implements driver.Storage: the size of the file system
+// holding the storage directory.
+func (d *Driver) ContainerCapacity(container string) (int64, error) {
+	dir := d.cfg.Storage.Dir
+	if dir == "" {
+		return 0, errors.New("libvirt driver has no storage directory")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return 0, fmt.Errorf("storage directory %s: %w", dir, err)
+	}
+	return int64(fs.Blocks) * fs.Bsize, nil
+}
+
+func (d *Driver) volumeDir(container string) (string, error) {
+	if d.cfg.Storage.Dir == "" {
+		return "", errors.New("libvirt driver has no storage directory")
+	}
+	p := filepath.Dir(d.cfg.Storage.VolumePath(container, "x"))
+	return p, os.MkdirAll(p, 0o755)
+}
+
+// ImportImage implements driver.Storage.
+func (d *Driver) ImportImage(ctx context.Context, container, id, url, sha256 string, progress func(done, total int64)) (driver.Imported, error) {
+	if _, err := d.volumeDir(container); err != nil {
+		return driver.Imported{}, err
+	}
+	res, err := volume.Import(ctx, url, d.cfg.Storage.VolumePath(container, id), volume.ImportOptions{Progress: progress, SHA256: sha256})
+	if err != nil {
+		return driver.Imported{}, err
+	}
+	return driver.Imported{Size: res.Size, SHA256: res.SHA256, SourceFormat: res.SourceType}, nil
+}
+
+// CloneVolume implements driver.Storage.
+func (d *Driver) CloneVolume(ctx context.Context, container, src, dst string, size int64) error {
+	if _, err := d.volumeDir(container); err != nil {
+		return err
+	}
+	return volume.Clone(d.cfg.Storage.VolumePath(container, src), d.cfg.Storage.VolumePath(container, dst), size)
+}
+
+// DeleteVolume implements driver.Storage.
+func (d *Driver) DeleteVolume(ctx context.Context, container, id string) error {
+	if d.cfg.Storage.Dir == "" {
+		return nil
+	}
+	return volume.Remove(d.cfg.Storage.VolumePath(container, id))
 }

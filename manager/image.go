@@ -199,7 +199,9 @@ func (s imageService) ListImages(ctx context.Context, _ *acliv1.ListImagesReques
 	for _, r := range m.imgs.images {
 		out.Images = append(out.Images, r.pb)
 	}
-	slices.SortFunc(out.Images, func(a, b *acliv1.Image) int { return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Uuid, b.Uuid)) })
+	slices.SortFunc(out.Images, func(a, b *acliv1.Image) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Uuid, b.Uuid))
+	})
 	return out, nil
 }
 

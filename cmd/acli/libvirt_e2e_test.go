@@ -100,7 +100,7 @@ func (e *lvE2E) definedNowhere(name, id string) {
 	}
 }
 
-func startLibvirtE2E(t *testing.T) *lvE2E {
+func startLibvirtE2E(t *testing.T, extra ...string) *lvE2E {
 	var hosts *libvirtharness.Cluster
 	t.Cleanup(func() { // runs last, after the hosts stopped
 		if hosts != nil {
@@ -108,7 +108,7 @@ func startLibvirtE2E(t *testing.T) *lvE2E {
 		}
 	})
 	hosts = libvirtharness.StartT(t, 3)
-	addr := startClusterdWith(t, "--driver", "libvirt", "--libvirt-heartbeat", "200ms", "--libvirt-shutdown-timeout", "1s")
+	addr := startClusterdWith(t, append([]string{"--driver", "libvirt", "--libvirt-heartbeat", "200ms", "--libvirt-shutdown-timeout", "1s"}, extra...)...)
 	e := &lvE2E{t: t, addr: addr, hosts: hosts, conn: map[string]*libvirt.Conn{}}
 	for _, h := range hosts.Hosts {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

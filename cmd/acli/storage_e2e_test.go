@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acli-dev/acli/manager/driver/libvirt/libvirtharness"
+)
+
+// guestRecords counts the contiguous "REC seq=n" records the test guest
+// wrote to sectors 1.. of its data disk, failing on one out of place.
+func guestRecords(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i := 1; (i+1)*512 <= len(b); i++ {
+		f := strings.Fields(string(bytes.TrimRight(b[i*512:(i+1)*512], "\x00")))
+		if len(f) < 2 || f[0] != "REC" {
+			if bytes.HasPrefix(b[(i+1)*512:], []byte("REC")) {
+				t.Fatalf("record %d missing but %d present", i, i+1)
+			}
+			return n
+		}
+		if f[1] != "seq="+strconv.Itoa(i) {
+			t.Fatalf("sector %d holds %s", i, f[1])
+		}
+		n = i
+	}
+	return n
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !ok(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+	}
+}
+
+// The issue's path on real libvirtd hosts: image.create from a loopback
+// HTTP server, vm.disk_create clone_from_image=, a data disk, vm.on, the
+// heartbeat on the serial console, vm.migrate with the guest still writing
+// its counter, and the capacity rule.
+func TestLibvirtGuestFromImage(t *testing.T) {
+	storage := t.TempDir()
+	e := startLibvirtE2E(t, "--libvirt-storage-dir", storage)
+	g := libvirtharness.GuestT(t)
+	e.join()
+
+	l, err := net.Listen("tcp", "127.45.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(filepath.Dir(g.Qcow2)))}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	e.ok(fmt.Sprintf("image.create guest source_url=http://%s/disk.qcow2 container=default-container image_type=kDiskImage", l.Addr()), "read from http://", "ImageCreate: complete")
+	e.ok("image.list", "guest", "kDiskImage", "qcow2")
+	e.fails(fmt.Sprintf("image.create guest source_url=http://%s/disk.qcow2 image_type=kDiskImage", l.Addr()), 5, "image guest already exists")
+	e.fails(fmt.Sprintf("image.create gone source_url=http://%s/nope.qcow2 image_type=kDiskImage", l.Addr()), 1, "404 Not Found")
+	e.ok("vm.create g1 memory=128M", "VmCreate: complete")
+	e.ok("vm.disk_create g1 clone_from_image=guest", "VmDiskCreate: complete")
+	e.ok("vm.disk_create g1 create_size=64M", "VmDiskCreate: complete")
+	e.fails("vm.disk_create g1 create_size=1000T", 5, "does not fit container default-container")
+	e.fails("vm.disk_create g1 clone_from_image=gust", 3, `did you mean "guest"`)
+	e.ok("container.list", "default-container")
+
+	var disks []struct {
+		Uuid  string `json:"uuid"`
+		Index int    `json:"index"`
+	}
+	data(t, e.addr, &disks, "vm.disk_list", "g1")
+	if len(disks) != 2 {
+		t.Fatalf("vm g1 has %d disks, want 2", len(disks))
+	}
+	id, _, _ := e.vm("g1")
+	console := filepath.Join(storage, ".consoles", id+".log")
+	dataDisk := filepath.Join(storage, "default-container", "vdisks", disks[1].Uuid)
+
+	e.ok("vm.on g1", "VmPowerOn: complete")
+	waitFor(t, "heartbeat on the console", 3*time.Minute, func() bool {
+		b, _ := os.ReadFile(console)
+		return bytes.Contains(b, []byte("\nHB 1 "))
+	})
+	waitFor(t, "10 records on the data disk", time.Minute, func() bool { return guestRecords(t, dataDisk) >= 10 })
+	_, _, src := e.vm("g1")
+	dst := "h1"
+	if src == "h1" {
+		dst = "h2"
+	}
+	e.ok("vm.migrate g1 host="+dst, "VmMigrate: complete")
+	e.runsOn("g1", dst)
+	before := guestRecords(t, dataDisk)
+	waitFor(t, "the counter going on after the migration", time.Minute, func() bool { return guestRecords(t, dataDisk) >= before+10 })
+	if b, _ := os.ReadFile(console); bytes.Contains(b, []byte("WRERR")) || bytes.Contains(b, []byte("I/O error")) {
+		t.Fatalf("the guest saw write errors:\n%s", b)
+	}
+	// The image goes; the disk cloned from it keeps its own data.
+	e.ok("-y image.delete guest", "ImageDelete: complete")
+	if _, err := os.Stat(filepath.Join(storage, "default-container", "vdisks", disks[0].Uuid)); err != nil {
+		t.Fatalf("boot disk after image.delete: %v", err)
+	}
+	e.ok("vm.off g1", "complete")
+}

@@ -115,3 +115,59 @@ func TestLibvirtGuestFromImage(t *testing.T) {
 	}
 	e.ok("vm.off g1", "complete")
 }
+
+// The same commands against the sim: imports read the source for real
+// (size, checksum, format) and the capacity rule holds.
+func TestImagesOnSim(t *testing.T) {
+	addr := startClusterd(t)
+	dir := t.TempDir()
+	img := bytes.Repeat([]byte("acli"), 1<<18) // 1 MiB
+	os.WriteFile(filepath.Join(dir, "img.raw"), img, 0o644)
+	l, err := net.Listen("tcp", "127.45.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(dir))}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	run := func(line string, code int, want string) {
+		t.Helper()
+		r := acli(t, addr, "", strings.Fields(line)...)
+		if r.code != code || !strings.Contains(r.out+r.err, want) {
+			t.Fatalf("acli %s: exit %d\n%s%s\nwant exit %d and %q", line, r.code, r.out, r.err, code, want)
+		}
+	}
+	url := fmt.Sprintf("http://%s/img.raw", l.Addr())
+	run("image.create base source_url="+url+" image_type=kDiskImage annotation=base", 0, "ImageCreate: complete")
+	run("image.create base2 source_url="+url+" image_type=kDiskImage checksum_sha256="+strings.Repeat("0", 64), 1, "sha256 is")
+	run("image.create iso source_url=file://"+filepath.Join(dir, "img.raw")+" image_type=iso", 0, "ImageCreate: complete")
+	run("image.create x source_url=ftp://h/x image_type=kDiskImage", 2, "scheme must be http, https or file")
+	run("image.create x source_url="+url, 2, "image_type")
+	run("image.get base", 0, "Size")
+	var im struct {
+		SizeBytes      string `json:"size_bytes"`
+		ChecksumSha256 string `json:"checksum_sha256"`
+		SourceFormat   string `json:"source_format"`
+	}
+	data(t, addr, &im, "image.get", "base")
+	if im.SizeBytes != "1048576" || len(im.ChecksumSha256) != 64 || im.SourceFormat != "raw" {
+		t.Fatalf("image.get base: %+v", im)
+	}
+	run("vm.create v1 memory=1G", 0, "VmCreate: complete")
+	run("vm.disk_create v1 clone_from_image=base create_size=20G", 0, "VmDiskCreate: complete")
+	run("vm.disk_create v1 create_size=100T", 5, "does not fit container default-container")
+	run("vm.disk_create v1 clone_from_image=bse", 3, `did you mean "base"`)
+	run("image.update base name=base1", 0, "ImageUpdate: complete")
+	var cs []struct {
+		UsedBytes string `json:"used_bytes"`
+		NumVdisks int    `json:"num_vdisks"`
+		NumImages int    `json:"num_images"`
+	}
+	data(t, addr, &cs, "container.list")
+	if len(cs) != 1 || cs[0].UsedBytes != strconv.FormatInt(20<<30+2<<20, 10) || cs[0].NumVdisks != 1 || cs[0].NumImages != 2 {
+		t.Fatalf("container.list: %+v", cs)
+	}
+	run("image.delete base1", 2, "pass -y to confirm")
+	run("-y image.delete base1", 0, "ImageDelete: complete")
+	run("vm.disk_list v1", 0, "20G")
+}

@@ -14,7 +14,25 @@ func clusterCommands() []*Command {
 		Output:   OutputBlock,
 		Examples: []string{"cluster.get", "-o json cluster.get"},
 		Run:      runClusterGet,
+	}, {
+		Name:     "cluster.status",
+		Summary:  "Show the managers, which one leads, and the store's members and health",
+		Output:   OutputBlock,
+		Examples: []string{"cluster.status", "-o json cluster.status"},
+		Run:      runClusterStatus,
 	}}
+}
+
+func runClusterStatus(ctx context.Context, r *Req) error {
+	c, err := r.Client(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := c.Cluster.GetClusterStatus(ctx, &acliv1.GetClusterStatusRequest{})
+	if err != nil {
+		return err
+	}
+	return r.Print(render.Doc{Data: st, Block: clusterStatusBlock(st)})
 }
 
 func runClusterGet(ctx context.Context, r *Req) error {

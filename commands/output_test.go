@@ -18,6 +18,8 @@ func TestGoldenViews(t *testing.T) {
 	h := fixture(t)
 	cases := []struct{ name, line string }{
 		{"cluster.get", "cluster.get"},
+		{"cluster.status", "cluster.status"},
+		{"cluster.status.json", "-o json cluster.status"},
 		{"host.list", "host.list"},
 		{"host.list.noheaders", "--no-headers host.list"},
 		{"host.get", "host.get node-1"},

@@ -266,6 +266,41 @@ func taskBlock(k *acliv1.Task) *render.Block {
 	return b
 }
 
+func clusterStatusBlock(s *acliv1.ClusterStatus) *render.Block {
+	b := &render.Block{}
+	b.Add("Store", s.GetStore()).
+		Add("Store location", s.GetStoreLocation()).
+		Add("Leader", s.GetLeader())
+	ms := b.Section("Managers")
+	for _, m := range s.GetManagers() {
+		role := "follower"
+		if m.GetLeader() {
+			role = "leader"
+		}
+		ms.Add(m.GetAddress(), role)
+	}
+	ss := b.Section("Store members")
+	for _, m := range s.GetStoreMembers() {
+		var parts []string
+		switch {
+		case m.GetHealthy():
+			parts = append(parts, "healthy")
+		case m.GetError() != "":
+			parts = append(parts, "unhealthy: "+m.GetError())
+		default:
+			parts = append(parts, "unhealthy")
+		}
+		if m.GetLeader() {
+			parts = append(parts, "store leader")
+		}
+		if m.GetVersion() != "" {
+			parts = append(parts, "etcd "+m.GetVersion())
+		}
+		ss.Add(m.GetName(), m.GetEndpoint()+" "+strings.Join(parts, ", "))
+	}
+	return b
+}
+
 func clusterBlock(c *acliv1.Cluster) *render.Block {
 	b := &render.Block{}
 	b.Add("Name", c.GetName()).

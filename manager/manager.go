@@ -77,6 +77,10 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// Iscsi tunes iSCSI session failover and failback (vg.go).
 	Iscsi IscsiConfig
+	// Status reports the management plane for cluster.status: the managers,
+	// the leader and the store's members (clusterd knows them; the manager
+	// does not).
+	Status func(ctx context.Context) (*acliv1.ClusterStatus, error)
 }
 
 // Manager is the cluster manager. Create it with New, serve it with
@@ -91,6 +95,7 @@ type Manager struct {
 
 	taskRetention int
 	eventCap      int
+	status        func(ctx context.Context) (*acliv1.ClusterStatus, error)
 
 	ctx      context.Context // cancelled by Close: running tasks stop
 	cancel   context.CancelFunc
@@ -129,6 +134,7 @@ func New(cfg Config) (*Manager, error) {
 		log:           cfg.Logger,
 		place:         cfg.Placement,
 		taskRetention: cfg.TaskRetention,
+		status:        cfg.Status,
 		draining:      make(chan struct{}),
 		flushNow:      make(chan chan struct{}),
 		health:        health.NewServer(),

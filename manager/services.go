@@ -38,6 +38,13 @@ func (s clusterService) GetCluster(ctx context.Context, _ *acliv1.GetClusterRequ
 	return c, nil
 }
 
+func (s clusterService) GetClusterStatus(ctx context.Context, _ *acliv1.GetClusterStatusRequest) (*acliv1.ClusterStatus, error) {
+	if s.m.status == nil {
+		return nil, status.Error(codes.Unimplemented, "this clusterd does not report its management plane")
+	}
+	return s.m.status(ctx)
+}
+
 // ---- HostService ----
 
 type hostService struct {

@@ -286,6 +286,21 @@ func (s clusterSvc) GetCluster(context.Context, *acliv1.GetClusterRequest) (*acl
 	return c, nil
 }
 
+// GetClusterStatus answers as three managers on three etcd members, one
+// member down, would.
+func (s clusterSvc) GetClusterStatus(context.Context, *acliv1.GetClusterStatusRequest) (*acliv1.ClusterStatus, error) {
+	s.f.count("GetClusterStatus")
+	return &acliv1.ClusterStatus{
+		Store: "etcd", StoreLocation: "http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379 /acli", Leader: "10.0.0.11:2030",
+		Managers: []*acliv1.ManagerStatus{{Address: "10.0.0.11:2030", Leader: true}, {Address: "10.0.0.12:2030"}, {Address: "10.0.0.13:2030"}},
+		StoreMembers: []*acliv1.StoreMember{
+			{Name: "m1", Endpoint: "http://10.0.0.1:2379", Healthy: true, Leader: true, Version: "3.4.23", DbSizeBytes: 20480},
+			{Name: "m2", Endpoint: "http://10.0.0.2:2379", Healthy: true, Version: "3.4.23", DbSizeBytes: 20480},
+			{Name: "m3", Endpoint: "http://10.0.0.3:2379", Error: "connection refused"},
+		},
+	}, nil
+}
+
 type hostSvc struct {
 	acliv1.UnimplementedHostServiceServer
 	f *Fake

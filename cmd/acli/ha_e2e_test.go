@@ -305,6 +305,10 @@ func TestHAStoreMembersLost(t *testing.T) {
 	want(t, srv, 0, "vm.create s1 memory=1G")
 	c.etcd.Members[0].Kill()
 	retryWant(t, srv, "vm.create s2 memory=1G")
+	st := want(t, srv, 0, "cluster.status", "Store:           etcd", "Managers:", "Store members:", "unhealthy")
+	if strings.Count(st.out, "  leader") != 1 || strings.Count(st.out, "follower") != 2 || strings.Count(st.out, " healthy") != 2 {
+		t.Fatalf("cluster.status with one etcd member down:\n%s", st.out)
+	}
 	c.etcd.Members[1].Kill()
 	r := acli(t, srv, "", "--timeout", "40s", "vm.create", "s3", "memory=1G")
 	if r.code != 6 || strings.Count(strings.TrimSpace(r.err), "\n") != 0 {

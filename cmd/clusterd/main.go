@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
@@ -185,6 +186,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		lis.Close()
 		return fail(1, "%v", err)
 	}
+	addr := lis.Addr().String()
+	sv.status = func(context.Context) (*acliv1.ClusterStatus, error) {
+		return &acliv1.ClusterStatus{Store: "bolt", StoreLocation: st.Path(), Leader: addr,
+			Managers:     []*acliv1.ManagerStatus{{Address: addr, Leader: true}},
+			StoreMembers: []*acliv1.StoreMember{{Name: bolt.FileName, Endpoint: st.Path(), Healthy: true}},
+		}, nil
+	}
 	return sv.serve(ctx, lis, st, nil)
 }
 
@@ -197,6 +205,8 @@ type server struct {
 	stderr    io.Writer
 	newDriver func() (driver.Driver, *sim.Driver, error)
 	iscsi     manager.IscsiConfig
+	// status answers cluster.status while this manager leads.
+	status func(ctx context.Context) (*acliv1.ClusterStatus, error)
 }
 
 // serve runs the manager on lis until ctx ends (exit code 0) or lost
@@ -213,7 +223,7 @@ func (sv *server) serve(ctx context.Context, lis net.Listener, st store.Store, l
 	}
 	m, err := manager.New(manager.Config{Store: st, Driver: drv, Logger: log,
 		MaxMigrationsPerHost: o.maxMigrations, HeartbeatMisses: o.heartbeatMisses,
-		Iscsi: sv.iscsi})
+		Iscsi: sv.iscsi, Status: sv.status})
 	if err != nil {
 		lis.Close()
 		drv.Close()

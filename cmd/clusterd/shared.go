@@ -8,8 +8,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 
 	"github.com/acli-dev/acli/manager/leader"
 	"github.com/acli-dev/acli/manager/store/etcd"
@@ -36,6 +40,7 @@ func (sv *server) runShared(ctx context.Context, lis net.Listener, cfg etcd.Conf
 		return 1
 	}
 	defer es.Close()
+	sv.status = func(ctx context.Context) (*acliv1.ClusterStatus, error) { return sharedStatus(ctx, es, advertise) }
 	log.Info("store", "etcd", es.Endpoints(), "namespace", es.Namespace(), "advertise", advertise)
 	for {
 		el, err := es.NewElector(ctx, o.leaseTTL)
@@ -140,4 +145,29 @@ var errLeaseGone = errors.New("lease gone")
 func (sv *server) relistenFailed(err error) int {
 	sv.log.Error("cannot listen again after a role change", "err", err)
 	return 1
+}
+
+// sharedStatus is cluster.status on etcd: the candidates of the election
+// (the leader first) and every etcd member's own report.
+func sharedStatus(ctx context.Context, es *etcd.Store, self string) (*acliv1.ClusterStatus, error) {
+	st := &acliv1.ClusterStatus{Store: "etcd", StoreLocation: es.Endpoints() + " " + es.Namespace(), Leader: self}
+	cands, err := es.Candidates(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "reading the managers from etcd: %v", err)
+	}
+	for i, c := range cands {
+		st.Managers = append(st.Managers, &acliv1.ManagerStatus{Address: c, Leader: i == 0})
+	}
+	members, err := es.Members(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "listing the etcd members: %v", err)
+	}
+	for _, m := range members {
+		sm := &acliv1.StoreMember{Name: m.Name, Endpoint: m.Endpoint, Healthy: m.Healthy, Leader: m.Leader, Version: m.Version, DbSizeBytes: m.DBSize}
+		if m.Err != nil {
+			sm.Error = m.Err.Error()
+		}
+		st.StoreMembers = append(st.StoreMembers, sm)
+	}
+	return st, nil
 }

@@ -58,15 +58,303 @@ func (*GetClusterRequest) Descriptor() ([]byte, []int) {
 	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{0}
 }
 
+// GetClusterStatusRequest has no fields.
+type GetClusterStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterStatusRequest) Reset() {
+	*x = GetClusterStatusRequest{}
+	mi := &file_acli_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterStatusRequest) ProtoMessage() {}
+
+func (x *GetClusterStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetClusterStatusRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+// ClusterStatus is the management plane of the cluster.
+type ClusterStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Store kind: "bolt" (one manager, a local file) or "etcd" (several managers, one elected leader).
+	Store string `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
+	// Where the store keeps this cluster: the data file, or the etcd key namespace.
+	StoreLocation string `protobuf:"bytes,2,opt,name=store_location,json=storeLocation,proto3" json:"store_location,omitempty"`
+	// Address of the leading manager (the one that answered).
+	Leader string `protobuf:"bytes,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	// Managers sharing the store, the leader first.
+	Managers []*ManagerStatus `protobuf:"bytes,4,rep,name=managers,proto3" json:"managers,omitempty"`
+	// Members of the store (one for bolt).
+	StoreMembers  []*StoreMember `protobuf:"bytes,5,rep,name=store_members,json=storeMembers,proto3" json:"store_members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatus) Reset() {
+	*x = ClusterStatus{}
+	mi := &file_acli_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatus) ProtoMessage() {}
+
+func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
+func (*ClusterStatus) Descriptor() ([]byte, []int) {
+	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ClusterStatus) GetStore() string {
+	if x != nil {
+		return x.Store
+	}
+	return ""
+}
+
+func (x *ClusterStatus) GetStoreLocation() string {
+	if x != nil {
+		return x.StoreLocation
+	}
+	return ""
+}
+
+func (x *ClusterStatus) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *ClusterStatus) GetManagers() []*ManagerStatus {
+	if x != nil {
+		return x.Managers
+	}
+	return nil
+}
+
+func (x *ClusterStatus) GetStoreMembers() []*StoreMember {
+	if x != nil {
+		return x.StoreMembers
+	}
+	return nil
+}
+
+// ManagerStatus is one clusterd.
+type ManagerStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Address the manager serves on (its --advertise address).
+	Address       string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	Leader        bool   `protobuf:"varint,2,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ManagerStatus) Reset() {
+	*x = ManagerStatus{}
+	mi := &file_acli_v1_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ManagerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ManagerStatus) ProtoMessage() {}
+
+func (x *ManagerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ManagerStatus.ProtoReflect.Descriptor instead.
+func (*ManagerStatus) Descriptor() ([]byte, []int) {
+	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ManagerStatus) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ManagerStatus) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+// StoreMember is one member of the store and its health.
+type StoreMember struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Client URL of an etcd member, or the path of the bolt file.
+	Endpoint string `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Healthy  bool   `protobuf:"varint,3,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	// The member leads the store's own consensus (etcd's raft leader).
+	Leader      bool   `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	Version     string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	DbSizeBytes int64  `protobuf:"varint,6,opt,name=db_size_bytes,json=dbSizeBytes,proto3" json:"db_size_bytes,omitempty"`
+	// Why the member is not healthy.
+	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreMember) Reset() {
+	*x = StoreMember{}
+	mi := &file_acli_v1_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreMember) ProtoMessage() {}
+
+func (x *StoreMember) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreMember.ProtoReflect.Descriptor instead.
+func (*StoreMember) Descriptor() ([]byte, []int) {
+	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *StoreMember) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StoreMember) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *StoreMember) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *StoreMember) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+func (x *StoreMember) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *StoreMember) GetDbSizeBytes() int64 {
+	if x != nil {
+		return x.DbSizeBytes
+	}
+	return 0
+}
+
+func (x *StoreMember) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_acli_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_acli_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\x15acli/v1/cluster.proto\x12\aacli.v1\x1a\x13acli/v1/types.proto\"\x13\n" +
-	"\x11GetClusterRequest2L\n" +
+	"\x11GetClusterRequest\"\x19\n" +
+	"\x17GetClusterStatusRequest\"\xd3\x01\n" +
+	"\rClusterStatus\x12\x14\n" +
+	"\x05store\x18\x01 \x01(\tR\x05store\x12%\n" +
+	"\x0estore_location\x18\x02 \x01(\tR\rstoreLocation\x12\x16\n" +
+	"\x06leader\x18\x03 \x01(\tR\x06leader\x122\n" +
+	"\bmanagers\x18\x04 \x03(\v2\x16.acli.v1.ManagerStatusR\bmanagers\x129\n" +
+	"\rstore_members\x18\x05 \x03(\v2\x14.acli.v1.StoreMemberR\fstoreMembers\"A\n" +
+	"\rManagerStatus\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x16\n" +
+	"\x06leader\x18\x02 \x01(\bR\x06leader\"\xc3\x01\n" +
+	"\vStoreMember\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bendpoint\x18\x02 \x01(\tR\bendpoint\x12\x18\n" +
+	"\ahealthy\x18\x03 \x01(\bR\ahealthy\x12\x16\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12\"\n" +
+	"\rdb_size_bytes\x18\x06 \x01(\x03R\vdbSizeBytes\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error2\x9a\x01\n" +
 	"\x0eClusterService\x12:\n" +
 	"\n" +
-	"GetCluster\x12\x1a.acli.v1.GetClusterRequest\x1a\x10.acli.v1.ClusterB-Z+github.com/acli-dev/acli/api/acli/v1;acliv1b\x06proto3"
+	"GetCluster\x12\x1a.acli.v1.GetClusterRequest\x1a\x10.acli.v1.Cluster\x12L\n" +
+	"\x10GetClusterStatus\x12 .acli.v1.GetClusterStatusRequest\x1a\x16.acli.v1.ClusterStatusB-Z+github.com/acli-dev/acli/api/acli/v1;acliv1b\x06proto3"
 
 var (
 	file_acli_v1_cluster_proto_rawDescOnce sync.Once
@@ -80,19 +368,27 @@ func file_acli_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_acli_v1_cluster_proto_rawDescData
 }
 
-var file_acli_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_acli_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_acli_v1_cluster_proto_goTypes = []any{
-	(*GetClusterRequest)(nil), // 0: acli.v1.GetClusterRequest
-	(*Cluster)(nil),           // 1: acli.v1.Cluster
+	(*GetClusterRequest)(nil),       // 0: acli.v1.GetClusterRequest
+	(*GetClusterStatusRequest)(nil), // 1: acli.v1.GetClusterStatusRequest
+	(*ClusterStatus)(nil),           // 2: acli.v1.ClusterStatus
+	(*ManagerStatus)(nil),           // 3: acli.v1.ManagerStatus
+	(*StoreMember)(nil),             // 4: acli.v1.StoreMember
+	(*Cluster)(nil),                 // 5: acli.v1.Cluster
 }
 var file_acli_v1_cluster_proto_depIdxs = []int32{
-	0, // 0: acli.v1.ClusterService.GetCluster:input_type -> acli.v1.GetClusterRequest
-	1, // 1: acli.v1.ClusterService.GetCluster:output_type -> acli.v1.Cluster
-	1, // [1:2] is the sub-list for method output_type
-	0, // [0:1] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	3, // 0: acli.v1.ClusterStatus.managers:type_name -> acli.v1.ManagerStatus
+	4, // 1: acli.v1.ClusterStatus.store_members:type_name -> acli.v1.StoreMember
+	0, // 2: acli.v1.ClusterService.GetCluster:input_type -> acli.v1.GetClusterRequest
+	1, // 3: acli.v1.ClusterService.GetClusterStatus:input_type -> acli.v1.GetClusterStatusRequest
+	5, // 4: acli.v1.ClusterService.GetCluster:output_type -> acli.v1.Cluster
+	2, // 5: acli.v1.ClusterService.GetClusterStatus:output_type -> acli.v1.ClusterStatus
+	4, // [4:6] is the sub-list for method output_type
+	2, // [2:4] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_acli_v1_cluster_proto_init() }
@@ -107,7 +403,7 @@ func file_acli_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_cluster_proto_rawDesc), len(file_acli_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

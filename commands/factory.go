@@ -2,12 +2,16 @@ package commands
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/acli-dev/acli/client"
 	"github.com/acli-dev/acli/render"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 )
 
 // Globals are the flags given before the command.
@@ -21,6 +25,7 @@ type Globals struct {
 	Columns   []string // -c: columns to show, by header or JSON key
 	SortBy    string   // --sort-by: the column rows are ordered by
 	JQ        string   // --jq: an expression over the JSON result
+	Debug     bool     // --debug: trace every RPC on stderr
 }
 
 // Factory carries what commands need and creates it lazily: nothing dials
@@ -41,14 +46,38 @@ type Factory struct {
 
 	mu    sync.Mutex
 	conns map[client.Options]*client.Client
+	debug atomic.Bool // --debug on the current command
 }
 
 // NewFactory returns a Factory over the given streams with the default
 // registry and the real dialer.
 func NewFactory(io *render.IO, getenv func(string) string) *Factory {
-	return &Factory{IO: io, Registry: Default(), Getenv: getenv, Connect: func(ctx context.Context, o client.Options) (*client.Client, error) {
-		return client.Dial(ctx, o)
-	}}
+	f := &Factory{IO: io, Registry: Default(), Getenv: getenv}
+	f.Connect = func(ctx context.Context, o client.Options) (*client.Client, error) {
+		return client.Dial(ctx, o, grpc.WithChainUnaryInterceptor(f.traceUnary), grpc.WithChainStreamInterceptor(f.traceStream))
+	}
+	return f
+}
+
+// traceUnary writes one stderr line per RPC under --debug: method, status
+// code and time taken.
+func (f *Factory) traceUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if !f.debug.Load() {
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	start := time.Now()
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	fmt.Fprintf(f.IO.Err, "debug: rpc %s %s %s (%s)\n", method, status.Code(err), time.Since(start).Round(10*time.Microsecond), cc.Target())
+	return err
+}
+
+// traceStream notes where a stream (task and event watches) begins.
+func (f *Factory) traceStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	cs, err := streamer(ctx, desc, cc, method, opts...)
+	if f.debug.Load() {
+		fmt.Fprintf(f.IO.Err, "debug: stream %s opened %s (%s)\n", method, status.Code(err), cc.Target())
+	}
+	return cs, err
 }
 
 // DefaultGlobals are the globals before flags are parsed: environment, then

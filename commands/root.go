@@ -104,6 +104,7 @@ func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command
 			if g.Timeout < 0 {
 				return usageErrorf("--timeout must not be negative")
 			}
+			f.debug.Store(g.Debug)
 			if g.JQ != "" {
 				if _, err := render.CompileJQ(g.JQ); err != nil {
 					return usageErrorf("%v", err)
@@ -145,6 +146,7 @@ func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command
 	pf.StringVarP(&g.Output, "output", "o", g.Output, "output format: table, wide, json, yaml, csv, name or value")
 	pf.StringSliceVarP(&g.Columns, "columns", "c", g.Columns, "columns to show, by header or JSON key, e.g. -c name,power_state")
 	pf.StringVar(&g.SortBy, "sort-by", g.SortBy, "order rows by this column, e.g. --sort-by memory")
+	pf.BoolVar(&g.Debug, "debug", g.Debug, "trace every call to clusterd on stderr")
 	pf.StringVar(&g.JQ, "jq", g.JQ, "print the result's JSON through this jq expression, e.g. --jq '.[].name'")
 	pf.BoolVarP(&g.Yes, "yes", "y", g.Yes, "answer yes to confirmations")
 	pf.StringVar(&g.Server, "server", g.Server, "clusterd address host:port, or a comma-separated list of the cluster's managers to fail over between (env ACLI_SERVER)")

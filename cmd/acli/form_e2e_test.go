@@ -177,3 +177,14 @@ func TestFormScriptFile(t *testing.T) {
 		t.Errorf("acli vm.lsit: %+v", r)
 	}
 }
+
+// --debug traces each call to clusterd on stderr and leaves stdout alone.
+func TestFormDebugTracesRPCs(t *testing.T) {
+	addr := startClusterd(t)
+	plain := acli(t, addr, "", "-o", "name", "host.list")
+	r := acli(t, addr, "", "--debug", "-o", "name", "host.list")
+	re := regexp.MustCompile(`^debug: rpc /acli\.v1\.HostService/ListHosts OK [0-9.]+[µm]?s \(passthrough:///` + regexp.QuoteMeta(addr) + `\)\n$`)
+	if r.code != 0 || r.out != plain.out || r.out != "h1\nh2\nh3\n" || !re.MatchString(r.err) {
+		t.Fatalf("%+v", r)
+	}
+}

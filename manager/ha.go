@@ -3,13 +3,13 @@ package manager
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/hostsync"
 	"github.com/acli-dev/acli/manager/scheduler"
 )
 
@@ -39,71 +39,37 @@ func (m *Manager) heartbeatTimeout() time.Duration {
 	return max(time.Duration(m.ops.heartbeatMisses)*interval, minHeartbeatTimeout)
 }
 
-// watchHeartbeats marks silent hosts down until the manager closes. It
-// takes no model lock. Like the Kubernetes node lifecycle controller, it
-// fails over nothing when most hosts go silent at once: that is the manager
-// or its network failing, not the hosts, and restarting their VMs elsewhere
-// would run them twice. A round that itself ran late (the manager was
-// stalled) is skipped, since heartbeats waiting to be read look missed.
+// watchHeartbeats runs the heartbeat monitor (manager/hostsync) until the
+// manager closes. It reads the heartbeats without the model lock.
 func (m *Manager) watchHeartbeats() {
 	defer m.bgWG.Done()
 	timeout := m.heartbeatTimeout()
-	period := max(timeout/4, 10*time.Millisecond)
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	last := timeNow()
-	suspect := false
-	for {
-		select {
-		case <-m.ctx.Done():
-			return
-		case <-tick.C:
-		}
-		now := timeNow()
-		stalled := now.Sub(last) > period+timeout/2
-		last = now
-		if stalled {
-			continue
-		}
-		late, live := silentHosts(&m.beats, now, timeout)
-		if len(late) > 1 && 2*len(late) > live {
-			if !suspect {
-				suspect = true
-				m.log.Warn("most hosts are silent at once; suspecting the manager or its network, no host is marked down", "silent", len(late), "of", live)
-				m.publish("cluster", "warning", "", nil, "%d of %d hosts stopped sending heartbeats at once: suspecting clusterd or its network, no host is marked down and HA does not restart VMs", len(late), live)
+	mon := &hostsync.Monitor{
+		Timeout: timeout,
+		Beats:   m.heartbeats,
+		MarkDown: func(id string, silent time.Duration, now time.Time) {
+			reason := fmt.Sprintf("no heartbeat for %v (timeout %v)", silent.Round(time.Millisecond), timeout)
+			if err := m.applyHostEvent(context.Background(), driver.HostEvent{Kind: driver.HostDown, HostUUID: id, Time: now, Reason: reason}); err != nil && m.ctx.Err() == nil {
+				m.log.Error("marking a silent host down", "host", id, "err", err)
 			}
-			continue
-		}
-		suspect = false
-		for _, s := range late {
-			reason := fmt.Sprintf("no heartbeat for %v (timeout %v)", now.Sub(s.last).Round(time.Millisecond), timeout)
-			if err := m.applyHostEvent(context.Background(), driver.HostEvent{Kind: driver.HostDown, HostUUID: s.id, Time: now, Reason: reason}); err != nil && m.ctx.Err() == nil {
-				m.log.Error("marking a silent host down", "host", s.id, "err", err)
-			}
-		}
+		},
+		Suspect: func(silent, live int) {
+			m.log.Warn("most hosts are silent at once; suspecting the manager or its network, no host is marked down", "silent", silent, "of", live)
+			m.publish("cluster", "warning", "", nil, "%d of %d hosts stopped sending heartbeats at once: suspecting clusterd or its network, no host is marked down and HA does not restart VMs", silent, live)
+		},
 	}
+	mon.Run(m.ctx)
 }
 
-type silentHost struct {
-	id   string
-	last time.Time
-}
-
-// silentHosts lists the hosts not marked down whose last heartbeat is older
-// than timeout, and counts the hosts not marked down.
-func silentHosts(beats *sync.Map, now time.Time, timeout time.Duration) (late []silentHost, live int) {
-	beats.Range(func(k, v any) bool {
+// heartbeats is what the monitor knows of every host.
+func (m *Manager) heartbeats() []hostsync.Beat {
+	var out []hostsync.Beat
+	m.beats.Range(func(k, v any) bool {
 		h := v.(*hostRec)
-		if h.down.Load() {
-			return true
-		}
-		live++
-		if last := unixNano(h.heartbeat.Load()); now.Sub(last) > timeout {
-			late = append(late, silentHost{k.(string), last})
-		}
+		out = append(out, hostsync.Beat{ID: k.(string), Last: unixNano(h.heartbeat.Load()), Down: h.down.Load()})
 		return true
 	})
-	return late, live
+	return out
 }
 
 // startHA launches the HA restart of a down host's VMs, unless one runs.

@@ -118,7 +118,7 @@ func TestGoldenVGViews(t *testing.T) {
 		{"vg.disk_list", "vg.disk_list data"},
 		{"vg.list_sessions", "vg.list_sessions"},
 		{"vg.list_sessions.one", "vg.list_sessions data"},
-		{"vg.list_sessions.csv", "-o csv vg.list_sessions data"},
+		{"vg.list_sessions.csv", "-o csv -c volume_group_name,initiator_iqn,target_iqn,disk_index,cvm_ip,port,state,since,preferred_cvm_ip vg.list_sessions data"},
 		{"vg.get.yaml", "-o yaml vg.get data"},
 		{"event.list", "event.list type=vg limit=4"},
 		{"event.watch.none", "-o json --timeout 50ms event.watch type=iscsi"},
@@ -337,7 +337,7 @@ func TestVGAgainstManager(t *testing.T) {
 		t.Fatalf("sessions not on all three CVMs: %v", n)
 	}
 	diskPaths := func() string {
-		_, out, _ := run("--no-headers", "-o", "csv", "vm.disk_list", "db")
+		_, out, _ := run("--no-headers", "-o", "csv", "-c", "served_by_cvm_ip,path", "vm.disk_list", "db")
 		var paths []string
 		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 			f := strings.Split(l, ",")

@@ -47,7 +47,7 @@ func servedBy(ss []iscsiSession) map[string]string {
 // diskPaths is vm.disk_list's "Served by CVM" and "Path" of every disk.
 func diskPaths(t *testing.T, addr, vm string) []string {
 	t.Helper()
-	r := acli(t, addr, "", "--no-headers", "-o", "csv", "vm.disk_list", vm)
+	r := acli(t, addr, "", "--no-headers", "-o", "csv", "-c", "served_by_cvm_ip,path", "vm.disk_list", vm)
 	if r.code != 0 {
 		t.Fatalf("vm.disk_list: %d %s", r.code, r.err)
 	}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -56,7 +57,14 @@ type Options struct {
 	Token string
 	// DialTimeout bounds the wait for a ready connection (DefaultDialTimeout when zero).
 	DialTimeout time.Duration
+	// CACert, when set, turns on TLS and names the PEM file of the CA that
+	// signed clusterd's certificate. Cert and Key are the client's own
+	// certificate (TLS with the system's CAs when CACert is empty).
+	CACert, Cert, Key string
 }
+
+// TLS reports whether the options ask for TLS.
+func (o Options) TLS() bool { return o.CACert != "" || o.Cert != "" || o.Key != "" }
 
 // Client holds one connection and a stub per service.
 type Client struct {
@@ -71,6 +79,8 @@ type Client struct {
 	Sim         acliv1.SimServiceClient
 	Image       acliv1.ImageServiceClient
 	Container   acliv1.StorageContainerServiceClient
+	Token       acliv1.TokenServiceClient
+	Audit       acliv1.AuditServiceClient
 }
 
 // New wraps an established connection (tests use it with bufconn).
@@ -86,6 +96,8 @@ func New(cc grpc.ClientConnInterface) *Client {
 		Sim:         acliv1.NewSimServiceClient(cc),
 		Image:       acliv1.NewImageServiceClient(cc),
 		Container:   acliv1.NewStorageContainerServiceClient(cc),
+		Token:       acliv1.NewTokenServiceClient(cc),
+		Audit:       acliv1.NewAuditServiceClient(cc),
 	}
 	if conn, ok := cc.(*grpc.ClientConn); ok {
 		c.conn = conn
@@ -126,8 +138,18 @@ func Dial(ctx context.Context, o Options, extra ...grpc.DialOption) (*Client, er
 		return conn, err
 	}
 	addrs := SplitServers(o.Addr)
+	var creds credentials.TransportCredentials = insecure.NewCredentials()
+	var hs *handshakes
+	if o.TLS() {
+		cfg, err := o.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		hs = &handshakes{TransportCredentials: credentials.NewTLS(cfg)}
+		creds = hs
+	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithContextDialer(dialer),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxRecvMsgSize)),
 		grpc.WithChainUnaryInterceptor(checkRequestSize, retryUnary(len(addrs) > 1)),
@@ -161,7 +183,15 @@ func Dial(ctx context.Context, o Options, extra ...grpc.DialOption) (*Client, er
 			lastMu.Lock()
 			reason := lastErr
 			lastMu.Unlock()
+			if reason == nil && hs != nil {
+				if herr := hs.last(); herr != nil {
+					return nil, handshakeError(o, herr)
+				}
+			}
 			if reason == nil && s == connectivity.TransientFailure {
+				if !o.TLS() && speaksTLS(ctx, addrs[0]) {
+					return nil, &Error{Code: ExitDenied, Msg: fmt.Sprintf("clusterd at %s requires TLS: give --cacert (and --cert/--key or --token), or a --context", addrs[0])}
+				}
 				// The TCP connection was made: something else listens there.
 				reason = errors.New("something answers there, but not clusterd's gRPC (wrong port?)")
 			}

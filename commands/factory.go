@@ -26,6 +26,11 @@ type Globals struct {
 	SortBy    string   // --sort-by: the column rows are ordered by
 	JQ        string   // --jq: an expression over the JSON result
 	Debug     bool     // --debug: trace every RPC on stderr
+	// Context names a context of the config file (ACLI_CONTEXT; default
+	// its current-context). Flags and ACLI_* variables override its fields.
+	Context string
+	// CACert, Cert and Key are TLS files (ACLI_CACERT, ACLI_CERT, ACLI_KEY).
+	CACert, Cert, Key string
 }
 
 // Factory carries what commands need and creates it lazily: nothing dials
@@ -83,19 +88,55 @@ func (f *Factory) traceStream(ctx context.Context, desc *grpc.StreamDesc, cc *gr
 // DefaultGlobals are the globals before flags are parsed: environment, then
 // built-in defaults.
 func (f *Factory) DefaultGlobals() Globals {
-	g := Globals{Output: string(render.Table), Server: client.DefaultAddr}
+	g := Globals{Output: string(render.Table)}
 	if f.Getenv != nil {
-		if s := f.Getenv("ACLI_SERVER"); s != "" {
-			g.Server = s
-		}
+		g.Server = f.Getenv("ACLI_SERVER")
 		g.Token = f.Getenv("ACLI_TOKEN")
+		g.Context = f.Getenv("ACLI_CONTEXT")
+		g.CACert = f.Getenv("ACLI_CACERT")
+		g.Cert = f.Getenv("ACLI_CERT")
+		g.Key = f.Getenv("ACLI_KEY")
 	}
 	return g
 }
 
+// Options resolves where and how to connect: flags and environment first,
+// then the config file's context, then the defaults.
+func (f *Factory) Options(g Globals) (client.Options, error) {
+	o := client.Options{Addr: g.Server, Token: g.Token, CACert: g.CACert, Cert: g.Cert, Key: g.Key,
+		DialTimeout: client.DefaultDialTimeout}
+	getenv := f.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	cfg, err := client.LoadConfig(client.ConfigPath(getenv))
+	if err != nil {
+		return o, client.Errorf(client.ExitUsage, "%v", err)
+	}
+	ctx, err := cfg.Context(g.Context)
+	if err != nil {
+		return o, client.Errorf(client.ExitUsage, "--context: %v", err)
+	}
+	fill := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	fill(&o.Addr, ctx.Server)
+	fill(&o.Addr, client.DefaultAddr)
+	fill(&o.Token, ctx.Token)
+	if !o.TLS() { // TLS files come together: a flag's cert never pairs with a context's key
+		o.CACert, o.Cert, o.Key = ctx.CACert, ctx.Cert, ctx.Key
+	}
+	return o, nil
+}
+
 // Client returns the (cached) connection for these globals.
 func (f *Factory) Client(ctx context.Context, g Globals) (*client.Client, error) {
-	o := client.Options{Addr: g.Server, Token: g.Token, DialTimeout: client.DefaultDialTimeout}
+	o, err := f.Options(g)
+	if err != nil {
+		return nil, err
+	}
 	if g.Timeout > 0 && g.Timeout < o.DialTimeout {
 		o.DialTimeout = g.Timeout
 	}

@@ -22,6 +22,7 @@ const (
 	KindVG        Kind = "vg"
 	KindImage     Kind = "image"
 	KindContainer Kind = "container"
+	KindToken     Kind = "token"
 )
 
 // Entity is what globs match and completion offers: a name, the UUID, and
@@ -124,6 +125,17 @@ func kindSpecs() map[Kind]*KindSpec {
 			out := make([]Entity, 0, len(resp.GetTasks()))
 			for _, t := range resp.GetTasks() {
 				out = append(out, Entity{Name: t.GetUuid(), UUID: t.GetUuid()})
+			}
+			return out, nil
+		}},
+		KindToken: {Singular: "token", Plural: "tokens", List: func(ctx context.Context, c *client.Client) ([]Entity, error) {
+			resp, err := c.Token.ListTokens(ctx, &acliv1.ListTokensRequest{})
+			if err != nil {
+				return nil, err
+			}
+			out := make([]Entity, 0, len(resp.GetTokens()))
+			for _, t := range resp.GetTokens() {
+				out = append(out, Entity{Name: t.GetId(), UUID: t.GetId()})
 			}
 			return out, nil
 		}},

@@ -172,6 +172,7 @@ type Registry struct {
 // namespaces is the list of every namespace; add a line for a new one.
 func namespaces() []*Namespace {
 	return []*Namespace{
+		{Name: "audit", Summary: "The audit log: every mutation and every denied call (admin)", Commands: auditCommands},
 		{Name: "cluster", Summary: "Cluster-wide configuration", Commands: clusterCommands},
 		{Name: "container", Summary: "Storage containers: capacity and use", Commands: containerCommands},
 		{Name: "cvm", Summary: "Controller VMs (storage maintenance)", Commands: cvmCommands},
@@ -180,6 +181,7 @@ func namespaces() []*Namespace {
 		{Name: "image", Summary: "Disk and ISO images that vDisks are cloned from", Commands: imageCommands},
 		{Name: "net", Summary: "VM networks", Commands: netCommands},
 		{Name: "sim", Summary: "Fault injection (only when clusterd runs the sim driver)", Commands: simCommands, Driver: "sim"},
+		{Name: "token", Summary: "Bearer tokens: issue, list, revoke (admin); who am I", Commands: tokenCommands},
 		{Name: "task", Summary: "Tasks (every mutation runs as one)", Commands: taskCommands},
 		{Name: "vg", Summary: "Volume groups: vDisks over iSCSI, their attachments and sessions", Commands: vgCommands},
 		{Name: "vm", Summary: "Virtual machines, their disks, NICs and power", Commands: vmCommands},

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/acli-dev/acli/commands"
+	"github.com/acli-dev/acli/manager/auth"
 	"github.com/cpuguy83/go-md2man/v2/md2man"
 )
 
@@ -54,6 +55,8 @@ func generate(reg *commands.Registry, clusterdMD string) map[string][]byte {
 		files[filepath.Join("man", fc.Name+".1")] = man(fc.Name, fc.Summary, fc.Name+" [flags] COMMAND", md, []string{"acli(1)", "ssh(1)", "ssh_config(5)"})
 	}
 	index.WriteString("\n## The manager\n\n- [clusterd](../clusterd.md): flags, the --sim-config format, signals, files\n")
+	index.WriteString("\n## Security\n\n- [roles](roles.md): the role every RPC needs\n")
+	files[filepath.Join("reference", "roles.md")] = []byte(auth.RolesMarkdown())
 	files[filepath.Join("reference", "README.md")] = []byte(index.String())
 	files[filepath.Join("man", "acli.1")] = man("acli", "manage hyperconverged KVM clusters",
 		"acli [global flags] NAMESPACE.ACTION [ARG...] [KEY=VALUE...]\nacli [global flags]\nacli [global flags] FILE | -\nacli completion bash|zsh|fish\nacli --version",

@@ -6,7 +6,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	flag "github.com/spf13/pflag"
@@ -21,11 +24,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/audit"
+	"github.com/acli-dev/acli/manager/auth"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/driver/sim"
 	"github.com/acli-dev/acli/manager/driver/sim/simssh"
@@ -65,6 +71,9 @@ const lostGrace = 6 * time.Second
 
 // run is clusterd; it returns the exit code (0 ok, 1 failure, 2 usage).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "init" {
+		return runInit(args[1:], stdout, stderr)
+	}
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "clusterd: "+format+"\n", a...)
 		return code
@@ -78,6 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	lv := addLibvirtFlags(fs)
 	isc := addIscsiFlags(fs)
 	sto := addStoreFlags(fs)
+	sec := addSecurityFlags(fs)
 	fs.IntVar(&o.simHosts, "sim", 0, "create a simulated RF2 cluster of N hosts on a new data dir (default 3)")
 	fs.StringVar(&o.simConfig, "sim-config", "", "YAML file describing the simulated cluster")
 	fs.Float64Var(&o.simSpeed, "sim-speed", 1, "simulated time scale: 1 = real time, 1000 = a 1 s operation takes 1 ms")
@@ -89,7 +99,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(doubleDash(fs, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
-			fmt.Fprintln(stdout, "usage: clusterd --listen 127.0.0.1:2030 --data-dir DIR [--sim N | --sim-config FILE] [--sim-speed X]")
+			fmt.Fprintln(stdout, "usage: clusterd --listen 127.0.0.1:2030 --data-dir DIR [--sim N | --sim-config FILE] [--sim-speed X] [--tls-cert F --tls-key F [--client-ca F]]")
+			fmt.Fprintln(stdout, "       clusterd init --data-dir DIR [--listen ADDR]   (CA, server certificate, admin credential, acli context)")
 			fs.PrintDefaults()
 			return 0
 		}
@@ -124,6 +135,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(2, "%v", err)
 	}
 	ecfg, err := sto.etcdConfig()
+	if err != nil {
+		return fail(2, "%v", err)
+	}
+	serv, err := sec.resolve(o.dataDir)
 	if err != nil {
 		return fail(2, "%v", err)
 	}
@@ -168,16 +183,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return d, d, err
 	}
 
+	if err := sec.checkListen(serv, o.listen); err != nil {
+		return fail(2, "%v", err)
+	}
 	// Take the port before touching the data dir, so a second clusterd on a
 	// busy port fails without side effects.
 	lis, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fail(1, "cannot listen on %s: %v", o.listen, unwrapOpError(err))
 	}
-	if host, _, _ := net.SplitHostPort(lis.Addr().String()); !net.ParseIP(host).IsLoopback() {
-		log.Warn("listening beyond loopback without TLS", "addr", lis.Addr().String())
+	if host, _, _ := net.SplitHostPort(lis.Addr().String()); serv.tls == nil && !net.ParseIP(host).IsLoopback() {
+		log.Warn("INSECURE: listening beyond loopback without TLS (--insecure-listen)", "addr", lis.Addr().String(), "anonymous_role", serv.anonymous.String())
 	}
-	sv := &server{o: o, log: log, stdout: stdout, stderr: stderr, newDriver: newDriver, iscsi: isc.config()}
+	auditDir := sec.auditDir
+	if auditDir == "" {
+		auditDir = filepath.Join(o.dataDir, "audit")
+	}
+	auditLog, err := audit.Open(auditDir, audit.Options{MaxSize: sec.auditMaxSize})
+	if err != nil {
+		lis.Close()
+		return fail(1, "%v", err)
+	}
+	defer auditLog.Close()
+	sv := &server{o: o, log: log, stdout: stdout, stderr: stderr, newDriver: newDriver, iscsi: isc.config(), sec: serv, audit: auditLog}
 	if ecfg != nil {
 		return sv.runShared(ctx, lis, *ecfg, sto)
 	}
@@ -207,6 +235,8 @@ type server struct {
 	iscsi     manager.IscsiConfig
 	// status answers cluster.status while this manager leads.
 	status func(ctx context.Context) (*acliv1.ClusterStatus, error)
+	sec    *serving
+	audit  *audit.Log
 }
 
 // serve runs the manager on lis until ctx ends (exit code 0) or lost
@@ -221,6 +251,9 @@ func (sv *server) serve(ctx context.Context, lis net.Listener, st store.Store, l
 		fmt.Fprintf(sv.stderr, "clusterd: %v\n", err)
 		return 1
 	}
+	tokens := auth.NewTokens(st, nil)
+	serv := sv.sec
+	authn := auth.New(auth.Config{ClientCAs: serv.clientCAs, Tokens: tokens, Anonymous: serv.anonymous, Audit: sv.audit, Logger: log})
 	m, err := manager.New(manager.Config{Store: st, Driver: drv, Logger: log,
 		MaxMigrationsPerHost: o.maxMigrations, HeartbeatMisses: o.heartbeatMisses,
 		Iscsi: sv.iscsi, Status: sv.status})
@@ -236,7 +269,19 @@ func (sv *server) serve(ctx context.Context, lis net.Listener, st store.Store, l
 	}
 
 	var sshc *simssh.Cluster
-	sopts := limits.ServerOptions(limits.Config{})
+	// Callers are identified and authorized first: the field caps and
+	// stream limits then apply to authenticated requests.
+	sopts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(authn.StreamInterceptor()),
+	}
+	sopts = append(sopts, limits.ServerOptions(limits.Config{})...)
+	if serv.tls != nil {
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(serv.tls)))
+	}
+	if serv.anonymous != auth.None {
+		log.Warn("callers without credentials are accepted", "anonymous_role", serv.anonymous.String())
+	}
 	if o.simSSH != 0 && simDrv != nil {
 		if sshc, err = startSimSSH(o, simDrv, log); err != nil {
 			log.Warn("simulated SSH disabled", "err", err)
@@ -246,13 +291,15 @@ func (sv *server) serve(ctx context.Context, lis net.Listener, st store.Store, l
 	}
 	srv := grpc.NewServer(sopts...)
 	m.Register(srv)
+	(&auth.Service{Tokens: tokens}).Register(srv)
+	(&audit.Service{Log: sv.audit}).Register(srv)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	sctx, stopSSH := context.WithCancel(ctx)
 	defer stopSSH()
 	if sshc != nil {
 		defer sshc.Close()
-		if err := attachSimSSH(sctx, sshc, lis.Addr()); err != nil {
+		if err := attachSimSSH(sctx, sshc, lis.Addr(), selfCreds(serv, authn)...); err != nil {
 			log.Warn("simulated SSH", "err", err)
 		}
 		log.Info("simulated SSH", "port", o.simSSH, "identity", sshc.ClientKeyPath())
@@ -371,8 +418,8 @@ func startSimSSH(o options, drv *sim.Driver, log *slog.Logger) (*simssh.Cluster,
 
 // attachSimSSH points the SSH machines at clusterd's own API (hosts to
 // serve, VMs for virsh list) and starts serving them.
-func attachSimSSH(ctx context.Context, c *simssh.Cluster, addr net.Addr) error {
-	conn, err := grpc.NewClient("passthrough:///"+simssh.SelfAddr(addr), grpc.WithTransportCredentials(insecure.NewCredentials()))
+func attachSimSSH(ctx context.Context, c *simssh.Cluster, addr net.Addr, creds ...grpc.DialOption) error {
+	conn, err := grpc.NewClient("passthrough:///"+simssh.SelfAddr(addr), creds...)
 	if err != nil {
 		return err
 	}
@@ -382,4 +429,23 @@ func attachSimSSH(ctx context.Context, c *simssh.Cluster, addr net.Addr) error {
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return c.Start(sctx, conn)
+}
+
+// selfCreds are the dial options of clusterd's own client: its internal
+// token, and over TLS a pin on its own certificate (the listen address need
+// not be a name the certificate holds).
+func selfCreds(s *serving, a *auth.Authenticator) []grpc.DialOption {
+	opts := []grpc.DialOption{grpc.WithPerRPCCredentials(a.InternalCredentials())}
+	if s.tls == nil {
+		return append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	own := s.cert.Raw
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 || !bytes.Equal(raw[0], own) {
+				return errors.New("not this clusterd's certificate")
+			}
+			return nil
+		}}
+	return append(opts, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 }

@@ -1,127 +1,37 @@
 package simssh
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
-	"time"
+	"sync/atomic"
 
 	glssh "github.com/gliderlabs/ssh"
 )
 
-// The shims answer from the session environment, which the server fills
-// per session; no callback channel is needed and nothing outlives the
-// session.
-const hostnameShim = `#!/bin/sh
-# hostname of a simulated acli cluster machine (set per SSH session).
-case "$1" in
-"" | -f | --fqdn | --long) echo "$HOSTNAME" ;;
--s | --short) echo "${HOSTNAME%%.*}" ;;
--i | -I | --ip-address | --all-ip-addresses) echo "$ACLI_SIM_IP" ;;
-*) echo "hostname: cannot change the name of a simulated host" >&2; exit 1 ;;
-esac
-`
-
-const virshShim = `#!/bin/sh
-# virsh of a simulated acli hypervisor: domains come from the cluster model.
-usage() { echo "usage: virsh list [--all] [--name] | virsh hostname" >&2; exit 1; }
-# Skip connection options such as -c qemu:///system or -r.
-while [ $# -gt 0 ]; do
-	case "$1" in
-	-c | --connect) shift 2 ;;
-	-r | --readonly | -q | --quiet) shift ;;
-	*) break ;;
-	esac
-done
-case "$1" in
-list)
-	shift
-	all=; names=
-	for a in "$@"; do
-		case "$a" in
-		--all | -a) all=_ALL ;;
-		--name) names=1 ;;
-		--state-running) ;;
-		*) echo "error: command 'list' doesn't support option $a" >&2; exit 1 ;;
-		esac
-	done
-	if [ -n "$names" ]; then eval "printf '%s' \"\$ACLI_SIM_VIRSH_NAMES$all\""
-	else eval "printf '%s' \"\$ACLI_SIM_VIRSH_LIST$all\""; fi ;;
-hostname) echo "$HOSTNAME" ;;
-"" | help) usage ;;
-*) echo "error: unknown command: '$1'" >&2; exit 1 ;;
-esac
-`
-
-// cvmVirshShim keeps the machine's own virsh, if any, out of CVM sessions.
-const cvmVirshShim = `#!/bin/sh
-echo "virsh: not available on a controller VM; run it on hypervisors with hostssh" >&2
-exit 127
-`
-
-// writeShims (re)writes the per-kind shim directories and returns them.
-func writeShims(binDir string) (map[Kind]string, error) {
-	dirs := map[Kind]string{KindHost: filepath.Join(binDir, "host"), KindCVM: filepath.Join(binDir, "cvm")}
-	files := map[string]string{
-		filepath.Join(dirs[KindHost], "hostname"): hostnameShim,
-		filepath.Join(dirs[KindHost], "virsh"):    virshShim,
-		filepath.Join(dirs[KindCVM], "hostname"):  hostnameShim,
-		filepath.Join(dirs[KindCVM], "virsh"):     cvmVirshShim,
+// vars are a session's shell variables: the simulated machine's, never
+// the manager's environment.
+func (s *Server) vars(t Target, user string) map[string]string {
+	home := "/root"
+	if user != "root" {
+		home = "/home/" + user
 	}
-	for _, d := range dirs {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("simssh: %w", err)
-		}
-	}
-	for f, body := range files {
-		tmp := f + ".tmp"
-		if err := os.WriteFile(tmp, []byte(body), 0o755); err != nil {
-			return nil, fmt.Errorf("simssh: %w", err)
-		}
-		if err := os.Rename(tmp, f); err != nil {
-			return nil, fmt.Errorf("simssh: %w", err)
-		}
-	}
-	return dirs, nil
+	return map[string]string{"HOSTNAME": t.Name, "USER": user, "LOGNAME": user, "HOME": home, "PWD": home,
+		"SHELL": "/bin/sh", "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
 }
 
-// env is the session environment: a clean one naming the simulated
-// machine, not the manager's own.
-func (s *Server) env(t Target, user string) []string {
-	env := []string{
-		"PATH=" + s.shims[t.Kind] + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-		"HOME=" + s.home,
-		"USER=" + user,
-		"LOGNAME=" + user,
-		"SHELL=/bin/sh",
-		"LANG=C.UTF-8",
-		"HOSTNAME=" + t.Name,
-		"ACLI_SIM_IP=" + t.IP,
-		"ACLI_SIM_KIND=" + string(t.Kind),
-	}
-	if t.Kind == KindHost {
+// node is the machine a session of t runs on.
+func (s *Server) node(t Target, user string) *node {
+	n := &node{t: t, user: user, since: s.started}
+	if t.Kind == KindHost && s.lookup != nil {
 		hostIP := t.HostIP
 		if hostIP == "" {
 			hostIP = t.IP
 		}
-		var vms []VMInfo
-		if s.lookup != nil {
-			vms = s.lookup(hostIP)
-		}
-		env = append(env,
-			"ACLI_SIM_VIRSH_LIST="+FormatVirshList(vms, false),
-			"ACLI_SIM_VIRSH_LIST_ALL="+FormatVirshList(vms, true),
-			"ACLI_SIM_VIRSH_NAMES="+formatNames(vms, false),
-			"ACLI_SIM_VIRSH_NAMES_ALL="+formatNames(vms, true),
-		)
+		n.vms = func() []VMInfo { return s.lookup(hostIP) }
 	}
-	return env
+	return n
 }
 
 func (s *Server) handler(t Target) glssh.Handler {
@@ -136,50 +46,35 @@ func (s *Server) handler(t Target) glssh.Handler {
 	}
 }
 
-// run executes command in sh -c and returns its exit status. The command
-// runs in its own process group so a closed session kills pipelines too.
+// signalNumbers are the SSH signal names a client may send.
+var signalNumbers = map[glssh.Signal]int{glssh.SIGHUP: 1, glssh.SIGINT: 2, glssh.SIGQUIT: 3, glssh.SIGKILL: 9,
+	glssh.SIGPIPE: 13, glssh.SIGALRM: 14, glssh.SIGTERM: 15, glssh.SIGUSR1: 10, glssh.SIGUSR2: 12}
+
+// run runs command in the simulated shell and returns its exit status. A
+// closed session or a signal from the client (Ctrl-C in hostssh) stops it.
 func (s *Server) run(sess glssh.Session, t Target, command string) int {
-	cmd := exec.CommandContext(sess.Context(), "/bin/sh", "-c", command)
-	cmd.Env = s.env(t, sess.User())
-	cmd.Dir = s.home
-	cmd.Stdout, cmd.Stderr = sess, sess.Stderr()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	// A background child keeping stdout open must not hold the session.
-	cmd.WaitDelay = time.Second
-	// Stdin through an os.Pipe: exec then needs no copier of its own, so
-	// a client that never closes stdin cannot keep Wait from returning.
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		fmt.Fprintf(sess.Stderr(), "simssh: %v\n", err)
-		return 255
-	}
-	cmd.Stdin = pr
-	if err := cmd.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		fmt.Fprintf(sess.Stderr(), "simssh: %v\n", err)
-		return 255
-	}
-	pr.Close()
+	s.active.Add(1)
+	defer s.active.Add(-1)
+	ctx, cancel := context.WithCancel(sess.Context())
+	defer cancel()
+	sigs := make(chan glssh.Signal, 1)
+	sess.Signals(sigs)
+	defer sess.Signals(nil)
+	var signalled atomic.Int32
 	go func() {
-		io.Copy(pw, sess)
-		pw.Close()
-	}()
-	err = cmd.Wait()
-	pw.Close()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ee):
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
+		select {
+		case sig := <-sigs:
+			signalled.Store(int32(128 + max(signalNumbers[sig], 1)))
+			cancel()
+		case <-ctx.Done():
 		}
-		return ee.ExitCode()
-	default:
-		return 255
+	}()
+	sh := &shell{m: s.node(t, sess.User()), vars: s.vars(t, sess.User())}
+	status := sh.run(ctx, command, sess, sess.Stderr())
+	if n := signalled.Load(); n != 0 {
+		return int(n)
 	}
+	return status
 }
 
 // FormatVirshList renders VMs as `virsh list` (all=false: running and

@@ -1,7 +1,9 @@
 // Package simssh serves SSH for the simulated cluster: each simulated
-// hypervisor and CVM answers on its own loopback address, running commands
-// in a local shell whose environment names that host, so hostssh/allssh
-// work against the simulator exactly as against real machines.
+// hypervisor and CVM answers on its own loopback address, so hostssh/allssh
+// work against the simulator as against real machines. Sessions run a
+// simulated shell (shell.go, commands in commands.go): no process of the
+// manager's machine is started, so holding the client key gives no shell
+// on the manager's machine.
 //
 // Keys live in DIR/ssh/: one ed25519 host key per address (created once,
 // then reused, so known_hosts entries stay valid across restarts) and the
@@ -83,8 +85,9 @@ type Server struct {
 	dir       string
 	lookup    Lookup
 	clientPub ssh.PublicKey
-	shims     map[Kind]string
-	home      string
+	started   time.Time
+	// active counts running sessions (tests wait for it to drop).
+	active atomic.Int32
 
 	mu      sync.Mutex
 	alive   func(Target) bool
@@ -102,21 +105,21 @@ func New(dataDir string, lookup Lookup) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simssh: %w", err)
 	}
-	for _, d := range []string{dir, filepath.Join(dir, "host_keys"), filepath.Join(dir, "home")} {
+	for _, d := range []string{dir, filepath.Join(dir, "host_keys")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("simssh: %w", err)
 		}
 	}
-	s := &Server{dir: dir, lookup: lookup, home: filepath.Join(dir, "home"),
+	// Earlier versions ran a real shell with command shims here.
+	_ = os.RemoveAll(filepath.Join(dir, "bin"))
+	_ = os.RemoveAll(filepath.Join(dir, "home"))
+	s := &Server{dir: dir, lookup: lookup, started: time.Now(),
 		keys: map[string]ssh.Signer{}, servers: map[string]*glssh.Server{}, ports: map[string]int{}}
 	client, err := loadOrCreateKey(filepath.Join(dir, "id_ed25519"), "acli-sim-client")
 	if err != nil {
 		return nil, err
 	}
 	s.clientPub = client.PublicKey()
-	if s.shims, err = writeShims(filepath.Join(dir, "bin")); err != nil {
-		return nil, err
-	}
 	return s, nil
 }
 

@@ -122,7 +122,12 @@ func (f *Factory) Options(g Globals) (client.Options, error) {
 			*dst = v
 		}
 	}
-	fill(&o.Addr, ctx.Server)
+	if o.Addr == "" && ctx.Server != "" {
+		if err := checkServer(ctx.Server); err != nil {
+			return o, client.Errorf(client.ExitUsage, "context %q: %v", ctx.Name, err)
+		}
+		o.Addr = ctx.Server
+	}
 	fill(&o.Addr, client.DefaultAddr)
 	fill(&o.Token, ctx.Token)
 	if !o.TLS() { // TLS files come together: a flag's cert never pairs with a context's key

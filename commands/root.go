@@ -338,6 +338,9 @@ func scriptFile(name string, stdin io.Reader) (io.Reader, func(), error) {
 // checkServer refuses a --server (ACLI_SERVER) that is no host:port list,
 // before anything dials: a usage error, not an unreachable cluster.
 func checkServer(list string) error {
+	if list == "" {
+		return nil // the context's server, else the default
+	}
 	for _, s := range strings.Split(list, ",") {
 		if strings.Contains(s, "://") {
 			continue // a URL form the client resolves itself

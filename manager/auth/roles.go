@@ -70,6 +70,15 @@ var methodRoles = map[string]Role{
 	"/acli.v1.HostService/AddHost":                   Admin,
 	"/acli.v1.HostService/RemoveHost":                Admin,
 
+	"/acli.v1.ImageService/ListImages":  Viewer,
+	"/acli.v1.ImageService/GetImage":    Viewer,
+	"/acli.v1.ImageService/CreateImage": Admin,
+	"/acli.v1.ImageService/UpdateImage": Admin,
+	"/acli.v1.ImageService/DeleteImage": Admin,
+
+	"/acli.v1.StorageContainerService/ListContainers": Viewer,
+	"/acli.v1.StorageContainerService/GetContainer":   Viewer,
+
 	"/acli.v1.NetworkService/ListNetworks":  Viewer,
 	"/acli.v1.NetworkService/GetNetwork":    Viewer,
 	"/acli.v1.NetworkService/CreateNetwork": Admin,

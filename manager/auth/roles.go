@@ -54,7 +54,8 @@ func ParseRole(s string) (Role, error) {
 // service of the generated descriptors and fails on an RPC missing here, and
 // docs/reference/roles.md is generated from it.
 var methodRoles = map[string]Role{
-	"/acli.v1.ClusterService/GetCluster": Viewer,
+	"/acli.v1.ClusterService/GetCluster":       Viewer,
+	"/acli.v1.ClusterService/GetClusterStatus": Viewer,
 
 	"/acli.v1.EventService/ListEvents":  Viewer,
 	"/acli.v1.EventService/WatchEvents": Viewer,

@@ -594,7 +594,8 @@ func (s vmService) DeleteDisk(ctx context.Context, req *acliv1.DeleteDiskRequest
 	if err != nil {
 		return nil, err
 	}
-	return s.m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmDiskDelete, func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
+	var gone *acliv1.Disk
+	task, err := s.m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmDiskDelete, func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
 		name := fmt.Sprintf("%s.%d", bus, req.Index)
 		var names []string
 		v := proto.Clone(cur).(*acliv1.Vm)
@@ -602,7 +603,7 @@ func (s vmService) DeleteDisk(ctx context.Context, req *acliv1.DeleteDiskRequest
 		v.Disks = slices.DeleteFunc(v.Disks, func(d *acliv1.Disk) bool {
 			names = append(names, diskName(d))
 			if d.Bus == bus && d.Index == req.Index {
-				found = true
+				found, gone = true, d
 			}
 			return d.Bus == bus && d.Index == req.Index
 		})
@@ -611,6 +612,16 @@ func (s vmService) DeleteDisk(ctx context.Context, req *acliv1.DeleteDiskRequest
 		}
 		return v, fmt.Sprintf("disk %s removed from vm %s", name, cur.Name), nil
 	})
+	// The record went first: a volume left by a failure here is unused
+	// space, never a disk without its data.
+	if err == nil && gone.VolumeGroupUuid == "" {
+		if st := s.m.storageDriver(); st != nil {
+			if derr := st.DeleteVolume(ctx, cmp.Or(gone.Container, defaultContainer), gone.Uuid); derr != nil {
+				s.m.log.Warn("removing a deleted disk's volume", "disk", gone.Uuid, "err", derr)
+			}
+		}
+	}
+	return task, err
 }
 
 // ---- NICs ----

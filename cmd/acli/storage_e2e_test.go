@@ -114,6 +114,17 @@ func TestLibvirtGuestFromImage(t *testing.T) {
 		t.Fatalf("boot disk after image.delete: %v", err)
 	}
 	e.ok("vm.off g1", "complete")
+	// Deleting a disk, then the VM, removes their volumes and the console.
+	e.ok("-y vm.disk_delete g1 disk_addr=scsi.1", "VmDiskDelete: complete")
+	if _, err := os.Stat(dataDisk); !os.IsNotExist(err) {
+		t.Fatalf("data disk volume after vm.disk_delete: %v", err)
+	}
+	e.ok("-y vm.delete g1", "VmDelete: complete")
+	for _, p := range []string{filepath.Join(storage, "default-container", "vdisks", disks[0].Uuid), console} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Fatalf("%s after vm.delete: %v", p, err)
+		}
+	}
 }
 
 // The same commands against the sim: imports read the source for real

@@ -554,7 +554,7 @@ func (d *Driver) Undefine(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm)
 			return err
 		}
 	}
-	return nil
+	return d.cfg.Storage.removeVolumes(vm)
 }
 
 // Migrate implements driver.Driver: a peer-to-peer live migration driven by the source

@@ -83,6 +83,22 @@ func (s Storage) ensureVolumes(vm *acliv1.Vm) error {
 	return os.MkdirAll(filepath.Dir(s.ConsolePath(vm.Uuid)), 0o755)
 }
 
+// removeVolumes deletes a deleted VM's own vDisks and console file.
+func (s Storage) removeVolumes(vm *acliv1.Vm) error {
+	if s.Dir == "" {
+		return nil
+	}
+	for _, d := range vm.Disks {
+		if d.VolumeGroupUuid != "" {
+			continue
+		}
+		if err := volume.Remove(s.VolumePath(cmp.Or(d.Container, "default-container"), d.Uuid)); err != nil {
+			return err
+		}
+	}
+	return volume.Remove(s.ConsolePath(vm.Uuid))
+}
+
 var _ driver.Storage = (*Driver)(nil)
 
 // ContainerCapacity implements driver.Storage: the size of the file system

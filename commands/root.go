@@ -78,7 +78,8 @@ func (f *Factory) printer(g Globals, inShell bool) *render.Printer {
 	if err != nil {
 		format = render.Table
 	}
-	p := &render.Printer{IO: f.IO, Format: format, NoHeaders: g.NoHeaders, Shell: inShell, Columns: g.Columns, SortBy: g.SortBy}
+	p := &render.Printer{IO: f.IO, Format: format, NoHeaders: g.NoHeaders, Shell: inShell, Columns: g.Columns, SortBy: g.SortBy,
+		Color: f.IO.OutTTY && (f.Getenv == nil || f.Getenv("NO_COLOR") == "")}
 	if g.JQ != "" {
 		p.JQ, _ = render.CompileJQ(g.JQ) // checked before the command ran
 	}

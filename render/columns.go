@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -252,4 +253,20 @@ func writeJQ(w io.Writer, code *gojq.Code, data any) error {
 	}
 	_, err = io.WriteString(w, sb.String())
 	return err
+}
+
+// attention matches the states an operator must notice; on a terminal
+// they are coloured after the table is laid out, so widths stay exact.
+var attention = regexp.MustCompile(`\b(kFailed|kAborted|Down|kNodeDown|kCvmDown|EnteredMaintenanceMode|EnteringMaintenanceMode)\b`)
+
+// colorize paints attention states: red for failures and down hosts or
+// CVMs, yellow for maintenance.
+func colorize(b []byte) []byte {
+	return attention.ReplaceAllFunc(b, func(m []byte) []byte {
+		code := "31" // red
+		if bytes.Contains(m, []byte("Maintenance")) {
+			code = "33" // yellow
+		}
+		return []byte("\x1b[" + code + "m" + string(m) + "\x1b[0m")
+	})
 }

@@ -37,6 +37,9 @@ type Printer struct {
 	// columns by any spelling of their header or JSON key.
 	Columns []string
 	SortBy  string
+	// Color paints states that need attention in tables (a terminal
+	// without NO_COLOR).
+	Color bool
 	// JQ, when set, replaces the format: the expression runs over the
 	// result's JSON form.
 	JQ *gojq.Code
@@ -113,7 +116,15 @@ func (p *Printer) Print(d Doc) error {
 			if err != nil {
 				return err
 			}
-			return WriteTable(p.IO.Out, t, p.NoHeaders)
+			if !p.Color {
+				return WriteTable(p.IO.Out, t, p.NoHeaders)
+			}
+			var buf bytes.Buffer
+			if err := WriteTable(&buf, t, p.NoHeaders); err != nil {
+				return err
+			}
+			_, err = p.IO.Out.Write(colorize(buf.Bytes()))
+			return err
 		case d.Block != nil:
 			return WriteBlock(p.IO.Out, d.Block)
 		case d.Text != "":

@@ -26,9 +26,12 @@ type HostConfig struct {
 	OnAlive func()
 	// MinBackoff and MaxBackoff bound the wait between reconnect attempts (defaults 100ms, 5s).
 	MinBackoff, MaxBackoff time.Duration
-	// ProbeInterval is how often a live connection is checked with a cheap RPC, and
-	// ProbeTimeout how long that RPC may take before the connection is declared hung and cut
-	// (a frozen host never closes its socket). Defaults 2s and 3s.
+	// ProbeInterval is how often the daemon is checked with a cheap RPC, and ProbeTimeout
+	// how long that RPC may take before the connection is declared hung and cut (a frozen
+	// host never closes its socket). Defaults 2s and 3s. Probes go over a connection of
+	// their own: libvirtd reads at most max_client_requests (5) calls of a connection at a
+	// time, so a probe queued behind slow calls (domains starting on a loaded host) would
+	// take a busy daemon for a hung one.
 	ProbeInterval, ProbeTimeout time.Duration
 }
 
@@ -137,22 +140,36 @@ func (h *Host) session(ctx context.Context, c *Conn) (served bool, err error) {
 		c.Close()
 		return false, err
 	}
-	// The watchdog probes the connection and cuts it when a probe goes unanswered, and closes
-	// it when ctx ends: go-libvirt's RPCs have no timeout, so a callback blocked on a frozen
-	// or departing host is released only by the connection ending under it.
+	probe, err := DialURI(ctx, h.uri, h.cfg.Dial)
+	if err == nil {
+		// Answered once before the host counts as up. This call also orders go-libvirt's
+		// connection set-up before its disconnect watcher, which otherwise race when the
+		// daemon goes before the first tick.
+		if err = h.probe(ctx, probe); err != nil {
+			probe.Close()
+		}
+	}
+	if err != nil {
+		c.Close()
+		return false, fmt.Errorf("probe connection: %w", err)
+	}
+	// The watchdog probes the daemon and cuts the connection when a probe goes unanswered,
+	// and closes it when ctx ends: go-libvirt's RPCs have no timeout, so a callback blocked
+	// on a frozen or departing host is released only by the connection ending under it.
 	stop := make(chan struct{})
 	alive := make(chan struct{}, 1)
 	lost := make(chan error, 1)
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		h.watch(ctx, c, stop, alive, lost)
+		h.watch(ctx, c, probe, stop, alive, lost)
 	}()
 	defer func() {
 		h.setDown(fmt.Errorf("%w: %s: %v", ErrHostDown, h.uri, err))
 		close(stop)
 		<-watched
 		c.Close()
+		probe.Close()
 	}()
 	h.setUp(c)
 	h.alive()
@@ -206,10 +223,10 @@ func (h *Host) serve(ctx context.Context, c *Conn, events <-chan Event, alive <-
 	}
 }
 
-// watch probes c every ProbeInterval until stop closes. An answered probe is signalled on
-// alive (coalesced while serve is busy); an unanswered one cuts the connection and is
-// reported on lost. When ctx ends it closes the connection.
-func (h *Host) watch(ctx context.Context, c *Conn, stop <-chan struct{}, alive chan<- struct{}, lost chan<- error) {
+// watch probes the daemon over probe every ProbeInterval until stop closes. An answered
+// probe is signalled on alive (coalesced while serve is busy); an unanswered one cuts c and
+// is reported on lost. When ctx ends it closes c.
+func (h *Host) watch(ctx context.Context, c, probe *Conn, stop <-chan struct{}, alive chan<- struct{}, lost chan<- error) {
 	tick := time.NewTicker(h.cfg.ProbeInterval)
 	defer tick.Stop()
 	for {
@@ -221,12 +238,13 @@ func (h *Host) watch(ctx context.Context, c *Conn, stop <-chan struct{}, alive c
 			return
 		case <-tick.C:
 		}
-		if err := h.probe(ctx, c); err != nil {
+		if err := h.probe(ctx, probe); err != nil {
 			if ctx.Err() != nil {
 				c.Close()
 				return
 			}
 			c.d.cut()
+			probe.d.cut()
 			lost <- err
 			return
 		}

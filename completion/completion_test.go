@@ -41,7 +41,7 @@ func TestComplete(t *testing.T) {
 		line, want string
 		start      int
 	}{
-		{"", "[cluster. container. cvm. event. host. image. net. sim. task. vg. vm. vm_group.]", 0},
+		{"", "[audit. cluster. container. cvm. event. host. image. net. sim. task. token. vg. vm. vm_group.]", 0},
 		{"v", "[vg. vm. vm_group.]", 0},
 		{"vg.get d", "[data dbvg]", 7},
 		{"vg.attach_to_vm data w", "[web01 web02 wait=]", 21},

@@ -16,12 +16,12 @@ func TestCompleterHidesOtherDriversNamespaces(t *testing.T) {
 	driver := ""
 	c := &Completer{Registry: commands.Default(), Names: names, Driver: func() string { return driver }}
 	cases := []struct{ driver, line, want string }{
-		{"", "", "[cluster. container. cvm. event. host. image. net. task. vg. vm. vm_group.]"},
-		{"libvirt", "", "[cluster. container. cvm. event. host. image. net. task. vg. vm. vm_group.]"},
+		{"", "", "[audit. cluster. container. cvm. event. host. image. net. task. token. vg. vm. vm_group.]"},
+		{"libvirt", "", "[audit. cluster. container. cvm. event. host. image. net. task. token. vg. vm. vm_group.]"},
 		{"libvirt", "s", "[]"},
 		{"libvirt", "sim.", "[]"},
 		{"libvirt", "sim.fail", "[]"},
-		{"sim", "", "[cluster. container. cvm. event. host. image. net. sim. task. vg. vm. vm_group.]"},
+		{"sim", "", "[audit. cluster. container. cvm. event. host. image. net. sim. task. token. vg. vm. vm_group.]"},
 		{"sim", "s", "[sim.]"},
 		{"sim", "sim.", "[sim.fail_cvm sim.fail_host sim.recover_cvm sim.recover_host]"},
 		{"libvirt", "vm.mi", "[vm.migrate]"},

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -51,7 +52,16 @@ type Config struct {
 type Authenticator struct {
 	cfg      Config
 	internal string
+
+	// verified caches certificate verifications: a connection presents the
+	// same parsed certificate on every call, so the chain is checked once
+	// per connection (validity times are still checked on every call).
+	mu       sync.Mutex
+	verified map[*x509.Certificate]Principal
 }
+
+// maxVerified bounds the cache; it is emptied when full.
+const maxVerified = 4096
 
 // New returns an Authenticator; it also mints the secret of clusterd's own
 // internal client (see InternalCredentials).
@@ -64,7 +74,8 @@ func New(cfg Config) *Authenticator {
 	}
 	var b [32]byte
 	_, _ = rand.Read(b[:])
-	return &Authenticator{cfg: cfg, internal: "internal_" + base64.RawURLEncoding.EncodeToString(b[:])}
+	return &Authenticator{cfg: cfg, internal: "internal_" + base64.RawURLEncoding.EncodeToString(b[:]),
+		verified: map[*x509.Certificate]Principal{}}
 }
 
 // InternalCredentials identify clusterd's own in-process clients (the sim's
@@ -120,6 +131,25 @@ func (a *Authenticator) verifyCert(cert *x509.Certificate) (Principal, error) {
 		return Principal{}, status.Errorf(codes.Unauthenticated, "unauthenticated: client certificate %q is not valid before %s",
 			cert.Subject.CommonName, cert.NotBefore.UTC().Format(time.RFC3339))
 	}
+	a.mu.Lock()
+	p, ok := a.verified[cert]
+	a.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := a.verifyChain(cert, now)
+	if err == nil {
+		a.mu.Lock()
+		if len(a.verified) >= maxVerified {
+			clear(a.verified)
+		}
+		a.verified[cert] = p
+		a.mu.Unlock()
+	}
+	return p, err
+}
+
+func (a *Authenticator) verifyChain(cert *x509.Certificate, now time.Time) (Principal, error) {
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: a.cfg.ClientCAs, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		return Principal{}, status.Errorf(codes.Unauthenticated, "unauthenticated: client certificate %q is not signed by the cluster's CA", cert.Subject.CommonName)

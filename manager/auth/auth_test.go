@@ -96,7 +96,7 @@ func TestTokens(t *testing.T) {
 	wantCode(t, err, codes.Unauthenticated, "the token is not valid")
 	// Only the hash is stored.
 	kv, err := toks.st.Get(ctx, tokenPrefix+rec.GetId())
-	if err != nil || strings.Contains(string(kv.Value), strings.Split(secret, "_")[2]) {
+	if err != nil || strings.Contains(string(kv.Value), strings.TrimPrefix(secret, "acli_"+rec.GetId()+"_")) {
 		t.Fatalf("stored record holds the secret (err %v)", err)
 	}
 	// Expiry.
@@ -111,7 +111,7 @@ func TestTokens(t *testing.T) {
 	if _, err := toks.Revoke(ctx, s2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := toks.Revoke(ctx, strings.Split(s2, "_")[1]); err != nil {
+	if _, err := toks.Revoke(ctx, s2[len("acli_"):len("acli_")+12]); err != nil {
 		t.Fatal(err)
 	}
 	_, err = a.Authenticate(withToken(s2))

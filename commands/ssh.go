@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -112,6 +113,13 @@ func (f *Factory) fanoutTargets(g *Globals) fanout.TargetSource {
 			return nil, client.Wrap(err)
 		}
 		ts := SSHTargets(resp.Hosts, style, fanout.IsLocalAddress)
+		if o, err := f.Options(*g); err != nil || !publishedKeysTrusted(o) {
+			// Keys from an unauthenticated, non-local clusterd could be
+			// anyone's: only known_hosts decides then.
+			for i := range ts {
+				ts[i].HostKeys = nil
+			}
+		}
 		if len(ts) == 0 {
 			what := "hypervisor"
 			if style == fanout.StyleAllSSH {
@@ -141,6 +149,22 @@ func SSHTargets(hosts []*acliv1.Host, style fanout.Style, isLocal func(string) b
 		ts = fanout.LocalLast(ts, isLocal)
 	}
 	return ts
+}
+
+// publishedKeysTrusted reports whether the host keys clusterd publishes
+// came over a connection that proves who answered: TLS with a verified
+// server certificate, or a clusterd on this machine's loopback.
+func publishedKeysTrusted(o client.Options) bool {
+	if o.TLS() {
+		return true
+	}
+	for _, a := range client.SplitServers(o.Addr) {
+		host, _, err := net.SplitHostPort(a)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
 }
 
 func keyList(k string) []string {

@@ -88,3 +88,21 @@ func TestFanoutIdentityEnvAndClusterdErrors(t *testing.T) {
 		t.Errorf("unreachable clusterd: exit %d, stderr %q", code, errb2.String())
 	}
 }
+
+func TestPublishedKeysTrustedOnlyOverTLSOrLoopback(t *testing.T) {
+	for _, c := range []struct {
+		o    client.Options
+		want bool
+	}{
+		{client.Options{Addr: "127.0.0.1:2030"}, true},
+		{client.Options{Addr: "127.0.0.1:2030,127.0.0.2:2030"}, true},
+		{client.Options{Addr: "10.0.0.5:2030"}, false},
+		{client.Options{Addr: "127.0.0.1:2030,10.0.0.5:2030"}, false},
+		{client.Options{Addr: "cluster.example:2030"}, false},
+		{client.Options{Addr: "10.0.0.5:2030", CACert: "ca.crt"}, true},
+	} {
+		if got := publishedKeysTrusted(c.o); got != c.want {
+			t.Errorf("%+v: %v, want %v", c.o, got, c.want)
+		}
+	}
+}

@@ -524,10 +524,10 @@ type placement struct {
 	since, until time.Time // the host was closed by since; until: when the later read began
 }
 
-// placing are the operations that put a VM on a host.
+// placing are the operations that put a VM on a host. A reboot or reset
+// keeps the VM where it runs, so it never explains how it got there.
 var placing = map[acliv1.TaskOperation]bool{
-	acliv1.TaskOperation_kVmPowerOn: true, acliv1.TaskOperation_kVmMigrate: true, acliv1.TaskOperation_kVmReboot: true,
-	acliv1.TaskOperation_kVmReset: true, acliv1.TaskOperation_kHaFailover: true,
+	acliv1.TaskOperation_kVmPowerOn: true, acliv1.TaskOperation_kVmMigrate: true, acliv1.TaskOperation_kHaFailover: true,
 	acliv1.TaskOperation_kHostEnterMaintenanceMode: true, acliv1.TaskOperation_kHostExitMaintenanceMode: true,
 }
 

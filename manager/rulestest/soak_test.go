@@ -112,6 +112,8 @@ func (d *clusterd) start() error {
 	case l := <-lines:
 		m := readyLine.FindStringSubmatch(l)
 		if m == nil {
+			cmd.Process.Kill()
+			<-done
 			return fmt.Errorf("clusterd: no ready line (got %q); stderr:\n%s", l, stderr)
 		}
 		d.addr = m[1]
@@ -123,6 +125,8 @@ func (d *clusterd) start() error {
 	case <-done:
 		return fmt.Errorf("clusterd exited; stderr:\n%s", stderr)
 	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
 		return fmt.Errorf("clusterd not ready after 30 s; stderr:\n%s", stderr)
 	}
 }
@@ -191,6 +195,7 @@ func TestSoak(t *testing.T) {
 	}
 	report(t, rep, *soakRestarts, "")
 	if t.Failed() {
+		d.kill() // its stderr is complete only once the process has gone
 		d.mu.Lock()
 		t.Logf("clusterd stderr (last run):\n%s", d.stderr)
 		d.mu.Unlock()
@@ -326,6 +331,7 @@ func TestSoakManagers(t *testing.T) {
 	report(t, rep, restarts, "managers ")
 	if t.Failed() {
 		for _, d := range ds {
+			d.kill() // its stderr is complete only once the process has gone
 			d.mu.Lock()
 			t.Logf("clusterd %s stderr:\n%s", d.addr, d.stderr)
 			d.mu.Unlock()

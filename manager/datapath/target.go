@@ -60,6 +60,9 @@ type CVM struct {
 	Name string
 	IP   string
 	Dir  string // holds the namespace's /run and tgtd's log
+	// OnExit, when set, is called (without locks held) each time tgtd
+	// exits, killed or not: the owner's own view of a crashed CVM.
+	OnExit func()
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -112,7 +115,14 @@ func (c *CVM) Start(ctx context.Context) error {
 		return fmt.Errorf("cvm %s: start tgtd: %w", c.Name, err)
 	}
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	onExit := c.OnExit
+	go func() {
+		cmd.Wait()
+		close(done)
+		if onExit != nil {
+			onExit()
+		}
+	}()
 	c.cmd, c.done, c.tids, c.nextTID = cmd, done, map[string]int{}, 0
 	for {
 		if _, err := c.adm(ctx, "--op", "show", "--mode", "sys"); err == nil {

@@ -1,0 +1,547 @@
+package datapath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// HostConfig places one host's data path: its redirector's address and
+// its CVM's (127.0.0.1 and the CVM's IP on a real host; one loopback
+// alias each in tests).
+type HostConfig struct {
+	Name         string
+	RedirectorIP string
+	CVMIP        string
+}
+
+// Config describes a cluster's data path.
+type Config struct {
+	Dir   string // one subdirectory per CVM
+	Hosts []HostConfig
+	// DataServicesIP, when set, gets a redirector on port 3260 spreading
+	// sessions over the CVMs' port 3205.
+	DataServicesIP string
+	// RedirectorPort is the hosts' redirector port (default 3261).
+	RedirectorPort int
+	// ReconnectGap is how long after a session's last login it may be
+	// ended for failback (default 3 s: libiscsi refuses closer reconnects).
+	ReconnectGap time.Duration
+	// HealthInterval is how often each CVM's tgtd is asked, over its
+	// control socket, whether it answers (default 500 ms); two misses in a
+	// row mark a hung CVM down.
+	HealthInterval time.Duration
+	Log            *slog.Logger
+}
+
+// Plane is a cluster's data path: the CVM targets, the hosts' redirectors
+// and the data services IP. Its routing follows its own view of CVM
+// health: a CVM is down when its tgtd exits, stops answering its control
+// socket, or the owner says so (MarkCVM), never from a TCP probe, which a
+// hung target still completes.
+type Plane struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	hosts   []*hostPath
+	disks   []Disk
+	logins  map[loginKey]*login
+	spread  map[string]int // DSIP target -> preferred host index
+	fenced  map[fenceKey]bool
+	dsip    *Redirector
+	closed  bool
+	timers  map[*time.Timer]struct{}
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	changes []func(host string, up bool)
+}
+
+type hostPath struct {
+	HostConfig
+	cvm    *CVM
+	redir  *Redirector
+	up     bool // clusterd's view
+	forced bool // marked down by the owner
+	misses int
+}
+
+// loginKey names a session as the plane routed it: which redirector
+// (host index, or -1 for the DSIP) sent which initiator to which target.
+type loginKey struct {
+	via       int
+	initiator string
+	target    string
+}
+
+type login struct {
+	to   int // host index of the CVM it was sent to
+	when time.Time
+}
+
+type fenceKey struct{ target, initiator string }
+
+// Start brings up every CVM target, exports disks on each, and opens the
+// redirectors. On error everything started is stopped again.
+func Start(ctx context.Context, cfg Config, disks []Disk) (*Plane, error) {
+	if cfg.RedirectorPort == 0 {
+		cfg.RedirectorPort = PortLocal
+	}
+	if cfg.ReconnectGap == 0 {
+		cfg.ReconnectGap = 3 * time.Second
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = 500 * time.Millisecond
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	p := &Plane{cfg: cfg, log: cfg.Log, disks: slices.Clone(disks), logins: map[loginKey]*login{},
+		spread: map[string]int{}, fenced: map[fenceKey]bool{}, timers: map[*time.Timer]struct{}{}, stop: make(chan struct{})}
+	for i, h := range cfg.Hosts {
+		hp := &hostPath{HostConfig: h}
+		hp.cvm = NewCVM(h.Name+"-cvm", h.CVMIP, filepath.Join(cfg.Dir, h.Name+"-cvm"))
+		hp.cvm.OnExit = func() { p.cvmExited(i) }
+		p.hosts = append(p.hosts, hp)
+	}
+	for i := range p.hosts {
+		if err := p.startCVM(ctx, i); err != nil {
+			p.Close()
+			return nil, err
+		}
+		route := func(l Login) (string, error) { return p.route(i, l) }
+		r, err := Listen(net.JoinHostPort(p.hosts[i].RedirectorIP, strconv.Itoa(cfg.RedirectorPort)), route, p.log)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.hosts[i].redir = r
+	}
+	if cfg.DataServicesIP != "" {
+		r, err := Listen(net.JoinHostPort(cfg.DataServicesIP, strconv.Itoa(PortDSIP)), func(l Login) (string, error) { return p.route(-1, l) }, p.log)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.dsip = r
+	}
+	p.wg.Add(1)
+	go p.watch()
+	return p, nil
+}
+
+// Close stops the redirectors and every CVM target, by PID.
+func (p *Plane) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.stop)
+	for t := range p.timers {
+		t.Stop()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	var errs []error
+	if p.dsip != nil {
+		errs = append(errs, p.dsip.Close())
+	}
+	for _, h := range p.hosts {
+		if h.redir != nil {
+			errs = append(errs, h.redir.Close())
+		}
+		errs = append(errs, h.cvm.Stop())
+	}
+	return errors.Join(errs...)
+}
+
+// OnChange registers f to be told each time a CVM goes down or comes up
+// in the plane's view (clusterd turns it into CVM state).
+func (p *Plane) OnChange(f func(host string, up bool)) {
+	p.mu.Lock()
+	p.changes = append(p.changes, f)
+	p.mu.Unlock()
+}
+
+// CVM is the storage service of the named host's CVM.
+func (p *Plane) CVM(host string) *CVM {
+	if i := p.index(host); i >= 0 {
+		return p.hosts[i].cvm
+	}
+	return nil
+}
+
+// Redirector is the address of the named host's redirector.
+func (p *Plane) Redirector(host string) string {
+	if i := p.index(host); i >= 0 {
+		return p.hosts[i].redir.Addr()
+	}
+	return ""
+}
+
+// DataServices is the address of the data services redirector.
+func (p *Plane) DataServices() string {
+	if p.dsip == nil {
+		return ""
+	}
+	return p.dsip.Addr()
+}
+
+func (p *Plane) index(host string) int {
+	for i, h := range p.hosts {
+		if h.Name == host {
+			return i
+		}
+	}
+	return -1
+}
+
+// Up reports the plane's view of a host's CVM.
+func (p *Plane) Up(host string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := p.index(host)
+	return i >= 0 && p.hosts[i].up
+}
+
+// Export serves d on every running CVM, and on CVMs started later.
+func (p *Plane) Export(ctx context.Context, d Disk) error {
+	p.mu.Lock()
+	if !slices.ContainsFunc(p.disks, func(x Disk) bool { return x.IQN == d.IQN }) {
+		p.disks = append(p.disks, d)
+	}
+	p.mu.Unlock()
+	for _, h := range p.hosts {
+		if h.cvm.Running() {
+			if err := h.cvm.Export(ctx, d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// StartCVM brings a host's stopped CVM back (tgtd, exports, fences) and
+// fails back to it the sessions its absence moved.
+func (p *Plane) StartCVM(ctx context.Context, host string) error {
+	i := p.index(host)
+	if i < 0 {
+		return fmt.Errorf("no host %s in the data path", host)
+	}
+	p.mu.Lock()
+	p.hosts[i].forced = false
+	p.mu.Unlock()
+	return p.startCVM(ctx, i)
+}
+
+// StopCVM kills a host's CVM target (SIGKILL, by PID), as a crash would.
+func (p *Plane) StopCVM(host string) error {
+	i := p.index(host)
+	if i < 0 {
+		return fmt.Errorf("no host %s in the data path", host)
+	}
+	return p.hosts[i].cvm.Stop()
+}
+
+// MarkCVM sets the owner's view of a host's CVM: down routes its sessions
+// elsewhere even while its target runs (CVM maintenance, a fault clusterd
+// saw); up lets the plane's own checks decide again.
+func (p *Plane) MarkCVM(host string, up bool) {
+	i := p.index(host)
+	if i < 0 {
+		return
+	}
+	p.mu.Lock()
+	p.hosts[i].forced = !up
+	p.mu.Unlock()
+	p.setUp(i, up && p.hosts[i].cvm.Running())
+}
+
+func (p *Plane) startCVM(ctx context.Context, i int) error {
+	h := p.hosts[i]
+	if !h.cvm.Running() {
+		if err := h.cvm.Start(ctx); err != nil {
+			return err
+		}
+	}
+	p.mu.Lock()
+	disks := slices.Clone(p.disks)
+	p.mu.Unlock()
+	for _, d := range disks {
+		if err := h.cvm.Export(ctx, d); err != nil {
+			return err
+		}
+	}
+	if err := p.applyFences(ctx, h.cvm); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	forced := h.forced
+	p.mu.Unlock()
+	p.setUp(i, !forced)
+	return nil
+}
+
+func (p *Plane) cvmExited(i int) { p.setUp(i, false) }
+
+// setUp records a CVM's health. Going down needs nothing more: the next
+// login through any redirector already avoids it. Coming up schedules the
+// failback of the sessions that belong to it.
+func (p *Plane) setUp(i int, up bool) {
+	p.mu.Lock()
+	h := p.hosts[i]
+	if h.up == up || p.closed {
+		p.mu.Unlock()
+		return
+	}
+	h.up, h.misses = up, 0
+	fs := slices.Clone(p.changes)
+	if up {
+		p.scheduleFailbackLocked(i)
+	}
+	p.mu.Unlock()
+	p.log.Info("datapath: CVM state", "host", h.Name, "cvm", h.CVMIP, "up", up)
+	for _, f := range fs {
+		f(h.Name, up)
+	}
+}
+
+// route answers a login through redirector via (a host index, or -1 for
+// the data services IP).
+func (p *Plane) route(via int, l Login) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fenced[fenceKey{l.Target, l.Initiator}] {
+		return "", ErrFenced
+	}
+	home, port := via, PortLocal
+	if via < 0 {
+		port = PortExternal
+		pref, ok := p.spread[l.Target]
+		if !ok {
+			pref = p.leastPreferredLocked()
+			p.spread[l.Target] = pref
+		}
+		home = pref
+	}
+	to := home
+	if !p.hosts[home].up {
+		to = p.leastLoadedUpLocked(home)
+		if to < 0 {
+			return "", errors.New("no CVM is up")
+		}
+	}
+	p.logins[loginKey{via, l.Initiator, l.Target}] = &login{to: to, when: time.Now()}
+	return net.JoinHostPort(p.hosts[to].CVMIP, strconv.Itoa(port)), nil
+}
+
+// leastPreferredLocked is the host whose CVM the fewest DSIP targets
+// prefer (the first such in host order): one vDisk per CVM in turn.
+func (p *Plane) leastPreferredLocked() int {
+	n := make([]int, len(p.hosts))
+	for _, h := range p.spread {
+		n[h]++
+	}
+	best := 0
+	for i := range n {
+		if n[i] < n[best] || (!p.hosts[best].up && p.hosts[i].up && n[i] == n[best]) {
+			best = i
+		}
+	}
+	return best
+}
+
+// leastLoadedUpLocked picks the up CVM serving the fewest routed sessions,
+// the nearest after home in host order on a tie; -1 when none is up.
+func (p *Plane) leastLoadedUpLocked(home int) int {
+	load := make([]int, len(p.hosts))
+	for _, l := range p.logins {
+		load[l.to]++
+	}
+	best := -1
+	for k := 1; k <= len(p.hosts); k++ {
+		i := (home + k) % len(p.hosts)
+		if p.hosts[i].up && (best < 0 || load[i] < load[best]) {
+			best = i
+		}
+	}
+	return best
+}
+
+// scheduleFailbackLocked ends, on the CVM serving them, the sessions whose
+// home is CVM i, each no sooner than ReconnectGap after its last login.
+func (p *Plane) scheduleFailbackLocked(i int) {
+	for k, l := range p.logins {
+		home := k.via
+		if home < 0 {
+			home = p.spread[k.target]
+		}
+		if home != i || l.to == i {
+			continue
+		}
+		k, from := k, l.to
+		var t *time.Timer
+		t = time.AfterFunc(time.Until(l.when.Add(p.cfg.ReconnectGap)), func() {
+			p.mu.Lock()
+			delete(p.timers, t)
+			cur := p.logins[k]
+			ok := !p.closed && p.hosts[i].up && cur != nil && cur.to == from
+			p.mu.Unlock()
+			if !ok {
+				return
+			}
+			n, err := p.hosts[from].cvm.Drop(context.Background(), func(s Session) bool {
+				return s.Target == k.target && s.Initiator == k.initiator
+			})
+			p.log.Info("datapath: failback", "initiator", k.initiator, "target", k.target,
+				"from", p.hosts[from].CVMIP, "to", p.hosts[i].CVMIP, "ended", n, "err", err)
+		})
+		p.timers[t] = struct{}{}
+	}
+}
+
+// watch asks every running CVM's tgtd over its control socket whether it
+// answers; two misses in a row mark it down (a hung CVM), an answer marks
+// it up again.
+func (p *Plane) watch() {
+	defer p.wg.Done()
+	tick := time.NewTicker(p.cfg.HealthInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+		}
+		for i, h := range p.hosts {
+			if !h.cvm.Running() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), p.cfg.HealthInterval)
+			_, err := h.cvm.adm(ctx, "--op", "show", "--mode", "sys")
+			cancel()
+			p.mu.Lock()
+			if err != nil {
+				h.misses++
+			} else {
+				h.misses = 0
+			}
+			misses, forced := h.misses, h.forced
+			p.mu.Unlock()
+			switch {
+			case misses >= 2:
+				p.setUp(i, false)
+			case misses == 0 && !forced:
+				p.setUp(i, true)
+			}
+		}
+	}
+}
+
+// InitiatorName is the iSCSI initiator name of a VM's disks on a host:
+// per host, so the storage side can refuse one host's copy of a VM.
+func InitiatorName(vmUUID, host string) string {
+	return initiatorPrefix + host + ":vm-" + vmUUID
+}
+
+const initiatorPrefix = "iqn.2010-06.com.nutanix:"
+
+// nobody is the allow list of a target whose every initiator is fenced
+// (an empty list would admit anyone).
+const nobody = initiatorPrefix + "fenced"
+
+// Fence refuses host's sessions of VM vmUUID on targets: every CVM admits
+// only the VM's initiators on the other hosts, and ends the fenced host's
+// connections; its redirector refuses its logins. When Fence returns, the
+// old copy's writes no longer reach the vDisks.
+func (p *Plane) Fence(ctx context.Context, vmUUID, host string, targets []string) error {
+	p.mu.Lock()
+	for _, t := range targets {
+		p.fenced[fenceKey{t, InitiatorName(vmUUID, host)}] = true
+	}
+	p.mu.Unlock()
+	var errs []error
+	for _, h := range p.hosts {
+		if h.cvm.Running() {
+			errs = append(errs, p.applyFences(ctx, h.cvm))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Unfence admits host's sessions of VM vmUUID on targets again.
+func (p *Plane) Unfence(ctx context.Context, vmUUID, host string, targets []string) error {
+	p.mu.Lock()
+	for _, t := range targets {
+		delete(p.fenced, fenceKey{t, InitiatorName(vmUUID, host)})
+	}
+	p.mu.Unlock()
+	var errs []error
+	for _, h := range p.hosts {
+		if h.cvm.Running() {
+			errs = append(errs, p.applyFences(ctx, h.cvm))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// applyFences sets each exported target's allow list on c: empty when no
+// initiator of it is fenced, else the VM's initiators on unfenced hosts.
+func (p *Plane) applyFences(ctx context.Context, c *CVM) error {
+	p.mu.Lock()
+	allow := map[string][]string{}
+	for _, d := range p.disks {
+		allow[d.IQN] = nil
+	}
+	for k := range p.fenced {
+		if _, ok := allow[k.target]; !ok {
+			continue
+		}
+		for _, h := range p.hosts {
+			name := replaceHost(k.initiator, h.Name)
+			if name != "" && !p.fenced[fenceKey{k.target, name}] && !slices.Contains(allow[k.target], name) {
+				allow[k.target] = append(allow[k.target], name)
+			}
+		}
+	}
+	for k := range p.fenced {
+		if names, ok := allow[k.target]; ok && len(names) == 0 {
+			allow[k.target] = []string{nobody}
+		}
+	}
+	p.mu.Unlock()
+	var errs []error
+	for iqn, names := range allow {
+		c.mu.Lock()
+		_, exported := c.tids[iqn]
+		c.mu.Unlock()
+		if exported {
+			errs = append(errs, c.Allow(ctx, iqn, names))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// replaceHost turns one host's InitiatorName into another's ("" when the
+// name is not one of the plane's).
+func replaceHost(initiator, host string) string {
+	rest, ok := strings.CutPrefix(initiator, initiatorPrefix)
+	if !ok {
+		return ""
+	}
+	i := strings.Index(rest, ":vm-")
+	if i < 0 {
+		return ""
+	}
+	return initiatorPrefix + host + rest[i:]
+}

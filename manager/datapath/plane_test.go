@@ -1,0 +1,185 @@
+package datapath
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// startPlane runs a 3-host data path on 127.46.14.0/24 (redirectors .1-.3,
+// CVMs .11-.13, data services IP .20) exporting the named vDisks.
+func startPlane(t testing.TB, disks ...string) (*Plane, []Disk) {
+	t.Helper()
+	requireTargets(t)
+	dir := t.TempDir()
+	var ds []Disk
+	for i, name := range disks {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, 64<<20); err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, Disk{IQN: "iqn.2010-06.com.nutanix:test-" + name, Path: p, ID: fmt.Sprintf("%08d", i+1)})
+	}
+	cfg := Config{Dir: dir, DataServicesIP: testNet + "20", HealthInterval: 200 * time.Millisecond}
+	for i := range 3 {
+		cfg.Hosts = append(cfg.Hosts, HostConfig{Name: fmt.Sprintf("h%d", i+1),
+			RedirectorIP: fmt.Sprintf("%s%d", testNet, 1+i), CVMIP: fmt.Sprintf("%s%d", testNet, 11+i)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := Start(ctx, cfg, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return p, ds
+}
+
+// initiate runs a libiscsi initiator (iscsi-perf, reading, reconnecting
+// through the portal it dialled) until the test ends.
+func initiate(t testing.TB, name, portal string, d Disk) {
+	t.Helper()
+	cmd := exec.Command("iscsi-perf", "-i", name, "-x", "1000", "-m", "1", "iscsi://"+portal+"/"+d.IQN+"/1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+}
+
+// spread counts the sessions each CVM serves.
+func spread(t testing.TB, p *Plane) [3]int {
+	t.Helper()
+	var n [3]int
+	for i, h := range []string{"h1", "h2", "h3"} {
+		if !p.Up(h) {
+			continue
+		}
+		ss, err := p.CVM(h).Sessions(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n[i] = len(ss)
+	}
+	return n
+}
+
+func waitSpread(t testing.TB, p *Plane, want [3]int, d time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		got := spread(t, p)
+		if got == want {
+			return time.Since(start)
+		}
+		if time.Since(start) > d {
+			t.Fatalf("sessions per CVM %v, want %v", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A volume group of 3 vDisks attached through the data services IP gets
+// one session per CVM; a killed CVM's session moves to another CVM, and
+// back once the CVM has returned (ending the temporary session).
+func TestVolumeGroupSpreadFailoverFailback(t *testing.T) {
+	p, ds := startPlane(t, "vg-d1", "vg-d2", "vg-d3")
+	for _, d := range ds {
+		initiate(t, "iqn.1994-05.com.redhat:client1", p.DataServices(), d)
+	}
+	waitSpread(t, p, [3]int{1, 1, 1}, 15*time.Second)
+
+	if err := p.StopCVM("h2"); err != nil {
+		t.Fatal(err)
+	}
+	took := waitSpread(t, p, [3]int{1, 0, 2}, 15*time.Second)
+	t.Logf("h2's session on h3 %v after the kill", took.Round(time.Millisecond))
+	if p.Up("h2") {
+		t.Fatal("the plane still sees h2's CVM up")
+	}
+
+	if err := p.StartCVM(context.Background(), "h2"); err != nil {
+		t.Fatal(err)
+	}
+	took = waitSpread(t, p, [3]int{1, 1, 1}, 15*time.Second)
+	t.Logf("failback to h2 %v after its CVM returned", took.Round(time.Millisecond))
+}
+
+// A host's redirector sends its VMs to its own CVM; when that CVM hangs
+// (SIGSTOP: it keeps its sockets but answers nothing) the plane's control
+// socket check marks it down and new logins go to another CVM.
+func TestHungCVMIsRoutedAround(t *testing.T) {
+	p, ds := startPlane(t, "d1")
+	url := "iscsi://" + p.Redirector("h1") + "/" + ds[0].IQN + "/1"
+	if out, err := exec.Command("iscsi-inq", url).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if err := p.CVM("h1").Hang(true); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for p.Up("h1") {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("a hung CVM is still up after 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("hung CVM down after %v", time.Since(start).Round(time.Millisecond))
+	initiate(t, InitiatorName("vm1", "h1"), p.Redirector("h1"), ds[0])
+	waitSpread(t, p, [3]int{0, 1, 0}, 15*time.Second)
+	if err := p.CVM("h1").Hang(false); err != nil {
+		t.Fatal(err)
+	}
+	took := waitSpread(t, p, [3]int{1, 0, 0}, 15*time.Second)
+	t.Logf("failback to the resumed CVM in %v", took.Round(time.Millisecond))
+}
+
+// Fencing a host for a VM ends that host's sessions of the VM's vDisks on
+// every CVM and refuses its logins, at the redirector and at the targets,
+// while the VM's copy on another host keeps working.
+func TestFenceRefusesTheOldHost(t *testing.T) {
+	p, ds := startPlane(t, "d1")
+	old, next := InitiatorName("vm1", "h1"), InitiatorName("vm1", "h2")
+	initiate(t, old, p.Redirector("h1"), ds[0])
+	waitSpread(t, p, [3]int{1, 0, 0}, 15*time.Second)
+
+	ctx := context.Background()
+	if err := p.Fence(ctx, "vm1", "h1", []string{ds[0].IQN}); err != nil {
+		t.Fatal(err)
+	}
+	if n := spread(t, p); n != [3]int{0, 0, 0} {
+		t.Fatalf("after the fence, sessions per CVM %v", n)
+	}
+	for _, portal := range []string{p.Redirector("h1"), p.hosts[0].CVMIP + ":3261", p.hosts[2].CVMIP + ":3205"} {
+		if out, err := exec.Command("iscsi-inq", "-i", old, "iscsi://"+portal+"/"+ds[0].IQN+"/1").CombinedOutput(); err == nil {
+			t.Fatalf("the fenced initiator logs in at %s:\n%s", portal, out)
+		}
+	}
+	if out, err := exec.Command("iscsi-inq", "-i", next, "iscsi://"+p.Redirector("h2")+"/"+ds[0].IQN+"/1").CombinedOutput(); err != nil {
+		t.Fatalf("the new host's copy is refused: %v\n%s", err, out)
+	}
+	// A CVM restarted while the fence holds keeps it.
+	p.StopCVM("h3")
+	if err := p.StartCVM(ctx, "h3"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("iscsi-inq", "-i", old, "iscsi://"+p.hosts[2].CVMIP+":3261/"+ds[0].IQN+"/1").CombinedOutput(); err == nil {
+		t.Fatalf("a restarted CVM forgot the fence:\n%s", out)
+	}
+	if err := p.Unfence(ctx, "vm1", "h1", []string{ds[0].IQN}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("iscsi-inq", "-i", old, "iscsi://"+p.Redirector("h1")+"/"+ds[0].IQN+"/1").CombinedOutput(); err != nil {
+		t.Fatalf("unfenced, the host is still refused: %v\n%s", err, out)
+	}
+}

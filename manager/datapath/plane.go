@@ -448,6 +448,9 @@ func (p *Plane) watch() {
 	}
 }
 
+// VDiskIQN is the target name of a vDisk on every CVM.
+func VDiskIQN(vdiskUUID string) string { return initiatorPrefix + "vdisk-" + vdiskUUID }
+
 // InitiatorName is the iSCSI initiator name of a VM's disks on a host:
 // per host, so the storage side can refuse one host's copy of a VM.
 func InitiatorName(vmUUID, host string) string {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 )
 
 // DiskSpec is one vDisk or CD-ROM of a domain.
@@ -17,6 +18,17 @@ type DiskSpec struct {
 	Serial string
 	// Boot marks the boot device.
 	Boot bool
+	// ISCSI, when set, is where the disk's bytes come from instead of
+	// Path: QEMU's libiscsi logs in at the portal (the host's redirector).
+	ISCSI *ISCSISource
+}
+
+// ISCSISource is a vDisk served over iSCSI: LUN 1 of target IQN, logged
+// in to at Portal ("ip:port") as Initiator.
+type ISCSISource struct {
+	Portal    string
+	IQN       string
+	Initiator string
 }
 
 // NICSpec is one network interface, plugged into a bridge.
@@ -42,7 +54,7 @@ func (d DiskSpec) validate() error {
 		return fmt.Errorf("disk %s.%d: bus must be scsi, sata, ide or pci", d.Bus, d.Index)
 	case d.Index < 0 || d.Index >= n:
 		return fmt.Errorf("disk %s.%d: index out of range 0-%d", d.Bus, d.Index, n-1)
-	case d.Path == "" && !d.CDROM:
+	case d.Path == "" && d.ISCSI == nil && !d.CDROM:
 		return fmt.Errorf("disk %s.%d: no volume", d.Bus, d.Index)
 	case d.CDROM && d.Bus == "pci":
 		return fmt.Errorf("disk %s.%d: a CD-ROM cannot be on the pci bus", d.Bus, d.Index)
@@ -69,10 +81,25 @@ type driverXML struct {
 }
 
 type sourceXML struct {
-	File   string `xml:"file,attr,omitempty"`
-	Bridge string `xml:"bridge,attr,omitempty"`
-	Path   string `xml:"path,attr,omitempty"`
-	Append string `xml:"append,attr,omitempty"`
+	Protocol  string        `xml:"protocol,attr,omitempty"`
+	Name      string        `xml:"name,attr,omitempty"`
+	Host      *hostXML      `xml:"host"`
+	Initiator *initiatorXML `xml:"initiator"`
+	File      string        `xml:"file,attr,omitempty"`
+	Bridge    string        `xml:"bridge,attr,omitempty"`
+	Path      string        `xml:"path,attr,omitempty"`
+	Append    string        `xml:"append,attr,omitempty"`
+}
+
+type hostXML struct {
+	Name string `xml:"name,attr"`
+	Port string `xml:"port,attr"`
+}
+
+type initiatorXML struct {
+	IQN struct {
+		Name string `xml:"name,attr"`
+	} `xml:"iqn"`
 }
 
 type targetXML struct {
@@ -121,8 +148,17 @@ type serialXML struct {
 }
 
 // diskSource is where a vDisk's bytes come from: the one place that knows
-// vDisks are files in the container directory.
+// vDisks are files in the container directory, or iSCSI LUNs.
 func diskSource(d DiskSpec) (typ string, drv *driverXML, src *sourceXML) {
+	if i := d.ISCSI; i != nil {
+		host, port, _ := net.SplitHostPort(i.Portal)
+		src := &sourceXML{Protocol: "iscsi", Name: i.IQN + "/1", Host: &hostXML{Name: host, Port: port}}
+		if i.Initiator != "" {
+			src.Initiator = &initiatorXML{}
+			src.Initiator.IQN.Name = i.Initiator
+		}
+		return "network", &driverXML{Name: "qemu", Type: "raw", Cache: "none"}, src
+	}
 	if d.Path == "" {
 		return "file", &driverXML{Name: "qemu", Type: "raw"}, nil
 	}
@@ -257,6 +293,12 @@ func parseDevices(d devicesXML) ([]DiskSpec, []NICSpec, *ConsoleSpec) {
 		}
 		if x.Source != nil {
 			s.Path = x.Source.File
+			if src := x.Source; src.Protocol == "iscsi" && src.Host != nil {
+				s.ISCSI = &ISCSISource{Portal: net.JoinHostPort(src.Host.Name, src.Host.Port), IQN: strings.TrimSuffix(src.Name, "/1")}
+				if src.Initiator != nil {
+					s.ISCSI.Initiator = src.Initiator.IQN.Name
+				}
+			}
 		}
 		if a := x.Address; a != nil && a.Type == "drive" {
 			s.Index = a.Unit

@@ -135,7 +135,8 @@ func TestHostUUIDFromCapabilities(t *testing.T) {
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // A VM with a boot disk from an image, a data disk, a CD-ROM, disks on
-// every bus, two NICs and a console file, against a golden file.
+// every bus, one served over iSCSI, two NICs and a console file, against
+// a golden file.
 func TestDomainXMLDevices(t *testing.T) {
 	s := DomainSpec{
 		Name: "db01", UUID: "0b5e2bf4-7d7e-4f3c-9a55-2b3c1b6f9e10", VCPUs: 1, MemoryMiB: 96,
@@ -146,7 +147,8 @@ func TestDomainXMLDevices(t *testing.T) {
 			{Bus: "ide", Index: 0, CDROM: true},
 			{Bus: "sata", Index: 2, Path: "/c/sata.raw"},
 			{Bus: "pci", Index: 0, Path: "/c/pci0.raw"},
-			{Bus: "pci", Index: 1, Path: "/c/pci1.raw"},
+			{Bus: "pci", Index: 1, Serial: "c", ISCSI: &ISCSISource{Portal: "127.0.0.1:3261",
+				IQN: "iqn.2010-06.com.nutanix:vdisk-c", Initiator: "iqn.2010-06.com.nutanix:h1:vm-0b5e2bf4"}},
 		},
 		NICs: []NICSpec{
 			{MAC: "50:6b:8d:00:00:01", Bridge: "br-vlan0"},

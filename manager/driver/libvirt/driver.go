@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/datapath"
 	"github.com/acli-dev/acli/manager/driver"
 )
 
@@ -429,6 +431,9 @@ func (d *Driver) PowerOn(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) 
 			return err
 		}
 	}
+	if err := d.cfg.Storage.onHost(ctx, &spec, vm.Uuid, host.Name); err != nil {
+		return err
+	}
 	if dom, err := c.Lookup(vm.Uuid); err == nil {
 		if dom.State.Active() {
 			return nil // already running there (started outside clusterd): nothing to do
@@ -599,6 +604,11 @@ func (d *Driver) Migrate(ctx context.Context, vm *acliv1.Vm, src, dst *acliv1.Ho
 		// would refuse to migrate a domain with file disks.
 		SharedDisks: len(VmDomainSpec(vm, d.cfg.Storage).Disks) > 0,
 	}
+	if dp := d.cfg.Storage.DataPath; dp != nil {
+		if o.DestXML, err = DestXML(sc, dp, vm.Uuid, src.Name, dst.Name); err != nil {
+			return err
+		}
+	}
 	if progress != nil {
 		o.Progress = func(p MigrationProgress) {
 			if p.DataTotal == 0 && !p.Completed {
@@ -626,6 +636,26 @@ func (d *Driver) Migrate(ctx context.Context, vm *acliv1.Vm, src, dst *acliv1.Ho
 	d.log.Info("live migration done", "vm", vm.Name, "from", src.Name, "to", dst.Name,
 		"took", res.Elapsed.Round(time.Millisecond), "downtime", res.Downtime, "iterations", res.Iterations)
 	return nil
+}
+
+// DestXML is the running domain's definition with its iSCSI disks pointed
+// at the destination host's redirector, logging in as the destination's
+// initiator: after the move the destination's CVM serves them.
+func DestXML(sc *Conn, dp DataPath, vmUUID, src, dst string) (string, error) {
+	x, err := sc.MigratableXML(vmUUID)
+	if err != nil {
+		return "", err
+	}
+	from, to := dp.Redirector(src), dp.Redirector(dst)
+	if to == "" {
+		return "", fmt.Errorf("host %s has no iSCSI redirector", dst)
+	}
+	fh, fp, _ := net.SplitHostPort(from)
+	th, tp, _ := net.SplitHostPort(to)
+	return strings.NewReplacer(
+		fmt.Sprintf("<host name='%s' port='%s'/>", fh, fp), fmt.Sprintf("<host name='%s' port='%s'/>", th, tp),
+		datapath.InitiatorName(vmUUID, src), datapath.InitiatorName(vmUUID, dst),
+	).Replace(x), nil
 }
 
 func ignoreNotFound(err error) error {

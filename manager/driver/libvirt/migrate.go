@@ -38,6 +38,9 @@ type MigrateOptions struct {
 	// migrate them in place (VIR_MIGRATE_UNSAFE skips libvirt's check for
 	// a shared file system it recognises).
 	SharedDisks bool
+	// DestXML, when set, is the domain's definition on the destination
+	// (its disks pointed at the destination host's iSCSI redirector).
+	DestXML string
 }
 
 // MigrationProgress is one sample of the migration job.
@@ -81,7 +84,21 @@ func migrateParams(o MigrateOptions) []golibvirt.TypedParam {
 	if bw := MbpsToMiBps(o.BandwidthMbps); bw > 0 {
 		p = append(p, golibvirt.TypedParam{Field: golibvirt.MigrateParamBandwidth, Value: *golibvirt.NewTypedParamValueUllong(bw)})
 	}
+	if o.DestXML != "" {
+		p = append(p, golibvirt.TypedParam{Field: golibvirt.MigrateParamDestXML, Value: *golibvirt.NewTypedParamValueString(o.DestXML)})
+	}
 	return p
+}
+
+// MigratableXML is the running domain's definition as a migration
+// destination takes it.
+func (c *Conn) MigratableXML(ref string) (string, error) {
+	dom, err := c.lookup(ref)
+	if err != nil {
+		return "", err
+	}
+	x, err := c.l.DomainGetXMLDesc(dom, golibvirt.DomainXMLSecure|golibvirt.DomainXMLMigratable)
+	return x, c.wrap(err)
 }
 
 // Migrate live-migrates a domain peer-to-peer to opts.DestURI, reporting progress until it

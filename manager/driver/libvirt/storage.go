@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/datapath"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/storage/volume"
 )
@@ -22,6 +23,40 @@ import (
 // serial consoles are Dir/.consoles/<vm-uuid>.log.
 type Storage struct {
 	Dir string
+	// DataPath, when set, serves the VMs' vDisks over iSCSI: each domain
+	// disk logs in at its host's redirector, which sends it to a CVM.
+	DataPath DataPath
+}
+
+// DataPath is the iSCSI data path of the cluster (datapath.Plane).
+type DataPath interface {
+	// Redirector is the portal ("ip:port") of the named host's redirector.
+	Redirector(host string) string
+	// Export serves a vDisk on every CVM.
+	Export(ctx context.Context, d datapath.Disk) error
+}
+
+// onHost points a domain's vDisks at host's redirector, exporting each
+// on the CVMs; without a data path the disks stay files.
+func (s Storage) onHost(ctx context.Context, spec *DomainSpec, vmUUID, host string) error {
+	if s.DataPath == nil {
+		return nil
+	}
+	portal := s.DataPath.Redirector(host)
+	if portal == "" {
+		return fmt.Errorf("host %s has no iSCSI redirector", host)
+	}
+	for i, d := range spec.Disks {
+		if d.CDROM || d.Path == "" {
+			continue
+		}
+		iqn := datapath.VDiskIQN(d.Serial)
+		if err := s.DataPath.Export(ctx, datapath.Disk{IQN: iqn, Path: d.Path, ID: d.Serial}); err != nil {
+			return err
+		}
+		spec.Disks[i].ISCSI = &ISCSISource{Portal: portal, IQN: iqn, Initiator: datapath.InitiatorName(vmUUID, host)}
+	}
+	return nil
 }
 
 // VolumePath is the file of a vDisk.

@@ -378,7 +378,9 @@ func (r *Req) follow(ctx context.Context, c *client.Client, targets []Target, ta
 				if r.Hooks.Err != nil {
 					terr = r.Hooks.Err(ft, terr)
 				}
-				errs[i] = r.labelErr(targets, targets[i], terr)
+				if terr != nil {
+					errs[i] = r.labelErr(targets, targets[i], terr)
+				}
 			}
 		}()
 	}
@@ -488,9 +490,13 @@ func waitErr(ctx context.Context, t *acliv1.Task, err error) error {
 	}
 	if errors.Is(ctx.Err(), context.Canceled) || status.Code(err) == codes.Canceled {
 		// Ctrl-C ends the wait, not the task: as with --timeout, say so
-		// and how to follow it, exit 7.
-		return client.Errorf(client.ExitTimeout, "interrupted; %s goes on as task %s on clusterd (see: acli task.wait %s)",
-			render.OpName(t.GetOperation()), t.GetUuid(), t.GetUuid())
+		// and how to follow it (or stop it, when it can), exit 7.
+		stop := ""
+		if t.GetCancellable() {
+			stop = "; to stop it, try: acli task.cancel " + t.GetUuid()
+		}
+		return client.Errorf(client.ExitTimeout, "interrupted; %s goes on as task %s on clusterd (see: acli task.wait %s%s)",
+			render.OpName(t.GetOperation()), t.GetUuid(), t.GetUuid(), stop)
 	}
 	return client.Wrap(err)
 }

@@ -39,6 +39,18 @@ func taskCommands() []*Command {
 			Examples:    []string{"task.wait 6f1c…", "--timeout 10m task.wait 6f1c…"},
 			Run:         runTaskWait,
 		},
+		{
+			Name:    "task.cancel",
+			Summary: "Stop tasks that can end safely, and wait for them to end",
+			Description: "Only a live migration that has not switched over and an image import can stop (task.get shows cancellable: true); " +
+				"clusterd undoes what they did and ends them kAborted with the reason. Other tasks, and tasks that ended, are refused (exit 5), " +
+				"as is a task that finished before it could stop.",
+			Args:     []Arg{{Name: "task", Kind: KindTask, Many: true, Help: "task UUID"}},
+			Keys:     []Key{{Name: "reason", Type: TypeString, Help: "why, recorded on the task", Example: "wrong host"}},
+			Output:   OutputText,
+			Examples: []string{"task.cancel 6f1c…", "task.cancel 6f1c… reason=\"wrong host\""},
+			Run:      runTaskCancel,
+		},
 	}
 }
 
@@ -85,4 +97,50 @@ func runTaskWait(ctx context.Context, r *Req) error {
 		tasks[i] = task
 	}
 	return r.Follow(ctx, c, targets, tasks, errs)
+}
+
+func runTaskCancel(ctx context.Context, r *Req) error {
+	c, err := r.Client(ctx)
+	if err != nil {
+		return err
+	}
+	targets := r.Targets(0)
+	tasks := make([]*acliv1.Task, len(targets))
+	errs := make([]error, len(targets))
+	for i, t := range targets {
+		task, err := c.Task.CancelTask(ctx, &acliv1.CancelTaskRequest{Uuid: t.ID, Reason: r.String("reason")})
+		if err != nil {
+			errs[i] = r.labelErr(targets, t, client.Wrap(err))
+			continue
+		}
+		tasks[i] = task
+	}
+	// Aborted is what was asked for; a task that finished anyway is not.
+	r.Hooks.Err = func(t *acliv1.Task, err *client.Error) *client.Error {
+		if t.GetStatus() == acliv1.TaskStatus_kAborted {
+			return nil
+		}
+		return err
+	}
+	// follow records each target's failure in errs; done holds the ended
+	// tasks in target order.
+	done, _ := r.follow(ctx, c, targets, tasks, errs)
+	j := 0
+	for i := range targets {
+		if tasks[i] == nil || j >= len(done) {
+			continue
+		}
+		if t := done[j]; t.GetStatus() == acliv1.TaskStatus_kSucceeded {
+			errs[i] = r.labelErr(targets, targets[i], client.Errorf(client.ExitRefused, "task %s (%s) finished before it could stop",
+				t.GetUuid(), render.OpName(t.GetOperation())))
+		}
+		j++
+	}
+	err = joinTaskErrors(errs)
+	if !r.Printer.Human() {
+		if perr := r.Print(render.Doc{Data: done}); perr != nil {
+			return perr
+		}
+	}
+	return err
 }

@@ -269,6 +269,7 @@ func (s imageService) CreateImage(ctx context.Context, req *acliv1.CreateImageRe
 	}
 	im.Container, im.VmdiskUuid = container, im.Uuid
 	t := m.newTaskLocked(acliv1.TaskOperation_kImageCreate, []*acliv1.EntityRef{imageRef(im)}, im.Uuid, "image-name:"+req.Name)
+	t.pb.Cancellable = true // the import undoes itself when stopped
 	m.mu.Unlock()
 	st := m.storageDriver()
 	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
@@ -295,6 +296,7 @@ func (s imageService) CreateImage(ctx context.Context, req *acliv1.CreateImageRe
 		if err != nil {
 			return outcome{}, fmt.Errorf("import image %s: %w", im.Name, err)
 		}
+		m.pastReturn(t)
 		im.SizeBytes, im.ChecksumSha256, im.SourceFormat = res.Size, res.SHA256, res.SourceFormat
 		m.mu.RLock()
 		err = m.checkCapacityLocked(container, im.SizeBytes, "image "+im.Name)

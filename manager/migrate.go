@@ -88,6 +88,7 @@ func (m *Manager) liveMigrate(ctx context.Context, t *taskRec, mv move, percent 
 		m.publish("migration", "error", m.taskUUID(t), refs, "migration of vm %s from %s to %s failed: %v", vm.Name, hostLabel(src), hostLabel(dst), err)
 		return migrated{}, err
 	}
+	m.pastReturn(t)
 	next := proto.Clone(vm).(*acliv1.Vm)
 	next.HostUuid, next.HostName = dst.Uuid, dst.Name
 	if mv.edit != nil {
@@ -195,6 +196,7 @@ func (s vmService) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) 
 	}
 	src, dst := m.hosts[cur.HostUuid].pb, target.pb
 	t := m.newTaskLocked(acliv1.TaskOperation_kVmMigrate, []*acliv1.EntityRef{vmRef(cur), hostRef(src), hostRef(dst)}, cur.Uuid)
+	t.pb.Cancellable = live // until the switch-over (liveMigrate)
 	hd := m.holdLocked(target, cur.MemoryBytes)
 	m.addTargetLocked(dst.Uuid, t)
 	t.release = func() { hd.releaseLocked(); m.dropTargetsLocked(t) }

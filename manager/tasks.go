@@ -27,6 +27,8 @@ type taskRec struct {
 	changed chan struct{}
 	locks   []string // busy entity UUIDs
 	release func()   // frees reservations; called under Manager.mu at the end
+	// stop cancels the work while the task can end safely (cancel.go).
+	stop context.CancelCauseFunc
 }
 
 // outcome is what a task's work produced: the store writes that record it,
@@ -130,6 +132,10 @@ func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task,
 		return nil, status.Error(codes.Unavailable, "clusterd is shutting down")
 	}
 	m.wg.Add(1)
+	wctx, stop := context.WithCancelCause(m.ctx)
+	if t.pb.Cancellable {
+		t.stop = stop
+	}
 	pb := t.pb
 	m.mu.Unlock()
 	rev, err := m.commit(ctx, []write{{key: taskKey(pb.Uuid), msg: pb, rev: 0}})
@@ -138,6 +144,7 @@ func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task,
 		m.forgetLocked(t)
 		m.mu.Unlock()
 		m.wg.Done()
+		stop(nil)
 		return nil, rpcError(err)
 	}
 	m.mu.Lock()
@@ -145,7 +152,9 @@ func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task,
 	m.mu.Unlock()
 	go func() {
 		defer m.wg.Done()
-		out, err := w(m.ctx, t)
+		out, err := w(wctx, t)
+		err = cancelled(wctx, err)
+		stop(nil)
 		if _, cerr := m.complete(m.ctx, t, out, err); cerr != nil {
 			m.log.Error("recording task result", "task", pb.Uuid, "err", cerr)
 		}
@@ -164,6 +173,7 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 	if werr == nil {
 		final := proto.Clone(cur).(*acliv1.Task)
 		final.Status, final.Percent, final.CompleteTime, final.ProgressMessage = acliv1.TaskStatus_kSucceeded, 100, now, ""
+		final.Cancellable = false
 		if out.message != "" {
 			final.Messages = append(final.Messages, out.message)
 		}
@@ -195,13 +205,17 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 	if m.ctx.Err() != nil && errors.Is(werr, context.Canceled) {
 		werr = errors.New("clusterd stopped while the task was running; retry it")
 	}
+	st, verb := acliv1.TaskStatus_kFailed, "failed: "
+	if errors.As(werr, new(*taskCancelled)) {
+		st, verb = acliv1.TaskStatus_kAborted, "aborted: "
+	}
 	m.mu.Lock()
 	pb := m.updateTaskLocked(t, func(pb *acliv1.Task) {
-		pb.Status, pb.CompleteTime, pb.ProgressMessage = acliv1.TaskStatus_kFailed, now, ""
+		pb.Status, pb.CompleteTime, pb.ProgressMessage, pb.Cancellable = st, now, "", false
 		pb.Error = errorText(werr)
 		pb.ErrorCode = int32(errorCode(werr))
 		pb.Violations = taskViolations(werr)
-		pb.Messages = append(pb.Messages, "failed: "+pb.Error)
+		pb.Messages = append(pb.Messages, verb+pb.Error)
 	})
 	m.publishTask(pb, "")
 	m.endLocked(t)
@@ -222,6 +236,7 @@ func (m *Manager) endLocked(t *taskRec) {
 		m.releaseLocked(t, id)
 	}
 	t.locks = nil
+	t.stop = nil
 	if t.release != nil {
 		t.release()
 		t.release = nil

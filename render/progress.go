@@ -51,11 +51,15 @@ func (p *Progress) Update(label string, t *acliv1.Task) {
 	case acliv1.TaskStatus_kSucceeded:
 		line, final = label+": complete", true
 	case acliv1.TaskStatus_kFailed, acliv1.TaskStatus_kAborted:
+		verb := "failed"
+		if t.GetStatus() == acliv1.TaskStatus_kAborted {
+			verb = "aborted"
+		}
 		msg := t.GetError()
 		if msg == "" {
-			msg = strings.ToLower(strings.TrimPrefix(t.GetStatus().String(), "k"))
+			msg = verb
 		}
-		line, final = label+": failed: "+msg, true
+		line, final = label+": "+verb+": "+msg, true
 	case acliv1.TaskStatus_kRunning:
 		if p.tty {
 			line = fmt.Sprintf("%s: %s %3d%%", label, bar(t.GetPercent()), t.GetPercent())

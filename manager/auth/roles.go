@@ -90,9 +90,10 @@ var methodRoles = map[string]Role{
 	"/acli.v1.SimService/FailCvm":     Admin,
 	"/acli.v1.SimService/RecoverCvm":  Admin,
 
-	"/acli.v1.TaskService/ListTasks": Viewer,
-	"/acli.v1.TaskService/GetTask":   Viewer,
-	"/acli.v1.TaskService/WatchTask": Viewer,
+	"/acli.v1.TaskService/ListTasks":  Viewer,
+	"/acli.v1.TaskService/GetTask":    Viewer,
+	"/acli.v1.TaskService/WatchTask":  Viewer,
+	"/acli.v1.TaskService/CancelTask": Operator,
 
 	"/acli.v1.VmService/ListVms":       Viewer,
 	"/acli.v1.VmService/GetVm":         Viewer,

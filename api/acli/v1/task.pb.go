@@ -177,6 +177,61 @@ func (x *GetTaskRequest) GetUuid() string {
 	return ""
 }
 
+// CancelTaskRequest names the task to stop.
+type CancelTaskRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Task UUID.
+	Uuid string `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	// Why, recorded on the task with the caller's name (optional).
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelTaskRequest) Reset() {
+	*x = CancelTaskRequest{}
+	mi := &file_acli_v1_task_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelTaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelTaskRequest) ProtoMessage() {}
+
+func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_task_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
+func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_task_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CancelTaskRequest) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *CancelTaskRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_acli_v1_task_proto protoreflect.FileDescriptor
 
 const file_acli_v1_task_proto_rawDesc = "" +
@@ -189,11 +244,16 @@ const file_acli_v1_task_proto_rawDesc = "" +
 	"\x11ListTasksResponse\x12#\n" +
 	"\x05tasks\x18\x01 \x03(\v2\r.acli.v1.TaskR\x05tasks\"$\n" +
 	"\x0eGetTaskRequest\x12\x12\n" +
-	"\x04uuid\x18\x01 \x01(\tR\x04uuid2\xbb\x01\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\"?\n" +
+	"\x11CancelTaskRequest\x12\x12\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason2\xf4\x01\n" +
 	"\vTaskService\x12B\n" +
 	"\tListTasks\x12\x19.acli.v1.ListTasksRequest\x1a\x1a.acli.v1.ListTasksResponse\x121\n" +
 	"\aGetTask\x12\x17.acli.v1.GetTaskRequest\x1a\r.acli.v1.Task\x125\n" +
-	"\tWatchTask\x12\x17.acli.v1.GetTaskRequest\x1a\r.acli.v1.Task0\x01B-Z+github.com/acli-dev/acli/api/acli/v1;acliv1b\x06proto3"
+	"\tWatchTask\x12\x17.acli.v1.GetTaskRequest\x1a\r.acli.v1.Task0\x01\x127\n" +
+	"\n" +
+	"CancelTask\x12\x1a.acli.v1.CancelTaskRequest\x1a\r.acli.v1.TaskB-Z+github.com/acli-dev/acli/api/acli/v1;acliv1b\x06proto3"
 
 var (
 	file_acli_v1_task_proto_rawDescOnce sync.Once
@@ -207,23 +267,26 @@ func file_acli_v1_task_proto_rawDescGZIP() []byte {
 	return file_acli_v1_task_proto_rawDescData
 }
 
-var file_acli_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_acli_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_acli_v1_task_proto_goTypes = []any{
 	(*ListTasksRequest)(nil),  // 0: acli.v1.ListTasksRequest
 	(*ListTasksResponse)(nil), // 1: acli.v1.ListTasksResponse
 	(*GetTaskRequest)(nil),    // 2: acli.v1.GetTaskRequest
-	(*Task)(nil),              // 3: acli.v1.Task
+	(*CancelTaskRequest)(nil), // 3: acli.v1.CancelTaskRequest
+	(*Task)(nil),              // 4: acli.v1.Task
 }
 var file_acli_v1_task_proto_depIdxs = []int32{
-	3, // 0: acli.v1.ListTasksResponse.tasks:type_name -> acli.v1.Task
+	4, // 0: acli.v1.ListTasksResponse.tasks:type_name -> acli.v1.Task
 	0, // 1: acli.v1.TaskService.ListTasks:input_type -> acli.v1.ListTasksRequest
 	2, // 2: acli.v1.TaskService.GetTask:input_type -> acli.v1.GetTaskRequest
 	2, // 3: acli.v1.TaskService.WatchTask:input_type -> acli.v1.GetTaskRequest
-	1, // 4: acli.v1.TaskService.ListTasks:output_type -> acli.v1.ListTasksResponse
-	3, // 5: acli.v1.TaskService.GetTask:output_type -> acli.v1.Task
-	3, // 6: acli.v1.TaskService.WatchTask:output_type -> acli.v1.Task
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
+	3, // 4: acli.v1.TaskService.CancelTask:input_type -> acli.v1.CancelTaskRequest
+	1, // 5: acli.v1.TaskService.ListTasks:output_type -> acli.v1.ListTasksResponse
+	4, // 6: acli.v1.TaskService.GetTask:output_type -> acli.v1.Task
+	4, // 7: acli.v1.TaskService.WatchTask:output_type -> acli.v1.Task
+	4, // 8: acli.v1.TaskService.CancelTask:output_type -> acli.v1.Task
+	5, // [5:9] is the sub-list for method output_type
+	1, // [1:5] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -241,7 +304,7 @@ func file_acli_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_task_proto_rawDesc), len(file_acli_v1_task_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TaskService_ListTasks_FullMethodName = "/acli.v1.TaskService/ListTasks"
-	TaskService_GetTask_FullMethodName   = "/acli.v1.TaskService/GetTask"
-	TaskService_WatchTask_FullMethodName = "/acli.v1.TaskService/WatchTask"
+	TaskService_ListTasks_FullMethodName  = "/acli.v1.TaskService/ListTasks"
+	TaskService_GetTask_FullMethodName    = "/acli.v1.TaskService/GetTask"
+	TaskService_WatchTask_FullMethodName  = "/acli.v1.TaskService/WatchTask"
+	TaskService_CancelTask_FullMethodName = "/acli.v1.TaskService/CancelTask"
 )
 
 // TaskServiceClient is the client API for TaskService service.
@@ -36,6 +37,12 @@ type TaskServiceClient interface {
 	GetTask(ctx context.Context, in *GetTaskRequest, opts ...grpc.CallOption) (*Task, error)
 	// WatchTask streams the task on every change until it ends (the last message is the final state).
 	WatchTask(ctx context.Context, in *GetTaskRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Task], error)
+	// CancelTask stops a task that can still end safely (Task.cancellable: a
+	// migration that has not switched over, an image import): its work stops,
+	// what it did is undone, and it ends kAborted with the reason. It returns
+	// the task as it is when the stop is requested; watch it for the end.
+	// Finished tasks and tasks that cannot stop are refused (FAILED_PRECONDITION).
+	CancelTask(ctx context.Context, in *CancelTaskRequest, opts ...grpc.CallOption) (*Task, error)
 }
 
 type taskServiceClient struct {
@@ -85,6 +92,16 @@ func (c *taskServiceClient) WatchTask(ctx context.Context, in *GetTaskRequest, o
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type TaskService_WatchTaskClient = grpc.ServerStreamingClient[Task]
 
+func (c *taskServiceClient) CancelTask(ctx context.Context, in *CancelTaskRequest, opts ...grpc.CallOption) (*Task, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Task)
+	err := c.cc.Invoke(ctx, TaskService_CancelTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TaskServiceServer is the server API for TaskService service.
 // All implementations must embed UnimplementedTaskServiceServer
 // for forward compatibility.
@@ -97,6 +114,12 @@ type TaskServiceServer interface {
 	GetTask(context.Context, *GetTaskRequest) (*Task, error)
 	// WatchTask streams the task on every change until it ends (the last message is the final state).
 	WatchTask(*GetTaskRequest, grpc.ServerStreamingServer[Task]) error
+	// CancelTask stops a task that can still end safely (Task.cancellable: a
+	// migration that has not switched over, an image import): its work stops,
+	// what it did is undone, and it ends kAborted with the reason. It returns
+	// the task as it is when the stop is requested; watch it for the end.
+	// Finished tasks and tasks that cannot stop are refused (FAILED_PRECONDITION).
+	CancelTask(context.Context, *CancelTaskRequest) (*Task, error)
 	mustEmbedUnimplementedTaskServiceServer()
 }
 
@@ -115,6 +138,9 @@ func (UnimplementedTaskServiceServer) GetTask(context.Context, *GetTaskRequest) 
 }
 func (UnimplementedTaskServiceServer) WatchTask(*GetTaskRequest, grpc.ServerStreamingServer[Task]) error {
 	return status.Error(codes.Unimplemented, "method WatchTask not implemented")
+}
+func (UnimplementedTaskServiceServer) CancelTask(context.Context, *CancelTaskRequest) (*Task, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelTask not implemented")
 }
 func (UnimplementedTaskServiceServer) mustEmbedUnimplementedTaskServiceServer() {}
 func (UnimplementedTaskServiceServer) testEmbeddedByValue()                     {}
@@ -184,6 +210,24 @@ func _TaskService_WatchTask_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type TaskService_WatchTaskServer = grpc.ServerStreamingServer[Task]
 
+func _TaskService_CancelTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelTaskRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TaskServiceServer).CancelTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TaskService_CancelTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TaskServiceServer).CancelTask(ctx, req.(*CancelTaskRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TaskService_ServiceDesc is the grpc.ServiceDesc for TaskService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -198,6 +242,10 @@ var TaskService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTask",
 			Handler:    _TaskService_GetTask_Handler,
+		},
+		{
+			MethodName: "CancelTask",
+			Handler:    _TaskService_CancelTask_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

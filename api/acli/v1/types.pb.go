@@ -2165,7 +2165,9 @@ type Task struct {
 	Revision uint64 `protobuf:"varint,16,opt,name=revision,proto3" json:"revision,omitempty"`
 	// What refused the change when the task failed on a precondition, one
 	// entry per rule or blocker, so clients list them without reading error text.
-	Violations    []*Violation `protobuf:"bytes,17,rep,name=violations,proto3" json:"violations,omitempty"`
+	Violations []*Violation `protobuf:"bytes,17,rep,name=violations,proto3" json:"violations,omitempty"`
+	// The task can still be stopped safely with CancelTask.
+	Cancellable   bool `protobuf:"varint,18,opt,name=cancellable,proto3" json:"cancellable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2317,6 +2319,13 @@ func (x *Task) GetViolations() []*Violation {
 		return x.Violations
 	}
 	return nil
+}
+
+func (x *Task) GetCancellable() bool {
+	if x != nil {
+		return x.Cancellable
+	}
+	return false
 }
 
 // Violation is one rule a change would break, or one thing that blocks it.
@@ -2637,7 +2646,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x15estimated_downtime_ms\x18\x06 \x01(\x03R\x13estimatedDowntimeMs\x12+\n" +
 	"\x11transferred_bytes\x18\a \x01(\x03R\x10transferredBytes\x126\n" +
 	"\x18dirty_rate_bytes_per_sec\x18\b \x01(\x03R\x14dirtyRateBytesPerSec\x125\n" +
-	"\x17bandwidth_bytes_per_sec\x18\t \x01(\x03R\x14bandwidthBytesPerSec\"\xd5\x05\n" +
+	"\x17bandwidth_bytes_per_sec\x18\t \x01(\x03R\x14bandwidthBytesPerSec\"\xf7\x05\n" +
 	"\x04Task\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x124\n" +
 	"\toperation\x18\x02 \x01(\x0e2\x16.acli.v1.TaskOperationR\toperation\x12.\n" +
@@ -2661,7 +2670,8 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\brevision\x18\x10 \x01(\x04R\brevision\x122\n" +
 	"\n" +
 	"violations\x18\x11 \x03(\v2\x12.acli.v1.ViolationR\n" +
-	"violations\"[\n" +
+	"violations\x12 \n" +
+	"\vcancellable\x18\x12 \x01(\bR\vcancellable\"[\n" +
 	"\tViolation\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12 \n" +

@@ -216,3 +216,65 @@ func anyMatch(re *regexp.Regexp, s []string) bool {
 	}
 	return false
 }
+
+// NameFilter selects the rows of a listing (vm.list 'web*'): a row is kept
+// when its name, UUID or an alias matches one pattern. No patterns keep
+// every row.
+type NameFilter []*regexp.Regexp
+
+// NewNameFilter compiles words: globs, ranges, plain names and UUIDs.
+func NewNameFilter(words []string) (NameFilter, error) {
+	var f NameFilter
+	for _, w := range words {
+		names, err := ExpandRange(w)
+		if err != nil {
+			return nil, usageErrorf("%v", err)
+		}
+		for _, n := range names {
+			re, err := globRE(n)
+			if err != nil {
+				return nil, usageErrorf("%v", err)
+			}
+			f = append(f, re)
+		}
+	}
+	return f, nil
+}
+
+// Match reports whether the filter keeps the entity.
+func (f NameFilter) Match(e Entity) bool {
+	if len(f) == 0 {
+		return true
+	}
+	for _, re := range f {
+		if re.MatchString(e.Name) || re.MatchString(e.UUID) || anyMatch(re, e.Aliases) {
+			return true
+		}
+	}
+	return false
+}
+
+// named is a listed entity that has a name and a UUID.
+type named interface {
+	GetName() string
+	GetUuid() string
+}
+
+// filterRows keeps the rows the command's Filter positional selects (a
+// host also by its hypervisor IP).
+func filterRows[T named](r *Req, rows []T) []T {
+	if len(r.filter) == 0 {
+		return rows
+	}
+	out := rows[:0:0]
+	for _, row := range rows {
+		e := Entity{Name: row.GetName(), UUID: row.GetUuid()}
+		if h, ok := any(row).(interface{ GetHypervisorIp() string }); ok {
+			e.Aliases = []string{h.GetHypervisorIp()}
+		}
+		if r.filter.Match(e) {
+			out = append(out, row)
+		}
+	}
+	return out
+}

@@ -15,8 +15,9 @@ func hostCommands() []*Command {
 		{
 			Name:     "host.list",
 			Summary:  "List hypervisor hosts",
+			Args:     []Arg{{Name: "pattern", Kind: KindHost, Many: true, Optional: true, Filter: true, Help: "only the hosts these name (host name, UUID or hypervisor IP; globs, ranges and comma lists)"}},
 			Output:   OutputTable,
-			Examples: []string{"host.list", "--no-headers -o csv host.list"},
+			Examples: []string{"host.list", "host.list 'node-*'", "--no-headers -o csv host.list"},
 			Run:      runHostList,
 		},
 		{
@@ -49,7 +50,8 @@ func runHostList(ctx context.Context, r *Req) error {
 	if err != nil {
 		return err
 	}
-	return r.Print(render.Doc{Data: resp.GetHosts(), Table: hostTable(resp.GetHosts())})
+	hosts := filterRows(r, resp.GetHosts())
+	return r.Print(render.Doc{Data: hosts, Table: hostTable(hosts)})
 }
 
 func runHostGet(ctx context.Context, r *Req) error {

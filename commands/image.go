@@ -34,6 +34,7 @@ func imageCommands() []*Command {
 		{
 			Name:     "image.list",
 			Summary:  "List images",
+			Args:     []Arg{{Name: "pattern", Kind: KindImage, Many: true, Optional: true, Filter: true, Help: "only the images these name (image name or UUID; globs, ranges and comma lists)"}},
 			Output:   OutputTable,
 			Examples: []string{"image.list"},
 			Run:      runImageList,
@@ -76,6 +77,7 @@ func containerCommands() []*Command {
 		{
 			Name:     "container.list",
 			Summary:  "List storage containers with their capacity and use",
+			Args:     []Arg{{Name: "pattern", Kind: KindContainer, Many: true, Optional: true, Filter: true, Help: "only the containers these name (container name or UUID; globs, ranges and comma lists)"}},
 			Output:   OutputTable,
 			Examples: []string{"container.list"},
 			Run:      runContainerList,
@@ -110,7 +112,8 @@ func runImageList(ctx context.Context, r *Req) error {
 	if err != nil {
 		return err
 	}
-	return r.Print(render.Doc{Data: resp.GetImages(), Table: imageTable(resp.GetImages())})
+	images := filterRows(r, resp.GetImages())
+	return r.Print(render.Doc{Data: images, Table: imageTable(images)})
 }
 
 func runImageGet(ctx context.Context, r *Req) error {
@@ -153,7 +156,8 @@ func runContainerList(ctx context.Context, r *Req) error {
 	if err != nil {
 		return err
 	}
-	return r.Print(render.Doc{Data: resp.GetContainers(), Table: containerTable(resp.GetContainers())})
+	containers := filterRows(r, resp.GetContainers())
+	return r.Print(render.Doc{Data: containers, Table: containerTable(containers)})
 }
 
 func runContainerGet(ctx context.Context, r *Req) error {

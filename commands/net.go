@@ -32,6 +32,7 @@ func netCommands() []*Command {
 		{
 			Name:     "net.list",
 			Summary:  "List VM networks",
+			Args:     []Arg{{Name: "pattern", Kind: KindNetwork, Many: true, Optional: true, Filter: true, Help: "only the networks these name (network name or UUID; globs, ranges and comma lists)"}},
 			Output:   OutputTable,
 			Examples: []string{"net.list"},
 			Run:      runNetList,
@@ -77,7 +78,8 @@ func runNetList(ctx context.Context, r *Req) error {
 	if err != nil {
 		return err
 	}
-	return r.Print(render.Doc{Data: resp.GetNetworks(), Table: netTable(resp.GetNetworks())})
+	nets := filterRows(r, resp.GetNetworks())
+	return r.Print(render.Doc{Data: nets, Table: netTable(nets)})
 }
 
 func runNetGet(ctx context.Context, r *Req) error {

@@ -74,7 +74,7 @@ func TestParse(t *testing.T) {
 		{"net.create n vlan=5000", "vlan=5000 is out of range (0 to 4094)"},
 		{"vm.get", "missing vm (usage: vm.get <vm>...)"},
 		{"vm.get web01 extra=1", `vm.get: unknown key "extra" (vm.get takes no key=value arguments; see: acli help vm.get)`},
-		{"vm.list web01", `vm.list takes no positional arguments, got "web01"`},
+		{"task.list web01", `task.list takes no positional arguments, got "web01"`},
 		{"vm.disk_list a b", `unexpected argument "b"`},
 		{"vm.disk_list a,b", `takes one vm, got "a,b"`},
 		{"vm.disk_list web*", "patterns like"},

@@ -93,6 +93,10 @@ type Arg struct {
 	// Generate makes ranges produce new names (vm.create web[01..20]) instead
 	// of matching existing ones; globs are refused.
 	Generate bool
+	// Filter makes the words select rows of a listing by name, UUID or
+	// alias (globs, ranges, comma lists); nothing is looked up, and a word
+	// that matches no row is not an error (NameFilter).
+	Filter   bool
 	Optional bool
 	Help     string
 }

@@ -36,6 +36,7 @@ type Req struct {
 
 	f       *Factory
 	targets [][]Target
+	filter  NameFilter // from a Filter positional
 }
 
 // TaskHooks let a command say more about the tasks it follows than their
@@ -104,9 +105,12 @@ func (r *Req) expand(ctx context.Context) error {
 			ts  []Target
 			err error
 		)
-		if a.Generate {
+		switch {
+		case a.Filter:
+			r.filter, err = NewNameFilter(words)
+		case a.Generate:
 			ts, err = Generate(words)
-		} else {
+		default:
 			list := r.lister(ctx, a.Kind)
 			ts, err = Expand(words, a.Kind, list)
 			if err == nil && len(ts) > 1 {

@@ -33,6 +33,7 @@ func vgCommands() []*Command {
 		{
 			Name:     "vg.list",
 			Summary:  "List volume groups",
+			Args:     []Arg{{Name: "pattern", Kind: KindVG, Many: true, Optional: true, Filter: true, Help: "only the volume groups these name (volume group name or UUID; globs, ranges and comma lists)"}},
 			Output:   OutputTable,
 			Examples: []string{"vg.list", "-o json vg.list"},
 			Run:      runVGList,
@@ -189,7 +190,8 @@ func runVGList(ctx context.Context, r *Req) error {
 	if err != nil {
 		return err
 	}
-	return r.Print(render.Doc{Data: resp.GetVolumeGroups(), Table: vgTable(resp.GetVolumeGroups())})
+	vgs := filterRows(r, resp.GetVolumeGroups())
+	return r.Print(render.Doc{Data: vgs, Table: vgTable(vgs)})
 }
 
 func runVGGet(ctx context.Context, r *Req) error {

@@ -53,12 +53,13 @@ func vmCommands() []*Command {
 		{
 			Name:    "vm.list",
 			Summary: "List VMs",
+			Args:    []Arg{{Name: "pattern", Kind: KindVM, Many: true, Optional: true, Filter: true, Help: "only the VMs these name (VM name or UUID; globs, ranges and comma lists)"}},
 			Keys: []Key{
 				{Name: "host", Type: TypeRef, Ref: KindHost, Help: "only VMs on this host (name, UUID or IP)", Example: "127.20.0.21"},
 				{Name: "power_state", Type: TypeEnum, Enum: powerStates, Help: "only VMs in this power state"},
 			},
 			Output:   OutputTable,
-			Examples: []string{"vm.list", "vm.list power_state=on", "-o json vm.list host=127.20.0.21"},
+			Examples: []string{"vm.list", "vm.list 'web*' power_state=on", "-o json vm.list host=127.20.0.21"},
 			Run:      runVMList,
 		},
 		{
@@ -212,7 +213,8 @@ func runVMList(ctx context.Context, r *Req) error {
 	if err != nil {
 		return err
 	}
-	return r.Print(render.Doc{Data: resp.GetVms(), Table: vmTable(resp.GetVms())})
+	vms := filterRows(r, resp.GetVms())
+	return r.Print(render.Doc{Data: vms, Table: vmTable(vms)})
 }
 
 func runVMGet(ctx context.Context, r *Req) error {

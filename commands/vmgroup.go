@@ -49,6 +49,7 @@ func vmGroupCommands() []*Command {
 		{
 			Name:     "vm_group.list",
 			Summary:  "List VM groups",
+			Args:     []Arg{{Name: "pattern", Kind: KindVMGroup, Many: true, Optional: true, Filter: true, Help: "only the VM groups these name (VM group name or UUID; globs, ranges and comma lists)"}},
 			Output:   OutputTable,
 			Examples: []string{"vm_group.list", "-o json vm_group.list"},
 			Run:      runVMGroupList,
@@ -166,17 +167,18 @@ func runVMGroupList(ctx context.Context, r *Req) error {
 	if err != nil {
 		return err
 	}
+	groups := filterRows(r, resp.GetGroups())
 	vms := map[string]*acliv1.Vm{}
-	if len(resp.GetGroups()) > 0 {
+	if len(groups) > 0 {
 		if vms, err = vmsByUUID(ctx, c); err != nil {
 			return err
 		}
 	}
 	t := &render.TableData{Headers: []string{"VM group name", "VM group UUID", "Anti-affinity", "VMs", "Members"}}
-	for _, g := range resp.GetGroups() {
+	for _, g := range groups {
 		t.Rows = append(t.Rows, []string{g.GetName(), g.GetUuid(), yesNo(g.GetAntiAffinity()), itoa(len(g.GetVmUuids())), strings.Join(memberNames(g, vms), ",")})
 	}
-	return r.Print(render.Doc{Data: resp.GetGroups(), Table: t})
+	return r.Print(render.Doc{Data: groups, Table: t})
 }
 
 // findGroup resolves a group by name or UUID from the list (the API has no

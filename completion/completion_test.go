@@ -52,7 +52,7 @@ func TestComplete(t *testing.T) {
 		{"vm.dis", "[vm.disk_create vm.disk_delete vm.disk_list]", 0},
 		{"vm.m", "[vm.migrate]", 0},
 		{"  host.l", "[host.list host.list_vms]", 2},
-		{"vm.list ", "[host= power_state=]", 8},
+		{"vm.list ", "[db01 web01 web02 host= power_state=]", 8},
 		{"vm.list p", "[power_state=]", 8},
 		{"vm.list power_state=", "[power_state=kOn power_state=kOff power_state=kPaused]", 8},
 		{"vm.list power_state=of", "[power_state=kOff]", 8},

@@ -169,6 +169,9 @@ func writeNames(w io.Writer, data any) error {
 	if !ok {
 		return fmt.Errorf("-o name: this command's result has no names")
 	}
+	if len(t.Rows) == 0 {
+		return nil // an empty list names nothing
+	}
 	i, err := columnIndex(t.Headers, "name")
 	if err != nil {
 		if i, err = columnIndex(t.Headers, "uuid"); err != nil {

@@ -167,6 +167,14 @@ func (m *Manager) haRestart(ctx context.Context, t *taskRec, h *acliv1.Host, hs 
 		arrived()
 		m.mu.Unlock()
 		m.unlockVm(t, cur.Uuid)
+		if err != nil && refusedByRules(err) {
+			// dst closed while the VM started there: it is stopped again.
+			if perr := m.drv.PowerOff(context.WithoutCancel(ctx), dst, cur); perr != nil {
+				err = fmt.Errorf("%w; powering it off again failed: %v", err, perr)
+			}
+			left = append(left, fmt.Sprintf("vm %s was not restarted on %s: %v", cur.Name, hostLabel(dst), err))
+			continue
+		}
 		if err != nil {
 			left = append(left, fmt.Sprintf("vm %s restarted on %s but recording it failed: %v", cur.Name, hostLabel(dst), err))
 			continue
@@ -240,7 +248,7 @@ func (m *Manager) haTarget(failed *acliv1.Host, vm *acliv1.Vm, planned string, h
 	}
 	for _, st := range plan.Restarts {
 		if r := m.hosts[st.Target.UUID]; st.VM.UUID == vm.Uuid && r != nil && st.Target.UUID != planned {
-			hs.addLocked(vm.Uuid, m.holdLocked(r, vm.MemoryBytes))
+			hs.addLocked(vm.Uuid, m.holdLocked(vm.Uuid, r, vm.MemoryBytes))
 			return r.pb, m.arriveLocked(r.pb.Uuid), ""
 		}
 	}

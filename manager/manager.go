@@ -45,6 +45,7 @@ import (
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/events"
 	"github.com/acli-dev/acli/manager/scheduler"
+	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
 )
 
@@ -108,8 +109,8 @@ type Manager struct {
 	// beats maps a host UUID to its *hostRec for the heartbeat path, which
 	// takes no model lock (hostevents.go).
 	beats sync.Map
-	// hostCommitMu serialises the commits of host records (commit).
-	hostCommitMu sync.Mutex
+	// db is the committed state and the one path that changes it.
+	db *state.DB
 
 	mu      sync.RWMutex
 	closing bool
@@ -130,6 +131,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{
 		st:            cfg.Store,
+		db:            state.NewDB(cfg.Store),
 		drv:           cfg.Driver,
 		log:           cfg.Logger,
 		place:         cfg.Placement,

@@ -95,7 +95,22 @@ func (m *Manager) liveMigrate(ctx context.Context, t *taskRec, mv move, percent 
 		mv.edit(next)
 	}
 	if err := m.putVm(ctx, next, mv.rev, mv.release); err != nil {
-		return migrated{}, fmt.Errorf("vm %s moved to %s but recording it failed: %w", vm.Name, hostLabel(dst), err)
+		if !refusedByRules(err) {
+			return migrated{}, fmt.Errorf("vm %s moved to %s but recording it failed: %w", vm.Name, hostLabel(dst), err)
+		}
+		// The target closed while the VM moved (a cordon, maintenance): it
+		// goes back where it is recorded.
+		bctx := context.WithoutCancel(ctx)
+		if berr := m.drv.Migrate(bctx, next, dst, src, driver.MigrateOptions{BandwidthMbps: mv.bwMbps}, func(*acliv1.MigrationProgress) {}); berr != nil {
+			// It stays where it runs: recorded as found there.
+			if rev, oerr := m.commitObserved(bctx, []write{{key: vmKey(next.Uuid), msg: next, rev: mv.rev}}); oerr == nil {
+				m.mu.Lock()
+				m.putVmLocked(next, rev)
+				m.mu.Unlock()
+			}
+			return migrated{}, fmt.Errorf("vm %s moved to %s, which no longer takes VMs (%w), and moving it back failed: %v", vm.Name, hostLabel(dst), err, berr)
+		}
+		return migrated{}, fmt.Errorf("vm %s moved back to %s: %w", vm.Name, hostLabel(src), err)
 	}
 	res := migrated{took: time.Since(start)}
 	if last != nil {
@@ -130,7 +145,15 @@ func (m *Manager) offlineMigrate(ctx context.Context, t *taskRec, mv move) error
 	if mv.edit != nil {
 		mv.edit(on)
 	}
-	return m.putVm(ctx, on, rev, mv.release)
+	if err := m.putVm(ctx, on, rev, mv.release); err != nil {
+		if refusedByRules(err) {
+			if perr := m.drv.PowerOff(context.WithoutCancel(ctx), dst, off); perr != nil {
+				return fmt.Errorf("%w; powering it off on %s again failed: %v", err, hostLabel(dst), perr)
+			}
+		}
+		return err
+	}
+	return nil
 }
 
 // MigrateVm moves a VM to the named host or to the scheduler's choice. It
@@ -197,7 +220,7 @@ func (s vmService) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) 
 	src, dst := m.hosts[cur.HostUuid].pb, target.pb
 	t := m.newTaskLocked(acliv1.TaskOperation_kVmMigrate, []*acliv1.EntityRef{vmRef(cur), hostRef(src), hostRef(dst)}, cur.Uuid)
 	t.pb.Cancellable = live // until the switch-over (liveMigrate)
-	hd := m.holdLocked(target, cur.MemoryBytes)
+	hd := m.holdLocked(cur.Uuid, target, cur.MemoryBytes)
 	m.addTargetLocked(dst.Uuid, t)
 	t.release = func() { hd.releaseLocked(); m.dropTargetsLocked(t) }
 	m.mu.Unlock()

@@ -3,6 +3,7 @@ package manager
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -57,12 +59,9 @@ type hostRec struct {
 	pb  *acliv1.Host
 	rev int64
 	ip  netip.Addr
-	// Usage of running (and paused) VMs placed here.
-	memUsed int64
-	vcpus   int32
-	numVms  int32
-	// reserved is memory held for VMs powering on here.
-	reserved int64
+	// Usage of running (and paused) VMs placed here (memory: state.DB.MemoryTaken).
+	vcpus  int32
+	numVms int32
 	// The heartbeat path reads and writes these without Manager.mu, so a
 	// request holding the model never makes a host look silent.
 	heartbeat atomic.Int64 // unix ns when the last heartbeat was received
@@ -103,17 +102,17 @@ func (md *model) init() {
 
 // Store keys.
 const (
-	clusterKey    = "/cluster"
-	hostPrefix    = "/hosts/"
-	vmPrefix      = "/vms/"
-	networkPrefix = "/networks/"
+	clusterKey    = state.ClusterKey
+	hostPrefix    = state.HostPrefix
+	vmPrefix      = state.VmPrefix
+	networkPrefix = state.NetworkPrefix
 	taskPrefix    = "/tasks/"
 	eventPrefix   = "/events/"
 )
 
-func hostKey(id string) string    { return hostPrefix + id }
-func vmKey(id string) string      { return vmPrefix + id }
-func networkKey(id string) string { return networkPrefix + id }
+func hostKey(id string) string    { return state.HostKey(id) }
+func vmKey(id string) string      { return state.VmKey(id) }
+func networkKey(id string) string { return state.NetworkKey(id) }
 func taskKey(id string) string    { return taskPrefix + id }
 
 // eventKey is the slot of an event: the log is a ring in the store too.
@@ -121,39 +120,55 @@ func eventKey(seq uint64, capacity int) string {
 	return fmt.Sprintf("%s%06d", eventPrefix, seq%uint64(capacity))
 }
 
-// anyRev in a write skips the revision compare.
-const anyRev = -1
-
 // write is one change in a transaction: msg nil deletes the key; rev is the
-// mod revision the key must have now (0: must not exist, anyRev: no check).
+// mod revision the key must have now (0: must not exist, state.AnyRev: no check).
 type write struct {
 	key string
 	msg proto.Message
 	rev int64
 }
 
-// commit applies writes in one store transaction. Every write of a host
-// record passes here: such commits are serialised, checked against the
-// committed hosts (the redundancy budget) and applied to the model before
-// the next one is checked, so two changes cannot both pass a rule that
-// allows only one.
+// commit applies writes through the one transaction path (state.DB.Update),
+// which checks every rule on the state they would leave and refuses the
+// commit with the rules it breaks. Host records are applied to the model
+// here, newest revision first wins, so a host's state is never set back by
+// a slower writer.
 func (m *Manager) commit(ctx context.Context, ws []write) (int64, error) {
-	if !slices.ContainsFunc(ws, isHostWrite) {
-		return m.txn(ctx, ws)
-	}
-	m.hostCommitMu.Lock()
-	defer m.hostCommitMu.Unlock()
-	if err := m.checkHostWrites(ws); err != nil {
-		return 0, err
-	}
-	rev, err := m.txn(ctx, ws)
+	return m.commitTx(ctx, ws, false)
+}
+
+// commitObserved commits what the hosts report: the placement rules judge
+// decisions only (reconcile.go).
+func (m *Manager) commitObserved(ctx context.Context, ws []write) (int64, error) {
+	return m.commitTx(ctx, ws, true)
+}
+
+func (m *Manager) commitTx(ctx context.Context, ws []write, observed bool) (int64, error) {
+	rev, err := m.db.Update(ctx, func(tx *state.Tx) error {
+		if observed {
+			tx.Observed()
+		}
+		for _, w := range ws {
+			if w.msg == nil {
+				tx.Delete(w.key, w.rev)
+			} else {
+				tx.Put(w.key, w.msg, w.rev)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return 0, err
+		return 0, violationError(err)
+	}
+	if !slices.ContainsFunc(ws, isHostWrite) {
+		return rev, nil
 	}
 	m.mu.Lock()
 	for _, w := range ws {
 		if h, ok := w.msg.(*acliv1.Host); ok && isHostWrite(w) {
-			m.putHostLocked(h, rev)
+			if r := m.hosts[h.Uuid]; r == nil || r.rev < rev {
+				m.putHostLocked(h, rev)
+			}
 		}
 	}
 	m.mu.Unlock()
@@ -162,93 +177,61 @@ func (m *Manager) commit(ctx context.Context, ws []write) (int64, error) {
 
 func isHostWrite(w write) bool { return strings.HasPrefix(w.key, hostPrefix) }
 
-// checkHostWrites enforces the host rules on the records about to be
-// committed (called with hostCommitMu held, so the model's hosts are the
-// committed ones).
-func (m *Manager) checkHostWrites(ws []write) error {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	hosts := make([]*acliv1.Host, 0, len(m.hostList))
-	for _, r := range m.hostList {
-		hosts = append(hosts, r.pb)
-	}
-	for _, w := range ws {
-		next, ok := w.msg.(*acliv1.Host)
-		if !ok || !isHostWrite(w) {
-			continue
-		}
-		var prev *acliv1.Host
-		if r := m.hosts[next.Uuid]; r != nil {
-			prev = r.pb
-		}
-		if err := state.CheckRedundancy(int(m.cluster.GetRedundancyFactor()), hosts, prev, next); err != nil {
-			return apierr.Precondition("REDUNDANCY", "host:"+next.Name, "cannot take out host %s: %v", hostLabel(next), err)
-		}
-	}
-	return nil
+// ruleError is a commit refused by the rules: FailedPrecondition with one
+// violation per rule broken, still telling which rules (refusedByRules).
+type ruleError struct {
+	*state.ViolationError
+	st *status.Status
 }
 
-// txn is one store transaction of writes.
-func (m *Manager) txn(ctx context.Context, ws []write) (int64, error) {
-	conds := make([]store.Cond, 0, len(ws))
-	ops := make([]store.Op, 0, len(ws))
-	for _, w := range ws {
-		if w.rev != anyRev {
-			conds = append(conds, store.Cond{Key: w.key, ModRev: w.rev})
-		}
-		if w.msg == nil {
-			ops = append(ops, store.DeleteOp(w.key))
-			continue
-		}
-		b, err := proto.Marshal(w.msg)
-		if err != nil {
-			return 0, fmt.Errorf("encoding %s: %w", w.key, err)
-		}
-		ops = append(ops, store.PutOp(w.key, b))
+func (e *ruleError) GRPCStatus() *status.Status { return e.st }
+func (e *ruleError) Unwrap() error              { return e.ViolationError }
+
+func violationError(err error) error {
+	var ve *state.ViolationError
+	if !errors.As(err, &ve) {
+		return err
 	}
-	return m.st.Txn(ctx, conds, ops)
+	vs := make([]apierr.Violation, len(ve.Violations))
+	for i, v := range ve.Violations {
+		vs[i] = apierr.Violation{Type: v.Rule, Subject: v.Subject, Description: v.Description}
+	}
+	return &ruleError{ViolationError: ve, st: status.Convert(apierr.FailedPrecondition("", vs...))}
 }
 
-// load reads the whole model from the store.
+// refusedByRules reports whether err is a commit the rules refused.
+func refusedByRules(err error) bool {
+	var ve *state.ViolationError
+	return errors.As(err, &ve)
+}
+
+// load reads the whole model from the store: the records the rules are
+// checked on through the DB, the tasks directly.
 func (m *Manager) load(ctx context.Context) error {
-	if kv, err := m.st.Get(ctx, clusterKey); err == nil {
-		c := &acliv1.Cluster{}
-		if err := proto.Unmarshal(kv.Value, c); err != nil {
-			return fmt.Errorf("loading the cluster record: %w", err)
-		}
-		m.cluster, m.clusterRev = c, kv.ModRev
-	} else if err != store.ErrNotFound {
-		return fmt.Errorf("loading the cluster record: %w", err)
+	if err := m.db.Load(ctx); err != nil {
+		return err
 	}
+	m.loading = true
+	defer func() { m.loading = false }()
+	m.db.View(func(tx *state.Tx) {
+		if c := tx.Cluster(); c != nil {
+			m.cluster, m.clusterRev = c, tx.Rev(clusterKey)
+		}
+		for _, h := range tx.Hosts() {
+			m.putHostLocked(h, tx.Rev(hostKey(h.Uuid)))
+		}
+		for _, n := range tx.Networks() {
+			m.putNetworkLocked(n, tx.Rev(networkKey(n.Uuid)))
+		}
+		for _, v := range tx.Vms() {
+			m.putVmLocked(v, tx.Rev(vmKey(v.Uuid)))
+		}
+	})
 	type loader struct {
 		prefix string
 		fn     func(kv store.KV) error
 	}
 	loaders := []loader{
-		{hostPrefix, func(kv store.KV) error {
-			h := &acliv1.Host{}
-			if err := proto.Unmarshal(kv.Value, h); err != nil {
-				return err
-			}
-			m.putHostLocked(h, kv.ModRev)
-			return nil
-		}},
-		{networkPrefix, func(kv store.KV) error {
-			n := &acliv1.Network{}
-			if err := proto.Unmarshal(kv.Value, n); err != nil {
-				return err
-			}
-			m.putNetworkLocked(n, kv.ModRev)
-			return nil
-		}},
-		{vmPrefix, func(kv store.KV) error {
-			v := &acliv1.Vm{}
-			if err := proto.Unmarshal(kv.Value, v); err != nil {
-				return err
-			}
-			m.putVmLocked(v, kv.ModRev)
-			return nil
-		}},
 		{taskPrefix, func(kv store.KV) error {
 			t := &acliv1.Task{}
 			if err := proto.Unmarshal(kv.Value, t); err != nil {
@@ -258,8 +241,6 @@ func (m *Manager) load(ctx context.Context) error {
 			return nil
 		}},
 	}
-	m.loading = true
-	defer func() { m.loading = false }()
 	for _, l := range loaders {
 		kvs, err := m.st.List(ctx, l.prefix)
 		if err != nil {
@@ -306,23 +287,7 @@ func (m *Manager) putHostLocked(h *acliv1.Host, rev int64) {
 }
 
 // hostUnavailable says why nothing may be placed on a host ("" if usable).
-func hostUnavailable(h *acliv1.Host) string {
-	switch h.NodeState {
-	case acliv1.NodeState_kNodeDown:
-		return "host is down"
-	case acliv1.NodeState_EnteringMaintenanceMode:
-		return "host is entering maintenance mode"
-	case acliv1.NodeState_EnteredMaintenanceMode:
-		return "host is in maintenance mode"
-	}
-	if !h.Schedulable {
-		if h.SchedulableReason != "" {
-			return "host is not schedulable: " + h.SchedulableReason
-		}
-		return "host is not schedulable"
-	}
-	return ""
-}
+func hostUnavailable(h *acliv1.Host) string { return state.Unavailable(h) }
 
 // hostOut is the API view of a host: stored fields plus live usage.
 func (m *Manager) hostOut(r *hostRec) *acliv1.Host {
@@ -334,7 +299,7 @@ func (m *Manager) hostOut(r *hostRec) *acliv1.Host {
 		}
 	}
 	h.Connected = r.pb.NodeState != acliv1.NodeState_kNodeDown
-	h.MemoryUsedBytes = r.memUsed + r.reserved
+	h.MemoryUsedBytes = m.db.MemoryTaken(r.pb.Uuid)
 	h.VcpusUsed = r.vcpus
 	h.NumVms = r.numVms
 	if hb := r.heartbeat.Load(); hb > 0 {
@@ -377,7 +342,7 @@ func (m *Manager) candidatesLocked() []scheduler.Candidate {
 	for i, r := range m.hostList {
 		out[i] = scheduler.Candidate{
 			UUID: r.pb.Uuid, Name: r.pb.Name, IP: r.ip,
-			MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: r.memUsed + r.reserved,
+			MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: m.db.MemoryTaken(r.pb.Uuid),
 			NumVms: int(r.numVms), Unavailable: hostUnavailable(r.pb),
 			CPUCores: int(r.pb.CpuCores), VcpusUsed: int(r.vcpus),
 		}
@@ -401,7 +366,6 @@ func (m *Manager) usage(v *acliv1.Vm, sign int64) {
 		return
 	}
 	if h := m.hosts[v.HostUuid]; h != nil {
-		h.memUsed += sign * v.MemoryBytes
 		h.vcpus += int32(sign) * v.NumVcpus
 		h.numVms += int32(sign)
 	}

@@ -127,10 +127,10 @@ func (m *Manager) startOps() {
 
 // ---- the scheduler's view ----
 
-func schedHost(r *hostRec) scheduler.Host {
+func schedHost(r *hostRec, taken int64) scheduler.Host {
 	h := scheduler.Host{
 		UUID: r.pb.Uuid, Name: r.pb.Name, IP: r.pb.HypervisorIp, Cores: int(r.pb.CpuCores),
-		MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: r.memUsed + r.reserved, VCPUsUsed: int(r.vcpus),
+		MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: taken, VCPUsUsed: int(r.vcpus),
 		Schedulable: r.pb.Schedulable, UnschedulableReason: r.pb.SchedulableReason,
 	}
 	switch r.pb.NodeState {
@@ -169,7 +169,7 @@ func schedVM(v *acliv1.Vm, groups []string) scheduler.VM {
 func (m *Manager) schedHostsLocked() []scheduler.Host {
 	out := make([]scheduler.Host, len(m.hostList))
 	for i, r := range m.hostList {
-		out[i] = schedHost(r)
+		out[i] = schedHost(r, m.db.MemoryTaken(r.pb.Uuid))
 	}
 	return out
 }
@@ -204,24 +204,21 @@ func noHostError(summary string, err error) error {
 
 // ---- reservations ----
 
-// hold is memory reserved on a host for a VM on its way there. It is
-// released (under Manager.mu) when the VM is recorded on the host, or when
-// the move is given up.
+// hold is memory reserved on a host for a VM on its way there (a
+// state.DB arrival, which every commit counts). It ends when the VM is
+// recorded on the host, or when the move is given up.
 type hold struct {
-	h     *hostRec
-	bytes int64
-	done  bool
+	db *state.DB
+	id uint64
 }
 
-func (m *Manager) holdLocked(h *hostRec, bytes int64) *hold {
-	h.reserved += bytes
-	return &hold{h: h, bytes: bytes}
+func (m *Manager) holdLocked(vm string, h *hostRec, bytes int64) *hold {
+	return &hold{db: m.db, id: m.db.Arrive(vm, h.pb.Uuid, bytes)}
 }
 
 func (hd *hold) releaseLocked() {
-	if hd != nil && !hd.done {
-		hd.done = true
-		hd.h.reserved -= hd.bytes
+	if hd != nil {
+		hd.db.Depart(hd.id)
 	}
 }
 

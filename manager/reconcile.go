@@ -140,7 +140,7 @@ func (m *Manager) applyDrift(ctx context.Context, d drift) error {
 		return nil // changed since the report was compared; the next one tells
 	}
 	next := d.next
-	rev, err := m.commit(ctx, []write{{key: vmKey(d.vm), msg: next, rev: r.rev}})
+	rev, err := m.commitObserved(ctx, []write{{key: vmKey(d.vm), msg: next, rev: r.rev}})
 	if err == nil {
 		m.putVmLocked(next, rev)
 		if d.at.After(r.settled) {

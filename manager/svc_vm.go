@@ -252,13 +252,13 @@ func (s vmService) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*
 		// until the change is recorded so no power-on takes it meanwhile.
 		if grow := v.MemoryBytes - cur.MemoryBytes; grow > 0 && placed(cur) {
 			h := m.hosts[cur.HostUuid]
-			if free := h.pb.MemoryBytes - h.memUsed - h.reserved; grow > free {
+			if free := h.pb.MemoryBytes - m.db.MemoryTaken(h.pb.Uuid); grow > free {
 				return nil, "", apierr.Precondition("MEMORY", "host:"+h.pb.Name,
 					"vm %s is on and host %s has %s free; growing it by %s would over-commit memory",
 					cur.Name, h.pb.Name, scheduler.Bytes(max(free, 0)), scheduler.Bytes(grow))
 			}
-			h.reserved += grow
-			t.release = func() { h.reserved -= grow }
+			hd := m.holdLocked(cur.Uuid, h, grow)
+			t.release = hd.releaseLocked
 		}
 		return v, fmt.Sprintf("vm %s updated (%s)", v.Name, strings.Join(changed, ", ")), nil
 	})
@@ -391,10 +391,10 @@ func (s vmService) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateR
 	// Hold the memory on the target until the VM is recorded there.
 	// Until it is recorded there, it counts as arriving: an evacuation of the
 	// host waits for it.
-	target.reserved += cur.MemoryBytes
+	hd := m.holdLocked(cur.Uuid, target, cur.MemoryBytes)
 	t := m.newTaskLocked(op, append(refs, hostRef(target.pb)), cur.Uuid)
 	arrived := m.arriveLocked(target.pb.Uuid)
-	t.release = func() { target.reserved -= cur.MemoryBytes; arrived() }
+	t.release = func() { hd.releaseLocked(); arrived() }
 	tpb := target.pb
 	m.mu.Unlock()
 	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
@@ -407,11 +407,16 @@ func (s vmService) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateR
 		}
 		v := proto.Clone(cur).(*acliv1.Vm)
 		v.PowerState, v.HostUuid, v.HostName = acliv1.PowerState_kOn, tpb.Uuid, tpb.Name
-		return outcome{
-			writes:  []write{{key: vmKey(v.Uuid), msg: v, rev: rev}},
-			apply:   func(rev int64) { m.putVmLocked(v, rev) },
-			message: fmt.Sprintf("vm %s powered on on host %s (%s)", v.Name, tpb.Name, tpb.HypervisorIp),
-		}, nil
+		// The commit re-checks the target: a host cordoned, failed or
+		// taken out while the VM started refuses it, and the VM is
+		// stopped again rather than left running where it may not be.
+		if err := m.putVm(ctx, v, rev, nil); err != nil {
+			if perr := m.drv.PowerOff(context.WithoutCancel(ctx), tpb, cur); perr != nil {
+				return outcome{}, fmt.Errorf("%w; powering it off again failed: %v", err, perr)
+			}
+			return outcome{}, err
+		}
+		return outcome{message: fmt.Sprintf("vm %s powered on on host %s (%s)", v.Name, tpb.Name, tpb.HypervisorIp)}, nil
 	})
 }
 

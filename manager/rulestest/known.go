@@ -13,11 +13,6 @@ import (
 // ignores the list, to see what still breaks.
 var Known = map[string]string{
 	RuleEvents: "events are persisted in the background: a SIGKILL loses the newest and their sequence numbers are reused",
-	// Seen about once per 35 s soak: a power-on re-checks its target when it
-	// starts, not when it records the VM, so a cordon committed while the
-	// host starts the VM does not stop it; the checker also reports some
-	// power-ons asked just after the cordon was read, not yet explained.
-	RulePlacement: "a cordon committed while a power-on is under way does not stop it (the target is checked at the step's start, not at its commit)",
 	// Only in TestSoakManagers (a "managers " prefix keys that soak alone).
 	"managers " + RuleDeadHost: "after a leader change a host recorded down stays down though the new leader's simulated host is up",
 }

@@ -1,0 +1,178 @@
+package state
+
+import (
+	"fmt"
+	"strings"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+)
+
+// Rules a commit can break (the Rule of a Violation).
+const (
+	RuleOneHost    = "ONE_HOST"   // a running VM is on exactly one known host
+	RulePlacement  = "PLACEMENT"  // no VM lands on a down, unschedulable or maintenance host
+	RuleMemory     = "MEMORY"     // no host's memory is over-committed, arrivals counted
+	RuleRedundancy = "REDUNDANCY" // at most RF-1 hosts out
+	RuleName       = "NAME"       // names follow the alphabet and are unique where they must be
+)
+
+// Violation is one rule a commit would break.
+type Violation struct {
+	Rule        string
+	Subject     string // "host:h1", "vm:web01"
+	Description string
+}
+
+// ViolationError refuses a commit; it lists every rule it would break.
+type ViolationError struct {
+	Violations []Violation
+}
+
+func (e *ViolationError) Error() string {
+	parts := make([]string, len(e.Violations))
+	for i, v := range e.Violations {
+		parts[i] = v.Description
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Unavailable says why nothing may be placed on a host ("" if usable).
+func Unavailable(h *acliv1.Host) string {
+	switch h.NodeState {
+	case acliv1.NodeState_kNodeDown:
+		return "host is down"
+	case acliv1.NodeState_EnteringMaintenanceMode:
+		return "host is entering maintenance mode"
+	case acliv1.NodeState_EnteredMaintenanceMode:
+		return "host is in maintenance mode"
+	}
+	if !h.Schedulable {
+		if h.SchedulableReason != "" {
+			return "host is not schedulable: " + h.SchedulableReason
+		}
+		return "host is not schedulable"
+	}
+	return ""
+}
+
+func label(h *acliv1.Host) string { return fmt.Sprintf("%s (%s)", h.Name, h.HypervisorIp) }
+
+// check returns the rules the staged writes would break (db.mu read-held).
+func (tx *Tx) check() []Violation {
+	var vs []Violation
+	add := func(rule, subject, format string, args ...any) {
+		vs = append(vs, Violation{Rule: rule, Subject: subject, Description: fmt.Sprintf(format, args...)})
+	}
+	hostNames, hostIPs, netNames := map[string]string{}, map[string]string{}, map[string]string{}
+	memChecked := map[string]bool{}
+	for _, w := range tx.writes {
+		switch {
+		case strings.HasPrefix(w.Key, HostPrefix):
+			id := strings.TrimPrefix(w.Key, HostPrefix)
+			prev := tx.db.hosts[id]
+			next, _ := w.Msg.(*acliv1.Host)
+			if next == nil {
+				if on := tx.VmsOn(id); len(on) > 0 && prev != nil {
+					add(RuleOneHost, "host:"+prev.Name, "host %s cannot be removed: %d VMs run on it (%s first)", label(prev), len(on), on[0].Name)
+				}
+				continue
+			}
+			if prev == nil || prev.Name != next.Name {
+				if err := CheckName("host", next.Name); err != nil {
+					add(RuleName, "host:"+next.Name, "%v", err)
+				}
+			}
+			if other := tx.hostNamed(next.Name, hostNames); other != "" && other != id {
+				add(RuleName, "host:"+next.Name, "host name %s is taken by host %s", next.Name, other)
+			}
+			hostNames[next.Name] = id
+			if next.HypervisorIp != "" {
+				if other := tx.hostWithIP(next.HypervisorIp, hostIPs); other != "" && other != id {
+					add(RuleName, "host:"+next.Name, "hypervisor IP %s of host %s is taken by host %s", next.HypervisorIp, next.Name, other)
+				}
+				hostIPs[next.HypervisorIp] = id
+			}
+			if c := tx.Cluster(); c != nil {
+				if err := CheckRedundancy(int(c.RedundancyFactor), tx.Hosts(), prev, next); err != nil {
+					add(RuleRedundancy, "host:"+next.Name, "cannot take out host %s: %v", label(next), err)
+				}
+			}
+		case strings.HasPrefix(w.Key, VmPrefix):
+			id := strings.TrimPrefix(w.Key, VmPrefix)
+			prev := tx.db.vms[id]
+			next, _ := w.Msg.(*acliv1.Vm)
+			if next == nil {
+				continue
+			}
+			if prev == nil || prev.Name != next.Name {
+				if err := CheckName("vm", next.Name); err != nil {
+					add(RuleName, "vm:"+next.Name, "%v", err)
+				}
+			}
+			running := next.PowerState == acliv1.PowerState_kOn || next.PowerState == acliv1.PowerState_kPaused
+			if !running {
+				continue
+			}
+			h := tx.Host(next.HostUuid)
+			if h == nil {
+				add(RuleOneHost, "vm:"+next.Name, "vm %s is %s but recorded on no known host (%q)", next.Name, strings.TrimPrefix(next.PowerState.String(), "k"), next.HostUuid)
+				continue
+			}
+			if tx.observed {
+				continue // where the hosts report it; not a decision to judge
+			}
+			arriving := !Placed(prev) || prev.HostUuid != next.HostUuid
+			if why := Unavailable(h); arriving && why != "" {
+				add(RulePlacement, "host:"+h.Name, "vm %s cannot be placed on host %s: %s", next.Name, label(h), why)
+			}
+			grows := arriving || next.MemoryBytes > prev.MemoryBytes
+			if grows && !memChecked[h.Uuid] {
+				memChecked[h.Uuid] = true
+				used, held := tx.MemoryUsed(h.Uuid), tx.Reserved(h.Uuid)
+				if used+held > h.MemoryBytes {
+					add(RuleMemory, "host:"+h.Name, "host %s would be over-committed: VMs there take %d MiB and %d MiB are held for VMs on their way, of %d MiB",
+						label(h), used>>20, held>>20, h.MemoryBytes>>20)
+				}
+			}
+		case strings.HasPrefix(w.Key, NetworkPrefix):
+			id := strings.TrimPrefix(w.Key, NetworkPrefix)
+			next, _ := w.Msg.(*acliv1.Network)
+			if next == nil {
+				continue
+			}
+			other := netNames[next.Name]
+			if other == "" {
+				if o := tx.db.netName[next.Name]; o != "" && tx.Network(o).GetName() == next.Name {
+					other = o
+				}
+			}
+			if other != "" && other != id {
+				add(RuleName, "network:"+next.Name, "network name %s is taken by network %s", next.Name, other)
+			}
+			netNames[next.Name] = id
+		}
+	}
+	return vs
+}
+
+// hostNamed is the UUID of the host named name after the writes staged so
+// far (seen: the names of hosts written earlier in the transaction).
+func (tx *Tx) hostNamed(name string, seen map[string]string) string {
+	if id := seen[name]; id != "" {
+		return id
+	}
+	if id := tx.db.hostName[name]; id != "" && tx.Host(id).GetName() == name {
+		return id
+	}
+	return ""
+}
+
+func (tx *Tx) hostWithIP(ip string, seen map[string]string) string {
+	if id := seen[ip]; id != "" {
+		return id
+	}
+	if id := tx.db.hostIP[ip]; id != "" && tx.Host(id).GetHypervisorIp() == ip {
+		return id
+	}
+	return ""
+}

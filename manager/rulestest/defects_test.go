@@ -210,6 +210,33 @@ func TestDefect3InFlightPowerOnBlocksMaintenance(t *testing.T) {
 	}
 }
 
+// A cordon committed while a power-on is under way (its target checked,
+// the VM starting) stops it: the power-on's commit re-checks its host, is
+// refused, and the VM is stopped again rather than left on the host.
+func TestCordonDuringPowerOnRefusedAtCommit(t *testing.T) {
+	_, c := start(t, managertest.Options{Hosts: 3, Speed: 1})
+	p1 := c.createOn("p1", 2*gib, "-")
+	on, err := c.Vm.SetPowerState(c.ctx, &acliv1.SetPowerStateRequest{Vm: p1.Uuid, Transition: acliv1.PowerTransition_kPowerOn, Host: "h2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(10*time.Second, "the power-on past its target check", func() bool {
+		cur, err := c.Task.GetTask(c.ctx, &acliv1.GetTaskRequest{Uuid: on.Uuid})
+		return err == nil && strings.HasPrefix(cur.ProgressMessage, "powering on")
+	})
+	c.ok(c.Host.UpdateHost(c.ctx, &acliv1.UpdateHostRequest{Host: "h2", Schedulable: new(false), Reason: "cordoned"}))
+	final, err := c.Wait(c.ctx, on)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.Status != acliv1.TaskStatus_kFailed || len(final.Violations) == 0 || final.Violations[0].Type != "PLACEMENT" {
+		t.Errorf("power-on ended %s (%s) with violations %v; want failed with a PLACEMENT violation", final.Status, final.Error, final.Violations)
+	}
+	if v := c.vm("p1"); v.PowerState != acliv1.PowerState_kOff || v.HostName != "" {
+		t.Errorf("p1 is %s on %q; want off", v.PowerState, v.HostName)
+	}
+}
+
 // Defect 4: a cordon, or the host going down, stops the migrations
 // planned toward that host that have not started yet; each step checks its
 // target when it starts.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -97,5 +98,56 @@ func TestBusyConnectionIsNotCut(t *testing.T) {
 	}
 	if !host.Up() {
 		t.Fatal("host not up after the busy spell")
+	}
+}
+
+// Heartbeats are timed by receipt, apart from events: an event handler that waits (a lookup
+// on a connection busy starting domains) must not hold back the host's heartbeat, or the
+// manager takes a busy host for a dead one and HA restarts its VMs elsewhere.
+func TestHeartbeatNotBehindEvents(t *testing.T) {
+	h := hosts(t).Hosts[0]
+	c := dial(t, h.TCPURI())
+	spec := tinyVM("beat")
+	cleanupDomain(t, spec.UUID, c)
+
+	release := make(chan struct{})
+	blocked := make(chan struct{}, 1)
+	var beats atomic.Int64
+	host, err := NewHost(HostConfig{
+		URI: h.TCPURI(),
+		OnEvent: func(Event) {
+			select {
+			case blocked <- struct{}{}:
+			default:
+			}
+			<-release
+		},
+		OnAlive:       func() { beats.Add(1) },
+		ProbeInterval: 50 * time.Millisecond,
+		ProbeTimeout:  time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { host.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { close(release) }) // before the host stops
+	if err := host.WaitConnected(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Define(spec); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-blocked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event for the defined domain")
+	}
+	before := beats.Load()
+	time.Sleep(500 * time.Millisecond) // ten probe intervals
+	if got := beats.Load() - before; got < 3 {
+		t.Fatalf("%d heartbeats in 500ms while an event handler waited (probe every 50ms)", got)
 	}
 }

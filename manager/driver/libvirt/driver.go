@@ -165,6 +165,8 @@ func (d *Driver) manageLocked(h *acliv1.Host) error {
 		OnEvent: func(ev Event) { d.observeOne(mctx, mem, ev.UUID) },
 		OnAlive: func() {
 			d.send(mctx, driver.HostEvent{Kind: driver.Heartbeat, HostUUID: mem.uuid, Time: time.Now()}, true)
+		},
+		OnProbe: func() {
 			if mem.probes++; time.Duration(mem.probes)*d.cfg.HeartbeatInterval >= d.cfg.ReconcileInterval {
 				mem.probes = 0
 				d.reconcile(mctx, mem)

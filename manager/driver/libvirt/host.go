@@ -22,8 +22,13 @@ type HostConfig struct {
 	// OnEvent receives lifecycle events of the host's domains while connected.
 	OnEvent func(Event)
 	// OnAlive is called after the connection is made and after each probe it answers: the
-	// host's heartbeat.
+	// host's heartbeat. After a probe it is called from the watchdog's goroutine, at once and
+	// concurrently with OnEvent, so a slow event handler (lookups on a busy connection) never
+	// delays a heartbeat; it must not block.
 	OnAlive func()
+	// OnProbe is called after each answered probe too, but in turn with OnEvent and OnState:
+	// for periodic work on the connection (a full reconcile), which may be slow.
+	OnProbe func()
 	// MinBackoff and MaxBackoff bound the wait between reconnect attempts (defaults 100ms, 5s).
 	MinBackoff, MaxBackoff time.Duration
 	// ProbeInterval is how often the daemon is checked with a cheap RPC, and ProbeTimeout
@@ -218,14 +223,17 @@ func (h *Host) serve(ctx context.Context, c *Conn, events <-chan Event, alive <-
 				h.cfg.OnEvent(ev)
 			}
 		case <-alive:
-			h.alive()
+			if h.cfg.OnProbe != nil {
+				h.cfg.OnProbe()
+			}
 		}
 	}
 }
 
 // watch probes the daemon over probe every ProbeInterval until stop closes. An answered
-// probe is signalled on alive (coalesced while serve is busy); an unanswered one cuts c and
-// is reported on lost. When ctx ends it closes c.
+// probe is the host's heartbeat (OnAlive, from here: timed by receipt, never behind an
+// event) and is signalled on alive for OnProbe (coalesced while serve is busy); an
+// unanswered one cuts c and is reported on lost. When ctx ends it closes c.
 func (h *Host) watch(ctx context.Context, c, probe *Conn, stop <-chan struct{}, alive chan<- struct{}, lost chan<- error) {
 	tick := time.NewTicker(h.cfg.ProbeInterval)
 	defer tick.Stop()
@@ -248,6 +256,7 @@ func (h *Host) watch(ctx context.Context, c, probe *Conn, stop <-chan struct{}, 
 			lost <- err
 			return
 		}
+		h.alive()
 		select {
 		case alive <- struct{}{}:
 		default:

@@ -2,7 +2,9 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -17,15 +19,20 @@ import (
 // a host silent for longer than the heartbeat timeout is marked down, and
 // the VMs recorded running on a down host are restarted elsewhere by
 // scheduler.PlanHARestart: higher HA priority first, as capacity allows.
-// VMs that do not fit are listed in the kHaFailover task and recorded off
-// once powered off on the down host (fenced); until then they stay recorded
-// there.
+// A VM is restarted only once its copy on the down host is fenced (powered
+// off there, the host proven dead, or its storage sessions refused: see
+// fenceCopy); until then it stays recorded on the down host, an event says why,
+// and HA tries again while the host stays down. VMs that do not fit are
+// listed in the kHaFailover task and recorded off once fenced.
 // A host whose heartbeats resume (or that the driver reports up) is in
 // service again.
 
-// fenceTimeout bounds the power-off of a VM HA does not restart, on its
-// down host, before it is recorded off.
-const fenceTimeout = 10 * time.Second
+// fenceTimeout bounds one attempt to fence a VM on its down host;
+// fenceRetry is the wait before the next attempt while the host stays down.
+const (
+	fenceTimeout = 10 * time.Second
+	fenceRetry   = time.Second
+)
 
 // heartbeatTimeout is how long a host may stay silent.
 func (m *Manager) heartbeatTimeout() time.Duration {
@@ -98,26 +105,82 @@ func (m *Manager) startHA(h *acliv1.Host) {
 
 func (m *Manager) haRestart(ctx context.Context, t *taskRec, h *acliv1.Host, hs *holds) (outcome, error) {
 	label := hostLabel(h)
+	restarted := 0
+	var left []string
+	told := map[string]bool{} // VMs whose missing fence was already reported
+	for round := 0; ; round++ {
+		n, l, unfenced, err := m.haRound(ctx, t, h, hs, round, told)
+		restarted += n
+		left = append(left, l...)
+		if err != nil {
+			return outcome{}, err
+		}
+		if unfenced == 0 {
+			break
+		}
+		// A VM not fenced stays recorded on the down host; try again while
+		// the host stays down. A host back in service runs them itself.
+		select {
+		case <-ctx.Done():
+			return outcome{}, ctx.Err()
+		case <-time.After(fenceRetry):
+		}
+		if !m.hostDown(h.Uuid) {
+			left = append(left, fmt.Sprintf("%d VM(s) not fenced stay on %s, which is back", unfenced, label))
+			break
+		}
+	}
+	msg := fmt.Sprintf("HA restarted %d VM(s) of %s", restarted, label)
+	if len(left) > 0 {
+		msg += fmt.Sprintf("; %d stay off: %s", len(left), joinLines(left))
+	}
+	return outcome{message: msg}, nil
+}
+
+// hostDown reports whether the host is recorded down.
+func (m *Manager) hostDown(id string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r := m.hosts[id]
+	return r != nil && r.pb.NodeState == acliv1.NodeState_kNodeDown
+}
+
+// haRound plans the restart of the VMs still recorded on the down host and
+// carries it out; each VM is fenced first. unfenced counts the VMs left on
+// the host because their copy there could not be fenced.
+func (m *Manager) haRound(ctx context.Context, t *taskRec, h *acliv1.Host, hs *holds, round int, told map[string]bool) (restarted int, left []string, unfenced int, err error) {
+	label := hostLabel(h)
 	m.mu.Lock()
 	plan, err := scheduler.PlanHARestart(m.snapshotLocked(), []string{h.Uuid}, scheduler.Options{})
 	if err != nil {
 		m.mu.Unlock()
-		return outcome{}, err
+		return 0, nil, 0, err
 	}
 	m.holdPlanLocked(t, &scheduler.Plan{Steps: plan.Restarts}, hs)
 	m.mu.Unlock()
 	total := len(plan.Restarts) + len(plan.NotRestarted)
-	m.addMessage(t, 1, "host %s is down: restarting %d of its %d VM(s) elsewhere, by HA priority", label, len(plan.Restarts), total)
-	restarted := 0
-	var left []string
+	if round == 0 {
+		m.addMessage(t, 1, "host %s is down: restarting %d of its %d VM(s) elsewhere, by HA priority, each once its copy there is fenced", label, len(plan.Restarts), total)
+	}
+	// notFenced keeps a VM recorded on the down host and says why, once.
+	notFenced := func(vm *acliv1.Vm, ferr error) {
+		unfenced++
+		if told[vm.Uuid] {
+			return
+		}
+		told[vm.Uuid] = true
+		m.publish("ha", "error", m.taskUUID(t), []*acliv1.EntityRef{vmRef(vm), hostRef(h)},
+			"HA does not restart vm %s yet: its copy on %s is not fenced (%v); it stays recorded there until fenced or the host is back", vm.Name, label, ferr)
+		m.addMessage(t, -1, "vm %s stays recorded on %s: not fenced (%v)", vm.Name, label, ferr)
+	}
 	for i, s := range plan.Restarts {
 		if err := ctx.Err(); err != nil {
-			return outcome{}, err
+			return restarted, left, unfenced, err
 		}
 		pct := int32(1 + 98*i/max(total, 1))
 		r, err := m.lockVm(ctx, t, s.VM.UUID)
 		if err != nil {
-			return outcome{}, err
+			return restarted, left, unfenced, err
 		}
 		if r == nil {
 			m.releaseHold(hs, s.VM.UUID)
@@ -131,12 +194,19 @@ func (m *Manager) haRestart(ctx context.Context, t *taskRec, h *acliv1.Host, hs 
 			m.unlockVm(t, cur.Uuid)
 			continue
 		}
+		// Never two copies: the old one is fenced before the new one starts.
+		if err := m.fenceCopy(ctx, h, cur); err != nil {
+			m.releaseHold(hs, cur.Uuid)
+			m.unlockVm(t, cur.Uuid)
+			notFenced(cur, err)
+			continue
+		}
 		// The target must still take VMs when the restart starts; if not,
 		// the VM is placed again on the cluster as it is now.
 		dst, arrived, why := m.haTarget(h, cur, s.Target.UUID, hs)
 		if dst == nil {
 			m.releaseHold(hs, cur.Uuid)
-			if err := m.fenceOff(ctx, h, cur, rev); err != nil {
+			if err := m.recordOff(ctx, cur, rev); err != nil {
 				why += "; " + err.Error()
 			}
 			m.unlockVm(t, cur.Uuid)
@@ -151,10 +221,15 @@ func (m *Manager) haRestart(ctx context.Context, t *taskRec, h *acliv1.Host, hs 
 			arrived()
 			m.mu.Unlock()
 			m.releaseHold(hs, cur.Uuid)
-			m.unlockVm(t, cur.Uuid)
 			if ctx.Err() != nil {
-				return outcome{}, ctx.Err()
+				m.unlockVm(t, cur.Uuid)
+				return restarted, left, unfenced, ctx.Err()
 			}
+			// Fenced and not started: it runs nowhere.
+			if rerr := m.recordOff(ctx, cur, rev); rerr != nil {
+				err = fmt.Errorf("%v; %v", err, rerr)
+			}
+			m.unlockVm(t, cur.Uuid)
 			left = append(left, fmt.Sprintf("vm %s: power-on on %s failed: %v", cur.Name, hostLabel(dst), err))
 			m.addMessage(t, pct, "vm %s was not restarted: %v", cur.Name, err)
 			continue
@@ -189,7 +264,7 @@ func (m *Manager) haRestart(ctx context.Context, t *taskRec, h *acliv1.Host, hs 
 	for _, s := range plan.NotRestarted {
 		r, err := m.lockVm(ctx, t, s.VM.UUID)
 		if err != nil {
-			return outcome{}, err
+			return restarted, left, unfenced, err
 		}
 		if r == nil {
 			continue
@@ -197,33 +272,58 @@ func (m *Manager) haRestart(ctx context.Context, t *taskRec, h *acliv1.Host, hs 
 		m.mu.RLock()
 		cur, rev := r.pb, r.rev
 		m.mu.RUnlock()
-		if placed(cur) && cur.HostUuid == h.Uuid {
-			if err := m.fenceOff(ctx, h, cur, rev); err != nil {
-				left = append(left, err.Error())
-			}
+		if !placed(cur) || cur.HostUuid != h.Uuid {
+			m.unlockVm(t, cur.Uuid)
+			continue
+		}
+		if err := m.fenceCopy(ctx, h, cur); err != nil {
+			m.unlockVm(t, cur.Uuid)
+			notFenced(cur, err)
+			continue
+		}
+		if err := m.recordOff(ctx, cur, rev); err != nil {
+			left = append(left, err.Error())
 		}
 		m.unlockVm(t, cur.Uuid)
 		left = append(left, s.Reason)
 		m.publish("ha", "error", m.taskUUID(t), []*acliv1.EntityRef{vmRef(cur), hostRef(h)}, "HA did not restart vm %s: %s", cur.Name, s.Reason)
 		m.addMessage(t, -1, "not restarted: %s", s.Reason)
 	}
-	msg := fmt.Sprintf("HA restarted %d VM(s) of %s", restarted, label)
-	if len(left) > 0 {
-		msg += fmt.Sprintf("; %d stay off: %s", len(left), joinLines(left))
-	}
-	return outcome{message: msg}, nil
+	return restarted, left, unfenced, nil
 }
 
-// fenceOff powers off a VM HA does not restart on its down host, then
-// records it off; a VM that cannot be fenced stays recorded there (the host
-// may only be cut off from the manager).
-func (m *Manager) fenceOff(ctx context.Context, down *acliv1.Host, vm *acliv1.Vm, rev int64) error {
+// fenceCopy proves that the copy of vm on the down host can no longer run or
+// write to its vDisks: powered off there (the driver's PowerOff, which
+// succeeds when the VM is already gone), the host proven dead (a
+// driver.HostFencer), or the Config.FenceVm hook (the data path refusing
+// the host's sessions). It returns why none did.
+func (m *Manager) fenceCopy(ctx context.Context, down *acliv1.Host, vm *acliv1.Vm) error {
 	fctx, cancel := context.WithTimeout(ctx, fenceTimeout)
+	defer cancel()
 	err := m.drv.PowerOff(fctx, down, vm)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("vm %s stays recorded on %s: it could not be fenced (%v)", vm.Name, hostLabel(down), err)
+	if err == nil {
+		return nil
 	}
+	why := []string{"power-off: " + err.Error()}
+	if f, ok := m.drv.(driver.HostFencer); ok {
+		if err := f.FenceHost(fctx, down); err == nil {
+			return nil
+		} else {
+			why = append(why, "host: "+err.Error())
+		}
+	}
+	if m.fenceVm != nil {
+		if err := m.fenceVm(fctx, down, vm); err == nil {
+			return nil
+		} else {
+			why = append(why, "storage: "+err.Error())
+		}
+	}
+	return errors.New(strings.Join(why, "; "))
+}
+
+// recordOff records a fenced VM off: it runs nowhere.
+func (m *Manager) recordOff(ctx context.Context, vm *acliv1.Vm, rev int64) error {
 	next := proto.Clone(vm).(*acliv1.Vm)
 	next.PowerState, next.HostUuid, next.HostName = acliv1.PowerState_kOff, "", ""
 	if err := m.putVm(ctx, next, rev, nil); err != nil {

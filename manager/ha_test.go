@@ -1,12 +1,16 @@
 package manager_test
 
 import (
+	"context"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager"
+	"github.com/acli-dev/acli/manager/driver/sim"
 	"github.com/acli-dev/acli/manager/managertest"
 )
 
@@ -109,4 +113,87 @@ func TestMissedHeartbeatsMarkHostDown(t *testing.T) {
 	if hh := getHost(t, c, "h3"); hh.NodeState != acliv1.NodeState_AcropolisNormal {
 		t.Fatalf("h3 after recovery: %v", hh.NodeState)
 	}
+}
+
+// cutOff is the sim with one host cut off from the manager: a VM there
+// cannot be powered off (as on a libvirt host whose daemon is gone while
+// its QEMUs run on), and only the FenceVm hook, once proven is set, can
+// fence it.
+type cutOff struct {
+	*sim.Driver
+	host   atomic.Value // UUID of the cut-off host
+	proven atomic.Bool
+}
+
+func (d *cutOff) PowerOff(ctx context.Context, h *acliv1.Host, vm *acliv1.Vm) error {
+	if id, _ := d.host.Load().(string); id == h.GetUuid() {
+		return errors.New("host unreachable")
+	}
+	return d.Driver.PowerOff(ctx, h, vm)
+}
+
+func (d *cutOff) fenceVm(context.Context, *acliv1.Host, *acliv1.Vm) error {
+	if d.proven.Load() {
+		return nil
+	}
+	return errors.New("sessions still open")
+}
+
+// TestHARestartsOnlyFencedVms: HA restarts a VM of a down host only once
+// its copy there is fenced. Until then the VM stays recorded on the down
+// host and an event says why; a fence proven later lets the restart go on.
+func TestHARestartsOnlyFencedVms(t *testing.T) {
+	cfg := sim.ForHosts(3)
+	cfg.Speed = 1000
+	s, err := sim.New(cfg, sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv := &cutOff{Driver: s}
+	h := managertest.New(t, managertest.Options{Driver: drv, Manager: func(cfg *manager.Config) {
+		cfg.FenceVm = drv.fenceVm
+	}})
+	h.Driver = s // for checkInvariants
+	c := newClients(h.Conn)
+	vmOn(t, c, "v", 4*gib, "h3")
+	h3 := getHost(t, c, "h3")
+	drv.host.Store(h3.Uuid)
+	if _, err := c.sim.FailHost(bg, &acliv1.SimHostRequest{Host: "h3"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, err := c.ev.ListEvents(bg, &acliv1.ListEventsRequest{Type: "ha"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs.Events) > 0 {
+			if m := evs.Events[0].Message; len(evs.Events) != 1 || !strings.Contains(m, "HA does not restart vm v yet: its copy on h3") ||
+				!strings.Contains(m, "not fenced (power-off: host unreachable; storage: sessions still open)") {
+				t.Fatalf("ha events: %v", evs.Events)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no ha event after h3 failed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Retries keep it there, with no second event.
+	time.Sleep(2500 * time.Millisecond)
+	if v := getVm(t, c, "v"); v.PowerState != acliv1.PowerState_kOn || v.HostName != "h3" {
+		t.Fatalf("vm v not fenced, yet recorded %v on %q", v.PowerState, v.HostName)
+	}
+	if evs, _ := c.ev.ListEvents(bg, &acliv1.ListEventsRequest{Type: "ha"}); len(evs.Events) != 1 {
+		t.Fatalf("ha events: %v", evs.Events)
+	}
+	drv.proven.Store(true)
+	final := haTask(t, c, "h3")
+	if final.Status != acliv1.TaskStatus_kSucceeded {
+		t.Fatalf("HA task %v: %s", final.Status, final.Error)
+	}
+	if v := getVm(t, c, "v"); v.PowerState != acliv1.PowerState_kOn || v.HostName == "h3" || v.HostName == "" {
+		t.Fatalf("vm v after its fence: %v on %q (%s)", v.PowerState, v.HostName, messages(final))
+	}
+	checkInvariants(t, h)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -499,11 +500,17 @@ func TestLibvirtMaintenance(t *testing.T) {
 		h1, entered.Round(time.Millisecond), exited.Round(time.Millisecond))
 }
 
-// A killed libvirtd: the host goes down within the heartbeat window, HA
-// restarts its VMs elsewhere, and when the daemon is back the host is
-// usable again, without the stale copies its QEMUs kept running.
+// A killed libvirtd: the host goes down within the heartbeat window; the
+// fence agent powers the host off (no QEMU of it runs any more), then HA
+// restarts its VMs elsewhere; when the host is back it is usable again.
 func TestLibvirtHostFailureHA(t *testing.T) {
-	lc := startLibvirt(t, 3, libvirt.Config{})
+	var cluster atomic.Pointer[lvCluster]
+	fenced := make(chan string, 4)
+	lc := startLibvirt(t, 3, libvirt.Config{FenceHost: func(ctx context.Context, h *acliv1.Host) error {
+		fenced <- h.Name
+		return cluster.Load().host(h.Name).PowerOff()
+	}})
+	cluster.Store(lc)
 	c := lc.c
 	h3 := lc.host(lc.hosts.Hosts[2].Name)
 	a := lc.vmOn(t, "ha-a", h3.Name)
@@ -528,74 +535,39 @@ func TestLibvirtHostFailureHA(t *testing.T) {
 		}
 		return true
 	})
-	t.Logf("HA restarted 2 VMs %v after the host was marked down (%v after the kill)", restarted.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+	t.Logf("HA fenced %s and restarted 2 VMs %v after the host was marked down (%v after the kill)", h3.Name, restarted.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+	if got := <-fenced; got != h3.Name {
+		t.Fatalf("fence agent called for %s, want %s", got, h3.Name)
+	}
 	for _, v := range []*acliv1.Vm{a, b} {
 		_, host := lc.vmState(t, v.Name)
-		lc.runsOn(t, v.Name, host) // h3's libvirtd is not running, so not counted
+		lc.runsOn(t, v.Name, host)
 	}
 
-	// The daemon returns; its QEMUs never stopped, so it still runs the old
-	// copies. The manager powers them off (a VM runs on one host) and the
-	// host is in service again.
+	// The host boots again with no guest running and is in service again.
 	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
 	defer cancel()
 	if err := h3.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	back := time.Now()
-	ctx, cancel = context.WithTimeout(bg, 10*time.Second)
-	conn, err := libvirt.Dial(ctx, h3.TCPURI(), libvirt.DialOptions{})
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	lc.conn[h3.Name] = conn
+	conn := lc.redial(t, h3)
 	eventually(t, 10*time.Second, h3.Name+" not back in service", func() bool {
 		return lc.nodeState(t, h3.Name) == acliv1.NodeState_AcropolisNormal
 	})
-	eventually(t, 20*time.Second, "stale copies still run on "+h3.Name, func() bool {
-		doms, err := conn.List()
-		if err != nil {
-			t.Fatal(err)
-		}
+	if doms, err := conn.List(); err != nil {
+		t.Fatal(err)
+	} else {
 		for _, d := range doms {
 			if d.State.Active() {
-				return false
+				t.Fatalf("%s runs %s after its fence", h3.Name, d.Name)
 			}
 		}
-		return true
-	})
-	// Each copy is powered off by a task on its VM, so nothing moves the VM
-	// meanwhile; wait for both to end.
-	eventually(t, 10*time.Second, "the fencing tasks did not end", func() bool {
-		for _, v := range []*acliv1.Vm{a, b} {
-			got, err := c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: v.Uuid})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.BusyTaskUuid != "" {
-				return false
-			}
-		}
-		return true
-	})
-	t.Logf("%s back: in service and stale copies powered off %v after its daemon answered", h3.Name, time.Since(back).Round(time.Millisecond))
+	}
+	t.Logf("%s back in service %v after its daemon answered", h3.Name, time.Since(back).Round(time.Millisecond))
 	for _, v := range []*acliv1.Vm{a, b} {
 		_, host := lc.vmState(t, v.Name)
 		lc.runsOn(t, v.Name, host)
-		tasks, err := c.task.ListTasks(bg, &acliv1.ListTasksRequest{IncludeCompleted: true, Entity: v.Uuid})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fenced := false
-		for _, task := range tasks.Tasks {
-			fenced = fenced || (task.Operation == acliv1.TaskOperation_kVmPowerOff && task.Status == acliv1.TaskStatus_kSucceeded &&
-				strings.Contains(messages(task), "stale copy on host "+h3.Name))
-		}
-		if !fenced {
-			t.Errorf("no succeeded task powered off the stale copy of %s on %s: %v", v.Name, h3.Name, tasks.Tasks)
-		}
 	}
 	// Usable: a VM migrates onto it, and a new one starts there.
 	final, _, _ := migrateWatched(t, c, &acliv1.MigrateVmRequest{Vm: "ha-a", Host: h3.Name})
@@ -604,6 +576,71 @@ func TestLibvirtHostFailureHA(t *testing.T) {
 	}
 	lc.runsOn(t, "ha-a", h3.Name)
 	lc.vmOn(t, "ha-new", h3.Name)
+}
+
+// With no fence agent, a killed libvirtd proves nothing: its QEMUs run on.
+// HA restarts nothing, the VMs stay recorded on the down host with an event
+// saying why, and when the daemon is back each VM runs once, where it was.
+func TestLibvirtDeadDaemonIsNoFence(t *testing.T) {
+	lc := startLibvirt(t, 3, libvirt.Config{})
+	h3 := lc.host(lc.hosts.Hosts[2].Name)
+	a := lc.vmOn(t, "ha-a", h3.Name)
+	b := lc.vmOn(t, "ha-b", h3.Name)
+	timeout := max(manager.DefaultHeartbeatMisses*lvHeartbeat, 2*time.Second)
+	if err := h3.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, timeout+5*time.Second, h3.Name+" not marked down", func() bool {
+		return lc.nodeState(t, h3.Name) == acliv1.NodeState_kNodeDown
+	})
+	eventually(t, 10*time.Second, "no event says why HA waits", func() bool {
+		evs, err := lc.c.ev.ListEvents(bg, &acliv1.ListEventsRequest{Type: "ha"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range evs.Events {
+			if strings.Contains(e.Message, "is not fenced") && strings.Contains(e.Message, "no fence agent") {
+				n++
+			}
+		}
+		return n == 2
+	})
+	time.Sleep(2 * time.Second) // HA tries again meanwhile
+	for _, v := range []*acliv1.Vm{a, b} {
+		if st, host := lc.vmState(t, v.Name); st != acliv1.PowerState_kOn || host != h3.Name {
+			t.Fatalf("vm %s not fenced, yet recorded %v on %q", v.Name, st, host)
+		}
+		if got := lc.running(t, v.Uuid); len(got) != 0 {
+			t.Fatalf("vm %s started on %v while its copy on %s was not fenced", v.Name, got, h3.Name)
+		}
+	}
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	if err := h3.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lc.redial(t, h3)
+	eventually(t, 10*time.Second, h3.Name+" not back in service", func() bool {
+		return lc.nodeState(t, h3.Name) == acliv1.NodeState_AcropolisNormal
+	})
+	for _, v := range []*acliv1.Vm{a, b} {
+		lc.runsOn(t, v.Name, h3.Name)
+	}
+}
+
+// redial replaces the test's own connection to a restarted host.
+func (lc *lvCluster) redial(t *testing.T, h *libvirtharness.Host) *libvirt.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	conn, err := libvirt.Dial(ctx, h.TCPURI(), libvirt.DialOptions{})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	lc.conn[h.Name] = conn
+	return conn
 }
 
 // A restarted clusterd reconnects to the recorded hosts and takes what

@@ -153,6 +153,15 @@ type HostJoiner interface {
 	LeaveHost(hostUUID string) error
 }
 
+// HostFencer is implemented by drivers that can prove a host dead, for HA
+// to restart the VMs of a down host it cannot power them off on.
+type HostFencer interface {
+	// FenceHost returns nil only once the host is known to run no guest
+	// any more (its hypervisor and every guest process gone, or the
+	// machine powered off); otherwise it says why not.
+	FenceHost(ctx context.Context, host *acliv1.Host) error
+}
+
 // FaultInjector is implemented by drivers that can simulate failures (sim).
 // Each call returns once the change is in effect and its HostEvent queued.
 type FaultInjector interface {

@@ -42,7 +42,12 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// Storage holds the VMs' vDisks; with no Dir, domains get no disks.
 	Storage Storage
-	Logger  *slog.Logger
+	// FenceHost is the fence agent: it powers a host off (its BMC, a PDU) and returns nil
+	// only once no guest of the host can run any more. HA calls it for a down host whose
+	// VMs it cannot power off there (libvirtd gone while its QEMUs may run on); without one,
+	// such VMs stay recorded on the host until it is back or their storage fences them.
+	FenceHost func(ctx context.Context, host *acliv1.Host) error
+	Logger    *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -94,6 +99,7 @@ type member struct {
 var (
 	_ driver.Driver     = (*Driver)(nil)
 	_ driver.HostJoiner = (*Driver)(nil)
+	_ driver.HostFencer = (*Driver)(nil)
 )
 
 // NewDriver returns a libvirt driver; hosts are managed from Start (recorded ones) and
@@ -483,6 +489,18 @@ func (d *Driver) PowerOff(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm)
 		}
 	}
 	return ignoreNotFound(c.Undefine(vm.Uuid))
+}
+
+// FenceHost implements driver.HostFencer through Config.FenceHost. A libvirtd that does not
+// answer proves nothing: its QEMUs keep running without it.
+func (d *Driver) FenceHost(ctx context.Context, host *acliv1.Host) error {
+	if d.cfg.FenceHost == nil {
+		return errors.New("no fence agent for libvirt hosts, and libvirtd not answering proves nothing of its guests")
+	}
+	if err := d.cfg.FenceHost(ctx, host); err != nil {
+		return fmt.Errorf("fence agent: %w", err)
+	}
+	return nil
 }
 
 // Shutdown implements driver.Driver: an ACPI shutdown, and power-off when the guest has

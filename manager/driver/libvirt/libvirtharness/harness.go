@@ -550,6 +550,18 @@ func destroyAll(sock string) error {
 
 // killQEMU kills QEMU processes whose daemon is gone; their pid files sit in the host's run dir.
 func killQEMU(h *Host) {
+	for _, pid := range qemuPIDs(h) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	files, _ := filepath.Glob(filepath.Join(h.Dir, "run", "qemu", "*.pid"))
+	for _, f := range files {
+		os.Remove(f)
+	}
+}
+
+// qemuPIDs lists the host's running QEMU processes, from the pid files in its run dir.
+func qemuPIDs(h *Host) []int {
+	var pids []int
 	files, _ := filepath.Glob(filepath.Join(h.Dir, "run", "qemu", "*.pid"))
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -561,11 +573,44 @@ func killQEMU(h *Host) {
 			continue
 		}
 		// Only a QEMU: a stale pid file must never make us kill an unrelated process.
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && strings.Contains(exe, "qemu-system") {
-			syscall.Kill(pid, syscall.SIGKILL)
+		if isQEMU(pid) {
+			pids = append(pids, pid)
 		}
-		os.Remove(f)
 	}
+	return pids
+}
+
+// isQEMU reports whether pid is a live QEMU (a zombie has no executable).
+func isQEMU(pid int) bool {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && strings.Contains(exe, "qemu-system")
+}
+
+// PowerOff is the harness's fence agent, the power cut a real cluster's agent makes through
+// the machine's BMC: it SIGKILLs libvirtd and every QEMU of the host and returns nil only
+// once none of them runs, which proves no guest of the host can write any more. Start boots
+// the host again, with no guest running.
+func (h *Host) PowerOff() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	pids := qemuPIDs(h)
+	if pid := h.DaemonPID(); pid > 0 {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if err := h.waitLocked(5 * time.Second); err != nil {
+		return err
+	}
+	killQEMU(h)
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for isQEMU(pid) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: QEMU %d still runs after SIGKILL", h.Name, pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return nil
 }
 
 // The QEMU capabilities probe costs ~1.5 s per fresh daemon; the result depends only on the

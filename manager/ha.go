@@ -295,8 +295,8 @@ func (m *Manager) haRound(ctx context.Context, t *taskRec, h *acliv1.Host, hs *h
 // fenceCopy proves that the copy of vm on the down host can no longer run or
 // write to its vDisks: powered off there (the driver's PowerOff, which
 // succeeds when the VM is already gone), the host proven dead (a
-// driver.HostFencer), or the Config.FenceVm hook (the data path refusing
-// the host's sessions). It returns why none did.
+// driver.HostFencer), or its storage cut off (a driver.VmFencer: the data
+// path refusing the host's sessions). It returns why none did.
 func (m *Manager) fenceCopy(ctx context.Context, down *acliv1.Host, vm *acliv1.Vm) error {
 	fctx, cancel := context.WithTimeout(ctx, fenceTimeout)
 	defer cancel()
@@ -312,8 +312,8 @@ func (m *Manager) fenceCopy(ctx context.Context, down *acliv1.Host, vm *acliv1.V
 			why = append(why, "host: "+err.Error())
 		}
 	}
-	if m.fenceVm != nil {
-		if err := m.fenceVm(fctx, down, vm); err == nil {
+	if f, ok := m.drv.(driver.VmFencer); ok {
+		if err := f.FenceVm(fctx, down, vm); err == nil {
 			return nil
 		} else {
 			why = append(why, "storage: "+err.Error())

@@ -117,8 +117,8 @@ func TestMissedHeartbeatsMarkHostDown(t *testing.T) {
 
 // cutOff is the sim with one host cut off from the manager: a VM there
 // cannot be powered off (as on a libvirt host whose daemon is gone while
-// its QEMUs run on), and only the FenceVm hook, once proven is set, can
-// fence it.
+// its QEMUs run on), and only its storage (driver.VmFencer), once proven
+// is set, can fence it.
 type cutOff struct {
 	*sim.Driver
 	host   atomic.Value // UUID of the cut-off host
@@ -132,7 +132,7 @@ func (d *cutOff) PowerOff(ctx context.Context, h *acliv1.Host, vm *acliv1.Vm) er
 	return d.Driver.PowerOff(ctx, h, vm)
 }
 
-func (d *cutOff) fenceVm(context.Context, *acliv1.Host, *acliv1.Vm) error {
+func (d *cutOff) FenceVm(context.Context, *acliv1.Host, *acliv1.Vm) error {
 	if d.proven.Load() {
 		return nil
 	}
@@ -150,9 +150,7 @@ func TestHARestartsOnlyFencedVms(t *testing.T) {
 		t.Fatal(err)
 	}
 	drv := &cutOff{Driver: s}
-	h := managertest.New(t, managertest.Options{Driver: drv, Manager: func(cfg *manager.Config) {
-		cfg.FenceVm = drv.fenceVm
-	}})
+	h := managertest.New(t, managertest.Options{Driver: drv})
 	h.Driver = s // for checkInvariants
 	c := newClients(h.Conn)
 	vmOn(t, c, "v", 4*gib, "h3")

@@ -78,11 +78,6 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// Iscsi tunes iSCSI session failover and failback (vg.go).
 	Iscsi IscsiConfig
-	// FenceVm, when set, is one more way for HA to fence a VM's copy on a
-	// down host it could not power off there: it returns nil once that copy
-	// can no longer write to the VM's vDisks (the data path refusing the
-	// host's sessions to them). HA restarts a VM elsewhere only once fenced.
-	FenceVm func(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) error
 	// Status reports the management plane for cluster.status: the managers,
 	// the leader and the store's members (clusterd knows them; the manager
 	// does not).
@@ -102,7 +97,6 @@ type Manager struct {
 	taskRetention int
 	eventCap      int
 	status        func(ctx context.Context) (*acliv1.ClusterStatus, error)
-	fenceVm       func(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) error // Config.FenceVm
 
 	ctx      context.Context // cancelled by Close: running tasks stop
 	cancel   context.CancelFunc
@@ -143,7 +137,6 @@ func New(cfg Config) (*Manager, error) {
 		place:         cfg.Placement,
 		taskRetention: cfg.TaskRetention,
 		status:        cfg.Status,
-		fenceVm:       cfg.FenceVm,
 		draining:      make(chan struct{}),
 		flushNow:      make(chan chan struct{}),
 		health:        health.NewServer(),

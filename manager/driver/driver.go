@@ -162,6 +162,15 @@ type HostFencer interface {
 	FenceHost(ctx context.Context, host *acliv1.Host) error
 }
 
+// VmFencer is implemented by drivers whose storage can cut one host's copy
+// of a VM off its vDisks (the data path refusing that host's iSCSI
+// sessions): HA's fence for a VM it cannot power off on its down host.
+type VmFencer interface {
+	// FenceVm returns nil once the VM's copy on host can no longer write to
+	// the VM's vDisks; otherwise it says why not.
+	FenceVm(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) error
+}
+
 // FaultInjector is implemented by drivers that can simulate failures (sim).
 // Each call returns once the change is in effect and its HostEvent queued.
 type FaultInjector interface {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -275,13 +274,6 @@ func TestLibvirtEndToEnd(t *testing.T) {
 // libvirtd hosts: every step's VMs are real QEMU domains, and after each
 // script libvirt runs exactly what acli lists.
 func TestLibvirtScenarioScripts(t *testing.T) {
-	if os.Getenv("ACLI_LIBVIRT_SCENARIOS") != "1" {
-		// About one run in three, h1 is marked down while it starts six VMs
-		// (heartbeats wait behind busy libvirt calls) and HA restarts web01 on
-		// h2 without first fencing the copy still running on h1: two copies.
-		// The test is right; HA must fence before a restart.
-		t.Skip("HA restarts a VM before fencing its old host (two copies after a false host-down); ACLI_LIBVIRT_SCENARIOS=1 runs it")
-	}
 	e := startLibvirtE2E(t)
 	e.join()
 	for _, name := range []string{"inventory.acli", "maintenance.acli", "migrate.acli"} {

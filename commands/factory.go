@@ -26,6 +26,7 @@ type Globals struct {
 	SortBy    string   // --sort-by: the column rows are ordered by
 	JQ        string   // --jq: an expression over the JSON result
 	Debug     bool     // --debug: trace every RPC on stderr
+	Watch     bool     // -w: keep printing the rows that change (Command.Watch)
 	// Context names a context of the config file (ACLI_CONTEXT; default
 	// its current-context). Flags and ACLI_* variables override its fields.
 	Context string

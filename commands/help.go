@@ -135,7 +135,12 @@ func NamespaceHelp(r *Registry, ns *Namespace) string {
 
 // GlobalFlagsHelp documents the flags given before the command.
 const GlobalFlagsHelp = `Global flags (before the command):
-  -o, --output table|json|yaml|csv  output format (json: {"data": ..., "error": null, "status": 0})
+  -o, --output table|json|yaml|csv  output format (json: {"data": ..., "error": null, "status": 0});
+                                    also wide, name and value
+  -c, --columns col,...             columns to show, by header or JSON key
+      --sort-by col                 order rows by this column
+      --jq expr                     print the JSON result through a jq expression
+  -w, --watch                       vm.list, host.list: then print each row that changes, until Ctrl-C
   -y, --yes                         answer yes to confirmations
       --server host:port[,...]      clusterd address, or the cluster's managers to fail over between
                                     (env ACLI_SERVER, default 127.0.0.1:2030)

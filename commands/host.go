@@ -17,7 +17,8 @@ func hostCommands() []*Command {
 			Summary:  "List hypervisor hosts",
 			Args:     []Arg{{Name: "pattern", Kind: KindHost, Many: true, Optional: true, Filter: true, Help: "only the hosts these name (host name, UUID or hypervisor IP; globs, ranges and comma lists)"}},
 			Output:   OutputTable,
-			Examples: []string{"host.list", "host.list 'node-*'", "--no-headers -o csv host.list"},
+			Watch:    true,
+			Examples: []string{"host.list", "host.list 'node-*'", "-w host.list", "--no-headers -o csv host.list"},
 			Run:      runHostList,
 		},
 		{
@@ -46,11 +47,18 @@ func runHostList(ctx context.Context, r *Req) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.Host.ListHosts(ctx, &acliv1.ListHostsRequest{})
+	read := func(ctx context.Context) ([]*acliv1.Host, error) {
+		resp, err := c.Host.ListHosts(ctx, &acliv1.ListHostsRequest{})
+		return resp.GetHosts(), err
+	}
+	if r.Globals.Watch {
+		return watchList(ctx, r, c, read, hostTable)
+	}
+	hosts, err := read(ctx)
 	if err != nil {
 		return err
 	}
-	hosts := filterRows(r, resp.GetHosts())
+	hosts = filterRows(r, hosts)
 	return r.Print(render.Doc{Data: hosts, Table: hostTable(hosts)})
 }
 

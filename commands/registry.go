@@ -137,7 +137,9 @@ type Command struct {
 	// Validate, when set, checks combinations of keys at parse time, so bad
 	// lines fail before anything is listed, confirmed or sent.
 	Validate func(inv *Invocation) error
-	Run      RunFunc
+	// Watch: the command honours --watch (watchList).
+	Watch bool
+	Run   RunFunc
 }
 
 // Namespace returns "vm" for "vm.create".

@@ -148,6 +148,7 @@ func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command
 	pf.StringSliceVarP(&g.Columns, "columns", "c", g.Columns, "columns to show, by header or JSON key, e.g. -c name,power_state")
 	pf.StringVar(&g.SortBy, "sort-by", g.SortBy, "order rows by this column, e.g. --sort-by memory")
 	pf.BoolVar(&g.Debug, "debug", g.Debug, "trace every call to clusterd on stderr")
+	pf.BoolVarP(&g.Watch, "watch", "w", g.Watch, "vm.list and host.list: after the list, print each row that changes until Ctrl-C")
 	pf.StringVar(&g.JQ, "jq", g.JQ, "print the result's JSON through this jq expression, e.g. --jq '.[].name'")
 	pf.BoolVarP(&g.Yes, "yes", "y", g.Yes, "answer yes to confirmations")
 	pf.StringVar(&g.Server, "server", g.Server, "clusterd address host:port, or a comma-separated list of the cluster's managers to fail over between (env ACLI_SERVER; default the context's, else "+client.DefaultAddr+")")
@@ -283,6 +284,9 @@ func (f *Factory) Run(ctx context.Context, inv *Invocation, g Globals, p *render
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.Timeout)
 		defer cancel()
+	}
+	if g.Watch && !inv.Cmd.Watch {
+		return usageErrorf("--watch: %s cannot watch; vm.list and host.list can", inv.Cmd.Name)
 	}
 	r := &Req{Cmd: inv.Cmd, Inv: inv, IO: f.IO, Globals: g, Printer: p, f: f}
 	if err := r.expand(ctx); err != nil {

@@ -59,7 +59,8 @@ func vmCommands() []*Command {
 				{Name: "power_state", Type: TypeEnum, Enum: powerStates, Help: "only VMs in this power state"},
 			},
 			Output:   OutputTable,
-			Examples: []string{"vm.list", "vm.list 'web*' power_state=on", "-o json vm.list host=127.20.0.21"},
+			Watch:    true,
+			Examples: []string{"vm.list", "vm.list 'web*' power_state=on", "vm.list --watch", "-o json vm.list host=127.20.0.21"},
 			Run:      runVMList,
 		},
 		{
@@ -209,11 +210,18 @@ func runVMList(ctx context.Context, r *Req) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.Vm.ListVms(ctx, &acliv1.ListVmsRequest{Host: r.String("host"), PowerState: acliv1.PowerState(r.Int("power_state"))})
+	read := func(ctx context.Context) ([]*acliv1.Vm, error) {
+		resp, err := c.Vm.ListVms(ctx, &acliv1.ListVmsRequest{Host: r.String("host"), PowerState: acliv1.PowerState(r.Int("power_state"))})
+		return resp.GetVms(), err
+	}
+	if r.Globals.Watch {
+		return watchList(ctx, r, c, read, vmTable)
+	}
+	vms, err := read(ctx)
 	if err != nil {
 		return err
 	}
-	vms := filterRows(r, resp.GetVms())
+	vms = filterRows(r, vms)
 	return r.Print(render.Doc{Data: vms, Table: vmTable(vms)})
 }
 

@@ -170,7 +170,7 @@ func (s vmService) CreateVmGroup(ctx context.Context, req *acliv1.CreateVmGroupR
 	lock := "vmgroup-name:" + g.Name
 	if t := m.busy[lock]; t != nil {
 		m.mu.Unlock()
-		return nil, apierr.Busy("vm_group", g.Name, t.pb.Uuid, t.pb.Operation.String())
+		return nil, apierr.Busy("vm_group", g.Name, t.PB.Uuid, t.PB.Operation.String())
 	}
 	t := m.newTaskLocked(acliv1.TaskOperation_kVmGroupCreate, []*acliv1.EntityRef{groupRef(g)}, g.Uuid, lock)
 	m.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/auth"
+	"github.com/acli-dev/acli/manager/tasks"
 )
 
 // taskCancelled is how a task stopped by CancelTask ends: kAborted, with
@@ -23,7 +24,7 @@ func (c *taskCancelled) Error() string {
 	if c.err == nil {
 		return c.reason
 	}
-	return c.reason + ": " + errorText(c.err)
+	return c.reason + ": " + tasks.ErrorText(c.err)
 }
 
 func (c *taskCancelled) GRPCStatus() *status.Status {
@@ -45,11 +46,11 @@ func cancelled(wctx context.Context, err error) error {
 func (m *Manager) pastReturn(t *taskRec) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if t.stop == nil {
+	if t.Stop == nil {
 		return
 	}
-	t.stop = nil
-	m.updateTaskLocked(t, func(pb *acliv1.Task) { pb.Cancellable = false })
+	t.Stop = nil
+	t.Update(func(pb *acliv1.Task) { pb.Cancellable = false })
 }
 
 // CancelTask stops a task that can still end safely. The task's work sees
@@ -62,14 +63,14 @@ func (s taskService) CancelTask(ctx context.Context, req *acliv1.CancelTaskReque
 	if err != nil {
 		return nil, err
 	}
-	pb := t.pb
+	pb := t.PB
 	subject := "task:" + pb.Uuid
 	switch {
-	case finished(pb.Status):
+	case tasks.Finished(pb.Status):
 		return nil, apierr.Precondition("TASK_STATE", subject, "task %s (%s) has already ended (%s)", pb.Uuid, pb.Operation, pb.Status)
-	case t.stop == nil && pb.Cancellable:
+	case t.Stop == nil && pb.Cancellable:
 		return nil, apierr.Precondition("TASK_STATE", subject, "task %s (%s) is already being cancelled", pb.Uuid, pb.Operation)
-	case t.stop == nil:
+	case t.Stop == nil:
 		return nil, apierr.Precondition("NOT_CANCELLABLE", subject,
 			"task %s (%s) cannot stop safely now (only migrations before switch-over and image imports can); wait for it with task.wait %s", pb.Uuid, pb.Operation, pb.Uuid)
 	}
@@ -80,10 +81,10 @@ func (s taskService) CancelTask(ctx context.Context, req *acliv1.CancelTaskReque
 	if req.Reason != "" {
 		reason += " (" + req.Reason + ")"
 	}
-	t.stop(&taskCancelled{reason: reason})
-	t.stop = nil
+	t.Stop(&taskCancelled{reason: reason})
+	t.Stop = nil
 	m.log.Info("task cancelled", "task", pb.Uuid, "op", pb.Operation.String(), "reason", reason)
-	return m.updateTaskLocked(t, func(pb *acliv1.Task) {
+	return t.Update(func(pb *acliv1.Task) {
 		pb.ProgressMessage = "stopping: " + reason
 		pb.Messages = append(pb.Messages, reason)
 	}), nil

@@ -89,7 +89,7 @@ func (m *Manager) startHA(h *acliv1.Host) {
 	}
 	t := m.newTaskLocked(acliv1.TaskOperation_kHaFailover, []*acliv1.EntityRef{hostRef(h)})
 	m.ops.haRunning[h.Uuid] = t
-	t.release = func() {
+	t.Release = func() {
 		hs.releaseAllLocked()
 		if m.ops.haRunning[h.Uuid] == t {
 			delete(m.ops.haRunning, h.Uuid)

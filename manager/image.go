@@ -260,7 +260,7 @@ func (s imageService) CreateImage(ctx context.Context, req *acliv1.CreateImageRe
 		if other := m.imgs.byName[req.Name]; other != nil {
 			err = apierr.AlreadyExists("image", req.Name, "image names are unique (uuid "+other.pb.Uuid+")")
 		} else if t := m.busy["image-name:"+req.Name]; t != nil {
-			err = apierr.Busy("image", req.Name, t.pb.Uuid, t.pb.Operation.String())
+			err = apierr.Busy("image", req.Name, t.PB.Uuid, t.PB.Operation.String())
 		}
 	}
 	if err != nil {
@@ -269,7 +269,7 @@ func (s imageService) CreateImage(ctx context.Context, req *acliv1.CreateImageRe
 	}
 	im.Container, im.VmdiskUuid = container, im.Uuid
 	t := m.newTaskLocked(acliv1.TaskOperation_kImageCreate, []*acliv1.EntityRef{imageRef(im)}, im.Uuid, "image-name:"+req.Name)
-	t.pb.Cancellable = true // the import undoes itself when stopped
+	t.PB.Cancellable = true // the import undoes itself when stopped
 	m.mu.Unlock()
 	st := m.storageDriver()
 	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {

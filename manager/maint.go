@@ -47,7 +47,7 @@ func (m *Manager) refusalsLocked(h *hostRec, what string) []apierr.Violation {
 	for _, t := range m.ops.targets[h.pb.Uuid] {
 		vs = append(vs, apierr.Violation{Type: "MIGRATION_TARGET", Subject: "host:" + h.pb.Name,
 			Description: fmt.Sprintf("host %s is the target of running task %s (%s of %s); wait for it to finish",
-				hostLabel(h.pb), t.pb.Uuid, t.pb.Operation, t.pb.Entities[0].Name)})
+				hostLabel(h.pb), t.PB.Uuid, t.PB.Operation, t.PB.Entities[0].Name)})
 	}
 	if err := m.redundancyLocked(h, what, false); err != nil {
 		vs = append(vs, err...)
@@ -64,7 +64,7 @@ func (m *Manager) redundancyLocked(h *hostRec, what string, cvm bool) []apierr.V
 	for _, r := range m.hostList {
 		pb := r.pb
 		if t := m.busy[pb.Uuid]; t != nil && pb.Uuid != h.pb.Uuid && !state.OutByIntent(pb) {
-			switch t.pb.Operation {
+			switch t.PB.Operation {
 			case acliv1.TaskOperation_kHostEnterMaintenanceMode:
 				pb = proto.Clone(pb).(*acliv1.Host)
 				pb.MaintenanceRequested = true
@@ -220,7 +220,7 @@ func (s hostService) EnterMaintenanceMode(ctx context.Context, req *acliv1.Enter
 	t := m.newTaskLocked(acliv1.TaskOperation_kHostEnterMaintenanceMode, refs, hpb.Uuid)
 	hs := &holds{}
 	m.holdPlanLocked(t, plan, hs)
-	t.release = func() { hs.releaseAllLocked(); m.dropTargetsLocked(t) }
+	t.Release = func() { hs.releaseAllLocked(); m.dropTargetsLocked(t) }
 	m.mu.Unlock()
 
 	if hpb.NodeState != acliv1.NodeState_EnteringMaintenanceMode {
@@ -231,7 +231,7 @@ func (s hostService) EnterMaintenanceMode(ctx context.Context, req *acliv1.Enter
 			m.mu.Unlock()
 			return nil, rpcError(err)
 		}
-		m.publish("host", "info", t.pb.Uuid, refs, "host %s is entering maintenance mode", hostLabel(next))
+		m.publish("host", "info", t.PB.Uuid, refs, "host %s is entering maintenance mode", hostLabel(next))
 	}
 	e := &evacuation{m: m, host: hpb.Uuid, label: hostLabel(hpb), action: action, limit: limit, holds: hs, failed: map[string]string{}}
 	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
@@ -560,7 +560,7 @@ func (e *evacuation) finish(ctx context.Context, t *taskRec) (outcome, error) {
 		writes: []write{{key: hostKey(e.host), msg: next, rev: rev}},
 		apply: func(rev int64) {
 			m.putHostLocked(next, rev)
-			m.publish("host", "info", t.pb.Uuid, []*acliv1.EntityRef{hostRef(next)}, "host %s entered maintenance mode", e.label)
+			m.publish("host", "info", t.PB.Uuid, []*acliv1.EntityRef{hostRef(next)}, "host %s entered maintenance mode", e.label)
 		},
 		message: msg,
 	}, nil
@@ -613,7 +613,7 @@ func (s hostService) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMa
 	}
 	hs := &holds{}
 	m.holdPlanLocked(t, plan, hs)
-	t.release = func() { hs.releaseAllLocked(); m.dropTargetsLocked(t) }
+	t.Release = func() { hs.releaseAllLocked(); m.dropTargetsLocked(t) }
 	m.mu.Unlock()
 	if hpb.NodeState != acliv1.NodeState_AcropolisNormal {
 		next, err := m.putHost(ctx, hpb.Uuid, state.ExitMaintenance)
@@ -623,7 +623,7 @@ func (s hostService) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMa
 			m.mu.Unlock()
 			return nil, rpcError(err)
 		}
-		m.publish("host", "info", t.pb.Uuid, refs, "host %s exited maintenance mode", hostLabel(next))
+		m.publish("host", "info", t.PB.Uuid, refs, "host %s exited maintenance mode", hostLabel(next))
 	}
 	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
 		return m.returnVms(ctx, t, hpb, plan, hs)

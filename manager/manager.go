@@ -47,6 +47,7 @@ import (
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
+	"github.com/acli-dev/acli/manager/tasks"
 )
 
 // Version is the clusterd version, set at build time with
@@ -150,6 +151,7 @@ func New(cfg Config) (*Manager, error) {
 	if m.taskRetention <= 0 {
 		m.taskRetention = 10000
 	}
+	m.taskTab = tasks.NewTable(m.taskRetention)
 	m.model.init()
 	m.initOps(cfg)
 	m.initVgs(cfg.Iscsi)

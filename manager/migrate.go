@@ -55,7 +55,7 @@ func (m *Manager) liveMigrate(ctx context.Context, t *taskRec, mv move, percent 
 	refs := []*acliv1.EntityRef{vmRef(vm), hostRef(src), hostRef(dst)}
 	m.publish("migration", "info", m.taskUUID(t), refs, "migrating vm %s from %s to %s", vm.Name, hostLabel(src), hostLabel(dst))
 	m.mu.Lock()
-	m.updateTaskLocked(t, func(pb *acliv1.Task) {
+	t.Update(func(pb *acliv1.Task) {
 		pb.ProgressMessage = fmt.Sprintf("migrating vm %s to %s", vm.Name, hostLabel(dst))
 	})
 	m.mu.Unlock()
@@ -74,7 +74,7 @@ func (m *Manager) liveMigrate(ctx context.Context, t *taskRec, mv move, percent 
 			m.publish("migration", "warning", m.taskUUID(t), refs, "migration of vm %s to %s is %s", vm.Name, hostLabel(dst), warn)
 		}
 		m.mu.Lock()
-		m.updateTaskLocked(t, func(pb *acliv1.Task) {
+		t.Update(func(pb *acliv1.Task) {
 			pb.Migration, pb.ProgressMessage = p, line
 			if percent != nil {
 				pb.Percent = percent()
@@ -219,10 +219,10 @@ func (s vmService) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) 
 	}
 	src, dst := m.hosts[cur.HostUuid].pb, target.pb
 	t := m.newTaskLocked(acliv1.TaskOperation_kVmMigrate, []*acliv1.EntityRef{vmRef(cur), hostRef(src), hostRef(dst)}, cur.Uuid)
-	t.pb.Cancellable = live // until the switch-over (liveMigrate)
+	t.PB.Cancellable = live // until the switch-over (liveMigrate)
 	hd := m.holdLocked(cur.Uuid, target, cur.MemoryBytes)
 	m.addTargetLocked(dst.Uuid, t)
-	t.release = func() { hd.releaseLocked(); m.dropTargetsLocked(t) }
+	t.Release = func() { hd.releaseLocked(); m.dropTargetsLocked(t) }
 	m.mu.Unlock()
 	mv := move{vm: cur, rev: rev, src: src, dst: dst, bwMbps: req.BandwidthMbps, release: hd.releaseLocked}
 	how := "live-migrating"

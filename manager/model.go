@@ -21,6 +21,7 @@ import (
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
+	"github.com/acli-dev/acli/manager/tasks"
 )
 
 // model is the in-memory cluster state, guarded by Manager.mu. Every pb
@@ -50,9 +51,7 @@ type model struct {
 	// changing it; a second task on the entity is refused.
 	busy map[string]*taskRec
 
-	tasks     map[string]*taskRec
-	taskList  []*taskRec // creation order
-	completed int
+	taskTab *tasks.Table
 }
 
 type hostRec struct {
@@ -97,7 +96,6 @@ func (md *model) init() {
 	md.netByName = map[string]*netRec{}
 	md.nicCount = map[string]int{}
 	md.busy = map[string]*taskRec{}
-	md.tasks = map[string]*taskRec{}
 }
 
 // Store keys.
@@ -237,7 +235,7 @@ func (m *Manager) load(ctx context.Context) error {
 			if err := proto.Unmarshal(kv.Value, t); err != nil {
 				return err
 			}
-			m.registerTaskLocked(&taskRec{pb: t, rev: kv.ModRev, changed: make(chan struct{})})
+			m.taskTab.Load(t, kv.ModRev)
 			return nil
 		}},
 	}
@@ -253,9 +251,7 @@ func (m *Manager) load(ctx context.Context) error {
 		}
 	}
 	slices.SortFunc(m.vmSorted, vmOrder)
-	slices.SortStableFunc(m.taskList, func(a, b *taskRec) int {
-		return a.pb.CreateTime.AsTime().Compare(b.pb.CreateTime.AsTime())
-	})
+	m.taskTab.SortLoaded()
 	return nil
 }
 
@@ -473,7 +469,7 @@ func (m *Manager) vmOut(r *vmRec) *acliv1.Vm {
 		if v == r.pb {
 			v = proto.Clone(r.pb).(*acliv1.Vm)
 		}
-		v.BusyTaskUuid = t.pb.Uuid
+		v.BusyTaskUuid = t.PB.Uuid
 	}
 	return v
 }
@@ -565,7 +561,7 @@ func networkRef(n *acliv1.Network) *acliv1.EntityRef {
 // checkBusyLocked refuses an operation on an entity another task changes.
 func (m *Manager) checkBusyLocked(kind, name, id string) error {
 	if t := m.busy[id]; t != nil {
-		return apierr.Busy(kind, name, t.pb.Uuid, t.pb.Operation.String())
+		return apierr.Busy(kind, name, t.PB.Uuid, t.PB.Operation.String())
 	}
 	return nil
 }

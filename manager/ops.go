@@ -390,7 +390,7 @@ func (m *Manager) lockVm(ctx context.Context, t *taskRec, id string) (*vmRec, er
 			m.mu.Unlock()
 			return r, nil
 		}
-		ch := other.changed
+		ch := other.Changed()
 		m.mu.Unlock()
 		select {
 		case <-ch:
@@ -469,7 +469,7 @@ func (m *Manager) addMessage(t *taskRec, percent int32, format string, args ...a
 	line := fmt.Sprintf(format, args...)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.updateTaskLocked(t, func(pb *acliv1.Task) {
+	t.Update(func(pb *acliv1.Task) {
 		if percent >= 0 {
 			pb.Percent = percent
 		}
@@ -490,5 +490,5 @@ func joinLines(lines []string) string { return strings.Join(lines, "; ") }
 func (m *Manager) taskUUID(t *taskRec) string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return t.pb.Uuid
+	return t.PB.Uuid
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/tasks"
 )
 
 // ---- ClusterService ----
@@ -190,7 +191,7 @@ func (s networkService) CreateNetwork(ctx context.Context, req *acliv1.CreateNet
 	}
 	if t := m.busy["network-name:"+n.Name]; t != nil {
 		m.mu.Unlock()
-		return nil, apierr.Busy("network", n.Name, t.pb.Uuid, t.pb.Operation.String())
+		return nil, apierr.Busy("network", n.Name, t.PB.Uuid, t.PB.Operation.String())
 	}
 	t := m.newTaskLocked(acliv1.TaskOperation_kNetworkCreate, []*acliv1.EntityRef{networkRef(n)}, n.Uuid, "network-name:"+n.Name)
 	m.mu.Unlock()
@@ -282,14 +283,9 @@ func (s taskService) ListTasks(ctx context.Context, req *acliv1.ListTasksRequest
 			return false
 		}
 	}
-	out := &acliv1.ListTasksResponse{}
-	for i := len(m.taskList) - 1; i >= 0 && len(out.Tasks) < limit; i-- {
-		t := m.taskList[i].pb
-		if (req.IncludeCompleted || !finished(t.Status)) && match(t) {
-			out.Tasks = append(out.Tasks, t)
-		}
-	}
-	return out, nil
+	return &acliv1.ListTasksResponse{Tasks: m.taskTab.Newest(limit, func(t *acliv1.Task) bool {
+		return (req.IncludeCompleted || !tasks.Finished(t.Status)) && match(t)
+	})}, nil
 }
 
 func (s taskService) GetTask(ctx context.Context, req *acliv1.GetTaskRequest) (*acliv1.Task, error) {
@@ -300,14 +296,14 @@ func (s taskService) GetTask(ctx context.Context, req *acliv1.GetTaskRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	return t.pb, nil
+	return t.PB, nil
 }
 
 func (m *Manager) taskLocked(id string) (*taskRec, error) {
 	if id == "" {
 		return nil, apierr.BadField("uuid", "task uuid is required")
 	}
-	if t := m.tasks[strings.ToLower(id)]; t != nil {
+	if t := m.taskTab.Get(strings.ToLower(id)); t != nil {
 		return t, nil
 	}
 	return nil, apierr.NotFound("task", id, nil)
@@ -322,9 +318,9 @@ func (s taskService) WatchTask(req *acliv1.GetTaskRequest, stream acliv1.TaskSer
 		m.mu.RLock()
 		t, err := m.taskLocked(req.Uuid)
 		var pb *acliv1.Task
-		var changed chan struct{}
+		var changed <-chan struct{}
 		if err == nil {
-			pb, changed = t.pb, t.changed
+			pb, changed = t.PB, t.Changed()
 		}
 		m.mu.RUnlock()
 		if err != nil {
@@ -339,7 +335,7 @@ func (s taskService) WatchTask(req *acliv1.GetTaskRequest, stream acliv1.TaskSer
 			}
 			sent = pb.Revision
 		}
-		if finished(pb.Status) {
+		if tasks.Finished(pb.Status) {
 			return nil
 		}
 		select {

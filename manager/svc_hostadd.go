@@ -83,7 +83,7 @@ func (m *Manager) addHost(ctx context.Context, req *acliv1.AddHostRequest) (*acl
 		}
 		m.mu.Lock()
 		// The UUID is known only now: the task names the host by it too.
-		m.updateTaskLocked(t, func(pb *acliv1.Task) { pb.Entities[0].Uuid = joined.Uuid })
+		t.Update(func(pb *acliv1.Task) { pb.Entities[0].Uuid = joined.Uuid })
 		m.mu.Unlock()
 		m.progress(t, 80, "recording host %s: %d cores, %s", h.Name, joined.CpuCores, bytesText(joined.MemoryBytes))
 		return outcome{
@@ -116,7 +116,7 @@ func (m *Manager) checkNewHostLocked(h *acliv1.Host) error {
 	}
 	for _, id := range []string{"host-name:" + h.Name, "host-ip:" + h.HypervisorIp} {
 		if t := m.busy[id]; t != nil {
-			return apierr.Busy("host", h.Name, t.pb.Uuid, t.pb.Operation.String())
+			return apierr.Busy("host", h.Name, t.PB.Uuid, t.PB.Operation.String())
 		}
 	}
 	return nil

@@ -73,11 +73,11 @@ func vmListResponse(recs []*vmRec, busy map[string]*taskRec, size int) *acliv1.L
 			buf = protowire.AppendBytes(buf, r.wire)
 			continue
 		}
-		extra := protowire.SizeTag(busyField) + protowire.SizeBytes(len(t.pb.Uuid))
+		extra := protowire.SizeTag(busyField) + protowire.SizeBytes(len(t.PB.Uuid))
 		buf = protowire.AppendVarint(buf, uint64(len(r.wire)+extra))
 		buf = append(buf, r.wire...)
 		buf = protowire.AppendTag(buf, busyField, protowire.BytesType)
-		buf = protowire.AppendString(buf, t.pb.Uuid)
+		buf = protowire.AppendString(buf, t.PB.Uuid)
 	}
 	resp := &acliv1.ListVmsResponse{}
 	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(buf))
@@ -125,7 +125,7 @@ func (s vmService) CreateVm(ctx context.Context, req *acliv1.CreateVmRequest) (*
 	}
 	if t := m.busy[v.Uuid]; t != nil {
 		m.mu.Unlock()
-		return nil, apierr.AlreadyExists("vm", v.Uuid, "task "+t.pb.Uuid+" is creating a VM with this UUID")
+		return nil, apierr.AlreadyExists("vm", v.Uuid, "task "+t.PB.Uuid+" is creating a VM with this UUID")
 	}
 	t := m.newTaskLocked(acliv1.TaskOperation_kVmCreate, []*acliv1.EntityRef{vmRef(v)}, v.Uuid)
 	m.mu.Unlock()
@@ -174,7 +174,7 @@ func (m *Manager) editVm(ctx context.Context, ref string, op acliv1.TaskOperatio
 	for _, l := range extraLocks {
 		if err == nil {
 			if t := m.busy[l]; t != nil {
-				err = apierr.Busy("vm", r.pb.Name, t.pb.Uuid, t.pb.Operation.String())
+				err = apierr.Busy("vm", r.pb.Name, t.PB.Uuid, t.PB.Operation.String())
 			}
 		}
 	}
@@ -258,7 +258,7 @@ func (s vmService) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*
 					cur.Name, h.pb.Name, scheduler.Bytes(max(free, 0)), scheduler.Bytes(grow))
 			}
 			hd := m.holdLocked(cur.Uuid, h, grow)
-			t.release = hd.releaseLocked
+			t.Release = hd.releaseLocked
 		}
 		return v, fmt.Sprintf("vm %s updated (%s)", v.Name, strings.Join(changed, ", ")), nil
 	})
@@ -394,7 +394,7 @@ func (s vmService) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateR
 	hd := m.holdLocked(cur.Uuid, target, cur.MemoryBytes)
 	t := m.newTaskLocked(op, append(refs, hostRef(target.pb)), cur.Uuid)
 	arrived := m.arriveLocked(target.pb.Uuid)
-	t.release = func() { hd.releaseLocked(); arrived() }
+	t.Release = func() { hd.releaseLocked(); arrived() }
 	tpb := target.pb
 	m.mu.Unlock()
 	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {

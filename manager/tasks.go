@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"time"
 
-	"github.com/google/uuid"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -17,19 +13,12 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/store"
+	"github.com/acli-dev/acli/manager/tasks"
 )
 
-// taskRec is a task in memory. pb is an immutable snapshot replaced on each
-// change; changed is closed (and replaced) on each change to wake watchers.
-type taskRec struct {
-	pb      *acliv1.Task
-	rev     int64 // store mod revision; 0 until persisted
-	changed chan struct{}
-	locks   []string // busy entity UUIDs
-	release func()   // frees reservations; called under Manager.mu at the end
-	// stop cancels the work while the task can end safely (cancel.go).
-	stop context.CancelCauseFunc
-}
+// taskRec is a task in the manager's table (manager/tasks), guarded by
+// Manager.mu.
+type taskRec = tasks.Task
 
 // outcome is what a task's work produced: the store writes that record it,
 // applied together with the task's final state, and the in-memory update to
@@ -45,58 +34,21 @@ type outcome struct {
 // calls the driver first. It runs without Manager.mu.
 type work func(ctx context.Context, t *taskRec) (outcome, error)
 
-func finished(s acliv1.TaskStatus) bool {
-	return s == acliv1.TaskStatus_kSucceeded || s == acliv1.TaskStatus_kFailed || s == acliv1.TaskStatus_kAborted
-}
-
 // newTaskLocked registers a running task holding locks on entity UUIDs.
 // The caller has already checked that none of them is busy.
 func (m *Manager) newTaskLocked(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *taskRec {
-	now := timestamppb.Now()
-	t := &taskRec{
-		pb: &acliv1.Task{
-			Uuid: uuid.NewString(), Operation: op, Entities: refs,
-			Status: acliv1.TaskStatus_kRunning, CreateTime: now, StartTime: now, Revision: 1,
-		},
-		changed: make(chan struct{}),
-		locks:   locks,
-	}
+	t := m.taskTab.Begin(op, refs, locks...)
 	for _, id := range locks {
 		m.busy[id] = t
 	}
-	m.registerTaskLocked(t)
 	return t
-}
-
-func (m *Manager) registerTaskLocked(t *taskRec) {
-	m.tasks[t.pb.Uuid] = t
-	m.taskList = append(m.taskList, t)
-	if finished(t.pb.Status) {
-		m.completed++
-	}
-}
-
-// updateTaskLocked replaces the task snapshot and wakes its watchers.
-func (m *Manager) updateTaskLocked(t *taskRec, fn func(*acliv1.Task)) *acliv1.Task {
-	pb := proto.Clone(t.pb).(*acliv1.Task)
-	fn(pb)
-	pb.Revision = t.pb.Revision + 1
-	return m.replaceTaskLocked(t, pb)
-}
-
-// replaceTaskLocked installs a new snapshot and wakes the watchers.
-func (m *Manager) replaceTaskLocked(t *taskRec, pb *acliv1.Task) *acliv1.Task {
-	t.pb = pb
-	close(t.changed)
-	t.changed = make(chan struct{})
-	return pb
 }
 
 // progress reports a running task's percent and current line.
 func (m *Manager) progress(t *taskRec, percent int32, format string, args ...any) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.updateTaskLocked(t, func(pb *acliv1.Task) {
+	t.Update(func(pb *acliv1.Task) {
 		pb.Percent = percent
 		if format != "" {
 			pb.ProgressMessage = fmt.Sprintf(format, args...)
@@ -133,10 +85,10 @@ func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task,
 	}
 	m.wg.Add(1)
 	wctx, stop := context.WithCancelCause(m.ctx)
-	if t.pb.Cancellable {
-		t.stop = stop
+	if t.PB.Cancellable {
+		t.Stop = stop
 	}
-	pb := t.pb
+	pb := t.PB
 	m.mu.Unlock()
 	rev, err := m.commit(ctx, []write{{key: taskKey(pb.Uuid), msg: pb, rev: 0}})
 	if err != nil {
@@ -148,7 +100,7 @@ func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task,
 		return nil, rpcError(err)
 	}
 	m.mu.Lock()
-	t.rev = rev
+	t.Rev = rev
 	m.mu.Unlock()
 	go func() {
 		defer m.wg.Done()
@@ -167,7 +119,7 @@ func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task,
 // it was persisted before). Locks and reservations are released either way.
 func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr error) (*acliv1.Task, error) {
 	m.mu.RLock()
-	cur, rev := t.pb, t.rev
+	cur, rev := t.PB, t.Rev
 	m.mu.RUnlock()
 	now := timestamppb.Now()
 	if werr == nil {
@@ -185,8 +137,8 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 			if out.apply != nil {
 				out.apply(newRev)
 			}
-			t.rev = newRev
-			pb := m.replaceTaskLocked(t, final)
+			t.Rev = newRev
+			pb := t.Replace(final)
 			// Published before watchers can act on the final state, so a
 			// client that saw the task end finds its event.
 			m.publishTask(pb, out.message)
@@ -210,11 +162,11 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 		st, verb = acliv1.TaskStatus_kAborted, "aborted: "
 	}
 	m.mu.Lock()
-	pb := m.updateTaskLocked(t, func(pb *acliv1.Task) {
+	pb := t.Update(func(pb *acliv1.Task) {
 		pb.Status, pb.CompleteTime, pb.ProgressMessage, pb.Cancellable = st, now, "", false
-		pb.Error = errorText(werr)
-		pb.ErrorCode = int32(errorCode(werr))
-		pb.Violations = taskViolations(werr)
+		pb.Error = tasks.ErrorText(werr)
+		pb.ErrorCode = int32(tasks.ErrorCode(werr))
+		pb.Violations = tasks.Violations(werr)
 		pb.Messages = append(pb.Messages, verb+pb.Error)
 	})
 	m.publishTask(pb, "")
@@ -223,7 +175,7 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 	newRev, err := m.commit(context.WithoutCancel(ctx), []write{{key: taskKey(pb.Uuid), msg: pb, rev: rev}})
 	if err == nil {
 		m.mu.Lock()
-		t.rev = newRev
+		t.Rev = newRev
 		m.mu.Unlock()
 	}
 	return pb, err
@@ -232,67 +184,46 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 // endLocked releases a finished task's locks and reservations and prunes
 // old tasks.
 func (m *Manager) endLocked(t *taskRec) {
-	for _, id := range t.locks {
+	for _, id := range t.Locks {
 		m.releaseLocked(t, id)
 	}
-	t.locks = nil
-	t.stop = nil
-	if t.release != nil {
-		t.release()
-		t.release = nil
+	t.Locks = nil
+	t.Stop = nil
+	if t.Release != nil {
+		t.Release()
+		t.Release = nil
 	}
-	m.completed++
+	m.taskTab.Ended()
 	m.pruneLocked()
 }
 
 // forgetLocked drops a task that was never persisted.
 func (m *Manager) forgetLocked(t *taskRec) {
-	for _, id := range t.locks {
+	for _, id := range t.Locks {
 		m.releaseLocked(t, id)
 	}
-	if t.release != nil {
-		t.release()
-		t.release = nil
+	if t.Release != nil {
+		t.Release()
+		t.Release = nil
 	}
-	delete(m.tasks, t.pb.Uuid)
-	if i := slices.Index(m.taskList, t); i >= 0 {
-		m.taskList = slices.Delete(m.taskList, i, i+1)
-	}
-	// Wake watchers so they notice it is gone.
-	close(t.changed)
-	t.changed = make(chan struct{})
+	m.taskTab.Forget(t)
 }
 
-// pruneLocked drops the oldest finished tasks beyond the retention, in
-// batches (a tenth of the retention) so the cost is amortised, and deletes
-// them from the store in the background.
+// pruneLocked drops the oldest finished tasks beyond the retention and
+// deletes them from the store in the background.
 func (m *Manager) pruneLocked() {
-	if m.completed <= m.taskRetention+m.taskRetention/10 {
+	ids := m.taskTab.Prune()
+	if len(ids) == 0 {
 		return
 	}
-	excess := m.completed - m.taskRetention
-	var keys []string
-	kept := m.taskList[:0]
-	for _, t := range m.taskList {
-		if excess > 0 && finished(t.pb.Status) {
-			excess--
-			m.completed--
-			delete(m.tasks, t.pb.Uuid)
-			keys = append(keys, taskKey(t.pb.Uuid))
-			continue
-		}
-		kept = append(kept, t)
-	}
-	clear(m.taskList[len(kept):])
-	m.taskList = kept
 	// Tracked by m.wg so Close waits for it before closing the store. Adding
 	// is safe here: it runs at load or from a task that m.wg still counts.
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		ops := make([]store.Op, len(keys))
-		for i, k := range keys {
-			ops[i] = store.DeleteOp(k)
+		ops := make([]store.Op, len(ids))
+		for i, id := range ids {
+			ops[i] = store.DeleteOp(taskKey(id))
 		}
 		if _, err := m.st.Txn(context.Background(), nil, ops); err != nil && !errors.Is(err, store.ErrClosed) {
 			m.log.Warn("pruning old tasks", "err", err)
@@ -304,35 +235,22 @@ func (m *Manager) pruneLocked() {
 // entity changes were never committed (they are written with the final
 // state), so the model is consistent as loaded.
 func (m *Manager) recoverTasks(ctx context.Context) error {
-	var ws []write
-	var ended []*acliv1.Task
-	now := timestamppb.New(time.Now())
-	for _, t := range m.taskList {
-		if finished(t.pb.Status) {
-			continue
-		}
-		pb := proto.Clone(t.pb).(*acliv1.Task)
-		pb.Status, pb.CompleteTime, pb.ProgressMessage = acliv1.TaskStatus_kFailed, now, ""
-		pb.Error = interruptedTaskError(pb)
-		pb.ErrorCode = int32(codes.Aborted)
-		pb.Messages = append(pb.Messages, "failed: "+pb.Error)
-		pb.Revision++
-		ws = append(ws, write{key: taskKey(pb.Uuid), msg: pb, rev: t.rev})
-		t.pb = pb
-		ended = append(ended, pb)
-		m.completed++
-	}
-	if len(ws) == 0 {
+	ended := m.taskTab.Interrupted(int32(codes.Aborted), interruptedTaskError)
+	if len(ended) == 0 {
 		m.pruneLocked()
 		return nil
+	}
+	ws := make([]write, len(ended))
+	for i, t := range ended {
+		ws[i] = write{key: taskKey(t.PB.Uuid), msg: t.PB, rev: t.Rev}
 	}
 	rev, err := m.commit(ctx, ws)
 	if err != nil {
 		return fmt.Errorf("ending interrupted tasks: %w", err)
 	}
-	for _, pb := range ended {
-		m.tasks[pb.Uuid].rev = rev
-		m.log.Warn("task interrupted by restart marked failed", "task", pb.Uuid, "op", pb.Operation.String())
+	for _, t := range ended {
+		t.Rev = rev
+		m.log.Warn("task interrupted by restart marked failed", "task", t.PB.Uuid, "op", t.PB.Operation.String())
 	}
 	m.pruneLocked()
 	return nil
@@ -376,31 +294,6 @@ func eventType(k acliv1.EntityKind) string {
 	return "task"
 }
 
-// errorCode is the gRPC code a task failure carries.
-func errorCode(err error) codes.Code {
-	if st, ok := status.FromError(err); ok {
-		return st.Code()
-	}
-	switch {
-	case errors.Is(err, context.Canceled):
-		return codes.Aborted
-	case errors.Is(err, context.DeadlineExceeded):
-		return codes.DeadlineExceeded
-	case store.IsConflict(err):
-		return codes.Aborted
-	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrUnavailable):
-		return codes.Unavailable
-	}
-	return codes.Unknown
-}
-
-func errorText(err error) string {
-	if st, ok := status.FromError(err); ok {
-		return st.Message()
-	}
-	return err.Error()
-}
-
 // rpcError turns an internal error into a status for the caller.
 func rpcError(err error) error {
 	if _, ok := status.FromError(err); ok {
@@ -417,22 +310,4 @@ func rpcError(err error) error {
 		return status.Errorf(codes.Unavailable, "the store did not confirm the change (it may or may not be recorded): %v", err)
 	}
 	return apierr.Internal("clusterd could not record the change", err)
-}
-
-// taskViolations carries a precondition failure's violations into the task
-// record.
-func taskViolations(err error) []*acliv1.Violation {
-	s, ok := status.FromError(err)
-	if !ok {
-		return nil
-	}
-	var out []*acliv1.Violation
-	for _, d := range s.Details() {
-		if pf, ok := d.(*errdetails.PreconditionFailure); ok {
-			for _, v := range pf.GetViolations() {
-				out = append(out, &acliv1.Violation{Type: v.GetType(), Subject: v.GetSubject(), Description: v.GetDescription()})
-			}
-		}
-	}
-	return out
 }

@@ -1,0 +1,184 @@
+// Package tasks is the task engine's table: every mutation of the manager
+// is a task, and this is where tasks live in memory — created running,
+// changed by replacing an immutable snapshot (which wakes its watchers),
+// ended, pruned beyond a retention, and ended kFailed after a restart found
+// them running. It also says what a failure records (code, text, typed
+// violations). The Table is guarded by its owner's lock (the manager's
+// model lock), like the model's indexes, so a task and the entities it
+// holds change together.
+package tasks
+
+import (
+	"context"
+	"slices"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+)
+
+// Task is a task in memory. PB is an immutable snapshot replaced on each
+// change; Changed is closed (and replaced) on each change.
+type Task struct {
+	PB      *acliv1.Task
+	Rev     int64    // store mod revision; 0 until persisted
+	Locks   []string // busy entity UUIDs
+	Release func()   // frees reservations; called under the owner's lock at the end
+	// Stop cancels the work while the task can end safely.
+	Stop    context.CancelCauseFunc
+	changed chan struct{}
+}
+
+// Changed is closed on the task's next change.
+func (t *Task) Changed() <-chan struct{} { return t.changed }
+
+// Update replaces the snapshot by fn's edit of a copy, with the next
+// revision, and wakes the watchers.
+func (t *Task) Update(fn func(*acliv1.Task)) *acliv1.Task {
+	pb := proto.Clone(t.PB).(*acliv1.Task)
+	fn(pb)
+	pb.Revision = t.PB.Revision + 1
+	return t.Replace(pb)
+}
+
+// Replace installs pb as the snapshot and wakes the watchers.
+func (t *Task) Replace(pb *acliv1.Task) *acliv1.Task {
+	t.PB = pb
+	t.wake()
+	return pb
+}
+
+func (t *Task) wake() {
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// Finished reports whether a status is final.
+func Finished(s acliv1.TaskStatus) bool {
+	return s == acliv1.TaskStatus_kSucceeded || s == acliv1.TaskStatus_kFailed || s == acliv1.TaskStatus_kAborted
+}
+
+// Table holds the tasks in creation order.
+type Table struct {
+	byID      map[string]*Task
+	list      []*Task
+	completed int
+	retention int
+}
+
+// NewTable keeps retention finished tasks (pruned in batches of a tenth).
+func NewTable(retention int) *Table {
+	return &Table{byID: map[string]*Task{}, retention: retention}
+}
+
+// Begin registers a running task of op on refs holding locks (entity UUIDs
+// the caller has checked no other task holds).
+func (tb *Table) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *Task {
+	now := timestamppb.Now()
+	t := &Task{
+		PB: &acliv1.Task{
+			Uuid: uuid.NewString(), Operation: op, Entities: refs,
+			Status: acliv1.TaskStatus_kRunning, CreateTime: now, StartTime: now, Revision: 1,
+		},
+		Locks: locks,
+	}
+	tb.add(t)
+	return t
+}
+
+// Load registers a task read from the store; SortLoaded orders them once
+// all are read.
+func (tb *Table) Load(pb *acliv1.Task, rev int64) { tb.add(&Task{PB: pb, Rev: rev}) }
+
+// SortLoaded orders the tasks by creation time.
+func (tb *Table) SortLoaded() {
+	slices.SortStableFunc(tb.list, func(a, b *Task) int {
+		return a.PB.CreateTime.AsTime().Compare(b.PB.CreateTime.AsTime())
+	})
+}
+
+func (tb *Table) add(t *Task) {
+	t.changed = make(chan struct{})
+	tb.byID[t.PB.Uuid] = t
+	tb.list = append(tb.list, t)
+	if Finished(t.PB.Status) {
+		tb.completed++
+	}
+}
+
+// Get is a task by UUID (lower case), nil if none.
+func (tb *Table) Get(id string) *Task { return tb.byID[id] }
+
+// Newest returns up to limit snapshots matching keep, newest first.
+func (tb *Table) Newest(limit int, keep func(*acliv1.Task) bool) []*acliv1.Task {
+	var out []*acliv1.Task
+	for i := len(tb.list) - 1; i >= 0 && len(out) < limit; i-- {
+		if pb := tb.list[i].PB; keep(pb) {
+			out = append(out, pb)
+		}
+	}
+	return out
+}
+
+// Ended counts a task that reached a final status.
+func (tb *Table) Ended() { tb.completed++ }
+
+// Forget drops a task that was never persisted and wakes its watchers so
+// they notice it is gone.
+func (tb *Table) Forget(t *Task) {
+	delete(tb.byID, t.PB.Uuid)
+	if i := slices.Index(tb.list, t); i >= 0 {
+		tb.list = slices.Delete(tb.list, i, i+1)
+	}
+	t.wake()
+}
+
+// Prune drops the oldest finished tasks beyond the retention, in batches
+// (a tenth of the retention) so the cost is amortised, and returns the
+// UUIDs dropped, for the owner to delete from the store.
+func (tb *Table) Prune() []string {
+	if tb.completed <= tb.retention+tb.retention/10 {
+		return nil
+	}
+	excess := tb.completed - tb.retention
+	var ids []string
+	kept := tb.list[:0]
+	for _, t := range tb.list {
+		if excess > 0 && Finished(t.PB.Status) {
+			excess--
+			tb.completed--
+			delete(tb.byID, t.PB.Uuid)
+			ids = append(ids, t.PB.Uuid)
+			continue
+		}
+		kept = append(kept, t)
+	}
+	clear(tb.list[len(kept):])
+	tb.list = kept
+	return ids
+}
+
+// Interrupted ends, in memory, the tasks a previous run left running: each
+// becomes kFailed with code and the text why gives it. The owner commits
+// the returned tasks (their Rev is still the stored one).
+func (tb *Table) Interrupted(code int32, why func(*acliv1.Task) string) []*Task {
+	now := timestamppb.Now()
+	var ended []*Task
+	for _, t := range tb.list {
+		if Finished(t.PB.Status) {
+			continue
+		}
+		pb := proto.Clone(t.PB).(*acliv1.Task)
+		pb.Status, pb.CompleteTime, pb.ProgressMessage = acliv1.TaskStatus_kFailed, now, ""
+		pb.Error = why(pb)
+		pb.ErrorCode = code
+		pb.Messages = append(pb.Messages, "failed: "+pb.Error)
+		pb.Revision++
+		t.Replace(pb)
+		ended = append(ended, t)
+		tb.completed++
+	}
+	return ended
+}

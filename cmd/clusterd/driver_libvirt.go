@@ -4,9 +4,11 @@ import (
 	"fmt"
 	flag "github.com/spf13/pflag"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"time"
 
+	"github.com/acli-dev/acli/manager/datapath"
 	"github.com/acli-dev/acli/manager/driver/libvirt"
 )
 
@@ -17,6 +19,9 @@ type libvirtOptions struct {
 	shutdownTimeout  time.Duration
 	migrationTimeout time.Duration
 	storageDir       string
+	dataPath         bool
+	dataServicesIP   string
+	cvmRestart       time.Duration
 }
 
 func addLibvirtFlags(fs *flag.FlagSet) *libvirtOptions {
@@ -26,6 +31,9 @@ func addLibvirtFlags(fs *flag.FlagSet) *libvirtOptions {
 	fs.DurationVar(&o.shutdownTimeout, "libvirt-shutdown-timeout", 60*time.Second, "how long vm.shutdown waits for the guest (ACPI) before powering it off")
 	fs.DurationVar(&o.migrationTimeout, "libvirt-migration-timeout", 0, "abort a live migration still running after this long, leaving the VM on its source (0: no limit)")
 	fs.StringVar(&o.storageDir, "libvirt-storage-dir", "", "directory every host reaches at the same path, holding the storage containers' vDisks (default DATA-DIR/containers)")
+	fs.BoolVar(&o.dataPath, "libvirt-datapath", false, "serve vDisks over iSCSI: a CVM storage service (tgtd) on each host's cvm_ip and a login redirector on its hypervisor_ip:3261 (needs root and tgt)")
+	fs.StringVar(&o.dataServicesIP, "libvirt-data-services-ip", "", "with --libvirt-datapath, the address of the data services portal (port 3260) for volume groups and external initiators")
+	fs.DurationVar(&o.cvmRestart, "libvirt-cvm-restart", 10*time.Second, "with --libvirt-datapath, restart a crashed CVM storage service after this long (0: leave it down)")
 	return o
 }
 
@@ -37,6 +45,17 @@ func (o *libvirtOptions) check() error {
 		return fmt.Errorf("--libvirt-shutdown-timeout %v must be positive, e.g. 60s", o.shutdownTimeout)
 	case o.migrationTimeout < 0:
 		return fmt.Errorf("--libvirt-migration-timeout %v must not be negative; 0 means no limit", o.migrationTimeout)
+	case o.dataServicesIP != "" && net.ParseIP(o.dataServicesIP) == nil:
+		return fmt.Errorf("--libvirt-data-services-ip %q is not an IP address, e.g. 127.0.0.100", o.dataServicesIP)
+	case o.dataServicesIP != "" && !o.dataPath:
+		return fmt.Errorf("--libvirt-data-services-ip needs --libvirt-datapath")
+	case o.cvmRestart < 0:
+		return fmt.Errorf("--libvirt-cvm-restart %v must not be negative; 0 leaves a crashed CVM down", o.cvmRestart)
+	}
+	if o.dataPath {
+		if err := datapath.Available(); err != nil {
+			return fmt.Errorf("--libvirt-datapath: %v", err)
+		}
 	}
 	return nil
 }
@@ -49,8 +68,14 @@ func newLibvirtDriver(o *libvirtOptions, dataDir string, log *slog.Logger) *libv
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
+	var dp *datapath.Config
+	if o.dataPath {
+		dp = &datapath.Config{Dir: filepath.Join(dataDir, "datapath"), RestartAfter: o.cvmRestart}
+	}
 	return libvirt.NewDriver(libvirt.Config{
 		Storage:           libvirt.Storage{Dir: dir},
+		DataPath:          dp,
+		DataServicesIP:    o.dataServicesIP,
 		ClusterName:       o.clusterName,
 		HeartbeatInterval: o.heartbeat,
 		ShutdownTimeout:   o.shutdownTimeout,

@@ -39,7 +39,10 @@ type Config struct {
 	// control socket, whether it answers (default 500 ms); two misses in a
 	// row mark a hung CVM down.
 	HealthInterval time.Duration
-	Log            *slog.Logger
+	// RestartAfter, when positive, restarts a CVM target that exited (as a
+	// host restarts a crashed CVM) after this long; 0 leaves it down.
+	RestartAfter time.Duration
+	Log          *slog.Logger
 }
 
 // Plane is a cluster's data path: the CVM targets, the hosts' redirectors
@@ -69,8 +72,10 @@ type hostPath struct {
 	HostConfig
 	cvm    *CVM
 	redir  *Redirector
-	up     bool // clusterd's view
+	up     bool // the plane's view
 	forced bool // marked down by the owner
+	gone   bool // removed from the data path
+	hung   bool // marked down by the control-socket check
 	misses int
 }
 
@@ -106,24 +111,11 @@ func Start(ctx context.Context, cfg Config, disks []Disk) (*Plane, error) {
 	}
 	p := &Plane{cfg: cfg, log: cfg.Log, disks: slices.Clone(disks), logins: map[loginKey]*login{},
 		spread: map[string]int{}, fenced: map[fenceKey]bool{}, timers: map[*time.Timer]struct{}{}, stop: make(chan struct{})}
-	for i, h := range cfg.Hosts {
-		hp := &hostPath{HostConfig: h}
-		hp.cvm = NewCVM(h.Name+"-cvm", h.CVMIP, filepath.Join(cfg.Dir, h.Name+"-cvm"))
-		hp.cvm.OnExit = func() { p.cvmExited(i) }
-		p.hosts = append(p.hosts, hp)
-	}
-	for i := range p.hosts {
-		if err := p.startCVM(ctx, i); err != nil {
+	for _, h := range cfg.Hosts {
+		if err := p.AddHost(ctx, h); err != nil {
 			p.Close()
 			return nil, err
 		}
-		route := func(l Login) (string, error) { return p.route(i, l) }
-		r, err := Listen(net.JoinHostPort(p.hosts[i].RedirectorIP, strconv.Itoa(cfg.RedirectorPort)), route, p.log)
-		if err != nil {
-			p.Close()
-			return nil, err
-		}
-		p.hosts[i].redir = r
 	}
 	if cfg.DataServicesIP != "" {
 		r, err := Listen(net.JoinHostPort(cfg.DataServicesIP, strconv.Itoa(PortDSIP)), func(l Login) (string, error) { return p.route(-1, l) }, p.log)
@@ -138,6 +130,65 @@ func Start(ctx context.Context, cfg Config, disks []Disk) (*Plane, error) {
 	return p, nil
 }
 
+// AddHost starts a host's CVM target (exporting every vDisk) and its
+// redirector.
+func (p *Plane) AddHost(ctx context.Context, hc HostConfig) error {
+	if hc.Name == "" || net.ParseIP(hc.RedirectorIP) == nil || net.ParseIP(hc.CVMIP) == nil {
+		return fmt.Errorf("data path host %q: needs a name, a redirector IP and a CVM IP (got %q, %q)", hc.Name, hc.RedirectorIP, hc.CVMIP)
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return errors.New("the data path is closed")
+	}
+	if i, _ := p.lookupLocked(hc.Name); i >= 0 {
+		p.mu.Unlock()
+		return fmt.Errorf("host %s already has a data path", hc.Name)
+	}
+	i := len(p.hosts)
+	hp := &hostPath{HostConfig: hc, cvm: NewCVM(hc.Name+"-cvm", hc.CVMIP, filepath.Join(p.cfg.Dir, hc.Name+"-cvm"))}
+	hp.cvm.OnExit = func() { p.cvmExited(i) }
+	p.hosts = append(p.hosts, hp)
+	p.mu.Unlock()
+	err := p.startCVM(ctx, i)
+	if err == nil {
+		var r *Redirector
+		r, err = Listen(net.JoinHostPort(hc.RedirectorIP, strconv.Itoa(p.cfg.RedirectorPort)), func(l Login) (string, error) { return p.route(i, l) }, p.log)
+		p.mu.Lock()
+		hp.redir = r
+		p.mu.Unlock()
+	}
+	if err != nil {
+		p.removeHost(i)
+		return err
+	}
+	return nil
+}
+
+// RemoveHost stops a host's redirector and CVM target.
+func (p *Plane) RemoveHost(host string) error {
+	p.mu.Lock()
+	i, _ := p.lookupLocked(host)
+	p.mu.Unlock()
+	if i < 0 {
+		return nil
+	}
+	return p.removeHost(i)
+}
+
+func (p *Plane) removeHost(i int) error {
+	p.mu.Lock()
+	h := p.hosts[i]
+	h.gone, h.up = true, false
+	r := h.redir
+	p.mu.Unlock()
+	var errs []error
+	if r != nil {
+		errs = append(errs, r.Close())
+	}
+	return errors.Join(append(errs, h.cvm.Stop())...)
+}
+
 // Close stops the redirectors and every CVM target, by PID.
 func (p *Plane) Close() error {
 	p.mu.Lock()
@@ -150,13 +201,14 @@ func (p *Plane) Close() error {
 	for t := range p.timers {
 		t.Stop()
 	}
+	hosts := slices.Clone(p.hosts)
 	p.mu.Unlock()
 	p.wg.Wait()
 	var errs []error
 	if p.dsip != nil {
 		errs = append(errs, p.dsip.Close())
 	}
-	for _, h := range p.hosts {
+	for _, h := range hosts {
 		if h.redir != nil {
 			errs = append(errs, h.redir.Close())
 		}
@@ -175,16 +227,18 @@ func (p *Plane) OnChange(f func(host string, up bool)) {
 
 // CVM is the storage service of the named host's CVM.
 func (p *Plane) CVM(host string) *CVM {
-	if i := p.index(host); i >= 0 {
-		return p.hosts[i].cvm
+	if _, h := p.lookup(host); h != nil {
+		return h.cvm
 	}
 	return nil
 }
 
 // Redirector is the address of the named host's redirector.
 func (p *Plane) Redirector(host string) string {
-	if i := p.index(host); i >= 0 {
-		return p.hosts[i].redir.Addr()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, h := p.lookupLocked(host); h != nil && h.redir != nil {
+		return h.redir.Addr()
 	}
 	return ""
 }
@@ -197,21 +251,34 @@ func (p *Plane) DataServices() string {
 	return p.dsip.Addr()
 }
 
-func (p *Plane) index(host string) int {
+func (p *Plane) lookup(host string) (int, *hostPath) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lookupLocked(host)
+}
+
+func (p *Plane) lookupLocked(host string) (int, *hostPath) {
 	for i, h := range p.hosts {
-		if h.Name == host {
-			return i
+		if h.Name == host && !h.gone {
+			return i, h
 		}
 	}
-	return -1
+	return -1, nil
+}
+
+// list is the hosts still in the data path.
+func (p *Plane) list() []*hostPath {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.DeleteFunc(slices.Clone(p.hosts), func(h *hostPath) bool { return h.gone })
 }
 
 // Up reports the plane's view of a host's CVM.
 func (p *Plane) Up(host string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	i := p.index(host)
-	return i >= 0 && p.hosts[i].up
+	_, h := p.lookupLocked(host)
+	return h != nil && h.up
 }
 
 // Export serves d on every running CVM, and on CVMs started later.
@@ -221,7 +288,7 @@ func (p *Plane) Export(ctx context.Context, d Disk) error {
 		p.disks = append(p.disks, d)
 	}
 	p.mu.Unlock()
-	for _, h := range p.hosts {
+	for _, h := range p.list() {
 		if h.cvm.Running() {
 			if err := h.cvm.Export(ctx, d); err != nil {
 				return err
@@ -234,55 +301,58 @@ func (p *Plane) Export(ctx context.Context, d Disk) error {
 // StartCVM brings a host's stopped CVM back (tgtd, exports, fences) and
 // fails back to it the sessions its absence moved.
 func (p *Plane) StartCVM(ctx context.Context, host string) error {
-	i := p.index(host)
-	if i < 0 {
+	p.mu.Lock()
+	i, h := p.lookupLocked(host)
+	if h != nil {
+		h.forced = false
+	}
+	p.mu.Unlock()
+	if h == nil {
 		return fmt.Errorf("no host %s in the data path", host)
 	}
-	p.mu.Lock()
-	p.hosts[i].forced = false
-	p.mu.Unlock()
 	return p.startCVM(ctx, i)
 }
 
 // StopCVM kills a host's CVM target (SIGKILL, by PID), as a crash would.
 func (p *Plane) StopCVM(host string) error {
-	i := p.index(host)
-	if i < 0 {
+	_, h := p.lookup(host)
+	if h == nil {
 		return fmt.Errorf("no host %s in the data path", host)
 	}
-	return p.hosts[i].cvm.Stop()
+	return h.cvm.Stop()
 }
 
 // MarkCVM sets the owner's view of a host's CVM: down routes its sessions
 // elsewhere even while its target runs (CVM maintenance, a fault clusterd
 // saw); up lets the plane's own checks decide again.
 func (p *Plane) MarkCVM(host string, up bool) {
-	i := p.index(host)
-	if i < 0 {
-		return
-	}
 	p.mu.Lock()
-	p.hosts[i].forced = !up
+	i, h := p.lookupLocked(host)
+	if h != nil {
+		h.forced = !up
+	}
 	p.mu.Unlock()
-	p.setUp(i, up && p.hosts[i].cvm.Running())
+	if h != nil {
+		p.setUp(i, up && h.cvm.Running())
+	}
 }
 
 func (p *Plane) startCVM(ctx context.Context, i int) error {
+	p.mu.Lock()
 	h := p.hosts[i]
+	disks := slices.Clone(p.disks)
+	p.mu.Unlock()
 	if !h.cvm.Running() {
 		if err := h.cvm.Start(ctx); err != nil {
 			return err
 		}
 	}
-	p.mu.Lock()
-	disks := slices.Clone(p.disks)
-	p.mu.Unlock()
 	for _, d := range disks {
 		if err := h.cvm.Export(ctx, d); err != nil {
 			return err
 		}
 	}
-	if err := p.applyFences(ctx, h.cvm); err != nil {
+	if err := p.applyFences(ctx, h.cvm, nil); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -292,7 +362,32 @@ func (p *Plane) startCVM(ctx context.Context, i int) error {
 	return nil
 }
 
-func (p *Plane) cvmExited(i int) { p.setUp(i, false) }
+func (p *Plane) cvmExited(i int) {
+	p.setUp(i, false)
+	if p.cfg.RestartAfter <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.hosts[i].gone {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(p.cfg.RestartAfter, func() {
+		p.mu.Lock()
+		delete(p.timers, t)
+		h, skip := p.hosts[i], p.closed || p.hosts[i].gone
+		p.mu.Unlock()
+		if skip || h.cvm.Running() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := p.startCVM(ctx, i)
+		p.log.Info("datapath: CVM restarted", "host", h.Name, "cvm", h.CVMIP, "pid", h.cvm.PID(), "err", err)
+	})
+	p.timers[t] = struct{}{}
+}
 
 // setUp records a CVM's health. Going down needs nothing more: the next
 // login through any redirector already avoids it. Coming up schedules the
@@ -300,11 +395,22 @@ func (p *Plane) cvmExited(i int) { p.setUp(i, false) }
 func (p *Plane) setUp(i int, up bool) {
 	p.mu.Lock()
 	h := p.hosts[i]
+	p.mu.Unlock()
+	// A check that began before the target died must not mark it up.
+	// (Only then: an exit is reported while Stop holds the CVM's lock.)
+	running := !up || h.cvm.Running()
+	p.mu.Lock()
+	if h.gone || !running {
+		up = false
+	}
 	if h.up == up || p.closed {
 		p.mu.Unlock()
 		return
 	}
 	h.up, h.misses = up, 0
+	if up {
+		h.hung = false
+	}
 	fs := slices.Clone(p.changes)
 	if up {
 		p.scheduleFailbackLocked(i)
@@ -328,8 +434,10 @@ func (p *Plane) route(via int, l Login) (string, error) {
 	if via < 0 {
 		port = PortExternal
 		pref, ok := p.spread[l.Target]
-		if !ok {
-			pref = p.leastPreferredLocked()
+		if !ok || p.hosts[pref].gone {
+			if pref = p.leastPreferredLocked(); pref < 0 {
+				return "", errors.New("no CVM in the data path")
+			}
 			p.spread[l.Target] = pref
 		}
 		home = pref
@@ -352,9 +460,12 @@ func (p *Plane) leastPreferredLocked() int {
 	for _, h := range p.spread {
 		n[h]++
 	}
-	best := 0
-	for i := range n {
-		if n[i] < n[best] || (!p.hosts[best].up && p.hosts[i].up && n[i] == n[best]) {
+	best := -1
+	for i, h := range p.hosts {
+		if h.gone {
+			continue
+		}
+		if best < 0 || n[i] < n[best] || (!p.hosts[best].up && h.up && n[i] == n[best]) {
 			best = i
 		}
 	}
@@ -395,24 +506,25 @@ func (p *Plane) scheduleFailbackLocked(i int) {
 			p.mu.Lock()
 			delete(p.timers, t)
 			cur := p.logins[k]
-			ok := !p.closed && p.hosts[i].up && cur != nil && cur.to == from
+			home, tmp := p.hosts[i], p.hosts[from]
+			ok := !p.closed && home.up && cur != nil && cur.to == from
 			p.mu.Unlock()
 			if !ok {
 				return
 			}
-			n, err := p.hosts[from].cvm.Drop(context.Background(), func(s Session) bool {
+			n, err := tmp.cvm.Drop(context.Background(), func(s Session) bool {
 				return s.Target == k.target && s.Initiator == k.initiator
 			})
 			p.log.Info("datapath: failback", "initiator", k.initiator, "target", k.target,
-				"from", p.hosts[from].CVMIP, "to", p.hosts[i].CVMIP, "ended", n, "err", err)
+				"from", tmp.CVMIP, "to", home.CVMIP, "ended", n, "err", err)
 		})
 		p.timers[t] = struct{}{}
 	}
 }
 
 // watch asks every running CVM's tgtd over its control socket whether it
-// answers; two misses in a row mark it down (a hung CVM), an answer marks
-// it up again.
+// answers; two misses in a row mark it down (a hung CVM), and an answer
+// from a CVM it marked down marks it up again.
 func (p *Plane) watch() {
 	defer p.wg.Done()
 	tick := time.NewTicker(p.cfg.HealthInterval)
@@ -423,11 +535,12 @@ func (p *Plane) watch() {
 			return
 		case <-tick.C:
 		}
-		for i, h := range p.hosts {
-			if !h.cvm.Running() {
+		for _, h := range p.list() {
+			i, _ := p.lookup(h.Name)
+			if i < 0 || !h.cvm.Running() {
 				continue
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), p.cfg.HealthInterval)
+			ctx, cancel := context.WithTimeout(context.Background(), max(p.cfg.HealthInterval, time.Second))
 			_, err := h.cvm.adm(ctx, "--op", "show", "--mode", "sys")
 			cancel()
 			p.mu.Lock()
@@ -436,12 +549,19 @@ func (p *Plane) watch() {
 			} else {
 				h.misses = 0
 			}
-			misses, forced := h.misses, h.forced
+			down := h.misses >= 2 && h.up
+			back := h.misses == 0 && h.hung && !h.forced
+			if down {
+				h.hung = true
+			}
+			if back {
+				h.hung = false
+			}
 			p.mu.Unlock()
 			switch {
-			case misses >= 2:
+			case down:
 				p.setUp(i, false)
-			case misses == 0 && !forced:
+			case back:
 				p.setUp(i, true)
 			}
 		}
@@ -473,38 +593,49 @@ func (p *Plane) Fence(ctx context.Context, vmUUID, host string, targets []string
 		p.fenced[fenceKey{t, InitiatorName(vmUUID, host)}] = true
 	}
 	p.mu.Unlock()
-	var errs []error
-	for _, h := range p.hosts {
-		if h.cvm.Running() {
-			errs = append(errs, p.applyFences(ctx, h.cvm))
-		}
-	}
-	return errors.Join(errs...)
+	return p.applyEverywhere(ctx, targets)
 }
 
 // Unfence admits host's sessions of VM vmUUID on targets again.
 func (p *Plane) Unfence(ctx context.Context, vmUUID, host string, targets []string) error {
 	p.mu.Lock()
+	var changed []string
 	for _, t := range targets {
-		delete(p.fenced, fenceKey{t, InitiatorName(vmUUID, host)})
+		if k := (fenceKey{t, InitiatorName(vmUUID, host)}); p.fenced[k] {
+			delete(p.fenced, k)
+			changed = append(changed, t)
+		}
 	}
 	p.mu.Unlock()
+	if len(changed) == 0 {
+		return nil
+	}
+	return p.applyEverywhere(ctx, changed)
+}
+
+func (p *Plane) applyEverywhere(ctx context.Context, targets []string) error {
 	var errs []error
-	for _, h := range p.hosts {
+	for _, h := range p.list() {
 		if h.cvm.Running() {
-			errs = append(errs, p.applyFences(ctx, h.cvm))
+			errs = append(errs, p.applyFences(ctx, h.cvm, targets))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// applyFences sets each exported target's allow list on c: empty when no
-// initiator of it is fenced, else the VM's initiators on unfenced hosts.
-func (p *Plane) applyFences(ctx context.Context, c *CVM) error {
+// applyFences sets the allow list of targets (nil: of every target with a
+// fence) on c: empty when no initiator of it is fenced, else the VM's
+// initiators on unfenced hosts.
+func (p *Plane) applyFences(ctx context.Context, c *CVM, targets []string) error {
 	p.mu.Lock()
 	allow := map[string][]string{}
-	for _, d := range p.disks {
-		allow[d.IQN] = nil
+	for _, t := range targets {
+		allow[t] = nil
+	}
+	if targets == nil {
+		for k := range p.fenced {
+			allow[k.target] = nil
+		}
 	}
 	for k := range p.fenced {
 		if _, ok := allow[k.target]; !ok {

@@ -183,3 +183,58 @@ func TestFenceRefusesTheOldHost(t *testing.T) {
 		t.Fatalf("unfenced, the host is still refused: %v\n%s", err, out)
 	}
 }
+
+// A host joins and leaves the data path at run time; a crashed CVM target
+// is restarted after RestartAfter, with its exports, under a new PID.
+func TestHostsJoinAndCVMsRestart(t *testing.T) {
+	requireTargets(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, err := Start(ctx, Config{Dir: dir, RestartAfter: 200 * time.Millisecond, HealthInterval: 100 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.AddHost(ctx, HostConfig{Name: "h1", RedirectorIP: testNet + "1", CVMIP: "nope"}); err == nil {
+		t.Fatal("a host with a bad CVM IP joined")
+	}
+	if err := p.AddHost(ctx, HostConfig{Name: "h1", RedirectorIP: testNet + "1", CVMIP: testNet + "11"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AddHost(ctx, HostConfig{Name: "h1", RedirectorIP: testNet + "2", CVMIP: testNet + "12"}); err == nil {
+		t.Fatal("a host joined twice")
+	}
+	f := filepath.Join(dir, "d1")
+	os.WriteFile(f, make([]byte, 1<<20), 0o644)
+	d := Disk{IQN: VDiskIQN("d1"), Path: f, ID: "d1"}
+	if err := p.Export(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	pid := p.CVM("h1").PID()
+	if err := p.StopCVM("h1"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !p.Up("h1") {
+		if time.Now().After(deadline) {
+			t.Fatal("the crashed CVM was not restarted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if p.CVM("h1").PID() == pid {
+		t.Fatal("same PID after a restart")
+	}
+	url := "iscsi://" + p.Redirector("h1") + "/" + d.IQN + "/1"
+	if out, err := exec.Command("iscsi-inq", url).CombinedOutput(); err != nil {
+		t.Fatalf("the restarted CVM does not serve its export: %v\n%s", err, out)
+	}
+	if err := p.RemoveHost("h1"); err != nil {
+		t.Fatal(err)
+	}
+	if p.CVM("h1") != nil || p.Redirector("h1") != "" {
+		t.Fatal("a removed host keeps its data path")
+	}
+	if out, err := exec.Command("iscsi-inq", url).CombinedOutput(); err == nil {
+		t.Fatalf("a removed host's redirector still answers:\n%s", out)
+	}
+}

@@ -91,6 +91,9 @@ func (r *Redirector) Close() error {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		return nil // closed before
+	}
 	return err
 }
 

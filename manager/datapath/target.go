@@ -60,8 +60,9 @@ type CVM struct {
 	Name string
 	IP   string
 	Dir  string // holds the namespace's /run and tgtd's log
-	// OnExit, when set, is called (without locks held) each time tgtd
-	// exits, killed or not: the owner's own view of a crashed CVM.
+	// OnExit, when set, is called each time tgtd exits, killed or not (the
+	// owner's own view of a crashed CVM), before Stop returns; it must not
+	// call the CVM's methods.
 	OnExit func()
 
 	mu      sync.Mutex
@@ -92,7 +93,12 @@ func (c *CVM) Start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cmd != nil {
-		return fmt.Errorf("cvm %s: already running (pid %d)", c.Name, c.cmd.Process.Pid)
+		select {
+		case <-c.done: // it died on its own (a crash, a kill by PID)
+			c.cmd = nil
+		default:
+			return fmt.Errorf("cvm %s: already running (pid %d)", c.Name, c.cmd.Process.Pid)
+		}
 	}
 	run := filepath.Join(c.Dir, "run")
 	if err := os.MkdirAll(run, 0o755); err != nil {
@@ -118,10 +124,11 @@ func (c *CVM) Start(ctx context.Context) error {
 	onExit := c.OnExit
 	go func() {
 		cmd.Wait()
-		close(done)
+		// Reported before Stop returns, so its caller sees the CVM down.
 		if onExit != nil {
 			onExit()
 		}
+		close(done)
 	}()
 	c.cmd, c.done, c.tids, c.nextTID = cmd, done, map[string]int{}, 0
 	for {
@@ -147,7 +154,12 @@ func (c *CVM) PID() int {
 	if c.cmd == nil {
 		return 0
 	}
-	return c.cmd.Process.Pid
+	select {
+	case <-c.done:
+		return 0
+	default:
+		return c.cmd.Process.Pid
+	}
 }
 
 // Running reports whether tgtd is alive (a stopped, hung one counts).

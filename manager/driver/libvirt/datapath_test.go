@@ -10,10 +10,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/datapath"
+	"github.com/acli-dev/acli/manager/driver"
 )
 
 // Data path addresses: redirectors 127.46.15.1-3, CVMs .11-.13, DSIP .20.
@@ -90,7 +93,7 @@ func servedBy(t testing.TB, p *datapath.Plane, hosts []string, initiator, target
 			}
 			ss, err := p.CVM(h).Sessions(context.Background())
 			if err != nil {
-				t.Fatal(err)
+				continue // hung, not yet seen down
 			}
 			for _, s := range ss {
 				if s.Initiator == initiator && s.Target == target {
@@ -111,7 +114,8 @@ func servedBy(t testing.TB, p *datapath.Plane, hosts []string, initiator, target
 // TestDatapathGuest: a real guest whose vDisks are iSCSI LUNs behind its
 // host's redirector boots and writes its fsync'd counter; its CVM is
 // killed (SIGKILL) and the session moves to another CVM, the CVM comes
-// back and the session fails back, the guest migrates A->B->A and its
+// back and the session fails back, the CVM hangs (SIGSTOP) and the stall
+// is bounded by QEMU's keep-alive, the guest migrates A->B->A and its
 // sessions follow the host's CVM; through all of it no record is lost,
 // no I/O error reaches the guest. A volume group of 3 vDisks attached
 // through the data services IP is spread one session per CVM. The last
@@ -177,6 +181,26 @@ func TestDatapathGuest(t *testing.T) {
 	_, failback := recordsSince(t, data, from)
 	t.Logf("failback: largest write gap %v", failback)
 
+	// A hung CVM (SIGSTOP) answers nothing but keeps its connections: QEMU
+	// notices by its NOP-Out keep-alive and reconnects through the
+	// redirector, which the plane has turned away from the hung CVM.
+	from, _ = recordsSince(t, data, 1)
+	if err := plane.CVM(names[0]).Hang(true); err != nil {
+		t.Fatal(err)
+	}
+	servedBy(t, plane, names, datapath.InitiatorName(vm.Uuid, names[0]), target, "")
+	waitRecords(t, data, 20, time.Minute)
+	_, hung := recordsSince(t, data, from)
+	t.Logf("hung CVM: largest write gap %v", hung)
+	if hung > 30*time.Second {
+		t.Errorf("a hung CVM stalled writes %v, more than the keep-alive bound", hung)
+	}
+	if err := plane.CVM(names[0]).Hang(false); err != nil {
+		t.Fatal(err)
+	}
+	servedBy(t, plane, names, datapath.InitiatorName(vm.Uuid, names[0]), target, names[0])
+	waitRecords(t, data, 10, time.Minute)
+
 	// Live migration A->B->A with the disks re-pointed at the destination's redirector.
 	var migration time.Duration
 	for i, hop := range []struct{ from, to int }{{0, 1}, {1, 0}} {
@@ -211,6 +235,7 @@ func TestDatapathGuest(t *testing.T) {
 	}
 
 	spread := vgSpread(t, plane, names, st.Dir)
+	t.Logf("hung CVM stall %.2f s", hung.Seconds())
 	fmt.Printf("datapath: failover stall %.2f s, failback %.2f s, migration gap %.2f s, vg spread %s\n",
 		failover.Seconds(), failback.Seconds(), migration.Seconds(), spread)
 }
@@ -264,4 +289,90 @@ func vgSpread(t testing.TB, p *datapath.Plane, hosts []string, dir string) strin
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestDatapathDriverRunsCVMs: a driver with a data path starts a CVM
+// target and a redirector for each host that joins with a cvm_ip, turns a
+// crashed CVM into CvmDown and its restart into CvmUp for the manager,
+// and stops every target, by PID, when a host leaves and when it closes.
+func TestDatapathDriverRunsCVMs(t *testing.T) {
+	requireDatapath(t)
+	c := hosts(t)
+	d := NewDriver(Config{HeartbeatInterval: 200 * time.Millisecond,
+		DataPath: &datapath.Config{Dir: t.TempDir(), RestartAfter: 300 * time.Millisecond}})
+	events, err := d.Start(context.Background(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cvmEvents := make(chan driver.HostEvent, 16)
+	go func() {
+		for ev := range events {
+			if ev.Kind == driver.CvmDown || ev.Kind == driver.CvmUp {
+				cvmEvents <- ev
+			}
+		}
+		close(cvmEvents)
+	}()
+	var ids []string
+	for i, h := range c.Hosts[:2] {
+		joined, err := d.JoinHost(ctxTimeout(t, 30*time.Second), &acliv1.Host{Name: h.Name, HypervisorIp: h.Addr,
+			CvmIp: dpNet + strconv.Itoa(11+i), LibvirtUri: h.TCPURI()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, joined.Uuid)
+	}
+	plane := d.dp.plane
+	if got := plane.Redirector(c.Hosts[0].Name); got != c.Hosts[0].Addr+":3261" {
+		t.Fatalf("h1's redirector on %q, want its hypervisor address", got)
+	}
+	next := func(want driver.EventKind) driver.HostEvent {
+		t.Helper()
+		for {
+			select {
+			case ev := <-cvmEvents:
+				if ev.Kind == want && ev.HostUUID == ids[0] {
+					return ev
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("no %v event for %s", want, c.Hosts[0].Name)
+			}
+		}
+	}
+	pid := plane.CVM(c.Hosts[0].Name).PID()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(driver.CvmDown); ev.Reason == "" {
+		t.Fatal("CvmDown without a reason")
+	}
+	next(driver.CvmUp)
+	if p := plane.CVM(c.Hosts[0].Name).PID(); p == pid || p == 0 {
+		t.Fatalf("after the restart tgtd's PID is %d (was %d)", p, pid)
+	}
+
+	left := plane.CVM(c.Hosts[1].Name).PID()
+	if err := d.LeaveHost(ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if syscall.Kill(left, 0) == nil && !zombie(left) {
+		t.Fatalf("tgtd %d of a host that left still runs", left)
+	}
+	last := plane.CVM(c.Hosts[0].Name).PID()
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if syscall.Kill(last, 0) == nil && !zombie(last) {
+		t.Fatalf("tgtd %d still runs after Close", last)
+	}
+}
+
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return strings.HasPrefix(rest, "Z")
 }

@@ -47,7 +47,10 @@ type Config struct {
 	// VMs it cannot power off there (libvirtd gone while its QEMUs may run on); without one,
 	// such VMs stay recorded on the host until it is back or their storage fences them.
 	FenceHost func(ctx context.Context, host *acliv1.Host) error
-	Logger    *slog.Logger
+	// DataPath, when set, serves the vDisks over iSCSI: the driver runs a
+	// CVM target and a redirector per host (Storage.DataPath is then set).
+	DataPath *datapath.Config
+	Logger   *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -84,6 +87,7 @@ type Driver struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closed  bool
+	dp      *dataPath
 }
 
 // member is one host the driver manages.
@@ -129,7 +133,7 @@ func (d *Driver) Inventory() driver.Inventory {
 
 // Start implements driver.Driver: it connects to every recorded host. Domains are
 // reconciled with the model on each (re)connection, through VmStates events.
-func (d *Driver) Start(ctx context.Context, hosts []*acliv1.Host, _ []*acliv1.Vm) (<-chan driver.HostEvent, error) {
+func (d *Driver) Start(ctx context.Context, hosts []*acliv1.Host, vms []*acliv1.Vm) (<-chan driver.HostEvent, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.events != nil {
@@ -137,6 +141,11 @@ func (d *Driver) Start(ctx context.Context, hosts []*acliv1.Host, _ []*acliv1.Vm
 	}
 	d.ctx, d.cancel = context.WithCancel(ctx)
 	d.events = make(chan driver.HostEvent, 256)
+	if err := d.startDataPathLocked(d.ctx, hosts, vms); err != nil {
+		d.cancel()
+		d.events = nil
+		return nil, err
+	}
 	for _, h := range hosts {
 		if err := d.manageLocked(h); err != nil {
 			// The host stays silent and the manager marks it down; the operator can remove it.
@@ -346,6 +355,7 @@ func (d *Driver) JoinHost(ctx context.Context, h *acliv1.Host) (*acliv1.Host, er
 	}
 	mem := d.members[out.Uuid]
 	d.mu.Unlock()
+	d.addDataPathHost(ctx, out)
 	// Joined means usable: the supervised connection is up before host.add
 	// completes, so the next vm.on there does not find it still dialing.
 	wctx, cancel := context.WithTimeout(ctx, d.cfg.Dial.timeout()+time.Second)
@@ -368,6 +378,7 @@ func (d *Driver) LeaveHost(hostUUID string) error {
 	}
 	mem.cancel()
 	<-mem.done
+	d.removeDataPathHost(mem.name)
 	return nil
 }
 
@@ -388,7 +399,7 @@ func (d *Driver) Close() error {
 		d.wg.Wait()
 		close(d.events)
 	}
-	return nil
+	return d.closeDataPath()
 }
 
 // conn is the live connection to a host, or why there is none.
@@ -440,6 +451,9 @@ func (d *Driver) PowerOn(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) 
 		}
 	}
 	if err := d.cfg.Storage.onHost(ctx, &spec, vm.Uuid, host.Name); err != nil {
+		return err
+	}
+	if err := d.unfence(ctx, host, vm); err != nil {
 		return err
 	}
 	if dom, err := c.Lookup(vm.Uuid); err == nil {

@@ -349,7 +349,7 @@ func TestTmuxShellFanout(t *testing.T) {
 	}
 	waitFor("<acropolis>")
 	typeLine(`hostssh "virsh list --name; hostname"`)
-	waitFor("============= 127.20.0.23 ============\n\nh3\n")
+	waitFor("-A-CVM\n\nh3\n")
 	typeLine(`hostssh "echo started; sleep 60"`)
 	waitFor("============= 127.20.0.21 ============\nstarted")
 	term.keys("C-c")

@@ -49,6 +49,8 @@ type Cluster struct {
 	mu      sync.Mutex
 	hosts   acliv1.HostServiceClient
 	vms     acliv1.VmServiceClient
+	vgs     acliv1.VolumeGroupServiceClient
+	sim     acliv1.SimServiceClient
 	machine map[string]machine // by IP
 }
 
@@ -72,6 +74,7 @@ func NewCluster(opts ClusterOptions) (*Cluster, error) {
 		return nil, err
 	}
 	srv.SetAlive(c.alive)
+	srv.SetDataPath(c)
 	c.srv = srv
 	return c, nil
 }
@@ -87,6 +90,8 @@ func (c *Cluster) Start(ctx context.Context, api grpc.ClientConnInterface) error
 	c.mu.Lock()
 	c.hosts = acliv1.NewHostServiceClient(api)
 	c.vms = acliv1.NewVmServiceClient(api)
+	c.vgs = acliv1.NewVolumeGroupServiceClient(api)
+	c.sim = acliv1.NewSimServiceClient(api)
 	hosts := c.hosts
 	c.mu.Unlock()
 	resp, err := hosts.ListHosts(ctx, &acliv1.ListHostsRequest{})
@@ -230,8 +235,22 @@ func (c *Cluster) lookup(hostIP string) []VMInfo {
 	list := resp.Vms
 	// IDs follow names, so they stay put while the set of VMs does.
 	sort.SliceStable(list, func(i, j int) bool { return list[i].Name < list[j].Name })
-	out := make([]VMInfo, 0, len(list))
+	out := make([]VMInfo, 0, len(list)+1)
 	id := 0
+	// The CVM is a domain of its host, started first, as on AHV.
+	if h := c.hostByIP(ctx, hostIP); h != nil && h.CvmIp != "" {
+		cvm := VMInfo{Name: CVMDomain(h.Uuid), State: "shut off"}
+		up := h.CvmState == acliv1.CvmState_kCvmUp
+		if c.state != nil {
+			hostUp, cvmUp := c.state(h.Uuid)
+			up = hostUp && cvmUp
+		}
+		if up {
+			id++
+			cvm.ID, cvm.State = id, "running"
+		}
+		out = append(out, cvm)
+	}
 	for _, v := range list {
 		info := VMInfo{Name: v.Name, State: "shut off"}
 		switch v.PowerState {
@@ -247,6 +266,23 @@ func (c *Cluster) lookup(hostIP string) []VMInfo {
 		out = append(out, info)
 	}
 	return out
+}
+
+// hostByIP is the host record whose hypervisor IP is ip, or nil.
+func (c *Cluster) hostByIP(ctx context.Context, ip string) *acliv1.Host {
+	c.mu.Lock()
+	hosts := c.hosts
+	c.mu.Unlock()
+	resp, err := hosts.ListHosts(ctx, &acliv1.ListHostsRequest{})
+	if err != nil {
+		return nil
+	}
+	for _, h := range resp.Hosts {
+		if h.HypervisorIp == ip {
+			return h
+		}
+	}
+	return nil
 }
 
 // SelfAddr turns a listen address into one to dial: an unspecified IP

@@ -2,6 +2,7 @@ package simssh
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -106,7 +107,8 @@ func TestClusterPublishesVerifiedEndpointsAndVirshList(t *testing.T) {
 		}
 	}
 	res := fanoutRun(t, c, hosts, false, "hostname; virsh list --name")
-	for i, want := range []string{"h1\n\n", "h2\ndb01\n\n", "h3\n\n"} {
+	for i, want := range []string{"h1\n%s\n\n", "h2\n%s\ndb01\n\n", "h3\n%s\n\n"} {
+		want = fmt.Sprintf(want, CVMDomain(hosts[i].Uuid))
 		if r := res.Hosts[i]; r.Status != fanout.StatusOK || r.Stdout != want {
 			t.Errorf("host %d: %s %q, want %q (%s)", i, r.Status, r.Stdout, want, r.Error)
 		}
@@ -176,5 +178,82 @@ func TestClustersShareAddressesOnDifferentPorts(t *testing.T) {
 	// A cluster's key does not open the other's machines.
 	if res := fanoutRun(t, c1, h2, false, "true"); res.Hosts[0].Status != fanout.StatusUnreachable {
 		t.Errorf("cluster 1's key on cluster 2: %+v", res.Hosts[0])
+	}
+}
+
+// The data path as operators look at it: virsh list on a host shows its
+// CVM domain; netstat and ss show the redirector listening on the host and
+// each iSCSI session on the host that runs the VM and on the CVM that
+// serves it (external initiators on 3205); virsh destroy of the CVM domain
+// fails the CVM, its sessions move, and virsh start brings it back.
+func TestClusterShowsTheDataPath(t *testing.T) {
+	c, h, list := startCluster(t)
+	ctx := context.Background()
+	vgs := acliv1.NewVolumeGroupServiceClient(h.Conn)
+	task, err := vgs.CreateVolumeGroup(ctx, &acliv1.CreateVolumeGroupRequest{Name: "data"})
+	waitTask(t, h.Conn, task, err)
+	for range 3 {
+		task, err = vgs.CreateVgDisk(ctx, &acliv1.CreateVgDiskRequest{VolumeGroup: "data", SizeBytes: 1 << 30})
+		waitTask(t, h.Conn, task, err)
+	}
+	task, err = vgs.AttachExternal(ctx, &acliv1.AttachExternalRequest{VolumeGroup: "data", InitiatorName: "iqn.1994-05.com.redhat:client1"})
+	waitTask(t, h.Conn, task, err)
+	vms := acliv1.NewVmServiceClient(h.Conn)
+	task, err = vms.CreateVm(ctx, &acliv1.CreateVmRequest{Name: "db01", MemoryBytes: 1 << 30})
+	waitTask(t, h.Conn, task, err)
+	task, err = vgs.AttachToVm(ctx, &acliv1.AttachToVmRequest{VolumeGroup: "data", Vm: "db01"})
+	waitTask(t, h.Conn, task, err)
+	task, err = vms.SetPowerState(ctx, &acliv1.SetPowerStateRequest{Vm: "db01", Transition: acliv1.PowerTransition_kPowerOn, Host: "h2"})
+	waitTask(t, h.Conn, task, err)
+	hosts := list()
+
+	res := fanoutRun(t, c, hosts, true, "ss -tn | grep :3205 | wc -l")
+	for i, r := range res.Hosts {
+		if r.Status != fanout.StatusOK || r.Stdout != "1\n" {
+			t.Errorf("CVM %d: %q sessions on 3205 (%s), want 1 each", i+1, r.Stdout, r.Error)
+		}
+	}
+	res = fanoutRun(t, c, hosts[1:2], false, "netstat -na | grep 3261")
+	out := res.Hosts[0].Stdout
+	if !strings.Contains(out, "127.0.0.1:3261") || !strings.Contains(out, "LISTEN") ||
+		strings.Count(out, hosts[1].CvmIp+":3261") != 3 || strings.Count(out, "ESTABLISHED") != 3 {
+		t.Errorf("h2's netstat:\n%s", out)
+	}
+	res = fanoutRun(t, c, hosts[1:2], true, "ss -tn | grep :3261")
+	if out := res.Hosts[0].Stdout; strings.Count(out, "ESTAB") != 3 || strings.Count(out, hosts[1].HypervisorIp+":") != 3 {
+		t.Errorf("CVM of h2's ss:\n%s", out)
+	}
+
+	cvm := CVMDomain(hosts[0].Uuid)
+	res = fanoutRun(t, c, hosts[:1], false, "virsh destroy "+cvm+"; virsh list --all | grep CVM; virsh destroy "+cvm)
+	if r := res.Hosts[0]; r.Status != fanout.StatusFailed || !strings.HasPrefix(r.Stdout, "Domain '"+cvm+"' destroyed\n\n") ||
+		!strings.Contains(r.Stdout, " -    "+cvm+"   shut off") || !strings.Contains(r.Stderr, "domain is not running") {
+		t.Errorf("virsh destroy: %s %q %q", r.Status, r.Stdout, r.Stderr)
+	}
+	up, cvmUp, _ := h.Driver.HostState(hosts[0].Uuid)
+	if !up || cvmUp {
+		t.Fatalf("after virsh destroy of its CVM, h1 up=%v cvm up=%v", up, cvmUp)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res = fanoutRun(t, c, hosts[1:], true, "ss -tn | grep -c :3205")
+		if res.Hosts[0].Stdout+res.Hosts[1].Stdout == "2\n1\n" || res.Hosts[0].Stdout+res.Hosts[1].Stdout == "1\n2\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the failed CVM's session did not move: %q %q", res.Hosts[0].Stdout, res.Hosts[1].Stdout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res = fanoutRun(t, c, hosts[:1], false, "virsh start "+cvm+"; virsh list | grep CVM")
+	if r := res.Hosts[0]; !strings.HasPrefix(r.Stdout, "Domain '"+cvm+"' started\n\n") || !strings.Contains(r.Stdout, cvm+"   running") {
+		t.Errorf("virsh start: %s %q %q", r.Status, r.Stdout, r.Stderr)
+	}
+	res = fanoutRun(t, c, hosts[1:2], false, "virsh destroy db01")
+	if r := res.Hosts[0]; r.Status != fanout.StatusFailed || !strings.Contains(r.Stderr, "acli vm.on/vm.off") {
+		t.Errorf("virsh destroy of a user VM: %s %q %q", r.Status, r.Stdout, r.Stderr)
+	}
+	if _, cvmUp, _ := h.Driver.HostState(hosts[0].Uuid); !cvmUp {
+		t.Fatal("virsh start did not bring the CVM back")
 	}
 }

@@ -17,6 +17,7 @@ type node struct {
 	t     Target
 	user  string
 	vms   func() []VMInfo // the hypervisor's domains, read when virsh asks
+	dp    DataPath        // sockets and the CVM domain; nil: none
 	since time.Time       // "boot" time for uptime
 }
 
@@ -52,7 +53,7 @@ type Command struct {
 }
 
 // commands is THE table of the simulated shell; add a command with one
-// entry (issue 14 adds netstat and ss here).
+// entry.
 var commands = map[string]Command{
 	":":        {Usage: ": (does nothing)", Run: func(*call) error { return nil }},
 	"true":     {Usage: "true", Run: func(*call) error { return nil }},
@@ -65,11 +66,13 @@ var commands = map[string]Command{
 		c.printf("%s\n", time.Now().UTC().Format("Mon Jan _2 15:04:05 UTC 2006"))
 		return nil
 	}},
-	"whoami": {Usage: "whoami", Run: func(c *call) error { c.printf("%s\n", c.m.user); return nil }},
-	"pwd":    {Usage: "pwd", Run: func(c *call) error { c.printf("%s\n", c.sh.vars["PWD"]); return nil }},
-	"sleep":  {Usage: "sleep SECONDS", Run: runSleep},
-	"cat":    {Usage: "cat [FILE...] (" + strings.Join(simFileNames(), ", ") + ")", Run: runCat},
-	"virsh": {Kinds: []Kind{KindHost}, Usage: "virsh list [--all] [--name] | virsh hostname", Run: runVirsh,
+	"whoami":  {Usage: "whoami", Run: func(c *call) error { c.printf("%s\n", c.m.user); return nil }},
+	"pwd":     {Usage: "pwd", Run: func(c *call) error { c.printf("%s\n", c.sh.vars["PWD"]); return nil }},
+	"sleep":   {Usage: "sleep SECONDS", Run: runSleep},
+	"cat":     {Usage: "cat [FILE...] (" + strings.Join(simFileNames(), ", ") + ")", Run: runCat},
+	"netstat": {Usage: "netstat -n[a][l][t] (the iSCSI sockets)", Run: runNetstat},
+	"ss":      {Usage: "ss -t[n][a][l] (the iSCSI sockets)", Run: runSs},
+	"virsh": {Kinds: []Kind{KindHost}, Usage: virshUsage, Run: runVirsh,
 		Missing: "virsh: not available on a controller VM; run it on hypervisors with hostssh"},
 	"grep": {Usage: "grep [-v] [-c] [-i] TEXT (fixed text, from a pipe)", Run: runGrep},
 	"wc":   {Usage: "wc [-l|-w|-c] (from a pipe)", Run: runWc},
@@ -235,6 +238,46 @@ func (e exitError) orNil() error {
 	return e
 }
 
+const virshUsage = "virsh list [--all] [--name] | virsh destroy|start CVM-DOMAIN | virsh hostname"
+
+// virshPower stops or starts the host's CVM domain; user VMs are powered
+// through acli.
+func (c *call) virshPower(domain string, on bool) error {
+	var vms []VMInfo
+	if c.m.vms != nil {
+		vms = c.m.vms()
+	}
+	i := slices.IndexFunc(vms, func(v VMInfo) bool { return v.Name == domain })
+	switch {
+	case i < 0:
+		fmt.Fprintf(c.errw, "error: failed to get domain '%s'\n", domain)
+		return exitError(1)
+	case !strings.HasSuffix(domain, "-CVM") || c.m.dp == nil:
+		fmt.Fprintf(c.errw, "error: the simulated virsh powers only the CVM domain; power user VMs with acli vm.on/vm.off\n")
+		return exitError(1)
+	case on && vms[i].State == "running":
+		fmt.Fprintf(c.errw, "error: Failed to start domain '%s'\nerror: Requested operation is not valid: domain is already running\n", domain)
+		return exitError(1)
+	case !on && vms[i].State != "running":
+		fmt.Fprintf(c.errw, "error: Failed to destroy domain '%s'\nerror: Requested operation is not valid: domain is not running\n", domain)
+		return exitError(1)
+	}
+	hostIP := c.m.t.HostIP
+	if hostIP == "" {
+		hostIP = c.m.t.IP
+	}
+	if err := c.m.dp.PowerCVM(hostIP, domain, on); err != nil {
+		fmt.Fprintf(c.errw, "error: %v\n", err)
+		return exitError(1)
+	}
+	if on {
+		c.printf("Domain '%s' started\n\n", domain)
+	} else {
+		c.printf("Domain '%s' destroyed\n\n", domain)
+	}
+	return nil
+}
+
 func runVirsh(c *call) error {
 	args := c.args[1:]
 	// Skip connection options such as -c qemu:///system or -r.
@@ -250,9 +293,14 @@ func runVirsh(c *call) error {
 		break
 	}
 	if len(args) == 0 || args[0] == "help" {
-		return c.fail(1, "usage: virsh list [--all] [--name] | virsh hostname")
+		return c.fail(1, "usage: "+virshUsage)
 	}
 	switch args[0] {
+	case "destroy", "start":
+		if len(args) != 2 {
+			return c.fail(1, "usage: virsh %s DOMAIN", args[0])
+		}
+		return c.virshPower(args[1], args[0] == "start")
 	case "list":
 		all, names := false, false
 		for _, a := range args[1:] {

@@ -23,7 +23,7 @@ func (s *Server) vars(t Target, user string) map[string]string {
 
 // node is the machine a session of t runs on.
 func (s *Server) node(t Target, user string) *node {
-	n := &node{t: t, user: user, since: s.started}
+	n := &node{t: t, user: user, since: s.started, dp: s.dataPath()}
 	if t.Kind == KindHost && s.lookup != nil {
 		hostIP := t.HostIP
 		if hostIP == "" {

@@ -91,6 +91,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	alive   func(Target) bool
+	dp      DataPath
 	keys    map[string]ssh.Signer
 	servers map[string]*glssh.Server // by IP
 	ports   map[string]int

@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 PROTOS := $(wildcard api/acli/v1/*.proto)
 
-.PHONY: all build install demo demo-ha test test-unit test-e2e soak proto proto-check bench bench-fanout lint docs clean
+.PHONY: all build install demo demo-ha lab test test-datapath test-unit test-e2e soak proto proto-check bench bench-fanout lint docs clean
 
 all: build
 
@@ -48,6 +48,15 @@ demo: build
 demo-ha: build
 	@scripts/demo-ha.sh $(BIN) .demo-ha
 
+# make lab [LAB_HOSTS=3]: the whole data path on loopback, by hand: LAB_HOSTS
+# libvirtd hosts, clusterd with --libvirt-datapath (a CVM storage service and
+# a redirector per host, the data services IP) and the hosts added; Ctrl-C
+# tears it down by PID (needs root, libvirt and tgt).
+LAB_HOSTS ?= 3
+lab: build
+	$(GO) build -o $(BIN)/acli-lab ./cmd/acli-lab
+	$(BIN)/acli-lab up $(LAB_HOSTS) --bin $(BIN)
+
 # Regenerate the committed protobuf code (needs Debian's protobuf-compiler and
 # libprotobuf-dev, which holds the well-known types such as timestamp.proto).
 proto:
@@ -60,6 +69,18 @@ proto:
 
 test: build
 	$(GO) test -race -count=1 ./...
+
+# make test-datapath: the iSCSI data path alone (also part of make test): CVM
+# targets and redirectors against libiscsi's tools, then a real guest on
+# libvirt writing through CVM failover, failback, a hung CVM and migration
+# A->B->A, and a volume group through the data services IP. Ends with one
+# line of figures (needs root, tgt, libiscsi-bin and qemu-block-extra).
+test-datapath:
+	$(GO) test -race -count=1 ./manager/datapath
+	@out=$$($(GO) test -race -count=1 -v -run '^TestDatapath' ./manager/driver/libvirt 2>&1); rc=$$?; \
+	echo "$$out" | grep -E '^(    [a-z_]+_test\.go:|--- |ok |FAIL)'; \
+	[ $$rc = 0 ] || { echo "$$out" | tail -40; exit $$rc; }; \
+	echo "$$out" | grep '^datapath:' || { echo "datapath: no figures:"; echo "$$out" | grep -i -A1 skip; }
 
 # make soak [SOAK_DURATION=60s]: the long form of the soaks make test runs
 # for ~35 s and ~20 s: 24 clients, host and CVM faults, SIGKILL restarts of

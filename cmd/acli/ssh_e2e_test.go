@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -148,7 +149,10 @@ func TestHostSSHVirshListShowsEachHostsVMs(t *testing.T) {
 			t.Errorf("%s: not virsh list output:\n%s", ip, block)
 		}
 		for _, name := range running[ip] {
-			if !strings.Contains(block, " "+name+"   running") {
+			if !slices.ContainsFunc(strings.Split(block, "\n"), func(l string) bool {
+				f := strings.Fields(l)
+				return len(f) == 3 && f[1] == name && f[2] == "running"
+			}) {
 				t.Errorf("%s: %s missing:\n%s", ip, name, block)
 			}
 			seen++

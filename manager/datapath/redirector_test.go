@@ -141,3 +141,26 @@ Session: 5
 		t.Fatalf("got %+v", got)
 	}
 }
+
+// BenchmarkRedirectorLogin: one login answered with a redirect, over a
+// fresh loopback connection, as each QEMU (re)connect costs.
+func BenchmarkRedirectorLogin(b *testing.B) {
+	r, err := Listen("127.46.14.1:0", func(Login) (string, error) { return "127.46.14.11:3261", nil }, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	req := loginPDU(1, "InitiatorName=iqn.i:a", "TargetName=iqn.x:d1", "SessionType=Normal")
+	for b.Loop() {
+		c, err := net.Dial("tcp", r.Addr())
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Write(req)
+		bhs, _, err := readPDU(c)
+		if err != nil || bhs[36] != 1 {
+			b.Fatalf("answer %v %v", bhs, err)
+		}
+		c.Close()
+	}
+}

@@ -116,7 +116,9 @@ func servedBy(t testing.TB, p *datapath.Plane, hosts []string, initiator, target
 // killed (SIGKILL) and the session moves to another CVM, the CVM comes
 // back and the session fails back, the CVM hangs (SIGSTOP) and the stall
 // is bounded by QEMU's keep-alive, the guest migrates A->B->A and its
-// sessions follow the host's CVM; through all of it no record is lost,
+// sessions follow the host's CVM, a fence of its host stops its writes
+// while it runs and lifting it lets them resume; through all of it no
+// record is lost,
 // no I/O error reaches the guest. A volume group of 3 vDisks attached
 // through the data services IP is spread one session per CVM. The last
 // line gives the figures.
@@ -224,6 +226,28 @@ func TestDatapathGuest(t *testing.T) {
 		t.Logf("migration %d to %s: %v, downtime %v, largest write gap %v", i+1, names[hop.to],
 			res.Elapsed.Round(time.Millisecond), res.Downtime, gap)
 	}
+
+	// Fencing (HA's storage fence): once the CVMs refuse h1's sessions of
+	// the VM's vDisks, the copy on h1 keeps running but no write of it
+	// reaches the disk; unfenced, it reconnects and writes again.
+	targets := []string{datapath.VDiskIQN(vm.Disks[0].Uuid), target}
+	fence := time.Now()
+	if err := plane.Fence(ctx, vm.Uuid, names[0], targets); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fence took %v", time.Since(fence).Round(time.Millisecond))
+	fenced, _ := recordsSince(t, data, 1)
+	time.Sleep(3 * time.Second)
+	if after, _ := recordsSince(t, data, 1); after > fenced {
+		t.Fatalf("records %d..%d reached the disk after the fence", fenced+1, after)
+	}
+	if dom, err := conns[0].Lookup(vm.Uuid); err != nil || !dom.State.Active() {
+		t.Fatalf("the fenced copy should still run: %+v %v", dom, err)
+	}
+	if err := plane.Unfence(ctx, vm.Uuid, names[0], targets); err != nil {
+		t.Fatal(err)
+	}
+	waitRecords(t, data, 10, time.Minute)
 
 	last, _ := recordsSince(t, data, 1)
 	if n, _ := records(t, data); n != last {

@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -373,10 +374,38 @@ func (m *Manager) loadEvents(ctx context.Context, retention int) (*events.Bus, e
 		evs = append(evs, e)
 	}
 	slices.SortFunc(evs, func(a, b *acliv1.Event) int { return int(a.Seq - b.Seq) })
-	bus := events.New(retention, 0)
+	// Numbering resumes past every number reserved before: the events of
+	// the last moments before a crash were never persisted, but subscribers
+	// may have seen them, so their numbers are not given again.
+	var after uint64
+	switch kv, err := m.st.Get(ctx, eventSeqKey); {
+	case err == nil:
+		if after, err = strconv.ParseUint(string(kv.Value), 10, 64); err != nil {
+			m.log.Warn("skipping an unreadable event sequence record", "key", eventSeqKey, "err", err)
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("loading the event sequence: %w", err)
+	}
+	bus := events.New(retention, after)
 	bus.Restore(evs)
+	bus.Reserve(eventSeqBlock, func(upTo uint64) error {
+		ctx, cancel := context.WithTimeout(context.Background(), eventSeqTimeout)
+		defer cancel()
+		_, err := m.st.Txn(ctx, nil, []store.Op{store.PutOp(eventSeqKey, []byte(strconv.FormatUint(upTo, 10)))})
+		if err != nil {
+			m.log.Error("reserving event sequence numbers", "up to", upTo, "err", err)
+		}
+		return err
+	})
 	return bus, nil
 }
+
+// Event sequence numbers are reserved in blocks, one store write per
+// eventSeqBlock events; a crash skips the rest of a block.
+const (
+	eventSeqBlock   = 1000
+	eventSeqTimeout = 5 * time.Second
+)
 
 // publish sends an event; the message is formatted like fmt.Sprintf.
 func (m *Manager) publish(typ, severity, taskUUID string, refs []*acliv1.EntityRef, format string, args ...any) {

@@ -106,6 +106,9 @@ const (
 	networkPrefix = state.NetworkPrefix
 	taskPrefix    = "/tasks/"
 	eventPrefix   = "/events/"
+	// eventSeqKey holds the highest event sequence number reserved
+	// (events.Bus.Reserve); not under eventPrefix, which holds events only.
+	eventSeqKey = "/event-seq"
 )
 
 func hostKey(id string) string    { return state.HostKey(id) }

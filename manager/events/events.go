@@ -30,6 +30,12 @@ type Bus struct {
 	cap  int
 	last uint64 // last assigned sequence number
 	subs map[*Sub]struct{}
+
+	// Durable numbering (Reserve): numbers up to reserved are recorded as
+	// taken, so a restart after a crash continues past them.
+	reserve  func(upTo uint64) error
+	block    uint64
+	reserved uint64
 }
 
 // New returns a bus retaining capacity events, whose first event will have
@@ -52,6 +58,19 @@ func (b *Bus) Restore(evs []*acliv1.Event) {
 	}
 }
 
+// Reserve makes sequence numbers durable before they are used, so that
+// events lost in a crash (published, not yet persisted) never have their
+// numbers given again: before the first number past the last reservation,
+// Publish calls reserve with the number block further on, which must record
+// it (a restart then passes it to New as after). reserve runs with the bus
+// locked and must not publish. When it fails the event is published all the
+// same and the next Publish tries again.
+func (b *Bus) Reserve(block uint64, reserve func(upTo uint64) error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reserve, b.block, b.reserved = reserve, max(block, 1), b.last
+}
+
 // Publish stamps the event with the next sequence number (and the time, if
 // unset), retains it and delivers it to subscribers. The event must not be
 // modified afterwards.
@@ -64,6 +83,11 @@ func (b *Bus) Publish(e *acliv1.Event) uint64 {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.reserve != nil && b.last >= b.reserved {
+		if err := b.reserve(b.last + b.block); err == nil {
+			b.reserved = b.last + b.block
+		}
+	}
 	b.last++
 	e.Seq = b.last
 	b.ring[e.Seq%uint64(b.cap)] = e

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -75,5 +76,34 @@ func TestRestoreContinuesNumbering(t *testing.T) {
 	}
 	if got := b.Since(41); len(got) != 2 || got[0].Seq != 42 {
 		t.Fatalf("Since(41) = %v", got)
+	}
+}
+
+// Reserved numbers are recorded before use, a block at a time; a bus made
+// after a crash from the recorded mark numbers past every event the lost
+// bus published, persisted or not.
+func TestReserveNumbersPastACrash(t *testing.T) {
+	var mark uint64
+	writes := 0
+	b := New(10, 0)
+	b.Reserve(4, func(upTo uint64) error { mark = upTo; writes++; return nil })
+	for range 6 {
+		b.Publish(&acliv1.Event{Type: "vm"})
+	}
+	if mark != 8 || writes != 2 {
+		t.Fatalf("after 6 events: reserved up to %d in %d writes, want 8 in 2", mark, writes)
+	}
+	after := New(10, mark) // restarted: none of the 6 was persisted
+	if seq := after.Publish(&acliv1.Event{Type: "vm"}); seq != 9 {
+		t.Fatalf("first event after the crash: %d, want 9", seq)
+	}
+	// A failed reservation publishes anyway and is tried again.
+	fail := New(10, 0)
+	tries := 0
+	fail.Reserve(4, func(uint64) error { tries++; return errors.New("store down") })
+	fail.Publish(&acliv1.Event{})
+	fail.Publish(&acliv1.Event{})
+	if tries != 2 || fail.Last() != 2 {
+		t.Fatalf("failed reservations: %d tries, last %d", tries, fail.Last())
 	}
 }

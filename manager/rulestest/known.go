@@ -12,7 +12,6 @@ import (
 // failing the soak. Remove an entry when its fix lands; ACLI_RULES_STRICT=1
 // ignores the list, to see what still breaks.
 var Known = map[string]string{
-	RuleEvents: "events are persisted in the background: a SIGKILL loses the newest and their sequence numbers are reused",
 	// Only in TestSoakManagers (a "managers " prefix keys that soak alone).
 	"managers " + RuleDeadHost: "after a leader change a host recorded down stays down though the new leader's simulated host is up",
 }

@@ -49,6 +49,10 @@ type Factory struct {
 	Shell func(ctx context.Context, f *Factory, g Globals) error
 	// Script runs commands read from r, one per line (acli FILE, acli -).
 	Script func(ctx context.Context, f *Factory, g Globals, r io.Reader) error
+	// Now and Location, when set, are the clock and zone times are shown
+	// against on a terminal (tests fix them).
+	Now      func() time.Time
+	Location *time.Location
 
 	mu    sync.Mutex
 	conns map[client.Options]*client.Client

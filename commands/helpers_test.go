@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/acli-dev/acli/client"
 	"github.com/acli-dev/acli/client/clienttest"
@@ -56,7 +57,8 @@ func fixture(t *testing.T) *harness {
 func (h *harness) factory() (*Factory, *bytes.Buffer, *bytes.Buffer) {
 	io, out, errb := render.Test(h.in, h.tty)
 	f := &Factory{IO: io, Registry: Default(), Getenv: func(string) string { return "" },
-		Connect: func(context.Context, client.Options) (*client.Client, error) { return h.c, nil }}
+		Connect: func(context.Context, client.Options) (*client.Client, error) { return h.c, nil },
+		Now:     func() time.Time { return clienttest.Epoch.Add(time.Hour) }, Location: time.UTC}
 	return f, out, errb
 }
 

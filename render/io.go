@@ -19,17 +19,22 @@ type IO struct {
 	Err    io.Writer
 	InTTY  bool // stdin is a terminal: prompts and the interactive shell are allowed
 	OutTTY bool // stdout is a terminal: progress updates in place
+	Width  int  // stdout's terminal columns (0: not a terminal, or unknown)
 }
 
 // System returns the process's standard streams.
 func System() *IO {
-	return &IO{
+	io := &IO{
 		In:     os.Stdin,
 		Out:    os.Stdout,
 		Err:    os.Stderr,
 		InTTY:  term.IsTerminal(int(os.Stdin.Fd())),
 		OutTTY: term.IsTerminal(int(os.Stdout.Fd())),
 	}
+	if io.OutTTY {
+		io.Width, _, _ = term.GetSize(int(os.Stdout.Fd()))
+	}
+	return io
 }
 
 // Test returns streams over buffers; in is what stdin will read.

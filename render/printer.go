@@ -7,6 +7,7 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/itchyny/gojq"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -46,6 +47,14 @@ type Printer struct {
 	// Shell: errors are read at the shell's prompt, where commands are
 	// typed without the program name ("see: help vm", not "acli help vm").
 	Shell bool
+	// Terminal: tables and blocks are read by a person on a terminal
+	// Width columns wide (0: unknown): times show as ages or local times,
+	// and a table wider than the terminal has its widest column cut
+	// (terminal.go). Now and Location default to the clock and time.Local.
+	Terminal bool
+	Width    int
+	Now      func() time.Time
+	Location *time.Location
 
 	data    any
 	report  bool
@@ -116,6 +125,7 @@ func (p *Printer) Print(d Doc) error {
 			if err != nil {
 				return err
 			}
+			t = p.terminalTable(t)
 			if !p.Color {
 				return WriteTable(p.IO.Out, t, p.NoHeaders)
 			}
@@ -126,7 +136,7 @@ func (p *Printer) Print(d Doc) error {
 			_, err = p.IO.Out.Write(colorize(buf.Bytes()))
 			return err
 		case d.Block != nil:
-			return WriteBlock(p.IO.Out, d.Block)
+			return WriteBlock(p.IO.Out, p.terminalBlock(d.Block))
 		case d.Text != "":
 			_, err := io.WriteString(p.IO.Out, strings.TrimRight(d.Text, "\n")+"\n")
 			return err

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -313,39 +314,28 @@ func (m *Manager) taskLocked(id string) (*taskRec, error) {
 // final state. A slow watcher may skip intermediate states, never the last.
 func (s taskService) WatchTask(req *acliv1.GetTaskRequest, stream acliv1.TaskService_WatchTaskServer) error {
 	m := s.m
-	var sent uint64
-	for {
-		m.mu.RLock()
-		t, err := m.taskLocked(req.Uuid)
-		var pb *acliv1.Task
-		var changed <-chan struct{}
-		if err == nil {
-			pb, changed = t.PB, t.Changed()
-		}
-		m.mu.RUnlock()
-		if err != nil {
-			if sent > 0 {
-				return status.Errorf(codes.Aborted, "task %s was abandoned before it was recorded", req.Uuid)
-			}
-			return err
-		}
-		if pb.Revision != sent {
-			if err := stream.Send(pb); err != nil {
-				return err
-			}
-			sent = pb.Revision
-		}
-		if tasks.Finished(pb.Status) {
-			return nil
-		}
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	go func() {
 		select {
-		case <-changed:
-		case <-stream.Context().Done():
-			return stream.Context().Err()
 		case <-m.draining:
-			return status.Error(codes.Unavailable, "clusterd is shutting down; watch the task again after it restarts")
+			cancel(status.Error(codes.Unavailable, "clusterd is shutting down; watch the task again after it restarts"))
+		case <-ctx.Done():
 		}
+	}()
+	err := tasks.Follow(ctx, func() (*acliv1.Task, <-chan struct{}, error) {
+		m.mu.RLock()
+		defer m.mu.RUnlock()
+		t, err := m.taskLocked(req.Uuid)
+		if err != nil {
+			return nil, nil, err
+		}
+		return t.PB, t.Changed(), nil
+	}, stream.Send)
+	if errors.Is(err, tasks.ErrAbandoned) {
+		return status.Errorf(codes.Aborted, "task %s was abandoned before it was recorded", req.Uuid)
 	}
+	return err
 }
 
 // ---- EventService ----

@@ -7,8 +7,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
@@ -121,15 +119,8 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 	m.mu.RLock()
 	cur, rev := t.PB, t.Rev
 	m.mu.RUnlock()
-	now := timestamppb.Now()
 	if werr == nil {
-		final := proto.Clone(cur).(*acliv1.Task)
-		final.Status, final.Percent, final.CompleteTime, final.ProgressMessage = acliv1.TaskStatus_kSucceeded, 100, now, ""
-		final.Cancellable = false
-		if out.message != "" {
-			final.Messages = append(final.Messages, out.message)
-		}
-		final.Revision = cur.Revision + 1
+		final := tasks.Succeeded(cur, out.message)
 		// Commit even if ctx was cancelled meanwhile: the work is done.
 		newRev, err := m.commit(context.WithoutCancel(ctx), append(out.writes, write{key: taskKey(cur.Uuid), msg: final, rev: rev}))
 		if err == nil {
@@ -157,18 +148,9 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 	if m.ctx.Err() != nil && errors.Is(werr, context.Canceled) {
 		werr = errors.New("clusterd stopped while the task was running; retry it")
 	}
-	st, verb := acliv1.TaskStatus_kFailed, "failed: "
-	if errors.As(werr, new(*taskCancelled)) {
-		st, verb = acliv1.TaskStatus_kAborted, "aborted: "
-	}
+	aborted := errors.As(werr, new(*taskCancelled))
 	m.mu.Lock()
-	pb := t.Update(func(pb *acliv1.Task) {
-		pb.Status, pb.CompleteTime, pb.ProgressMessage, pb.Cancellable = st, now, "", false
-		pb.Error = tasks.ErrorText(werr)
-		pb.ErrorCode = int32(tasks.ErrorCode(werr))
-		pb.Violations = tasks.Violations(werr)
-		pb.Messages = append(pb.Messages, verb+pb.Error)
-	})
+	pb := t.Update(func(pb *acliv1.Task) { tasks.Fail(pb, werr, aborted) })
 	m.publishTask(pb, "")
 	m.endLocked(t)
 	m.mu.Unlock()

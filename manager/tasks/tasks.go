@@ -10,6 +10,7 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/google/uuid"
@@ -181,4 +182,68 @@ func (tb *Table) Interrupted(code int32, why func(*acliv1.Task) string) []*Task 
 		tb.completed++
 	}
 	return ended
+}
+
+// Succeeded is the final snapshot of a task whose work is done, closing
+// with message.
+func Succeeded(cur *acliv1.Task, message string) *acliv1.Task {
+	final := proto.Clone(cur).(*acliv1.Task)
+	final.Status, final.Percent, final.CompleteTime, final.ProgressMessage = acliv1.TaskStatus_kSucceeded, 100, timestamppb.Now(), ""
+	final.Cancellable = false
+	if message != "" {
+		final.Messages = append(final.Messages, message)
+	}
+	final.Revision = cur.Revision + 1
+	return final
+}
+
+// Fail records err on a task snapshot being updated (Task.Update): kFailed,
+// or kAborted when the work was stopped on request, with the error's code,
+// text and typed violations.
+func Fail(pb *acliv1.Task, err error, aborted bool) {
+	st, verb := acliv1.TaskStatus_kFailed, "failed: "
+	if aborted {
+		st, verb = acliv1.TaskStatus_kAborted, "aborted: "
+	}
+	pb.Status, pb.CompleteTime, pb.ProgressMessage, pb.Cancellable = st, timestamppb.Now(), "", false
+	pb.Error = ErrorText(err)
+	pb.ErrorCode = int32(ErrorCode(err))
+	pb.Violations = Violations(err)
+	pb.Messages = append(pb.Messages, verb+pb.Error)
+}
+
+// ErrAbandoned ends a watch of a task that was forgotten after it was
+// first sent (its start was never recorded).
+var ErrAbandoned = errors.New("the task was abandoned before it was recorded")
+
+// Follow sends a task now and on every change until it ends; the last
+// message is the final state. A slow watcher may skip intermediate states,
+// never the last. read returns the task's snapshot and the channel closed
+// on its next change (reading them under the owner's lock). The watch ends
+// early with ctx, returning its cause.
+func Follow(ctx context.Context, read func() (*acliv1.Task, <-chan struct{}, error), send func(*acliv1.Task) error) error {
+	var sent uint64
+	for {
+		pb, changed, err := read()
+		if err != nil {
+			if sent > 0 {
+				return ErrAbandoned
+			}
+			return err
+		}
+		if pb.Revision != sent {
+			if err := send(pb); err != nil {
+				return err
+			}
+			sent = pb.Revision
+		}
+		if Finished(pb.Status) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 }

@@ -1,8 +1,10 @@
 package tasks_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -127,5 +129,85 @@ func TestFailureRecords(t *testing.T) {
 		if fmt.Sprint(types) != fmt.Sprint(tt.types) {
 			t.Errorf("Violations(%v) = %v, want %v", tt.err, types, tt.types)
 		}
+	}
+}
+
+func TestFollowSendsUntilTheEnd(t *testing.T) {
+	tb := tasks.NewTable(10)
+	task := tb.Begin(acliv1.TaskOperation_kVmMigrate, nil)
+	var mu sync.Mutex // the owner's lock
+	read := func() (*acliv1.Task, <-chan struct{}, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if tb.Get(task.PB.Uuid) == nil {
+			return nil, nil, errors.New("not found")
+		}
+		return task.PB, task.Changed(), nil
+	}
+	var got []*acliv1.Task
+	done := make(chan error)
+	go func() {
+		done <- tasks.Follow(context.Background(), read, func(pb *acliv1.Task) error { got = append(got, pb); return nil })
+	}()
+	for _, p := range []int32{30, 60} {
+		mu.Lock()
+		task.Update(func(pb *acliv1.Task) { pb.Percent = p })
+		mu.Unlock()
+	}
+	mu.Lock()
+	task.Replace(tasks.Succeeded(task.PB, "moved"))
+	mu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	last := got[len(got)-1]
+	if last.Status != acliv1.TaskStatus_kSucceeded || last.Percent != 100 || last.Messages[len(last.Messages)-1] != "moved" {
+		t.Errorf("last sent %v", last)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Revision <= got[i-1].Revision {
+			t.Errorf("revisions sent out of order: %d after %d", got[i].Revision, got[i-1].Revision)
+		}
+	}
+
+	// A task forgotten after it was sent: abandoned.
+	forgotten := tb.Begin(acliv1.TaskOperation_kVmCreate, nil)
+	task = forgotten
+	sent := make(chan struct{}, 1)
+	go func() {
+		done <- tasks.Follow(context.Background(), read, func(*acliv1.Task) error { sent <- struct{}{}; return nil })
+	}()
+	<-sent
+	mu.Lock()
+	tb.Forget(forgotten)
+	mu.Unlock()
+	if err := <-done; err != tasks.ErrAbandoned {
+		t.Errorf("watch of a forgotten task ended with %v, want ErrAbandoned", err)
+	}
+
+	// A watch stopped early returns the cause.
+	running := tb.Begin(acliv1.TaskOperation_kVmCreate, nil)
+	task = running
+	ctx, cancel := context.WithCancelCause(context.Background())
+	stop := errors.New("shutting down")
+	go func() { done <- tasks.Follow(ctx, read, func(*acliv1.Task) error { return nil }) }()
+	cancel(stop)
+	if err := <-done; err != stop {
+		t.Errorf("stopped watch ended with %v, want its cause", err)
+	}
+}
+
+func TestFailRecordsAbortOrFailure(t *testing.T) {
+	tb := tasks.NewTable(10)
+	task := tb.Begin(acliv1.TaskOperation_kVmPowerOn, nil)
+	pre := apierr.Precondition("PLACEMENT", "host:h2", "h2 is cordoned")
+	pb := task.Update(func(pb *acliv1.Task) { tasks.Fail(pb, pre, false) })
+	if pb.Status != acliv1.TaskStatus_kFailed || pb.ErrorCode != int32(codes.FailedPrecondition) || len(pb.Violations) != 1 ||
+		pb.Messages[len(pb.Messages)-1] != "failed: h2 is cordoned" {
+		t.Errorf("failed as %v", pb)
+	}
+	pb = task.Update(func(pb *acliv1.Task) { tasks.Fail(pb, errors.New("cancelled by admin"), true) })
+	if pb.Status != acliv1.TaskStatus_kAborted || pb.Messages[len(pb.Messages)-1] != "aborted: cancelled by admin" {
+		t.Errorf("aborted as %v", pb)
 	}
 }

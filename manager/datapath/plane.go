@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/acli-dev/acli/manager/iscsi"
 )
 
 // HostConfig places one host's data path: its redirector's address and
@@ -54,18 +56,20 @@ type Plane struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex
-	hosts   []*hostPath
-	disks   []Disk
-	logins  map[loginKey]*login
-	spread  map[string]int // DSIP target -> preferred host index
-	fenced  map[fenceKey]bool
-	dsip    *Redirector
-	closed  bool
-	timers  map[*time.Timer]struct{}
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	changes []func(host string, up bool)
+	mu    sync.Mutex
+	hosts []*hostPath
+	disks []Disk
+	// sessions are the routed logins as manager/iscsi plans them.
+	sessions  []iscsi.Session
+	meta      map[iscsi.Key]*sessionMeta
+	targetIdx map[string]int
+	fenced    map[fenceKey]bool
+	dsip      *Redirector
+	closed    bool
+	timers    map[*time.Timer]struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	changes   []func(host string, up bool)
 }
 
 type hostPath struct {
@@ -79,17 +83,10 @@ type hostPath struct {
 	misses int
 }
 
-// loginKey names a session as the plane routed it: which redirector
-// (host index, or -1 for the DSIP) sent which initiator to which target.
-type loginKey struct {
-	via       int
-	initiator string
-	target    string
-}
-
-type login struct {
-	to   int // host index of the CVM it was sent to
-	when time.Time
+// sessionMeta is what a routed session's last login said.
+type sessionMeta struct {
+	initiator, target string
+	when              time.Time
 }
 
 type fenceKey struct{ target, initiator string }
@@ -109,8 +106,8 @@ func Start(ctx context.Context, cfg Config, disks []Disk) (*Plane, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	p := &Plane{cfg: cfg, log: cfg.Log, disks: slices.Clone(disks), logins: map[loginKey]*login{},
-		spread: map[string]int{}, fenced: map[fenceKey]bool{}, timers: map[*time.Timer]struct{}{}, stop: make(chan struct{})}
+	p := &Plane{cfg: cfg, log: cfg.Log, disks: slices.Clone(disks), meta: map[iscsi.Key]*sessionMeta{},
+		targetIdx: map[string]int{}, fenced: map[fenceKey]bool{}, timers: map[*time.Timer]struct{}{}, stop: make(chan struct{})}
 	for _, h := range cfg.Hosts {
 		if err := p.AddHost(ctx, h); err != nil {
 			p.Close()
@@ -413,7 +410,9 @@ func (p *Plane) setUp(i int, up bool) {
 	}
 	fs := slices.Clone(p.changes)
 	if up {
-		p.scheduleFailbackLocked(i)
+		p.failbackLocked(p.cvmsLocked())
+	} else {
+		p.failoverLocked(p.cvmsLocked())
 	}
 	p.mu.Unlock()
 	p.log.Info("datapath: CVM state", "host", h.Name, "cvm", h.CVMIP, "up", up)
@@ -423,100 +422,132 @@ func (p *Plane) setUp(i int, up bool) {
 }
 
 // route answers a login through redirector via (a host index, or -1 for
-// the data services IP).
+// the data services IP). Which CVM serves it is manager/iscsi's decision,
+// as for the model's sessions: a VM's disks prefer its host's CVM, an
+// external initiator's are spread one per CVM; a session whose CVM is
+// down fails over to the least-loaded up one.
 func (p *Plane) route(via int, l Login) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.fenced[fenceKey{l.Target, l.Initiator}] {
 		return "", ErrFenced
 	}
-	home, port := via, PortLocal
+	key := p.keyLocked(via, l)
+	cvms := p.cvmsLocked()
+	i := slices.IndexFunc(p.sessions, func(s iscsi.Session) bool { return s.Key == key })
+	if i < 0 {
+		att := iscsi.Attachment{Key: key}
+		if via >= 0 {
+			att.VMHost = p.hosts[via].Name
+		}
+		ns, err := iscsi.Assign(cvms, p.sessions, []iscsi.Attachment{att})
+		if err != nil || len(ns) != 1 {
+			return "", fmt.Errorf("no CVM is up to serve %s", l.Target)
+		}
+		p.sessions = append(p.sessions, ns[0])
+		i = len(p.sessions) - 1
+	} else if _, h := p.byCVMLocked(p.sessions[i].CVM); h == nil || !h.up {
+		p.failoverLocked(cvms)
+	}
+	s := p.sessions[i]
+	if _, h := p.byCVMLocked(s.CVM); h == nil || !h.up {
+		return "", fmt.Errorf("no CVM is up to serve %s", l.Target)
+	}
+	port := PortLocal
 	if via < 0 {
 		port = PortExternal
-		pref, ok := p.spread[l.Target]
-		if !ok || p.hosts[pref].gone {
-			if pref = p.leastPreferredLocked(); pref < 0 {
-				return "", errors.New("no CVM in the data path")
-			}
-			p.spread[l.Target] = pref
-		}
-		home = pref
 	}
-	to := home
-	if !p.hosts[home].up {
-		to = p.leastLoadedUpLocked(home)
-		if to < 0 {
-			return "", errors.New("no CVM is up")
-		}
-	}
-	p.logins[loginKey{via, l.Initiator, l.Target}] = &login{to: to, when: time.Now()}
-	return net.JoinHostPort(p.hosts[to].CVMIP, strconv.Itoa(port)), nil
+	p.meta[key] = &sessionMeta{initiator: l.Initiator, target: l.Target, when: time.Now()}
+	return net.JoinHostPort(s.CVM, strconv.Itoa(port)), nil
 }
 
-// leastPreferredLocked is the host whose CVM the fewest DSIP targets
-// prefer (the first such in host order): one vDisk per CVM in turn.
-func (p *Plane) leastPreferredLocked() int {
-	n := make([]int, len(p.hosts))
-	for _, h := range p.spread {
-		n[h]++
+// keyLocked names a login as manager/iscsi does: the initiator, a group
+// (the redirector it came through) and the target's index.
+func (p *Plane) keyLocked(via int, l Login) iscsi.Key {
+	idx, ok := p.targetIdx[l.Target]
+	if !ok {
+		idx = len(p.targetIdx)
+		p.targetIdx[l.Target] = idx
 	}
-	best := -1
-	for i, h := range p.hosts {
+	group := "dsip"
+	if via >= 0 {
+		group = "host:" + p.hosts[via].Name
+	}
+	return iscsi.Key{Initiator: l.Initiator, VG: group, Disk: idx}
+}
+
+// cvmsLocked is the CVMs as manager/iscsi sees them, named by IP, their
+// host by name.
+func (p *Plane) cvmsLocked() []iscsi.CVM {
+	var out []iscsi.CVM
+	for _, h := range p.hosts {
 		if h.gone {
 			continue
 		}
-		if best < 0 || n[i] < n[best] || (!p.hosts[best].up && h.up && n[i] == n[best]) {
-			best = i
+		st := iscsi.CVMDown
+		if h.up {
+			st = iscsi.CVMUp
 		}
+		out = append(out, iscsi.CVM{IP: h.CVMIP, HostUUID: h.Name, State: st})
 	}
-	return best
+	return out
 }
 
-// leastLoadedUpLocked picks the up CVM serving the fewest routed sessions,
-// the nearest after home in host order on a tie; -1 when none is up.
-func (p *Plane) leastLoadedUpLocked(home int) int {
-	load := make([]int, len(p.hosts))
-	for _, l := range p.logins {
-		load[l.to]++
-	}
-	best := -1
-	for k := 1; k <= len(p.hosts); k++ {
-		i := (home + k) % len(p.hosts)
-		if p.hosts[i].up && (best < 0 || load[i] < load[best]) {
-			best = i
+func (p *Plane) byCVMLocked(ip string) (int, *hostPath) {
+	for i, h := range p.hosts {
+		if h.CVMIP == ip && !h.gone {
+			return i, h
 		}
 	}
-	return best
+	return -1, nil
 }
 
-// scheduleFailbackLocked ends, on the CVM serving them, the sessions whose
-// home is CVM i, each no sooner than ReconnectGap after its last login.
-func (p *Plane) scheduleFailbackLocked(i int) {
-	for k, l := range p.logins {
-		home := k.via
-		if home < 0 {
-			home = p.spread[k.target]
-		}
-		if home != i || l.to == i {
+// failoverLocked moves every session of a down CVM to an up one; their
+// initiators find out when they reconnect.
+func (p *Plane) failoverLocked(cvms []iscsi.CVM) {
+	plan, err := iscsi.Failover(cvms, p.sessions)
+	if err != nil {
+		p.log.Warn("datapath: failover", "err", err)
+		return
+	}
+	p.sessions = iscsi.Apply(p.sessions, plan.Moves)
+	for _, m := range plan.Moves {
+		p.log.Info("datapath: "+m.String(), "reason", "CVM down")
+	}
+}
+
+// failbackLocked returns the sessions whose preferred CVM is up again to
+// it, and ends each one's connection on its temporary CVM no sooner than
+// ReconnectGap after its last login: the initiator logs in again through
+// its redirector, which now names the preferred CVM.
+func (p *Plane) failbackLocked(cvms []iscsi.CVM) {
+	plan, err := iscsi.Failback(cvms, p.sessions)
+	if err != nil {
+		p.log.Warn("datapath: failback", "err", err)
+		return
+	}
+	p.sessions = iscsi.Apply(p.sessions, plan.Moves)
+	for _, m := range plan.Moves {
+		meta := p.meta[m.Key]
+		_, from := p.byCVMLocked(m.From)
+		if meta == nil || from == nil {
 			continue
 		}
-		k, from := k, l.to
+		m, initiator, target := m, meta.initiator, meta.target
 		var t *time.Timer
-		t = time.AfterFunc(time.Until(l.when.Add(p.cfg.ReconnectGap)), func() {
+		t = time.AfterFunc(time.Until(meta.when.Add(p.cfg.ReconnectGap)), func() {
 			p.mu.Lock()
 			delete(p.timers, t)
-			cur := p.logins[k]
-			home, tmp := p.hosts[i], p.hosts[from]
-			ok := !p.closed && home.up && cur != nil && cur.to == from
+			i := slices.IndexFunc(p.sessions, func(s iscsi.Session) bool { return s.Key == m.Key })
+			ok := !p.closed && i >= 0 && p.sessions[i].CVM == m.To
 			p.mu.Unlock()
 			if !ok {
 				return
 			}
-			n, err := tmp.cvm.Drop(context.Background(), func(s Session) bool {
-				return s.Target == k.target && s.Initiator == k.initiator
+			n, err := from.cvm.Drop(context.Background(), func(s Session) bool {
+				return s.Target == target && s.Initiator == initiator
 			})
-			p.log.Info("datapath: failback", "initiator", k.initiator, "target", k.target,
-				"from", tmp.CVMIP, "to", home.CVMIP, "ended", n, "err", err)
+			p.log.Info("datapath: "+m.String(), "reason", "failback", "ended", n, "err", err)
 		})
 		p.timers[t] = struct{}{}
 	}

@@ -225,15 +225,16 @@ func (c *Checker) Accepted(t *acliv1.Task) {
 	c.accepted[t.Uuid] = t.Operation
 }
 
-// Restarted tells the checker a manager restarted: the simulated hosts
-// start afresh (faults end) and state seen before is no base for
-// comparisons.
+// Restarted tells the checker a manager restarted: state seen before is no
+// base for comparisons. Faults outlive it (the new manager's sim starts its
+// hosts and CVMs as recorded, so a failed one stays failed until
+// recovered); a host healthy before has RecoverGrace from now to be
+// recorded so.
 func (c *Checker) Restarted() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.prev = nil
 	c.gen++
-	clear(c.failedAt)
 	clear(c.upAt)
 	c.healthyAt = time.Now()
 }

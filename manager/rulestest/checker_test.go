@@ -150,6 +150,17 @@ func TestCheckerState(t *testing.T) {
 				return snap(c, map[string]hostView{"H1": down}, nil)
 			},
 			rule: RuleDeadHost},
+		{name: "a host failed before a manager restart, still down",
+			between: func(c *Checker) {
+				c.Fault("h1", true)
+				c.Restarted()
+				c.healthyAt = time.Now().Add(-2 * RecoverGrace)
+			},
+			cur: func(c *Checker) *snapshot {
+				down := normal
+				down.state = acliv1.NodeState_kNodeDown
+				return snap(c, map[string]hostView{"H1": down}, nil)
+			}},
 		{name: "a host recorded down soon after it recovered",
 			between: func(c *Checker) {
 				c.healthyAt = time.Now().Add(-2 * RecoverGrace)

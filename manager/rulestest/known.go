@@ -11,10 +11,7 @@ import (
 // test is skipped and a listed rule's violations are reported without
 // failing the soak. Remove an entry when its fix lands; ACLI_RULES_STRICT=1
 // ignores the list, to see what still breaks.
-var Known = map[string]string{
-	// Only in TestSoakManagers (a "managers " prefix keys that soak alone).
-	"managers " + RuleDeadHost: "after a leader change a host recorded down stays down though the new leader's simulated host is up",
-}
+var Known = map[string]string{}
 
 // Strict reports whether the Known list is ignored (ACLI_RULES_STRICT=1).
 func Strict() bool { return os.Getenv("ACLI_RULES_STRICT") == "1" }

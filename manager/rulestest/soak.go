@@ -470,7 +470,9 @@ func (s *soak) chaos(ctx context.Context, r *rand.Rand) {
 				return
 			}
 			s.restarts.Add(1)
-			failed = "" // the simulated hosts start afresh
+			// A failed host or CVM stays failed: the new manager's sim
+			// starts its hosts as they are recorded. It is recovered as
+			// planned.
 			continue
 		}
 		if s.cfg.FaultEvery < 0 || time.Now().Before(nextFault) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/maintenance"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 )
@@ -233,14 +233,14 @@ func (s hostService) EnterMaintenanceMode(ctx context.Context, req *acliv1.Enter
 		}
 		m.publish("host", "info", t.PB.Uuid, refs, "host %s is entering maintenance mode", hostLabel(next))
 	}
-	e := &evacuation{m: m, host: hpb.Uuid, label: hostLabel(hpb), action: action, limit: limit, holds: hs, failed: map[string]string{}}
+	e := m.newEvacuation(t, hpb, action, limit, hs)
 	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
 		if req.TimeoutSeconds > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutSeconds)*time.Second)
 			defer cancel()
 		}
-		return e.run(ctx, t, plan)
+		return e.run(ctx, plan)
 	})
 }
 
@@ -261,161 +261,73 @@ func (m *Manager) holdPlanLocked(t *taskRec, plan *scheduler.Plan, hs *holds) {
 	}
 }
 
-// maxReplans bounds the extra migration passes of an evacuation whose
-// targets keep going away.
-const maxReplans = 5
-
-// evacuation is one run of a host's evacuation.
+// evacuation is one run of a host's evacuation: a maintenance.Drain whose
+// steps are this manager's migrations and shutdowns.
 type evacuation struct {
 	m      *Manager
+	t      *taskRec
 	host   string
 	label  string
 	action scheduler.NonMigratableAction
-	limit  int
 	holds  *holds
-
-	total, done atomic.Int32
-	// replan counts migrations given up because their target became
-	// unusable; they are planned again.
-	replan   atomic.Int32
-	mu       sync.Mutex
-	migrated int
-	shutdown int
-	failed   map[string]string // VM UUID -> why it did not leave
+	drain  maintenance.Drain
 }
 
-func (e *evacuation) percent() int32 {
-	total := e.total.Load()
-	if total == 0 {
-		return 99
-	}
-	return min(99, 1+98*e.done.Load()/total)
+func (m *Manager) newEvacuation(t *taskRec, host *acliv1.Host, action scheduler.NonMigratableAction, limit int, hs *holds) *evacuation {
+	e := &evacuation{m: m, t: t, host: host.Uuid, label: hostLabel(host), action: action, holds: hs}
+	e.drain = maintenance.Drain{Limit: limit, Replan: e.replan, Migrate: e.migrateOne, Shutdown: e.shutdownOne}
+	return e
 }
 
-// run carries out the plan: migrations first (at most limit at a time); a
-// second pass plans whatever is still on the host (e.g. a VM powered on
-// there just before it became unschedulable). Only when every other VM has
-// left are the agent and acpi_shutdown VMs shut down, so a blocked
-// evacuation does not stop them for nothing. VMs that did not leave are
-// listed and the host stays EnteringMaintenanceMode.
-func (e *evacuation) run(ctx context.Context, t *taskRec, plan *scheduler.Plan) (outcome, error) {
+// run carries out the plan (maintenance.Drain orders the passes) and
+// records the end once the VMs arriving meanwhile have landed. VMs that did
+// not leave are listed and the host stays EnteringMaintenanceMode.
+func (e *evacuation) run(ctx context.Context, plan *scheduler.Plan) (outcome, error) {
 	m := e.m
 	for _, line := range planLines(plan) {
-		m.addMessage(t, -1, "%s", line)
+		m.addMessage(e.t, -1, "%s", line)
 	}
-	replans := 0
-	for pass := 0; pass < 3; pass++ {
-		if pass > 0 {
-			// VMs powering on or restarting here meanwhile are waited
-			// for, then planned like the others.
-			if err := m.awaitArrivals(ctx, e.host); err != nil {
-				return outcome{}, err
-			}
-			m.mu.Lock()
-			var err error
-			plan, err = scheduler.PlanEvacuation(m.snapshotLocked(), e.host, e.action, scheduler.Options{})
-			if err != nil {
-				m.mu.Unlock()
-				return outcome{}, err
-			}
-			e.mu.Lock()
-			plan.Steps = slices.DeleteFunc(plan.Steps, func(s scheduler.Step) bool {
-				_, failed := e.failed[s.VM.UUID]
-				return failed
-			})
-			nfailed := len(e.failed)
-			e.mu.Unlock()
-			if pass == 2 && (len(plan.Blockers) > 0 || nfailed > 0) {
-				m.mu.Unlock()
-				break
-			}
-			m.holdPlanLocked(t, plan, e.holds)
-			m.mu.Unlock()
-		}
-		want := scheduler.ActionMigrate
-		if pass == 2 {
-			want = scheduler.ActionShutdown
-		}
-		var steps []scheduler.Step
-		for _, s := range plan.Steps {
-			if s.Action == want {
-				steps = append(steps, s)
-			}
-		}
-		if err := e.execute(ctx, t, steps); err != nil {
-			return outcome{}, err
-		}
-		if pass == 1 && e.replan.Swap(0) > 0 && replans < maxReplans {
-			replans++
-			pass-- // another migration pass for the VMs whose target went away
-		}
+	if err := e.drain.Run(ctx, plan); err != nil {
+		return outcome{}, e.interrupted(err)
 	}
 	if err := m.awaitArrivals(ctx, e.host); err != nil {
-		return outcome{}, err
+		return outcome{}, e.interrupted(err)
 	}
-	return e.finish(ctx, t)
+	return e.finish(ctx)
 }
 
-// execute runs migrations in parallel (limit) and shutdowns in order.
-func (e *evacuation) execute(ctx context.Context, t *taskRec, steps []scheduler.Step) error {
-	e.total.Add(int32(len(steps)))
-	work := make(chan scheduler.Step)
-	var wg sync.WaitGroup
-	for i := 0; i < min(e.limit, len(steps)); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for s := range work {
-				if s.Action == scheduler.ActionMigrate {
-					e.migrateOne(ctx, t, s)
-				}
-			}
-		}()
+// replan waits for the VMs powering on or restarting here, then plans
+// what is on the host like the first time and reserves the kept plan.
+func (e *evacuation) replan(ctx context.Context, keep func(*scheduler.Plan) bool) (*scheduler.Plan, error) {
+	m := e.m
+	if err := m.awaitArrivals(ctx, e.host); err != nil {
+		return nil, err
 	}
-	for _, s := range steps {
-		if s.Action != scheduler.ActionMigrate {
-			continue
-		}
-		select {
-		case work <- s:
-		case <-ctx.Done():
-		}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	plan, err := scheduler.PlanEvacuation(m.snapshotLocked(), e.host, e.action, scheduler.Options{})
+	if err != nil || !keep(plan) {
+		return nil, err
 	}
-	close(work)
-	wg.Wait()
-	for _, s := range steps {
-		if ctx.Err() != nil {
-			break
-		}
-		if s.Action == scheduler.ActionShutdown {
-			e.shutdownOne(ctx, t, s)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return e.interrupted(err)
-	}
-	return nil
+	m.holdPlanLocked(e.t, plan, e.holds)
+	return plan, nil
 }
 
 func (e *evacuation) interrupted(err error) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err == context.DeadlineExceeded {
-		return status.Errorf(codes.DeadlineExceeded, "timed out after moving %d VM(s) off %s; the host stays EnteringMaintenanceMode (run host.enter_maintenance_mode again to finish, or host.exit_maintenance_mode)", e.migrated+e.shutdown, e.label)
+	if ctxErr := errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded); !ctxErr {
+		return err
 	}
-	return fmt.Errorf("evacuation of %s interrupted after %d VM(s) moved: %w", e.label, e.migrated+e.shutdown, err)
-}
-
-func (e *evacuation) fail(vm, why string) {
-	e.mu.Lock()
-	e.failed[vm] = why
-	e.mu.Unlock()
+	migrated, shutdown := e.drain.Moved()
+	if err == context.DeadlineExceeded {
+		return status.Errorf(codes.DeadlineExceeded, "timed out after moving %d VM(s) off %s; the host stays EnteringMaintenanceMode (run host.enter_maintenance_mode again to finish, or host.exit_maintenance_mode)", migrated+shutdown, e.label)
+	}
+	return fmt.Errorf("evacuation of %s interrupted after %d VM(s) moved: %w", e.label, migrated+shutdown, err)
 }
 
 // take locks a planned VM and returns its record if it is still running on
 // the host; otherwise it gives up the VM's reservation.
-func (e *evacuation) take(ctx context.Context, t *taskRec, id string) (*acliv1.Vm, int64, bool) {
-	m := e.m
+func (e *evacuation) take(ctx context.Context, id string) (*acliv1.Vm, int64, bool) {
+	m, t := e.m, e.t
 	r, err := m.lockVm(ctx, t, id)
 	if err != nil || r == nil {
 		m.mu.Lock()
@@ -433,12 +345,11 @@ func (e *evacuation) take(ctx context.Context, t *taskRec, id string) (*acliv1.V
 	return r.pb, r.rev, true
 }
 
-func (e *evacuation) migrateOne(ctx context.Context, t *taskRec, s scheduler.Step) {
-	m := e.m
-	defer e.done.Add(1)
-	vm, rev, ok := e.take(ctx, t, s.VM.UUID)
+func (e *evacuation) migrateOne(ctx context.Context, s scheduler.Step) (maintenance.Result, string) {
+	m, t := e.m, e.t
+	vm, rev, ok := e.take(ctx, s.VM.UUID)
 	if !ok {
-		return
+		return maintenance.Gone, ""
 	}
 	defer m.unlockVm(t, vm.Uuid)
 	m.mu.RLock()
@@ -452,66 +363,58 @@ func (e *evacuation) migrateOne(ctx context.Context, t *taskRec, s scheduler.Ste
 				v.OriginalHostUuid = e.host
 			}
 		}}
-	res, err := m.liveMigrate(ctx, t, mv, e.percent)
+	res, err := m.liveMigrate(ctx, t, mv, e.drain.Percent)
 	if err != nil {
 		m.mu.Lock()
 		e.holds.releaseLocked(id)
 		m.mu.Unlock()
 		if ctx.Err() != nil {
-			return
+			return maintenance.Gone, ""
 		}
 		var gone *targetUnavailableError
 		if errors.As(err, &gone) {
-			e.replan.Add(1) // the next pass plans it again
-			m.addMessage(t, e.percent(), "vm %s not moved yet: %v", vm.Name, err)
-			return
+			m.addMessage(t, e.drain.Percent(), "vm %s not moved yet: %v", vm.Name, err)
+			return maintenance.Retarget, ""
 		}
-		e.fail(id, fmt.Sprintf("vm %s: migration to %s failed: %v", vm.Name, hostLabel(dst), err))
-		m.addMessage(t, e.percent(), "vm %s did not move: %v", vm.Name, err)
-		return
+		m.addMessage(t, e.drain.Percent(), "vm %s did not move: %v", vm.Name, err)
+		return maintenance.Failed, fmt.Sprintf("vm %s: migration to %s failed: %v", vm.Name, hostLabel(dst), err)
 	}
-	e.mu.Lock()
-	e.migrated++
-	e.mu.Unlock()
-	m.addMessage(t, e.percent(), "vm %s migrated to %s (%s)", vm.Name, hostLabel(dst), res)
+	m.addMessage(t, e.drain.Percent(), "vm %s migrated to %s (%s)", vm.Name, hostLabel(dst), res)
+	return maintenance.Moved, ""
 }
 
 // shutdownOne ACPI-shuts-down an agent or non-migratable VM; it is marked
 // to power on again here when the host exits maintenance.
-func (e *evacuation) shutdownOne(ctx context.Context, t *taskRec, s scheduler.Step) {
-	m := e.m
-	defer e.done.Add(1)
-	vm, rev, ok := e.take(ctx, t, s.VM.UUID)
+func (e *evacuation) shutdownOne(ctx context.Context, s scheduler.Step) (maintenance.Result, string) {
+	m, t := e.m, e.t
+	vm, rev, ok := e.take(ctx, s.VM.UUID)
 	if !ok {
-		return
+		return maintenance.Gone, ""
 	}
 	defer m.unlockVm(t, vm.Uuid)
 	m.mu.RLock()
 	src := m.hosts[e.host].pb
 	m.mu.RUnlock()
-	m.progress(t, e.percent(), "shutting down vm %s (%s)", vm.Name, s.Reason)
+	m.progress(t, e.drain.Percent(), "shutting down vm %s (%s)", vm.Name, s.Reason)
 	if err := m.drv.Shutdown(ctx, src, vm); err != nil {
-		if ctx.Err() == nil {
-			e.fail(vm.Uuid, fmt.Sprintf("vm %s: shutdown failed: %v", vm.Name, err))
+		if ctx.Err() != nil {
+			return maintenance.Gone, ""
 		}
-		return
+		return maintenance.Failed, fmt.Sprintf("vm %s: shutdown failed: %v", vm.Name, err)
 	}
 	next := proto.Clone(vm).(*acliv1.Vm)
 	next.PowerState, next.HostUuid, next.HostName, next.OriginalHostUuid = acliv1.PowerState_kOff, "", "", e.host
 	if err := m.putVm(ctx, next, rev, nil); err != nil {
-		e.fail(vm.Uuid, fmt.Sprintf("vm %s was shut down but recording it failed: %v", vm.Name, err))
-		return
+		return maintenance.Failed, fmt.Sprintf("vm %s was shut down but recording it failed: %v", vm.Name, err)
 	}
-	e.mu.Lock()
-	e.shutdown++
-	e.mu.Unlock()
 	m.publish("vm", "info", m.taskUUID(t), []*acliv1.EntityRef{vmRef(vm), hostRef(src)}, "vm %s shut down for the maintenance of %s (%s)", vm.Name, hostLabel(src), s.Reason)
-	m.addMessage(t, e.percent(), "vm %s shut down (%s); it powers on again when %s exits maintenance mode", vm.Name, s.Reason, src.Name)
+	m.addMessage(t, e.drain.Percent(), "vm %s shut down (%s); it powers on again when %s exits maintenance mode", vm.Name, s.Reason, src.Name)
+	return maintenance.Moved, ""
 }
 
 // finish records EnteredMaintenanceMode, or lists what is still on the host.
-func (e *evacuation) finish(ctx context.Context, t *taskRec) (outcome, error) {
-	m := e.m
+func (e *evacuation) finish(ctx context.Context) (outcome, error) {
+	m, t := e.m, e.t
 	m.mu.RLock()
 	plan, err := scheduler.PlanEvacuation(m.snapshotLocked(), e.host, e.action, scheduler.Options{})
 	h := m.hosts[e.host]
@@ -529,7 +432,7 @@ func (e *evacuation) finish(ctx context.Context, t *taskRec) (outcome, error) {
 		if s.Action == scheduler.ActionNone {
 			continue
 		}
-		why := e.failed[s.VM.UUID]
+		why := e.drain.Failure(s.VM.UUID)
 		if why == "" {
 			why = blocked[s.VM.UUID]
 		}
@@ -555,7 +458,8 @@ func (e *evacuation) finish(ctx context.Context, t *taskRec) (outcome, error) {
 	if err != nil {
 		return outcome{}, hostStateError(err)
 	}
-	msg := fmt.Sprintf("host %s entered maintenance mode: %d VM(s) migrated, %d shut down", e.label, e.migrated, e.shutdown)
+	migrated, shutdown := e.drain.Moved()
+	msg := fmt.Sprintf("host %s entered maintenance mode: %d VM(s) migrated, %d shut down", e.label, migrated, shutdown)
 	return outcome{
 		writes: []write{{key: hostKey(e.host), msg: next, rev: rev}},
 		apply: func(rev int64) {

@@ -7,8 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
+	"github.com/mattn/go-runewidth"
 )
 
 // TableData is a rectangular result: headers in natural case and rows of cells.
@@ -18,66 +17,20 @@ type TableData struct {
 }
 
 // WriteTable writes t borderless, left-aligned, columns two spaces apart,
-// without trailing spaces, optionally without the header line.
+// without trailing spaces, optionally without the header line. A cell of
+// several lines makes its row that tall. (This is tablewriter's layout,
+// which the tests hold it to, without its start-up cost: its width tables
+// took a fifth of acli's initialisation.)
 func WriteTable(w io.Writer, t *TableData, noHeaders bool) error {
 	if len(t.Rows) == 0 && noHeaders {
 		return nil
 	}
-	if len(t.Rows) > fastRows && plainCells(t) {
-		return writeAligned(w, t, noHeaders)
-	}
-	var buf bytes.Buffer
-	tb := tablewriter.NewTable(&buf,
-		tablewriter.WithRendition(tw.Rendition{
-			Borders: tw.BorderNone,
-			Settings: tw.Settings{
-				Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off, ShowHeader: tw.Off, ShowFooter: tw.Off},
-				Lines:      tw.Lines{ShowTop: tw.Off, ShowBottom: tw.Off, ShowHeaderLine: tw.Off, ShowFooterLine: tw.Off},
-			},
-		}),
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithHeaderAlignment(tw.AlignLeft),
-		tablewriter.WithRowAlignment(tw.AlignLeft),
-		tablewriter.WithPadding(tw.Padding{Left: "", Right: "  ", Overwrite: true}),
-		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
-		tablewriter.WithRowAutoWrap(tw.WrapNone),
-		tablewriter.WithTrimSpace(tw.Off),
-	)
-	if !noHeaders {
-		tb.Header(t.Headers)
-	}
-	rows := t.Rows
-	if len(rows) == 0 {
-		// tablewriter prints nothing for a header-only table; keep the header
-		// so scripts and eyes see the columns.
+	if len(t.Rows) == 0 {
+		// A header-only table still shows the columns, to scripts and eyes.
 		_, err := io.WriteString(w, strings.Join(t.Headers, "  ")+"\n")
 		return err
 	}
-	if err := tb.Bulk(rows); err != nil {
-		return err
-	}
-	if err := tb.Render(); err != nil {
-		return err
-	}
-	return trimLines(w, buf.Bytes())
-}
-
-// trimLines copies b to w without the padding tablewriter leaves at line ends.
-func trimLines(w io.Writer, b []byte) error {
-	out := make([]byte, 0, len(b))
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		var line []byte
-		if i < 0 {
-			line, b = b, nil
-		} else {
-			line, b = b[:i], b[i+1:]
-		}
-		out = append(out, bytes.TrimRight(line, " ")...)
-		out = append(out, '\n')
-	}
-	_, err := w.Write(out)
-	return err
+	return writeAligned(w, t, noHeaders)
 }
 
 // WriteCSV writes t as RFC 4180 CSV.
@@ -95,58 +48,45 @@ func WriteCSV(w io.Writer, t *TableData, noHeaders bool) error {
 	return cw.Error()
 }
 
-// fastRows is where tablewriter hands over to writeAligned: tablewriter
-// spends ~30 µs and 8 KB per row, so a 10,000-VM vm.list would take a third
-// of a second in layout alone. Below it, tablewriter renders everything.
-const fastRows = 500
-
-// plainCells reports whether every cell is one line of printable text,
-// the case writeAligned lays out exactly as tablewriter does.
-func plainCells(t *TableData) bool {
-	check := func(cells []string) bool {
-		for _, c := range cells {
-			for i := 0; i < len(c); i++ {
-				if b := c[i]; b < 0x20 || b == 0x7f || b >= 0x80 {
-					return false
-				}
-			}
-		}
-		return true
-	}
-	if !check(t.Headers) {
-		return false
-	}
-	for _, r := range t.Rows {
-		if len(r) != len(t.Headers) || !check(r) {
-			return false
+// cellWidth is the terminal columns one line of a cell takes.
+func cellWidth(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return runewidth.StringWidth(s)
 		}
 	}
-	return true
+	return len(s)
 }
 
-// writeAligned writes t in the same layout as the tablewriter path
-// (columns left-aligned, two spaces apart, no trailing spaces) in one
-// pass over ASCII cells.
+// writeAligned lays t out in one pass: column widths, then each row, a
+// multi-line cell giving its row one line per cell line.
 func writeAligned(w io.Writer, t *TableData, noHeaders bool) error {
-	widths := make([]int, len(t.Headers))
-	if !noHeaders {
-		for i, h := range t.Headers {
-			widths[i] = len(h)
+	cols := len(t.Headers)
+	for _, r := range t.Rows {
+		cols = max(cols, len(r))
+	}
+	widths := make([]int, cols)
+	measure := func(cells []string) {
+		for i, c := range cells {
+			for line := range strings.SplitSeq(c, "\n") {
+				widths[i] = max(widths[i], cellWidth(line))
+			}
 		}
 	}
+	if !noHeaders {
+		measure(t.Headers)
+	}
 	for _, r := range t.Rows {
-		for i, c := range r {
-			widths[i] = max(widths[i], len(c))
-		}
+		measure(r)
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	line := make([]byte, 0, 256)
-	emit := func(cells []string) {
+	emitLine := func(cells []string) {
 		line = line[:0]
 		for i, c := range cells {
 			line = append(line, c...)
 			if i < len(cells)-1 {
-				for n := widths[i] - len(c) + 2; n > 0; n-- {
+				for n := widths[i] - cellWidth(c) + 2; n > 0; n-- {
 					line = append(line, ' ')
 				}
 			}
@@ -154,6 +94,40 @@ func writeAligned(w io.Writer, t *TableData, noHeaders bool) error {
 		line = bytes.TrimRight(line, " ")
 		line = append(line, '\n')
 		_, _ = bw.Write(line)
+	}
+	emit := func(cells []string) {
+		if len(cells) < cols {
+			cells = append(append([]string(nil), cells...), make([]string, cols-len(cells))...)
+		}
+		tall := false
+		for _, c := range cells {
+			tall = tall || strings.IndexByte(c, '\n') >= 0
+		}
+		if !tall {
+			emitLine(cells)
+			return
+		}
+		split := make([][]string, len(cells))
+		height := 0
+		for i, c := range cells {
+			// Blank lines inside a cell are dropped, as tablewriter does.
+			for l := range strings.SplitSeq(c, "\n") {
+				if l != "" || len(split[i]) == 0 {
+					split[i] = append(split[i], l)
+				}
+			}
+			height = max(height, len(split[i]))
+		}
+		part := make([]string, len(cells))
+		for l := range height {
+			for i := range cells {
+				part[i] = ""
+				if l < len(split[i]) {
+					part[i] = split[i][l]
+				}
+			}
+			emitLine(part)
+		}
 	}
 	if !noHeaders {
 		emit(t.Headers)

@@ -78,6 +78,7 @@ type Client struct {
 	Event       acliv1.EventServiceClient
 	Sim         acliv1.SimServiceClient
 	Image       acliv1.ImageServiceClient
+	Snapshot    acliv1.SnapshotServiceClient
 	Container   acliv1.StorageContainerServiceClient
 	Token       acliv1.TokenServiceClient
 	Audit       acliv1.AuditServiceClient
@@ -95,6 +96,7 @@ func New(cc grpc.ClientConnInterface) *Client {
 		Event:       acliv1.NewEventServiceClient(cc),
 		Sim:         acliv1.NewSimServiceClient(cc),
 		Image:       acliv1.NewImageServiceClient(cc),
+		Snapshot:    acliv1.NewSnapshotServiceClient(cc),
 		Container:   acliv1.NewStorageContainerServiceClient(cc),
 		Token:       acliv1.NewTokenServiceClient(cc),
 		Audit:       acliv1.NewAuditServiceClient(cc),

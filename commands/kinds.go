@@ -23,6 +23,7 @@ const (
 	KindImage     Kind = "image"
 	KindContainer Kind = "container"
 	KindToken     Kind = "token"
+	KindSnapshot  Kind = "snapshot"
 )
 
 // Entity is what globs match and completion offers: a name, the UUID, and
@@ -114,6 +115,17 @@ func kindSpecs() map[Kind]*KindSpec {
 			out := make([]Entity, 0, len(resp.GetContainers()))
 			for _, ct := range resp.GetContainers() {
 				out = append(out, Entity{Name: ct.GetName(), UUID: ct.GetUuid()})
+			}
+			return out, nil
+		}},
+		KindSnapshot: {Singular: "snapshot", Plural: "snapshots", List: func(ctx context.Context, c *client.Client) ([]Entity, error) {
+			resp, err := c.Snapshot.ListSnapshots(ctx, &acliv1.ListSnapshotsRequest{})
+			if err != nil {
+				return nil, err
+			}
+			out := make([]Entity, 0, len(resp.GetSnapshots()))
+			for _, s := range resp.GetSnapshots() {
+				out = append(out, Entity{Name: s.GetName(), UUID: s.GetUuid()})
 			}
 			return out, nil
 		}},

@@ -186,6 +186,7 @@ func namespaces() []*Namespace {
 		{Name: "host", Summary: "Hypervisor hosts", Commands: hostCommands},
 		{Name: "image", Summary: "Disk and ISO images that vDisks are cloned from", Commands: imageCommands},
 		{Name: "net", Summary: "VM networks", Commands: netCommands},
+		{Name: "snapshot", Summary: "VM snapshots: settings and crash-consistent copies of the vDisks", Commands: snapshotCommands},
 		{Name: "sim", Summary: "Fault injection (only when clusterd runs the sim driver)", Commands: simCommands, Driver: "sim"},
 		{Name: "token", Summary: "Bearer tokens: issue, list, revoke (admin); who am I", Commands: tokenCommands},
 		{Name: "task", Summary: "Tasks (every mutation runs as one)", Commands: taskCommands},

@@ -135,6 +135,9 @@ func vmBlock(v *acliv1.Vm) *render.Block {
 	if v.GetBusyTaskUuid() != "" {
 		b.Add("Busy with task", v.GetBusyTaskUuid())
 	}
+	if v.GetBootDiskAddr() != "" {
+		b.Add("Boot device", v.GetBootDiskAddr())
+	}
 	disks := b.Section("Disks")
 	for _, d := range v.GetDisks() {
 		s := disks.Section(diskAddr(d))
@@ -146,6 +149,15 @@ func vmBlock(v *acliv1.Vm) *render.Block {
 		}
 		if d.GetVolumeGroupUuid() != "" {
 			s.Add("Volume group", d.GetVolumeGroupUuid())
+		}
+		if d.GetSourceImageUuid() != "" {
+			s.Add("Source image", d.GetSourceImageUuid())
+		}
+		if d.GetSourceVmdiskUuid() != "" {
+			s.Add("Source vmdisk", d.GetSourceVmdiskUuid())
+		}
+		if d.GetVmdiskPath() != "" {
+			s.Add("vmdisk path", d.GetVmdiskPath())
 		}
 		if d.GetServedByCvmIp() != "" {
 			s.Add("Served by CVM", d.GetServedByCvmIp()+" ("+d.GetPath()+")")

@@ -67,8 +67,9 @@ func vmCommands() []*Command {
 			Name:     "vm.get",
 			Summary:  "Show VMs in detail",
 			Args:     []Arg{vmManyArg},
+			Keys:     []Key{{Name: "include_vmdisk_paths", Type: TypeBool, Help: "show each vDisk's path in its container (for clone_from_adsf_file=)"}},
 			Output:   OutputBlock,
-			Examples: []string{"vm.get web01", "-o yaml vm.get web*"},
+			Examples: []string{"vm.get web01", "-o yaml vm.get web*", "vm.get web01 include_vmdisk_paths=1"},
 			Run:      runVMGet,
 		},
 		{
@@ -128,7 +129,10 @@ func vmCommands() []*Command {
 			Args:    []Arg{vmManyArg},
 			Keys: []Key{
 				{Name: "create_size", Type: TypeSize, Min: 0, Max: 1 << 50, Help: "size of the new disk (required unless cdrom=true or clone_from_image=)", Example: "20G"},
-				{Name: "clone_from_image", Type: TypeString, Help: "image whose data the disk starts with (create_size, when larger, grows it)", Example: "debian12"},
+				{Name: "clone_from_image", Type: TypeRef, Ref: KindImage, Help: "image whose data the disk starts with (create_size, when larger, grows it)", Example: "debian12"},
+				{Name: "clone_from_vmdisk", Type: TypeString, Help: "vDisk UUID (of a VM, snapshot or volume group) whose data the disk starts with", Example: "0d5c3f5e-2b7a-4c55-9a43-3f0c2a9a8b11"},
+				{Name: "clone_from_adsf_file", Type: TypeString, Help: "file in a container, /<container>/<path>, whose data the disk starts with", Example: "/default-container/vdisks/0d5c3f5e-2b7a-4c55-9a43-3f0c2a9a8b11"},
+				{Name: "empty", Type: TypeBool, Help: "with cdrom=true: a CD-ROM with no medium (the default)"},
 				{Name: "bus", Type: TypeEnum, Enum: diskBuses, Default: "scsi", Help: "device bus"},
 				{Name: "container", Type: TypeString, Help: "storage container (default default-container)", Example: "default-container"},
 				{Name: "cdrom", Type: TypeBool, Default: "false", Help: "add an empty CD-ROM"},
@@ -136,8 +140,21 @@ func vmCommands() []*Command {
 			},
 			Output: OutputTask,
 			Validate: func(inv *Invocation) error {
-				if !inv.Values["cdrom"].Bool && inv.Values["create_size"].Int <= 0 && inv.Values["clone_from_image"].Raw == "" {
-					return usageErrorf("vm.disk_create: missing required key create_size=<size>, e.g. create_size=20G (or clone_from_image=<image>, or cdrom=true)")
+				n := 0
+				for _, k := range []string{"clone_from_image", "clone_from_vmdisk", "clone_from_adsf_file"} {
+					if inv.Values[k].Raw != "" {
+						n++
+					}
+				}
+				switch {
+				case n > 1:
+					return usageErrorf("vm.disk_create: give only one of clone_from_image=, clone_from_vmdisk= and clone_from_adsf_file=")
+				case inv.Values["empty"].Bool && n > 0:
+					return usageErrorf("vm.disk_create: empty=true makes a CD-ROM with no medium; drop it or the clone_from_ key")
+				case inv.Values["empty"].Bool && !inv.Values["cdrom"].Bool:
+					return usageErrorf("vm.disk_create: empty=true is for a CD-ROM; add cdrom=true")
+				case !inv.Values["cdrom"].Bool && inv.Values["create_size"].Int <= 0 && n == 0:
+					return usageErrorf("vm.disk_create: missing required key create_size=<size>, e.g. create_size=20G (or clone_from_image=, clone_from_vmdisk=, clone_from_adsf_file=, or cdrom=true)")
 				}
 				return nil
 			},
@@ -202,7 +219,7 @@ func vmCommands() []*Command {
 			Examples:    []string{"vm.nic_delete web01 mac=50:6b:8d:00:00:01"},
 			Run:         runVMNicDelete,
 		},
-	}, vmMigrateCommands()...)
+	}, append(vmMigrateCommands(), vmStorageCommands()...)...)
 }
 
 func runVMList(ctx context.Context, r *Req) error {
@@ -231,7 +248,7 @@ func runVMGet(ctx context.Context, r *Req) error {
 		return err
 	}
 	return getEach(ctx, r, r.Targets(0), func(ctx context.Context, id string) (*acliv1.Vm, error) {
-		return c.Vm.GetVm(ctx, &acliv1.GetVmRequest{Vm: id})
+		return c.Vm.GetVm(ctx, &acliv1.GetVmRequest{Vm: id, IncludeVmdiskPaths: r.Bool("include_vmdisk_paths")})
 	}, vmBlock)
 }
 
@@ -312,7 +329,8 @@ func validateUpdate(inv *Invocation) error {
 func runVMDiskCreate(ctx context.Context, r *Req) error {
 	return r.EachTask(ctx, r.Targets(0), func(ctx context.Context, c *client.Client, t Target) (*acliv1.Task, error) {
 		req := &acliv1.CreateDiskRequest{Vm: t.ID, Bus: r.String("bus"), SizeBytes: r.Int("create_size"),
-			Container: r.String("container"), Cdrom: r.Bool("cdrom"), CloneFromImage: r.String("clone_from_image")}
+			Container: r.String("container"), Cdrom: r.Bool("cdrom"), CloneFromImage: r.String("clone_from_image"),
+			CloneFromVmdisk: r.String("clone_from_vmdisk"), CloneFromAdsfFile: r.String("clone_from_adsf_file")}
 		if r.Has("index") {
 			req.Index = proto.Int32(r.Int32("index"))
 		}
@@ -337,14 +355,14 @@ func parseDiskAddr(s string) (string, int32, error) {
 	bus, idx, ok := strings.Cut(s, ".")
 	n, err := strconv.ParseInt(idx, 10, 32)
 	if !ok || err != nil || n < 0 {
-		return "", 0, usageErrorf("vm.disk_delete: disk_addr=%q is not bus.index, e.g. disk_addr=scsi.1", s)
+		return "", 0, usageErrorf("disk_addr=%q is not bus.index, e.g. disk_addr=scsi.1", s)
 	}
 	for _, b := range diskBuses {
 		if b.Name == strings.ToLower(bus) {
 			return b.Name, int32(n), nil
 		}
 	}
-	return "", 0, usageErrorf("vm.disk_delete: disk_addr=%q: unknown bus %q (valid: scsi, ide, sata, pci)", s, bus)
+	return "", 0, usageErrorf("disk_addr=%q: unknown bus %q (valid: scsi, ide, sata, pci)", s, bus)
 }
 
 func runVMDiskDelete(ctx context.Context, r *Req) error {

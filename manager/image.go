@@ -112,21 +112,32 @@ func (m *Manager) containerLocked(name string) (string, error) {
 }
 
 // containerUsedLocked is what the capacity rule counts: the logical size of
-// every vDisk and image in the container, and of imports in flight.
+// every vDisk (of VMs, snapshots and volume groups) and image in the
+// container (capacity.go).
 func (m *Manager) containerUsedLocked(name string) (used int64, vdisks, images int32) {
-	for _, r := range m.vmSorted {
-		for _, d := range r.pb.Disks {
-			if d.VolumeGroupUuid == "" && cmp.Or(d.Container, defaultContainer) == name {
-				used += d.SizeBytes
-				vdisks++
+	count := func(msg proto.Message) {
+		for _, u := range storageUse(msg) {
+			if u.container == name {
+				used += u.bytes
+				if u.image {
+					images++
+				} else {
+					vdisks++
+				}
 			}
 		}
 	}
+	for _, r := range m.vmSorted {
+		count(r.pb)
+	}
 	for _, r := range m.imgs.images {
-		if r.pb.Container == name {
-			used += r.pb.SizeBytes
-			images++
-		}
+		count(r.pb)
+	}
+	for _, r := range m.stor.snaps {
+		count(r.pb)
+	}
+	for _, r := range m.vgs.byUUID {
+		count(r.pb)
 	}
 	return used, vdisks, images
 }
@@ -389,62 +400,6 @@ func (s imageService) DeleteImage(ctx context.Context, req *acliv1.DeleteImageRe
 			writes:  []write{{key: imageKey(cur.Uuid), msg: nil, rev: rev}},
 			apply:   func(int64) { m.deleteImageLocked(cur.Uuid) },
 			message: fmt.Sprintf("image %s deleted", cur.Name),
-		}, nil
-	})
-}
-
-// createDiskFromImage adds a vDisk holding a copy of an image: the driver
-// clones the image's volume (a sparse copy), then the disk is recorded.
-func (m *Manager) createDiskFromImage(ctx context.Context, req *acliv1.CreateDiskRequest, bus, container string) (*acliv1.Task, error) {
-	m.mu.Lock()
-	r, err := m.vmLocked("vm", req.Vm)
-	if err == nil {
-		err = m.checkBusyLocked("vm", r.pb.Name, r.pb.Uuid)
-	}
-	var img *imgRec
-	if err == nil {
-		img, err = m.imageLocked("clone_from_image", req.CloneFromImage)
-	}
-	if err == nil {
-		container, err = m.containerLocked(container)
-	}
-	if err == nil && img.pb.Container != container {
-		err = apierr.BadField("container", "image %s is in container %s, not %s", img.pb.Name, img.pb.Container, container)
-	}
-	var idx int32
-	if err == nil {
-		idx, err = nextDiskIndex(r.pb, bus, req.Index)
-	}
-	size := int64(0)
-	if err == nil {
-		size = max(img.pb.SizeBytes, req.SizeBytes)
-		err = m.checkCapacityLocked(container, size, "disk of vm "+r.pb.Name)
-	}
-	if err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-	cur, rev, src := r.pb, r.rev, img.pb
-	d := &acliv1.Disk{Index: idx, Uuid: uuid.NewString(), Bus: bus, SizeBytes: size, Container: container, Cdrom: req.Cdrom, SourceImageUuid: src.Uuid}
-	t := m.newTaskLocked(acliv1.TaskOperation_kVmDiskCreate, []*acliv1.EntityRef{vmRef(cur), imageRef(src)}, cur.Uuid)
-	m.mu.Unlock()
-	st := m.storageDriver()
-	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
-		if st == nil {
-			return outcome{}, fmt.Errorf("driver %s keeps no images", m.drv.Name())
-		}
-		if err := st.CloneVolume(ctx, container, src.VmdiskUuid, d.Uuid, size); err != nil {
-			return outcome{}, fmt.Errorf("clone image %s: %w", src.Name, err)
-		}
-		next := proto.Clone(cur).(*acliv1.Vm)
-		next.Disks = append(next.Disks, d)
-		slices.SortFunc(next.Disks, func(a, b *acliv1.Disk) int {
-			return cmp.Or(strings.Compare(a.Bus, b.Bus), cmp.Compare(a.Index, b.Index))
-		})
-		return outcome{
-			writes:  []write{{key: vmKey(cur.Uuid), msg: next, rev: rev}},
-			apply:   func(rev int64) { m.putVmLocked(next, rev) },
-			message: fmt.Sprintf("disk %s (%s, cloned from image %s) added to vm %s", diskName(d), scheduler.Bytes(size), src.Name, cur.Name),
 		}, nil
 	})
 }

@@ -113,13 +113,16 @@ type Manager struct {
 	beats sync.Map
 	// db is the committed state and the one path that changes it.
 	db *state.DB
+	// storageCommitMu serialises the commits that grow a container's use (capacity.go).
+	storageCommitMu sync.Mutex
 
 	mu      sync.RWMutex
 	closing bool
 	model
-	ops  opsState   // maintenance, migration, HA and VM groups (ops.go)
-	vgs  vgState    // volume groups and iSCSI sessions (vg.go)
-	imgs imageState // images (image.go)
+	ops  opsState     // maintenance, migration, HA and VM groups (ops.go)
+	vgs  vgState      // volume groups and iSCSI sessions (vg.go)
+	imgs imageState   // images (image.go)
+	stor storageState // snapshots and vDisk copies (vdisk.go, snapshot.go)
 	// hostEv applies host state changes one at a time (hostevents.go).
 	hostEv hostEventState
 }
@@ -157,6 +160,7 @@ func New(cfg Config) (*Manager, error) {
 	m.initOps(cfg)
 	m.initVgs(cfg.Iscsi)
 	m.initImages()
+	m.initStorage()
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 
 	ctx := context.Background()
@@ -181,6 +185,9 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	if err := m.loadImages(ctx); err != nil {
+		return nil, err
+	}
+	if err := m.loadSnapshots(ctx); err != nil {
 		return nil, err
 	}
 	if err := m.loadVgs(ctx); err != nil {
@@ -250,6 +257,7 @@ func (m *Manager) Register(s *grpc.Server) {
 	acliv1.RegisterSimServiceServer(s, simService{m: m})
 	acliv1.RegisterVolumeGroupServiceServer(s, volumeGroupService{m: m})
 	acliv1.RegisterImageServiceServer(s, imageService{m: m})
+	acliv1.RegisterSnapshotServiceServer(s, snapshotService{m: m})
 	acliv1.RegisterStorageContainerServiceServer(s, containerService{m: m})
 	healthpb.RegisterHealthServer(s, m.health)
 	reflection.Register(s)

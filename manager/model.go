@@ -563,7 +563,7 @@ func networkRef(n *acliv1.Network) *acliv1.EntityRef {
 
 // checkBusyLocked refuses an operation on an entity another task changes.
 func (m *Manager) checkBusyLocked(kind, name, id string) error {
-	if t := m.busy[id]; t != nil {
+	if t := m.heldLocked(id); t != nil {
 		return apierr.Busy(kind, name, t.PB.Uuid, t.PB.Operation.String())
 	}
 	return nil

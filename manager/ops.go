@@ -384,7 +384,7 @@ func (m *Manager) lockVm(ctx context.Context, t *taskRec, id string) (*vmRec, er
 			m.mu.Unlock()
 			return nil, nil
 		}
-		other := m.busy[id]
+		other := m.heldLocked(id)
 		if other == nil || other == t {
 			m.busy[id] = t
 			m.mu.Unlock()

@@ -88,7 +88,7 @@ func (m *Manager) applyVmStates(ctx context.Context, ev driver.HostEvent) error 
 // reportableLocked says whether a host report read at the given time may
 // change the VM: no task is on it and nothing changed it since.
 func (m *Manager) reportableLocked(r *vmRec, at time.Time) bool {
-	if m.busy[r.pb.Uuid] != nil {
+	if m.heldLocked(r.pb.Uuid) != nil {
 		return false
 	}
 	return at.IsZero() || !at.Before(r.settled)

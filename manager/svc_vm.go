@@ -92,6 +92,9 @@ func (s vmService) GetVm(ctx context.Context, req *acliv1.GetVmRequest) (*acliv1
 	if err != nil {
 		return nil, err
 	}
+	if req.IncludeVmdiskPaths {
+		return withVmdiskPaths(m.vmOut(r)), nil
+	}
 	return m.vmOut(r), nil
 }
 
@@ -553,7 +556,7 @@ func (s vmService) CreateDisk(ctx context.Context, req *acliv1.CreateDiskRequest
 	switch {
 	case req.Cdrom && bus == "pci":
 		return nil, apierr.BadField("bus", "a CD-ROM cannot be on the pci bus; use ide, sata or scsi")
-	case req.SizeBytes < 0 || (!req.Cdrom && req.SizeBytes == 0 && req.CloneFromImage == ""):
+	case req.SizeBytes < 0 || (!req.Cdrom && req.SizeBytes == 0 && req.CloneFromImage == "" && req.CloneFromVmdisk == "" && req.CloneFromAdsfFile == ""):
 		return nil, apierr.BadField("size_bytes", "disk size %d must be greater than 0, e.g. size=20G", req.SizeBytes)
 	case req.Index != nil && (*req.Index < 0 || *req.Index >= maxDiskIndex[bus]):
 		return nil, apierr.BadField("index", "index %d is out of range for the %s bus (0-%d)", *req.Index, bus, maxDiskIndex[bus]-1)
@@ -562,10 +565,11 @@ func (s vmService) CreateDisk(ctx context.Context, req *acliv1.CreateDiskRequest
 	if container == "" {
 		container = "default-container"
 	}
-	if req.CloneFromImage != "" {
-		return s.m.createDiskFromImage(ctx, req, bus, container)
+	if req.CloneFromImage != "" || req.CloneFromVmdisk != "" || req.CloneFromAdsfFile != "" {
+		return s.m.createDiskClone(ctx, req, bus, container)
 	}
-	return s.m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmDiskCreate, func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
+	var made *acliv1.Disk
+	task, err := s.m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmDiskCreate, func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
 		idx, err := nextDiskIndex(cur, bus, req.Index)
 		if err == nil {
 			container, err = s.m.containerLocked(container)
@@ -577,6 +581,7 @@ func (s vmService) CreateDisk(ctx context.Context, req *acliv1.CreateDiskRequest
 			return nil, "", err
 		}
 		d := &acliv1.Disk{Index: idx, Uuid: uuid.NewString(), Bus: bus, SizeBytes: req.SizeBytes, Container: container, Cdrom: req.Cdrom}
+		made = d
 		v := proto.Clone(cur).(*acliv1.Vm)
 		v.Disks = append(v.Disks, d)
 		slices.SortFunc(v.Disks, func(a, b *acliv1.Disk) int {
@@ -588,6 +593,16 @@ func (s vmService) CreateDisk(ctx context.Context, req *acliv1.CreateDiskRequest
 		}
 		return v, fmt.Sprintf("disk %s (%s) added to vm %s", diskName(d), what, cur.Name), nil
 	})
+	// The volume follows its record; one not made here is made, empty, at
+	// power-on.
+	if err == nil && hasData(made) {
+		if st := s.m.storageDriver(); st != nil {
+			if verr := st.CreateVolume(ctx, made.Container, made.Uuid, made.SizeBytes); verr != nil {
+				s.m.log.Warn("creating a new disk's volume", "disk", made.Uuid, "err", verr)
+			}
+		}
+	}
+	return task, err
 }
 
 func (s vmService) DeleteDisk(ctx context.Context, req *acliv1.DeleteDiskRequest) (*acliv1.Task, error) {
@@ -614,6 +629,9 @@ func (s vmService) DeleteDisk(ctx context.Context, req *acliv1.DeleteDiskRequest
 		})
 		if !found {
 			return nil, "", apierr.NotFound("disk", name+" of vm "+cur.Name, names)
+		}
+		if v.BootDiskAddr == name {
+			v.BootDiskAddr = ""
 		}
 		return v, fmt.Sprintf("disk %s removed from vm %s", name, cur.Name), nil
 	})

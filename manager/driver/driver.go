@@ -199,4 +199,22 @@ type Storage interface {
 	CloneVolume(ctx context.Context, container, src, dst string, size int64) error
 	// DeleteVolume removes a volume; a missing one is not an error.
 	DeleteVolume(ctx context.Context, container, id string) error
+	// CreateVolume makes an empty (thin) volume of size bytes.
+	CreateVolume(ctx context.Context, container, id string, size int64) error
+	// ResizeVolume grows a volume to size bytes.
+	ResizeVolume(ctx context.Context, container, id string, size int64) error
+	// FileSize is the size of a file given by its container path,
+	// /<container>/<path>.
+	FileSize(ctx context.Context, path string) (int64, error)
+	// CloneFile makes volume dst a copy of the file at a container path,
+	// grown to size when larger.
+	CloneFile(ctx context.Context, path, container, dst string, size int64) error
+}
+
+// Pauser is implemented by drivers that can pause a running VM, so that
+// copies of its vDisks taken meanwhile are crash-consistent: every write
+// the guest saw completed is in them, none issued later is. resume undoes
+// the pause.
+type Pauser interface {
+	Pause(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) (resume func() error, err error)
 }

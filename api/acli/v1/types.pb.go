@@ -311,6 +311,12 @@ const (
 	TaskOperation_kImageCreate               TaskOperation = 60
 	TaskOperation_kImageUpdate               TaskOperation = 61
 	TaskOperation_kImageDelete               TaskOperation = 62
+	TaskOperation_kVmDiskUpdate              TaskOperation = 70
+	TaskOperation_kVmUpdateBootDevice        TaskOperation = 71
+	TaskOperation_kVmClone                   TaskOperation = 72
+	TaskOperation_kSnapshotCreate            TaskOperation = 73
+	TaskOperation_kSnapshotDelete            TaskOperation = 74
+	TaskOperation_kVgClone                   TaskOperation = 75
 )
 
 // Enum value maps for TaskOperation.
@@ -356,6 +362,12 @@ var (
 		60: "kImageCreate",
 		61: "kImageUpdate",
 		62: "kImageDelete",
+		70: "kVmDiskUpdate",
+		71: "kVmUpdateBootDevice",
+		72: "kVmClone",
+		73: "kSnapshotCreate",
+		74: "kSnapshotDelete",
+		75: "kVgClone",
 	}
 	TaskOperation_value = map[string]int32{
 		"TASK_OPERATION_UNSPECIFIED": 0,
@@ -398,6 +410,12 @@ var (
 		"kImageCreate":               60,
 		"kImageUpdate":               61,
 		"kImageDelete":               62,
+		"kVmDiskUpdate":              70,
+		"kVmUpdateBootDevice":        71,
+		"kVmClone":                   72,
+		"kSnapshotCreate":            73,
+		"kSnapshotDelete":            74,
+		"kVgClone":                   75,
 	}
 )
 
@@ -442,20 +460,22 @@ const (
 	EntityKind_kCluster                EntityKind = 6
 	EntityKind_kCvm                    EntityKind = 7
 	EntityKind_kImage                  EntityKind = 8
+	EntityKind_kSnapshot               EntityKind = 20
 )
 
 // Enum value maps for EntityKind.
 var (
 	EntityKind_name = map[int32]string{
-		0: "ENTITY_KIND_UNSPECIFIED",
-		1: "kHost",
-		2: "kVm",
-		3: "kNetwork",
-		4: "kVolumeGroup",
-		5: "kVmGroup",
-		6: "kCluster",
-		7: "kCvm",
-		8: "kImage",
+		0:  "ENTITY_KIND_UNSPECIFIED",
+		1:  "kHost",
+		2:  "kVm",
+		3:  "kNetwork",
+		4:  "kVolumeGroup",
+		5:  "kVmGroup",
+		6:  "kCluster",
+		7:  "kCvm",
+		8:  "kImage",
+		20: "kSnapshot",
 	}
 	EntityKind_value = map[string]int32{
 		"ENTITY_KIND_UNSPECIFIED": 0,
@@ -467,6 +487,7 @@ var (
 		"kCluster":                6,
 		"kCvm":                    7,
 		"kImage":                  8,
+		"kSnapshot":               20,
 	}
 )
 
@@ -1089,8 +1110,13 @@ type Disk struct {
 	Path string `protobuf:"bytes,9,opt,name=path,proto3" json:"path,omitempty"`
 	// Image the vDisk was cloned from (its data is the vDisk's own).
 	SourceImageUuid string `protobuf:"bytes,10,opt,name=source_image_uuid,json=sourceImageUuid,proto3" json:"source_image_uuid,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// vDisk (of a VM, snapshot or volume group) the vDisk was cloned from.
+	SourceVmdiskUuid string `protobuf:"bytes,20,opt,name=source_vmdisk_uuid,json=sourceVmdiskUuid,proto3" json:"source_vmdisk_uuid,omitempty"`
+	// Path of the vDisk in its container, /<container>/vdisks/<uuid>; set
+	// only when asked for (vm.get include_vmdisk_paths=1).
+	VmdiskPath    string `protobuf:"bytes,21,opt,name=vmdisk_path,json=vmdiskPath,proto3" json:"vmdisk_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Disk) Reset() {
@@ -1189,6 +1215,20 @@ func (x *Disk) GetPath() string {
 func (x *Disk) GetSourceImageUuid() string {
 	if x != nil {
 		return x.SourceImageUuid
+	}
+	return ""
+}
+
+func (x *Disk) GetSourceVmdiskUuid() string {
+	if x != nil {
+		return x.SourceVmdiskUuid
+	}
+	return ""
+}
+
+func (x *Disk) GetVmdiskPath() string {
+	if x != nil {
+		return x.VmdiskPath
 	}
 	return ""
 }
@@ -1317,7 +1357,9 @@ type Vm struct {
 	// Volume groups attached to the VM.
 	VolumeGroupUuids []string `protobuf:"bytes,19,rep,name=volume_group_uuids,json=volumeGroupUuids,proto3" json:"volume_group_uuids,omitempty"`
 	// Whether a task is currently operating on the VM (e.g. migrating).
-	BusyTaskUuid  string `protobuf:"bytes,20,opt,name=busy_task_uuid,json=busyTaskUuid,proto3" json:"busy_task_uuid,omitempty"`
+	BusyTaskUuid string `protobuf:"bytes,20,opt,name=busy_task_uuid,json=busyTaskUuid,proto3" json:"busy_task_uuid,omitempty"`
+	// Disk the VM boots from, as bus.index (empty: the first disk in bus order).
+	BootDiskAddr  string `protobuf:"bytes,30,opt,name=boot_disk_addr,json=bootDiskAddr,proto3" json:"boot_disk_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1488,6 +1530,13 @@ func (x *Vm) GetVolumeGroupUuids() []string {
 func (x *Vm) GetBusyTaskUuid() string {
 	if x != nil {
 		return x.BusyTaskUuid
+	}
+	return ""
+}
+
+func (x *Vm) GetBootDiskAddr() string {
+	if x != nil {
+		return x.BootDiskAddr
 	}
 	return ""
 }
@@ -2545,7 +2594,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"sshHostKey\x12'\n" +
 	"\x10cvm_ssh_host_key\x18\x19 \x01(\tR\rcvmSshHostKey\x123\n" +
 	"\x15maintenance_requested\x18\x1a \x01(\bR\x14maintenanceRequested\x12:\n" +
-	"\x19cvm_maintenance_requested\x18\x1b \x01(\bR\x17cvmMaintenanceRequested\"\xaa\x02\n" +
+	"\x19cvm_maintenance_requested\x18\x1b \x01(\bR\x17cvmMaintenanceRequested\"\xf9\x02\n" +
 	"\x04Disk\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x10\n" +
@@ -2558,13 +2607,16 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x10served_by_cvm_ip\x18\b \x01(\tR\rservedByCvmIp\x12\x12\n" +
 	"\x04path\x18\t \x01(\tR\x04path\x12*\n" +
 	"\x11source_image_uuid\x18\n" +
-	" \x01(\tR\x0fsourceImageUuid\"\x83\x01\n" +
+	" \x01(\tR\x0fsourceImageUuid\x12,\n" +
+	"\x12source_vmdisk_uuid\x18\x14 \x01(\tR\x10sourceVmdiskUuid\x12\x1f\n" +
+	"\vvmdisk_path\x18\x15 \x01(\tR\n" +
+	"vmdiskPath\"\x83\x01\n" +
 	"\x03Nic\x12\x10\n" +
 	"\x03mac\x18\x01 \x01(\tR\x03mac\x12!\n" +
 	"\fnetwork_uuid\x18\x02 \x01(\tR\vnetworkUuid\x12!\n" +
 	"\fnetwork_name\x18\x03 \x01(\tR\vnetworkName\x12\x0e\n" +
 	"\x02ip\x18\x04 \x01(\tR\x02ip\x12\x14\n" +
-	"\x05model\x18\x05 \x01(\tR\x05model\"\xdc\x05\n" +
+	"\x05model\x18\x05 \x01(\tR\x05model\"\x82\x06\n" +
 	"\x02Vm\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
@@ -2589,7 +2641,8 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\vcreate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12,\n" +
 	"\x12volume_group_uuids\x18\x13 \x03(\tR\x10volumeGroupUuids\x12$\n" +
-	"\x0ebusy_task_uuid\x18\x14 \x01(\tR\fbusyTaskUuid\"\xcf\x01\n" +
+	"\x0ebusy_task_uuid\x18\x14 \x01(\tR\fbusyTaskUuid\x12$\n" +
+	"\x0eboot_disk_addr\x18\x1e \x01(\tR\fbootDiskAddr\"\xcf\x01\n" +
 	"\aNetwork\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x17\n" +
@@ -2710,7 +2763,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"kSucceeded\x10\x03\x12\v\n" +
 	"\akFailed\x10\x04\x12\f\n" +
-	"\bkAborted\x10\x05*\x95\x06\n" +
+	"\bkAborted\x10\x05*\x87\a\n" +
 	"\rTaskOperation\x12\x1e\n" +
 	"\x1aTASK_OPERATION_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tkVmCreate\x10\x01\x12\r\n" +
@@ -2754,7 +2807,13 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x0ekVmGroupDelete\x104\x12\x10\n" +
 	"\fkImageCreate\x10<\x12\x10\n" +
 	"\fkImageUpdate\x10=\x12\x10\n" +
-	"\fkImageDelete\x10>*\x8f\x01\n" +
+	"\fkImageDelete\x10>\x12\x11\n" +
+	"\rkVmDiskUpdate\x10F\x12\x17\n" +
+	"\x13kVmUpdateBootDevice\x10G\x12\f\n" +
+	"\bkVmClone\x10H\x12\x13\n" +
+	"\x0fkSnapshotCreate\x10I\x12\x13\n" +
+	"\x0fkSnapshotDelete\x10J\x12\f\n" +
+	"\bkVgClone\x10K*\x9e\x01\n" +
 	"\n" +
 	"EntityKind\x12\x1b\n" +
 	"\x17ENTITY_KIND_UNSPECIFIED\x10\x00\x12\t\n" +
@@ -2766,7 +2825,8 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\bkCluster\x10\x06\x12\b\n" +
 	"\x04kCvm\x10\a\x12\n" +
 	"\n" +
-	"\x06kImage\x10\b*F\n" +
+	"\x06kImage\x10\b\x12\r\n" +
+	"\tkSnapshot\x10\x14*F\n" +
 	"\vNetworkMode\x12\x1c\n" +
 	"\x18NETWORK_MODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\akAccess\x10\x01\x12\f\n" +

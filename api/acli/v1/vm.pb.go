@@ -191,9 +191,11 @@ func (x *ListVmsResponse) GetVms() []*Vm {
 type GetVmRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// VM UUID or name (a name must be unique).
-	Vm            string `protobuf:"bytes,1,opt,name=vm,proto3" json:"vm,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Vm string `protobuf:"bytes,1,opt,name=vm,proto3" json:"vm,omitempty"`
+	// Fill in each disk's vmdisk_path.
+	IncludeVmdiskPaths bool `protobuf:"varint,2,opt,name=include_vmdisk_paths,json=includeVmdiskPaths,proto3" json:"include_vmdisk_paths,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *GetVmRequest) Reset() {
@@ -231,6 +233,13 @@ func (x *GetVmRequest) GetVm() string {
 		return x.Vm
 	}
 	return ""
+}
+
+func (x *GetVmRequest) GetIncludeVmdiskPaths() bool {
+	if x != nil {
+		return x.IncludeVmdiskPaths
+	}
+	return false
 }
 
 // CreateVmRequest describes a new VM.
@@ -615,8 +624,14 @@ type CreateDiskRequest struct {
 	// Image (name or UUID) whose data the new vDisk starts with; size_bytes,
 	// when larger than the image, grows the vDisk.
 	CloneFromImage string `protobuf:"bytes,7,opt,name=clone_from_image,json=cloneFromImage,proto3" json:"clone_from_image,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// vDisk UUID (of a VM, snapshot or volume group) whose data the new vDisk
+	// starts with.
+	CloneFromVmdisk string `protobuf:"bytes,8,opt,name=clone_from_vmdisk,json=cloneFromVmdisk,proto3" json:"clone_from_vmdisk,omitempty"`
+	// File in a container, /<container>/<path>, whose data the new vDisk
+	// starts with (e.g. a vmdisk_path).
+	CloneFromAdsfFile string `protobuf:"bytes,9,opt,name=clone_from_adsf_file,json=cloneFromAdsfFile,proto3" json:"clone_from_adsf_file,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CreateDiskRequest) Reset() {
@@ -698,6 +713,20 @@ func (x *CreateDiskRequest) GetCloneFromImage() string {
 	return ""
 }
 
+func (x *CreateDiskRequest) GetCloneFromVmdisk() string {
+	if x != nil {
+		return x.CloneFromVmdisk
+	}
+	return ""
+}
+
+func (x *CreateDiskRequest) GetCloneFromAdsfFile() string {
+	if x != nil {
+		return x.CloneFromAdsfFile
+	}
+	return ""
+}
+
 // DeleteDiskRequest removes a disk.
 type DeleteDiskRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -762,6 +791,226 @@ func (x *DeleteDiskRequest) GetIndex() int32 {
 	return 0
 }
 
+// UpdateDiskRequest changes one disk; unset fields stay.
+type UpdateDiskRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// VM UUID or name.
+	Vm string `protobuf:"bytes,1,opt,name=vm,proto3" json:"vm,omitempty"`
+	// Bus (default scsi).
+	Bus string `protobuf:"bytes,2,opt,name=bus,proto3" json:"bus,omitempty"`
+	// Device index.
+	Index int32 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	// New size in bytes; a disk only grows.
+	SizeBytes int64 `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// Image (name or UUID) to insert into a CD-ROM.
+	CloneFromImage string `protobuf:"bytes,5,opt,name=clone_from_image,json=cloneFromImage,proto3" json:"clone_from_image,omitempty"`
+	// Eject a CD-ROM's medium.
+	Empty         bool `protobuf:"varint,6,opt,name=empty,proto3" json:"empty,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateDiskRequest) Reset() {
+	*x = UpdateDiskRequest{}
+	mi := &file_acli_v1_vm_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateDiskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateDiskRequest) ProtoMessage() {}
+
+func (x *UpdateDiskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_vm_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateDiskRequest.ProtoReflect.Descriptor instead.
+func (*UpdateDiskRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UpdateDiskRequest) GetVm() string {
+	if x != nil {
+		return x.Vm
+	}
+	return ""
+}
+
+func (x *UpdateDiskRequest) GetBus() string {
+	if x != nil {
+		return x.Bus
+	}
+	return ""
+}
+
+func (x *UpdateDiskRequest) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *UpdateDiskRequest) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *UpdateDiskRequest) GetCloneFromImage() string {
+	if x != nil {
+		return x.CloneFromImage
+	}
+	return ""
+}
+
+func (x *UpdateDiskRequest) GetEmpty() bool {
+	if x != nil {
+		return x.Empty
+	}
+	return false
+}
+
+// UpdateBootDeviceRequest names the disk a VM boots from.
+type UpdateBootDeviceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// VM UUID or name.
+	Vm string `protobuf:"bytes,1,opt,name=vm,proto3" json:"vm,omitempty"`
+	// Bus of the boot disk.
+	Bus string `protobuf:"bytes,2,opt,name=bus,proto3" json:"bus,omitempty"`
+	// Device index of the boot disk.
+	Index         int32 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateBootDeviceRequest) Reset() {
+	*x = UpdateBootDeviceRequest{}
+	mi := &file_acli_v1_vm_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateBootDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateBootDeviceRequest) ProtoMessage() {}
+
+func (x *UpdateBootDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_vm_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateBootDeviceRequest.ProtoReflect.Descriptor instead.
+func (*UpdateBootDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *UpdateBootDeviceRequest) GetVm() string {
+	if x != nil {
+		return x.Vm
+	}
+	return ""
+}
+
+func (x *UpdateBootDeviceRequest) GetBus() string {
+	if x != nil {
+		return x.Bus
+	}
+	return ""
+}
+
+func (x *UpdateBootDeviceRequest) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+// CloneVmRequest names the new VM and its source: a VM or a snapshot.
+type CloneVmRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the new VM.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// VM (UUID or name) to clone; a running VM is paused while its disks are
+	// copied, so the copies are crash-consistent.
+	CloneFromVm string `protobuf:"bytes,2,opt,name=clone_from_vm,json=cloneFromVm,proto3" json:"clone_from_vm,omitempty"`
+	// Snapshot (UUID or name) to clone.
+	CloneFromSnapshot string `protobuf:"bytes,3,opt,name=clone_from_snapshot,json=cloneFromSnapshot,proto3" json:"clone_from_snapshot,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *CloneVmRequest) Reset() {
+	*x = CloneVmRequest{}
+	mi := &file_acli_v1_vm_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloneVmRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloneVmRequest) ProtoMessage() {}
+
+func (x *CloneVmRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_vm_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloneVmRequest.ProtoReflect.Descriptor instead.
+func (*CloneVmRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CloneVmRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CloneVmRequest) GetCloneFromVm() string {
+	if x != nil {
+		return x.CloneFromVm
+	}
+	return ""
+}
+
+func (x *CloneVmRequest) GetCloneFromSnapshot() string {
+	if x != nil {
+		return x.CloneFromSnapshot
+	}
+	return ""
+}
+
 // CreateNicRequest adds a NIC.
 type CreateNicRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -781,7 +1030,7 @@ type CreateNicRequest struct {
 
 func (x *CreateNicRequest) Reset() {
 	*x = CreateNicRequest{}
-	mi := &file_acli_v1_vm_proto_msgTypes[9]
+	mi := &file_acli_v1_vm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +1042,7 @@ func (x *CreateNicRequest) String() string {
 func (*CreateNicRequest) ProtoMessage() {}
 
 func (x *CreateNicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[9]
+	mi := &file_acli_v1_vm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +1055,7 @@ func (x *CreateNicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNicRequest.ProtoReflect.Descriptor instead.
 func (*CreateNicRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{9}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateNicRequest) GetVm() string {
@@ -857,7 +1106,7 @@ type DeleteNicRequest struct {
 
 func (x *DeleteNicRequest) Reset() {
 	*x = DeleteNicRequest{}
-	mi := &file_acli_v1_vm_proto_msgTypes[10]
+	mi := &file_acli_v1_vm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1118,7 @@ func (x *DeleteNicRequest) String() string {
 func (*DeleteNicRequest) ProtoMessage() {}
 
 func (x *DeleteNicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[10]
+	mi := &file_acli_v1_vm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1131,7 @@ func (x *DeleteNicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteNicRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{10}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteNicRequest) GetVm() string {
@@ -916,7 +1165,7 @@ type MigrateVmRequest struct {
 
 func (x *MigrateVmRequest) Reset() {
 	*x = MigrateVmRequest{}
-	mi := &file_acli_v1_vm_proto_msgTypes[11]
+	mi := &file_acli_v1_vm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1177,7 @@ func (x *MigrateVmRequest) String() string {
 func (*MigrateVmRequest) ProtoMessage() {}
 
 func (x *MigrateVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[11]
+	mi := &file_acli_v1_vm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1190,7 @@ func (x *MigrateVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MigrateVmRequest.ProtoReflect.Descriptor instead.
 func (*MigrateVmRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{11}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MigrateVmRequest) GetVm() string {
@@ -985,7 +1234,7 @@ type SetAffinityRequest struct {
 
 func (x *SetAffinityRequest) Reset() {
 	*x = SetAffinityRequest{}
-	mi := &file_acli_v1_vm_proto_msgTypes[12]
+	mi := &file_acli_v1_vm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1246,7 @@ func (x *SetAffinityRequest) String() string {
 func (*SetAffinityRequest) ProtoMessage() {}
 
 func (x *SetAffinityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[12]
+	mi := &file_acli_v1_vm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1259,7 @@ func (x *SetAffinityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAffinityRequest.ProtoReflect.Descriptor instead.
 func (*SetAffinityRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{12}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetAffinityRequest) GetVm() string {
@@ -1036,7 +1285,7 @@ type ListVmGroupsRequest struct {
 
 func (x *ListVmGroupsRequest) Reset() {
 	*x = ListVmGroupsRequest{}
-	mi := &file_acli_v1_vm_proto_msgTypes[13]
+	mi := &file_acli_v1_vm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1297,7 @@ func (x *ListVmGroupsRequest) String() string {
 func (*ListVmGroupsRequest) ProtoMessage() {}
 
 func (x *ListVmGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[13]
+	mi := &file_acli_v1_vm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1310,7 @@ func (x *ListVmGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVmGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListVmGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{13}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{16}
 }
 
 // ListVmGroupsResponse carries the groups.
@@ -1075,7 +1324,7 @@ type ListVmGroupsResponse struct {
 
 func (x *ListVmGroupsResponse) Reset() {
 	*x = ListVmGroupsResponse{}
-	mi := &file_acli_v1_vm_proto_msgTypes[14]
+	mi := &file_acli_v1_vm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1336,7 @@ func (x *ListVmGroupsResponse) String() string {
 func (*ListVmGroupsResponse) ProtoMessage() {}
 
 func (x *ListVmGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[14]
+	mi := &file_acli_v1_vm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1349,7 @@ func (x *ListVmGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVmGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListVmGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{14}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListVmGroupsResponse) GetGroups() []*VmGroup {
@@ -1121,7 +1370,7 @@ type CreateVmGroupRequest struct {
 
 func (x *CreateVmGroupRequest) Reset() {
 	*x = CreateVmGroupRequest{}
-	mi := &file_acli_v1_vm_proto_msgTypes[15]
+	mi := &file_acli_v1_vm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1382,7 @@ func (x *CreateVmGroupRequest) String() string {
 func (*CreateVmGroupRequest) ProtoMessage() {}
 
 func (x *CreateVmGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[15]
+	mi := &file_acli_v1_vm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1395,7 @@ func (x *CreateVmGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVmGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateVmGroupRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{15}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateVmGroupRequest) GetName() string {
@@ -1173,7 +1422,7 @@ type UpdateVmGroupRequest struct {
 
 func (x *UpdateVmGroupRequest) Reset() {
 	*x = UpdateVmGroupRequest{}
-	mi := &file_acli_v1_vm_proto_msgTypes[16]
+	mi := &file_acli_v1_vm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1434,7 @@ func (x *UpdateVmGroupRequest) String() string {
 func (*UpdateVmGroupRequest) ProtoMessage() {}
 
 func (x *UpdateVmGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[16]
+	mi := &file_acli_v1_vm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1447,7 @@ func (x *UpdateVmGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateVmGroupRequest.ProtoReflect.Descriptor instead.
 func (*UpdateVmGroupRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{16}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateVmGroupRequest) GetGroup() string {
@@ -1240,7 +1489,7 @@ type DeleteVmGroupRequest struct {
 
 func (x *DeleteVmGroupRequest) Reset() {
 	*x = DeleteVmGroupRequest{}
-	mi := &file_acli_v1_vm_proto_msgTypes[17]
+	mi := &file_acli_v1_vm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1252,7 +1501,7 @@ func (x *DeleteVmGroupRequest) String() string {
 func (*DeleteVmGroupRequest) ProtoMessage() {}
 
 func (x *DeleteVmGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[17]
+	mi := &file_acli_v1_vm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,7 +1514,7 @@ func (x *DeleteVmGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVmGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteVmGroupRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{17}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteVmGroupRequest) GetGroup() string {
@@ -1285,9 +1534,10 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\vpower_state\x18\x02 \x01(\x0e2\x13.acli.v1.PowerStateR\n" +
 	"powerState\"0\n" +
 	"\x0fListVmsResponse\x12\x1d\n" +
-	"\x03vms\x18\x01 \x03(\v2\v.acli.v1.VmR\x03vms\"\x1e\n" +
+	"\x03vms\x18\x01 \x03(\v2\v.acli.v1.VmR\x03vms\"P\n" +
 	"\fGetVmRequest\x12\x0e\n" +
-	"\x02vm\x18\x01 \x01(\tR\x02vm\"\xce\x02\n" +
+	"\x02vm\x18\x01 \x01(\tR\x02vm\x120\n" +
+	"\x14include_vmdisk_paths\x18\x02 \x01(\bR\x12includeVmdiskPaths\"\xce\x02\n" +
 	"\x0fCreateVmRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tnum_vcpus\x18\x02 \x01(\x05R\bnumVcpus\x12+\n" +
@@ -1331,7 +1581,7 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\n" +
 	"transition\x18\x02 \x01(\x0e2\x18.acli.v1.PowerTransitionR\n" +
 	"transition\x12\x12\n" +
-	"\x04host\x18\x03 \x01(\tR\x04host\"\xd7\x01\n" +
+	"\x04host\x18\x03 \x01(\tR\x04host\"\xb4\x02\n" +
 	"\x11CreateDiskRequest\x12\x0e\n" +
 	"\x02vm\x18\x01 \x01(\tR\x02vm\x12\x10\n" +
 	"\x03bus\x18\x02 \x01(\tR\x03bus\x12\x1d\n" +
@@ -1340,12 +1590,30 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\tcontainer\x18\x04 \x01(\tR\tcontainer\x12\x14\n" +
 	"\x05cdrom\x18\x05 \x01(\bR\x05cdrom\x12\x19\n" +
 	"\x05index\x18\x06 \x01(\x05H\x00R\x05index\x88\x01\x01\x12(\n" +
-	"\x10clone_from_image\x18\a \x01(\tR\x0ecloneFromImageB\b\n" +
+	"\x10clone_from_image\x18\a \x01(\tR\x0ecloneFromImage\x12*\n" +
+	"\x11clone_from_vmdisk\x18\b \x01(\tR\x0fcloneFromVmdisk\x12/\n" +
+	"\x14clone_from_adsf_file\x18\t \x01(\tR\x11cloneFromAdsfFileB\b\n" +
 	"\x06_index\"K\n" +
 	"\x11DeleteDiskRequest\x12\x0e\n" +
 	"\x02vm\x18\x01 \x01(\tR\x02vm\x12\x10\n" +
 	"\x03bus\x18\x02 \x01(\tR\x03bus\x12\x14\n" +
-	"\x05index\x18\x03 \x01(\x05R\x05index\"t\n" +
+	"\x05index\x18\x03 \x01(\x05R\x05index\"\xaa\x01\n" +
+	"\x11UpdateDiskRequest\x12\x0e\n" +
+	"\x02vm\x18\x01 \x01(\tR\x02vm\x12\x10\n" +
+	"\x03bus\x18\x02 \x01(\tR\x03bus\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x05R\x05index\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12(\n" +
+	"\x10clone_from_image\x18\x05 \x01(\tR\x0ecloneFromImage\x12\x14\n" +
+	"\x05empty\x18\x06 \x01(\bR\x05empty\"Q\n" +
+	"\x17UpdateBootDeviceRequest\x12\x0e\n" +
+	"\x02vm\x18\x01 \x01(\tR\x02vm\x12\x10\n" +
+	"\x03bus\x18\x02 \x01(\tR\x03bus\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x05R\x05index\"x\n" +
+	"\x0eCloneVmRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
+	"\rclone_from_vm\x18\x02 \x01(\tR\vcloneFromVm\x12.\n" +
+	"\x13clone_from_snapshot\x18\x03 \x01(\tR\x11cloneFromSnapshot\"t\n" +
 	"\x10CreateNicRequest\x12\x0e\n" +
 	"\x02vm\x18\x01 \x01(\tR\x02vm\x12\x18\n" +
 	"\anetwork\x18\x02 \x01(\tR\anetwork\x12\x10\n" +
@@ -1385,7 +1653,7 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\tkShutdown\x10\x03\x12\v\n" +
 	"\akReboot\x10\x04\x12\n" +
 	"\n" +
-	"\x06kReset\x10\x052\xb0\a\n" +
+	"\x06kReset\x10\x052\xe1\b\n" +
 	"\tVmService\x12<\n" +
 	"\aListVms\x12\x17.acli.v1.ListVmsRequest\x1a\x18.acli.v1.ListVmsResponse\x12+\n" +
 	"\x05GetVm\x12\x15.acli.v1.GetVmRequest\x1a\v.acli.v1.Vm\x123\n" +
@@ -1396,7 +1664,11 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\n" +
 	"CreateDisk\x12\x1a.acli.v1.CreateDiskRequest\x1a\r.acli.v1.Task\x127\n" +
 	"\n" +
-	"DeleteDisk\x12\x1a.acli.v1.DeleteDiskRequest\x1a\r.acli.v1.Task\x125\n" +
+	"DeleteDisk\x12\x1a.acli.v1.DeleteDiskRequest\x1a\r.acli.v1.Task\x127\n" +
+	"\n" +
+	"UpdateDisk\x12\x1a.acli.v1.UpdateDiskRequest\x1a\r.acli.v1.Task\x12C\n" +
+	"\x10UpdateBootDevice\x12 .acli.v1.UpdateBootDeviceRequest\x1a\r.acli.v1.Task\x121\n" +
+	"\aCloneVm\x12\x17.acli.v1.CloneVmRequest\x1a\r.acli.v1.Task\x125\n" +
 	"\tCreateNic\x12\x19.acli.v1.CreateNicRequest\x1a\r.acli.v1.Task\x125\n" +
 	"\tDeleteNic\x12\x19.acli.v1.DeleteNicRequest\x1a\r.acli.v1.Task\x125\n" +
 	"\tMigrateVm\x12\x19.acli.v1.MigrateVmRequest\x1a\r.acli.v1.Task\x129\n" +
@@ -1419,37 +1691,40 @@ func file_acli_v1_vm_proto_rawDescGZIP() []byte {
 }
 
 var file_acli_v1_vm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_acli_v1_vm_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_acli_v1_vm_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_acli_v1_vm_proto_goTypes = []any{
-	(PowerTransition)(0),         // 0: acli.v1.PowerTransition
-	(*ListVmsRequest)(nil),       // 1: acli.v1.ListVmsRequest
-	(*ListVmsResponse)(nil),      // 2: acli.v1.ListVmsResponse
-	(*GetVmRequest)(nil),         // 3: acli.v1.GetVmRequest
-	(*CreateVmRequest)(nil),      // 4: acli.v1.CreateVmRequest
-	(*UpdateVmRequest)(nil),      // 5: acli.v1.UpdateVmRequest
-	(*DeleteVmRequest)(nil),      // 6: acli.v1.DeleteVmRequest
-	(*SetPowerStateRequest)(nil), // 7: acli.v1.SetPowerStateRequest
-	(*CreateDiskRequest)(nil),    // 8: acli.v1.CreateDiskRequest
-	(*DeleteDiskRequest)(nil),    // 9: acli.v1.DeleteDiskRequest
-	(*CreateNicRequest)(nil),     // 10: acli.v1.CreateNicRequest
-	(*DeleteNicRequest)(nil),     // 11: acli.v1.DeleteNicRequest
-	(*MigrateVmRequest)(nil),     // 12: acli.v1.MigrateVmRequest
-	(*SetAffinityRequest)(nil),   // 13: acli.v1.SetAffinityRequest
-	(*ListVmGroupsRequest)(nil),  // 14: acli.v1.ListVmGroupsRequest
-	(*ListVmGroupsResponse)(nil), // 15: acli.v1.ListVmGroupsResponse
-	(*CreateVmGroupRequest)(nil), // 16: acli.v1.CreateVmGroupRequest
-	(*UpdateVmGroupRequest)(nil), // 17: acli.v1.UpdateVmGroupRequest
-	(*DeleteVmGroupRequest)(nil), // 18: acli.v1.DeleteVmGroupRequest
-	(PowerState)(0),              // 19: acli.v1.PowerState
-	(*Vm)(nil),                   // 20: acli.v1.Vm
-	(*VmGroup)(nil),              // 21: acli.v1.VmGroup
-	(*Task)(nil),                 // 22: acli.v1.Task
+	(PowerTransition)(0),            // 0: acli.v1.PowerTransition
+	(*ListVmsRequest)(nil),          // 1: acli.v1.ListVmsRequest
+	(*ListVmsResponse)(nil),         // 2: acli.v1.ListVmsResponse
+	(*GetVmRequest)(nil),            // 3: acli.v1.GetVmRequest
+	(*CreateVmRequest)(nil),         // 4: acli.v1.CreateVmRequest
+	(*UpdateVmRequest)(nil),         // 5: acli.v1.UpdateVmRequest
+	(*DeleteVmRequest)(nil),         // 6: acli.v1.DeleteVmRequest
+	(*SetPowerStateRequest)(nil),    // 7: acli.v1.SetPowerStateRequest
+	(*CreateDiskRequest)(nil),       // 8: acli.v1.CreateDiskRequest
+	(*DeleteDiskRequest)(nil),       // 9: acli.v1.DeleteDiskRequest
+	(*UpdateDiskRequest)(nil),       // 10: acli.v1.UpdateDiskRequest
+	(*UpdateBootDeviceRequest)(nil), // 11: acli.v1.UpdateBootDeviceRequest
+	(*CloneVmRequest)(nil),          // 12: acli.v1.CloneVmRequest
+	(*CreateNicRequest)(nil),        // 13: acli.v1.CreateNicRequest
+	(*DeleteNicRequest)(nil),        // 14: acli.v1.DeleteNicRequest
+	(*MigrateVmRequest)(nil),        // 15: acli.v1.MigrateVmRequest
+	(*SetAffinityRequest)(nil),      // 16: acli.v1.SetAffinityRequest
+	(*ListVmGroupsRequest)(nil),     // 17: acli.v1.ListVmGroupsRequest
+	(*ListVmGroupsResponse)(nil),    // 18: acli.v1.ListVmGroupsResponse
+	(*CreateVmGroupRequest)(nil),    // 19: acli.v1.CreateVmGroupRequest
+	(*UpdateVmGroupRequest)(nil),    // 20: acli.v1.UpdateVmGroupRequest
+	(*DeleteVmGroupRequest)(nil),    // 21: acli.v1.DeleteVmGroupRequest
+	(PowerState)(0),                 // 22: acli.v1.PowerState
+	(*Vm)(nil),                      // 23: acli.v1.Vm
+	(*VmGroup)(nil),                 // 24: acli.v1.VmGroup
+	(*Task)(nil),                    // 25: acli.v1.Task
 }
 var file_acli_v1_vm_proto_depIdxs = []int32{
-	19, // 0: acli.v1.ListVmsRequest.power_state:type_name -> acli.v1.PowerState
-	20, // 1: acli.v1.ListVmsResponse.vms:type_name -> acli.v1.Vm
+	22, // 0: acli.v1.ListVmsRequest.power_state:type_name -> acli.v1.PowerState
+	23, // 1: acli.v1.ListVmsResponse.vms:type_name -> acli.v1.Vm
 	0,  // 2: acli.v1.SetPowerStateRequest.transition:type_name -> acli.v1.PowerTransition
-	21, // 3: acli.v1.ListVmGroupsResponse.groups:type_name -> acli.v1.VmGroup
+	24, // 3: acli.v1.ListVmGroupsResponse.groups:type_name -> acli.v1.VmGroup
 	1,  // 4: acli.v1.VmService.ListVms:input_type -> acli.v1.ListVmsRequest
 	3,  // 5: acli.v1.VmService.GetVm:input_type -> acli.v1.GetVmRequest
 	4,  // 6: acli.v1.VmService.CreateVm:input_type -> acli.v1.CreateVmRequest
@@ -1458,32 +1733,38 @@ var file_acli_v1_vm_proto_depIdxs = []int32{
 	7,  // 9: acli.v1.VmService.SetPowerState:input_type -> acli.v1.SetPowerStateRequest
 	8,  // 10: acli.v1.VmService.CreateDisk:input_type -> acli.v1.CreateDiskRequest
 	9,  // 11: acli.v1.VmService.DeleteDisk:input_type -> acli.v1.DeleteDiskRequest
-	10, // 12: acli.v1.VmService.CreateNic:input_type -> acli.v1.CreateNicRequest
-	11, // 13: acli.v1.VmService.DeleteNic:input_type -> acli.v1.DeleteNicRequest
-	12, // 14: acli.v1.VmService.MigrateVm:input_type -> acli.v1.MigrateVmRequest
-	13, // 15: acli.v1.VmService.SetAffinity:input_type -> acli.v1.SetAffinityRequest
-	14, // 16: acli.v1.VmService.ListVmGroups:input_type -> acli.v1.ListVmGroupsRequest
-	16, // 17: acli.v1.VmService.CreateVmGroup:input_type -> acli.v1.CreateVmGroupRequest
-	17, // 18: acli.v1.VmService.UpdateVmGroup:input_type -> acli.v1.UpdateVmGroupRequest
-	18, // 19: acli.v1.VmService.DeleteVmGroup:input_type -> acli.v1.DeleteVmGroupRequest
-	2,  // 20: acli.v1.VmService.ListVms:output_type -> acli.v1.ListVmsResponse
-	20, // 21: acli.v1.VmService.GetVm:output_type -> acli.v1.Vm
-	22, // 22: acli.v1.VmService.CreateVm:output_type -> acli.v1.Task
-	22, // 23: acli.v1.VmService.UpdateVm:output_type -> acli.v1.Task
-	22, // 24: acli.v1.VmService.DeleteVm:output_type -> acli.v1.Task
-	22, // 25: acli.v1.VmService.SetPowerState:output_type -> acli.v1.Task
-	22, // 26: acli.v1.VmService.CreateDisk:output_type -> acli.v1.Task
-	22, // 27: acli.v1.VmService.DeleteDisk:output_type -> acli.v1.Task
-	22, // 28: acli.v1.VmService.CreateNic:output_type -> acli.v1.Task
-	22, // 29: acli.v1.VmService.DeleteNic:output_type -> acli.v1.Task
-	22, // 30: acli.v1.VmService.MigrateVm:output_type -> acli.v1.Task
-	22, // 31: acli.v1.VmService.SetAffinity:output_type -> acli.v1.Task
-	15, // 32: acli.v1.VmService.ListVmGroups:output_type -> acli.v1.ListVmGroupsResponse
-	22, // 33: acli.v1.VmService.CreateVmGroup:output_type -> acli.v1.Task
-	22, // 34: acli.v1.VmService.UpdateVmGroup:output_type -> acli.v1.Task
-	22, // 35: acli.v1.VmService.DeleteVmGroup:output_type -> acli.v1.Task
-	20, // [20:36] is the sub-list for method output_type
-	4,  // [4:20] is the sub-list for method input_type
+	10, // 12: acli.v1.VmService.UpdateDisk:input_type -> acli.v1.UpdateDiskRequest
+	11, // 13: acli.v1.VmService.UpdateBootDevice:input_type -> acli.v1.UpdateBootDeviceRequest
+	12, // 14: acli.v1.VmService.CloneVm:input_type -> acli.v1.CloneVmRequest
+	13, // 15: acli.v1.VmService.CreateNic:input_type -> acli.v1.CreateNicRequest
+	14, // 16: acli.v1.VmService.DeleteNic:input_type -> acli.v1.DeleteNicRequest
+	15, // 17: acli.v1.VmService.MigrateVm:input_type -> acli.v1.MigrateVmRequest
+	16, // 18: acli.v1.VmService.SetAffinity:input_type -> acli.v1.SetAffinityRequest
+	17, // 19: acli.v1.VmService.ListVmGroups:input_type -> acli.v1.ListVmGroupsRequest
+	19, // 20: acli.v1.VmService.CreateVmGroup:input_type -> acli.v1.CreateVmGroupRequest
+	20, // 21: acli.v1.VmService.UpdateVmGroup:input_type -> acli.v1.UpdateVmGroupRequest
+	21, // 22: acli.v1.VmService.DeleteVmGroup:input_type -> acli.v1.DeleteVmGroupRequest
+	2,  // 23: acli.v1.VmService.ListVms:output_type -> acli.v1.ListVmsResponse
+	23, // 24: acli.v1.VmService.GetVm:output_type -> acli.v1.Vm
+	25, // 25: acli.v1.VmService.CreateVm:output_type -> acli.v1.Task
+	25, // 26: acli.v1.VmService.UpdateVm:output_type -> acli.v1.Task
+	25, // 27: acli.v1.VmService.DeleteVm:output_type -> acli.v1.Task
+	25, // 28: acli.v1.VmService.SetPowerState:output_type -> acli.v1.Task
+	25, // 29: acli.v1.VmService.CreateDisk:output_type -> acli.v1.Task
+	25, // 30: acli.v1.VmService.DeleteDisk:output_type -> acli.v1.Task
+	25, // 31: acli.v1.VmService.UpdateDisk:output_type -> acli.v1.Task
+	25, // 32: acli.v1.VmService.UpdateBootDevice:output_type -> acli.v1.Task
+	25, // 33: acli.v1.VmService.CloneVm:output_type -> acli.v1.Task
+	25, // 34: acli.v1.VmService.CreateNic:output_type -> acli.v1.Task
+	25, // 35: acli.v1.VmService.DeleteNic:output_type -> acli.v1.Task
+	25, // 36: acli.v1.VmService.MigrateVm:output_type -> acli.v1.Task
+	25, // 37: acli.v1.VmService.SetAffinity:output_type -> acli.v1.Task
+	18, // 38: acli.v1.VmService.ListVmGroups:output_type -> acli.v1.ListVmGroupsResponse
+	25, // 39: acli.v1.VmService.CreateVmGroup:output_type -> acli.v1.Task
+	25, // 40: acli.v1.VmService.UpdateVmGroup:output_type -> acli.v1.Task
+	25, // 41: acli.v1.VmService.DeleteVmGroup:output_type -> acli.v1.Task
+	23, // [23:42] is the sub-list for method output_type
+	4,  // [4:23] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -1497,15 +1778,15 @@ func file_acli_v1_vm_proto_init() {
 	file_acli_v1_types_proto_init()
 	file_acli_v1_vm_proto_msgTypes[4].OneofWrappers = []any{}
 	file_acli_v1_vm_proto_msgTypes[7].OneofWrappers = []any{}
-	file_acli_v1_vm_proto_msgTypes[11].OneofWrappers = []any{}
-	file_acli_v1_vm_proto_msgTypes[16].OneofWrappers = []any{}
+	file_acli_v1_vm_proto_msgTypes[14].OneofWrappers = []any{}
+	file_acli_v1_vm_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_vm_proto_rawDesc), len(file_acli_v1_vm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,22 +19,25 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	VmService_ListVms_FullMethodName       = "/acli.v1.VmService/ListVms"
-	VmService_GetVm_FullMethodName         = "/acli.v1.VmService/GetVm"
-	VmService_CreateVm_FullMethodName      = "/acli.v1.VmService/CreateVm"
-	VmService_UpdateVm_FullMethodName      = "/acli.v1.VmService/UpdateVm"
-	VmService_DeleteVm_FullMethodName      = "/acli.v1.VmService/DeleteVm"
-	VmService_SetPowerState_FullMethodName = "/acli.v1.VmService/SetPowerState"
-	VmService_CreateDisk_FullMethodName    = "/acli.v1.VmService/CreateDisk"
-	VmService_DeleteDisk_FullMethodName    = "/acli.v1.VmService/DeleteDisk"
-	VmService_CreateNic_FullMethodName     = "/acli.v1.VmService/CreateNic"
-	VmService_DeleteNic_FullMethodName     = "/acli.v1.VmService/DeleteNic"
-	VmService_MigrateVm_FullMethodName     = "/acli.v1.VmService/MigrateVm"
-	VmService_SetAffinity_FullMethodName   = "/acli.v1.VmService/SetAffinity"
-	VmService_ListVmGroups_FullMethodName  = "/acli.v1.VmService/ListVmGroups"
-	VmService_CreateVmGroup_FullMethodName = "/acli.v1.VmService/CreateVmGroup"
-	VmService_UpdateVmGroup_FullMethodName = "/acli.v1.VmService/UpdateVmGroup"
-	VmService_DeleteVmGroup_FullMethodName = "/acli.v1.VmService/DeleteVmGroup"
+	VmService_ListVms_FullMethodName          = "/acli.v1.VmService/ListVms"
+	VmService_GetVm_FullMethodName            = "/acli.v1.VmService/GetVm"
+	VmService_CreateVm_FullMethodName         = "/acli.v1.VmService/CreateVm"
+	VmService_UpdateVm_FullMethodName         = "/acli.v1.VmService/UpdateVm"
+	VmService_DeleteVm_FullMethodName         = "/acli.v1.VmService/DeleteVm"
+	VmService_SetPowerState_FullMethodName    = "/acli.v1.VmService/SetPowerState"
+	VmService_CreateDisk_FullMethodName       = "/acli.v1.VmService/CreateDisk"
+	VmService_DeleteDisk_FullMethodName       = "/acli.v1.VmService/DeleteDisk"
+	VmService_UpdateDisk_FullMethodName       = "/acli.v1.VmService/UpdateDisk"
+	VmService_UpdateBootDevice_FullMethodName = "/acli.v1.VmService/UpdateBootDevice"
+	VmService_CloneVm_FullMethodName          = "/acli.v1.VmService/CloneVm"
+	VmService_CreateNic_FullMethodName        = "/acli.v1.VmService/CreateNic"
+	VmService_DeleteNic_FullMethodName        = "/acli.v1.VmService/DeleteNic"
+	VmService_MigrateVm_FullMethodName        = "/acli.v1.VmService/MigrateVm"
+	VmService_SetAffinity_FullMethodName      = "/acli.v1.VmService/SetAffinity"
+	VmService_ListVmGroups_FullMethodName     = "/acli.v1.VmService/ListVmGroups"
+	VmService_CreateVmGroup_FullMethodName    = "/acli.v1.VmService/CreateVmGroup"
+	VmService_UpdateVmGroup_FullMethodName    = "/acli.v1.VmService/UpdateVmGroup"
+	VmService_DeleteVmGroup_FullMethodName    = "/acli.v1.VmService/DeleteVmGroup"
 )
 
 // VmServiceClient is the client API for VmService service.
@@ -59,6 +62,13 @@ type VmServiceClient interface {
 	CreateDisk(ctx context.Context, in *CreateDiskRequest, opts ...grpc.CallOption) (*Task, error)
 	// DeleteDisk removes a disk.
 	DeleteDisk(ctx context.Context, in *DeleteDiskRequest, opts ...grpc.CallOption) (*Task, error)
+	// UpdateDisk grows a disk, or ejects or inserts a CD-ROM's medium.
+	UpdateDisk(ctx context.Context, in *UpdateDiskRequest, opts ...grpc.CallOption) (*Task, error)
+	// UpdateBootDevice sets the disk the VM boots from.
+	UpdateBootDevice(ctx context.Context, in *UpdateBootDeviceRequest, opts ...grpc.CallOption) (*Task, error)
+	// CloneVm creates a stopped VM from another VM or from a snapshot, with
+	// copies of its disks; the task's first entity is the new VM.
+	CloneVm(ctx context.Context, in *CloneVmRequest, opts ...grpc.CallOption) (*Task, error)
 	// CreateNic adds a NIC.
 	CreateNic(ctx context.Context, in *CreateNicRequest, opts ...grpc.CallOption) (*Task, error)
 	// DeleteNic removes a NIC.
@@ -159,6 +169,36 @@ func (c *vmServiceClient) DeleteDisk(ctx context.Context, in *DeleteDiskRequest,
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Task)
 	err := c.cc.Invoke(ctx, VmService_DeleteDisk_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *vmServiceClient) UpdateDisk(ctx context.Context, in *UpdateDiskRequest, opts ...grpc.CallOption) (*Task, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Task)
+	err := c.cc.Invoke(ctx, VmService_UpdateDisk_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *vmServiceClient) UpdateBootDevice(ctx context.Context, in *UpdateBootDeviceRequest, opts ...grpc.CallOption) (*Task, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Task)
+	err := c.cc.Invoke(ctx, VmService_UpdateBootDevice_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *vmServiceClient) CloneVm(ctx context.Context, in *CloneVmRequest, opts ...grpc.CallOption) (*Task, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Task)
+	err := c.cc.Invoke(ctx, VmService_CloneVm_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -267,6 +307,13 @@ type VmServiceServer interface {
 	CreateDisk(context.Context, *CreateDiskRequest) (*Task, error)
 	// DeleteDisk removes a disk.
 	DeleteDisk(context.Context, *DeleteDiskRequest) (*Task, error)
+	// UpdateDisk grows a disk, or ejects or inserts a CD-ROM's medium.
+	UpdateDisk(context.Context, *UpdateDiskRequest) (*Task, error)
+	// UpdateBootDevice sets the disk the VM boots from.
+	UpdateBootDevice(context.Context, *UpdateBootDeviceRequest) (*Task, error)
+	// CloneVm creates a stopped VM from another VM or from a snapshot, with
+	// copies of its disks; the task's first entity is the new VM.
+	CloneVm(context.Context, *CloneVmRequest) (*Task, error)
 	// CreateNic adds a NIC.
 	CreateNic(context.Context, *CreateNicRequest) (*Task, error)
 	// DeleteNic removes a NIC.
@@ -316,6 +363,15 @@ func (UnimplementedVmServiceServer) CreateDisk(context.Context, *CreateDiskReque
 }
 func (UnimplementedVmServiceServer) DeleteDisk(context.Context, *DeleteDiskRequest) (*Task, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteDisk not implemented")
+}
+func (UnimplementedVmServiceServer) UpdateDisk(context.Context, *UpdateDiskRequest) (*Task, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateDisk not implemented")
+}
+func (UnimplementedVmServiceServer) UpdateBootDevice(context.Context, *UpdateBootDeviceRequest) (*Task, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateBootDevice not implemented")
+}
+func (UnimplementedVmServiceServer) CloneVm(context.Context, *CloneVmRequest) (*Task, error) {
+	return nil, status.Error(codes.Unimplemented, "method CloneVm not implemented")
 }
 func (UnimplementedVmServiceServer) CreateNic(context.Context, *CreateNicRequest) (*Task, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateNic not implemented")
@@ -506,6 +562,60 @@ func _VmService_DeleteDisk_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _VmService_UpdateDisk_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateDiskRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VmServiceServer).UpdateDisk(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VmService_UpdateDisk_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VmServiceServer).UpdateDisk(ctx, req.(*UpdateDiskRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VmService_UpdateBootDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateBootDeviceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VmServiceServer).UpdateBootDevice(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VmService_UpdateBootDevice_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VmServiceServer).UpdateBootDevice(ctx, req.(*UpdateBootDeviceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VmService_CloneVm_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CloneVmRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VmServiceServer).CloneVm(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VmService_CloneVm_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VmServiceServer).CloneVm(ctx, req.(*CloneVmRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _VmService_CreateNic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateNicRequest)
 	if err := dec(in); err != nil {
@@ -688,6 +798,18 @@ var VmService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteDisk",
 			Handler:    _VmService_DeleteDisk_Handler,
+		},
+		{
+			MethodName: "UpdateDisk",
+			Handler:    _VmService_UpdateDisk_Handler,
+		},
+		{
+			MethodName: "UpdateBootDevice",
+			Handler:    _VmService_UpdateBootDevice_Handler,
+		},
+		{
+			MethodName: "CloneVm",
+			Handler:    _VmService_CloneVm_Handler,
 		},
 		{
 			MethodName: "CreateNic",

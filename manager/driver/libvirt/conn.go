@@ -277,6 +277,16 @@ func (c *Conn) Reboot(ref string) error {
 	})
 }
 
+// Suspend pauses a running domain's vCPUs (QEMU drains its disks first).
+func (c *Conn) Suspend(ref string) error {
+	return c.do("suspend", ref, func(d golibvirt.Domain) error { return c.l.DomainSuspend(d) })
+}
+
+// Resume continues a suspended domain.
+func (c *Conn) Resume(ref string) error {
+	return c.do("resume", ref, func(d golibvirt.Domain) error { return c.l.DomainResume(d) })
+}
+
 // Reset is a hard reset, like pressing the reset button.
 func (c *Conn) Reset(ref string) error {
 	return c.do("reset", ref, func(d golibvirt.Domain) error { return c.l.DomainReset(d, 0) })

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -71,7 +72,7 @@ func (s Storage) ConsolePath(vmUUID string) string {
 
 // vmDisks turns a VM's own vDisks into domain disks. Disks from volume
 // groups are left out: they reach the VM over iSCSI. The boot device is the
-// VM's first disk in bus order.
+// VM's boot_disk_addr, else its first disk in bus order.
 func (s Storage) vmDisks(vm *acliv1.Vm) []DiskSpec {
 	var out []DiskSpec
 	for _, d := range vm.Disks {
@@ -90,8 +91,9 @@ func (s Storage) vmDisks(vm *acliv1.Vm) []DiskSpec {
 		}
 		return a.Index - b.Index
 	})
+	boot := slices.IndexFunc(out, func(d DiskSpec) bool { return fmt.Sprintf("%s.%d", d.Bus, d.Index) == vm.BootDiskAddr })
 	if len(out) > 0 {
-		out[0].Boot = true
+		out[max(boot, 0)].Boot = true
 	}
 	return out
 }
@@ -187,4 +189,90 @@ func (d *Driver) DeleteVolume(ctx context.Context, container, id string) error {
 		return nil
 	}
 	return volume.Remove(d.cfg.Storage.VolumePath(container, id))
+}
+
+// FilePath is the file behind a container path, /<container>/<path>: a
+// path that leaves the container (.., or an absolute link) is refused.
+func (s Storage) FilePath(path string) (string, error) {
+	clean := filepath.Clean("/" + path)
+	if path == "" || path[0] != '/' || clean != path || strings.Count(clean, "/") < 2 || strings.HasPrefix(clean, "/.") {
+		return "", fmt.Errorf("%q is not a container path like /default-container/vdisks/<uuid>", path)
+	}
+	if s.Dir == "" {
+		return "", errors.New("libvirt driver has no storage directory")
+	}
+	p := filepath.Join(s.Dir, clean)
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", err
+	}
+	root, err := filepath.EvalSymlinks(s.Dir)
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(real, root+string(filepath.Separator)) {
+		return "", fmt.Errorf("%s leads out of the storage containers", path)
+	}
+	return real, nil
+}
+
+// CreateVolume implements driver.Storage.
+func (d *Driver) CreateVolume(ctx context.Context, container, id string, size int64) error {
+	if _, err := d.volumeDir(container); err != nil {
+		return err
+	}
+	return volume.Create(d.cfg.Storage.VolumePath(container, id), size)
+}
+
+// ResizeVolume implements driver.Storage. A vDisk never written may have
+// no volume yet (it is made at power-on); there is nothing to grow then.
+func (d *Driver) ResizeVolume(ctx context.Context, container, id string, size int64) error {
+	err := volume.Resize(d.cfg.Storage.VolumePath(container, id), size)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// FileSize implements driver.Storage.
+func (d *Driver) FileSize(ctx context.Context, path string) (int64, error) {
+	p, err := d.cfg.Storage.FilePath(path)
+	if err != nil {
+		return 0, err
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	if !st.Mode().IsRegular() {
+		return 0, fmt.Errorf("%s is not a file", path)
+	}
+	return st.Size(), nil
+}
+
+// CloneFile implements driver.Storage.
+func (d *Driver) CloneFile(ctx context.Context, path, container, dst string, size int64) error {
+	p, err := d.cfg.Storage.FilePath(path)
+	if err != nil {
+		return err
+	}
+	if _, err := d.volumeDir(container); err != nil {
+		return err
+	}
+	return volume.Clone(p, d.cfg.Storage.VolumePath(container, dst), size)
+}
+
+var _ driver.Pauser = (*Driver)(nil)
+
+// Pause implements driver.Pauser: libvirt suspends the domain, and QEMU
+// drains and flushes its disks before the vCPUs stop.
+func (d *Driver) Pause(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) (func() error, error) {
+	c, err := d.conn(host)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Suspend(vm.Uuid); err != nil {
+		return nil, err
+	}
+	return func() error { return c.Resume(vm.Uuid) }, nil
 }

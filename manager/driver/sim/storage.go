@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -55,3 +56,20 @@ func (d *Driver) CloneVolume(ctx context.Context, _, _, _ string, _ int64) error
 
 // DeleteVolume implements driver.Storage.
 func (d *Driver) DeleteVolume(context.Context, string, string) error { return nil }
+
+// CreateVolume implements driver.Storage.
+func (d *Driver) CreateVolume(context.Context, string, string, int64) error { return nil }
+
+// ResizeVolume implements driver.Storage.
+func (d *Driver) ResizeVolume(context.Context, string, string, int64) error { return nil }
+
+// FileSize implements driver.Storage: simulated containers hold only
+// vDisks, which the manager knows by their paths.
+func (d *Driver) FileSize(_ context.Context, path string) (int64, error) {
+	return 0, fmt.Errorf("%s: %w (simulated containers hold only vDisks)", path, os.ErrNotExist)
+}
+
+// CloneFile implements driver.Storage.
+func (d *Driver) CloneFile(ctx context.Context, _, _, _ string, _ int64) error {
+	return d.sleep(ctx, cloneTime)
+}

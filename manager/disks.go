@@ -1,0 +1,281 @@
+package manager
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/scheduler"
+)
+
+// VM disk actions beyond create/delete: clones, resize, CD-ROM media, the
+// boot device and vDisk paths.
+
+func sortDisks(ds []*acliv1.Disk) {
+	slices.SortFunc(ds, func(a, b *acliv1.Disk) int {
+		return cmp.Or(strings.Compare(a.Bus, b.Bus), cmp.Compare(a.Index, b.Index))
+	})
+}
+
+// withVmdiskPaths fills in each own vDisk's path in its container.
+func withVmdiskPaths(v *acliv1.Vm) *acliv1.Vm {
+	v = proto.Clone(v).(*acliv1.Vm)
+	for _, d := range v.Disks {
+		if hasData(d) {
+			d.VmdiskPath = vmdiskPath(d.Container, d.Uuid)
+		}
+	}
+	return v
+}
+
+// cloneSource resolves the one clone_from_* of a disk request.
+func (m *Manager) cloneSource(ctx context.Context, req *acliv1.CreateDiskRequest) (cloneSrc, error) {
+	n := 0
+	for _, s := range []string{req.CloneFromImage, req.CloneFromVmdisk, req.CloneFromAdsfFile} {
+		if s != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		return cloneSrc{}, apierr.BadField("clone_from_image", "give only one of clone_from_image=, clone_from_vmdisk= and clone_from_adsf_file=")
+	}
+	if req.CloneFromAdsfFile != "" {
+		return m.fileSrc(ctx, req.CloneFromAdsfFile)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if req.CloneFromVmdisk != "" {
+		return m.vdiskLocked("clone_from_vmdisk", req.CloneFromVmdisk)
+	}
+	img, err := m.imageLocked("clone_from_image", req.CloneFromImage)
+	if err != nil {
+		return cloneSrc{}, err
+	}
+	return imageSrc(img.pb), nil
+}
+
+// createDiskClone adds a vDisk holding a copy of an image, a vDisk or a
+// file: the driver copies the data (a sparse copy), then the disk is
+// recorded.
+func (m *Manager) createDiskClone(ctx context.Context, req *acliv1.CreateDiskRequest, bus, container string) (*acliv1.Task, error) {
+	src, err := m.cloneSource(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	r, err := m.vmLocked("vm", req.Vm)
+	if err == nil {
+		err = m.checkBusyLocked("vm", r.pb.Name, r.pb.Uuid)
+	}
+	if err == nil {
+		err = m.srcHeldLocked(src)
+	}
+	if err == nil {
+		container, err = m.containerLocked(container)
+	}
+	if err == nil && src.container != container {
+		err = apierr.BadField("container", "%s is in container %s, not %s", src.what, src.container, container)
+	}
+	var idx int32
+	if err == nil {
+		idx, err = nextDiskIndex(r.pb, bus, req.Index)
+	}
+	size := int64(0)
+	if err == nil {
+		size = max(src.size, req.SizeBytes)
+		err = m.checkCapacityLocked(container, size, "disk of vm "+r.pb.Name)
+	}
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	cur, rev := r.pb, r.rev
+	d := &acliv1.Disk{Index: idx, Uuid: uuid.NewString(), Bus: bus, SizeBytes: size, Container: container, Cdrom: req.Cdrom}
+	refs := []*acliv1.EntityRef{vmRef(cur)}
+	if src.ref != nil && src.ref.Uuid != cur.Uuid {
+		refs = append(refs, src.ref)
+	}
+	if src.ref != nil && src.ref.Kind == acliv1.EntityKind_kImage {
+		d.SourceImageUuid = src.ref.Uuid
+	} else if src.vdisk != "" {
+		d.SourceVmdiskUuid = src.vdisk
+	}
+	t := m.newTaskLocked(acliv1.TaskOperation_kVmDiskCreate, refs, cur.Uuid)
+	if src.lock != "" && src.lock != cur.Uuid {
+		m.readLocked(t, src.lock)
+	}
+	m.mu.Unlock()
+	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		if err := m.copyVolumes(ctx, []volCopy{{src: src, container: container, dst: d.Uuid, size: size}}); err != nil {
+			return outcome{}, err
+		}
+		next := proto.Clone(cur).(*acliv1.Vm)
+		next.Disks = append(next.Disks, d)
+		sortDisks(next.Disks)
+		return outcome{
+			writes:  []write{{key: vmKey(cur.Uuid), msg: next, rev: rev}},
+			apply:   func(rev int64) { m.putVmLocked(next, rev) },
+			message: fmt.Sprintf("disk %s (%s, cloned from %s) added to vm %s", diskName(d), scheduler.Bytes(size), src.what, cur.Name),
+		}, nil
+	})
+}
+
+// findDisk is the VM's disk at bus.index.
+func findDisk(v *acliv1.Vm, bus string, index int32) (*acliv1.Disk, error) {
+	var names []string
+	for _, d := range v.Disks {
+		if d.Bus == bus && d.Index == index {
+			return d, nil
+		}
+		names = append(names, diskName(d))
+	}
+	return nil, apierr.NotFound("disk", fmt.Sprintf("%s.%d of vm %s", bus, index, v.Name), names)
+}
+
+// UpdateDisk grows a disk, or ejects or inserts a CD-ROM's medium.
+func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest) (*acliv1.Task, error) {
+	m := s.m
+	bus, err := checkBus(cmp.Or(req.Bus, "scsi"))
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, set := range []bool{req.SizeBytes != 0, req.CloneFromImage != "", req.Empty} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return nil, apierr.BadField("vm", "nothing to update: give new_size= (grow a disk), empty=true (eject a CD-ROM) or clone_from_image= (insert an ISO)")
+	case n > 1:
+		return nil, apierr.BadField("vm", "give only one of new_size=, empty=true and clone_from_image=")
+	case req.SizeBytes < 0:
+		return nil, apierr.BadField("size_bytes", "disk size %d must be greater than 0", req.SizeBytes)
+	}
+	var iso cloneSrc
+	if req.CloneFromImage != "" {
+		if iso, err = m.cloneSource(ctx, &acliv1.CreateDiskRequest{CloneFromImage: req.CloneFromImage}); err != nil {
+			return nil, err
+		}
+	}
+	m.mu.Lock()
+	r, err := m.vmLocked("vm", req.Vm)
+	if err == nil {
+		err = m.checkBusyLocked("vm", r.pb.Name, r.pb.Uuid)
+	}
+	var d *acliv1.Disk
+	if err == nil {
+		d, err = findDisk(r.pb, bus, req.Index)
+	}
+	if err == nil && d.VolumeGroupUuid != "" {
+		err = apierr.Precondition("VOLUME_GROUP_DISK", "vm:"+r.pb.Name, "disk %s of vm %s comes from a volume group; change it with vg.* commands", diskName(d), r.pb.Name)
+	}
+	if err == nil && (req.Empty || req.CloneFromImage != "") && !d.Cdrom {
+		err = apierr.BadField("empty", "disk %s of vm %s is not a CD-ROM; only a CD-ROM's medium is ejected or inserted", diskName(d), r.pb.Name)
+	}
+	if err == nil && req.SizeBytes != 0 {
+		switch {
+		case d.Cdrom:
+			err = apierr.BadField("size_bytes", "disk %s of vm %s is a CD-ROM; its size is its medium's", diskName(d), r.pb.Name)
+		case req.SizeBytes < d.SizeBytes:
+			err = apierr.Precondition("DISK_SHRINK", "vm:"+r.pb.Name, "disk %s of vm %s is %s; a disk only grows (shrinking would cut off guest data)", diskName(d), r.pb.Name, scheduler.Bytes(d.SizeBytes))
+		default:
+			err = m.checkCapacityLocked(cmp.Or(d.Container, defaultContainer), req.SizeBytes-d.SizeBytes, "growing disk "+diskName(d)+" of vm "+r.pb.Name)
+		}
+	}
+	if err == nil && req.CloneFromImage != "" {
+		err = m.srcHeldLocked(iso)
+		if err == nil {
+			err = m.checkCapacityLocked(iso.container, iso.size, "medium of "+diskName(d)+" of vm "+r.pb.Name)
+		}
+	}
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	cur, rev := r.pb, r.rev
+	old := proto.Clone(d).(*acliv1.Disk)
+	next := proto.Clone(cur).(*acliv1.Vm)
+	nd, _ := findDisk(next, bus, req.Index)
+	refs := []*acliv1.EntityRef{vmRef(cur)}
+	if iso.ref != nil {
+		refs = append(refs, iso.ref)
+	}
+	t := m.newTaskLocked(acliv1.TaskOperation_kVmDiskUpdate, refs, cur.Uuid)
+	if iso.lock != "" {
+		m.readLocked(t, iso.lock)
+	}
+	m.mu.Unlock()
+	st := m.storageDriver()
+	var msg string
+	var gone []*acliv1.Disk
+	task, err := m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		switch {
+		case req.SizeBytes != 0:
+			if st != nil {
+				if err := st.ResizeVolume(ctx, cmp.Or(d.Container, defaultContainer), d.Uuid, req.SizeBytes); err != nil {
+					return outcome{}, fmt.Errorf("grow disk %s: %w", diskName(d), err)
+				}
+			}
+			nd.SizeBytes = req.SizeBytes
+			msg = fmt.Sprintf("disk %s of vm %s grown from %s to %s", diskName(d), cur.Name, scheduler.Bytes(old.SizeBytes), scheduler.Bytes(req.SizeBytes))
+		case req.Empty:
+			if old.SizeBytes > 0 {
+				gone = append(gone, old)
+			}
+			nd.SizeBytes, nd.SourceImageUuid, nd.SourceVmdiskUuid = 0, "", ""
+			nd.Uuid = uuid.NewString()
+			msg = fmt.Sprintf("CD-ROM %s of vm %s ejected", diskName(d), cur.Name)
+		default:
+			nd.Uuid, nd.SizeBytes, nd.SourceImageUuid, nd.Container = uuid.NewString(), iso.size, iso.ref.Uuid, iso.container
+			if err := m.copyVolumes(ctx, []volCopy{{src: iso, container: iso.container, dst: nd.Uuid, size: iso.size}}); err != nil {
+				return outcome{}, err
+			}
+			if old.SizeBytes > 0 {
+				gone = append(gone, old)
+			}
+			msg = fmt.Sprintf("%s inserted into CD-ROM %s of vm %s", iso.what, diskName(d), cur.Name)
+		}
+		return outcome{
+			writes:  []write{{key: vmKey(cur.Uuid), msg: next, rev: rev}},
+			apply:   func(rev int64) { m.putVmLocked(next, rev) },
+			message: msg,
+		}, nil
+	})
+	if err == nil {
+		m.removeVolumes(ctx, gone)
+	}
+	return task, err
+}
+
+// UpdateBootDevice sets the disk the VM boots from (at its next power-on).
+func (s vmService) UpdateBootDevice(ctx context.Context, req *acliv1.UpdateBootDeviceRequest) (*acliv1.Task, error) {
+	bus, err := checkBus(cmp.Or(req.Bus, "scsi"))
+	if err != nil {
+		return nil, err
+	}
+	return s.m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmUpdateBootDevice, func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
+		d, err := findDisk(cur, bus, req.Index)
+		if err != nil {
+			return nil, "", err
+		}
+		if d.VolumeGroupUuid != "" {
+			return nil, "", apierr.BadField("disk_addr", "disk %s of vm %s comes from a volume group over iSCSI and cannot be the boot device", diskName(d), cur.Name)
+		}
+		v := proto.Clone(cur).(*acliv1.Vm)
+		v.BootDiskAddr = diskName(d)
+		msg := fmt.Sprintf("vm %s boots from %s", cur.Name, v.BootDiskAddr)
+		if placed(cur) {
+			msg += " from its next power-on"
+		}
+		return v, msg, nil
+	})
+}

@@ -108,6 +108,49 @@ func TestLibvirtGuestFromImage(t *testing.T) {
 	if b, _ := os.ReadFile(console); bytes.Contains(b, []byte("WRERR")) || bytes.Contains(b, []byte("I/O error")) {
 		t.Fatalf("the guest saw write errors:\n%s", b)
 	}
+	// A snapshot of the running guest: its disks are copied while it is
+	// paused, so the copy of the data disk holds whole, contiguous records;
+	// the guest goes on writing afterwards.
+	e.ok("vm.snapshot_create g1 snapshot_name_list=live", "SnapshotCreate: complete")
+	var snaps []struct {
+		Uuid string `json:"uuid"`
+		Vm   struct {
+			Disks []struct {
+				Uuid             string `json:"uuid"`
+				SourceVmdiskUuid string `json:"source_vmdisk_uuid"`
+			} `json:"disks"`
+		} `json:"vm"`
+	}
+	data(t, e.addr, &snaps, "snapshot.list", "vm=g1")
+	if len(snaps) != 1 || len(snaps[0].Vm.Disks) != 2 || snaps[0].Vm.Disks[1].SourceVmdiskUuid != disks[1].Uuid {
+		t.Fatalf("snapshot.list vm=g1: %+v", snaps)
+	}
+	snapData := filepath.Join(storage, "default-container", "vdisks", snaps[0].Vm.Disks[1].Uuid)
+	atSnap := guestRecords(t, snapData)
+	if atSnap < 10 {
+		t.Fatalf("the snapshot's data disk holds %d records", atSnap)
+	}
+	waitFor(t, "the counter going on after the snapshot", time.Minute, func() bool { return guestRecords(t, dataDisk) >= atSnap+10 })
+	// A VM cloned from the snapshot gets copies of its vDisks; a disk
+	// cloned by path copies the live data disk.
+	e.ok("vm.clone g2 clone_from_snapshot=live", "VmClone: complete")
+	var g2 struct {
+		Disks []struct {
+			Uuid       string `json:"uuid"`
+			VmdiskPath string `json:"vmdisk_path"`
+		} `json:"disks"`
+	}
+	data(t, e.addr, &g2, "vm.get", "g2", "include_vmdisk_paths=1")
+	if len(g2.Disks) != 2 || guestRecords(t, filepath.Join(storage, g2.Disks[1].VmdiskPath)) != atSnap {
+		t.Fatalf("vm.get g2: %+v", g2)
+	}
+	e.ok("vm.disk_create g2 clone_from_adsf_file=/default-container/vdisks/"+disks[1].Uuid, "VmDiskCreate: complete")
+	e.fails("vm.disk_create g2 clone_from_adsf_file=/default-container/../etc/passwd", 2, "not a container path")
+	e.ok("-y snapshot.delete live", "SnapshotDelete: complete")
+	if _, err := os.Stat(snapData); !os.IsNotExist(err) {
+		t.Fatalf("snapshot volume after snapshot.delete: %v", err)
+	}
+	e.ok("-y vm.delete g2", "VmDelete: complete")
 	// The image goes; the disk cloned from it keeps its own data.
 	e.ok("-y image.delete guest", "ImageDelete: complete")
 	if _, err := os.Stat(filepath.Join(storage, "default-container", "vdisks", disks[0].Uuid)); err != nil {

@@ -170,4 +170,23 @@ func TestStorageAgainstManager(t *testing.T) {
 	if len(cs) != 1 || cs[0].UsedBytes != "128858456064" || cs[0].NumVdisks != 14 {
 		t.Fatalf("container.list: %+v", cs)
 	}
+
+	// Volume groups: a vDisk cloned from a VM's, a clone of the group, and
+	// a VM disk cloned from a group's vDisk.
+	step("vg.create data", 0, "VgCreate: complete")
+	step("vg.disk_create data create_size=10G", 0, "VgDiskCreate: complete")
+	task("vg.disk_create data clone_from_vmdisk="+boot.Uuid, "volume group data disk 1 created (1 MiB cloned from vDisk scsi.0 of vm base01)")
+	step("vg.disk_create data", 2, "missing required key create_size=<size>")
+	task("vg.clone data2 clone_from_vg=data", "volume group data2 cloned from data (2 vDisk(s))")
+	step("vg.clone data3 clone_from_vg=nosuch", 3, "nosuch")
+	step("vg.clone data2 clone_from_vg=data", 5, "volume group names are unique")
+	var vg struct {
+		Disks []disk `json:"disks"`
+	}
+	jsonData(&vg, "vg.get", "data2")
+	if len(vg.Disks) != 2 || vg.Disks[1].SizeBytes != "1048576" || vg.Disks[1].SourceVmdiskUuid == "" {
+		t.Fatalf("vg.get data2: %+v", vg.Disks)
+	}
+	task("vm.disk_create other clone_from_vmdisk="+vg.Disks[0].Uuid, "cloned from vDisk 0 of volume group data2")
+	step("-y vg.delete data2", 0, "VgDelete: complete")
 }

@@ -88,22 +88,42 @@ func vgCommands() []*Command {
 			},
 		},
 		{
+			Name:        "vg.clone",
+			Summary:     "Create volume groups with copies of another's vDisks",
+			Description: "Creates one volume group per name with a copy of each vDisk of the source; attachments are not copied.",
+			Args:        []Arg{{Name: "name", Kind: KindVG, Many: true, Generate: true, Help: "names of the new volume groups"}},
+			Keys: []Key{
+				{Name: "clone_from_vg", Type: TypeRef, Ref: KindVG, Required: true, Help: "volume group to clone", Example: "data"},
+			},
+			Output:   OutputTask,
+			Examples: []string{"vg.clone data-copy clone_from_vg=data", "vg.clone data[1..3] clone_from_vg=data"},
+			Run: func(ctx context.Context, r *Req) error {
+				return r.EachTask(ctx, r.Targets(0), func(ctx context.Context, c *client.Client, t Target) (*acliv1.Task, error) {
+					return c.VolumeGroup.CloneVolumeGroup(ctx, &acliv1.CloneVolumeGroupRequest{Name: t.ID, CloneFromVg: r.String("clone_from_vg")})
+				})
+			},
+		},
+		{
 			Name:        "vg.disk_create",
 			Summary:     "Add a vDisk to volume groups",
 			Description: "Attached initiators and VMs get a session for the new vDisk at once.",
 			Args:        []Arg{vgManyArg},
 			Keys: []Key{
-				{Name: "create_size", Type: TypeSize, Required: true, Min: 0, Max: 1 << 50, Help: "size of the new vDisk (positive)", Example: "100G"},
+				{Name: "create_size", Type: TypeSize, Min: 0, Max: 1 << 50, Help: "size of the new vDisk (required unless clone_from_vmdisk=; larger than the source grows the copy)", Example: "100G"},
+				{Name: "clone_from_vmdisk", Type: TypeString, Help: "vDisk UUID (of a VM, snapshot or volume group) whose data the vDisk starts with", Example: "0d5c3f5e-2b7a-4c55-9a43-3f0c2a9a8b11"},
 				{Name: "container", Type: TypeString, Help: "storage container (default default-container)", Example: "default-container"},
 			},
 			Output: OutputTask,
 			Validate: func(inv *Invocation) error {
-				if inv.Values["create_size"].Int <= 0 {
+				if !inv.Set["create_size"] && inv.Values["clone_from_vmdisk"].Raw == "" {
+					return usageErrorf("vg.disk_create: missing required key create_size=<size>, e.g. create_size=100G (or clone_from_vmdisk=<vdisk-uuid>)")
+				}
+				if inv.Set["create_size"] && inv.Values["create_size"].Int <= 0 {
 					return usageErrorf("vg.disk_create: create_size=%s: a vDisk needs a positive size, e.g. create_size=100G", inv.Values["create_size"].Raw)
 				}
 				return nil
 			},
-			Examples: []string{"vg.disk_create data create_size=100G", "vg.disk_create data create_size=1T container=ssd"},
+			Examples: []string{"vg.disk_create data create_size=100G", "vg.disk_create data create_size=1T container=ssd", "vg.disk_create data clone_from_vmdisk=0d5c3f5e-2b7a-4c55-9a43-3f0c2a9a8b11"},
 			Run:      runVGDiskCreate,
 		},
 		{
@@ -255,7 +275,8 @@ func runVGUpdate(ctx context.Context, r *Req) error {
 
 func runVGDiskCreate(ctx context.Context, r *Req) error {
 	return r.EachTask(ctx, r.Targets(0), func(ctx context.Context, c *client.Client, t Target) (*acliv1.Task, error) {
-		return c.VolumeGroup.CreateVgDisk(ctx, &acliv1.CreateVgDiskRequest{VolumeGroup: t.ID, SizeBytes: r.Int("create_size"), Container: r.String("container")})
+		return c.VolumeGroup.CreateVgDisk(ctx, &acliv1.CreateVgDiskRequest{VolumeGroup: t.ID, SizeBytes: r.Int("create_size"),
+			Container: r.String("container"), CloneFromVmdisk: r.String("clone_from_vmdisk")})
 	})
 }
 

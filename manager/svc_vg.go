@@ -161,7 +161,8 @@ func (s volumeGroupService) UpdateVolumeGroup(ctx context.Context, req *acliv1.U
 
 func (s volumeGroupService) DeleteVolumeGroup(ctx context.Context, req *acliv1.DeleteVolumeGroupRequest) (*acliv1.Task, error) {
 	m := s.m
-	return m.editVg(ctx, req.VolumeGroup, acliv1.TaskOperation_kVgDelete, func(cur *acliv1.VolumeGroup) (*acliv1.VolumeGroup, string, error) {
+	var gone []*acliv1.VgDisk
+	task, err := m.editVg(ctx, req.VolumeGroup, acliv1.TaskOperation_kVgDelete, func(cur *acliv1.VolumeGroup) (*acliv1.VolumeGroup, string, error) {
 		var vs []apierr.Violation
 		for _, ini := range cur.ExternalInitiators {
 			vs = append(vs, apierr.Violation{Type: "ATTACHED", Subject: "initiator:" + ini,
@@ -176,11 +177,19 @@ func (s volumeGroupService) DeleteVolumeGroup(ctx context.Context, req *acliv1.D
 		if len(vs) > 0 {
 			return nil, "", apierr.FailedPrecondition(fmt.Sprintf("volume group %s is attached; detach it first", cur.Name), vs...)
 		}
+		gone = cur.Disks
 		return nil, fmt.Sprintf("volume group %s deleted", cur.Name), nil
 	})
+	if err == nil {
+		m.removeVgVolumes(ctx, gone) // vg_clone.go
+	}
+	return task, err
 }
 
 func (s volumeGroupService) CreateVgDisk(ctx context.Context, req *acliv1.CreateVgDiskRequest) (*acliv1.Task, error) {
+	if req.CloneFromVmdisk != "" {
+		return s.m.createVgDiskClone(ctx, req) // vg_clone.go
+	}
 	if req.SizeBytes <= 0 {
 		return nil, apierr.BadField("size_bytes", "vDisk size %d must be greater than 0, e.g. create_size=100G", req.SizeBytes)
 	}

@@ -128,6 +128,7 @@ var methodRoles = map[string]Role{
 	"/acli.v1.VolumeGroupService/AttachToVm":        Operator,
 	"/acli.v1.VolumeGroupService/DetachFromVm":      Operator,
 	"/acli.v1.VolumeGroupService/CreateVolumeGroup": Admin,
+	"/acli.v1.VolumeGroupService/CloneVolumeGroup":  Admin,
 	"/acli.v1.VolumeGroupService/UpdateVolumeGroup": Admin,
 	"/acli.v1.VolumeGroupService/DeleteVolumeGroup": Admin,
 	"/acli.v1.VolumeGroupService/CreateVgDisk":      Admin,

@@ -1724,9 +1724,11 @@ type VgDisk struct {
 	// Size in bytes.
 	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// Storage container.
-	Container     string `protobuf:"bytes,4,opt,name=container,proto3" json:"container,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Container string `protobuf:"bytes,4,opt,name=container,proto3" json:"container,omitempty"`
+	// vDisk the vDisk was cloned from.
+	SourceVmdiskUuid string `protobuf:"bytes,5,opt,name=source_vmdisk_uuid,json=sourceVmdiskUuid,proto3" json:"source_vmdisk_uuid,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *VgDisk) Reset() {
@@ -1783,6 +1785,13 @@ func (x *VgDisk) GetSizeBytes() int64 {
 func (x *VgDisk) GetContainer() string {
 	if x != nil {
 		return x.Container
+	}
+	return ""
+}
+
+func (x *VgDisk) GetSourceVmdiskUuid() string {
+	if x != nil {
+		return x.SourceVmdiskUuid
 	}
 	return ""
 }
@@ -2655,13 +2664,14 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
 	"\bvm_uuids\x18\x03 \x03(\tR\avmUuids\x12#\n" +
-	"\ranti_affinity\x18\x04 \x01(\bR\fantiAffinity\"o\n" +
+	"\ranti_affinity\x18\x04 \x01(\bR\fantiAffinity\"\x9d\x01\n" +
 	"\x06VgDisk\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x1c\n" +
-	"\tcontainer\x18\x04 \x01(\tR\tcontainer\"\xbf\x03\n" +
+	"\tcontainer\x18\x04 \x01(\tR\tcontainer\x12,\n" +
+	"\x12source_vmdisk_uuid\x18\x05 \x01(\tR\x10sourceVmdiskUuid\"\xbf\x03\n" +
 	"\fIscsiSession\x12#\n" +
 	"\rinitiator_iqn\x18\x01 \x01(\tR\finitiatorIqn\x12\x1d\n" +
 	"\n" +

@@ -351,9 +351,12 @@ type CreateVgDiskRequest struct {
 	// Size in bytes (> 0).
 	SizeBytes int64 `protobuf:"varint,2,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// Container (default "default-container").
-	Container     string `protobuf:"bytes,3,opt,name=container,proto3" json:"container,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Container string `protobuf:"bytes,3,opt,name=container,proto3" json:"container,omitempty"`
+	// vDisk UUID (of a VM, snapshot or volume group) whose data the new
+	// vDisk starts with; size_bytes, when larger, grows it.
+	CloneFromVmdisk string `protobuf:"bytes,4,opt,name=clone_from_vmdisk,json=cloneFromVmdisk,proto3" json:"clone_from_vmdisk,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CreateVgDiskRequest) Reset() {
@@ -407,6 +410,68 @@ func (x *CreateVgDiskRequest) GetContainer() string {
 	return ""
 }
 
+func (x *CreateVgDiskRequest) GetCloneFromVmdisk() string {
+	if x != nil {
+		return x.CloneFromVmdisk
+	}
+	return ""
+}
+
+// CloneVolumeGroupRequest names the new volume group and its source.
+type CloneVolumeGroupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the new volume group.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Volume group (name or UUID) to clone.
+	CloneFromVg   string `protobuf:"bytes,2,opt,name=clone_from_vg,json=cloneFromVg,proto3" json:"clone_from_vg,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloneVolumeGroupRequest) Reset() {
+	*x = CloneVolumeGroupRequest{}
+	mi := &file_acli_v1_volume_group_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloneVolumeGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloneVolumeGroupRequest) ProtoMessage() {}
+
+func (x *CloneVolumeGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_volume_group_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloneVolumeGroupRequest.ProtoReflect.Descriptor instead.
+func (*CloneVolumeGroupRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_volume_group_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CloneVolumeGroupRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CloneVolumeGroupRequest) GetCloneFromVg() string {
+	if x != nil {
+		return x.CloneFromVg
+	}
+	return ""
+}
+
 // DeleteVgDiskRequest removes a vDisk.
 type DeleteVgDiskRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -420,7 +485,7 @@ type DeleteVgDiskRequest struct {
 
 func (x *DeleteVgDiskRequest) Reset() {
 	*x = DeleteVgDiskRequest{}
-	mi := &file_acli_v1_volume_group_proto_msgTypes[7]
+	mi := &file_acli_v1_volume_group_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +497,7 @@ func (x *DeleteVgDiskRequest) String() string {
 func (*DeleteVgDiskRequest) ProtoMessage() {}
 
 func (x *DeleteVgDiskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_volume_group_proto_msgTypes[7]
+	mi := &file_acli_v1_volume_group_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +510,7 @@ func (x *DeleteVgDiskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVgDiskRequest.ProtoReflect.Descriptor instead.
 func (*DeleteVgDiskRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_volume_group_proto_rawDescGZIP(), []int{7}
+	return file_acli_v1_volume_group_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeleteVgDiskRequest) GetVolumeGroup() string {
@@ -475,7 +540,7 @@ type AttachExternalRequest struct {
 
 func (x *AttachExternalRequest) Reset() {
 	*x = AttachExternalRequest{}
-	mi := &file_acli_v1_volume_group_proto_msgTypes[8]
+	mi := &file_acli_v1_volume_group_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +552,7 @@ func (x *AttachExternalRequest) String() string {
 func (*AttachExternalRequest) ProtoMessage() {}
 
 func (x *AttachExternalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_volume_group_proto_msgTypes[8]
+	mi := &file_acli_v1_volume_group_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +565,7 @@ func (x *AttachExternalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachExternalRequest.ProtoReflect.Descriptor instead.
 func (*AttachExternalRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_volume_group_proto_rawDescGZIP(), []int{8}
+	return file_acli_v1_volume_group_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AttachExternalRequest) GetVolumeGroup() string {
@@ -530,7 +595,7 @@ type AttachToVmRequest struct {
 
 func (x *AttachToVmRequest) Reset() {
 	*x = AttachToVmRequest{}
-	mi := &file_acli_v1_volume_group_proto_msgTypes[9]
+	mi := &file_acli_v1_volume_group_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +607,7 @@ func (x *AttachToVmRequest) String() string {
 func (*AttachToVmRequest) ProtoMessage() {}
 
 func (x *AttachToVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_volume_group_proto_msgTypes[9]
+	mi := &file_acli_v1_volume_group_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +620,7 @@ func (x *AttachToVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachToVmRequest.ProtoReflect.Descriptor instead.
 func (*AttachToVmRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_volume_group_proto_rawDescGZIP(), []int{9}
+	return file_acli_v1_volume_group_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AttachToVmRequest) GetVolumeGroup() string {
@@ -583,7 +648,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_acli_v1_volume_group_proto_msgTypes[10]
+	mi := &file_acli_v1_volume_group_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +660,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_volume_group_proto_msgTypes[10]
+	mi := &file_acli_v1_volume_group_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +673,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_volume_group_proto_rawDescGZIP(), []int{10}
+	return file_acli_v1_volume_group_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListSessionsRequest) GetVolumeGroup() string {
@@ -629,7 +694,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_acli_v1_volume_group_proto_msgTypes[11]
+	mi := &file_acli_v1_volume_group_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +706,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_volume_group_proto_msgTypes[11]
+	mi := &file_acli_v1_volume_group_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +719,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_acli_v1_volume_group_proto_rawDescGZIP(), []int{11}
+	return file_acli_v1_volume_group_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*IscsiSession {
@@ -689,12 +754,16 @@ const file_acli_v1_volume_group_proto_rawDesc = "" +
 	"\x1c_load_balance_vm_attachmentsB\x0e\n" +
 	"\f_description\"=\n" +
 	"\x18DeleteVolumeGroupRequest\x12!\n" +
-	"\fvolume_group\x18\x01 \x01(\tR\vvolumeGroup\"u\n" +
+	"\fvolume_group\x18\x01 \x01(\tR\vvolumeGroup\"\xa1\x01\n" +
 	"\x13CreateVgDiskRequest\x12!\n" +
 	"\fvolume_group\x18\x01 \x01(\tR\vvolumeGroup\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\x02 \x01(\x03R\tsizeBytes\x12\x1c\n" +
-	"\tcontainer\x18\x03 \x01(\tR\tcontainer\"N\n" +
+	"\tcontainer\x18\x03 \x01(\tR\tcontainer\x12*\n" +
+	"\x11clone_from_vmdisk\x18\x04 \x01(\tR\x0fcloneFromVmdisk\"Q\n" +
+	"\x17CloneVolumeGroupRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
+	"\rclone_from_vg\x18\x02 \x01(\tR\vcloneFromVg\"N\n" +
 	"\x13DeleteVgDiskRequest\x12!\n" +
 	"\fvolume_group\x18\x01 \x01(\tR\vvolumeGroup\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\"a\n" +
@@ -707,7 +776,7 @@ const file_acli_v1_volume_group_proto_rawDesc = "" +
 	"\x13ListSessionsRequest\x12!\n" +
 	"\fvolume_group\x18\x01 \x01(\tR\vvolumeGroup\"I\n" +
 	"\x14ListSessionsResponse\x121\n" +
-	"\bsessions\x18\x01 \x03(\v2\x15.acli.v1.IscsiSessionR\bsessions2\xc7\x06\n" +
+	"\bsessions\x18\x01 \x03(\v2\x15.acli.v1.IscsiSessionR\bsessions2\x8c\a\n" +
 	"\x12VolumeGroupService\x12W\n" +
 	"\x10ListVolumeGroups\x12 .acli.v1.ListVolumeGroupsRequest\x1a!.acli.v1.ListVolumeGroupsResponse\x12F\n" +
 	"\x0eGetVolumeGroup\x12\x1e.acli.v1.GetVolumeGroupRequest\x1a\x14.acli.v1.VolumeGroup\x12E\n" +
@@ -715,7 +784,8 @@ const file_acli_v1_volume_group_proto_rawDesc = "" +
 	"\x11UpdateVolumeGroup\x12!.acli.v1.UpdateVolumeGroupRequest\x1a\r.acli.v1.Task\x12E\n" +
 	"\x11DeleteVolumeGroup\x12!.acli.v1.DeleteVolumeGroupRequest\x1a\r.acli.v1.Task\x12;\n" +
 	"\fCreateVgDisk\x12\x1c.acli.v1.CreateVgDiskRequest\x1a\r.acli.v1.Task\x12;\n" +
-	"\fDeleteVgDisk\x12\x1c.acli.v1.DeleteVgDiskRequest\x1a\r.acli.v1.Task\x12?\n" +
+	"\fDeleteVgDisk\x12\x1c.acli.v1.DeleteVgDiskRequest\x1a\r.acli.v1.Task\x12C\n" +
+	"\x10CloneVolumeGroup\x12 .acli.v1.CloneVolumeGroupRequest\x1a\r.acli.v1.Task\x12?\n" +
 	"\x0eAttachExternal\x12\x1e.acli.v1.AttachExternalRequest\x1a\r.acli.v1.Task\x12?\n" +
 	"\x0eDetachExternal\x12\x1e.acli.v1.AttachExternalRequest\x1a\r.acli.v1.Task\x127\n" +
 	"\n" +
@@ -735,7 +805,7 @@ func file_acli_v1_volume_group_proto_rawDescGZIP() []byte {
 	return file_acli_v1_volume_group_proto_rawDescData
 }
 
-var file_acli_v1_volume_group_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_acli_v1_volume_group_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_acli_v1_volume_group_proto_goTypes = []any{
 	(*ListVolumeGroupsRequest)(nil),  // 0: acli.v1.ListVolumeGroupsRequest
 	(*ListVolumeGroupsResponse)(nil), // 1: acli.v1.ListVolumeGroupsResponse
@@ -744,44 +814,47 @@ var file_acli_v1_volume_group_proto_goTypes = []any{
 	(*UpdateVolumeGroupRequest)(nil), // 4: acli.v1.UpdateVolumeGroupRequest
 	(*DeleteVolumeGroupRequest)(nil), // 5: acli.v1.DeleteVolumeGroupRequest
 	(*CreateVgDiskRequest)(nil),      // 6: acli.v1.CreateVgDiskRequest
-	(*DeleteVgDiskRequest)(nil),      // 7: acli.v1.DeleteVgDiskRequest
-	(*AttachExternalRequest)(nil),    // 8: acli.v1.AttachExternalRequest
-	(*AttachToVmRequest)(nil),        // 9: acli.v1.AttachToVmRequest
-	(*ListSessionsRequest)(nil),      // 10: acli.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),     // 11: acli.v1.ListSessionsResponse
-	(*VolumeGroup)(nil),              // 12: acli.v1.VolumeGroup
-	(*IscsiSession)(nil),             // 13: acli.v1.IscsiSession
-	(*Task)(nil),                     // 14: acli.v1.Task
+	(*CloneVolumeGroupRequest)(nil),  // 7: acli.v1.CloneVolumeGroupRequest
+	(*DeleteVgDiskRequest)(nil),      // 8: acli.v1.DeleteVgDiskRequest
+	(*AttachExternalRequest)(nil),    // 9: acli.v1.AttachExternalRequest
+	(*AttachToVmRequest)(nil),        // 10: acli.v1.AttachToVmRequest
+	(*ListSessionsRequest)(nil),      // 11: acli.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),     // 12: acli.v1.ListSessionsResponse
+	(*VolumeGroup)(nil),              // 13: acli.v1.VolumeGroup
+	(*IscsiSession)(nil),             // 14: acli.v1.IscsiSession
+	(*Task)(nil),                     // 15: acli.v1.Task
 }
 var file_acli_v1_volume_group_proto_depIdxs = []int32{
-	12, // 0: acli.v1.ListVolumeGroupsResponse.volume_groups:type_name -> acli.v1.VolumeGroup
-	13, // 1: acli.v1.ListSessionsResponse.sessions:type_name -> acli.v1.IscsiSession
+	13, // 0: acli.v1.ListVolumeGroupsResponse.volume_groups:type_name -> acli.v1.VolumeGroup
+	14, // 1: acli.v1.ListSessionsResponse.sessions:type_name -> acli.v1.IscsiSession
 	0,  // 2: acli.v1.VolumeGroupService.ListVolumeGroups:input_type -> acli.v1.ListVolumeGroupsRequest
 	2,  // 3: acli.v1.VolumeGroupService.GetVolumeGroup:input_type -> acli.v1.GetVolumeGroupRequest
 	3,  // 4: acli.v1.VolumeGroupService.CreateVolumeGroup:input_type -> acli.v1.CreateVolumeGroupRequest
 	4,  // 5: acli.v1.VolumeGroupService.UpdateVolumeGroup:input_type -> acli.v1.UpdateVolumeGroupRequest
 	5,  // 6: acli.v1.VolumeGroupService.DeleteVolumeGroup:input_type -> acli.v1.DeleteVolumeGroupRequest
 	6,  // 7: acli.v1.VolumeGroupService.CreateVgDisk:input_type -> acli.v1.CreateVgDiskRequest
-	7,  // 8: acli.v1.VolumeGroupService.DeleteVgDisk:input_type -> acli.v1.DeleteVgDiskRequest
-	8,  // 9: acli.v1.VolumeGroupService.AttachExternal:input_type -> acli.v1.AttachExternalRequest
-	8,  // 10: acli.v1.VolumeGroupService.DetachExternal:input_type -> acli.v1.AttachExternalRequest
-	9,  // 11: acli.v1.VolumeGroupService.AttachToVm:input_type -> acli.v1.AttachToVmRequest
-	9,  // 12: acli.v1.VolumeGroupService.DetachFromVm:input_type -> acli.v1.AttachToVmRequest
-	10, // 13: acli.v1.VolumeGroupService.ListSessions:input_type -> acli.v1.ListSessionsRequest
-	1,  // 14: acli.v1.VolumeGroupService.ListVolumeGroups:output_type -> acli.v1.ListVolumeGroupsResponse
-	12, // 15: acli.v1.VolumeGroupService.GetVolumeGroup:output_type -> acli.v1.VolumeGroup
-	14, // 16: acli.v1.VolumeGroupService.CreateVolumeGroup:output_type -> acli.v1.Task
-	14, // 17: acli.v1.VolumeGroupService.UpdateVolumeGroup:output_type -> acli.v1.Task
-	14, // 18: acli.v1.VolumeGroupService.DeleteVolumeGroup:output_type -> acli.v1.Task
-	14, // 19: acli.v1.VolumeGroupService.CreateVgDisk:output_type -> acli.v1.Task
-	14, // 20: acli.v1.VolumeGroupService.DeleteVgDisk:output_type -> acli.v1.Task
-	14, // 21: acli.v1.VolumeGroupService.AttachExternal:output_type -> acli.v1.Task
-	14, // 22: acli.v1.VolumeGroupService.DetachExternal:output_type -> acli.v1.Task
-	14, // 23: acli.v1.VolumeGroupService.AttachToVm:output_type -> acli.v1.Task
-	14, // 24: acli.v1.VolumeGroupService.DetachFromVm:output_type -> acli.v1.Task
-	11, // 25: acli.v1.VolumeGroupService.ListSessions:output_type -> acli.v1.ListSessionsResponse
-	14, // [14:26] is the sub-list for method output_type
-	2,  // [2:14] is the sub-list for method input_type
+	8,  // 8: acli.v1.VolumeGroupService.DeleteVgDisk:input_type -> acli.v1.DeleteVgDiskRequest
+	7,  // 9: acli.v1.VolumeGroupService.CloneVolumeGroup:input_type -> acli.v1.CloneVolumeGroupRequest
+	9,  // 10: acli.v1.VolumeGroupService.AttachExternal:input_type -> acli.v1.AttachExternalRequest
+	9,  // 11: acli.v1.VolumeGroupService.DetachExternal:input_type -> acli.v1.AttachExternalRequest
+	10, // 12: acli.v1.VolumeGroupService.AttachToVm:input_type -> acli.v1.AttachToVmRequest
+	10, // 13: acli.v1.VolumeGroupService.DetachFromVm:input_type -> acli.v1.AttachToVmRequest
+	11, // 14: acli.v1.VolumeGroupService.ListSessions:input_type -> acli.v1.ListSessionsRequest
+	1,  // 15: acli.v1.VolumeGroupService.ListVolumeGroups:output_type -> acli.v1.ListVolumeGroupsResponse
+	13, // 16: acli.v1.VolumeGroupService.GetVolumeGroup:output_type -> acli.v1.VolumeGroup
+	15, // 17: acli.v1.VolumeGroupService.CreateVolumeGroup:output_type -> acli.v1.Task
+	15, // 18: acli.v1.VolumeGroupService.UpdateVolumeGroup:output_type -> acli.v1.Task
+	15, // 19: acli.v1.VolumeGroupService.DeleteVolumeGroup:output_type -> acli.v1.Task
+	15, // 20: acli.v1.VolumeGroupService.CreateVgDisk:output_type -> acli.v1.Task
+	15, // 21: acli.v1.VolumeGroupService.DeleteVgDisk:output_type -> acli.v1.Task
+	15, // 22: acli.v1.VolumeGroupService.CloneVolumeGroup:output_type -> acli.v1.Task
+	15, // 23: acli.v1.VolumeGroupService.AttachExternal:output_type -> acli.v1.Task
+	15, // 24: acli.v1.VolumeGroupService.DetachExternal:output_type -> acli.v1.Task
+	15, // 25: acli.v1.VolumeGroupService.AttachToVm:output_type -> acli.v1.Task
+	15, // 26: acli.v1.VolumeGroupService.DetachFromVm:output_type -> acli.v1.Task
+	12, // 27: acli.v1.VolumeGroupService.ListSessions:output_type -> acli.v1.ListSessionsResponse
+	15, // [15:28] is the sub-list for method output_type
+	2,  // [2:15] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -801,7 +874,7 @@ func file_acli_v1_volume_group_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_volume_group_proto_rawDesc), len(file_acli_v1_volume_group_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

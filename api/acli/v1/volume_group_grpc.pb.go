@@ -26,6 +26,7 @@ const (
 	VolumeGroupService_DeleteVolumeGroup_FullMethodName = "/acli.v1.VolumeGroupService/DeleteVolumeGroup"
 	VolumeGroupService_CreateVgDisk_FullMethodName      = "/acli.v1.VolumeGroupService/CreateVgDisk"
 	VolumeGroupService_DeleteVgDisk_FullMethodName      = "/acli.v1.VolumeGroupService/DeleteVgDisk"
+	VolumeGroupService_CloneVolumeGroup_FullMethodName  = "/acli.v1.VolumeGroupService/CloneVolumeGroup"
 	VolumeGroupService_AttachExternal_FullMethodName    = "/acli.v1.VolumeGroupService/AttachExternal"
 	VolumeGroupService_DetachExternal_FullMethodName    = "/acli.v1.VolumeGroupService/DetachExternal"
 	VolumeGroupService_AttachToVm_FullMethodName        = "/acli.v1.VolumeGroupService/AttachToVm"
@@ -53,6 +54,9 @@ type VolumeGroupServiceClient interface {
 	CreateVgDisk(ctx context.Context, in *CreateVgDiskRequest, opts ...grpc.CallOption) (*Task, error)
 	// DeleteVgDisk removes a vDisk.
 	DeleteVgDisk(ctx context.Context, in *DeleteVgDiskRequest, opts ...grpc.CallOption) (*Task, error)
+	// CloneVolumeGroup creates a volume group with a copy of each vDisk of
+	// another (no attachments); the task's first entity is the new group.
+	CloneVolumeGroup(ctx context.Context, in *CloneVolumeGroupRequest, opts ...grpc.CallOption) (*Task, error)
 	// AttachExternal attaches an external initiator.
 	AttachExternal(ctx context.Context, in *AttachExternalRequest, opts ...grpc.CallOption) (*Task, error)
 	// DetachExternal detaches an external initiator.
@@ -143,6 +147,16 @@ func (c *volumeGroupServiceClient) DeleteVgDisk(ctx context.Context, in *DeleteV
 	return out, nil
 }
 
+func (c *volumeGroupServiceClient) CloneVolumeGroup(ctx context.Context, in *CloneVolumeGroupRequest, opts ...grpc.CallOption) (*Task, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Task)
+	err := c.cc.Invoke(ctx, VolumeGroupService_CloneVolumeGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *volumeGroupServiceClient) AttachExternal(ctx context.Context, in *AttachExternalRequest, opts ...grpc.CallOption) (*Task, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Task)
@@ -213,6 +227,9 @@ type VolumeGroupServiceServer interface {
 	CreateVgDisk(context.Context, *CreateVgDiskRequest) (*Task, error)
 	// DeleteVgDisk removes a vDisk.
 	DeleteVgDisk(context.Context, *DeleteVgDiskRequest) (*Task, error)
+	// CloneVolumeGroup creates a volume group with a copy of each vDisk of
+	// another (no attachments); the task's first entity is the new group.
+	CloneVolumeGroup(context.Context, *CloneVolumeGroupRequest) (*Task, error)
 	// AttachExternal attaches an external initiator.
 	AttachExternal(context.Context, *AttachExternalRequest) (*Task, error)
 	// DetachExternal detaches an external initiator.
@@ -253,6 +270,9 @@ func (UnimplementedVolumeGroupServiceServer) CreateVgDisk(context.Context, *Crea
 }
 func (UnimplementedVolumeGroupServiceServer) DeleteVgDisk(context.Context, *DeleteVgDiskRequest) (*Task, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteVgDisk not implemented")
+}
+func (UnimplementedVolumeGroupServiceServer) CloneVolumeGroup(context.Context, *CloneVolumeGroupRequest) (*Task, error) {
+	return nil, status.Error(codes.Unimplemented, "method CloneVolumeGroup not implemented")
 }
 func (UnimplementedVolumeGroupServiceServer) AttachExternal(context.Context, *AttachExternalRequest) (*Task, error) {
 	return nil, status.Error(codes.Unimplemented, "method AttachExternal not implemented")
@@ -416,6 +436,24 @@ func _VolumeGroupService_DeleteVgDisk_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _VolumeGroupService_CloneVolumeGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CloneVolumeGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumeGroupServiceServer).CloneVolumeGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VolumeGroupService_CloneVolumeGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumeGroupServiceServer).CloneVolumeGroup(ctx, req.(*CloneVolumeGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _VolumeGroupService_AttachExternal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AttachExternalRequest)
 	if err := dec(in); err != nil {
@@ -540,6 +578,10 @@ var VolumeGroupService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteVgDisk",
 			Handler:    _VolumeGroupService_DeleteVgDisk_Handler,
+		},
+		{
+			MethodName: "CloneVolumeGroup",
+			Handler:    _VolumeGroupService_CloneVolumeGroup_Handler,
 		},
 		{
 			MethodName: "AttachExternal",

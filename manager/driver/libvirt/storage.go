@@ -175,12 +175,18 @@ func (d *Driver) ImportImage(ctx context.Context, container, id, url, sha256 str
 	return driver.Imported{Size: res.Size, SHA256: res.SHA256, SourceFormat: res.SourceType}, nil
 }
 
-// CloneVolume implements driver.Storage.
+// CloneVolume implements driver.Storage. A vDisk never written may have
+// no volume yet (volume group vDisks get theirs when written); its copy is
+// an empty volume of its size.
 func (d *Driver) CloneVolume(ctx context.Context, container, src, dst string, size int64) error {
 	if _, err := d.volumeDir(container); err != nil {
 		return err
 	}
-	return volume.Clone(d.cfg.Storage.VolumePath(container, src), d.cfg.Storage.VolumePath(container, dst), size)
+	from := d.cfg.Storage.VolumePath(container, src)
+	if _, err := os.Stat(from); errors.Is(err, os.ErrNotExist) {
+		return volume.Create(d.cfg.Storage.VolumePath(container, dst), size)
+	}
+	return volume.Clone(from, d.cfg.Storage.VolumePath(container, dst), size)
 }
 
 // DeleteVolume implements driver.Storage.

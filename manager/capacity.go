@@ -95,7 +95,8 @@ func (m *Manager) storageGrowthLocked(ws []write) map[string]int64 {
 	return grow
 }
 
-// checkStorageCommit is called by commit before its transaction. When the
+// checkStorageCommit is called, without Manager.mu, before a task's
+// outcome is committed. When the
 // writes grow a container it takes storageCommitMu, checks the capacity
 // against the committed records, and returns done, which applies the
 // records to the model once they are committed (so the next check sees

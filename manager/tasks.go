@@ -122,7 +122,16 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 	if werr == nil {
 		final := tasks.Succeeded(cur, out.message)
 		// Commit even if ctx was cancelled meanwhile: the work is done.
-		newRev, err := m.commit(context.WithoutCancel(ctx), append(out.writes, write{key: taskKey(cur.Uuid), msg: final, rev: rev}))
+		// Writes that grow a container are checked against its capacity
+		// here, serialised (capacity.go).
+		done, err := m.checkStorageCommit(out.writes)
+		var newRev int64
+		if err == nil {
+			newRev, err = m.commit(context.WithoutCancel(ctx), append(out.writes, write{key: taskKey(cur.Uuid), msg: final, rev: rev}))
+			if done != nil {
+				done(newRev, err)
+			}
+		}
 		if err == nil {
 			m.mu.Lock()
 			if out.apply != nil {

@@ -24,7 +24,7 @@ func TestStorageFilePath(t *testing.T) {
 		t.Fatalf("FilePath of a vDisk: %q %v", p, err)
 	}
 	for path, want := range map[string]string{
-		"default-container/vdisks/v1":    "not a container path",
+		"default-container/vdisks/v1":     "not a container path",
 		"/default-container/../../secret": "not a container path",
 		"/default-container":              "not a container path",
 		"/.consoles/x.log":                "not a container path",

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -67,6 +68,10 @@ func (m *Manager) readLocked(t *taskRec, ids ...string) {
 			prev()
 		}
 		for _, id := range ids {
+			// A report read while a copy paused the VM is older news.
+			if r := m.vms[id]; r != nil {
+				r.settled = time.Now()
+			}
 			rs := slices.DeleteFunc(m.stor.readers[id], func(r *taskRec) bool { return r == t })
 			if len(rs) == 0 {
 				delete(m.stor.readers, id)

@@ -44,7 +44,7 @@ func (f *Factory) execute(ctx context.Context, args []string, defaults Globals, 
 	}
 	g := defaults
 	st := &runState{inShell: inShell}
-	root := f.NewRoot(&g, st, inShell)
+	root := f.newRoot(&g, st, inShell, args)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -90,6 +90,13 @@ func (f *Factory) printer(g Globals, inShell bool) *render.Printer {
 // NewRoot builds a fresh cobra tree from the registry, binding the global
 // flags into g. A new tree per line keeps shell lines independent.
 func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command {
+	return f.newRoot(g, st, inShell, nil)
+}
+
+// newRoot builds the tree args need: when their first word is a command of
+// the registry, that command's leaf alone (a one-shot command builds no
+// more than it runs); otherwise every command (help, completion, typos).
+func (f *Factory) newRoot(g *Globals, st *runState, inShell bool, args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "acli",
 		Short:         "Manage hyperconverged KVM clusters",
@@ -249,6 +256,10 @@ func (f *Factory) NewRoot(g *Globals, st *runState, inShell bool) *cobra.Command
 			return usageErrorf("completion: unknown shell %q%s", args[0], suggest(args[0], []string{"bash", "zsh", "fish"}))
 		},
 	})
+	if c, ok := f.Registry.Lookup(firstWord(root, args)); ok && args != nil {
+		root.AddCommand(f.leaf(c, g, st))
+		return root
+	}
 	for _, c := range f.Registry.Commands() {
 		root.AddCommand(f.leaf(c, g, st))
 	}

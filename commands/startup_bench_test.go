@@ -1,0 +1,33 @@
+package commands
+
+import (
+	"testing"
+
+	"github.com/acli-dev/acli/render"
+)
+
+// BenchmarkStartupTree: the cobra tree a one-shot command builds before it
+// runs (its own leaf only), against the whole tree help and completion use.
+func BenchmarkStartupTree(b *testing.B) {
+	io, _, _ := render.Test("", false)
+	f := &Factory{IO: io, Registry: Default(), Getenv: func(string) string { return "" }}
+	for _, bc := range []struct {
+		name string
+		args []string
+	}{{"one-shot", []string{"-o", "json", "host.list"}}, {"whole", nil}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				g := f.DefaultGlobals()
+				_ = f.newRoot(&g, &runState{}, false, bc.args)
+			}
+		})
+	}
+}
+
+func BenchmarkStartupRegistry(b *testing.B) {
+	for b.Loop() {
+		if _, err := NewRegistry(namespaces()...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -22,6 +22,7 @@ type libvirtOptions struct {
 	dataPath         bool
 	dataServicesIP   string
 	cvmRestart       time.Duration
+	bridges          bool
 }
 
 func addLibvirtFlags(fs *flag.FlagSet) *libvirtOptions {
@@ -34,6 +35,7 @@ func addLibvirtFlags(fs *flag.FlagSet) *libvirtOptions {
 	fs.BoolVar(&o.dataPath, "libvirt-datapath", false, "serve vDisks over iSCSI: a CVM storage service (tgtd) on each host's cvm_ip and a login redirector on its hypervisor_ip:3261 (needs root and tgt)")
 	fs.StringVar(&o.dataServicesIP, "libvirt-data-services-ip", "", "with --libvirt-datapath, the address of the data services portal (port 3260) for volume groups and external initiators")
 	fs.DurationVar(&o.cvmRestart, "libvirt-cvm-restart", 10*time.Second, "with --libvirt-datapath, restart a crashed CVM storage service after this long (0: leave it down)")
+	fs.BoolVar(&o.bridges, "libvirt-network-bridges", false, "plug VM NICs into the bridge named for their network, acli-<network> (each host provides it)")
 	return o
 }
 
@@ -76,6 +78,7 @@ func newLibvirtDriver(o *libvirtOptions, dataDir string, log *slog.Logger) *libv
 		Storage:           libvirt.Storage{Dir: dir},
 		DataPath:          dp,
 		DataServicesIP:    o.dataServicesIP,
+		NetworkBridges:    o.bridges,
 		ClusterName:       o.clusterName,
 		HeartbeatInterval: o.heartbeat,
 		ShutdownTimeout:   o.shutdownTimeout,

@@ -42,6 +42,10 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// Storage holds the VMs' vDisks; with no Dir, domains get no disks.
 	Storage Storage
+	// NetworkBridges plugs each VM NIC into the bridge named for its
+	// network (BridgeName), which every host must have; off, domains get
+	// no NICs.
+	NetworkBridges bool
 	// FenceHost is the fence agent: it powers a host off (its BMC, a PDU) and returns nil
 	// only once no guest of the host can run any more. HA calls it for a down host whose
 	// VMs it cannot power off there (libvirtd gone while its QEMUs may run on); without one,
@@ -445,6 +449,9 @@ func (d *Driver) PowerOn(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) 
 		return err
 	}
 	spec := VmDomainSpec(vm, d.cfg.Storage)
+	if d.cfg.NetworkBridges {
+		spec.NICs = VmNICs(vm)
+	}
 	if d.cfg.Storage.Dir != "" {
 		if err := d.cfg.Storage.ensureVolumes(vm); err != nil {
 			return err

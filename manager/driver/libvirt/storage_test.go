@@ -65,3 +65,32 @@ func TestBootDisk(t *testing.T) {
 		t.Fatalf("boot disk %q, want a", got)
 	}
 }
+
+// NICs are wired from the model: MAC, model and the network's bridge.
+func TestVmNICs(t *testing.T) {
+	if got := BridgeName("vlan100"); got != "acli-vlan100" {
+		t.Errorf("BridgeName(vlan100) = %q", got)
+	}
+	for _, long := range []string{"prod-frontend-net", "net with space"} { // too long, or no interface name: hashed
+		if got := BridgeName(long); len(got) != 15 || !strings.HasPrefix(got, "acli-") {
+			t.Errorf("BridgeName(%q) = %q", long, got)
+		}
+	}
+	if BridgeName("prod-frontend-net") == BridgeName("prod-frontend-ne2") {
+		t.Error("two long network names share a bridge")
+	}
+	vm := &acliv1.Vm{Name: "web01", Uuid: "6a1f3d7e-3c1b-4d5e-9f00-0123456789ab", NumVcpus: 1, MemoryBytes: 128 << 20,
+		Nics: []*acliv1.Nic{{Mac: "50:6b:8d:00:00:01", NetworkName: "vlan100", Model: "virtio"}, {Mac: "50:6b:8d:00:00:02", NetworkName: "vlan200", Model: "e1000"}}}
+	spec := VmDomainSpec(vm, Storage{})
+	spec.NICs = VmNICs(vm)
+	x, err := spec.XML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<mac address="50:6b:8d:00:00:01">`, `<source bridge="acli-vlan100">`, `<model type="virtio">`,
+		`<source bridge="acli-vlan200">`, `<model type="e1000">`} {
+		if !strings.Contains(string(x), want) {
+			t.Errorf("domain XML lacks %s:\n%s", want, x)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/migrate"
 	"github.com/acli-dev/acli/manager/scheduler"
 )
 
@@ -60,13 +61,13 @@ func (m *Manager) liveMigrate(ctx context.Context, t *taskRec, mv move, percent 
 	})
 	m.mu.Unlock()
 	var last *acliv1.MigrationProgress
-	var conv convergence
+	var conv migrate.Convergence
 	start := time.Now()
 	err := m.drv.Migrate(ctx, vm, src, dst, driver.MigrateOptions{BandwidthMbps: mv.bwMbps}, func(p *acliv1.MigrationProgress) {
 		last = p
 		line := fmt.Sprintf("migrating vm %s to %s: round %d, %s remaining, est. downtime %d ms",
 			vm.Name, hostLabel(dst), p.Round, bytesText(p.RemainingBytes), p.EstimatedDowntimeMs)
-		warn, first := conv.observe(p)
+		warn, first := conv.Observe(p)
 		if warn != "" {
 			line += "; " + warn
 		}
@@ -79,7 +80,7 @@ func (m *Manager) liveMigrate(ctx context.Context, t *taskRec, mv move, percent 
 			if percent != nil {
 				pb.Percent = percent()
 			} else {
-				pb.Percent = max(pb.Percent, precopyPercent(p))
+				pb.Percent = max(pb.Percent, migrate.Percent(p))
 			}
 		})
 		m.mu.Unlock()

@@ -1,4 +1,4 @@
-package manager
+package migrate
 
 import (
 	"testing"
@@ -15,17 +15,17 @@ func TestPrecopyProgressOfANonConvergingVM(t *testing.T) {
 	if err == nil || len(rounds) < 10 {
 		t.Fatalf("model: %d rounds, %v", len(rounds), err)
 	}
-	var c convergence
+	var c Convergence
 	var pcts []int32
 	for i, r := range rounds {
 		p := &acliv1.MigrationProgress{Round: int32(r.Round), RemainingBytes: r.Remaining, TransferredBytes: r.Transferred,
 			DirtyRateBytesPerSec: 2000 << 20, BandwidthBytesPerSec: 10_000 * 1_000_000 / 8}
-		warn, first := c.observe(p)
+		warn, first := c.Observe(p)
 		want := "not converging: the guest dirties memory at 2.0 GiB/s, the stream sends 1.2 GiB/s (10000 Mb/s); raise bandwidth_mbps or lower the guest's load"
 		if warn != want || first != (i == 0) {
 			t.Fatalf("round %d: %q first=%v", r.Round, warn, first)
 		}
-		pcts = append(pcts, precopyPercent(p))
+		pcts = append(pcts, Percent(p))
 	}
 	if pcts[0] != 50 || pcts[len(pcts)-1] < 97 {
 		t.Fatalf("percent by round: %v", pcts)
@@ -40,7 +40,7 @@ func TestPrecopyProgressOfANonConvergingVM(t *testing.T) {
 // Without rates (a driver that does not report them), a round that leaves
 // no less than the one before warns; a shrinking one does not.
 func TestConvergenceFromRemainingBytes(t *testing.T) {
-	var c convergence
+	var c Convergence
 	for _, s := range []struct {
 		round  int32
 		remain int64
@@ -51,12 +51,12 @@ func TestConvergenceFromRemainingBytes(t *testing.T) {
 		{3, 450 << 20, "not converging: round 3 left 450 MiB to send, no less than round 2; raise bandwidth_mbps or lower the guest's load"},
 		{4, 10 << 20, "not converging: round 3 left 450 MiB to send, no less than round 2; raise bandwidth_mbps or lower the guest's load"},
 	} {
-		warn, _ := c.observe(&acliv1.MigrationProgress{Round: s.round, RemainingBytes: s.remain})
+		warn, _ := c.Observe(&acliv1.MigrationProgress{Round: s.round, RemainingBytes: s.remain})
 		if warn != s.warn {
 			t.Errorf("round %d: %q, want %q", s.round, warn, s.warn)
 		}
 	}
-	if got := precopyPercent(&acliv1.MigrationProgress{}); got != 0 {
+	if got := Percent(&acliv1.MigrationProgress{}); got != 0 {
 		t.Errorf("empty progress: %d", got)
 	}
 }

@@ -252,6 +252,7 @@ func taskBlock(k *acliv1.Task) *render.Block {
 	b := &render.Block{}
 	b.Add("UUID", k.GetUuid()).
 		Add("Type", render.OpName(k.GetOperation())).
+		Add("Started by", k.GetPrincipal()).
 		Add("Status", enumText(k.GetStatus().String(), k.GetStatus() == 0)).
 		Add("Percent", i32(k.GetPercent())).
 		Add("Progress", k.GetProgressMessage()).

@@ -115,6 +115,9 @@ type Manager struct {
 	db *state.DB
 	// storageCommitMu serialises the commits that grow a container's use (capacity.go).
 	storageCommitMu sync.Mutex
+	// principals maps a task UUID to who started it, so events name them
+	// (publish runs with or without m.mu).
+	principals sync.Map
 
 	mu      sync.RWMutex
 	closing bool
@@ -417,8 +420,12 @@ const (
 
 // publish sends an event; the message is formatted like fmt.Sprintf.
 func (m *Manager) publish(typ, severity, taskUUID string, refs []*acliv1.EntityRef, format string, args ...any) {
-	m.bus.Publish(&acliv1.Event{
+	ev := &acliv1.Event{
 		Type: typ, Severity: severity, TaskUuid: taskUUID, Entities: refs,
 		Message: fmt.Sprintf(format, args...),
-	})
+	}
+	if who, ok := m.principals.Load(taskUUID); ok {
+		ev.Principal = who.(string)
+	}
+	m.bus.Publish(ev)
 }

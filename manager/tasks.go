@@ -7,9 +7,11 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/auth"
 	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/tasks"
 )
@@ -42,6 +44,23 @@ func (m *Manager) newTaskLocked(op acliv1.TaskOperation, refs []*acliv1.EntityRe
 	return t
 }
 
+// systemPrincipal starts the tasks no caller asked for (HA restarts,
+// reconciliation).
+const systemPrincipal = "clusterd"
+
+// startedByLocked records on a task not yet persisted who starts it: the
+// authenticated caller of ctx, else clusterd itself.
+func (m *Manager) startedByLocked(ctx context.Context, t *taskRec) *acliv1.Task {
+	who := auth.UserFromContext(ctx)
+	if who == "" {
+		who = systemPrincipal
+	}
+	m.principals.Store(t.PB.Uuid, who)
+	pb := proto.Clone(t.PB).(*acliv1.Task)
+	pb.Principal = who
+	return t.Replace(pb)
+}
+
 // progress reports a running task's percent and current line.
 func (m *Manager) progress(t *taskRec, percent int32, format string, args ...any) {
 	m.mu.Lock()
@@ -58,6 +77,9 @@ func (m *Manager) progress(t *taskRec, percent int32, format string, args ...any
 // and its (already final) record are committed in one transaction. If the
 // commit fails nothing changed, the task is forgotten and the RPC fails.
 func (m *Manager) quick(ctx context.Context, t *taskRec, w work) (*acliv1.Task, error) {
+	m.mu.Lock()
+	m.startedByLocked(ctx, t)
+	m.mu.Unlock()
 	out, err := w(ctx, t)
 	if err == nil {
 		var pb *acliv1.Task
@@ -86,7 +108,7 @@ func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task,
 	if t.PB.Cancellable {
 		t.Stop = stop
 	}
-	pb := t.PB
+	pb := m.startedByLocked(ctx, t)
 	m.mu.Unlock()
 	rev, err := m.commit(ctx, []write{{key: taskKey(pb.Uuid), msg: pb, rev: 0}})
 	if err != nil {
@@ -198,6 +220,7 @@ func (m *Manager) forgetLocked(t *taskRec) {
 		t.Release = nil
 	}
 	m.taskTab.Forget(t)
+	m.principals.Delete(t.PB.Uuid)
 }
 
 // pruneLocked drops the oldest finished tasks beyond the retention and
@@ -206,6 +229,9 @@ func (m *Manager) pruneLocked() {
 	ids := m.taskTab.Prune()
 	if len(ids) == 0 {
 		return
+	}
+	for _, id := range ids {
+		m.principals.Delete(id)
 	}
 	// Tracked by m.wg so Close waits for it before closing the store. Adding
 	// is safe here: it runs at load or from a task that m.wg still counts.

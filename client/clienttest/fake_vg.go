@@ -33,8 +33,12 @@ func (f *Fake) PublishEvent(typ, severity, format string, args ...any) {
 
 func (f *Fake) publish(typ, severity, taskUUID string, refs []*acliv1.EntityRef, msg string) {
 	s := &f.storage
-	s.events = append(s.events, &acliv1.Event{Seq: uint64(len(s.events) + 1), Time: f.stamp(), Type: typ,
-		Message: msg, Entities: refs, Severity: severity, TaskUuid: taskUUID})
+	ev := &acliv1.Event{Seq: uint64(len(s.events) + 1), Time: f.stamp(), Type: typ,
+		Message: msg, Entities: refs, Severity: severity, TaskUuid: taskUUID}
+	if taskUUID != "" {
+		ev.Principal = "anonymous"
+	}
+	s.events = append(s.events, ev)
 	if s.notify != nil {
 		close(s.notify)
 	}

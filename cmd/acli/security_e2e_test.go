@@ -130,6 +130,16 @@ func TestSecuredCluster(t *testing.T) {
 		if r := as("operator", "vm.on", "web01"); r.code != 0 {
 			t.Fatalf("operator vm.on: %d %s", r.code, r.err)
 		}
+		// task.get shows who started the task.
+		var tl struct {
+			Data []struct{ Uuid, Principal string } `json:"data"`
+		}
+		if r := s.run(t, s.admin(), "-o", "json", "task.list", "include_completed=true", "limit=1"); r.code != 0 || json.Unmarshal([]byte(r.out), &tl) != nil || len(tl.Data) != 1 {
+			t.Fatalf("task.list: %d %s%s", r.code, r.out, r.err)
+		}
+		if r := s.run(t, s.admin(), "task.get", tl.Data[0].Uuid); r.code != 0 || !strings.Contains(r.out, "Started by:   operator1\n") {
+			t.Fatalf("task.get of operator1's vm.on: %d\n%s%s", r.code, r.out, r.err)
+		}
 		wantExit(t, as("operator", "vm.create", "web02", "memory=1G"), 4, "VmService/CreateVm needs the admin role; operator1 has operator")
 		wantExit(t, as("operator", "sim.fail_host", "h1"), 4, "SimService/FailHost needs the admin role")
 		wantExit(t, as("operator", "audit.list"), 4, "AuditService/ListAudit needs the admin role")

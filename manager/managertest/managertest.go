@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/acli-dev/acli/manager"
+	"github.com/acli-dev/acli/manager/auth"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/driver/sim"
 	"github.com/acli-dev/acli/manager/limits"
@@ -51,6 +52,10 @@ type Options struct {
 	Store store.Store
 	// Limits overrides the stream caps the server enforces (as clusterd's).
 	Limits limits.Config
+	// Auth, when set, authenticates and authorizes every call as clusterd
+	// does (e.g. auth.New(auth.Config{Anonymous: auth.Admin}), clusterd's
+	// plaintext loopback default).
+	Auth *auth.Authenticator
 }
 
 // Harness is a running in-process clusterd.
@@ -120,7 +125,12 @@ func New(t testing.TB, opts Options) *Harness {
 		t.Fatalf("managertest: %v", err)
 	}
 	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer(limits.ServerOptions(opts.Limits)...)
+	sopts := limits.ServerOptions(opts.Limits)
+	if opts.Auth != nil {
+		sopts = append(sopts, grpc.ChainUnaryInterceptor(opts.Auth.UnaryInterceptor()),
+			grpc.ChainStreamInterceptor(opts.Auth.StreamInterceptor()))
+	}
+	srv := grpc.NewServer(sopts...)
 	m.Register(srv)
 	go srv.Serve(lis)
 	h := &Harness{Manager: m, Driver: simDrv, Dir: opts.Dir, srv: srv, lis: lis}

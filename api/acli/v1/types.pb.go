@@ -2225,7 +2225,10 @@ type Task struct {
 	// entry per rule or blocker, so clients list them without reading error text.
 	Violations []*Violation `protobuf:"bytes,17,rep,name=violations,proto3" json:"violations,omitempty"`
 	// The task can still be stopped safely with CancelTask.
-	Cancellable   bool `protobuf:"varint,18,opt,name=cancellable,proto3" json:"cancellable,omitempty"`
+	Cancellable bool `protobuf:"varint,18,opt,name=cancellable,proto3" json:"cancellable,omitempty"`
+	// Who started the task: the authenticated user, or "clusterd" for work the
+	// manager starts itself (HA restarts, reconciliation).
+	Principal     string `protobuf:"bytes,19,opt,name=principal,proto3" json:"principal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2386,6 +2389,13 @@ func (x *Task) GetCancellable() bool {
 	return false
 }
 
+func (x *Task) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
 // Violation is one rule a change would break, or one thing that blocks it.
 type Violation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2466,7 +2476,9 @@ type Event struct {
 	// Task that caused the event, if any.
 	TaskUuid string `protobuf:"bytes,6,opt,name=task_uuid,json=taskUuid,proto3" json:"task_uuid,omitempty"`
 	// Severity: info, warning, error.
-	Severity      string `protobuf:"bytes,7,opt,name=severity,proto3" json:"severity,omitempty"`
+	Severity string `protobuf:"bytes,7,opt,name=severity,proto3" json:"severity,omitempty"`
+	// Who started the task that caused the event, when there is one.
+	Principal     string `protobuf:"bytes,8,opt,name=principal,proto3" json:"principal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2546,6 +2558,13 @@ func (x *Event) GetTaskUuid() string {
 func (x *Event) GetSeverity() string {
 	if x != nil {
 		return x.Severity
+	}
+	return ""
+}
+
+func (x *Event) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
 	}
 	return ""
 }
@@ -2709,7 +2728,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x15estimated_downtime_ms\x18\x06 \x01(\x03R\x13estimatedDowntimeMs\x12+\n" +
 	"\x11transferred_bytes\x18\a \x01(\x03R\x10transferredBytes\x126\n" +
 	"\x18dirty_rate_bytes_per_sec\x18\b \x01(\x03R\x14dirtyRateBytesPerSec\x125\n" +
-	"\x17bandwidth_bytes_per_sec\x18\t \x01(\x03R\x14bandwidthBytesPerSec\"\xf7\x05\n" +
+	"\x17bandwidth_bytes_per_sec\x18\t \x01(\x03R\x14bandwidthBytesPerSec\"\x95\x06\n" +
 	"\x04Task\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x124\n" +
 	"\toperation\x18\x02 \x01(\x0e2\x16.acli.v1.TaskOperationR\toperation\x12.\n" +
@@ -2734,11 +2753,12 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"violations\x18\x11 \x03(\v2\x12.acli.v1.ViolationR\n" +
 	"violations\x12 \n" +
-	"\vcancellable\x18\x12 \x01(\bR\vcancellable\"[\n" +
+	"\vcancellable\x18\x12 \x01(\bR\vcancellable\x12\x1c\n" +
+	"\tprincipal\x18\x13 \x01(\tR\tprincipal\"[\n" +
 	"\tViolation\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12 \n" +
-	"\vdescription\x18\x03 \x01(\tR\vdescription\"\xe0\x01\n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"\xfe\x01\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
@@ -2746,7 +2766,8 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12.\n" +
 	"\bentities\x18\x05 \x03(\v2\x12.acli.v1.EntityRefR\bentities\x12\x1b\n" +
 	"\ttask_uuid\x18\x06 \x01(\tR\btaskUuid\x12\x1a\n" +
-	"\bseverity\x18\a \x01(\tR\bseverity*\x84\x01\n" +
+	"\bseverity\x18\a \x01(\tR\bseverity\x12\x1c\n" +
+	"\tprincipal\x18\b \x01(\tR\tprincipal*\x84\x01\n" +
 	"\tNodeState\x12\x1a\n" +
 	"\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fAcropolisNormal\x10\x01\x12\x1b\n" +

@@ -275,7 +275,7 @@ func (sv *server) serve(ctx context.Context, lis net.Listener, st store.Store, l
 		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(authn.StreamInterceptor()),
 	}
-	sopts = append(sopts, limits.ServerOptions(limits.Config{})...)
+	sopts = append(sopts, limits.ServerOptions(limits.Config{Principal: auth.UserFromContext})...)
 	if serv.tls != nil {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(serv.tls)))
 	}

@@ -234,6 +234,9 @@ func TestLimitsAreDocumented(t *testing.T) {
 		"streams per connection":       limits.DefaultStreamsPerConn,
 		"streams in total":             limits.DefaultStreamsTotal,
 		"calls at once per connection": limits.MaxConcurrentStreams,
+		"calls at once per user":       limits.DefaultCallsPerPrincipal,
+		"calls waiting per user":       limits.DefaultQueuedPerPrincipal,
+		"streams per user":             limits.DefaultStreamsPerPrincipal,
 	}
 	for f, n := range limits.Fields {
 		rows["`"+f+"`"] = n

@@ -14,11 +14,18 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Config overrides the stream caps (tests use small ones); zero fields take
-// the defaults.
+// Config overrides the caps (tests use small ones); zero fields take the
+// defaults.
 type Config struct {
 	StreamsPerConn int
 	StreamsTotal   int
+	// Principal names the caller of a call (clusterd's auth.UserFromContext,
+	// with authentication before these limits); nil or "": no per-principal
+	// caps.
+	Principal           func(context.Context) string
+	CallsPerPrincipal   int
+	QueuedPerPrincipal  int
+	StreamsPerPrincipal int
 }
 
 // ServerOptions returns the options that enforce every limit. Give them to
@@ -31,7 +38,16 @@ func ServerOptions(cfg Config) []grpc.ServerOption {
 	if cfg.StreamsTotal <= 0 {
 		cfg.StreamsTotal = DefaultStreamsTotal
 	}
-	l := &limiter{cfg: cfg}
+	if cfg.CallsPerPrincipal <= 0 {
+		cfg.CallsPerPrincipal = DefaultCallsPerPrincipal
+	}
+	if cfg.QueuedPerPrincipal <= 0 {
+		cfg.QueuedPerPrincipal = DefaultQueuedPerPrincipal
+	}
+	if cfg.StreamsPerPrincipal <= 0 {
+		cfg.StreamsPerPrincipal = DefaultStreamsPerPrincipal
+	}
+	l := &limiter{cfg: cfg, shares: newShares(cfg)}
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxReadBytes),
 		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
@@ -44,6 +60,7 @@ func ServerOptions(cfg Config) []grpc.ServerOption {
 
 type limiter struct {
 	cfg     Config
+	shares  *shares
 	streams atomic.Int64
 	// refused holds, by the message it was decoding into, why the codec
 	// refused a request: gRPC turns a codec error into Internal, so the
@@ -91,7 +108,21 @@ func (l *limiter) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h
 	if err := l.admit(req); err != nil {
 		return nil, err
 	}
+	if who := l.principal(ctx); who != "" {
+		done, err := l.shares.call(ctx, who)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+	}
 	return h(ctx, req)
+}
+
+func (l *limiter) principal(ctx context.Context) string {
+	if l.cfg.Principal == nil {
+		return ""
+	}
+	return l.cfg.Principal(ctx)
 }
 
 func (l *limiter) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
@@ -108,6 +139,13 @@ func (l *limiter) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo
 		return status.Errorf(codes.ResourceExhausted, "clusterd already serves %d streams (event and task watches), the most it serves at once; retry later", l.cfg.StreamsTotal)
 	}
 	defer l.streams.Add(-1)
+	if who := l.principal(ss.Context()); who != "" {
+		done, err := l.shares.stream(who)
+		if err != nil {
+			return err
+		}
+		defer done()
+	}
 	return h(srv, &admittedStream{ServerStream: ss, l: l})
 }
 

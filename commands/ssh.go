@@ -6,9 +6,11 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
+	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -119,6 +121,12 @@ func (f *Factory) fanoutTargets(g *Globals) fanout.TargetSource {
 			for i := range ts {
 				ts[i].HostKeys = nil
 			}
+		} else if pin, err := f.pinFile(ctx, c); err != nil {
+			return nil, err
+		} else {
+			for i := range ts {
+				ts[i].PinFile = pin
+			}
 		}
 		if len(ts) == 0 {
 			what := "hypervisor"
@@ -129,6 +137,30 @@ func (f *Factory) fanoutTargets(g *Globals) fanout.TargetSource {
 		}
 		return ts, nil
 	}
+}
+
+// pinFile is the cluster's own known_hosts, beside acli's config file
+// (known_hosts/CLUSTER-UUID): the host keys clusterd publishes are pinned
+// there on first use, so a key that changes later is refused even when
+// clusterd publishes it. A new cluster on the same addresses (a fresh sim)
+// starts a file of its own. "" when acli has no config directory.
+func (f *Factory) pinFile(ctx context.Context, c *client.Client) (string, error) {
+	if f.Getenv == nil {
+		return "", nil
+	}
+	cfg := client.ConfigPath(f.Getenv)
+	if cfg == "" {
+		return "", nil
+	}
+	cl, err := c.Cluster.GetCluster(ctx, &acliv1.GetClusterRequest{})
+	if err != nil {
+		return "", client.Wrap(err)
+	}
+	id, err := uuid.Parse(cl.GetUuid())
+	if err != nil {
+		return "", fmt.Errorf("clusterd names its cluster %q, not a UUID", cl.GetUuid())
+	}
+	return filepath.Join(filepath.Dir(cfg), "known_hosts", id.String()), nil
 }
 
 // SSHTargets turns host records into fan-out targets: hypervisor

@@ -233,8 +233,8 @@ func (r *runner) runHost(ctx context.Context, i int, stdout, stderr io.Writer) (
 			offered = len(s)
 			return s, nil
 		})},
-		HostKeyCallback:   r.hk.callback(trusted),
-		HostKeyAlgorithms: r.hk.algorithms(addr, trusted),
+		HostKeyCallback:   r.hk.callback(trusted, t.PinFile),
+		HostKeyAlgorithms: r.hk.algorithms(addr, trusted, t.PinFile),
 		Timeout:           ct,
 	}
 	d := net.Dialer{Timeout: ct}

@@ -371,6 +371,43 @@ func TestRunHostKeyChecks(t *testing.T) {
 			t.Errorf("got %+v", r)
 		}
 	})
+	t.Run("published key pinned on first use, a changed one refused", func(t *testing.T) {
+		opts := c.options()
+		opts.KnownHostsFiles = nil
+		pin := filepath.Join(t.TempDir(), "known_hosts", "cluster-uuid")
+		good := string(ssh.MarshalAuthorizedKey(h.key.PublicKey()))
+		opts.Targets[0].HostKeys, opts.Targets[0].PinFile = []string{good}, pin
+		if res, _ := Run(context.Background(), opts, "x", io.Discard, io.Discard); res.Status != 0 {
+			t.Fatalf("first use: %+v", res.Hosts)
+		}
+		data, err := os.ReadFile(pin)
+		if want := knownhosts.Line([]string{knownhosts.Normalize(addr)}, h.key.PublicKey()) + "\n"; err != nil || string(data) != want {
+			t.Fatalf("pin file %q (%v), want %q", data, err, want)
+		}
+		if fi, err := os.Stat(pin); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("pin file mode: %v %v", fi.Mode(), err)
+		}
+		// Pinned once: a second run adds nothing.
+		if res, _ := Run(context.Background(), opts, "x", io.Discard, io.Discard); res.Status != 0 {
+			t.Fatalf("second use: %+v", res.Hosts)
+		}
+		if again, _ := os.ReadFile(pin); string(again) != string(data) {
+			t.Errorf("pin file grew: %q", again)
+		}
+		// The host's key changed since it was pinned, and clusterd publishes
+		// the new one: the pin refuses it all the same.
+		os.WriteFile(pin, []byte(knownhosts.Line([]string{knownhosts.Normalize(addr)}, other.PublicKey())+"\n"), 0o600)
+		res, _ := Run(context.Background(), opts, "x", io.Discard, io.Discard)
+		if r := res.Hosts[0]; r.Status != StatusUnreachable || !strings.Contains(r.Error, "HOST KEY CHANGED for "+addr) || !strings.Contains(r.Error, pin+":1") {
+			t.Errorf("changed key: %+v", r)
+		}
+		// Without published keys the pin file is not consulted nor written.
+		opts.Targets[0].HostKeys = nil
+		res, _ = Run(context.Background(), opts, "x", io.Discard, io.Discard)
+		if r := res.Hosts[0]; r.Status != StatusUnreachable || !strings.Contains(r.Error, "unknown host key") {
+			t.Errorf("no published key: %+v", r)
+		}
+	})
 	t.Run("insecure says so", func(t *testing.T) {
 		opts := c.options()
 		opts.KnownHostsFiles = nil

@@ -24,6 +24,10 @@ type Target struct {
 	// HostKeys are extra trusted host keys for this target in
 	// authorized_keys form (e.g. the keys clusterd publishes per host).
 	HostKeys []string
+	// PinFile, when set, is a known_hosts file that a HostKeys key is
+	// recorded in on first use; once recorded it is checked before
+	// HostKeys, so a key published later that differs is refused.
+	PinFile string
 }
 
 // String returns host or host:port (bracketed for IPv6).

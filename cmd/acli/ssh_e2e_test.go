@@ -164,6 +164,32 @@ func TestHostSSHVirshListShowsEachHostsVMs(t *testing.T) {
 	if seen != 3 {
 		t.Errorf("%d running VMs found in the blocks, want 3:\n%s", seen, r.out)
 	}
+
+	// The published keys were pinned in the cluster's known_hosts on first
+	// use; a host whose key no longer matches its pin is refused, although
+	// clusterd publishes the key it presents.
+	cluster, err := cl.Cluster.GetCluster(context.Background(), &acliv1.GetClusterRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin := filepath.Join(c.home, ".config", "acli", "known_hosts", cluster.Uuid)
+	data, err := os.ReadFile(pin)
+	if err != nil || strings.Count(string(data), "\n") != 3 || !strings.Contains(string(data), "[127.20.0.21]:") {
+		t.Fatalf("pin file %s: %v\n%s", pin, err, data)
+	}
+	other := hosts.Hosts[1].SshHostKey // h2's key, pinned for h1
+	tampered := strings.Replace(string(data), "[127.20.0.21]:"+fmt.Sprint(hosts.Hosts[0].SshPort)+" "+strings.TrimSpace(hosts.Hosts[0].SshHostKey),
+		"[127.20.0.21]:"+fmt.Sprint(hosts.Hosts[0].SshPort)+" "+strings.TrimSpace(other), 1)
+	if tampered == string(data) {
+		t.Fatalf("no pin line for h1 in:\n%s", data)
+	}
+	if err := os.WriteFile(pin, []byte(tampered), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = c.acli(t, "hostssh", "hostname")
+	if r.code == 0 || !strings.Contains(r.out+r.err, "HOST KEY CHANGED for 127.20.0.21:") || !strings.Contains(r.out, "h2") {
+		t.Errorf("hostssh with a changed pinned key: exit %d\n%s%s", r.code, r.out, r.err)
+	}
 }
 
 func TestAllSSHHostnameJSONAndArgv0(t *testing.T) {

@@ -54,8 +54,10 @@ func FanoutHelp(fc FanoutCommand) string {
 	cmd := fanout.Command{Style: fc.Style}
 	fs := cmd.FlagSet(fanout.NewFlags(fc.Style))
 	return fmt.Sprintf("%s: %s\n\n%s\nTargets: hypervisor (hostssh) or CVM (allssh) addresses from clusterd's host.list, with\n"+
-		"the SSH ports and host keys clusterd publishes (trusted besides known_hosts; a key that\n"+
-		"contradicts known_hosts is still refused), unless --hosts or --hosts-file is given.\n"+
+		"the SSH ports and host keys clusterd publishes, unless --hosts or --hosts-file is given.\n"+
+		"Published keys are trusted only from a clusterd reached over TLS or on loopback, and are\n"+
+		"pinned on first use in the cluster's known_hosts (known_hosts/CLUSTER-UUID beside acli's\n"+
+		"config file); a key that contradicts known_hosts or its pin is refused.\n"+
 		"%s, when set, is a private key offered after -i.\n\n%s\nExamples:\n  acli hostssh \"virsh list\"\n  acli allssh -o json hostname\n  acli hostssh --hosts 10.0.0.[1-4] --command-timeout 10s uptime\n",
 		fc.Name, fc.Summary, cmd.Help(fs.FlagUsages()), IdentityEnv, fanoutGlobalsHelp)
 }

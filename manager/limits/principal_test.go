@@ -97,11 +97,23 @@ func TestCallsAreSharedPerPrincipal(t *testing.T) {
 			t.Fatalf("%s entered, want alice", u)
 		}
 	}
-	go call("alice") // waits for a slot
-	// Wait until the third call queues: a fourth is then refused.
+	// A third call waits for a slot. Until it is the one waiting (a probe
+	// below may hold the queue for a moment), it is refused and retries.
+	go func() {
+		for {
+			err := conn.Invoke(as(ctx, "alice"), "/test.Hold/Call", &emptypb.Empty{}, &emptypb.Empty{})
+			if status.Code(err) != codes.ResourceExhausted {
+				results <- err
+				return
+			}
+		}
+	}()
+	// Once it waits, a further call is refused.
 	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		err = conn.Invoke(as(ctx, "alice"), "/test.Hold/Call", &emptypb.Empty{}, &emptypb.Empty{})
+		pctx, pcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		err = conn.Invoke(as(pctx, "alice"), "/test.Hold/Call", &emptypb.Empty{}, &emptypb.Empty{})
+		pcancel()
 		if status.Code(err) == codes.ResourceExhausted || time.Now().After(deadline) {
 			break
 		}

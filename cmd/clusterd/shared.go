@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -9,12 +10,14 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 
+	"github.com/acli-dev/acli/manager/auth"
 	"github.com/acli-dev/acli/manager/leader"
 	"github.com/acli-dev/acli/manager/store/etcd"
 )
@@ -98,8 +101,8 @@ func (sv *server) runShared(ctx context.Context, lis net.Listener, cfg etcd.Conf
 // address for the next role.
 func (sv *server) follow(ctx context.Context, lis net.Listener, es *etcd.Store, campaign func(context.Context) error, d time.Duration) (net.Listener, error) {
 	addr := lis.Addr().String()
-	fw := leader.NewForwarder(es.Leader)
-	srv := grpc.NewServer(fw.ServerOptions()...)
+	fw, sopts := sv.forwarder(es)
+	srv := grpc.NewServer(sopts...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	go srv.Serve(lis)
@@ -137,6 +140,24 @@ func (sv *server) follow(ctx context.Context, lis net.Listener, es *etcd.Store, 
 		return lis, nil
 	}
 	return net.Listen("tcp", addr)
+}
+
+// forwarder is how a follower serves: every call forwarded to the leader.
+// Over TLS the follower serves the same certificate as the leader, itself
+// authenticates and authorizes each caller (denials audited here), and
+// forwards over TLS presenting its manager certificate, which makes the
+// leader believe the caller it names.
+func (sv *server) forwarder(es *etcd.Store) (*leader.Forwarder, []grpc.ServerOption) {
+	s := sv.sec
+	if s.tls == nil {
+		fw := leader.NewForwarder(es.Leader)
+		return fw, fw.ServerOptions()
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: s.clientCAs, Certificates: s.tls.Certificates}
+	fw := leader.NewForwarder(es.Leader, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	fw.Identity = auth.ForwardedIdentity
+	authn := auth.New(auth.Config{ClientCAs: s.clientCAs, Tokens: auth.NewTokens(es, nil), Anonymous: s.anonymous, Audit: sv.audit, Logger: sv.log})
+	return fw, append(fw.ServerOptions(), grpc.Creds(credentials.NewTLS(s.tls)), grpc.ChainStreamInterceptor(authn.StreamInterceptor()))
 }
 
 // errLeaseGone ends a campaign whose lease is lost: a new candidacy is needed.

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/leader"
 	"github.com/acli-dev/acli/manager/pki"
 	"github.com/acli-dev/acli/manager/store/bolt"
 )
@@ -234,4 +235,42 @@ func TestRedaction(t *testing.T) {
 	if strings.Contains(got, "s3cret") || !strings.Contains(got, `"secret":"[redacted]"`) {
 		t.Fatalf("redactedJSON = %s", got)
 	}
+}
+
+// A manager's certificate vouches for the caller a follower forwards; the
+// same claim from a user's certificate, or from another CA's manager, is
+// not believed.
+func TestForwardedCaller(t *testing.T) {
+	ca, _ := pki.NewCA("test CA", time.Hour)
+	other, _ := pki.NewCA("other CA", time.Hour)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	a := New(Config{ClientCAs: pool})
+	claim := func(c *x509.Certificate, kv ...string) context.Context {
+		return metadata.NewIncomingContext(withCert(c), metadata.Pairs(kv...))
+	}
+	vouch := []string{ForwardedUser, "alice", ForwardedRole, "operator", ForwardedMethod, "token", ForwardedFor, "127.0.0.5:5000"}
+	for i := 0; i < len(vouch); i += 2 {
+		if !strings.HasPrefix(vouch[i], leader.ForwardedPrefix) {
+			t.Errorf("%s: a follower would pass a client's own %s on", vouch[i], vouch[i])
+		}
+	}
+
+	mgr, _ := ca.Server([]string{"127.0.0.1"}, time.Hour)
+	p, err := a.Authenticate(claim(mgr.Cert, vouch...))
+	if err != nil || p != (Principal{User: "alice", Role: Operator, Method: MethodToken, Source: "127.0.0.5:5000"}) {
+		t.Fatalf("forwarded = %+v, %v", p, err)
+	}
+	_, err = a.Authenticate(withCert(mgr.Cert))
+	wantCode(t, err, codes.Unauthenticated, "a manager certificate (clusterd) identifies only the callers a follower forwards")
+	_, err = a.Authenticate(claim(mgr.Cert, ForwardedUser, "alice", ForwardedRole, "root"))
+	wantCode(t, err, codes.Unauthenticated, `a forwarded call of alice names no role`)
+
+	bob, _ := ca.Client("bob", "viewer", time.Hour)
+	if p, err := a.Authenticate(claim(bob.Cert, vouch...)); err != nil || p.User != "bob" || p.Role != Viewer {
+		t.Fatalf("a user's claim: %+v, %v", p, err)
+	}
+	rogue, _ := other.Server([]string{"127.0.0.1"}, time.Hour)
+	_, err = a.Authenticate(claim(rogue.Cert, vouch...))
+	wantCode(t, err, codes.Unauthenticated, `"clusterd" is not signed by the cluster's CA`)
 }

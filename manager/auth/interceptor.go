@@ -95,6 +95,14 @@ func (bearerCreds) RequireTransportSecurity() bool { return false }
 // otherwise a client certificate, when presented, must verify; otherwise the
 // caller is anonymous, if that is allowed.
 func (a *Authenticator) Authenticate(ctx context.Context) (Principal, error) {
+	if cert := peerCert(ctx); cert != nil && isManagerCert(cert) {
+		// Another manager forwarding a call it authenticated.
+		m, err := a.verifyCert(cert)
+		if err != nil {
+			return Principal{}, err
+		}
+		return forwarded(ctx, m)
+	}
 	if tok, ok := bearerToken(ctx); ok {
 		if subtle.ConstantTimeCompare([]byte(tok), []byte(a.internal)) == 1 {
 			return Principal{User: "clusterd", Role: Viewer, Method: MethodInternal}, nil
@@ -155,6 +163,9 @@ func (a *Authenticator) verifyChain(cert *x509.Certificate, now time.Time) (Prin
 		return Principal{}, status.Errorf(codes.Unauthenticated, "unauthenticated: client certificate %q is not signed by the cluster's CA", cert.Subject.CommonName)
 	}
 	user := cert.Subject.CommonName
+	if isManagerCert(cert) {
+		return Principal{User: user, Role: None, Method: MethodCertificate}, nil
+	}
 	if CheckUser(user) != nil {
 		return Principal{}, status.Errorf(codes.Unauthenticated, "unauthenticated: client certificate CN %q is not a user name", user)
 	}
@@ -269,6 +280,9 @@ func (a *Authenticator) audit(ctx context.Context, p Principal, method string, r
 	}
 	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
 		e.Source = pr.Addr.String()
+	}
+	if p.Source != "" {
+		e.Source = p.Source
 	}
 	if err != nil {
 		e.Error = status.Convert(err).Message()

@@ -15,6 +15,9 @@ type Principal struct {
 	User   string
 	Role   Role
 	Method string
+	// Source is the caller's address when another manager forwarded the
+	// call (the peer is then that manager); "" otherwise.
+	Source string
 }
 
 // String names the principal for messages: "alice (operator, token)".

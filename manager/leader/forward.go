@@ -23,6 +23,10 @@ import (
 // every forwarded call and on a follower's Unavailable answers.
 const LeaderHeader = "acli-leader"
 
+// ForwardedPrefix starts the metadata keys a forwarding manager sets; a
+// client's own keys of that form are dropped, never passed on.
+const ForwardedPrefix = "acli-forwarded-"
+
 // Lookup returns the current leader's address, or an error when none leads.
 type Lookup func(ctx context.Context) (string, error)
 
@@ -31,6 +35,9 @@ type Lookup func(ctx context.Context) (string, error)
 type Forwarder struct {
 	lookup Lookup
 	dial   []grpc.DialOption
+	// Identity, when set, returns metadata vouching for the caller of a
+	// call, added to it on its way to the leader.
+	Identity func(ctx context.Context) metadata.MD
 
 	mu   sync.Mutex
 	addr string
@@ -105,10 +112,14 @@ func (f *Forwarder) handle(_ any, ss grpc.ServerStream) error {
 	in, _ := metadata.FromIncomingContext(ctx)
 	out := metadata.MD{}
 	for k, v := range in {
-		if strings.HasPrefix(k, ":") || strings.HasPrefix(k, "grpc-") || k == "content-type" || k == "user-agent" {
+		if strings.HasPrefix(k, ":") || strings.HasPrefix(k, "grpc-") || k == "content-type" || k == "user-agent" ||
+			strings.HasPrefix(k, ForwardedPrefix) {
 			continue
 		}
 		out[k] = v
+	}
+	if f.Identity != nil {
+		out = metadata.Join(out, f.Identity(ctx))
 	}
 	cs, err := conn.NewStream(metadata.NewOutgoingContext(ctx, out),
 		&grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method, grpc.ForceCodecV2(rawCodec{}))

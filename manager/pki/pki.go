@@ -40,12 +40,18 @@ func NewCA(name string, ttl time.Duration) (*Pair, error) {
 	return issue(tmpl, nil, ttl)
 }
 
-// Server issues clusterd's certificate for the given DNS names and IPs.
+// ManagerOrganization marks the certificate of a manager (clusterd): a
+// follower presents it when it forwards a call to the leader, vouching for
+// the caller it authenticated.
+const ManagerOrganization = "acli-manager"
+
+// Server issues clusterd's certificate for the given DNS names and IPs; it
+// also identifies the manager to the other managers of the cluster.
 func (ca *Pair) Server(hosts []string, ttl time.Duration) (*Pair, error) {
 	tmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: "clusterd"},
+		Subject:     pkix.Name{CommonName: "clusterd", Organization: []string{ManagerOrganization}},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {

@@ -113,7 +113,8 @@ func (m *Manager) createDiskClone(ctx context.Context, req *acliv1.CreateDiskReq
 	}
 	m.mu.Unlock()
 	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
-		if err := m.copyVolumes(ctx, []volCopy{{src: src, container: container, dst: d.Uuid, size: size}}); err != nil {
+		copies := []volCopy{{src: src, container: container, dst: d.Uuid, size: size}}
+		if err := m.copyVolumes(ctx, copies); err != nil {
 			return outcome{}, err
 		}
 		next := proto.Clone(cur).(*acliv1.Vm)
@@ -123,6 +124,7 @@ func (m *Manager) createDiskClone(ctx context.Context, req *acliv1.CreateDiskReq
 			writes:  []write{{key: vmKey(cur.Uuid), msg: next, rev: rev}},
 			apply:   func(rev int64) { m.putVmLocked(next, rev) },
 			message: fmt.Sprintf("disk %s (%s, cloned from %s) added to vm %s", diskName(d), scheduler.Bytes(size), src.what, cur.Name),
+			undo:    m.undoCopies(ctx, copies),
 		}, nil
 	})
 }

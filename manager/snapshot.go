@@ -221,6 +221,7 @@ func (s snapshotService) CreateSnapshots(ctx context.Context, req *acliv1.Create
 				}
 			},
 			message: fmt.Sprintf("vm %s: %d snapshot(s) taken (%s), %d vDisk(s) each", vm.Name, len(snaps), strings.Join(req.Names, ", "), len(snaps[0].Vm.Disks)),
+			undo:    m.undoCopies(ctx, copies),
 		}, nil
 	})
 }
@@ -357,6 +358,7 @@ func (s vmService) CloneVm(ctx context.Context, req *acliv1.CloneVmRequest) (*ac
 			writes:  []write{{key: vmKey(v.Uuid), msg: v, rev: 0}},
 			apply:   func(rev int64) { m.putVmLocked(v, rev) },
 			message: fmt.Sprintf("vm %s cloned from %s (%d vDisk(s), %s)", v.Name, what, len(copies), scheduler.Bytes(size)),
+			undo:    m.undoCopies(ctx, copies),
 		}, nil
 	})
 }

@@ -210,7 +210,8 @@ func (s volumeGroupService) DeleteVgDisk(ctx context.Context, req *acliv1.Delete
 	if req.Index < 0 {
 		return nil, apierr.BadField("index", "disk index %d must not be negative", req.Index)
 	}
-	return s.m.editVg(ctx, req.VolumeGroup, acliv1.TaskOperation_kVgDiskDelete, func(cur *acliv1.VolumeGroup) (*acliv1.VolumeGroup, string, error) {
+	var gone []*acliv1.VgDisk
+	task, err := s.m.editVg(ctx, req.VolumeGroup, acliv1.TaskOperation_kVgDiskDelete, func(cur *acliv1.VolumeGroup) (*acliv1.VolumeGroup, string, error) {
 		i := slices.IndexFunc(cur.Disks, func(d *acliv1.VgDisk) bool { return d.Index == req.Index })
 		if i < 0 {
 			have := make([]string, len(cur.Disks))
@@ -219,10 +220,15 @@ func (s volumeGroupService) DeleteVgDisk(ctx context.Context, req *acliv1.Delete
 			}
 			return nil, "", apierr.NotFound("vg disk", strconv.Itoa(int(req.Index)), have)
 		}
+		gone = cur.Disks[i : i+1]
 		next := proto.Clone(cur).(*acliv1.VolumeGroup)
 		next.Disks = slices.Delete(next.Disks, i, i+1)
 		return next, fmt.Sprintf("volume group %s disk %d deleted", cur.Name, req.Index), nil
 	})
+	if err == nil {
+		s.m.removeVgVolumes(ctx, gone) // vg_clone.go
+	}
+	return task, err
 }
 
 func (s volumeGroupService) AttachExternal(ctx context.Context, req *acliv1.AttachExternalRequest) (*acliv1.Task, error) {

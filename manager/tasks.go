@@ -28,6 +28,9 @@ type outcome struct {
 	apply  func(rev int64)
 	// message is the task's closing line and the event text.
 	message string
+	// undo, when the writes are refused, removes what the work made
+	// outside the store (copied volumes).
+	undo func()
 }
 
 // work does a task's job. Quick work only builds the outcome; driver work
@@ -167,6 +170,9 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 			m.endLocked(t)
 			m.mu.Unlock()
 			return pb, nil
+		}
+		if out.undo != nil {
+			out.undo()
 		}
 		if rev == 0 {
 			return nil, err // never persisted: the caller forgets it

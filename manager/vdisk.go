@@ -280,6 +280,17 @@ func (m *Manager) copyVolumes(ctx context.Context, copies []volCopy) error {
 	return nil
 }
 
+// undoCopies removes copies whose records were refused.
+func (m *Manager) undoCopies(ctx context.Context, copies []volCopy) func() {
+	return func() {
+		ds := make([]*acliv1.Disk, len(copies))
+		for i, c := range copies {
+			ds[i] = &acliv1.Disk{Uuid: c.dst, Container: c.container, SizeBytes: c.size}
+		}
+		m.removeVolumes(context.WithoutCancel(ctx), ds)
+	}
+}
+
 // removeVolumes deletes volumes whose records are gone; a failure leaves
 // unused space, never a record without its data.
 func (m *Manager) removeVolumes(ctx context.Context, disks []*acliv1.Disk) {

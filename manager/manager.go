@@ -3,11 +3,18 @@
 //
 // Structure:
 //
+//   - Commits (manager/state): every record write goes through
+//     state.DB.Update (only the event log and task pruning write the store
+//     directly), which serialises commits, checks the rules on the state each would
+//     leave (one known host per running VM, placement, memory with arrivals
+//     counted, the RF budget, names) and refuses the commit with typed
+//     violations. The DB keeps the committed hosts, VMs, networks and the
+//     arrivals (memory held for VMs on their way to a host).
 //   - Model (model.go): the cluster, hosts, VMs and networks live in memory,
 //     loaded from the store at start, guarded by Manager.mu. Records are
 //     immutable protobuf messages replaced on every change (copy on write),
 //     so readers such as ListVms hand them to gRPC without copying.
-//   - Tasks (tasks.go): every mutation is a task. An RPC validates and
+//   - Tasks (tasks.go, manager/tasks): every mutation is a task. An RPC validates and
 //     reserves under the lock (marking the entities busy, so a conflicting
 //     operation is refused), then does the work outside it and commits the
 //     entity changes and the task's final state in one store transaction,
@@ -21,6 +28,8 @@
 //     on hosts and reports host health, consumed in hostevents.go.
 //   - Placement (manager/scheduler): a replaceable function chooses the
 //     host a VM powers on on.
+//   - Features: manager/maintenance (the drain passes of an evacuation),
+//     manager/migrate (pre-copy progress), manager/hostsync (heartbeats).
 //
 // Store layout: /cluster, /hosts/<uuid>, /vms/<uuid>, /networks/<uuid>,
 // /tasks/<uuid>, /events/<slot> — each a binary protobuf message.

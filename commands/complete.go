@@ -47,7 +47,7 @@ func (r *Registry) completeCommand(partial string) []Suggestion {
 			return out
 		}
 	}
-	for _, c := range r.commands {
+	for _, c := range r.Commands() {
 		if strings.HasPrefix(c.Name, partial) {
 			out = append(out, Suggestion{Text: c.Name, Description: c.Summary})
 		}

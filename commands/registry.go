@@ -168,11 +168,16 @@ type Namespace struct {
 	Driver string
 }
 
-// Registry holds every namespace and command, sorted by name.
+// Registry holds every namespace and command, sorted by name. A
+// namespace's declarations are built when first needed: a one-shot command
+// builds its own namespace only.
 type Registry struct {
 	Namespaces []*Namespace
-	commands   []*Command
-	byName     map[string]*Command
+
+	mu       sync.Mutex
+	loaded   map[string]bool // namespaces whose commands are in
+	commands []*Command
+	byName   map[string]*Command
 }
 
 // namespaces is the list of every namespace; add a line for a new one.
@@ -204,11 +209,7 @@ var (
 // Default returns the registry of every acli command, built on first use.
 func Default() *Registry {
 	defaultOnce.Do(func() {
-		r, err := NewRegistry(namespaces()...)
-		if err != nil {
-			panic(err) // a malformed declaration is a programming error caught by tests
-		}
-		defaultReg = r
+		defaultReg = newRegistry(namespaces())
 	})
 	return defaultReg
 }
@@ -218,53 +219,93 @@ var waitKey = Key{Name: "wait", Type: TypeBool, Default: "true", Help: "wait for
 
 // NewRegistry builds and checks a registry from namespaces.
 func NewRegistry(nss ...*Namespace) (*Registry, error) {
-	r := &Registry{byName: map[string]*Command{}}
-	for _, ns := range nss {
-		r.Namespaces = append(r.Namespaces, ns)
-		for _, c := range ns.Commands() {
-			if c.Namespace() != ns.Name || c.Action() == "" {
-				return nil, fmt.Errorf("command %q is not in namespace %q", c.Name, ns.Name)
-			}
-			if _, dup := r.byName[c.Name]; dup {
-				return nil, fmt.Errorf("command %q declared twice", c.Name)
-			}
-			if c.Run == nil {
-				return nil, fmt.Errorf("command %q has no run function", c.Name)
-			}
-			if c.Output == OutputTask {
-				if _, ok := c.Key("wait"); !ok {
-					c.Keys = append(c.Keys, waitKey)
-				}
-			}
-			seen := map[string]bool{}
-			for _, k := range c.Keys {
-				if seen[k.Name] {
-					return nil, fmt.Errorf("command %q declares key %q twice", c.Name, k.Name)
-				}
-				seen[k.Name] = true
-				if k.Type == TypeEnum && len(k.Enum) == 0 {
-					return nil, fmt.Errorf("command %q: enum key %q has no values", c.Name, k.Name)
-				}
-			}
-			for i, a := range c.Args {
-				if a.Many && i != len(c.Args)-1 {
-					return nil, fmt.Errorf("command %q: only the last positional may take many values", c.Name)
-				}
-			}
-			r.byName[c.Name] = c
-			r.commands = append(r.commands, c)
+	r := newRegistry(nss)
+	for _, ns := range r.Namespaces {
+		if err := r.load(ns); err != nil {
+			return nil, err
 		}
 	}
-	sort.Slice(r.Namespaces, func(i, j int) bool { return r.Namespaces[i].Name < r.Namespaces[j].Name })
-	sort.Slice(r.commands, func(i, j int) bool { return r.commands[i].Name < r.commands[j].Name })
 	return r, nil
 }
 
+// newRegistry holds the namespaces; their commands are built by load.
+func newRegistry(nss []*Namespace) *Registry {
+	r := &Registry{Namespaces: append([]*Namespace(nil), nss...), loaded: map[string]bool{}, byName: map[string]*Command{}}
+	sort.Slice(r.Namespaces, func(i, j int) bool { return r.Namespaces[i].Name < r.Namespaces[j].Name })
+	return r
+}
+
+// load builds and checks one namespace's commands, once.
+func (r *Registry) load(ns *Namespace) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.loaded[ns.Name] {
+		return nil
+	}
+	for _, c := range ns.Commands() {
+		if c.Namespace() != ns.Name || c.Action() == "" {
+			return fmt.Errorf("command %q is not in namespace %q", c.Name, ns.Name)
+		}
+		if _, dup := r.byName[c.Name]; dup {
+			return fmt.Errorf("command %q declared twice", c.Name)
+		}
+		if c.Run == nil {
+			return fmt.Errorf("command %q has no run function", c.Name)
+		}
+		if c.Output == OutputTask {
+			if _, ok := c.Key("wait"); !ok {
+				c.Keys = append(c.Keys, waitKey)
+			}
+		}
+		seen := map[string]bool{}
+		for _, k := range c.Keys {
+			if seen[k.Name] {
+				return fmt.Errorf("command %q declares key %q twice", c.Name, k.Name)
+			}
+			seen[k.Name] = true
+			if k.Type == TypeEnum && len(k.Enum) == 0 {
+				return fmt.Errorf("command %q: enum key %q has no values", c.Name, k.Name)
+			}
+		}
+		for i, a := range c.Args {
+			if a.Many && i != len(c.Args)-1 {
+				return fmt.Errorf("command %q: only the last positional may take many values", c.Name)
+			}
+		}
+		r.byName[c.Name] = c
+		r.commands = append(r.commands, c)
+	}
+	r.loaded[ns.Name] = true
+	sort.Slice(r.commands, func(i, j int) bool { return r.commands[i].Name < r.commands[j].Name })
+	return nil
+}
+
+// mustLoad loads a namespace of the default registry, whose declarations
+// the tests check (NewRegistry): an error here is a programming error.
+func (r *Registry) mustLoad(ns *Namespace) {
+	if err := r.load(ns); err != nil {
+		panic(err)
+	}
+}
+
 // Commands returns every command sorted by name.
-func (r *Registry) Commands() []*Command { return r.commands }
+func (r *Registry) Commands() []*Command {
+	for _, ns := range r.Namespaces {
+		r.mustLoad(ns)
+	}
+	return r.commands
+}
 
 // Lookup finds a command by its full name.
 func (r *Registry) Lookup(name string) (*Command, bool) {
+	nsName, _, _ := strings.Cut(name, ".")
+	ns, ok := r.Namespace(nsName)
+	if !ok {
+		return nil, false
+	}
+	r.mustLoad(ns)
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	c, ok := r.byName[name]
 	return c, ok
 }
@@ -282,7 +323,7 @@ func (r *Registry) Namespace(name string) (*Namespace, bool) {
 // InNamespace returns the commands of one namespace, sorted.
 func (r *Registry) InNamespace(ns string) []*Command {
 	var out []*Command
-	for _, c := range r.commands {
+	for _, c := range r.Commands() {
 		if c.Namespace() == ns {
 			out = append(out, c)
 		}
@@ -293,7 +334,7 @@ func (r *Registry) InNamespace(ns string) []*Command {
 // Find resolves a command name, or explains with a usage error what is
 // wrong and what the nearest valid spelling is.
 func (r *Registry) Find(name string) (*Command, error) {
-	if c, ok := r.byName[name]; ok {
+	if c, ok := r.Lookup(name); ok {
 		return c, nil
 	}
 	ns, action, hasDot := strings.Cut(name, ".")
@@ -308,7 +349,7 @@ func (r *Registry) Find(name string) (*Command, error) {
 				return nil, usageErrorf("%q is a namespace; name an action, e.g. %s (see: acli help %s)", name, r.InNamespace(name)[0].Name, name)
 			}
 			all := names
-			for _, c := range r.commands {
+			for _, c := range r.Commands() {
 				all = append(all, c.Name)
 			}
 			return nil, usageErrorf("unknown command %q%s", name, suggest(name, all))

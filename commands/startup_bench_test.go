@@ -24,10 +24,33 @@ func BenchmarkStartupTree(b *testing.B) {
 	}
 }
 
+// BenchmarkStartupRegistry: every declaration built and checked.
 func BenchmarkStartupRegistry(b *testing.B) {
 	for b.Loop() {
 		if _, err := NewRegistry(namespaces()...); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Every declaration passes the registry's checks (the default registry
+// builds namespaces lazily and panics on a bad one).
+func TestDeclarations(t *testing.T) {
+	r, err := NewRegistry(namespaces()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Commands()) != len(Default().Commands()) {
+		t.Fatalf("%d commands, default registry %d", len(r.Commands()), len(Default().Commands()))
+	}
+}
+
+// BenchmarkStartupLookup: finding a one-shot command in a fresh default
+// registry builds its namespace only.
+func BenchmarkStartupLookup(b *testing.B) {
+	for b.Loop() {
+		if _, ok := newRegistry(namespaces()).Lookup("host.list"); !ok {
+			b.Fatal("host.list not found")
 		}
 	}
 }

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	flag "github.com/spf13/pflag"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/datapath"
 	"github.com/acli-dev/acli/manager/driver/libvirt"
 )
@@ -23,6 +28,7 @@ type libvirtOptions struct {
 	dataServicesIP   string
 	cvmRestart       time.Duration
 	bridges          bool
+	fenceCommand     string
 }
 
 func addLibvirtFlags(fs *flag.FlagSet) *libvirtOptions {
@@ -36,7 +42,29 @@ func addLibvirtFlags(fs *flag.FlagSet) *libvirtOptions {
 	fs.StringVar(&o.dataServicesIP, "libvirt-data-services-ip", "", "with --libvirt-datapath, the address of the data services portal (port 3260) for volume groups and external initiators")
 	fs.DurationVar(&o.cvmRestart, "libvirt-cvm-restart", 10*time.Second, "with --libvirt-datapath, restart a crashed CVM storage service after this long (0: leave it down)")
 	fs.BoolVar(&o.bridges, "libvirt-network-bridges", false, "plug VM NICs into the bridge named for their network, acli-<network> (each host provides it)")
+	fs.StringVar(&o.fenceCommand, "libvirt-fence-command", "", "fence agent HA runs (sh -c) for a down host whose VMs it cannot power off there; exit 0 once the host runs no guest (ACLI_FENCE_HOST, ACLI_FENCE_IP, ACLI_FENCE_URI name it)")
 	return o
+}
+
+// fenceCommand runs the fence agent for a host: exit status 0 means the
+// host runs no guest any more (powered off through its BMC, say).
+func fenceCommand(command string) func(ctx context.Context, h *acliv1.Host) error {
+	return func(ctx context.Context, h *acliv1.Host) error {
+		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+		cmd.Env = append(os.Environ(), "ACLI_FENCE_HOST="+h.Name, "ACLI_FENCE_IP="+h.HypervisorIp, "ACLI_FENCE_URI="+h.LibvirtUri)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			msg := strings.TrimSpace(string(out))
+			if len(msg) > 200 {
+				msg = "..." + msg[len(msg)-200:]
+			}
+			if msg != "" {
+				return fmt.Errorf("%v: %s", err, msg)
+			}
+			return err
+		}
+		return nil
+	}
 }
 
 func (o *libvirtOptions) check() error {
@@ -74,7 +102,12 @@ func newLibvirtDriver(o *libvirtOptions, dataDir string, log *slog.Logger) *libv
 	if o.dataPath {
 		dp = &datapath.Config{Dir: filepath.Join(dataDir, "datapath"), RestartAfter: o.cvmRestart}
 	}
+	var fence func(context.Context, *acliv1.Host) error
+	if o.fenceCommand != "" {
+		fence = fenceCommand(o.fenceCommand)
+	}
 	return libvirt.NewDriver(libvirt.Config{
+		FenceHost:         fence,
 		Storage:           libvirt.Storage{Dir: dir},
 		DataPath:          dp,
 		DataServicesIP:    o.dataServicesIP,

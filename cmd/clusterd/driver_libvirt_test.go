@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 )
 
 func TestLibvirtUsageErrors(t *testing.T) {
@@ -24,5 +27,19 @@ func TestLibvirtUsageErrors(t *testing.T) {
 		if code != 2 || !strings.Contains(msg, tc.want) || strings.Count(msg, "\n") != 0 {
 			t.Errorf("clusterd %s: exit %d, %q; want exit 2 and %q", strings.Join(tc.args, " "), code, msg, tc.want)
 		}
+	}
+}
+
+// The fence agent is told which host to fence; only its exit status 0
+// counts as fenced, and its output says why not.
+func TestFenceCommand(t *testing.T) {
+	fence := fenceCommand(`test "$ACLI_FENCE_HOST $ACLI_FENCE_IP $ACLI_FENCE_URI" = "h3 127.42.0.3 qemu+tcp://127.42.0.3/system" || { echo "BMC of $ACLI_FENCE_HOST unreachable"; exit 1; }`)
+	h3 := &acliv1.Host{Name: "h3", HypervisorIp: "127.42.0.3", LibvirtUri: "qemu+tcp://127.42.0.3/system"}
+	if err := fence(context.Background(), h3); err != nil {
+		t.Fatalf("fencing h3: %v", err)
+	}
+	h2 := &acliv1.Host{Name: "h2", HypervisorIp: "127.42.0.2", LibvirtUri: "qemu+tcp://127.42.0.2/system"}
+	if err := fence(context.Background(), h2); err == nil || !strings.Contains(err.Error(), "exit status 1: BMC of h2 unreachable") {
+		t.Fatalf("fencing h2: %v", err)
 	}
 }

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// On a real terminal: vm.list --watch prints the listing, then a line per
+// changed row, and Ctrl-C ends it with exit 0; a table wider than the
+// terminal has its free-text column cut; in a pipe the same watch is
+// one line per change and times stay UTC RFC 3339.
+func TestTmuxListWatch(t *testing.T) {
+	addr := startClusterd(t)
+	if r := acli(t, addr, "", "vm.create", "web01,web02,db01", "memory=1G"); r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "run.sh")
+	body := fmt.Sprintf("#!/bin/sh\nexec env -i HOME=%s PATH=%s:/usr/bin:/bin ACLI_SERVER=%s NO_COLOR=1 TERM=xterm PS1='$ ' bash --norc --noprofile\n", dir, binDir, addr)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tm := newTmux(t, 60, 30, script)
+	tm.waitFor("$")
+	tm.typeText("acli -c name,power_state,host -w vm.list 'web*';echo x$?\n")
+	tm.waitFor("web02    kOff")
+	if r := acli(t, addr, "", "vm.on", "web01", "host=h1"); r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	tm.waitFor("web01    kOn          h1")
+	if r := acli(t, addr, "", "vm.on", "db01"); r.code != 0 { // not watched
+		t.Fatalf("%+v", r)
+	}
+	if r := acli(t, addr, "", "vm.on", "web02", "host=h2"); r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	tm.waitFor("web02    kOn          h2")
+	tm.keys("C-c")
+	sc := tm.waitFor("x0")
+	want := "$ acli -c name,power_state,host -w vm.list 'web*';echo x$?\n" +
+		"VM name  Power state  Host\n" +
+		"web01    kOff\n" +
+		"web02    kOff\n" +
+		"web01    kOn          h1\n" +
+		"web02    kOn          h2\n" +
+		"^Cx0\n"
+	if got := screenLines(t, sc, "$ acli -c name,power_state,host -w", 7); got+"\n" != want {
+		t.Fatalf("watch on a terminal:\n%s\nwant:\n%s", got, want)
+	}
+
+	// 60 columns: event messages are cut to fit; event times are local.
+	tm.typeText("clear;acli -c time,message,severity event.list limit=2\n")
+	sc = ""
+	for deadline := time.Now().Add(15 * time.Second); strings.Count(sc, "  info") < 2 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		sc = tm.screen()
+	}
+	lines := strings.Split(screenLines(t, sc, "Time", 3), "\n")
+	local := regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}  \S.*…  info$`)
+	if len(lines) != 3 || !local.MatchString(lines[1]) || !local.MatchString(lines[2]) {
+		t.Fatalf("event.list on 60 columns:\n%s", sc)
+	}
+	for _, l := range lines {
+		if len([]rune(l)) > 60 {
+			t.Fatalf("line wider than the terminal: %q", l)
+		}
+	}
+	// In a pipe: UTC RFC 3339, nothing cut.
+	r := acli(t, addr, "", "-c", "time,severity", "--no-headers", "event.list", "limit=1")
+	if pipe := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z  info\n$`); r.code != 0 || !pipe.MatchString(r.out) {
+		t.Fatalf("event.list in a pipe: %+v", r)
+	}
+}

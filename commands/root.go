@@ -79,7 +79,7 @@ func (f *Factory) printer(g Globals, inShell bool) *render.Printer {
 		format = render.Table
 	}
 	p := &render.Printer{IO: f.IO, Format: format, NoHeaders: g.NoHeaders, Shell: inShell, Columns: g.Columns, SortBy: g.SortBy,
-		Color: f.IO.OutTTY && (f.Getenv == nil || f.Getenv("NO_COLOR") == ""), Terminal: f.IO.OutTTY, Width: f.IO.Width,
+		Color: f.IO.OutTTY && (f.Getenv == nil || f.Getenv("NO_COLOR") == ""), Terminal: f.IO.OutTTY, Width: f.IO.Columns(),
 		Now: f.Now, Location: f.Location}
 	if g.JQ != "" {
 		p.JQ, _ = render.CompileJQ(g.JQ) // checked before the command ran

@@ -37,6 +37,17 @@ func System() *IO {
 	return io
 }
 
+// Columns is the terminal's width now (a shell session outlives resizes);
+// Width when stdout is not a terminal file.
+func (io *IO) Columns() int {
+	if f, ok := io.Out.(*os.File); ok && io.OutTTY {
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil {
+			return w
+		}
+	}
+	return io.Width
+}
+
 // Test returns streams over buffers; in is what stdin will read.
 func Test(in string, tty bool) (*IO, *bytes.Buffer, *bytes.Buffer) {
 	var out, errb bytes.Buffer

@@ -41,15 +41,15 @@ func TestComplete(t *testing.T) {
 		line, want string
 		start      int
 	}{
-		{"", "[audit. cluster. container. cvm. event. host. image. net. sim. task. token. vg. vm. vm_group.]", 0},
+		{"", "[audit. cluster. container. cvm. event. host. image. net. sim. snapshot. task. token. vg. vm. vm_group.]", 0},
 		{"v", "[vg. vm. vm_group.]", 0},
 		{"vg.get d", "[data dbvg]", 7},
 		{"vg.attach_to_vm data w", "[web01 web02 wait=]", 21},
 		{"vg.list_sessions db", "[dbvg]", 17},
 		{"event.watch type=i", "[type=iscsi]", 12},
-		{"vm.", "[vm.affinity_set vm.affinity_unset vm.create vm.delete vm.disk_create vm.disk_delete vm.disk_list vm.get vm.list vm.migrate vm.nic_create vm.nic_delete vm.nic_list vm.off vm.on vm.reboot vm.reset vm.shutdown vm.update]", 0},
+		{"vm.", "[vm.affinity_set vm.affinity_unset vm.clone vm.create vm.delete vm.disk_create vm.disk_delete vm.disk_get vm.disk_list vm.disk_update vm.get vm.list vm.migrate vm.nic_create vm.nic_delete vm.nic_list vm.off vm.on vm.reboot vm.reset vm.shutdown vm.snapshot_create vm.snapshot_list vm.update vm.update_boot_device]", 0},
 		{"vm.cr", "[vm.create]", 0},
-		{"vm.dis", "[vm.disk_create vm.disk_delete vm.disk_list]", 0},
+		{"vm.dis", "[vm.disk_create vm.disk_delete vm.disk_get vm.disk_list vm.disk_update]", 0},
 		{"vm.m", "[vm.migrate]", 0},
 		{"  host.l", "[host.list host.list_vms]", 2},
 		{"vm.list ", "[db01 web01 web02 host= power_state=]", 8},
@@ -62,7 +62,7 @@ func TestComplete(t *testing.T) {
 		{"vm.on w", "[web01 web02 wait=]", 6},
 		{"vm.on web01,d", "[web01,db01]", 6},
 		{"vm.on web01 ", "[db01 web01 web02 host= wait=]", 12},
-		{"vm.get db01 ", "[db01 web01 web02]", 12},
+		{"vm.get db01 ", "[db01 web01 web02 include_vmdisk_paths=]", 12},
 		{"vm.disk_list web01 ", "[]", 19},
 		{"vm.create ", "[memory= num_vcpus= num_cores_per_vcpu= ha_priority= agent_vm= description= passthrough= uuid= wait=]", 10},
 		{"vm.create w memory=4G ", "[num_vcpus= num_cores_per_vcpu= ha_priority= agent_vm= description= passthrough= uuid= wait=]", 22},

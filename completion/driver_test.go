@@ -16,13 +16,13 @@ func TestCompleterHidesOtherDriversNamespaces(t *testing.T) {
 	driver := ""
 	c := &Completer{Registry: commands.Default(), Names: names, Driver: func() string { return driver }}
 	cases := []struct{ driver, line, want string }{
-		{"", "", "[audit. cluster. container. cvm. event. host. image. net. task. token. vg. vm. vm_group.]"},
-		{"libvirt", "", "[audit. cluster. container. cvm. event. host. image. net. task. token. vg. vm. vm_group.]"},
-		{"libvirt", "s", "[]"},
+		{"", "", "[audit. cluster. container. cvm. event. host. image. net. snapshot. task. token. vg. vm. vm_group.]"},
+		{"libvirt", "", "[audit. cluster. container. cvm. event. host. image. net. snapshot. task. token. vg. vm. vm_group.]"},
+		{"libvirt", "s", "[snapshot.]"},
 		{"libvirt", "sim.", "[]"},
 		{"libvirt", "sim.fail", "[]"},
-		{"sim", "", "[audit. cluster. container. cvm. event. host. image. net. sim. task. token. vg. vm. vm_group.]"},
-		{"sim", "s", "[sim.]"},
+		{"sim", "", "[audit. cluster. container. cvm. event. host. image. net. sim. snapshot. task. token. vg. vm. vm_group.]"},
+		{"sim", "s", "[sim. snapshot.]"},
 		{"sim", "sim.", "[sim.fail_cvm sim.fail_host sim.recover_cvm sim.recover_host]"},
 		{"libvirt", "vm.mi", "[vm.migrate]"},
 		{"libvirt", "cvm.", "[cvm.enter_maintenance_mode cvm.exit_maintenance_mode]"},

@@ -555,8 +555,12 @@ func (c *Checker) checkPlacement(ctx context.Context, cl Clients, p placement) {
 	if asked == nil {
 		asked = by.GetStartTime()
 	}
-	if by == nil || cordonOnly && asked.AsTime().Before(p.since) {
-		return // no task to judge by (e.g. a restart's recovery), or a cordon's leeway
+	// A live migration that switched over just before its target failed
+	// is recorded where the VM runs (moving it back fails, the host is
+	// down): no decision placed it there, and the dead-host rule follows it.
+	failedUnder := p.host.state == acliv1.NodeState_kNodeDown && by.GetOperation() == acliv1.TaskOperation_kVmMigrate
+	if by == nil || (cordonOnly || failedUnder) && asked.AsTime().Before(p.since) {
+		return // no task to judge by (e.g. a restart's recovery), a cordon's leeway, or a failure under a switch-over
 	}
 	c.violate(RulePlacement, p.vm+" "+p.host.name+" "+p.since.String(), "vm %s placed on %s (%s, schedulable=%v) by %s %s asked for %v after the host was seen closed",
 		p.vm, p.host.name, p.host.state, p.host.schedulable, by.Operation, by.Uuid, asked.AsTime().Sub(p.since).Round(time.Millisecond))

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/acli-dev/acli/client"
+	"github.com/google/uuid"
 )
 
 // Target is one entity a command acts on: ID is what goes to the server
@@ -133,6 +134,18 @@ func Expand(words []string, kind Kind, list func() ([]Entity, error)) ([]Target,
 		return err
 	}
 	for _, w := range words {
+		if name, id, ok := nameUUID(w); ok {
+			// acli's name:uuid picks one of several same-named entities.
+			if err := load(); err != nil {
+				return nil, err
+			}
+			t, err := resolveNameUUID(w, name, id, kind, live)
+			if err != nil {
+				return nil, err
+			}
+			add(t)
+			continue
+		}
 		if !hasPattern(w) {
 			add(Target{Name: w, ID: w})
 			continue
@@ -277,4 +290,37 @@ func filterRows[T named](r *Req, rows []T) []T {
 		}
 	}
 	return out
+}
+
+// nameUUID splits acli's name:uuid reference (vm.off dpu-vm-1:<uuid>).
+func nameUUID(w string) (name, id string, ok bool) {
+	i := strings.LastIndexByte(w, ':')
+	if i <= 0 || hasPattern(w) {
+		return "", "", false
+	}
+	if _, err := uuid.Parse(w[i+1:]); err != nil || len(w)-i-1 != 36 {
+		return "", "", false
+	}
+	return w[:i], strings.ToLower(w[i+1:]), true
+}
+
+// resolveNameUUID finds the entity a name:uuid reference names: the UUID's,
+// when its name agrees (else an entity named w itself, colon and all).
+func resolveNameUUID(w, name, id string, kind Kind, live []Entity) (Target, error) {
+	var byID *Entity
+	for i, e := range live {
+		if e.Name == w {
+			return Target{Name: e.Name, ID: e.UUID}, nil
+		}
+		if strings.EqualFold(e.UUID, id) {
+			byID = &live[i]
+		}
+	}
+	switch {
+	case byID == nil:
+		return Target{}, client.Errorf(client.ExitNotFound, "%s %q not found (no %s has UUID %s)", kindSingular(kind), w, kindSingular(kind), id)
+	case byID.Name != name && !slices.Contains(byID.Aliases, name):
+		return Target{}, client.Errorf(client.ExitNotFound, "%s %q not found: UUID %s is %s %q", kindSingular(kind), w, id, kindSingular(kind), byID.Name)
+	}
+	return Target{Name: byID.Name, ID: byID.UUID}, nil
 }

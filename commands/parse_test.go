@@ -61,7 +61,7 @@ func TestParse(t *testing.T) {
 		{"vm.lsit", `did you mean "vm.list"?`},
 		{"vm", `"vm" is a namespace`},
 		{"vmlist", `unknown command "vmlist"; did you mean "vm.list"?`},
-		{"vm.create web01", "missing required key memory=<size>, e.g. memory=4G"},
+		{"vm.disk_delete web01", "missing required key disk_addr="},
 		{"vm.create web01 memroy=4G", `unknown key "memroy"; did you mean "memory"?`},
 		{"vm.create web01 memory=4096", "add a unit: 4096M or 4096G"},
 		{"vm.create web01 memory=4X", `unknown unit "x"`},

@@ -78,7 +78,7 @@ func vmCommands() []*Command {
 			Description: "Creates one VM per name; a range like web[01..20] creates twenty.",
 			Args:        []Arg{{Name: "name", Kind: KindVM, Many: true, Generate: true, Help: "names of the new VMs"}},
 			Keys: []Key{
-				required(vmMemoryKey),
+				withDefault(vmMemoryKey, "2G"), // acli's defaults: 2 GiB, 1 vCPU
 				withDefault(vmVcpusKey, "1"),
 				withDefault(vmCoresKey, "1"),
 				withDefault(vmHAKey, "0"),
@@ -210,13 +210,14 @@ func vmCommands() []*Command {
 		{
 			Name:    "vm.nic_delete",
 			Summary: "Remove a NIC from a VM",
-			Args:    []Arg{vmOneArg},
+			Args:    []Arg{vmOneArg, macArg},
 			Keys: []Key{
-				{Name: "mac", Type: TypeString, Required: true, Help: "MAC address of the NIC", Example: "50:6b:8d:00:00:01"},
+				{Name: "mac", Type: TypeString, Help: "MAC address of the NIC (or as the second argument)", Example: "50:6b:8d:00:00:01"},
 			},
 			Destructive: "Delete a NIC of",
 			Output:      OutputTask,
-			Examples:    []string{"vm.nic_delete web01 mac=50:6b:8d:00:00:01"},
+			Validate:    validateMAC,
+			Examples:    []string{"vm.nic_delete web01 50:6b:8d:00:00:01", "vm.nic_delete web01 mac=50:6b:8d:00:00:01"},
 			Run:         runVMNicDelete,
 		},
 	}, append(vmMigrateCommands(), vmStorageCommands()...)...)
@@ -396,6 +397,6 @@ func runVMNicList(ctx context.Context, r *Req) error {
 
 func runVMNicDelete(ctx context.Context, r *Req) error {
 	return r.EachTask(ctx, r.Targets(0), func(ctx context.Context, c *client.Client, t Target) (*acliv1.Task, error) {
-		return c.Vm.DeleteNic(ctx, &acliv1.DeleteNicRequest{Vm: t.ID, Mac: r.String("mac")})
+		return c.Vm.DeleteNic(ctx, &acliv1.DeleteNicRequest{Vm: t.ID, Mac: macOf(r.Inv)})
 	})
 }

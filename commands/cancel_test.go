@@ -31,7 +31,7 @@ func TestTaskCancel(t *testing.T) {
 	if code != 0 || errOut != "" || !regexp.MustCompile(`\nVmMigrate: aborted: cancelled \(wrong host\): .+\n$`).MatchString("\n"+out) {
 		t.Fatalf("task.cancel: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if code, out, _ := h.run("--jq", ".host_name", "vm.get", "slow"); code != 0 || out != "h1\n" {
+	if code, out, _ := h.run("--jq", ".[0].host_name", "vm.list", "slow"); code != 0 || out != "h1\n" {
 		t.Fatalf("the vm moved: %d %q", code, out)
 	}
 	code, _, errOut = h.run("task.cancel", uuid)

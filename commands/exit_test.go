@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,6 +146,27 @@ func TestConfirmation(t *testing.T) {
 			t.Fatalf("exit %d: %q", code, errOut)
 		}
 	})
+	t.Run("yes piped on stdin answers", func(t *testing.T) {
+		h := fixture(t)
+		h.in = "yes\n"
+		h.run("vm.create", "tmp1", "memory=1G")
+		h.run("vm.create", "tmp2", "memory=1G")
+		code, out, errOut := h.run("vm.delete", "tmp*")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		slices.Sort(lines) // the two tasks run at once
+		if code != 0 || strings.Join(lines, "|") != "VmDelete tmp1: complete|VmDelete tmp1: pending|VmDelete tmp2: complete|VmDelete tmp2: pending" ||
+			errOut != "Delete 2 VMs? (yes/no) yes\n" || h.fake.Calls("DeleteVm") != 2 {
+			t.Fatalf("exit %d out %q err %q", code, out, errOut)
+		}
+	})
+	t.Run("anything but yes on stdin deletes nothing", func(t *testing.T) {
+		h := fixture(t)
+		h.in = "no\n"
+		code, out, errOut := h.run("vm.delete", "web02")
+		if code != 1 || out != "" || errOut != "Delete VM web02? (yes/no) no\nError: not confirmed (answer \"no\"); nothing changed\n" || h.fake.Calls("DeleteVm") != 0 {
+			t.Fatalf("exit %d out %q err %q", code, out, errOut)
+		}
+	})
 	t.Run("-y answers", func(t *testing.T) {
 		h := fixture(t)
 		if code, _, errOut := h.run("-y", "vm.delete", "web02"); code != 0 {
@@ -180,10 +202,10 @@ func TestHelpNeverDials(t *testing.T) {
 		t.Fatal("help must not dial")
 		return nil, nil
 	}
-	for _, args := range [][]string{{"help"}, {"help", "vm"}, {"help", "vm.create"}, {"vm.create", "--help"}, {"vm.create", "x"}} {
+	for _, args := range [][]string{{"help"}, {"help", "vm"}, {"help", "vm.create"}, {"vm.create", "--help"}, {"vm.create", "x", "memory=lots"}} {
 		out.Reset()
 		code := f.Execute(context.Background(), args)
-		if args[0] == "vm.create" && len(args) == 2 && args[1] == "x" {
+		if args[0] == "vm.create" && len(args) == 3 {
 			if code != 2 {
 				t.Fatalf("%v: exit %d", args, code)
 			}
@@ -202,7 +224,7 @@ func TestHelpText(t *testing.T) {
 		t.Fatalf("%v\n%s", err, h)
 	}
 	h, _ = Help(reg, []string{"vm.create"})
-	for _, want := range []string{"memory=", "size", "required", "num_vcpus=", "default 1", "e.g. memory=4G", "Examples:", "acli vm.create web01 memory=4G"} {
+	for _, want := range []string{"memory=", "size", "default 2G", "num_vcpus=", "default 1", "e.g. memory=4G", "Examples:", "acli vm.create web01 memory=4G"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("vm.create help lacks %q", want)
 		}

@@ -136,7 +136,9 @@ func NamespaceHelp(r *Registry, ns *Namespace) string {
 // GlobalFlagsHelp documents the flags given before the command.
 const GlobalFlagsHelp = `Global flags (before the command):
   -o, --output table|json|yaml|csv  output format (json: {"data": ..., "error": null, "status": 0});
-                                    also wide, name and value
+                                    the default is acli's (lists in its columns, *.get as protobuf
+                                    text); also wide (every column; *.get as a readable block),
+                                    block, json-pretty, name and value
   -c, --columns col,...             columns to show, by header or JSON key
       --sort-by col                 order rows by this column
       --jq expr                     print the JSON result through a jq expression

@@ -6,6 +6,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/client"
 	"github.com/acli-dev/acli/render"
+	"google.golang.org/protobuf/proto"
 )
 
 // hostCommands is the host namespace: listing here, maintenance in
@@ -59,7 +60,7 @@ func runHostList(ctx context.Context, r *Req) error {
 		return err
 	}
 	hosts = filterRows(r, hosts)
-	return r.Print(render.Doc{Data: hosts, Table: hostTable(hosts)})
+	return r.Print(render.Doc{Data: hostListData(hosts), Table: hostTable(hosts)})
 }
 
 func runHostGet(ctx context.Context, r *Req) error {
@@ -86,7 +87,7 @@ func runHostListVMs(ctx context.Context, r *Req) error {
 
 // getEach fetches every target and prints one block per entity (titled
 // by name when there are several); data is the list of entities.
-func getEach[T any](ctx context.Context, r *Req, targets []Target, get func(context.Context, string) (T, error), block func(T) *render.Block) error {
+func getEach[T proto.Message](ctx context.Context, r *Req, targets []Target, get func(context.Context, string) (T, error), block func(T) *render.Block) error {
 	items := make([]T, 0, len(targets))
 	out := &render.Block{}
 	for _, t := range targets {
@@ -105,9 +106,5 @@ func getEach[T any](ctx context.Context, r *Req, targets []Target, get func(cont
 			out.Fields = append(out.Fields, render.Field{Key: t.Name, Children: block(it)})
 		}
 	}
-	var data any = items
-	if len(items) == 1 {
-		data = items[0]
-	}
-	return r.Print(render.Doc{Data: data, Block: out})
+	return r.Print(acliGetDoc(ctx, r, items, out))
 }

@@ -255,7 +255,7 @@ db01       blocked                has host affinity to 127.20.0.21
 	// Blocked: the migratable VMs leave, the host stays entering, exit 5
 	// listing every VM still there.
 	m.expect("host.enter_maintenance_mode h1", 5,
-		"EnterMaintenanceMode: failed: host h1 (127.20.0.21) stays EnteringMaintenanceMode: 2 VM(s) cannot leave: "+
+		"EnterMaintenanceMode: pending\nEnterMaintenanceMode: failed: host h1 (127.20.0.21) stays EnteringMaintenanceMode: 2 VM(s) cannot leave: "+
 			"vm nsx-agent (agent VM) is shut down only once every other VM can leave; "+
 			"vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown)\n",
 		"Error: EnterMaintenanceMode: host h1 (127.20.0.21) stays EnteringMaintenanceMode: 2 VM(s) cannot leave\n"+
@@ -270,9 +270,9 @@ db01       blocked                has host affinity to 127.20.0.21
 
 	// acpi_shutdown: the rest is shut down, the host is in maintenance.
 	m.expect("host.enter_maintenance_mode h1 non_migratable_vm_action=acpi_shutdown", 0,
-		"host h1 (127.20.0.21) entered maintenance mode: 0 VM(s) migrated, 2 shut down\nEnterMaintenanceMode: complete\n", "")
+		"EnterMaintenanceMode: pending\nhost h1 (127.20.0.21) entered maintenance mode: 0 VM(s) migrated, 2 shut down\nEnterMaintenanceMode: complete\n", "")
 	m.expect("host.enter_maintenance_mode h1", 0,
-		"host h1 (127.20.0.21) is already in maintenance mode\nEnterMaintenanceMode: complete\n", "")
+		"EnterMaintenanceMode: pending\nhost h1 (127.20.0.21) is already in maintenance mode\nEnterMaintenanceMode: complete\n", "")
 	m.expect("host.enter_maintenance_mode_check h1", 0,
 		"Ok to enter maintenance mode.\nHost h1 is already in maintenance mode; entering again changes nothing.\n", "")
 
@@ -287,7 +287,7 @@ db01       blocked                has host affinity to 127.20.0.21
 
 	// Exit: every VM back on its original host, the shut-down ones on again.
 	m.expect("host.exit_maintenance_mode h1", 0,
-		"host h1 (127.20.0.21) exited maintenance mode: 4 VM(s) migrated back, 2 powered on\nExitMaintenanceMode: complete\n", "")
+		"ExitMaintenanceMode: pending\nhost h1 (127.20.0.21) exited maintenance mode: 4 VM(s) migrated back, 2 powered on\nExitMaintenanceMode: complete\n", "")
 	if got := m.vmHosts(); !equalMaps(got, before) {
 		t.Fatalf("after exit: %v, want %v", got, before)
 	}
@@ -295,15 +295,15 @@ db01       blocked                has host affinity to 127.20.0.21
 		t.Fatalf("h1 after exit: %v", h)
 	}
 	m.expect("host.exit_maintenance_mode h1", 0,
-		"host h1 (127.20.0.21) is not in maintenance mode\nExitMaintenanceMode: complete\n", "")
+		"ExitMaintenanceMode: pending\nhost h1 (127.20.0.21) is not in maintenance mode\nExitMaintenanceMode: complete\n", "")
 
 	// CVM maintenance on its own, and back.
 	m.expect("cvm.enter_maintenance_mode h2", 0,
-		"cvm 127.20.0.32 of host h2 (127.20.0.22) entered maintenance mode\nCvmEnterMaintenanceMode: complete\n", "")
+		"CvmEnterMaintenanceMode: pending\ncvm 127.20.0.32 of host h2 (127.20.0.22) entered maintenance mode\nCvmEnterMaintenanceMode: complete\n", "")
 	m.expect("host.enter_maintenance_mode h1", 5, "",
 		"Error: host h1 (127.20.0.21) cannot enter maintenance mode: cannot take out h1 (127.20.0.21): redundancy factor 2 allows 1 host out at a time and h2 (127.20.0.22) [kCvmMaintenance] is already out\n")
 	m.expect("cvm.exit_maintenance_mode h2", 0,
-		"cvm 127.20.0.32 of host h2 (127.20.0.22) exited maintenance mode\nCvmExitMaintenanceMode: complete\n", "")
+		"CvmExitMaintenanceMode: pending\ncvm 127.20.0.32 of host h2 (127.20.0.22) exited maintenance mode\nCvmExitMaintenanceMode: complete\n", "")
 	m.expect("host.enter_maintenance_mode nosuch", 3, "", "Error: host \"nosuch\" not found\n")
 }
 
@@ -323,7 +323,7 @@ func equalMaps(a, b map[string]string) bool {
 // scheduler's choice; with nowhere to go it lists every candidate.
 func TestMigrateCommands(t *testing.T) {
 	m := runbookCluster(t)
-	m.expect("vm.migrate web1", 0, "Migrating vm web1 from h1 to h2 (chosen by the scheduler).\n"+
+	m.expect("vm.migrate web1", 0, "VmMigrate: pending\nMigrating vm web1 from h1 to h2 (chosen by the scheduler).\n"+
 		"vm web1 migrated from h1 (127.20.0.21) to h2 (127.20.0.22) in 1 round(s), downtime 92 ms\nVmMigrate: complete\n", "")
 	for i := 0; i < 4; i++ {
 		from := m.vmHosts()["web1"]
@@ -332,9 +332,9 @@ func TestMigrateCommands(t *testing.T) {
 			t.Fatalf("migration %d: exit %d, %s -> %s\n%s%s", i, code, from, to, out, errOut)
 		}
 	}
-	m.expect("vm.migrate web2 host=h3 bandwidth_mbps=20000", 0, "Migrating vm web2 from h1 to h3 (as asked).\n"+
+	m.expect("vm.migrate web2 host=h3 bandwidth_mbps=20000", 0, "VmMigrate: pending\nMigrating vm web2 from h1 to h3 (as asked).\n"+
 		"vm web2 migrated from h1 (127.20.0.21) to h3 (127.20.0.23) in 1 round(s), downtime 23 ms\nVmMigrate: complete\n", "")
-	m.expect("vm.migrate web2 host=h1 live=false", 0, "Migrating vm web2 from h3 to h1 (as asked).\n"+
+	m.expect("vm.migrate web2 host=h1 live=false", 0, "VmMigrate: pending\nMigrating vm web2 from h3 to h1 (as asked).\n"+
 		"vm web2 moved from h3 (127.20.0.23) to h1 (127.20.0.21) (offline)\nVmMigrate: complete\n", "")
 	m.expect("vm.migrate db01", 5, "", "Error: cannot migrate vm db01: no eligible host: h1 (127.20.0.21): current host; "+
 		"h2 (127.20.0.22): not in the VM's host affinity; h3 (127.20.0.23): not in the VM's host affinity\n")
@@ -344,25 +344,25 @@ func TestMigrateCommands(t *testing.T) {
 	m.expect("vm.migrate nosuch", 3, "", "Error: vm \"nosuch\" not found\n")
 
 	// Affinity: set, refused outside it, unset.
-	m.expect("vm.affinity_unset db01", 0, "vm db01 host affinity cleared\nVmSetAffinity: complete\n", "")
+	m.expect("vm.affinity_unset db01", 0, "VmSetAffinity: pending\nvm db01 host affinity cleared\nVmSetAffinity: complete\n", "")
 	m.expect("vm.affinity_set web3 host_list=h2,h3", 5, "",
 		"Error: vm web3 runs on h1 (127.20.0.21), outside the new host affinity; migrate it first (vm.migrate web3 host=h2)\n")
-	m.expect("vm.affinity_set web3 host_list=127.20.0.22,h1", 0, "vm web3 host affinity set to h1 (127.20.0.21), h2 (127.20.0.22)\nVmSetAffinity: complete\n", "")
+	m.expect("vm.affinity_set web3 host_list=127.20.0.22,h1", 0, "VmSetAffinity: pending\nvm web3 host affinity set to h1 (127.20.0.21), h2 (127.20.0.22)\nVmSetAffinity: complete\n", "")
 	m.expect("vm.migrate web3 host=h3", 5, "", "Error: cannot move vm web3 to h3 (127.20.0.23): not in the VM's host affinity\n")
 	m.expect("vm.affinity_set web3 host_list=h9", 3, "", "Error: host \"h9\" not found (did you mean \"h1\"?)\n")
 
 	// An unschedulable host takes no migrations; host.list shows why.
-	m.expect(`host.update h3 schedulable=false`, 0, "host h3 is not schedulable\nHostUpdate: complete\n", "")
+	m.expect(`host.update h3 schedulable=false`, 0, "HostUpdate: pending\nhost h3 is not schedulable\nHostUpdate: complete\n", "")
 	code, out, errOut := m.run("host.update", "h2", "schedulable=false", "reason=disk replacement")
-	if code != 0 || out != "host h2 is not schedulable: disk replacement\nHostUpdate: complete\n" || errOut != "" {
+	if code != 0 || out != "HostUpdate: pending\nhost h2 is not schedulable: disk replacement\nHostUpdate: complete\n" || errOut != "" {
 		t.Fatalf("host.update: %d %q %q", code, out, errOut)
 	}
 	if out := m.must("--no-headers -o csv -c name,schedulable,schedulable_reason host.list"); !strings.Contains(out, "h2,false,disk replacement\n") {
 		t.Fatalf("host.list:\n%s", out)
 	}
 	m.expect("vm.migrate web4", 5, "", "Error: cannot migrate vm web4: no eligible host: h1 (127.20.0.21): current host; h2 (127.20.0.22): not schedulable (disk replacement); h3 (127.20.0.23): not schedulable\n")
-	m.expect("host.update h3 schedulable=true", 0, "host h3 is schedulable\nHostUpdate: complete\n", "")
-	m.expect("host.update h2 schedulable=yes", 0, "host h2 is schedulable\nHostUpdate: complete\n", "")
+	m.expect("host.update h3 schedulable=true", 0, "HostUpdate: pending\nhost h3 is schedulable\nHostUpdate: complete\n", "")
+	m.expect("host.update h2 schedulable=yes", 0, "HostUpdate: pending\nhost h2 is schedulable\nHostUpdate: complete\n", "")
 	m.must("vm.migrate web4")
 }
 
@@ -370,15 +370,15 @@ func TestMigrateCommands(t *testing.T) {
 func TestVMGroupCommands(t *testing.T) {
 	m := runbookCluster(t)
 	m.expect("vm_group.list", 0, "VM group name  VM group UUID  Anti-affinity  VMs  Members\n", "")
-	m.expect("vm_group.create web-tier", 0, "vm group web-tier created\nVmGroupCreate: complete\n", "")
+	m.expect("vm_group.create web-tier", 0, "VmGroupCreate: pending\nvm group web-tier created\nVmGroupCreate: complete\n", "")
 	if code, _, errOut := m.run("vm_group.create", "web-tier"); code != 5 || !strings.HasPrefix(errOut, "Error: vm_group web-tier already exists: vm group names are unique (uuid ") {
 		t.Fatalf("duplicate group: %d %s", code, errOut)
 	}
-	m.expect("vm_group.add_vms web-tier vm_list=web*", 0, "vm group web-tier: added web1, added web2, added web3, added web4\nVmGroupUpdate: complete\n", "")
-	m.expect("vm_group.remove_vms web-tier vm_list=web4", 0, "vm group web-tier: removed web4\nVmGroupUpdate: complete\n", "")
+	m.expect("vm_group.add_vms web-tier vm_list=web*", 0, "VmGroupUpdate: pending\nvm group web-tier: added web1, added web2, added web3, added web4\nVmGroupUpdate: complete\n", "")
+	m.expect("vm_group.remove_vms web-tier vm_list=web4", 0, "VmGroupUpdate: pending\nvm group web-tier: removed web4\nVmGroupUpdate: complete\n", "")
 	m.expect("vm_group.remove_vms web-tier vm_list=web4", 5, "", "Error: vm web4 is not a member of vm group web-tier\n")
 	m.expect("vm_group.add_vms web-tier vm_list=zz*", 3, "", "Error: no VM matches \"zz*\"\n")
-	m.expect("vm_group.antiaffinity_set web*", 0, "vm group web-tier: anti-affinity set\nVmGroupUpdate: complete\n", "")
+	m.expect("vm_group.antiaffinity_set web*", 0, "VmGroupUpdate: pending\nvm group web-tier: anti-affinity set\nVmGroupUpdate: complete\n", "")
 	m.expect("vm_group.get web-tir", 3, "", "Error: VM group \"web-tir\" not found; did you mean \"web-tier\"?\n")
 	for _, tty := range []bool{true, false} {
 		m.tty = tty
@@ -386,6 +386,7 @@ func TestVMGroupCommands(t *testing.T) {
 		for _, line := range []string{"vm_group.list", "vm_group.get web-tier", "vm_group.list_vms web-tier"} {
 			golden(t, mode+"/"+strings.Fields(line)[0]+".txt", scrub(m.must(line)))
 		}
+		golden(t, mode+"/vm_group.get.block.txt", scrub(m.must("-o block vm_group.get web-tier")))
 		// A quick task's result line stays above its closing line.
 		code, out, _ := m.run("vm_group.antiaffinity_set", "web-tier")
 		golden(t, mode+"/vm_group.antiaffinity_set.txt", out)
@@ -419,9 +420,9 @@ func TestVMGroupCommands(t *testing.T) {
 		t.Fatalf("anti-affinity ignored by the plan: %v", target)
 	}
 	m.must("-y vm_group.delete pair")
-	m.expect("vm_group.antiaffinity_unset web-tier", 0, "vm group web-tier: anti-affinity unset\nVmGroupUpdate: complete\n", "")
-	m.expect("vm_group.delete web-tier", 2, "", "Error: vm_group.delete needs confirmation (Delete VM group web-tier?); pass -y to confirm without a terminal\n")
-	m.expect("-y vm_group.delete web-tier", 0, "vm group web-tier deleted\nVmGroupDelete: complete\n", "")
+	m.expect("vm_group.antiaffinity_unset web-tier", 0, "VmGroupUpdate: pending\nvm group web-tier: anti-affinity unset\nVmGroupUpdate: complete\n", "")
+	m.expect("vm_group.delete web-tier", 2, "", "Error: vm_group.delete needs confirmation (Delete VM group web-tier?); pass -y or answer yes on stdin; nothing changed\n")
+	m.expect("-y vm_group.delete web-tier", 0, "VmGroupDelete: pending\nvm group web-tier deleted\nVmGroupDelete: complete\n", "")
 	if got := m.vmHosts(); got["web1"] != "h1" {
 		t.Fatalf("deleting a group must keep its VMs: %v", got)
 	}
@@ -431,7 +432,7 @@ func TestVMGroupCommands(t *testing.T) {
 // elsewhere, the host comes back usable.
 func TestSimCommands(t *testing.T) {
 	m := runbookCluster(t)
-	m.expect("sim.fail_host h3", 0, "Host h3 (127.20.0.23): node state kNodeDown, CVM state kCvmDown.\n"+
+	m.expect("sim.fail_host h3", 0, "Host h3 (127.20.0.23): node state kNodeDown, CVM state kCvmDown.\nHaFailover: pending\n"+
 		"HA restarted 1 VM(s) of h3 (127.20.0.23)\nHaFailover: complete\n", "")
 	if got := m.vmHosts(); got["elsewhere"] == "h3" || got["elsewhere"] == "off" {
 		t.Fatalf("HA: %v", got)

@@ -79,7 +79,7 @@ func runNetList(ctx context.Context, r *Req) error {
 		return err
 	}
 	nets := filterRows(r, resp.GetNetworks())
-	return r.Print(render.Doc{Data: nets, Table: netTable(nets)})
+	return r.Print(render.Doc{Data: netListData(nets), Table: netTable(nets)})
 }
 
 func runNetGet(ctx context.Context, r *Req) error {

@@ -24,16 +24,35 @@ func TestGoldenViews(t *testing.T) {
 		{"host.list.noheaders", "--no-headers host.list"},
 		{"host.get", "host.get node-1"},
 		{"host.get.glob", "host.get node-[12]"},
+		{"host.get.block", "-o block host.get node-1"},
+		{"host.get.glob.block", "-o block host.get node-[12]"},
+		{"host.get.json", "-o json host.get node-1"},
+		{"host.list.wide", "-o wide host.list"},
+		{"host.list.json", "-o json host.list"},
 		{"host.list_vms", "host.list_vms node-2"},
 		{"vm.list", "vm.list"},
 		{"vm.list.on", "vm.list power_state=on"},
 		{"vm.get", "vm.get web01"},
+		{"vm.get.block", "-o block vm.get web01"},
+		{"vm.get.wide", "-o wide vm.get web01"},
+		{"vm.get.json", "-o json vm.get web01"},
+		{"vm.get.json-pretty", "-o json-pretty vm.get web01"},
+		{"vm.get.name", "-o name vm.get web*"},
+		{"vm.list.json", "-o json vm.list"},
 		{"vm.disk_list", "vm.disk_list web01"},
 		{"vm.nic_list", "vm.nic_list web01"},
 		{"net.list", "net.list"},
 		{"net.get", "net.get vlan100"},
-		{"task.list", "task.list include_completed=true limit=3"},
+		{"net.get.block", "-o block net.get vlan100"},
+		{"net.list.wide", "-o wide net.list"},
+		{"net.list.json", "-o json net.list"},
+		{"task.list", "task.list limit=3"},
+		{"task.list.wide", "-o wide task.list limit=3"},
+		{"task.list.ops", "task.list operation_type_list=kNetworkCreate,VmPowerOn"},
+		{"task.list.running", "task.list include_completed=false"},
 		{"task.get", "task.get 00000000-0000-4000-8000-7a5c00000002"},
+		{"task.get.block", "-o block task.get 00000000-0000-4000-8000-7a5c00000002"},
+		{"task.get.json-pretty", "-o json-pretty task.get 00000000-0000-4000-8000-7a5c00000002"},
 		{"host.list.csv", "-o csv -c uuid,name,hypervisor_ip,cvm_ip,node_state,schedulable,schedulable_reason host.list"},
 		{"vm.get.yaml", "-o yaml vm.get web01"},
 		{"vm.get.csv", "-o csv vm.get web01"},
@@ -151,11 +170,13 @@ func TestJSONEnvelope(t *testing.T) {
 	t.Run("get", func(t *testing.T) {
 		_, out, _ := h.run("-o", "json", "host.get", "127.20.0.21")
 		e := decodeEnvelope(t, out)
-		var host map[string]any
-		if err := json.Unmarshal(e.Data, &host); err != nil {
+		// acli keys a get's data by the entity's name, with its field names.
+		var hosts map[string]map[string]any
+		if err := json.Unmarshal(e.Data, &hosts); err != nil {
 			t.Fatal(err)
 		}
-		if host["node_state"] != "AcropolisNormal" || host["name"] != "node-1" {
+		host := hosts["127.20.0.21"]
+		if host["node_state"] != "kAcropolisNormal" || host["name"] != "node-1" || host["memory_size_bytes"] != float64(256<<30) {
 			t.Fatalf("data: %s", e.Data)
 		}
 	})

@@ -235,7 +235,20 @@ func (r *Req) confirm() error {
 	}
 	question := fmt.Sprintf("%s %s?", r.Cmd.Destructive, what)
 	if !r.IO.InTTY {
-		return usageErrorf("%s needs confirmation (%s); pass -y to confirm without a terminal", r.Cmd.Name, question)
+		// As acli's: an answer piped on stdin counts (echo yes | acli
+		// vg.delete x). A script's stdin holds its lines, not answers.
+		if r.Printer.Shell || r.IO.In == nil {
+			return usageErrorf("%s needs confirmation (%s); pass -y to confirm without a terminal", r.Cmd.Name, question)
+		}
+		answer, _ := readLine(r.IO.In)
+		if answer == "" {
+			return usageErrorf("%s needs confirmation (%s); pass -y or answer yes on stdin; nothing changed", r.Cmd.Name, question)
+		}
+		fmt.Fprintf(r.IO.Err, "%s (yes/no) %s\n", question, answer)
+		if ok, perr := ParseBool(answer); perr != nil || !ok {
+			return client.Errorf(client.ExitFailed, "not confirmed (answer %q); nothing changed", answer)
+		}
+		return nil
 	}
 	fmt.Fprintf(r.IO.Out, "%s (yes/no) ", question)
 	answer, err := readLine(r.IO.In)
@@ -363,6 +376,9 @@ func (r *Req) follow(ctx context.Context, c *client.Client, targets []Target, ta
 			first := true
 			ft, err := watchTask(ctx, c, t, func(t *acliv1.Task) {
 				if progress != nil {
+					if first {
+						progress.Begin(label, t)
+					}
 					if r.Hooks.Note != nil {
 						if line := r.Hooks.Note(t, first); line != "" {
 							progress.Note(line)

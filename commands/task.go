@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/client"
@@ -11,15 +13,21 @@ import (
 func taskCommands() []*Command {
 	return []*Command{
 		{
-			Name:    "task.list",
-			Summary: "List tasks, newest first",
+			Name:        "task.list",
+			Summary:     "List tasks, newest first",
+			Description: "As acli's, the list holds recent finished tasks too (include_completed=false shows only queued and running ones).",
 			Keys: []Key{
-				{Name: "include_completed", Type: TypeBool, Default: "false", Help: "include finished tasks"},
+				{Name: "include_completed", Type: TypeBool, Default: "true", Help: "include finished tasks"},
+				{Name: "operation_type_list", Type: TypeList, Help: "only tasks of these operations", Example: "kVmCreate,kVmMigrate"},
 				{Name: "limit", Type: TypeInt, Default: "100", Min: 1, Max: 100000, Help: "at most this many"},
 				{Name: "entity", Type: TypeString, Help: "only tasks on this entity (name or UUID)", Example: "web01"},
 			},
-			Output:   OutputTable,
-			Examples: []string{"task.list", "task.list include_completed=true limit=20"},
+			Output: OutputTable,
+			Validate: func(inv *Invocation) error {
+				_, err := operationTypes(inv.Values["operation_type_list"].List)
+				return err
+			},
+			Examples: []string{"task.list", "task.list operation_type_list=kVmCreate", "task.list include_completed=false limit=20"},
 			Run:      runTaskList,
 		},
 		{
@@ -59,10 +67,15 @@ func runTaskList(ctx context.Context, r *Req) error {
 	if err != nil {
 		return err
 	}
+	ops, err := operationTypes(r.List("operation_type_list"))
+	if err != nil {
+		return err
+	}
 	resp, err := c.Task.ListTasks(ctx, &acliv1.ListTasksRequest{
 		IncludeCompleted: r.Bool("include_completed"),
 		Limit:            r.Int32("limit"),
 		Entity:           r.String("entity"),
+		OperationTypes:   ops,
 	})
 	if err != nil {
 		return err
@@ -143,4 +156,40 @@ func runTaskCancel(ctx context.Context, r *Req) error {
 		}
 	}
 	return err
+}
+
+// operationTypes reads acli's operation names (kVmCreate, or VmCreate and
+// EnterMaintenanceMode as progress lines print them).
+func operationTypes(names []string) ([]acliv1.TaskOperation, error) {
+	var out []acliv1.TaskOperation
+	var valid []string
+	for _, n := range names {
+		found := false
+		for v, name := range acliv1.TaskOperation_name {
+			op := acliv1.TaskOperation(v)
+			if v == 0 {
+				continue
+			}
+			if strings.EqualFold(n, name) || strings.EqualFold(n, render.OpName(op)) || strings.EqualFold("k"+n, name) {
+				out, found = append(out, op), true
+				break
+			}
+		}
+		if found {
+			continue
+		}
+		if valid == nil {
+			for v, name := range acliv1.TaskOperation_name {
+				if v != 0 {
+					valid = append(valid, name)
+				}
+			}
+		}
+		msg := fmt.Sprintf("operation_type_list: unknown operation %q", n)
+		if best := nearest(n, valid); len(best) > 0 {
+			msg += " (did you mean " + quoteJoin(best) + "?)"
+		}
+		return nil, usageErrorf("%s", msg)
+	}
+	return out, nil
 }

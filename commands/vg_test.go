@@ -114,6 +114,9 @@ func TestGoldenVGViews(t *testing.T) {
 	cases := []struct{ name, line string }{
 		{"vg.list", "vg.list"},
 		{"vg.get", "vg.get data"},
+		{"vg.get.block", "-o block vg.get data"},
+		{"vg.get.json", "-o json vg.get data"},
+		{"vg.list.wide", "-o wide vg.list"},
 		{"vg.get.vm", "vg.get dbvg"},
 		{"vg.disk_list", "vg.disk_list data"},
 		{"vg.list_sessions", "vg.list_sessions"},

@@ -62,6 +62,7 @@ func hostTable(hosts []*acliv1.Host) *render.TableData {
 			h.GetSchedulableReason(), enumText(h.GetCvmState().String(), h.GetCvmState() == 0), i32(h.GetNumVms()),
 		})
 	}
+	t.Narrow = 9 // acli's columns end with CVM IP
 	return t
 }
 
@@ -109,6 +110,7 @@ func vmTable(vms []*acliv1.Vm) *render.TableData {
 			v.GetHostName(), i32(v.GetNumVcpus()), FormatSize(v.GetMemoryBytes()),
 		})
 	}
+	t.Narrow = 2 // acli's vm.list: VM name, VM UUID
 	return t
 }
 
@@ -207,10 +209,10 @@ func nicTable(nics []*acliv1.Nic) *render.TableData {
 }
 
 func netTable(nets []*acliv1.Network) *render.TableData {
-	t := &render.TableData{Headers: []string{"Network name", "Network UUID", "Type", "VLAN ID", "Virtual switch", "IP config", "NICs"}}
+	t := &render.TableData{Headers: []string{"Network name", "Network UUID", "Type", "Identifier", "VLAN mode", "Virtual switch", "IP config", "NICs"}, Narrow: 4}
 	for _, n := range nets {
-		t.Rows = append(t.Rows, []string{n.GetName(), n.GetUuid(), enumText(n.GetMode().String(), n.GetMode() == 0),
-			i32(n.GetVlanId()), n.GetVswitchName(), n.GetIpConfig(), i32(n.GetNumNics())})
+		t.Rows = append(t.Rows, []string{n.GetName(), n.GetUuid(), "kBridged", i32(n.GetVlanId()),
+			enumText(n.GetMode().String(), n.GetMode() == 0), n.GetVswitchName(), n.GetIpConfig(), i32(n.GetNumNics())})
 	}
 	return t
 }
@@ -240,9 +242,10 @@ func entities(refs []*acliv1.EntityRef) string {
 }
 
 func taskTable(tasks []*acliv1.Task) *render.TableData {
-	t := &render.TableData{Headers: []string{"Task UUID", "Parent task UUID", "Type", "Status", "Percent", "Entities", "Created"}}
+	// acli's columns (but its Sequence-id), then the rest for -o wide.
+	t := &render.TableData{Headers: []string{"Task UUID", "Parent Task UUID", "Component", "Type", "Status", "Percent", "Entities", "Created"}, Narrow: 5}
 	for _, k := range tasks {
-		t.Rows = append(t.Rows, []string{k.GetUuid(), k.GetParentTaskUuid(), render.OpName(k.GetOperation()),
+		t.Rows = append(t.Rows, []string{k.GetUuid(), k.GetParentTaskUuid(), "Acropolis", enumText(k.GetOperation().String(), k.GetOperation() == 0),
 			enumText(k.GetStatus().String(), k.GetStatus() == 0), i32(k.GetPercent()), entities(k.GetEntities()), ts(k.GetCreateTime())})
 	}
 	return t

@@ -23,6 +23,7 @@ func vgTable(vgs []*acliv1.VolumeGroup) *render.TableData {
 		t.Rows = append(t.Rows, []string{g.GetName(), g.GetUuid(), itoa(len(g.GetDisks())), FormatSize(size),
 			itoa(len(g.GetExternalInitiators())), itoa(len(g.GetVmUuids())), itoa(len(g.GetSessions())), g.GetIscsiTarget()})
 	}
+	t.Narrow = 2 // acli's vg.list: name and UUID
 	return t
 }
 

@@ -402,6 +402,10 @@ func TestWatchTaskStreamsProgress(t *testing.T) {
 	if len(all.Tasks) != 2 || all.Tasks[0].Operation != acliv1.TaskOperation_kVmPowerOn {
 		t.Fatalf("ListTasks(entity=w) = %v", all.Tasks)
 	}
+	creates, _ := c.task.ListTasks(bg, &acliv1.ListTasksRequest{IncludeCompleted: true, Entity: "w", OperationTypes: []acliv1.TaskOperation{acliv1.TaskOperation_kVmCreate}})
+	if len(creates.Tasks) != 1 || creates.Tasks[0].Operation != acliv1.TaskOperation_kVmCreate {
+		t.Fatalf("ListTasks(operation_types=kVmCreate) = %v", creates.Tasks)
+	}
 }
 
 func TestDisksNicsNetworks(t *testing.T) {

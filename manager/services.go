@@ -285,7 +285,8 @@ func (s taskService) ListTasks(ctx context.Context, req *acliv1.ListTasksRequest
 		}
 	}
 	return &acliv1.ListTasksResponse{Tasks: m.taskTab.Newest(limit, func(t *acliv1.Task) bool {
-		return (req.IncludeCompleted || !tasks.Finished(t.Status)) && match(t)
+		return (req.IncludeCompleted || !tasks.Finished(t.Status)) && match(t) &&
+			(len(req.OperationTypes) == 0 || slices.Contains(req.OperationTypes, t.Operation))
 	})}, nil
 }
 

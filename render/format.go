@@ -14,10 +14,13 @@ const (
 	JSON  Format = "json"
 	YAML  Format = "yaml"
 	CSV   Format = "csv"
-	// Wide is the table with every column. Today the default table already
-	// shows them all; when the default narrows to acli's own columns, wide
-	// keeps today's.
+	// JSONPretty is the JSON envelope indented (acli's -o json-pretty).
+	JSONPretty Format = "json-pretty"
+	// Wide is the table with every column (the default shows acli's own)
+	// and, for a *.get, the readable block instead of protobuf text.
 	Wide Format = "wide"
+	// Block is the readable key: value block for a *.get (tables as wide).
+	Blocks Format = "block"
 	// Name prints each listed entity's name, one per line.
 	Name Format = "name"
 	// Value prints table rows without headers, one space between cells.
@@ -25,7 +28,7 @@ const (
 )
 
 // Formats lists the formats in the order help shows them.
-var Formats = []Format{Table, Wide, JSON, YAML, CSV, Name, Value}
+var Formats = []Format{Table, Wide, Blocks, JSON, JSONPretty, YAML, CSV, Name, Value}
 
 // ParseFormat accepts a format name in any case.
 func ParseFormat(s string) (Format, error) {
@@ -38,5 +41,5 @@ func ParseFormat(s string) (Format, error) {
 	if l == "yml" {
 		return YAML, nil
 	}
-	return "", fmt.Errorf("unknown output format %q (valid: table, wide, json, yaml, csv, name, value)", s)
+	return "", fmt.Errorf("unknown output format %q (valid: table, wide, block, json, json-pretty, yaml, csv, name, value)", s)
 }

@@ -17,7 +17,7 @@ func TestProgressNote(t *testing.T) {
 		want string
 	}{
 		{true, "\r\x1b[KVmMigrate: [##########..........]  50% round 2\r\x1b[Kvm moved\n\r\x1b[KVmMigrate: complete\n"},
-		{false, "VmMigrate: 50% round 2\nvm moved\nVmMigrate: complete\n"},
+		{false, "VmMigrate: pending\nvm moved\nVmMigrate: complete\n"}, // progress stays on a terminal
 	} {
 		var buf bytes.Buffer
 		p := NewProgress(&buf, c.tty)

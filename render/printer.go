@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/itchyny/gojq"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"gopkg.in/yaml.v3"
 )
@@ -22,6 +21,10 @@ type Doc struct {
 	Data  any
 	Table *TableData
 	Block *Block
+	// Proto is a get-style result as acli prints it: protobuf text, one
+	// `<name> { ... }` per entity; the table format prints it, -o wide or
+	// -o block prints Block instead.
+	Proto []Named
 	Text  string
 	// Report marks Data as a report that stays in the JSON envelope even
 	// when the command then fails (a preflight's blockers, say).
@@ -68,7 +71,7 @@ type Printer struct {
 // Human reports whether output is for people (table format): progress
 // lines and notes are shown only then.
 func (p *Printer) Human() bool {
-	return p.JQ == nil && (p.Format == Table || p.Format == Wide || p.Format == "")
+	return p.JQ == nil && (p.Format == Table || p.Format == Wide || p.Format == Blocks || p.Format == "")
 }
 
 // Print outputs d (JSON: remembers it for Finish).
@@ -77,14 +80,29 @@ func (p *Printer) Print(d Doc) error {
 	if p.JQ != nil {
 		return writeJQ(p.IO.Out, p.JQ, d.Data)
 	}
-	shaped := func(t *TableData) (*TableData, error) { return shape(t, p.Columns, p.SortBy) }
+	shaped := func(t *TableData) (*TableData, error) {
+		out, err := shape(t, p.Columns, p.SortBy)
+		if err != nil || len(p.Columns) > 0 {
+			return out, err
+		}
+		out.Narrow = t.Narrow
+		return p.narrow(out), nil
+	}
 	switch p.Format {
-	case JSON:
+	case JSON, JSONPretty:
 		p.data, p.report = d.Data, d.Report
 		return nil
 	case YAML:
 		return WriteYAML(p.IO.Out, d.Data)
 	case Name:
+		if d.Proto != nil {
+			var sb strings.Builder
+			for _, n := range d.Proto {
+				sb.WriteString(n.Name + "\n")
+			}
+			_, err := io.WriteString(p.IO.Out, sb.String())
+			return err
+		}
 		return writeNames(p.IO.Out, d.Data)
 	case Value:
 		t := d.Table
@@ -135,6 +153,8 @@ func (p *Printer) Print(d Doc) error {
 			}
 			_, err = p.IO.Out.Write(colorize(buf.Bytes()))
 			return err
+		case d.Proto != nil && (p.Format == Table || p.Format == ""):
+			return WriteProtoText(p.IO.Out, d.Proto)
 		case d.Block != nil:
 			return WriteBlock(p.IO.Out, p.terminalBlock(d.Block))
 		case d.Text != "":
@@ -143,6 +163,19 @@ func (p *Printer) Print(d Doc) error {
 		}
 		return nil
 	}
+}
+
+// narrow cuts a table to acli's own columns for the default format; -o
+// wide, CSV and -c see every column.
+func (p *Printer) narrow(t *TableData) *TableData {
+	if t.Narrow <= 0 || t.Narrow >= len(t.Headers) || len(p.Columns) > 0 || (p.Format != Table && p.Format != Value && p.Format != "") {
+		return t
+	}
+	out := &TableData{Headers: t.Headers[:t.Narrow], Rows: make([][]string, len(t.Rows))}
+	for i, r := range t.Rows {
+		out.Rows[i] = r[:min(len(r), t.Narrow)]
+	}
+	return out
 }
 
 // Finish ends the command: errors go to stderr in every format (message,
@@ -166,7 +199,7 @@ func (p *Printer) Finish(err error, status int, details []string) error {
 		// failed, not an empty stdout.
 		return WriteYAML(p.IO.Out, map[string]any{"data": nil, "error": err.Error(), "status": status})
 	}
-	if p.Format != JSON || p.JQ != nil || (p.stream && err == nil) {
+	if !p.JSON() || p.JQ != nil || (p.stream && err == nil) {
 		return nil
 	}
 	var env bytes.Buffer
@@ -187,40 +220,35 @@ func (p *Printer) Finish(err error, status int, details []string) error {
 	} else {
 		env.WriteString("null")
 	}
-	fmt.Fprintf(&env, `, "status": %d}`+"\n", status)
-	_, werr := p.IO.Out.Write(env.Bytes())
+	fmt.Fprintf(&env, `, "status": %d}`, status)
+	out := env.Bytes()
+	if p.Format == JSONPretty {
+		var ind bytes.Buffer
+		if err := json.Indent(&ind, out, "", "  "); err != nil {
+			return err
+		}
+		out = ind.Bytes()
+	}
+	_, werr := p.IO.Out.Write(append(out, '\n'))
 	return werr
 }
+
+// JSON reports whether the format is a JSON envelope (json or json-pretty).
+func (p *Printer) JSON() bool { return p.Format == JSON || p.Format == JSONPretty }
 
 // shellHints rewrites the one-shot spelling of the commands errors suggest
 // to what is typed at the shell's prompt.
 var shellHints = strings.NewReplacer("see: acli ", "see: ", "try: acli ", "try: ")
 
-var pj = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
-
-// protoJSON is protojson made byte-stable: protojson varies its whitespace
-// on purpose, and acli's output must not.
-func protoJSON(m proto.Message) ([]byte, error) {
-	b, err := pj.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, b); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
 // MarshalJSON encodes v compactly: proto messages (alone, in slices or in
-// maps) through protojson so enums read kOn, AcropolisNormal; everything
-// else through encoding/json.
+// maps) as FromProto shapes them, so enums read kOn, AcropolisNormal and
+// 64-bit integers are numbers; everything else through encoding/json.
 func MarshalJSON(v any) ([]byte, error) {
 	switch x := v.(type) {
 	case nil:
 		return []byte("null"), nil
 	case proto.Message:
-		return protoJSON(x)
+		return FromProto(x).MarshalJSON()
 	case json.RawMessage:
 		return x, nil
 	}
@@ -232,7 +260,7 @@ func MarshalJSON(v any) ([]byte, error) {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			b, err := protoJSON(rv.Index(i).Interface().(proto.Message))
+			b, err := FromProto(rv.Index(i).Interface().(proto.Message)).MarshalJSON()
 			if err != nil {
 				return nil, err
 			}

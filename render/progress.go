@@ -76,15 +76,17 @@ func (p *Progress) Update(label string, t *acliv1.Task) {
 	if p.last[uuid] == line {
 		return
 	}
-	prev, seen := p.last[uuid]
+	_, seen := p.last[uuid]
 	p.last[uuid] = line
 	if !p.tty {
-		// In a pipe, percent-only changes are noise; print the first line,
-		// new messages and the end.
-		if seen && !final && messageOf(prev) == messageOf(line) {
-			return
+		// In a pipe acli prints "<label>: pending" and the end, nothing
+		// between: scripts grep the closing line.
+		if !seen {
+			fmt.Fprintln(p.w, label+": pending")
 		}
-		fmt.Fprintln(p.w, line)
+		if final {
+			fmt.Fprintln(p.w, line)
+		}
 		return
 	}
 	if final {
@@ -94,6 +96,21 @@ func (p *Progress) Update(label string, t *acliv1.Task) {
 	}
 	fmt.Fprintf(p.w, "\r\x1b[K%s", line)
 	p.pending = true
+}
+
+// Begin prints "<label>: pending" in a pipe the first time a task is seen,
+// so the lines a command notes about it come after (as acli prints them).
+func (p *Progress) Begin(label string, t *acliv1.Task) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty {
+		return
+	}
+	if _, seen := p.last[t.GetUuid()]; seen {
+		return
+	}
+	p.last[t.GetUuid()] = label + ": pending"
+	fmt.Fprintln(p.w, label+": pending")
 }
 
 // Note prints a line that stays (a chosen target, a task's result) above
@@ -117,15 +134,6 @@ func (p *Progress) Close() {
 		fmt.Fprintln(p.w)
 		p.pending = false
 	}
-}
-
-// messageOf strips the "<label>: NN%" head of a progress line.
-func messageOf(line string) string {
-	i := strings.Index(line, "%")
-	if i < 0 {
-		return line
-	}
-	return line[i+1:]
 }
 
 func bar(pct int32) string {

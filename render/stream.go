@@ -17,7 +17,7 @@ func (p *Printer) Stream(d Doc) error {
 	p.items++
 	p.printed = true
 	switch p.Format {
-	case JSON:
+	case JSON, JSONPretty:
 		b, err := MarshalJSON(d.Data)
 		if err != nil {
 			return err

@@ -14,6 +14,9 @@ import (
 type TableData struct {
 	Headers []string
 	Rows    [][]string
+	// Narrow, when set, is how many leading columns are acli's own: the
+	// default table shows only those, -o wide every column.
+	Narrow int
 }
 
 // WriteTable writes t borderless, left-aligned, columns two spaces apart,

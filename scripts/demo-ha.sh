@@ -70,7 +70,7 @@ l=$(leader)
 eval "lp=\$pid$l"
 echo "etcd on $store; clusterd on $servers; leader: $net.1$l:2030 (pid $lp); logs in $dir"
 "$bin/acli" <"$(dirname "$0")/../testdata/demo.acli" >"$dir/inventory.out" || { cat "$dir/inventory.out"; exit 1; }
-"$bin/acli" vm.list || exit 1
+"$bin/acli" -o wide vm.list || exit 1
 
 echo
 echo "\$ kill -9 $lp   # the leader, $net.1$l:2030"
@@ -79,7 +79,7 @@ wait "$lp" 2>/dev/null
 start=$(date +%s.%N)
 wait_leader
 echo "a new leader serves after $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $start }")s: $net.1$(leader):2030"
-"$bin/acli" host.list && "$bin/acli" vm.list power_state=on || exit 1
+"$bin/acli" host.list && "$bin/acli" -o wide vm.list power_state=on || exit 1
 if [ -t 0 ]; then
 	echo
 	echo "ACLI_SERVER=$servers (export it in another terminal). Try: vm.list, vm.migrate web01, and kill the new leader. exit or Ctrl-D leaves."

@@ -62,7 +62,7 @@ export ACLI_SSH_IDENTITY="$dir/data/ssh/id_ed25519"
 echo "clusterd (pid $pid) on $addr, log in $dir/clusterd.log"
 [ "$addr" = "$want" ] || echo "In another terminal: export ACLI_SERVER=$addr"
 "$bin/acli" <"$(dirname "$0")/../testdata/demo.acli" &&
-	"$bin/acli" host.list && "$bin/acli" vm.list &&
+	"$bin/acli" host.list && "$bin/acli" -o wide vm.list &&
 	echo '$ acli hostssh "virsh list"' && "$bin/acli" hostssh "virsh list" || exit 1
 if [ -t 0 ]; then
 	echo

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -641,6 +642,9 @@ func (s taskSvc) ListTasks(_ context.Context, r *acliv1.ListTasksRequest) (*acli
 	for i := len(s.f.order) - 1; i >= 0 && len(out.Tasks) < limit; i-- {
 		t := s.f.tasks[s.f.order[i]]
 		if !r.GetIncludeCompleted() && (t.Status == acliv1.TaskStatus_kSucceeded || t.Status == acliv1.TaskStatus_kFailed) {
+			continue
+		}
+		if ops := r.GetOperationTypes(); len(ops) > 0 && !slices.Contains(ops, t.Operation) {
 			continue
 		}
 		out.Tasks = append(out.Tasks, proto.Clone(t).(*acliv1.Task))

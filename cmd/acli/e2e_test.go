@@ -28,7 +28,7 @@ func TestDemoScript(t *testing.T) {
 		t.Fatalf("demo exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
 	}
 	for _, want := range []string{"Hypervisor IP", "NetworkCreate: complete", "VmCreate web03: complete", "VmPowerOn web02: complete",
-		"VmNicCreate web01: complete", "Name:            web01", "VmDelete: complete", "Task UUID"} {
+		"VmNicCreate web01: complete", `name: "web01"`, "VmDelete: complete", "Task UUID"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
@@ -73,7 +73,7 @@ func TestOneShotTour(t *testing.T) {
 		{[]string{"vm.get", "nosuch"}, 3, "nosuch"},
 		{[]string{"vm.delete", "db01"}, 2, "pass -y"},
 		{[]string{"-y", "vm.delete", "db01"}, 5, ""},
-		{[]string{"-o", "yaml", "host.get", "127.20.0.21"}, 0, "node_state: AcropolisNormal"},
+		{[]string{"-o", "yaml", "host.get", "127.20.0.21"}, 0, "node_state: kAcropolisNormal"},
 	}
 	for _, s := range steps {
 		r := acli(t, addr, "", s.args...)
@@ -162,7 +162,7 @@ func TestTmuxShell(t *testing.T) {
 	tm.typeText("vm.get tmux1")
 	tm.waitFor("<acropolis> vm.get tmux1")
 	tm.keys("Enter")
-	tm.waitFor("Cores per vCPU:")
+	tm.waitFor("num_cores_per_vcpu: 1")
 	tm.typeText("exit")
 	tm.waitFor("<acropolis> exit")
 	tm.keys("Enter")

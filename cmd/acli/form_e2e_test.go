@@ -162,11 +162,11 @@ func TestFormScriptFile(t *testing.T) {
 	if err := os.WriteFile(file, []byte("vm.create s1 memory=1G\nvm.get nosuch\nvm.create s2 memory=1G\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want := result{3, "VmCreate: complete\n", "Error: vm \"nosuch\" not found\nacli: stopped at line 2: vm.get nosuch\n"}
+	want := result{3, "VmCreate: pending\nVmCreate: complete\n", "Error: vm \"nosuch\" not found\nacli: stopped at line 2: vm.get nosuch\n"}
 	if r := acli(t, addr, "", file); r != want {
 		t.Errorf("acli FILE: %+v", r)
 	}
-	want = result{0, "VmCreate: complete\n", ""}
+	want = result{0, "VmCreate: pending\nVmCreate: complete\n", ""}
 	if r := acli(t, addr, "vm.create s3 memory=1G\n", "-"); r != want {
 		t.Errorf("acli -: %+v", r)
 	}

@@ -208,7 +208,8 @@ func TestHALeaderKilledMidEvacuation(t *testing.T) {
 	go func() { waited <- cmd.Wait() }()
 	// Kill once a migration is under way.
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "migrating vm") {
+	// Progress lines stay on a terminal; the running task says what it does.
+	for !strings.Contains(acli(t, srv, "", "--jq", ".[].progress_message", "task.list", "include_completed=false").out, "migrating vm") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no migration started:\n%s", out.String())
 		}

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -28,6 +31,30 @@ type lvE2E struct {
 func (e *lvE2E) acli(args ...string) result {
 	e.t.Helper()
 	return acli(e.t, e.addr, "", args...)
+}
+
+// watchProgress polls the progress lines of running tasks until stop is
+// closed, then sends every line it saw.
+func (e *lvE2E) watchProgress(stop <-chan struct{}) <-chan string {
+	res := make(chan string, 1)
+	go func() {
+		var seen strings.Builder
+		for {
+			select {
+			case <-stop:
+				res <- seen.String()
+				return
+			default:
+			}
+			cmd := exec.Command(filepath.Join(binDir, "acli"), "--jq", ".[].progress_message", "task.list", "include_completed=false")
+			cmd.Env = append(os.Environ(), "ACLI_SERVER="+e.addr)
+			if out, err := cmd.Output(); err == nil {
+				seen.Write(out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return res
 }
 
 // ok runs acli, requires exit 0 and the fragments in stdout.
@@ -59,18 +86,25 @@ func (e *lvE2E) fails(line string, code int, want string) {
 // vm reads a VM with acli -o json.
 func (e *lvE2E) vm(name string) (uuid, power, host string) {
 	e.t.Helper()
-	out := e.ok("-o json vm.get " + name)
+	out := e.ok("-o json vm.list") // the API's field names (vm.get's are acli's)
 	var doc struct {
-		Data struct {
+		Data []struct {
+			Name       string `json:"name"`
 			Uuid       string `json:"uuid"`
 			PowerState string `json:"power_state"`
 			HostName   string `json:"host_name"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		e.t.Fatalf("vm.get %s: %v\n%s", name, err, out)
+		e.t.Fatalf("vm.list: %v\n%s", err, out)
 	}
-	return doc.Data.Uuid, doc.Data.PowerState, doc.Data.HostName
+	for _, v := range doc.Data {
+		if v.Name == name {
+			return v.Uuid, v.PowerState, v.HostName
+		}
+	}
+	e.t.Fatalf("vm.list has no %s:\n%s", name, out)
+	return "", "", ""
 }
 
 // runsOn asserts acli and libvirt agree that the VM runs on host only.
@@ -175,7 +209,7 @@ func TestLibvirtEndToEnd(t *testing.T) {
 	if strings.Count(out, "AcropolisNormal") != 3 {
 		t.Fatalf("host.list:\n%s", out)
 	}
-	e.ok("host.get h2", "UUID:", h2.UUID, "libvirt URI:", h2.TCPURI())
+	e.ok("-o block host.get h2", "UUID:", h2.UUID, "libvirt URI:", h2.TCPURI())
 
 	// The lifecycle, each step checked against libvirt.
 	e.ok("vm.create web memory=64M", "VmCreate: complete")
@@ -211,10 +245,15 @@ func TestLibvirtEndToEnd(t *testing.T) {
 	e.ok("vm.create db memory=64M", "VmCreate: complete")
 	e.ok("vm.on db host=h1", "VmPowerOn: complete")
 	// Throttled to 8 Mb/s so the copy lasts long enough to be watched.
-	out = e.ok("vm.migrate web host=h2 bandwidth_mbps=8", "Migrating vm web from h1 to h2", "VmMigrate: complete")
+	// A pipe shows pending and complete only; the task carries the progress.
+	stop := make(chan struct{})
+	progress := e.watchProgress(stop)
+	out = e.ok("vm.migrate web host=h2 bandwidth_mbps=8", "Migrating vm web from h1 to h2", "VmMigrate: pending\n", "VmMigrate: complete")
+	close(stop)
+	seen := <-progress
 	for _, w := range []string{"migrating vm web to h2", "round ", "remaining", "est. downtime"} {
-		if !strings.Contains(out, w) {
-			t.Errorf("vm.migrate lacks %q:\n%s", w, out)
+		if !strings.Contains(seen, w) {
+			t.Errorf("vm.migrate's progress lacks %q:\n%s", w, seen)
 		}
 	}
 	t.Logf("acli vm.migrate, a live migration:\n%s", out)

@@ -68,8 +68,8 @@ type hostJSON struct {
 	CvmState          string `json:"cvm_state"`
 	Schedulable       bool   `json:"schedulable"`
 	NumVms            int    `json:"num_vms"`
-	MemoryBytes       string `json:"memory_bytes"`
-	MemoryUsedBytes   string `json:"memory_used_bytes"`
+	MemoryBytes       int64  `json:"memory_bytes"`
+	MemoryUsedBytes   int64  `json:"memory_used_bytes"`
 	SchedulableReason string `json:"schedulable_reason"`
 }
 
@@ -90,9 +90,16 @@ func placement(t *testing.T, addr string) map[string]string {
 
 func hostOf(t *testing.T, addr, name string) hostJSON {
 	t.Helper()
-	var h hostJSON
-	data(t, addr, &h, "host.get", name)
-	return h
+	// host.list keeps the API's field names (host.get's are acli's).
+	var hosts []hostJSON
+	data(t, addr, &hosts, "host.list")
+	for _, h := range hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	t.Fatalf("no host %s in %+v", name, hosts)
+	return hostJSON{}
 }
 
 func samePlacement(t *testing.T, got, want map[string]string) {
@@ -340,8 +347,8 @@ func checkOneHostEach(t *testing.T, addr string, n int) {
 		if h.NumVms != perHost[h.Name] {
 			t.Fatalf("host %s counts %d VMs, the VMs say %d", h.Name, h.NumVms, perHost[h.Name])
 		}
-		if len(h.MemoryUsedBytes) > len(h.MemoryBytes) || (len(h.MemoryUsedBytes) == len(h.MemoryBytes) && h.MemoryUsedBytes > h.MemoryBytes) {
-			t.Fatalf("host %s over-committed: %s > %s", h.Name, h.MemoryUsedBytes, h.MemoryBytes)
+		if h.MemoryUsedBytes > h.MemoryBytes {
+			t.Fatalf("host %s over-committed: %d > %d", h.Name, h.MemoryUsedBytes, h.MemoryBytes)
 		}
 	}
 	if total != n {

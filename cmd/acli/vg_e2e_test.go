@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,14 +61,13 @@ func diskPaths(t *testing.T, addr, vm string) []string {
 func lastSeq(t *testing.T, addr string) uint64 {
 	t.Helper()
 	var evs []struct {
-		Seq string `json:"seq"`
+		Seq uint64 `json:"seq"`
 	}
 	data(t, addr, &evs, "event.list", "limit=1")
 	if len(evs) == 0 {
 		return 0
 	}
-	n, _ := strconv.ParseUint(evs[0].Seq, 10, 64)
-	return n
+	return evs[0].Seq
 }
 
 // watcher is a background acli event.watch; lines holds what it printed.

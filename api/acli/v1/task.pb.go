@@ -29,9 +29,11 @@ type ListTasksRequest struct {
 	// At most this many (0 = 100).
 	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Only tasks on this entity (name or UUID).
-	Entity        string `protobuf:"bytes,3,opt,name=entity,proto3" json:"entity,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Entity string `protobuf:"bytes,3,opt,name=entity,proto3" json:"entity,omitempty"`
+	// Only tasks of these operations (acli's operation_type_list=); empty means all.
+	OperationTypes []TaskOperation `protobuf:"varint,4,rep,packed,name=operation_types,json=operationTypes,proto3,enum=acli.v1.TaskOperation" json:"operation_types,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListTasksRequest) Reset() {
@@ -83,6 +85,13 @@ func (x *ListTasksRequest) GetEntity() string {
 		return x.Entity
 	}
 	return ""
+}
+
+func (x *ListTasksRequest) GetOperationTypes() []TaskOperation {
+	if x != nil {
+		return x.OperationTypes
+	}
+	return nil
 }
 
 // ListTasksResponse carries the tasks.
@@ -236,11 +245,12 @@ var File_acli_v1_task_proto protoreflect.FileDescriptor
 
 const file_acli_v1_task_proto_rawDesc = "" +
 	"\n" +
-	"\x12acli/v1/task.proto\x12\aacli.v1\x1a\x13acli/v1/types.proto\"m\n" +
+	"\x12acli/v1/task.proto\x12\aacli.v1\x1a\x13acli/v1/types.proto\"\xae\x01\n" +
 	"\x10ListTasksRequest\x12+\n" +
 	"\x11include_completed\x18\x01 \x01(\bR\x10includeCompleted\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x16\n" +
-	"\x06entity\x18\x03 \x01(\tR\x06entity\"8\n" +
+	"\x06entity\x18\x03 \x01(\tR\x06entity\x12?\n" +
+	"\x0foperation_types\x18\x04 \x03(\x0e2\x16.acli.v1.TaskOperationR\x0eoperationTypes\"8\n" +
 	"\x11ListTasksResponse\x12#\n" +
 	"\x05tasks\x18\x01 \x03(\v2\r.acli.v1.TaskR\x05tasks\"$\n" +
 	"\x0eGetTaskRequest\x12\x12\n" +
@@ -273,23 +283,25 @@ var file_acli_v1_task_proto_goTypes = []any{
 	(*ListTasksResponse)(nil), // 1: acli.v1.ListTasksResponse
 	(*GetTaskRequest)(nil),    // 2: acli.v1.GetTaskRequest
 	(*CancelTaskRequest)(nil), // 3: acli.v1.CancelTaskRequest
-	(*Task)(nil),              // 4: acli.v1.Task
+	(TaskOperation)(0),        // 4: acli.v1.TaskOperation
+	(*Task)(nil),              // 5: acli.v1.Task
 }
 var file_acli_v1_task_proto_depIdxs = []int32{
-	4, // 0: acli.v1.ListTasksResponse.tasks:type_name -> acli.v1.Task
-	0, // 1: acli.v1.TaskService.ListTasks:input_type -> acli.v1.ListTasksRequest
-	2, // 2: acli.v1.TaskService.GetTask:input_type -> acli.v1.GetTaskRequest
-	2, // 3: acli.v1.TaskService.WatchTask:input_type -> acli.v1.GetTaskRequest
-	3, // 4: acli.v1.TaskService.CancelTask:input_type -> acli.v1.CancelTaskRequest
-	1, // 5: acli.v1.TaskService.ListTasks:output_type -> acli.v1.ListTasksResponse
-	4, // 6: acli.v1.TaskService.GetTask:output_type -> acli.v1.Task
-	4, // 7: acli.v1.TaskService.WatchTask:output_type -> acli.v1.Task
-	4, // 8: acli.v1.TaskService.CancelTask:output_type -> acli.v1.Task
-	5, // [5:9] is the sub-list for method output_type
-	1, // [1:5] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	4, // 0: acli.v1.ListTasksRequest.operation_types:type_name -> acli.v1.TaskOperation
+	5, // 1: acli.v1.ListTasksResponse.tasks:type_name -> acli.v1.Task
+	0, // 2: acli.v1.TaskService.ListTasks:input_type -> acli.v1.ListTasksRequest
+	2, // 3: acli.v1.TaskService.GetTask:input_type -> acli.v1.GetTaskRequest
+	2, // 4: acli.v1.TaskService.WatchTask:input_type -> acli.v1.GetTaskRequest
+	3, // 5: acli.v1.TaskService.CancelTask:input_type -> acli.v1.CancelTaskRequest
+	1, // 6: acli.v1.TaskService.ListTasks:output_type -> acli.v1.ListTasksResponse
+	5, // 7: acli.v1.TaskService.GetTask:output_type -> acli.v1.Task
+	5, // 8: acli.v1.TaskService.WatchTask:output_type -> acli.v1.Task
+	5, // 9: acli.v1.TaskService.CancelTask:output_type -> acli.v1.Task
+	6, // [6:10] is the sub-list for method output_type
+	2, // [2:6] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_acli_v1_task_proto_init() }

@@ -46,7 +46,6 @@ var (
 )
 
 func withDefault(k Key, def string) Key { k.Default = def; return k }
-func required(k Key) Key                { k.Required = true; return k }
 
 func vmCommands() []*Command {
 	return append([]*Command{

@@ -84,7 +84,7 @@ func TestComplete(t *testing.T) {
 		t.Errorf("action summary: %q", got[0].Description)
 	}
 	got, _ = c.Complete("vm.create x mem")
-	if got[0].Description != "size, required: memory of the VM" {
+	if got[0].Description != "size, default 2G: memory of the VM" {
 		t.Errorf("key description: %q", got[0].Description)
 	}
 }

@@ -50,6 +50,8 @@ func hostMaintCommands() []*Command {
 			Args: []Arg{hostArg},
 			Keys: []Key{
 				nmKey,
+				{Name: "mode", Type: TypeEnum, Enum: []EnumValue{{Name: "live"}}, Default: "live",
+					Help: "how VMs leave the host (acli's mode=; live migration, the only mode here)"},
 				{Name: "timeout", Type: TypeInt, Default: "0", Min: 0, Max: 7 * 24 * 3600, Help: "overall deadline in seconds, enforced by clusterd (0: none)", Example: "600"},
 				{Name: "max_concurrent_migrations", Type: TypeInt, Min: 1, Max: 64, Help: "live migrations off the host at a time (default: clusterd's limit, 2)", Example: "1"},
 			},

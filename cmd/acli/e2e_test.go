@@ -116,7 +116,7 @@ func TestCompletionScripts(t *testing.T) {
 	}{
 		{[]string{"__complete", "vm.on", "al"}, "alpha"},
 		{[]string{"__complete", "vm.list", "power_state=k"}, "power_state=kOff"},
-		{[]string{"__complete", "vm.create", "x", "mem"}, "memory=\tsize, required"},
+		{[]string{"__complete", "vm.create", "x", "mem"}, "memory=\tsize, default 2G"},
 		{[]string{"__complete", "vm.c"}, "vm.create\tCreate VMs"},
 	} {
 		r := acli(t, addr, "", c.args...)

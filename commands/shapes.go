@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
@@ -72,6 +73,10 @@ func vmMsg(v *acliv1.Vm, ips hostIPs) *render.Msg {
 	}
 	cfg.Set("allow_live_migrate", !v.GetPassthrough() && !v.GetAgentVm())
 	cfg.SetNonEmpty("annotation", v.GetDescription())
+	if bus, idx, ok := strings.Cut(v.GetBootDiskAddr(), "."); ok {
+		n, _ := strconv.ParseInt(idx, 10, 32)
+		cfg.Set("boot", (&render.Msg{}).Set("disk_address", (&render.Msg{}).Set("bus", bus).Set("index", n)))
+	}
 	var disks []any
 	for _, d := range v.GetDisks() {
 		dm := &render.Msg{}
@@ -87,9 +92,11 @@ func vmMsg(v *acliv1.Vm, ips hostIPs) *render.Msg {
 		dm.SetNonEmpty("path", d.GetPath())
 		dm.SetNonEmpty("served_by_cvm_ip", d.GetServedByCvmIp())
 		dm.SetNonEmpty("source_image_uuid", d.GetSourceImageUuid())
+		dm.SetNonEmpty("source_vmdisk_uuid", d.GetSourceVmdiskUuid())
 		if d.GetSizeBytes() > 0 {
 			dm.Set("vmdisk_size", d.GetSizeBytes())
 		}
+		dm.SetNonEmpty("vmdisk_nfs_path", d.GetVmdiskPath()) // with include_vmdisk_paths=1
 		dm.SetNonEmpty("vmdisk_uuid", d.GetUuid())
 		dm.SetNonEmpty("volume_group_uuid", d.GetVolumeGroupUuid())
 		disks = append(disks, dm)
@@ -229,6 +236,7 @@ func vgMsg(g *acliv1.VolumeGroup) *render.Msg {
 		dm := &render.Msg{}
 		dm.SetNonEmpty("container_name", d.GetContainer())
 		dm.Set("index", int64(d.GetIndex()))
+		dm.SetNonEmpty("source_vmdisk_uuid", d.GetSourceVmdiskUuid())
 		dm.Set("vmdisk_size", d.GetSizeBytes())
 		dm.SetNonEmpty("vmdisk_uuid", d.GetUuid())
 		disks = append(disks, dm)

@@ -50,7 +50,7 @@ func TestStorageAgainstManager(t *testing.T) {
 		Uuid             string `json:"uuid"`
 		Bus              string `json:"bus"`
 		Index            int    `json:"index"`
-		SizeBytes        string `json:"size_bytes"`
+		SizeBytes        int64  `json:"size_bytes"`
 		Cdrom            bool   `json:"cdrom"`
 		SourceVmdiskUuid string `json:"source_vmdisk_uuid"`
 		SourceImageUuid  string `json:"source_image_uuid"`
@@ -71,16 +71,35 @@ func TestStorageAgainstManager(t *testing.T) {
 	step("vm.disk_create base01 cdrom=true empty=true bus=ide", 0, "VmDiskCreate: complete")
 	step("vm.nic_create base01 network=vlan100", 0, "VmNicCreate: complete")
 
-	// vDisk paths, only when asked for.
-	jsonData(&vm, "vm.get", "base01")
+	// vm.list keeps the API's field names (vm.get's JSON is acli's, keyed by name).
+	getVM := func(v any, name string) {
+		t.Helper()
+		var vms []json.RawMessage
+		jsonData(&vms, "vm.list", name)
+		if len(vms) != 1 || json.Unmarshal(vms[0], v) != nil {
+			t.Fatalf("vm.list %s: %s", name, vms)
+		}
+	}
+	// vDisk paths, only when asked for (acli's vmdisk_nfs_path).
+	getVM(&vm, "base01")
 	if len(vm.Disks) != 3 || vm.Disks[1].VmdiskPath != "" {
 		t.Fatalf("vm.get base01: %+v", vm.Disks)
 	}
-	jsonData(&vm, "vm.get", "base01", "include_vmdisk_paths=1")
 	boot := vm.Disks[1] // scsi.0 (ide.0, the CD-ROM, sorts first)
-	if boot.Bus != "scsi" || boot.VmdiskPath != "/default-container/vdisks/"+boot.Uuid || vm.Disks[0].VmdiskPath != "" {
-		t.Fatalf("vm.get include_vmdisk_paths=1: %+v", vm.Disks)
+	var withPaths map[string]struct {
+		Config struct {
+			DiskList []struct {
+				VmdiskUUID    string `json:"vmdisk_uuid"`
+				VmdiskNfsPath string `json:"vmdisk_nfs_path"`
+			} `json:"disk_list"`
+		} `json:"config"`
 	}
+	jsonData(&withPaths, "vm.get", "base01", "include_vmdisk_paths=1")
+	dl := withPaths["base01"].Config.DiskList
+	if boot.Bus != "scsi" || len(dl) != 3 || dl[1].VmdiskUUID != boot.Uuid || dl[1].VmdiskNfsPath != "/default-container/vdisks/"+boot.Uuid || dl[0].VmdiskNfsPath != "" {
+		t.Fatalf("vm.get include_vmdisk_paths=1: %+v", dl)
+	}
+	boot.VmdiskPath = dl[1].VmdiskNfsPath
 	step("vm.get base01 include_vmdisk_paths=1", 0, "/default-container/vdisks/"+boot.Uuid)
 	step("vm.disk_get base01 disk_addr=scsi.0", 0, "Source image:")
 	step("vm.disk_get base01 disk_addr=scsi.7", 3, "vm base01 has no disk scsi.7 (disks: ide.0, scsi.0, scsi.1)")
@@ -95,8 +114,8 @@ func TestStorageAgainstManager(t *testing.T) {
 	step("vm.disk_create other clone_from_adsf_file=/default-container/iso/x.iso", 2, "simulated containers hold only vDisks")
 	step("vm.disk_create other clone_from_adsf_file=/nosuch/vdisks/"+boot.Uuid, 3, "nosuch")
 	step("vm.disk_create other clone_from_vmdisk="+boot.Uuid+" clone_from_image=base", 2, "give only one of")
-	jsonData(&vm, "vm.get", "other")
-	if len(vm.Disks) != 2 || vm.Disks[0].SourceVmdiskUuid != boot.Uuid || vm.Disks[0].SizeBytes != "1048576" {
+	getVM(&vm, "other")
+	if len(vm.Disks) != 2 || vm.Disks[0].SourceVmdiskUuid != boot.Uuid || vm.Disks[0].SizeBytes != 1048576 {
 		t.Fatalf("vm.get other: %+v", vm.Disks)
 	}
 
@@ -112,7 +131,8 @@ func TestStorageAgainstManager(t *testing.T) {
 	step("vm.disk_update base01 disk_addr=ide.0", 2, "nothing to change")
 	task("vm.update_boot_device base01 disk_addr=scsi.1", "vm base01 boots from scsi.1")
 	step("vm.update_boot_device base01 disk_addr=sata.3", 3, "sata.3")
-	step("vm.get base01", 0, "Boot device:")
+	step("-o block vm.get base01", 0, "Boot device:")
+	step("vm.get base01", 0, "    boot {\n      disk_address {\n        bus: \"scsi\"\n        index: 1\n")
 
 	// Snapshots.
 	step("vm.on base01", 0, "VmPowerOn: complete")
@@ -140,21 +160,21 @@ func TestStorageAgainstManager(t *testing.T) {
 	task("vm.clone r1 clone_from_snapshot=s1", "vm r1 cloned from snapshot s1 (2 vDisk(s), 20.0 GiB)")
 	step("vm.clone r2", 2, "give one of clone_from_vm=<vm> or clone_from_snapshot=<snapshot>")
 	step("vm.clone r2 clone_from_vm=nosuch", 3, "nosuch")
-	jsonData(&vm, "vm.get", "web02")
+	getVM(&vm, "web02")
 	if len(vm.Disks) != 3 || vm.Disks[1].SourceVmdiskUuid != boot.Uuid || vm.BootDiskAddr != "scsi.1" || len(vm.Nics) != 1 {
 		t.Fatalf("vm.get web02: %+v", vm)
 	}
 	var base struct {
 		Nics []struct{ Mac string } `json:"nics"`
 	}
-	jsonData(&base, "vm.get", "base01")
+	getVM(&base, "base01")
 	if vm.Nics[0].Mac == base.Nics[0].Mac {
 		t.Fatalf("the clone kept the MAC %s", vm.Nics[0].Mac)
 	}
 	step("vm.list", 0, "web03")
 
 	// Deleting a snapshot and the image leaves the clones whole.
-	step("snapshot.delete s1", 2, "pass -y to confirm")
+	step("snapshot.delete s1", 2, "pass -y")
 	task("-y snapshot.delete s1", "snapshot s1 of vm base01 deleted")
 	step("-y image.delete base", 0, "ImageDelete: complete")
 	step("vm.disk_get r1 disk_addr=scsi.0", 0, "Size:")
@@ -162,12 +182,12 @@ func TestStorageAgainstManager(t *testing.T) {
 
 	// Every vDisk counts against the container: snapshots and clones too.
 	var cs []struct {
-		UsedBytes string `json:"used_bytes"`
-		NumVdisks int    `json:"num_vdisks"`
+		UsedBytes int64 `json:"used_bytes"`
+		NumVdisks int   `json:"num_vdisks"`
 	}
 	jsonData(&cs, "container.list")
 	// base01 1M+20G, other 2×1M, s2 1M+20G, web01-03 3×(1M+20G), r1 1M+20G
-	if len(cs) != 1 || cs[0].UsedBytes != "128858456064" || cs[0].NumVdisks != 14 {
+	if len(cs) != 1 || cs[0].UsedBytes != 128858456064 || cs[0].NumVdisks != 14 {
 		t.Fatalf("container.list: %+v", cs)
 	}
 
@@ -180,11 +200,15 @@ func TestStorageAgainstManager(t *testing.T) {
 	task("vg.clone data2 clone_from_vg=data", "volume group data2 cloned from data (2 vDisk(s))")
 	step("vg.clone data3 clone_from_vg=nosuch", 3, "nosuch")
 	step("vg.clone data2 clone_from_vg=data", 5, "volume group names are unique")
-	var vg struct {
+	var vgs []struct {
 		Disks []disk `json:"disks"`
 	}
-	jsonData(&vg, "vg.get", "data2")
-	if len(vg.Disks) != 2 || vg.Disks[1].SizeBytes != "1048576" || vg.Disks[1].SourceVmdiskUuid == "" {
+	jsonData(&vgs, "vg.list", "data2") // the API's field names
+	if len(vgs) != 1 {
+		t.Fatalf("vg.list data2: %+v", vgs)
+	}
+	vg := vgs[0]
+	if len(vg.Disks) != 2 || vg.Disks[1].SizeBytes != 1048576 || vg.Disks[1].SourceVmdiskUuid == "" {
 		t.Fatalf("vg.get data2: %+v", vg.Disks)
 	}
 	task("vm.disk_create other clone_from_vmdisk="+vg.Disks[0].Uuid, "cloned from vDisk 0 of volume group data2")

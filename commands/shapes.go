@@ -296,6 +296,7 @@ func taskMsg(k *acliv1.Task) *render.Msg {
 	m.Set("operation_type", render.Enum(k.GetOperation().String()))
 	m.SetNonEmpty("parent_task_uuid", k.GetParentTaskUuid())
 	m.Set("percentage_complete", int64(k.GetPercent()))
+	m.SetNonEmpty("principal", k.GetPrincipal())
 	m.SetNonEmpty("progress_message", k.GetProgressMessage())
 	if k.GetError() != "" || k.GetErrorCode() != 0 {
 		resp := (&render.Msg{}).Set("error_code", int64(k.GetErrorCode()))

@@ -33,9 +33,9 @@ func TestFormOneShot(t *testing.T) {
 	}{
 		{[]string{"completion"}, "", 2, "", "Error: completion: name one shell: bash, zsh or fish (e.g. acli completion bash)\n"},
 		{[]string{"completion", "tcsh"}, "", 2, "", "Error: completion: unknown shell \"tcsh\"; did you mean \"bash\", \"zsh\" or \"fish\"?\n"},
-		{[]string{"vm.get", "web01", "extra=1"}, "", 2, "", "Error: vm.get: unknown key \"extra\" (vm.get takes no key=value arguments; see: acli help vm.get)\n"},
+		{[]string{"vm.get", "web01", "extra=1"}, "", 2, "", "Error: vm.get: unknown key \"extra\" (valid: include_vmdisk_paths)\n"},
 		// Lines read by the shell name commands as typed there.
-		{nil, "vm.get web01 extra=1\n", 2, "", "Error: vm.get: unknown key \"extra\" (vm.get takes no key=value arguments; see: help vm.get)\nacli: stopped at line 1: vm.get web01 extra=1\n"},
+		{nil, "vm.get web01 extra=1\n", 2, "", "Error: vm.get: unknown key \"extra\" (valid: include_vmdisk_paths)\nacli: stopped at line 1: vm.get web01 extra=1\n"},
 		{nil, "vm.lst\n", 2, "", "Error: unknown action \"lst\" in namespace vm; did you mean \"vm.list\"?\nacli: stopped at line 1: vm.lst\n"},
 	} {
 		r := acli(t, addr, s.in, s.args...)

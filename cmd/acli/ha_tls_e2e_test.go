@@ -52,7 +52,7 @@ func TestSecuredManagersForwardTheCaller(t *testing.T) {
 	}
 	r := s.run(t, s.admin(), "task.list", "include_completed=true")
 	id := strings.Fields(strings.Split(r.out, "\n")[1])[0]
-	if r := s.run(t, s.admin(), "task.get", id); r.code != 0 || !strings.Contains(r.out, "Started by:   admin\n") {
+	if r := s.run(t, s.admin(), "-o", "block", "task.get", id); r.code != 0 || !strings.Contains(r.out, "Started by:   admin\n") {
 		t.Fatalf("task.get through the follower: %d\n%s%s", r.code, r.out, r.err)
 	}
 

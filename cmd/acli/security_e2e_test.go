@@ -137,7 +137,7 @@ func TestSecuredCluster(t *testing.T) {
 		if r := s.run(t, s.admin(), "-o", "json", "task.list", "include_completed=true", "limit=1"); r.code != 0 || json.Unmarshal([]byte(r.out), &tl) != nil || len(tl.Data) != 1 {
 			t.Fatalf("task.list: %d %s%s", r.code, r.out, r.err)
 		}
-		if r := s.run(t, s.admin(), "task.get", tl.Data[0].Uuid); r.code != 0 || !strings.Contains(r.out, "Started by:   operator1\n") {
+		if r := s.run(t, s.admin(), "-o", "block", "task.get", tl.Data[0].Uuid); r.code != 0 || !strings.Contains(r.out, "Started by:   operator1\n") {
 			t.Fatalf("task.get of operator1's vm.on: %d\n%s%s", r.code, r.out, r.err)
 		}
 		wantExit(t, as("operator", "vm.create", "web02", "memory=1G"), 4, "VmService/CreateVm needs the admin role; operator1 has operator")

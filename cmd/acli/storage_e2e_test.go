@@ -134,13 +134,15 @@ func TestLibvirtGuestFromImage(t *testing.T) {
 	// A VM cloned from the snapshot gets copies of its vDisks; a disk
 	// cloned by path copies the live data disk.
 	e.ok("vm.clone g2 clone_from_snapshot=live", "VmClone: complete")
-	var g2 struct {
-		Disks []struct {
-			Uuid       string `json:"uuid"`
-			VmdiskPath string `json:"vmdisk_path"`
-		} `json:"disks"`
+	var vms map[string]struct { // acli's vm.get: keyed by name
+		Config struct {
+			Disks []struct {
+				VmdiskPath string `json:"vmdisk_nfs_path"`
+			} `json:"disk_list"`
+		} `json:"config"`
 	}
-	data(t, e.addr, &g2, "vm.get", "g2", "include_vmdisk_paths=1")
+	data(t, e.addr, &vms, "vm.get", "g2", "include_vmdisk_paths=1")
+	g2 := vms["g2"].Config
 	if len(g2.Disks) != 2 || guestRecords(t, filepath.Join(storage, g2.Disks[1].VmdiskPath)) != atSnap {
 		t.Fatalf("vm.get g2: %+v", g2)
 	}

@@ -48,18 +48,7 @@ func (m *Manager) initImages() {
 // loadImages reads the images; one left importing by a previous run is
 // dropped, as its import task was failed on recovery.
 func (m *Manager) loadImages(ctx context.Context) error {
-	kvs, err := m.st.List(ctx, imagePrefix)
-	if err != nil {
-		return fmt.Errorf("loading %s: %w", imagePrefix, err)
-	}
-	for _, kv := range kvs {
-		im := &acliv1.Image{}
-		if err := proto.Unmarshal(kv.Value, im); err != nil {
-			return fmt.Errorf("loading %s: %w", kv.Key, err)
-		}
-		m.putImageLocked(im, kv.ModRev)
-	}
-	return nil
+	return loadAll(ctx, m.st, imagePrefix, m.putImageLocked)
 }
 
 func (m *Manager) putImageLocked(im *acliv1.Image, rev int64) {

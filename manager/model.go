@@ -228,33 +228,30 @@ func (m *Manager) load(ctx context.Context) error {
 			m.putVmLocked(v, tx.Rev(vmKey(v.Uuid)))
 		}
 	})
-	type loader struct {
-		prefix string
-		fn     func(kv store.KV) error
-	}
-	loaders := []loader{
-		{taskPrefix, func(kv store.KV) error {
-			t := &acliv1.Task{}
-			if err := proto.Unmarshal(kv.Value, t); err != nil {
-				return err
-			}
-			m.taskTab.Load(t, kv.ModRev)
-			return nil
-		}},
-	}
-	for _, l := range loaders {
-		kvs, err := m.st.List(ctx, l.prefix)
-		if err != nil {
-			return fmt.Errorf("loading %s: %w", l.prefix, err)
-		}
-		for _, kv := range kvs {
-			if err := l.fn(kv); err != nil {
-				return fmt.Errorf("loading %s: %w", kv.Key, err)
-			}
-		}
+	if err := loadAll(ctx, m.st, taskPrefix, m.taskTab.Load); err != nil {
+		return err
 	}
 	slices.SortFunc(m.vmSorted, vmOrder)
 	m.taskTab.SortLoaded()
+	return nil
+}
+
+// loadAll decodes every record under prefix and hands each, with its
+// revision, to put.
+func loadAll[T proto.Message](ctx context.Context, st store.Store, prefix string, put func(T, int64)) error {
+	kvs, err := st.List(ctx, prefix)
+	if err != nil {
+		return fmt.Errorf("loading %s: %w", prefix, err)
+	}
+	var zero T
+	typ := zero.ProtoReflect().Type()
+	for _, kv := range kvs {
+		msg := typ.New().Interface().(T)
+		if err := proto.Unmarshal(kv.Value, msg); err != nil {
+			return fmt.Errorf("loading %s: %w", kv.Key, err)
+		}
+		put(msg, kv.ModRev)
+	}
 	return nil
 }
 

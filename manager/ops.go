@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
@@ -89,18 +87,7 @@ func (m *Manager) initOps(cfg Config) {
 
 // loadOps reads the VM groups.
 func (m *Manager) loadOps(ctx context.Context) error {
-	kvs, err := m.st.List(ctx, groupPrefix)
-	if err != nil {
-		return fmt.Errorf("loading %s: %w", groupPrefix, err)
-	}
-	for _, kv := range kvs {
-		g := &acliv1.VmGroup{}
-		if err := proto.Unmarshal(kv.Value, g); err != nil {
-			return fmt.Errorf("loading %s: %w", kv.Key, err)
-		}
-		m.putGroupLocked(g, kv.ModRev)
-	}
-	return nil
+	return loadAll(ctx, m.st, groupPrefix, m.putGroupLocked)
 }
 
 // startOps starts the heartbeat monitor and resumes the HA of hosts that

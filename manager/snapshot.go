@@ -36,18 +36,7 @@ func snapRef(s *acliv1.Snapshot) *acliv1.EntityRef {
 }
 
 func (m *Manager) loadSnapshots(ctx context.Context) error {
-	kvs, err := m.st.List(ctx, snapPrefix)
-	if err != nil {
-		return fmt.Errorf("loading %s: %w", snapPrefix, err)
-	}
-	for _, kv := range kvs {
-		s := &acliv1.Snapshot{}
-		if err := proto.Unmarshal(kv.Value, s); err != nil {
-			return fmt.Errorf("loading %s: %w", kv.Key, err)
-		}
-		m.putSnapLocked(s, kv.ModRev)
-	}
-	return nil
+	return loadAll(ctx, m.st, snapPrefix, m.putSnapLocked)
 }
 
 func (m *Manager) putSnapLocked(s *acliv1.Snapshot, rev int64) {

@@ -124,18 +124,7 @@ func (m *Manager) initVgs(cfg IscsiConfig) {
 
 // loadVgs reads the volume groups.
 func (m *Manager) loadVgs(ctx context.Context) error {
-	kvs, err := m.st.List(ctx, vgPrefix)
-	if err != nil {
-		return fmt.Errorf("loading %s: %w", vgPrefix, err)
-	}
-	for _, kv := range kvs {
-		vg := &acliv1.VolumeGroup{}
-		if err := proto.Unmarshal(kv.Value, vg); err != nil {
-			return fmt.Errorf("loading %s: %w", kv.Key, err)
-		}
-		m.putVgLocked(vg, kv.ModRev)
-	}
-	return nil
+	return loadAll(ctx, m.st, vgPrefix, m.putVgLocked)
 }
 
 // startVgs brings the loaded sessions in line with the hosts as they are

@@ -485,22 +485,29 @@ func (m *Manager) vmLocked(field, ref string) (*vmRec, error) {
 	if r := m.vms[strings.ToLower(ref)]; r != nil {
 		return r, nil
 	}
-	switch list := m.vmsByName[ref]; len(list) {
+	return byName(field, ref, "vm", "VMs", m.vmsByName, func(r *vmRec) string { return r.pb.Uuid })
+}
+
+// byName resolves ref among records indexed by a name several may share:
+// not found names the nearest names, and a shared name lists the UUIDs.
+func byName[R any](field, ref, kind, plural string, index map[string][]R, uuid func(R) string) (R, error) {
+	var zero R
+	switch list := index[ref]; len(list) {
 	case 0:
-		names := make([]string, 0, len(m.vmsByName))
-		for n := range m.vmsByName {
+		names := make([]string, 0, len(index))
+		for n := range index {
 			names = append(names, n)
 		}
-		return nil, apierr.NotFound("vm", ref, names)
+		return zero, apierr.NotFound(kind, ref, names)
 	case 1:
 		return list[0], nil
 	default:
 		ids := make([]string, len(list))
 		for i, r := range list {
-			ids[i] = r.pb.Uuid
+			ids[i] = uuid(r)
 		}
 		slices.Sort(ids)
-		return nil, apierr.BadField(field, "vm name %q is ambiguous: %d VMs have it (%s); give the UUID", ref, len(ids), strings.Join(ids, ", "))
+		return zero, apierr.BadField(field, "%s name %q is ambiguous: %d %s have it (%s); give the UUID", kind, ref, len(ids), plural, strings.Join(ids, ", "))
 	}
 }
 

@@ -68,23 +68,7 @@ func (m *Manager) snapLocked(field, ref string) (*snapRec, error) {
 	if r := m.stor.snaps[strings.ToLower(ref)]; r != nil {
 		return r, nil
 	}
-	switch list := m.stor.snapByName[ref]; len(list) {
-	case 0:
-		names := make([]string, 0, len(m.stor.snapByName))
-		for n := range m.stor.snapByName {
-			names = append(names, n)
-		}
-		return nil, apierr.NotFound("snapshot", ref, names)
-	case 1:
-		return list[0], nil
-	default:
-		ids := make([]string, len(list))
-		for i, r := range list {
-			ids[i] = r.pb.Uuid
-		}
-		slices.Sort(ids)
-		return nil, apierr.BadField(field, "snapshot name %q is ambiguous: %d snapshots have it (%s); give the UUID", ref, len(ids), strings.Join(ids, ", "))
-	}
+	return byName(field, ref, "snapshot", "snapshots", m.stor.snapByName, func(r *snapRec) string { return r.pb.Uuid })
 }
 
 func snapSorted(recs []*acliv1.Snapshot) {

@@ -99,17 +99,26 @@ func runTaskWait(ctx context.Context, r *Req) error {
 		return err
 	}
 	targets := r.Targets(0)
+	tasks, errs := eachTask(r, targets, func(id string) (*acliv1.Task, error) {
+		return c.Task.GetTask(ctx, &acliv1.GetTaskRequest{Uuid: id})
+	})
+	return r.Follow(ctx, c, targets, tasks, errs)
+}
+
+// eachTask calls call for every target task; a failure is labelled with its
+// target and kept in errs, in target order.
+func eachTask(r *Req, targets []Target, call func(id string) (*acliv1.Task, error)) ([]*acliv1.Task, []error) {
 	tasks := make([]*acliv1.Task, len(targets))
 	errs := make([]error, len(targets))
 	for i, t := range targets {
-		task, err := c.Task.GetTask(ctx, &acliv1.GetTaskRequest{Uuid: t.ID})
+		task, err := call(t.ID)
 		if err != nil {
 			errs[i] = r.labelErr(targets, t, client.Wrap(err))
 			continue
 		}
 		tasks[i] = task
 	}
-	return r.Follow(ctx, c, targets, tasks, errs)
+	return tasks, errs
 }
 
 func runTaskCancel(ctx context.Context, r *Req) error {
@@ -118,16 +127,9 @@ func runTaskCancel(ctx context.Context, r *Req) error {
 		return err
 	}
 	targets := r.Targets(0)
-	tasks := make([]*acliv1.Task, len(targets))
-	errs := make([]error, len(targets))
-	for i, t := range targets {
-		task, err := c.Task.CancelTask(ctx, &acliv1.CancelTaskRequest{Uuid: t.ID, Reason: r.String("reason")})
-		if err != nil {
-			errs[i] = r.labelErr(targets, t, client.Wrap(err))
-			continue
-		}
-		tasks[i] = task
-	}
+	tasks, errs := eachTask(r, targets, func(id string) (*acliv1.Task, error) {
+		return c.Task.CancelTask(ctx, &acliv1.CancelTaskRequest{Uuid: id, Reason: r.String("reason")})
+	})
 	// Aborted is what was asked for; a task that finished anyway is not.
 	r.Hooks.Err = func(t *acliv1.Task, err *client.Error) *client.Error {
 		if t.GetStatus() == acliv1.TaskStatus_kAborted {

@@ -41,6 +41,11 @@ type Config struct {
 	// control socket, whether it answers (default 500 ms); two misses in a
 	// row mark a hung CVM down.
 	HealthInterval time.Duration
+	// EndedAfter is how long a routed session may go without a connection
+	// on any CVM, after its last login or move, before the plane forgets it
+	// (default 30 s, libiscsi's longest reconnect back-off): an ended
+	// session must not weigh on where new ones go.
+	EndedAfter time.Duration
 	// RestartAfter, when positive, restarts a CVM target that exited (as a
 	// host restarts a crashed CVM) after this long; 0 leaves it down.
 	RestartAfter time.Duration
@@ -81,12 +86,18 @@ type hostPath struct {
 	gone   bool // removed from the data path
 	hung   bool // marked down by the control-socket check
 	misses int
+	// live is what the CVM served at its last listing, taken at liveAt.
+	live   map[liveKey]bool
+	liveAt time.Time
 }
 
-// sessionMeta is what a routed session's last login said.
+type liveKey struct{ initiator, target string }
+
+// sessionMeta is what a routed session's last login said, and when the
+// plane last moved it.
 type sessionMeta struct {
 	initiator, target string
-	when              time.Time
+	when, moved       time.Time
 }
 
 type fenceKey struct{ target, initiator string }
@@ -102,6 +113,9 @@ func Start(ctx context.Context, cfg Config, disks []Disk) (*Plane, error) {
 	}
 	if cfg.HealthInterval <= 0 {
 		cfg.HealthInterval = 500 * time.Millisecond
+	}
+	if cfg.EndedAfter <= 0 {
+		cfg.EndedAfter = 30 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -310,12 +324,15 @@ func (p *Plane) StartCVM(ctx context.Context, host string) error {
 	return p.startCVM(ctx, i)
 }
 
-// StopCVM kills a host's CVM target (SIGKILL, by PID), as a crash would.
+// StopCVM kills a host's CVM target (SIGKILL, by PID). The route moves
+// first, so the initiators the kill disconnects are sent elsewhere at
+// their first reconnect.
 func (p *Plane) StopCVM(host string) error {
-	_, h := p.lookup(host)
+	i, h := p.lookup(host)
 	if h == nil {
 		return fmt.Errorf("no host %s in the data path", host)
 	}
+	p.setUp(i, false)
 	return h.cvm.Stop()
 }
 
@@ -404,6 +421,14 @@ func (p *Plane) setUp(i int, up bool) {
 		p.mu.Unlock()
 		return
 	}
+	notify := p.setUpLocked(h, up)
+	p.mu.Unlock()
+	notify()
+}
+
+// setUpLocked records a change of a CVM's health and moves the sessions
+// it concerns; the returned func tells the owner, without the lock.
+func (p *Plane) setUpLocked(h *hostPath, up bool) func() {
 	h.up, h.misses = up, 0
 	if up {
 		h.hung = false
@@ -414,10 +439,11 @@ func (p *Plane) setUp(i int, up bool) {
 	} else {
 		p.failoverLocked(p.cvmsLocked())
 	}
-	p.mu.Unlock()
-	p.log.Info("datapath: CVM state", "host", h.Name, "cvm", h.CVMIP, "up", up)
-	for _, f := range fs {
-		f(h.Name, up)
+	return func() {
+		p.log.Info("datapath: CVM state", "host", h.Name, "cvm", h.CVMIP, "up", up)
+		for _, f := range fs {
+			f(h.Name, up)
+		}
 	}
 }
 
@@ -428,7 +454,30 @@ func (p *Plane) setUp(i int, up bool) {
 // down fails over to the least-loaded up one.
 func (p *Plane) route(via int, l Login) (string, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	notify := p.reapLocked()
+	to, err := p.routeLocked(via, l)
+	p.mu.Unlock()
+	for _, f := range notify {
+		f()
+	}
+	return to, err
+}
+
+// reapLocked marks down each CVM the plane holds up whose tgtd has died,
+// before a login is routed: a crash is seen at the first reconnect it
+// causes, not only once the process is reaped.
+func (p *Plane) reapLocked() []func() {
+	var notify []func()
+	for _, h := range p.hosts {
+		if h.up && !h.gone && !h.cvm.Alive() {
+			p.log.Info("datapath: CVM target died", "host", h.Name, "cvm", h.CVMIP)
+			notify = append(notify, p.setUpLocked(h, false))
+		}
+	}
+	return notify
+}
+
+func (p *Plane) routeLocked(via int, l Login) (string, error) {
 	if p.fenced[fenceKey{l.Target, l.Initiator}] {
 		return "", ErrFenced
 	}
@@ -511,7 +560,11 @@ func (p *Plane) failoverLocked(cvms []iscsi.CVM) {
 		return
 	}
 	p.sessions = iscsi.Apply(p.sessions, plan.Moves)
+	now := time.Now()
 	for _, m := range plan.Moves {
+		if meta := p.meta[m.Key]; meta != nil {
+			meta.moved = now
+		}
 		p.log.Info("datapath: "+m.String(), "reason", "CVM down")
 	}
 }
@@ -533,6 +586,7 @@ func (p *Plane) failbackLocked(cvms []iscsi.CVM) {
 		if meta == nil || from == nil {
 			continue
 		}
+		meta.moved = time.Now()
 		m, initiator, target := m, meta.initiator, meta.target
 		var t *time.Timer
 		t = time.AfterFunc(time.Until(meta.when.Add(p.cfg.ReconnectGap)), func() {
@@ -566,19 +620,30 @@ func (p *Plane) watch() {
 			return
 		case <-tick.C:
 		}
+		p.mu.Lock()
+		notify := p.reapLocked()
+		p.mu.Unlock()
+		for _, f := range notify {
+			f()
+		}
 		for _, h := range p.list() {
 			i, _ := p.lookup(h.Name)
 			if i < 0 || !h.cvm.Running() {
 				continue
 			}
+			at := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), max(p.cfg.HealthInterval, time.Second))
-			_, err := h.cvm.adm(ctx, "--op", "show", "--mode", "sys")
+			out, err := h.cvm.adm(ctx, "--op", "show", "--mode", "target")
 			cancel()
 			p.mu.Lock()
 			if err != nil {
 				h.misses++
 			} else {
 				h.misses = 0
+				h.live, h.liveAt = map[liveKey]bool{}, at
+				for _, s := range parseNexus(out) {
+					h.live[liveKey{s.Initiator, s.Target}] = true
+				}
 			}
 			down := h.misses >= 2 && h.up
 			back := h.misses == 0 && h.hung && !h.forced
@@ -596,7 +661,36 @@ func (p *Plane) watch() {
 				p.setUp(i, true)
 			}
 		}
+		p.mu.Lock()
+		p.forgetEndedLocked()
+		p.mu.Unlock()
 	}
+}
+
+// forgetEndedLocked drops the routed sessions that have ended: no CVM
+// served them at a listing taken EndedAfter or more after their last login
+// or move, while the CVM they are routed to was up. A session waiting for
+// its initiator to reconnect is kept that long, so it keeps its preferred
+// CVM for failback.
+func (p *Plane) forgetEndedLocked() {
+	p.sessions = slices.DeleteFunc(p.sessions, func(s iscsi.Session) bool {
+		m := p.meta[s.Key]
+		if m == nil {
+			return false
+		}
+		_, h := p.byCVMLocked(s.CVM)
+		if h == nil || !h.up || h.liveAt.Before(m.when.Add(p.cfg.EndedAfter)) || h.liveAt.Before(m.moved.Add(p.cfg.EndedAfter)) {
+			return false
+		}
+		for _, o := range p.hosts {
+			if o.live[liveKey{m.initiator, m.target}] {
+				return false
+			}
+		}
+		delete(p.meta, s.Key)
+		p.log.Debug("datapath: session ended", "initiator", m.initiator, "target", m.target, "cvm", s.CVM)
+		return true
+	})
 }
 
 // VDiskIQN is the target name of a vDisk on every CVM.

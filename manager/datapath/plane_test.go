@@ -10,9 +10,15 @@ import (
 	"time"
 )
 
-// startPlane runs a 3-host data path on 127.46.14.0/24 (redirectors .1-.3,
+// startPlane runs a 3-host data path on testNet (redirectors .1-.3,
 // CVMs .11-.13, data services IP .20) exporting the named vDisks.
 func startPlane(t testing.TB, disks ...string) (*Plane, []Disk) {
+	t.Helper()
+	return startPlaneWith(t, func(*Config) {}, disks...)
+}
+
+// startPlaneWith is startPlane with settings of the test's own.
+func startPlaneWith(t testing.TB, set func(*Config), disks ...string) (*Plane, []Disk) {
 	t.Helper()
 	requireTargets(t)
 	dir := t.TempDir()
@@ -32,6 +38,7 @@ func startPlane(t testing.TB, disks ...string) (*Plane, []Disk) {
 		cfg.Hosts = append(cfg.Hosts, HostConfig{Name: fmt.Sprintf("h%d", i+1),
 			RedirectorIP: fmt.Sprintf("%s%d", testNet, 1+i), CVMIP: fmt.Sprintf("%s%d", testNet, 11+i)})
 	}
+	set(&cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	p, err := Start(ctx, cfg, ds)
@@ -114,6 +121,37 @@ func TestVolumeGroupSpreadFailoverFailback(t *testing.T) {
 	}
 	took = waitSpread(t, p, [3]int{1, 1, 1}, 15*time.Second)
 	t.Logf("failback to h2 %v after its CVM returned", took.Round(time.Millisecond))
+}
+
+// Sessions that ended no longer weigh on where new ones go: an external
+// initiator's session through the data services IP lands on h1 (all CVMs
+// idle, the lowest IP); once it has ended and the plane has forgotten it,
+// another initiator's session lands on h1 again, not on h2 as it would
+// while the ended one still counted.
+func TestEndedSessionsDoNotWeigh(t *testing.T) {
+	p, ds := startPlaneWith(t, func(c *Config) { c.EndedAfter = time.Second }, "d1", "d2")
+	cmd := exec.Command("iscsi-perf", "-i", "iqn.1994-05.com.redhat:gone", "-x", "1000", "-m", "1",
+		"iscsi://"+p.DataServices()+"/"+ds[0].IQN+"/1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitSpread(t, p, [3]int{1, 0, 0}, 15*time.Second)
+	cmd.Process.Kill()
+	cmd.Wait()
+	waitSpread(t, p, [3]int{0, 0, 0}, 15*time.Second)
+	took := time.Now()
+	for routed := 1; routed > 0; {
+		p.mu.Lock()
+		routed = len(p.sessions)
+		p.mu.Unlock()
+		if time.Since(took) > 10*time.Second {
+			t.Fatalf("the plane still routes %d ended sessions", routed)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("ended session forgotten %v after it ended", time.Since(took).Round(time.Millisecond))
+	initiate(t, "iqn.1994-05.com.redhat:next", p.DataServices(), ds[1])
+	waitSpread(t, p, [3]int{1, 0, 0}, 15*time.Second)
 }
 
 // A host's redirector sends its VMs to its own CVM; when that CVM hangs

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func roundTrip(t *testing.T, addr string, req []byte) (bhs []byte, keys map[stri
 func TestRedirectorAnswers(t *testing.T) {
 	var mu sync.Mutex
 	var got []Login
-	r, err := Listen("127.46.14.1:0", func(l Login) (string, error) {
+	r, err := Listen(testNet+"1:0", func(l Login) (string, error) {
 		mu.Lock()
 		got = append(got, l)
 		mu.Unlock()
@@ -63,7 +64,7 @@ func TestRedirectorAnswers(t *testing.T) {
 		case "iqn.x:none":
 			return "", errors.New("no CVM is up")
 		}
-		return "127.46.14.11:3261", nil
+		return testNet + "11:3261", nil
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +75,7 @@ func TestRedirectorAnswers(t *testing.T) {
 	if bhs[0] != opLoginResp || bhs[36] != 1 || bhs[37] != 1 {
 		t.Fatalf("response opcode %#x status %#x/%#x, want 0x23 and 0x0101", bhs[0], bhs[36], bhs[37])
 	}
-	if keys["TargetAddress"] != "127.46.14.11:3261,1" {
+	if keys["TargetAddress"] != testNet+"11:3261,1" {
 		t.Fatalf("TargetAddress %q", keys["TargetAddress"])
 	}
 	if !bytes.Equal(bhs[8:14], []byte{0x80, 1, 2, 3, 4, 5}) || binary.BigEndian.Uint32(bhs[16:20]) != 0x1234 {
@@ -103,7 +104,7 @@ func TestRedirectorAnswers(t *testing.T) {
 // Something that is not a login, or a data segment over the limit, gets
 // the connection closed without an answer.
 func TestRedirectorClosesOnGarbage(t *testing.T) {
-	r, err := Listen("127.46.14.1:0", func(Login) (string, error) { return "127.0.0.1:1", nil }, nil)
+	r, err := Listen(testNet+"1:0", func(Login) (string, error) { return "127.0.0.1:1", nil }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +123,37 @@ func TestRedirectorClosesOnGarbage(t *testing.T) {
 			t.Errorf("%s: read %d bytes, %v; want a bare close", name, len(n), err)
 		}
 		c.Close()
+	}
+}
+
+func TestParseNexus(t *testing.T) {
+	txt := `Target 1: iqn.2010-06.com.nutanix:vdisk-a
+    System information:
+        Driver: iscsi
+        State: ready
+    I_T nexus information:
+        I_T nexus: 4
+            Initiator: iqn.2010-06.com.nutanix:h1:vm-x alias: none
+            Connection: 0
+                IP Address: 127.46.3.1
+    LUN information:
+        LUN: 0
+            Type: controller
+    Account information:
+    ACL information:
+        ALL
+Target 2: iqn.2010-06.com.nutanix:vdisk-b
+    System information:
+        Driver: iscsi
+        State: ready
+    I_T nexus information:
+    LUN information:
+    ACL information:
+        iqn.2010-06.com.nutanix:h2:vm-x
+`
+	want := []Session{{Target: "iqn.2010-06.com.nutanix:vdisk-a", Initiator: "iqn.2010-06.com.nutanix:h1:vm-x", Addr: "127.46.3.1", TID: 1, SID: 4}}
+	if got := parseNexus(txt); !slices.Equal(got, want) {
+		t.Fatalf("parseNexus:\n got %+v\nwant %+v", got, want)
 	}
 }
 
@@ -145,7 +177,7 @@ Session: 5
 // BenchmarkRedirectorLogin: one login answered with a redirect, over a
 // fresh loopback connection, as each QEMU (re)connect costs.
 func BenchmarkRedirectorLogin(b *testing.B) {
-	r, err := Listen("127.46.14.1:0", func(Login) (string, error) { return "127.46.14.11:3261", nil }, nil)
+	r, err := Listen(testNet+"1:0", func(Login) (string, error) { return testNet + "11:3261", nil }, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -65,6 +66,10 @@ type CVM struct {
 	// call the CVM's methods.
 	OnExit func()
 
+	// pid is tgtd's, read without mu: the plane checks it while routing a
+	// login, and Stop holds mu while the exit is reported to the plane.
+	pid atomic.Int64
+
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	done    chan struct{}
@@ -92,9 +97,17 @@ func NewCVM(name, ip, dir string) *CVM {
 func (c *CVM) Start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.cmd != nil && !c.Alive() {
+		// It died on its own (a crash, a kill by PID): wait for its reaping.
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return fmt.Errorf("cvm %s: tgtd %d not reaped yet: %w", c.Name, c.cmd.Process.Pid, ctx.Err())
+		}
+	}
 	if c.cmd != nil {
 		select {
-		case <-c.done: // it died on its own (a crash, a kill by PID)
+		case <-c.done:
 			c.cmd = nil
 		default:
 			return fmt.Errorf("cvm %s: already running (pid %d)", c.Name, c.cmd.Process.Pid)
@@ -124,6 +137,7 @@ func (c *CVM) Start(ctx context.Context) error {
 	onExit := c.OnExit
 	go func() {
 		cmd.Wait()
+		c.pid.CompareAndSwap(int64(cmd.Process.Pid), 0)
 		// Reported before Stop returns, so its caller sees the CVM down.
 		if onExit != nil {
 			onExit()
@@ -131,6 +145,7 @@ func (c *CVM) Start(ctx context.Context) error {
 		close(done)
 	}()
 	c.cmd, c.done, c.tids, c.nextTID = cmd, done, map[string]int{}, 0
+	c.pid.Store(int64(cmd.Process.Pid))
 	for {
 		if _, err := c.adm(ctx, "--op", "show", "--mode", "sys"); err == nil {
 			return nil
@@ -175,6 +190,23 @@ func (c *CVM) Running() bool {
 	default:
 		return true
 	}
+}
+
+// Alive reports whether tgtd still lives, from the kernel's process table
+// rather than from its reaping: a crashed tgtd is a zombie (or gone) at
+// once, however late its parent gets to wait for it. A hung (stopped)
+// tgtd counts as alive.
+func (c *CVM) Alive() bool {
+	pid := c.pid.Load()
+	if pid == 0 {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.FormatInt(pid, 10) + "/stat")
+	if err != nil {
+		return false
+	}
+	comm, state, ok := strings.Cut(string(b), ") ")
+	return ok && strings.HasSuffix(comm, "(tgtd") && !strings.HasPrefix(state, "Z") && !strings.HasPrefix(state, "X")
 }
 
 // Stop ends tgtd with SIGKILL (it ignores SIGTERM) and waits for it: its
@@ -392,6 +424,50 @@ func parseConns(txt string) []Session {
 		case "IP Address":
 			if cur != nil {
 				cur.Addr = v
+			}
+		}
+	}
+	return out
+}
+
+// parseNexus reads the connections out of tgtadm's target listing:
+//
+//	Target 1: iqn...
+//	    I_T nexus information:
+//	        I_T nexus: 2
+//	            Initiator: iqn... alias: none
+//	            Connection: 0
+//	                IP Address: 127.0.0.1
+func parseNexus(txt string) []Session {
+	var out []Session
+	target, tid, initiator, sid := "", 0, "", 0
+	sc := bufio.NewScanner(strings.NewReader(txt))
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, "Target "); ok {
+			n, name, _ := strings.Cut(rest, ": ")
+			tid, _ = strconv.Atoi(n)
+			target, initiator = name, ""
+			continue
+		}
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ": ")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "I_T nexus":
+			sid, _ = strconv.Atoi(v)
+			initiator = ""
+		case "Initiator":
+			initiator, _, _ = strings.Cut(v, " alias:")
+		case "Connection":
+			cid, _ := strconv.Atoi(v)
+			if initiator != "" {
+				out = append(out, Session{Target: target, Initiator: initiator, TID: tid, SID: sid, CID: cid})
+			}
+		case "IP Address":
+			if len(out) > 0 && out[len(out)-1].Addr == "" {
+				out[len(out)-1].Addr = v
 			}
 		}
 	}

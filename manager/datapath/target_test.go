@@ -8,12 +8,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/acli-dev/acli/manager/datapath/dptest"
 )
 
-// Test addresses: 127.46.14.0/24 (CVMs .11-.13, redirectors .1-.3, DSIP .20).
-const testNet = "127.46.14."
+// Test addresses: a /24 of this run's own (CVMs .11-.13, redirectors .1-.3,
+// DSIP .20).
+var testNet = dptest.MustNet()
 
 func requireTargets(t testing.TB) {
 	t.Helper()
@@ -223,5 +227,48 @@ func TestAllowListEndsOtherInitiators(t *testing.T) {
 	}
 	if out, err := exec.Command("iscsi-inq", "-i", "iqn.i:old", url).CombinedOutput(); err != nil {
 		t.Fatalf("with the list cleared the initiator is refused: %v\n%s", err, out)
+	}
+}
+
+// Alive reads the process table: a SIGKILLed tgtd is dead at once, before
+// anything reaps it; a stopped (hung) one is alive.
+func TestAliveSeesAnUnreapedCrash(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip(err)
+	}
+	bin := filepath.Join(t.TempDir(), "tgtd")
+	b, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "100")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	c := &CVM{Name: "cvm1"}
+	if c.Alive() {
+		t.Fatal("a CVM never started is alive")
+	}
+	c.pid.Store(int64(cmd.Process.Pid))
+	if !c.Alive() {
+		t.Fatal("a running tgtd is not alive")
+	}
+	cmd.Process.Signal(syscall.SIGSTOP)
+	if !c.Alive() {
+		t.Fatal("a stopped tgtd is not alive")
+	}
+	cmd.Process.Kill()
+	for start := time.Now(); c.Alive(); time.Sleep(time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("a killed, unreaped tgtd is still alive")
+		}
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", cmd.Process.Pid)); err != nil {
+		t.Fatalf("the killed tgtd was reaped before the check: %v", err)
 	}
 }

@@ -1,0 +1,79 @@
+// Package dptest gives data path tests addresses of their own: a /24 of
+// 127.46.0.0/16 per test binary, held by an flock, so two runs at once
+// (two developers, two packages) never bind the same redirector or CVM
+// portal.
+package dptest
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+)
+
+// LabNet is the /24 acli-lab uses; tests leave it alone.
+const LabNet = "127.46.16."
+
+const lockDir = "/tmp/acli-datapath"
+
+var claim struct {
+	sync.Once
+	prefix string
+	err    error
+}
+
+// Net is this process's /24 as a prefix ("127.46.N."): redirectors .1-.9,
+// CVMs .11-.19, the data services IP .20. The same for every call; the
+// claim lasts as long as the process.
+func Net() (string, error) {
+	claim.Do(func() { claim.prefix, claim.err = claimNet() })
+	return claim.prefix, claim.err
+}
+
+// MustNet is Net for package-level test variables.
+func MustNet() string {
+	p, err := Net()
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+func claimNet() (string, error) {
+	if err := os.MkdirAll(lockDir, 0o755); err != nil {
+		return "", err
+	}
+	for n := 1; n < 255; n++ {
+		prefix := "127.46." + strconv.Itoa(n) + "."
+		if prefix == LabNet {
+			continue
+		}
+		f, err := os.OpenFile(filepath.Join(lockDir, prefix+"lock"), os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return "", err
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		// A target or redirector left over from a crashed run may still
+		// hold the portals.
+		if free(prefix+"1:3261") && free(prefix+"11:3261") {
+			return prefix, nil // f stays open: the flock lasts until exit
+		}
+		f.Close()
+	}
+	return "", errors.New("no free /24 in 127.46.0.0/16 for a data path test")
+}
+
+func free(addr string) bool {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}

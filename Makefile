@@ -73,11 +73,13 @@ test: build
 # make test-datapath: the iSCSI data path alone (also part of make test): CVM
 # targets and redirectors against libiscsi's tools, then a real guest on
 # libvirt writing through CVM failover, failback, a hung CVM and migration
-# A->B->A, and a volume group through the data services IP. Ends with one
-# line of figures (needs root, tgt, libiscsi-bin and qemu-block-extra).
+# A->B->A, a volume group through the data services IP, and HA fencing
+# with a real clusterd (a host's libvirtd killed while its QEMU runs on).
+# Ends with one line of figures (needs root, tgt, libiscsi-bin and
+# qemu-block-extra).
 test-datapath:
 	$(GO) test -race -count=1 ./manager/datapath
-	@out=$$($(GO) test -race -count=1 -v -run '^TestDatapath' ./manager/driver/libvirt 2>&1); rc=$$?; \
+	@out=$$($(GO) test -race -count=1 -v -run '^TestDatapath' ./manager/driver/libvirt ./cmd/acli 2>&1); rc=$$?; \
 	echo "$$out" | grep -E '^(    [a-z_]+_test\.go:|--- |ok |FAIL)'; \
 	[ $$rc = 0 ] || { echo "$$out" | tail -40; exit $$rc; }; \
 	echo "$$out" | grep '^datapath:' || { echo "datapath: no figures:"; echo "$$out" | grep -i -A1 skip; }

@@ -31,14 +31,9 @@ func requireTargets(t testing.TB) {
 	}
 }
 
-// missing skips a test whose tools are absent, unless ACLI_REQUIRE_DATAPATH=1
-// (CI sets it after installing them): there a skip would hide a broken set-up.
 func missing(t testing.TB, why string) {
 	t.Helper()
-	if os.Getenv("ACLI_REQUIRE_DATAPATH") == "1" {
-		t.Fatal(why + " (ACLI_REQUIRE_DATAPATH=1)")
-	}
-	t.Skip(why)
+	dptest.Missing(t, why)
 }
 
 // startCVMs runs n CVM targets exporting one 64 MiB vDisk each of them

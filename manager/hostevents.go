@@ -11,50 +11,18 @@ import (
 	"github.com/acli-dev/acli/manager/store"
 )
 
-func unixNano(n int64) time.Time { return time.Unix(0, n) }
-
 var timeNow = time.Now
 
 // consumeHostEvents applies the driver's host reports until the driver
-// closes the stream. Heartbeats are taken here, by receipt and without the
-// model lock; every other report is applied in order by a second goroutine,
-// so a slow one (a commit, a lock held by a request) delays no heartbeat.
+// closes the stream; heartbeats are taken by receipt, without the model
+// lock (ha.Beats.Consume).
 func (m *Manager) consumeHostEvents(ch <-chan driver.HostEvent) {
 	defer m.bgWG.Done()
-	changes := make(chan driver.HostEvent, 1024)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ev := range changes {
-			if err := m.applyHostEvent(context.Background(), ev); err != nil {
-				m.log.Error("applying host event", "host", ev.HostUUID, "event", ev.Kind.String(), "err", err)
-			}
+	m.beats.Consume(ch, timeNow, func(ev driver.HostEvent) {
+		if err := m.applyHostEvent(context.Background(), ev); err != nil {
+			m.log.Error("applying host event", "host", ev.HostUUID, "event", ev.Kind.String(), "err", err)
 		}
-	}()
-	for ev := range ch {
-		if ev.Kind == driver.Heartbeat && m.heartbeat(ev) {
-			continue
-		}
-		changes <- ev
-	}
-	close(changes)
-	<-done
-}
-
-// heartbeat records a heartbeat's receipt and reports true, or reports
-// false when the heartbeat means more: it was sent after its host was
-// marked down, so the host is back.
-func (m *Manager) heartbeat(ev driver.HostEvent) bool {
-	v, ok := m.beats.Load(ev.HostUUID)
-	if !ok {
-		return true
-	}
-	h := v.(*hostRec)
-	if h.down.Load() && ev.Time.UnixNano() > h.downAt.Load() {
-		return false
-	}
-	h.heartbeat.Store(timeNow().UnixNano())
-	return true
+	})
 }
 
 // applyHostEvent records a host state change reported by the driver. It is
@@ -67,7 +35,7 @@ func (m *Manager) applyHostEvent(ctx context.Context, ev driver.HostEvent) error
 		return m.applyVmStates(ctx, ev) // reconcile.go
 	}
 	if ev.Kind == driver.Heartbeat {
-		if m.heartbeat(ev) {
+		if !m.beats.Receive(ev.HostUUID, ev.Time, timeNow()) {
 			return nil
 		}
 		// A heartbeat sent after the host was marked down: it is back.
@@ -97,7 +65,7 @@ func (m *Manager) applyHostEvent(ctx context.Context, ev driver.HostEvent) error
 		m.cvmStateChanged(cur, next)
 	}
 	if ev.Kind == driver.HostDown {
-		m.startHA(next)
+		m.ha.HostDown(next)
 	}
 	return nil
 }
@@ -145,7 +113,7 @@ func (m *Manager) commitHostEvent(ctx context.Context, ev driver.HostEvent) (*ac
 		if ev.Kind == driver.HostDown {
 			// Only heartbeats sent after this bring the host back; stored
 			// before the commit marks the host down (heartbeat reads both).
-			h.downAt.Store(ev.Time.UnixNano())
+			m.beats.MarkingDown(cur.Uuid, ev.Time)
 		}
 		newRev, err := m.commit(ctx, []write{{key: hostKey(cur.Uuid), msg: next, rev: rev}})
 		if store.IsConflict(err) && attempt < 5 {
@@ -162,7 +130,7 @@ func (m *Manager) commitHostEvent(ctx context.Context, ev driver.HostEvent) (*ac
 		}
 		m.mu.Unlock()
 		if ev.Kind == driver.HostUp {
-			h.heartbeat.Store(timeNow().UnixNano())
+			m.beats.Seen(cur.Uuid, timeNow())
 		}
 		m.publish(typ, severity, "", []*acliv1.EntityRef{hostRef(next)}, "%s", msg)
 		m.log.Info("host state changed", "host", cur.Name, "event", ev.Kind.String(), "reason", ev.Reason)

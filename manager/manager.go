@@ -29,7 +29,9 @@
 //   - Placement (manager/scheduler): a replaceable function chooses the
 //     host a VM powers on on.
 //   - Features: manager/maintenance (the drain passes of an evacuation),
-//     manager/migrate (pre-copy progress), manager/hostsync (heartbeats).
+//     manager/migrate (pre-copy progress), manager/ha (heartbeats, host-down
+//     detection and HA restarts, a controller loop; hostsync holds its
+//     heartbeat monitor).
 //
 // Store layout: /cluster, /hosts/<uuid>, /vms/<uuid>, /networks/<uuid>,
 // /tasks/<uuid>, /events/<slot> — each a binary protobuf message.
@@ -54,6 +56,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/events"
+	"github.com/acli-dev/acli/manager/ha"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
@@ -117,9 +120,10 @@ type Manager struct {
 	bgWG     sync.WaitGroup // host event consumer, event flusher
 	flushNow chan chan struct{}
 
-	// beats maps a host UUID to its *hostRec for the heartbeat path, which
-	// takes no model lock (hostevents.go).
-	beats sync.Map
+	// beats is the heartbeat table, read and written without the model
+	// lock (manager/ha); ha is the HA controller (ha.go).
+	beats ha.Beats
+	ha    *ha.Controller
 	// db is the committed state and the one path that changes it.
 	db *state.DB
 	// storageCommitMu serialises the commits that grow a container's use (capacity.go).

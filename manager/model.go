@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,11 +60,6 @@ type hostRec struct {
 	// Usage of running (and paused) VMs placed here (memory: state.DB.MemoryTaken).
 	vcpus  int32
 	numVms int32
-	// The heartbeat path reads and writes these without Manager.mu, so a
-	// request holding the model never makes a host look silent.
-	heartbeat atomic.Int64 // unix ns when the last heartbeat was received
-	down      atomic.Bool  // mirrors pb.NodeState == kNodeDown
-	downAt    atomic.Int64 // unix ns (host time) when it was declared down
 }
 
 type vmRec struct {
@@ -276,8 +270,7 @@ func (m *Manager) putHostLocked(h *acliv1.Host, rev int64) {
 		delete(m.hostByIP, r.pb.HypervisorIp)
 	}
 	r.pb, r.rev = h, rev
-	r.down.Store(h.NodeState == acliv1.NodeState_kNodeDown)
-	m.beats.Store(h.Uuid, r)
+	m.beats.Track(h.Uuid, h.NodeState == acliv1.NodeState_kNodeDown)
 	m.hostByName[h.Name] = r
 	m.hostByIP[h.HypervisorIp] = r
 }
@@ -298,8 +291,8 @@ func (m *Manager) hostOut(r *hostRec) *acliv1.Host {
 	h.MemoryUsedBytes = m.db.MemoryTaken(r.pb.Uuid)
 	h.VcpusUsed = r.vcpus
 	h.NumVms = r.numVms
-	if hb := r.heartbeat.Load(); hb > 0 {
-		h.LastHeartbeat = timestamppb.New(unixNano(hb))
+	if hb := m.beats.Last(r.pb.Uuid); !hb.IsZero() {
+		h.LastHeartbeat = timestamppb.New(hb)
 	}
 	return h
 }

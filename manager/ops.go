@@ -46,8 +46,6 @@ type opsState struct {
 	// waits for them, so a VM starting on its host is not missed.
 	arriving map[string]int
 	arrived  chan struct{}
-	// haRunning marks failed hosts whose HA restart task runs.
-	haRunning map[string]*taskRec
 
 	slots *slots
 
@@ -70,7 +68,6 @@ func (m *Manager) initOps(cfg Config) {
 	o.groups = map[string]*groupRec{}
 	o.groupByName = map[string]*groupRec{}
 	o.targets = map[string][]*taskRec{}
-	o.haRunning = map[string]*taskRec{}
 	o.arriving = map[string]int{}
 	o.arrived = make(chan struct{})
 	o.maxMigrations = cfg.MaxMigrationsPerHost
@@ -83,6 +80,7 @@ func (m *Manager) initOps(cfg Config) {
 	}
 	o.heartbeatTimeout = cfg.HeartbeatTimeout
 	o.slots = newSlots(o.maxMigrations)
+	m.ha = m.newHA()
 }
 
 // loadOps reads the VM groups.
@@ -90,26 +88,25 @@ func (m *Manager) loadOps(ctx context.Context) error {
 	return loadAll(ctx, m.st, groupPrefix, m.putGroupLocked)
 }
 
-// startOps starts the heartbeat monitor and resumes the HA of hosts that
+// startOps starts the HA controller and resumes the HA of hosts that
 // were down with VMs still recorded on them when clusterd stopped.
 func (m *Manager) startOps() {
 	m.mu.RLock()
-	now := timeNow().UnixNano()
 	var down []*acliv1.Host
 	for _, h := range m.hostList {
-		if h.heartbeat.Load() == 0 {
-			h.heartbeat.Store(now)
-		}
 		if h.pb.NodeState == acliv1.NodeState_kNodeDown && h.numVms > 0 {
 			down = append(down, h.pb)
 		}
 	}
 	m.mu.RUnlock()
-	m.bgWG.Add(1)
-	go m.watchHeartbeats()
 	for _, h := range down {
-		m.startHA(h)
+		m.ha.HostDown(h)
 	}
+	m.bgWG.Add(1)
+	go func() {
+		defer m.bgWG.Done()
+		m.ha.Run(m.ctx)
+	}()
 }
 
 // ---- the scheduler's view ----

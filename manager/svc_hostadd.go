@@ -91,7 +91,7 @@ func (m *Manager) addHost(ctx context.Context, req *acliv1.AddHostRequest) (*acl
 			apply: func(rev int64) {
 				m.putHostLocked(joined, rev)
 				// Heard from just now: the heartbeat monitor must not find it silent.
-				m.hosts[joined.Uuid].heartbeat.Store(timeNow().UnixNano())
+				m.beats.Seen(joined.Uuid, timeNow())
 			},
 			message: fmt.Sprintf("host %s (%s) added: %d cores, %s, uuid %s", joined.Name, joined.HypervisorIp, joined.CpuCores, bytesText(joined.MemoryBytes), joined.Uuid),
 		}, nil
@@ -217,5 +217,5 @@ func (m *Manager) deleteHostLocked(id string) {
 		delete(m.hostByIP, r.pb.HypervisorIp)
 	}
 	m.hostList = slices.DeleteFunc(m.hostList, func(x *hostRec) bool { return x == r })
-	m.beats.Delete(id)
+	m.beats.Forget(id)
 }

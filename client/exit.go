@@ -57,6 +57,8 @@ type Error struct {
 	Msg     string
 	Details []string
 	Err     error
+	// Missing names the entities a not-found error is about.
+	Missing []string
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -89,6 +91,26 @@ func ExitCode(err error) int {
 		return ExitForStatus(s.Code())
 	}
 	return ExitFailed
+}
+
+// UnknownNames are the entity names a not-found error is about, as given
+// (acli prints each as "Unknown name: <name>").
+func UnknownNames(err error) []string {
+	var ae *Error
+	if errors.As(err, &ae) && len(ae.Missing) > 0 {
+		return ae.Missing
+	}
+	s, ok := status.FromError(err)
+	if !ok || s.Code() != codes.NotFound {
+		return nil
+	}
+	var out []string
+	for _, d := range s.Details() {
+		if ri, ok := d.(*errdetails.ResourceInfo); ok && ri.GetResourceName() != "" {
+			out = append(out, ri.GetResourceName())
+		}
+	}
+	return out
 }
 
 // Wrap turns a gRPC error into an *Error with its exit code, its message

@@ -304,7 +304,7 @@ db01       blocked                has host affinity to 127.20.0.21
 		"Error: host h1 (127.20.0.21) cannot enter maintenance mode: cannot take out h1 (127.20.0.21): redundancy factor 2 allows 1 host out at a time and h2 (127.20.0.22) [kCvmMaintenance] is already out\n")
 	m.expect("cvm.exit_maintenance_mode h2", 0,
 		"CvmExitMaintenanceMode: pending\ncvm 127.20.0.32 of host h2 (127.20.0.22) exited maintenance mode\nCvmExitMaintenanceMode: complete\n", "")
-	m.expect("host.enter_maintenance_mode nosuch", 3, "", "Error: host \"nosuch\" not found\n")
+	m.expect("host.enter_maintenance_mode nosuch", 3, "Unknown name: nosuch\n", "Error: host \"nosuch\" not found\n")
 }
 
 func equalMaps(a, b map[string]string) bool {
@@ -324,7 +324,7 @@ func equalMaps(a, b map[string]string) bool {
 func TestMigrateCommands(t *testing.T) {
 	m := runbookCluster(t)
 	m.expect("vm.migrate web1", 0, "VmMigrate: pending\nMigrating vm web1 from h1 to h2 (chosen by the scheduler).\n"+
-		"vm web1 migrated from h1 (127.20.0.21) to h2 (127.20.0.22) in 1 round(s), downtime 92 ms\nVmMigrate: complete\n", "")
+		"vm web1 migrated from h1 (127.20.0.21) to h2 (127.20.0.22) in 1 round(s), downtime 11 ms\nVmMigrate: complete\n", "")
 	for i := 0; i < 4; i++ {
 		from := m.vmHosts()["web1"]
 		code, out, errOut := m.run("vm.migrate", "web1")
@@ -333,7 +333,7 @@ func TestMigrateCommands(t *testing.T) {
 		}
 	}
 	m.expect("vm.migrate web2 host=h3 bandwidth_mbps=20000", 0, "VmMigrate: pending\nMigrating vm web2 from h1 to h3 (as asked).\n"+
-		"vm web2 migrated from h1 (127.20.0.21) to h3 (127.20.0.23) in 1 round(s), downtime 23 ms\nVmMigrate: complete\n", "")
+		"vm web2 migrated from h1 (127.20.0.21) to h3 (127.20.0.23) in 1 round(s), downtime 2 ms\nVmMigrate: complete\n", "")
 	m.expect("vm.migrate web2 host=h1 live=false", 0, "VmMigrate: pending\nMigrating vm web2 from h3 to h1 (as asked).\n"+
 		"vm web2 moved from h3 (127.20.0.23) to h1 (127.20.0.21) (offline)\nVmMigrate: complete\n", "")
 	m.expect("vm.migrate db01", 5, "", "Error: cannot migrate vm db01: no eligible host: h1 (127.20.0.21): current host; "+
@@ -341,7 +341,7 @@ func TestMigrateCommands(t *testing.T) {
 	m.expect("vm.migrate web2 host=h1", 5, "", "Error: vm web2 is already on h1 (127.20.0.21); name another host or omit host= to let the scheduler choose\n")
 	m.expect("vm.migrate nsx-agent", 5, "", "Error: vm nsx-agent is an agent VM and stays on its host\n")
 	m.expect("vm.migrate cold", 5, "", "Error: vm cold is off and has no host to move from; power it on (vm.on cold host=...) instead\n")
-	m.expect("vm.migrate nosuch", 3, "", "Error: vm \"nosuch\" not found\n")
+	m.expect("vm.migrate nosuch", 3, "Unknown name: nosuch\n", "Error: vm \"nosuch\" not found\n")
 
 	// Affinity: set, refused outside it, unset.
 	m.expect("vm.affinity_unset db01", 0, "VmSetAffinity: pending\nvm db01 host affinity cleared\nVmSetAffinity: complete\n", "")
@@ -349,7 +349,7 @@ func TestMigrateCommands(t *testing.T) {
 		"Error: vm web3 runs on h1 (127.20.0.21), outside the new host affinity; migrate it first (vm.migrate web3 host=h2)\n")
 	m.expect("vm.affinity_set web3 host_list=127.20.0.22,h1", 0, "VmSetAffinity: pending\nvm web3 host affinity set to h1 (127.20.0.21), h2 (127.20.0.22)\nVmSetAffinity: complete\n", "")
 	m.expect("vm.migrate web3 host=h3", 5, "", "Error: cannot move vm web3 to h3 (127.20.0.23): not in the VM's host affinity\n")
-	m.expect("vm.affinity_set web3 host_list=h9", 3, "", "Error: host \"h9\" not found (did you mean \"h1\"?)\n")
+	m.expect("vm.affinity_set web3 host_list=h9", 3, "Unknown name: h9\n", "Error: host \"h9\" not found (did you mean \"h1\"?)\n")
 
 	// An unschedulable host takes no migrations; host.list shows why.
 	m.expect(`host.update h3 schedulable=false`, 0, "HostUpdate: pending\nhost h3 is not schedulable\nHostUpdate: complete\n", "")

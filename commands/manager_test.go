@@ -27,7 +27,7 @@ func TestAgainstManager(t *testing.T) {
 		{"vm.create web[01..03] memory=1G num_vcpus=2", 0, "VmCreate web03: complete"},
 		{"vm.list", 0, "web02"},
 		{"vm.nic_create web01 network=vlan100", 0, "VmNicCreate: complete"},
-		{"vm.disk_create web01 create_size=10G", 0, "VmDiskCreate: complete"},
+		{"vm.disk_create web01 create_size=10G", 0, "DiskCreate: complete"},
 		{"vm.disk_list web01", 0, "scsi"},
 		{"vm.nic_list web01", 0, "vlan100"},
 		{"vm.on web*", 0, "VmPowerOn web01: complete"},

@@ -183,7 +183,9 @@ func (r *Req) checkExist(ctx context.Context, k Kind, ts []Target, list func() (
 	if hint := r.missingHint(ctx, k, missing[0], live); hint != "" {
 		msg += " (did you mean " + hint + "?)"
 	}
-	return client.Errorf(client.ExitNotFound, "%s; nothing was done", msg)
+	ce := client.Errorf(client.ExitNotFound, "%s; nothing was done", msg)
+	ce.Missing = missing
+	return ce
 }
 
 // missingHint suggests what a missing target was meant to be: a key of the

@@ -67,6 +67,12 @@ func (f *Factory) execute(ctx context.Context, args []string, defaults Globals, 
 	if errors.As(err, &ae) {
 		details = ae.Details
 	}
+	if code == client.ExitNotFound && (p.Format == render.Table || p.Format == render.Wide || p.Format == render.Blocks) {
+		// acli's text for a missing entity, which scripts grep for.
+		for _, n := range client.UnknownNames(err) {
+			_, _ = fmt.Fprintf(f.IO.Out, "Unknown name: %s\n", n)
+		}
+	}
 	if ferr := p.Finish(err, code, details); ferr != nil && code == 0 {
 		code = client.ExitFailed
 	}

@@ -66,9 +66,9 @@ func TestStorageAgainstManager(t *testing.T) {
 	step("image.create iso source_url=file://"+img+" image_type=kIsoImage", 0, "ImageCreate: complete")
 	step("net.create vlan100 vlan=100", 0, "NetworkCreate: complete")
 	step("vm.create base01 memory=1G", 0, "VmCreate: complete")
-	step("vm.disk_create base01 clone_from_image=base", 0, "VmDiskCreate: complete")
-	step("vm.disk_create base01 create_size=10G", 0, "VmDiskCreate: complete")
-	step("vm.disk_create base01 cdrom=true empty=true bus=ide", 0, "VmDiskCreate: complete")
+	step("vm.disk_create base01 clone_from_image=base", 0, "DiskCreate: complete")
+	step("vm.disk_create base01 create_size=10G", 0, "DiskCreate: complete")
+	step("vm.disk_create base01 cdrom=true empty=true bus=ide", 0, "DiskCreate: complete")
 	step("vm.nic_create base01 network=vlan100", 0, "VmNicCreate: complete")
 
 	// vm.list keeps the API's field names (vm.get's JSON is acli's, keyed by name).

@@ -284,7 +284,7 @@ func TestVGAgainstManager(t *testing.T) {
 		{"-y vg.disk_delete data index=7", 3, `vg disk "7" not found`},
 		{"-y vg.delete data", 5, "detach: vg.detach_external data " + client1},
 		{"vm.create db memory=1G", 0, "VmCreate: complete"},
-		{"vm.disk_create db create_size=10G", 0, "VmDiskCreate: complete"},
+		{"vm.disk_create db create_size=10G", 0, "DiskCreate: complete"},
 		{"vg.create dbvg", 0, "VgCreate: complete"},
 		{"vg.disk_create dbvg create_size=20G", 0, "VgDiskCreate: complete"},
 		{"vg.attach_to_vm dbvg db", 0, "VgAttachToVm: complete"},

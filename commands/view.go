@@ -242,10 +242,14 @@ func entities(refs []*acliv1.EntityRef) string {
 }
 
 func taskTable(tasks []*acliv1.Task) *render.TableData {
-	// acli's columns (but its Sequence-id), then the rest for -o wide.
-	t := &render.TableData{Headers: []string{"Task UUID", "Parent Task UUID", "Component", "Type", "Status", "Percent", "Entities", "Created"}, Narrow: 5}
+	// acli's columns, then the rest for -o wide.
+	t := &render.TableData{Headers: []string{"Task UUID", "Parent Task UUID", "Component", "Sequence-id", "Type", "Status", "Percent", "Entities", "Created"}, Narrow: 6}
 	for _, k := range tasks {
-		t.Rows = append(t.Rows, []string{k.GetUuid(), k.GetParentTaskUuid(), "Acropolis", enumText(k.GetOperation().String(), k.GetOperation() == 0),
+		seq := ""
+		if k.GetSequenceId() > 0 {
+			seq = strconv.FormatInt(k.GetSequenceId(), 10)
+		}
+		t.Rows = append(t.Rows, []string{k.GetUuid(), k.GetParentTaskUuid(), "Acropolis", seq, enumText(k.GetOperation().String(), k.GetOperation() == 0),
 			enumText(k.GetStatus().String(), k.GetStatus() == 0), i32(k.GetPercent()), entities(k.GetEntities()), ts(k.GetCreateTime())})
 	}
 	return t

@@ -34,10 +34,12 @@ func waitProgress(t *testing.T, c clients, uuid, want string) *acliv1.Task {
 // kAborted with the reason, the VM stays on its source and the target's
 // reservation is freed; tasks that cannot stop, and ended ones, are refused.
 func TestCancelTask(t *testing.T) {
-	h := managertest.New(t, managertest.Options{Hosts: 3, Speed: 2}) // an 8 GiB migration takes ~3.5 s
+	h := managertest.New(t, managertest.Options{Hosts: 3, Speed: 2}) // an 8 GiB migration takes ~4.5 s
 	c := newClients(h.Conn)
-	vmOn(t, c, "slow", 8*gib, "h1")
-	vmOn(t, c, "other", 8*gib, "h3")
+	// Busy guests: pre-copy takes a few rounds, so there is time to cancel after round 1.
+	busy := func(r *acliv1.CreateVmRequest) { r.DirtyRateMbps = 300 }
+	vmOn(t, c, "slow", 8*gib, "h1", busy)
+	vmOn(t, c, "other", 8*gib, "h3", busy)
 
 	task, err := c.vm.MigrateVm(bg, &acliv1.MigrateVmRequest{Vm: "slow", Host: "h2"})
 	if err != nil {

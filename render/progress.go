@@ -21,6 +21,7 @@ func OpName(op acliv1.TaskOperation) string {
 var opNames = map[acliv1.TaskOperation]string{
 	acliv1.TaskOperation_kHostEnterMaintenanceMode: "EnterMaintenanceMode",
 	acliv1.TaskOperation_kHostExitMaintenanceMode:  "ExitMaintenanceMode",
+	acliv1.TaskOperation_kVmDiskCreate:             "DiskCreate",
 }
 
 // Progress shows tasks as they advance: "<Op>: pending", progress, then

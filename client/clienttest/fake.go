@@ -234,7 +234,7 @@ func (f *Fake) network(ref string) (*acliv1.Network, error) {
 // newTask records a queued task for op on the entity.
 func (f *Fake) newTask(op acliv1.TaskOperation, kind acliv1.EntityKind, uuid, name string) *acliv1.Task {
 	t := &acliv1.Task{Uuid: f.uuid("7a5c"), Operation: op, Principal: "anonymous", Status: acliv1.TaskStatus_kQueued, CreateTime: f.stamp(),
-		Entities: []*acliv1.EntityRef{{Kind: kind, Uuid: uuid, Name: name}}}
+		Entities: []*acliv1.EntityRef{{Kind: kind, Uuid: uuid, Name: name}}, SequenceId: int64(len(f.order) + 1)}
 	if f.failNext != nil {
 		t.Error, t.ErrorCode = f.failNext.Error, f.failNext.ErrorCode
 		f.failNext = nil

@@ -162,7 +162,7 @@ func TestFormScriptFile(t *testing.T) {
 	if err := os.WriteFile(file, []byte("vm.create s1 memory=1G\nvm.get nosuch\nvm.create s2 memory=1G\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want := result{3, "VmCreate: pending\nVmCreate: complete\n", "Error: vm \"nosuch\" not found\nacli: stopped at line 2: vm.get nosuch\n"}
+	want := result{3, "VmCreate: pending\nVmCreate: complete\nUnknown name: nosuch\n", "Error: vm \"nosuch\" not found\nacli: stopped at line 2: vm.get nosuch\n"}
 	if r := acli(t, addr, "", file); r != want {
 		t.Errorf("acli FILE: %+v", r)
 	}

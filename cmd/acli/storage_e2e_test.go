@@ -72,8 +72,8 @@ func TestLibvirtGuestFromImage(t *testing.T) {
 	e.fails(fmt.Sprintf("image.create guest source_url=http://%s/disk.qcow2 image_type=kDiskImage", l.Addr()), 5, "image guest already exists")
 	e.fails(fmt.Sprintf("image.create gone source_url=http://%s/nope.qcow2 image_type=kDiskImage", l.Addr()), 1, "404 Not Found")
 	e.ok("vm.create g1 memory=128M", "VmCreate: complete")
-	e.ok("vm.disk_create g1 clone_from_image=guest", "VmDiskCreate: complete")
-	e.ok("vm.disk_create g1 create_size=64M", "VmDiskCreate: complete")
+	e.ok("vm.disk_create g1 clone_from_image=guest", "DiskCreate: complete")
+	e.ok("vm.disk_create g1 create_size=64M", "DiskCreate: complete")
 	e.fails("vm.disk_create g1 create_size=1000T", 5, "does not fit container default-container")
 	e.fails("vm.disk_create g1 clone_from_image=gust", 3, `did you mean "guest"`)
 	e.ok("container.list", "default-container")
@@ -146,7 +146,7 @@ func TestLibvirtGuestFromImage(t *testing.T) {
 	if len(g2.Disks) != 2 || guestRecords(t, filepath.Join(storage, g2.Disks[1].VmdiskPath)) != atSnap {
 		t.Fatalf("vm.get g2: %+v", g2)
 	}
-	e.ok("vm.disk_create g2 clone_from_adsf_file=/default-container/vdisks/"+disks[1].Uuid, "VmDiskCreate: complete")
+	e.ok("vm.disk_create g2 clone_from_adsf_file=/default-container/vdisks/"+disks[1].Uuid, "DiskCreate: complete")
 	e.fails("vm.disk_create g2 clone_from_adsf_file=/default-container/../etc/passwd", 2, "not a container path")
 	e.ok("-y snapshot.delete live", "SnapshotDelete: complete")
 	if _, err := os.Stat(snapData); !os.IsNotExist(err) {
@@ -211,7 +211,7 @@ func TestImagesOnSim(t *testing.T) {
 		t.Fatalf("image.get base: %+v", im)
 	}
 	run("vm.create v1 memory=1G", 0, "VmCreate: complete")
-	run("vm.disk_create v1 clone_from_image=base create_size=20G", 0, "VmDiskCreate: complete")
+	run("vm.disk_create v1 clone_from_image=base create_size=20G", 0, "DiskCreate: complete")
 	run("vm.disk_create v1 create_size=100T", 5, "does not fit container default-container")
 	run("vm.disk_create v1 clone_from_image=bse", 3, `did you mean "base"`)
 	run("image.update base name=base1", 0, "ImageUpdate: complete")

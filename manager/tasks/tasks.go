@@ -67,6 +67,7 @@ type Table struct {
 	list      []*Task
 	completed int
 	retention int
+	seq       int64 // highest sequence_id given or loaded
 }
 
 // NewTable keeps retention finished tasks (pruned in batches of a tenth).
@@ -80,7 +81,7 @@ func (tb *Table) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks 
 	now := timestamppb.Now()
 	t := &Task{
 		PB: &acliv1.Task{
-			Uuid: uuid.NewString(), Operation: op, Entities: refs,
+			Uuid: uuid.NewString(), Operation: op, Entities: refs, SequenceId: tb.seq + 1,
 			Status: acliv1.TaskStatus_kRunning, CreateTime: now, StartTime: now, Revision: 1,
 		},
 		Locks: locks,
@@ -104,6 +105,7 @@ func (tb *Table) add(t *Task) {
 	t.changed = make(chan struct{})
 	tb.byID[t.PB.Uuid] = t
 	tb.list = append(tb.list, t)
+	tb.seq = max(tb.seq, t.PB.SequenceId)
 	if Finished(t.PB.Status) {
 		tb.completed++
 	}

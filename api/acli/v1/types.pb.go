@@ -2228,7 +2228,9 @@ type Task struct {
 	Cancellable bool `protobuf:"varint,18,opt,name=cancellable,proto3" json:"cancellable,omitempty"`
 	// Who started the task: the authenticated user, or "clusterd" for work the
 	// manager starts itself (HA restarts, reconciliation).
-	Principal     string `protobuf:"bytes,19,opt,name=principal,proto3" json:"principal,omitempty"`
+	Principal string `protobuf:"bytes,19,opt,name=principal,proto3" json:"principal,omitempty"`
+	// Cluster-wide task number, in creation order (acli's Sequence-id).
+	SequenceId    int64 `protobuf:"varint,20,opt,name=sequence_id,json=sequenceId,proto3" json:"sequence_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2394,6 +2396,13 @@ func (x *Task) GetPrincipal() string {
 		return x.Principal
 	}
 	return ""
+}
+
+func (x *Task) GetSequenceId() int64 {
+	if x != nil {
+		return x.SequenceId
+	}
+	return 0
 }
 
 // Violation is one rule a change would break, or one thing that blocks it.
@@ -2728,7 +2737,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x15estimated_downtime_ms\x18\x06 \x01(\x03R\x13estimatedDowntimeMs\x12+\n" +
 	"\x11transferred_bytes\x18\a \x01(\x03R\x10transferredBytes\x126\n" +
 	"\x18dirty_rate_bytes_per_sec\x18\b \x01(\x03R\x14dirtyRateBytesPerSec\x125\n" +
-	"\x17bandwidth_bytes_per_sec\x18\t \x01(\x03R\x14bandwidthBytesPerSec\"\x95\x06\n" +
+	"\x17bandwidth_bytes_per_sec\x18\t \x01(\x03R\x14bandwidthBytesPerSec\"\xb6\x06\n" +
 	"\x04Task\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x124\n" +
 	"\toperation\x18\x02 \x01(\x0e2\x16.acli.v1.TaskOperationR\toperation\x12.\n" +
@@ -2754,7 +2763,9 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"violations\x18\x11 \x03(\v2\x12.acli.v1.ViolationR\n" +
 	"violations\x12 \n" +
 	"\vcancellable\x18\x12 \x01(\bR\vcancellable\x12\x1c\n" +
-	"\tprincipal\x18\x13 \x01(\tR\tprincipal\"[\n" +
+	"\tprincipal\x18\x13 \x01(\tR\tprincipal\x12\x1f\n" +
+	"\vsequence_id\x18\x14 \x01(\x03R\n" +
+	"sequenceId\"[\n" +
 	"\tViolation\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12 \n" +

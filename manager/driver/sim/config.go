@@ -26,6 +26,7 @@ const GiB = int64(1) << 30
 //	cpu_cores: 32            # default per host
 //	memory_gib: 256          # default per host
 //	link_gbps: 10            # migration link
+//	idle_dirty_rate_mbps: 2  # how fast a VM without its own rate dirties memory
 //	addressing:              # optional; defaults mirror a real lab
 //	  hypervisor_start: 127.20.0.21
 //	  cvm_start: 127.20.0.31
@@ -34,15 +35,18 @@ const GiB = int64(1) << 30
 //	  - {name: big1, cpu_cores: 64, memory_gib: 1024}
 //	timing: {power_on: 1s, power_off: 200ms, shutdown: 2s, reboot: 2s, reset: 500ms}
 type Config struct {
-	ClusterName      string     `yaml:"cluster_name"`
-	RedundancyFactor int        `yaml:"redundancy_factor"`
-	Hosts            int        `yaml:"hosts"`
-	CPUCores         int        `yaml:"cpu_cores"`
-	MemoryGiB        int64      `yaml:"memory_gib"`
-	LinkGbps         float64    `yaml:"link_gbps"`
-	Addressing       Addressing `yaml:"addressing"`
-	HostList         []HostSpec `yaml:"host_list"`
-	Timing           Timing     `yaml:"timing"`
+	ClusterName      string  `yaml:"cluster_name"`
+	RedundancyFactor int     `yaml:"redundancy_factor"`
+	Hosts            int     `yaml:"hosts"`
+	CPUCores         int     `yaml:"cpu_cores"`
+	MemoryGiB        int64   `yaml:"memory_gib"`
+	LinkGbps         float64 `yaml:"link_gbps"`
+	// IdleDirtyRateMBps is the dirty rate (MiB/s) of a VM whose record
+	// gives none (Vm.dirty_rate_mbps 0): an idle guest.
+	IdleDirtyRateMBps int64      `yaml:"idle_dirty_rate_mbps"`
+	Addressing        Addressing `yaml:"addressing"`
+	HostList          []HostSpec `yaml:"host_list"`
+	Timing            Timing     `yaml:"timing"`
 	// Speed divides every simulated duration (1 = real time). Set by --sim-speed.
 	Speed float64 `yaml:"speed"`
 }
@@ -117,23 +121,25 @@ func LoadConfig(path string) (Config, error) {
 
 // Resolved is a validated configuration with every host spelled out.
 type Resolved struct {
-	ClusterName      string
-	RedundancyFactor int
-	DataServicesIP   string
-	LinkGbps         float64
-	Speed            float64
-	Timing           Timing
-	Hosts            []HostSpec
+	ClusterName       string
+	RedundancyFactor  int
+	DataServicesIP    string
+	LinkGbps          float64
+	IdleDirtyRateMBps int64
+	Speed             float64
+	Timing            Timing
+	Hosts             []HostSpec
 }
 
 // Resolve applies defaults and validates the configuration.
 func (c Config) Resolve() (Resolved, error) {
 	r := Resolved{
-		ClusterName:      c.ClusterName,
-		RedundancyFactor: c.RedundancyFactor,
-		LinkGbps:         c.LinkGbps,
-		Speed:            c.Speed,
-		Timing:           c.Timing,
+		ClusterName:       c.ClusterName,
+		RedundancyFactor:  c.RedundancyFactor,
+		LinkGbps:          c.LinkGbps,
+		IdleDirtyRateMBps: c.IdleDirtyRateMBps,
+		Speed:             c.Speed,
+		Timing:            c.Timing,
 	}
 	if r.ClusterName == "" {
 		r.ClusterName = DefaultName
@@ -149,6 +155,12 @@ func (c Config) Resolve() (Resolved, error) {
 	}
 	if r.LinkGbps < 0 {
 		return r, fmt.Errorf("sim config: link_gbps %v must be positive", r.LinkGbps)
+	}
+	if r.IdleDirtyRateMBps == 0 {
+		r.IdleDirtyRateMBps = DefaultDirtyRateMBps
+	}
+	if r.IdleDirtyRateMBps < 0 {
+		return r, fmt.Errorf("sim config: idle_dirty_rate_mbps %d must be positive, e.g. 2", r.IdleDirtyRateMBps)
 	}
 	if r.Speed == 0 {
 		r.Speed = 1

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"os"
@@ -265,5 +266,41 @@ func TestPreCopyFailsToConvergeAndKeepsVmOnSource(t *testing.T) {
 	steps, err := PreCopy(8<<30, 100, 10_000)
 	if err != nil || steps[len(steps)-1].DowntimeMs > 300 || steps[len(steps)-1].RemainingBytes != 0 {
 		t.Fatalf("pre-copy at 100 MiB/s: %v %v", steps, err)
+	}
+}
+
+// An idle guest (no dirty rate of its own) converges over a 100 Mb/s link,
+// as acli's "vm.migrate ... bandwidth_mbps=100 live=yes" does; the sim
+// config's idle rate, or the VM's own rate, can make it too busy to.
+func TestIdleGuestConvergesAt100Mbps(t *testing.T) {
+	for _, c := range []struct {
+		idle, own int64
+		converges bool
+	}{{0, 0, true}, {50, 0, false}, {0, 50, false}, {50, 1, true}} {
+		cfg := ForHosts(2)
+		cfg.Speed, cfg.IdleDirtyRateMBps = 1e6, c.idle
+		d, err := New(cfg, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv := d.Inventory()
+		vm := &acliv1.Vm{Uuid: "v", Name: "v", MemoryBytes: 4 << 30, DirtyRateMbps: c.own}
+		d.Start(ctx, inv.Hosts, []*acliv1.Vm{{Uuid: "v", Name: "v", PowerState: acliv1.PowerState_kOn, HostUuid: inv.Hosts[0].Uuid}})
+		var last *acliv1.MigrationProgress
+		err = d.Migrate(ctx, vm, inv.Hosts[0], inv.Hosts[1], driver.MigrateOptions{BandwidthMbps: 100}, func(p *acliv1.MigrationProgress) { last = p })
+		d.Close()
+		if (err == nil) != c.converges {
+			t.Errorf("idle %d own %d MiB/s at 100 Mb/s: err %v, want converging %v", c.idle, c.own, err, c.converges)
+		}
+		want := c.own
+		if want == 0 {
+			want = cmp.Or(c.idle, DefaultDirtyRateMBps)
+		}
+		if last == nil || last.DirtyRateBytesPerSec != want<<20 {
+			t.Errorf("idle %d own %d: progress %v, want dirty rate %d MiB/s", c.idle, c.own, last, want)
+		}
+	}
+	if _, err := New(Config{Hosts: 2, IdleDirtyRateMBps: -1}, Options{}); err == nil || !strings.Contains(err.Error(), "idle_dirty_rate_mbps -1") {
+		t.Errorf("negative idle rate: %v", err)
 	}
 }

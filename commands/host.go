@@ -53,7 +53,7 @@ func runHostList(ctx context.Context, r *Req) error {
 		return resp.GetHosts(), err
 	}
 	if r.Globals.Watch {
-		return watchList(ctx, r, c, read, hostTable)
+		return watchList(ctx, r, c, read, read, hostTable)
 	}
 	hosts, err := read(ctx)
 	if err != nil {

@@ -232,7 +232,11 @@ func runVMList(ctx context.Context, r *Req) error {
 		return resp.GetVms(), err
 	}
 	if r.Globals.Watch {
-		return watchList(ctx, r, c, read, vmTable)
+		all := func(ctx context.Context) ([]*acliv1.Vm, error) {
+			resp, err := c.Vm.ListVms(ctx, &acliv1.ListVmsRequest{})
+			return resp.GetVms(), err
+		}
+		return watchList(ctx, r, c, read, all, vmTable)
 	}
 	vms, err := read(ctx)
 	if err != nil {

@@ -14,7 +14,10 @@ import (
 // reads it again after every cluster event and prints the rows that
 // changed, until Ctrl-C or --timeout (exit 0 either way, as event.watch).
 // Events are the trigger, not the data: a burst of them costs one read.
-func watchList[T named](ctx context.Context, r *Req, c *client.Client, read func(context.Context) ([]T, error), table func([]T) *render.TableData) error {
+// A row that leaves the listing prints once more, marked deleted, or
+// filtered out when all (the listing without the command's filters) still
+// has it.
+func watchList[T named](ctx context.Context, r *Req, c *client.Client, read, all func(context.Context) ([]T, error), table func([]T) *render.TableData) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
 	// The stream carries no deadline of its own (see runEventWatch).
@@ -61,8 +64,29 @@ func watchList[T named](ctx context.Context, r *Req, c *client.Client, read func
 		for i, row := range rows {
 			keys[i], items[i] = row.GetUuid(), row
 		}
-		if err := w.Update(keys, items, table(rows)); err != nil {
+		// Only a row gone asks whether it still exists (one more read).
+		var exists map[string]bool
+		var allErr error
+		gone := func(key string) string {
+			if exists == nil && allErr == nil {
+				exists = map[string]bool{}
+				var every []T
+				if every, allErr = all(ctx); allErr == nil {
+					for _, e := range every {
+						exists[e.GetUuid()] = true
+					}
+				}
+			}
+			if exists[key] {
+				return "filtered out"
+			}
+			return "deleted"
+		}
+		if err := w.Update(keys, items, table(rows), gone); err != nil {
 			return err
+		}
+		if allErr != nil {
+			return watchEnd(ctx, allErr)
 		}
 		select {
 		case <-changed:

@@ -68,14 +68,26 @@ func TestListWatch(t *testing.T) {
 	}
 	// In a pipe: one line per change, in the first table's columns.
 	watch(false, []string{"-c", "name,power_state,host", "vm.list", "--watch", "web*"},
-		[]string{"vm.on web01 host=h1", "vm.on web02 host=h2", "vm.migrate web01 host=h3", "vm.on db01 host=h1", "vm.off web02"},
+		[]string{"vm.on web01 host=h1", "vm.on web02 host=h2", "vm.migrate web01 host=h3", "vm.on db01 host=h1", "vm.off web02", "-y vm.delete web02"},
 		"VM name  Power state  Host\n"+
 			"web01    kOff\n"+
 			"web02    kOff\n"+
 			"web01    kOn          h1\n"+
 			"web02    kOn          h2\n"+
 			"web01    kOn          h3\n"+
-			"web02    kOff\n")
+			"web02    kOff\n"+
+			"web02    kOff               (deleted)\n")
+	// A row that leaves the filter is marked so; JSON says why in "removed".
+	watch(false, []string{"--jq", `.name + " " + (.removed // "listed")`, "vm.list", "-w", "power_state=on"},
+		[]string{"vm.off web01"},
+		"db01 listed\n"+
+			"web01 listed\n"+
+			"web01 filtered out\n")
+	watch(false, []string{"-o", "csv", "-c", "name,power_state", "vm.list", "-w", "power_state=off"},
+		[]string{"-y vm.delete web01"},
+		"name,power_state\n"+
+			"web01,kOff\n"+
+			"web01,kOff,deleted\n")
 	// On a terminal, the same lines; host.list by its -w shorthand.
 	// (states that need attention in colour).
 	optional, until = "h2               \x1b[33mEnteringMaintenanceMode\x1b[0m\n", "EnteredMaintenanceMode"

@@ -11,7 +11,7 @@ import (
 )
 
 // On a real terminal: vm.list --watch prints the listing, then a line per
-// changed row, and Ctrl-C ends it with exit 0; a table wider than the
+// changed or deleted row, and Ctrl-C ends it with exit 0; a table wider than the
 // terminal has its free-text column cut; in a pipe the same watch is
 // one line per change and times stay UTC RFC 3339.
 func TestTmuxListWatch(t *testing.T) {
@@ -40,6 +40,12 @@ func TestTmuxListWatch(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 	tm.waitFor("web02    kOn          h2")
+	for _, args := range [][]string{{"vm.off", "web02"}, {"-y", "vm.delete", "web02"}} {
+		if r := acli(t, addr, "", args...); r.code != 0 {
+			t.Fatalf("%v: %+v", args, r)
+		}
+	}
+	tm.waitFor("(deleted)")
 	tm.keys("C-c")
 	sc := tm.waitFor("x0")
 	want := "$ acli -c name,power_state,host -w vm.list 'web*';echo x$?\n" +
@@ -48,8 +54,10 @@ func TestTmuxListWatch(t *testing.T) {
 		"web02    kOff\n" +
 		"web01    kOn          h1\n" +
 		"web02    kOn          h2\n" +
+		"web02    kOff\n" +
+		"web02    kOff               (deleted)\n" +
 		"^Cx0\n"
-	if got := screenLines(t, sc, "$ acli -c name,power_state,host -w", 7); got+"\n" != want {
+	if got := screenLines(t, sc, "$ acli -c name,power_state,host -w", 9); got+"\n" != want {
 		t.Fatalf("watch on a terminal:\n%s\nwant:\n%s", got, want)
 	}
 
@@ -61,8 +69,9 @@ func TestTmuxListWatch(t *testing.T) {
 		sc = tm.screen()
 	}
 	lines := strings.Split(screenLines(t, sc, "Time", 3), "\n")
-	local := regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}  \S.*…  info$`)
-	if len(lines) != 3 || !local.MatchString(lines[1]) || !local.MatchString(lines[2]) {
+	// The power-off message is cut; the deletion's fits.
+	local := regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}  \S.*  info$`)
+	if len(lines) != 3 || !local.MatchString(lines[1]) || !strings.Contains(lines[1], "…  info") || !local.MatchString(lines[2]) {
 		t.Fatalf("event.list on 60 columns:\n%s", sc)
 	}
 	for _, l := range lines {

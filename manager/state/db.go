@@ -36,7 +36,8 @@ const AnyRev = -1
 type DB struct {
 	st store.Store
 
-	wmu sync.Mutex // serialises Update: each commit is checked against the last
+	wmu   sync.Mutex // serialises Update's checks: each against the last
+	group            // commits checked, not yet durable (group.go), under wmu
 
 	mu       sync.RWMutex // guards the fields below
 	cluster  *acliv1.Cluster
@@ -76,6 +77,7 @@ func (db *DB) reset() {
 	db.nets, db.netName = map[string]*acliv1.Network{}, map[string]string{}
 	db.revs = map[string]int64{}
 	db.arrivals, db.reserved = map[uint64]Arrival{}, map[string]int64{}
+	db.pending, db.endedByPending = map[string]*batch{}, map[uint64]Arrival{}
 }
 
 // Load reads the committed records from the store. A record that does not
@@ -140,8 +142,9 @@ func Placed(v *acliv1.Vm) bool {
 	return v != nil && v.HostUuid != "" && (v.PowerState == acliv1.PowerState_kOn || v.PowerState == acliv1.PowerState_kPaused)
 }
 
-// applyLocked makes one written record committed (msg nil: deleted).
-func (db *DB) applyLocked(key string, msg proto.Message, rev int64) {
+// applyLocked makes one written record committed (msg nil: deleted) and
+// returns the arrivals it ended.
+func (db *DB) applyLocked(key string, msg proto.Message, rev int64) (ended []heldArrival) {
 	if msg == nil {
 		delete(db.revs, key)
 	} else {
@@ -160,7 +163,7 @@ func (db *DB) applyLocked(key string, msg proto.Message, rev int64) {
 		h, _ := msg.(*acliv1.Host)
 		if h == nil {
 			delete(db.hosts, id)
-			return
+			return nil
 		}
 		db.hosts[id], db.hostName[h.Name], db.hostIP[h.HypervisorIp] = h, id, id
 	case strings.HasPrefix(key, VmPrefix):
@@ -172,7 +175,7 @@ func (db *DB) applyLocked(key string, msg proto.Message, rev int64) {
 		v, _ := msg.(*acliv1.Vm)
 		if v == nil {
 			delete(db.vms, id)
-			return
+			return nil
 		}
 		db.vms[id] = v
 		if Placed(v) {
@@ -184,6 +187,7 @@ func (db *DB) applyLocked(key string, msg proto.Message, rev int64) {
 			// It has arrived: what was held for it there is its own now.
 			for n, a := range db.arrivals {
 				if a.VM == id && a.Host == v.HostUuid {
+					ended = append(ended, heldArrival{n, a})
 					db.departLocked(n)
 				}
 			}
@@ -196,10 +200,11 @@ func (db *DB) applyLocked(key string, msg proto.Message, rev int64) {
 		n, _ := msg.(*acliv1.Network)
 		if n == nil {
 			delete(db.nets, id)
-			return
+			return nil
 		}
 		db.nets[id], db.netName[n.Name] = n, id
 	}
+	return ended
 }
 
 // Arrive holds bytes of host's memory for vm until Depart(id) or until vm
@@ -222,6 +227,7 @@ func (db *DB) Depart(id uint64) {
 }
 
 func (db *DB) departLocked(id uint64) {
+	delete(db.endedByPending, id)
 	a, ok := db.arrivals[id]
 	if !ok {
 		return
@@ -279,52 +285,28 @@ func (db *DB) View(fn func(tx *Tx)) {
 // A broken rule refuses the whole commit with a *ViolationError; a failed
 // revision compare with the store's conflict error. Nothing is committed
 // when fn returns an error or writes nothing (the revision is then 0).
+//
+// Commits are checked one at a time, each against the state the earlier
+// ones leave, and sent to the store in groups (group.go): fn may run more
+// than once, so it must only read the Tx and stage writes.
 func (db *DB) Update(ctx context.Context, fn func(tx *Tx) error) (int64, error) {
-	db.wmu.Lock()
-	defer db.wmu.Unlock()
-	tx := &Tx{db: db, staged: map[string]int{}}
-	// The committed state changes only under wmu, so fn and the checks read
-	// it without db.mu being held for the store's round trip.
-	if err := fn(tx); err != nil {
-		return 0, err
-	}
-	if len(tx.writes) == 0 {
-		return 0, nil
-	}
-	db.mu.RLock()
-	vs := tx.check()
-	db.mu.RUnlock()
-	if len(vs) > 0 {
-		return 0, &ViolationError{Violations: vs}
-	}
-	conds := make([]store.Cond, 0, len(tx.writes))
-	ops := make([]store.Op, 0, len(tx.writes))
-	for _, w := range tx.writes {
-		if w.Rev != AnyRev {
-			conds = append(conds, store.Cond{Key: w.Key, ModRev: w.Rev})
+	for {
+		b, wait, err := db.stage(ctx, fn)
+		if err != nil || (b == nil && wait == nil) {
+			return 0, err
 		}
-		if w.Msg == nil {
-			ops = append(ops, store.DeleteOp(w.Key))
+		if wait != nil {
+			// It writes what a commit still in flight writes: it is
+			// checked again once that one is settled.
+			<-wait.done
 			continue
 		}
-		b, err := proto.Marshal(w.Msg)
-		if err != nil {
-			return 0, fmt.Errorf("encoding %s: %w", w.Key, err)
+		<-b.done
+		if b.err == errRetry {
+			continue
 		}
-		ops = append(ops, store.PutOp(w.Key, b))
+		return b.rev, b.err
 	}
-	rev, err := db.st.Txn(ctx, conds, ops)
-	if err != nil {
-		return 0, err
-	}
-	db.mu.Lock()
-	for _, w := range tx.writes {
-		if newRecord(w.Key) != nil {
-			db.applyLocked(w.Key, w.Msg, rev)
-		}
-	}
-	db.mu.Unlock()
-	return rev, nil
 }
 
 // Put stages msg at key; rev is the mod revision key must have now (0: it

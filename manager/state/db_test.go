@@ -48,8 +48,14 @@ func newDB(t *testing.T) *state.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return seedDB(t, st)
+}
+
+// seedDB is newDB over st.
+func seedDB(t *testing.T, st store.Store) *state.DB {
+	t.Helper()
 	db := state.NewDB(st)
-	_, err = db.Update(context.Background(), func(tx *state.Tx) error {
+	_, err := db.Update(context.Background(), func(tx *state.Tx) error {
 		tx.Put(state.ClusterKey, &acliv1.Cluster{Name: "c", RedundancyFactor: 2}, 0)
 		for _, h := range []*acliv1.Host{host("h1", "127.41.0.1"), host("h2", "127.41.0.2"), host("h3", "127.41.0.3")} {
 			tx.Put(state.HostKey(h.Uuid), h, 0)

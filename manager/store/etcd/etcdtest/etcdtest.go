@@ -1,5 +1,5 @@
 // Package etcdtest runs real etcd members (Debian's etcd-server binary) on
-// loopback for tests: each member on its own address in 127.46.0.0/16 with
+// loopback for tests: each member on its own address in 127.47.0.0/16 with
 // free ports, in a temporary directory, stopped by its PID at cleanup.
 //
 // Without an etcd binary the tests skip, unless ACLI_REQUIRE_ETCD=1 (CI sets
@@ -69,13 +69,13 @@ func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
 	bin := Binary(t)
 	dir := t.TempDir()
-	// A random /24 of 127.46.0.0/16 per cluster keeps parallel test
+	// A random /24 of 127.47.0.0/16 per cluster keeps parallel test
 	// packages apart; ports are free ones on that address.
 	octet := 1 + rand.IntN(254)
 	c := &Cluster{t: t}
 	var initial []string
 	for i := range n {
-		ip := fmt.Sprintf("127.46.%d.%d", octet, i+1)
+		ip := fmt.Sprintf("127.47.%d.%d", octet, i+1)
 		m := &Member{
 			Name:      fmt.Sprintf("m%d", i+1),
 			ClientURL: "http://" + net.JoinHostPort(ip, freePort(t, ip)),

@@ -1,0 +1,243 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/acli-dev/acli/manager/store"
+)
+
+// Group commit. A store transaction costs a round trip to a quorum (etcd)
+// or an fsync (bbolt), so one commit at a time caps the rate at one per
+// round trip. Instead, Update checks each commit under wmu against the
+// state the earlier ones leave, applies it to that state at once
+// (provisionally), and queues its writes; one sender sends what queued
+// while the previous transaction was in flight as the next transaction, so
+// N waiting commits cost one round trip and one leadership compare.
+//
+// A commit that writes a key an unsettled commit writes waits for it and is
+// checked again, so compares see real revisions and no transaction writes a
+// key twice. When a transaction fails, its commits get its error and their
+// provisional state is undone, with that of every commit queued after them,
+// which are checked again (their checks counted on the failed ones).
+
+// maxGroupOps bounds the compares and the writes of one transaction (etcd
+// refuses more than --max-txn-ops, 128 by default, of either); a commit
+// larger than that alone is sent alone.
+const maxGroupOps = 100
+
+// pendingRev is the revision of a record whose commit is not durable yet.
+const pendingRev = -2
+
+// errRetry ends a commit that was undone because one before it failed: it is
+// checked again.
+var errRetry = errors.New("state: an earlier commit failed; check again")
+
+type group struct {
+	queue   []*batch          // checked, not yet sent; the last one takes new commits
+	sending *batch            // in flight
+	pending map[string]*batch // key -> the last unsettled batch writing it
+	// endedByPending are arrivals that unsettled commits ended: undone with
+	// them unless Depart ended them meanwhile. Guarded by mu.
+	endedByPending map[uint64]Arrival
+}
+
+// batch is the commits sent in one store transaction.
+type batch struct {
+	ctx   context.Context
+	conds []store.Cond
+	ops   []store.Op
+	undo  []undoRec
+	done  chan struct{}
+	rev   int64
+	err   error
+}
+
+// undoRec is what one provisional write replaced.
+type undoRec struct {
+	key   string
+	prev  proto.Message // nil: there was none
+	rev   int64
+	ended []heldArrival
+}
+
+type heldArrival struct {
+	id uint64
+	a  Arrival
+}
+
+// stage checks one commit and queues it. It returns the batch to wait
+// for, or an unsettled batch to wait for before trying again, or neither
+// when there is nothing to commit.
+func (db *DB) stage(ctx context.Context, fn func(tx *Tx) error) (b, wait *batch, err error) {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	tx := &Tx{db: db, staged: map[string]int{}}
+	// The state changes only under wmu, so fn and the checks read it
+	// without db.mu being held for long.
+	if err := fn(tx); err != nil {
+		return nil, nil, err
+	}
+	if len(tx.writes) == 0 {
+		return nil, nil, nil
+	}
+	for _, w := range tx.writes {
+		if p := db.pending[w.Key]; p != nil {
+			return nil, p, nil
+		}
+	}
+	db.mu.RLock()
+	vs := tx.check()
+	db.mu.RUnlock()
+	if len(vs) > 0 {
+		return nil, nil, &ViolationError{Violations: vs}
+	}
+	conds := make([]store.Cond, 0, len(tx.writes))
+	ops := make([]store.Op, 0, len(tx.writes))
+	for _, w := range tx.writes {
+		if w.Rev != AnyRev {
+			conds = append(conds, store.Cond{Key: w.Key, ModRev: w.Rev})
+		}
+		if w.Msg == nil {
+			ops = append(ops, store.DeleteOp(w.Key))
+			continue
+		}
+		v, err := proto.Marshal(w.Msg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encoding %s: %w", w.Key, err)
+		}
+		ops = append(ops, store.PutOp(w.Key, v))
+	}
+	b = db.openBatch(ctx, len(conds), len(ops))
+	b.conds = append(b.conds, conds...)
+	b.ops = append(b.ops, ops...)
+	db.mu.Lock()
+	for _, w := range tx.writes {
+		db.pending[w.Key] = b
+		if newRecord(w.Key) == nil {
+			continue
+		}
+		u := undoRec{key: w.Key, prev: db.recordLocked(w.Key), rev: db.revs[w.Key]}
+		u.ended = db.applyLocked(w.Key, w.Msg, pendingRev)
+		for _, e := range u.ended {
+			db.endedByPending[e.id] = e.a
+		}
+		b.undo = append(b.undo, u)
+	}
+	db.mu.Unlock()
+	if db.sending == nil {
+		db.sending = db.queue[0]
+		db.queue = db.queue[1:]
+		go db.send(db.sending)
+	}
+	return b, nil, nil
+}
+
+// openBatch returns the batch taking new commits, starting one when the
+// last is full. Called with wmu held.
+func (db *DB) openBatch(ctx context.Context, conds, ops int) *batch {
+	if n := len(db.queue); n > 0 {
+		last := db.queue[n-1]
+		if len(last.conds)+conds <= maxGroupOps && len(last.ops)+ops <= maxGroupOps {
+			return last
+		}
+	}
+	// The transaction outlives the commit that opened it: it must not be
+	// cancelled with that caller (the store bounds it by its own timeout).
+	b := &batch{ctx: context.WithoutCancel(ctx), done: make(chan struct{})}
+	db.queue = append(db.queue, b)
+	return b
+}
+
+// send commits batches until none is queued.
+func (db *DB) send(b *batch) {
+	for b != nil {
+		rev, err := db.st.Txn(b.ctx, b.conds, b.ops)
+		db.wmu.Lock()
+		db.mu.Lock()
+		var undone []*batch
+		if err != nil {
+			// Undo the later batches first: they were applied over this one.
+			undone = db.queue
+			db.queue = nil
+			for i := len(undone) - 1; i >= 0; i-- {
+				db.undoLocked(undone[i])
+				undone[i].err = errRetry
+			}
+			db.undoLocked(b)
+			b.err = err
+		} else {
+			b.rev = rev
+			for _, u := range b.undo {
+				for _, e := range u.ended {
+					delete(db.endedByPending, e.id)
+				}
+				if db.pending[u.key] == b {
+					if _, ok := db.revs[u.key]; ok {
+						db.revs[u.key] = rev
+					}
+				}
+			}
+			for _, op := range b.ops {
+				if db.pending[op.Key] == b {
+					delete(db.pending, op.Key)
+				}
+			}
+		}
+		db.sending = nil
+		if len(db.queue) > 0 {
+			db.sending = db.queue[0]
+			db.queue = db.queue[1:]
+		}
+		next := db.sending
+		db.mu.Unlock()
+		db.wmu.Unlock()
+		close(b.done)
+		for _, u := range undone {
+			close(u.done)
+		}
+		b = next
+	}
+}
+
+// undoLocked restores what a batch's provisional writes replaced, last
+// first, and the arrivals they ended.
+func (db *DB) undoLocked(b *batch) {
+	for i := len(b.undo) - 1; i >= 0; i-- {
+		u := b.undo[i]
+		db.applyLocked(u.key, u.prev, u.rev)
+		for _, e := range u.ended {
+			if _, ok := db.endedByPending[e.id]; ok {
+				delete(db.endedByPending, e.id)
+				db.arrivals[e.id] = e.a
+				db.reserved[e.a.Host] += e.a.Bytes
+			}
+		}
+	}
+	for _, op := range b.ops {
+		if db.pending[op.Key] == b {
+			delete(db.pending, op.Key)
+		}
+	}
+}
+
+// recordLocked is the record key holds now (nil: none).
+func (db *DB) recordLocked(key string) proto.Message {
+	if key == ClusterKey && db.cluster != nil {
+		return db.cluster
+	}
+	if id, ok := strings.CutPrefix(key, HostPrefix); ok && db.hosts[id] != nil {
+		return db.hosts[id]
+	}
+	if id, ok := strings.CutPrefix(key, VmPrefix); ok && db.vms[id] != nil {
+		return db.vms[id]
+	}
+	if id, ok := strings.CutPrefix(key, NetworkPrefix); ok && db.nets[id] != nil {
+		return db.nets[id]
+	}
+	return nil
+}

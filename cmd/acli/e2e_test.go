@@ -146,7 +146,7 @@ func TestTmuxShell(t *testing.T) {
 	tm.keys("Tab")
 	tm.waitFor("<acropolis> vm.migrate")
 	tm.keys("C-c") // clears the line, keeps the shell
-	time.Sleep(100 * time.Millisecond)
+	tm.waitPrompt()
 	tm.typeText("vm.cr")
 	tm.waitFor("Create VMs (powered off)")
 	tm.keys("Tab")
@@ -158,7 +158,7 @@ func TestTmuxShell(t *testing.T) {
 	tm.typeText("vm.list")
 	tm.waitFor("<acropolis> vm.list")
 	tm.keys("C-c")
-	time.Sleep(100 * time.Millisecond)
+	tm.waitPrompt()
 	tm.typeText("vm.get tmux1")
 	tm.waitFor("<acropolis> vm.get tmux1")
 	tm.keys("Enter")
@@ -168,7 +168,11 @@ func TestTmuxShell(t *testing.T) {
 	tm.keys("Enter")
 	// The script starts a second shell; Ctrl-D on an empty line leaves it.
 	waitFile(t, filepath.Join(dir, "rc"), 10*time.Second, tm.screen)
-	time.Sleep(300 * time.Millisecond) // the second shell draws its prompt
+	// The first shell's last prompt stays on screen until the second's
+	// banner: wait for that banner, then its prompt.
+	tm.waitUntil("the second shell's prompt", func(sc string) bool {
+		return strings.Count(sc, "History:") == 2 && emptyPrompt(sc)
+	})
 	tm.keys("C-d")
 	after := waitFile(t, filepath.Join(dir, "after"), 10*time.Second, tm.screen)
 	before, _ := os.ReadFile(filepath.Join(dir, "before"))

@@ -229,6 +229,35 @@ func (s *tmuxSession) waitWithin(what string, d time.Duration) string {
 	}
 }
 
+// waitUntil polls the screen until ok holds; what says what it waits for.
+func (s *tmuxSession) waitUntil(what string, ok func(screen string) bool) string {
+	s.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		sc := s.screen()
+		if ok(sc) {
+			return sc
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("screen never showed %s:\n%s", what, sc)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitPrompt waits until the shell's last prompt is empty (a completion
+// menu may follow it): the shell drew it in raw mode, so keys sent now
+// reach it.
+func (s *tmuxSession) waitPrompt() string {
+	s.t.Helper()
+	return s.waitUntil("an empty prompt", emptyPrompt)
+}
+
+func emptyPrompt(sc string) bool {
+	i := strings.LastIndex(sc, "<acropolis>")
+	return i >= 0 && strings.TrimRight(strings.SplitN(sc[i:], "\n", 2)[0], " ") == "<acropolis>"
+}
+
 // waitFile waits until a file the script writes is there and not empty.
 func waitFile(t *testing.T, path string, d time.Duration, screen func() string) []byte {
 	t.Helper()

@@ -59,8 +59,7 @@ func TestTmuxValueCompletionKeepsKey(t *testing.T) {
 		}
 	}
 	tm := newTmux(t, 120, 30, shellScript(t, t.TempDir(), addr))
-	tm.waitFor("<acropolis>")
-	time.Sleep(500 * time.Millisecond) // the name cache fills
+	tm.waitPrompt()
 	tm.typeText("vm.list power_state=")
 	tm.waitFor("power_state=kPaused") // the choices, each a whole key=value word
 	tm.keys("Tab")
@@ -81,8 +80,7 @@ func TestTmuxValueCompletionKeepsKey(t *testing.T) {
 	tm.waitFor("<acropolis> vm.list host=h1")
 	tm.typeText(" ")
 	tm.keys("Enter")
-	time.Sleep(300 * time.Millisecond)
-	sc = tm.waitFor("<acropolis> vm.list host=h1")
+	sc = tm.waitUntil("vm.list host=h1 listing web01", regexp.MustCompile(`(?m)^<acropolis> vm.list host=h1\nVM name +VM UUID\nweb01 `).MatchString)
 	if got := screenLines(t, sc, "<acropolis> vm.list host=h1", 3); !regexp.MustCompile(`^<acropolis> vm.list host=h1\nVM name +VM UUID\nweb01 +\S+$`).MatchString(got) {
 		t.Fatalf("screen:\n%s", got)
 	}
@@ -147,9 +145,21 @@ func TestTmuxDemoCtrlCSparesClusterd(t *testing.T) {
 	pid, _ := strconv.Atoi(m[1])
 	tm.typeText("event.watch")
 	tm.keys("Enter")
-	time.Sleep(700 * time.Millisecond)
+	// The watch runs once it shows an event made after it started (one
+	// made before it subscribed shows nothing: make another).
+	for i := 1; !strings.Contains(tm.screen(), "ctrlc"); i++ {
+		if i > 30 {
+			t.Fatalf("event.watch showed no event:\n%s", tm.screen())
+		}
+		if r := acli(t, m[2], "", "vm.create", fmt.Sprintf("ctrlc%02d", i), "memory=1G"); r.code != 0 {
+			t.Fatalf("%+v", r)
+		}
+		for end := time.Now().Add(time.Second); time.Now().Before(end) && !strings.Contains(tm.screen(), "ctrlc"); {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	tm.keys("C-c")
-	time.Sleep(500 * time.Millisecond)
+	tm.waitPrompt()
 	if err := syscall.Kill(pid, 0); err != nil {
 		t.Fatalf("clusterd %d gone after Ctrl-C: %v\n%s", pid, err, tm.screen())
 	}

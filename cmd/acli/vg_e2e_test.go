@@ -352,7 +352,7 @@ func TestTmuxShellEventWatch(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	term.keys("C-c")
-	time.Sleep(200 * time.Millisecond)
+	term.waitPrompt()
 	term.typeText("vg.list")
 	waitFor("<acropolis> vg.list")
 	term.keys("Enter")

@@ -57,6 +57,7 @@ import (
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/events"
 	"github.com/acli-dev/acli/manager/ha"
+	"github.com/acli-dev/acli/manager/rpc"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
@@ -264,8 +265,10 @@ func (m *Manager) bootstrap(ctx context.Context) error {
 // Register serves the acli API, the gRPC health service and server
 // reflection on s.
 func (m *Manager) Register(s *grpc.Server) {
-	acliv1.RegisterClusterServiceServer(s, clusterService{m: m})
-	acliv1.RegisterHostServiceServer(s, hostService{m: m})
+	rpc.Register(s, rpc.Features{
+		Cluster: clusterService{m: m},
+		Hosts:   hostService{m: m},
+	})
 	acliv1.RegisterVmServiceServer(s, vmService{m: m})
 	acliv1.RegisterNetworkServiceServer(s, networkService{m: m})
 	acliv1.RegisterTaskServiceServer(s, taskService{m: m})

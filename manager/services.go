@@ -23,8 +23,8 @@ import (
 
 // ---- ClusterService ----
 
+// clusterService is the cluster feature behind manager/rpc's adapter.
 type clusterService struct {
-	acliv1.UnimplementedClusterServiceServer
 	m *Manager
 }
 
@@ -49,8 +49,8 @@ func (s clusterService) GetClusterStatus(ctx context.Context, _ *acliv1.GetClust
 
 // ---- HostService ----
 
+// hostService is the host feature behind manager/rpc's adapter.
 type hostService struct {
-	acliv1.UnimplementedHostServiceServer
 	m *Manager
 }
 
@@ -78,12 +78,6 @@ func (s hostService) GetHost(ctx context.Context, req *acliv1.GetHostRequest) (*
 
 func (s hostService) UpdateHost(ctx context.Context, req *acliv1.UpdateHostRequest) (*acliv1.Task, error) {
 	m := s.m
-	if req.Schedulable == nil && req.Reason == "" {
-		return nil, apierr.BadField("schedulable", "nothing to update: give schedulable=true|false (and a reason)")
-	}
-	if req.Reason != "" && (req.Schedulable == nil || *req.Schedulable) {
-		return nil, apierr.BadField("reason", "a reason is recorded only with schedulable=false")
-	}
 	m.mu.Lock()
 	h, err := m.hostLocked("host", req.Host)
 	if err == nil {

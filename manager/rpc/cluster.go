@@ -1,0 +1,32 @@
+package rpc
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+)
+
+// Cluster is the cluster record and the management plane's status.
+type Cluster interface {
+	GetCluster(context.Context, *acliv1.GetClusterRequest) (*acliv1.Cluster, error)
+	GetClusterStatus(context.Context, *acliv1.GetClusterStatusRequest) (*acliv1.ClusterStatus, error)
+}
+
+type clusterServer struct {
+	acliv1.UnsafeClusterServiceServer
+	f Cluster
+}
+
+func registerCluster(s grpc.ServiceRegistrar, f Cluster) {
+	acliv1.RegisterClusterServiceServer(s, clusterServer{f: f})
+}
+
+func (s clusterServer) GetCluster(ctx context.Context, req *acliv1.GetClusterRequest) (*acliv1.Cluster, error) {
+	return reply(s.f.GetCluster(ctx, req))
+}
+
+func (s clusterServer) GetClusterStatus(ctx context.Context, req *acliv1.GetClusterStatusRequest) (*acliv1.ClusterStatus, error) {
+	return reply(s.f.GetClusterStatus(ctx, req))
+}

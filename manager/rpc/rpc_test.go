@@ -1,0 +1,83 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/store"
+)
+
+func TestStatus(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want codes.Code
+	}{
+		{status.Error(codes.NotFound, "vm x not found"), codes.NotFound},
+		{fmt.Errorf("commit: %w", store.ErrClosed), codes.Unavailable},
+		{fmt.Errorf("commit: %w", store.ErrNotLeader), codes.Unavailable},
+		{fmt.Errorf("commit: %w", store.ErrUnavailable), codes.Unavailable},
+		{&store.ConflictError{}, codes.Aborted},
+		{context.Canceled, codes.Canceled},
+		{fmt.Errorf("driver: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
+		{errors.New("disk full"), codes.Internal},
+	} {
+		if got := status.Code(Status(c.err)); got != c.want {
+			t.Errorf("Status(%v) = %s, want %s", c.err, got, c.want)
+		}
+	}
+	if Status(nil) != nil {
+		t.Error("Status(nil) is not nil")
+	}
+}
+
+// badRequest checks that an adapter refuses a request as InvalidArgument
+// naming field, without calling its feature (the fakes panic if called).
+func badRequest(t *testing.T, name, field string, call func() error) {
+	t.Helper()
+	t.Run(name, func(t *testing.T) {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("the feature was called: %v", r)
+			}
+		}()
+		err := call()
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("got %v, want InvalidArgument", err)
+		}
+		if got := fieldOf(err); got != field {
+			t.Fatalf("field %q, want %q (%v)", got, field, err)
+		}
+	})
+}
+
+func fieldOf(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok && len(br.FieldViolations) > 0 {
+			return br.FieldViolations[0].Field
+		}
+	}
+	return ""
+}
+
+type noHosts struct{ Hosts }
+
+func TestHostRequests(t *testing.T) {
+	s := hostServer{f: noHosts{}}
+	ctx := context.Background()
+	badRequest(t, "update nothing", "schedulable", func() error {
+		_, err := s.UpdateHost(ctx, &acliv1.UpdateHostRequest{Host: "h1"})
+		return err
+	})
+	badRequest(t, "reason when schedulable", "reason", func() error {
+		_, err := s.UpdateHost(ctx, &acliv1.UpdateHostRequest{Host: "h1", Schedulable: proto.Bool(true), Reason: "disk"})
+		return err
+	})
+}

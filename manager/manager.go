@@ -268,12 +268,12 @@ func (m *Manager) Register(s *grpc.Server) {
 	rpc.Register(s, rpc.Features{
 		Cluster: clusterService{m: m},
 		Hosts:   hostService{m: m},
+		Tasks:   taskService{m: m},
+		Events:  eventService{m: m},
+		Sim:     simService{m: m},
 	})
 	acliv1.RegisterVmServiceServer(s, vmService{m: m})
 	acliv1.RegisterNetworkServiceServer(s, networkService{m: m})
-	acliv1.RegisterTaskServiceServer(s, taskService{m: m})
-	acliv1.RegisterEventServiceServer(s, eventService{m: m})
-	acliv1.RegisterSimServiceServer(s, simService{m: m})
 	acliv1.RegisterVolumeGroupServiceServer(s, volumeGroupService{m: m})
 	acliv1.RegisterImageServiceServer(s, imageService{m: m})
 	acliv1.RegisterSnapshotServiceServer(s, snapshotService{m: m})

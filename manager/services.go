@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/api/eventtypes"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/state"
@@ -237,20 +236,14 @@ func (s networkService) DeleteNetwork(ctx context.Context, req *acliv1.DeleteNet
 
 // ---- TaskService ----
 
+// taskService is the task feature behind manager/rpc's adapter.
 type taskService struct {
-	acliv1.UnimplementedTaskServiceServer
 	m *Manager
 }
 
 func (s taskService) ListTasks(ctx context.Context, req *acliv1.ListTasksRequest) (*acliv1.ListTasksResponse, error) {
 	m := s.m
 	limit := int(req.Limit)
-	if limit < 0 {
-		return nil, apierr.BadField("limit", "limit %d must not be negative", req.Limit)
-	}
-	if limit == 0 {
-		limit = 100
-	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	// An entity given by name or UUID matches tasks naming it either way.
@@ -296,9 +289,6 @@ func (s taskService) GetTask(ctx context.Context, req *acliv1.GetTaskRequest) (*
 }
 
 func (m *Manager) taskLocked(id string) (*taskRec, error) {
-	if id == "" {
-		return nil, apierr.BadField("uuid", "task uuid is required")
-	}
 	if t := m.taskTab.Get(strings.ToLower(id)); t != nil {
 		return t, nil
 	}
@@ -307,9 +297,9 @@ func (m *Manager) taskLocked(id string) (*taskRec, error) {
 
 // WatchTask sends the task now and on every change; the last message is the
 // final state. A slow watcher may skip intermediate states, never the last.
-func (s taskService) WatchTask(req *acliv1.GetTaskRequest, stream acliv1.TaskService_WatchTaskServer) error {
+func (s taskService) WatchTask(ctx context.Context, req *acliv1.GetTaskRequest, send func(*acliv1.Task) error) error {
 	m := s.m
-	ctx, cancel := context.WithCancelCause(stream.Context())
+	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {
 		select {
@@ -326,7 +316,7 @@ func (s taskService) WatchTask(req *acliv1.GetTaskRequest, stream acliv1.TaskSer
 			return nil, nil, err
 		}
 		return t.PB, t.Changed(), nil
-	}, stream.Send)
+	}, send)
 	if errors.Is(err, tasks.ErrAbandoned) {
 		return status.Errorf(codes.Aborted, "task %s was abandoned before it was recorded", req.Uuid)
 	}
@@ -335,39 +325,16 @@ func (s taskService) WatchTask(req *acliv1.GetTaskRequest, stream acliv1.TaskSer
 
 // ---- EventService ----
 
+// eventService is the event feature behind manager/rpc's adapter.
 type eventService struct {
-	acliv1.UnimplementedEventServiceServer
 	m *Manager
 }
 
-func checkEventType(typ string) error {
-	if typ == "" || slices.Contains(eventtypes.Types, typ) {
-		return nil
-	}
-	if s := apierr.Nearest(typ, eventtypes.Types); s != "" {
-		return apierr.BadField("type", "unknown event type %q (did you mean %q?)", typ, s)
-	}
-	return apierr.BadField("type", "unknown event type %q; use one of %s", typ, strings.Join(eventtypes.Types, ", "))
-}
-
 func (s eventService) ListEvents(ctx context.Context, req *acliv1.ListEventsRequest) (*acliv1.ListEventsResponse, error) {
-	if err := checkEventType(req.Type); err != nil {
-		return nil, err
-	}
-	if req.Limit < 0 {
-		return nil, apierr.BadField("limit", "limit %d must not be negative", req.Limit)
-	}
-	limit := int(req.Limit)
-	if limit == 0 {
-		limit = 100
-	}
-	return &acliv1.ListEventsResponse{Events: s.m.bus.List(req.Type, limit)}, nil
+	return &acliv1.ListEventsResponse{Events: s.m.bus.List(req.Type, int(req.Limit))}, nil
 }
 
-func (s eventService) WatchEvents(req *acliv1.WatchEventsRequest, stream acliv1.EventService_WatchEventsServer) error {
-	if err := checkEventType(req.Type); err != nil {
-		return err
-	}
+func (s eventService) WatchEvents(ctx context.Context, req *acliv1.WatchEventsRequest, send func(*acliv1.Event) error) error {
 	m := s.m
 	sub := m.bus.Subscribe(req.Type, req.SinceSeq)
 	defer sub.Close()
@@ -378,12 +345,12 @@ func (s eventService) WatchEvents(req *acliv1.WatchEventsRequest, stream acliv1.
 			if !ok {
 				return status.Errorf(codes.ResourceExhausted, "event stream fell behind; watch again with since_seq=%d", last)
 			}
-			if err := stream.Send(e); err != nil {
+			if err := send(e); err != nil {
 				return err
 			}
 			last = e.Seq
-		case <-stream.Context().Done():
-			return stream.Context().Err()
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-m.draining:
 			return status.Errorf(codes.Unavailable, "clusterd is shutting down; watch again with since_seq=%d after it restarts", last)
 		}
@@ -392,8 +359,8 @@ func (s eventService) WatchEvents(req *acliv1.WatchEventsRequest, stream acliv1.
 
 // ---- SimService ----
 
+// simService is the fault injection feature behind manager/rpc's adapter.
 type simService struct {
-	acliv1.UnimplementedSimServiceServer
 	m *Manager
 }
 

@@ -25,12 +25,18 @@ import (
 type Features struct {
 	Cluster Cluster
 	Hosts   Hosts
+	Tasks   Tasks
+	Events  Events
+	Sim     Sim
 }
 
 // Register serves every service of the acli API on s.
 func Register(s grpc.ServiceRegistrar, f Features) {
 	registerCluster(s, f.Cluster)
 	registerHosts(s, f.Hosts)
+	registerTasks(s, f.Tasks)
+	registerEvents(s, f.Events)
+	registerSim(s, f.Sim)
 }
 
 // Status maps a feature's error to the status a client sees: a status

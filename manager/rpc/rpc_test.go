@@ -81,3 +81,54 @@ func TestHostRequests(t *testing.T) {
 		return err
 	})
 }
+
+type noTasks struct{ Tasks }
+type noEvents struct{ Events }
+
+func TestTaskAndEventRequests(t *testing.T) {
+	ts, es := taskServer{f: noTasks{}}, eventServer{f: noEvents{}}
+	ctx := context.Background()
+	badRequest(t, "task list limit", "limit", func() error {
+		_, err := ts.ListTasks(ctx, &acliv1.ListTasksRequest{Limit: -1})
+		return err
+	})
+	badRequest(t, "task get without uuid", "uuid", func() error {
+		_, err := ts.GetTask(ctx, &acliv1.GetTaskRequest{})
+		return err
+	})
+	badRequest(t, "task cancel without uuid", "uuid", func() error {
+		_, err := ts.CancelTask(ctx, &acliv1.CancelTaskRequest{})
+		return err
+	})
+	badRequest(t, "event type", "type", func() error {
+		_, err := es.ListEvents(ctx, &acliv1.ListEventsRequest{Type: "vm.creat"})
+		return err
+	})
+	badRequest(t, "event limit", "limit", func() error {
+		_, err := es.ListEvents(ctx, &acliv1.ListEventsRequest{Limit: -5})
+		return err
+	})
+	badRequest(t, "event watch type", "type", func() error {
+		return es.WatchEvents(&acliv1.WatchEventsRequest{Type: "nosuch"}, nil)
+	})
+}
+
+type listTasks struct {
+	Tasks
+	got *acliv1.ListTasksRequest
+}
+
+func (l *listTasks) ListTasks(_ context.Context, req *acliv1.ListTasksRequest) (*acliv1.ListTasksResponse, error) {
+	l.got = req
+	return &acliv1.ListTasksResponse{}, nil
+}
+
+func TestTaskListDefaultLimit(t *testing.T) {
+	f := &listTasks{}
+	if _, err := (taskServer{f: f}).ListTasks(context.Background(), &acliv1.ListTasksRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if f.got.Limit != defaultListLimit {
+		t.Fatalf("limit %d reached the feature, want %d", f.got.Limit, defaultListLimit)
+	}
+}

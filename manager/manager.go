@@ -266,14 +266,14 @@ func (m *Manager) bootstrap(ctx context.Context) error {
 // reflection on s.
 func (m *Manager) Register(s *grpc.Server) {
 	rpc.Register(s, rpc.Features{
-		Cluster: clusterService{m: m},
-		Hosts:   hostService{m: m},
-		Tasks:   taskService{m: m},
-		Events:  eventService{m: m},
-		Sim:     simService{m: m},
+		Cluster:  clusterService{m: m},
+		Hosts:    hostService{m: m},
+		Tasks:    taskService{m: m},
+		Events:   eventService{m: m},
+		Sim:      simService{m: m},
+		Vms:      vmService{m: m},
+		Networks: networkService{m: m},
 	})
-	acliv1.RegisterVmServiceServer(s, vmService{m: m})
-	acliv1.RegisterNetworkServiceServer(s, networkService{m: m})
 	acliv1.RegisterVolumeGroupServiceServer(s, volumeGroupService{m: m})
 	acliv1.RegisterImageServiceServer(s, imageService{m: m})
 	acliv1.RegisterSnapshotServiceServer(s, snapshotService{m: m})

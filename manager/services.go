@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
@@ -16,7 +15,6 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
-	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
 )
 
@@ -118,8 +116,8 @@ func (s hostService) RemoveHost(ctx context.Context, req *acliv1.RemoveHostReque
 
 // ---- NetworkService ----
 
+// networkService is the network feature behind manager/rpc's adapter.
 type networkService struct {
-	acliv1.UnimplementedNetworkServiceServer
 	m *Manager
 }
 
@@ -151,32 +149,6 @@ func (s networkService) CreateNetwork(ctx context.Context, req *acliv1.CreateNet
 	n := &acliv1.Network{
 		Uuid: uuid.NewString(), Name: req.Name, VlanId: req.VlanId, Mode: req.Mode,
 		VswitchName: req.VswitchName, IpConfig: req.IpConfig,
-	}
-	var bad []apierr.Field
-	if err := state.CheckName("network", n.Name); err != nil {
-		bad = append(bad, apierr.Field{Field: "name", Description: err.Error()})
-	}
-	if n.VlanId < 0 || n.VlanId > 4094 {
-		bad = append(bad, apierr.Field{Field: "vlan_id", Description: fmt.Sprintf("vlan %d is out of range; use 0 (native) to 4094", n.VlanId)})
-	}
-	if n.Mode == acliv1.NetworkMode_NETWORK_MODE_UNSPECIFIED {
-		n.Mode = acliv1.NetworkMode_kAccess
-	} else if _, ok := acliv1.NetworkMode_name[int32(n.Mode)]; !ok {
-		bad = append(bad, apierr.Field{Field: "mode", Description: fmt.Sprintf("network mode %d is unknown; use kAccess or kTrunked", n.Mode)})
-	}
-	if n.VswitchName == "" {
-		n.VswitchName = "vs0"
-	}
-	if n.IpConfig != "" {
-		p, err := netip.ParsePrefix(n.IpConfig)
-		if err != nil {
-			bad = append(bad, apierr.Field{Field: "ip_config", Description: fmt.Sprintf("ip_config %q is not an address with prefix, e.g. 10.1.0.0/24", n.IpConfig)})
-		} else {
-			n.IpConfig = p.Masked().String()
-		}
-	}
-	if len(bad) > 0 {
-		return nil, apierr.InvalidArgument(bad...)
 	}
 	m.mu.Lock()
 	if other := m.netByName[n.Name]; other != nil {

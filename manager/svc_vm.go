@@ -22,16 +22,13 @@ import (
 	"github.com/acli-dev/acli/manager/state"
 )
 
+// vmService is the VM feature behind manager/rpc's adapter.
 type vmService struct {
-	acliv1.UnimplementedVmServiceServer
 	m *Manager
 }
 
 func (s vmService) ListVms(ctx context.Context, req *acliv1.ListVmsRequest) (*acliv1.ListVmsResponse, error) {
 	m := s.m
-	if _, ok := acliv1.PowerState_name[int32(req.PowerState)]; !ok {
-		return nil, apierr.BadField("power_state", "power state %d is unknown; use kOn, kOff or kPaused", req.PowerState)
-	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	hostFilter := ""

@@ -23,11 +23,13 @@ import (
 
 // Features are what the adapters call, one interface per service.
 type Features struct {
-	Cluster Cluster
-	Hosts   Hosts
-	Tasks   Tasks
-	Events  Events
-	Sim     Sim
+	Cluster  Cluster
+	Hosts    Hosts
+	Tasks    Tasks
+	Events   Events
+	Sim      Sim
+	Vms      Vms
+	Networks Networks
 }
 
 // Register serves every service of the acli API on s.
@@ -37,6 +39,8 @@ func Register(s grpc.ServiceRegistrar, f Features) {
 	registerTasks(s, f.Tasks)
 	registerEvents(s, f.Events)
 	registerSim(s, f.Sim)
+	registerVms(s, f.Vms)
+	registerNetworks(s, f.Networks)
 }
 
 // Status maps a feature's error to the status a client sees: a status

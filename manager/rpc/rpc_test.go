@@ -132,3 +132,50 @@ func TestTaskListDefaultLimit(t *testing.T) {
 		t.Fatalf("limit %d reached the feature, want %d", f.got.Limit, defaultListLimit)
 	}
 }
+
+type noNetworks struct{ Networks }
+type noVms struct{ Vms }
+
+func TestNetworkAndVmRequests(t *testing.T) {
+	ns, vs := networkServer{f: noNetworks{}}, vmServer{f: noVms{}}
+	ctx := context.Background()
+	for _, c := range []struct {
+		name, field string
+		req         *acliv1.CreateNetworkRequest
+	}{
+		{"network name", "name", &acliv1.CreateNetworkRequest{Name: "=5"}},
+		{"network vlan", "vlan_id", &acliv1.CreateNetworkRequest{Name: "n1", VlanId: 4095}},
+		{"network mode", "mode", &acliv1.CreateNetworkRequest{Name: "n1", Mode: 99}},
+		{"network ip_config", "ip_config", &acliv1.CreateNetworkRequest{Name: "n1", IpConfig: "10.1.0.0"}},
+	} {
+		badRequest(t, c.name, c.field, func() error {
+			_, err := ns.CreateNetwork(ctx, c.req)
+			return err
+		})
+	}
+	badRequest(t, "vm list power state", "power_state", func() error {
+		_, err := vs.ListVms(ctx, &acliv1.ListVmsRequest{PowerState: 42})
+		return err
+	})
+}
+
+type createNetwork struct {
+	Networks
+	got *acliv1.CreateNetworkRequest
+}
+
+func (c *createNetwork) CreateNetwork(_ context.Context, req *acliv1.CreateNetworkRequest) (*acliv1.Task, error) {
+	c.got = req
+	return &acliv1.Task{}, nil
+}
+
+func TestCreateNetworkDefaults(t *testing.T) {
+	f := &createNetwork{}
+	req := &acliv1.CreateNetworkRequest{Name: "n1", IpConfig: "10.1.0.7/24"}
+	if _, err := (networkServer{f: f}).CreateNetwork(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if f.got.Mode != acliv1.NetworkMode_kAccess || f.got.VswitchName != "vs0" || f.got.IpConfig != "10.1.0.0/24" {
+		t.Fatalf("the feature got mode %s, vswitch %q, ip_config %q; want kAccess, vs0, 10.1.0.0/24", f.got.Mode, f.got.VswitchName, f.got.IpConfig)
+	}
+}

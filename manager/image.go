@@ -154,8 +154,8 @@ func (m *Manager) containerCapacity(container string) int64 {
 
 // ---- StorageContainerService ----
 
+// containerService is the storage container feature behind manager/rpc's adapter.
 type containerService struct {
-	acliv1.UnimplementedStorageContainerServiceServer
 	m *Manager
 }
 
@@ -186,8 +186,8 @@ func (s containerService) GetContainer(ctx context.Context, req *acliv1.GetConta
 
 // ---- ImageService ----
 
+// imageService is the image feature behind manager/rpc's adapter.
 type imageService struct {
-	acliv1.UnimplementedImageServiceServer
 	m *Manager
 }
 

@@ -266,18 +266,18 @@ func (m *Manager) bootstrap(ctx context.Context) error {
 // reflection on s.
 func (m *Manager) Register(s *grpc.Server) {
 	rpc.Register(s, rpc.Features{
-		Cluster:  clusterService{m: m},
-		Hosts:    hostService{m: m},
-		Tasks:    taskService{m: m},
-		Events:   eventService{m: m},
-		Sim:      simService{m: m},
-		Vms:      vmService{m: m},
-		Networks: networkService{m: m},
+		Cluster:      clusterService{m: m},
+		Hosts:        hostService{m: m},
+		Tasks:        taskService{m: m},
+		Events:       eventService{m: m},
+		Sim:          simService{m: m},
+		Vms:          vmService{m: m},
+		Networks:     networkService{m: m},
+		VolumeGroups: volumeGroupService{m: m},
+		Images:       imageService{m: m},
+		Snapshots:    snapshotService{m: m},
+		Containers:   containerService{m: m},
 	})
-	acliv1.RegisterVolumeGroupServiceServer(s, volumeGroupService{m: m})
-	acliv1.RegisterImageServiceServer(s, imageService{m: m})
-	acliv1.RegisterSnapshotServiceServer(s, snapshotService{m: m})
-	acliv1.RegisterStorageContainerServiceServer(s, containerService{m: m})
 	healthpb.RegisterHealthServer(s, m.health)
 	reflection.Register(s)
 }

@@ -77,8 +77,8 @@ func snapSorted(recs []*acliv1.Snapshot) {
 	})
 }
 
+// snapshotService is the snapshot feature behind manager/rpc's adapter.
 type snapshotService struct {
-	acliv1.UnimplementedSnapshotServiceServer
 	m *Manager
 }
 

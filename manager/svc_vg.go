@@ -22,8 +22,8 @@ import (
 // volumeGroupService serves VolumeGroupService. Every mutation is a quick
 // task whose VG change and the sessions it starts or ends commit in one
 // transaction (runVgTaskLocked).
+// volumeGroupService is the volume group feature behind manager/rpc's adapter.
 type volumeGroupService struct {
-	acliv1.UnimplementedVolumeGroupServiceServer
 	m *Manager
 }
 

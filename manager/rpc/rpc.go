@@ -23,13 +23,17 @@ import (
 
 // Features are what the adapters call, one interface per service.
 type Features struct {
-	Cluster  Cluster
-	Hosts    Hosts
-	Tasks    Tasks
-	Events   Events
-	Sim      Sim
-	Vms      Vms
-	Networks Networks
+	Cluster      Cluster
+	Hosts        Hosts
+	Tasks        Tasks
+	Events       Events
+	Sim          Sim
+	Vms          Vms
+	Networks     Networks
+	VolumeGroups VolumeGroups
+	Images       Images
+	Snapshots    Snapshots
+	Containers   Containers
 }
 
 // Register serves every service of the acli API on s.
@@ -41,6 +45,10 @@ func Register(s grpc.ServiceRegistrar, f Features) {
 	registerSim(s, f.Sim)
 	registerVms(s, f.Vms)
 	registerNetworks(s, f.Networks)
+	registerVolumeGroups(s, f.VolumeGroups)
+	registerImages(s, f.Images)
+	registerSnapshots(s, f.Snapshots)
+	registerContainers(s, f.Containers)
 }
 
 // Status maps a feature's error to the status a client sees: a status

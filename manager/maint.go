@@ -229,7 +229,7 @@ func (s hostService) EnterMaintenanceMode(ctx context.Context, req *acliv1.Enter
 			m.mu.Lock()
 			m.forgetLocked(t)
 			m.mu.Unlock()
-			return nil, rpcError(err)
+			return nil, err
 		}
 		m.publish("host", "info", t.PB.Uuid, refs, "host %s is entering maintenance mode", hostLabel(next))
 	}
@@ -525,7 +525,7 @@ func (s hostService) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMa
 			m.mu.Lock()
 			m.forgetLocked(t)
 			m.mu.Unlock()
-			return nil, rpcError(err)
+			return nil, err
 		}
 		m.publish("host", "info", t.PB.Uuid, refs, "host %s exited maintenance mode", hostLabel(next))
 	}

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/auth"
 	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/tasks"
@@ -94,7 +93,7 @@ func (m *Manager) quick(ctx context.Context, t *taskRec, w work) (*acliv1.Task, 
 	m.mu.Lock()
 	m.forgetLocked(t)
 	m.mu.Unlock()
-	return nil, rpcError(err)
+	return nil, err
 }
 
 // launch persists a running task, returns it to the caller and does the
@@ -120,7 +119,7 @@ func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task,
 		m.mu.Unlock()
 		m.wg.Done()
 		stop(nil)
-		return nil, rpcError(err)
+		return nil, err
 	}
 	m.mu.Lock()
 	t.Rev = rev
@@ -315,22 +314,4 @@ func eventType(k acliv1.EntityKind) string {
 		return "cluster"
 	}
 	return "task"
-}
-
-// rpcError turns an internal error into a status for the caller.
-func rpcError(err error) error {
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	switch {
-	case store.IsConflict(err):
-		return status.Errorf(codes.Aborted, "the entity changed concurrently; retry (%v)", err)
-	case errors.Is(err, store.ErrClosed):
-		return status.Error(codes.Unavailable, "clusterd is shutting down")
-	case errors.Is(err, store.ErrNotLeader):
-		return status.Errorf(codes.Unavailable, "the change was not recorded: %v", err)
-	case errors.Is(err, store.ErrUnavailable):
-		return status.Errorf(codes.Unavailable, "the store did not confirm the change (it may or may not be recorded): %v", err)
-	}
-	return apierr.Internal("clusterd could not record the change", err)
 }

@@ -41,7 +41,7 @@ func (m *Manager) createVgDiskClone(ctx context.Context, req *acliv1.CreateVgDis
 	}
 	d := &acliv1.VgDisk{Uuid: uuid.NewString(), SizeBytes: size, Container: src.container, SourceVmdiskUuid: src.vdisk}
 	if err := m.copyVolumes(ctx, []volCopy{{src: src, container: d.Container, dst: d.Uuid, size: size}}); err != nil {
-		return nil, rpcError(err)
+		return nil, err
 	}
 	task, err := m.editVg(ctx, req.VolumeGroup, acliv1.TaskOperation_kVgDiskCreate, func(cur *acliv1.VolumeGroup) (*acliv1.VolumeGroup, string, error) {
 		for slices.ContainsFunc(cur.Disks, func(o *acliv1.VgDisk) bool { return o.Index == d.Index }) {
@@ -109,7 +109,7 @@ func (s volumeGroupService) CloneVolumeGroup(ctx context.Context, req *acliv1.Cl
 	}
 	// The source cannot change meanwhile: its changes take vgs.mu too.
 	if err := m.copyVolumes(ctx, copies); err != nil {
-		return nil, rpcError(err)
+		return nil, err
 	}
 	m.mu.Lock()
 	task, err := m.runVgTaskLocked(ctx, acliv1.TaskOperation_kVgClone, []*acliv1.EntityRef{vgRef(vg), vgRef(src)}, []string{vg.Uuid},

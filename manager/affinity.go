@@ -13,6 +13,7 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/vmgroup"
 )
 
 // Host affinity (a must-rule: the VM runs only on the listed hosts) and VM
@@ -62,59 +63,31 @@ func (s vmService) SetAffinity(ctx context.Context, req *acliv1.SetAffinityReque
 	})
 }
 
-// ---- VM groups ----
+// ---- VM groups (manager/vmgroup) ----
 
-func (m *Manager) putGroupLocked(g *acliv1.VmGroup, rev int64) {
-	if old := m.ops.groups[g.Uuid]; old != nil {
-		delete(m.ops.groupByName, old.pb.Name)
-	}
-	r := &groupRec{pb: g, rev: rev}
-	m.ops.groups[g.Uuid] = r
-	m.ops.groupByName[g.Name] = r
-}
-
-func (m *Manager) deleteGroupLocked(id string) {
-	if r := m.ops.groups[id]; r != nil {
-		delete(m.ops.groupByName, r.pb.Name)
-		delete(m.ops.groups, id)
-	}
-}
-
-func (m *Manager) groupLocked(ref string) (*groupRec, error) {
+func (m *Manager) groupLocked(ref string) (*vmgroup.Rec, error) {
 	if ref == "" {
 		return nil, apierr.BadField("group", "group is required: give a VM group name or UUID")
 	}
 	if err := checkRef("group", ref); err != nil {
 		return nil, err
 	}
-	if r := m.ops.groups[strings.ToLower(ref)]; r != nil {
-		return r, nil
-	}
-	if r := m.ops.groupByName[ref]; r != nil {
-		return r, nil
-	}
-	names := make([]string, 0, len(m.ops.groupByName))
-	for n := range m.ops.groupByName {
-		names = append(names, n)
-	}
-	return nil, apierr.NotFound("vm_group", ref, names)
+	return m.ops.groups.Lookup(ref)
 }
 
-// antiAffinityGroupsLocked maps each VM to its anti-affinity groups.
-func (m *Manager) antiAffinityGroupsLocked() map[string][]string {
-	out := map[string][]string{}
-	for _, g := range m.ops.groups {
-		if !g.pb.AntiAffinity {
-			continue
+func (m *Manager) vmExistsLocked(id string) bool { return m.vms[id] != nil }
+
+// membersLocked resolves the VMs an edit names.
+func (m *Manager) membersLocked(refs []string) ([]vmgroup.Member, error) {
+	out := make([]vmgroup.Member, 0, len(refs))
+	for _, ref := range refs {
+		v, err := m.vmLocked("vm", ref)
+		if err != nil {
+			return nil, err
 		}
-		for _, id := range g.pb.VmUuids {
-			out[id] = append(out[id], g.pb.Uuid)
-		}
+		out = append(out, vmgroup.Member{UUID: v.pb.Uuid, Name: v.pb.Name})
 	}
-	for _, gs := range out {
-		slices.Sort(gs)
-	}
-	return out
+	return out, nil
 }
 
 // placeWithRulesLocked places a VM that belongs to an anti-affinity group
@@ -122,7 +95,7 @@ func (m *Manager) antiAffinityGroupsLocked() map[string][]string {
 // scheduler cannot place) go to the placement function, whose must-rules
 // are the same and whose refusals name each host's shortfall.
 func (m *Manager) placeWithRulesLocked(v *acliv1.Vm) (*hostRec, bool) {
-	groups := m.antiAffinityGroupsLocked()
+	groups := m.ops.groups.AntiAffinity()
 	if len(groups[v.Uuid]) == 0 {
 		return nil, false
 	}
@@ -133,27 +106,11 @@ func (m *Manager) placeWithRulesLocked(v *acliv1.Vm) (*hostRec, bool) {
 	return m.hosts[p.Host.UUID], true
 }
 
-func groupRef(g *acliv1.VmGroup) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kVmGroup, Uuid: g.Uuid, Name: g.Name}
-}
-
-// groupOut drops members that no longer exist.
-func (m *Manager) groupOut(r *groupRec) *acliv1.VmGroup {
-	g := proto.Clone(r.pb).(*acliv1.VmGroup)
-	g.VmUuids = slices.DeleteFunc(g.VmUuids, func(id string) bool { return m.vms[id] == nil })
-	return g
-}
-
 func (s vmService) ListVmGroups(ctx context.Context, _ *acliv1.ListVmGroupsRequest) (*acliv1.ListVmGroupsResponse, error) {
 	m := s.m
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := &acliv1.ListVmGroupsResponse{}
-	for _, r := range m.ops.groups {
-		out.Groups = append(out.Groups, m.groupOut(r))
-	}
-	slices.SortFunc(out.Groups, func(a, b *acliv1.VmGroup) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
+	return &acliv1.ListVmGroupsResponse{Groups: m.ops.groups.List(m.vmExistsLocked)}, nil
 }
 
 func (s vmService) CreateVmGroup(ctx context.Context, req *acliv1.CreateVmGroupRequest) (*acliv1.Task, error) {
@@ -163,21 +120,21 @@ func (s vmService) CreateVmGroup(ctx context.Context, req *acliv1.CreateVmGroupR
 	}
 	g := &acliv1.VmGroup{Uuid: uuid.NewString(), Name: req.Name}
 	m.mu.Lock()
-	if other := m.ops.groupByName[g.Name]; other != nil {
+	if other := m.ops.groups.Named(g.Name); other != nil {
 		m.mu.Unlock()
-		return nil, apierr.AlreadyExists("vm_group", g.Name, "vm group names are unique (uuid "+other.pb.Uuid+")")
+		return nil, apierr.AlreadyExists("vm_group", g.Name, "vm group names are unique (uuid "+other.PB.Uuid+")")
 	}
 	lock := "vmgroup-name:" + g.Name
 	if t := m.busy[lock]; t != nil {
 		m.mu.Unlock()
 		return nil, apierr.Busy("vm_group", g.Name, t.PB.Uuid, t.PB.Operation.String())
 	}
-	t := m.newTaskLocked(acliv1.TaskOperation_kVmGroupCreate, []*acliv1.EntityRef{groupRef(g)}, g.Uuid, lock)
+	t := m.newTaskLocked(acliv1.TaskOperation_kVmGroupCreate, []*acliv1.EntityRef{vmgroup.Ref(g)}, g.Uuid, lock)
 	m.mu.Unlock()
 	return m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) {
 		return outcome{
-			writes:  []write{{key: groupKey(g.Uuid), msg: g, rev: 0}},
-			apply:   func(rev int64) { m.putGroupLocked(g, rev) },
+			writes:  []write{{key: vmgroup.Key(g.Uuid), msg: g, rev: 0}},
+			apply:   func(rev int64) { m.ops.groups.Put(g, rev) },
 			message: fmt.Sprintf("vm group %s created", g.Name),
 		}, nil
 	})
@@ -191,59 +148,31 @@ func (s vmService) UpdateVmGroup(ctx context.Context, req *acliv1.UpdateVmGroupR
 	m.mu.Lock()
 	r, err := m.groupLocked(req.Group)
 	if err == nil {
-		err = m.checkBusyLocked("vm_group", r.pb.Name, r.pb.Uuid)
+		err = m.checkBusyLocked("vm_group", r.PB.Name, r.PB.Uuid)
+	}
+	var add, remove []vmgroup.Member
+	if err == nil {
+		add, err = m.membersLocked(req.AddVms)
+	}
+	if err == nil {
+		remove, err = m.membersLocked(req.RemoveVms)
+	}
+	var g *acliv1.VmGroup
+	var msg string
+	if err == nil {
+		g, msg, err = vmgroup.Edit(vmgroup.Out(r.PB, m.vmExistsLocked), add, remove, req.AntiAffinity)
 	}
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
 	}
-	cur, rev := r.pb, r.rev
-	g := proto.Clone(cur).(*acliv1.VmGroup)
-	g.VmUuids = slices.DeleteFunc(g.VmUuids, func(id string) bool { return m.vms[id] == nil })
-	var changes []string
-	for _, ref := range req.AddVms {
-		v, err := m.vmLocked("vm", ref)
-		if err != nil {
-			m.mu.Unlock()
-			return nil, err
-		}
-		if !slices.Contains(g.VmUuids, v.pb.Uuid) {
-			g.VmUuids = append(g.VmUuids, v.pb.Uuid)
-			changes = append(changes, "added "+v.pb.Name)
-		}
-	}
-	for _, ref := range req.RemoveVms {
-		v, err := m.vmLocked("vm", ref)
-		if err != nil {
-			m.mu.Unlock()
-			return nil, err
-		}
-		i := slices.Index(g.VmUuids, v.pb.Uuid)
-		if i < 0 {
-			m.mu.Unlock()
-			return nil, apierr.Precondition("NOT_MEMBER", "vm:"+v.pb.Name, "vm %s is not a member of vm group %s", v.pb.Name, cur.Name)
-		}
-		g.VmUuids = slices.Delete(g.VmUuids, i, i+1)
-		changes = append(changes, "removed "+v.pb.Name)
-	}
-	if req.AntiAffinity != nil && *req.AntiAffinity != g.AntiAffinity {
-		g.AntiAffinity = *req.AntiAffinity
-		if g.AntiAffinity {
-			changes = append(changes, "anti-affinity set")
-		} else {
-			changes = append(changes, "anti-affinity unset")
-		}
-	}
-	t := m.newTaskLocked(acliv1.TaskOperation_kVmGroupUpdate, []*acliv1.EntityRef{groupRef(cur)}, cur.Uuid)
+	cur, rev := r.PB, r.Rev
+	t := m.newTaskLocked(acliv1.TaskOperation_kVmGroupUpdate, []*acliv1.EntityRef{vmgroup.Ref(cur)}, cur.Uuid)
 	m.mu.Unlock()
-	msg := fmt.Sprintf("vm group %s unchanged", cur.Name)
-	if len(changes) > 0 {
-		msg = fmt.Sprintf("vm group %s: %s", cur.Name, strings.Join(changes, ", "))
-	}
 	return m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) {
 		return outcome{
-			writes:  []write{{key: groupKey(g.Uuid), msg: g, rev: rev}},
-			apply:   func(rev int64) { m.putGroupLocked(g, rev) },
+			writes:  []write{{key: vmgroup.Key(g.Uuid), msg: g, rev: rev}},
+			apply:   func(rev int64) { m.ops.groups.Put(g, rev) },
 			message: msg,
 		}, nil
 	})
@@ -254,19 +183,19 @@ func (s vmService) DeleteVmGroup(ctx context.Context, req *acliv1.DeleteVmGroupR
 	m.mu.Lock()
 	r, err := m.groupLocked(req.Group)
 	if err == nil {
-		err = m.checkBusyLocked("vm_group", r.pb.Name, r.pb.Uuid)
+		err = m.checkBusyLocked("vm_group", r.PB.Name, r.PB.Uuid)
 	}
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
 	}
-	cur, rev := r.pb, r.rev
-	t := m.newTaskLocked(acliv1.TaskOperation_kVmGroupDelete, []*acliv1.EntityRef{groupRef(cur)}, cur.Uuid)
+	cur, rev := r.PB, r.Rev
+	t := m.newTaskLocked(acliv1.TaskOperation_kVmGroupDelete, []*acliv1.EntityRef{vmgroup.Ref(cur)}, cur.Uuid)
 	m.mu.Unlock()
 	return m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) {
 		return outcome{
-			writes:  []write{{key: groupKey(cur.Uuid), rev: rev}},
-			apply:   func(int64) { m.deleteGroupLocked(cur.Uuid) },
+			writes:  []write{{key: vmgroup.Key(cur.Uuid), rev: rev}},
+			apply:   func(int64) { m.ops.groups.Delete(cur.Uuid) },
 			message: fmt.Sprintf("vm group %s deleted", cur.Name),
 		}, nil
 	})

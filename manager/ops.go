@@ -21,6 +21,7 @@ import (
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
+	"github.com/acli-dev/acli/manager/vmgroup"
 )
 
 // Defaults of the operations settings.
@@ -35,8 +36,7 @@ const (
 // opsState is guarded by Manager.mu except slots (own lock) and the
 // settings (fixed at New).
 type opsState struct {
-	groups      map[string]*groupRec
-	groupByName map[string]*groupRec
+	groups *vmgroup.Table
 
 	// targets maps a host UUID to the running tasks that move VMs onto it;
 	// such a host may not enter maintenance meanwhile.
@@ -54,19 +54,9 @@ type opsState struct {
 	heartbeatTimeout time.Duration
 }
 
-type groupRec struct {
-	pb  *acliv1.VmGroup
-	rev int64
-}
-
-const groupPrefix = "/vmgroups/"
-
-func groupKey(id string) string { return groupPrefix + id }
-
 func (m *Manager) initOps(cfg Config) {
 	o := &m.ops
-	o.groups = map[string]*groupRec{}
-	o.groupByName = map[string]*groupRec{}
+	o.groups = vmgroup.NewTable()
 	o.targets = map[string][]*taskRec{}
 	o.arriving = map[string]int{}
 	o.arrived = make(chan struct{})
@@ -85,7 +75,7 @@ func (m *Manager) initOps(cfg Config) {
 
 // loadOps reads the VM groups.
 func (m *Manager) loadOps(ctx context.Context) error {
-	return loadAll(ctx, m.st, groupPrefix, m.putGroupLocked)
+	return loadAll(ctx, m.st, vmgroup.Prefix, m.ops.groups.Put)
 }
 
 // startOps starts the HA controller and resumes the HA of hosts that
@@ -161,7 +151,7 @@ func (m *Manager) schedHostsLocked() []scheduler.Host {
 // snapshotLocked is the whole cluster as the scheduler sees it. Host usage
 // includes reservations, so VMs on their way somewhere are accounted for.
 func (m *Manager) snapshotLocked() *scheduler.Snapshot {
-	groups := m.antiAffinityGroupsLocked()
+	groups := m.ops.groups.AntiAffinity()
 	s := &scheduler.Snapshot{Hosts: m.schedHostsLocked(), VMs: make([]scheduler.VM, 0, len(m.vms))}
 	for _, r := range m.vmSorted {
 		s.VMs = append(s.VMs, schedVM(r.pb, groups[r.pb.Uuid]))

@@ -1,15 +1,57 @@
 package manager_test
 
 import (
+	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver/sim"
 	"github.com/acli-dev/acli/manager/managertest"
 )
+
+// migrationGate holds the live migrations of the VMs it names before their
+// second step (so after round 1's progress is reported) until the test
+// releases the VM: the test then acts on a migration it knows is running,
+// however slow or fast the machine.
+type migrationGate struct {
+	mu    sync.Mutex
+	steps map[string]int
+	open  map[string]chan struct{}
+}
+
+func newMigrationGate(vms ...string) *migrationGate {
+	g := &migrationGate{steps: map[string]int{}, open: map[string]chan struct{}{}}
+	for _, vm := range vms {
+		g.open[vm] = make(chan struct{})
+	}
+	return g
+}
+
+func (g *migrationGate) options() sim.Options { return sim.Options{BeforeRound: g.beforeRound} }
+
+func (g *migrationGate) beforeRound(ctx context.Context, vm *acliv1.Vm, _ int) error {
+	g.mu.Lock()
+	g.steps[vm.Name]++
+	step, open := g.steps[vm.Name], g.open[vm.Name]
+	g.mu.Unlock()
+	if open == nil || step < 2 {
+		return nil
+	}
+	select {
+	case <-open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// release lets the VM's migrations run freely from now on.
+func (g *migrationGate) release(vm string) { close(g.open[vm]) }
 
 // waitProgress polls a task until its progress line holds want.
 func waitProgress(t *testing.T, c clients, uuid, want string) *acliv1.Task {
@@ -34,9 +76,10 @@ func waitProgress(t *testing.T, c clients, uuid, want string) *acliv1.Task {
 // kAborted with the reason, the VM stays on its source and the target's
 // reservation is freed; tasks that cannot stop, and ended ones, are refused.
 func TestCancelTask(t *testing.T) {
-	h := managertest.New(t, managertest.Options{Hosts: 3, Speed: 2}) // an 8 GiB migration takes ~4.5 s
+	gate := newMigrationGate("slow", "other")
+	h := managertest.New(t, managertest.Options{Hosts: 3, Speed: 20, SimOptions: gate.options()})
 	c := newClients(h.Conn)
-	// Busy guests: pre-copy takes a few rounds, so there is time to cancel after round 1.
+	// Busy guests: pre-copy takes a few rounds; the gate holds each after round 1.
 	busy := func(r *acliv1.CreateVmRequest) { r.DirtyRateMbps = 300 }
 	vmOn(t, c, "slow", 8*gib, "h1", busy)
 	vmOn(t, c, "other", 8*gib, "h3", busy)
@@ -64,6 +107,7 @@ func TestCancelTask(t *testing.T) {
 	if msgs := messages(final); !strings.Contains(msgs, "aborted: cancelled (wrong host)") {
 		t.Fatalf("messages %q", msgs)
 	}
+	gate.release("slow")
 	if v := getVm(t, c, "slow"); v.HostName != "h1" || v.PowerState != acliv1.PowerState_kOn {
 		t.Fatalf("cancelled migration left the vm on %q (%v)", v.HostName, v.PowerState)
 	}
@@ -82,6 +126,7 @@ func TestCancelTask(t *testing.T) {
 	waitProgress(t, c, maint.Uuid, "round 1")
 	wantCode(t, errOf(c.task.CancelTask(bg, &acliv1.CancelTaskRequest{Uuid: maint.Uuid})), codes.FailedPrecondition,
 		"(kHostEnterMaintenanceMode) cannot stop safely now")
+	gate.release("other")
 	succeed(t, c)(maint, nil)
 	wantCode(t, errOf(c.task.CancelTask(bg, &acliv1.CancelTaskRequest{Uuid: "nope"})), codes.NotFound, "nope")
 

@@ -113,7 +113,9 @@ func TestMigrateRules(t *testing.T) {
 // TestMigrationConflicts: a second migration of a migrating VM, and
 // maintenance of a host receiving a VM, are refused, not queued.
 func TestMigrationConflicts(t *testing.T) {
-	h := managertest.New(t, managertest.Options{Hosts: 3, Speed: 5}) // an 8 GiB migration takes ~1.4 s
+	// The gate holds the migration after round 1 until the checks are done.
+	gate := newMigrationGate("slow")
+	h := managertest.New(t, managertest.Options{Hosts: 3, Speed: 5, SimOptions: gate.options()})
 	c := newClients(h.Conn)
 	vmOn(t, c, "slow", 8*gib, "h1")
 	task, err := c.vm.MigrateVm(bg, &acliv1.MigrateVmRequest{Vm: "slow", Host: "h2"})
@@ -137,6 +139,8 @@ func TestMigrationConflicts(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	wantCode(t, errOf(c.vm.MigrateVm(bg, &acliv1.MigrateVmRequest{Vm: "slow"})), codes.Aborted, "vm slow is busy with task "+task.Uuid+" (kVmMigrate)")
+	gate.release("slow")
 	succeed(t, c)(task, nil)
 	// Once the migration is done, h2 may go.
 	if chk, _ := c.host.EnterMaintenanceModeCheck(bg, &acliv1.EnterMaintenanceModeRequest{Host: "h2"}); !chk.Ok {

@@ -34,6 +34,8 @@ type Options struct {
 	Sim *sim.Config
 	// Speed of the sim (default 1000: a 1 s power-on takes 1 ms).
 	Speed float64
+	// SimOptions are the sim driver's knobs (e.g. BeforeRound).
+	SimOptions sim.Options
 	// Dir is the data directory (default a fresh t.TempDir()); reuse it to
 	// restart a manager on the same state.
 	Dir string
@@ -98,7 +100,7 @@ func New(t testing.TB, opts Options) *Harness {
 	var simDrv *sim.Driver
 	if drv == nil {
 		var err error
-		if simDrv, err = sim.New(cfg, sim.Options{}); err != nil {
+		if simDrv, err = sim.New(cfg, opts.SimOptions); err != nil {
 			t.Fatalf("managertest: %v", err)
 		}
 		drv = simDrv

@@ -42,6 +42,10 @@ type MigrationModel func(memBytes, dirtyMBps, bandwidthMbps int64) ([]MigrationS
 type Options struct {
 	// Migration replaces the built-in pre-copy model (PreCopy).
 	Migration MigrationModel
+	// BeforeRound, when set, is called before each step of a live
+	// migration, with the migration's context: a test holds a migration at
+	// a known round by blocking it; an error aborts the migration.
+	BeforeRound func(ctx context.Context, vm *acliv1.Vm, round int) error
 }
 
 // DefaultDirtyRateMBps is the dirty rate of a VM that does not give one
@@ -391,6 +395,11 @@ func (d *Driver) Migrate(ctx context.Context, vm *acliv1.Vm, src, dst *acliv1.Ho
 	for _, st := range steps {
 		if !opts.Deadline.IsZero() && time.Now().After(opts.Deadline) {
 			return fmt.Errorf("migration of vm %s aborted: deadline exceeded in round %d", vm.Name, st.Round)
+		}
+		if hook := d.opts.BeforeRound; hook != nil {
+			if err := hook(ctx, vm, st.Round); err != nil {
+				return fmt.Errorf("migration of vm %s aborted: %w", vm.Name, err)
+			}
 		}
 		if err := d.sleep(ctx, st.Duration); err != nil {
 			return fmt.Errorf("migration of vm %s aborted: %w", vm.Name, err)

@@ -13,6 +13,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
+	"github.com/acli-dev/acli/manager/state"
 )
 
 // VM disk actions beyond create/delete: clones, resize, CD-ROM media, the
@@ -28,7 +29,7 @@ func sortDisks(ds []*acliv1.Disk) {
 func withVmdiskPaths(v *acliv1.Vm) *acliv1.Vm {
 	v = proto.Clone(v).(*acliv1.Vm)
 	for _, d := range v.Disks {
-		if hasData(d) {
+		if state.HasData(d) {
 			d.VmdiskPath = vmdiskPath(d.Container, d.Uuid)
 		}
 	}

@@ -23,11 +23,11 @@ import (
 // default-container, sized by the driver. Every vDisk and image is an
 // independent volume (sparse copies, manager/storage/volume), so deleting
 // an image never strands a disk cloned from it.
-const defaultContainer = "default-container"
+const defaultContainer = state.DefaultContainer
 
-const imagePrefix = "/images/"
+const imagePrefix = state.ImagePrefix
 
-func imageKey(id string) string { return imagePrefix + id }
+func imageKey(id string) string { return state.ImageKey(id) }
 
 // imageState is guarded by Manager.mu.
 type imageState struct {
@@ -100,43 +100,14 @@ func (m *Manager) containerLocked(name string) (string, error) {
 	return name, nil
 }
 
-// containerUsedLocked is what the capacity rule counts: the logical size of
-// every vDisk (of VMs, snapshots and volume groups) and image in the
-// container (capacity.go).
-func (m *Manager) containerUsedLocked(name string) (used int64, vdisks, images int32) {
-	count := func(msg proto.Message) {
-		for _, u := range storageUse(msg) {
-			if u.container == name {
-				used += u.bytes
-				if u.image {
-					images++
-				} else {
-					vdisks++
-				}
-			}
-		}
-	}
-	for _, r := range m.vmSorted {
-		count(r.pb)
-	}
-	for _, r := range m.imgs.images {
-		count(r.pb)
-	}
-	for _, r := range m.stor.snaps {
-		count(r.pb)
-	}
-	for _, r := range m.vgs.byUUID {
-		count(r.pb)
-	}
-	return used, vdisks, images
-}
-
-// checkCapacityLocked refuses adding bytes that do not fit the container.
+// checkCapacityLocked refuses early, with what the request names, adding
+// bytes that do not fit the container as committed; the capacity rule
+// (state.RuleCapacity) refuses the commit of whatever still does not fit.
 func (m *Manager) checkCapacityLocked(container string, add int64, what string) error {
 	capacity := m.containerCapacity(container)
-	used, _, _ := m.containerUsedLocked(container)
+	used := m.db.ContainerUse(container).Bytes
 	if used+add > capacity {
-		return apierr.Precondition("CONTAINER_CAPACITY", "container:"+container,
+		return apierr.Precondition(state.RuleCapacity, "container:"+container,
 			"%s (%s) does not fit container %s: %s of %s used, %s free",
 			what, scheduler.Bytes(add), container, scheduler.Bytes(used), scheduler.Bytes(capacity), scheduler.Bytes(max(capacity-used, 0)))
 	}
@@ -161,10 +132,10 @@ type containerService struct {
 
 func (s containerService) container(name string) *acliv1.StorageContainer {
 	m := s.m
-	used, vd, im := m.containerUsedLocked(name)
+	use := m.db.ContainerUse(name)
 	return &acliv1.StorageContainer{
 		Uuid: uuid.NewSHA1(uuid.NameSpaceOID, []byte(m.cluster.Uuid+"/"+name)).String(), Name: name,
-		CapacityBytes: m.containerCapacity(name), UsedBytes: used, NumVdisks: vd, NumImages: im,
+		CapacityBytes: m.containerCapacity(name), UsedBytes: use.Bytes, NumVdisks: use.Vdisks, NumImages: use.Images,
 	}
 }
 

@@ -127,8 +127,6 @@ type Manager struct {
 	ha    *ha.Controller
 	// db is the committed state and the one path that changes it.
 	db *state.DB
-	// storageCommitMu serialises the commits that grow a container's use (capacity.go).
-	storageCommitMu sync.Mutex
 	// principals maps a task UUID to who started it, so events name them
 	// (publish runs with or without m.mu).
 	principals sync.Map
@@ -178,6 +176,7 @@ func New(cfg Config) (*Manager, error) {
 	m.initVgs(cfg.Iscsi)
 	m.initImages()
 	m.initStorage()
+	m.db.SetCapacity(m.containerCapacity)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 
 	ctx := context.Background()

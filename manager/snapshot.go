@@ -22,7 +22,7 @@ import (
 // volumes of their own; VMs cloned from it copy them, so deleting the
 // snapshot later never strands a clone.
 
-const snapPrefix = "/snapshots/"
+const snapPrefix = state.SnapshotPrefix
 
 func snapKey(id string) string { return snapPrefix + id }
 
@@ -158,7 +158,7 @@ func (s snapshotService) CreateSnapshots(ctx context.Context, req *acliv1.Create
 			CreateTime: timestamppb.Now(), PowerState: vm.PowerState, Vm: vmConfig(vm)}
 		sn.Vm.Disks = nil
 		for _, d := range vm.Disks {
-			if !hasData(d) {
+			if !state.HasData(d) {
 				continue
 			}
 			nd := proto.Clone(d).(*acliv1.Disk)
@@ -298,7 +298,7 @@ func (s vmService) CloneVm(ctx context.Context, req *acliv1.CloneVmRequest) (*ac
 	for _, d := range v.Disks {
 		src := d.Uuid
 		d.Uuid, d.SourceVmdiskUuid, d.Container = uuid.NewString(), src, cmp.Or(d.Container, defaultContainer)
-		if !hasData(d) {
+		if !state.HasData(d) {
 			continue
 		}
 		add[d.Container] += d.SizeBytes

@@ -592,7 +592,7 @@ func (s vmService) CreateDisk(ctx context.Context, req *acliv1.CreateDiskRequest
 	})
 	// The volume follows its record; one not made here is made, empty, at
 	// power-on.
-	if err == nil && hasData(made) {
+	if err == nil && state.HasData(made) {
 		if st := s.m.storageDriver(); st != nil {
 			if verr := st.CreateVolume(ctx, made.Container, made.Uuid, made.SizeBytes); verr != nil {
 				s.m.log.Warn("creating a new disk's volume", "disk", made.Uuid, "err", verr)

@@ -145,17 +145,9 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 	m.mu.RUnlock()
 	if werr == nil {
 		final := tasks.Succeeded(cur, out.message)
-		// Commit even if ctx was cancelled meanwhile: the work is done.
-		// Writes that grow a container are checked against its capacity
-		// here, serialised (capacity.go).
-		done, err := m.checkStorageCommit(out.writes)
-		var newRev int64
-		if err == nil {
-			newRev, err = m.commit(context.WithoutCancel(ctx), append(out.writes, write{key: taskKey(cur.Uuid), msg: final, rev: rev}))
-			if done != nil {
-				done(newRev, err)
-			}
-		}
+		// Commit even if ctx was cancelled meanwhile: the work is done. The
+		// rules (container capacity among them) are checked at this commit.
+		newRev, err := m.commit(context.WithoutCancel(ctx), append(out.writes, write{key: taskKey(cur.Uuid), msg: final, rev: rev}))
 		if err == nil {
 			m.mu.Lock()
 			if out.apply != nil {

@@ -14,6 +14,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/state"
 )
 
 // vDisk copies: clones from images, vDisks, files and snapshots. Every
@@ -140,12 +141,6 @@ type cloneSrc struct {
 	vm        *acliv1.Vm        // paused while copying, when running
 }
 
-// hasData says whether a VM disk has a volume to copy: CD-ROMs without a
-// medium and volume group disks (served over iSCSI) have none of the VM's.
-func hasData(d *acliv1.Disk) bool {
-	return d.VolumeGroupUuid == "" && (!d.Cdrom || d.SizeBytes > 0)
-}
-
 // vdiskLocked finds a vDisk by UUID among the VMs', snapshots', images'
 // and volume groups'.
 func (m *Manager) vdiskLocked(field, id string) (cloneSrc, error) {
@@ -155,7 +150,7 @@ func (m *Manager) vdiskLocked(field, id string) (cloneSrc, error) {
 	}
 	for _, r := range m.vmSorted {
 		for _, d := range r.pb.Disks {
-			if d.Uuid == id && hasData(d) {
+			if d.Uuid == id && state.HasData(d) {
 				return cloneSrc{container: cmp.Or(d.Container, defaultContainer), vdisk: id, size: d.SizeBytes,
 					what: "vDisk " + diskName(d) + " of vm " + r.pb.Name, ref: vmRef(r.pb), lock: r.pb.Uuid, vm: r.pb}, nil
 			}
@@ -299,7 +294,7 @@ func (m *Manager) removeVolumes(ctx context.Context, disks []*acliv1.Disk) {
 		return
 	}
 	for _, d := range disks {
-		if !hasData(d) {
+		if !state.HasData(d) {
 			continue
 		}
 		if err := st.DeleteVolume(ctx, cmp.Or(d.Container, defaultContainer), d.Uuid); err != nil {

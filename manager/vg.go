@@ -37,6 +37,7 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/iscsi"
+	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
 )
 
@@ -69,7 +70,7 @@ const (
 	minFailoverDeadline = time.Second
 )
 
-const vgPrefix = "/vgs/"
+const vgPrefix = state.VgPrefix
 
 func vgKey(id string) string { return vgPrefix + id }
 

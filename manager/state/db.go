@@ -53,6 +53,11 @@ type DB struct {
 	arrivals map[uint64]Arrival
 	nextArr  uint64
 	reserved map[string]int64 // host UUID -> memory held by arrivals
+	imgs     map[string]*acliv1.Image
+	snaps    map[string]*acliv1.Snapshot
+	vgs      map[string]*acliv1.VolumeGroup
+	stored   map[string]ContainerUse // container -> what its vDisks and images take
+	capacity func(container string) int64
 }
 
 // Arrival is memory held on a host for a VM on its way there (a power-on,
@@ -78,6 +83,8 @@ func (db *DB) reset() {
 	db.revs = map[string]int64{}
 	db.arrivals, db.reserved = map[uint64]Arrival{}, map[string]int64{}
 	db.pending, db.endedByPending = map[string]*batch{}, map[uint64]Arrival{}
+	db.imgs, db.snaps, db.vgs = map[string]*acliv1.Image{}, map[string]*acliv1.Snapshot{}, map[string]*acliv1.VolumeGroup{}
+	db.stored = map[string]ContainerUse{}
 }
 
 // Load reads the committed records from the store. A record that does not
@@ -97,7 +104,7 @@ func (db *DB) Load(ctx context.Context) error {
 	case err != store.ErrNotFound:
 		return fmt.Errorf("loading the cluster record: %w", err)
 	}
-	for _, prefix := range []string{HostPrefix, NetworkPrefix, VmPrefix} {
+	for _, prefix := range []string{HostPrefix, NetworkPrefix, VmPrefix, ImagePrefix, SnapshotPrefix, VgPrefix} {
 		kvs, err := db.st.List(ctx, prefix)
 		if err != nil {
 			return fmt.Errorf("loading %s: %w", prefix, err)
@@ -132,6 +139,12 @@ func newRecord(key string) proto.Message {
 		return &acliv1.Vm{}
 	case strings.HasPrefix(key, NetworkPrefix):
 		return &acliv1.Network{}
+	case strings.HasPrefix(key, ImagePrefix):
+		return &acliv1.Image{}
+	case strings.HasPrefix(key, SnapshotPrefix):
+		return &acliv1.Snapshot{}
+	case strings.HasPrefix(key, VgPrefix):
+		return &acliv1.VolumeGroup{}
 	}
 	return nil
 }
@@ -150,6 +163,7 @@ func (db *DB) applyLocked(key string, msg proto.Message, rev int64) (ended []hel
 	} else {
 		db.revs[key] = rev
 	}
+	db.accountLocked(db.recordLocked(key), msg)
 	switch {
 	case key == ClusterKey:
 		c, _ := msg.(*acliv1.Cluster)
@@ -203,8 +217,22 @@ func (db *DB) applyLocked(key string, msg proto.Message, rev int64) (ended []hel
 			return nil
 		}
 		db.nets[id], db.netName[n.Name] = n, id
+	case strings.HasPrefix(key, ImagePrefix):
+		putOrDelete(db.imgs, strings.TrimPrefix(key, ImagePrefix), msg)
+	case strings.HasPrefix(key, SnapshotPrefix):
+		putOrDelete(db.snaps, strings.TrimPrefix(key, SnapshotPrefix), msg)
+	case strings.HasPrefix(key, VgPrefix):
+		putOrDelete(db.vgs, strings.TrimPrefix(key, VgPrefix), msg)
 	}
 	return ended
+}
+
+func putOrDelete[T proto.Message](records map[string]T, id string, msg proto.Message) {
+	if r, ok := msg.(T); ok {
+		records[id] = r
+		return
+	}
+	delete(records, id)
 }
 
 // Arrive holds bytes of host's memory for vm until Depart(id) or until vm

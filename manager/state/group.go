@@ -239,5 +239,14 @@ func (db *DB) recordLocked(key string) proto.Message {
 	if id, ok := strings.CutPrefix(key, NetworkPrefix); ok && db.nets[id] != nil {
 		return db.nets[id]
 	}
+	if id, ok := strings.CutPrefix(key, ImagePrefix); ok && db.imgs[id] != nil {
+		return db.imgs[id]
+	}
+	if id, ok := strings.CutPrefix(key, SnapshotPrefix); ok && db.snaps[id] != nil {
+		return db.snaps[id]
+	}
+	if id, ok := strings.CutPrefix(key, VgPrefix); ok && db.vgs[id] != nil {
+		return db.vgs[id]
+	}
 	return nil
 }

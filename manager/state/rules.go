@@ -9,11 +9,12 @@ import (
 
 // Rules a commit can break (the Rule of a Violation).
 const (
-	RuleOneHost    = "ONE_HOST"   // a running VM is on exactly one known host
-	RulePlacement  = "PLACEMENT"  // no VM lands on a down, unschedulable or maintenance host
-	RuleMemory     = "MEMORY"     // no host's memory is over-committed, arrivals counted
-	RuleRedundancy = "REDUNDANCY" // at most RF-1 hosts out
-	RuleName       = "NAME"       // names follow the alphabet and are unique where they must be
+	RuleOneHost    = "ONE_HOST"           // a running VM is on exactly one known host
+	RulePlacement  = "PLACEMENT"          // no VM lands on a down, unschedulable or maintenance host
+	RuleMemory     = "MEMORY"             // no host's memory is over-committed, arrivals counted
+	RuleRedundancy = "REDUNDANCY"         // at most RF-1 hosts out
+	RuleName       = "NAME"               // names follow the alphabet and are unique where they must be
+	RuleCapacity   = "CONTAINER_CAPACITY" // no container holds more than its size
 )
 
 // Violation is one rule a commit would break.
@@ -152,6 +153,7 @@ func (tx *Tx) check() []Violation {
 			netNames[next.Name] = id
 		}
 	}
+	tx.checkCapacity(add)
 	return vs
 }
 

@@ -220,6 +220,7 @@ func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest
 	st := m.storageDriver()
 	var msg string
 	var gone []*acliv1.Disk
+	var undo func()
 	task, err := m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
 		switch {
 		case req.SizeBytes != 0:
@@ -239,9 +240,11 @@ func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest
 			msg = fmt.Sprintf("CD-ROM %s of vm %s ejected", diskName(d), cur.Name)
 		default:
 			nd.Uuid, nd.SizeBytes, nd.SourceImageUuid, nd.Container = uuid.NewString(), iso.size, iso.ref.Uuid, iso.container
-			if err := m.copyVolumes(ctx, []volCopy{{src: iso, container: iso.container, dst: nd.Uuid, size: iso.size}}); err != nil {
+			copies := []volCopy{{src: iso, container: iso.container, dst: nd.Uuid, size: iso.size}}
+			if err := m.copyVolumes(ctx, copies); err != nil {
 				return outcome{}, err
 			}
+			undo = m.undoCopies(ctx, copies)
 			if old.SizeBytes > 0 {
 				gone = append(gone, old)
 			}
@@ -251,6 +254,7 @@ func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest
 			writes:  []write{{key: vmKey(cur.Uuid), msg: next, rev: rev}},
 			apply:   func(rev int64) { m.putVmLocked(next, rev) },
 			message: msg,
+			undo:    undo,
 		}, nil
 	})
 	if err == nil {

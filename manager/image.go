@@ -280,6 +280,8 @@ func (s imageService) CreateImage(ctx context.Context, req *acliv1.CreateImageRe
 			writes:  []write{{key: imageKey(im.Uuid), msg: im, rev: 0}},
 			apply:   func(rev int64) { m.putImageLocked(im, rev) },
 			message: fmt.Sprintf("image %s imported (%s %s, sha256 %s)", im.Name, scheduler.Bytes(im.SizeBytes), im.SourceFormat, im.ChecksumSha256),
+			// An import whose record is refused leaves no half image.
+			undo: func() { st.DeleteVolume(context.WithoutCancel(ctx), container, im.Uuid) },
 		}, nil
 	})
 }

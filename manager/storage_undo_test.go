@@ -1,0 +1,117 @@
+package manager_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver/sim"
+	"github.com/acli-dev/acli/manager/managertest"
+	"github.com/acli-dev/acli/manager/state"
+)
+
+// gatedStorage is the sim with a clone that can be held until released,
+// and a record of the volumes deleted.
+type gatedStorage struct {
+	*sim.Driver
+	mu      sync.Mutex
+	gate    chan struct{} // non-nil: the next clone waits for it
+	cloning chan string   // the held clone's destination volume
+	deleted []string
+}
+
+func (g *gatedStorage) CloneVolume(ctx context.Context, container, src, dst string, size int64) error {
+	g.mu.Lock()
+	gate := g.gate
+	g.gate = nil
+	g.mu.Unlock()
+	if gate != nil {
+		g.cloning <- dst
+		<-gate
+	}
+	return g.Driver.CloneVolume(ctx, container, src, dst, size)
+}
+
+func (g *gatedStorage) DeleteVolume(ctx context.Context, container, id string) error {
+	g.mu.Lock()
+	g.deleted = append(g.deleted, id)
+	g.mu.Unlock()
+	return g.Driver.DeleteVolume(ctx, container, id)
+}
+
+func (g *gatedStorage) wasDeleted(id string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Contains(g.deleted, id)
+}
+
+// An ISO inserted into a CD-ROM is copied first; when the container fills
+// up meanwhile, the capacity rule refuses the record at commit and the copy
+// is removed, not leaked.
+func TestRefusedCdromInsertLeavesNoCopy(t *testing.T) {
+	drv, err := sim.New(sim.Config{Hosts: 3, Speed: 1000}, sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedStorage{Driver: drv, cloning: make(chan string)}
+	h := managertest.New(t, managertest.Options{Driver: g})
+	c := newClients(h.Conn)
+	containers := acliv1.NewStorageContainerServiceClient(h.Conn)
+	images := acliv1.NewImageServiceClient(h.Conn)
+
+	iso := filepath.Join(t.TempDir(), "x.iso")
+	if err := os.WriteFile(iso, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	succeed(t, c)(images.CreateImage(bg, &acliv1.CreateImageRequest{Name: "iso", SourceUrl: "file://" + iso, ImageType: acliv1.ImageType_kIsoImage}))
+	createVm(t, c, "cd", gib)
+	createVm(t, c, "big", gib)
+	succeed(t, c)(c.vm.CreateDisk(bg, &acliv1.CreateDiskRequest{Vm: "cd", Bus: "ide", Cdrom: true}))
+
+	g.mu.Lock()
+	g.gate = make(chan struct{})
+	gate := g.gate
+	g.mu.Unlock()
+	type result struct {
+		task *acliv1.Task
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		task, err := c.vm.UpdateDisk(bg, &acliv1.UpdateDiskRequest{Vm: "cd", Bus: "ide", Index: 0, CloneFromImage: "iso"})
+		done <- result{task, err}
+	}()
+	copyID := <-g.cloning
+	// While the ISO is copied, another disk takes every free byte.
+	ct, err := containers.GetContainer(bg, &acliv1.GetContainerRequest{Container: state.DefaultContainer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	succeed(t, c)(c.vm.CreateDisk(bg, &acliv1.CreateDiskRequest{Vm: "big", SizeBytes: ct.CapacityBytes - ct.UsedBytes}))
+	close(gate)
+	r := <-done
+	if r.err == nil {
+		t.Fatalf("the insert was recorded although the container is full: %v", r.task)
+	}
+	wantCode(t, r.err, codes.FailedPrecondition, "does not fit container "+state.DefaultContainer)
+	if !g.wasDeleted(copyID) {
+		t.Errorf("the refused insert's copy %s was left behind (deleted: %v)", copyID, g.deleted)
+	}
+	vm, err := c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: "cd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := vm.Disks[0]; !d.Cdrom || d.SizeBytes != 0 || d.Uuid == copyID {
+		t.Errorf("the CD-ROM after the refused insert: %v", d)
+	}
+	ct, _ = containers.GetContainer(bg, &acliv1.GetContainerRequest{Container: state.DefaultContainer})
+	if ct.UsedBytes != ct.CapacityBytes {
+		t.Errorf("container uses %d of %d bytes, want it exactly full", ct.UsedBytes, ct.CapacityBytes)
+	}
+}

@@ -1,6 +1,7 @@
 package rulestest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -42,11 +43,14 @@ const (
 	RuleDeadHost = "dead-host"
 	// RuleEvents: event sequence numbers only grow, across restarts too.
 	RuleEvents = "events"
+	// RuleCapacity: no storage container holds more than its size, by its
+	// own count nor by the vDisks the VMs are recorded with.
+	RuleCapacity = "container-capacity"
 )
 
 // Rules lists every rule, in report order.
 var Rules = []string{RuleOneHost, RuleNoOvercommit, RulePlacement, RuleRFBudget, RuleConflict,
-	RuleTaskPersisted, RuleTasksEnd, RuleIntent, RuleDeadHost, RuleEvents}
+	RuleTaskPersisted, RuleTasksEnd, RuleIntent, RuleDeadHost, RuleEvents, RuleCapacity}
 
 // DeadHostGrace is how long after a host fails the manager may still
 // record it up (the heartbeat timeout plus slack for a loaded machine).
@@ -332,6 +336,12 @@ type vmView struct {
 	name, host string // host UUID
 	on         bool
 	memory     int64
+	disks      map[string]int64 // container -> bytes of the VM's own vDisks
+}
+
+// containerView is a storage container as the manager counts it.
+type containerView struct {
+	capacity, used int64
 }
 
 type snapshot struct {
@@ -343,6 +353,8 @@ type snapshot struct {
 	hosts map[string]hostView // by UUID; only hosts that read the same before and after the VMs
 	vms   map[string]vmView   // by UUID
 	known map[string]bool     // every host UUID
+	// containers by name (nil when the manager keeps no storage)
+	containers map[string]containerView
 }
 
 func hostViews(r *acliv1.ListHostsResponse) map[string]hostView {
@@ -380,9 +392,35 @@ func read(ctx context.Context, cl Clients) (*snapshot, error) {
 		}
 	}
 	for _, v := range vr.Vms {
-		s.vms[v.Uuid] = vmView{name: v.Name, host: v.HostUuid, on: v.PowerState == acliv1.PowerState_kOn, memory: v.MemoryBytes}
+		s.vms[v.Uuid] = vmView{name: v.Name, host: v.HostUuid, on: v.PowerState == acliv1.PowerState_kOn, memory: v.MemoryBytes, disks: vmDisks(v)}
+	}
+	if cl.Container != nil {
+		cr, err := cl.Container.ListContainers(ctx, &acliv1.ListContainersRequest{})
+		if err != nil {
+			return nil, err
+		}
+		s.containers = map[string]containerView{}
+		for _, c := range cr.Containers {
+			s.containers[c.Name] = containerView{capacity: c.CapacityBytes, used: c.UsedBytes}
+		}
 	}
 	return s, nil
+}
+
+// vmDisks is the space a VM's own vDisks take per container: CD-ROMs
+// without a medium and volume group disks take none of it.
+func vmDisks(v *acliv1.Vm) map[string]int64 {
+	var out map[string]int64
+	for _, d := range v.Disks {
+		if d.VolumeGroupUuid != "" || (d.Cdrom && d.SizeBytes == 0) {
+			continue
+		}
+		if out == nil {
+			out = map[string]int64{}
+		}
+		out[cmp.Or(d.Container, "default-container")] += d.SizeBytes
+	}
+	return out
 }
 
 // Observe takes a consistent read and checks the state rules on it.
@@ -462,6 +500,7 @@ func (c *Checker) checkState(s, prev *snapshot) (cands []placement) {
 				h.name, used[id]>>20, h.memoryUsed>>20, h.memory>>20)
 		}
 	}
+	c.checkCapacity(s)
 	// RF budget: operator-held hosts never exceed RF-1, and none was taken
 	// out while another host was already out.
 	var held []string
@@ -515,6 +554,24 @@ func (c *Checker) checkState(s, prev *snapshot) (cands []placement) {
 		}
 	}
 	return cands
+}
+
+// checkCapacity holds each container to its size: what it counts, and
+// what the VMs' vDisks alone take (images, snapshots and volume groups
+// take more), so a miscount cannot hide an over-commit.
+func (c *Checker) checkCapacity(s *snapshot) {
+	vdisks := map[string]int64{}
+	for _, v := range s.vms {
+		for name, n := range v.disks {
+			vdisks[name] += n
+		}
+	}
+	for name, ct := range s.containers {
+		if ct.used > ct.capacity || vdisks[name] > ct.capacity {
+			c.violate(RuleCapacity, fmt.Sprint(name, ct.used, vdisks[name]), "container %s holds %d GiB (VMs' vDisks %d GiB) of %d GiB",
+				name, ct.used>>30, vdisks[name]>>30, ct.capacity>>30)
+		}
+	}
 }
 
 // placement is a VM found running on a host that was closed on the read

@@ -79,6 +79,30 @@ func TestCheckerState(t *testing.T) {
 				return snap(c, map[string]hostView{"H1": normal}, map[string]vmView{"V1": big})
 			},
 			rule: RuleNoOvercommit},
+		{name: "a container fuller than its size",
+			cur: func(c *Checker) *snapshot {
+				s := snap(c, map[string]hostView{"H1": normal}, nil)
+				s.containers = map[string]containerView{"default-container": {capacity: 10 * gib, used: 11 * gib}}
+				return s
+			},
+			rule: RuleCapacity},
+		{name: "VMs' vDisks over a container that counts less",
+			cur: func(c *Checker) *snapshot {
+				disks := off
+				disks.disks = map[string]int64{"default-container": 11 * gib}
+				s := snap(c, map[string]hostView{"H1": normal}, map[string]vmView{"V1": disks})
+				s.containers = map[string]containerView{"default-container": {capacity: 10 * gib, used: 5 * gib}}
+				return s
+			},
+			rule: RuleCapacity},
+		{name: "a full container",
+			cur: func(c *Checker) *snapshot {
+				disks := off
+				disks.disks = map[string]int64{"default-container": 10 * gib}
+				s := snap(c, map[string]hostView{"H1": normal}, map[string]vmView{"V1": disks})
+				s.containers = map[string]containerView{"default-container": {capacity: 10 * gib, used: 10 * gib}}
+				return s
+			}},
 		{name: "a running VM on no host",
 			cur: func(c *Checker) *snapshot {
 				lost := on

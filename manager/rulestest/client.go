@@ -25,6 +25,10 @@ type Clients struct {
 	Task    acliv1.TaskServiceClient
 	Event   acliv1.EventServiceClient
 	Sim     acliv1.SimServiceClient
+	// Snapshot and Container serve the storage steps and checks (nil:
+	// none).
+	Snapshot  acliv1.SnapshotServiceClient
+	Container acliv1.StorageContainerServiceClient
 }
 
 // NewClients returns the clients of conn.
@@ -37,6 +41,9 @@ func NewClients(conn grpc.ClientConnInterface) Clients {
 		Task:    acliv1.NewTaskServiceClient(conn),
 		Event:   acliv1.NewEventServiceClient(conn),
 		Sim:     acliv1.NewSimServiceClient(conn),
+
+		Snapshot:  acliv1.NewSnapshotServiceClient(conn),
+		Container: acliv1.NewStorageContainerServiceClient(conn),
 	}
 }
 

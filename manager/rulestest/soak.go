@@ -388,8 +388,43 @@ func (c *soakClient) step(ctx context.Context, r *rand.Rand) {
 		c.hostOp(ctx, kind, host, op, func(ctx context.Context) (*acliv1.Task, error) {
 			return c.Host.UpdateHost(ctx, &acliv1.UpdateHostRequest{Host: host, Schedulable: &sched, Reason: reason})
 		})
+	case n < 91:
+		c.storageStep(ctx, r, vm)
 	default:
 		c.vgStep(ctx, r, vm)
+	}
+}
+
+// storageStep adds and removes vDisks of terabytes and snapshots that copy
+// them, so the container fills up and commits race for its last bytes.
+func (c *soakClient) storageStep(ctx context.Context, r *rand.Rand, vm string) {
+	switch n := r.IntN(20); {
+	case n < 8:
+		size := int64(1+r.IntN(4)) << 40
+		c.do(ctx, "vm.disk_create", r.IntN(4) != 0, func(ctx context.Context) (*acliv1.Task, error) {
+			return c.Vm.CreateDisk(ctx, &acliv1.CreateDiskRequest{Vm: vm, SizeBytes: size})
+		})
+	case n < 13:
+		c.do(ctx, "vm.disk_delete", true, func(ctx context.Context) (*acliv1.Task, error) {
+			return c.Vm.DeleteDisk(ctx, &acliv1.DeleteDiskRequest{Vm: vm, Index: int32(r.IntN(3))})
+		})
+	case n < 16:
+		c.mu.Lock()
+		c.serial++
+		name := fmt.Sprintf("p%02d-%d", c.id, c.serial)
+		c.mu.Unlock()
+		c.do(ctx, "vm.snapshot_create", true, func(ctx context.Context) (*acliv1.Task, error) {
+			return c.Snapshot.CreateSnapshots(ctx, &acliv1.CreateSnapshotsRequest{Vm: vm, Names: []string{name}})
+		})
+	default:
+		list, err := c.Snapshot.ListSnapshots(ctx, &acliv1.ListSnapshotsRequest{})
+		if err != nil || len(list.Snapshots) == 0 {
+			return
+		}
+		snap := list.Snapshots[r.IntN(len(list.Snapshots))].Uuid
+		c.do(ctx, "snapshot.delete", true, func(ctx context.Context) (*acliv1.Task, error) {
+			return c.Snapshot.DeleteSnapshot(ctx, &acliv1.DeleteSnapshotRequest{Snapshot: snap})
+		})
 	}
 }
 

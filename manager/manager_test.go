@@ -47,7 +47,7 @@ func start(t *testing.T, opts managertest.Options) clients {
 var bg = context.Background()
 
 // wait watches a task to its end and returns the final state.
-func wait(t *testing.T, c clients, task *acliv1.Task, err error) *acliv1.Task {
+func wait(t testing.TB, c clients, task *acliv1.Task, err error) *acliv1.Task {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("starting task: %v", err)
@@ -72,7 +72,7 @@ func wait(t *testing.T, c clients, task *acliv1.Task, err error) *acliv1.Task {
 
 // succeed returns a function that waits for a task and requires success:
 // succeed(t, c)(c.vm.CreateVm(...)).
-func succeed(t *testing.T, c clients) func(*acliv1.Task, error) *acliv1.Task {
+func succeed(t testing.TB, c clients) func(*acliv1.Task, error) *acliv1.Task {
 	return func(task *acliv1.Task, err error) *acliv1.Task {
 		t.Helper()
 		final := wait(t, c, task, err)
@@ -83,7 +83,7 @@ func succeed(t *testing.T, c clients) func(*acliv1.Task, error) *acliv1.Task {
 	}
 }
 
-func createVm(t *testing.T, c clients, name string, mem int64) *acliv1.Vm {
+func createVm(t testing.TB, c clients, name string, mem int64) *acliv1.Vm {
 	t.Helper()
 	task := succeed(t, c)(c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: name, MemoryBytes: mem, NumVcpus: 2}))
 	vm, err := c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: task.Entities[0].Uuid})

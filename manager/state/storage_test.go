@@ -9,6 +9,7 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/store/bolt"
 )
 
@@ -139,6 +140,15 @@ func TestContainerUseFollowsCommits(t *testing.T) {
 		if got := db.ContainerUse(state.DefaultContainer); got != (state.ContainerUse{Bytes: bytes, Vdisks: vdisks, Images: images}) {
 			t.Errorf("use %+v, want %d bytes, %d vDisks, %d images", got, bytes, vdisks, images)
 		}
+	}
+	want(50*gib, 1, 1)
+	// A commit the store refuses (a stale revision) leaves no use behind.
+	if _, err := db.Update(ctx, func(tx *state.Tx) error {
+		tx.Put(state.ImageKey("img2"), image("img2", 5*gib), 0)
+		tx.Put(state.ImageKey("img"), image("img", 20*gib), 999999)
+		return nil
+	}); !store.IsConflict(err) {
+		t.Fatalf("stale write: %v, want a conflict", err)
 	}
 	want(50*gib, 1, 1)
 	if _, err := db.Update(ctx, func(tx *state.Tx) error {

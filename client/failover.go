@@ -17,6 +17,11 @@ import (
 // the command's own timeout.
 const FailoverWindow = 15 * time.Second
 
+// StaleHeader is the response metadata key of a read a manager answered
+// from its own copy of the store without a quorum to confirm it: its value
+// says why and since when the answer may be stale.
+const StaleHeader = "acli-stale"
+
 // SplitServers splits a --server / ACLI_SERVER list ("a:2030,b:2030").
 func SplitServers(s string) []string {
 	var out []string

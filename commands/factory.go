@@ -11,6 +11,7 @@ import (
 	"github.com/acli-dev/acli/client"
 	"github.com/acli-dev/acli/render"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -57,6 +58,9 @@ type Factory struct {
 	mu    sync.Mutex
 	conns map[client.Options]*client.Client
 	debug atomic.Bool // --debug on the current command
+	// stale is why an answer to the current command may be stale (a
+	// manager without quorum answered from its copy), nil if none was.
+	stale atomic.Pointer[string]
 }
 
 // NewFactory returns a Factory over the given streams with the default
@@ -64,9 +68,20 @@ type Factory struct {
 func NewFactory(io *render.IO, getenv func(string) string) *Factory {
 	f := &Factory{IO: io, Registry: Default(), Getenv: getenv}
 	f.Connect = func(ctx context.Context, o client.Options) (*client.Client, error) {
-		return client.Dial(ctx, o, grpc.WithChainUnaryInterceptor(f.traceUnary), grpc.WithChainStreamInterceptor(f.traceStream))
+		return client.Dial(ctx, o, grpc.WithChainUnaryInterceptor(f.noteStale, f.traceUnary), grpc.WithChainStreamInterceptor(f.traceStream))
 	}
 	return f
+}
+
+// noteStale remembers a read answered from a copy of the store that may be
+// stale (client.StaleHeader), for the command's warning.
+func (f *Factory) noteStale(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	var md metadata.MD
+	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Header(&md))...)
+	if v := md.Get(client.StaleHeader); len(v) > 0 && err == nil {
+		f.stale.Store(&v[0])
+	}
+	return err
 }
 
 // traceUnary writes one stderr line per RPC under --debug: method, status

@@ -43,6 +43,7 @@ func (f *Factory) execute(ctx context.Context, args []string, defaults Globals, 
 		return 0
 	}
 	g := defaults
+	f.stale.Store(nil)
 	st := &runState{inShell: inShell}
 	root := f.newRoot(&g, st, inShell, args)
 	root.SetArgs(args)
@@ -72,6 +73,9 @@ func (f *Factory) execute(ctx context.Context, args []string, defaults Globals, 
 		for _, n := range client.UnknownNames(err) {
 			_, _ = fmt.Fprintf(f.IO.Out, "Unknown name: %s\n", n)
 		}
+	}
+	if s := f.stale.Load(); s != nil {
+		p.Stale = *s
 	}
 	if ferr := p.Finish(err, code, details); ferr != nil && code == 0 {
 		code = client.ExitFailed

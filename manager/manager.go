@@ -97,7 +97,15 @@ type Config struct {
 	// the leader and the store's members (clusterd knows them; the manager
 	// does not).
 	Status func(ctx context.Context) (*acliv1.ClusterStatus, error)
+	// ReadOnly makes a view that only serves reads (a follower's, from its
+	// copy of a shared store): the model is loaded; nothing is started,
+	// recovered or written, and the driver is not used.
+	ReadOnly bool
 }
+
+// HistoryKeys are the store key prefixes of history (tasks, the event log)
+// rather than of the model: a read view leaves them out.
+var HistoryKeys = []string{taskPrefix, eventPrefix, eventSeqKey}
 
 // Manager is the cluster manager. Create it with New, serve it with
 // Register, stop it with Drain (optional) and Close.
@@ -130,6 +138,8 @@ type Manager struct {
 	// principals maps a task UUID to who started it, so events name them
 	// (publish runs with or without m.mu).
 	principals sync.Map
+
+	readOnly bool
 
 	mu      sync.RWMutex
 	closing bool
@@ -183,6 +193,9 @@ func New(cfg Config) (*Manager, error) {
 	if err := m.load(ctx); err != nil {
 		return nil, err
 	}
+	if m.cluster == nil && cfg.ReadOnly {
+		return nil, errors.New("the store holds no cluster yet")
+	}
 	if m.cluster == nil {
 		// Only an empty store makes a new cluster: one that holds data but
 		// lost its cluster record is damaged, not new.
@@ -209,14 +222,21 @@ func New(cfg Config) (*Manager, error) {
 	if err := m.loadVgs(ctx); err != nil {
 		return nil, err
 	}
-	if err := m.recoverTasks(ctx); err != nil {
-		return nil, err
+	if !cfg.ReadOnly {
+		if err := m.recoverTasks(ctx); err != nil {
+			return nil, err
+		}
 	}
 	evs, err := m.loadEvents(ctx, cfg.EventRetention)
 	if err != nil {
 		return nil, err
 	}
 	m.bus = evs
+	if cfg.ReadOnly {
+		m.readOnly = true
+		m.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		return m, nil
+	}
 
 	hosts := make([]*acliv1.Host, 0, len(m.hostList))
 	for _, h := range m.hostList {
@@ -317,6 +337,9 @@ func (m *Manager) Close() error {
 	m.closing = true
 	m.mu.Unlock()
 	m.cancel()
+	if m.readOnly {
+		return m.st.Close()
+	}
 	done := make(chan struct{})
 	go func() { m.wg.Wait(); close(done) }()
 	select {

@@ -58,6 +58,10 @@ type Printer struct {
 	Width    int
 	Now      func() time.Time
 	Location *time.Location
+	// Stale, when set, says the answer came from a manager's copy of the
+	// store that may be behind (no quorum): a warning line on stderr, and
+	// a "stale" field in the JSON envelope.
+	Stale string
 
 	data    any
 	report  bool
@@ -194,6 +198,9 @@ func (p *Printer) Finish(err error, status int, details []string) error {
 		}
 		_, _ = io.WriteString(p.IO.Err, sb.String())
 	}
+	if p.Stale != "" {
+		_, _ = io.WriteString(p.IO.Err, "Warning: "+p.Stale+"\n")
+	}
 	if p.Format == YAML && p.JQ == nil && err != nil {
 		// As with JSON, a script reading YAML gets a document saying what
 		// failed, not an empty stdout.
@@ -219,6 +226,11 @@ func (p *Printer) Finish(err error, status int, details []string) error {
 		env.Write(msg)
 	} else {
 		env.WriteString("null")
+	}
+	if p.Stale != "" {
+		msg, _ := json.Marshal(p.Stale)
+		env.WriteString(`, "stale": `)
+		env.Write(msg)
 	}
 	fmt.Fprintf(&env, `, "status": %d}`, status)
 	out := env.Bytes()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -128,7 +129,7 @@ func startManager(t testing.TB, ip string, endpoints []string, extra ...string) 
 	}
 }
 
-// haCluster is 3 etcd members and 3 clusterds on 127.46.X.0/24.
+// haCluster is 3 etcd members and 3 clusterds on 127.47.X.0/24.
 type haCluster struct {
 	etcd     *etcdtest.Cluster
 	managers []*manager
@@ -136,7 +137,7 @@ type haCluster struct {
 }
 
 // ip is the address of the nth manager.
-func (c *haCluster) ip(n int) string { return fmt.Sprintf("127.46.%d.%d", c.octet, 11+n) }
+func (c *haCluster) ip(n int) string { return fmt.Sprintf("127.47.%d.%d", c.octet, 11+n) }
 
 func startHA(t testing.TB, extra ...string) *haCluster {
 	t.Helper()
@@ -299,7 +300,9 @@ func TestHALeaderPausedPastItsLease(t *testing.T) {
 }
 
 // TestHAStoreMembersLost: one etcd member of three down, service goes on;
-// two down, acli fails with exit 6 naming the store; back, it resumes.
+// two down, a change fails with exit 6 naming the store, a read answers
+// the last known state with a warning that it may be stale (exit 0, and a
+// "stale" field in -o json); back, service resumes.
 func TestHAStoreMembersLost(t *testing.T) {
 	c := startHA(t, "--sim-speed", "100")
 	srv := c.servers()
@@ -316,6 +319,31 @@ func TestHAStoreMembersLost(t *testing.T) {
 		t.Fatalf("vm.create without quorum: exit %d\n%s%s", r.code, r.out, r.err)
 	}
 	t.Logf("without quorum: %s", strings.TrimSpace(r.err))
+	// Reads answer the last known state, saying it may be stale (once the
+	// leader has lost its lease, every manager answers from its copy).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := acli(t, srv, "", "vm.list")
+		if r.code == 0 && strings.Contains(r.err, "Warning: answered from this manager's copy of the store") {
+			if !strings.Contains(r.out, "s1") || !strings.Contains(r.out, "s2") || strings.Count(strings.TrimSpace(r.err), "\n") != 0 {
+				t.Fatalf("vm.list without quorum:\n%s%s", r.out, r.err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vm.list without quorum never said it may be stale: exit %d\n%s%s", r.code, r.out, r.err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	js := acli(t, srv, "", "-o", "json", "vm.list")
+	var doc struct {
+		Data   []vmJSON `json:"data"`
+		Stale  string   `json:"stale"`
+		Status int      `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(js.out), &doc); err != nil || js.code != 0 || len(doc.Data) != 2 || !strings.Contains(doc.Stale, "may be stale") {
+		t.Fatalf("vm.list -o json without quorum: exit %d %v\n%s%s", js.code, err, js.out, js.err)
+	}
 	for _, m := range c.etcd.Members[:2] {
 		if err := m.Restart(); err != nil {
 			t.Fatal(err)
@@ -396,7 +424,7 @@ func BenchmarkHAFailover(b *testing.B) {
 // answers through another, and leaves no process behind.
 func TestDemoHA(t *testing.T) {
 	etcdtest.Binary(t)
-	netPrefix := fmt.Sprintf("127.46.%d", 1+rand.IntN(254))
+	netPrefix := fmt.Sprintf("127.47.%d", 1+rand.IntN(254))
 	cmd := exec.Command("sh", "../../scripts/demo-ha.sh", binDir, filepath.Join(t.TempDir(), "demo"), netPrefix)
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	r := runCmd(t, cmd)

@@ -35,6 +35,7 @@ import (
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/driver/sim"
 	"github.com/acli-dev/acli/manager/driver/sim/simssh"
+	"github.com/acli-dev/acli/manager/leader/readview"
 	"github.com/acli-dev/acli/manager/limits"
 	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/store/bolt"
@@ -237,6 +238,8 @@ type server struct {
 	status func(ctx context.Context) (*acliv1.ClusterStatus, error)
 	sec    *serving
 	audit  *audit.Log
+	// views answer a follower's reads (etcd only).
+	views *readview.Views
 }
 
 // serve runs the manager on lis until ctx ends (exit code 0) or lost

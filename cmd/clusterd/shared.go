@@ -16,9 +16,11 @@ import (
 	"google.golang.org/grpc/status"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager"
 
 	"github.com/acli-dev/acli/manager/auth"
 	"github.com/acli-dev/acli/manager/leader"
+	"github.com/acli-dev/acli/manager/leader/readview"
 	"github.com/acli-dev/acli/manager/store/etcd"
 )
 
@@ -43,41 +45,56 @@ func (sv *server) runShared(ctx context.Context, lis net.Listener, cfg etcd.Conf
 		return 1
 	}
 	defer es.Close()
+	// The copy of the store reads are answered from while following; it
+	// is kept while leading too, so a manager that loses its leadership
+	// with the quorum still answers from the last state it saw.
+	mctx, stopMirror := context.WithCancel(ctx)
+	defer stopMirror()
+	mi := etcd.NewMirror(es, manager.HistoryKeys...)
+	go mi.Run(mctx, retryDelay)
+	sv.views = readview.NewViews(mi, sv.o.driver, log)
+	defer sv.views.Close()
 	sv.status = func(ctx context.Context) (*acliv1.ClusterStatus, error) { return sharedStatus(ctx, es, advertise) }
 	log.Info("store", "etcd", es.Endpoints(), "namespace", es.Namespace(), "advertise", advertise)
 	for {
-		el, err := es.NewElector(ctx, o.leaseTTL)
-		if err != nil {
-			if ctx.Err() != nil {
-				lis.Close()
-				return 0
-			}
-			log.Warn("cannot join the election; retrying", "err", err)
-			if lis, err = sv.follow(ctx, lis, es, nil, retryDelay); err != nil {
-				return sv.relistenFailed(err)
-			}
-			continue
-		}
+		// The candidacy is made while following, so a manager that cannot
+		// reach a quorum keeps answering reads (from its copy) meanwhile.
+		var el *etcd.Elector
 		lis, err = sv.follow(ctx, lis, es, func(cctx context.Context) error {
+			if el == nil {
+				e, err := es.NewElector(cctx, o.leaseTTL)
+				if err != nil {
+					return fmt.Errorf("cannot join the election: %w", err)
+				}
+				el = e
+			}
 			err := el.Campaign(cctx, advertise)
 			select {
 			case <-el.Done():
+				el.Close()
+				el = nil
 				return errLeaseGone
 			default:
 				return err
 			}
-		}, 0)
+		})
 		if err != nil {
-			el.Close()
+			if el != nil {
+				el.Close()
+			}
 			return sv.relistenFailed(err)
 		}
 		if ctx.Err() != nil {
-			el.Close()
+			if el != nil {
+				el.Close()
+			}
 			lis.Close()
 			return 0
 		}
-		if !el.Leading() {
-			el.Close()
+		if el == nil || !el.Leading() {
+			if el != nil {
+				el.Close()
+			}
 			continue
 		}
 		log.Info("elected leader", "advertise", advertise)
@@ -96,10 +113,10 @@ func (sv *server) runShared(ctx context.Context, lis net.Listener, cfg etcd.Conf
 	}
 }
 
-// follow serves lis as a follower until campaign returns (or, without a
-// campaign, for d), then stops and returns a fresh listener on the same
-// address for the next role.
-func (sv *server) follow(ctx context.Context, lis net.Listener, es *etcd.Store, campaign func(context.Context) error, d time.Duration) (net.Listener, error) {
+// follow serves lis as a follower until campaign succeeds (it is tried
+// again after each failure), then stops and returns a fresh listener on the
+// same address for the next role.
+func (sv *server) follow(ctx context.Context, lis net.Listener, es *etcd.Store, campaign func(context.Context) error) (net.Listener, error) {
 	addr := lis.Addr().String()
 	fw, sopts := sv.forwarder(es)
 	srv := grpc.NewServer(sopts...)
@@ -113,25 +130,15 @@ func (sv *server) follow(ctx context.Context, lis net.Listener, es *etcd.Store, 
 		sv.log.Info("following", "listen", addr, "leader", "none yet")
 		fmt.Fprintf(sv.stdout, "clusterd: following on %s (no leader yet)\n", addr)
 	}
-	if campaign != nil {
-		for {
-			err := campaign(ctx)
-			if err == nil || ctx.Err() != nil {
-				break
-			}
-			sv.log.Warn("campaign", "err", err)
-			if errors.Is(err, errLeaseGone) {
-				break
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(retryDelay):
-			}
+	for {
+		err := campaign(ctx)
+		if err == nil || ctx.Err() != nil {
+			break
 		}
-	} else {
+		sv.log.Warn("campaign", "err", err)
 		select {
 		case <-ctx.Done():
-		case <-time.After(d):
+		case <-time.After(retryDelay):
 		}
 	}
 	srv.Stop()
@@ -142,21 +149,24 @@ func (sv *server) follow(ctx context.Context, lis net.Listener, es *etcd.Store, 
 	return net.Listen("tcp", addr)
 }
 
-// forwarder is how a follower serves: every call forwarded to the leader.
-// Over TLS the follower serves the same certificate as the leader, itself
+// forwarder is how a follower serves: reads of the model from its own copy
+// of the store (readview.Views), every other call forwarded to the leader.
+// Callers are authenticated and authorized here. Over TLS the follower serves the same certificate as the leader, itself
 // authenticates and authorizes each caller (denials audited here), and
 // forwards over TLS presenting its manager certificate, which makes the
 // leader believe the caller it names.
 func (sv *server) forwarder(es *etcd.Store) (*leader.Forwarder, []grpc.ServerOption) {
 	s := sv.sec
+	authn := auth.New(auth.Config{ClientCAs: s.clientCAs, Tokens: auth.NewTokens(es, nil), Anonymous: s.anonymous, Audit: sv.audit, Logger: sv.log})
 	if s.tls == nil {
 		fw := leader.NewForwarder(es.Leader)
-		return fw, fw.ServerOptions()
+		fw.Local = sv.views.Route
+		return fw, append(fw.ServerOptions(), grpc.ChainStreamInterceptor(authn.StreamInterceptor()))
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: s.clientCAs, Certificates: s.tls.Certificates}
 	fw := leader.NewForwarder(es.Leader, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	fw.Identity = auth.ForwardedIdentity
-	authn := auth.New(auth.Config{ClientCAs: s.clientCAs, Tokens: auth.NewTokens(es, nil), Anonymous: s.anonymous, Audit: sv.audit, Logger: sv.log})
+	fw.Local = sv.views.Route
 	return fw, append(fw.ServerOptions(), grpc.Creds(credentials.NewTLS(s.tls)), grpc.ChainStreamInterceptor(authn.StreamInterceptor()))
 }
 

@@ -19,7 +19,7 @@ import (
 // TCP, asked of the leader directly and of a follower that forwards it.
 func BenchmarkListHosts(b *testing.B) {
 	h := managertest.New(b, managertest.Options{Hosts: 16})
-	lis, err := net.Listen("tcp", "127.46.0.1:0")
+	lis, err := net.Listen("tcp", "127.47.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func BenchmarkListHosts(b *testing.B) {
 	b.Cleanup(fw.Close)
 	fsrv := grpc.NewServer(fw.ServerOptions()...)
 	healthpb.RegisterHealthServer(fsrv, health.NewServer())
-	flis, err := net.Listen("tcp", "127.46.0.1:0")
+	flis, err := net.Listen("tcp", "127.47.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,11 +17,17 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/acli-dev/acli/client"
 )
 
 // LeaderHeader is the response metadata key naming the leader's address on
 // every forwarded call and on a follower's Unavailable answers.
 const LeaderHeader = "acli-leader"
+
+// StaleHeader marks a read a follower answered from its own copy of the
+// store without a quorum to confirm it (client.StaleHeader).
+const StaleHeader = client.StaleHeader
 
 // ForwardedPrefix starts the metadata keys a forwarding manager sets; a
 // client's own keys of that form are dropped, never passed on.
@@ -38,6 +44,10 @@ type Forwarder struct {
 	// Identity, when set, returns metadata vouching for the caller of a
 	// call, added to it on its way to the leader.
 	Identity func(ctx context.Context) metadata.MD
+	// Local, when set, may serve a call here instead: it returns a
+	// connection answering it, a release to call once the call ends, and
+	// why the answer may be stale ("" when it is not).
+	Local func(ctx context.Context, method string) (conn *grpc.ClientConn, release func(), stale string, ok bool)
 
 	mu   sync.Mutex
 	addr string
@@ -102,6 +112,16 @@ func (f *Forwarder) handle(_ any, ss grpc.ServerStream) error {
 	}
 	ctx, cancel := context.WithCancel(ss.Context())
 	defer cancel()
+	if f.Local != nil {
+		if conn, release, stale, ok := f.Local(ctx, method); ok {
+			defer release()
+			var hdr metadata.MD
+			if stale != "" {
+				hdr = metadata.Pairs(StaleHeader, stale)
+			}
+			return f.proxy(ctx, cancel, ss, conn, method, "", hdr)
+		}
+	}
 	conn, addr, err := f.leaderConn(ctx)
 	if addr != "" {
 		ss.SetTrailer(metadata.Pairs(LeaderHeader, addr))
@@ -109,6 +129,13 @@ func (f *Forwarder) handle(_ any, ss grpc.ServerStream) error {
 	if err != nil {
 		return err
 	}
+	return f.proxy(ctx, cancel, ss, conn, method, addr, metadata.Pairs(LeaderHeader, addr))
+}
+
+// proxy relays one call to conn: addr names the leader it goes to ("" for
+// this manager's own copy, whose caller was authorized here), hdr is added
+// to the response's header.
+func (f *Forwarder) proxy(ctx context.Context, cancel context.CancelFunc, ss grpc.ServerStream, conn *grpc.ClientConn, method, addr string, hdr metadata.MD) error {
 	in, _ := metadata.FromIncomingContext(ctx)
 	out := metadata.MD{}
 	for k, v := range in {
@@ -118,7 +145,7 @@ func (f *Forwarder) handle(_ any, ss grpc.ServerStream) error {
 		}
 		out[k] = v
 	}
-	if f.Identity != nil {
+	if f.Identity != nil && addr != "" {
 		out = metadata.Join(out, f.Identity(ctx))
 	}
 	cs, err := conn.NewStream(metadata.NewOutgoingContext(ctx, out),
@@ -148,12 +175,11 @@ func (f *Forwarder) handle(_ any, ss grpc.ServerStream) error {
 		}
 	}()
 	// Leader to client.
-	hdr, err := cs.Header()
+	got, err := cs.Header()
 	if err != nil {
 		return unavailable(err, addr)
 	}
-	hdr = metadata.Join(hdr, metadata.Pairs(LeaderHeader, addr))
-	if err := ss.SendHeader(hdr); err != nil {
+	if err := ss.SendHeader(metadata.Join(got, hdr)); err != nil {
 		return err
 	}
 	for {

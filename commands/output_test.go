@@ -224,3 +224,26 @@ func BenchmarkVMList10kInProcess(b *testing.B) {
 		}
 	}
 }
+
+// vm.get shows acli's hardware settings where acli prints them.
+func TestGoldenVmSettings(t *testing.T) {
+	h := fixture(t)
+	if code, _, errOut := h.run(strings.Fields("vm.create sap01 memory=8G num_vcpus=4 num_threads_per_core=2 uefi_boot=true num_vnuma_nodes=2 " +
+		"hardware_virtualization=true memory_overcommit=true vcpu_hard_pin=true cpu_passthrough=true virtual_tpm=true annotation=SAP")...); code != 0 {
+		t.Fatalf("vm.create: exit %d: %s", code, errOut)
+	}
+	for _, c := range []struct{ name, line string }{
+		{"vm.get.settings", "vm.get sap01"},
+		{"vm.get.settings.block", "-o block vm.get sap01"},
+	} {
+		code, out, errOut := h.run(strings.Fields(c.line)...)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", c.line, code, errOut)
+		}
+		golden(t, "pipe/"+c.name+".txt", out)
+	}
+	if code, _, errOut := h.run(strings.Fields("vm.create x annotation=a description=b")...); code != 2 ||
+		errOut != "Error: vm.create: annotation= and description= set the same text; give one\n" {
+		t.Fatalf("annotation with description: exit %d: %q", code, errOut)
+	}
+}

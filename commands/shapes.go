@@ -71,12 +71,20 @@ func vmMsg(v *acliv1.Vm, ips hostIPs) *render.Msg {
 	if v.GetAgentVm() {
 		cfg.Set("agent_vm", true)
 	}
-	cfg.Set("allow_live_migrate", !v.GetPassthrough() && !v.GetAgentVm())
+	cfg.Set("allow_live_migrate", !v.GetPassthrough() && !v.GetCpuPassthrough() && !v.GetAgentVm())
 	cfg.SetNonEmpty("annotation", v.GetDescription())
+	boot := &render.Msg{}
 	if bus, idx, ok := strings.Cut(v.GetBootDiskAddr(), "."); ok {
 		n, _ := strconv.ParseInt(idx, 10, 32)
-		cfg.Set("boot", (&render.Msg{}).Set("disk_address", (&render.Msg{}).Set("bus", bus).Set("index", n)))
+		boot.Set("disk_address", (&render.Msg{}).Set("bus", bus).Set("index", n))
 	}
+	if v.GetUefiBoot() {
+		boot.Set("uefi_boot", true)
+	}
+	if len(boot.Fields) > 0 {
+		cfg.Set("boot", boot)
+	}
+	setTrue(cfg, "cpu_passthrough", v.GetCpuPassthrough())
 	var disks []any
 	for _, d := range v.GetDisks() {
 		dm := &render.Msg{}
@@ -103,10 +111,12 @@ func vmMsg(v *acliv1.Vm, ips hostIPs) *render.Msg {
 	}
 	cfg.Set("disk_list", disks)
 	cfg.Set("ha_priority", int64(v.GetHaPriority()))
+	setTrue(cfg, "hardware_virtualization", v.GetHardwareVirtualization())
 	if len(v.GetHostAffinity()) > 0 {
 		cfg.Set("host_affinity_uuid_list", strs(v.GetHostAffinity()))
 	}
 	cfg.Set("memory_mb", v.GetMemoryBytes()/mib)
+	setTrue(cfg, "memory_overcommit", v.GetMemoryOvercommit())
 	cfg.Set("name", v.GetName())
 	var nics []any
 	for _, n := range v.GetNics() {
@@ -122,13 +132,21 @@ func vmMsg(v *acliv1.Vm, ips hostIPs) *render.Msg {
 	}
 	cfg.Set("nic_list", nics)
 	cfg.Set("num_cores_per_vcpu", int64(v.GetNumCoresPerVcpu()))
-	cfg.Set("num_vcpus", int64(v.GetNumVcpus()))
-	if v.GetPassthrough() {
-		cfg.Set("passthrough", true)
+	if n := v.GetNumThreadsPerCore(); n > 1 {
+		cfg.Set("num_threads_per_core", int64(n))
 	}
+	cfg.Set("num_vcpus", int64(v.GetNumVcpus()))
+	if n := v.GetNumVnumaNodes(); n > 0 {
+		cfg.Set("num_vnuma_nodes", int64(n))
+	}
+	setTrue(cfg, "passthrough", v.GetPassthrough())
+	setTrue(cfg, "vcpu_hard_pin", v.GetVcpuHardPin())
 	cfg.Set("vm_type", render.Enum("kGuestVM"))
 	if len(v.GetVolumeGroupUuids()) > 0 {
 		cfg.Set("volume_group_uuid_list", strs(v.GetVolumeGroupUuids()))
+	}
+	if v.GetVirtualTpm() {
+		cfg.Set("vtpm_config", (&render.Msg{}).Set("is_enabled", true))
 	}
 
 	m := &render.Msg{}
@@ -145,6 +163,13 @@ func vmMsg(v *acliv1.Vm, ips hostIPs) *render.Msg {
 	m.Set("state", render.Enum(powerStateName(v.GetPowerState())))
 	m.Set("uuid", v.GetUuid())
 	return m
+}
+
+// setTrue sets a flag acli prints only when it is on.
+func setTrue(m *render.Msg, key string, on bool) {
+	if on {
+		m.Set(key, true)
+	}
 }
 
 func powerStateName(p acliv1.PowerState) string {

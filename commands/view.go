@@ -128,6 +128,7 @@ func vmBlock(v *acliv1.Vm) *render.Block {
 		Add("Agent VM", yesNo(v.GetAgentVm())).
 		Add("Passthrough", yesNo(v.GetPassthrough())).
 		Add("Created", ts(v.GetCreateTime()))
+	vmSettingsBlock(b, v)
 	if v.GetOriginalHostUuid() != "" {
 		b.Add("Original host", v.GetOriginalHostUuid())
 	}

@@ -76,7 +76,7 @@ func vmCommands() []*Command {
 			Summary:     "Create VMs (powered off)",
 			Description: "Creates one VM per name; a range like web[01..20] creates twenty.",
 			Args:        []Arg{{Name: "name", Kind: KindVM, Many: true, Generate: true, Help: "names of the new VMs"}},
-			Keys: []Key{
+			Keys: append([]Key{
 				withDefault(vmMemoryKey, "2G"), // acli's defaults: 2 GiB, 1 vCPU
 				withDefault(vmVcpusKey, "1"),
 				withDefault(vmCoresKey, "1"),
@@ -85,22 +85,29 @@ func vmCommands() []*Command {
 				vmDescKey,
 				withDefault(vmPassKey, "false"),
 				{Name: "uuid", Type: TypeString, Help: "explicit UUID (one VM only)"},
-			},
+				vmAnnotationKey,
+			}, vmSettingKeys...),
 			Output:   OutputTask,
-			Examples: []string{"vm.create web01 memory=4G num_vcpus=2", "vm.create web[01..03] memory=2G"},
+			Validate: validateAnnotation,
+			Examples: []string{"vm.create web01 memory=4G num_vcpus=2", "vm.create web[01..03] memory=2G", "vm.create sap01 memory=8G num_vcpus=4 uefi_boot=true num_vnuma_nodes=2"},
 			Run:      runVMCreate,
 		},
 		{
 			Name:    "vm.update",
 			Summary: "Change VM settings",
 			Args:    []Arg{vmManyArg},
-			Keys: []Key{
+			Keys: append([]Key{
 				{Name: "name", Type: TypeString, Help: "new name (one VM only)"},
-				vmMemoryKey, vmVcpusKey, vmCoresKey, vmHAKey, vmAgentKey, vmDescKey, vmPassKey,
+				vmMemoryKey, vmVcpusKey, vmCoresKey, vmHAKey, vmAgentKey, vmDescKey, vmPassKey, vmAnnotationKey,
+			}, vmSettingKeys...),
+			Output: OutputTask,
+			Validate: func(inv *Invocation) error {
+				if err := validateAnnotation(inv); err != nil {
+					return err
+				}
+				return validateUpdate(inv)
 			},
-			Output:   OutputTask,
-			Validate: validateUpdate,
-			Examples: []string{"vm.update web01 memory=8G", "vm.update web* ha_priority=100"},
+			Examples: []string{"vm.update web01 memory=8G", "vm.update web* ha_priority=100", "vm.update web01 memory_overcommit=true"},
 			Run:      runVMUpdate,
 		},
 		{
@@ -122,6 +129,7 @@ func vmCommands() []*Command {
 		powerCommand("vm.shutdown", "Shut VMs down through ACPI", acliv1.PowerTransition_kShutdown),
 		powerCommand("vm.reboot", "Reboot VMs through ACPI", acliv1.PowerTransition_kReboot),
 		powerCommand("vm.reset", "Reset VMs (hard)", acliv1.PowerTransition_kReset),
+		vmPowerCycle(),
 		{
 			Name:    "vm.disk_create",
 			Summary: "Add a disk or CD-ROM to VMs",
@@ -262,7 +270,7 @@ func runVMCreate(ctx context.Context, r *Req) error {
 		return usageErrorf("vm.create: uuid= names one VM, but %d names were given", len(targets))
 	}
 	return r.EachTask(ctx, targets, func(ctx context.Context, c *client.Client, t Target) (*acliv1.Task, error) {
-		return c.Vm.CreateVm(ctx, &acliv1.CreateVmRequest{
+		req := &acliv1.CreateVmRequest{
 			Name:            t.ID,
 			MemoryBytes:     r.Int("memory"),
 			NumVcpus:        r.Int32("num_vcpus"),
@@ -272,7 +280,9 @@ func runVMCreate(ctx context.Context, r *Req) error {
 			Description:     r.String("description"),
 			Passthrough:     r.Bool("passthrough"),
 			Uuid:            r.String("uuid"),
-		})
+		}
+		settingsCreate(r, req)
+		return c.Vm.CreateVm(ctx, req)
 	})
 }
 
@@ -307,6 +317,7 @@ func runVMUpdate(ctx context.Context, r *Req) error {
 		if r.Has("passthrough") {
 			u.Passthrough = proto.Bool(r.Bool("passthrough"))
 		}
+		settingsUpdate(r, u)
 		return u
 	}
 	return r.EachTask(ctx, targets, func(ctx context.Context, c *client.Client, t Target) (*acliv1.Task, error) {

@@ -127,7 +127,7 @@ func schedHost(r *hostRec, taken int64) scheduler.Host {
 func schedVM(v *acliv1.Vm, groups []string) scheduler.VM {
 	s := scheduler.VM{
 		UUID: v.Uuid, Name: v.Name, VCPUs: int(v.NumVcpus), MemoryBytes: v.MemoryBytes, Host: v.HostUuid,
-		HostAffinity: v.HostAffinity, Agent: v.AgentVm, Passthrough: v.Passthrough,
+		HostAffinity: v.HostAffinity, Agent: v.AgentVm, Passthrough: pinnedBy(v) != "", PinnedBy: pinnedBy(v),
 		AntiAffinityGroups: groups, HAPriority: int(v.HaPriority),
 	}
 	switch v.PowerState {

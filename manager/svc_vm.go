@@ -103,11 +103,13 @@ func (s vmService) CreateVm(ctx context.Context, req *acliv1.CreateVmRequest) (*
 		AgentVm: req.AgentVm, Description: req.Description, Passthrough: req.Passthrough,
 		DirtyRateMbps: req.DirtyRateMbps, CreateTime: timestamppb.Now(),
 	}
+	settingsFromCreate(v, req)
 	var bad []apierr.Field
 	if err := state.CheckName("vm", v.Name); err != nil {
 		bad = append(bad, apierr.Field{Field: "name", Description: err.Error()})
 	}
 	bad = append(bad, checkShape(&v.NumVcpus, &v.NumCoresPerVcpu, v.MemoryBytes, v.DirtyRateMbps, true)...)
+	bad = append(bad, checkSettings(v)...)
 	if req.Uuid != "" {
 		id, err := parseUUID("uuid", req.Uuid)
 		if err != nil {
@@ -203,8 +205,10 @@ func (m *Manager) editVm(ctx context.Context, ref string, op acliv1.TaskOperatio
 func (s vmService) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*acliv1.Task, error) {
 	m := s.m
 	if req.Name == nil && req.NumVcpus == nil && req.NumCoresPerVcpu == nil && req.MemoryBytes == nil &&
-		req.HaPriority == nil && req.AgentVm == nil && req.Description == nil && req.Passthrough == nil && req.DirtyRateMbps == nil {
-		return nil, apierr.BadField("vm", "nothing to update: give at least one of name, num_vcpus, num_cores_per_vcpu, memory, ha_priority, agent_vm, description, passthrough, dirty_rate_mbps")
+		req.HaPriority == nil && req.AgentVm == nil && req.Description == nil && req.Passthrough == nil && req.DirtyRateMbps == nil &&
+		len(settingsFromUpdate(&acliv1.Vm{}, req)) == 0 {
+		return nil, apierr.BadField("vm", "nothing to update: give at least one of name, num_vcpus, num_cores_per_vcpu, memory, ha_priority, agent_vm, description, passthrough, dirty_rate_mbps, "+
+			"uefi_boot, num_vnuma_nodes, num_threads_per_core, hardware_virtualization, memory_overcommit, vcpu_hard_pin, cpu_passthrough, virtual_tpm")
 	}
 	return m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmUpdate, func(cur *acliv1.Vm, t *taskRec) (*acliv1.Vm, string, error) {
 		v := proto.Clone(cur).(*acliv1.Vm)
@@ -245,8 +249,12 @@ func (s vmService) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*
 			v.DirtyRateMbps = *req.DirtyRateMbps
 			changed = append(changed, "dirty_rate_mbps")
 		}
-		if bad := checkShape(&v.NumVcpus, &v.NumCoresPerVcpu, v.MemoryBytes, v.DirtyRateMbps, false); len(bad) > 0 {
+		changed = append(changed, settingsFromUpdate(v, req)...)
+		if bad := append(checkShape(&v.NumVcpus, &v.NumCoresPerVcpu, v.MemoryBytes, v.DirtyRateMbps, false), checkSettings(v)...); len(bad) > 0 {
 			return nil, "", apierr.InvalidArgument(bad...)
+		}
+		if err := refuseOffOnly(cur, v); err != nil {
+			return nil, "", err
 		}
 		// Growing a running VM needs the memory on its host now; hold it
 		// until the change is recorded so no power-on takes it meanwhile.
@@ -308,18 +316,19 @@ func powerWord(p acliv1.PowerState) string {
 }
 
 var transitionOps = map[acliv1.PowerTransition]acliv1.TaskOperation{
-	acliv1.PowerTransition_kPowerOn:  acliv1.TaskOperation_kVmPowerOn,
-	acliv1.PowerTransition_kPowerOff: acliv1.TaskOperation_kVmPowerOff,
-	acliv1.PowerTransition_kShutdown: acliv1.TaskOperation_kVmShutdown,
-	acliv1.PowerTransition_kReboot:   acliv1.TaskOperation_kVmReboot,
-	acliv1.PowerTransition_kReset:    acliv1.TaskOperation_kVmReset,
+	acliv1.PowerTransition_kPowerOn:    acliv1.TaskOperation_kVmPowerOn,
+	acliv1.PowerTransition_kPowerOff:   acliv1.TaskOperation_kVmPowerOff,
+	acliv1.PowerTransition_kShutdown:   acliv1.TaskOperation_kVmShutdown,
+	acliv1.PowerTransition_kReboot:     acliv1.TaskOperation_kVmReboot,
+	acliv1.PowerTransition_kReset:      acliv1.TaskOperation_kVmReset,
+	acliv1.PowerTransition_kPowerCycle: acliv1.TaskOperation_kVmPowerCycle,
 }
 
 func (s vmService) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateRequest) (*acliv1.Task, error) {
 	m := s.m
 	op, ok := transitionOps[req.Transition]
 	if !ok {
-		return nil, apierr.BadField("transition", "power transition %s is not valid; use kPowerOn, kPowerOff, kShutdown, kReboot or kReset", req.Transition)
+		return nil, apierr.BadField("transition", "power transition %s is not valid; use kPowerOn, kPowerOff, kShutdown, kReboot, kReset or kPowerCycle", req.Transition)
 	}
 	if req.Host != "" && req.Transition != acliv1.PowerTransition_kPowerOn {
 		return nil, apierr.BadField("host", "host applies only to kPowerOn")
@@ -362,7 +371,7 @@ func (s vmService) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateR
 	case req.Transition == acliv1.PowerTransition_kPowerOn && cur.PowerState == acliv1.PowerState_kPaused:
 		err = apierr.Precondition("POWER_STATE", "vm:"+cur.Name, "vm %s is paused; power it off first", cur.Name)
 	case (req.Transition == acliv1.PowerTransition_kReboot || req.Transition == acliv1.PowerTransition_kReset ||
-		req.Transition == acliv1.PowerTransition_kShutdown) && !on:
+		req.Transition == acliv1.PowerTransition_kPowerCycle || req.Transition == acliv1.PowerTransition_kShutdown) && !on:
 		err = apierr.Precondition("POWER_STATE", "vm:"+cur.Name, "vm %s is %s; power it on first", cur.Name, powerWord(cur.PowerState))
 	}
 	if err != nil {
@@ -482,6 +491,10 @@ func (m *Manager) powerChange(ctx context.Context, t *taskRec, tr acliv1.PowerTr
 	case acliv1.PowerTransition_kReset:
 		m.progress(t, 10, "resetting vm %s", cur.Name)
 		err, verb = m.drv.Reset(ctx, host, cur), "reset"
+	case acliv1.PowerTransition_kPowerCycle:
+		// A hard reset where it runs: the guest restarts on the same host.
+		m.progress(t, 10, "power cycling vm %s", cur.Name)
+		err, verb = m.drv.Reset(ctx, host, cur), "power cycled"
 	}
 	if err != nil {
 		return outcome{}, err

@@ -389,7 +389,10 @@ func (s vmSvc) CreateVm(_ context.Context, r *acliv1.CreateVmRequest) (*acliv1.T
 	}
 	v := &acliv1.Vm{Uuid: r.GetUuid(), Name: r.GetName(), NumVcpus: max(1, r.GetNumVcpus()), NumCoresPerVcpu: max(1, r.GetNumCoresPerVcpu()),
 		MemoryBytes: r.GetMemoryBytes(), PowerState: acliv1.PowerState_kOff, HaPriority: r.GetHaPriority(), AgentVm: r.GetAgentVm(),
-		Description: r.GetDescription(), Passthrough: r.GetPassthrough()}
+		Description: r.GetDescription(), Passthrough: r.GetPassthrough(),
+		UefiBoot: r.GetUefiBoot(), NumVnumaNodes: r.GetNumVnumaNodes(), NumThreadsPerCore: max(1, r.GetNumThreadsPerCore()),
+		HardwareVirtualization: r.GetHardwareVirtualization(), MemoryOvercommit: r.GetMemoryOvercommit(),
+		VcpuHardPin: r.GetVcpuHardPin(), CpuPassthrough: r.GetCpuPassthrough(), VirtualTpm: r.GetVirtualTpm()}
 	if v.Uuid == "" {
 		v.Uuid = s.f.uuid("0000")
 	} else if _, dup := s.f.vms[v.Uuid]; dup {

@@ -126,7 +126,7 @@ func PlanEvacuation(s *Snapshot, hostUUID string, action NonMigratableAction, op
 			shutdown = append(shutdown, v)
 			continue
 		case v.Passthrough:
-			why = fmt.Sprintf("vm %s has a passthrough device and cannot live-migrate", v.Name)
+			why = fmt.Sprintf("vm %s has %s and cannot live-migrate", v.Name, v.pinnedBy())
 		case len(v.HostAffinity) > 0 && !st.affinityElsewhere(v, src):
 			why = fmt.Sprintf("vm %s has host affinity to %s", v.Name, st.hostLabels(v.HostAffinity))
 			if !(len(v.HostAffinity) == 1 && v.HostAffinity[0] == hostUUID) {

@@ -63,7 +63,7 @@ func CanLiveMigrate(v *VM) error {
 	case v.Agent:
 		return fmt.Errorf("vm %s is an agent VM and stays on its host", v.Name)
 	case v.Passthrough:
-		return fmt.Errorf("vm %s has a passthrough device and cannot live-migrate (use live=false)", v.Name)
+		return fmt.Errorf("vm %s has %s and cannot live-migrate (use live=false)", v.Name, v.pinnedBy())
 	}
 	return nil
 }

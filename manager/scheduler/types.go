@@ -120,10 +120,21 @@ type VM struct {
 	Agent bool
 	// Passthrough VMs hold a host device and cannot live-migrate.
 	Passthrough bool
+	// PinnedBy says what keeps a Passthrough VM on its host (default "a
+	// passthrough device").
+	PinnedBy string
 	// AntiAffinityGroups are the anti-affinity VM groups the VM belongs to.
 	AntiAffinityGroups []string
 	// HAPriority orders HA restarts: higher first; negative never restarts.
 	HAPriority int
+}
+
+// pinnedBy is what keeps a Passthrough VM on its host.
+func (v *VM) pinnedBy() string {
+	if v.PinnedBy != "" {
+		return v.PinnedBy
+	}
+	return "a passthrough device"
 }
 
 // Running reports whether the VM holds resources on its host.

@@ -110,6 +110,9 @@ func (tx *Tx) check() []Violation {
 					add(RuleName, "vm:"+next.Name, "%v", err)
 				}
 			}
+			if why := OffOnly(prev, next); why != "" {
+				add(RulePowerState, "vm:"+next.Name, "%s", why)
+			}
 			running := next.PowerState == acliv1.PowerState_kOn || next.PowerState == acliv1.PowerState_kPaused
 			if !running {
 				continue

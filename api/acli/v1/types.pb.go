@@ -317,6 +317,7 @@ const (
 	TaskOperation_kSnapshotCreate            TaskOperation = 73
 	TaskOperation_kSnapshotDelete            TaskOperation = 74
 	TaskOperation_kVgClone                   TaskOperation = 75
+	TaskOperation_kVmPowerCycle              TaskOperation = 90
 )
 
 // Enum value maps for TaskOperation.
@@ -368,6 +369,7 @@ var (
 		73: "kSnapshotCreate",
 		74: "kSnapshotDelete",
 		75: "kVgClone",
+		90: "kVmPowerCycle",
 	}
 	TaskOperation_value = map[string]int32{
 		"TASK_OPERATION_UNSPECIFIED": 0,
@@ -416,6 +418,7 @@ var (
 		"kSnapshotCreate":            73,
 		"kSnapshotDelete":            74,
 		"kVgClone":                   75,
+		"kVmPowerCycle":              90,
 	}
 )
 
@@ -1359,7 +1362,25 @@ type Vm struct {
 	// Whether a task is currently operating on the VM (e.g. migrating).
 	BusyTaskUuid string `protobuf:"bytes,20,opt,name=busy_task_uuid,json=busyTaskUuid,proto3" json:"busy_task_uuid,omitempty"`
 	// Disk the VM boots from, as bus.index (empty: the first disk in bus order).
-	BootDiskAddr  string `protobuf:"bytes,30,opt,name=boot_disk_addr,json=bootDiskAddr,proto3" json:"boot_disk_addr,omitempty"`
+	BootDiskAddr string `protobuf:"bytes,30,opt,name=boot_disk_addr,json=bootDiskAddr,proto3" json:"boot_disk_addr,omitempty"`
+	// Settings that change the virtual hardware; all but memory_overcommit
+	// need the VM off to change.
+	// Boots from UEFI firmware instead of BIOS.
+	UefiBoot bool `protobuf:"varint,31,opt,name=uefi_boot,json=uefiBoot,proto3" json:"uefi_boot,omitempty"`
+	// Virtual NUMA nodes the vCPUs and memory are split into (0: none).
+	NumVnumaNodes int32 `protobuf:"varint,32,opt,name=num_vnuma_nodes,json=numVnumaNodes,proto3" json:"num_vnuma_nodes,omitempty"`
+	// Threads per core (vCPUs = num_vcpus x num_cores_per_vcpu x threads).
+	NumThreadsPerCore int32 `protobuf:"varint,33,opt,name=num_threads_per_core,json=numThreadsPerCore,proto3" json:"num_threads_per_core,omitempty"`
+	// Nested virtualization: the guest sees the CPU's virtualization extensions.
+	HardwareVirtualization bool `protobuf:"varint,34,opt,name=hardware_virtualization,json=hardwareVirtualization,proto3" json:"hardware_virtualization,omitempty"`
+	// The VM's memory may be over-committed on its host.
+	MemoryOvercommit bool `protobuf:"varint,35,opt,name=memory_overcommit,json=memoryOvercommit,proto3" json:"memory_overcommit,omitempty"`
+	// Each vCPU is pinned to one host CPU.
+	VcpuHardPin bool `protobuf:"varint,36,opt,name=vcpu_hard_pin,json=vcpuHardPin,proto3" json:"vcpu_hard_pin,omitempty"`
+	// The guest sees the host's CPU model (cannot live-migrate).
+	CpuPassthrough bool `protobuf:"varint,37,opt,name=cpu_passthrough,json=cpuPassthrough,proto3" json:"cpu_passthrough,omitempty"`
+	// A virtual TPM 2.0 (needs uefi_boot).
+	VirtualTpm    bool `protobuf:"varint,38,opt,name=virtual_tpm,json=virtualTpm,proto3" json:"virtual_tpm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1539,6 +1560,62 @@ func (x *Vm) GetBootDiskAddr() string {
 		return x.BootDiskAddr
 	}
 	return ""
+}
+
+func (x *Vm) GetUefiBoot() bool {
+	if x != nil {
+		return x.UefiBoot
+	}
+	return false
+}
+
+func (x *Vm) GetNumVnumaNodes() int32 {
+	if x != nil {
+		return x.NumVnumaNodes
+	}
+	return 0
+}
+
+func (x *Vm) GetNumThreadsPerCore() int32 {
+	if x != nil {
+		return x.NumThreadsPerCore
+	}
+	return 0
+}
+
+func (x *Vm) GetHardwareVirtualization() bool {
+	if x != nil {
+		return x.HardwareVirtualization
+	}
+	return false
+}
+
+func (x *Vm) GetMemoryOvercommit() bool {
+	if x != nil {
+		return x.MemoryOvercommit
+	}
+	return false
+}
+
+func (x *Vm) GetVcpuHardPin() bool {
+	if x != nil {
+		return x.VcpuHardPin
+	}
+	return false
+}
+
+func (x *Vm) GetCpuPassthrough() bool {
+	if x != nil {
+		return x.CpuPassthrough
+	}
+	return false
+}
+
+func (x *Vm) GetVirtualTpm() bool {
+	if x != nil {
+		return x.VirtualTpm
+	}
+	return false
 }
 
 // Network is a VM network.
@@ -2653,7 +2730,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\fnetwork_uuid\x18\x02 \x01(\tR\vnetworkUuid\x12!\n" +
 	"\fnetwork_name\x18\x03 \x01(\tR\vnetworkName\x12\x0e\n" +
 	"\x02ip\x18\x04 \x01(\tR\x02ip\x12\x14\n" +
-	"\x05model\x18\x05 \x01(\tR\x05model\"\x82\x06\n" +
+	"\x05model\x18\x05 \x01(\tR\x05model\"\xcc\b\n" +
 	"\x02Vm\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
@@ -2679,7 +2756,16 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"createTime\x12,\n" +
 	"\x12volume_group_uuids\x18\x13 \x03(\tR\x10volumeGroupUuids\x12$\n" +
 	"\x0ebusy_task_uuid\x18\x14 \x01(\tR\fbusyTaskUuid\x12$\n" +
-	"\x0eboot_disk_addr\x18\x1e \x01(\tR\fbootDiskAddr\"\xcf\x01\n" +
+	"\x0eboot_disk_addr\x18\x1e \x01(\tR\fbootDiskAddr\x12\x1b\n" +
+	"\tuefi_boot\x18\x1f \x01(\bR\buefiBoot\x12&\n" +
+	"\x0fnum_vnuma_nodes\x18  \x01(\x05R\rnumVnumaNodes\x12/\n" +
+	"\x14num_threads_per_core\x18! \x01(\x05R\x11numThreadsPerCore\x127\n" +
+	"\x17hardware_virtualization\x18\" \x01(\bR\x16hardwareVirtualization\x12+\n" +
+	"\x11memory_overcommit\x18# \x01(\bR\x10memoryOvercommit\x12\"\n" +
+	"\rvcpu_hard_pin\x18$ \x01(\bR\vvcpuHardPin\x12'\n" +
+	"\x0fcpu_passthrough\x18% \x01(\bR\x0ecpuPassthrough\x12\x1f\n" +
+	"\vvirtual_tpm\x18& \x01(\bR\n" +
+	"virtualTpm\"\xcf\x01\n" +
 	"\aNetwork\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x17\n" +
@@ -2805,7 +2891,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"kSucceeded\x10\x03\x12\v\n" +
 	"\akFailed\x10\x04\x12\f\n" +
-	"\bkAborted\x10\x05*\x87\a\n" +
+	"\bkAborted\x10\x05*\x9a\a\n" +
 	"\rTaskOperation\x12\x1e\n" +
 	"\x1aTASK_OPERATION_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tkVmCreate\x10\x01\x12\r\n" +
@@ -2855,7 +2941,8 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\bkVmClone\x10H\x12\x13\n" +
 	"\x0fkSnapshotCreate\x10I\x12\x13\n" +
 	"\x0fkSnapshotDelete\x10J\x12\f\n" +
-	"\bkVgClone\x10K*\x9e\x01\n" +
+	"\bkVgClone\x10K\x12\x11\n" +
+	"\rkVmPowerCycle\x10Z*\x9e\x01\n" +
 	"\n" +
 	"EntityKind\x12\x1b\n" +
 	"\x17ENTITY_KIND_UNSPECIFIED\x10\x00\x12\t\n" +

@@ -37,6 +37,8 @@ const (
 	PowerTransition_kReboot PowerTransition = 4
 	// Hard reset.
 	PowerTransition_kReset PowerTransition = 5
+	// Hard power cycle: the VM is reset where it runs (acli's vm.power_cycle).
+	PowerTransition_kPowerCycle PowerTransition = 6
 )
 
 // Enum value maps for PowerTransition.
@@ -48,6 +50,7 @@ var (
 		3: "kShutdown",
 		4: "kReboot",
 		5: "kReset",
+		6: "kPowerCycle",
 	}
 	PowerTransition_value = map[string]int32{
 		"POWER_TRANSITION_UNSPECIFIED": 0,
@@ -56,6 +59,7 @@ var (
 		"kShutdown":                    3,
 		"kReboot":                      4,
 		"kReset":                       5,
+		"kPowerCycle":                  6,
 	}
 )
 
@@ -264,7 +268,22 @@ type CreateVmRequest struct {
 	// Passthrough device flag (not live-migratable).
 	Passthrough bool `protobuf:"varint,9,opt,name=passthrough,proto3" json:"passthrough,omitempty"`
 	// Memory dirty rate in MB/s for the migration model (0 = default).
-	DirtyRateMbps int64 `protobuf:"varint,10,opt,name=dirty_rate_mbps,json=dirtyRateMbps,proto3" json:"dirty_rate_mbps,omitempty"`
+	DirtyRateMbps int64 `protobuf:"varint,10,opt,name=dirty_rate_mbps,json=dirtyRateMbps,proto3" json:"dirty_rate_mbps,omitempty"` // Boot from UEFI firmware.
+	UefiBoot      bool  `protobuf:"varint,11,opt,name=uefi_boot,json=uefiBoot,proto3" json:"uefi_boot,omitempty"`
+	// Virtual NUMA nodes (0: none; must divide the vCPUs).
+	NumVnumaNodes int32 `protobuf:"varint,12,opt,name=num_vnuma_nodes,json=numVnumaNodes,proto3" json:"num_vnuma_nodes,omitempty"`
+	// Threads per core (default 1).
+	NumThreadsPerCore int32 `protobuf:"varint,13,opt,name=num_threads_per_core,json=numThreadsPerCore,proto3" json:"num_threads_per_core,omitempty"`
+	// Nested virtualization.
+	HardwareVirtualization bool `protobuf:"varint,14,opt,name=hardware_virtualization,json=hardwareVirtualization,proto3" json:"hardware_virtualization,omitempty"`
+	// Memory may be over-committed.
+	MemoryOvercommit bool `protobuf:"varint,15,opt,name=memory_overcommit,json=memoryOvercommit,proto3" json:"memory_overcommit,omitempty"`
+	// Pin each vCPU to a host CPU.
+	VcpuHardPin bool `protobuf:"varint,16,opt,name=vcpu_hard_pin,json=vcpuHardPin,proto3" json:"vcpu_hard_pin,omitempty"`
+	// Pass the host CPU model through (not live-migratable).
+	CpuPassthrough bool `protobuf:"varint,17,opt,name=cpu_passthrough,json=cpuPassthrough,proto3" json:"cpu_passthrough,omitempty"`
+	// Virtual TPM 2.0 (needs uefi_boot).
+	VirtualTpm    bool `protobuf:"varint,18,opt,name=virtual_tpm,json=virtualTpm,proto3" json:"virtual_tpm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -369,6 +388,62 @@ func (x *CreateVmRequest) GetDirtyRateMbps() int64 {
 	return 0
 }
 
+func (x *CreateVmRequest) GetUefiBoot() bool {
+	if x != nil {
+		return x.UefiBoot
+	}
+	return false
+}
+
+func (x *CreateVmRequest) GetNumVnumaNodes() int32 {
+	if x != nil {
+		return x.NumVnumaNodes
+	}
+	return 0
+}
+
+func (x *CreateVmRequest) GetNumThreadsPerCore() int32 {
+	if x != nil {
+		return x.NumThreadsPerCore
+	}
+	return 0
+}
+
+func (x *CreateVmRequest) GetHardwareVirtualization() bool {
+	if x != nil {
+		return x.HardwareVirtualization
+	}
+	return false
+}
+
+func (x *CreateVmRequest) GetMemoryOvercommit() bool {
+	if x != nil {
+		return x.MemoryOvercommit
+	}
+	return false
+}
+
+func (x *CreateVmRequest) GetVcpuHardPin() bool {
+	if x != nil {
+		return x.VcpuHardPin
+	}
+	return false
+}
+
+func (x *CreateVmRequest) GetCpuPassthrough() bool {
+	if x != nil {
+		return x.CpuPassthrough
+	}
+	return false
+}
+
+func (x *CreateVmRequest) GetVirtualTpm() bool {
+	if x != nil {
+		return x.VirtualTpm
+	}
+	return false
+}
+
 // UpdateVmRequest changes a VM; unset fields stay.
 type UpdateVmRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -391,7 +466,22 @@ type UpdateVmRequest struct {
 	// New passthrough flag.
 	Passthrough *bool `protobuf:"varint,9,opt,name=passthrough,proto3,oneof" json:"passthrough,omitempty"`
 	// New dirty rate.
-	DirtyRateMbps *int64 `protobuf:"varint,10,opt,name=dirty_rate_mbps,json=dirtyRateMbps,proto3,oneof" json:"dirty_rate_mbps,omitempty"`
+	DirtyRateMbps *int64 `protobuf:"varint,10,opt,name=dirty_rate_mbps,json=dirtyRateMbps,proto3,oneof" json:"dirty_rate_mbps,omitempty"` // Boot from UEFI firmware.
+	UefiBoot      *bool  `protobuf:"varint,11,opt,name=uefi_boot,json=uefiBoot,proto3,oneof" json:"uefi_boot,omitempty"`
+	// Virtual NUMA nodes (0: none; must divide the vCPUs).
+	NumVnumaNodes *int32 `protobuf:"varint,12,opt,name=num_vnuma_nodes,json=numVnumaNodes,proto3,oneof" json:"num_vnuma_nodes,omitempty"`
+	// Threads per core (default 1).
+	NumThreadsPerCore *int32 `protobuf:"varint,13,opt,name=num_threads_per_core,json=numThreadsPerCore,proto3,oneof" json:"num_threads_per_core,omitempty"`
+	// Nested virtualization.
+	HardwareVirtualization *bool `protobuf:"varint,14,opt,name=hardware_virtualization,json=hardwareVirtualization,proto3,oneof" json:"hardware_virtualization,omitempty"`
+	// Memory may be over-committed.
+	MemoryOvercommit *bool `protobuf:"varint,15,opt,name=memory_overcommit,json=memoryOvercommit,proto3,oneof" json:"memory_overcommit,omitempty"`
+	// Pin each vCPU to a host CPU.
+	VcpuHardPin *bool `protobuf:"varint,16,opt,name=vcpu_hard_pin,json=vcpuHardPin,proto3,oneof" json:"vcpu_hard_pin,omitempty"`
+	// Pass the host CPU model through (not live-migratable).
+	CpuPassthrough *bool `protobuf:"varint,17,opt,name=cpu_passthrough,json=cpuPassthrough,proto3,oneof" json:"cpu_passthrough,omitempty"`
+	// Virtual TPM 2.0 (needs uefi_boot).
+	VirtualTpm    *bool `protobuf:"varint,18,opt,name=virtual_tpm,json=virtualTpm,proto3,oneof" json:"virtual_tpm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -494,6 +584,62 @@ func (x *UpdateVmRequest) GetDirtyRateMbps() int64 {
 		return *x.DirtyRateMbps
 	}
 	return 0
+}
+
+func (x *UpdateVmRequest) GetUefiBoot() bool {
+	if x != nil && x.UefiBoot != nil {
+		return *x.UefiBoot
+	}
+	return false
+}
+
+func (x *UpdateVmRequest) GetNumVnumaNodes() int32 {
+	if x != nil && x.NumVnumaNodes != nil {
+		return *x.NumVnumaNodes
+	}
+	return 0
+}
+
+func (x *UpdateVmRequest) GetNumThreadsPerCore() int32 {
+	if x != nil && x.NumThreadsPerCore != nil {
+		return *x.NumThreadsPerCore
+	}
+	return 0
+}
+
+func (x *UpdateVmRequest) GetHardwareVirtualization() bool {
+	if x != nil && x.HardwareVirtualization != nil {
+		return *x.HardwareVirtualization
+	}
+	return false
+}
+
+func (x *UpdateVmRequest) GetMemoryOvercommit() bool {
+	if x != nil && x.MemoryOvercommit != nil {
+		return *x.MemoryOvercommit
+	}
+	return false
+}
+
+func (x *UpdateVmRequest) GetVcpuHardPin() bool {
+	if x != nil && x.VcpuHardPin != nil {
+		return *x.VcpuHardPin
+	}
+	return false
+}
+
+func (x *UpdateVmRequest) GetCpuPassthrough() bool {
+	if x != nil && x.CpuPassthrough != nil {
+		return *x.CpuPassthrough
+	}
+	return false
+}
+
+func (x *UpdateVmRequest) GetVirtualTpm() bool {
+	if x != nil && x.VirtualTpm != nil {
+		return *x.VirtualTpm
+	}
+	return false
 }
 
 // DeleteVmRequest names the VM to delete.
@@ -1537,7 +1683,7 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\x03vms\x18\x01 \x03(\v2\v.acli.v1.VmR\x03vms\"P\n" +
 	"\fGetVmRequest\x12\x0e\n" +
 	"\x02vm\x18\x01 \x01(\tR\x02vm\x120\n" +
-	"\x14include_vmdisk_paths\x18\x02 \x01(\bR\x12includeVmdiskPaths\"\xce\x02\n" +
+	"\x14include_vmdisk_paths\x18\x02 \x01(\bR\x12includeVmdiskPaths\"\x98\x05\n" +
 	"\x0fCreateVmRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tnum_vcpus\x18\x02 \x01(\x05R\bnumVcpus\x12+\n" +
@@ -1550,7 +1696,16 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\vdescription\x18\b \x01(\tR\vdescription\x12 \n" +
 	"\vpassthrough\x18\t \x01(\bR\vpassthrough\x12&\n" +
 	"\x0fdirty_rate_mbps\x18\n" +
-	" \x01(\x03R\rdirtyRateMbps\"\x87\x04\n" +
+	" \x01(\x03R\rdirtyRateMbps\x12\x1b\n" +
+	"\tuefi_boot\x18\v \x01(\bR\buefiBoot\x12&\n" +
+	"\x0fnum_vnuma_nodes\x18\f \x01(\x05R\rnumVnumaNodes\x12/\n" +
+	"\x14num_threads_per_core\x18\r \x01(\x05R\x11numThreadsPerCore\x127\n" +
+	"\x17hardware_virtualization\x18\x0e \x01(\bR\x16hardwareVirtualization\x12+\n" +
+	"\x11memory_overcommit\x18\x0f \x01(\bR\x10memoryOvercommit\x12\"\n" +
+	"\rvcpu_hard_pin\x18\x10 \x01(\bR\vvcpuHardPin\x12'\n" +
+	"\x0fcpu_passthrough\x18\x11 \x01(\bR\x0ecpuPassthrough\x12\x1f\n" +
+	"\vvirtual_tpm\x18\x12 \x01(\bR\n" +
+	"virtualTpm\"\x9c\b\n" +
 	"\x0fUpdateVmRequest\x12\x0e\n" +
 	"\x02vm\x18\x01 \x01(\tR\x02vm\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12 \n" +
@@ -1563,7 +1718,17 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\vdescription\x18\b \x01(\tH\x06R\vdescription\x88\x01\x01\x12%\n" +
 	"\vpassthrough\x18\t \x01(\bH\aR\vpassthrough\x88\x01\x01\x12+\n" +
 	"\x0fdirty_rate_mbps\x18\n" +
-	" \x01(\x03H\bR\rdirtyRateMbps\x88\x01\x01B\a\n" +
+	" \x01(\x03H\bR\rdirtyRateMbps\x88\x01\x01\x12 \n" +
+	"\tuefi_boot\x18\v \x01(\bH\tR\buefiBoot\x88\x01\x01\x12+\n" +
+	"\x0fnum_vnuma_nodes\x18\f \x01(\x05H\n" +
+	"R\rnumVnumaNodes\x88\x01\x01\x124\n" +
+	"\x14num_threads_per_core\x18\r \x01(\x05H\vR\x11numThreadsPerCore\x88\x01\x01\x12<\n" +
+	"\x17hardware_virtualization\x18\x0e \x01(\bH\fR\x16hardwareVirtualization\x88\x01\x01\x120\n" +
+	"\x11memory_overcommit\x18\x0f \x01(\bH\rR\x10memoryOvercommit\x88\x01\x01\x12'\n" +
+	"\rvcpu_hard_pin\x18\x10 \x01(\bH\x0eR\vvcpuHardPin\x88\x01\x01\x12,\n" +
+	"\x0fcpu_passthrough\x18\x11 \x01(\bH\x0fR\x0ecpuPassthrough\x88\x01\x01\x12$\n" +
+	"\vvirtual_tpm\x18\x12 \x01(\bH\x10R\n" +
+	"virtualTpm\x88\x01\x01B\a\n" +
 	"\x05_nameB\f\n" +
 	"\n" +
 	"_num_vcpusB\x15\n" +
@@ -1573,7 +1738,16 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\t_agent_vmB\x0e\n" +
 	"\f_descriptionB\x0e\n" +
 	"\f_passthroughB\x12\n" +
-	"\x10_dirty_rate_mbps\"!\n" +
+	"\x10_dirty_rate_mbpsB\f\n" +
+	"\n" +
+	"_uefi_bootB\x12\n" +
+	"\x10_num_vnuma_nodesB\x17\n" +
+	"\x15_num_threads_per_coreB\x1a\n" +
+	"\x18_hardware_virtualizationB\x14\n" +
+	"\x12_memory_overcommitB\x10\n" +
+	"\x0e_vcpu_hard_pinB\x12\n" +
+	"\x10_cpu_passthroughB\x0e\n" +
+	"\f_virtual_tpm\"!\n" +
 	"\x0fDeleteVmRequest\x12\x0e\n" +
 	"\x02vm\x18\x01 \x01(\tR\x02vm\"t\n" +
 	"\x14SetPowerStateRequest\x12\x0e\n" +
@@ -1645,7 +1819,7 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\ranti_affinity\x18\x04 \x01(\bH\x00R\fantiAffinity\x88\x01\x01B\x10\n" +
 	"\x0e_anti_affinity\",\n" +
 	"\x14DeleteVmGroupRequest\x12\x14\n" +
-	"\x05group\x18\x01 \x01(\tR\x05group*x\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group*\x89\x01\n" +
 	"\x0fPowerTransition\x12 \n" +
 	"\x1cPOWER_TRANSITION_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bkPowerOn\x10\x01\x12\r\n" +
@@ -1653,7 +1827,8 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\tkShutdown\x10\x03\x12\v\n" +
 	"\akReboot\x10\x04\x12\n" +
 	"\n" +
-	"\x06kReset\x10\x052\xe1\b\n" +
+	"\x06kReset\x10\x05\x12\x0f\n" +
+	"\vkPowerCycle\x10\x062\xe1\b\n" +
 	"\tVmService\x12<\n" +
 	"\aListVms\x12\x17.acli.v1.ListVmsRequest\x1a\x18.acli.v1.ListVmsResponse\x12+\n" +
 	"\x05GetVm\x12\x15.acli.v1.GetVmRequest\x1a\v.acli.v1.Vm\x123\n" +

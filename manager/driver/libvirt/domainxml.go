@@ -24,6 +24,8 @@ type DomainSpec struct {
 	Disks   []DiskSpec
 	NICs    []NICSpec
 	Console *ConsoleSpec
+	// Hardware is the firmware and CPU beyond the vCPU count (domaincpu.go).
+	Hardware HardwareSpec
 }
 
 // Validate reports the first problem that libvirt would otherwise reject less clearly.
@@ -37,6 +39,9 @@ func (s DomainSpec) Validate() error {
 		return fmt.Errorf("domain %s: vcpus=%d, want at least 1", s.Name, s.VCPUs)
 	case s.MemoryMiB < 1:
 		return fmt.Errorf("domain %s: memory=%d MiB, want at least 1", s.Name, s.MemoryMiB)
+	}
+	if err := s.Hardware.validate(s.VCPUs, s.MemoryMiB); err != nil {
+		return fmt.Errorf("domain %s: %w", s.Name, err)
 	}
 	if s.UUID != "" {
 		if _, err := uuid.Parse(s.UUID); err != nil {
@@ -56,8 +61,10 @@ type domainXML struct {
 	Memory        sizeXML      `xml:"memory"`
 	CurrentMemory *sizeXML     `xml:"currentMemory,omitempty"`
 	VCPU          vcpuXML      `xml:"vcpu"`
+	CPUTune       *cputuneXML  `xml:"cputune,omitempty"`
 	OS            osXML        `xml:"os"`
 	Features      *featuresXML `xml:"features,omitempty"`
+	CPU           *cpuXML      `xml:"cpu,omitempty"`
 	OnPoweroff    string       `xml:"on_poweroff,omitempty"`
 	OnReboot      string       `xml:"on_reboot,omitempty"`
 	OnCrash       string       `xml:"on_crash,omitempty"`
@@ -75,7 +82,8 @@ type vcpuXML struct {
 }
 
 type osXML struct {
-	Type osTypeXML `xml:"type"`
+	Firmware string    `xml:"firmware,attr,omitempty"`
+	Type     osTypeXML `xml:"type"`
 }
 
 type osTypeXML struct {
@@ -96,6 +104,7 @@ type devicesXML struct {
 	Controllers []controllerXML `xml:"controller"`
 	Interfaces  []interfaceXML  `xml:"interface"`
 	Serials     []serialXML     `xml:"serial"`
+	TPMs        []tpmXML        `xml:"tpm"`
 }
 
 // XML renders the domain definition. The type is always qemu (TCG): /dev/kvm is not
@@ -133,6 +142,7 @@ func (s DomainSpec) XML() ([]byte, error) {
 		return nil, fmt.Errorf("domain %s: %w", s.Name, err)
 	}
 	d.Devices.Serials = serialDevices(s.Console)
+	s.Hardware.apply(&d, s.VCPUs, s.MemoryMiB)
 	return xml.MarshalIndent(d, "", "  ")
 }
 
@@ -158,6 +168,7 @@ func ParseDomainXML(b []byte) (DomainSpec, error) {
 		Description: d.Description,
 		Arch:        d.OS.Type.Arch,
 		Machine:     d.OS.Type.Machine,
+		Hardware:    parseHardware(d),
 	}, nil
 }
 

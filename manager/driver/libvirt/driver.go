@@ -427,13 +427,20 @@ func (d *Driver) conn(h *acliv1.Host) (*Conn, error) {
 // VmDomainSpec is the domain a VM record becomes; with a storage
 // directory, its vDisks and a console file come along.
 func VmDomainSpec(vm *acliv1.Vm, st Storage) DomainSpec {
-	vcpus := int(vm.NumVcpus) * int(max(vm.NumCoresPerVcpu, 1))
+	sockets, cores, threads := max(int(vm.NumVcpus), 1), max(int(vm.NumCoresPerVcpu), 1), max(int(vm.NumThreadsPerCore), 1)
 	s := DomainSpec{
 		Name:        strings.ReplaceAll(vm.Name, "/", "_"),
 		UUID:        vm.Uuid,
-		VCPUs:       max(vcpus, 1),
+		VCPUs:       sockets * cores * threads,
 		MemoryMiB:   max(uint64(vm.MemoryBytes+1<<20-1)>>20, 1),
 		Description: "acli vm " + vm.Name,
+		Hardware: HardwareSpec{
+			UEFI: vm.UefiBoot, CPUPassthrough: vm.CpuPassthrough, NestedVirt: vm.HardwareVirtualization,
+			NUMANodes: int(vm.NumVnumaNodes), PinVCPUs: vm.VcpuHardPin, TPM: vm.VirtualTpm,
+		},
+	}
+	if cores > 1 || threads > 1 || vm.NumVnumaNodes > 0 {
+		s.Hardware.Sockets, s.Hardware.Cores, s.Hardware.Threads = sockets, cores, threads
 	}
 	if st.Dir != "" {
 		s.Disks = st.vmDisks(vm)
@@ -449,6 +456,7 @@ func (d *Driver) PowerOn(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) 
 		return err
 	}
 	spec := VmDomainSpec(vm, d.cfg.Storage)
+	spec.Hardware.HostCPUs = int(host.CpuCores)
 	if d.cfg.NetworkBridges {
 		spec.NICs = VmNICs(vm)
 	}

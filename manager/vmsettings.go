@@ -1,0 +1,99 @@
+package manager
+
+import (
+	"fmt"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/state"
+)
+
+// The VM's virtual hardware settings (acli's uefi_boot, num_vnuma_nodes,
+// num_threads_per_core, hardware_virtualization, memory_overcommit,
+// vcpu_hard_pin, cpu_passthrough, virtual_tpm). All of them need the VM
+// off to change: state refuses it at commit (state.RulePowerState).
+
+// maxThreadsPerCore bounds num_threads_per_core (SMT width of x86 hosts
+// and then some).
+const maxThreadsPerCore = 8
+
+// settingsFromCreate copies a create request's settings onto v.
+func settingsFromCreate(v *acliv1.Vm, req *acliv1.CreateVmRequest) {
+	v.UefiBoot, v.NumVnumaNodes, v.NumThreadsPerCore = req.UefiBoot, req.NumVnumaNodes, req.NumThreadsPerCore
+	v.HardwareVirtualization, v.MemoryOvercommit = req.HardwareVirtualization, req.MemoryOvercommit
+	v.VcpuHardPin, v.CpuPassthrough, v.VirtualTpm = req.VcpuHardPin, req.CpuPassthrough, req.VirtualTpm
+	if v.NumThreadsPerCore == 0 {
+		v.NumThreadsPerCore = 1
+	}
+}
+
+// settingsFromUpdate applies an update request's settings to v and names
+// the ones given.
+func settingsFromUpdate(v *acliv1.Vm, req *acliv1.UpdateVmRequest) []string {
+	var changed []string
+	setB := func(dst *bool, src *bool, name string) {
+		if src != nil {
+			*dst = *src
+			changed = append(changed, name)
+		}
+	}
+	setI := func(dst *int32, src *int32, name string) {
+		if src != nil {
+			*dst = *src
+			changed = append(changed, name)
+		}
+	}
+	setB(&v.UefiBoot, req.UefiBoot, "uefi_boot")
+	setI(&v.NumVnumaNodes, req.NumVnumaNodes, "num_vnuma_nodes")
+	setI(&v.NumThreadsPerCore, req.NumThreadsPerCore, "num_threads_per_core")
+	setB(&v.HardwareVirtualization, req.HardwareVirtualization, "hardware_virtualization")
+	setB(&v.MemoryOvercommit, req.MemoryOvercommit, "memory_overcommit")
+	setB(&v.VcpuHardPin, req.VcpuHardPin, "vcpu_hard_pin")
+	setB(&v.CpuPassthrough, req.CpuPassthrough, "cpu_passthrough")
+	setB(&v.VirtualTpm, req.VirtualTpm, "virtual_tpm")
+	return changed
+}
+
+// checkSettings validates the settings against each other and the VM's shape.
+func checkSettings(v *acliv1.Vm) []apierr.Field {
+	var bad []apierr.Field
+	add := func(field, format string, args ...any) {
+		bad = append(bad, apierr.Field{Field: field, Description: fmt.Sprintf(format, args...)})
+	}
+	vcpus := v.NumVcpus * max(v.NumCoresPerVcpu, 1) * max(v.NumThreadsPerCore, 1)
+	switch n := v.NumVnumaNodes; {
+	case n < 0:
+		add("num_vnuma_nodes", "num_vnuma_nodes %d must not be negative (0: no vNUMA)", n)
+	case n > 0 && vcpus%n != 0:
+		add("num_vnuma_nodes", "num_vnuma_nodes %d must divide the VM's %d vCPUs evenly", n, vcpus)
+	case n > 0 && (v.MemoryBytes>>20)%int64(n) != 0:
+		add("num_vnuma_nodes", "num_vnuma_nodes %d must divide the VM's %d MiB of memory evenly", n, v.MemoryBytes>>20)
+	}
+	if t := v.NumThreadsPerCore; t < 1 || t > maxThreadsPerCore {
+		add("num_threads_per_core", "num_threads_per_core %d must be 1 to %d", t, maxThreadsPerCore)
+	}
+	if v.VirtualTpm && !v.UefiBoot {
+		add("virtual_tpm", "virtual_tpm needs UEFI firmware; add uefi_boot=true")
+	}
+	return bad
+}
+
+// refuseOffOnly refuses, before any task starts, a change that the commit
+// would refuse: off-only settings of a running VM.
+func refuseOffOnly(cur, next *acliv1.Vm) error {
+	if why := state.OffOnly(cur, next); why != "" {
+		return apierr.Precondition(state.RulePowerState, "vm:"+cur.Name, "%s", why)
+	}
+	return nil
+}
+
+// pinnedBy says what keeps a VM from live-migrating ("" if nothing does).
+func pinnedBy(v *acliv1.Vm) string {
+	switch {
+	case v.CpuPassthrough:
+		return "the host CPU passed through"
+	case v.Passthrough:
+		return "a passthrough device"
+	}
+	return ""
+}

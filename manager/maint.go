@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -36,21 +34,33 @@ func nonMigratableAction(a acliv1.NonMigratableVmAction) (scheduler.NonMigratabl
 	return 0, apierr.BadField("non_migratable_vm_action", "non_migratable_vm_action %d is unknown; use block or acpi_shutdown", a)
 }
 
-// refusalsLocked lists why host h may not start going out of service now:
-// it is down, it is receiving VMs, or the redundancy budget is spent.
-func (m *Manager) refusalsLocked(h *hostRec, what string) []apierr.Violation {
-	var vs []apierr.Violation
-	if h.pb.NodeState == acliv1.NodeState_kNodeDown {
-		vs = append(vs, apierr.Violation{Type: "HOST_DOWN", Subject: "host:" + h.pb.Name,
-			Description: fmt.Sprintf("host %s is down", hostLabel(h.pb))})
+// maintHostLocked is what maintenance.Preflight needs of host h: whether
+// it is down, held by a task (with busy), receiving VMs, and what the
+// redundancy budget says of taking it out.
+func (m *Manager) maintHostLocked(h *hostRec, busy bool) maintenance.Host {
+	out := maintenance.Host{Name: h.pb.Name, Label: hostLabel(h.pb), Down: h.pb.NodeState == acliv1.NodeState_kNodeDown}
+	if t := m.heldLocked(h.pb.Uuid); busy && t != nil {
+		out.BusyWith = fmt.Sprintf("running task %s (%s)", t.PB.Uuid, t.PB.Operation)
 	}
 	for _, t := range m.ops.targets[h.pb.Uuid] {
-		vs = append(vs, apierr.Violation{Type: "MIGRATION_TARGET", Subject: "host:" + h.pb.Name,
-			Description: fmt.Sprintf("host %s is the target of running task %s (%s of %s); wait for it to finish",
-				hostLabel(h.pb), t.PB.Uuid, t.PB.Operation, t.PB.Entities[0].Name)})
+		out.Targets = append(out.Targets, fmt.Sprintf("running task %s (%s of %s)", t.PB.Uuid, t.PB.Operation, t.PB.Entities[0].Name))
 	}
-	if err := m.redundancyLocked(h, what, false); err != nil {
-		vs = append(vs, err...)
+	if vs := m.redundancyLocked(h, "take out", false); len(vs) > 0 {
+		out.Redundancy, out.RedundancySubject = vs[0].Description, vs[0].Subject
+	}
+	return out
+}
+
+// refusalsLocked lists why host h may not start going out of service now:
+// it is down, it is receiving VMs, or the redundancy budget is spent.
+func (m *Manager) refusalsLocked(h *hostRec) []apierr.Violation {
+	return violations(maintenance.Preflight(m.maintHostLocked(h, false), nil))
+}
+
+func violations(bs []maintenance.Blocker) []apierr.Violation {
+	vs := make([]apierr.Violation, len(bs))
+	for i, b := range bs {
+		vs[i] = apierr.Violation{Type: b.Type, Subject: b.Subject, Description: b.String()}
 	}
 	return vs
 }
@@ -99,7 +109,7 @@ func (m *Manager) redundancyLocked(h *hostRec, what string, cvm bool) []apierr.V
 		Description: fmt.Sprintf("cannot %s %s: %v", what, hostLabel(h.pb), err)}}
 }
 
-func planOut(p *scheduler.Plan) ([]*acliv1.PlanStep, []*acliv1.Blocker) {
+func planOut(p *scheduler.Plan) []*acliv1.PlanStep {
 	steps := make([]*acliv1.PlanStep, 0, len(p.Steps))
 	for _, s := range p.Steps {
 		ps := &acliv1.PlanStep{
@@ -111,14 +121,7 @@ func planOut(p *scheduler.Plan) ([]*acliv1.PlanStep, []*acliv1.Blocker) {
 		}
 		steps = append(steps, ps)
 	}
-	blockers := make([]*acliv1.Blocker, 0, len(p.Blockers))
-	for _, b := range p.Blockers {
-		blockers = append(blockers, &acliv1.Blocker{
-			Vm:     &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: b.VM.UUID, Name: b.VM.Name},
-			Reason: b.Reason, Override: b.Override,
-		})
-	}
-	return steps, blockers
+	return steps
 }
 
 // planLines renders a plan for the task log.
@@ -159,16 +162,18 @@ func (s hostService) EnterMaintenanceModeCheck(ctx context.Context, req *acliv1.
 		out.Ok, out.AlreadyInMaintenance = true, true
 		return out, nil
 	}
-	for _, v := range m.refusalsLocked(h, "take out") {
-		out.Blockers = append(out.Blockers, &acliv1.Blocker{Reason: v.Description})
-	}
 	plan, err := scheduler.PlanEvacuation(m.snapshotLocked(), h.pb.Uuid, action, scheduler.Options{})
 	if err != nil {
 		return nil, apierr.Internal("planning the evacuation", err)
 	}
-	steps, blockers := planOut(plan)
-	out.Plan = steps
-	out.Blockers = append(out.Blockers, blockers...)
+	out.Plan = planOut(plan)
+	vmOf := map[string]*acliv1.EntityRef{}
+	for _, b := range plan.Blockers {
+		vmOf["vm:"+b.VM.Name] = &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: b.VM.UUID, Name: b.VM.Name}
+	}
+	for _, b := range maintenance.Preflight(m.maintHostLocked(h, true), plan) {
+		out.Blockers = append(out.Blockers, &acliv1.Blocker{Type: b.Type, Vm: vmOf[b.Subject], Reason: b.Reason, Override: b.Override})
+	}
 	out.Ok = len(out.Blockers) == 0
 	return out, nil
 }
@@ -208,7 +213,7 @@ func (s hostService) EnterMaintenanceMode(ctx context.Context, req *acliv1.Enter
 			return outcome{message: fmt.Sprintf("host %s is already in maintenance mode", hostLabel(hpb))}, nil
 		})
 	}
-	if vs := m.refusalsLocked(h, "take out"); len(vs) > 0 {
+	if vs := m.refusalsLocked(h); len(vs) > 0 {
 		m.mu.Unlock()
 		return nil, apierr.FailedPrecondition(fmt.Sprintf("host %s cannot enter maintenance mode", hostLabel(hpb)), vs...)
 	}
@@ -423,29 +428,7 @@ func (e *evacuation) finish(ctx context.Context) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
-	var vs []apierr.Violation
-	blocked := map[string]string{}
-	for _, b := range plan.Blockers {
-		blocked[b.VM.UUID] = b.String()
-	}
-	for _, s := range plan.Steps {
-		if s.Action == scheduler.ActionNone {
-			continue
-		}
-		why := e.drain.Failure(s.VM.UUID)
-		if why == "" {
-			why = blocked[s.VM.UUID]
-		}
-		if why == "" && s.Action == scheduler.ActionShutdown {
-			// Not a blocker itself: it is shut down only once the others can leave.
-			why = fmt.Sprintf("vm %s (%s) is shut down only once every other VM can leave", s.VM, s.Reason)
-		}
-		if why == "" {
-			why = fmt.Sprintf("vm %s is still running on %s", s.VM, e.label)
-		}
-		vs = append(vs, apierr.Violation{Type: "BLOCKED", Subject: "vm:" + s.VM.Name, Description: why})
-	}
-	if len(vs) > 0 {
+	if vs := violations(e.drain.Remaining(plan, e.label)); len(vs) > 0 {
 		for _, v := range vs {
 			m.addMessage(t, -1, "blocked: %s", v.Description)
 		}
@@ -534,173 +517,113 @@ func (s hostService) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMa
 	})
 }
 
-// returnVms carries out a return plan: agent VMs power on first, then VMs
-// elsewhere live-migrate back, then the other VMs that were shut down
-// power on. A VM that cannot return stays where it is and is listed.
+// returnVms carries out a return plan (maintenance.Return orders it); the
+// steps are this manager's power-ons and migrations. A VM that cannot
+// return stays where it is and is listed.
 func (m *Manager) returnVms(ctx context.Context, t *taskRec, host *acliv1.Host, plan *scheduler.Plan, hs *holds) (outcome, error) {
 	label := hostLabel(host)
-	var mu sync.Mutex
-	var failures []string
-	back, on := 0, 0
-	fail := func(format string, args ...any) {
+	ret := &maintenance.Return{Limit: m.ops.maxMigrations, Agent: m.isAgent}
+	failed := func(format string, args ...any) (maintenance.Result, string) {
 		line := fmt.Sprintf(format, args...)
-		mu.Lock()
-		failures = append(failures, line)
-		mu.Unlock()
 		m.addMessage(t, -1, "%s", line)
+		return maintenance.Failed, line
 	}
-	total, done := int32(len(plan.Steps)), atomic.Int32{}
-	percent := func() int32 { return min(99, 1+98*done.Load()/max(total, 1)) }
 	clearOrigin := func(v *acliv1.Vm) {
 		if v.OriginalHostUuid == host.Uuid {
 			v.OriginalHostUuid = ""
 		}
 	}
+	letGo := func(id string) {
+		m.mu.Lock()
+		hs.releaseLocked(id)
+		m.mu.Unlock()
+	}
+	// take locks a VM; ok is false when it no longer names the host as
+	// where it came from.
 	take := func(id string) (*acliv1.Vm, int64, bool) {
 		r, err := m.lockVm(ctx, t, id)
 		if err != nil || r == nil {
-			m.mu.Lock()
-			hs.releaseLocked(id)
-			m.mu.Unlock()
+			letGo(id)
 			return nil, 0, false
 		}
 		m.mu.RLock()
 		defer m.mu.RUnlock()
 		return r.pb, r.rev, r.pb.OriginalHostUuid == host.Uuid
 	}
-	powerOn := func(s scheduler.Step) {
-		defer done.Add(1)
+	ret.PowerOn = func(ctx context.Context, s scheduler.Step) (maintenance.Result, string) {
 		v, rev, ok := take(s.VM.UUID)
 		if v == nil {
-			return
+			return maintenance.Gone, ""
 		}
 		defer m.unlockVm(t, v.Uuid)
 		if !ok || placed(v) {
-			m.mu.Lock()
-			hs.releaseLocked(v.Uuid)
-			m.mu.Unlock()
-			return
+			letGo(v.Uuid)
+			return maintenance.Gone, ""
 		}
-		m.progress(t, percent(), "powering on vm %s on %s", v.Name, label)
+		m.progress(t, ret.Percent(), "powering on vm %s on %s", v.Name, label)
 		if err := m.drv.PowerOn(ctx, host, v); err != nil {
-			m.mu.Lock()
-			hs.releaseLocked(v.Uuid)
-			m.mu.Unlock()
-			fail("vm %s did not power on on %s: %v", v.Name, label, err)
-			return
+			letGo(v.Uuid)
+			return failed("vm %s did not power on on %s: %v", v.Name, label, err)
 		}
 		next := proto.Clone(v).(*acliv1.Vm)
 		next.PowerState, next.HostUuid, next.HostName = acliv1.PowerState_kOn, host.Uuid, host.Name
 		clearOrigin(next)
 		id := v.Uuid
 		if err := m.putVm(ctx, next, rev, func() { hs.releaseLocked(id) }); err != nil {
-			fail("vm %s powered on but recording it failed: %v", v.Name, err)
-			return
+			return failed("vm %s powered on but recording it failed: %v", v.Name, err)
 		}
-		mu.Lock()
-		on++
-		mu.Unlock()
-		m.addMessage(t, percent(), "vm %s powered on on %s", v.Name, label)
+		m.addMessage(t, ret.Percent(), "vm %s powered on on %s", v.Name, label)
+		return maintenance.Moved, ""
 	}
-	migrateBack := func(s scheduler.Step) {
-		defer done.Add(1)
+	ret.MigrateBack = func(ctx context.Context, s scheduler.Step) (maintenance.Result, string) {
 		v, rev, ok := take(s.VM.UUID)
 		if v == nil {
-			return
+			return maintenance.Gone, ""
 		}
 		defer m.unlockVm(t, v.Uuid)
 		m.mu.RLock()
 		src := m.hosts[v.HostUuid]
 		m.mu.RUnlock()
 		if !ok || !placed(v) || src == nil || v.HostUuid == host.Uuid {
-			m.mu.Lock()
-			hs.releaseLocked(v.Uuid)
-			m.mu.Unlock()
-			return
+			letGo(v.Uuid)
+			return maintenance.Gone, ""
 		}
 		id := v.Uuid
 		res, err := m.liveMigrate(ctx, t, move{vm: v, rev: rev, src: src.pb, dst: host,
-			release: func() { hs.releaseLocked(id) }, edit: clearOrigin}, percent)
+			release: func() { hs.releaseLocked(id) }, edit: clearOrigin}, ret.Percent)
 		if err != nil {
-			m.mu.Lock()
-			hs.releaseLocked(id)
-			m.mu.Unlock()
-			if ctx.Err() == nil {
-				fail("vm %s did not return to %s: %v", v.Name, label, err)
+			letGo(id)
+			if ctx.Err() != nil {
+				return maintenance.Gone, ""
 			}
-			return
+			return failed("vm %s did not return to %s: %v", v.Name, label, err)
 		}
-		mu.Lock()
-		back++
-		mu.Unlock()
-		m.addMessage(t, percent(), "vm %s migrated back to %s (%s)", v.Name, label, res)
+		m.addMessage(t, ret.Percent(), "vm %s migrated back to %s (%s)", v.Name, label, res)
+		return maintenance.Moved, ""
 	}
-	var migrations []scheduler.Step
-	var restarts []scheduler.Step
-	for _, s := range plan.Steps {
-		switch s.Action {
-		case scheduler.ActionMigrate:
-			migrations = append(migrations, s)
-		case scheduler.ActionRestart:
-			restarts = append(restarts, s)
-		case scheduler.ActionNone:
-			// It cannot come back: it stays where it is and forgets the host.
-			done.Add(1)
-			if v, rev, ok := take(s.VM.UUID); v != nil {
-				if ok {
-					next := proto.Clone(v).(*acliv1.Vm)
-					clearOrigin(next)
-					if err := m.putVm(ctx, next, rev, nil); err != nil {
-						fail("vm %s: %v", v.Name, err)
-					}
+	ret.Stay = func(ctx context.Context, s scheduler.Step) string {
+		why := ""
+		if v, rev, ok := take(s.VM.UUID); v != nil {
+			if ok {
+				next := proto.Clone(v).(*acliv1.Vm)
+				clearOrigin(next)
+				if err := m.putVm(ctx, next, rev, nil); err != nil {
+					_, why = failed("vm %s: %v", v.Name, err)
 				}
-				m.unlockVm(t, v.Uuid)
 			}
-			m.addMessage(t, -1, "%s; it stays where it is", s.Reason)
+			m.unlockVm(t, v.Uuid)
 		}
+		m.addMessage(t, -1, "%s; it stays where it is", s.Reason)
+		return why
 	}
-	// Agent VMs first: they serve the host's other VMs.
-	var rest []scheduler.Step
-	for _, s := range restarts {
-		if m.isAgent(s.VM.UUID) {
-			powerOn(s)
-		} else {
-			rest = append(rest, s)
-		}
-	}
-	work := make(chan scheduler.Step)
-	var wg sync.WaitGroup
-	for i := 0; i < min(m.ops.maxMigrations, len(migrations)); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for s := range work {
-				migrateBack(s)
-			}
-		}()
-	}
-	for _, s := range migrations {
-		select {
-		case work <- s:
-		case <-ctx.Done():
-		}
-	}
-	close(work)
-	wg.Wait()
-	for _, s := range rest {
-		if ctx.Err() != nil {
-			break
-		}
-		powerOn(s)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := ret.Run(ctx, plan); err != nil {
 		return outcome{}, err
 	}
-	msg := fmt.Sprintf("host %s exited maintenance mode: %d VM(s) migrated back, %d powered on", label, back, on)
+	back, on, failures := ret.Tally()
 	if len(failures) > 0 {
 		return outcome{}, fmt.Errorf("host %s is back in service but %d VM(s) did not return: %s", label, len(failures), joinLines(failures))
 	}
-	return outcome{message: msg}, nil
+	return outcome{message: fmt.Sprintf("host %s exited maintenance mode: %d VM(s) migrated back, %d powered on", label, back, on)}, nil
 }
 
 func (m *Manager) isAgent(id string) bool {

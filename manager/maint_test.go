@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
@@ -340,3 +341,31 @@ func TestRestartMidEvacuation(t *testing.T) {
 }
 
 var _ = proto.Bool
+
+// TestMaintenanceCheckTypedBlockers: the check lists every blocker with its
+// type and the argument that overrides it, the host's own before its VMs'.
+func TestMaintenanceCheckTypedBlockers(t *testing.T) {
+	c := start(t, managertest.Options{Hosts: 3})
+	vmOn(t, c, "db01", 4*gib, "h1")
+	succeed(t, c)(c.vm.SetAffinity(bg, &acliv1.SetAffinityRequest{Vm: "db01", Hosts: []string{"h1"}}))
+	succeed(t, c)(enter(c, "h2", 0))
+	chk, err := c.host.EnterMaintenanceModeCheck(bg, &acliv1.EnterMaintenanceModeRequest{Host: "h1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chk.Ok || len(chk.Blockers) != 2 {
+		t.Fatalf("check: ok=%v blockers %v", chk.Ok, chk.Blockers)
+	}
+	rf, vm := chk.Blockers[0], chk.Blockers[1]
+	if rf.Type != "REDUNDANCY" || rf.Override != "" || !strings.Contains(rf.Reason, "cannot take out h1 (127.20.0.21)") {
+		t.Errorf("first blocker %v", rf)
+	}
+	if vm.Type != "BLOCKED" || vm.Vm.GetName() != "db01" || vm.Override != "non_migratable_vm_action=acpi_shutdown" {
+		t.Errorf("second blocker %v", vm)
+	}
+	// The enter refuses with the host's blocker, typed the same.
+	_, err = enter(c, "h1", 0)
+	if st, _ := status.FromError(err); st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "cannot take out h1") {
+		t.Fatalf("enter: %v", err)
+	}
+}

@@ -440,7 +440,10 @@ type Blocker struct {
 	// What blocks, e.g. "vm db01 has host affinity to 127.20.0.21".
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The argument that overrides it, e.g. "non_migratable_vm_action=acpi_shutdown" (empty when none does).
-	Override      string `protobuf:"bytes,3,opt,name=override,proto3" json:"override,omitempty"`
+	Override string `protobuf:"bytes,3,opt,name=override,proto3" json:"override,omitempty"`
+	// What blocks: "BLOCKED" (a VM cannot leave), "HOST_DOWN", "HOST_BUSY" (another task holds the host),
+	// "MIGRATION_TARGET" (a running task moves VMs onto it) or "REDUNDANCY" (RF-1 hosts are out already).
+	Type          string `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -492,6 +495,13 @@ func (x *Blocker) GetReason() string {
 func (x *Blocker) GetOverride() string {
 	if x != nil {
 		return x.Override
+	}
+	return ""
+}
+
+func (x *Blocker) GetType() string {
+	if x != nil {
+		return x.Type
 	}
 	return ""
 }
@@ -802,11 +812,12 @@ const file_acli_v1_host_proto_rawDesc = "" +
 	"\x1aExitMaintenanceModeRequest\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\"+\n" +
 	"\x15CvmMaintenanceRequest\x12\x12\n" +
-	"\x04host\x18\x01 \x01(\tR\x04host\"a\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\"u\n" +
 	"\aBlocker\x12\"\n" +
 	"\x02vm\x18\x01 \x01(\v2\x12.acli.v1.EntityRefR\x02vm\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1a\n" +
-	"\boverride\x18\x03 \x01(\tR\boverride\"\xa9\x01\n" +
+	"\boverride\x18\x03 \x01(\tR\boverride\x12\x12\n" +
+	"\x04type\x18\x04 \x01(\tR\x04type\"\xa9\x01\n" +
 	"\bPlanStep\x12\"\n" +
 	"\x02vm\x18\x01 \x01(\v2\x12.acli.v1.EntityRefR\x02vm\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x123\n" +

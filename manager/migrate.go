@@ -3,13 +3,9 @@ package manager
 import (
 	"context"
 	"fmt"
-	"time"
-
-	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
-	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/migrate"
 	"github.com/acli-dev/acli/manager/scheduler"
 )
@@ -26,136 +22,93 @@ type move struct {
 	edit func(*acliv1.Vm)
 }
 
-// migrated is what a finished live migration reports.
-type migrated struct {
-	rounds     int32
-	downtimeMs int64
-	took       time.Duration
+func (mv move) plain() migrate.Move {
+	return migrate.Move{VM: mv.vm, Rev: mv.rev, Src: mv.src, Dst: mv.dst, BandwidthMbps: mv.bwMbps, Edit: mv.edit}
 }
 
-func (r migrated) String() string {
-	return fmt.Sprintf("%d round(s), downtime %d ms", r.rounds, r.downtimeMs)
+// liveMigrate runs migrate.Live for task t; percent, when set, is the
+// task's progress (an evacuation's), else the migration's own.
+func (m *Manager) liveMigrate(ctx context.Context, t *taskRec, mv move, percent func() int32) (migrate.Result, error) {
+	c := &moveCluster{m: m, t: t, mv: mv, percent: percent}
+	return migrate.Live(ctx, c, c, m.drv, mv.plain())
 }
 
-// liveMigrate moves a running VM with the driver, streaming the pre-copy
-// progress to the task, and records the VM on its target the moment the
-// driver has switched it over: the VM is on exactly one host, in the
-// driver and in the store, at every instant. On failure the VM stays on its
-// source and nothing is recorded.
-func (m *Manager) liveMigrate(ctx context.Context, t *taskRec, mv move, percent func() int32) (migrated, error) {
-	vm, src, dst := mv.vm, mv.src, mv.dst
-	if err := m.ops.slots.acquire(ctx, src.Uuid, dst.Uuid); err != nil {
-		return migrated{}, err
-	}
-	defer m.ops.slots.release(src.Uuid, dst.Uuid)
-	// The plan may be old by now (slots are waited for): the target must
-	// still take VMs when the migration starts.
-	if err := m.checkTarget(dst.Uuid); err != nil {
-		return migrated{}, err
-	}
-	refs := []*acliv1.EntityRef{vmRef(vm), hostRef(src), hostRef(dst)}
-	m.publish("migration", "info", m.taskUUID(t), refs, "migrating vm %s from %s to %s", vm.Name, hostLabel(src), hostLabel(dst))
-	m.mu.Lock()
-	t.Update(func(pb *acliv1.Task) {
-		pb.ProgressMessage = fmt.Sprintf("migrating vm %s to %s", vm.Name, hostLabel(dst))
-	})
-	m.mu.Unlock()
-	var last *acliv1.MigrationProgress
-	var conv migrate.Convergence
-	start := time.Now()
-	err := m.drv.Migrate(ctx, vm, src, dst, driver.MigrateOptions{BandwidthMbps: mv.bwMbps}, func(p *acliv1.MigrationProgress) {
-		last = p
-		line := fmt.Sprintf("migrating vm %s to %s: round %d, %s remaining, est. downtime %d ms",
-			vm.Name, hostLabel(dst), p.Round, bytesText(p.RemainingBytes), p.EstimatedDowntimeMs)
-		warn, first := conv.Observe(p)
-		if warn != "" {
-			line += "; " + warn
-		}
-		if first {
-			m.publish("migration", "warning", m.taskUUID(t), refs, "migration of vm %s to %s is %s", vm.Name, hostLabel(dst), warn)
-		}
-		m.mu.Lock()
-		t.Update(func(pb *acliv1.Task) {
-			pb.Migration, pb.ProgressMessage = p, line
-			if percent != nil {
-				pb.Percent = percent()
-			} else {
-				pb.Percent = max(pb.Percent, migrate.Percent(p))
-			}
-		})
-		m.mu.Unlock()
-	})
-	if err != nil {
-		m.publish("migration", "error", m.taskUUID(t), refs, "migration of vm %s from %s to %s failed: %v", vm.Name, hostLabel(src), hostLabel(dst), err)
-		return migrated{}, err
-	}
-	m.pastReturn(t)
-	next := proto.Clone(vm).(*acliv1.Vm)
-	next.HostUuid, next.HostName = dst.Uuid, dst.Name
-	if mv.edit != nil {
-		mv.edit(next)
-	}
-	if err := m.putVm(ctx, next, mv.rev, mv.release); err != nil {
-		if !refusedByRules(err) {
-			return migrated{}, fmt.Errorf("vm %s moved to %s but recording it failed: %w", vm.Name, hostLabel(dst), err)
-		}
-		// The target closed while the VM moved (a cordon, maintenance): it
-		// goes back where it is recorded.
-		bctx := context.WithoutCancel(ctx)
-		if berr := m.drv.Migrate(bctx, next, dst, src, driver.MigrateOptions{BandwidthMbps: mv.bwMbps}, func(*acliv1.MigrationProgress) {}); berr != nil {
-			// It stays where it runs: recorded as found there.
-			if rev, oerr := m.commitObserved(bctx, []write{{key: vmKey(next.Uuid), msg: next, rev: mv.rev}}); oerr == nil {
-				m.mu.Lock()
-				m.putVmLocked(next, rev)
-				m.mu.Unlock()
-			}
-			return migrated{}, fmt.Errorf("vm %s moved to %s, which no longer takes VMs (%w), and moving it back failed: %v", vm.Name, hostLabel(dst), err, berr)
-		}
-		return migrated{}, fmt.Errorf("vm %s moved back to %s: %w", vm.Name, hostLabel(src), err)
-	}
-	res := migrated{took: time.Since(start)}
-	if last != nil {
-		res.rounds, res.downtimeMs = last.Round, last.EstimatedDowntimeMs
-	}
-	m.publish("migration", "info", m.taskUUID(t), refs, "vm %s migrated from %s to %s (%s)", vm.Name, hostLabel(src), hostLabel(dst), res)
-	return res, nil
-}
-
-// offlineMigrate powers a VM off on its source and on again on its target;
-// each step is recorded as it happens.
+// offlineMigrate runs migrate.Offline for task t.
 func (m *Manager) offlineMigrate(ctx context.Context, t *taskRec, mv move) error {
-	vm, src, dst := mv.vm, mv.src, mv.dst
-	m.progress(t, 20, "powering off vm %s on %s", vm.Name, hostLabel(src))
-	if err := m.drv.PowerOff(ctx, src, vm); err != nil {
+	c := &moveCluster{m: m, t: t, mv: mv}
+	return migrate.Offline(ctx, c, c, m.drv, mv.plain())
+}
+
+// moveCluster is one move's view of the manager (migrate.Cluster and
+// migrate.Report).
+type moveCluster struct {
+	m       *Manager
+	t       *taskRec
+	mv      move
+	percent func() int32
+}
+
+func (c *moveCluster) Slots(ctx context.Context, src, dst string) (func(), error) {
+	if err := c.m.ops.slots.acquire(ctx, src, dst); err != nil {
+		return nil, err
+	}
+	return func() { c.m.ops.slots.release(src, dst) }, nil
+}
+
+func (c *moveCluster) CheckTarget(host string) error { return c.m.checkTarget(host) }
+
+func (c *moveCluster) Record(ctx context.Context, next *acliv1.Vm, rev int64) (int64, error) {
+	var release func()
+	if placed(next) && next.HostUuid == c.mv.dst.Uuid {
+		release = c.mv.release
+	}
+	if err := c.m.putVm(ctx, next, rev, release); err != nil {
+		return 0, err
+	}
+	c.m.mu.RLock()
+	defer c.m.mu.RUnlock()
+	return c.m.vms[next.Uuid].rev, nil
+}
+
+func (c *moveCluster) Refused(err error) bool { return refusedByRules(err) }
+
+func (c *moveCluster) RecordObserved(ctx context.Context, vm *acliv1.Vm, rev int64) error {
+	newRev, err := c.m.commitObserved(ctx, []write{{key: vmKey(vm.Uuid), msg: vm, rev: rev}})
+	if err != nil {
 		return err
 	}
-	off := proto.Clone(vm).(*acliv1.Vm)
-	off.PowerState, off.HostUuid, off.HostName = acliv1.PowerState_kOff, "", ""
-	if err := m.putVm(ctx, off, mv.rev, nil); err != nil {
-		return err
-	}
-	m.mu.RLock()
-	rev := m.vms[vm.Uuid].rev
-	m.mu.RUnlock()
-	m.progress(t, 60, "powering on vm %s on %s", vm.Name, hostLabel(dst))
-	if err := m.drv.PowerOn(ctx, dst, off); err != nil {
-		return fmt.Errorf("vm %s is off: powering it on on %s failed: %w", vm.Name, hostLabel(dst), err)
-	}
-	on := proto.Clone(off).(*acliv1.Vm)
-	on.PowerState, on.HostUuid, on.HostName = acliv1.PowerState_kOn, dst.Uuid, dst.Name
-	if mv.edit != nil {
-		mv.edit(on)
-	}
-	if err := m.putVm(ctx, on, rev, mv.release); err != nil {
-		if refusedByRules(err) {
-			if perr := m.drv.PowerOff(context.WithoutCancel(ctx), dst, off); perr != nil {
-				return fmt.Errorf("%w; powering it off on %s again failed: %v", err, hostLabel(dst), perr)
-			}
-		}
-		return err
-	}
+	c.m.mu.Lock()
+	c.m.putVmLocked(vm, newRev)
+	c.m.mu.Unlock()
 	return nil
 }
+
+func (c *moveCluster) Progress(percent int32, line string, p *acliv1.MigrationProgress) {
+	m := c.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c.t.Update(func(pb *acliv1.Task) {
+		pb.ProgressMessage = line
+		if p != nil {
+			pb.Migration = p
+		}
+		switch {
+		case c.percent != nil && p != nil:
+			pb.Percent = c.percent()
+		case p != nil:
+			pb.Percent = max(pb.Percent, percent)
+		case percent >= 0:
+			pb.Percent = percent
+		}
+	})
+}
+
+func (c *moveCluster) Event(severity, format string, args ...any) {
+	refs := []*acliv1.EntityRef{vmRef(c.mv.vm), hostRef(c.mv.src), hostRef(c.mv.dst)}
+	c.m.publish("migration", severity, c.m.taskUUID(c.t), refs, format, args...)
+}
+
+func (c *moveCluster) PastReturn() { c.m.pastReturn(c.t) }
 
 // MigrateVm moves a VM to the named host or to the scheduler's choice. It
 // always moves the VM to another host or refuses, listing each candidate

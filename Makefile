@@ -7,8 +7,10 @@ PROTOS := $(wildcard api/acli/v1/*.proto)
 
 all: build
 
+# acli is built static (no dynamic loader at start-up) and without grpc's
+# x/net/trace (package initialisation it never uses): acli --version.
 build:
-	$(GO) build -o $(BIN)/acli ./cmd/acli
+	CGO_ENABLED=0 $(GO) build -tags grpcnotrace -o $(BIN)/acli ./cmd/acli
 	$(GO) build -o $(BIN)/clusterd ./cmd/clusterd
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: acli, clusterd, the hostssh

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/acli-dev/acli/client"
 	"github.com/google/uuid"
@@ -23,7 +24,7 @@ type Target struct {
 // a billion VMs.
 const maxRange = 10000
 
-var rangeRE = regexp.MustCompile(`\[(\d+)\.\.(\d+)\]`)
+var rangeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\[(\d+)\.\.(\d+)\]`) })
 
 // hasPattern reports whether s uses glob or range syntax.
 func hasPattern(s string) bool { return strings.ContainsAny(s, "*?[") }
@@ -32,7 +33,7 @@ func hasPattern(s string) bool { return strings.ContainsAny(s, "*?[") }
 // further ranges: web[01..03] → web01 web02 web03. Padding follows the
 // lower bound's width when it has a leading zero.
 func ExpandRange(s string) ([]string, error) {
-	loc := rangeRE.FindStringSubmatchIndex(s)
+	loc := rangeRE().FindStringSubmatchIndex(s)
 	if loc == nil {
 		return []string{s}, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/client"
@@ -165,10 +166,11 @@ func kindSpecs() map[Kind]*KindSpec {
 	}
 }
 
-var kindTable = kindSpecs()
+// kindTable is built on first use, not at start-up (acli --version).
+var kindTable = sync.OnceValue(kindSpecs)
 
 // LookupKind returns how to list and name a kind (nil for unknown kinds).
-func LookupKind(k Kind) *KindSpec { return kindTable[k] }
+func LookupKind(k Kind) *KindSpec { return kindTable()[k] }
 
 // ListEntities lists live entities of a kind.
 func ListEntities(ctx context.Context, c *client.Client, k Kind) ([]Entity, error) {

@@ -148,7 +148,7 @@ func (r *Result) WriteGathered(out, errOut io.Writer) {
 	}
 }
 
-var trailingNumber = regexp.MustCompile(`^(.*?)(\d+)$`)
+var trailingNumber = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(.*?)(\d+)$`) })
 
 // FoldHosts writes a host list compactly in the target syntax, e.g.
 // "10.0.0.[1-3,7],node[01-02]"; it keeps first-seen order of prefixes.
@@ -162,7 +162,7 @@ func FoldHosts(hosts []string) string {
 	var order []*run
 	byKey := map[string]*run{}
 	for _, h := range hosts {
-		m := trailingNumber.FindStringSubmatch(h)
+		m := trailingNumber().FindStringSubmatch(h)
 		if m == nil || strings.ContainsAny(m[1], "[]") {
 			order = append(order, &run{prefix: h})
 			continue

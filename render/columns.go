@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/itchyny/gojq"
 )
@@ -260,12 +261,14 @@ func writeJQ(w io.Writer, code *gojq.Code, data any) error {
 
 // attention matches the states an operator must notice; on a terminal
 // they are coloured after the table is laid out, so widths stay exact.
-var attention = regexp.MustCompile(`\b(kFailed|kAborted|Down|kNodeDown|kCvmDown|EnteredMaintenanceMode|EnteringMaintenanceMode)\b`)
+var attention = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\b(kFailed|kAborted|Down|kNodeDown|kCvmDown|EnteredMaintenanceMode|EnteringMaintenanceMode)\b`)
+})
 
 // colorize paints attention states: red for failures and down hosts or
 // CVMs, yellow for maintenance.
 func colorize(b []byte) []byte {
-	return attention.ReplaceAllFunc(b, func(m []byte) []byte {
+	return attention().ReplaceAllFunc(b, func(m []byte) []byte {
 		code := "31" // red
 		if bytes.Contains(m, []byte("Maintenance")) {
 			code = "33" // yellow

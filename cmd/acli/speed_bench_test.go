@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -30,21 +31,60 @@ func BenchmarkPairedVMList300(b *testing.B) {
 	benchPaired(b, addr, "vm.list")
 }
 
+// BenchmarkVersion runs acli --version alternating with two programs built
+// the same way: one that does nothing (the Go runtime's own start-up, the
+// floor for any Go binary) and one that links every package acli links
+// from the standard library and its dependencies, doing nothing either
+// (their package initialisation: the floor for a binary with acli's
+// dependencies). acli minus deps is acli's own start-up.
 func BenchmarkVersion(b *testing.B) {
-	var times []time.Duration
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		if out, err := exec.Command(filepath.Join(binDir, "acli"), "--version").Output(); err != nil || len(out) == 0 {
+	dir := b.TempDir()
+	out, err := goAsMake("list", "-deps", ".").Output() // what make build links
+	if err != nil {
+		b.Fatal(err)
+	}
+	var deps strings.Builder
+	deps.WriteString("package main\n\nimport (\n")
+	for _, p := range strings.Fields(string(out)) {
+		if p == "main" || strings.HasPrefix(p, "github.com/acli-dev/") || strings.HasPrefix(p, "vendor/") ||
+			strings.HasPrefix(p, "internal/") || strings.Contains(p, "/internal") {
+			continue // ours, or not importable (linked through what imports it)
+		}
+		deps.WriteString("\t_ \"" + p + "\"\n")
+	}
+	deps.WriteString(")\n\nfunc main() {}\n")
+	bins := map[string]string{}
+	for name, src := range map[string]string{"empty": "package main\n\nfunc main() {}\n", "deps": deps.String()} {
+		file := filepath.Join(dir, name+".go")
+		if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		times = append(times, time.Since(start))
+		bins[name] = filepath.Join(dir, name)
+		if out, err := goBuild(bins[name], file).CombinedOutput(); err != nil {
+			b.Fatalf("build %s: %v\n%s", name, err, out)
+		}
 	}
-	b.ReportMetric(medianMs(times), "ms-median")
+	run := func(bin string) time.Duration {
+		start := time.Now()
+		if err := exec.Command(bin, "--version").Run(); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	var ta, td, te []time.Duration
+	for i := 0; i < b.N; i++ {
+		ta = append(ta, run(filepath.Join(binDir, "acli")))
+		td = append(td, run(bins["deps"]))
+		te = append(te, run(bins["empty"]))
+	}
+	b.ReportMetric(medianMs(ta), "ms-acli")
+	b.ReportMetric(medianMs(td), "ms-deps")
+	b.ReportMetric(medianMs(te), "ms-empty")
 }
 
 func benchPaired(b *testing.B, addr, cmd string) {
 	bare := filepath.Join(b.TempDir(), "bareclient")
-	if out, err := exec.Command("go", "build", "-o", bare, "./testdata/bareclient").CombinedOutput(); err != nil {
+	if out, err := goBuild(bare, "./testdata/bareclient").CombinedOutput(); err != nil {
 		b.Fatalf("build bareclient: %v\n%s", err, out)
 	}
 	run := func(bin string, args ...string) time.Duration {

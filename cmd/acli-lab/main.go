@@ -181,8 +181,9 @@ func (l *lab) acliRun(ctx context.Context, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-// down stops clusterd by its PID (it stops its CVM services and
-// redirectors), then the hosts' libvirtd and QEMU processes.
+// down stops clusterd by its PID (with its redirectors), then the CVM
+// services it leaves serving (by the PIDs it recorded), then the hosts'
+// libvirtd and QEMU processes.
 func (l *lab) down() error {
 	var errs []error
 	if l.cd != nil && l.cd.Process != nil {
@@ -195,6 +196,11 @@ func (l *lab) down() error {
 			errs = append(errs, errors.New("clusterd ignored SIGTERM for 30 s and was killed"))
 		}
 	}
+	pids, err := datapath.StopRecorded(filepath.Join(l.dir, "clusterd", "datapath"))
+	for _, pid := range pids {
+		fmt.Fprintf(l.out, "CVM storage service: tgtd pid %d stopped\n", pid)
+	}
+	errs = append(errs, err)
 	if l.hosts != nil {
 		errs = append(errs, l.hosts.Stop())
 	}

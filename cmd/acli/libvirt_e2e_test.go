@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acli-dev/acli/manager/datapath"
 	"github.com/acli-dev/acli/manager/driver/libvirt"
 	"github.com/acli-dev/acli/manager/driver/libvirt/libvirtharness"
 )
@@ -142,8 +143,15 @@ func startLibvirtE2E(t *testing.T, extra ...string) *lvE2E {
 		}
 	})
 	hosts = libvirtharness.StartT(t, 3)
-	addr := startClusterdWith(t, append([]string{"--driver", "libvirt", "--libvirt-heartbeat", "200ms", "--libvirt-shutdown-timeout", "1s"}, extra...)...)
-	e := &lvE2E{t: t, addr: addr, hosts: hosts, conn: map[string]*libvirt.Conn{}}
+	dir := t.TempDir()
+	// After clusterd (cleanups run last first): the CVM targets it leaves
+	// serving, by the PIDs it recorded.
+	t.Cleanup(func() { datapath.StopRecorded(filepath.Join(dir, "datapath")) })
+	d, err := launchClusterd(t, dir, append([]string{"--driver", "libvirt", "--libvirt-heartbeat", "200ms", "--libvirt-shutdown-timeout", "1s"}, extra...)...)
+	if err != nil {
+		t.Fatalf("clusterd exited: %v", err)
+	}
+	e := &lvE2E{t: t, addr: d.addr, hosts: hosts, conn: map[string]*libvirt.Conn{}}
 	for _, h := range hosts.Hosts {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		c, err := libvirt.Dial(ctx, h.TCPURI(), libvirt.DialOptions{})

@@ -38,7 +38,7 @@ func addLibvirtFlags(fs *flag.FlagSet) *libvirtOptions {
 	fs.DurationVar(&o.shutdownTimeout, "libvirt-shutdown-timeout", 60*time.Second, "how long vm.shutdown waits for the guest (ACPI) before powering it off")
 	fs.DurationVar(&o.migrationTimeout, "libvirt-migration-timeout", 0, "abort a live migration still running after this long, leaving the VM on its source (0: no limit)")
 	fs.StringVar(&o.storageDir, "libvirt-storage-dir", "", "directory every host reaches at the same path, holding the storage containers' vDisks (default DATA-DIR/containers)")
-	fs.BoolVar(&o.dataPath, "libvirt-datapath", false, "serve vDisks over iSCSI: a CVM storage service (tgtd) on each host's cvm_ip and a login redirector on its hypervisor_ip:3261 (needs root and tgt)")
+	fs.BoolVar(&o.dataPath, "libvirt-datapath", false, "serve vDisks over iSCSI: a CVM storage service (tgtd) on each host's cvm_ip, which keeps serving while clusterd restarts (the next one adopts it by its recorded PID), and a login redirector on its hypervisor_ip:3261 (needs root and tgt)")
 	fs.StringVar(&o.dataServicesIP, "libvirt-data-services-ip", "", "with --libvirt-datapath, the address of the data services portal (port 3260) for volume groups and external initiators")
 	fs.DurationVar(&o.cvmRestart, "libvirt-cvm-restart", 10*time.Second, "with --libvirt-datapath, restart a crashed CVM storage service after this long (0: leave it down)")
 	fs.BoolVar(&o.bridges, "libvirt-network-bridges", false, "plug VM NICs into the bridge named for their network, acli-<network> (each host provides it)")
@@ -100,7 +100,9 @@ func newLibvirtDriver(o *libvirtOptions, dataDir string, log *slog.Logger) *libv
 	}
 	var dp *datapath.Config
 	if o.dataPath {
-		dp = &datapath.Config{Dir: filepath.Join(dataDir, "datapath"), RestartAfter: o.cvmRestart}
+		// The CVM targets belong to the hosts: they keep serving while
+		// clusterd restarts, and the next clusterd adopts them.
+		dp = &datapath.Config{Dir: filepath.Join(dataDir, "datapath"), RestartAfter: o.cvmRestart, KeepTargets: true}
 	}
 	var fence func(context.Context, *acliv1.Host) error
 	if o.fenceCommand != "" {

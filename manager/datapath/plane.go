@@ -49,7 +49,11 @@ type Config struct {
 	// RestartAfter, when positive, restarts a CVM target that exited (as a
 	// host restarts a crashed CVM) after this long; 0 leaves it down.
 	RestartAfter time.Duration
-	Log          *slog.Logger
+	// KeepTargets makes Close leave the CVM targets serving (clusterd
+	// stopping: they belong to the hosts); a plane started later on the
+	// same Dir adopts them.
+	KeepTargets bool
+	Log         *slog.Logger
 }
 
 // Plane is a cluster's data path: the CVM targets, the hosts' redirectors
@@ -75,6 +79,9 @@ type Plane struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	changes   []func(host string, up bool)
+	// adopt is the targets a previous plane on Dir left running, by host.
+	adopt  map[string]cvmRecord
+	saveMu sync.Mutex
 }
 
 type hostPath struct {
@@ -121,7 +128,18 @@ func Start(ctx context.Context, cfg Config, disks []Disk) (*Plane, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	p := &Plane{cfg: cfg, log: cfg.Log, disks: slices.Clone(disks), meta: map[iscsi.Key]*sessionMeta{},
-		targetIdx: map[string]int{}, fenced: map[fenceKey]bool{}, timers: map[*time.Timer]struct{}{}, stop: make(chan struct{})}
+		targetIdx: map[string]int{}, fenced: map[fenceKey]bool{}, timers: map[*time.Timer]struct{}{}, stop: make(chan struct{}),
+		adopt: map[string]cvmRecord{}}
+	rec, err := readRecord(cfg.Dir)
+	if err != nil {
+		cfg.Log.Warn("datapath: no targets to adopt", "err", err)
+	}
+	for _, c := range rec.CVMs {
+		p.adopt[c.Host] = c
+	}
+	for _, f := range rec.Fenced {
+		p.fenced[fenceKey{f.Target, f.Initiator}] = true
+	}
 	for _, h := range cfg.Hosts {
 		if err := p.AddHost(ctx, h); err != nil {
 			p.Close()
@@ -160,7 +178,16 @@ func (p *Plane) AddHost(ctx context.Context, hc HostConfig) error {
 	hp := &hostPath{HostConfig: hc, cvm: NewCVM(hc.Name+"-cvm", hc.CVMIP, filepath.Join(p.cfg.Dir, hc.Name+"-cvm"))}
 	hp.cvm.OnExit = func() { p.cvmExited(i) }
 	p.hosts = append(p.hosts, hp)
+	rec, adopt := p.adopt[hc.Name]
+	delete(p.adopt, hc.Name)
 	p.mu.Unlock()
+	if adopt && rec.IP == hc.CVMIP {
+		if err := hp.cvm.Adopt(ctx, rec.PID, rec.Port); err != nil {
+			p.log.Warn("datapath: CVM target not adopted, starting a new one", "host", hc.Name, "err", err)
+		} else {
+			p.log.Info("datapath: CVM target adopted", "host", hc.Name, "cvm", hc.CVMIP, "pid", rec.PID)
+		}
+	}
 	err := p.startCVM(ctx, i)
 	if err == nil {
 		var r *Redirector
@@ -197,11 +224,20 @@ func (p *Plane) removeHost(i int) error {
 	if r != nil {
 		errs = append(errs, r.Close())
 	}
-	return errors.Join(append(errs, h.cvm.Stop())...)
+	errs = append(errs, h.cvm.Stop())
+	p.save()
+	return errors.Join(errs...)
 }
 
-// Close stops the redirectors and every CVM target, by PID.
-func (p *Plane) Close() error {
+// Close stops the redirectors and every CVM target, by PID; with
+// KeepTargets it leaves the targets serving and records them.
+func (p *Plane) Close() error { return p.close(p.cfg.KeepTargets) }
+
+// Detach stops the redirectors and the plane's checks, and leaves the CVM
+// targets serving for a later plane on the same Dir to adopt.
+func (p *Plane) Detach() error { return p.close(true) }
+
+func (p *Plane) close(keep bool) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -223,8 +259,11 @@ func (p *Plane) Close() error {
 		if h.redir != nil {
 			errs = append(errs, h.redir.Close())
 		}
-		errs = append(errs, h.cvm.Stop())
+		if !keep {
+			errs = append(errs, h.cvm.Stop())
+		}
 	}
+	p.save()
 	return errors.Join(errs...)
 }
 
@@ -372,12 +411,19 @@ func (p *Plane) startCVM(ctx context.Context, i int) error {
 	p.mu.Lock()
 	forced := h.forced
 	p.mu.Unlock()
+	p.save()
 	p.setUp(i, !forced)
 	return nil
 }
 
 func (p *Plane) cvmExited(i int) {
 	p.setUp(i, false)
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if !closed { // a closed plane's record is final (another may own the targets now)
+		p.save()
+	}
 	if p.cfg.RestartAfter <= 0 {
 		return
 	}
@@ -718,6 +764,7 @@ func (p *Plane) Fence(ctx context.Context, vmUUID, host string, targets []string
 		p.fenced[fenceKey{t, InitiatorName(vmUUID, host)}] = true
 	}
 	p.mu.Unlock()
+	p.save()
 	return p.applyEverywhere(ctx, targets)
 }
 
@@ -735,6 +782,7 @@ func (p *Plane) Unfence(ctx context.Context, vmUUID, host string, targets []stri
 	if len(changed) == 0 {
 		return nil
 	}
+	p.save()
 	return p.applyEverywhere(ctx, changed)
 }
 

@@ -6,6 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -278,4 +281,81 @@ func TestHostsJoinAndCVMsRestart(t *testing.T) {
 	if out, err := exec.Command("iscsi-inq", url).CombinedOutput(); err == nil {
 		t.Fatalf("a removed host's redirector still answers:\n%s", out)
 	}
+}
+
+// The CVM targets outlive the plane (clusterd restarting): a detached
+// plane leaves them serving, with their sessions; the next plane on the
+// same Dir adopts them by PID, sees a crash of one (not its child: by
+// polling) and moves its session; StopRecorded stops what a detached
+// plane left, by PID.
+func TestTargetsOutliveThePlane(t *testing.T) {
+	p, ds := startPlaneWith(t, func(c *Config) { c.EndedAfter = time.Hour }, "d1")
+	initiate(t, InitiatorName("vm1", "h1"), p.Redirector("h1"), ds[0])
+	waitSpread(t, p, [3]int{1, 0, 0}, 15*time.Second)
+	var pids []int
+	for _, h := range []string{"h1", "h2", "h3"} {
+		pids = append(pids, p.CVM(h).PID())
+	}
+	if err := p.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		if syscall.Kill(pid, 0) != nil {
+			t.Fatalf("tgtd %d stopped with the plane", pid)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p2, err := Start(ctx, p.cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p2.Close() })
+	for i, h := range []string{"h1", "h2", "h3"} {
+		if got := p2.CVM(h).PID(); got != pids[i] {
+			t.Fatalf("%s's target after the restart: pid %d, want the adopted %d", h, got, pids[i])
+		}
+	}
+	if n := spread(t, p2); n != [3]int{1, 0, 0} {
+		t.Fatalf("sessions per CVM after the restart %v, want the one on h1 kept", n)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for p2.Up("h1") {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the adopted target's crash was not seen")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	seen := time.Since(start)
+	took := waitSpread(t, p2, [3]int{0, 1, 0}, 15*time.Second)
+	t.Logf("an adopted target's crash: seen in %v, its session moved %v later", seen.Round(time.Millisecond), took.Round(time.Millisecond))
+
+	if err := p2.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	stopped, err := StopRecorded(p.cfg.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(stopped)
+	if want := []int{pids[1], pids[2]}; !slices.Equal(stopped, slices.Sorted(slices.Values(want))) {
+		t.Fatalf("StopRecorded stopped %v, want %v", stopped, want)
+	}
+	for _, pid := range pids {
+		if syscall.Kill(pid, 0) == nil && !zombie(pid) {
+			t.Fatalf("tgtd %d still runs", pid)
+		}
+	}
+}
+
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return strings.HasPrefix(rest, "Z")
 }

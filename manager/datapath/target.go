@@ -69,11 +69,13 @@ type CVM struct {
 	// pid is tgtd's, read without mu: the plane checks it while routing a
 	// login, and Stop holds mu while the exit is reported to the plane.
 	pid atomic.Int64
+	// port is tgtd's control port, unique per CVM (a recorded one once
+	// adopted).
+	port atomic.Int32
 
 	mu      sync.Mutex
-	cmd     *exec.Cmd
+	proc    *os.Process // tgtd, started here or adopted
 	done    chan struct{}
-	port    int            // tgtd control port, unique per CVM
 	tids    map[string]int // target IQN -> tid
 	nextTID int
 }
@@ -89,7 +91,9 @@ func NewCVM(name, ip, dir string) *CVM {
 	controlPorts.next++
 	p := 100 + controlPorts.next
 	controlPorts.Unlock()
-	return &CVM{Name: name, IP: ip, Dir: dir, port: p}
+	c := &CVM{Name: name, IP: ip, Dir: dir}
+	c.port.Store(int32(p))
+	return c
 }
 
 // Start runs tgtd and waits until it answers tgtadm. Exports are lost
@@ -97,20 +101,20 @@ func NewCVM(name, ip, dir string) *CVM {
 func (c *CVM) Start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cmd != nil && !c.Alive() {
+	if c.proc != nil && !c.Alive() {
 		// It died on its own (a crash, a kill by PID): wait for its reaping.
 		select {
 		case <-c.done:
 		case <-ctx.Done():
-			return fmt.Errorf("cvm %s: tgtd %d not reaped yet: %w", c.Name, c.cmd.Process.Pid, ctx.Err())
+			return fmt.Errorf("cvm %s: tgtd %d not reaped yet: %w", c.Name, c.proc.Pid, ctx.Err())
 		}
 	}
-	if c.cmd != nil {
+	if c.proc != nil {
 		select {
 		case <-c.done:
-			c.cmd = nil
+			c.proc = nil
 		default:
-			return fmt.Errorf("cvm %s: already running (pid %d)", c.Name, c.cmd.Process.Pid)
+			return fmt.Errorf("cvm %s: already running (pid %d)", c.Name, c.proc.Pid)
 		}
 	}
 	run := filepath.Join(c.Dir, "run")
@@ -127,7 +131,7 @@ func (c *CVM) Start(ctx context.Context) error {
 	portals := fmt.Sprintf("portal=%s:%d,portal=%s:%d", c.IP, PortLocal, c.IP, PortExternal)
 	// unshare execs the shell, which execs tgtd: the PID is tgtd's.
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
-		`mount --bind "$0" /run && exec tgtd -f -C "$1" --iscsi "$2"`, run, strconv.Itoa(c.port), portals)
+		`mount --bind "$0" /run && exec tgtd -f -C "$1" --iscsi "$2"`, run, c.portString(), portals)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -144,7 +148,7 @@ func (c *CVM) Start(ctx context.Context) error {
 		}
 		close(done)
 	}()
-	c.cmd, c.done, c.tids, c.nextTID = cmd, done, map[string]int{}, 0
+	c.proc, c.done, c.tids, c.nextTID = cmd.Process, done, map[string]int{}, 0
 	c.pid.Store(int64(cmd.Process.Pid))
 	for {
 		if _, err := c.adm(ctx, "--op", "show", "--mode", "sys"); err == nil {
@@ -152,7 +156,7 @@ func (c *CVM) Start(ctx context.Context) error {
 		}
 		select {
 		case <-done:
-			c.cmd = nil
+			c.proc = nil
 			return fmt.Errorf("cvm %s: tgtd exited at start: %s", c.Name, tail(filepath.Join(c.Dir, "tgtd.log")))
 		case <-ctx.Done():
 			c.killLocked(syscall.SIGKILL)
@@ -162,26 +166,67 @@ func (c *CVM) Start(ctx context.Context) error {
 	}
 }
 
-// PID is tgtd's process id, 0 when it is not running.
-func (c *CVM) PID() int {
+// Adopt takes over a tgtd a previous run of the owner left serving (its
+// PID and control port as recorded): the process must still be tgtd and
+// answer on its control socket. Its targets are read back from it. Its
+// exit is seen by polling, as it is not this process's child.
+func (c *CVM) Adopt(ctx context.Context, pid, port int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cmd == nil {
-		return 0
+	if c.proc != nil {
+		return fmt.Errorf("cvm %s: already running (pid %d)", c.Name, c.proc.Pid)
 	}
-	select {
-	case <-c.done:
-		return 0
-	default:
-		return c.cmd.Process.Pid
+	c.pid.Store(int64(pid))
+	fail := func(err error) error {
+		c.pid.Store(0)
+		return fmt.Errorf("cvm %s: adopt tgtd %d: %w", c.Name, pid, err)
 	}
+	if !c.Alive() {
+		return fail(errors.New("not a running tgtd"))
+	}
+	c.port.Store(int32(port))
+	out, err := c.adm(ctx, "--op", "show", "--mode", "target")
+	if err != nil {
+		return fail(err)
+	}
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return fail(err)
+	}
+	c.tids, c.nextTID = map[string]int{}, 0
+	for _, t := range parseTargets(out) {
+		c.tids[t.name] = t.tid
+		c.nextTID = max(c.nextTID, t.tid)
+	}
+	done := make(chan struct{})
+	onExit := c.OnExit
+	go func() {
+		for c.Alive() {
+			time.Sleep(100 * time.Millisecond)
+		}
+		c.pid.CompareAndSwap(int64(pid), 0)
+		if onExit != nil {
+			onExit()
+		}
+		close(done)
+	}()
+	c.proc, c.done = proc, done
+	return nil
 }
+
+// Port is tgtd's control port (its socket's name in the CVM's /run).
+func (c *CVM) Port() int { return int(c.port.Load()) }
+
+func (c *CVM) portString() string { return strconv.Itoa(c.Port()) }
+
+// PID is tgtd's process id, 0 when it is not running.
+func (c *CVM) PID() int { return int(c.pid.Load()) }
 
 // Running reports whether tgtd is alive (a stopped, hung one counts).
 func (c *CVM) Running() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cmd == nil {
+	if c.proc == nil {
 		return false
 	}
 	select {
@@ -218,13 +263,13 @@ func (c *CVM) Stop() error {
 }
 
 func (c *CVM) killLocked(sig syscall.Signal) error {
-	if c.cmd == nil {
+	if c.proc == nil {
 		return nil
 	}
-	c.cmd.Process.Signal(syscall.SIGCONT) // a hung (stopped) tgtd must die too
-	err := c.cmd.Process.Signal(sig)
+	c.proc.Signal(syscall.SIGCONT) // a hung (stopped) tgtd must die too
+	err := c.proc.Signal(sig)
 	<-c.done
-	c.cmd = nil
+	c.proc = nil
 	if err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
@@ -236,13 +281,13 @@ func (c *CVM) killLocked(sig syscall.Signal) error {
 func (c *CVM) Hang(hung bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cmd == nil {
+	if c.proc == nil {
 		return fmt.Errorf("cvm %s: not running", c.Name)
 	}
 	if hung {
-		return c.cmd.Process.Signal(syscall.SIGSTOP)
+		return c.proc.Signal(syscall.SIGSTOP)
 	}
-	return c.cmd.Process.Signal(syscall.SIGCONT)
+	return c.proc.Signal(syscall.SIGCONT)
 }
 
 // Export serves d as LUN 1 of target d.IQN; exporting it again is a no-op.
@@ -474,6 +519,26 @@ func parseNexus(txt string) []Session {
 	return out
 }
 
+type targetID struct {
+	tid  int
+	name string
+}
+
+// parseTargets reads the targets out of tgtadm's target listing.
+func parseTargets(txt string) []targetID {
+	var out []targetID
+	sc := bufio.NewScanner(strings.NewReader(txt))
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "Target "); ok {
+			n, name, _ := strings.Cut(rest, ": ")
+			if tid, err := strconv.Atoi(n); err == nil {
+				out = append(out, targetID{tid, name})
+			}
+		}
+	}
+	return out
+}
+
 // targetACL reads the ACL of target tid from tgtadm's target listing: the
 // initiator names, and whether the address rule ALL is there.
 func targetACL(txt string, tid int) (names []string, all bool) {
@@ -503,14 +568,14 @@ func targetACL(txt string, tid int) (names []string, all bool) {
 }
 
 func (c *CVM) socket() string {
-	return filepath.Join(c.Dir, "run", "tgtd", "socket."+strconv.Itoa(c.port))
+	return filepath.Join(c.Dir, "run", "tgtd", "socket."+c.portString())
 }
 
 // adm runs tgtadm against this CVM's tgtd.
 func (c *CVM) adm(ctx context.Context, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "tgtadm", append([]string{"-C", strconv.Itoa(c.port), "--lld", "iscsi"}, args...)...)
+	cmd := exec.CommandContext(ctx, "tgtadm", append([]string{"-C", c.portString(), "--lld", "iscsi"}, args...)...)
 	cmd.Env = append(os.Environ(), "TGT_IPC_SOCKET="+filepath.Join(c.Dir, "run", "tgtd", "socket"))
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -232,6 +232,51 @@ func TestDatapathGuest(t *testing.T) {
 			res.Elapsed.Round(time.Millisecond), res.Downtime, gap)
 	}
 
+	// clusterd restarts: its plane detaches (the redirectors go, the CVM
+	// targets keep serving) and the guest writes on meanwhile; the next
+	// plane adopts the same targets by PID. Then a crash of the serving
+	// target (not the new plane's child) still fails over.
+	from, _ = recordsSince(t, data, 1)
+	var pids []int
+	for _, h := range names {
+		pids = append(pids, plane.CVM(h).PID())
+	}
+	if err := plane.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	waitRecords(t, data, 20, time.Minute)
+	sctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+	plane, err = datapath.Start(sctx, cfg, nil)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plane.Close()
+	for i, h := range names {
+		if got := plane.CVM(h).PID(); got != pids[i] {
+			t.Fatalf("%s's target after the restart: pid %d, want the adopted %d", h, got, pids[i])
+		}
+	}
+	servedBy(t, plane, names, datapath.InitiatorName(vm.Uuid, names[0]), target, names[0])
+	waitRecords(t, data, 10, time.Minute)
+	_, restart := recordsSince(t, data, from)
+	t.Logf("clusterd restart: largest write gap %v", restart)
+	if restart > 3*time.Second {
+		t.Errorf("writes stalled %v while the plane restarted", restart)
+	}
+	from, _ = recordsSince(t, data, 1)
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	servedBy(t, plane, names, datapath.InitiatorName(vm.Uuid, names[0]), target, "")
+	waitRecords(t, data, 20, time.Minute)
+	_, adoptedFailover := recordsSince(t, data, from)
+	t.Logf("failover from an adopted target: largest write gap %v", adoptedFailover)
+	if err := plane.StartCVM(ctx, names[0]); err != nil {
+		t.Fatal(err)
+	}
+	servedBy(t, plane, names, datapath.InitiatorName(vm.Uuid, names[0]), target, names[0])
+
 	// Fencing (HA's storage fence): once the CVMs refuse h1's sessions of
 	// the VM's vDisks, the copy on h1 keeps running but no write of it
 	// reaches the disk; unfenced, it reconnects and writes again.

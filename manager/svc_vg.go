@@ -66,7 +66,7 @@ func (s volumeGroupService) ListSessions(ctx context.Context, req *acliv1.ListSe
 	sessions := m.sessionsLocked(recs)
 	out := &acliv1.ListSessionsResponse{}
 	for _, r := range recs {
-		out.Sessions = append(out.Sessions, sessions[r.pb.Uuid]...)
+		out.Sessions = append(out.Sessions, m.servedLocked(sessions[r.pb.Uuid])...)
 	}
 	return out, nil
 }

@@ -136,6 +136,7 @@ func (m *Manager) startVgs() {
 	if err := m.reconcileSessions(ctx); err != nil {
 		m.log.Error("reconciling iSCSI sessions at start", "err", err)
 	}
+	m.syncISCSI(ctx)
 	cancel()
 	m.bgWG.Add(1)
 	go m.sessionLoop()
@@ -158,6 +159,7 @@ func (m *Manager) sessionLoop() {
 		if err := m.reconcileSessions(ctx); err != nil && m.ctx.Err() == nil && !errors.Is(err, store.ErrClosed) {
 			m.log.Warn("reconciling iSCSI sessions", "err", err)
 		}
+		m.syncISCSI(ctx)
 		cancel()
 	}
 }

@@ -2,14 +2,17 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -103,8 +106,8 @@ func TestDatapathHAFence(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	e.ok(fmt.Sprintf("image.create guest source_url=http://%s/disk.qcow2 container=default-container image_type=kDiskImage", l.Addr()), "ImageCreate: complete")
 	e.ok("vm.create g1 memory=128M", "VmCreate: complete")
-	e.ok("vm.disk_create g1 clone_from_image=guest", "VmDiskCreate: complete")
-	e.ok("vm.disk_create g1 create_size=64M", "VmDiskCreate: complete")
+	e.ok("vm.disk_create g1 clone_from_image=guest", "DiskCreate: complete")
+	e.ok("vm.disk_create g1 create_size=64M", "DiskCreate: complete")
 	var disks []struct {
 		Uuid string `json:"uuid"`
 	}
@@ -170,4 +173,153 @@ func TestDatapathHAFence(t *testing.T) {
 	}
 	t.Logf("HA fence: libvirtd of %s killed; the old copy's last record %v after, the new copy (on %s) first wrote %v after; the old copy stopped at record %d and still runs",
 		src, lastOld.Sub(killed).Round(10*time.Millisecond), dst, firstNew.Sub(killed).Round(10*time.Millisecond), oldAtNew)
+}
+
+// A volume group's vDisks on the libvirt data path (test 6 through
+// clusterd): attached to an external initiator, whose libiscsi tools log
+// in through the data services IP. vg.list_sessions names, for each
+// session, the CVM the initiator is really connected to (ss), one per
+// CVM; a killed CVM's session moves, and the listing follows; once the
+// CVM is back the session returns to it.
+func TestDatapathVolumeGroupSessions(t *testing.T) {
+	requireDatapath(t)
+	if _, err := exec.LookPath("iscsi-perf"); err != nil {
+		dptest.Missing(t, "iscsi-perf not installed (apt-get install libiscsi-bin)")
+	}
+	ip := dptest.MustNet()
+	e := startLibvirtE2E(t, "--libvirt-storage-dir", t.TempDir(), "--libvirt-datapath",
+		"--libvirt-data-services-ip", ip+"20", "--libvirt-cvm-restart", "2s")
+	for i, h := range e.hosts.Hosts {
+		e.ok(fmt.Sprintf("host.add %s hypervisor_ip=%s cvm_ip=%s%d libvirt_uri=%s", h.Name, h.Addr, ip, 11+i, h.TCPURI()), "HostAdd: complete")
+	}
+	e.ok("vg.create data", "complete")
+	for range 3 {
+		e.ok("vg.disk_create data create_size=16M", "complete")
+	}
+	e.ok("vg.attach_external data "+client1, "complete")
+	type session struct {
+		Target string `json:"target_iqn"`
+		CvmIP  string `json:"cvm_ip"`
+	}
+	list := func() map[string]string {
+		var ss []session
+		data(t, e.addr, &ss, "vg.list_sessions", "data")
+		out := map[string]string{}
+		for _, s := range ss {
+			out[s.Target] = s.CvmIP
+		}
+		return out
+	}
+	listed := list()
+	if len(listed) != 3 {
+		t.Fatalf("vg.list_sessions data: %v, want 3 sessions", listed)
+	}
+	// Each vDisk is exported on the CVMs once clusterd has handed it to the
+	// data path: a login through the data services IP then succeeds.
+	for target := range listed {
+		waitFor(t, target+" served through the data services IP", 30*time.Second, func() bool {
+			return exec.Command("iscsi-inq", "-i", client1, "iscsi://"+ip+"20:3260/"+target+"/1").Run() == nil
+		})
+	}
+	// One libiscsi initiator per vDisk, logging in at the data services IP.
+	byPID := map[int]string{}
+	for target := range listed {
+		cmd := exec.Command("iscsi-perf", "-i", client1, "-x", "1000", "-m", "1", "iscsi://"+ip+"20:3260/"+target+"/1")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		byPID[cmd.Process.Pid] = target
+	}
+	// connected is the CVM each initiator is connected to, from ss.
+	connected := func() map[string]string {
+		out, err := exec.Command("ss", "-Htnp", "state", "established", "( dport = :3205 )").Output()
+		if err != nil {
+			t.Fatalf("ss: %v", err)
+		}
+		on := map[string]string{}
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 4 {
+				continue
+			}
+			for pid, target := range byPID {
+				if strings.Contains(line, "pid="+strconv.Itoa(pid)+",") {
+					on[target], _, _ = strings.Cut(f[len(f)-2], ":")
+				}
+			}
+		}
+		return on
+	}
+	agree := func(what string, ok func(map[string]string) bool) map[string]string {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			on, listed := connected(), list()
+			good := len(on) == 3 && ok(on)
+			for target, cvm := range on {
+				good = good && listed[target] == cvm
+			}
+			if good {
+				return on
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 30s; connected %v, listed %v", what, on, listed)
+			}
+		}
+	}
+	spread := func(on map[string]string) bool {
+		seen := map[string]bool{}
+		for _, cvm := range on {
+			seen[cvm] = true
+		}
+		return len(seen) == 3
+	}
+	on := agree("one session per CVM, as vg.list_sessions says", spread)
+
+	// The CVM serving the first vDisk crashes (its tgtd SIGKILLed by the PID
+	// clusterd recorded).
+	var first string
+	for target := range on {
+		if first == "" || target < first {
+			first = target
+		}
+	}
+	victim := on[first]
+	b, err := os.ReadFile(filepath.Join(e.dir, "datapath", "targets.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		CVMs []struct {
+			IP  string `json:"ip"`
+			PID int    `json:"pid"`
+		} `json:"cvms"`
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	pid := 0
+	for _, c := range rec.CVMs {
+		if c.IP == victim {
+			pid = c.PID
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no recorded target of CVM %s in %s", victim, b)
+	}
+	killed := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	agree("the killed CVM's session on another CVM, as vg.list_sessions says", func(on map[string]string) bool {
+		return on[first] != victim
+	})
+	moved := time.Since(killed)
+	// Restarted after 2 s, the CVM gets its session back.
+	agree("the session back on its CVM, as vg.list_sessions says", func(on map[string]string) bool {
+		return on[first] == victim && spread(on)
+	})
+	t.Logf("volume group: 1/1/1 over the CVMs; a killed CVM's session moved in %v and came back %v after the kill",
+		moved.Round(10*time.Millisecond), time.Since(killed).Round(10*time.Millisecond))
 }

@@ -25,6 +25,7 @@ import (
 type lvE2E struct {
 	t     *testing.T
 	addr  string
+	dir   string // clusterd's data dir
 	hosts *libvirtharness.Cluster
 	conn  map[string]*libvirt.Conn
 }
@@ -151,7 +152,7 @@ func startLibvirtE2E(t *testing.T, extra ...string) *lvE2E {
 	if err != nil {
 		t.Fatalf("clusterd exited: %v", err)
 	}
-	e := &lvE2E{t: t, addr: d.addr, hosts: hosts, conn: map[string]*libvirt.Conn{}}
+	e := &lvE2E{t: t, addr: d.addr, dir: dir, hosts: hosts, conn: map[string]*libvirt.Conn{}}
 	for _, h := range hosts.Hosts {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		c, err := libvirt.Dial(ctx, h.TCPURI(), libvirt.DialOptions{})

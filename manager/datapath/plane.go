@@ -79,6 +79,8 @@ type Plane struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	changes   []func(host string, up bool)
+	// placed is the model's CVM for sessions through the data services IP.
+	placed map[liveKey]string
 	// adopt is the targets a previous plane on Dir left running, by host.
 	adopt  map[string]cvmRecord
 	saveMu sync.Mutex
@@ -94,7 +96,7 @@ type hostPath struct {
 	hung   bool // marked down by the control-socket check
 	misses int
 	// live is what the CVM served at its last listing, taken at liveAt.
-	live   map[liveKey]bool
+	live   map[liveKey]Session
 	liveAt time.Time
 }
 
@@ -139,6 +141,11 @@ func Start(ctx context.Context, cfg Config, disks []Disk) (*Plane, error) {
 	}
 	for _, f := range rec.Fenced {
 		p.fenced[fenceKey{f.Target, f.Initiator}] = true
+	}
+	for _, d := range rec.Disks {
+		if !slices.ContainsFunc(p.disks, func(x Disk) bool { return x.IQN == d.IQN }) {
+			p.disks = append(p.disks, d)
+		}
 	}
 	for _, h := range cfg.Hosts {
 		if err := p.AddHost(ctx, h); err != nil {
@@ -334,10 +341,14 @@ func (p *Plane) Up(host string) bool {
 // Export serves d on every running CVM, and on CVMs started later.
 func (p *Plane) Export(ctx context.Context, d Disk) error {
 	p.mu.Lock()
-	if !slices.ContainsFunc(p.disks, func(x Disk) bool { return x.IQN == d.IQN }) {
+	added := !slices.ContainsFunc(p.disks, func(x Disk) bool { return x.IQN == d.IQN })
+	if added {
 		p.disks = append(p.disks, d)
 	}
 	p.mu.Unlock()
+	if added {
+		p.save()
+	}
 	for _, h := range p.list() {
 		if h.cvm.Running() {
 			if err := h.cvm.Export(ctx, d); err != nil {
@@ -528,6 +539,9 @@ func (p *Plane) routeLocked(via int, l Login) (string, error) {
 		return "", ErrFenced
 	}
 	key := p.keyLocked(via, l)
+	if ip, ok := p.placedLocked(l); ok && via < 0 {
+		p.followPlacedLocked(key, ip)
+	}
 	cvms := p.cvmsLocked()
 	i := slices.IndexFunc(p.sessions, func(s iscsi.Session) bool { return s.Key == key })
 	if i < 0 {
@@ -686,9 +700,9 @@ func (p *Plane) watch() {
 				h.misses++
 			} else {
 				h.misses = 0
-				h.live, h.liveAt = map[liveKey]bool{}, at
+				h.live, h.liveAt = map[liveKey]Session{}, at
 				for _, s := range parseNexus(out) {
-					h.live[liveKey{s.Initiator, s.Target}] = true
+					h.live[liveKey{s.Initiator, s.Target}] = s
 				}
 			}
 			down := h.misses >= 2 && h.up
@@ -710,6 +724,7 @@ func (p *Plane) watch() {
 		p.mu.Lock()
 		p.forgetEndedLocked()
 		p.mu.Unlock()
+		p.endMisplaced()
 	}
 }
 
@@ -729,7 +744,7 @@ func (p *Plane) forgetEndedLocked() {
 			return false
 		}
 		for _, o := range p.hosts {
-			if o.live[liveKey{m.initiator, m.target}] {
+			if _, ok := o.live[liveKey{m.initiator, m.target}]; ok {
 				return false
 			}
 		}

@@ -23,6 +23,8 @@ const recordFile = "targets.json"
 type record struct {
 	CVMs   []cvmRecord `json:"cvms"`
 	Fenced []fenceRec  `json:"fenced,omitempty"`
+	// Disks are the exports, for a target restarted after its adoption.
+	Disks []Disk `json:"disks,omitempty"`
 }
 
 type cvmRecord struct {
@@ -65,6 +67,7 @@ func (p *Plane) save() {
 	for k := range p.fenced {
 		r.Fenced = append(r.Fenced, fenceRec{Target: k.target, Initiator: k.initiator})
 	}
+	r.Disks = slices.Clone(p.disks)
 	p.mu.Unlock()
 	slices.SortFunc(r.Fenced, func(a, b fenceRec) int {
 		return strings.Compare(a.Target+" "+a.Initiator, b.Target+" "+b.Initiator)

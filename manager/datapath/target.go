@@ -222,7 +222,8 @@ func (c *CVM) portString() string { return strconv.Itoa(c.Port()) }
 // PID is tgtd's process id, 0 when it is not running.
 func (c *CVM) PID() int { return int(c.pid.Load()) }
 
-// Running reports whether tgtd is alive (a stopped, hung one counts).
+// Running reports whether tgtd is alive (a stopped, hung one counts; a
+// dead one not yet reaped does not).
 func (c *CVM) Running() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -233,7 +234,7 @@ func (c *CVM) Running() bool {
 	case <-c.done:
 		return false
 	default:
-		return true
+		return c.Alive()
 	}
 }
 

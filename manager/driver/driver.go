@@ -211,6 +211,30 @@ type Storage interface {
 	CloneFile(ctx context.Context, path, container, dst string, size int64) error
 }
 
+// ISCSI is implemented by drivers whose vDisks are served over iSCSI for
+// real: every CVM exports the volume groups' vDisks, the data services IP
+// follows the model's placement of external sessions, and the sessions the
+// CVMs really serve can be listed.
+type ISCSI interface {
+	// ExportVolume serves a volume as LUN 1 of target on every CVM; a
+	// vDisk never written may have no volume yet: it gets an empty one of
+	// size bytes, as a VM's vDisks get theirs at power-on.
+	ExportVolume(ctx context.Context, target, container, id string, size int64) error
+	// PlaceSessions hands over the model's external sessions (initiator,
+	// target, CVM IP); logins through the data services IP follow them.
+	PlaceSessions(sessions []ServedSession)
+	// ServedSessions lists the sessions the CVMs serve; ok is false when
+	// the driver has no data path running.
+	ServedSessions() (sessions []ServedSession, ok bool)
+}
+
+// ServedSession is one iSCSI session and the CVM serving it.
+type ServedSession struct {
+	Initiator, Target string
+	CVMIP             string
+	Addr              string // the initiator's IP (listed sessions only)
+}
+
 // Pauser is implemented by drivers that can pause a running VM, so that
 // copies of its vDisks taken meanwhile are crash-consistent: every write
 // the guest saw completed is in them, none issued later is. resume undoes

@@ -3,6 +3,7 @@ package libvirt
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"time"
 
@@ -131,4 +132,45 @@ func (d *Driver) unfence(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) 
 		return nil
 	}
 	return d.dp.plane.Unfence(ctx, vm.Uuid, host.Name, vdiskTargets(vm))
+}
+
+var _ driver.ISCSI = (*Driver)(nil)
+
+// ExportVolume implements driver.ISCSI: a volume group's vDisk, served by
+// every CVM under the model's target name.
+func (d *Driver) ExportVolume(ctx context.Context, target, container, id string, size int64) error {
+	if d.dp == nil {
+		return nil
+	}
+	path := d.cfg.Storage.VolumePath(container, id)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if err := d.CreateVolume(ctx, container, id, size); err != nil {
+			return err
+		}
+	}
+	return d.dp.plane.Export(ctx, datapath.Disk{IQN: target, Path: path, ID: id})
+}
+
+// PlaceSessions implements driver.ISCSI.
+func (d *Driver) PlaceSessions(ss []driver.ServedSession) {
+	if d.dp == nil {
+		return
+	}
+	placed := make([]datapath.Placed, len(ss))
+	for i, s := range ss {
+		placed[i] = datapath.Placed{Initiator: s.Initiator, Target: s.Target, CVMIP: s.CVMIP}
+	}
+	d.dp.plane.Place(placed)
+}
+
+// ServedSessions implements driver.ISCSI.
+func (d *Driver) ServedSessions() ([]driver.ServedSession, bool) {
+	if d.dp == nil {
+		return nil, false
+	}
+	var out []driver.ServedSession
+	for _, s := range d.dp.plane.Served() {
+		out = append(out, driver.ServedSession{Initiator: s.Initiator, Target: s.Target, CVMIP: s.CVMIP, Addr: s.Addr})
+	}
+	return out, true
 }

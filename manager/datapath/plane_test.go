@@ -7,10 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/acli-dev/acli/manager/datapath/dptest"
 )
 
 // startPlane runs a 3-host data path on testNet (redirectors .1-.3,
@@ -352,17 +353,8 @@ func TestTargetsOutliveThePlane(t *testing.T) {
 		t.Fatalf("StopRecorded stopped %v, want %v", stopped, want)
 	}
 	for _, pid := range pids {
-		if syscall.Kill(pid, 0) == nil && !zombie(pid) {
+		if syscall.Kill(pid, 0) == nil && !dptest.Zombie(pid) {
 			t.Fatalf("tgtd %d still runs", pid)
 		}
 	}
-}
-
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	_, rest, _ := strings.Cut(string(b), ") ")
-	return strings.HasPrefix(rest, "Z")
 }

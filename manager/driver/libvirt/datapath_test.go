@@ -430,23 +430,14 @@ func TestDatapathDriverRunsCVMs(t *testing.T) {
 	if err := d.LeaveHost(ids[1]); err != nil {
 		t.Fatal(err)
 	}
-	if syscall.Kill(left, 0) == nil && !zombie(left) {
+	if syscall.Kill(left, 0) == nil && !dptest.Zombie(left) {
 		t.Fatalf("tgtd %d of a host that left still runs", left)
 	}
 	last := plane.CVM(c.Hosts[0].Name).PID()
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if syscall.Kill(last, 0) == nil && !zombie(last) {
+	if syscall.Kill(last, 0) == nil && !dptest.Zombie(last) {
 		t.Fatalf("tgtd %d still runs after Close", last)
 	}
-}
-
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	_, rest, _ := strings.Cut(string(b), ") ")
-	return strings.HasPrefix(rest, "Z")
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // The CVM targets belong to the hosts, not to clusterd: a plane closed
@@ -87,8 +88,8 @@ func (p *Plane) save() {
 }
 
 // StopRecorded stops, by PID, the CVM targets a plane on dir left running
-// (acli-lab's teardown after clusterd), and returns their PIDs. A PID that
-// is no longer tgtd's is left alone.
+// (acli-lab's teardown after clusterd), waits for them to exit, and
+// returns their PIDs. A PID that is no longer tgtd's is left alone.
 func StopRecorded(dir string) ([]int, error) {
 	r, err := readRecord(dir)
 	if err != nil {
@@ -108,6 +109,13 @@ func StopRecorded(dir string) ([]int, error) {
 			continue
 		}
 		pids = append(pids, c.PID)
+		// Gone (or a zombie) before it counts as stopped.
+		for deadline := time.Now().Add(5 * time.Second); cvm.Alive(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				errs = append(errs, fmt.Errorf("tgtd %d of %s: still running 5 s after SIGKILL", c.PID, c.Host))
+				break
+			}
+		}
 	}
 	if err := os.Remove(filepath.Join(dir, recordFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)

@@ -82,7 +82,7 @@ test: build
 test-datapath:
 	$(GO) test -race -count=1 ./manager/datapath
 	@out=$$($(GO) test -race -count=1 -v -run '^TestDatapath' ./manager/driver/libvirt ./cmd/acli 2>&1); rc=$$?; \
-	echo "$$out" | grep -E '^(    [a-z_]+_test\.go:|--- |ok |FAIL)'; \
+	echo "$$out" | grep -E '^(    [a-z0-9_]+_test\.go:|--- |ok |FAIL)'; \
 	[ $$rc = 0 ] || { echo "$$out" | tail -40; exit $$rc; }; \
 	echo "$$out" | grep '^datapath:' || { echo "datapath: no figures:"; echo "$$out" | grep -i -A1 skip; }
 

@@ -255,6 +255,7 @@ func New(cfg Config) (*Manager, error) {
 	go m.flushEvents()
 	m.startOps()
 	m.startVgs()
+	m.resumeTasks()
 	m.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	return m, nil
 }

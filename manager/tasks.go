@@ -249,7 +249,12 @@ func (m *Manager) pruneLocked() {
 // entity changes were never committed (they are written with the final
 // state), so the model is consistent as loaded.
 func (m *Manager) recoverTasks(ctx context.Context) error {
-	ended := m.taskTab.Interrupted(int32(codes.Aborted), interruptedTaskError)
+	ended := m.taskTab.Interrupted(int32(codes.Aborted), func(pb *acliv1.Task) string {
+		if resumable(pb) {
+			return ""
+		}
+		return interruptedTaskError(pb)
+	})
 	if len(ended) == 0 {
 		m.pruneLocked()
 		return nil

@@ -164,8 +164,9 @@ func (tb *Table) Prune() []string {
 }
 
 // Interrupted ends, in memory, the tasks a previous run left running: each
-// becomes kFailed with code and the text why gives it. The owner commits
-// the returned tasks (their Rev is still the stored one).
+// becomes kFailed with code and the text why gives it; a task why gives no
+// text for stays running (its owner resumes it). The owner commits the
+// returned tasks (their Rev is still the stored one).
 func (tb *Table) Interrupted(code int32, why func(*acliv1.Task) string) []*Task {
 	now := timestamppb.Now()
 	var ended []*Task
@@ -173,9 +174,13 @@ func (tb *Table) Interrupted(code int32, why func(*acliv1.Task) string) []*Task 
 		if Finished(t.PB.Status) {
 			continue
 		}
+		reason := why(t.PB)
+		if reason == "" {
+			continue
+		}
 		pb := proto.Clone(t.PB).(*acliv1.Task)
 		pb.Status, pb.CompleteTime, pb.ProgressMessage = acliv1.TaskStatus_kFailed, now, ""
-		pb.Error = why(pb)
+		pb.Error = reason
 		pb.ErrorCode = code
 		pb.Messages = append(pb.Messages, "failed: "+pb.Error)
 		pb.Revision++

@@ -88,10 +88,19 @@ func TestInterruptedEndsRunningTasks(t *testing.T) {
 	tb := tasks.NewTable(10)
 	tb.Load(&acliv1.Task{Uuid: "a", Status: acliv1.TaskStatus_kRunning, Revision: 3}, 7)
 	tb.Load(&acliv1.Task{Uuid: "b", Status: acliv1.TaskStatus_kSucceeded, Revision: 2}, 8)
+	tb.Load(&acliv1.Task{Uuid: "c", Status: acliv1.TaskStatus_kRunning, Revision: 1}, 9)
 	tb.SortLoaded()
-	ended := tb.Interrupted(int32(codes.Aborted), func(pb *acliv1.Task) string { return "restarted during " + pb.Uuid })
+	ended := tb.Interrupted(int32(codes.Aborted), func(pb *acliv1.Task) string {
+		if pb.Uuid == "c" {
+			return "" // resumed by its owner
+		}
+		return "restarted during " + pb.Uuid
+	})
 	if len(ended) != 1 {
 		t.Fatalf("%d ended, want 1", len(ended))
+	}
+	if c := tb.Get("c").PB; c.Status != acliv1.TaskStatus_kRunning {
+		t.Errorf("the resumed task is %s, want still running", c.Status)
 	}
 	pb := ended[0].PB
 	if pb.Status != acliv1.TaskStatus_kFailed || pb.Error != "restarted during a" || pb.ErrorCode != int32(codes.Aborted) ||

@@ -1,0 +1,95 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/scheduler"
+	"github.com/acli-dev/acli/manager/tasks"
+)
+
+// resumable reports whether a task a previous run (or a deposed leader)
+// left running is carried on instead of failed: an evacuation commits each
+// VM as it moves, so the next run re-plans the VMs still on the host.
+func resumable(pb *acliv1.Task) bool {
+	return pb.Operation == acliv1.TaskOperation_kHostEnterMaintenanceMode && len(pb.Entities) > 0 &&
+		pb.Entities[0].Kind == acliv1.EntityKind_kHost
+}
+
+// resumeTasks carries on the tasks recoverTasks left running, once the
+// driver reports the hosts. What cannot go on is failed with its reason.
+func (m *Manager) resumeTasks() {
+	m.mu.RLock()
+	left := m.taskTab.Newest(m.taskRetention, func(pb *acliv1.Task) bool { return !tasks.Finished(pb.Status) && resumable(pb) })
+	m.mu.RUnlock()
+	for _, pb := range left {
+		m.mu.RLock()
+		t := m.taskTab.Get(pb.Uuid)
+		m.mu.RUnlock()
+		if t != nil {
+			m.resumeEvacuation(t)
+		}
+	}
+}
+
+// resumeEvacuation plans again what is still on the host and runs the
+// evacuation under the same task, so a client waiting on it sees it end.
+// The commits check the rules as on the first run.
+func (m *Manager) resumeEvacuation(t *taskRec) {
+	hostID := t.PB.Entities[0].Uuid
+	m.mu.Lock()
+	h := m.hosts[hostID]
+	var why error
+	switch {
+	case m.closing:
+		m.mu.Unlock()
+		return
+	case h == nil:
+		why = status.Errorf(codes.NotFound, "host %s is gone; the evacuation cannot go on", t.PB.Entities[0].Name)
+	case h.pb.NodeState != acliv1.NodeState_EnteringMaintenanceMode:
+		why = status.Errorf(codes.FailedPrecondition, "host %s is %s, no longer entering maintenance mode; the evacuation stops there", hostLabel(h.pb), h.pb.NodeState)
+	case m.busy[hostID] != nil:
+		why = status.Errorf(codes.Aborted, "host %s is busy with task %s; the evacuation stops there", hostLabel(h.pb), m.busy[hostID].PB.Uuid)
+	}
+	var plan *scheduler.Plan
+	if why == nil {
+		var err error
+		if plan, err = scheduler.PlanEvacuation(m.snapshotLocked(), hostID, scheduler.Block, scheduler.Options{}); err != nil {
+			why = fmt.Errorf("planning the rest of the evacuation: %w", err)
+		}
+	}
+	m.wg.Add(1)
+	wctx, stop := context.WithCancelCause(m.ctx)
+	if t.PB.Cancellable {
+		t.Stop = stop
+	}
+	var e *evacuation
+	if why == nil {
+		m.busy[hostID] = t
+		t.Locks = append(t.Locks, hostID)
+		hs := &holds{}
+		m.holdPlanLocked(t, plan, hs)
+		t.Release = func() { hs.releaseAllLocked(); m.dropTargetsLocked(t) }
+		e = m.newEvacuation(t, h.pb, scheduler.Block, m.ops.maxMigrations, hs)
+	}
+	m.mu.Unlock()
+	m.log.Warn("resuming a task the previous leader left running", "task", t.PB.Uuid, "op", t.PB.Operation.String(), "err", why)
+	go func() {
+		defer m.wg.Done()
+		var out outcome
+		err := why
+		if err == nil {
+			m.addMessage(t, -1, "resumed by a new leader: %d VM(s) still on %s planned again", len(plan.Steps), e.label)
+			out, err = e.run(wctx, plan)
+			err = cancelled(wctx, err)
+		}
+		stop(nil)
+		if _, cerr := m.complete(m.ctx, t, out, err); cerr != nil {
+			m.log.Error("recording task result", "task", t.PB.Uuid, "err", cerr)
+		}
+	}()
+}

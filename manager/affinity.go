@@ -12,7 +12,6 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
-	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/vmgroup"
 )
 
@@ -65,6 +64,11 @@ func (s vmService) SetAffinity(ctx context.Context, req *acliv1.SetAffinityReque
 
 // ---- VM groups (manager/vmgroup) ----
 
+// vmGroupService is the VM group feature behind manager/rpc's adapter.
+type vmGroupService struct {
+	m *Manager
+}
+
 func (m *Manager) groupLocked(ref string) (*vmgroup.Rec, error) {
 	if ref == "" {
 		return nil, apierr.BadField("group", "group is required: give a VM group name or UUID")
@@ -106,18 +110,15 @@ func (m *Manager) placeWithRulesLocked(v *acliv1.Vm) (*hostRec, bool) {
 	return m.hosts[p.Host.UUID], true
 }
 
-func (s vmService) ListVmGroups(ctx context.Context, _ *acliv1.ListVmGroupsRequest) (*acliv1.ListVmGroupsResponse, error) {
+func (s vmGroupService) ListVmGroups(ctx context.Context, _ *acliv1.ListVmGroupsRequest) (*acliv1.ListVmGroupsResponse, error) {
 	m := s.m
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return &acliv1.ListVmGroupsResponse{Groups: m.ops.groups.List(m.vmExistsLocked)}, nil
 }
 
-func (s vmService) CreateVmGroup(ctx context.Context, req *acliv1.CreateVmGroupRequest) (*acliv1.Task, error) {
+func (s vmGroupService) CreateVmGroup(ctx context.Context, req *acliv1.CreateVmGroupRequest) (*acliv1.Task, error) {
 	m := s.m
-	if err := state.CheckName("vm_group", req.Name); err != nil {
-		return nil, apierr.BadField("name", "%v", err)
-	}
 	g := &acliv1.VmGroup{Uuid: uuid.NewString(), Name: req.Name}
 	m.mu.Lock()
 	if other := m.ops.groups.Named(g.Name); other != nil {
@@ -140,11 +141,8 @@ func (s vmService) CreateVmGroup(ctx context.Context, req *acliv1.CreateVmGroupR
 	})
 }
 
-func (s vmService) UpdateVmGroup(ctx context.Context, req *acliv1.UpdateVmGroupRequest) (*acliv1.Task, error) {
+func (s vmGroupService) UpdateVmGroup(ctx context.Context, req *acliv1.UpdateVmGroupRequest) (*acliv1.Task, error) {
 	m := s.m
-	if len(req.AddVms) == 0 && len(req.RemoveVms) == 0 && req.AntiAffinity == nil {
-		return nil, apierr.BadField("group", "nothing to update: give vms to add or remove, or anti_affinity=true|false")
-	}
 	m.mu.Lock()
 	r, err := m.groupLocked(req.Group)
 	if err == nil {
@@ -178,7 +176,7 @@ func (s vmService) UpdateVmGroup(ctx context.Context, req *acliv1.UpdateVmGroupR
 	})
 }
 
-func (s vmService) DeleteVmGroup(ctx context.Context, req *acliv1.DeleteVmGroupRequest) (*acliv1.Task, error) {
+func (s vmGroupService) DeleteVmGroup(ctx context.Context, req *acliv1.DeleteVmGroupRequest) (*acliv1.Task, error) {
 	m := s.m
 	m.mu.Lock()
 	r, err := m.groupLocked(req.Group)

@@ -1,5 +1,5 @@
 // Package manager is clusterd: the cluster model, the task engine, the event
-// bus and the gRPC services of the acli API.
+// bus and the features behind the acli API (served by manager/rpc).
 //
 // Structure:
 //
@@ -14,7 +14,11 @@
 //     loaded from the store at start, guarded by Manager.mu. Records are
 //     immutable protobuf messages replaced on every change (copy on write),
 //     so readers such as ListVms hand them to gRPC without copying.
-//   - Tasks (tasks.go, manager/tasks): every mutation is a task. An RPC validates and
+//   - Requests (manager/rpc): one thin adapter per gRPC service checks
+//     the request, calls the service's feature here (clusterService,
+//     vmService, ...) through a narrow interface and maps its error to a
+//     status.
+//   - Tasks (tasks.go, manager/tasks): every mutation is a task. A feature validates and
 //     reserves under the lock (marking the entities busy, so a conflicting
 //     operation is refused), then does the work outside it and commits the
 //     entity changes and the task's final state in one store transaction,
@@ -31,7 +35,7 @@
 //   - Features: manager/maintenance (the drain passes of an evacuation),
 //     manager/migrate (pre-copy progress), manager/ha (heartbeats, host-down
 //     detection and HA restarts, a controller loop; hostsync holds its
-//     heartbeat monitor).
+//     heartbeat monitor), manager/vmgroup (the VM group table and edits).
 //
 // Store layout: /cluster, /hosts/<uuid>, /vms/<uuid>, /networks/<uuid>,
 // /tasks/<uuid>, /events/<slot> — each a binary protobuf message.
@@ -292,6 +296,7 @@ func (m *Manager) Register(s *grpc.Server) {
 		Events:       eventService{m: m},
 		Sim:          simService{m: m},
 		Vms:          vmService{m: m},
+		VmGroups:     vmGroupService{m: m},
 		Networks:     networkService{m: m},
 		VolumeGroups: volumeGroupService{m: m},
 		Images:       imageService{m: m},

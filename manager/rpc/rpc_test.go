@@ -179,3 +179,18 @@ func TestCreateNetworkDefaults(t *testing.T) {
 		t.Fatalf("the feature got mode %s, vswitch %q, ip_config %q; want kAccess, vs0, 10.1.0.0/24", f.got.Mode, f.got.VswitchName, f.got.IpConfig)
 	}
 }
+
+type noVmGroups struct{ VmGroups }
+
+func TestVmGroupRequests(t *testing.T) {
+	s := vmServer{f: noVms{}, g: noVmGroups{}}
+	ctx := context.Background()
+	badRequest(t, "group name", "name", func() error {
+		_, err := s.CreateVmGroup(ctx, &acliv1.CreateVmGroupRequest{Name: "a\u200bb"})
+		return err
+	})
+	badRequest(t, "group update nothing", "group", func() error {
+		_, err := s.UpdateVmGroup(ctx, &acliv1.UpdateVmGroupRequest{Group: "g1"})
+		return err
+	})
+}

@@ -7,10 +7,11 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/state"
 )
 
-// Vms is the VM lifecycle (create, edit, power, disks, NICs, clone,
-// migrate) and the VM groups.
+// Vms is the VM lifecycle: create, edit, power, disks, NICs, clone,
+// migrate, host affinity.
 type Vms interface {
 	ListVms(context.Context, *acliv1.ListVmsRequest) (*acliv1.ListVmsResponse, error)
 	GetVm(context.Context, *acliv1.GetVmRequest) (*acliv1.Vm, error)
@@ -27,6 +28,10 @@ type Vms interface {
 	DeleteNic(context.Context, *acliv1.DeleteNicRequest) (*acliv1.Task, error)
 	MigrateVm(context.Context, *acliv1.MigrateVmRequest) (*acliv1.Task, error)
 	SetAffinity(context.Context, *acliv1.SetAffinityRequest) (*acliv1.Task, error)
+}
+
+// VmGroups are the VM groups (manager/vmgroup), served by the VM service.
+type VmGroups interface {
 	ListVmGroups(context.Context, *acliv1.ListVmGroupsRequest) (*acliv1.ListVmGroupsResponse, error)
 	CreateVmGroup(context.Context, *acliv1.CreateVmGroupRequest) (*acliv1.Task, error)
 	UpdateVmGroup(context.Context, *acliv1.UpdateVmGroupRequest) (*acliv1.Task, error)
@@ -36,10 +41,11 @@ type Vms interface {
 type vmServer struct {
 	acliv1.UnsafeVmServiceServer
 	f Vms
+	g VmGroups
 }
 
-func registerVms(s grpc.ServiceRegistrar, f Vms) {
-	acliv1.RegisterVmServiceServer(s, vmServer{f: f})
+func registerVms(s grpc.ServiceRegistrar, f Vms, g VmGroups) {
+	acliv1.RegisterVmServiceServer(s, vmServer{f: f, g: g})
 }
 
 func (s vmServer) ListVms(ctx context.Context, req *acliv1.ListVmsRequest) (*acliv1.ListVmsResponse, error) {
@@ -106,17 +112,23 @@ func (s vmServer) SetAffinity(ctx context.Context, req *acliv1.SetAffinityReques
 }
 
 func (s vmServer) ListVmGroups(ctx context.Context, req *acliv1.ListVmGroupsRequest) (*acliv1.ListVmGroupsResponse, error) {
-	return reply(s.f.ListVmGroups(ctx, req))
+	return reply(s.g.ListVmGroups(ctx, req))
 }
 
 func (s vmServer) CreateVmGroup(ctx context.Context, req *acliv1.CreateVmGroupRequest) (*acliv1.Task, error) {
-	return reply(s.f.CreateVmGroup(ctx, req))
+	if err := state.CheckName("vm_group", req.Name); err != nil {
+		return nil, apierr.BadField("name", "%v", err)
+	}
+	return reply(s.g.CreateVmGroup(ctx, req))
 }
 
 func (s vmServer) UpdateVmGroup(ctx context.Context, req *acliv1.UpdateVmGroupRequest) (*acliv1.Task, error) {
-	return reply(s.f.UpdateVmGroup(ctx, req))
+	if len(req.AddVms) == 0 && len(req.RemoveVms) == 0 && req.AntiAffinity == nil {
+		return nil, apierr.BadField("group", "nothing to update: give vms to add or remove, or anti_affinity=true|false")
+	}
+	return reply(s.g.UpdateVmGroup(ctx, req))
 }
 
 func (s vmServer) DeleteVmGroup(ctx context.Context, req *acliv1.DeleteVmGroupRequest) (*acliv1.Task, error) {
-	return reply(s.f.DeleteVmGroup(ctx, req))
+	return reply(s.g.DeleteVmGroup(ctx, req))
 }

@@ -134,7 +134,7 @@ func (s containerService) container(name string) *acliv1.StorageContainer {
 	m := s.m
 	use := m.db.ContainerUse(name)
 	return &acliv1.StorageContainer{
-		Uuid: uuid.NewSHA1(uuid.NameSpaceOID, []byte(m.cluster.Uuid+"/"+name)).String(), Name: name,
+		Uuid: uuid.NewSHA1(uuid.NameSpaceOID, []byte(m.clusterRecord().Uuid+"/"+name)).String(), Name: name,
 		CapacityBytes: m.containerCapacity(name), UsedBytes: use.Bytes, NumVdisks: use.Vdisks, NumImages: use.Images,
 	}
 }

@@ -97,7 +97,7 @@ func (m *Manager) redundancyLocked(h *hostRec, what string, cvm bool) []apierr.V
 	} else {
 		next.MaintenanceRequested = true
 	}
-	err := state.CheckRedundancy(int(m.cluster.RedundancyFactor), hosts, h.pb, next)
+	err := state.CheckRedundancy(int(m.clusterRecord().RedundancyFactor), hosts, h.pb, next)
 	if err == nil {
 		return nil
 	}

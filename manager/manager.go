@@ -197,10 +197,10 @@ func New(cfg Config) (*Manager, error) {
 	if err := m.load(ctx); err != nil {
 		return nil, err
 	}
-	if m.cluster == nil && cfg.ReadOnly {
+	if m.clusterRecord() == nil && cfg.ReadOnly {
 		return nil, errors.New("the store holds no cluster yet")
 	}
-	if m.cluster == nil {
+	if m.clusterRecord() == nil {
 		// Only an empty store makes a new cluster: one that holds data but
 		// lost its cluster record is damaged, not new.
 		if rev, err := m.st.Revision(ctx); err != nil || rev > 0 {
@@ -278,7 +278,6 @@ func (m *Manager) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating the cluster: %w", err)
 	}
-	m.cluster, m.clusterRev = inv.Cluster, rev
 	for _, h := range inv.Hosts {
 		m.putHostLocked(h, rev)
 	}

@@ -26,9 +26,6 @@ import (
 // model is the in-memory cluster state, guarded by Manager.mu. Every pb
 // field holds an immutable message: changes build a new message and swap it.
 type model struct {
-	cluster    *acliv1.Cluster
-	clusterRev int64
-
 	hosts      map[string]*hostRec
 	hostByName map[string]*hostRec
 	hostByIP   map[string]*hostRec
@@ -200,6 +197,13 @@ func refusedByRules(err error) bool {
 	return errors.As(err, &ve)
 }
 
+// clusterRecord is the committed cluster record; the DB holds the one copy.
+func (m *Manager) clusterRecord() *acliv1.Cluster {
+	var c *acliv1.Cluster
+	m.db.View(func(tx *state.Tx) { c = tx.Cluster() })
+	return c
+}
+
 // load reads the whole model from the store: the records the rules are
 // checked on through the DB, the tasks directly.
 func (m *Manager) load(ctx context.Context) error {
@@ -209,9 +213,6 @@ func (m *Manager) load(ctx context.Context) error {
 	m.loading = true
 	defer func() { m.loading = false }()
 	m.db.View(func(tx *state.Tx) {
-		if c := tx.Cluster(); c != nil {
-			m.cluster, m.clusterRev = c, tx.Rev(clusterKey)
-		}
 		for _, h := range tx.Hosts() {
 			m.putHostLocked(h, tx.Rev(hostKey(h.Uuid)))
 		}

@@ -29,7 +29,7 @@ func (s clusterService) GetCluster(ctx context.Context, _ *acliv1.GetClusterRequ
 	m := s.m
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	c := proto.Clone(m.cluster).(*acliv1.Cluster)
+	c := proto.Clone(m.clusterRecord()).(*acliv1.Cluster)
 	c.Version = Version
 	c.Driver = m.drv.Name()
 	c.NumHosts = int32(len(m.hostList))

@@ -247,7 +247,7 @@ func (s volumeGroupService) AttachExternal(ctx context.Context, req *acliv1.Atta
 		next := proto.Clone(cur).(*acliv1.VolumeGroup)
 		next.ExternalInitiators = append(next.ExternalInitiators, ini)
 		slices.Sort(next.ExternalInitiators)
-		return next, fmt.Sprintf("volume group %s attached to initiator %s via %s:%d", cur.Name, ini, m.cluster.GetIscsiDataServicesIp(), iscsi.PortExternal), nil
+		return next, fmt.Sprintf("volume group %s attached to initiator %s via %s:%d", cur.Name, ini, m.clusterRecord().GetIscsiDataServicesIp(), iscsi.PortExternal), nil
 	})
 }
 

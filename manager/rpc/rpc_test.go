@@ -194,3 +194,26 @@ func TestVmGroupRequests(t *testing.T) {
 		return err
 	})
 }
+
+type oneVm struct {
+	Vms
+	vm *acliv1.Vm
+}
+
+func (o oneVm) ListVms(context.Context, *acliv1.ListVmsRequest) (*acliv1.ListVmsResponse, error) {
+	return &acliv1.ListVmsResponse{Vms: []*acliv1.Vm{o.vm}}, nil
+}
+
+// BenchmarkAdapterListVms is what an adapter adds to a call: the request
+// check, the interface call and the error mapping.
+func BenchmarkAdapterListVms(b *testing.B) {
+	s := vmServer{f: oneVm{vm: &acliv1.Vm{Name: "v1"}}}
+	req := &acliv1.ListVmsRequest{PowerState: acliv1.PowerState_kOn}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.ListVms(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

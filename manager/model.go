@@ -54,9 +54,6 @@ type hostRec struct {
 	pb  *acliv1.Host
 	rev int64
 	ip  netip.Addr
-	// Usage of running (and paused) VMs placed here (memory: state.DB.MemoryTaken).
-	vcpus  int32
-	numVms int32
 }
 
 type vmRec struct {
@@ -290,8 +287,7 @@ func (m *Manager) hostOut(r *hostRec) *acliv1.Host {
 	}
 	h.Connected = r.pb.NodeState != acliv1.NodeState_kNodeDown
 	h.MemoryUsedBytes = m.db.MemoryTaken(r.pb.Uuid)
-	h.VcpusUsed = r.vcpus
-	h.NumVms = r.numVms
+	h.VcpusUsed, h.NumVms = m.db.HostUse(r.pb.Uuid)
 	if hb := m.beats.Last(r.pb.Uuid); !hb.IsZero() {
 		h.LastHeartbeat = timestamppb.New(hb)
 	}
@@ -330,11 +326,12 @@ func (m *Manager) hostLocked(field, ref string) (*hostRec, error) {
 func (m *Manager) candidatesLocked() []scheduler.Candidate {
 	out := make([]scheduler.Candidate, len(m.hostList))
 	for i, r := range m.hostList {
+		vcpus, vms := m.db.HostUse(r.pb.Uuid)
 		out[i] = scheduler.Candidate{
 			UUID: r.pb.Uuid, Name: r.pb.Name, IP: r.ip,
 			MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: m.db.MemoryTaken(r.pb.Uuid),
-			NumVms: int(r.numVms), Unavailable: hostUnavailable(r.pb),
-			CPUCores: int(r.pb.CpuCores), VcpusUsed: int(r.vcpus),
+			NumVms: int(vms), Unavailable: hostUnavailable(r.pb),
+			CPUCores: int(r.pb.CpuCores), VcpusUsed: int(vcpus),
 		}
 	}
 	return out
@@ -349,16 +346,6 @@ func hostRef(h *acliv1.Host) *acliv1.EntityRef {
 // placed reports whether a VM uses its host's resources.
 func placed(v *acliv1.Vm) bool {
 	return v.HostUuid != "" && (v.PowerState == acliv1.PowerState_kOn || v.PowerState == acliv1.PowerState_kPaused)
-}
-
-func (m *Manager) usage(v *acliv1.Vm, sign int64) {
-	if v == nil || !placed(v) {
-		return
-	}
-	if h := m.hosts[v.HostUuid]; h != nil {
-		h.vcpus += int32(sign) * v.NumVcpus
-		h.numVms += int32(sign)
-	}
 }
 
 func (m *Manager) indexVm(v *acliv1.Vm, add bool) {
@@ -393,7 +380,6 @@ func (m *Manager) putVmLocked(v *acliv1.Vm, rev int64) {
 	}
 	renamed := old == nil || old.pb.Name != v.Name
 	if old != nil {
-		m.usage(old.pb, -1)
 		m.indexVm(old.pb, false)
 		if renamed {
 			m.unindexName(old)
@@ -416,7 +402,6 @@ func (m *Manager) putVmLocked(v *acliv1.Vm, rev int64) {
 		}
 	}
 	r.wire, _ = proto.Marshal(v)
-	m.usage(v, 1)
 	m.indexVm(v, true)
 }
 
@@ -446,7 +431,6 @@ func (m *Manager) deleteVmLocked(id string) {
 	if r == nil {
 		return
 	}
-	m.usage(r.pb, -1)
 	m.indexVm(r.pb, false)
 	m.unindexName(r)
 	m.unsort(r)

@@ -84,7 +84,7 @@ func (m *Manager) startOps() {
 	m.mu.RLock()
 	var down []*acliv1.Host
 	for _, h := range m.hostList {
-		if h.pb.NodeState == acliv1.NodeState_kNodeDown && h.numVms > 0 {
+		if _, vms := m.db.HostUse(h.pb.Uuid); h.pb.NodeState == acliv1.NodeState_kNodeDown && vms > 0 {
 			down = append(down, h.pb)
 		}
 	}
@@ -101,10 +101,10 @@ func (m *Manager) startOps() {
 
 // ---- the scheduler's view ----
 
-func schedHost(r *hostRec, taken int64) scheduler.Host {
+func schedHost(r *hostRec, taken int64, vcpus int32) scheduler.Host {
 	h := scheduler.Host{
 		UUID: r.pb.Uuid, Name: r.pb.Name, IP: r.pb.HypervisorIp, Cores: int(r.pb.CpuCores),
-		MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: taken, VCPUsUsed: int(r.vcpus),
+		MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: taken, VCPUsUsed: int(vcpus),
 		Schedulable: r.pb.Schedulable, UnschedulableReason: r.pb.SchedulableReason,
 	}
 	switch r.pb.NodeState {
@@ -143,7 +143,8 @@ func schedVM(v *acliv1.Vm, groups []string) scheduler.VM {
 func (m *Manager) schedHostsLocked() []scheduler.Host {
 	out := make([]scheduler.Host, len(m.hostList))
 	for i, r := range m.hostList {
-		out[i] = schedHost(r, m.db.MemoryTaken(r.pb.Uuid))
+		vcpus, _ := m.db.HostUse(r.pb.Uuid)
+		out[i] = schedHost(r, m.db.MemoryTaken(r.pb.Uuid), vcpus)
 	}
 	return out
 }

@@ -47,6 +47,7 @@ type DB struct {
 	vms      map[string]*acliv1.Vm
 	onHost   map[string]map[string]struct{} // host UUID -> VMs placed there
 	used     map[string]int64               // host UUID -> memory of VMs placed there
+	vcpus    map[string]int32               // host UUID -> vCPUs of VMs placed there
 	nets     map[string]*acliv1.Network
 	netName  map[string]string
 	revs     map[string]int64 // key -> mod revision of the records above
@@ -79,6 +80,7 @@ func (db *DB) reset() {
 	db.cluster = nil
 	db.hosts, db.hostName, db.hostIP = map[string]*acliv1.Host{}, map[string]string{}, map[string]string{}
 	db.vms, db.onHost, db.used = map[string]*acliv1.Vm{}, map[string]map[string]struct{}{}, map[string]int64{}
+	db.vcpus = map[string]int32{}
 	db.nets, db.netName = map[string]*acliv1.Network{}, map[string]string{}
 	db.revs = map[string]int64{}
 	db.arrivals, db.reserved = map[uint64]Arrival{}, map[string]int64{}
@@ -185,6 +187,7 @@ func (db *DB) applyLocked(key string, msg proto.Message, rev int64) (ended []hel
 		if old := db.vms[id]; Placed(old) {
 			delete(db.onHost[old.HostUuid], id)
 			db.used[old.HostUuid] -= old.MemoryBytes
+			db.vcpus[old.HostUuid] -= old.NumVcpus
 		}
 		v, _ := msg.(*acliv1.Vm)
 		if v == nil {
@@ -198,6 +201,7 @@ func (db *DB) applyLocked(key string, msg proto.Message, rev int64) (ended []hel
 			}
 			db.onHost[v.HostUuid][id] = struct{}{}
 			db.used[v.HostUuid] += v.MemoryBytes
+			db.vcpus[v.HostUuid] += v.NumVcpus
 			// It has arrived: what was held for it there is its own now.
 			for n, a := range db.arrivals {
 				if a.VM == id && a.Host == v.HostUuid {
@@ -281,6 +285,13 @@ func (db *DB) MemoryTaken(host string) int64 {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	return db.used[host] + db.reserved[host]
+}
+
+// HostUse is the vCPUs and the number of the VMs committed on host.
+func (db *DB) HostUse(host string) (vcpus, vms int32) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.vcpus[host], int32(len(db.onHost[host]))
 }
 
 // Write is one staged change: Msg nil deletes Key; Rev is the mod revision

@@ -282,3 +282,28 @@ func TestUpdateWithoutWritesCommitsNothing(t *testing.T) {
 		}
 	})
 }
+
+func TestHostUseFollowsCommits(t *testing.T) {
+	db := newDB(t)
+	ctx := context.Background()
+	want := func(host string, vcpus, vms int32) {
+		t.Helper()
+		if c, n := db.HostUse(host); c != vcpus || n != vms {
+			t.Errorf("%s: %d vCPUs, %d VMs; want %d, %d", host, c, n, vcpus, vms)
+		}
+	}
+	want("uuid-h1", 0, 1) // a gives no vCPUs
+	commit := func(v *acliv1.Vm) {
+		t.Helper()
+		if _, err := db.Update(ctx, func(tx *state.Tx) error { put(tx, v); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(edit(vm("b", "h1", 2*gib), func(v *acliv1.Vm) { v.NumVcpus = 4 }))
+	want("uuid-h1", 4, 2)
+	commit(edit(vm("b", "h2", 2*gib), func(v *acliv1.Vm) { v.NumVcpus = 2 })) // moved and resized
+	want("uuid-h1", 0, 1)
+	want("uuid-h2", 2, 1)
+	commit(edit(vm("b", "", 2*gib), func(v *acliv1.Vm) { v.NumVcpus = 2 })) // off
+	want("uuid-h2", 0, 0)
+}

@@ -277,7 +277,9 @@ func TestSoakManagers(t *testing.T) {
 				continue
 			}
 			var md metadata.MD
-			_, err = acliv1.NewClusterServiceClient(conn).GetCluster(ctx, &acliv1.GetClusterRequest{}, grpc.Header(&md))
+			// cluster.status always goes to the leader (a follower answers
+			// cluster.get from its own copy of the store).
+			_, err = acliv1.NewClusterServiceClient(conn).GetClusterStatus(ctx, &acliv1.GetClusterStatusRequest{}, grpc.Header(&md))
 			conn.Close()
 			if err != nil {
 				continue

@@ -64,6 +64,30 @@ func diskRecords(t *testing.T, path string) map[string]int {
 	return top
 }
 
+// largestGap is the largest uptime gap between the guest's consecutive
+// records from sector from on.
+func largestGap(t *testing.T, path string, from int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gap time.Duration
+	prev := -1.0
+	for i := max(from, 1); (i+1)*512 <= len(b); i++ {
+		f := strings.Fields(string(bytes.TrimRight(b[i*512:(i+1)*512], "\x00")))
+		if len(f) != 4 || f[0] != "REC" {
+			break
+		}
+		up, _ := strconv.ParseFloat(strings.TrimPrefix(f[2], "up="), 64)
+		if prev >= 0 {
+			gap = max(gap, time.Duration((up-prev)*float64(time.Second)))
+		}
+		prev = up
+	}
+	return gap
+}
+
 // qemus counts the QEMU processes running the domain of vmUUID.
 func qemus(vmUUID string) int {
 	n := 0
@@ -128,6 +152,40 @@ func TestDatapathHAFence(t *testing.T) {
 	})
 	if n := qemus(id); n != 1 {
 		t.Fatalf("%d QEMUs run g1", n)
+	}
+
+	// clusterd restarts while the guest writes: the CVM targets belong to
+	// the hosts and keep serving (the guest's counter goes on while clusterd
+	// is down), and the next clusterd adopts them by their recorded PIDs.
+	targets := func() string {
+		b, err := os.ReadFile(filepath.Join(e.dir, "datapath", "targets.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec struct {
+			CVMs []struct {
+				PID int `json:"pid"`
+			} `json:"cvms"`
+		}
+		if err := json.Unmarshal(b, &rec); err != nil || len(rec.CVMs) != 3 {
+			t.Fatalf("targets.json: %v\n%s", err, b)
+		}
+		return fmt.Sprint(rec.CVMs)
+	}
+	pids := targets()
+	from := diskRecords(t, dataDisk)[old]
+	e.stopClusterd()
+	waitFor(t, "10 records while clusterd is down", time.Minute, func() bool { return diskRecords(t, dataDisk)[old] >= from+10 })
+	e.startClusterd()
+	if got := targets(); got != pids {
+		t.Fatalf("CVM targets after the restart %s, want the adopted %s", got, pids)
+	}
+	e.runsOn("g1", src)
+	waitFor(t, "10 records after the restart", time.Minute, func() bool { return diskRecords(t, dataDisk)[old] >= from+20 })
+	restartGap := largestGap(t, dataDisk, from)
+	t.Logf("clusterd restarted while the guest wrote: largest write gap %v", restartGap)
+	if restartGap > 3*time.Second {
+		t.Errorf("writes stalled %v while clusterd restarted", restartGap)
 	}
 
 	killed := time.Now()

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +27,8 @@ type lvE2E struct {
 	t     *testing.T
 	addr  string
 	dir   string // clusterd's data dir
+	args  []string
+	cd    *daemon
 	hosts *libvirtharness.Cluster
 	conn  map[string]*libvirt.Conn
 }
@@ -148,11 +151,12 @@ func startLibvirtE2E(t *testing.T, extra ...string) *lvE2E {
 	// After clusterd (cleanups run last first): the CVM targets it leaves
 	// serving, by the PIDs it recorded.
 	t.Cleanup(func() { datapath.StopRecorded(filepath.Join(dir, "datapath")) })
-	d, err := launchClusterd(t, dir, append([]string{"--driver", "libvirt", "--libvirt-heartbeat", "200ms", "--libvirt-shutdown-timeout", "1s"}, extra...)...)
+	args := append([]string{"--driver", "libvirt", "--libvirt-heartbeat", "200ms", "--libvirt-shutdown-timeout", "1s"}, extra...)
+	d, err := launchClusterd(t, dir, args...)
 	if err != nil {
 		t.Fatalf("clusterd exited: %v", err)
 	}
-	e := &lvE2E{t: t, addr: d.addr, dir: dir, hosts: hosts, conn: map[string]*libvirt.Conn{}}
+	e := &lvE2E{t: t, addr: d.addr, dir: dir, args: args, cd: d, hosts: hosts, conn: map[string]*libvirt.Conn{}}
 	for _, h := range hosts.Hosts {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		c, err := libvirt.Dial(ctx, h.TCPURI(), libvirt.DialOptions{})
@@ -164,6 +168,29 @@ func startLibvirtE2E(t *testing.T, extra ...string) *lvE2E {
 		e.conn[h.Name] = c
 	}
 	return e
+}
+
+// stopClusterd stops clusterd (SIGTERM, by PID) and waits for it to exit.
+func (e *lvE2E) stopClusterd() {
+	e.t.Helper()
+	if err := e.cd.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		e.t.Fatal(err)
+	}
+	select {
+	case <-e.cd.done:
+	case <-time.After(30 * time.Second):
+		e.t.Fatal("clusterd still runs 30 s after SIGTERM")
+	}
+}
+
+// startClusterd starts clusterd again on the same data dir.
+func (e *lvE2E) startClusterd() {
+	e.t.Helper()
+	d, err := launchClusterd(e.t, e.dir, e.args...)
+	if err != nil {
+		e.t.Fatalf("clusterd exited: %v", err)
+	}
+	e.cd, e.addr = d, d.addr
 }
 
 // join adds every harness host with acli host.add.

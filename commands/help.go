@@ -142,7 +142,7 @@ const GlobalFlagsHelp = `Global flags (before the command):
   -c, --columns col,...             columns to show, by header or JSON key
       --sort-by col                 order rows by this column
       --jq expr                     print the JSON result through a jq expression
-  -w, --watch                       vm.list, host.list: then print each row that changes, until Ctrl-C
+  -w, --watch                       vm.list, host.list: then print each row that changes or goes, until Ctrl-C
   -y, --yes                         answer yes to confirmations
       --server host:port[,...]      clusterd address, or the cluster's managers to fail over between
                                     (env ACLI_SERVER, default 127.0.0.1:2030)

@@ -358,3 +358,16 @@ func TestTargetsOutliveThePlane(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPlaneRoute is the plane's answer to one login through a host's
+// redirector, including the check of every up CVM's tgtd in the process
+// table that spots a crash before it is reaped.
+func BenchmarkPlaneRoute(b *testing.B) {
+	p, ds := startPlane(b, "d1")
+	l := Login{Initiator: InitiatorName("vm1", "h1"), Target: ds[0].IQN}
+	for b.Loop() {
+		if _, err := p.route(0, l); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -46,6 +46,10 @@ func fixture(t *testing.T) *harness {
 		"vm.nic_create web01 network=vlan100 mac=50:6b:8d:00:00:01 ip=10.1.0.11",
 		"vm.disk_create web01 create_size=20G",
 		"vm.on web01 host=node-2",
+		"net.create prod vlan=10 ip_config=10.2.0.1/24",
+		"net.add_dhcp_pool prod start=10.2.0.50 end=10.2.0.99",
+		"net.update_dhcp_dns prod servers=10.2.0.2,10.2.0.3 domains=example.local",
+		"vm.nic_create web01 network=prod mac=50:6b:8d:00:00:0a ip=10.2.0.50 vlan_mode=kTrunked trunked_networks=20,30 connected=false",
 	} {
 		if code, _, errOut := h.run(strings.Fields(line)...); code != 0 {
 			t.Fatalf("fixture %q: exit %d: %s", line, code, errOut)

@@ -53,6 +53,10 @@ func acliNamed(v proto.Message, ips hostIPs) render.Named {
 		return render.Named{Name: name, Msg: hostMsg(x)}
 	case *acliv1.Network:
 		return render.Named{Name: x.GetName(), Msg: netMsg(x)}
+	case *acliv1.VirtualSwitch:
+		return render.Named{Name: x.GetName(), Msg: vswitchMsg(x)}
+	case *acliv1.Nic:
+		return render.Named{Name: x.GetMac(), Msg: nicMsg(x)}
 	case *acliv1.VolumeGroup:
 		return render.Named{Name: x.GetName(), Msg: vgMsg(x)}
 	case *acliv1.Task:
@@ -120,15 +124,7 @@ func vmMsg(v *acliv1.Vm, ips hostIPs) *render.Msg {
 	cfg.Set("name", v.GetName())
 	var nics []any
 	for _, n := range v.GetNics() {
-		nm := &render.Msg{}
-		nm.SetNonEmpty("ip_address", n.GetIp())
-		nm.SetNonEmpty("mac_addr", n.GetMac())
-		nm.SetNonEmpty("model", n.GetModel())
-		nm.SetNonEmpty("network_name", n.GetNetworkName())
-		nm.SetNonEmpty("network_uuid", n.GetNetworkUuid())
-		nm.Set("type", render.Enum("kNormalNic"))
-		nm.Set("vlan_mode", render.Enum("kAccess"))
-		nics = append(nics, nm)
+		nics = append(nics, nicMsg(n))
 	}
 	cfg.Set("nic_list", nics)
 	cfg.Set("num_cores_per_vcpu", int64(v.GetNumCoresPerVcpu()))
@@ -214,20 +210,61 @@ func hostMsg(h *acliv1.Host) *render.Msg {
 	return m
 }
 
-// ipConfigMsg splits "10.1.0.1/24" into acli's ip_config fields.
-func ipConfigMsg(cfg string) *render.Msg {
-	p, err := netip.ParsePrefix(cfg)
+// nicMsg is a NIC as acli's vm.get nic_list and vm.nic_get print it.
+func nicMsg(n *acliv1.Nic) *render.Msg {
+	nm := &render.Msg{}
+	nm.SetNonEmpty("ip_address", n.GetIp())
+	nm.Set("is_connected", !n.GetDisconnected())
+	nm.SetNonEmpty("mac_addr", n.GetMac())
+	nm.SetNonEmpty("model", n.GetModel())
+	nm.SetNonEmpty("network_name", n.GetNetworkName())
+	nm.SetNonEmpty("network_uuid", n.GetNetworkUuid())
+	var trunk []any
+	for _, id := range n.GetTrunkedNetworks() {
+		trunk = append(trunk, int64(id))
+	}
+	if len(trunk) > 0 {
+		nm.Set("trunked_networks", trunk)
+	}
+	nm.Set("type", render.Enum("kNormalNic"))
+	mode := "kAccess"
+	if n.GetVlanMode() == acliv1.NetworkMode_kTrunked {
+		mode = "kTrunked"
+	}
+	nm.Set("vlan_mode", render.Enum(mode))
+	return nm
+}
+
+// ipConfigMsg is a managed network's ip_config as acli prints it: the
+// gateway, DHCP options, network, pools ("start end") and prefix.
+func ipConfigMsg(n *acliv1.Network) *render.Msg {
+	p, err := netip.ParsePrefix(n.GetIpConfig())
 	if err != nil {
-		if cfg == "" {
+		if n.GetIpConfig() == "" {
 			return nil
 		}
-		return (&render.Msg{}).Set("network", cfg)
+		return (&render.Msg{}).Set("network", n.GetIpConfig())
 	}
 	m := &render.Msg{}
-	if p.Addr() != p.Masked().Addr() {
-		m.Set("default_router", p.Addr().String())
+	m.SetNonEmpty("default_router", n.GetDefaultGateway())
+	if len(n.GetDnsServers())+len(n.GetDnsDomains()) > 0 {
+		opts := &render.Msg{}
+		if len(n.GetDnsServers()) > 0 {
+			opts.Set("domain_name_servers", strs(n.GetDnsServers()))
+		}
+		if len(n.GetDnsDomains()) > 0 {
+			opts.Set("domain_search", strs(n.GetDnsDomains()))
+		}
+		m.Set("dhcp_options", opts)
 	}
 	m.Set("network_address", p.Masked().Addr().String())
+	var pools []any
+	for _, pl := range n.GetDhcpPools() {
+		pools = append(pools, (&render.Msg{}).Set("range", pl.GetStart()+" "+pl.GetEnd()))
+	}
+	if len(pools) > 0 {
+		m.Set("pool", pools)
+	}
 	m.Set("prefix_length", int64(p.Bits()))
 	return m
 }
@@ -235,13 +272,28 @@ func ipConfigMsg(cfg string) *render.Msg {
 func netMsg(n *acliv1.Network) *render.Msg {
 	m := &render.Msg{}
 	m.Set("identifier", int64(n.GetVlanId()))
-	m.Set("ip_config", ipConfigMsg(n.GetIpConfig()))
+	m.Set("ip_config", ipConfigMsg(n))
 	m.Set("name", n.GetName())
 	m.Set("num_nics", int64(n.GetNumNics()))
 	m.Set("type", render.Enum("kBridged"))
 	m.Set("uuid", n.GetUuid())
 	m.Set("vlan_mode", render.Enum(enumText(n.GetMode().String(), n.GetMode() == 0)))
 	m.SetNonEmpty("vswitch_name", n.GetVswitchName())
+	return m
+}
+
+func vswitchMsg(vs *acliv1.VirtualSwitch) *render.Msg {
+	m := &render.Msg{}
+	m.Set("bond_type", render.Enum(vs.GetBondType()))
+	m.SetNonEmpty("bridge_name", vs.GetBridgeName())
+	m.SetNonEmpty("description", vs.GetDescription())
+	m.Set("lacp", vs.GetLacp())
+	m.Set("logical_timestamp", vs.GetLogicalTimestamp())
+	m.Set("mtu", int64(vs.GetMtu()))
+	m.Set("name", vs.GetName())
+	if len(vs.GetUplinks()) > 0 {
+		m.Set("uplinks", strs(vs.GetUplinks()))
+	}
 	return m
 }
 

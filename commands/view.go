@@ -218,6 +218,56 @@ func netTable(nets []*acliv1.Network) *render.TableData {
 	return t
 }
 
+func netPools(n *acliv1.Network) string {
+	var s []string
+	for _, p := range n.GetDhcpPools() {
+		s = append(s, p.GetStart()+"-"+p.GetEnd())
+	}
+	return strings.Join(s, ", ")
+}
+
+// netVmsTable is acli's net.list_vms; the address is under -o wide.
+func netVmsTable(vms []*acliv1.NetworkVm) *render.TableData {
+	t := &render.TableData{Headers: []string{"VM UUID", "VM name", "MAC address", "IP address"}, Narrow: 3}
+	for _, v := range vms {
+		t.Rows = append(t.Rows, []string{v.GetVmUuid(), v.GetVmName(), v.GetMac(), v.GetIp()})
+	}
+	return t
+}
+
+func vswitchBlock(vs *acliv1.VirtualSwitch) *render.Block {
+	b := &render.Block{}
+	b.Add("Name", vs.GetName()).
+		Add("Bridge", vs.GetBridgeName()).
+		Add("MTU", i32(vs.GetMtu())).
+		Add("Bond type", vs.GetBondType()).
+		Add("LACP", strconv.FormatBool(vs.GetLacp())).
+		Add("Uplinks", strings.Join(vs.GetUplinks(), ", ")).
+		Add("Description", vs.GetDescription())
+	return b
+}
+
+func nicBlock(n *acliv1.Nic) *render.Block {
+	b := &render.Block{}
+	mode := "kAccess"
+	if n.GetVlanMode() == acliv1.NetworkMode_kTrunked {
+		mode = "kTrunked"
+	}
+	var trunk []string
+	for _, id := range n.GetTrunkedNetworks() {
+		trunk = append(trunk, strconv.Itoa(int(id)))
+	}
+	b.Add("MAC address", n.GetMac()).
+		Add("Network", n.GetNetworkName()).
+		Add("Network UUID", n.GetNetworkUuid()).
+		Add("IP address", n.GetIp()).
+		Add("Model", n.GetModel()).
+		Add("VLAN mode", mode).
+		Add("Trunked networks", strings.Join(trunk, ", ")).
+		Add("Connected", strconv.FormatBool(!n.GetDisconnected()))
+	return b
+}
+
 func netBlock(n *acliv1.Network) *render.Block {
 	b := &render.Block{}
 	b.Add("Name", n.GetName()).
@@ -225,8 +275,14 @@ func netBlock(n *acliv1.Network) *render.Block {
 		Add("Type", enumText(n.GetMode().String(), n.GetMode() == 0)).
 		Add("VLAN ID", i32(n.GetVlanId())).
 		Add("Virtual switch", n.GetVswitchName()).
-		Add("IP config", n.GetIpConfig()).
-		Add("NICs", i32(n.GetNumNics()))
+		Add("IP config", n.GetIpConfig())
+	for _, f := range [][2]string{{"Gateway", n.GetDefaultGateway()}, {"DHCP pools", netPools(n)},
+		{"DNS servers", strings.Join(n.GetDnsServers(), ", ")}, {"DNS domains", strings.Join(n.GetDnsDomains(), ", ")}} {
+		if f[1] != "" {
+			b.Add(f[0], f[1])
+		}
+	}
+	b.Add("NICs", i32(n.GetNumNics()))
 	return b
 }
 

@@ -201,9 +201,11 @@ func vmCommands() []*Command {
 				{Name: "mac", Type: TypeString, Help: "MAC address (default generated)", Example: "50:6b:8d:00:00:01"},
 				{Name: "ip", Type: TypeString, Help: "requested IP address", Example: "10.1.0.10"},
 				{Name: "model", Type: TypeEnum, Enum: nicModels, Default: "virtio", Help: "device model"},
+				vlanModeKey, trunkedKey, connectedKey,
 			},
 			Output:   OutputTask,
-			Examples: []string{"vm.nic_create web01 network=vlan100"},
+			Validate: validateTrunk,
+			Examples: []string{"vm.nic_create web01 network=vlan100", "vm.nic_create web01 network=vlan100 vlan_mode=kTrunked trunked_networks=10,20,30"},
 			Run:      runVMNicCreate,
 		},
 		{
@@ -227,7 +229,7 @@ func vmCommands() []*Command {
 			Examples:    []string{"vm.nic_delete web01 50:6b:8d:00:00:01", "vm.nic_delete web01 mac=50:6b:8d:00:00:01"},
 			Run:         runVMNicDelete,
 		},
-	}, append(vmMigrateCommands(), vmStorageCommands()...)...)
+	}, append(append(vmMigrateCommands(), vmStorageCommands()...), nicCommands()...)...)
 }
 
 func runVMList(ctx context.Context, r *Req) error {
@@ -392,8 +394,13 @@ func runVMDiskDelete(ctx context.Context, r *Req) error {
 
 func runVMNicCreate(ctx context.Context, r *Req) error {
 	return r.EachTask(ctx, r.Targets(0), func(ctx context.Context, c *client.Client, t Target) (*acliv1.Task, error) {
-		return c.Vm.CreateNic(ctx, &acliv1.CreateNicRequest{Vm: t.ID, Network: r.String("network"),
-			Mac: r.String("mac"), Ip: r.String("ip"), Model: r.String("model")})
+		req := &acliv1.CreateNicRequest{Vm: t.ID, Network: r.String("network"),
+			Mac: r.String("mac"), Ip: r.String("ip"), Model: r.String("model"),
+			VlanMode: acliv1.NetworkMode(r.Int("vlan_mode")), TrunkedNetworks: trunkOf(r.Inv)}
+		if r.Has("connected") {
+			req.Connected = proto.Bool(r.Bool("connected"))
+		}
+		return c.Vm.CreateNic(ctx, req)
 	})
 }
 

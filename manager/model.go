@@ -41,7 +41,9 @@ type model struct {
 
 	networks  map[string]*netRec
 	netByName map[string]*netRec
-	nicCount  map[string]int // network UUID -> NICs
+	nicCount  map[string]int    // network UUID -> NICs
+	nicIPs    map[string]string // network UUID/IP -> VM UUID
+	vswitches map[string]*vswitchRec
 
 	// busy maps an entity UUID (or a UUID being created) to the task
 	// changing it; a second task on the entity is refused.
@@ -83,6 +85,8 @@ func (md *model) init() {
 	md.networks = map[string]*netRec{}
 	md.netByName = map[string]*netRec{}
 	md.nicCount = map[string]int{}
+	md.nicIPs = map[string]string{}
+	md.vswitches = map[string]*vswitchRec{}
 	md.busy = map[string]*taskRec{}
 }
 
@@ -220,6 +224,9 @@ func (m *Manager) load(ctx context.Context) error {
 			m.putVmLocked(v, tx.Rev(vmKey(v.Uuid)))
 		}
 	})
+	if err := loadAll(ctx, m.st, vswitchPrefix, m.putVswitchLocked); err != nil {
+		return err
+	}
 	if err := loadAll(ctx, m.st, taskPrefix, m.taskTab.Load); err != nil {
 		return err
 	}
@@ -359,6 +366,13 @@ func (m *Manager) indexVm(v *acliv1.Vm, add bool) {
 			m.macs[n.Mac] = v.Uuid
 		} else {
 			delete(m.macs, n.Mac)
+		}
+		if n.Ip != "" {
+			if add {
+				m.nicIPs[nicIPKey(n.NetworkUuid, n.Ip)] = v.Uuid
+			} else if m.nicIPs[nicIPKey(n.NetworkUuid, n.Ip)] == v.Uuid {
+				delete(m.nicIPs, nicIPKey(n.NetworkUuid, n.Ip))
+			}
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -112,98 +111,6 @@ func (s hostService) AddHost(ctx context.Context, req *acliv1.AddHostRequest) (*
 }
 func (s hostService) RemoveHost(ctx context.Context, req *acliv1.RemoveHostRequest) (*acliv1.Task, error) {
 	return s.m.removeHost(ctx, req)
-}
-
-// ---- NetworkService ----
-
-// networkService is the network feature behind manager/rpc's adapter.
-type networkService struct {
-	m *Manager
-}
-
-func (s networkService) ListNetworks(ctx context.Context, _ *acliv1.ListNetworksRequest) (*acliv1.ListNetworksResponse, error) {
-	m := s.m
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	out := &acliv1.ListNetworksResponse{}
-	for _, n := range m.networks {
-		out.Networks = append(out.Networks, m.networkOut(n))
-	}
-	slices.SortFunc(out.Networks, func(a, b *acliv1.Network) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
-}
-
-func (s networkService) GetNetwork(ctx context.Context, req *acliv1.GetNetworkRequest) (*acliv1.Network, error) {
-	m := s.m
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	n, err := m.networkLocked("network", req.Network)
-	if err != nil {
-		return nil, err
-	}
-	return m.networkOut(n), nil
-}
-
-func (s networkService) CreateNetwork(ctx context.Context, req *acliv1.CreateNetworkRequest) (*acliv1.Task, error) {
-	m := s.m
-	n := &acliv1.Network{
-		Uuid: uuid.NewString(), Name: req.Name, VlanId: req.VlanId, Mode: req.Mode,
-		VswitchName: req.VswitchName, IpConfig: req.IpConfig,
-	}
-	m.mu.Lock()
-	if other := m.netByName[n.Name]; other != nil {
-		m.mu.Unlock()
-		return nil, apierr.AlreadyExists("network", n.Name, "network names are unique (uuid "+other.pb.Uuid+")")
-	}
-	if t := m.busy["network-name:"+n.Name]; t != nil {
-		m.mu.Unlock()
-		return nil, apierr.Busy("network", n.Name, t.PB.Uuid, t.PB.Operation.String())
-	}
-	t := m.newTaskLocked(acliv1.TaskOperation_kNetworkCreate, []*acliv1.EntityRef{networkRef(n)}, n.Uuid, "network-name:"+n.Name)
-	m.mu.Unlock()
-	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
-		return outcome{
-			writes:  []write{{key: networkKey(n.Uuid), msg: n, rev: 0}},
-			apply:   func(rev int64) { m.putNetworkLocked(n, rev) },
-			message: fmt.Sprintf("network %s created (vlan %d)", n.Name, n.VlanId),
-		}, nil
-	})
-}
-
-func (s networkService) DeleteNetwork(ctx context.Context, req *acliv1.DeleteNetworkRequest) (*acliv1.Task, error) {
-	m := s.m
-	m.mu.Lock()
-	n, err := m.networkLocked("network", req.Network)
-	if err == nil {
-		err = m.checkBusyLocked("network", n.pb.Name, n.pb.Uuid)
-	}
-	if err == nil && m.nicCount[n.pb.Uuid] > 0 {
-		var vs []apierr.Violation
-		for _, v := range m.vms {
-			for _, nic := range v.pb.Nics {
-				if nic.NetworkUuid == n.pb.Uuid {
-					vs = append(vs, apierr.Violation{Type: "IN_USE", Subject: "vm:" + v.pb.Name,
-						Description: fmt.Sprintf("vm %s has NIC %s on it", v.pb.Name, nic.Mac)})
-				}
-			}
-		}
-		slices.SortFunc(vs, func(a, b apierr.Violation) int { return strings.Compare(a.Description, b.Description) })
-		err = apierr.FailedPrecondition(fmt.Sprintf("network %s has %d NICs; delete them first", n.pb.Name, len(vs)), vs...)
-	}
-	if err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-	cur, rev := n.pb, n.rev
-	t := m.newTaskLocked(acliv1.TaskOperation_kNetworkDelete, []*acliv1.EntityRef{networkRef(cur)}, cur.Uuid)
-	m.mu.Unlock()
-	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
-		return outcome{
-			writes:  []write{{key: networkKey(cur.Uuid), rev: rev}},
-			apply:   func(int64) { m.deleteNetworkLocked(cur.Uuid) },
-			message: fmt.Sprintf("network %s deleted", cur.Name),
-		}, nil
-	})
 }
 
 // ---- TaskService ----

@@ -317,6 +317,11 @@ func (s vmService) CloneVm(ctx context.Context, req *acliv1.CloneVmRequest) (*ac
 		}
 	}
 	t := m.newTaskLocked(acliv1.TaskOperation_kVmClone, []*acliv1.EntityRef{vmRef(v), srcRef}, locks...)
+	if err := m.cloneNicAddrsLocked(t, v); err != nil {
+		m.forgetLocked(t)
+		m.mu.Unlock()
+		return nil, err
+	}
 	m.readLocked(t, lock)
 	m.mu.Unlock()
 	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -540,7 +541,12 @@ func (s vmSvc) CreateNic(_ context.Context, r *acliv1.CreateNicRequest) (*acliv1
 		s.f.seq++
 		mac = fmt.Sprintf("50:6b:8d:00:%02x:%02x", s.f.seq>>8&0xff, s.f.seq&0xff)
 	}
-	v.Nics = append(v.Nics, &acliv1.Nic{Mac: mac, NetworkUuid: n.Uuid, NetworkName: n.Name, Ip: r.GetIp(), Model: r.GetModel()})
+	mode := r.GetVlanMode()
+	if mode == 0 {
+		mode = acliv1.NetworkMode_kAccess
+	}
+	v.Nics = append(v.Nics, &acliv1.Nic{Mac: mac, NetworkUuid: n.Uuid, NetworkName: n.Name, Ip: r.GetIp(), Model: r.GetModel(),
+		VlanMode: mode, TrunkedNetworks: r.GetTrunkedNetworks(), Disconnected: r.Connected != nil && !r.GetConnected()})
 	n.NumNics++
 	return s.f.newTask(acliv1.TaskOperation_kVmNicCreate, acliv1.EntityKind_kVm, v.Uuid, v.Name), nil
 }
@@ -608,7 +614,13 @@ func (s netSvc) CreateNetwork(_ context.Context, r *acliv1.CreateNetworkRequest)
 	if vs == "" {
 		vs = "vs0"
 	}
-	n := &acliv1.Network{Uuid: s.f.uuid("0e70"), Name: r.GetName(), VlanId: r.GetVlanId(), Mode: mode, VswitchName: vs, IpConfig: r.GetIpConfig()}
+	n := &acliv1.Network{Uuid: s.f.uuid("0e70"), Name: r.GetName(), VlanId: r.GetVlanId(), Mode: mode, VswitchName: vs}
+	if p, err := netip.ParsePrefix(r.GetIpConfig()); err == nil {
+		n.IpConfig = p.Masked().String()
+		if p.Addr() != p.Masked().Addr() {
+			n.DefaultGateway = p.Addr().String()
+		}
+	}
 	s.f.nets[n.Uuid] = n
 	return s.f.newTask(acliv1.TaskOperation_kNetworkCreate, acliv1.EntityKind_kNetwork, n.Uuid, n.Name), nil
 }

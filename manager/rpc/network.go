@@ -3,12 +3,13 @@ package rpc
 import (
 	"context"
 	"fmt"
-	"net/netip"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/network"
 	"github.com/acli-dev/acli/manager/state"
 )
 
@@ -17,9 +18,14 @@ type Networks interface {
 	ListNetworks(context.Context, *acliv1.ListNetworksRequest) (*acliv1.ListNetworksResponse, error)
 	GetNetwork(context.Context, *acliv1.GetNetworkRequest) (*acliv1.Network, error)
 	// CreateNetwork gets a checked request: a valid name, VLAN and mode,
-	// the vswitch defaulted and ip_config a masked prefix.
+	// the vswitch defaulted and ip_config a valid gateway/prefix.
 	CreateNetwork(context.Context, *acliv1.CreateNetworkRequest) (*acliv1.Task, error)
 	DeleteNetwork(context.Context, *acliv1.DeleteNetworkRequest) (*acliv1.Task, error)
+	AddDhcpPool(context.Context, *acliv1.AddDhcpPoolRequest) (*acliv1.Task, error)
+	UpdateDhcpDns(context.Context, *acliv1.UpdateDhcpDnsRequest) (*acliv1.Task, error)
+	ListNetworkVms(context.Context, *acliv1.ListNetworkVmsRequest) (*acliv1.ListNetworkVmsResponse, error)
+	GetVirtualSwitch(context.Context, *acliv1.GetVirtualSwitchRequest) (*acliv1.VirtualSwitch, error)
+	UpdateVirtualSwitch(context.Context, *acliv1.UpdateVirtualSwitchRequest) (*acliv1.Task, error)
 }
 
 type networkServer struct {
@@ -64,11 +70,9 @@ func checkCreateNetwork(req *acliv1.CreateNetworkRequest) error {
 		req.VswitchName = "vs0"
 	}
 	if req.IpConfig != "" {
-		p, err := netip.ParsePrefix(req.IpConfig)
-		if err != nil {
-			bad = append(bad, apierr.Field{Field: "ip_config", Description: fmt.Sprintf("ip_config %q is not an address with prefix, e.g. 10.1.0.0/24", req.IpConfig)})
-		} else {
-			req.IpConfig = p.Masked().String()
+		// Checked here, split by the feature: the address is the gateway.
+		if _, _, err := network.ParseIPConfig(req.IpConfig); err != nil {
+			bad = append(bad, apierr.Field{Field: "ip_config", Description: status.Convert(err).Message()})
 		}
 	}
 	if len(bad) > 0 {
@@ -79,4 +83,24 @@ func checkCreateNetwork(req *acliv1.CreateNetworkRequest) error {
 
 func (s networkServer) DeleteNetwork(ctx context.Context, req *acliv1.DeleteNetworkRequest) (*acliv1.Task, error) {
 	return reply(s.f.DeleteNetwork(ctx, req))
+}
+
+func (s networkServer) AddDhcpPool(ctx context.Context, req *acliv1.AddDhcpPoolRequest) (*acliv1.Task, error) {
+	return reply(s.f.AddDhcpPool(ctx, req))
+}
+
+func (s networkServer) UpdateDhcpDns(ctx context.Context, req *acliv1.UpdateDhcpDnsRequest) (*acliv1.Task, error) {
+	return reply(s.f.UpdateDhcpDns(ctx, req))
+}
+
+func (s networkServer) ListNetworkVms(ctx context.Context, req *acliv1.ListNetworkVmsRequest) (*acliv1.ListNetworkVmsResponse, error) {
+	return reply(s.f.ListNetworkVms(ctx, req))
+}
+
+func (s networkServer) GetVirtualSwitch(ctx context.Context, req *acliv1.GetVirtualSwitchRequest) (*acliv1.VirtualSwitch, error) {
+	return reply(s.f.GetVirtualSwitch(ctx, req))
+}
+
+func (s networkServer) UpdateVirtualSwitch(ctx context.Context, req *acliv1.UpdateVirtualSwitchRequest) (*acliv1.Task, error) {
+	return reply(s.f.UpdateVirtualSwitch(ctx, req))
 }

@@ -175,8 +175,8 @@ func TestCreateNetworkDefaults(t *testing.T) {
 	if _, err := (networkServer{f: f}).CreateNetwork(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	if f.got.Mode != acliv1.NetworkMode_kAccess || f.got.VswitchName != "vs0" || f.got.IpConfig != "10.1.0.0/24" {
-		t.Fatalf("the feature got mode %s, vswitch %q, ip_config %q; want kAccess, vs0, 10.1.0.0/24", f.got.Mode, f.got.VswitchName, f.got.IpConfig)
+	if f.got.Mode != acliv1.NetworkMode_kAccess || f.got.VswitchName != "vs0" || f.got.IpConfig != "10.1.0.7/24" {
+		t.Fatalf("the feature got mode %s, vswitch %q, ip_config %q; want kAccess, vs0, 10.1.0.7/24 (the gateway kept)", f.got.Mode, f.got.VswitchName, f.got.IpConfig)
 	}
 }
 

@@ -26,6 +26,7 @@ type Vms interface {
 	CloneVm(context.Context, *acliv1.CloneVmRequest) (*acliv1.Task, error)
 	CreateNic(context.Context, *acliv1.CreateNicRequest) (*acliv1.Task, error)
 	DeleteNic(context.Context, *acliv1.DeleteNicRequest) (*acliv1.Task, error)
+	UpdateNic(context.Context, *acliv1.UpdateNicRequest) (*acliv1.Task, error)
 	MigrateVm(context.Context, *acliv1.MigrateVmRequest) (*acliv1.Task, error)
 	SetAffinity(context.Context, *acliv1.SetAffinityRequest) (*acliv1.Task, error)
 }
@@ -131,4 +132,8 @@ func (s vmServer) UpdateVmGroup(ctx context.Context, req *acliv1.UpdateVmGroupRe
 
 func (s vmServer) DeleteVmGroup(ctx context.Context, req *acliv1.DeleteVmGroupRequest) (*acliv1.Task, error) {
 	return reply(s.g.DeleteVmGroup(ctx, req))
+}
+
+func (s vmServer) UpdateNic(ctx context.Context, req *acliv1.UpdateNicRequest) (*acliv1.Task, error) {
+	return reply(s.f.UpdateNic(ctx, req))
 }

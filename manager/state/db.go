@@ -50,7 +50,8 @@ type DB struct {
 	vcpus    map[string]int32               // host UUID -> vCPUs of VMs placed there
 	nets     map[string]*acliv1.Network
 	netName  map[string]string
-	revs     map[string]int64 // key -> mod revision of the records above
+	nicIPs   map[string]string // network UUID/IP -> VM UUID (rules_net.go)
+	revs     map[string]int64  // key -> mod revision of the records above
 	arrivals map[uint64]Arrival
 	nextArr  uint64
 	reserved map[string]int64 // host UUID -> memory held by arrivals
@@ -81,7 +82,7 @@ func (db *DB) reset() {
 	db.hosts, db.hostName, db.hostIP = map[string]*acliv1.Host{}, map[string]string{}, map[string]string{}
 	db.vms, db.onHost, db.used = map[string]*acliv1.Vm{}, map[string]map[string]struct{}{}, map[string]int64{}
 	db.vcpus = map[string]int32{}
-	db.nets, db.netName = map[string]*acliv1.Network{}, map[string]string{}
+	db.nets, db.netName, db.nicIPs = map[string]*acliv1.Network{}, map[string]string{}, map[string]string{}
 	db.revs = map[string]int64{}
 	db.arrivals, db.reserved = map[uint64]Arrival{}, map[string]int64{}
 	db.pending, db.endedByPending = map[string]*batch{}, map[uint64]Arrival{}
@@ -184,6 +185,8 @@ func (db *DB) applyLocked(key string, msg proto.Message, rev int64) (ended []hel
 		db.hosts[id], db.hostName[h.Name], db.hostIP[h.HypervisorIp] = h, id, id
 	case strings.HasPrefix(key, VmPrefix):
 		id := strings.TrimPrefix(key, VmPrefix)
+		db.indexIPsLocked(id, db.vms[id], false)
+		db.indexIPsLocked(id, msg, true)
 		if old := db.vms[id]; Placed(old) {
 			delete(db.onHost[old.HostUuid], id)
 			db.used[old.HostUuid] -= old.MemoryBytes

@@ -34,6 +34,14 @@ func vm(name, on string, mem int64) *acliv1.Vm {
 	return v
 }
 
+// managed is network n1 with an address plan.
+var managed = &acliv1.Network{Uuid: "uuid-n1", Name: "n1", IpConfig: "10.0.0.0/24"}
+
+func withNIC(v *acliv1.Vm, ip string) *acliv1.Vm {
+	v.Nics = append(v.Nics, &acliv1.Nic{Mac: "50:6b:8d:00:00:" + ip[len(ip)-1:], NetworkUuid: "uuid-n1", Ip: ip})
+	return v
+}
+
 func edit[T proto.Message](m T, f func(T)) T {
 	c := proto.Clone(m).(T)
 	f(c)
@@ -123,6 +131,16 @@ func TestUpdateChecksEveryRule(t *testing.T) {
 		{name: "vm name is a UUID", writes: []proto.Message{edit(vm("b", "", gib), func(v *acliv1.Vm) { v.Name = "0f9c8f4e-8d7b-4d0a-9a53-0c1f2e3d4b5a" })}, rule: state.RuleName},
 		{name: "vm names may repeat", writes: []proto.Message{edit(vm("b", "", gib), func(v *acliv1.Vm) { v.Name = "a" })}},
 		{name: "network name taken", writes: []proto.Message{&acliv1.Network{Uuid: "uuid-n2", Name: "n1"}}, rule: state.RuleName},
+		{name: "nic address taken on its network", before: []proto.Message{managed, withNIC(vm("a", "h1", 4*gib), "10.0.0.5")},
+			writes: []proto.Message{withNIC(vm("b", "", gib), "10.0.0.5")}, rule: state.RuleIP},
+		{name: "nic address taken twice in one commit", before: []proto.Message{managed},
+			writes: []proto.Message{withNIC(vm("a", "h1", 4*gib), "10.0.0.5"), withNIC(vm("b", "", gib), "10.0.0.5")}, rule: state.RuleIP},
+		{name: "nic address handed over in one commit", before: []proto.Message{managed, withNIC(vm("a", "h1", 4*gib), "10.0.0.5")},
+			writes: []proto.Message{vm("a", "h1", 4*gib), withNIC(vm("b", "", gib), "10.0.0.5")}},
+		{name: "nic address freed by a delete", before: []proto.Message{managed, withNIC(vm("a", "h1", 4*gib), "10.0.0.5"), vm("a", "", 4*gib)},
+			writes: []proto.Message{withNIC(vm("b", "", gib), "10.0.0.5")}},
+		{name: "nic address outside its network", before: []proto.Message{managed},
+			writes: []proto.Message{withNIC(vm("b", "", gib), "10.9.0.5")}, rule: state.RuleIP},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ const (
 	RuleRedundancy = "REDUNDANCY"         // at most RF-1 hosts out
 	RuleName       = "NAME"               // names follow the alphabet and are unique where they must be
 	RuleCapacity   = "CONTAINER_CAPACITY" // no container holds more than its size
+	RuleIP         = "IP"                 // a NIC address is inside its network and no other NIC's there
 )
 
 // Violation is one rule a commit would break.
@@ -64,7 +65,7 @@ func (tx *Tx) check() []Violation {
 	add := func(rule, subject, format string, args ...any) {
 		vs = append(vs, Violation{Rule: rule, Subject: subject, Description: fmt.Sprintf(format, args...)})
 	}
-	hostNames, hostIPs, netNames := map[string]string{}, map[string]string{}, map[string]string{}
+	hostNames, hostIPs, netNames, nicIPs := map[string]string{}, map[string]string{}, map[string]string{}, map[string]string{}
 	memChecked := map[string]bool{}
 	for _, w := range tx.writes {
 		switch {
@@ -113,6 +114,7 @@ func (tx *Tx) check() []Violation {
 			if why := OffOnly(prev, next); why != "" {
 				add(RulePowerState, "vm:"+next.Name, "%s", why)
 			}
+			vs = append(vs, tx.checkIPs(id, prev, next, nicIPs)...)
 			running := next.PowerState == acliv1.PowerState_kOn || next.PowerState == acliv1.PowerState_kPaused
 			if !running {
 				continue

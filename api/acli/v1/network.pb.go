@@ -278,6 +278,433 @@ func (x *DeleteNetworkRequest) GetNetwork() string {
 	return ""
 }
 
+// AddDhcpPoolRequest adds start..end (inclusive) to a network's pools.
+type AddDhcpPoolRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name or UUID.
+	Network       string `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	Start         string `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
+	End           string `protobuf:"bytes,3,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddDhcpPoolRequest) Reset() {
+	*x = AddDhcpPoolRequest{}
+	mi := &file_acli_v1_network_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddDhcpPoolRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddDhcpPoolRequest) ProtoMessage() {}
+
+func (x *AddDhcpPoolRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_network_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddDhcpPoolRequest.ProtoReflect.Descriptor instead.
+func (*AddDhcpPoolRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_network_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AddDhcpPoolRequest) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *AddDhcpPoolRequest) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+func (x *AddDhcpPoolRequest) GetEnd() string {
+	if x != nil {
+		return x.End
+	}
+	return ""
+}
+
+// UpdateDhcpDnsRequest replaces the DNS settings given.
+type UpdateDhcpDnsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name or UUID.
+	Network string `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	// Servers (IP addresses); unset leaves them.
+	Servers *string `protobuf:"bytes,2,opt,name=servers,proto3,oneof" json:"servers,omitempty"`
+	// Search domains; unset leaves them.
+	Domains       *string `protobuf:"bytes,3,opt,name=domains,proto3,oneof" json:"domains,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateDhcpDnsRequest) Reset() {
+	*x = UpdateDhcpDnsRequest{}
+	mi := &file_acli_v1_network_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateDhcpDnsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateDhcpDnsRequest) ProtoMessage() {}
+
+func (x *UpdateDhcpDnsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_network_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateDhcpDnsRequest.ProtoReflect.Descriptor instead.
+func (*UpdateDhcpDnsRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_network_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UpdateDhcpDnsRequest) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *UpdateDhcpDnsRequest) GetServers() string {
+	if x != nil && x.Servers != nil {
+		return *x.Servers
+	}
+	return ""
+}
+
+func (x *UpdateDhcpDnsRequest) GetDomains() string {
+	if x != nil && x.Domains != nil {
+		return *x.Domains
+	}
+	return ""
+}
+
+// ListNetworkVmsRequest names a network.
+type ListNetworkVmsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name or UUID.
+	Network       string `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNetworkVmsRequest) Reset() {
+	*x = ListNetworkVmsRequest{}
+	mi := &file_acli_v1_network_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNetworkVmsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNetworkVmsRequest) ProtoMessage() {}
+
+func (x *ListNetworkVmsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_network_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNetworkVmsRequest.ProtoReflect.Descriptor instead.
+func (*ListNetworkVmsRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_network_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListNetworkVmsRequest) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+// NetworkVm is one NIC on a network.
+type NetworkVm struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VmUuid        string                 `protobuf:"bytes,1,opt,name=vm_uuid,json=vmUuid,proto3" json:"vm_uuid,omitempty"`
+	VmName        string                 `protobuf:"bytes,2,opt,name=vm_name,json=vmName,proto3" json:"vm_name,omitempty"`
+	Mac           string                 `protobuf:"bytes,3,opt,name=mac,proto3" json:"mac,omitempty"`
+	Ip            string                 `protobuf:"bytes,4,opt,name=ip,proto3" json:"ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkVm) Reset() {
+	*x = NetworkVm{}
+	mi := &file_acli_v1_network_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkVm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkVm) ProtoMessage() {}
+
+func (x *NetworkVm) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_network_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkVm.ProtoReflect.Descriptor instead.
+func (*NetworkVm) Descriptor() ([]byte, []int) {
+	return file_acli_v1_network_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *NetworkVm) GetVmUuid() string {
+	if x != nil {
+		return x.VmUuid
+	}
+	return ""
+}
+
+func (x *NetworkVm) GetVmName() string {
+	if x != nil {
+		return x.VmName
+	}
+	return ""
+}
+
+func (x *NetworkVm) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *NetworkVm) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+// ListNetworkVmsResponse is ordered by VM name, then MAC.
+type ListNetworkVmsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vms           []*NetworkVm           `protobuf:"bytes,1,rep,name=vms,proto3" json:"vms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNetworkVmsResponse) Reset() {
+	*x = ListNetworkVmsResponse{}
+	mi := &file_acli_v1_network_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNetworkVmsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNetworkVmsResponse) ProtoMessage() {}
+
+func (x *ListNetworkVmsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_network_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNetworkVmsResponse.ProtoReflect.Descriptor instead.
+func (*ListNetworkVmsResponse) Descriptor() ([]byte, []int) {
+	return file_acli_v1_network_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListNetworkVmsResponse) GetVms() []*NetworkVm {
+	if x != nil {
+		return x.Vms
+	}
+	return nil
+}
+
+// GetVirtualSwitchRequest names a virtual switch.
+type GetVirtualSwitchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name (default vs0).
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVirtualSwitchRequest) Reset() {
+	*x = GetVirtualSwitchRequest{}
+	mi := &file_acli_v1_network_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVirtualSwitchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVirtualSwitchRequest) ProtoMessage() {}
+
+func (x *GetVirtualSwitchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_network_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVirtualSwitchRequest.ProtoReflect.Descriptor instead.
+func (*GetVirtualSwitchRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_network_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetVirtualSwitchRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// UpdateVirtualSwitchRequest changes a virtual switch.
+type UpdateVirtualSwitchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name (default vs0).
+	Name     string  `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Mtu      *int32  `protobuf:"varint,2,opt,name=mtu,proto3,oneof" json:"mtu,omitempty"`
+	BondType *string `protobuf:"bytes,3,opt,name=bond_type,json=bondType,proto3,oneof" json:"bond_type,omitempty"`
+	Lacp     *bool   `protobuf:"varint,4,opt,name=lacp,proto3,oneof" json:"lacp,omitempty"`
+	// Comma-separated host interfaces.
+	Uplinks       *string `protobuf:"bytes,5,opt,name=uplinks,proto3,oneof" json:"uplinks,omitempty"`
+	Description   *string `protobuf:"bytes,6,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	BridgeName    *string `protobuf:"bytes,7,opt,name=bridge_name,json=bridgeName,proto3,oneof" json:"bridge_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateVirtualSwitchRequest) Reset() {
+	*x = UpdateVirtualSwitchRequest{}
+	mi := &file_acli_v1_network_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateVirtualSwitchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateVirtualSwitchRequest) ProtoMessage() {}
+
+func (x *UpdateVirtualSwitchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_network_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateVirtualSwitchRequest.ProtoReflect.Descriptor instead.
+func (*UpdateVirtualSwitchRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_network_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UpdateVirtualSwitchRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpdateVirtualSwitchRequest) GetMtu() int32 {
+	if x != nil && x.Mtu != nil {
+		return *x.Mtu
+	}
+	return 0
+}
+
+func (x *UpdateVirtualSwitchRequest) GetBondType() string {
+	if x != nil && x.BondType != nil {
+		return *x.BondType
+	}
+	return ""
+}
+
+func (x *UpdateVirtualSwitchRequest) GetLacp() bool {
+	if x != nil && x.Lacp != nil {
+		return *x.Lacp
+	}
+	return false
+}
+
+func (x *UpdateVirtualSwitchRequest) GetUplinks() string {
+	if x != nil && x.Uplinks != nil {
+		return *x.Uplinks
+	}
+	return ""
+}
+
+func (x *UpdateVirtualSwitchRequest) GetDescription() string {
+	if x != nil && x.Description != nil {
+		return *x.Description
+	}
+	return ""
+}
+
+func (x *UpdateVirtualSwitchRequest) GetBridgeName() string {
+	if x != nil && x.BridgeName != nil {
+		return *x.BridgeName
+	}
+	return ""
+}
+
 var File_acli_v1_network_proto protoreflect.FileDescriptor
 
 const file_acli_v1_network_proto_rawDesc = "" +
@@ -295,13 +722,58 @@ const file_acli_v1_network_proto_rawDesc = "" +
 	"\fvswitch_name\x18\x04 \x01(\tR\vvswitchName\x12\x1b\n" +
 	"\tip_config\x18\x05 \x01(\tR\bipConfig\"0\n" +
 	"\x14DeleteNetworkRequest\x12\x18\n" +
-	"\anetwork\x18\x01 \x01(\tR\anetwork2\x97\x02\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\"V\n" +
+	"\x12AddDhcpPoolRequest\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\tR\x05start\x12\x10\n" +
+	"\x03end\x18\x03 \x01(\tR\x03end\"\x86\x01\n" +
+	"\x14UpdateDhcpDnsRequest\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x1d\n" +
+	"\aservers\x18\x02 \x01(\tH\x00R\aservers\x88\x01\x01\x12\x1d\n" +
+	"\adomains\x18\x03 \x01(\tH\x01R\adomains\x88\x01\x01B\n" +
+	"\n" +
+	"\b_serversB\n" +
+	"\n" +
+	"\b_domains\"1\n" +
+	"\x15ListNetworkVmsRequest\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\"_\n" +
+	"\tNetworkVm\x12\x17\n" +
+	"\avm_uuid\x18\x01 \x01(\tR\x06vmUuid\x12\x17\n" +
+	"\avm_name\x18\x02 \x01(\tR\x06vmName\x12\x10\n" +
+	"\x03mac\x18\x03 \x01(\tR\x03mac\x12\x0e\n" +
+	"\x02ip\x18\x04 \x01(\tR\x02ip\">\n" +
+	"\x16ListNetworkVmsResponse\x12$\n" +
+	"\x03vms\x18\x01 \x03(\v2\x12.acli.v1.NetworkVmR\x03vms\"-\n" +
+	"\x17GetVirtualSwitchRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xb9\x02\n" +
+	"\x1aUpdateVirtualSwitchRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x15\n" +
+	"\x03mtu\x18\x02 \x01(\x05H\x00R\x03mtu\x88\x01\x01\x12 \n" +
+	"\tbond_type\x18\x03 \x01(\tH\x01R\bbondType\x88\x01\x01\x12\x17\n" +
+	"\x04lacp\x18\x04 \x01(\bH\x02R\x04lacp\x88\x01\x01\x12\x1d\n" +
+	"\auplinks\x18\x05 \x01(\tH\x03R\auplinks\x88\x01\x01\x12%\n" +
+	"\vdescription\x18\x06 \x01(\tH\x04R\vdescription\x88\x01\x01\x12$\n" +
+	"\vbridge_name\x18\a \x01(\tH\x05R\n" +
+	"bridgeName\x88\x01\x01B\x06\n" +
+	"\x04_mtuB\f\n" +
+	"\n" +
+	"_bond_typeB\a\n" +
+	"\x05_lacpB\n" +
+	"\n" +
+	"\b_uplinksB\x0e\n" +
+	"\f_descriptionB\x0e\n" +
+	"\f_bridge_name2\xfd\x04\n" +
 	"\x0eNetworkService\x12K\n" +
 	"\fListNetworks\x12\x1c.acli.v1.ListNetworksRequest\x1a\x1d.acli.v1.ListNetworksResponse\x12:\n" +
 	"\n" +
 	"GetNetwork\x12\x1a.acli.v1.GetNetworkRequest\x1a\x10.acli.v1.Network\x12=\n" +
 	"\rCreateNetwork\x12\x1d.acli.v1.CreateNetworkRequest\x1a\r.acli.v1.Task\x12=\n" +
-	"\rDeleteNetwork\x12\x1d.acli.v1.DeleteNetworkRequest\x1a\r.acli.v1.TaskB-Z+github.com/acli-dev/acli/api/acli/v1;acliv1b\x06proto3"
+	"\rDeleteNetwork\x12\x1d.acli.v1.DeleteNetworkRequest\x1a\r.acli.v1.Task\x129\n" +
+	"\vAddDhcpPool\x12\x1b.acli.v1.AddDhcpPoolRequest\x1a\r.acli.v1.Task\x12=\n" +
+	"\rUpdateDhcpDns\x12\x1d.acli.v1.UpdateDhcpDnsRequest\x1a\r.acli.v1.Task\x12Q\n" +
+	"\x0eListNetworkVms\x12\x1e.acli.v1.ListNetworkVmsRequest\x1a\x1f.acli.v1.ListNetworkVmsResponse\x12L\n" +
+	"\x10GetVirtualSwitch\x12 .acli.v1.GetVirtualSwitchRequest\x1a\x16.acli.v1.VirtualSwitch\x12I\n" +
+	"\x13UpdateVirtualSwitch\x12#.acli.v1.UpdateVirtualSwitchRequest\x1a\r.acli.v1.TaskB-Z+github.com/acli-dev/acli/api/acli/v1;acliv1b\x06proto3"
 
 var (
 	file_acli_v1_network_proto_rawDescOnce sync.Once
@@ -315,33 +787,52 @@ func file_acli_v1_network_proto_rawDescGZIP() []byte {
 	return file_acli_v1_network_proto_rawDescData
 }
 
-var file_acli_v1_network_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_acli_v1_network_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_acli_v1_network_proto_goTypes = []any{
-	(*ListNetworksRequest)(nil),  // 0: acli.v1.ListNetworksRequest
-	(*ListNetworksResponse)(nil), // 1: acli.v1.ListNetworksResponse
-	(*GetNetworkRequest)(nil),    // 2: acli.v1.GetNetworkRequest
-	(*CreateNetworkRequest)(nil), // 3: acli.v1.CreateNetworkRequest
-	(*DeleteNetworkRequest)(nil), // 4: acli.v1.DeleteNetworkRequest
-	(*Network)(nil),              // 5: acli.v1.Network
-	(NetworkMode)(0),             // 6: acli.v1.NetworkMode
-	(*Task)(nil),                 // 7: acli.v1.Task
+	(*ListNetworksRequest)(nil),        // 0: acli.v1.ListNetworksRequest
+	(*ListNetworksResponse)(nil),       // 1: acli.v1.ListNetworksResponse
+	(*GetNetworkRequest)(nil),          // 2: acli.v1.GetNetworkRequest
+	(*CreateNetworkRequest)(nil),       // 3: acli.v1.CreateNetworkRequest
+	(*DeleteNetworkRequest)(nil),       // 4: acli.v1.DeleteNetworkRequest
+	(*AddDhcpPoolRequest)(nil),         // 5: acli.v1.AddDhcpPoolRequest
+	(*UpdateDhcpDnsRequest)(nil),       // 6: acli.v1.UpdateDhcpDnsRequest
+	(*ListNetworkVmsRequest)(nil),      // 7: acli.v1.ListNetworkVmsRequest
+	(*NetworkVm)(nil),                  // 8: acli.v1.NetworkVm
+	(*ListNetworkVmsResponse)(nil),     // 9: acli.v1.ListNetworkVmsResponse
+	(*GetVirtualSwitchRequest)(nil),    // 10: acli.v1.GetVirtualSwitchRequest
+	(*UpdateVirtualSwitchRequest)(nil), // 11: acli.v1.UpdateVirtualSwitchRequest
+	(*Network)(nil),                    // 12: acli.v1.Network
+	(NetworkMode)(0),                   // 13: acli.v1.NetworkMode
+	(*Task)(nil),                       // 14: acli.v1.Task
+	(*VirtualSwitch)(nil),              // 15: acli.v1.VirtualSwitch
 }
 var file_acli_v1_network_proto_depIdxs = []int32{
-	5, // 0: acli.v1.ListNetworksResponse.networks:type_name -> acli.v1.Network
-	6, // 1: acli.v1.CreateNetworkRequest.mode:type_name -> acli.v1.NetworkMode
-	0, // 2: acli.v1.NetworkService.ListNetworks:input_type -> acli.v1.ListNetworksRequest
-	2, // 3: acli.v1.NetworkService.GetNetwork:input_type -> acli.v1.GetNetworkRequest
-	3, // 4: acli.v1.NetworkService.CreateNetwork:input_type -> acli.v1.CreateNetworkRequest
-	4, // 5: acli.v1.NetworkService.DeleteNetwork:input_type -> acli.v1.DeleteNetworkRequest
-	1, // 6: acli.v1.NetworkService.ListNetworks:output_type -> acli.v1.ListNetworksResponse
-	5, // 7: acli.v1.NetworkService.GetNetwork:output_type -> acli.v1.Network
-	7, // 8: acli.v1.NetworkService.CreateNetwork:output_type -> acli.v1.Task
-	7, // 9: acli.v1.NetworkService.DeleteNetwork:output_type -> acli.v1.Task
-	6, // [6:10] is the sub-list for method output_type
-	2, // [2:6] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	12, // 0: acli.v1.ListNetworksResponse.networks:type_name -> acli.v1.Network
+	13, // 1: acli.v1.CreateNetworkRequest.mode:type_name -> acli.v1.NetworkMode
+	8,  // 2: acli.v1.ListNetworkVmsResponse.vms:type_name -> acli.v1.NetworkVm
+	0,  // 3: acli.v1.NetworkService.ListNetworks:input_type -> acli.v1.ListNetworksRequest
+	2,  // 4: acli.v1.NetworkService.GetNetwork:input_type -> acli.v1.GetNetworkRequest
+	3,  // 5: acli.v1.NetworkService.CreateNetwork:input_type -> acli.v1.CreateNetworkRequest
+	4,  // 6: acli.v1.NetworkService.DeleteNetwork:input_type -> acli.v1.DeleteNetworkRequest
+	5,  // 7: acli.v1.NetworkService.AddDhcpPool:input_type -> acli.v1.AddDhcpPoolRequest
+	6,  // 8: acli.v1.NetworkService.UpdateDhcpDns:input_type -> acli.v1.UpdateDhcpDnsRequest
+	7,  // 9: acli.v1.NetworkService.ListNetworkVms:input_type -> acli.v1.ListNetworkVmsRequest
+	10, // 10: acli.v1.NetworkService.GetVirtualSwitch:input_type -> acli.v1.GetVirtualSwitchRequest
+	11, // 11: acli.v1.NetworkService.UpdateVirtualSwitch:input_type -> acli.v1.UpdateVirtualSwitchRequest
+	1,  // 12: acli.v1.NetworkService.ListNetworks:output_type -> acli.v1.ListNetworksResponse
+	12, // 13: acli.v1.NetworkService.GetNetwork:output_type -> acli.v1.Network
+	14, // 14: acli.v1.NetworkService.CreateNetwork:output_type -> acli.v1.Task
+	14, // 15: acli.v1.NetworkService.DeleteNetwork:output_type -> acli.v1.Task
+	14, // 16: acli.v1.NetworkService.AddDhcpPool:output_type -> acli.v1.Task
+	14, // 17: acli.v1.NetworkService.UpdateDhcpDns:output_type -> acli.v1.Task
+	9,  // 18: acli.v1.NetworkService.ListNetworkVms:output_type -> acli.v1.ListNetworkVmsResponse
+	15, // 19: acli.v1.NetworkService.GetVirtualSwitch:output_type -> acli.v1.VirtualSwitch
+	14, // 20: acli.v1.NetworkService.UpdateVirtualSwitch:output_type -> acli.v1.Task
+	12, // [12:21] is the sub-list for method output_type
+	3,  // [3:12] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_acli_v1_network_proto_init() }
@@ -350,13 +841,15 @@ func file_acli_v1_network_proto_init() {
 		return
 	}
 	file_acli_v1_types_proto_init()
+	file_acli_v1_network_proto_msgTypes[6].OneofWrappers = []any{}
+	file_acli_v1_network_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_network_proto_rawDesc), len(file_acli_v1_network_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	NetworkService_ListNetworks_FullMethodName  = "/acli.v1.NetworkService/ListNetworks"
-	NetworkService_GetNetwork_FullMethodName    = "/acli.v1.NetworkService/GetNetwork"
-	NetworkService_CreateNetwork_FullMethodName = "/acli.v1.NetworkService/CreateNetwork"
-	NetworkService_DeleteNetwork_FullMethodName = "/acli.v1.NetworkService/DeleteNetwork"
+	NetworkService_ListNetworks_FullMethodName        = "/acli.v1.NetworkService/ListNetworks"
+	NetworkService_GetNetwork_FullMethodName          = "/acli.v1.NetworkService/GetNetwork"
+	NetworkService_CreateNetwork_FullMethodName       = "/acli.v1.NetworkService/CreateNetwork"
+	NetworkService_DeleteNetwork_FullMethodName       = "/acli.v1.NetworkService/DeleteNetwork"
+	NetworkService_AddDhcpPool_FullMethodName         = "/acli.v1.NetworkService/AddDhcpPool"
+	NetworkService_UpdateDhcpDns_FullMethodName       = "/acli.v1.NetworkService/UpdateDhcpDns"
+	NetworkService_ListNetworkVms_FullMethodName      = "/acli.v1.NetworkService/ListNetworkVms"
+	NetworkService_GetVirtualSwitch_FullMethodName    = "/acli.v1.NetworkService/GetVirtualSwitch"
+	NetworkService_UpdateVirtualSwitch_FullMethodName = "/acli.v1.NetworkService/UpdateVirtualSwitch"
 )
 
 // NetworkServiceClient is the client API for NetworkService service.
@@ -39,6 +44,16 @@ type NetworkServiceClient interface {
 	CreateNetwork(ctx context.Context, in *CreateNetworkRequest, opts ...grpc.CallOption) (*Task, error)
 	// DeleteNetwork deletes a network with no NICs on it.
 	DeleteNetwork(ctx context.Context, in *DeleteNetworkRequest, opts ...grpc.CallOption) (*Task, error)
+	// AddDhcpPool adds an address range to a managed network.
+	AddDhcpPool(ctx context.Context, in *AddDhcpPoolRequest, opts ...grpc.CallOption) (*Task, error)
+	// UpdateDhcpDns sets the DNS servers and search domains of a network.
+	UpdateDhcpDns(ctx context.Context, in *UpdateDhcpDnsRequest, opts ...grpc.CallOption) (*Task, error)
+	// ListNetworkVms returns the NICs on a network with their VMs.
+	ListNetworkVms(ctx context.Context, in *ListNetworkVmsRequest, opts ...grpc.CallOption) (*ListNetworkVmsResponse, error)
+	// GetVirtualSwitch returns a virtual switch (vs0 by default).
+	GetVirtualSwitch(ctx context.Context, in *GetVirtualSwitchRequest, opts ...grpc.CallOption) (*VirtualSwitch, error)
+	// UpdateVirtualSwitch changes a virtual switch; unset fields stay.
+	UpdateVirtualSwitch(ctx context.Context, in *UpdateVirtualSwitchRequest, opts ...grpc.CallOption) (*Task, error)
 }
 
 type networkServiceClient struct {
@@ -89,6 +104,56 @@ func (c *networkServiceClient) DeleteNetwork(ctx context.Context, in *DeleteNetw
 	return out, nil
 }
 
+func (c *networkServiceClient) AddDhcpPool(ctx context.Context, in *AddDhcpPoolRequest, opts ...grpc.CallOption) (*Task, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Task)
+	err := c.cc.Invoke(ctx, NetworkService_AddDhcpPool_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *networkServiceClient) UpdateDhcpDns(ctx context.Context, in *UpdateDhcpDnsRequest, opts ...grpc.CallOption) (*Task, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Task)
+	err := c.cc.Invoke(ctx, NetworkService_UpdateDhcpDns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *networkServiceClient) ListNetworkVms(ctx context.Context, in *ListNetworkVmsRequest, opts ...grpc.CallOption) (*ListNetworkVmsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListNetworkVmsResponse)
+	err := c.cc.Invoke(ctx, NetworkService_ListNetworkVms_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *networkServiceClient) GetVirtualSwitch(ctx context.Context, in *GetVirtualSwitchRequest, opts ...grpc.CallOption) (*VirtualSwitch, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VirtualSwitch)
+	err := c.cc.Invoke(ctx, NetworkService_GetVirtualSwitch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *networkServiceClient) UpdateVirtualSwitch(ctx context.Context, in *UpdateVirtualSwitchRequest, opts ...grpc.CallOption) (*Task, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Task)
+	err := c.cc.Invoke(ctx, NetworkService_UpdateVirtualSwitch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NetworkServiceServer is the server API for NetworkService service.
 // All implementations must embed UnimplementedNetworkServiceServer
 // for forward compatibility.
@@ -103,6 +168,16 @@ type NetworkServiceServer interface {
 	CreateNetwork(context.Context, *CreateNetworkRequest) (*Task, error)
 	// DeleteNetwork deletes a network with no NICs on it.
 	DeleteNetwork(context.Context, *DeleteNetworkRequest) (*Task, error)
+	// AddDhcpPool adds an address range to a managed network.
+	AddDhcpPool(context.Context, *AddDhcpPoolRequest) (*Task, error)
+	// UpdateDhcpDns sets the DNS servers and search domains of a network.
+	UpdateDhcpDns(context.Context, *UpdateDhcpDnsRequest) (*Task, error)
+	// ListNetworkVms returns the NICs on a network with their VMs.
+	ListNetworkVms(context.Context, *ListNetworkVmsRequest) (*ListNetworkVmsResponse, error)
+	// GetVirtualSwitch returns a virtual switch (vs0 by default).
+	GetVirtualSwitch(context.Context, *GetVirtualSwitchRequest) (*VirtualSwitch, error)
+	// UpdateVirtualSwitch changes a virtual switch; unset fields stay.
+	UpdateVirtualSwitch(context.Context, *UpdateVirtualSwitchRequest) (*Task, error)
 	mustEmbedUnimplementedNetworkServiceServer()
 }
 
@@ -124,6 +199,21 @@ func (UnimplementedNetworkServiceServer) CreateNetwork(context.Context, *CreateN
 }
 func (UnimplementedNetworkServiceServer) DeleteNetwork(context.Context, *DeleteNetworkRequest) (*Task, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteNetwork not implemented")
+}
+func (UnimplementedNetworkServiceServer) AddDhcpPool(context.Context, *AddDhcpPoolRequest) (*Task, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddDhcpPool not implemented")
+}
+func (UnimplementedNetworkServiceServer) UpdateDhcpDns(context.Context, *UpdateDhcpDnsRequest) (*Task, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateDhcpDns not implemented")
+}
+func (UnimplementedNetworkServiceServer) ListNetworkVms(context.Context, *ListNetworkVmsRequest) (*ListNetworkVmsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListNetworkVms not implemented")
+}
+func (UnimplementedNetworkServiceServer) GetVirtualSwitch(context.Context, *GetVirtualSwitchRequest) (*VirtualSwitch, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetVirtualSwitch not implemented")
+}
+func (UnimplementedNetworkServiceServer) UpdateVirtualSwitch(context.Context, *UpdateVirtualSwitchRequest) (*Task, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateVirtualSwitch not implemented")
 }
 func (UnimplementedNetworkServiceServer) mustEmbedUnimplementedNetworkServiceServer() {}
 func (UnimplementedNetworkServiceServer) testEmbeddedByValue()                        {}
@@ -218,6 +308,96 @@ func _NetworkService_DeleteNetwork_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NetworkService_AddDhcpPool_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddDhcpPoolRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworkServiceServer).AddDhcpPool(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NetworkService_AddDhcpPool_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworkServiceServer).AddDhcpPool(ctx, req.(*AddDhcpPoolRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NetworkService_UpdateDhcpDns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateDhcpDnsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworkServiceServer).UpdateDhcpDns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NetworkService_UpdateDhcpDns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworkServiceServer).UpdateDhcpDns(ctx, req.(*UpdateDhcpDnsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NetworkService_ListNetworkVms_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListNetworkVmsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworkServiceServer).ListNetworkVms(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NetworkService_ListNetworkVms_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworkServiceServer).ListNetworkVms(ctx, req.(*ListNetworkVmsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NetworkService_GetVirtualSwitch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetVirtualSwitchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworkServiceServer).GetVirtualSwitch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NetworkService_GetVirtualSwitch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworkServiceServer).GetVirtualSwitch(ctx, req.(*GetVirtualSwitchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NetworkService_UpdateVirtualSwitch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateVirtualSwitchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworkServiceServer).UpdateVirtualSwitch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NetworkService_UpdateVirtualSwitch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworkServiceServer).UpdateVirtualSwitch(ctx, req.(*UpdateVirtualSwitchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NetworkService_ServiceDesc is the grpc.ServiceDesc for NetworkService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -240,6 +420,26 @@ var NetworkService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteNetwork",
 			Handler:    _NetworkService_DeleteNetwork_Handler,
+		},
+		{
+			MethodName: "AddDhcpPool",
+			Handler:    _NetworkService_AddDhcpPool_Handler,
+		},
+		{
+			MethodName: "UpdateDhcpDns",
+			Handler:    _NetworkService_UpdateDhcpDns_Handler,
+		},
+		{
+			MethodName: "ListNetworkVms",
+			Handler:    _NetworkService_ListNetworkVms_Handler,
+		},
+		{
+			MethodName: "GetVirtualSwitch",
+			Handler:    _NetworkService_GetVirtualSwitch_Handler,
+		},
+		{
+			MethodName: "UpdateVirtualSwitch",
+			Handler:    _NetworkService_UpdateVirtualSwitch_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

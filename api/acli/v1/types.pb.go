@@ -318,6 +318,9 @@ const (
 	TaskOperation_kSnapshotDelete            TaskOperation = 74
 	TaskOperation_kVgClone                   TaskOperation = 75
 	TaskOperation_kVmPowerCycle              TaskOperation = 90
+	TaskOperation_kNetworkUpdate             TaskOperation = 80
+	TaskOperation_kVmNicUpdate               TaskOperation = 81
+	TaskOperation_kVirtualSwitchUpdate       TaskOperation = 82
 )
 
 // Enum value maps for TaskOperation.
@@ -370,6 +373,9 @@ var (
 		74: "kSnapshotDelete",
 		75: "kVgClone",
 		90: "kVmPowerCycle",
+		80: "kNetworkUpdate",
+		81: "kVmNicUpdate",
+		82: "kVirtualSwitchUpdate",
 	}
 	TaskOperation_value = map[string]int32{
 		"TASK_OPERATION_UNSPECIFIED": 0,
@@ -419,6 +425,9 @@ var (
 		"kSnapshotDelete":            74,
 		"kVgClone":                   75,
 		"kVmPowerCycle":              90,
+		"kNetworkUpdate":             80,
+		"kVmNicUpdate":               81,
+		"kVirtualSwitchUpdate":       82,
 	}
 )
 
@@ -1248,7 +1257,14 @@ type Nic struct {
 	// Requested IP address, if any.
 	Ip string `protobuf:"bytes,4,opt,name=ip,proto3" json:"ip,omitempty"`
 	// Device model, e.g. virtio.
-	Model         string `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
+	Model string `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
+	// kAccess: untagged on its network's VLAN; kTrunked: tagged, carrying
+	// its network's VLAN and trunked_networks.
+	VlanMode NetworkMode `protobuf:"varint,6,opt,name=vlan_mode,json=vlanMode,proto3,enum=acli.v1.NetworkMode" json:"vlan_mode,omitempty"`
+	// VLAN IDs a kTrunked NIC carries besides its network's.
+	TrunkedNetworks []int32 `protobuf:"varint,7,rep,packed,name=trunked_networks,json=trunkedNetworks,proto3" json:"trunked_networks,omitempty"`
+	// Link down (acli's connected=false): the NIC stays, the guest sees no carrier.
+	Disconnected  bool `protobuf:"varint,8,opt,name=disconnected,proto3" json:"disconnected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1316,6 +1332,27 @@ func (x *Nic) GetModel() string {
 		return x.Model
 	}
 	return ""
+}
+
+func (x *Nic) GetVlanMode() NetworkMode {
+	if x != nil {
+		return x.VlanMode
+	}
+	return NetworkMode_NETWORK_MODE_UNSPECIFIED
+}
+
+func (x *Nic) GetTrunkedNetworks() []int32 {
+	if x != nil {
+		return x.TrunkedNetworks
+	}
+	return nil
+}
+
+func (x *Nic) GetDisconnected() bool {
+	if x != nil {
+		return x.Disconnected
+	}
+	return false
 }
 
 // Vm is a virtual machine.
@@ -1631,10 +1668,20 @@ type Network struct {
 	Mode NetworkMode `protobuf:"varint,4,opt,name=mode,proto3,enum=acli.v1.NetworkMode" json:"mode,omitempty"`
 	// Virtual switch name.
 	VswitchName string `protobuf:"bytes,5,opt,name=vswitch_name,json=vswitchName,proto3" json:"vswitch_name,omitempty"`
-	// Network address with prefix, e.g. 10.1.0.0/24 (informational IPAM).
+	// Network address with prefix, e.g. 10.1.0.0/24: with it the network is
+	// managed (NICs take addresses from its DHCP pools).
 	IpConfig string `protobuf:"bytes,6,opt,name=ip_config,json=ipConfig,proto3" json:"ip_config,omitempty"`
 	// Number of NICs on this network.
-	NumNics       int32 `protobuf:"varint,7,opt,name=num_nics,json=numNics,proto3" json:"num_nics,omitempty"`
+	NumNics int32 `protobuf:"varint,7,opt,name=num_nics,json=numNics,proto3" json:"num_nics,omitempty"`
+	// Default gateway, inside ip_config (acli's ip_config=<gateway>/<prefix>).
+	DefaultGateway string `protobuf:"bytes,8,opt,name=default_gateway,json=defaultGateway,proto3" json:"default_gateway,omitempty"`
+	// Address ranges NICs are given addresses from, in the order added.
+	DhcpPools []*DhcpPool `protobuf:"bytes,9,rep,name=dhcp_pools,json=dhcpPools,proto3" json:"dhcp_pools,omitempty"`
+	// DNS servers and search domains handed out with the addresses.
+	DnsServers []string `protobuf:"bytes,10,rep,name=dns_servers,json=dnsServers,proto3" json:"dns_servers,omitempty"`
+	DnsDomains []string `protobuf:"bytes,11,rep,name=dns_domains,json=dnsDomains,proto3" json:"dns_domains,omitempty"`
+	// Addresses taken by NICs (informational).
+	NumIpsUsed    int32 `protobuf:"varint,12,opt,name=num_ips_used,json=numIpsUsed,proto3" json:"num_ips_used,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1718,6 +1765,203 @@ func (x *Network) GetNumNics() int32 {
 	return 0
 }
 
+func (x *Network) GetDefaultGateway() string {
+	if x != nil {
+		return x.DefaultGateway
+	}
+	return ""
+}
+
+func (x *Network) GetDhcpPools() []*DhcpPool {
+	if x != nil {
+		return x.DhcpPools
+	}
+	return nil
+}
+
+func (x *Network) GetDnsServers() []string {
+	if x != nil {
+		return x.DnsServers
+	}
+	return nil
+}
+
+func (x *Network) GetDnsDomains() []string {
+	if x != nil {
+		return x.DnsDomains
+	}
+	return nil
+}
+
+func (x *Network) GetNumIpsUsed() int32 {
+	if x != nil {
+		return x.NumIpsUsed
+	}
+	return 0
+}
+
+// DhcpPool is an inclusive range of addresses of a managed network.
+type DhcpPool struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         string                 `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	End           string                 `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DhcpPool) Reset() {
+	*x = DhcpPool{}
+	mi := &file_acli_v1_types_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DhcpPool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DhcpPool) ProtoMessage() {}
+
+func (x *DhcpPool) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_types_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DhcpPool.ProtoReflect.Descriptor instead.
+func (*DhcpPool) Descriptor() ([]byte, []int) {
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DhcpPool) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+func (x *DhcpPool) GetEnd() string {
+	if x != nil {
+		return x.End
+	}
+	return ""
+}
+
+// VirtualSwitch is a host bridge the cluster's networks ride on (vs0).
+type VirtualSwitch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name, e.g. vs0.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Host bridge, e.g. br0.
+	BridgeName string `protobuf:"bytes,2,opt,name=bridge_name,json=bridgeName,proto3" json:"bridge_name,omitempty"`
+	// MTU of the bridge and of the NICs plugged into it.
+	Mtu int32 `protobuf:"varint,3,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	// Bond of the uplinks: kActiveBackup, kBalanceSlb, kBalanceTcp or kNone.
+	BondType string `protobuf:"bytes,4,opt,name=bond_type,json=bondType,proto3" json:"bond_type,omitempty"`
+	// LACP on the bond (kBalanceTcp only).
+	Lacp bool `protobuf:"varint,5,opt,name=lacp,proto3" json:"lacp,omitempty"`
+	// Host interfaces bonded as uplinks, e.g. eth0,eth1.
+	Uplinks []string `protobuf:"bytes,6,rep,name=uplinks,proto3" json:"uplinks,omitempty"`
+	// Description.
+	Description string `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
+	// Store revision (informational; acli's logical_timestamp).
+	LogicalTimestamp int64 `protobuf:"varint,8,opt,name=logical_timestamp,json=logicalTimestamp,proto3" json:"logical_timestamp,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *VirtualSwitch) Reset() {
+	*x = VirtualSwitch{}
+	mi := &file_acli_v1_types_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VirtualSwitch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VirtualSwitch) ProtoMessage() {}
+
+func (x *VirtualSwitch) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_types_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VirtualSwitch.ProtoReflect.Descriptor instead.
+func (*VirtualSwitch) Descriptor() ([]byte, []int) {
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *VirtualSwitch) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VirtualSwitch) GetBridgeName() string {
+	if x != nil {
+		return x.BridgeName
+	}
+	return ""
+}
+
+func (x *VirtualSwitch) GetMtu() int32 {
+	if x != nil {
+		return x.Mtu
+	}
+	return 0
+}
+
+func (x *VirtualSwitch) GetBondType() string {
+	if x != nil {
+		return x.BondType
+	}
+	return ""
+}
+
+func (x *VirtualSwitch) GetLacp() bool {
+	if x != nil {
+		return x.Lacp
+	}
+	return false
+}
+
+func (x *VirtualSwitch) GetUplinks() []string {
+	if x != nil {
+		return x.Uplinks
+	}
+	return nil
+}
+
+func (x *VirtualSwitch) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *VirtualSwitch) GetLogicalTimestamp() int64 {
+	if x != nil {
+		return x.LogicalTimestamp
+	}
+	return 0
+}
+
 // VmGroup groups VMs for scheduling rules.
 type VmGroup struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1735,7 +1979,7 @@ type VmGroup struct {
 
 func (x *VmGroup) Reset() {
 	*x = VmGroup{}
-	mi := &file_acli_v1_types_proto_msgTypes[7]
+	mi := &file_acli_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +1991,7 @@ func (x *VmGroup) String() string {
 func (*VmGroup) ProtoMessage() {}
 
 func (x *VmGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[7]
+	mi := &file_acli_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +2004,7 @@ func (x *VmGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VmGroup.ProtoReflect.Descriptor instead.
 func (*VmGroup) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *VmGroup) GetUuid() string {
@@ -1810,7 +2054,7 @@ type VgDisk struct {
 
 func (x *VgDisk) Reset() {
 	*x = VgDisk{}
-	mi := &file_acli_v1_types_proto_msgTypes[8]
+	mi := &file_acli_v1_types_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1822,7 +2066,7 @@ func (x *VgDisk) String() string {
 func (*VgDisk) ProtoMessage() {}
 
 func (x *VgDisk) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[8]
+	mi := &file_acli_v1_types_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1835,7 +2079,7 @@ func (x *VgDisk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VgDisk.ProtoReflect.Descriptor instead.
 func (*VgDisk) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VgDisk) GetIndex() int32 {
@@ -1906,7 +2150,7 @@ type IscsiSession struct {
 
 func (x *IscsiSession) Reset() {
 	*x = IscsiSession{}
-	mi := &file_acli_v1_types_proto_msgTypes[9]
+	mi := &file_acli_v1_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1918,7 +2162,7 @@ func (x *IscsiSession) String() string {
 func (*IscsiSession) ProtoMessage() {}
 
 func (x *IscsiSession) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[9]
+	mi := &file_acli_v1_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1931,7 +2175,7 @@ func (x *IscsiSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IscsiSession.ProtoReflect.Descriptor instead.
 func (*IscsiSession) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{9}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *IscsiSession) GetInitiatorIqn() string {
@@ -2047,7 +2291,7 @@ type VolumeGroup struct {
 
 func (x *VolumeGroup) Reset() {
 	*x = VolumeGroup{}
-	mi := &file_acli_v1_types_proto_msgTypes[10]
+	mi := &file_acli_v1_types_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2059,7 +2303,7 @@ func (x *VolumeGroup) String() string {
 func (*VolumeGroup) ProtoMessage() {}
 
 func (x *VolumeGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[10]
+	mi := &file_acli_v1_types_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2072,7 +2316,7 @@ func (x *VolumeGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeGroup.ProtoReflect.Descriptor instead.
 func (*VolumeGroup) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{10}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *VolumeGroup) GetUuid() string {
@@ -2172,7 +2416,7 @@ type MigrationProgress struct {
 
 func (x *MigrationProgress) Reset() {
 	*x = MigrationProgress{}
-	mi := &file_acli_v1_types_proto_msgTypes[11]
+	mi := &file_acli_v1_types_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2184,7 +2428,7 @@ func (x *MigrationProgress) String() string {
 func (*MigrationProgress) ProtoMessage() {}
 
 func (x *MigrationProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[11]
+	mi := &file_acli_v1_types_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2197,7 +2441,7 @@ func (x *MigrationProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MigrationProgress.ProtoReflect.Descriptor instead.
 func (*MigrationProgress) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{11}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MigrationProgress) GetVmUuid() string {
@@ -2314,7 +2558,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_acli_v1_types_proto_msgTypes[12]
+	mi := &file_acli_v1_types_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2326,7 +2570,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[12]
+	mi := &file_acli_v1_types_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2339,7 +2583,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{12}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Task) GetUuid() string {
@@ -2497,7 +2741,7 @@ type Violation struct {
 
 func (x *Violation) Reset() {
 	*x = Violation{}
-	mi := &file_acli_v1_types_proto_msgTypes[13]
+	mi := &file_acli_v1_types_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2509,7 +2753,7 @@ func (x *Violation) String() string {
 func (*Violation) ProtoMessage() {}
 
 func (x *Violation) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[13]
+	mi := &file_acli_v1_types_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2522,7 +2766,7 @@ func (x *Violation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Violation.ProtoReflect.Descriptor instead.
 func (*Violation) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{13}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Violation) GetType() string {
@@ -2571,7 +2815,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_acli_v1_types_proto_msgTypes[14]
+	mi := &file_acli_v1_types_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2583,7 +2827,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[14]
+	mi := &file_acli_v1_types_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2596,7 +2840,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{14}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -2724,13 +2968,16 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	" \x01(\tR\x0fsourceImageUuid\x12,\n" +
 	"\x12source_vmdisk_uuid\x18\x14 \x01(\tR\x10sourceVmdiskUuid\x12\x1f\n" +
 	"\vvmdisk_path\x18\x15 \x01(\tR\n" +
-	"vmdiskPath\"\x83\x01\n" +
+	"vmdiskPath\"\x85\x02\n" +
 	"\x03Nic\x12\x10\n" +
 	"\x03mac\x18\x01 \x01(\tR\x03mac\x12!\n" +
 	"\fnetwork_uuid\x18\x02 \x01(\tR\vnetworkUuid\x12!\n" +
 	"\fnetwork_name\x18\x03 \x01(\tR\vnetworkName\x12\x0e\n" +
 	"\x02ip\x18\x04 \x01(\tR\x02ip\x12\x14\n" +
-	"\x05model\x18\x05 \x01(\tR\x05model\"\xcc\b\n" +
+	"\x05model\x18\x05 \x01(\tR\x05model\x121\n" +
+	"\tvlan_mode\x18\x06 \x01(\x0e2\x14.acli.v1.NetworkModeR\bvlanMode\x12)\n" +
+	"\x10trunked_networks\x18\a \x03(\x05R\x0ftrunkedNetworks\x12\"\n" +
+	"\fdisconnected\x18\b \x01(\bR\fdisconnected\"\xcc\b\n" +
 	"\x02Vm\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
@@ -2765,7 +3012,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\rvcpu_hard_pin\x18$ \x01(\bR\vvcpuHardPin\x12'\n" +
 	"\x0fcpu_passthrough\x18% \x01(\bR\x0ecpuPassthrough\x12\x1f\n" +
 	"\vvirtual_tpm\x18& \x01(\bR\n" +
-	"virtualTpm\"\xcf\x01\n" +
+	"virtualTpm\"\x8e\x03\n" +
 	"\aNetwork\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x17\n" +
@@ -2773,7 +3020,30 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x04mode\x18\x04 \x01(\x0e2\x14.acli.v1.NetworkModeR\x04mode\x12!\n" +
 	"\fvswitch_name\x18\x05 \x01(\tR\vvswitchName\x12\x1b\n" +
 	"\tip_config\x18\x06 \x01(\tR\bipConfig\x12\x19\n" +
-	"\bnum_nics\x18\a \x01(\x05R\anumNics\"q\n" +
+	"\bnum_nics\x18\a \x01(\x05R\anumNics\x12'\n" +
+	"\x0fdefault_gateway\x18\b \x01(\tR\x0edefaultGateway\x120\n" +
+	"\n" +
+	"dhcp_pools\x18\t \x03(\v2\x11.acli.v1.DhcpPoolR\tdhcpPools\x12\x1f\n" +
+	"\vdns_servers\x18\n" +
+	" \x03(\tR\n" +
+	"dnsServers\x12\x1f\n" +
+	"\vdns_domains\x18\v \x03(\tR\n" +
+	"dnsDomains\x12 \n" +
+	"\fnum_ips_used\x18\f \x01(\x05R\n" +
+	"numIpsUsed\"2\n" +
+	"\bDhcpPool\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\tR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\tR\x03end\"\xf0\x01\n" +
+	"\rVirtualSwitch\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vbridge_name\x18\x02 \x01(\tR\n" +
+	"bridgeName\x12\x10\n" +
+	"\x03mtu\x18\x03 \x01(\x05R\x03mtu\x12\x1b\n" +
+	"\tbond_type\x18\x04 \x01(\tR\bbondType\x12\x12\n" +
+	"\x04lacp\x18\x05 \x01(\bR\x04lacp\x12\x18\n" +
+	"\auplinks\x18\x06 \x03(\tR\auplinks\x12 \n" +
+	"\vdescription\x18\a \x01(\tR\vdescription\x12+\n" +
+	"\x11logical_timestamp\x18\b \x01(\x03R\x10logicalTimestamp\"q\n" +
 	"\aVmGroup\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
@@ -2891,7 +3161,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"kSucceeded\x10\x03\x12\v\n" +
 	"\akFailed\x10\x04\x12\f\n" +
-	"\bkAborted\x10\x05*\x9a\a\n" +
+	"\bkAborted\x10\x05*\xda\a\n" +
 	"\rTaskOperation\x12\x1e\n" +
 	"\x1aTASK_OPERATION_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tkVmCreate\x10\x01\x12\r\n" +
@@ -2942,7 +3212,10 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x0fkSnapshotCreate\x10I\x12\x13\n" +
 	"\x0fkSnapshotDelete\x10J\x12\f\n" +
 	"\bkVgClone\x10K\x12\x11\n" +
-	"\rkVmPowerCycle\x10Z*\x9e\x01\n" +
+	"\rkVmPowerCycle\x10Z\x12\x12\n" +
+	"\x0ekNetworkUpdate\x10P\x12\x10\n" +
+	"\fkVmNicUpdate\x10Q\x12\x18\n" +
+	"\x14kVirtualSwitchUpdate\x10R*\x9e\x01\n" +
 	"\n" +
 	"EntityKind\x12\x1b\n" +
 	"\x17ENTITY_KIND_UNSPECIFIED\x10\x00\x12\t\n" +
@@ -2978,7 +3251,7 @@ func file_acli_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_acli_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_acli_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_acli_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_acli_v1_types_proto_goTypes = []any{
 	(NodeState)(0),                // 0: acli.v1.NodeState
 	(CvmState)(0),                 // 1: acli.v1.CvmState
@@ -2995,46 +3268,50 @@ var file_acli_v1_types_proto_goTypes = []any{
 	(*Nic)(nil),                   // 12: acli.v1.Nic
 	(*Vm)(nil),                    // 13: acli.v1.Vm
 	(*Network)(nil),               // 14: acli.v1.Network
-	(*VmGroup)(nil),               // 15: acli.v1.VmGroup
-	(*VgDisk)(nil),                // 16: acli.v1.VgDisk
-	(*IscsiSession)(nil),          // 17: acli.v1.IscsiSession
-	(*VolumeGroup)(nil),           // 18: acli.v1.VolumeGroup
-	(*MigrationProgress)(nil),     // 19: acli.v1.MigrationProgress
-	(*Task)(nil),                  // 20: acli.v1.Task
-	(*Violation)(nil),             // 21: acli.v1.Violation
-	(*Event)(nil),                 // 22: acli.v1.Event
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*DhcpPool)(nil),              // 15: acli.v1.DhcpPool
+	(*VirtualSwitch)(nil),         // 16: acli.v1.VirtualSwitch
+	(*VmGroup)(nil),               // 17: acli.v1.VmGroup
+	(*VgDisk)(nil),                // 18: acli.v1.VgDisk
+	(*IscsiSession)(nil),          // 19: acli.v1.IscsiSession
+	(*VolumeGroup)(nil),           // 20: acli.v1.VolumeGroup
+	(*MigrationProgress)(nil),     // 21: acli.v1.MigrationProgress
+	(*Task)(nil),                  // 22: acli.v1.Task
+	(*Violation)(nil),             // 23: acli.v1.Violation
+	(*Event)(nil),                 // 24: acli.v1.Event
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
 }
 var file_acli_v1_types_proto_depIdxs = []int32{
 	5,  // 0: acli.v1.EntityRef.kind:type_name -> acli.v1.EntityKind
-	23, // 1: acli.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
+	25, // 1: acli.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: acli.v1.Host.node_state:type_name -> acli.v1.NodeState
 	1,  // 3: acli.v1.Host.cvm_state:type_name -> acli.v1.CvmState
-	23, // 4: acli.v1.Host.last_heartbeat:type_name -> google.protobuf.Timestamp
-	2,  // 5: acli.v1.Vm.power_state:type_name -> acli.v1.PowerState
-	11, // 6: acli.v1.Vm.disks:type_name -> acli.v1.Disk
-	12, // 7: acli.v1.Vm.nics:type_name -> acli.v1.Nic
-	23, // 8: acli.v1.Vm.create_time:type_name -> google.protobuf.Timestamp
-	6,  // 9: acli.v1.Network.mode:type_name -> acli.v1.NetworkMode
-	7,  // 10: acli.v1.IscsiSession.state:type_name -> acli.v1.IscsiSessionState
-	23, // 11: acli.v1.IscsiSession.since:type_name -> google.protobuf.Timestamp
-	16, // 12: acli.v1.VolumeGroup.disks:type_name -> acli.v1.VgDisk
-	17, // 13: acli.v1.VolumeGroup.sessions:type_name -> acli.v1.IscsiSession
-	4,  // 14: acli.v1.Task.operation:type_name -> acli.v1.TaskOperation
-	8,  // 15: acli.v1.Task.entities:type_name -> acli.v1.EntityRef
-	3,  // 16: acli.v1.Task.status:type_name -> acli.v1.TaskStatus
-	23, // 17: acli.v1.Task.create_time:type_name -> google.protobuf.Timestamp
-	23, // 18: acli.v1.Task.start_time:type_name -> google.protobuf.Timestamp
-	23, // 19: acli.v1.Task.complete_time:type_name -> google.protobuf.Timestamp
-	19, // 20: acli.v1.Task.migration:type_name -> acli.v1.MigrationProgress
-	21, // 21: acli.v1.Task.violations:type_name -> acli.v1.Violation
-	23, // 22: acli.v1.Event.time:type_name -> google.protobuf.Timestamp
-	8,  // 23: acli.v1.Event.entities:type_name -> acli.v1.EntityRef
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	25, // 4: acli.v1.Host.last_heartbeat:type_name -> google.protobuf.Timestamp
+	6,  // 5: acli.v1.Nic.vlan_mode:type_name -> acli.v1.NetworkMode
+	2,  // 6: acli.v1.Vm.power_state:type_name -> acli.v1.PowerState
+	11, // 7: acli.v1.Vm.disks:type_name -> acli.v1.Disk
+	12, // 8: acli.v1.Vm.nics:type_name -> acli.v1.Nic
+	25, // 9: acli.v1.Vm.create_time:type_name -> google.protobuf.Timestamp
+	6,  // 10: acli.v1.Network.mode:type_name -> acli.v1.NetworkMode
+	15, // 11: acli.v1.Network.dhcp_pools:type_name -> acli.v1.DhcpPool
+	7,  // 12: acli.v1.IscsiSession.state:type_name -> acli.v1.IscsiSessionState
+	25, // 13: acli.v1.IscsiSession.since:type_name -> google.protobuf.Timestamp
+	18, // 14: acli.v1.VolumeGroup.disks:type_name -> acli.v1.VgDisk
+	19, // 15: acli.v1.VolumeGroup.sessions:type_name -> acli.v1.IscsiSession
+	4,  // 16: acli.v1.Task.operation:type_name -> acli.v1.TaskOperation
+	8,  // 17: acli.v1.Task.entities:type_name -> acli.v1.EntityRef
+	3,  // 18: acli.v1.Task.status:type_name -> acli.v1.TaskStatus
+	25, // 19: acli.v1.Task.create_time:type_name -> google.protobuf.Timestamp
+	25, // 20: acli.v1.Task.start_time:type_name -> google.protobuf.Timestamp
+	25, // 21: acli.v1.Task.complete_time:type_name -> google.protobuf.Timestamp
+	21, // 22: acli.v1.Task.migration:type_name -> acli.v1.MigrationProgress
+	23, // 23: acli.v1.Task.violations:type_name -> acli.v1.Violation
+	25, // 24: acli.v1.Event.time:type_name -> google.protobuf.Timestamp
+	8,  // 25: acli.v1.Event.entities:type_name -> acli.v1.EntityRef
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_acli_v1_types_proto_init() }
@@ -3048,7 +3325,7 @@ func file_acli_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_types_proto_rawDesc), len(file_acli_v1_types_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1169,7 +1169,13 @@ type CreateNicRequest struct {
 	// Requested IP.
 	Ip string `protobuf:"bytes,4,opt,name=ip,proto3" json:"ip,omitempty"`
 	// Model (default virtio).
-	Model         string `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
+	Model string `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
+	// VLAN mode (default kAccess).
+	VlanMode NetworkMode `protobuf:"varint,6,opt,name=vlan_mode,json=vlanMode,proto3,enum=acli.v1.NetworkMode" json:"vlan_mode,omitempty"`
+	// VLANs a kTrunked NIC carries besides its network's.
+	TrunkedNetworks []int32 `protobuf:"varint,7,rep,packed,name=trunked_networks,json=trunkedNetworks,proto3" json:"trunked_networks,omitempty"`
+	// Link state (default connected).
+	Connected     *bool `protobuf:"varint,8,opt,name=connected,proto3,oneof" json:"connected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1239,6 +1245,27 @@ func (x *CreateNicRequest) GetModel() string {
 	return ""
 }
 
+func (x *CreateNicRequest) GetVlanMode() NetworkMode {
+	if x != nil {
+		return x.VlanMode
+	}
+	return NetworkMode_NETWORK_MODE_UNSPECIFIED
+}
+
+func (x *CreateNicRequest) GetTrunkedNetworks() []int32 {
+	if x != nil {
+		return x.TrunkedNetworks
+	}
+	return nil
+}
+
+func (x *CreateNicRequest) GetConnected() bool {
+	if x != nil && x.Connected != nil {
+		return *x.Connected
+	}
+	return false
+}
+
 // DeleteNicRequest removes a NIC.
 type DeleteNicRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1294,6 +1321,94 @@ func (x *DeleteNicRequest) GetMac() string {
 	return ""
 }
 
+// UpdateNicRequest changes a NIC; unset fields stay.
+type UpdateNicRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// VM UUID or name.
+	Vm string `protobuf:"bytes,1,opt,name=vm,proto3" json:"vm,omitempty"`
+	// MAC of the NIC.
+	Mac      string      `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	VlanMode NetworkMode `protobuf:"varint,3,opt,name=vlan_mode,json=vlanMode,proto3,enum=acli.v1.NetworkMode" json:"vlan_mode,omitempty"`
+	// VLANs to carry (kTrunked); set with trunked_networks_set.
+	TrunkedNetworks    []int32 `protobuf:"varint,4,rep,packed,name=trunked_networks,json=trunkedNetworks,proto3" json:"trunked_networks,omitempty"`
+	TrunkedNetworksSet bool    `protobuf:"varint,5,opt,name=trunked_networks_set,json=trunkedNetworksSet,proto3" json:"trunked_networks_set,omitempty"`
+	Connected          *bool   `protobuf:"varint,6,opt,name=connected,proto3,oneof" json:"connected,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *UpdateNicRequest) Reset() {
+	*x = UpdateNicRequest{}
+	mi := &file_acli_v1_vm_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateNicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateNicRequest) ProtoMessage() {}
+
+func (x *UpdateNicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_vm_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateNicRequest.ProtoReflect.Descriptor instead.
+func (*UpdateNicRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *UpdateNicRequest) GetVm() string {
+	if x != nil {
+		return x.Vm
+	}
+	return ""
+}
+
+func (x *UpdateNicRequest) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *UpdateNicRequest) GetVlanMode() NetworkMode {
+	if x != nil {
+		return x.VlanMode
+	}
+	return NetworkMode_NETWORK_MODE_UNSPECIFIED
+}
+
+func (x *UpdateNicRequest) GetTrunkedNetworks() []int32 {
+	if x != nil {
+		return x.TrunkedNetworks
+	}
+	return nil
+}
+
+func (x *UpdateNicRequest) GetTrunkedNetworksSet() bool {
+	if x != nil {
+		return x.TrunkedNetworksSet
+	}
+	return false
+}
+
+func (x *UpdateNicRequest) GetConnected() bool {
+	if x != nil && x.Connected != nil {
+		return *x.Connected
+	}
+	return false
+}
+
 // MigrateVmRequest moves a VM.
 type MigrateVmRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1311,7 +1426,7 @@ type MigrateVmRequest struct {
 
 func (x *MigrateVmRequest) Reset() {
 	*x = MigrateVmRequest{}
-	mi := &file_acli_v1_vm_proto_msgTypes[14]
+	mi := &file_acli_v1_vm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1438,7 @@ func (x *MigrateVmRequest) String() string {
 func (*MigrateVmRequest) ProtoMessage() {}
 
 func (x *MigrateVmRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[14]
+	mi := &file_acli_v1_vm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1451,7 @@ func (x *MigrateVmRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MigrateVmRequest.ProtoReflect.Descriptor instead.
 func (*MigrateVmRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{14}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MigrateVmRequest) GetVm() string {
@@ -1380,7 +1495,7 @@ type SetAffinityRequest struct {
 
 func (x *SetAffinityRequest) Reset() {
 	*x = SetAffinityRequest{}
-	mi := &file_acli_v1_vm_proto_msgTypes[15]
+	mi := &file_acli_v1_vm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1507,7 @@ func (x *SetAffinityRequest) String() string {
 func (*SetAffinityRequest) ProtoMessage() {}
 
 func (x *SetAffinityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[15]
+	mi := &file_acli_v1_vm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1520,7 @@ func (x *SetAffinityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAffinityRequest.ProtoReflect.Descriptor instead.
 func (*SetAffinityRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{15}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetAffinityRequest) GetVm() string {
@@ -1431,7 +1546,7 @@ type ListVmGroupsRequest struct {
 
 func (x *ListVmGroupsRequest) Reset() {
 	*x = ListVmGroupsRequest{}
-	mi := &file_acli_v1_vm_proto_msgTypes[16]
+	mi := &file_acli_v1_vm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1558,7 @@ func (x *ListVmGroupsRequest) String() string {
 func (*ListVmGroupsRequest) ProtoMessage() {}
 
 func (x *ListVmGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[16]
+	mi := &file_acli_v1_vm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1571,7 @@ func (x *ListVmGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVmGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListVmGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{16}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{17}
 }
 
 // ListVmGroupsResponse carries the groups.
@@ -1470,7 +1585,7 @@ type ListVmGroupsResponse struct {
 
 func (x *ListVmGroupsResponse) Reset() {
 	*x = ListVmGroupsResponse{}
-	mi := &file_acli_v1_vm_proto_msgTypes[17]
+	mi := &file_acli_v1_vm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1597,7 @@ func (x *ListVmGroupsResponse) String() string {
 func (*ListVmGroupsResponse) ProtoMessage() {}
 
 func (x *ListVmGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[17]
+	mi := &file_acli_v1_vm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1610,7 @@ func (x *ListVmGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVmGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListVmGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{17}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListVmGroupsResponse) GetGroups() []*VmGroup {
@@ -1516,7 +1631,7 @@ type CreateVmGroupRequest struct {
 
 func (x *CreateVmGroupRequest) Reset() {
 	*x = CreateVmGroupRequest{}
-	mi := &file_acli_v1_vm_proto_msgTypes[18]
+	mi := &file_acli_v1_vm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1643,7 @@ func (x *CreateVmGroupRequest) String() string {
 func (*CreateVmGroupRequest) ProtoMessage() {}
 
 func (x *CreateVmGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[18]
+	mi := &file_acli_v1_vm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1656,7 @@ func (x *CreateVmGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVmGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateVmGroupRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{18}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateVmGroupRequest) GetName() string {
@@ -1568,7 +1683,7 @@ type UpdateVmGroupRequest struct {
 
 func (x *UpdateVmGroupRequest) Reset() {
 	*x = UpdateVmGroupRequest{}
-	mi := &file_acli_v1_vm_proto_msgTypes[19]
+	mi := &file_acli_v1_vm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1695,7 @@ func (x *UpdateVmGroupRequest) String() string {
 func (*UpdateVmGroupRequest) ProtoMessage() {}
 
 func (x *UpdateVmGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[19]
+	mi := &file_acli_v1_vm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1708,7 @@ func (x *UpdateVmGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateVmGroupRequest.ProtoReflect.Descriptor instead.
 func (*UpdateVmGroupRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{19}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateVmGroupRequest) GetGroup() string {
@@ -1635,7 +1750,7 @@ type DeleteVmGroupRequest struct {
 
 func (x *DeleteVmGroupRequest) Reset() {
 	*x = DeleteVmGroupRequest{}
-	mi := &file_acli_v1_vm_proto_msgTypes[20]
+	mi := &file_acli_v1_vm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +1762,7 @@ func (x *DeleteVmGroupRequest) String() string {
 func (*DeleteVmGroupRequest) ProtoMessage() {}
 
 func (x *DeleteVmGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_vm_proto_msgTypes[20]
+	mi := &file_acli_v1_vm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +1775,7 @@ func (x *DeleteVmGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVmGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteVmGroupRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_vm_proto_rawDescGZIP(), []int{20}
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteVmGroupRequest) GetGroup() string {
@@ -1787,16 +1902,30 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\x0eCloneVmRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\rclone_from_vm\x18\x02 \x01(\tR\vcloneFromVm\x12.\n" +
-	"\x13clone_from_snapshot\x18\x03 \x01(\tR\x11cloneFromSnapshot\"t\n" +
+	"\x13clone_from_snapshot\x18\x03 \x01(\tR\x11cloneFromSnapshot\"\x83\x02\n" +
 	"\x10CreateNicRequest\x12\x0e\n" +
 	"\x02vm\x18\x01 \x01(\tR\x02vm\x12\x18\n" +
 	"\anetwork\x18\x02 \x01(\tR\anetwork\x12\x10\n" +
 	"\x03mac\x18\x03 \x01(\tR\x03mac\x12\x0e\n" +
 	"\x02ip\x18\x04 \x01(\tR\x02ip\x12\x14\n" +
-	"\x05model\x18\x05 \x01(\tR\x05model\"4\n" +
+	"\x05model\x18\x05 \x01(\tR\x05model\x121\n" +
+	"\tvlan_mode\x18\x06 \x01(\x0e2\x14.acli.v1.NetworkModeR\bvlanMode\x12)\n" +
+	"\x10trunked_networks\x18\a \x03(\x05R\x0ftrunkedNetworks\x12!\n" +
+	"\tconnected\x18\b \x01(\bH\x00R\tconnected\x88\x01\x01B\f\n" +
+	"\n" +
+	"_connected\"4\n" +
 	"\x10DeleteNicRequest\x12\x0e\n" +
 	"\x02vm\x18\x01 \x01(\tR\x02vm\x12\x10\n" +
-	"\x03mac\x18\x02 \x01(\tR\x03mac\"\x7f\n" +
+	"\x03mac\x18\x02 \x01(\tR\x03mac\"\xf5\x01\n" +
+	"\x10UpdateNicRequest\x12\x0e\n" +
+	"\x02vm\x18\x01 \x01(\tR\x02vm\x12\x10\n" +
+	"\x03mac\x18\x02 \x01(\tR\x03mac\x121\n" +
+	"\tvlan_mode\x18\x03 \x01(\x0e2\x14.acli.v1.NetworkModeR\bvlanMode\x12)\n" +
+	"\x10trunked_networks\x18\x04 \x03(\x05R\x0ftrunkedNetworks\x120\n" +
+	"\x14trunked_networks_set\x18\x05 \x01(\bR\x12trunkedNetworksSet\x12!\n" +
+	"\tconnected\x18\x06 \x01(\bH\x00R\tconnected\x88\x01\x01B\f\n" +
+	"\n" +
+	"_connected\"\x7f\n" +
 	"\x10MigrateVmRequest\x12\x0e\n" +
 	"\x02vm\x18\x01 \x01(\tR\x02vm\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12\x17\n" +
@@ -1828,7 +1957,7 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\akReboot\x10\x04\x12\n" +
 	"\n" +
 	"\x06kReset\x10\x05\x12\x0f\n" +
-	"\vkPowerCycle\x10\x062\xe1\b\n" +
+	"\vkPowerCycle\x10\x062\x98\t\n" +
 	"\tVmService\x12<\n" +
 	"\aListVms\x12\x17.acli.v1.ListVmsRequest\x1a\x18.acli.v1.ListVmsResponse\x12+\n" +
 	"\x05GetVm\x12\x15.acli.v1.GetVmRequest\x1a\v.acli.v1.Vm\x123\n" +
@@ -1846,6 +1975,7 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\aCloneVm\x12\x17.acli.v1.CloneVmRequest\x1a\r.acli.v1.Task\x125\n" +
 	"\tCreateNic\x12\x19.acli.v1.CreateNicRequest\x1a\r.acli.v1.Task\x125\n" +
 	"\tDeleteNic\x12\x19.acli.v1.DeleteNicRequest\x1a\r.acli.v1.Task\x125\n" +
+	"\tUpdateNic\x12\x19.acli.v1.UpdateNicRequest\x1a\r.acli.v1.Task\x125\n" +
 	"\tMigrateVm\x12\x19.acli.v1.MigrateVmRequest\x1a\r.acli.v1.Task\x129\n" +
 	"\vSetAffinity\x12\x1b.acli.v1.SetAffinityRequest\x1a\r.acli.v1.Task\x12K\n" +
 	"\fListVmGroups\x12\x1c.acli.v1.ListVmGroupsRequest\x1a\x1d.acli.v1.ListVmGroupsResponse\x12=\n" +
@@ -1866,7 +1996,7 @@ func file_acli_v1_vm_proto_rawDescGZIP() []byte {
 }
 
 var file_acli_v1_vm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_acli_v1_vm_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_acli_v1_vm_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_acli_v1_vm_proto_goTypes = []any{
 	(PowerTransition)(0),            // 0: acli.v1.PowerTransition
 	(*ListVmsRequest)(nil),          // 1: acli.v1.ListVmsRequest
@@ -1883,66 +2013,72 @@ var file_acli_v1_vm_proto_goTypes = []any{
 	(*CloneVmRequest)(nil),          // 12: acli.v1.CloneVmRequest
 	(*CreateNicRequest)(nil),        // 13: acli.v1.CreateNicRequest
 	(*DeleteNicRequest)(nil),        // 14: acli.v1.DeleteNicRequest
-	(*MigrateVmRequest)(nil),        // 15: acli.v1.MigrateVmRequest
-	(*SetAffinityRequest)(nil),      // 16: acli.v1.SetAffinityRequest
-	(*ListVmGroupsRequest)(nil),     // 17: acli.v1.ListVmGroupsRequest
-	(*ListVmGroupsResponse)(nil),    // 18: acli.v1.ListVmGroupsResponse
-	(*CreateVmGroupRequest)(nil),    // 19: acli.v1.CreateVmGroupRequest
-	(*UpdateVmGroupRequest)(nil),    // 20: acli.v1.UpdateVmGroupRequest
-	(*DeleteVmGroupRequest)(nil),    // 21: acli.v1.DeleteVmGroupRequest
-	(PowerState)(0),                 // 22: acli.v1.PowerState
-	(*Vm)(nil),                      // 23: acli.v1.Vm
-	(*VmGroup)(nil),                 // 24: acli.v1.VmGroup
-	(*Task)(nil),                    // 25: acli.v1.Task
+	(*UpdateNicRequest)(nil),        // 15: acli.v1.UpdateNicRequest
+	(*MigrateVmRequest)(nil),        // 16: acli.v1.MigrateVmRequest
+	(*SetAffinityRequest)(nil),      // 17: acli.v1.SetAffinityRequest
+	(*ListVmGroupsRequest)(nil),     // 18: acli.v1.ListVmGroupsRequest
+	(*ListVmGroupsResponse)(nil),    // 19: acli.v1.ListVmGroupsResponse
+	(*CreateVmGroupRequest)(nil),    // 20: acli.v1.CreateVmGroupRequest
+	(*UpdateVmGroupRequest)(nil),    // 21: acli.v1.UpdateVmGroupRequest
+	(*DeleteVmGroupRequest)(nil),    // 22: acli.v1.DeleteVmGroupRequest
+	(PowerState)(0),                 // 23: acli.v1.PowerState
+	(*Vm)(nil),                      // 24: acli.v1.Vm
+	(NetworkMode)(0),                // 25: acli.v1.NetworkMode
+	(*VmGroup)(nil),                 // 26: acli.v1.VmGroup
+	(*Task)(nil),                    // 27: acli.v1.Task
 }
 var file_acli_v1_vm_proto_depIdxs = []int32{
-	22, // 0: acli.v1.ListVmsRequest.power_state:type_name -> acli.v1.PowerState
-	23, // 1: acli.v1.ListVmsResponse.vms:type_name -> acli.v1.Vm
+	23, // 0: acli.v1.ListVmsRequest.power_state:type_name -> acli.v1.PowerState
+	24, // 1: acli.v1.ListVmsResponse.vms:type_name -> acli.v1.Vm
 	0,  // 2: acli.v1.SetPowerStateRequest.transition:type_name -> acli.v1.PowerTransition
-	24, // 3: acli.v1.ListVmGroupsResponse.groups:type_name -> acli.v1.VmGroup
-	1,  // 4: acli.v1.VmService.ListVms:input_type -> acli.v1.ListVmsRequest
-	3,  // 5: acli.v1.VmService.GetVm:input_type -> acli.v1.GetVmRequest
-	4,  // 6: acli.v1.VmService.CreateVm:input_type -> acli.v1.CreateVmRequest
-	5,  // 7: acli.v1.VmService.UpdateVm:input_type -> acli.v1.UpdateVmRequest
-	6,  // 8: acli.v1.VmService.DeleteVm:input_type -> acli.v1.DeleteVmRequest
-	7,  // 9: acli.v1.VmService.SetPowerState:input_type -> acli.v1.SetPowerStateRequest
-	8,  // 10: acli.v1.VmService.CreateDisk:input_type -> acli.v1.CreateDiskRequest
-	9,  // 11: acli.v1.VmService.DeleteDisk:input_type -> acli.v1.DeleteDiskRequest
-	10, // 12: acli.v1.VmService.UpdateDisk:input_type -> acli.v1.UpdateDiskRequest
-	11, // 13: acli.v1.VmService.UpdateBootDevice:input_type -> acli.v1.UpdateBootDeviceRequest
-	12, // 14: acli.v1.VmService.CloneVm:input_type -> acli.v1.CloneVmRequest
-	13, // 15: acli.v1.VmService.CreateNic:input_type -> acli.v1.CreateNicRequest
-	14, // 16: acli.v1.VmService.DeleteNic:input_type -> acli.v1.DeleteNicRequest
-	15, // 17: acli.v1.VmService.MigrateVm:input_type -> acli.v1.MigrateVmRequest
-	16, // 18: acli.v1.VmService.SetAffinity:input_type -> acli.v1.SetAffinityRequest
-	17, // 19: acli.v1.VmService.ListVmGroups:input_type -> acli.v1.ListVmGroupsRequest
-	19, // 20: acli.v1.VmService.CreateVmGroup:input_type -> acli.v1.CreateVmGroupRequest
-	20, // 21: acli.v1.VmService.UpdateVmGroup:input_type -> acli.v1.UpdateVmGroupRequest
-	21, // 22: acli.v1.VmService.DeleteVmGroup:input_type -> acli.v1.DeleteVmGroupRequest
-	2,  // 23: acli.v1.VmService.ListVms:output_type -> acli.v1.ListVmsResponse
-	23, // 24: acli.v1.VmService.GetVm:output_type -> acli.v1.Vm
-	25, // 25: acli.v1.VmService.CreateVm:output_type -> acli.v1.Task
-	25, // 26: acli.v1.VmService.UpdateVm:output_type -> acli.v1.Task
-	25, // 27: acli.v1.VmService.DeleteVm:output_type -> acli.v1.Task
-	25, // 28: acli.v1.VmService.SetPowerState:output_type -> acli.v1.Task
-	25, // 29: acli.v1.VmService.CreateDisk:output_type -> acli.v1.Task
-	25, // 30: acli.v1.VmService.DeleteDisk:output_type -> acli.v1.Task
-	25, // 31: acli.v1.VmService.UpdateDisk:output_type -> acli.v1.Task
-	25, // 32: acli.v1.VmService.UpdateBootDevice:output_type -> acli.v1.Task
-	25, // 33: acli.v1.VmService.CloneVm:output_type -> acli.v1.Task
-	25, // 34: acli.v1.VmService.CreateNic:output_type -> acli.v1.Task
-	25, // 35: acli.v1.VmService.DeleteNic:output_type -> acli.v1.Task
-	25, // 36: acli.v1.VmService.MigrateVm:output_type -> acli.v1.Task
-	25, // 37: acli.v1.VmService.SetAffinity:output_type -> acli.v1.Task
-	18, // 38: acli.v1.VmService.ListVmGroups:output_type -> acli.v1.ListVmGroupsResponse
-	25, // 39: acli.v1.VmService.CreateVmGroup:output_type -> acli.v1.Task
-	25, // 40: acli.v1.VmService.UpdateVmGroup:output_type -> acli.v1.Task
-	25, // 41: acli.v1.VmService.DeleteVmGroup:output_type -> acli.v1.Task
-	23, // [23:42] is the sub-list for method output_type
-	4,  // [4:23] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	25, // 3: acli.v1.CreateNicRequest.vlan_mode:type_name -> acli.v1.NetworkMode
+	25, // 4: acli.v1.UpdateNicRequest.vlan_mode:type_name -> acli.v1.NetworkMode
+	26, // 5: acli.v1.ListVmGroupsResponse.groups:type_name -> acli.v1.VmGroup
+	1,  // 6: acli.v1.VmService.ListVms:input_type -> acli.v1.ListVmsRequest
+	3,  // 7: acli.v1.VmService.GetVm:input_type -> acli.v1.GetVmRequest
+	4,  // 8: acli.v1.VmService.CreateVm:input_type -> acli.v1.CreateVmRequest
+	5,  // 9: acli.v1.VmService.UpdateVm:input_type -> acli.v1.UpdateVmRequest
+	6,  // 10: acli.v1.VmService.DeleteVm:input_type -> acli.v1.DeleteVmRequest
+	7,  // 11: acli.v1.VmService.SetPowerState:input_type -> acli.v1.SetPowerStateRequest
+	8,  // 12: acli.v1.VmService.CreateDisk:input_type -> acli.v1.CreateDiskRequest
+	9,  // 13: acli.v1.VmService.DeleteDisk:input_type -> acli.v1.DeleteDiskRequest
+	10, // 14: acli.v1.VmService.UpdateDisk:input_type -> acli.v1.UpdateDiskRequest
+	11, // 15: acli.v1.VmService.UpdateBootDevice:input_type -> acli.v1.UpdateBootDeviceRequest
+	12, // 16: acli.v1.VmService.CloneVm:input_type -> acli.v1.CloneVmRequest
+	13, // 17: acli.v1.VmService.CreateNic:input_type -> acli.v1.CreateNicRequest
+	14, // 18: acli.v1.VmService.DeleteNic:input_type -> acli.v1.DeleteNicRequest
+	15, // 19: acli.v1.VmService.UpdateNic:input_type -> acli.v1.UpdateNicRequest
+	16, // 20: acli.v1.VmService.MigrateVm:input_type -> acli.v1.MigrateVmRequest
+	17, // 21: acli.v1.VmService.SetAffinity:input_type -> acli.v1.SetAffinityRequest
+	18, // 22: acli.v1.VmService.ListVmGroups:input_type -> acli.v1.ListVmGroupsRequest
+	20, // 23: acli.v1.VmService.CreateVmGroup:input_type -> acli.v1.CreateVmGroupRequest
+	21, // 24: acli.v1.VmService.UpdateVmGroup:input_type -> acli.v1.UpdateVmGroupRequest
+	22, // 25: acli.v1.VmService.DeleteVmGroup:input_type -> acli.v1.DeleteVmGroupRequest
+	2,  // 26: acli.v1.VmService.ListVms:output_type -> acli.v1.ListVmsResponse
+	24, // 27: acli.v1.VmService.GetVm:output_type -> acli.v1.Vm
+	27, // 28: acli.v1.VmService.CreateVm:output_type -> acli.v1.Task
+	27, // 29: acli.v1.VmService.UpdateVm:output_type -> acli.v1.Task
+	27, // 30: acli.v1.VmService.DeleteVm:output_type -> acli.v1.Task
+	27, // 31: acli.v1.VmService.SetPowerState:output_type -> acli.v1.Task
+	27, // 32: acli.v1.VmService.CreateDisk:output_type -> acli.v1.Task
+	27, // 33: acli.v1.VmService.DeleteDisk:output_type -> acli.v1.Task
+	27, // 34: acli.v1.VmService.UpdateDisk:output_type -> acli.v1.Task
+	27, // 35: acli.v1.VmService.UpdateBootDevice:output_type -> acli.v1.Task
+	27, // 36: acli.v1.VmService.CloneVm:output_type -> acli.v1.Task
+	27, // 37: acli.v1.VmService.CreateNic:output_type -> acli.v1.Task
+	27, // 38: acli.v1.VmService.DeleteNic:output_type -> acli.v1.Task
+	27, // 39: acli.v1.VmService.UpdateNic:output_type -> acli.v1.Task
+	27, // 40: acli.v1.VmService.MigrateVm:output_type -> acli.v1.Task
+	27, // 41: acli.v1.VmService.SetAffinity:output_type -> acli.v1.Task
+	19, // 42: acli.v1.VmService.ListVmGroups:output_type -> acli.v1.ListVmGroupsResponse
+	27, // 43: acli.v1.VmService.CreateVmGroup:output_type -> acli.v1.Task
+	27, // 44: acli.v1.VmService.UpdateVmGroup:output_type -> acli.v1.Task
+	27, // 45: acli.v1.VmService.DeleteVmGroup:output_type -> acli.v1.Task
+	26, // [26:46] is the sub-list for method output_type
+	6,  // [6:26] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_acli_v1_vm_proto_init() }
@@ -1953,15 +2089,17 @@ func file_acli_v1_vm_proto_init() {
 	file_acli_v1_types_proto_init()
 	file_acli_v1_vm_proto_msgTypes[4].OneofWrappers = []any{}
 	file_acli_v1_vm_proto_msgTypes[7].OneofWrappers = []any{}
+	file_acli_v1_vm_proto_msgTypes[12].OneofWrappers = []any{}
 	file_acli_v1_vm_proto_msgTypes[14].OneofWrappers = []any{}
-	file_acli_v1_vm_proto_msgTypes[19].OneofWrappers = []any{}
+	file_acli_v1_vm_proto_msgTypes[15].OneofWrappers = []any{}
+	file_acli_v1_vm_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_vm_proto_rawDesc), len(file_acli_v1_vm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

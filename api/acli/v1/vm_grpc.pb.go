@@ -32,6 +32,7 @@ const (
 	VmService_CloneVm_FullMethodName          = "/acli.v1.VmService/CloneVm"
 	VmService_CreateNic_FullMethodName        = "/acli.v1.VmService/CreateNic"
 	VmService_DeleteNic_FullMethodName        = "/acli.v1.VmService/DeleteNic"
+	VmService_UpdateNic_FullMethodName        = "/acli.v1.VmService/UpdateNic"
 	VmService_MigrateVm_FullMethodName        = "/acli.v1.VmService/MigrateVm"
 	VmService_SetAffinity_FullMethodName      = "/acli.v1.VmService/SetAffinity"
 	VmService_ListVmGroups_FullMethodName     = "/acli.v1.VmService/ListVmGroups"
@@ -73,6 +74,8 @@ type VmServiceClient interface {
 	CreateNic(ctx context.Context, in *CreateNicRequest, opts ...grpc.CallOption) (*Task, error)
 	// DeleteNic removes a NIC.
 	DeleteNic(ctx context.Context, in *DeleteNicRequest, opts ...grpc.CallOption) (*Task, error)
+	// UpdateNic changes a NIC's VLAN mode, trunked VLANs or link state.
+	UpdateNic(ctx context.Context, in *UpdateNicRequest, opts ...grpc.CallOption) (*Task, error)
 	// MigrateVm moves a VM to another host (named, or chosen by the scheduler).
 	MigrateVm(ctx context.Context, in *MigrateVmRequest, opts ...grpc.CallOption) (*Task, error)
 	// SetAffinity sets (or, with an empty list, clears) the VM's host affinity.
@@ -225,6 +228,16 @@ func (c *vmServiceClient) DeleteNic(ctx context.Context, in *DeleteNicRequest, o
 	return out, nil
 }
 
+func (c *vmServiceClient) UpdateNic(ctx context.Context, in *UpdateNicRequest, opts ...grpc.CallOption) (*Task, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Task)
+	err := c.cc.Invoke(ctx, VmService_UpdateNic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *vmServiceClient) MigrateVm(ctx context.Context, in *MigrateVmRequest, opts ...grpc.CallOption) (*Task, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Task)
@@ -318,6 +331,8 @@ type VmServiceServer interface {
 	CreateNic(context.Context, *CreateNicRequest) (*Task, error)
 	// DeleteNic removes a NIC.
 	DeleteNic(context.Context, *DeleteNicRequest) (*Task, error)
+	// UpdateNic changes a NIC's VLAN mode, trunked VLANs or link state.
+	UpdateNic(context.Context, *UpdateNicRequest) (*Task, error)
 	// MigrateVm moves a VM to another host (named, or chosen by the scheduler).
 	MigrateVm(context.Context, *MigrateVmRequest) (*Task, error)
 	// SetAffinity sets (or, with an empty list, clears) the VM's host affinity.
@@ -378,6 +393,9 @@ func (UnimplementedVmServiceServer) CreateNic(context.Context, *CreateNicRequest
 }
 func (UnimplementedVmServiceServer) DeleteNic(context.Context, *DeleteNicRequest) (*Task, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteNic not implemented")
+}
+func (UnimplementedVmServiceServer) UpdateNic(context.Context, *UpdateNicRequest) (*Task, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateNic not implemented")
 }
 func (UnimplementedVmServiceServer) MigrateVm(context.Context, *MigrateVmRequest) (*Task, error) {
 	return nil, status.Error(codes.Unimplemented, "method MigrateVm not implemented")
@@ -652,6 +670,24 @@ func _VmService_DeleteNic_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _VmService_UpdateNic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateNicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VmServiceServer).UpdateNic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VmService_UpdateNic_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VmServiceServer).UpdateNic(ctx, req.(*UpdateNicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _VmService_MigrateVm_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MigrateVmRequest)
 	if err := dec(in); err != nil {
@@ -818,6 +854,10 @@ var VmService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteNic",
 			Handler:    _VmService_DeleteNic_Handler,
+		},
+		{
+			MethodName: "UpdateNic",
+			Handler:    _VmService_UpdateNic_Handler,
 		},
 		{
 			MethodName: "MigrateVm",

@@ -1,0 +1,19 @@
+package driver
+
+import (
+	"context"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+)
+
+// SwitchWirer is a driver that wires virtual switches on its hosts (MTU,
+// bond); the manager calls it before committing a switch change.
+type SwitchWirer interface {
+	WireSwitch(ctx context.Context, vs *acliv1.VirtualSwitch) error
+}
+
+// NicUpdater is a driver that changes a running VM's NIC in place (link
+// state, VLAN tags); the manager calls it before committing the change.
+type NicUpdater interface {
+	UpdateNic(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm, nic *acliv1.Nic) error
+}

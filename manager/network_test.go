@@ -1,0 +1,167 @@
+package manager_test
+
+import (
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/managertest"
+)
+
+func nicIPs(t *testing.T, c clients, vm string) []string {
+	t.Helper()
+	v, err := c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: vm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, n := range v.Nics {
+		out = append(out, n.Ip)
+	}
+	return out
+}
+
+// NICs on a managed network take the pool's addresses in order, an explicit
+// one is checked, a full pool refuses (FailedPrecondition: exit 5), and a
+// deleted NIC, VM or a clone's own NIC frees or takes addresses.
+func TestNicAddressesFromThePool(t *testing.T) {
+	c := start(t, managertest.Options{Hosts: 3})
+	succeed(t, c)(c.net.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "prod", IpConfig: "10.21.253.1/25"}))
+	n, _ := c.net.GetNetwork(bg, &acliv1.GetNetworkRequest{Network: "prod"})
+	if n.IpConfig != "10.21.253.0/25" || n.DefaultGateway != "10.21.253.1" {
+		t.Fatalf("network %v", n)
+	}
+	succeed(t, c)(c.net.AddDhcpPool(bg, &acliv1.AddDhcpPoolRequest{Network: "prod", Start: "10.21.253.50", End: "10.21.253.52"}))
+	wantCode(t, errOf(c.net.AddDhcpPool(bg, &acliv1.AddDhcpPoolRequest{Network: "prod", Start: "10.21.253.52", End: "10.21.253.60"})), codes.FailedPrecondition, "overlaps pool 10.21.253.50-10.21.253.52")
+	wantCode(t, errOf(c.net.AddDhcpPool(bg, &acliv1.AddDhcpPoolRequest{Network: "prod", Start: "10.21.253.150", End: "10.21.253.160"})), codes.InvalidArgument, "outside network prod")
+	wantCode(t, errOf(c.net.AddDhcpPool(bg, &acliv1.AddDhcpPoolRequest{Network: "prd", Start: "10.21.253.150", End: "10.21.253.160"})), codes.NotFound, `(did you mean "prod"?)`)
+	for _, name := range []string{"a", "b", "c"} {
+		succeed(t, c)(c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: name, MemoryBytes: gib, NumVcpus: 1}))
+	}
+	succeed(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "a", Network: "prod"}))
+	succeed(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "a", Network: "prod"}))
+	wantCode(t, errOf(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "b", Network: "prod", Ip: "10.21.253.51"})), codes.FailedPrecondition, "ip 10.21.253.51 on network prod is taken by vm a")
+	wantCode(t, errOf(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "b", Network: "prod", Ip: "10.21.253.1"})), codes.InvalidArgument, "gateway of network prod")
+	succeed(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "b", Network: "prod", Ip: "10.21.253.99"}))
+	succeed(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "b", Network: "prod"}))
+	if got := nicIPs(t, c, "a"); len(got) != 2 || got[0] != "10.21.253.50" || got[1] != "10.21.253.51" {
+		t.Fatalf("a's addresses %v", got)
+	}
+	if got := nicIPs(t, c, "b"); got[0] != "10.21.253.99" || got[1] != "10.21.253.52" {
+		t.Fatalf("b's addresses %v", got)
+	}
+	wantCode(t, errOf(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "c", Network: "prod"})), codes.FailedPrecondition, "network prod has no free address left in its DHCP pools (10.21.253.50-10.21.253.52)")
+	wantCode(t, errOf(c.vm.CloneVm(bg, &acliv1.CloneVmRequest{Name: "a2", CloneFromVm: "a"})), codes.FailedPrecondition, "no free address left")
+	if v, _ := c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: "c"}); len(v.Nics) != 0 {
+		t.Fatalf("a refused NIC was added: %v", v.Nics)
+	}
+
+	// Freed by deleting the NIC, then by deleting the VM.
+	v, _ := c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: "a"})
+	succeed(t, c)(c.vm.DeleteNic(bg, &acliv1.DeleteNicRequest{Vm: "a", Mac: v.Nics[1].Mac}))
+	succeed(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "c", Network: "prod"}))
+	if got := nicIPs(t, c, "c"); got[0] != "10.21.253.51" {
+		t.Fatalf("c got %v, want the freed 10.21.253.51", got)
+	}
+	succeed(t, c)(c.vm.DeleteVm(bg, &acliv1.DeleteVmRequest{Vm: "b"}))
+	succeed(t, c)(c.vm.CloneVm(bg, &acliv1.CloneVmRequest{Name: "a2", CloneFromVm: "a"}))
+	if got := nicIPs(t, c, "a2"); got[0] != "10.21.253.52" {
+		t.Fatalf("clone got %v, want an address of its own (10.21.253.52)", got)
+	}
+	l, err := c.net.ListNetworkVms(bg, &acliv1.ListNetworkVmsRequest{Network: "prod"})
+	if err != nil || len(l.Vms) != 3 || l.Vms[0].VmName != "a" || l.Vms[1].VmName != "a2" || l.Vms[2].VmName != "c" {
+		t.Fatalf("list_vms %v %v", l, err)
+	}
+
+	succeed(t, c)(c.net.UpdateDhcpDns(bg, &acliv1.UpdateDhcpDnsRequest{Network: "prod", Servers: proto.String("10.21.253.10,10.21.253.11"), Domains: proto.String("ntnxlab.local")}))
+	wantCode(t, errOf(c.net.UpdateDhcpDns(bg, &acliv1.UpdateDhcpDnsRequest{Network: "prod", Servers: proto.String("dns1")})), codes.InvalidArgument, `"dns1" is not an IP address`)
+	n, _ = c.net.GetNetwork(bg, &acliv1.GetNetworkRequest{Network: "prod"})
+	if len(n.DnsServers) != 2 || n.DnsDomains[0] != "ntnxlab.local" || len(n.DhcpPools) != 1 {
+		t.Fatalf("network %v", n)
+	}
+}
+
+// Concurrent NIC creations never share an address: each task holds the
+// one it picked until it ends, and the commit checks it again.
+func TestNicAddressesUnderConcurrency(t *testing.T) {
+	c := start(t, managertest.Options{Hosts: 3})
+	succeed(t, c)(c.net.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "prod", IpConfig: "10.0.0.1/24"}))
+	succeed(t, c)(c.net.AddDhcpPool(bg, &acliv1.AddDhcpPoolRequest{Network: "prod", Start: "10.0.0.10", End: "10.0.0.17"}))
+	const n = 12
+	for i := range n {
+		succeed(t, c)(c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: "v" + string(rune('a'+i)), MemoryBytes: gib, NumVcpus: 1}))
+	}
+	var wg sync.WaitGroup
+	codesSeen := make([]codes.Code, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			task, err := c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "v" + string(rune('a'+i)), Network: "prod"})
+			codesSeen[i] = status.Code(err)
+			if err == nil {
+				if final := wait(t, c, task, nil); final.Status != acliv1.TaskStatus_kSucceeded {
+					codesSeen[i] = codes.Code(final.ErrorCode)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	ok := 0
+	l, _ := c.net.ListNetworkVms(bg, &acliv1.ListNetworkVmsRequest{Network: "prod"})
+	for _, v := range l.Vms {
+		if seen[v.Ip] || v.Ip == "" {
+			t.Fatalf("address %q given twice or not at all: %v", v.Ip, l.Vms)
+		}
+		seen[v.Ip] = true
+		ok++
+	}
+	refused := 0
+	for _, code := range codesSeen {
+		if code == codes.FailedPrecondition {
+			refused++
+		}
+	}
+	if ok != 8 || refused != n-8 {
+		t.Fatalf("%d NICs got addresses and %d were refused; want 8 and %d (%v)", ok, refused, n-8, codesSeen)
+	}
+}
+
+// NIC VLAN settings and link state, and the virtual switch.
+func TestNicUpdateAndVirtualSwitch(t *testing.T) {
+	c := start(t, managertest.Options{Hosts: 3})
+	succeed(t, c)(c.net.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "prod", VlanId: 10}))
+	succeed(t, c)(c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: "web", MemoryBytes: gib, NumVcpus: 1}))
+	wantCode(t, errOf(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "web", Network: "prod", TrunkedNetworks: []int32{20}})), codes.InvalidArgument, "needs vlan_mode=kTrunked")
+	succeed(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "web", Network: "prod", Mac: "50:6b:8d:00:00:01",
+		VlanMode: acliv1.NetworkMode_kTrunked, TrunkedNetworks: []int32{30, 20}, Connected: proto.Bool(false)}))
+	v, _ := c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: "web"})
+	if nic := v.Nics[0]; nic.VlanMode != acliv1.NetworkMode_kTrunked || len(nic.TrunkedNetworks) != 2 || nic.TrunkedNetworks[0] != 20 || !nic.Disconnected {
+		t.Fatalf("nic %v", nic)
+	}
+	succeed(t, c)(power(c, "web", acliv1.PowerTransition_kPowerOn))
+	succeed(t, c)(c.vm.UpdateNic(bg, &acliv1.UpdateNicRequest{Vm: "web", Mac: "50:6b:8d:00:00:01", Connected: proto.Bool(true), VlanMode: acliv1.NetworkMode_kAccess}))
+	v, _ = c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: "web"})
+	if nic := v.Nics[0]; nic.VlanMode != acliv1.NetworkMode_kAccess || len(nic.TrunkedNetworks) != 0 || nic.Disconnected {
+		t.Fatalf("nic after update %v", nic)
+	}
+	wantCode(t, errOf(c.vm.UpdateNic(bg, &acliv1.UpdateNicRequest{Vm: "web", Mac: "50:6b:8d:00:00:02", Connected: proto.Bool(true)})), codes.NotFound, "50:6b:8d:00:00:02 of vm web")
+	wantCode(t, errOf(c.vm.UpdateNic(bg, &acliv1.UpdateNicRequest{Vm: "web", Mac: "50:6b:8d:00:00:01"})), codes.InvalidArgument, "nothing to update")
+
+	vs, err := c.net.GetVirtualSwitch(bg, &acliv1.GetVirtualSwitchRequest{})
+	if err != nil || vs.Name != "vs0" || vs.Mtu != 1500 || vs.BondType != "kActiveBackup" {
+		t.Fatalf("vs0 %v %v", vs, err)
+	}
+	succeed(t, c)(c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Name: "vs0", Mtu: proto.Int32(9000), Uplinks: proto.String("eth0,eth1")}))
+	vs, _ = c.net.GetVirtualSwitch(bg, &acliv1.GetVirtualSwitchRequest{Name: "vs0"})
+	if vs.Mtu != 9000 || len(vs.Uplinks) != 2 || vs.LogicalTimestamp == 0 {
+		t.Fatalf("vs0 after update %v", vs)
+	}
+	wantCode(t, errOf(c.net.GetVirtualSwitch(bg, &acliv1.GetVirtualSwitchRequest{Name: "vs1"})), codes.NotFound, `(did you mean "vs0"?)`)
+	wantCode(t, errOf(c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Name: "vs0", BondType: proto.String("kBalanceTpc")})), codes.InvalidArgument, "did you mean kBalanceTcp?")
+}

@@ -1,0 +1,76 @@
+package state
+
+import (
+	"net/netip"
+
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+)
+
+func nicIPKey(network, ip string) string { return network + "/" + ip }
+
+// indexIPsLocked adds (or removes) a VM's NIC addresses in db.nicIPs.
+func (db *DB) indexIPsLocked(id string, msg proto.Message, add bool) {
+	v, _ := msg.(*acliv1.Vm)
+	for _, nic := range v.GetNics() {
+		if nic.Ip == "" {
+			continue
+		}
+		k := nicIPKey(nic.NetworkUuid, nic.Ip)
+		if add {
+			db.nicIPs[k] = id
+		} else if db.nicIPs[k] == id {
+			delete(db.nicIPs, k)
+		}
+	}
+}
+
+// checkIPs is the IP rule for one VM write: each address a NIC gains lies
+// inside its network's ip_config, and no other VM's NIC on that network
+// has it once the transaction's writes are in (seen: the addresses written
+// earlier in it).
+func (tx *Tx) checkIPs(id string, prev, next *acliv1.Vm, seen map[string]string) []Violation {
+	had := map[string]bool{}
+	for _, nic := range prev.GetNics() {
+		had[nicIPKey(nic.NetworkUuid, nic.Ip)] = true
+	}
+	var vs []Violation
+	for _, nic := range next.Nics {
+		if nic.Ip == "" {
+			continue
+		}
+		k := nicIPKey(nic.NetworkUuid, nic.Ip)
+		if other := seen[k]; other != "" && other != id {
+			vs = append(vs, Violation{Rule: RuleIP, Subject: "vm:" + next.Name,
+				Description: "ip " + nic.Ip + " of vm " + next.Name + " is taken by vm " + tx.Vm(other).GetName() + " on the same network"})
+			continue
+		}
+		seen[k] = id
+		if had[k] {
+			continue // kept, not gained
+		}
+		if other := tx.db.nicIPs[k]; other != "" && other != id && hasIP(tx.Vm(other), nic.NetworkUuid, nic.Ip) {
+			vs = append(vs, Violation{Rule: RuleIP, Subject: "vm:" + next.Name,
+				Description: "ip " + nic.Ip + " of vm " + next.Name + " is taken by vm " + tx.Vm(other).GetName() + " on the same network"})
+			continue
+		}
+		n := tx.Network(nic.NetworkUuid)
+		p, err := netip.ParsePrefix(n.GetIpConfig())
+		a, aerr := netip.ParseAddr(nic.Ip)
+		if aerr != nil || err == nil && !p.Contains(a) {
+			vs = append(vs, Violation{Rule: RuleIP, Subject: "vm:" + next.Name,
+				Description: "ip " + nic.Ip + " of vm " + next.Name + " is outside network " + n.GetName() + " (" + n.GetIpConfig() + ")"})
+		}
+	}
+	return vs
+}
+
+func hasIP(v *acliv1.Vm, network, ip string) bool {
+	for _, nic := range v.GetNics() {
+		if nic.NetworkUuid == network && nic.Ip == ip {
+			return true
+		}
+	}
+	return false
+}

@@ -124,26 +124,6 @@ func planOut(p *scheduler.Plan) []*acliv1.PlanStep {
 	return steps
 }
 
-// planLines renders a plan for the task log.
-func planLines(p *scheduler.Plan) []string {
-	var out []string
-	for _, s := range p.Steps {
-		switch s.Action {
-		case scheduler.ActionMigrate:
-			line := fmt.Sprintf("plan: migrate vm %s to %s", s.VM, s.Target)
-			if len(s.Notes) > 0 {
-				line += " (" + strings.Join(s.Notes, "; ") + ")"
-			}
-			out = append(out, line)
-		case scheduler.ActionShutdown:
-			out = append(out, fmt.Sprintf("plan: shut down vm %s (%s)", s.VM, s.Reason))
-		case scheduler.ActionBlocked:
-			out = append(out, fmt.Sprintf("plan: vm %s cannot leave: %s", s.VM, s.Reason))
-		}
-	}
-	return out
-}
-
 // EnterMaintenanceModeCheck is the preflight: it changes nothing.
 func (s hostService) EnterMaintenanceModeCheck(ctx context.Context, req *acliv1.EnterMaintenanceModeRequest) (*acliv1.MaintenanceCheck, error) {
 	m := s.m
@@ -275,30 +255,39 @@ type evacuation struct {
 	label  string
 	action scheduler.NonMigratableAction
 	holds  *holds
-	drain  maintenance.Drain
+	drain  maintenance.Enter
 }
 
 func (m *Manager) newEvacuation(t *taskRec, host *acliv1.Host, action scheduler.NonMigratableAction, limit int, hs *holds) *evacuation {
 	e := &evacuation{m: m, t: t, host: host.Uuid, label: hostLabel(host), action: action, holds: hs}
-	e.drain = maintenance.Drain{Limit: limit, Replan: e.replan, Migrate: e.migrateOne, Shutdown: e.shutdownOne}
+	e.drain = maintenance.Enter{
+		Drain: maintenance.Drain{Limit: limit, Replan: e.replan, Migrate: e.migrateOne, Shutdown: e.shutdownOne},
+		Label: e.label,
+		Log:   func(line string) { m.addMessage(t, -1, "%s", line) },
+		AwaitArrivals: func(ctx context.Context) error {
+			return m.awaitArrivals(ctx, e.host)
+		},
+		Plan: func() (*scheduler.Plan, error) {
+			m.mu.RLock()
+			defer m.mu.RUnlock()
+			return scheduler.PlanEvacuation(m.snapshotLocked(), e.host, e.action, scheduler.Options{})
+		},
+	}
 	return e
 }
 
-// run carries out the plan (maintenance.Drain orders the passes) and
-// records the end once the VMs arriving meanwhile have landed. VMs that did
-// not leave are listed and the host stays EnteringMaintenanceMode.
+// run carries out the plan (maintenance.Enter) and records
+// EnteredMaintenanceMode once nothing is left on the host; otherwise what
+// is left is listed and the host stays EnteringMaintenanceMode.
 func (e *evacuation) run(ctx context.Context, plan *scheduler.Plan) (outcome, error) {
-	m := e.m
-	for _, line := range planLines(plan) {
-		m.addMessage(e.t, -1, "%s", line)
-	}
-	if err := e.drain.Run(ctx, plan); err != nil {
+	left, err := e.drain.Run(ctx, plan)
+	if err != nil {
 		return outcome{}, e.interrupted(err)
 	}
-	if err := m.awaitArrivals(ctx, e.host); err != nil {
-		return outcome{}, e.interrupted(err)
+	if vs := violations(left); len(vs) > 0 {
+		return outcome{}, apierr.FailedPrecondition(fmt.Sprintf("host %s stays EnteringMaintenanceMode: %d VM(s) cannot leave", e.label, len(vs)), vs...)
 	}
-	return e.finish(ctx)
+	return e.finish()
 }
 
 // replan waits for the VMs powering on or restarting here, then plans
@@ -417,23 +406,14 @@ func (e *evacuation) shutdownOne(ctx context.Context, s scheduler.Step) (mainten
 	return maintenance.Moved, ""
 }
 
-// finish records EnteredMaintenanceMode, or lists what is still on the host.
-func (e *evacuation) finish(ctx context.Context) (outcome, error) {
+// finish records EnteredMaintenanceMode (the host's own transition,
+// committed with the task's end).
+func (e *evacuation) finish() (outcome, error) {
 	m, t := e.m, e.t
 	m.mu.RLock()
-	plan, err := scheduler.PlanEvacuation(m.snapshotLocked(), e.host, e.action, scheduler.Options{})
 	h := m.hosts[e.host]
 	cur, rev := h.pb, h.rev
 	m.mu.RUnlock()
-	if err != nil {
-		return outcome{}, err
-	}
-	if vs := violations(e.drain.Remaining(plan, e.label)); len(vs) > 0 {
-		for _, v := range vs {
-			m.addMessage(t, -1, "blocked: %s", v.Description)
-		}
-		return outcome{}, apierr.FailedPrecondition(fmt.Sprintf("host %s stays EnteringMaintenanceMode: %d VM(s) cannot leave", e.label, len(vs)), vs...)
-	}
 	if cur.NodeState == acliv1.NodeState_kNodeDown {
 		return outcome{}, status.Errorf(codes.Aborted, "host %s went down during its evacuation; HA restarts its VMs", e.label)
 	}

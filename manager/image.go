@@ -335,33 +335,25 @@ func (s imageService) UpdateImage(ctx context.Context, req *acliv1.UpdateImageRe
 	})
 }
 
-// DeleteImage removes the image and its volume. Disks cloned from it hold
-// their own copy of its data and keep working.
+// DeleteImage removes the image, then its volume. Disks cloned from it
+// hold their own copy of its data and keep working.
 func (s imageService) DeleteImage(ctx context.Context, req *acliv1.DeleteImageRequest) (*acliv1.Task, error) {
 	m := s.m
-	m.mu.Lock()
-	r, err := m.imageLocked("image", req.Image)
-	if err == nil {
-		err = m.checkBusyLocked("image", r.pb.Name, r.pb.Uuid)
-	}
-	if err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-	cur, rev := r.pb, r.rev
-	t := m.newTaskLocked(acliv1.TaskOperation_kImageDelete, []*acliv1.EntityRef{imageRef(cur)}, cur.Uuid)
-	m.mu.Unlock()
-	st := m.storageDriver()
-	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
-		if st != nil {
-			if err := st.DeleteVolume(ctx, cur.Container, cur.Uuid); err != nil {
-				return outcome{}, fmt.Errorf("delete image %s: %w", cur.Name, err)
+	return deleteRecord(ctx, m, "image", deletion[*acliv1.Image]{
+		op: acliv1.TaskOperation_kImageDelete,
+		find: func() (*acliv1.Image, int64, error) {
+			r, err := m.imageLocked("image", req.Image)
+			if err != nil {
+				return nil, 0, err
 			}
-		}
-		return outcome{
-			writes:  []write{{key: imageKey(cur.Uuid), msg: nil, rev: rev}},
-			apply:   func(int64) { m.deleteImageLocked(cur.Uuid) },
-			message: fmt.Sprintf("image %s deleted", cur.Name),
-		}, nil
+			return r.pb, r.rev, nil
+		},
+		ref:    imageRef,
+		key:    func(im *acliv1.Image) string { return imageKey(im.Uuid) },
+		forget: func(im *acliv1.Image) { m.deleteImageLocked(im.Uuid) },
+		volumes: func(im *acliv1.Image) []*acliv1.Disk {
+			return []*acliv1.Disk{{Uuid: im.Uuid, Container: im.Container, SizeBytes: im.SizeBytes}}
+		},
+		message: func(im *acliv1.Image) string { return fmt.Sprintf("image %s deleted", im.Name) },
 	})
 }

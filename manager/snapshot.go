@@ -217,29 +217,23 @@ func (m *Manager) checkSnapCapacityLocked(snaps []*acliv1.Snapshot) error {
 // DeleteSnapshot removes the record, then its vDisks.
 func (s snapshotService) DeleteSnapshot(ctx context.Context, req *acliv1.DeleteSnapshotRequest) (*acliv1.Task, error) {
 	m := s.m
-	m.mu.Lock()
-	r, err := m.snapLocked("snapshot", req.Snapshot)
-	if err == nil {
-		err = m.checkBusyLocked("snapshot", r.pb.Name, r.pb.Uuid)
-	}
-	if err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-	cur, rev := r.pb, r.rev
-	t := m.newTaskLocked(acliv1.TaskOperation_kSnapshotDelete, []*acliv1.EntityRef{snapRef(cur)}, cur.Uuid)
-	m.mu.Unlock()
-	task, err := m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
-		return outcome{
-			writes:  []write{{key: snapKey(cur.Uuid), rev: rev}},
-			apply:   func(int64) { m.deleteSnapLocked(cur.Uuid) },
-			message: fmt.Sprintf("snapshot %s of vm %s deleted", cur.Name, cur.VmName),
-		}, nil
+	return deleteRecord(ctx, m, "snapshot", deletion[*acliv1.Snapshot]{
+		op: acliv1.TaskOperation_kSnapshotDelete,
+		find: func() (*acliv1.Snapshot, int64, error) {
+			r, err := m.snapLocked("snapshot", req.Snapshot)
+			if err != nil {
+				return nil, 0, err
+			}
+			return r.pb, r.rev, nil
+		},
+		ref:     snapRef,
+		key:     func(sn *acliv1.Snapshot) string { return snapKey(sn.Uuid) },
+		forget:  func(sn *acliv1.Snapshot) { m.deleteSnapLocked(sn.Uuid) },
+		volumes: func(sn *acliv1.Snapshot) []*acliv1.Disk { return sn.Vm.GetDisks() },
+		message: func(sn *acliv1.Snapshot) string {
+			return fmt.Sprintf("snapshot %s of vm %s deleted", sn.Name, sn.VmName)
+		},
 	})
-	if err == nil {
-		m.removeVolumes(ctx, cur.Vm.GetDisks())
-	}
-	return task, err
 }
 
 // vmConfig is a VM's settings without its placement and run state.

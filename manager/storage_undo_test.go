@@ -115,3 +115,43 @@ func TestRefusedCdromInsertLeavesNoCopy(t *testing.T) {
 		t.Errorf("container uses %d of %d bytes, want it exactly full", ct.UsedBytes, ct.CapacityBytes)
 	}
 }
+
+// Deleting an image or a snapshot removes its record, then its volumes;
+// a disk cloned from either is a volume of its own and stays.
+func TestDeleteRemovesRecordThenVolumes(t *testing.T) {
+	drv, err := sim.New(sim.Config{Hosts: 3, Speed: 1000}, sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedStorage{Driver: drv, cloning: make(chan string)}
+	h := managertest.New(t, managertest.Options{Driver: g})
+	c := newClients(h.Conn)
+	images := acliv1.NewImageServiceClient(h.Conn)
+	snaps := acliv1.NewSnapshotServiceClient(h.Conn)
+	raw := filepath.Join(t.TempDir(), "disk.raw")
+	if err := os.WriteFile(raw, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := succeed(t, c)(images.CreateImage(bg, &acliv1.CreateImageRequest{Name: "img", SourceUrl: "file://" + raw, ImageType: acliv1.ImageType_kDiskImage})).Entities[0].Uuid
+	createVm(t, c, "v", gib)
+	succeed(t, c)(c.vm.CreateDisk(bg, &acliv1.CreateDiskRequest{Vm: "v", CloneFromImage: "img"}))
+	snap := succeed(t, c)(snaps.CreateSnapshots(bg, &acliv1.CreateSnapshotsRequest{Vm: "v", Names: []string{"s"}}))
+	sn, err := snaps.GetSnapshot(bg, &acliv1.GetSnapshotRequest{Snapshot: snap.Entities[len(snap.Entities)-1].Uuid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	succeed(t, c)(images.DeleteImage(bg, &acliv1.DeleteImageRequest{Image: "img"}))
+	succeed(t, c)(snaps.DeleteSnapshot(bg, &acliv1.DeleteSnapshotRequest{Snapshot: "s"}))
+	if !g.wasDeleted(img) || !g.wasDeleted(sn.Vm.Disks[0].Uuid) {
+		t.Errorf("volumes deleted %v, want image %s and snapshot disk %s", g.deleted, img, sn.Vm.Disks[0].Uuid)
+	}
+	_, err = images.GetImage(bg, &acliv1.GetImageRequest{Image: "img"})
+	wantCode(t, err, codes.NotFound, `image "img" not found`)
+	vm, err := c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.wasDeleted(vm.Disks[0].Uuid) {
+		t.Errorf("the clone's volume %s went with its image", vm.Disks[0].Uuid)
+	}
+}

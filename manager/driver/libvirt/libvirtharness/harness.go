@@ -37,6 +37,11 @@ type Options struct {
 	Hosts        int           // number of hosts, default 2
 	Dir          string        // base directory for per-host state, default a new temp dir (removed by Stop)
 	StartTimeout time.Duration // per host, default 30s
+	// NetNS, when set, is a network namespace (a path such as
+	// /run/netns/NAME) the daemons and their QEMUs run in, so their tap
+	// devices and bridges are the test's, never the machine's. Reach such a
+	// host over its UnixURI: its TCP address is inside the namespace.
+	NetNS string
 }
 
 // Cluster is a set of running harness hosts.
@@ -62,6 +67,7 @@ type Host struct {
 	// StartTime is how long the last Start took until the daemon answered an RPC.
 	StartTime time.Duration
 
+	netns   string   // Options.NetNS
 	lock    *os.File // flock on the address, so parallel test binaries never share one
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -194,6 +200,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			c.Stop()
 			return nil, err
 		}
+		h.netns = o.NetNS
 		c.Hosts = append(c.Hosts, h)
 	}
 	errs := make([]error, len(c.Hosts))
@@ -364,7 +371,11 @@ func (h *Host) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("unshare", "-m", "-u", "--propagation", "private", "sh", "-c", script.String())
+	args := []string{"unshare", "-m", "-u", "--propagation", "private", "sh", "-c", script.String()}
+	if h.netns != "" {
+		args = append([]string{"nsenter", "--net=" + h.netns}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	// Own process group: a signal to the test binary's group must not take the daemons down mid-test.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -389,7 +400,7 @@ func (h *Host) Start(ctx context.Context) error {
 		close(exited)
 	}()
 	for {
-		if err := ping(h.Addr, 2*time.Second); err == nil {
+		if err := h.ping(2 * time.Second); err == nil {
 			break
 		}
 		select {
@@ -407,9 +418,13 @@ func (h *Host) Start(ctx context.Context) error {
 
 func (h *Host) pidFile() string { return filepath.Join(h.Dir, "libvirtd.pid") }
 
-// ping opens a real libvirt connection and asks for the library version.
-func ping(addr string, timeout time.Duration) error {
-	l := golibvirt.NewWithDialer(dialers.NewRemote(addr, dialers.WithRemoteTimeout(timeout)))
+// ping opens a real libvirt connection and asks for the library version:
+// over TCP, or over the unix socket for a host in a network namespace.
+func (h *Host) ping(timeout time.Duration) error {
+	l := golibvirt.NewWithDialer(dialers.NewRemote(h.Addr, dialers.WithRemoteTimeout(timeout)))
+	if h.netns != "" {
+		l = golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(h.Socket), dialers.WithLocalTimeout(timeout)))
+	}
 	done := make(chan error, 1)
 	go func() {
 		if err := l.ConnectToURI(golibvirt.QEMUSystem); err != nil {

@@ -55,7 +55,7 @@ func TestHostsAreIsolatedAndRestartable(t *testing.T) {
 	if a.Running() {
 		t.Fatal("host still running after Kill")
 	}
-	if err := ping(a.Addr, time.Second); err == nil {
+	if err := a.ping(time.Second); err == nil {
 		t.Fatal("killed host still answers")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -1,0 +1,117 @@
+package manager_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/google/uuid"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver/libvirt"
+	"github.com/acli-dev/acli/manager/driver/libvirt/libvirtharness"
+	"github.com/acli-dev/acli/manager/managertest"
+)
+
+// netns makes a network namespace for the test and removes it after; it
+// skips, saying so, when this machine cannot create one.
+func netns(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("no ip command: cannot create a network namespace here")
+	}
+	name := fmt.Sprintf("acli-t%d-%s", os.Getpid(), uuid.NewString()[:6])
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Skipf("this machine cannot create network namespaces (ip netns add: %v: %s)", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	return name
+}
+
+// inNetns runs ip in the namespace and returns its output.
+func inNetns(t *testing.T, ns string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip -n %s %s: %v: %s", ns, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// With --libvirt-network-bridges (Config.NetworkBridges) a VM's NIC is
+// plugged into its network's bridge on the host that runs it. The host is
+// a libvirtd in a network namespace the test made, holding the bridge
+// acli-n1, so nothing touches the machine's own interfaces: the real
+// domain carries the NIC's MAC on that bridge, and its tap device is a port
+// of the bridge while the VM runs and gone when it stops.
+func TestLibvirtNicOnBridgeInNetns(t *testing.T) {
+	libvirtharness.Require(t)
+	ns := netns(t)
+	inNetns(t, ns, "link", "set", "lo", "up")
+	ctx, cancel := context.WithTimeout(bg, 2*time.Minute)
+	defer cancel()
+	hosts, err := libvirtharness.Start(ctx, libvirtharness.Options{Hosts: 1, NetNS: "/run/netns/" + ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hosts.Stop() })
+	hh := hosts.Hosts[0]
+	// The bridge comes once libvirtd runs: one there before it starts
+	// stalls its start-up.
+	inNetns(t, ns, "link", "add", libvirt.BridgeName("n1"), "type", "bridge")
+	inNetns(t, ns, "link", "set", libvirt.BridgeName("n1"), "up")
+
+	drv := libvirt.NewDriver(libvirt.Config{NetworkBridges: true, HeartbeatInterval: lvHeartbeat, ShutdownTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h := managertest.New(t, managertest.Options{Driver: drv})
+	c := newClients(h.Conn)
+	await(t, c)(c.host.AddHost(bg, &acliv1.AddHostRequest{Name: hh.Name, HypervisorIp: hh.Addr, LibvirtUri: hh.UnixURI()}))
+	await(t, c)(c.net.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "n1", VlanId: 10}))
+	await(t, c)(c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: "br", MemoryBytes: 64 << 20, NumVcpus: 1}))
+	const mac = "50:6b:8d:45:00:01"
+	await(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "br", Network: "n1", Mac: mac}))
+	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "br", Transition: acliv1.PowerTransition_kPowerOn, Host: hh.Name}))
+	vm, err := c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: "br"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	conn, err := libvirt.Dial(ctx, hh.UnixURI(), libvirt.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	l := conn.Raw()
+	dom, err := l.DomainLookupByUUID(golibvirt.UUID(uuid.MustParse(vm.Uuid)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := l.DomainGetXMLDesc(dom, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<mac address='" + mac + "'/>", "<source bridge='" + libvirt.BridgeName("n1") + "'/>"} {
+		if !strings.Contains(x, want) {
+			t.Fatalf("the running domain has no %s:\n%s", want, x)
+		}
+	}
+	ports := func() []string {
+		return strings.Fields(inNetns(t, ns, "-o", "link", "show", "master", libvirt.BridgeName("n1")))
+	}
+	p := ports()
+	if len(p) < 2 || !strings.HasPrefix(p[1], "vnet") {
+		t.Fatalf("ports of %s in %s while the VM runs: %v, want its tap", libvirt.BridgeName("n1"), ns, p)
+	}
+	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "br", Transition: acliv1.PowerTransition_kPowerOff}))
+	if p := ports(); len(p) != 0 {
+		t.Fatalf("ports of %s after the VM stopped: %v", libvirt.BridgeName("n1"), p)
+	}
+	t.Logf("vm br's NIC %s was port %s of %s in network namespace %s", mac, strings.TrimSuffix(p[1], ":"), libvirt.BridgeName("n1"), ns)
+}

@@ -1,6 +1,7 @@
 package libvirt
 
 import (
+	"encoding/xml"
 	"fmt"
 	"net"
 	"slices"
@@ -36,6 +37,11 @@ type NICSpec struct {
 	MAC    string
 	Bridge string
 	Model  string // default virtio
+	// Trunk lists the VLAN tags a trunked NIC carries (acli's kTrunked);
+	// empty for an access NIC.
+	Trunk []int
+	// LinkDown leaves the NIC without carrier (acli's connected=false).
+	LinkDown bool
 }
 
 // ConsoleSpec sends the first serial port to a file, appended to, so a
@@ -127,10 +133,26 @@ type controllerXML struct {
 }
 
 type interfaceXML struct {
-	Type   string     `xml:"type,attr"`
-	MAC    *macXML    `xml:"mac"`
-	Source *sourceXML `xml:"source"`
-	Model  *modelXML  `xml:"model"`
+	XMLName xml.Name   `xml:"interface"`
+	Type    string     `xml:"type,attr"`
+	MAC     *macXML    `xml:"mac"`
+	Source  *sourceXML `xml:"source"`
+	VLAN    *vlanXML   `xml:"vlan"`
+	Link    *linkXML   `xml:"link"`
+	Model   *modelXML  `xml:"model"`
+}
+
+type vlanXML struct {
+	Trunk string   `xml:"trunk,attr,omitempty"`
+	Tags  []tagXML `xml:"tag"`
+}
+
+type tagXML struct {
+	ID int `xml:"id,attr"`
+}
+
+type linkXML struct {
+	State string `xml:"state,attr"`
 }
 
 type macXML struct {
@@ -267,10 +289,24 @@ func nicDevices(nics []NICSpec) ([]interfaceXML, error) {
 		if model == "" {
 			model = "virtio"
 		}
-		out = append(out, interfaceXML{Type: "bridge", MAC: &macXML{Address: n.MAC},
-			Source: &sourceXML{Bridge: n.Bridge}, Model: &modelXML{Type: model}})
+		out = append(out, nicXML(n, model))
 	}
 	return out, nil
+}
+
+// nicXML is one <interface>: VLAN tags for a trunk, link state when down.
+func nicXML(n NICSpec, model string) interfaceXML {
+	x := interfaceXML{Type: "bridge", MAC: &macXML{Address: n.MAC}, Source: &sourceXML{Bridge: n.Bridge}, Model: &modelXML{Type: model}}
+	if len(n.Trunk) > 0 {
+		x.VLAN = &vlanXML{Trunk: "yes"}
+		for _, id := range n.Trunk {
+			x.VLAN.Tags = append(x.VLAN.Tags, tagXML{ID: id})
+		}
+	}
+	if n.LinkDown {
+		x.Link = &linkXML{State: "down"}
+	}
+	return x
 }
 
 func serialDevices(c *ConsoleSpec) []serialXML {
@@ -322,6 +358,12 @@ func parseDevices(d devicesXML) ([]DiskSpec, []NICSpec, *ConsoleSpec) {
 		if x.Model != nil {
 			n.Model = x.Model.Type
 		}
+		if x.VLAN != nil {
+			for _, t := range x.VLAN.Tags {
+				n.Trunk = append(n.Trunk, t.ID)
+			}
+		}
+		n.LinkDown = x.Link != nil && x.Link.State == "down"
 		nics = append(nics, n)
 	}
 	var con *ConsoleSpec

@@ -1,6 +1,7 @@
 package libvirt
 
 import (
+	"encoding/xml"
 	"flag"
 	"os"
 	"path/filepath"
@@ -219,5 +220,35 @@ func TestDriveLetters(t *testing.T) {
 		if got := driveLetters(i); got != want {
 			t.Errorf("driveLetters(%d) = %q, want %q", i, got, want)
 		}
+	}
+}
+
+// A trunked NIC carries its VLAN tags and a disconnected one link state
+// down, in the definition and in the device XML a live update sends.
+func TestNICVLANAndLinkState(t *testing.T) {
+	s := DomainSpec{Name: "web01", UUID: "0b5e2bf4-7d7e-4f3c-9a55-2b3c1b6f9e10", VCPUs: 1, MemoryMiB: 64,
+		NICs: []NICSpec{{MAC: "50:6b:8d:00:00:01", Bridge: "acli-prod", Model: "virtio", Trunk: []int{20, 30}, LinkDown: true},
+			{MAC: "50:6b:8d:00:00:02", Bridge: "acli-prod", Model: "virtio"}}}
+	b, err := s.XML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := string(b)
+	for _, want := range []string{`<vlan trunk="yes">`, `<tag id="20"></tag>`, `<tag id="30"></tag>`, `<link state="down"></link>`} {
+		if strings.Count(x, want) != 1 {
+			t.Errorf("domain XML should have %s once (the trunked, disconnected NIC):\n%s", want, x)
+		}
+	}
+	dev, err := xml.Marshal(nicXML(s.NICs[0], "virtio"))
+	if err != nil || !strings.HasPrefix(string(dev), `<interface type="bridge"><mac address="50:6b:8d:00:00:01">`) ||
+		!strings.Contains(string(dev), `<link state="down"></link>`) {
+		t.Errorf("device XML for a live update: %s %v", dev, err)
+	}
+	got, err := ParseDomainXML(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.NICs, s.NICs) {
+		t.Errorf("NICs read back %+v, want %+v", got.NICs, s.NICs)
 	}
 }

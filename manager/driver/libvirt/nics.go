@@ -1,9 +1,14 @@
 package libvirt
 
 import (
+	"cmp"
+	"context"
 	"crypto/sha256"
+	"encoding/xml"
 	"encoding/hex"
 	"regexp"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 )
@@ -28,7 +33,37 @@ func BridgeName(network string) string {
 func VmNICs(vm *acliv1.Vm) []NICSpec {
 	out := make([]NICSpec, 0, len(vm.Nics))
 	for _, n := range vm.Nics {
-		out = append(out, NICSpec{MAC: n.Mac, Bridge: BridgeName(n.NetworkName), Model: n.Model})
+		out = append(out, nicSpec(n))
 	}
 	return out
+}
+
+func nicSpec(n *acliv1.Nic) NICSpec {
+	s := NICSpec{MAC: n.Mac, Bridge: BridgeName(n.NetworkName), Model: n.Model, LinkDown: n.Disconnected}
+	if n.VlanMode == acliv1.NetworkMode_kTrunked {
+		for _, id := range n.TrunkedNetworks {
+			s.Trunk = append(s.Trunk, int(id))
+		}
+	}
+	return s
+}
+
+// UpdateNic implements driver.NicUpdater: the NIC of the running domain
+// is changed in place (link state, VLAN tags) and in its definition.
+func (d *Driver) UpdateNic(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm, nic *acliv1.Nic) error {
+	if !d.cfg.NetworkBridges {
+		return nil // domains get no NICs
+	}
+	c, err := d.conn(host)
+	if err != nil {
+		return err
+	}
+	x := nicXML(nicSpec(nic), cmp.Or(nic.Model, "virtio"))
+	b, err := xml.Marshal(x)
+	if err != nil {
+		return err
+	}
+	return c.do("update nic "+nic.Mac, vm.Uuid, func(dom golibvirt.Domain) error {
+		return c.l.DomainUpdateDeviceFlags(dom, string(b), golibvirt.DomainDeviceModifyLive|golibvirt.DomainDeviceModifyConfig)
+	})
 }

@@ -4,8 +4,8 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"encoding/xml"
 	"encoding/hex"
+	"encoding/xml"
 	"regexp"
 
 	golibvirt "github.com/digitalocean/go-libvirt"

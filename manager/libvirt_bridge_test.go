@@ -14,6 +14,8 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
 
+	"google.golang.org/protobuf/proto"
+
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver/libvirt"
 	"github.com/acli-dev/acli/manager/driver/libvirt/libvirtharness"
@@ -108,6 +110,17 @@ func TestLibvirtNicOnBridgeInNetns(t *testing.T) {
 	p := ports()
 	if len(p) < 2 || !strings.HasPrefix(p[1], "vnet") {
 		t.Fatalf("ports of %s in %s while the VM runs: %v, want its tap", libvirt.BridgeName("n1"), ns, p)
+	}
+	// vm.nic_update connected=false is a live link-state change, and back.
+	for _, up := range []bool{false, true} {
+		await(t, c)(c.vm.UpdateNic(bg, &acliv1.UpdateNicRequest{Vm: "br", Mac: mac, Connected: proto.Bool(up)}))
+		x, err := l.DomainGetXMLDesc(dom, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if down := strings.Contains(x, "<link state='down'/>"); down == up {
+			t.Fatalf("connected=%t: the running domain's link is down=%t:\n%s", up, down, x)
+		}
 	}
 	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "br", Transition: acliv1.PowerTransition_kPowerOff}))
 	if p := ports(); len(p) != 0 {

@@ -35,7 +35,7 @@ func hostMaintCommands() []*Command {
 			Description: "Changes nothing. Prints \"Ok to enter maintenance mode.\" or every blocker with the argument that overrides it, " +
 				"then what maintenance would do with each VM (migrate to which host, shut down, leave alone). Exits 0 when ok, 5 when blocked.",
 			Args:     []Arg{hostArg},
-			Keys:     []Key{nmKey},
+			Keys:     []Key{nmKey, maintModeKey},
 			Output:   OutputText,
 			Examples: []string{"host.enter_maintenance_mode_check h1", "host.enter_maintenance_mode_check 127.20.0.21 non_migratable_vm_action=acpi_shutdown", "-o json host.enter_maintenance_mode_check h1"},
 			Run:      runHostMaintCheck,
@@ -50,13 +50,12 @@ func hostMaintCommands() []*Command {
 			Args: []Arg{hostArg},
 			Keys: []Key{
 				nmKey,
-				{Name: "mode", Type: TypeEnum, Enum: []EnumValue{{Name: "live"}}, Default: "live",
-					Help: "how VMs leave the host (acli's mode=; live migration, the only mode here)"},
+				maintModeKey,
 				{Name: "timeout", Type: TypeInt, Default: "0", Min: 0, Max: 7 * 24 * 3600, Help: "overall deadline in seconds, enforced by clusterd (0: none)", Example: "600"},
 				{Name: "max_concurrent_migrations", Type: TypeInt, Min: 1, Max: 64, Help: "live migrations off the host at a time (default: clusterd's limit, 2)", Example: "1"},
 			},
 			Output:   OutputTask,
-			Examples: []string{"host.enter_maintenance_mode h1", "host.enter_maintenance_mode 127.20.0.21 non_migratable_vm_action=acpi_shutdown", "host.enter_maintenance_mode h1 wait=false"},
+			Examples: []string{"host.enter_maintenance_mode h1", "host.enter_maintenance_mode 127.20.0.21 non_migratable_vm_action=acpi_shutdown", "host.enter_maintenance_mode h1 wait=false", "host.enter_maintenance_mode h1 mode=power_off"},
 			Run:      runHostEnterMaint,
 		},
 		{
@@ -107,6 +106,7 @@ func runHostMaintCheck(ctx context.Context, r *Req) error {
 	}
 	chk, err := c.Host.EnterMaintenanceModeCheck(ctx, &acliv1.EnterMaintenanceModeRequest{
 		Host: r.Arg(0), NonMigratableVmAction: acliv1.NonMigratableVmAction(r.Int("non_migratable_vm_action")),
+		Mode: acliv1.MaintenanceMode(r.Int("mode")),
 	})
 	if err != nil {
 		return err
@@ -196,6 +196,7 @@ func runHostEnterMaint(ctx context.Context, r *Req) error {
 			NonMigratableVmAction:   acliv1.NonMigratableVmAction(r.Int("non_migratable_vm_action")),
 			TimeoutSeconds:          r.Int32("timeout"),
 			MaxConcurrentMigrations: r.Int32("max_concurrent_migrations"),
+			Mode:                    acliv1.MaintenanceMode(r.Int("mode")),
 		})
 	})
 }
@@ -232,3 +233,10 @@ func blockersErr(t *acliv1.Task, err *client.Error) *client.Error {
 	out.Details = append(out.Details, blockers...)
 	return &out
 }
+
+// maintModeKey is acli's mode= of host.enter_maintenance_mode.
+var maintModeKey = Key{Name: "mode", Type: TypeEnum, Default: "live", Enum: []EnumValue{
+	{Name: "live", Aliases: []string{"kMaintenanceLive"}, Value: int32(acliv1.MaintenanceMode_kMaintenanceLive)},
+	{Name: "cold", Aliases: []string{"kMaintenanceCold"}, Value: int32(acliv1.MaintenanceMode_kMaintenanceCold)},
+	{Name: "power_off", Aliases: []string{"kMaintenancePowerOff"}, Value: int32(acliv1.MaintenanceMode_kMaintenancePowerOff)},
+}, Help: "how VMs leave the host: live (migrate; VMs that cannot follow non_migratable_vm_action), cold (off here, on again on their target) or power_off (all shut down, on again here on exit)"}

@@ -214,7 +214,7 @@ func TestMaintenanceRunbookCommands(t *testing.T) {
 	}
 	m.tty = false
 	m.expect("host.enter_maintenance_mode_check h1", 5, `Not ok to enter maintenance mode: 1 blocker.
-vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown)
+vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown or mode=power_off)
 
 Evacuation plan for h1:
 VM name    Action    Target host  Reason
@@ -245,7 +245,7 @@ db01       blocked                has host affinity to 127.20.0.21
 		t.Fatal(err)
 	}
 	if code != 5 || e.Status != 5 || e.Error == nil || chk.Ok || len(chk.Blockers) != 1 ||
-		chk.Blockers[0].Override != "non_migratable_vm_action=acpi_shutdown" || len(chk.Plan) != 6 || chk.Plan[0].TargetHost.Name != "h2" {
+		chk.Blockers[0].Override != "non_migratable_vm_action=acpi_shutdown or mode=power_off" || len(chk.Plan) != 6 || chk.Plan[0].TargetHost.Name != "h2" {
 		t.Fatalf("json check: exit %d %+v %+v", code, e, chk)
 	}
 	if got := m.vmHosts(); !equalMaps(got, before) || m.hostState("h1").GetNodeState() != acliv1.NodeState_AcropolisNormal {
@@ -257,10 +257,10 @@ db01       blocked                has host affinity to 127.20.0.21
 	m.expect("host.enter_maintenance_mode h1", 5,
 		"EnterMaintenanceMode: pending\nEnterMaintenanceMode: failed: host h1 (127.20.0.21) stays EnteringMaintenanceMode: 2 VM(s) cannot leave: "+
 			"vm nsx-agent (agent VM) is shut down only once every other VM can leave; "+
-			"vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown)\n",
+			"vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown or mode=power_off)\n",
 		"Error: EnterMaintenanceMode: host h1 (127.20.0.21) stays EnteringMaintenanceMode: 2 VM(s) cannot leave\n"+
 			"  vm nsx-agent (agent VM) is shut down only once every other VM can leave\n"+
-			"  vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown)\n")
+			"  vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown or mode=power_off)\n")
 	if h := m.hostState("h1"); h.GetNodeState() != acliv1.NodeState_EnteringMaintenanceMode || h.GetSchedulable() {
 		t.Fatalf("h1 after the blocked enter: %v", h)
 	}

@@ -183,11 +183,13 @@ type Registry struct {
 // namespaces is the list of every namespace; add a line for a new one.
 func namespaces() []*Namespace {
 	return []*Namespace{
+		{Name: "ads", Summary: "ADS, the dynamic scheduler: on or off cluster-wide", Commands: adsCommands},
 		{Name: "audit", Summary: "The audit log: every mutation and every denied call (admin)", Commands: auditCommands},
 		{Name: "cluster", Summary: "Cluster-wide configuration", Commands: clusterCommands},
 		{Name: "container", Summary: "Storage containers: capacity and use", Commands: containerCommands},
 		{Name: "cvm", Summary: "Controller VMs (storage maintenance)", Commands: cvmCommands},
 		{Name: "event", Summary: "Cluster events, listed or watched live", Commands: eventCommands},
+		{Name: "ha", Summary: "HA: failover of failed hosts' VMs and the memory reserved for it", Commands: haCommands},
 		{Name: "host", Summary: "Hypervisor hosts", Commands: hostCommands},
 		{Name: "image", Summary: "Disk and ISO images that vDisks are cloned from", Commands: imageCommands},
 		{Name: "net", Summary: "VM networks", Commands: netCommands},

@@ -41,13 +41,13 @@ func TestComplete(t *testing.T) {
 		line, want string
 		start      int
 	}{
-		{"", "[audit. cluster. container. cvm. event. host. image. net. sim. snapshot. task. token. vg. vm. vm_group.]", 0},
+		{"", "[ads. audit. cluster. container. cvm. event. ha. host. image. net. sim. snapshot. task. token. vg. vm. vm_group.]", 0},
 		{"v", "[vg. vm. vm_group.]", 0},
 		{"vg.get d", "[data dbvg]", 7},
 		{"vg.attach_to_vm data w", "[web01 web02 wait=]", 21},
 		{"vg.list_sessions db", "[dbvg]", 17},
 		{"event.watch type=i", "[type=iscsi]", 12},
-		{"vm.", "[vm.affinity_set vm.affinity_unset vm.clone vm.create vm.delete vm.disk_create vm.disk_delete vm.disk_get vm.disk_list vm.disk_update vm.get vm.list vm.migrate vm.nic_create vm.nic_delete vm.nic_get vm.nic_list vm.nic_update vm.off vm.on vm.reboot vm.reset vm.shutdown vm.snapshot_create vm.snapshot_list vm.update vm.update_boot_device]", 0},
+		{"vm.", "[vm.affinity_set vm.affinity_unset vm.clone vm.create vm.delete vm.disk_create vm.disk_delete vm.disk_get vm.disk_list vm.disk_update vm.get vm.list vm.migrate vm.nic_create vm.nic_delete vm.nic_get vm.nic_list vm.nic_update vm.off vm.on vm.power_cycle vm.reboot vm.reset vm.shutdown vm.snapshot_create vm.snapshot_list vm.update vm.update_boot_device]", 0},
 		{"vm.cr", "[vm.create]", 0},
 		{"vm.dis", "[vm.disk_create vm.disk_delete vm.disk_get vm.disk_list vm.disk_update]", 0},
 		{"vm.m", "[vm.migrate]", 0},
@@ -64,8 +64,8 @@ func TestComplete(t *testing.T) {
 		{"vm.on web01 ", "[db01 web01 web02 host= wait=]", 12},
 		{"vm.get db01 ", "[db01 web01 web02 include_vmdisk_paths=]", 12},
 		{"vm.disk_list web01 ", "[]", 19},
-		{"vm.create ", "[memory= num_vcpus= num_cores_per_vcpu= ha_priority= agent_vm= description= passthrough= uuid= wait=]", 10},
-		{"vm.create w memory=4G ", "[num_vcpus= num_cores_per_vcpu= ha_priority= agent_vm= description= passthrough= uuid= wait=]", 22},
+		{"vm.create ", "[memory= num_vcpus= num_cores_per_vcpu= ha_priority= agent_vm= description= passthrough= uuid= annotation= uefi_boot= num_vnuma_nodes= num_threads_per_core= hardware_virtualization= memory_overcommit= vcpu_hard_pin= cpu_passthrough= virtual_tpm= wait=]", 10},
+		{"vm.create w memory=4G ", "[num_vcpus= num_cores_per_vcpu= ha_priority= agent_vm= description= passthrough= uuid= annotation= uefi_boot= num_vnuma_nodes= num_threads_per_core= hardware_virtualization= memory_overcommit= vcpu_hard_pin= cpu_passthrough= virtual_tpm= wait=]", 22},
 		{"vm.create w agent_vm=", "[agent_vm=true agent_vm=false]", 12},
 		{"vm.nic_create w network=v", "[network=vlan0 network=vlan100]", 16},
 		{"net.create n mode=tr", "[mode=kTrunked]", 13},
@@ -215,7 +215,7 @@ func TestCompleteFanout(t *testing.T) {
 		line, want string
 		start      int
 	}{
-		{"h", "[host. hostssh]", 0},
+		{"h", "[ha. host. hostssh]", 0},
 		{"hostss", "[hostssh]", 0},
 		{"al", "[allssh]", 0},
 		{"hostssh --ex", "[--exclude]", 8},

@@ -16,12 +16,12 @@ func TestCompleterHidesOtherDriversNamespaces(t *testing.T) {
 	driver := ""
 	c := &Completer{Registry: commands.Default(), Names: names, Driver: func() string { return driver }}
 	cases := []struct{ driver, line, want string }{
-		{"", "", "[audit. cluster. container. cvm. event. host. image. net. snapshot. task. token. vg. vm. vm_group.]"},
-		{"libvirt", "", "[audit. cluster. container. cvm. event. host. image. net. snapshot. task. token. vg. vm. vm_group.]"},
+		{"", "", "[ads. audit. cluster. container. cvm. event. ha. host. image. net. snapshot. task. token. vg. vm. vm_group.]"},
+		{"libvirt", "", "[ads. audit. cluster. container. cvm. event. ha. host. image. net. snapshot. task. token. vg. vm. vm_group.]"},
 		{"libvirt", "s", "[snapshot.]"},
 		{"libvirt", "sim.", "[]"},
 		{"libvirt", "sim.fail", "[]"},
-		{"sim", "", "[audit. cluster. container. cvm. event. host. image. net. sim. snapshot. task. token. vg. vm. vm_group.]"},
+		{"sim", "", "[ads. audit. cluster. container. cvm. event. ha. host. image. net. sim. snapshot. task. token. vg. vm. vm_group.]"},
 		{"sim", "s", "[sim. snapshot.]"},
 		{"sim", "sim.", "[sim.fail_cvm sim.fail_host sim.recover_cvm sim.recover_host]"},
 		{"libvirt", "vm.mi", "[vm.migrate]"},

@@ -99,7 +99,7 @@ func (m *Manager) membersLocked(refs []string) ([]vmgroup.Member, error) {
 // scheduler cannot place) go to the placement function, whose must-rules
 // are the same and whose refusals name each host's shortfall.
 func (m *Manager) placeWithRulesLocked(v *acliv1.Vm) (*hostRec, bool) {
-	groups := m.ops.groups.AntiAffinity()
+	groups := m.antiAffinityLocked()
 	if len(groups[v.Uuid]) == 0 {
 		return nil, false
 	}

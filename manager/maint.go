@@ -131,6 +131,10 @@ func (s hostService) EnterMaintenanceModeCheck(ctx context.Context, req *acliv1.
 	if err != nil {
 		return nil, err
 	}
+	mode, err := maintenanceMode(req.Mode)
+	if err != nil {
+		return nil, err
+	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	h, err := m.hostLocked("host", req.Host)
@@ -142,7 +146,7 @@ func (s hostService) EnterMaintenanceModeCheck(ctx context.Context, req *acliv1.
 		out.Ok, out.AlreadyInMaintenance = true, true
 		return out, nil
 	}
-	plan, err := scheduler.PlanEvacuation(m.snapshotLocked(), h.pb.Uuid, action, scheduler.Options{})
+	plan, err := planFor(m.snapshotLocked(), h.pb.Uuid, action, mode)
 	if err != nil {
 		return nil, apierr.Internal("planning the evacuation", err)
 	}
@@ -162,6 +166,10 @@ func (s hostService) EnterMaintenanceModeCheck(ctx context.Context, req *acliv1.
 func (s hostService) EnterMaintenanceMode(ctx context.Context, req *acliv1.EnterMaintenanceModeRequest) (*acliv1.Task, error) {
 	m := s.m
 	action, err := nonMigratableAction(req.NonMigratableVmAction)
+	if err != nil {
+		return nil, err
+	}
+	mode, err := maintenanceMode(req.Mode)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +205,7 @@ func (s hostService) EnterMaintenanceMode(ctx context.Context, req *acliv1.Enter
 		m.mu.Unlock()
 		return nil, apierr.FailedPrecondition(fmt.Sprintf("host %s cannot enter maintenance mode", hostLabel(hpb)), vs...)
 	}
-	plan, err := scheduler.PlanEvacuation(m.snapshotLocked(), hpb.Uuid, action, scheduler.Options{})
+	plan, err := planFor(m.snapshotLocked(), hpb.Uuid, action, mode)
 	if err != nil {
 		m.mu.Unlock()
 		return nil, apierr.Internal("planning the evacuation", err)
@@ -219,6 +227,7 @@ func (s hostService) EnterMaintenanceMode(ctx context.Context, req *acliv1.Enter
 		m.publish("host", "info", t.PB.Uuid, refs, "host %s is entering maintenance mode", hostLabel(next))
 	}
 	e := m.newEvacuation(t, hpb, action, limit, hs)
+	e.mode = mode
 	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
 		if req.TimeoutSeconds > 0 {
 			var cancel context.CancelFunc
@@ -254,6 +263,7 @@ type evacuation struct {
 	host   string
 	label  string
 	action scheduler.NonMigratableAction
+	mode   acliv1.MaintenanceMode
 	holds  *holds
 	drain  maintenance.Enter
 }
@@ -270,7 +280,7 @@ func (m *Manager) newEvacuation(t *taskRec, host *acliv1.Host, action scheduler.
 		Plan: func() (*scheduler.Plan, error) {
 			m.mu.RLock()
 			defer m.mu.RUnlock()
-			return scheduler.PlanEvacuation(m.snapshotLocked(), e.host, e.action, scheduler.Options{})
+			return planFor(m.snapshotLocked(), e.host, e.action, e.mode)
 		},
 	}
 	return e
@@ -299,7 +309,7 @@ func (e *evacuation) replan(ctx context.Context, keep func(*scheduler.Plan) bool
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	plan, err := scheduler.PlanEvacuation(m.snapshotLocked(), e.host, e.action, scheduler.Options{})
+	plan, err := planFor(m.snapshotLocked(), e.host, e.action, e.mode)
 	if err != nil || !keep(plan) {
 		return nil, err
 	}
@@ -357,7 +367,13 @@ func (e *evacuation) migrateOne(ctx context.Context, s scheduler.Step) (maintena
 				v.OriginalHostUuid = e.host
 			}
 		}}
-	res, err := m.liveMigrate(ctx, t, mv, e.drain.Percent)
+	var res fmt.Stringer
+	var err error
+	if e.mode == acliv1.MaintenanceMode_kMaintenanceCold {
+		res, err = offline{}, m.offlineMigrate(ctx, t, mv)
+	} else {
+		res, err = m.liveMigrate(ctx, t, mv, e.drain.Percent)
+	}
 	if err != nil {
 		m.mu.Lock()
 		e.holds.releaseLocked(id)

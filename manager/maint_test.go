@@ -109,7 +109,7 @@ func TestMaintenanceRunbook(t *testing.T) {
 		t.Fatal(err)
 	}
 	if chk.Ok || len(chk.Blockers) != 1 || chk.Blockers[0].Reason != "vm db01 has host affinity to 127.20.0.21" ||
-		chk.Blockers[0].Override != "non_migratable_vm_action=acpi_shutdown" {
+		chk.Blockers[0].Override != "non_migratable_vm_action=acpi_shutdown or mode=power_off" {
 		t.Fatalf("check: ok=%v blockers %v", chk.Ok, chk.Blockers)
 	}
 	actions := map[string]string{}
@@ -134,7 +134,7 @@ func TestMaintenanceRunbook(t *testing.T) {
 	task, err := enter(c, "h1", acliv1.NonMigratableVmAction_kBlock)
 	final := wait(t, c, task, err)
 	if final.Status != acliv1.TaskStatus_kFailed || codes.Code(final.ErrorCode) != codes.FailedPrecondition ||
-		!strings.Contains(final.Error, "vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown)") {
+		!strings.Contains(final.Error, "vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown or mode=power_off)") {
 		t.Fatalf("blocked enter: %v %s %q", final.Status, codes.Code(final.ErrorCode), final.Error)
 	}
 	// The blockers are typed in the task record, for clients to list.
@@ -360,7 +360,7 @@ func TestMaintenanceCheckTypedBlockers(t *testing.T) {
 	if rf.Type != "REDUNDANCY" || rf.Override != "" || !strings.Contains(rf.Reason, "cannot take out h1 (127.20.0.21)") {
 		t.Errorf("first blocker %v", rf)
 	}
-	if vm.Type != "BLOCKED" || vm.Vm.GetName() != "db01" || vm.Override != "non_migratable_vm_action=acpi_shutdown" {
+	if vm.Type != "BLOCKED" || vm.Vm.GetName() != "db01" || vm.Override != "non_migratable_vm_action=acpi_shutdown or mode=power_off" {
 		t.Errorf("second blocker %v", vm)
 	}
 	// The enter refuses with the host's blocker, typed the same.

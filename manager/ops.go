@@ -152,7 +152,7 @@ func (m *Manager) schedHostsLocked() []scheduler.Host {
 // snapshotLocked is the whole cluster as the scheduler sees it. Host usage
 // includes reservations, so VMs on their way somewhere are accounted for.
 func (m *Manager) snapshotLocked() *scheduler.Snapshot {
-	groups := m.ops.groups.AntiAffinity()
+	groups := m.antiAffinityLocked()
 	s := &scheduler.Snapshot{Hosts: m.schedHostsLocked(), VMs: make([]scheduler.VM, 0, len(m.vms))}
 	for _, r := range m.vmSorted {
 		s.VMs = append(s.VMs, schedVM(r.pb, groups[r.pb.Uuid]))

@@ -390,6 +390,9 @@ func (s vmService) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateR
 	}
 
 	target, err := m.chooseHostLocked(cur, req.Host)
+	if err == nil {
+		err = m.haRefusal(cur)
+	}
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err

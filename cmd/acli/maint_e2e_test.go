@@ -123,7 +123,7 @@ func TestMaintenanceRunbookE2E(t *testing.T) {
 	}
 
 	r := want(t, addr, 5, "host.enter_maintenance_mode_check h1", "Error: host h1 cannot enter maintenance mode: 1 blocker")
-	if !strings.HasPrefix(r.out, "Not ok to enter maintenance mode: 1 blocker.\nvm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown)\n\nEvacuation plan for h1:\n") ||
+	if !strings.HasPrefix(r.out, "Not ok to enter maintenance mode: 1 blocker.\nvm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown or mode=power_off)\n\nEvacuation plan for h1:\n") ||
 		!regexp.MustCompile(`(?m)^web01 +migrate +h[23]\s*$`).MatchString(r.out) || !regexp.MustCompile(`(?m)^agent01 +shutdown +agent VM$`).MatchString(r.out) {
 		t.Fatalf("check:\n%s", r.out)
 	}
@@ -136,7 +136,7 @@ func TestMaintenanceRunbookE2E(t *testing.T) {
 	// Blocked: what can move moves, then exit 5 with every blocker.
 	r = want(t, addr, 5, "host.enter_maintenance_mode h1",
 		"Error: EnterMaintenanceMode: host h1 (127.20.0.21) stays EnteringMaintenanceMode: 2 VM(s) cannot leave\n",
-		"\n  vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown)\n")
+		"\n  vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown or mode=power_off)\n")
 	if h := hostOf(t, addr, "h1"); h.NodeState != "EnteringMaintenanceMode" || h.Schedulable || h.NumVms != 2 {
 		t.Fatalf("h1 after the blocked enter: %+v", h)
 	}

@@ -56,6 +56,10 @@ func ParseRole(s string) (Role, error) {
 var methodRoles = map[string]Role{
 	"/acli.v1.ClusterService/GetCluster":       Viewer,
 	"/acli.v1.ClusterService/GetClusterStatus": Viewer,
+	"/acli.v1.ClusterService/GetHaConfig":      Viewer,
+	"/acli.v1.ClusterService/UpdateHaConfig":   Admin,
+	"/acli.v1.ClusterService/GetAdsConfig":     Viewer,
+	"/acli.v1.ClusterService/UpdateAdsConfig":  Admin,
 
 	"/acli.v1.EventService/ListEvents":  Viewer,
 	"/acli.v1.EventService/WatchEvents": Viewer,

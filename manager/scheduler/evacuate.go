@@ -88,7 +88,7 @@ type Plan struct {
 // OK reports whether nothing blocks the evacuation.
 func (p *Plan) OK() bool { return len(p.Blockers) == 0 }
 
-const overrideShutdown = "non_migratable_vm_action=acpi_shutdown"
+const overrideShutdown = "non_migratable_vm_action=acpi_shutdown or mode=power_off"
 
 // PlanEvacuation plans the evacuation of host hostUUID: every running VM is
 // migrated, shut down or reported as blocked, and off VMs are listed as left

@@ -19,8 +19,8 @@ func TestEvacuationClassifiesEveryVM(t *testing.T) {
 		t.Fatal("plan OK despite affinity and passthrough VMs")
 	}
 	want := []string{
-		"vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown)",
-		"vm gpu01 has a passthrough device and cannot live-migrate (use non_migratable_vm_action=acpi_shutdown)",
+		"vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown or mode=power_off)",
+		"vm gpu01 has a passthrough device and cannot live-migrate (use non_migratable_vm_action=acpi_shutdown or mode=power_off)",
 	}
 	if len(p.Blockers) != len(want) {
 		t.Fatalf("blockers = %v", p.Blockers)

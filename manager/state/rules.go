@@ -67,8 +67,11 @@ func (tx *Tx) check() []Violation {
 	}
 	hostNames, hostIPs, netNames, nicIPs := map[string]string{}, map[string]string{}, map[string]string{}, map[string]string{}
 	memChecked := map[string]bool{}
+	haSubject := "" // a VM arriving or growing, or the cluster's HA settings changing
 	for _, w := range tx.writes {
 		switch {
+		case w.Key == ClusterKey:
+			haSubject = "cluster"
 		case strings.HasPrefix(w.Key, HostPrefix):
 			id := strings.TrimPrefix(w.Key, HostPrefix)
 			prev := tx.db.hosts[id]
@@ -132,6 +135,9 @@ func (tx *Tx) check() []Violation {
 				add(RulePlacement, "host:"+h.Name, "vm %s cannot be placed on host %s: %s", next.Name, label(h), why)
 			}
 			grows := arriving || next.MemoryBytes > prev.MemoryBytes
+			if grows {
+				haSubject = "vm:" + next.Name
+			}
 			if grows && !memChecked[h.Uuid] {
 				memChecked[h.Uuid] = true
 				used, held := tx.MemoryUsed(h.Uuid), tx.Reserved(h.Uuid)
@@ -159,6 +165,9 @@ func (tx *Tx) check() []Violation {
 		}
 	}
 	tx.checkCapacity(add)
+	if why := tx.HAShortfall(0); haSubject != "" && why != "" {
+		add(RuleHAReservation, haSubject, "%s", why)
+	}
 	return vs
 }
 

@@ -21,6 +21,189 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// GetHaConfigRequest has no fields.
+type GetHaConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHaConfigRequest) Reset() {
+	*x = GetHaConfigRequest{}
+	mi := &file_acli_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHaConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHaConfigRequest) ProtoMessage() {}
+
+func (x *GetHaConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHaConfigRequest.ProtoReflect.Descriptor instead.
+func (*GetHaConfigRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+// UpdateHaConfigRequest changes the HA settings; unset fields stay.
+type UpdateHaConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Restart the VMs of a failed host elsewhere.
+	EnableFailover *bool `protobuf:"varint,1,opt,name=enable_failover,json=enableFailover,proto3,oneof" json:"enable_failover,omitempty"`
+	// Host failures the guarantee reserves memory for (1 to hosts - 1).
+	NumHostFailuresToTolerate *int32 `protobuf:"varint,2,opt,name=num_host_failures_to_tolerate,json=numHostFailuresToTolerate,proto3,oneof" json:"num_host_failures_to_tolerate,omitempty"`
+	// kAcropolisHAReserveSegments (guarantee) or kAcropolisHANoReservations (best effort).
+	ReservationType HaReservationType `protobuf:"varint,3,opt,name=reservation_type,json=reservationType,proto3,enum=acli.v1.HaReservationType" json:"reservation_type,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpdateHaConfigRequest) Reset() {
+	*x = UpdateHaConfigRequest{}
+	mi := &file_acli_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateHaConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateHaConfigRequest) ProtoMessage() {}
+
+func (x *UpdateHaConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateHaConfigRequest.ProtoReflect.Descriptor instead.
+func (*UpdateHaConfigRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UpdateHaConfigRequest) GetEnableFailover() bool {
+	if x != nil && x.EnableFailover != nil {
+		return *x.EnableFailover
+	}
+	return false
+}
+
+func (x *UpdateHaConfigRequest) GetNumHostFailuresToTolerate() int32 {
+	if x != nil && x.NumHostFailuresToTolerate != nil {
+		return *x.NumHostFailuresToTolerate
+	}
+	return 0
+}
+
+func (x *UpdateHaConfigRequest) GetReservationType() HaReservationType {
+	if x != nil {
+		return x.ReservationType
+	}
+	return HaReservationType_HA_RESERVATION_TYPE_UNSPECIFIED
+}
+
+// GetAdsConfigRequest has no fields.
+type GetAdsConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAdsConfigRequest) Reset() {
+	*x = GetAdsConfigRequest{}
+	mi := &file_acli_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAdsConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAdsConfigRequest) ProtoMessage() {}
+
+func (x *GetAdsConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAdsConfigRequest.ProtoReflect.Descriptor instead.
+func (*GetAdsConfigRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+// UpdateAdsConfigRequest turns ADS on or off.
+type UpdateAdsConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Enable        bool                   `protobuf:"varint,1,opt,name=enable,proto3" json:"enable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateAdsConfigRequest) Reset() {
+	*x = UpdateAdsConfigRequest{}
+	mi := &file_acli_v1_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateAdsConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateAdsConfigRequest) ProtoMessage() {}
+
+func (x *UpdateAdsConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateAdsConfigRequest.ProtoReflect.Descriptor instead.
+func (*UpdateAdsConfigRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *UpdateAdsConfigRequest) GetEnable() bool {
+	if x != nil {
+		return x.Enable
+	}
+	return false
+}
+
 // GetClusterRequest has no fields.
 type GetClusterRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -30,7 +213,7 @@ type GetClusterRequest struct {
 
 func (x *GetClusterRequest) Reset() {
 	*x = GetClusterRequest{}
-	mi := &file_acli_v1_cluster_proto_msgTypes[0]
+	mi := &file_acli_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -42,7 +225,7 @@ func (x *GetClusterRequest) String() string {
 func (*GetClusterRequest) ProtoMessage() {}
 
 func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_cluster_proto_msgTypes[0]
+	mi := &file_acli_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -55,7 +238,7 @@ func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 // GetClusterStatusRequest has no fields.
@@ -67,7 +250,7 @@ type GetClusterStatusRequest struct {
 
 func (x *GetClusterStatusRequest) Reset() {
 	*x = GetClusterStatusRequest{}
-	mi := &file_acli_v1_cluster_proto_msgTypes[1]
+	mi := &file_acli_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -79,7 +262,7 @@ func (x *GetClusterStatusRequest) String() string {
 func (*GetClusterStatusRequest) ProtoMessage() {}
 
 func (x *GetClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_cluster_proto_msgTypes[1]
+	mi := &file_acli_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -92,7 +275,7 @@ func (x *GetClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 // ClusterStatus is the management plane of the cluster.
@@ -114,7 +297,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_acli_v1_cluster_proto_msgTypes[2]
+	mi := &file_acli_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -126,7 +309,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_cluster_proto_msgTypes[2]
+	mi := &file_acli_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -139,7 +322,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ClusterStatus) GetStore() string {
@@ -189,7 +372,7 @@ type ManagerStatus struct {
 
 func (x *ManagerStatus) Reset() {
 	*x = ManagerStatus{}
-	mi := &file_acli_v1_cluster_proto_msgTypes[3]
+	mi := &file_acli_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -201,7 +384,7 @@ func (x *ManagerStatus) String() string {
 func (*ManagerStatus) ProtoMessage() {}
 
 func (x *ManagerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_cluster_proto_msgTypes[3]
+	mi := &file_acli_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -214,7 +397,7 @@ func (x *ManagerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManagerStatus.ProtoReflect.Descriptor instead.
 func (*ManagerStatus) Descriptor() ([]byte, []int) {
-	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ManagerStatus) GetAddress() string {
@@ -250,7 +433,7 @@ type StoreMember struct {
 
 func (x *StoreMember) Reset() {
 	*x = StoreMember{}
-	mi := &file_acli_v1_cluster_proto_msgTypes[4]
+	mi := &file_acli_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -262,7 +445,7 @@ func (x *StoreMember) String() string {
 func (*StoreMember) ProtoMessage() {}
 
 func (x *StoreMember) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_cluster_proto_msgTypes[4]
+	mi := &file_acli_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -275,7 +458,7 @@ func (x *StoreMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreMember.ProtoReflect.Descriptor instead.
 func (*StoreMember) Descriptor() ([]byte, []int) {
-	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_acli_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StoreMember) GetName() string {
@@ -331,7 +514,17 @@ var File_acli_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_acli_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x15acli/v1/cluster.proto\x12\aacli.v1\x1a\x13acli/v1/types.proto\"\x13\n" +
+	"\x15acli/v1/cluster.proto\x12\aacli.v1\x1a\x13acli/v1/types.proto\"\x14\n" +
+	"\x12GetHaConfigRequest\"\x89\x02\n" +
+	"\x15UpdateHaConfigRequest\x12,\n" +
+	"\x0fenable_failover\x18\x01 \x01(\bH\x00R\x0eenableFailover\x88\x01\x01\x12E\n" +
+	"\x1dnum_host_failures_to_tolerate\x18\x02 \x01(\x05H\x01R\x19numHostFailuresToTolerate\x88\x01\x01\x12E\n" +
+	"\x10reservation_type\x18\x03 \x01(\x0e2\x1a.acli.v1.HaReservationTypeR\x0freservationTypeB\x12\n" +
+	"\x10_enable_failoverB \n" +
+	"\x1e_num_host_failures_to_tolerate\"\x15\n" +
+	"\x13GetAdsConfigRequest\"0\n" +
+	"\x16UpdateAdsConfigRequest\x12\x16\n" +
+	"\x06enable\x18\x01 \x01(\bR\x06enable\"\x13\n" +
 	"\x11GetClusterRequest\"\x19\n" +
 	"\x17GetClusterStatusRequest\"\xd3\x01\n" +
 	"\rClusterStatus\x12\x14\n" +
@@ -350,11 +543,15 @@ const file_acli_v1_cluster_proto_rawDesc = "" +
 	"\x06leader\x18\x04 \x01(\bR\x06leader\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\tR\aversion\x12\"\n" +
 	"\rdb_size_bytes\x18\x06 \x01(\x03R\vdbSizeBytes\x12\x14\n" +
-	"\x05error\x18\a \x01(\tR\x05error2\x9a\x01\n" +
+	"\x05error\x18\a \x01(\tR\x05error2\x9f\x03\n" +
 	"\x0eClusterService\x12:\n" +
 	"\n" +
 	"GetCluster\x12\x1a.acli.v1.GetClusterRequest\x1a\x10.acli.v1.Cluster\x12L\n" +
-	"\x10GetClusterStatus\x12 .acli.v1.GetClusterStatusRequest\x1a\x16.acli.v1.ClusterStatusB-Z+github.com/acli-dev/acli/api/acli/v1;acliv1b\x06proto3"
+	"\x10GetClusterStatus\x12 .acli.v1.GetClusterStatusRequest\x1a\x16.acli.v1.ClusterStatus\x12=\n" +
+	"\vGetHaConfig\x12\x1b.acli.v1.GetHaConfigRequest\x1a\x11.acli.v1.HaConfig\x12?\n" +
+	"\x0eUpdateHaConfig\x12\x1e.acli.v1.UpdateHaConfigRequest\x1a\r.acli.v1.Task\x12@\n" +
+	"\fGetAdsConfig\x12\x1c.acli.v1.GetAdsConfigRequest\x1a\x12.acli.v1.AdsConfig\x12A\n" +
+	"\x0fUpdateAdsConfig\x12\x1f.acli.v1.UpdateAdsConfigRequest\x1a\r.acli.v1.TaskB-Z+github.com/acli-dev/acli/api/acli/v1;acliv1b\x06proto3"
 
 var (
 	file_acli_v1_cluster_proto_rawDescOnce sync.Once
@@ -368,27 +565,44 @@ func file_acli_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_acli_v1_cluster_proto_rawDescData
 }
 
-var file_acli_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_acli_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_acli_v1_cluster_proto_goTypes = []any{
-	(*GetClusterRequest)(nil),       // 0: acli.v1.GetClusterRequest
-	(*GetClusterStatusRequest)(nil), // 1: acli.v1.GetClusterStatusRequest
-	(*ClusterStatus)(nil),           // 2: acli.v1.ClusterStatus
-	(*ManagerStatus)(nil),           // 3: acli.v1.ManagerStatus
-	(*StoreMember)(nil),             // 4: acli.v1.StoreMember
-	(*Cluster)(nil),                 // 5: acli.v1.Cluster
+	(*GetHaConfigRequest)(nil),      // 0: acli.v1.GetHaConfigRequest
+	(*UpdateHaConfigRequest)(nil),   // 1: acli.v1.UpdateHaConfigRequest
+	(*GetAdsConfigRequest)(nil),     // 2: acli.v1.GetAdsConfigRequest
+	(*UpdateAdsConfigRequest)(nil),  // 3: acli.v1.UpdateAdsConfigRequest
+	(*GetClusterRequest)(nil),       // 4: acli.v1.GetClusterRequest
+	(*GetClusterStatusRequest)(nil), // 5: acli.v1.GetClusterStatusRequest
+	(*ClusterStatus)(nil),           // 6: acli.v1.ClusterStatus
+	(*ManagerStatus)(nil),           // 7: acli.v1.ManagerStatus
+	(*StoreMember)(nil),             // 8: acli.v1.StoreMember
+	(HaReservationType)(0),          // 9: acli.v1.HaReservationType
+	(*Cluster)(nil),                 // 10: acli.v1.Cluster
+	(*HaConfig)(nil),                // 11: acli.v1.HaConfig
+	(*Task)(nil),                    // 12: acli.v1.Task
+	(*AdsConfig)(nil),               // 13: acli.v1.AdsConfig
 }
 var file_acli_v1_cluster_proto_depIdxs = []int32{
-	3, // 0: acli.v1.ClusterStatus.managers:type_name -> acli.v1.ManagerStatus
-	4, // 1: acli.v1.ClusterStatus.store_members:type_name -> acli.v1.StoreMember
-	0, // 2: acli.v1.ClusterService.GetCluster:input_type -> acli.v1.GetClusterRequest
-	1, // 3: acli.v1.ClusterService.GetClusterStatus:input_type -> acli.v1.GetClusterStatusRequest
-	5, // 4: acli.v1.ClusterService.GetCluster:output_type -> acli.v1.Cluster
-	2, // 5: acli.v1.ClusterService.GetClusterStatus:output_type -> acli.v1.ClusterStatus
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	9,  // 0: acli.v1.UpdateHaConfigRequest.reservation_type:type_name -> acli.v1.HaReservationType
+	7,  // 1: acli.v1.ClusterStatus.managers:type_name -> acli.v1.ManagerStatus
+	8,  // 2: acli.v1.ClusterStatus.store_members:type_name -> acli.v1.StoreMember
+	4,  // 3: acli.v1.ClusterService.GetCluster:input_type -> acli.v1.GetClusterRequest
+	5,  // 4: acli.v1.ClusterService.GetClusterStatus:input_type -> acli.v1.GetClusterStatusRequest
+	0,  // 5: acli.v1.ClusterService.GetHaConfig:input_type -> acli.v1.GetHaConfigRequest
+	1,  // 6: acli.v1.ClusterService.UpdateHaConfig:input_type -> acli.v1.UpdateHaConfigRequest
+	2,  // 7: acli.v1.ClusterService.GetAdsConfig:input_type -> acli.v1.GetAdsConfigRequest
+	3,  // 8: acli.v1.ClusterService.UpdateAdsConfig:input_type -> acli.v1.UpdateAdsConfigRequest
+	10, // 9: acli.v1.ClusterService.GetCluster:output_type -> acli.v1.Cluster
+	6,  // 10: acli.v1.ClusterService.GetClusterStatus:output_type -> acli.v1.ClusterStatus
+	11, // 11: acli.v1.ClusterService.GetHaConfig:output_type -> acli.v1.HaConfig
+	12, // 12: acli.v1.ClusterService.UpdateHaConfig:output_type -> acli.v1.Task
+	13, // 13: acli.v1.ClusterService.GetAdsConfig:output_type -> acli.v1.AdsConfig
+	12, // 14: acli.v1.ClusterService.UpdateAdsConfig:output_type -> acli.v1.Task
+	9,  // [9:15] is the sub-list for method output_type
+	3,  // [3:9] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_acli_v1_cluster_proto_init() }
@@ -397,13 +611,14 @@ func file_acli_v1_cluster_proto_init() {
 		return
 	}
 	file_acli_v1_types_proto_init()
+	file_acli_v1_cluster_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_cluster_proto_rawDesc), len(file_acli_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,10 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	ClusterService_GetCluster_FullMethodName       = "/acli.v1.ClusterService/GetCluster"
 	ClusterService_GetClusterStatus_FullMethodName = "/acli.v1.ClusterService/GetClusterStatus"
+	ClusterService_GetHaConfig_FullMethodName      = "/acli.v1.ClusterService/GetHaConfig"
+	ClusterService_UpdateHaConfig_FullMethodName   = "/acli.v1.ClusterService/UpdateHaConfig"
+	ClusterService_GetAdsConfig_FullMethodName     = "/acli.v1.ClusterService/GetAdsConfig"
+	ClusterService_UpdateAdsConfig_FullMethodName  = "/acli.v1.ClusterService/UpdateAdsConfig"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -34,6 +38,14 @@ type ClusterServiceClient interface {
 	// GetClusterStatus returns the management plane: the managers sharing the
 	// store, which one leads, and the store's members and their health.
 	GetClusterStatus(ctx context.Context, in *GetClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatus, error)
+	// GetHaConfig returns the HA settings in effect and the memory they reserve.
+	GetHaConfig(ctx context.Context, in *GetHaConfigRequest, opts ...grpc.CallOption) (*HaConfig, error)
+	// UpdateHaConfig changes the HA settings; unset fields stay.
+	UpdateHaConfig(ctx context.Context, in *UpdateHaConfigRequest, opts ...grpc.CallOption) (*Task, error)
+	// GetAdsConfig returns the ADS (dynamic scheduling) settings.
+	GetAdsConfig(ctx context.Context, in *GetAdsConfigRequest, opts ...grpc.CallOption) (*AdsConfig, error)
+	// UpdateAdsConfig turns ADS on or off.
+	UpdateAdsConfig(ctx context.Context, in *UpdateAdsConfigRequest, opts ...grpc.CallOption) (*Task, error)
 }
 
 type clusterServiceClient struct {
@@ -64,6 +76,46 @@ func (c *clusterServiceClient) GetClusterStatus(ctx context.Context, in *GetClus
 	return out, nil
 }
 
+func (c *clusterServiceClient) GetHaConfig(ctx context.Context, in *GetHaConfigRequest, opts ...grpc.CallOption) (*HaConfig, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HaConfig)
+	err := c.cc.Invoke(ctx, ClusterService_GetHaConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) UpdateHaConfig(ctx context.Context, in *UpdateHaConfigRequest, opts ...grpc.CallOption) (*Task, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Task)
+	err := c.cc.Invoke(ctx, ClusterService_UpdateHaConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) GetAdsConfig(ctx context.Context, in *GetAdsConfigRequest, opts ...grpc.CallOption) (*AdsConfig, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AdsConfig)
+	err := c.cc.Invoke(ctx, ClusterService_GetAdsConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) UpdateAdsConfig(ctx context.Context, in *UpdateAdsConfigRequest, opts ...grpc.CallOption) (*Task, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Task)
+	err := c.cc.Invoke(ctx, ClusterService_UpdateAdsConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -75,6 +127,14 @@ type ClusterServiceServer interface {
 	// GetClusterStatus returns the management plane: the managers sharing the
 	// store, which one leads, and the store's members and their health.
 	GetClusterStatus(context.Context, *GetClusterStatusRequest) (*ClusterStatus, error)
+	// GetHaConfig returns the HA settings in effect and the memory they reserve.
+	GetHaConfig(context.Context, *GetHaConfigRequest) (*HaConfig, error)
+	// UpdateHaConfig changes the HA settings; unset fields stay.
+	UpdateHaConfig(context.Context, *UpdateHaConfigRequest) (*Task, error)
+	// GetAdsConfig returns the ADS (dynamic scheduling) settings.
+	GetAdsConfig(context.Context, *GetAdsConfigRequest) (*AdsConfig, error)
+	// UpdateAdsConfig turns ADS on or off.
+	UpdateAdsConfig(context.Context, *UpdateAdsConfigRequest) (*Task, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -90,6 +150,18 @@ func (UnimplementedClusterServiceServer) GetCluster(context.Context, *GetCluster
 }
 func (UnimplementedClusterServiceServer) GetClusterStatus(context.Context, *GetClusterStatusRequest) (*ClusterStatus, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetClusterStatus not implemented")
+}
+func (UnimplementedClusterServiceServer) GetHaConfig(context.Context, *GetHaConfigRequest) (*HaConfig, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetHaConfig not implemented")
+}
+func (UnimplementedClusterServiceServer) UpdateHaConfig(context.Context, *UpdateHaConfigRequest) (*Task, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateHaConfig not implemented")
+}
+func (UnimplementedClusterServiceServer) GetAdsConfig(context.Context, *GetAdsConfigRequest) (*AdsConfig, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAdsConfig not implemented")
+}
+func (UnimplementedClusterServiceServer) UpdateAdsConfig(context.Context, *UpdateAdsConfigRequest) (*Task, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateAdsConfig not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -148,6 +220,78 @@ func _ClusterService_GetClusterStatus_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_GetHaConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetHaConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).GetHaConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_GetHaConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).GetHaConfig(ctx, req.(*GetHaConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_UpdateHaConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateHaConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).UpdateHaConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_UpdateHaConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).UpdateHaConfig(ctx, req.(*UpdateHaConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_GetAdsConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAdsConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).GetAdsConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_GetAdsConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).GetAdsConfig(ctx, req.(*GetAdsConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_UpdateAdsConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateAdsConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).UpdateAdsConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_UpdateAdsConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).UpdateAdsConfig(ctx, req.(*UpdateAdsConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -162,6 +306,22 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetClusterStatus",
 			Handler:    _ClusterService_GetClusterStatus_Handler,
+		},
+		{
+			MethodName: "GetHaConfig",
+			Handler:    _ClusterService_GetHaConfig_Handler,
+		},
+		{
+			MethodName: "UpdateHaConfig",
+			Handler:    _ClusterService_UpdateHaConfig_Handler,
+		},
+		{
+			MethodName: "GetAdsConfig",
+			Handler:    _ClusterService_GetAdsConfig_Handler,
+		},
+		{
+			MethodName: "UpdateAdsConfig",
+			Handler:    _ClusterService_UpdateAdsConfig_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -74,6 +74,63 @@ func (NonMigratableVmAction) EnumDescriptor() ([]byte, []int) {
 	return file_acli_v1_host_proto_rawDescGZIP(), []int{0}
 }
 
+// MaintenanceMode is how VMs leave a host entering maintenance (acli's mode=).
+type MaintenanceMode int32
+
+const (
+	// Same as kMaintenanceLive.
+	MaintenanceMode_MAINTENANCE_MODE_UNSPECIFIED MaintenanceMode = 0
+	// Live-migrate them; VMs that cannot follow non_migratable_vm_action.
+	MaintenanceMode_kMaintenanceLive MaintenanceMode = 1
+	// Move them offline: off on the host, on again on the target.
+	MaintenanceMode_kMaintenanceCold MaintenanceMode = 2
+	// Shut every VM down; they power on again here when the host exits maintenance.
+	MaintenanceMode_kMaintenancePowerOff MaintenanceMode = 3
+)
+
+// Enum value maps for MaintenanceMode.
+var (
+	MaintenanceMode_name = map[int32]string{
+		0: "MAINTENANCE_MODE_UNSPECIFIED",
+		1: "kMaintenanceLive",
+		2: "kMaintenanceCold",
+		3: "kMaintenancePowerOff",
+	}
+	MaintenanceMode_value = map[string]int32{
+		"MAINTENANCE_MODE_UNSPECIFIED": 0,
+		"kMaintenanceLive":             1,
+		"kMaintenanceCold":             2,
+		"kMaintenancePowerOff":         3,
+	}
+)
+
+func (x MaintenanceMode) Enum() *MaintenanceMode {
+	p := new(MaintenanceMode)
+	*p = x
+	return p
+}
+
+func (x MaintenanceMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MaintenanceMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_acli_v1_host_proto_enumTypes[1].Descriptor()
+}
+
+func (MaintenanceMode) Type() protoreflect.EnumType {
+	return &file_acli_v1_host_proto_enumTypes[1]
+}
+
+func (x MaintenanceMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MaintenanceMode.Descriptor instead.
+func (MaintenanceMode) EnumDescriptor() ([]byte, []int) {
+	return file_acli_v1_host_proto_rawDescGZIP(), []int{1}
+}
+
 // ListHostsRequest has no filters yet.
 type ListHostsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -278,8 +335,10 @@ type EnterMaintenanceModeRequest struct {
 	TimeoutSeconds int32 `protobuf:"varint,3,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
 	// Concurrent live migrations off this host (0 = the manager default, 2).
 	MaxConcurrentMigrations int32 `protobuf:"varint,4,opt,name=max_concurrent_migrations,json=maxConcurrentMigrations,proto3" json:"max_concurrent_migrations,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// How the VMs leave the host (default kMaintenanceLive).
+	Mode          MaintenanceMode `protobuf:"varint,5,opt,name=mode,proto3,enum=acli.v1.MaintenanceMode" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnterMaintenanceModeRequest) Reset() {
@@ -338,6 +397,13 @@ func (x *EnterMaintenanceModeRequest) GetMaxConcurrentMigrations() int32 {
 		return x.MaxConcurrentMigrations
 	}
 	return 0
+}
+
+func (x *EnterMaintenanceModeRequest) GetMode() MaintenanceMode {
+	if x != nil {
+		return x.Mode
+	}
+	return MaintenanceMode_MAINTENANCE_MODE_UNSPECIFIED
 }
 
 // ExitMaintenanceModeRequest asks to return a host to service.
@@ -803,12 +869,13 @@ const file_acli_v1_host_proto_rawDesc = "" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12%\n" +
 	"\vschedulable\x18\x02 \x01(\bH\x00R\vschedulable\x88\x01\x01\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reasonB\x0e\n" +
-	"\f_schedulable\"\xef\x01\n" +
+	"\f_schedulable\"\x9d\x02\n" +
 	"\x1bEnterMaintenanceModeRequest\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12W\n" +
 	"\x18non_migratable_vm_action\x18\x02 \x01(\x0e2\x1e.acli.v1.NonMigratableVmActionR\x15nonMigratableVmAction\x12'\n" +
 	"\x0ftimeout_seconds\x18\x03 \x01(\x05R\x0etimeoutSeconds\x12:\n" +
-	"\x19max_concurrent_migrations\x18\x04 \x01(\x05R\x17maxConcurrentMigrations\"0\n" +
+	"\x19max_concurrent_migrations\x18\x04 \x01(\x05R\x17maxConcurrentMigrations\x12,\n" +
+	"\x04mode\x18\x05 \x01(\x0e2\x18.acli.v1.MaintenanceModeR\x04mode\"0\n" +
 	"\x1aExitMaintenanceModeRequest\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\"+\n" +
 	"\x15CvmMaintenanceRequest\x12\x12\n" +
@@ -843,7 +910,12 @@ const file_acli_v1_host_proto_rawDesc = "" +
 	"$NON_MIGRATABLE_VM_ACTION_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
 	"\x06kBlock\x10\x01\x12\x11\n" +
-	"\rkAcpiShutdown\x10\x022\xb2\x05\n" +
+	"\rkAcpiShutdown\x10\x02*y\n" +
+	"\x0fMaintenanceMode\x12 \n" +
+	"\x1cMAINTENANCE_MODE_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10kMaintenanceLive\x10\x01\x12\x14\n" +
+	"\x10kMaintenanceCold\x10\x02\x12\x18\n" +
+	"\x14kMaintenancePowerOff\x10\x032\xb2\x05\n" +
 	"\vHostService\x12B\n" +
 	"\tListHosts\x12\x19.acli.v1.ListHostsRequest\x1a\x1a.acli.v1.ListHostsResponse\x121\n" +
 	"\aGetHost\x12\x17.acli.v1.GetHostRequest\x1a\r.acli.v1.Host\x127\n" +
@@ -870,60 +942,62 @@ func file_acli_v1_host_proto_rawDescGZIP() []byte {
 	return file_acli_v1_host_proto_rawDescData
 }
 
-var file_acli_v1_host_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_acli_v1_host_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_acli_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_acli_v1_host_proto_goTypes = []any{
 	(NonMigratableVmAction)(0),          // 0: acli.v1.NonMigratableVmAction
-	(*ListHostsRequest)(nil),            // 1: acli.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),           // 2: acli.v1.ListHostsResponse
-	(*GetHostRequest)(nil),              // 3: acli.v1.GetHostRequest
-	(*UpdateHostRequest)(nil),           // 4: acli.v1.UpdateHostRequest
-	(*EnterMaintenanceModeRequest)(nil), // 5: acli.v1.EnterMaintenanceModeRequest
-	(*ExitMaintenanceModeRequest)(nil),  // 6: acli.v1.ExitMaintenanceModeRequest
-	(*CvmMaintenanceRequest)(nil),       // 7: acli.v1.CvmMaintenanceRequest
-	(*Blocker)(nil),                     // 8: acli.v1.Blocker
-	(*PlanStep)(nil),                    // 9: acli.v1.PlanStep
-	(*MaintenanceCheck)(nil),            // 10: acli.v1.MaintenanceCheck
-	(*AddHostRequest)(nil),              // 11: acli.v1.AddHostRequest
-	(*RemoveHostRequest)(nil),           // 12: acli.v1.RemoveHostRequest
-	(*Host)(nil),                        // 13: acli.v1.Host
-	(*EntityRef)(nil),                   // 14: acli.v1.EntityRef
-	(*Task)(nil),                        // 15: acli.v1.Task
+	(MaintenanceMode)(0),                // 1: acli.v1.MaintenanceMode
+	(*ListHostsRequest)(nil),            // 2: acli.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),           // 3: acli.v1.ListHostsResponse
+	(*GetHostRequest)(nil),              // 4: acli.v1.GetHostRequest
+	(*UpdateHostRequest)(nil),           // 5: acli.v1.UpdateHostRequest
+	(*EnterMaintenanceModeRequest)(nil), // 6: acli.v1.EnterMaintenanceModeRequest
+	(*ExitMaintenanceModeRequest)(nil),  // 7: acli.v1.ExitMaintenanceModeRequest
+	(*CvmMaintenanceRequest)(nil),       // 8: acli.v1.CvmMaintenanceRequest
+	(*Blocker)(nil),                     // 9: acli.v1.Blocker
+	(*PlanStep)(nil),                    // 10: acli.v1.PlanStep
+	(*MaintenanceCheck)(nil),            // 11: acli.v1.MaintenanceCheck
+	(*AddHostRequest)(nil),              // 12: acli.v1.AddHostRequest
+	(*RemoveHostRequest)(nil),           // 13: acli.v1.RemoveHostRequest
+	(*Host)(nil),                        // 14: acli.v1.Host
+	(*EntityRef)(nil),                   // 15: acli.v1.EntityRef
+	(*Task)(nil),                        // 16: acli.v1.Task
 }
 var file_acli_v1_host_proto_depIdxs = []int32{
-	13, // 0: acli.v1.ListHostsResponse.hosts:type_name -> acli.v1.Host
+	14, // 0: acli.v1.ListHostsResponse.hosts:type_name -> acli.v1.Host
 	0,  // 1: acli.v1.EnterMaintenanceModeRequest.non_migratable_vm_action:type_name -> acli.v1.NonMigratableVmAction
-	14, // 2: acli.v1.Blocker.vm:type_name -> acli.v1.EntityRef
-	14, // 3: acli.v1.PlanStep.vm:type_name -> acli.v1.EntityRef
-	14, // 4: acli.v1.PlanStep.target_host:type_name -> acli.v1.EntityRef
-	8,  // 5: acli.v1.MaintenanceCheck.blockers:type_name -> acli.v1.Blocker
-	9,  // 6: acli.v1.MaintenanceCheck.plan:type_name -> acli.v1.PlanStep
-	14, // 7: acli.v1.MaintenanceCheck.host:type_name -> acli.v1.EntityRef
-	1,  // 8: acli.v1.HostService.ListHosts:input_type -> acli.v1.ListHostsRequest
-	3,  // 9: acli.v1.HostService.GetHost:input_type -> acli.v1.GetHostRequest
-	4,  // 10: acli.v1.HostService.UpdateHost:input_type -> acli.v1.UpdateHostRequest
-	5,  // 11: acli.v1.HostService.EnterMaintenanceModeCheck:input_type -> acli.v1.EnterMaintenanceModeRequest
-	5,  // 12: acli.v1.HostService.EnterMaintenanceMode:input_type -> acli.v1.EnterMaintenanceModeRequest
-	6,  // 13: acli.v1.HostService.ExitMaintenanceMode:input_type -> acli.v1.ExitMaintenanceModeRequest
-	7,  // 14: acli.v1.HostService.EnterCvmMaintenanceMode:input_type -> acli.v1.CvmMaintenanceRequest
-	7,  // 15: acli.v1.HostService.ExitCvmMaintenanceMode:input_type -> acli.v1.CvmMaintenanceRequest
-	11, // 16: acli.v1.HostService.AddHost:input_type -> acli.v1.AddHostRequest
-	12, // 17: acli.v1.HostService.RemoveHost:input_type -> acli.v1.RemoveHostRequest
-	2,  // 18: acli.v1.HostService.ListHosts:output_type -> acli.v1.ListHostsResponse
-	13, // 19: acli.v1.HostService.GetHost:output_type -> acli.v1.Host
-	15, // 20: acli.v1.HostService.UpdateHost:output_type -> acli.v1.Task
-	10, // 21: acli.v1.HostService.EnterMaintenanceModeCheck:output_type -> acli.v1.MaintenanceCheck
-	15, // 22: acli.v1.HostService.EnterMaintenanceMode:output_type -> acli.v1.Task
-	15, // 23: acli.v1.HostService.ExitMaintenanceMode:output_type -> acli.v1.Task
-	15, // 24: acli.v1.HostService.EnterCvmMaintenanceMode:output_type -> acli.v1.Task
-	15, // 25: acli.v1.HostService.ExitCvmMaintenanceMode:output_type -> acli.v1.Task
-	15, // 26: acli.v1.HostService.AddHost:output_type -> acli.v1.Task
-	15, // 27: acli.v1.HostService.RemoveHost:output_type -> acli.v1.Task
-	18, // [18:28] is the sub-list for method output_type
-	8,  // [8:18] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	1,  // 2: acli.v1.EnterMaintenanceModeRequest.mode:type_name -> acli.v1.MaintenanceMode
+	15, // 3: acli.v1.Blocker.vm:type_name -> acli.v1.EntityRef
+	15, // 4: acli.v1.PlanStep.vm:type_name -> acli.v1.EntityRef
+	15, // 5: acli.v1.PlanStep.target_host:type_name -> acli.v1.EntityRef
+	9,  // 6: acli.v1.MaintenanceCheck.blockers:type_name -> acli.v1.Blocker
+	10, // 7: acli.v1.MaintenanceCheck.plan:type_name -> acli.v1.PlanStep
+	15, // 8: acli.v1.MaintenanceCheck.host:type_name -> acli.v1.EntityRef
+	2,  // 9: acli.v1.HostService.ListHosts:input_type -> acli.v1.ListHostsRequest
+	4,  // 10: acli.v1.HostService.GetHost:input_type -> acli.v1.GetHostRequest
+	5,  // 11: acli.v1.HostService.UpdateHost:input_type -> acli.v1.UpdateHostRequest
+	6,  // 12: acli.v1.HostService.EnterMaintenanceModeCheck:input_type -> acli.v1.EnterMaintenanceModeRequest
+	6,  // 13: acli.v1.HostService.EnterMaintenanceMode:input_type -> acli.v1.EnterMaintenanceModeRequest
+	7,  // 14: acli.v1.HostService.ExitMaintenanceMode:input_type -> acli.v1.ExitMaintenanceModeRequest
+	8,  // 15: acli.v1.HostService.EnterCvmMaintenanceMode:input_type -> acli.v1.CvmMaintenanceRequest
+	8,  // 16: acli.v1.HostService.ExitCvmMaintenanceMode:input_type -> acli.v1.CvmMaintenanceRequest
+	12, // 17: acli.v1.HostService.AddHost:input_type -> acli.v1.AddHostRequest
+	13, // 18: acli.v1.HostService.RemoveHost:input_type -> acli.v1.RemoveHostRequest
+	3,  // 19: acli.v1.HostService.ListHosts:output_type -> acli.v1.ListHostsResponse
+	14, // 20: acli.v1.HostService.GetHost:output_type -> acli.v1.Host
+	16, // 21: acli.v1.HostService.UpdateHost:output_type -> acli.v1.Task
+	11, // 22: acli.v1.HostService.EnterMaintenanceModeCheck:output_type -> acli.v1.MaintenanceCheck
+	16, // 23: acli.v1.HostService.EnterMaintenanceMode:output_type -> acli.v1.Task
+	16, // 24: acli.v1.HostService.ExitMaintenanceMode:output_type -> acli.v1.Task
+	16, // 25: acli.v1.HostService.EnterCvmMaintenanceMode:output_type -> acli.v1.Task
+	16, // 26: acli.v1.HostService.ExitCvmMaintenanceMode:output_type -> acli.v1.Task
+	16, // 27: acli.v1.HostService.AddHost:output_type -> acli.v1.Task
+	16, // 28: acli.v1.HostService.RemoveHost:output_type -> acli.v1.Task
+	19, // [19:29] is the sub-list for method output_type
+	9,  // [9:19] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_acli_v1_host_proto_init() }
@@ -938,7 +1012,7 @@ func file_acli_v1_host_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_host_proto_rawDesc), len(file_acli_v1_host_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,

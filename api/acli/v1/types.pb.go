@@ -321,6 +321,8 @@ const (
 	TaskOperation_kNetworkUpdate             TaskOperation = 80
 	TaskOperation_kVmNicUpdate               TaskOperation = 81
 	TaskOperation_kVirtualSwitchUpdate       TaskOperation = 82
+	TaskOperation_kHaUpdate                  TaskOperation = 91
+	TaskOperation_kAdsUpdate                 TaskOperation = 92
 )
 
 // Enum value maps for TaskOperation.
@@ -376,6 +378,8 @@ var (
 		80: "kNetworkUpdate",
 		81: "kVmNicUpdate",
 		82: "kVirtualSwitchUpdate",
+		91: "kHaUpdate",
+		92: "kAdsUpdate",
 	}
 	TaskOperation_value = map[string]int32{
 		"TASK_OPERATION_UNSPECIFIED": 0,
@@ -428,6 +432,8 @@ var (
 		"kNetworkUpdate":             80,
 		"kVmNicUpdate":               81,
 		"kVirtualSwitchUpdate":       82,
+		"kHaUpdate":                  91,
+		"kAdsUpdate":                 92,
 	}
 )
 
@@ -530,6 +536,60 @@ func (EntityKind) EnumDescriptor() ([]byte, []int) {
 	return file_acli_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
+// HaReservationType is how HA keeps room for the VMs of failed hosts.
+type HaReservationType int32
+
+const (
+	// Same as kAcropolisHANoReservations.
+	HaReservationType_HA_RESERVATION_TYPE_UNSPECIFIED HaReservationType = 0
+	// Best effort: VMs restart where memory is free.
+	HaReservationType_kAcropolisHANoReservations HaReservationType = 1
+	// Guarantee: memory for the largest num_host_failures_to_tolerate host
+	// failures stays free; power-ons that would take it are refused.
+	HaReservationType_kAcropolisHAReserveSegments HaReservationType = 2
+)
+
+// Enum value maps for HaReservationType.
+var (
+	HaReservationType_name = map[int32]string{
+		0: "HA_RESERVATION_TYPE_UNSPECIFIED",
+		1: "kAcropolisHANoReservations",
+		2: "kAcropolisHAReserveSegments",
+	}
+	HaReservationType_value = map[string]int32{
+		"HA_RESERVATION_TYPE_UNSPECIFIED": 0,
+		"kAcropolisHANoReservations":      1,
+		"kAcropolisHAReserveSegments":     2,
+	}
+)
+
+func (x HaReservationType) Enum() *HaReservationType {
+	p := new(HaReservationType)
+	*p = x
+	return p
+}
+
+func (x HaReservationType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HaReservationType) Descriptor() protoreflect.EnumDescriptor {
+	return file_acli_v1_types_proto_enumTypes[6].Descriptor()
+}
+
+func (HaReservationType) Type() protoreflect.EnumType {
+	return &file_acli_v1_types_proto_enumTypes[6]
+}
+
+func (x HaReservationType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HaReservationType.Descriptor instead.
+func (HaReservationType) EnumDescriptor() ([]byte, []int) {
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{6}
+}
+
 // NetworkMode is how a network's VLANs reach VMs.
 type NetworkMode int32
 
@@ -567,11 +627,11 @@ func (x NetworkMode) String() string {
 }
 
 func (NetworkMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_acli_v1_types_proto_enumTypes[6].Descriptor()
+	return file_acli_v1_types_proto_enumTypes[7].Descriptor()
 }
 
 func (NetworkMode) Type() protoreflect.EnumType {
-	return &file_acli_v1_types_proto_enumTypes[6]
+	return &file_acli_v1_types_proto_enumTypes[7]
 }
 
 func (x NetworkMode) Number() protoreflect.EnumNumber {
@@ -580,7 +640,7 @@ func (x NetworkMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NetworkMode.Descriptor instead.
 func (NetworkMode) EnumDescriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 // IscsiSessionState is the state of one iSCSI session.
@@ -620,11 +680,11 @@ func (x IscsiSessionState) String() string {
 }
 
 func (IscsiSessionState) Descriptor() protoreflect.EnumDescriptor {
-	return file_acli_v1_types_proto_enumTypes[7].Descriptor()
+	return file_acli_v1_types_proto_enumTypes[8].Descriptor()
 }
 
 func (IscsiSessionState) Type() protoreflect.EnumType {
-	return &file_acli_v1_types_proto_enumTypes[7]
+	return &file_acli_v1_types_proto_enumTypes[8]
 }
 
 func (x IscsiSessionState) Number() protoreflect.EnumNumber {
@@ -633,7 +693,7 @@ func (x IscsiSessionState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use IscsiSessionState.Descriptor instead.
 func (IscsiSessionState) EnumDescriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 // EntityRef points at one entity.
@@ -720,7 +780,11 @@ type Cluster struct {
 	// Number of VMs.
 	NumVms int32 `protobuf:"varint,8,opt,name=num_vms,json=numVms,proto3" json:"num_vms,omitempty"`
 	// Time the cluster was created.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// HA settings (unset: failover on, best effort, one host failure).
+	Ha *HaConfig `protobuf:"bytes,10,opt,name=ha,proto3" json:"ha,omitempty"`
+	// ADS settings (unset: enabled).
+	Ads           *AdsConfig `protobuf:"bytes,11,opt,name=ads,proto3" json:"ads,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -818,6 +882,148 @@ func (x *Cluster) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Cluster) GetHa() *HaConfig {
+	if x != nil {
+		return x.Ha
+	}
+	return nil
+}
+
+func (x *Cluster) GetAds() *AdsConfig {
+	if x != nil {
+		return x.Ads
+	}
+	return nil
+}
+
+// HaConfig is the cluster's HA settings.
+type HaConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Restart the VMs of a failed host elsewhere.
+	FailoverEnabled bool `protobuf:"varint,1,opt,name=failover_enabled,json=failoverEnabled,proto3" json:"failover_enabled,omitempty"`
+	// Host failures the guarantee reserves memory for.
+	NumHostFailuresToTolerate int32             `protobuf:"varint,2,opt,name=num_host_failures_to_tolerate,json=numHostFailuresToTolerate,proto3" json:"num_host_failures_to_tolerate,omitempty"`
+	ReservationType           HaReservationType `protobuf:"varint,3,opt,name=reservation_type,json=reservationType,proto3,enum=acli.v1.HaReservationType" json:"reservation_type,omitempty"`
+	// Memory kept free for the failures (GetHaConfig only): what the
+	// num_host_failures_to_tolerate hosts running the most VM memory hold.
+	ReservedMemoryBytes int64 `protobuf:"varint,4,opt,name=reserved_memory_bytes,json=reservedMemoryBytes,proto3" json:"reserved_memory_bytes,omitempty"`
+	// Memory free outside that reservation on the hosts in service (GetHaConfig only).
+	UnreservedMemoryBytes int64 `protobuf:"varint,5,opt,name=unreserved_memory_bytes,json=unreservedMemoryBytes,proto3" json:"unreserved_memory_bytes,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *HaConfig) Reset() {
+	*x = HaConfig{}
+	mi := &file_acli_v1_types_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HaConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HaConfig) ProtoMessage() {}
+
+func (x *HaConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_types_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HaConfig.ProtoReflect.Descriptor instead.
+func (*HaConfig) Descriptor() ([]byte, []int) {
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *HaConfig) GetFailoverEnabled() bool {
+	if x != nil {
+		return x.FailoverEnabled
+	}
+	return false
+}
+
+func (x *HaConfig) GetNumHostFailuresToTolerate() int32 {
+	if x != nil {
+		return x.NumHostFailuresToTolerate
+	}
+	return 0
+}
+
+func (x *HaConfig) GetReservationType() HaReservationType {
+	if x != nil {
+		return x.ReservationType
+	}
+	return HaReservationType_HA_RESERVATION_TYPE_UNSPECIFIED
+}
+
+func (x *HaConfig) GetReservedMemoryBytes() int64 {
+	if x != nil {
+		return x.ReservedMemoryBytes
+	}
+	return 0
+}
+
+func (x *HaConfig) GetUnreservedMemoryBytes() int64 {
+	if x != nil {
+		return x.UnreservedMemoryBytes
+	}
+	return 0
+}
+
+// AdsConfig is the cluster's ADS settings.
+type AdsConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Off, placement ignores VM-group anti-affinity (a rule ADS enforces).
+	Enabled       bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdsConfig) Reset() {
+	*x = AdsConfig{}
+	mi := &file_acli_v1_types_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdsConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdsConfig) ProtoMessage() {}
+
+func (x *AdsConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_types_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdsConfig.ProtoReflect.Descriptor instead.
+func (*AdsConfig) Descriptor() ([]byte, []int) {
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AdsConfig) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
 // Host is a hypervisor node with its controller VM.
 type Host struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -882,7 +1088,7 @@ type Host struct {
 
 func (x *Host) Reset() {
 	*x = Host{}
-	mi := &file_acli_v1_types_proto_msgTypes[2]
+	mi := &file_acli_v1_types_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1100,7 @@ func (x *Host) String() string {
 func (*Host) ProtoMessage() {}
 
 func (x *Host) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[2]
+	mi := &file_acli_v1_types_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1113,7 @@ func (x *Host) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Host.ProtoReflect.Descriptor instead.
 func (*Host) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Host) GetUuid() string {
@@ -1133,7 +1339,7 @@ type Disk struct {
 
 func (x *Disk) Reset() {
 	*x = Disk{}
-	mi := &file_acli_v1_types_proto_msgTypes[3]
+	mi := &file_acli_v1_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1351,7 @@ func (x *Disk) String() string {
 func (*Disk) ProtoMessage() {}
 
 func (x *Disk) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[3]
+	mi := &file_acli_v1_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1364,7 @@ func (x *Disk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Disk.ProtoReflect.Descriptor instead.
 func (*Disk) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Disk) GetIndex() int32 {
@@ -1271,7 +1477,7 @@ type Nic struct {
 
 func (x *Nic) Reset() {
 	*x = Nic{}
-	mi := &file_acli_v1_types_proto_msgTypes[4]
+	mi := &file_acli_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1489,7 @@ func (x *Nic) String() string {
 func (*Nic) ProtoMessage() {}
 
 func (x *Nic) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[4]
+	mi := &file_acli_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1502,7 @@ func (x *Nic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nic.ProtoReflect.Descriptor instead.
 func (*Nic) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Nic) GetMac() string {
@@ -1424,7 +1630,7 @@ type Vm struct {
 
 func (x *Vm) Reset() {
 	*x = Vm{}
-	mi := &file_acli_v1_types_proto_msgTypes[5]
+	mi := &file_acli_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1642,7 @@ func (x *Vm) String() string {
 func (*Vm) ProtoMessage() {}
 
 func (x *Vm) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[5]
+	mi := &file_acli_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1655,7 @@ func (x *Vm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vm.ProtoReflect.Descriptor instead.
 func (*Vm) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Vm) GetUuid() string {
@@ -1688,7 +1894,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_acli_v1_types_proto_msgTypes[6]
+	mi := &file_acli_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1906,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[6]
+	mi := &file_acli_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1919,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Network) GetUuid() string {
@@ -1811,7 +2017,7 @@ type DhcpPool struct {
 
 func (x *DhcpPool) Reset() {
 	*x = DhcpPool{}
-	mi := &file_acli_v1_types_proto_msgTypes[7]
+	mi := &file_acli_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +2029,7 @@ func (x *DhcpPool) String() string {
 func (*DhcpPool) ProtoMessage() {}
 
 func (x *DhcpPool) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[7]
+	mi := &file_acli_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +2042,7 @@ func (x *DhcpPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DhcpPool.ProtoReflect.Descriptor instead.
 func (*DhcpPool) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DhcpPool) GetStart() string {
@@ -1878,7 +2084,7 @@ type VirtualSwitch struct {
 
 func (x *VirtualSwitch) Reset() {
 	*x = VirtualSwitch{}
-	mi := &file_acli_v1_types_proto_msgTypes[8]
+	mi := &file_acli_v1_types_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1890,7 +2096,7 @@ func (x *VirtualSwitch) String() string {
 func (*VirtualSwitch) ProtoMessage() {}
 
 func (x *VirtualSwitch) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[8]
+	mi := &file_acli_v1_types_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1903,7 +2109,7 @@ func (x *VirtualSwitch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualSwitch.ProtoReflect.Descriptor instead.
 func (*VirtualSwitch) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VirtualSwitch) GetName() string {
@@ -1979,7 +2185,7 @@ type VmGroup struct {
 
 func (x *VmGroup) Reset() {
 	*x = VmGroup{}
-	mi := &file_acli_v1_types_proto_msgTypes[9]
+	mi := &file_acli_v1_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2197,7 @@ func (x *VmGroup) String() string {
 func (*VmGroup) ProtoMessage() {}
 
 func (x *VmGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[9]
+	mi := &file_acli_v1_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2210,7 @@ func (x *VmGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VmGroup.ProtoReflect.Descriptor instead.
 func (*VmGroup) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{9}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *VmGroup) GetUuid() string {
@@ -2054,7 +2260,7 @@ type VgDisk struct {
 
 func (x *VgDisk) Reset() {
 	*x = VgDisk{}
-	mi := &file_acli_v1_types_proto_msgTypes[10]
+	mi := &file_acli_v1_types_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2066,7 +2272,7 @@ func (x *VgDisk) String() string {
 func (*VgDisk) ProtoMessage() {}
 
 func (x *VgDisk) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[10]
+	mi := &file_acli_v1_types_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2079,7 +2285,7 @@ func (x *VgDisk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VgDisk.ProtoReflect.Descriptor instead.
 func (*VgDisk) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{10}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *VgDisk) GetIndex() int32 {
@@ -2150,7 +2356,7 @@ type IscsiSession struct {
 
 func (x *IscsiSession) Reset() {
 	*x = IscsiSession{}
-	mi := &file_acli_v1_types_proto_msgTypes[11]
+	mi := &file_acli_v1_types_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2162,7 +2368,7 @@ func (x *IscsiSession) String() string {
 func (*IscsiSession) ProtoMessage() {}
 
 func (x *IscsiSession) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[11]
+	mi := &file_acli_v1_types_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2175,7 +2381,7 @@ func (x *IscsiSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IscsiSession.ProtoReflect.Descriptor instead.
 func (*IscsiSession) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{11}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *IscsiSession) GetInitiatorIqn() string {
@@ -2291,7 +2497,7 @@ type VolumeGroup struct {
 
 func (x *VolumeGroup) Reset() {
 	*x = VolumeGroup{}
-	mi := &file_acli_v1_types_proto_msgTypes[12]
+	mi := &file_acli_v1_types_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2303,7 +2509,7 @@ func (x *VolumeGroup) String() string {
 func (*VolumeGroup) ProtoMessage() {}
 
 func (x *VolumeGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[12]
+	mi := &file_acli_v1_types_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2316,7 +2522,7 @@ func (x *VolumeGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeGroup.ProtoReflect.Descriptor instead.
 func (*VolumeGroup) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{12}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *VolumeGroup) GetUuid() string {
@@ -2416,7 +2622,7 @@ type MigrationProgress struct {
 
 func (x *MigrationProgress) Reset() {
 	*x = MigrationProgress{}
-	mi := &file_acli_v1_types_proto_msgTypes[13]
+	mi := &file_acli_v1_types_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +2634,7 @@ func (x *MigrationProgress) String() string {
 func (*MigrationProgress) ProtoMessage() {}
 
 func (x *MigrationProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[13]
+	mi := &file_acli_v1_types_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +2647,7 @@ func (x *MigrationProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MigrationProgress.ProtoReflect.Descriptor instead.
 func (*MigrationProgress) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{13}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MigrationProgress) GetVmUuid() string {
@@ -2558,7 +2764,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_acli_v1_types_proto_msgTypes[14]
+	mi := &file_acli_v1_types_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2570,7 +2776,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[14]
+	mi := &file_acli_v1_types_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2583,7 +2789,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{14}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Task) GetUuid() string {
@@ -2741,7 +2947,7 @@ type Violation struct {
 
 func (x *Violation) Reset() {
 	*x = Violation{}
-	mi := &file_acli_v1_types_proto_msgTypes[15]
+	mi := &file_acli_v1_types_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2753,7 +2959,7 @@ func (x *Violation) String() string {
 func (*Violation) ProtoMessage() {}
 
 func (x *Violation) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[15]
+	mi := &file_acli_v1_types_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2766,7 +2972,7 @@ func (x *Violation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Violation.ProtoReflect.Descriptor instead.
 func (*Violation) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{15}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Violation) GetType() string {
@@ -2815,7 +3021,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_acli_v1_types_proto_msgTypes[16]
+	mi := &file_acli_v1_types_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2827,7 +3033,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[16]
+	mi := &file_acli_v1_types_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2840,7 +3046,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{16}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -2907,7 +3113,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\tEntityRef\x12'\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x13.acli.v1.EntityKindR\x04kind\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\xb8\x02\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\x81\x03\n" +
 	"\aCluster\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12+\n" +
@@ -2918,7 +3124,18 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\tnum_hosts\x18\a \x01(\x05R\bnumHosts\x12\x17\n" +
 	"\anum_vms\x18\b \x01(\x05R\x06numVms\x12;\n" +
 	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xac\b\n" +
+	"createTime\x12!\n" +
+	"\x02ha\x18\n" +
+	" \x01(\v2\x11.acli.v1.HaConfigR\x02ha\x12$\n" +
+	"\x03ads\x18\v \x01(\v2\x12.acli.v1.AdsConfigR\x03ads\"\xaa\x02\n" +
+	"\bHaConfig\x12)\n" +
+	"\x10failover_enabled\x18\x01 \x01(\bR\x0ffailoverEnabled\x12@\n" +
+	"\x1dnum_host_failures_to_tolerate\x18\x02 \x01(\x05R\x19numHostFailuresToTolerate\x12E\n" +
+	"\x10reservation_type\x18\x03 \x01(\x0e2\x1a.acli.v1.HaReservationTypeR\x0freservationType\x122\n" +
+	"\x15reserved_memory_bytes\x18\x04 \x01(\x03R\x13reservedMemoryBytes\x126\n" +
+	"\x17unreserved_memory_bytes\x18\x05 \x01(\x03R\x15unreservedMemoryBytes\"%\n" +
+	"\tAdsConfig\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\"\xac\b\n" +
 	"\x04Host\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12#\n" +
@@ -3161,7 +3378,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"kSucceeded\x10\x03\x12\v\n" +
 	"\akFailed\x10\x04\x12\f\n" +
-	"\bkAborted\x10\x05*\xda\a\n" +
+	"\bkAborted\x10\x05*\xf9\a\n" +
 	"\rTaskOperation\x12\x1e\n" +
 	"\x1aTASK_OPERATION_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tkVmCreate\x10\x01\x12\r\n" +
@@ -3215,7 +3432,10 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\rkVmPowerCycle\x10Z\x12\x12\n" +
 	"\x0ekNetworkUpdate\x10P\x12\x10\n" +
 	"\fkVmNicUpdate\x10Q\x12\x18\n" +
-	"\x14kVirtualSwitchUpdate\x10R*\x9e\x01\n" +
+	"\x14kVirtualSwitchUpdate\x10R\x12\r\n" +
+	"\tkHaUpdate\x10[\x12\x0e\n" +
+	"\n" +
+	"kAdsUpdate\x10\\*\x9e\x01\n" +
 	"\n" +
 	"EntityKind\x12\x1b\n" +
 	"\x17ENTITY_KIND_UNSPECIFIED\x10\x00\x12\t\n" +
@@ -3228,7 +3448,11 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x04kCvm\x10\a\x12\n" +
 	"\n" +
 	"\x06kImage\x10\b\x12\r\n" +
-	"\tkSnapshot\x10\x14*F\n" +
+	"\tkSnapshot\x10\x14*y\n" +
+	"\x11HaReservationType\x12#\n" +
+	"\x1fHA_RESERVATION_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1akAcropolisHANoReservations\x10\x01\x12\x1f\n" +
+	"\x1bkAcropolisHAReserveSegments\x10\x02*F\n" +
 	"\vNetworkMode\x12\x1c\n" +
 	"\x18NETWORK_MODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\akAccess\x10\x01\x12\f\n" +
@@ -3250,8 +3474,8 @@ func file_acli_v1_types_proto_rawDescGZIP() []byte {
 	return file_acli_v1_types_proto_rawDescData
 }
 
-var file_acli_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_acli_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_acli_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_acli_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_acli_v1_types_proto_goTypes = []any{
 	(NodeState)(0),                // 0: acli.v1.NodeState
 	(CvmState)(0),                 // 1: acli.v1.CvmState
@@ -3259,59 +3483,65 @@ var file_acli_v1_types_proto_goTypes = []any{
 	(TaskStatus)(0),               // 3: acli.v1.TaskStatus
 	(TaskOperation)(0),            // 4: acli.v1.TaskOperation
 	(EntityKind)(0),               // 5: acli.v1.EntityKind
-	(NetworkMode)(0),              // 6: acli.v1.NetworkMode
-	(IscsiSessionState)(0),        // 7: acli.v1.IscsiSessionState
-	(*EntityRef)(nil),             // 8: acli.v1.EntityRef
-	(*Cluster)(nil),               // 9: acli.v1.Cluster
-	(*Host)(nil),                  // 10: acli.v1.Host
-	(*Disk)(nil),                  // 11: acli.v1.Disk
-	(*Nic)(nil),                   // 12: acli.v1.Nic
-	(*Vm)(nil),                    // 13: acli.v1.Vm
-	(*Network)(nil),               // 14: acli.v1.Network
-	(*DhcpPool)(nil),              // 15: acli.v1.DhcpPool
-	(*VirtualSwitch)(nil),         // 16: acli.v1.VirtualSwitch
-	(*VmGroup)(nil),               // 17: acli.v1.VmGroup
-	(*VgDisk)(nil),                // 18: acli.v1.VgDisk
-	(*IscsiSession)(nil),          // 19: acli.v1.IscsiSession
-	(*VolumeGroup)(nil),           // 20: acli.v1.VolumeGroup
-	(*MigrationProgress)(nil),     // 21: acli.v1.MigrationProgress
-	(*Task)(nil),                  // 22: acli.v1.Task
-	(*Violation)(nil),             // 23: acli.v1.Violation
-	(*Event)(nil),                 // 24: acli.v1.Event
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(HaReservationType)(0),        // 6: acli.v1.HaReservationType
+	(NetworkMode)(0),              // 7: acli.v1.NetworkMode
+	(IscsiSessionState)(0),        // 8: acli.v1.IscsiSessionState
+	(*EntityRef)(nil),             // 9: acli.v1.EntityRef
+	(*Cluster)(nil),               // 10: acli.v1.Cluster
+	(*HaConfig)(nil),              // 11: acli.v1.HaConfig
+	(*AdsConfig)(nil),             // 12: acli.v1.AdsConfig
+	(*Host)(nil),                  // 13: acli.v1.Host
+	(*Disk)(nil),                  // 14: acli.v1.Disk
+	(*Nic)(nil),                   // 15: acli.v1.Nic
+	(*Vm)(nil),                    // 16: acli.v1.Vm
+	(*Network)(nil),               // 17: acli.v1.Network
+	(*DhcpPool)(nil),              // 18: acli.v1.DhcpPool
+	(*VirtualSwitch)(nil),         // 19: acli.v1.VirtualSwitch
+	(*VmGroup)(nil),               // 20: acli.v1.VmGroup
+	(*VgDisk)(nil),                // 21: acli.v1.VgDisk
+	(*IscsiSession)(nil),          // 22: acli.v1.IscsiSession
+	(*VolumeGroup)(nil),           // 23: acli.v1.VolumeGroup
+	(*MigrationProgress)(nil),     // 24: acli.v1.MigrationProgress
+	(*Task)(nil),                  // 25: acli.v1.Task
+	(*Violation)(nil),             // 26: acli.v1.Violation
+	(*Event)(nil),                 // 27: acli.v1.Event
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
 }
 var file_acli_v1_types_proto_depIdxs = []int32{
 	5,  // 0: acli.v1.EntityRef.kind:type_name -> acli.v1.EntityKind
-	25, // 1: acli.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 2: acli.v1.Host.node_state:type_name -> acli.v1.NodeState
-	1,  // 3: acli.v1.Host.cvm_state:type_name -> acli.v1.CvmState
-	25, // 4: acli.v1.Host.last_heartbeat:type_name -> google.protobuf.Timestamp
-	6,  // 5: acli.v1.Nic.vlan_mode:type_name -> acli.v1.NetworkMode
-	2,  // 6: acli.v1.Vm.power_state:type_name -> acli.v1.PowerState
-	11, // 7: acli.v1.Vm.disks:type_name -> acli.v1.Disk
-	12, // 8: acli.v1.Vm.nics:type_name -> acli.v1.Nic
-	25, // 9: acli.v1.Vm.create_time:type_name -> google.protobuf.Timestamp
-	6,  // 10: acli.v1.Network.mode:type_name -> acli.v1.NetworkMode
-	15, // 11: acli.v1.Network.dhcp_pools:type_name -> acli.v1.DhcpPool
-	7,  // 12: acli.v1.IscsiSession.state:type_name -> acli.v1.IscsiSessionState
-	25, // 13: acli.v1.IscsiSession.since:type_name -> google.protobuf.Timestamp
-	18, // 14: acli.v1.VolumeGroup.disks:type_name -> acli.v1.VgDisk
-	19, // 15: acli.v1.VolumeGroup.sessions:type_name -> acli.v1.IscsiSession
-	4,  // 16: acli.v1.Task.operation:type_name -> acli.v1.TaskOperation
-	8,  // 17: acli.v1.Task.entities:type_name -> acli.v1.EntityRef
-	3,  // 18: acli.v1.Task.status:type_name -> acli.v1.TaskStatus
-	25, // 19: acli.v1.Task.create_time:type_name -> google.protobuf.Timestamp
-	25, // 20: acli.v1.Task.start_time:type_name -> google.protobuf.Timestamp
-	25, // 21: acli.v1.Task.complete_time:type_name -> google.protobuf.Timestamp
-	21, // 22: acli.v1.Task.migration:type_name -> acli.v1.MigrationProgress
-	23, // 23: acli.v1.Task.violations:type_name -> acli.v1.Violation
-	25, // 24: acli.v1.Event.time:type_name -> google.protobuf.Timestamp
-	8,  // 25: acli.v1.Event.entities:type_name -> acli.v1.EntityRef
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	28, // 1: acli.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
+	11, // 2: acli.v1.Cluster.ha:type_name -> acli.v1.HaConfig
+	12, // 3: acli.v1.Cluster.ads:type_name -> acli.v1.AdsConfig
+	6,  // 4: acli.v1.HaConfig.reservation_type:type_name -> acli.v1.HaReservationType
+	0,  // 5: acli.v1.Host.node_state:type_name -> acli.v1.NodeState
+	1,  // 6: acli.v1.Host.cvm_state:type_name -> acli.v1.CvmState
+	28, // 7: acli.v1.Host.last_heartbeat:type_name -> google.protobuf.Timestamp
+	7,  // 8: acli.v1.Nic.vlan_mode:type_name -> acli.v1.NetworkMode
+	2,  // 9: acli.v1.Vm.power_state:type_name -> acli.v1.PowerState
+	14, // 10: acli.v1.Vm.disks:type_name -> acli.v1.Disk
+	15, // 11: acli.v1.Vm.nics:type_name -> acli.v1.Nic
+	28, // 12: acli.v1.Vm.create_time:type_name -> google.protobuf.Timestamp
+	7,  // 13: acli.v1.Network.mode:type_name -> acli.v1.NetworkMode
+	18, // 14: acli.v1.Network.dhcp_pools:type_name -> acli.v1.DhcpPool
+	8,  // 15: acli.v1.IscsiSession.state:type_name -> acli.v1.IscsiSessionState
+	28, // 16: acli.v1.IscsiSession.since:type_name -> google.protobuf.Timestamp
+	21, // 17: acli.v1.VolumeGroup.disks:type_name -> acli.v1.VgDisk
+	22, // 18: acli.v1.VolumeGroup.sessions:type_name -> acli.v1.IscsiSession
+	4,  // 19: acli.v1.Task.operation:type_name -> acli.v1.TaskOperation
+	9,  // 20: acli.v1.Task.entities:type_name -> acli.v1.EntityRef
+	3,  // 21: acli.v1.Task.status:type_name -> acli.v1.TaskStatus
+	28, // 22: acli.v1.Task.create_time:type_name -> google.protobuf.Timestamp
+	28, // 23: acli.v1.Task.start_time:type_name -> google.protobuf.Timestamp
+	28, // 24: acli.v1.Task.complete_time:type_name -> google.protobuf.Timestamp
+	24, // 25: acli.v1.Task.migration:type_name -> acli.v1.MigrationProgress
+	26, // 26: acli.v1.Task.violations:type_name -> acli.v1.Violation
+	28, // 27: acli.v1.Event.time:type_name -> google.protobuf.Timestamp
+	9,  // 28: acli.v1.Event.entities:type_name -> acli.v1.EntityRef
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_acli_v1_types_proto_init() }
@@ -3324,8 +3554,8 @@ func file_acli_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_types_proto_rawDesc), len(file_acli_v1_types_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   17,
+			NumEnums:      9,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -19,6 +19,9 @@ const kindMAC Kind = "mac"
 // macArg is acli's positional MAC (vm.nic_delete <vm> <mac>); mac= works too.
 var macArg = Arg{Name: "mac", Kind: kindMAC, Optional: true, Help: "MAC address of the NIC (or mac=)"}
 
+// macKey is mac=, the MAC given as a key instead of the second argument.
+var macKey = Key{Name: "mac", Type: TypeString, Help: "MAC address of the NIC (or as the second argument)", Example: "50:6b:8d:00:00:01"}
+
 // macOf is the NIC's MAC from the second positional or mac=.
 func macOf(inv *Invocation) string {
 	if len(inv.Args) > 1 && len(inv.Args[1]) > 0 {
@@ -93,7 +96,7 @@ func nicCommands() []*Command {
 			Summary: "Change a NIC's VLAN mode, trunked VLANs or link state",
 			Args:    []Arg{vmOneArg, macArg},
 			Keys: []Key{
-				{Name: "mac", Type: TypeString, Help: "MAC address of the NIC (or as the second argument)", Example: "50:6b:8d:00:00:01"},
+				macKey,
 				vlanModeKey, trunkedKey, connectedKey,
 				{Name: "update_vlan_trunk_info", Type: TypeBool, Help: "replace the trunked VLANs with trunked_networks= (none given: clear them)"},
 			},

@@ -221,7 +221,7 @@ func vmCommands() []*Command {
 			Summary: "Remove a NIC from a VM",
 			Args:    []Arg{vmOneArg, macArg},
 			Keys: []Key{
-				{Name: "mac", Type: TypeString, Help: "MAC address of the NIC (or as the second argument)", Example: "50:6b:8d:00:00:01"},
+				macKey,
 			},
 			Destructive: "Delete a NIC of",
 			Output:      OutputTask,

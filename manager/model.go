@@ -548,6 +548,13 @@ func (m *Manager) networkLocked(field, ref string) (*netRec, error) {
 func (m *Manager) networkOut(r *netRec) *acliv1.Network {
 	n := proto.Clone(r.pb).(*acliv1.Network)
 	n.NumNics = int32(m.nicCount[r.pb.Uuid])
+	if n.IpConfig != "" {
+		for k := range m.nicIPs {
+			if strings.HasPrefix(k, n.Uuid+"/") {
+				n.NumIpsUsed++
+			}
+		}
+	}
 	return n
 }
 

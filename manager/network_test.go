@@ -80,7 +80,7 @@ func TestNicAddressesFromThePool(t *testing.T) {
 	succeed(t, c)(c.net.UpdateDhcpDns(bg, &acliv1.UpdateDhcpDnsRequest{Network: "prod", Servers: proto.String("10.21.253.10,10.21.253.11"), Domains: proto.String("ntnxlab.local")}))
 	wantCode(t, errOf(c.net.UpdateDhcpDns(bg, &acliv1.UpdateDhcpDnsRequest{Network: "prod", Servers: proto.String("dns1")})), codes.InvalidArgument, `"dns1" is not an IP address`)
 	n, _ = c.net.GetNetwork(bg, &acliv1.GetNetworkRequest{Network: "prod"})
-	if len(n.DnsServers) != 2 || n.DnsDomains[0] != "ntnxlab.local" || len(n.DhcpPools) != 1 {
+	if len(n.DnsServers) != 2 || n.DnsDomains[0] != "ntnxlab.local" || len(n.DhcpPools) != 1 || n.NumIpsUsed != 3 {
 		t.Fatalf("network %v", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/client"
@@ -56,9 +57,14 @@ func runSimFault(ctx context.Context, r *Req, rpc simRPC) error {
 	failHost := r.Cmd.Name == "sim.fail_host"
 	var before *acliv1.Host
 	var berr error
+	var seen map[string]bool
 	if failHost {
-		// Whether it was already down, to know if an HA restart follows.
+		// Whether it was already down, to know if an HA restart follows,
+		// and the HA tasks it already had, to find the new one.
 		before, berr = c.Host.GetHost(ctx, &acliv1.GetHostRequest{Host: r.Arg(0)})
+		if berr == nil {
+			seen, berr = haTasks(ctx, c, before.GetUuid())
+		}
 	}
 	resp, err := rpc(c.Sim, ctx, &acliv1.SimHostRequest{Host: r.Arg(0)})
 	if err != nil {
@@ -82,7 +88,7 @@ func runSimFault(ctx context.Context, r *Req, rpc simRPC) error {
 	var herr error
 	if failHost && !wasDown && r.Bool("wait") {
 		var ha *acliv1.Task
-		if ha, err = haTask(ctx, c, h.GetUuid()); err != nil {
+		if ha, err = newHaTask(ctx, c, h.GetUuid(), seen); err != nil {
 			return err
 		}
 		if ha != nil {
@@ -104,18 +110,51 @@ func runSimFault(ctx context.Context, r *Req, rpc simRPC) error {
 
 // haTask finds the HA restart the host's failure started: clusterd
 // launches it before the fault call returns, so it is the newest one.
-func haTask(ctx context.Context, c *client.Client, host string) (*acliv1.Task, error) {
+func haTasks(ctx context.Context, c *client.Client, host string) (map[string]bool, error) {
 	resp, err := c.Task.ListTasks(ctx, &acliv1.ListTasksRequest{Entity: host, IncludeCompleted: true, Limit: 20})
 	if err != nil {
 		return nil, err
 	}
+	out := map[string]bool{}
 	for _, t := range resp.GetTasks() {
 		if t.GetOperation() == acliv1.TaskOperation_kHaFailover {
-			return t, nil
+			out[t.GetUuid()] = true
 		}
 	}
-	return nil, nil
+	return out, nil
 }
+
+// newHaTask waits for the HA task of a host just failed: clusterd starts
+// it right after marking the host down, and none comes while failover is
+// off. It gives up after haTaskWait.
+func newHaTask(ctx context.Context, c *client.Client, host string, seen map[string]bool) (*acliv1.Task, error) {
+	deadline := time.Now().Add(haTaskWait)
+	for {
+		resp, err := c.Task.ListTasks(ctx, &acliv1.ListTasksRequest{Entity: host, IncludeCompleted: true, Limit: 20})
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range resp.GetTasks() {
+			if t.GetOperation() == acliv1.TaskOperation_kHaFailover && !seen[t.GetUuid()] {
+				return t, nil
+			}
+		}
+		if cfg, err := c.Cluster.GetHaConfig(ctx, &acliv1.GetHaConfigRequest{}); err == nil && !cfg.GetFailoverEnabled() {
+			return nil, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// haTaskWait bounds the wait for a failed host's HA task to appear.
+const haTaskWait = 10 * time.Second
 
 // simErr says plainly that the cluster is not simulated.
 func simErr(cmd string, err error) error {

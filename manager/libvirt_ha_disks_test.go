@@ -119,11 +119,13 @@ func TestLibvirtHostFailureHAWithDisks(t *testing.T) {
 	if len(before) < 50 || before[0].boot != first {
 		t.Fatalf("records when fenced: %d from boot %v, want 50 or more from boot %s", len(before), before[:min(1, len(before))], first)
 	}
-	eventually(t, 30*time.Second, "HA did not restart the VM", func() bool {
-		st, host := lc.vmState(t, "ha-disks")
-		return st == acliv1.PowerState_kOn && host != h3.Name && host != ""
-	})
-	_, host := lc.vmState(t, "ha-disks")
+	if final := haTask(t, lc.c, h3.Name); final.Status != acliv1.TaskStatus_kSucceeded {
+		t.Fatalf("HA task %v: %s", final.Status, final.Error)
+	}
+	power, host := lc.vmState(t, "ha-disks")
+	if power != acliv1.PowerState_kOn || host == h3.Name || host == "" {
+		t.Fatalf("ha-disks after HA: %s on %q", power, host)
+	}
 	after := lc.runsOn(t, "ha-disks", host)
 	for i, d := range after.Disks {
 		if d.Uuid != vm.Disks[i].Uuid || d.SizeBytes != vm.Disks[i].SizeBytes {

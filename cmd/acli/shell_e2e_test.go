@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -227,14 +228,25 @@ func TestInterruptedWaitSaysTheTaskGoesOn(t *testing.T) {
 	}
 	cmd := exec.Command(filepath.Join(binDir, "acli"), "vm.on", "slow")
 	cmd.Env = append(os.Environ(), "ACLI_SERVER="+addr, "HOME="+t.TempDir())
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
-	_ = cmd.Process.Signal(os.Interrupt)
-	err := cmd.Wait()
+	// Interrupt once acli follows the task: it says so with "pending".
+	var out strings.Builder
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		out.WriteString(lines.Text() + "\n")
+		if lines.Text() == "VmPowerOn: pending" {
+			_ = cmd.Process.Signal(os.Interrupt)
+		}
+	}
+	err = cmd.Wait()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 7 {
 		t.Fatalf("exit: %v\n%s%s", err, out.String(), errb.String())

@@ -217,35 +217,14 @@ func (s vmService) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*
 			v.Name = *req.Name
 			changed = append(changed, "name")
 		}
-		set32 := func(dst *int32, src *int32, what string) {
-			if src != nil {
-				*dst = *src
-				changed = append(changed, what)
-			}
-		}
-		set32(&v.NumVcpus, req.NumVcpus, "num_vcpus")
-		set32(&v.NumCoresPerVcpu, req.NumCoresPerVcpu, "num_cores_per_vcpu")
-		set32(&v.HaPriority, req.HaPriority, "ha_priority")
-		if req.MemoryBytes != nil {
-			v.MemoryBytes = *req.MemoryBytes
-			changed = append(changed, "memory")
-		}
-		if req.AgentVm != nil {
-			v.AgentVm = *req.AgentVm
-			changed = append(changed, "agent_vm")
-		}
-		if req.Description != nil {
-			v.Description = *req.Description
-			changed = append(changed, "description")
-		}
-		if req.Passthrough != nil {
-			v.Passthrough = *req.Passthrough
-			changed = append(changed, "passthrough")
-		}
-		if req.DirtyRateMbps != nil {
-			v.DirtyRateMbps = *req.DirtyRateMbps
-			changed = append(changed, "dirty_rate_mbps")
-		}
+		setGiven(&changed, &v.NumVcpus, req.NumVcpus, "num_vcpus")
+		setGiven(&changed, &v.NumCoresPerVcpu, req.NumCoresPerVcpu, "num_cores_per_vcpu")
+		setGiven(&changed, &v.HaPriority, req.HaPriority, "ha_priority")
+		setGiven(&changed, &v.MemoryBytes, req.MemoryBytes, "memory")
+		setGiven(&changed, &v.AgentVm, req.AgentVm, "agent_vm")
+		setGiven(&changed, &v.Description, req.Description, "description")
+		setGiven(&changed, &v.Passthrough, req.Passthrough, "passthrough")
+		setGiven(&changed, &v.DirtyRateMbps, req.DirtyRateMbps, "dirty_rate_mbps")
 		changed = append(changed, settingsFromUpdate(v, req)...)
 		if bad := append(checkShape(&v.NumVcpus, &v.NumCoresPerVcpu, v.MemoryBytes, v.DirtyRateMbps, false), checkSettings(v)...); len(bad) > 0 {
 			return nil, "", apierr.InvalidArgument(bad...)

@@ -31,27 +31,24 @@ func settingsFromCreate(v *acliv1.Vm, req *acliv1.CreateVmRequest) {
 // the ones given.
 func settingsFromUpdate(v *acliv1.Vm, req *acliv1.UpdateVmRequest) []string {
 	var changed []string
-	setB := func(dst *bool, src *bool, name string) {
-		if src != nil {
-			*dst = *src
-			changed = append(changed, name)
-		}
-	}
-	setI := func(dst *int32, src *int32, name string) {
-		if src != nil {
-			*dst = *src
-			changed = append(changed, name)
-		}
-	}
-	setB(&v.UefiBoot, req.UefiBoot, "uefi_boot")
-	setI(&v.NumVnumaNodes, req.NumVnumaNodes, "num_vnuma_nodes")
-	setI(&v.NumThreadsPerCore, req.NumThreadsPerCore, "num_threads_per_core")
-	setB(&v.HardwareVirtualization, req.HardwareVirtualization, "hardware_virtualization")
-	setB(&v.MemoryOvercommit, req.MemoryOvercommit, "memory_overcommit")
-	setB(&v.VcpuHardPin, req.VcpuHardPin, "vcpu_hard_pin")
-	setB(&v.CpuPassthrough, req.CpuPassthrough, "cpu_passthrough")
-	setB(&v.VirtualTpm, req.VirtualTpm, "virtual_tpm")
+	setGiven(&changed, &v.UefiBoot, req.UefiBoot, "uefi_boot")
+	setGiven(&changed, &v.NumVnumaNodes, req.NumVnumaNodes, "num_vnuma_nodes")
+	setGiven(&changed, &v.NumThreadsPerCore, req.NumThreadsPerCore, "num_threads_per_core")
+	setGiven(&changed, &v.HardwareVirtualization, req.HardwareVirtualization, "hardware_virtualization")
+	setGiven(&changed, &v.MemoryOvercommit, req.MemoryOvercommit, "memory_overcommit")
+	setGiven(&changed, &v.VcpuHardPin, req.VcpuHardPin, "vcpu_hard_pin")
+	setGiven(&changed, &v.CpuPassthrough, req.CpuPassthrough, "cpu_passthrough")
+	setGiven(&changed, &v.VirtualTpm, req.VirtualTpm, "virtual_tpm")
 	return changed
+}
+
+// setGiven copies an update's optional field onto dst when the request
+// gave it, and names it in changed.
+func setGiven[T any](changed *[]string, dst, src *T, name string) {
+	if src != nil {
+		*dst = *src
+		*changed = append(*changed, name)
+	}
 }
 
 // checkSettings validates the settings against each other and the VM's shape.

@@ -28,12 +28,10 @@ type Blocker struct {
 	Override string
 }
 
-// String renders the blocker as one line for the operator.
+// String renders the blocker as one line for the operator, as the
+// evacuation planner's blockers read.
 func (b Blocker) String() string {
-	if b.Override == "" {
-		return b.Reason
-	}
-	return b.Reason + " (use " + b.Override + ")"
+	return scheduler.Blocker{Reason: b.Reason, Override: b.Override}.String()
 }
 
 // Host is what the preflight knows of the host to take out.

@@ -19,12 +19,16 @@ const (
 	HostPrefix    = "/hosts/"
 	VmPrefix      = "/vms/"
 	NetworkPrefix = "/networks/"
+	// SwitchPrefix holds the virtual switches changed from their
+	// defaults, each under its name.
+	SwitchPrefix = "/vswitches/"
 )
 
 // HostKey, VmKey and NetworkKey are the store keys of one record.
 func HostKey(id string) string    { return HostPrefix + id }
 func VmKey(id string) string      { return VmPrefix + id }
 func NetworkKey(id string) string { return NetworkPrefix + id }
+func SwitchKey(name string) string { return SwitchPrefix + name }
 
 // AnyRev in a Put or Delete skips the revision compare.
 const AnyRev = -1
@@ -48,8 +52,8 @@ type DB struct {
 	onHost   map[string]map[string]struct{} // host UUID -> VMs placed there
 	used     map[string]int64               // host UUID -> memory of VMs placed there
 	vcpus    map[string]int32               // host UUID -> vCPUs of VMs placed there
-	nets     map[string]*acliv1.Network
-	netName  map[string]string
+	nets     *Index[*acliv1.Network]
+	switches *Index[*acliv1.VirtualSwitch] // by name: their key
 	nicIPs   map[string]string // network UUID/IP -> VM UUID (rules_net.go)
 	revs     map[string]int64  // key -> mod revision of the records above
 	arrivals map[uint64]Arrival
@@ -82,7 +86,8 @@ func (db *DB) reset() {
 	db.hosts, db.hostName, db.hostIP = map[string]*acliv1.Host{}, map[string]string{}, map[string]string{}
 	db.vms, db.onHost, db.used = map[string]*acliv1.Vm{}, map[string]map[string]struct{}{}, map[string]int64{}
 	db.vcpus = map[string]int32{}
-	db.nets, db.netName, db.nicIPs = map[string]*acliv1.Network{}, map[string]string{}, map[string]string{}
+	db.nets, db.nicIPs = NewIndex((*acliv1.Network).GetName), map[string]string{}
+	db.switches = NewIndex((*acliv1.VirtualSwitch).GetName)
 	db.revs = map[string]int64{}
 	db.arrivals, db.reserved = map[uint64]Arrival{}, map[string]int64{}
 	db.pending, db.endedByPending = map[string]*batch{}, map[uint64]Arrival{}
@@ -107,7 +112,7 @@ func (db *DB) Load(ctx context.Context) error {
 	case err != store.ErrNotFound:
 		return fmt.Errorf("loading the cluster record: %w", err)
 	}
-	for _, prefix := range []string{HostPrefix, NetworkPrefix, VmPrefix, ImagePrefix, SnapshotPrefix, VgPrefix} {
+	for _, prefix := range []string{HostPrefix, NetworkPrefix, VmPrefix, ImagePrefix, SnapshotPrefix, VgPrefix, SwitchPrefix} {
 		kvs, err := db.st.List(ctx, prefix)
 		if err != nil {
 			return fmt.Errorf("loading %s: %w", prefix, err)
@@ -148,6 +153,8 @@ func newRecord(key string) proto.Message {
 		return &acliv1.Snapshot{}
 	case strings.HasPrefix(key, VgPrefix):
 		return &acliv1.VolumeGroup{}
+	case strings.HasPrefix(key, SwitchPrefix):
+		return &acliv1.VirtualSwitch{}
 	}
 	return nil
 }
@@ -214,16 +221,9 @@ func (db *DB) applyLocked(key string, msg proto.Message, rev int64) (ended []hel
 			}
 		}
 	case strings.HasPrefix(key, NetworkPrefix):
-		id := strings.TrimPrefix(key, NetworkPrefix)
-		if old := db.nets[id]; old != nil {
-			delete(db.netName, old.Name)
-		}
-		n, _ := msg.(*acliv1.Network)
-		if n == nil {
-			delete(db.nets, id)
-			return nil
-		}
-		db.nets[id], db.netName[n.Name] = n, id
+		putOrDeleteIn(db.nets, strings.TrimPrefix(key, NetworkPrefix), msg)
+	case strings.HasPrefix(key, SwitchPrefix):
+		putOrDeleteIn(db.switches, strings.TrimPrefix(key, SwitchPrefix), msg)
 	case strings.HasPrefix(key, ImagePrefix):
 		putOrDelete(db.imgs, strings.TrimPrefix(key, ImagePrefix), msg)
 	case strings.HasPrefix(key, SnapshotPrefix):
@@ -240,6 +240,14 @@ func putOrDelete[T proto.Message](records map[string]T, id string, msg proto.Mes
 		return
 	}
 	delete(records, id)
+}
+
+func putOrDeleteIn[T proto.Message](ix *Index[T], id string, msg proto.Message) {
+	if r, ok := msg.(T); ok {
+		ix.Put(id, r)
+		return
+	}
+	ix.Delete(id)
 }
 
 // Arrive holds bytes of host's memory for vm until Depart(id) or until vm
@@ -421,8 +429,32 @@ func (tx *Tx) Network(id string) *acliv1.Network {
 		n, _ := m.(*acliv1.Network)
 		return n
 	}
-	return tx.db.nets[id]
+	n, _ := tx.db.nets.Get(id)
+	return n
 }
+
+// FindNetwork is the committed network ref names (UUID or name), or nil.
+func (tx *Tx) FindNetwork(ref string) *acliv1.Network {
+	n, _ := tx.db.nets.Find(ref)
+	return n
+}
+
+// NetworkNames are the committed networks' names, sorted.
+func (tx *Tx) NetworkNames() []string { return tx.db.nets.Names() }
+
+// Switch is the committed virtual switch called name (nil while it has its
+// defaults).
+func (tx *Tx) Switch(name string) *acliv1.VirtualSwitch {
+	if m, ok := tx.staging(SwitchKey(name)); ok {
+		vs, _ := m.(*acliv1.VirtualSwitch)
+		return vs
+	}
+	vs, _ := tx.db.switches.Get(name)
+	return vs
+}
+
+// SwitchNames are the names of the stored virtual switches, sorted.
+func (tx *Tx) SwitchNames() []string { return tx.db.switches.Names() }
 
 // Rev is the committed mod revision of key (0: none).
 func (tx *Tx) Rev(key string) int64 { return tx.db.revs[key] }
@@ -501,7 +533,7 @@ func (tx *Tx) Vms() []*acliv1.Vm {
 
 // Networks are every network, ordered by UUID.
 func (tx *Tx) Networks() []*acliv1.Network {
-	return collect(tx, tx.db.nets, NetworkPrefix, tx.Network)
+	return collect(tx, tx.db.nets.All(), NetworkPrefix, tx.Network)
 }
 
 func collect[T proto.Message](tx *Tx, committed map[string]T, prefix string, get func(string) T) []T {

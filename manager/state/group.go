@@ -236,8 +236,15 @@ func (db *DB) recordLocked(key string) proto.Message {
 	if id, ok := strings.CutPrefix(key, VmPrefix); ok && db.vms[id] != nil {
 		return db.vms[id]
 	}
-	if id, ok := strings.CutPrefix(key, NetworkPrefix); ok && db.nets[id] != nil {
-		return db.nets[id]
+	if id, ok := strings.CutPrefix(key, NetworkPrefix); ok {
+		if n, ok := db.nets.Get(id); ok {
+			return n
+		}
+	}
+	if name, ok := strings.CutPrefix(key, SwitchPrefix); ok {
+		if vs, ok := db.switches.Get(name); ok {
+			return vs
+		}
 	}
 	if id, ok := strings.CutPrefix(key, ImagePrefix); ok && db.imgs[id] != nil {
 		return db.imgs[id]

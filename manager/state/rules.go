@@ -154,8 +154,8 @@ func (tx *Tx) check() []Violation {
 			}
 			other := netNames[next.Name]
 			if other == "" {
-				if o := tx.db.netName[next.Name]; o != "" && tx.Network(o).GetName() == next.Name {
-					other = o
+				if o, _ := tx.db.nets.Named(next.Name); o != nil && tx.Network(o.Uuid).GetName() == next.Name {
+					other = o.Uuid
 				}
 			}
 			if other != "" && other != id {

@@ -5,7 +5,6 @@ package vmgroup
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -13,6 +12,7 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/state"
 )
 
 // Prefix is where groups are stored, one record per group under Key.
@@ -27,53 +27,41 @@ type Rec struct {
 	Rev int64
 }
 
-// Table indexes the committed groups by UUID and name. Its owner guards it
+// Table holds the committed groups by UUID and name. Its owner guards it
 // with the model lock.
 type Table struct {
-	byID, byName map[string]*Rec
+	ix *state.Index[*Rec]
 }
 
 // NewTable returns an empty table.
 func NewTable() *Table {
-	return &Table{byID: map[string]*Rec{}, byName: map[string]*Rec{}}
+	return &Table{ix: state.NewIndex(func(r *Rec) string { return r.PB.Name })}
 }
 
 // Put records g at rev, replacing the group with its UUID.
-func (t *Table) Put(g *acliv1.VmGroup, rev int64) {
-	if old := t.byID[g.Uuid]; old != nil {
-		delete(t.byName, old.PB.Name)
-	}
-	r := &Rec{PB: g, Rev: rev}
-	t.byID[g.Uuid] = r
-	t.byName[g.Name] = r
-}
+func (t *Table) Put(g *acliv1.VmGroup, rev int64) { t.ix.Put(g.Uuid, &Rec{PB: g, Rev: rev}) }
 
 // Delete forgets group id.
-func (t *Table) Delete(id string) {
-	if r := t.byID[id]; r != nil {
-		delete(t.byName, r.PB.Name)
-		delete(t.byID, id)
-	}
-}
+func (t *Table) Delete(id string) { t.ix.Delete(id) }
 
 // Named is the group called name, or nil.
-func (t *Table) Named(name string) *Rec { return t.byName[name] }
+func (t *Table) Named(name string) *Rec {
+	r, _ := t.ix.Named(name)
+	return r
+}
 
 // Lookup finds a group by UUID or name; not found names the nearest.
 func (t *Table) Lookup(ref string) (*Rec, error) {
-	if r := t.byID[strings.ToLower(ref)]; r != nil {
+	if r, ok := t.ix.Find(ref); ok {
 		return r, nil
 	}
-	if r := t.byName[ref]; r != nil {
-		return r, nil
-	}
-	return nil, apierr.NotFound("vm_group", ref, slices.Collect(maps.Keys(t.byName)))
+	return nil, apierr.NotFound("vm_group", ref, t.ix.Names())
 }
 
 // AntiAffinity maps each VM to its anti-affinity groups, sorted.
 func (t *Table) AntiAffinity() map[string][]string {
 	out := map[string][]string{}
-	for _, g := range t.byID {
+	for _, g := range t.ix.All() {
 		if !g.PB.AntiAffinity {
 			continue
 		}
@@ -89,8 +77,8 @@ func (t *Table) AntiAffinity() map[string][]string {
 
 // List is every group by name, members that no longer exist left out.
 func (t *Table) List(exists func(vm string) bool) []*acliv1.VmGroup {
-	out := make([]*acliv1.VmGroup, 0, len(t.byID))
-	for _, r := range t.byID {
+	out := make([]*acliv1.VmGroup, 0, t.ix.Len())
+	for _, r := range t.ix.All() {
 		out = append(out, Out(r.PB, exists))
 	}
 	slices.SortFunc(out, func(a, b *acliv1.VmGroup) int { return strings.Compare(a.Name, b.Name) })

@@ -25,9 +25,9 @@ const (
 )
 
 // HostKey, VmKey and NetworkKey are the store keys of one record.
-func HostKey(id string) string    { return HostPrefix + id }
-func VmKey(id string) string      { return VmPrefix + id }
-func NetworkKey(id string) string { return NetworkPrefix + id }
+func HostKey(id string) string     { return HostPrefix + id }
+func VmKey(id string) string       { return VmPrefix + id }
+func NetworkKey(id string) string  { return NetworkPrefix + id }
 func SwitchKey(name string) string { return SwitchPrefix + name }
 
 // AnyRev in a Put or Delete skips the revision compare.
@@ -54,8 +54,8 @@ type DB struct {
 	vcpus    map[string]int32               // host UUID -> vCPUs of VMs placed there
 	nets     *Index[*acliv1.Network]
 	switches *Index[*acliv1.VirtualSwitch] // by name: their key
-	nicIPs   map[string]string // network UUID/IP -> VM UUID (rules_net.go)
-	revs     map[string]int64  // key -> mod revision of the records above
+	nicIPs   map[string]string             // network UUID/IP -> VM UUID (rules_net.go)
+	revs     map[string]int64              // key -> mod revision of the records above
 	arrivals map[uint64]Arrival
 	nextArr  uint64
 	reserved map[string]int64 // host UUID -> memory held by arrivals

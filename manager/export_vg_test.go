@@ -40,5 +40,5 @@ func (m *Manager) IscsiDeadline() time.Duration { return m.vgs.deadline }
 
 // ApplyHostEvent applies a host report as if the driver had sent it.
 func (m *Manager) ApplyHostEvent(ev driver.HostEvent) error {
-	return m.applyHostEvent(m.ctx, ev)
+	return m.hostEv.Apply(m.ctx, ev)
 }

@@ -36,7 +36,7 @@ func (m *Manager) newHA() *ha.Controller {
 		Beats:   &m.beats,
 		MarkDown: func(id string, silent time.Duration, now time.Time) {
 			reason := fmt.Sprintf("no heartbeat for %v (timeout %v)", silent.Round(time.Millisecond), timeout)
-			if err := m.applyHostEvent(context.Background(), driver.HostEvent{Kind: driver.HostDown, HostUUID: id, Time: now, Reason: reason}); err != nil && m.ctx.Err() == nil {
+			if err := m.hostEv.Apply(context.Background(), driver.HostEvent{Kind: driver.HostDown, HostUUID: id, Time: now, Reason: reason}); err != nil && m.ctx.Err() == nil {
 				m.log.Error("marking a silent host down", "host", id, "err", err)
 			}
 		},

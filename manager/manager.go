@@ -61,6 +61,7 @@ import (
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/events"
 	"github.com/acli-dev/acli/manager/ha"
+	"github.com/acli-dev/acli/manager/hostsync"
 	"github.com/acli-dev/acli/manager/rpc"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
@@ -152,8 +153,8 @@ type Manager struct {
 	vgs  vgState      // volume groups and iSCSI sessions (vg.go)
 	imgs imageState   // images (image.go)
 	stor storageState // snapshots and vDisk copies (vdisk.go, snapshot.go)
-	// hostEv applies host state changes one at a time (hostevents.go).
-	hostEv hostEventState
+	// hostEv applies the driver's host reports (hostevents.go).
+	hostEv *hostsync.Events
 }
 
 // New loads the model from the store (creating the cluster from the

@@ -71,6 +71,7 @@ func (m *Manager) initOps(cfg Config) {
 	o.heartbeatTimeout = cfg.HeartbeatTimeout
 	o.slots = newSlots(o.maxMigrations)
 	m.ha = m.newHA()
+	m.hostEv = m.newHostEvents()
 }
 
 // loadOps reads the VM groups.

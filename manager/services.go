@@ -264,7 +264,7 @@ func (s simService) fault(ctx context.Context, ref string, kind driver.EventKind
 	}
 	// Apply now so the answer shows the new state; the driver's own event
 	// for the change then finds nothing left to do.
-	if err := m.applyHostEvent(ctx, driver.HostEvent{Kind: kind, HostUUID: id, Time: timeNow(), Reason: faultReasons[kind]}); err != nil {
+	if err := m.hostEv.Apply(ctx, driver.HostEvent{Kind: kind, HostUUID: id, Time: timeNow(), Reason: faultReasons[kind]}); err != nil {
 		return nil, err
 	}
 	m.mu.RLock()

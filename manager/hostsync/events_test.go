@@ -1,0 +1,250 @@
+package hostsync
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/store/bolt"
+)
+
+// fakeBeats records what the applier tells the heartbeat table.
+type fakeBeats struct {
+	mu          sync.Mutex
+	back        bool // Receive's answer
+	markingDown []string
+	seen        []string
+}
+
+func (b *fakeBeats) Receive(string, time.Time, time.Time) bool { return b.back }
+func (b *fakeBeats) MarkingDown(host string, _ time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.markingDown = append(b.markingDown, host)
+}
+func (b *fakeBeats) Seen(host string, _ time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seen = append(b.seen, host)
+}
+
+type eventsFixture struct {
+	db      *state.DB
+	ev      *Events
+	beats   *fakeBeats
+	commits int
+	// before, when set, runs before each commit (a concurrent writer).
+	before    func()
+	published []Change
+	changed   []Change
+}
+
+func newEvents(t *testing.T, h *acliv1.Host) *eventsFixture {
+	t.Helper()
+	st, err := bolt.Open(t.TempDir(), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &eventsFixture{db: state.NewDB(st), beats: &fakeBeats{}}
+	_, err = f.db.Update(context.Background(), func(tx *state.Tx) error {
+		tx.Put(state.ClusterKey, &acliv1.Cluster{Name: "c", RedundancyFactor: 2}, 0)
+		tx.Put(state.HostKey(h.Uuid), h, 0)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ev = &Events{
+		DB: f.db, Beats: f.beats, Now: time.Now,
+		Commit: func(ctx context.Context, next *acliv1.Host, rev int64) error {
+			if f.before != nil {
+				f.before()
+				f.before = nil
+			}
+			f.commits++
+			_, err := f.db.Update(ctx, func(tx *state.Tx) error {
+				tx.Put(state.HostKey(next.Uuid), next, rev)
+				return nil
+			})
+			return err
+		},
+		VmStates: func(context.Context, driver.HostEvent) error { return nil },
+		Publish:  func(c Change) { f.published = append(f.published, c) },
+		Changed:  func(c Change) { f.changed = append(f.changed, c) },
+	}
+	return f
+}
+
+func (f *eventsFixture) host(t *testing.T, id string) *acliv1.Host {
+	t.Helper()
+	var h *acliv1.Host
+	f.db.View(func(tx *state.Tx) { h = tx.Host(id) })
+	return h
+}
+
+func (f *eventsFixture) apply(t *testing.T, kind driver.EventKind, at time.Time) {
+	t.Helper()
+	if err := f.ev.Apply(context.Background(), driver.HostEvent{Kind: kind, HostUUID: "uuid-h1", Time: at, Reason: "test"}); err != nil {
+		t.Fatalf("%s: %v", kind, err)
+	}
+}
+
+func normalHost() *acliv1.Host {
+	return &acliv1.Host{Uuid: "uuid-h1", Name: "h1", HypervisorIp: "127.42.0.1", CvmIp: "127.42.1.1", Schedulable: true,
+		NodeState: acliv1.NodeState_AcropolisNormal, CvmState: acliv1.CvmState_kCvmUp}
+}
+
+// The driver's reports, in order, and the host state each leaves: every
+// change goes through state.TransitionHost, and maintenance survives a
+// failure and a recovery.
+func TestEventsTransitionTable(t *testing.T) {
+	inMaint := normalHost()
+	inMaint.NodeState, inMaint.MaintenanceRequested = acliv1.NodeState_EnteredMaintenanceMode, true
+	cvmMaint := normalHost()
+	cvmMaint.CvmState, cvmMaint.CvmMaintenanceRequested = acliv1.CvmState_kCvmMaintenance, true
+	type want struct {
+		node acliv1.NodeState
+		cvm  acliv1.CvmState
+	}
+	tests := []struct {
+		name  string
+		start *acliv1.Host
+		kinds []driver.EventKind
+		want  []want // after each report
+	}{
+		{"fail and recover", normalHost(), []driver.EventKind{driver.HostDown, driver.HostUp}, []want{
+			{acliv1.NodeState_kNodeDown, acliv1.CvmState_kCvmDown},
+			{acliv1.NodeState_AcropolisNormal, acliv1.CvmState_kCvmUp}}},
+		{"maintenance survives", inMaint, []driver.EventKind{driver.HostDown, driver.HostUp}, []want{
+			{acliv1.NodeState_kNodeDown, acliv1.CvmState_kCvmDown},
+			{acliv1.NodeState_EnteredMaintenanceMode, acliv1.CvmState_kCvmUp}}},
+		{"cvm maintenance survives", cvmMaint, []driver.EventKind{driver.CvmDown, driver.CvmUp, driver.HostDown, driver.HostUp}, []want{
+			{acliv1.NodeState_AcropolisNormal, acliv1.CvmState_kCvmDown},
+			{acliv1.NodeState_AcropolisNormal, acliv1.CvmState_kCvmMaintenance},
+			{acliv1.NodeState_kNodeDown, acliv1.CvmState_kCvmDown},
+			{acliv1.NodeState_AcropolisNormal, acliv1.CvmState_kCvmMaintenance}}},
+		{"cvm reports on a down host change nothing", normalHost(), []driver.EventKind{driver.HostDown, driver.CvmUp, driver.CvmDown}, []want{
+			{acliv1.NodeState_kNodeDown, acliv1.CvmState_kCvmDown},
+			{acliv1.NodeState_kNodeDown, acliv1.CvmState_kCvmDown},
+			{acliv1.NodeState_kNodeDown, acliv1.CvmState_kCvmDown}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newEvents(t, tt.start)
+			at := time.Unix(1000, 0)
+			for i, k := range tt.kinds {
+				at = at.Add(time.Second)
+				f.apply(t, k, at)
+				h := f.host(t, "uuid-h1")
+				if h.NodeState != tt.want[i].node || h.CvmState != tt.want[i].cvm {
+					t.Fatalf("after %v: %s/%s, want %s/%s", tt.kinds[:i+1], h.NodeState, h.CvmState, tt.want[i].node, tt.want[i].cvm)
+				}
+			}
+			if len(f.published) != len(f.changed) || len(f.published) != f.commits {
+				t.Fatalf("%d commits, %d published, %d changed: each commit is told once", f.commits, len(f.published), len(f.changed))
+			}
+		})
+	}
+}
+
+func TestEventsPublishAndHeartbeatBookkeeping(t *testing.T) {
+	f := newEvents(t, normalHost())
+	at := time.Unix(1000, 0)
+	f.apply(t, driver.HostDown, at)
+	f.apply(t, driver.HostDown, at.Add(time.Second)) // idempotent
+	if f.commits != 1 || len(f.published) != 1 {
+		t.Fatalf("a repeated report committed %d times, published %d", f.commits, len(f.published))
+	}
+	c := f.published[0]
+	if c.Type != "host" || c.Severity != "error" || c.Message != "host h1 (127.42.0.1) is down: test" {
+		t.Fatalf("published %+v", c)
+	}
+	if c.Prev.NodeState != acliv1.NodeState_AcropolisNormal || c.Next.NodeState != acliv1.NodeState_kNodeDown {
+		t.Fatalf("change %s -> %s", c.Prev.NodeState, c.Next.NodeState)
+	}
+	if len(f.beats.markingDown) != 1 || len(f.beats.seen) != 0 {
+		t.Fatalf("beats: marking down %v, seen %v", f.beats.markingDown, f.beats.seen)
+	}
+	// A heartbeat the table says was sent after the host was marked down
+	// brings it back.
+	f.beats.back = true
+	f.apply(t, driver.Heartbeat, at.Add(2*time.Second))
+	if h := f.host(t, "uuid-h1"); h.NodeState != acliv1.NodeState_AcropolisNormal {
+		t.Fatalf("after a late heartbeat: %s", h.NodeState)
+	}
+	last := f.published[len(f.published)-1]
+	if !strings.HasSuffix(last.Message, "is up: heartbeats resumed") || last.Event.Kind != driver.HostUp {
+		t.Fatalf("published %+v", last)
+	}
+	if len(f.beats.seen) != 1 {
+		t.Fatalf("a host back up is not counted as heard from: %v", f.beats.seen)
+	}
+	// A heartbeat of a host that is up changes nothing.
+	f.beats.back = false
+	n := f.commits
+	f.apply(t, driver.Heartbeat, at.Add(3*time.Second))
+	if f.commits != n {
+		t.Fatal("a heartbeat of a live host committed")
+	}
+}
+
+// The sim applies a fault at once and the driver reports it later: a
+// report older than the last change applied to the host is dropped, so a
+// quick fail and recover is not undone.
+func TestEventsDropOlderReports(t *testing.T) {
+	f := newEvents(t, normalHost())
+	at := time.Unix(1000, 0)
+	f.apply(t, driver.HostDown, at.Add(2*time.Second))
+	f.apply(t, driver.HostUp, at.Add(3*time.Second))
+	f.apply(t, driver.HostDown, at.Add(2500*time.Millisecond)) // the driver's late report
+	if h := f.host(t, "uuid-h1"); h.NodeState != acliv1.NodeState_AcropolisNormal {
+		t.Fatalf("a late report undid the recovery: %s", h.NodeState)
+	}
+}
+
+// A task committing the host between the read and the commit: the change
+// is computed again on the new record, never written over it.
+func TestEventsRecomputeOnConflict(t *testing.T) {
+	f := newEvents(t, normalHost())
+	f.before = func() {
+		var cur *acliv1.Host
+		var rev int64
+		f.db.View(func(tx *state.Tx) { cur, rev = tx.Host("uuid-h1"), tx.Rev(state.HostKey("uuid-h1")) })
+		next, err := state.TransitionHost(cur, state.EnterMaintenance)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := f.db.Update(context.Background(), func(tx *state.Tx) error {
+			tx.Put(state.HostKey(next.Uuid), next, rev)
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	f.apply(t, driver.HostDown, time.Unix(1000, 0))
+	h := f.host(t, "uuid-h1")
+	if h.NodeState != acliv1.NodeState_kNodeDown || !h.MaintenanceRequested {
+		t.Fatalf("after a racing enter-maintenance and a failure: %s requested=%v", h.NodeState, h.MaintenanceRequested)
+	}
+	if f.commits != 2 || len(f.published) != 1 {
+		t.Fatalf("%d commits (want 2: refused, then recomputed), %d published", f.commits, len(f.published))
+	}
+	f.ev.Apply(context.Background(), driver.HostEvent{Kind: driver.HostUp, HostUUID: "uuid-h1", Time: time.Unix(1001, 0)})
+	if h := f.host(t, "uuid-h1"); h.NodeState != acliv1.NodeState_EnteredMaintenanceMode {
+		t.Fatalf("the operator's intent was lost: %s", h.NodeState)
+	}
+}
+
+func TestEventsUnknownHost(t *testing.T) {
+	f := newEvents(t, normalHost())
+	if err := f.ev.Apply(context.Background(), driver.HostEvent{Kind: driver.HostDown, HostUUID: "nosuch", Time: time.Unix(1, 0)}); err != nil || f.commits != 0 {
+		t.Fatalf("a report of an unknown host: err %v, %d commits", err, f.commits)
+	}
+}

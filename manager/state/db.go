@@ -64,6 +64,7 @@ type DB struct {
 	vgs      map[string]*acliv1.VolumeGroup
 	stored   map[string]ContainerUse // container -> what its vDisks and images take
 	capacity func(container string) int64
+	lookups
 }
 
 // Arrival is memory held on a host for a VM on its way there (a power-on,
@@ -93,6 +94,7 @@ func (db *DB) reset() {
 	db.pending, db.endedByPending = map[string]*batch{}, map[uint64]Arrival{}
 	db.imgs, db.snaps, db.vgs = map[string]*acliv1.Image{}, map[string]*acliv1.Snapshot{}, map[string]*acliv1.VolumeGroup{}
 	db.stored = map[string]ContainerUse{}
+	db.resetLookups()
 }
 
 // Load reads the committed records from the store. A record that does not
@@ -103,6 +105,8 @@ func (db *DB) Load(ctx context.Context) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	db.reset()
+	db.loading = true
+	defer db.endLoadLocked()
 	kv, err := db.st.Get(ctx, ClusterKey)
 	switch {
 	case err == nil:
@@ -131,7 +135,7 @@ func (db *DB) loadKV(kv store.KV) error {
 	if err := proto.Unmarshal(kv.Value, msg); err != nil {
 		return fmt.Errorf("loading %s: %w", kv.Key, err)
 	}
-	db.applyLocked(kv.Key, msg, kv.ModRev)
+	db.applyEncoded(kv.Key, msg, kv.Value, kv.ModRev)
 	return nil
 }
 
@@ -168,6 +172,12 @@ func Placed(v *acliv1.Vm) bool {
 // applyLocked makes one written record committed (msg nil: deleted) and
 // returns the arrivals it ended.
 func (db *DB) applyLocked(key string, msg proto.Message, rev int64) (ended []heldArrival) {
+	return db.applyEncoded(key, msg, nil, rev)
+}
+
+// applyEncoded is applyLocked with msg's encoding when the caller has it
+// (nil: encoded here if an index keeps it).
+func (db *DB) applyEncoded(key string, msg proto.Message, wire []byte, rev int64) (ended []heldArrival) {
 	if msg == nil {
 		delete(db.revs, key)
 	} else {
@@ -185,6 +195,7 @@ func (db *DB) applyLocked(key string, msg proto.Message, rev int64) (ended []hel
 			delete(db.hostIP, old.HypervisorIp)
 		}
 		h, _ := msg.(*acliv1.Host)
+		db.indexHostLocked(db.hosts[id], h)
 		if h == nil {
 			delete(db.hosts, id)
 			return nil
@@ -200,6 +211,7 @@ func (db *DB) applyLocked(key string, msg proto.Message, rev int64) (ended []hel
 			db.vcpus[old.HostUuid] -= old.NumVcpus
 		}
 		v, _ := msg.(*acliv1.Vm)
+		db.indexVmLocked(id, db.vms[id], v, wire)
 		if v == nil {
 			delete(db.vms, id)
 			return nil
@@ -459,9 +471,14 @@ func (tx *Tx) SwitchNames() []string { return tx.db.switches.Names() }
 // Rev is the committed mod revision of key (0: none).
 func (tx *Tx) Rev(key string) int64 { return tx.db.revs[key] }
 
-// Hosts are every host, ordered by UUID.
+// Hosts are every host, ordered by hypervisor IP then name.
 func (tx *Tx) Hosts() []*acliv1.Host {
-	return collect(tx, tx.db.hosts, HostPrefix, tx.Host)
+	if !slices.ContainsFunc(tx.writes, func(w Write) bool { return strings.HasPrefix(w.Key, HostPrefix) }) {
+		return slices.Clone(tx.db.hostList)
+	}
+	out := collect(tx, tx.db.hosts, HostPrefix, tx.Host)
+	slices.SortFunc(out, hostOrder)
+	return out
 }
 
 // VmsOn are the VMs placed on host (running or paused there), by UUID.

@@ -98,7 +98,8 @@ func (db *DB) stage(ctx context.Context, fn func(tx *Tx) error) (b, wait *batch,
 	}
 	conds := make([]store.Cond, 0, len(tx.writes))
 	ops := make([]store.Op, 0, len(tx.writes))
-	for _, w := range tx.writes {
+	encoded := make([][]byte, len(tx.writes))
+	for i, w := range tx.writes {
 		if w.Rev != AnyRev {
 			conds = append(conds, store.Cond{Key: w.Key, ModRev: w.Rev})
 		}
@@ -111,18 +112,19 @@ func (db *DB) stage(ctx context.Context, fn func(tx *Tx) error) (b, wait *batch,
 			return nil, nil, fmt.Errorf("encoding %s: %w", w.Key, err)
 		}
 		ops = append(ops, store.PutOp(w.Key, v))
+		encoded[i] = v
 	}
 	b = db.openBatch(ctx, len(conds), len(ops))
 	b.conds = append(b.conds, conds...)
 	b.ops = append(b.ops, ops...)
 	db.mu.Lock()
-	for _, w := range tx.writes {
+	for i, w := range tx.writes {
 		db.pending[w.Key] = b
 		if newRecord(w.Key) == nil {
 			continue
 		}
 		u := undoRec{key: w.Key, prev: db.recordLocked(w.Key), rev: db.revs[w.Key]}
-		u.ended = db.applyLocked(w.Key, w.Msg, pendingRev)
+		u.ended = db.applyEncoded(w.Key, w.Msg, encoded[i], pendingRev)
 		for _, e := range u.ended {
 			db.endedByPending[e.id] = e.a
 		}

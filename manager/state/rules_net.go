@@ -18,10 +18,18 @@ func (db *DB) indexIPsLocked(id string, msg proto.Message, add bool) {
 			continue
 		}
 		k := nicIPKey(nic.NetworkUuid, nic.Ip)
-		if add {
+		holder, held := db.nicIPs[k]
+		switch {
+		case add && !held:
+			db.ipsUsed[nic.NetworkUuid]++
 			db.nicIPs[k] = id
-		} else if db.nicIPs[k] == id {
+		case add:
+			db.nicIPs[k] = id
+		case holder == id:
 			delete(db.nicIPs, k)
+			if db.ipsUsed[nic.NetworkUuid]--; db.ipsUsed[nic.NetworkUuid] == 0 {
+				delete(db.ipsUsed, nic.NetworkUuid)
+			}
 		}
 	}
 }

@@ -211,26 +211,25 @@ func resultNote(t *acliv1.Task, _ bool) string {
 	return t.GetMessages()[len(t.GetMessages())-1]
 }
 
-// blockersErr lists every blocker of a blocked evacuation (the task's
-// BLOCKED violations), one per line, under a message cut to its summary.
+// blockersErr shows a refused or blocked evacuation as the task records
+// it, typed: its headline (error_summary), then every blocker (the task's
+// violations: a VM that cannot leave, the host down or busy, a migration
+// target, the redundancy budget), one per line.
 func blockersErr(t *acliv1.Task, err *client.Error) *client.Error {
-	if codes.Code(t.GetErrorCode()) != codes.FailedPrecondition {
+	vs := t.GetViolations()
+	if codes.Code(t.GetErrorCode()) != codes.FailedPrecondition || len(vs) == 0 {
 		return err
 	}
-	var blockers []string
-	for _, v := range t.GetViolations() {
-		if v.GetType() == "BLOCKED" {
-			blockers = append(blockers, v.GetDescription())
-		}
-	}
-	if len(blockers) == 0 {
-		return err
+	head := t.GetErrorSummary()
+	if head == "" {
+		// The only blocker is the whole message.
+		head, vs = vs[0].GetDescription(), vs[1:]
 	}
 	out := *err
-	if i := strings.Index(out.Msg, ": "+blockers[0]); i > 0 {
-		out.Msg = out.Msg[:i]
+	out.Msg = render.OpName(t.GetOperation()) + ": " + head
+	for _, v := range vs {
+		out.Details = append(out.Details, v.GetDescription())
 	}
-	out.Details = append(out.Details, blockers...)
 	return &out
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/acli-dev/acli/manager"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/managertest"
+	"google.golang.org/grpc/codes"
 )
 
 func TestParseMaintenanceKeys(t *testing.T) {
@@ -476,3 +478,44 @@ func TestSimCommandsNeedSimDriver(t *testing.T) {
 type otherDriver struct{ driver.Driver }
 
 func (otherDriver) Name() string { return "libvirt" }
+
+// blockersErr reads the task's typed record: its headline and every
+// violation, whatever the error text says or how many it lists.
+func TestBlockersErrReadsTheTypedRecord(t *testing.T) {
+	v := func(typ, desc string) *acliv1.Violation {
+		return &acliv1.Violation{Type: typ, Description: desc}
+	}
+	task := &acliv1.Task{
+		Operation:    acliv1.TaskOperation_kHostEnterMaintenanceMode,
+		ErrorCode:    int32(codes.FailedPrecondition),
+		Error:        "text that names no blocker; and 3 more",
+		ErrorSummary: "host h1 (127.20.0.21) stays EnteringMaintenanceMode: 2 VM(s) cannot leave",
+		Violations: []*acliv1.Violation{
+			v("BLOCKED", "vm db01 has host affinity to 127.20.0.21"),
+			v("HOST_BUSY", "h1 is held by running task 5 (VmMigrate)"),
+			v("MIGRATION_TARGET", "h1 receives vm web2"),
+			v("REDUNDANCY", "h2 is already out"),
+			v("BLOCKED", "vm nsx-agent (agent VM) is shut down only once every other VM can leave"),
+		},
+	}
+	got := blockersErr(task, client.TaskError("EnterMaintenanceMode", task))
+	want := &client.Error{Code: 5, Msg: "EnterMaintenanceMode: host h1 (127.20.0.21) stays EnteringMaintenanceMode: 2 VM(s) cannot leave",
+		Details: []string{"vm db01 has host affinity to 127.20.0.21", "h1 is held by running task 5 (VmMigrate)",
+			"h1 receives vm web2", "h2 is already out", "vm nsx-agent (agent VM) is shut down only once every other VM can leave"}}
+	if got.Code != want.Code || got.Msg != want.Msg || !slices.Equal(got.Details, want.Details) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+
+	// One blocker and no headline: the blocker is the message.
+	task.ErrorSummary, task.Error, task.Violations = "", "h2 is already out", task.Violations[3:4]
+	got = blockersErr(task, client.TaskError("EnterMaintenanceMode", task))
+	if got.Msg != "EnterMaintenanceMode: h2 is already out" || len(got.Details) != 0 {
+		t.Fatalf("got %+v", got)
+	}
+
+	// Not a precondition: the error as it is.
+	task.ErrorCode, task.Error = int32(codes.Internal), "driver lost"
+	if got = blockersErr(task, client.TaskError("EnterMaintenanceMode", task)); got.Msg != "EnterMaintenanceMode: driver lost" || got.Code != 1 {
+		t.Fatalf("got %+v", got)
+	}
+}

@@ -75,8 +75,21 @@ func FailedPrecondition(summary string, vs ...Violation) error {
 }
 
 func joinSummary(summary string, vs []Violation) string {
-	if len(vs) == 0 {
+	listed := listViolations(vs)
+	switch {
+	case listed == "":
 		return summary
+	case summary == "":
+		return listed
+	}
+	return summary + ": " + listed
+}
+
+// listViolations is the part of a message that lists violations: the
+// first few descriptions, then how many more.
+func listViolations(vs []Violation) string {
+	if len(vs) == 0 {
+		return ""
 	}
 	parts := make([]string, 0, maxMessageViolations+1)
 	for i, v := range vs {
@@ -86,10 +99,36 @@ func joinSummary(summary string, vs []Violation) string {
 		}
 		parts = append(parts, v.Description)
 	}
-	if summary == "" {
-		return strings.Join(parts, "; ")
+	return strings.Join(parts, "; ")
+}
+
+// Summary is the headline FailedPrecondition gave err, without the
+// violations its message lists ("" when it gave none); errors of any other
+// shape are their whole message.
+func Summary(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err.Error()
 	}
-	return summary + ": " + strings.Join(parts, "; ")
+	var vs []Violation
+	for _, d := range st.Details() {
+		if pf, ok := d.(*errdetails.PreconditionFailure); ok {
+			for _, v := range pf.GetViolations() {
+				vs = append(vs, Violation{Type: v.GetType(), Subject: v.GetSubject(), Description: v.GetDescription()})
+			}
+		}
+	}
+	msg, listed := st.Message(), listViolations(vs)
+	if listed == "" {
+		return msg
+	}
+	if msg == listed {
+		return ""
+	}
+	if s, ok := strings.CutSuffix(msg, ": "+listed); ok {
+		return s
+	}
+	return msg
 }
 
 // Precondition is FailedPrecondition with a single violation whose

@@ -34,6 +34,33 @@ func TestFailedPreconditionListsEveryViolation(t *testing.T) {
 	}
 }
 
+// Summary is the headline alone, whatever the number of violations the
+// message lists after it.
+func TestSummaryLeavesOutTheViolations(t *testing.T) {
+	v := func(n int) []Violation {
+		var vs []Violation
+		for i := range n {
+			vs = append(vs, Violation{Type: "BLOCKED", Subject: fmt.Sprintf("vm:v%d", i), Description: fmt.Sprintf("vm v%d: cannot leave", i)})
+		}
+		return vs
+	}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{FailedPrecondition("host h1 stays EnteringMaintenanceMode: 1 VM(s) cannot leave", v(1)...), "host h1 stays EnteringMaintenanceMode: 1 VM(s) cannot leave"},
+		{FailedPrecondition("host h1 stays EnteringMaintenanceMode: 6 VM(s) cannot leave", v(6)...), "host h1 stays EnteringMaintenanceMode: 6 VM(s) cannot leave"},
+		{Precondition("REDUNDANCY", "host:h2", "h2 is already out"), ""},
+		{FailedPrecondition("no violations"), "no violations"},
+		{status.Error(codes.Internal, "disk on fire"), "disk on fire"},
+		{fmt.Errorf("plain"), "plain"},
+	} {
+		if got := Summary(c.err); got != c.want {
+			t.Errorf("Summary(%q) = %q, want %q", status.Convert(c.err).Message(), got, c.want)
+		}
+	}
+}
+
 func TestNotFoundSuggests(t *testing.T) {
 	st := status.Convert(NotFound("vm", "web1", []string{"web01", "db01"}))
 	if st.Message() != `vm "web1" not found (did you mean "web01"?)` {

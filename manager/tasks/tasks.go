@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
 )
 
 // Task is a task in memory. PB is an immutable snapshot replaced on each
@@ -216,6 +217,9 @@ func Fail(pb *acliv1.Task, err error, aborted bool) {
 	pb.Error = ErrorText(err)
 	pb.ErrorCode = int32(ErrorCode(err))
 	pb.Violations = Violations(err)
+	if len(pb.Violations) > 0 {
+		pb.ErrorSummary = apierr.Summary(err)
+	}
 	pb.Messages = append(pb.Messages, verb+pb.Error)
 }
 

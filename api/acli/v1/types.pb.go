@@ -2757,7 +2757,11 @@ type Task struct {
 	// manager starts itself (HA restarts, reconciliation).
 	Principal string `protobuf:"bytes,19,opt,name=principal,proto3" json:"principal,omitempty"`
 	// Cluster-wide task number, in creation order (acli's Sequence-id).
-	SequenceId    int64 `protobuf:"varint,20,opt,name=sequence_id,json=sequenceId,proto3" json:"sequence_id,omitempty"`
+	SequenceId int64 `protobuf:"varint,20,opt,name=sequence_id,json=sequenceId,proto3" json:"sequence_id,omitempty"`
+	// The error's headline without the violations it lists (error is this
+	// headline followed by the first violations), so clients print it above
+	// every violation without cutting error text; empty when there are none.
+	ErrorSummary  string `protobuf:"bytes,21,opt,name=error_summary,json=errorSummary,proto3" json:"error_summary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2930,6 +2934,13 @@ func (x *Task) GetSequenceId() int64 {
 		return x.SequenceId
 	}
 	return 0
+}
+
+func (x *Task) GetErrorSummary() string {
+	if x != nil {
+		return x.ErrorSummary
+	}
+	return ""
 }
 
 // Violation is one rule a change would break, or one thing that blocks it.
@@ -3310,7 +3321,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x15estimated_downtime_ms\x18\x06 \x01(\x03R\x13estimatedDowntimeMs\x12+\n" +
 	"\x11transferred_bytes\x18\a \x01(\x03R\x10transferredBytes\x126\n" +
 	"\x18dirty_rate_bytes_per_sec\x18\b \x01(\x03R\x14dirtyRateBytesPerSec\x125\n" +
-	"\x17bandwidth_bytes_per_sec\x18\t \x01(\x03R\x14bandwidthBytesPerSec\"\xb6\x06\n" +
+	"\x17bandwidth_bytes_per_sec\x18\t \x01(\x03R\x14bandwidthBytesPerSec\"\xdb\x06\n" +
 	"\x04Task\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x124\n" +
 	"\toperation\x18\x02 \x01(\x0e2\x16.acli.v1.TaskOperationR\toperation\x12.\n" +
@@ -3338,7 +3349,8 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\vcancellable\x18\x12 \x01(\bR\vcancellable\x12\x1c\n" +
 	"\tprincipal\x18\x13 \x01(\tR\tprincipal\x12\x1f\n" +
 	"\vsequence_id\x18\x14 \x01(\x03R\n" +
-	"sequenceId\"[\n" +
+	"sequenceId\x12#\n" +
+	"\rerror_summary\x18\x15 \x01(\tR\ferrorSummary\"[\n" +
 	"\tViolation\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12 \n" +

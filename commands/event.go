@@ -93,7 +93,7 @@ func runEventWatch(ctx context.Context, r *Req) error {
 		if err != nil {
 			return watchEnd(ctx, err)
 		}
-		if err := r.Printer.Stream(render.Doc{Data: e, Text: eventLine(e), Table: eventTable([]*acliv1.Event{e})}); err != nil {
+		if err := r.Printer.Stream(render.Doc{Data: e, Text: eventLine(r.Printer, e), Table: eventTable([]*acliv1.Event{e})}); err != nil {
 			return err
 		}
 	}

@@ -127,14 +127,18 @@ func eventTable(evs []*acliv1.Event) *render.TableData {
 	return t
 }
 
-// eventLine is one event of event.watch: time, type (padded so messages
-// line up), message.
-func eventLine(e *acliv1.Event) string {
+// eventLine is one event of event.watch: time (local on a terminal, as
+// event.list shows it), type (padded so messages line up), message.
+func eventLine(p *render.Printer, e *acliv1.Event) string {
 	typ := e.GetType()
 	if n := len("migration"); len(typ) < n {
 		typ += strings.Repeat(" ", n-len(typ))
 	}
-	return eventTime(e) + "  " + typ + "  " + e.GetMessage()
+	when := ""
+	if e.GetTime() != nil {
+		when = p.EventTime(e.GetTime().AsTime())
+	}
+	return when + "  " + typ + "  " + e.GetMessage()
 }
 
 func u64(n uint64) string { return strconv.FormatUint(n, 10) }

@@ -53,6 +53,19 @@ func (p *Printer) now() time.Time {
 	return time.Now()
 }
 
+// EventTime writes a time kept to the millisecond (an event's) as the
+// output's reader wants it: local on a terminal, as tables show event
+// times, else UTC RFC 3339.
+func (p *Printer) EventTime(t time.Time) string {
+	if p.Terminal {
+		return p.local(t).Format(eventLayout)
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+// eventLayout is an event time on a terminal: local, to the millisecond.
+const eventLayout = "2006-01-02 15:04:05.000"
+
 func (p *Printer) local(t time.Time) time.Time {
 	if p.Location != nil {
 		return t.In(p.Location)
@@ -80,7 +93,7 @@ func (p *Printer) terminalTable(t *TableData) *TableData {
 				row, copied = append([]string(nil), r...), true
 			}
 			if frac {
-				row[j] = p.local(tm).Format("2006-01-02 15:04:05.000")
+				row[j] = p.local(tm).Format(eventLayout)
 			} else {
 				row[j] = Age(tm, now)
 			}

@@ -59,3 +59,19 @@ func TestTerminalTimesAndWidth(t *testing.T) {
 		}
 	}
 }
+
+// A streamed event's time: local to the millisecond on a terminal (as
+// event tables show it), UTC RFC 3339 in a pipe.
+func TestEventTime(t *testing.T) {
+	at := time.Date(2026, 12, 4, 19, 39, 15, 250e6, time.UTC)
+	cet := time.FixedZone("CET", 3600)
+	for _, tc := range []struct {
+		terminal bool
+		want     string
+	}{{true, "2026-12-04 20:39:15.250"}, {false, "2026-12-04T19:39:15.250Z"}} {
+		p := &Printer{Terminal: tc.terminal, Location: cet}
+		if got := p.EventTime(at.In(cet)); got != tc.want {
+			t.Errorf("terminal=%v: %q, want %q", tc.terminal, got, tc.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -84,4 +85,78 @@ func TestTmuxListWatch(t *testing.T) {
 	if pipe := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z  info\n$`); r.code != 0 || !pipe.MatchString(r.out) {
 		t.Fatalf("event.list in a pipe: %+v", r)
 	}
+}
+
+// event.watch writes an event's time as local time to the millisecond on a
+// terminal, one-shot and in the shell (as event.list's table does), and
+// UTC RFC 3339 in a pipe. TZ names a zone far from UTC; ZONEINFO points
+// at Go's own zone data so the test needs no tzdata package.
+func TestTmuxEventWatchLocalTime(t *testing.T) {
+	addr := startClusterd(t)
+	// Two: since_seq=0 replays nothing, so the watch replays the second.
+	if r := acli(t, addr, "", "vg.create", "firstvg,tzvg"); r.code != 0 {
+		t.Fatalf("vg.create: %+v", r)
+	}
+	var evs []struct {
+		Seq     uint64    `json:"seq"`
+		Time    time.Time `json:"time"`
+		Message string    `json:"message"`
+	}
+	data(t, addr, &evs, "event.list", "type=vg")
+	if len(evs) != 2 || !strings.HasPrefix(evs[1].Message, "volume group tzvg created") {
+		t.Fatalf("events: %+v", evs)
+	}
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zoneinfo := filepath.Join(strings.TrimSpace(string(goroot)), "lib", "time", "zoneinfo.zip")
+	kolkata, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		t.Setenv("ZONEINFO", zoneinfo)
+		if kolkata, err = time.LoadLocation("Asia/Kolkata"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	since, ev := fmt.Sprint(evs[0].Seq), evs[1]
+	utc := ev.Time.UTC().Format("2006-01-02T15:04:05.000Z") + "  vg         " + ev.Message + "\n"
+	local := ev.Time.In(kolkata).Format("2006-01-02 15:04:05.000") + "  vg         " + ev.Message
+
+	// A pipe: UTC.
+	if r := acli(t, addr, "", "--timeout", "1s", "event.watch", "type=vg", "since_seq="+since); r.code != 0 || r.out != utc {
+		t.Fatalf("pipe: exit %d\n%q, want %q\n%s", r.code, r.out, utc, r.err)
+	}
+
+	dir := t.TempDir()
+	env := fmt.Sprintf("HOME=%s ACLI_SERVER=%s TZ=Asia/Kolkata ZONEINFO=%s", dir, addr, zoneinfo)
+	acliBin := filepath.Join(binDir, "acli")
+
+	// One-shot on a terminal: local.
+	oneShot := filepath.Join(dir, "oneshot.sh")
+	body := fmt.Sprintf("#!/bin/sh\n%s %s --timeout 1s event.watch type=vg since_seq=%s\necho \"rc=$?\"\nsleep 30\n", env, acliBin, since)
+	if err := os.WriteFile(oneShot, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	term := newTmux(t, 160, 30, oneShot)
+	if sc := term.waitFor("rc="); !strings.Contains(sc, local+"\nrc=0\n") || strings.Contains(sc, "Z  vg") {
+		t.Fatalf("one-shot on a terminal, want %q:\n%s", local, sc)
+	}
+
+	// The shell: local.
+	shell := filepath.Join(dir, "shell.sh")
+	body = fmt.Sprintf("#!/bin/sh\n%s %s\nsleep 30\n", env, acliBin)
+	if err := os.WriteFile(shell, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	term = newTmux(t, 160, 30, shell)
+	term.waitPrompt()
+	term.typeText("event.watch type=vg since_seq=" + since)
+	term.waitFor("<acropolis> event.watch type=vg since_seq=" + since)
+	term.keys("Enter")
+	sc := term.waitFor("volume group tzvg created")
+	if !strings.Contains(sc, "\n"+local+"\n") || strings.Contains(sc, "Z  vg") {
+		t.Fatalf("shell, want %q:\n%s", local, sc)
+	}
+	term.keys("C-c")
+	term.waitPrompt()
 }

@@ -67,6 +67,7 @@ import (
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/tasks"
+	"github.com/acli-dev/acli/manager/vm"
 )
 
 // Version is the clusterd version, set at build time with
@@ -295,7 +296,7 @@ func (m *Manager) Register(s *grpc.Server) {
 		Tasks:        taskService{m: m},
 		Events:       eventService{m: m},
 		Sim:          simService{m: m},
-		Vms:          vmService{m: m},
+		Vms:          vmFeature{vm.New(vmCluster{m}, m.db, m.drv), vmService{m: m}},
 		VmGroups:     vmGroupService{m: m},
 		Networks:     networkService{m: m},
 		VolumeGroups: volumeGroupService{m: m},

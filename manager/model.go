@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -579,13 +578,4 @@ func checkRef(field, ref string) error {
 		return apierr.BadField(field, "%s is %d bytes long; no name or UUID is longer than %d", field, len(ref), state.MaxNameBytes)
 	}
 	return nil
-}
-
-// parseUUID normalises an explicit UUID.
-func parseUUID(field, s string) (string, error) {
-	u, err := uuid.Parse(s)
-	if err != nil {
-		return "", apierr.BadField(field, "%s %q is not a UUID, e.g. %s", field, s, uuid.NewString())
-	}
-	return u.String(), nil
 }

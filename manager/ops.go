@@ -21,6 +21,7 @@ import (
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
+	"github.com/acli-dev/acli/manager/vm"
 	"github.com/acli-dev/acli/manager/vmgroup"
 )
 
@@ -128,7 +129,7 @@ func schedHost(r *hostRec, taken int64, vcpus int32) scheduler.Host {
 func schedVM(v *acliv1.Vm, groups []string) scheduler.VM {
 	s := scheduler.VM{
 		UUID: v.Uuid, Name: v.Name, VCPUs: int(v.NumVcpus), MemoryBytes: v.MemoryBytes, Host: v.HostUuid,
-		HostAffinity: v.HostAffinity, Agent: v.AgentVm, Passthrough: pinnedBy(v) != "", PinnedBy: pinnedBy(v),
+		HostAffinity: v.HostAffinity, Agent: v.AgentVm, Passthrough: vm.PinnedBy(v) != "", PinnedBy: vm.PinnedBy(v),
 		AntiAffinityGroups: groups, HAPriority: int(v.HaPriority),
 	}
 	switch v.PowerState {

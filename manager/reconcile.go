@@ -11,6 +11,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/store"
+	"github.com/acli-dev/acli/manager/vm"
 )
 
 // Drivers with real hosts (libvirt) report what the hosts run (VmStates
@@ -110,7 +111,7 @@ func vmDrift(cur *acliv1.Vm, h *acliv1.Host, o driver.VmObservation, hosts map[s
 		if cur.PowerState == o.PowerState {
 			return drift{}, false
 		}
-		return drift{vm: cur.Uuid, next: next, msg: fmt.Sprintf("vm %s is %s on host %s (changed outside clusterd)", cur.Name, powerWord(o.PowerState), label)}, true
+		return drift{vm: cur.Uuid, next: next, msg: fmt.Sprintf("vm %s is %s on host %s (changed outside clusterd)", cur.Name, vm.PowerWord(o.PowerState), label)}, true
 	case placed(cur) && slices.Contains(o.RunningElsewhere, cur.HostUuid):
 		return drift{vm: cur.Uuid, fence: true}, true
 	case placed(cur):
@@ -118,9 +119,9 @@ func vmDrift(cur *acliv1.Vm, h *acliv1.Host, o driver.VmObservation, hosts map[s
 		if r := hosts[cur.HostUuid]; r != nil {
 			from = hostLabel(r.pb)
 		}
-		return drift{vm: cur.Uuid, next: next, msg: fmt.Sprintf("vm %s was found %s on host %s, not on %s (moved outside clusterd)", cur.Name, powerWord(o.PowerState), label, from)}, true
+		return drift{vm: cur.Uuid, next: next, msg: fmt.Sprintf("vm %s was found %s on host %s, not on %s (moved outside clusterd)", cur.Name, vm.PowerWord(o.PowerState), label, from)}, true
 	}
-	return drift{vm: cur.Uuid, next: next, msg: fmt.Sprintf("vm %s was found %s on host %s (started outside clusterd)", cur.Name, powerWord(o.PowerState), label)}, true
+	return drift{vm: cur.Uuid, next: next, msg: fmt.Sprintf("vm %s was found %s on host %s (started outside clusterd)", cur.Name, vm.PowerWord(o.PowerState), label)}, true
 }
 
 func offDrift(cur *acliv1.Vm, h *acliv1.Host, what string) drift {

@@ -11,12 +11,12 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/vm"
 )
 
 // vmService is the VM feature behind manager/rpc's adapter.
@@ -92,75 +92,6 @@ func (s vmService) GetVm(ctx context.Context, req *acliv1.GetVmRequest) (*acliv1
 	return m.vmOut(r), nil
 }
 
-func (s vmService) CreateVm(ctx context.Context, req *acliv1.CreateVmRequest) (*acliv1.Task, error) {
-	m := s.m
-	v := &acliv1.Vm{
-		Uuid: uuid.NewString(), Name: req.Name, NumVcpus: req.NumVcpus, NumCoresPerVcpu: req.NumCoresPerVcpu,
-		MemoryBytes: req.MemoryBytes, PowerState: acliv1.PowerState_kOff, HaPriority: req.HaPriority,
-		AgentVm: req.AgentVm, Description: req.Description, Passthrough: req.Passthrough,
-		DirtyRateMbps: req.DirtyRateMbps, CreateTime: timestamppb.Now(),
-	}
-	settingsFromCreate(v, req)
-	var bad []apierr.Field
-	if err := state.CheckName("vm", v.Name); err != nil {
-		bad = append(bad, apierr.Field{Field: "name", Description: err.Error()})
-	}
-	bad = append(bad, checkShape(&v.NumVcpus, &v.NumCoresPerVcpu, v.MemoryBytes, v.DirtyRateMbps, true)...)
-	bad = append(bad, checkSettings(v)...)
-	if req.Uuid != "" {
-		id, err := parseUUID("uuid", req.Uuid)
-		if err != nil {
-			return nil, err
-		}
-		v.Uuid = id
-	}
-	if len(bad) > 0 {
-		return nil, apierr.InvalidArgument(bad...)
-	}
-	m.mu.Lock()
-	if other := m.vms[v.Uuid]; other != nil {
-		m.mu.Unlock()
-		return nil, apierr.AlreadyExists("vm", v.Uuid, "vm "+other.pb.Name+" has this UUID")
-	}
-	if t := m.busy[v.Uuid]; t != nil {
-		m.mu.Unlock()
-		return nil, apierr.AlreadyExists("vm", v.Uuid, "task "+t.PB.Uuid+" is creating a VM with this UUID")
-	}
-	t := m.newTaskLocked(acliv1.TaskOperation_kVmCreate, []*acliv1.EntityRef{vmRef(v)}, v.Uuid)
-	m.mu.Unlock()
-	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
-		return outcome{
-			writes:  []write{{key: vmKey(v.Uuid), msg: v, rev: 0}},
-			apply:   func(rev int64) { m.putVmLocked(v, rev) },
-			message: fmt.Sprintf("vm %s created (%d vCPU, %s)", v.Name, v.NumVcpus, scheduler.Bytes(v.MemoryBytes)),
-		}, nil
-	})
-}
-
-// checkShape validates (and defaults, when create) the sizing fields.
-func checkShape(vcpus, cores *int32, mem, dirty int64, create bool) []apierr.Field {
-	var bad []apierr.Field
-	if create && *vcpus == 0 {
-		*vcpus = 1
-	}
-	if create && *cores == 0 {
-		*cores = 1
-	}
-	if *vcpus < 1 {
-		bad = append(bad, apierr.Field{Field: "num_vcpus", Description: fmt.Sprintf("num_vcpus %d must be at least 1", *vcpus)})
-	}
-	if *cores < 1 {
-		bad = append(bad, apierr.Field{Field: "num_cores_per_vcpu", Description: fmt.Sprintf("num_cores_per_vcpu %d must be at least 1", *cores)})
-	}
-	if mem <= 0 {
-		bad = append(bad, apierr.Field{Field: "memory_bytes", Description: fmt.Sprintf("memory %d must be greater than 0, e.g. memory=4G", mem)})
-	}
-	if dirty < 0 {
-		bad = append(bad, apierr.Field{Field: "dirty_rate_mbps", Description: fmt.Sprintf("dirty_rate_mbps %d must not be negative", dirty)})
-	}
-	return bad
-}
-
 // editVm is the common shape of a quick VM change: resolve the VM, refuse
 // if busy, let change build the new record (under the lock; it may also
 // reserve host memory via t.release), and commit it in one transaction.
@@ -197,98 +128,6 @@ func (m *Manager) editVm(ctx context.Context, ref string, op acliv1.TaskOperatio
 			message: msg,
 		}, nil
 	})
-}
-
-func (s vmService) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*acliv1.Task, error) {
-	m := s.m
-	if req.Name == nil && req.NumVcpus == nil && req.NumCoresPerVcpu == nil && req.MemoryBytes == nil &&
-		req.HaPriority == nil && req.AgentVm == nil && req.Description == nil && req.Passthrough == nil && req.DirtyRateMbps == nil &&
-		len(settingsFromUpdate(&acliv1.Vm{}, req)) == 0 {
-		return nil, apierr.BadField("vm", "nothing to update: give at least one of name, num_vcpus, num_cores_per_vcpu, memory, ha_priority, agent_vm, description, passthrough, dirty_rate_mbps, "+
-			"uefi_boot, num_vnuma_nodes, num_threads_per_core, hardware_virtualization, memory_overcommit, vcpu_hard_pin, cpu_passthrough, virtual_tpm")
-	}
-	return m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmUpdate, func(cur *acliv1.Vm, t *taskRec) (*acliv1.Vm, string, error) {
-		v := proto.Clone(cur).(*acliv1.Vm)
-		var changed []string
-		if req.Name != nil {
-			if err := state.CheckName("vm", *req.Name); err != nil {
-				return nil, "", apierr.BadField("name", "%v", err)
-			}
-			v.Name = *req.Name
-			changed = append(changed, "name")
-		}
-		setGiven(&changed, &v.NumVcpus, req.NumVcpus, "num_vcpus")
-		setGiven(&changed, &v.NumCoresPerVcpu, req.NumCoresPerVcpu, "num_cores_per_vcpu")
-		setGiven(&changed, &v.HaPriority, req.HaPriority, "ha_priority")
-		setGiven(&changed, &v.MemoryBytes, req.MemoryBytes, "memory")
-		setGiven(&changed, &v.AgentVm, req.AgentVm, "agent_vm")
-		setGiven(&changed, &v.Description, req.Description, "description")
-		setGiven(&changed, &v.Passthrough, req.Passthrough, "passthrough")
-		setGiven(&changed, &v.DirtyRateMbps, req.DirtyRateMbps, "dirty_rate_mbps")
-		changed = append(changed, settingsFromUpdate(v, req)...)
-		if bad := append(checkShape(&v.NumVcpus, &v.NumCoresPerVcpu, v.MemoryBytes, v.DirtyRateMbps, false), checkSettings(v)...); len(bad) > 0 {
-			return nil, "", apierr.InvalidArgument(bad...)
-		}
-		if err := refuseOffOnly(cur, v); err != nil {
-			return nil, "", err
-		}
-		// Growing a running VM needs the memory on its host now; hold it
-		// until the change is recorded so no power-on takes it meanwhile.
-		if grow := v.MemoryBytes - cur.MemoryBytes; grow > 0 && placed(cur) {
-			h := m.hosts[cur.HostUuid]
-			if free := h.pb.MemoryBytes - m.db.MemoryTaken(h.pb.Uuid); grow > free {
-				return nil, "", apierr.Precondition("MEMORY", "host:"+h.pb.Name,
-					"vm %s is on and host %s has %s free; growing it by %s would over-commit memory",
-					cur.Name, h.pb.Name, scheduler.Bytes(max(free, 0)), scheduler.Bytes(grow))
-			}
-			hd := m.holdLocked(cur.Uuid, h, grow)
-			t.Release = hd.releaseLocked
-		}
-		return v, fmt.Sprintf("vm %s updated (%s)", v.Name, strings.Join(changed, ", ")), nil
-	})
-}
-
-func (s vmService) DeleteVm(ctx context.Context, req *acliv1.DeleteVmRequest) (*acliv1.Task, error) {
-	m := s.m
-	m.mu.Lock()
-	r, err := m.vmLocked("vm", req.Vm)
-	if err == nil {
-		err = m.checkBusyLocked("vm", r.pb.Name, r.pb.Uuid)
-	}
-	if err == nil && placed(r.pb) {
-		err = apierr.Precondition("POWER_STATE", "vm:"+r.pb.Name, "vm %s is %s; power it off first", r.pb.Name, powerWord(r.pb.PowerState))
-	}
-	if err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-	cur, rev := r.pb, r.rev
-	var host *acliv1.Host
-	if h := m.hosts[cur.HostUuid]; h != nil {
-		host = h.pb
-	}
-	t := m.newTaskLocked(acliv1.TaskOperation_kVmDelete, []*acliv1.EntityRef{vmRef(cur)}, cur.Uuid)
-	m.mu.Unlock()
-	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
-		if err := m.drv.Undefine(ctx, host, cur); err != nil {
-			return outcome{}, err
-		}
-		return outcome{
-			writes:  []write{{key: vmKey(cur.Uuid), rev: rev}},
-			apply:   func(int64) { m.deleteVmLocked(cur.Uuid) },
-			message: fmt.Sprintf("vm %s deleted", cur.Name),
-		}, nil
-	})
-}
-
-func powerWord(p acliv1.PowerState) string {
-	switch p {
-	case acliv1.PowerState_kOn:
-		return "on"
-	case acliv1.PowerState_kPaused:
-		return "paused"
-	}
-	return "off"
 }
 
 var transitionOps = map[acliv1.PowerTransition]acliv1.TaskOperation{
@@ -348,7 +187,7 @@ func (s vmService) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateR
 		err = apierr.Precondition("POWER_STATE", "vm:"+cur.Name, "vm %s is paused; power it off first", cur.Name)
 	case (req.Transition == acliv1.PowerTransition_kReboot || req.Transition == acliv1.PowerTransition_kReset ||
 		req.Transition == acliv1.PowerTransition_kPowerCycle || req.Transition == acliv1.PowerTransition_kShutdown) && !on:
-		err = apierr.Precondition("POWER_STATE", "vm:"+cur.Name, "vm %s is %s; power it on first", cur.Name, powerWord(cur.PowerState))
+		err = apierr.Precondition("POWER_STATE", "vm:"+cur.Name, "vm %s is %s; power it on first", cur.Name, vm.PowerWord(cur.PowerState))
 	}
 	if err != nil {
 		m.mu.Unlock()
@@ -358,7 +197,7 @@ func (s vmService) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateR
 	if req.Transition != acliv1.PowerTransition_kPowerOn {
 		if host == nil {
 			m.mu.Unlock()
-			return nil, apierr.Precondition("HOST", "vm:"+cur.Name, "vm %s is %s but its host %s is unknown", cur.Name, powerWord(cur.PowerState), cur.HostUuid)
+			return nil, apierr.Precondition("HOST", "vm:"+cur.Name, "vm %s is %s but its host %s is unknown", cur.Name, vm.PowerWord(cur.PowerState), cur.HostUuid)
 		}
 		hpb := host.pb
 		t := m.newTaskLocked(op, append(refs, hostRef(hpb)), cur.Uuid)

@@ -1,4 +1,4 @@
-package manager
+package vm
 
 import (
 	"fmt"
@@ -8,14 +8,39 @@ import (
 	"github.com/acli-dev/acli/manager/state"
 )
 
-// The VM's virtual hardware settings (acli's uefi_boot, num_vnuma_nodes,
-// num_threads_per_core, hardware_virtualization, memory_overcommit,
-// vcpu_hard_pin, cpu_passthrough, virtual_tpm). All of them need the VM
-// off to change: state refuses it at commit (state.RulePowerState).
+// The VM's shape (vCPUs, cores, memory) and virtual hardware settings
+// (acli's uefi_boot, num_vnuma_nodes, num_threads_per_core,
+// hardware_virtualization, memory_overcommit, vcpu_hard_pin,
+// cpu_passthrough, virtual_tpm). The settings need the VM off to change:
+// state refuses it at commit (state.RulePowerState).
 
 // maxThreadsPerCore bounds num_threads_per_core (SMT width of x86 hosts
 // and then some).
 const maxThreadsPerCore = 8
+
+// CheckShape validates (and defaults, when create) the sizing fields.
+func CheckShape(vcpus, cores *int32, mem, dirty int64, create bool) []apierr.Field {
+	var bad []apierr.Field
+	if create && *vcpus == 0 {
+		*vcpus = 1
+	}
+	if create && *cores == 0 {
+		*cores = 1
+	}
+	if *vcpus < 1 {
+		bad = append(bad, apierr.Field{Field: "num_vcpus", Description: fmt.Sprintf("num_vcpus %d must be at least 1", *vcpus)})
+	}
+	if *cores < 1 {
+		bad = append(bad, apierr.Field{Field: "num_cores_per_vcpu", Description: fmt.Sprintf("num_cores_per_vcpu %d must be at least 1", *cores)})
+	}
+	if mem <= 0 {
+		bad = append(bad, apierr.Field{Field: "memory_bytes", Description: fmt.Sprintf("memory %d must be greater than 0, e.g. memory=4G", mem)})
+	}
+	if dirty < 0 {
+		bad = append(bad, apierr.Field{Field: "dirty_rate_mbps", Description: fmt.Sprintf("dirty_rate_mbps %d must not be negative", dirty)})
+	}
+	return bad
+}
 
 // settingsFromCreate copies a create request's settings onto v.
 func settingsFromCreate(v *acliv1.Vm, req *acliv1.CreateVmRequest) {
@@ -84,8 +109,8 @@ func refuseOffOnly(cur, next *acliv1.Vm) error {
 	return nil
 }
 
-// pinnedBy says what keeps a VM from live-migrating ("" if nothing does).
-func pinnedBy(v *acliv1.Vm) string {
+// PinnedBy says what keeps a VM from live-migrating ("" if nothing does).
+func PinnedBy(v *acliv1.Vm) string {
 	switch {
 	case v.CpuPassthrough:
 		return "the host CPU passed through"
@@ -93,4 +118,15 @@ func pinnedBy(v *acliv1.Vm) string {
 		return "a passthrough device"
 	}
 	return ""
+}
+
+// PowerWord is how a power state reads in a message.
+func PowerWord(p acliv1.PowerState) string {
+	switch p {
+	case acliv1.PowerState_kOn:
+		return "on"
+	case acliv1.PowerState_kPaused:
+		return "paused"
+	}
+	return "off"
 }

@@ -1,0 +1,116 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/scheduler"
+	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/tasks"
+)
+
+// newRecord is the VM a create request describes, checked: a new UUID
+// unless the request gives one, off, defaults filled in.
+func newRecord(req *acliv1.CreateVmRequest) (*acliv1.Vm, error) {
+	v := &acliv1.Vm{
+		Uuid: uuid.NewString(), Name: req.Name, NumVcpus: req.NumVcpus, NumCoresPerVcpu: req.NumCoresPerVcpu,
+		MemoryBytes: req.MemoryBytes, PowerState: acliv1.PowerState_kOff, HaPriority: req.HaPriority,
+		AgentVm: req.AgentVm, Description: req.Description, Passthrough: req.Passthrough,
+		DirtyRateMbps: req.DirtyRateMbps, CreateTime: timestamppb.Now(),
+	}
+	settingsFromCreate(v, req)
+	var bad []apierr.Field
+	if err := state.CheckName("vm", v.Name); err != nil {
+		bad = append(bad, apierr.Field{Field: "name", Description: err.Error()})
+	}
+	bad = append(bad, CheckShape(&v.NumVcpus, &v.NumCoresPerVcpu, v.MemoryBytes, v.DirtyRateMbps, true)...)
+	bad = append(bad, checkSettings(v)...)
+	if req.Uuid != "" {
+		id, err := uuid.Parse(req.Uuid)
+		if err != nil {
+			return nil, apierr.BadField("uuid", "uuid %q is not a UUID, e.g. %s", req.Uuid, uuid.NewString())
+		}
+		v.Uuid = id.String()
+	}
+	if len(bad) > 0 {
+		return nil, apierr.InvalidArgument(bad...)
+	}
+	return v, nil
+}
+
+// CreateVm records a new VM, off and on no host.
+func (s *Service) CreateVm(ctx context.Context, req *acliv1.CreateVmRequest) (*acliv1.Task, error) {
+	v, err := newRecord(req)
+	if err != nil {
+		return nil, err
+	}
+	var t *tasks.Task
+	err = s.c.Locked(func(l Locked) error {
+		var other *acliv1.Vm
+		s.db.View(func(tx *state.Tx) { other = tx.Vm(v.Uuid) })
+		if other != nil {
+			return apierr.AlreadyExists("vm", v.Uuid, "vm "+other.Name+" has this UUID")
+		}
+		if h := l.Holder(v.Uuid); h != nil {
+			return apierr.AlreadyExists("vm", v.Uuid, "task "+h.PB.Uuid+" is creating a VM with this UUID")
+		}
+		t = l.Begin(acliv1.TaskOperation_kVmCreate, []*acliv1.EntityRef{Ref(v)}, v.Uuid)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.c.Quick(ctx, t, func(context.Context, *tasks.Task) (Outcome, error) {
+		return Outcome{
+			Writes:  []state.Write{put(v, 0)},
+			Message: fmt.Sprintf("vm %s created (%d vCPU, %s)", v.Name, v.NumVcpus, scheduler.Bytes(v.MemoryBytes)),
+		}, nil
+	})
+}
+
+// DeleteVm removes an off VM from its host's hypervisor and the cluster.
+func (s *Service) DeleteVm(ctx context.Context, req *acliv1.DeleteVmRequest) (*acliv1.Task, error) {
+	var (
+		t    *tasks.Task
+		cur  *acliv1.Vm
+		rev  int64
+		host *acliv1.Host
+	)
+	err := s.c.Locked(func(l Locked) error {
+		var err error
+		if cur, rev, err = l.Vm("vm", req.Vm); err != nil {
+			return err
+		}
+		if err := busy(l, cur); err != nil {
+			return err
+		}
+		if state.Placed(cur) {
+			return apierr.Precondition(state.RulePowerState, "vm:"+cur.Name, "vm %s is %s; power it off first", cur.Name, PowerWord(cur.PowerState))
+		}
+		host = s.host(cur.HostUuid)
+		t = l.Begin(acliv1.TaskOperation_kVmDelete, []*acliv1.EntityRef{Ref(cur)}, cur.Uuid)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.c.Launch(ctx, t, func(ctx context.Context, _ *tasks.Task) (Outcome, error) {
+		if err := s.drv.Undefine(ctx, host, cur); err != nil {
+			return Outcome{}, err
+		}
+		return Outcome{Writes: []state.Write{del(cur, rev)}, Message: fmt.Sprintf("vm %s deleted", cur.Name)}, nil
+	})
+}
+
+// busy refuses a VM another task holds.
+func busy(l Locked, v *acliv1.Vm) error {
+	if t := l.Holder(v.Uuid); t != nil {
+		return apierr.Busy("vm", v.Name, t.PB.Uuid, t.PB.Operation.String())
+	}
+	return nil
+}

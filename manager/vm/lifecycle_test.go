@@ -1,0 +1,139 @@
+package vm_test
+
+import (
+	"slices"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+)
+
+func TestCreateFillsDefaultsAndRefusesTakenUUIDs(t *testing.T) {
+	f := newFake(t)
+	pb, err := f.svc.CreateVm(bg, &acliv1.CreateVmRequest{Name: "web01", MemoryBytes: gib})
+	if err != nil || pb.Status != acliv1.TaskStatus_kSucceeded || pb.Messages[len(pb.Messages)-1] != "vm web01 created (1 vCPU, 1 GiB)" {
+		t.Fatalf("create: %v %v", pb, err)
+	}
+	v := f.vm("web01")
+	if v.NumVcpus != 1 || v.NumCoresPerVcpu != 1 || v.NumThreadsPerCore != 1 || v.PowerState != acliv1.PowerState_kOff || v.HostUuid != "" {
+		t.Fatalf("created %v", v)
+	}
+
+	_, err = f.svc.CreateVm(bg, &acliv1.CreateVmRequest{Name: "web02", MemoryBytes: gib, Uuid: "UUID-A"})
+	wantErr(t, err, codes.InvalidArgument, `uuid "UUID-A" is not a UUID, e.g. ...`)
+	_, err = f.svc.CreateVm(bg, &acliv1.CreateVmRequest{Name: "web02", MemoryBytes: gib, Uuid: v.Uuid})
+	wantErr(t, err, codes.AlreadyExists, "vm "+v.Uuid+" already exists: vm web01 has this UUID")
+	// A UUID a running task is creating is taken too.
+	id := "0b6d2f4e-7a51-4d0c-9a3e-1f2b3c4d5e6f"
+	f.busy[id] = f.tab.Begin(acliv1.TaskOperation_kVmCreate, nil, id)
+	_, err = f.svc.CreateVm(bg, &acliv1.CreateVmRequest{Name: "web02", MemoryBytes: gib, Uuid: id})
+	wantErr(t, err, codes.AlreadyExists, "vm "+id+" already exists: task "+f.busy[id].PB.Uuid+" is creating a VM with this UUID")
+	if f.vm("web02") != nil {
+		t.Fatal("a refused create left a record")
+	}
+}
+
+func TestCreateChecksShapeAndSettings(t *testing.T) {
+	f := newFake(t)
+	for _, tc := range []struct {
+		req  *acliv1.CreateVmRequest
+		want string
+	}{
+		{&acliv1.CreateVmRequest{Name: "x", MemoryBytes: 0}, "memory 0 must be greater than 0, e.g. memory=4G"},
+		{&acliv1.CreateVmRequest{Name: "x", MemoryBytes: gib, NumVcpus: -1}, "num_vcpus -1 must be at least 1"},
+		{&acliv1.CreateVmRequest{Name: "x", MemoryBytes: gib, VirtualTpm: true}, "virtual_tpm needs UEFI firmware; add uefi_boot=true"},
+		{&acliv1.CreateVmRequest{Name: "x", MemoryBytes: gib, NumVcpus: 3, NumVnumaNodes: 2}, "num_vnuma_nodes 2 must divide the VM's 3 vCPUs evenly"},
+		{&acliv1.CreateVmRequest{Name: "=5", MemoryBytes: gib}, `vm name "=5" contains '=' at byte 0; ...`},
+	} {
+		_, err := f.svc.CreateVm(bg, tc.req)
+		wantErr(t, err, codes.InvalidArgument, tc.want)
+	}
+	if f.running() != 0 {
+		t.Fatal("a refused create left a task")
+	}
+}
+
+func TestDeleteNeedsTheVmOff(t *testing.T) {
+	f := newFake(t)
+	_, err := f.svc.DeleteVm(bg, &acliv1.DeleteVmRequest{Vm: "a"})
+	wantErr(t, err, codes.FailedPrecondition, "vm a is on; power it off first")
+	if f.vm("a") == nil || len(f.drv.called()) != 0 {
+		t.Fatal("a refused delete changed something")
+	}
+	pb, err := f.svc.DeleteVm(bg, &acliv1.DeleteVmRequest{Vm: "b"})
+	if err != nil || pb.Status != acliv1.TaskStatus_kSucceeded {
+		t.Fatalf("delete b: %v %v", pb, err)
+	}
+	if f.vm("b") != nil || !slices.Equal(f.drv.called(), []string{"Undefine b"}) {
+		t.Fatalf("b still recorded or driver calls %v", f.drv.called())
+	}
+	// The driver failing keeps the record.
+	f.svc.CreateVm(bg, &acliv1.CreateVmRequest{Name: "c", MemoryBytes: gib})
+	f.drv.fail = map[string]error{"Undefine": errBoom}
+	pb, _ = f.svc.DeleteVm(bg, &acliv1.DeleteVmRequest{Vm: "c"})
+	if pb.Status != acliv1.TaskStatus_kFailed || f.vm("c") == nil {
+		t.Fatalf("failed undefine: %v, record %v", pb, f.vm("c"))
+	}
+}
+
+func TestBusyVmIsRefused(t *testing.T) {
+	f := newFake(t)
+	f.busy["uuid-b"] = f.tab.Begin(acliv1.TaskOperation_kVmMigrate, nil, "uuid-b")
+	busy := "vm b is busy with task " + f.busy["uuid-b"].PB.Uuid + " (kVmMigrate); wait for it to finish"
+	_, err := f.svc.DeleteVm(bg, &acliv1.DeleteVmRequest{Vm: "b"})
+	wantErr(t, err, codes.Aborted, busy)
+	_, err = f.svc.UpdateVm(bg, &acliv1.UpdateVmRequest{Vm: "b", Description: proto.String("x")})
+	wantErr(t, err, codes.Aborted, busy)
+}
+
+func TestUpdateValidation(t *testing.T) {
+	f := newFake(t)
+	for _, tc := range []struct {
+		req  *acliv1.UpdateVmRequest
+		code codes.Code
+		want string
+	}{
+		{&acliv1.UpdateVmRequest{Vm: "nosuch"}, codes.InvalidArgument, "nothing to update: give at least one of name, ..."},
+		{&acliv1.UpdateVmRequest{Vm: "nosuch", Description: proto.String("x")}, codes.NotFound, `vm "nosuch" not found`},
+		{&acliv1.UpdateVmRequest{Vm: "b", NumVnumaNodes: proto.Int32(3)}, codes.InvalidArgument, "num_vnuma_nodes 3 must divide the VM's 2 vCPUs evenly"},
+		{&acliv1.UpdateVmRequest{Vm: "b", VirtualTpm: proto.Bool(true)}, codes.InvalidArgument, "virtual_tpm needs UEFI firmware; add uefi_boot=true"},
+		{&acliv1.UpdateVmRequest{Vm: "b", MemoryBytes: proto.Int64(0)}, codes.InvalidArgument, "memory 0 must be greater than 0, e.g. memory=4G"},
+		{&acliv1.UpdateVmRequest{Vm: "b", Name: proto.String("=5")}, codes.InvalidArgument, `vm name "=5" contains '=' at byte 0; ...`},
+		// Off-only settings of a running VM.
+		{&acliv1.UpdateVmRequest{Vm: "a", CpuPassthrough: proto.Bool(true)}, codes.FailedPrecondition, "vm a is on; cpu_passthrough change only while it is off (vm.off a first)"},
+		{&acliv1.UpdateVmRequest{Vm: "a", UefiBoot: proto.Bool(true)}, codes.FailedPrecondition, "vm a is on; uefi_boot change only while it is off (vm.off a first)"},
+		// Growing a running VM past its host's free memory (8 GiB, 4 taken).
+		{&acliv1.UpdateVmRequest{Vm: "a", MemoryBytes: proto.Int64(9 * gib)}, codes.FailedPrecondition, "vm a is on and host h1 has 4 GiB free; growing it by 5 GiB would over-commit memory"},
+	} {
+		_, err := f.svc.UpdateVm(bg, tc.req)
+		wantErr(t, err, tc.code, tc.want)
+	}
+	if f.running() != 0 || f.db.Reserved("uuid-h1") != 0 {
+		t.Fatalf("refused updates left %d task(s), %d bytes held", f.running(), f.db.Reserved("uuid-h1"))
+	}
+	if v := f.vm("a"); v.MemoryBytes != 4*gib || v.CpuPassthrough || v.UefiBoot {
+		t.Fatalf("a refused update changed a: %v", v)
+	}
+}
+
+func TestUpdateAppliesWhatIsGiven(t *testing.T) {
+	f := newFake(t)
+	// What may change while on does; the memory grows on its host.
+	pb, err := f.svc.UpdateVm(bg, &acliv1.UpdateVmRequest{Vm: "a", Description: proto.String("db"), HaPriority: proto.Int32(5), MemoryBytes: proto.Int64(6 * gib)})
+	if err != nil || pb.Messages[len(pb.Messages)-1] != "vm a updated (ha_priority, memory, description)" {
+		t.Fatalf("update: %v %v", pb, err)
+	}
+	if v := f.vm("a"); v.Description != "db" || v.HaPriority != 5 || v.MemoryBytes != 6*gib || v.NumVcpus != 2 {
+		t.Fatalf("updated %v", v)
+	}
+	if f.db.Reserved("uuid-h1") != 0 || f.db.MemoryTaken("uuid-h1") != 6*gib {
+		t.Fatalf("after the grow: %d held, %d taken", f.db.Reserved("uuid-h1"), f.db.MemoryTaken("uuid-h1"))
+	}
+	// Off, the settings change.
+	_, err = f.svc.UpdateVm(bg, &acliv1.UpdateVmRequest{Vm: "b", Name: proto.String("b2"), UefiBoot: proto.Bool(true), VirtualTpm: proto.Bool(true), NumVnumaNodes: proto.Int32(2)})
+	if v := f.vm("b2"); err != nil || v == nil || !v.UefiBoot || !v.VirtualTpm || v.NumVnumaNodes != 2 {
+		t.Fatalf("update b: %v %v", v, err)
+	}
+}

@@ -1,0 +1,105 @@
+package manager
+
+import (
+	"context"
+	"strings"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/tasks"
+	"github.com/acli-dev/acli/manager/vm"
+)
+
+// vmFeature serves the VM service: the lifecycle from manager/vm, the
+// rest (disks, NICs, clone, migrate, affinity) from here.
+type vmFeature struct {
+	*vm.Service
+	vmService
+}
+
+// vmCluster is manager/vm's view of the manager (vm.Cluster).
+type vmCluster struct{ m *Manager }
+
+// vmLockedView is what manager/vm reads and claims under Manager.mu.
+type vmLockedView struct{ m *Manager }
+
+func (c vmCluster) Locked(fn func(l vm.Locked) error) error {
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	return fn(vmLockedView(c))
+}
+
+func (c vmCluster) Quick(ctx context.Context, t *taskRec, w vm.Work) (*acliv1.Task, error) {
+	return c.m.quick(ctx, t, c.work(w))
+}
+
+func (c vmCluster) Launch(ctx context.Context, t *taskRec, w vm.Work) (*acliv1.Task, error) {
+	return c.m.launch(ctx, t, c.work(w))
+}
+
+func (c vmCluster) Progress(t *taskRec, percent int32, format string, args ...any) {
+	c.m.progress(t, percent, format, args...)
+}
+
+func (c vmCluster) Record(ctx context.Context, next *acliv1.Vm, rev int64) error {
+	return c.m.putVm(ctx, next, rev, nil)
+}
+
+func (c vmCluster) CheckTarget(host string) error { return c.m.checkTarget(host) }
+
+// work runs manager/vm's work and applies its VM writes to the model once
+// they are committed.
+func (c vmCluster) work(w vm.Work) work {
+	m := c.m
+	return func(ctx context.Context, t *tasks.Task) (outcome, error) {
+		o, err := w(ctx, t)
+		if err != nil {
+			return outcome{}, err
+		}
+		out := outcome{message: o.Message, writes: make([]write, len(o.Writes))}
+		for i, w := range o.Writes {
+			out.writes[i] = write{key: w.Key, msg: w.Msg, rev: w.Rev}
+		}
+		out.apply = func(rev int64) {
+			for _, w := range o.Writes {
+				id, ok := strings.CutPrefix(w.Key, vmPrefix)
+				switch v, _ := w.Msg.(*acliv1.Vm); {
+				case !ok:
+				case v == nil:
+					m.deleteVmLocked(id)
+				default:
+					m.putVmLocked(v, rev)
+				}
+			}
+		}
+		return out, nil
+	}
+}
+
+func (l vmLockedView) Vm(field, ref string) (*acliv1.Vm, int64, error) {
+	r, err := l.m.vmLocked(field, ref)
+	if err != nil {
+		return nil, 0, err
+	}
+	return r.pb, r.rev, nil
+}
+
+func (l vmLockedView) Holder(id string) *taskRec { return l.m.heldLocked(id) }
+
+func (l vmLockedView) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *taskRec {
+	return l.m.newTaskLocked(op, refs, locks...)
+}
+
+func (l vmLockedView) Forget(t *taskRec) { l.m.forgetLocked(t) }
+
+func (l vmLockedView) Place(v *acliv1.Vm, named string) (*acliv1.Host, error) {
+	h, err := l.m.chooseHostLocked(v, named)
+	if err == nil {
+		err = l.m.haRefusal(v)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return h.pb, nil
+}
+
+func (l vmLockedView) Arriving(host string) func() { return l.m.arriveLocked(host) }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -31,12 +32,15 @@ func BenchmarkPairedVMList300(b *testing.B) {
 	benchPaired(b, addr, "vm.list")
 }
 
-// BenchmarkVersion runs acli --version alternating with two programs built
-// the same way: one that does nothing (the Go runtime's own start-up, the
-// floor for any Go binary) and one that links every package acli links
-// from the standard library and its dependencies, doing nothing either
-// (their package initialisation: the floor for a binary with acli's
-// dependencies). acli minus deps is acli's own start-up.
+// BenchmarkVersion runs acli --version alternating with three programs
+// built the same way that do nothing: "empty" links nothing (the Go
+// runtime's own start-up, the floor for any Go binary), "grpc" links what
+// the bare client links (grpc, protobuf and acli's API: the floor for a
+// gRPC client of clusterd), "deps" links every package acli links from the
+// standard library and its dependencies (their package initialisation).
+// acli minus deps is acli's own start-up. Besides wall time (which the
+// machine's load skews) each reports the CPU time and page faults of one
+// run (getrusage), which load barely moves.
 func BenchmarkVersion(b *testing.B) {
 	dir := b.TempDir()
 	out, err := goAsMake("list", "-deps", ".").Output() // what make build links
@@ -53,8 +57,11 @@ func BenchmarkVersion(b *testing.B) {
 		deps.WriteString("\t_ \"" + p + "\"\n")
 	}
 	deps.WriteString(")\n\nfunc main() {}\n")
-	bins := map[string]string{}
-	for name, src := range map[string]string{"empty": "package main\n\nfunc main() {}\n", "deps": deps.String()} {
+	grpcOnly := "package main\n\nimport (\n\t_ \"github.com/acli-dev/acli/api/acli/v1\"\n\t_ \"google.golang.org/grpc\"\n" +
+		"\t_ \"google.golang.org/grpc/credentials/insecure\"\n)\n\nfunc main() {}\n"
+	names := []string{"acli", "deps", "grpc", "empty"}
+	bins := map[string]string{"acli": filepath.Join(binDir, "acli")}
+	for name, src := range map[string]string{"empty": "package main\n\nfunc main() {}\n", "grpc": grpcOnly, "deps": deps.String()} {
 		file := filepath.Join(dir, name+".go")
 		if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 			b.Fatal(err)
@@ -64,22 +71,47 @@ func BenchmarkVersion(b *testing.B) {
 			b.Fatalf("build %s: %v\n%s", name, err, out)
 		}
 	}
-	run := func(bin string) time.Duration {
-		start := time.Now()
-		if err := exec.Command(bin, "--version").Run(); err != nil {
-			b.Fatal(err)
-		}
-		return time.Since(start)
+	runs := map[string]*samples{}
+	for _, n := range names {
+		runs[n] = &samples{}
 	}
-	var ta, td, te []time.Duration
 	for i := 0; i < b.N; i++ {
-		ta = append(ta, run(filepath.Join(binDir, "acli")))
-		td = append(td, run(bins["deps"]))
-		te = append(te, run(bins["empty"]))
+		for _, n := range names {
+			runs[n].add(b, exec.Command(bins[n], "--version"))
+		}
 	}
-	b.ReportMetric(medianMs(ta), "ms-acli")
-	b.ReportMetric(medianMs(td), "ms-deps")
-	b.ReportMetric(medianMs(te), "ms-empty")
+	for _, n := range names {
+		runs[n].report(b, n)
+	}
+}
+
+// samples are the wall time, CPU time (user and system) and minor page
+// faults of runs of one program.
+type samples struct {
+	wall, cpu []time.Duration
+	faults    []float64
+}
+
+func (s *samples) add(b *testing.B, c *exec.Cmd) {
+	start := time.Now()
+	if err := c.Run(); err != nil {
+		b.Fatalf("%v: %v", c.Args, err)
+	}
+	s.wall = append(s.wall, time.Since(start))
+	s.cpu = append(s.cpu, c.ProcessState.UserTime()+c.ProcessState.SystemTime())
+	if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		s.faults = append(s.faults, float64(ru.Minflt))
+	}
+}
+
+// report gives the medians as ms-NAME, cpu-ms-NAME and faults-NAME.
+func (s *samples) report(b *testing.B, name string) {
+	b.ReportMetric(medianMs(s.wall), "ms-"+name)
+	b.ReportMetric(medianMs(s.cpu), "cpu-ms-"+name)
+	if len(s.faults) > 0 {
+		sort.Float64s(s.faults)
+		b.ReportMetric(s.faults[len(s.faults)/2], "faults-"+name)
+	}
 }
 
 func benchPaired(b *testing.B, addr, cmd string) {
@@ -87,26 +119,26 @@ func benchPaired(b *testing.B, addr, cmd string) {
 	if out, err := goBuild(bare, "./testdata/bareclient").CombinedOutput(); err != nil {
 		b.Fatalf("build bareclient: %v\n%s", err, out)
 	}
-	run := func(bin string, args ...string) time.Duration {
-		c := exec.Command(bin, args...)
-		c.Env = append(os.Environ(), "ACLI_SERVER="+addr, "HOME="+b.TempDir())
-		start := time.Now()
-		out, err := c.Output()
-		d := time.Since(start)
-		if err != nil || len(out) == 0 {
-			b.Fatalf("%s %v: %v", bin, args, err)
+	home := b.TempDir()
+	run := func(s *samples, bin string) {
+		c := exec.Command(bin, cmd)
+		c.Env = append(os.Environ(), "ACLI_SERVER="+addr, "HOME="+home)
+		var out strings.Builder
+		c.Stdout = &out
+		s.add(b, c)
+		if out.Len() == 0 {
+			b.Fatalf("%s %s printed nothing", bin, cmd)
 		}
-		return d
 	}
-	var ta, tb []time.Duration
+	var acliRuns, bareRuns samples
 	for i := 0; i < b.N; i++ {
-		ta = append(ta, run(filepath.Join(binDir, "acli"), cmd))
-		tb = append(tb, run(bare, cmd))
+		run(&acliRuns, filepath.Join(binDir, "acli"))
+		run(&bareRuns, bare)
 	}
-	a, c := medianMs(ta), medianMs(tb)
-	b.ReportMetric(a, "ms-acli")
-	b.ReportMetric(c, "ms-bare")
-	b.ReportMetric(a/c, "ratio")
+	acliRuns.report(b, "acli")
+	bareRuns.report(b, "bare")
+	b.ReportMetric(medianMs(acliRuns.wall)/medianMs(bareRuns.wall), "ratio")
+	b.ReportMetric(medianMs(acliRuns.cpu)/medianMs(bareRuns.cpu), "cpu-ratio")
 }
 
 func medianMs(d []time.Duration) float64 {

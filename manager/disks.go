@@ -12,6 +12,7 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/image"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 )
@@ -55,11 +56,13 @@ func (m *Manager) cloneSource(ctx context.Context, req *acliv1.CreateDiskRequest
 	if req.CloneFromVmdisk != "" {
 		return m.vdiskLocked("clone_from_vmdisk", req.CloneFromVmdisk)
 	}
-	img, err := m.imageLocked("clone_from_image", req.CloneFromImage)
+	var img *acliv1.Image
+	var err error
+	m.db.View(func(tx *state.Tx) { img, err = image.FindImage(tx, "clone_from_image", req.CloneFromImage) })
 	if err != nil {
 		return cloneSrc{}, err
 	}
-	return imageSrc(img.pb), nil
+	return imageSrc(img), nil
 }
 
 // createDiskClone adds a vDisk holding a copy of an image, a vDisk or a

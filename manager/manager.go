@@ -152,8 +152,7 @@ type Manager struct {
 	model
 	ops  opsState     // maintenance, migration, HA and VM groups (ops.go)
 	vgs  vgState      // volume groups and iSCSI sessions (vg.go)
-	imgs imageState   // images (image.go)
-	stor storageState // snapshots and vDisk copies (vdisk.go, snapshot.go)
+	stor storageState // vDisk copies (vdisk.go)
 	// hostEv applies the driver's host reports (hostevents.go).
 	hostEv *hostsync.Events
 }
@@ -190,7 +189,6 @@ func New(cfg Config) (*Manager, error) {
 	m.model.init()
 	m.initOps(cfg)
 	m.initVgs(cfg.Iscsi)
-	m.initImages()
 	m.initStorage()
 	m.db.SetCapacity(m.containerCapacity)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
@@ -217,12 +215,6 @@ func New(cfg Config) (*Manager, error) {
 		}
 	}
 	if err := m.loadOps(ctx); err != nil {
-		return nil, err
-	}
-	if err := m.loadImages(ctx); err != nil {
-		return nil, err
-	}
-	if err := m.loadSnapshots(ctx); err != nil {
 		return nil, err
 	}
 	if err := m.loadVgs(ctx); err != nil {
@@ -300,8 +292,8 @@ func (m *Manager) Register(s *grpc.Server) {
 		VmGroups:     vmGroupService{m: m},
 		Networks:     networkService{m: m},
 		VolumeGroups: volumeGroupService{m: m},
-		Images:       imageService{m: m},
-		Snapshots:    snapshotService{m: m},
+		Images:       m.imageService(),
+		Snapshots:    m.imageService(),
 		Containers:   containerService{m: m},
 	})
 	healthpb.RegisterHealthServer(s, m.health)

@@ -14,6 +14,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/image"
 	"github.com/acli-dev/acli/manager/state"
 )
 
@@ -23,8 +24,6 @@ import (
 
 // storageState is guarded by Manager.mu, except paused (pauseMu).
 type storageState struct {
-	snaps      map[string]*snapRec
-	snapByName map[string][]*snapRec
 	// readers are the running tasks copying from an entity (a VM, image,
 	// snapshot or volume group): it cannot change or go while they read,
 	// and any number of them may read at once.
@@ -40,8 +39,6 @@ type pauseRec struct {
 }
 
 func (m *Manager) initStorage() {
-	m.stor.snaps = map[string]*snapRec{}
-	m.stor.snapByName = map[string][]*snapRec{}
 	m.stor.readers = map[string][]*taskRec{}
 	m.stor.paused = map[string]*pauseRec{}
 }
@@ -156,16 +153,23 @@ func (m *Manager) vdiskLocked(field, id string) (cloneSrc, error) {
 			}
 		}
 	}
-	for _, s := range m.stor.snaps {
-		for _, d := range s.pb.Vm.GetDisks() {
-			if d.Uuid == id {
-				return cloneSrc{container: cmp.Or(d.Container, defaultContainer), vdisk: id, size: d.SizeBytes,
-					what: "vDisk " + diskName(d) + " of snapshot " + s.pb.Name, ref: snapRef(s.pb), lock: s.pb.Uuid}, nil
+	var src cloneSrc
+	m.db.View(func(tx *state.Tx) {
+		for _, s := range tx.Snapshots() {
+			for _, d := range s.Vm.GetDisks() {
+				if d.Uuid == id {
+					src = cloneSrc{container: cmp.Or(d.Container, defaultContainer), vdisk: id, size: d.SizeBytes,
+						what: "vDisk " + diskName(d) + " of snapshot " + s.Name, ref: image.SnapshotRef(s), lock: s.Uuid}
+					return
+				}
 			}
 		}
-	}
-	if r := m.imgs.images[id]; r != nil {
-		return imageSrc(r.pb), nil
+		if im := tx.Image(id); im != nil {
+			src = imageSrc(im)
+		}
+	})
+	if src.what != "" {
+		return src, nil
 	}
 	for _, r := range m.vgs.byUUID {
 		for _, d := range r.pb.Disks {
@@ -180,7 +184,7 @@ func (m *Manager) vdiskLocked(field, id string) (cloneSrc, error) {
 
 func imageSrc(im *acliv1.Image) cloneSrc {
 	return cloneSrc{container: im.Container, vdisk: im.VmdiskUuid, size: im.SizeBytes,
-		what: "image " + im.Name, ref: imageRef(im), lock: im.Uuid}
+		what: "image " + im.Name, ref: image.Ref(im), lock: im.Uuid}
 }
 
 // fileSrc resolves clone_from_adsf_file: a vDisk's own path names that

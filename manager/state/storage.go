@@ -137,6 +137,14 @@ func (tx *Tx) Snapshot(id string) *acliv1.Snapshot {
 	return tx.db.snaps[id]
 }
 
+// Images are every image, ordered by UUID.
+func (tx *Tx) Images() []*acliv1.Image { return collect(tx, tx.db.imgs, ImagePrefix, tx.Image) }
+
+// Snapshots are every snapshot, ordered by UUID.
+func (tx *Tx) Snapshots() []*acliv1.Snapshot {
+	return collect(tx, tx.db.snaps, SnapshotPrefix, tx.Snapshot)
+}
+
 // VolumeGroup is a volume group by UUID (nil if none).
 func (tx *Tx) VolumeGroup(id string) *acliv1.VolumeGroup {
 	if m, ok := tx.staging(VgKey(id)); ok {

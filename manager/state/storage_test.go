@@ -199,3 +199,34 @@ func TestLoadCountsContainerUse(t *testing.T) {
 		t.Errorf("loaded use %+v, want %+v", got, want)
 	}
 }
+
+func TestImagesAndSnapshotsListStagedWrites(t *testing.T) {
+	db := newStorageDB(t)
+	snap := &acliv1.Snapshot{Uuid: "s1", Name: "s1", Vm: &acliv1.Vm{}}
+	if _, err := db.Update(context.Background(), func(tx *state.Tx) error {
+		putStorage(tx, snap)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Update(context.Background(), func(tx *state.Tx) error {
+		putStorage(tx, image("a-img", gib))
+		tx.Delete(state.ImageKey("img"), state.AnyRev)
+		tx.Delete(state.SnapshotKey("s1"), state.AnyRev)
+		var imgs []string
+		for _, im := range tx.Images() {
+			imgs = append(imgs, im.Uuid)
+		}
+		if len(imgs) != 1 || imgs[0] != "a-img" || len(tx.Snapshots()) != 0 {
+			t.Errorf("staged: images %v, %d snapshots; want [a-img] and none", imgs, len(tx.Snapshots()))
+		}
+		return errors.New("dropped")
+	}); err == nil {
+		t.Fatal("the update was not dropped")
+	}
+	db.View(func(tx *state.Tx) {
+		if ims, ss := tx.Images(), tx.Snapshots(); len(ims) != 1 || ims[0].Uuid != "img" || len(ss) != 1 || ss[0].Uuid != "s1" {
+			t.Errorf("committed: %d images, %d snapshots; want img and s1", len(ims), len(ss))
+		}
+	})
+}

@@ -1,0 +1,107 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/image"
+	"github.com/acli-dev/acli/manager/tasks"
+)
+
+// The images and snapshots feature (manager/image) reaches the manager
+// through these: its tasks and the driver's storage.
+
+func (m *Manager) imageService() *image.Service {
+	return &image.Service{DB: m.db, Tasks: imageTasks{m}, Volumes: imageVolumes{m}}
+}
+
+type imageTasks struct{ m *Manager }
+
+func (a imageTasks) Begin(ctx context.Context, plan func(image.Held) (image.Start, error)) (*tasks.Task, error) {
+	m := a.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := plan(heldTable{m})
+	if err != nil {
+		return nil, err
+	}
+	t := m.newTaskLocked(s.Op, s.Refs, s.Locks...)
+	t.PB.Cancellable = s.Cancellable
+	if len(s.Reads) > 0 {
+		m.readLocked(t, s.Reads...)
+	}
+	return t, nil
+}
+
+func (a imageTasks) Quick(ctx context.Context, t *tasks.Task, w image.Work) (*acliv1.Task, error) {
+	return a.m.quick(ctx, t, imageWork(w))
+}
+
+func (a imageTasks) Launch(ctx context.Context, t *tasks.Task, w image.Work) (*acliv1.Task, error) {
+	return a.m.launch(ctx, t, imageWork(w))
+}
+
+func (a imageTasks) Progress(t *tasks.Task, percent int32, line string) {
+	a.m.progress(t, percent, "%s", line)
+}
+
+func (a imageTasks) PastReturn(t *tasks.Task) { a.m.pastReturn(t) }
+
+func imageWork(w image.Work) work {
+	return func(ctx context.Context, t *taskRec) (outcome, error) {
+		o, err := w(ctx, t)
+		ws := make([]write, len(o.Writes))
+		for i, x := range o.Writes {
+			ws[i] = write{key: x.Key, msg: x.Msg, rev: x.Rev}
+		}
+		return outcome{writes: ws, message: o.Message, undo: o.Undo}, err
+	}
+}
+
+// heldTable is the busy table read under Manager.mu.
+type heldTable struct{ m *Manager }
+
+func (h heldTable) Changing(id string) *acliv1.Task {
+	if t := h.m.busy[id]; t != nil {
+		return t.PB
+	}
+	return nil
+}
+
+func (h heldTable) Holding(id string) *acliv1.Task {
+	if t := h.m.heldLocked(id); t != nil {
+		return t.PB
+	}
+	return nil
+}
+
+type imageVolumes struct{ m *Manager }
+
+func (v imageVolumes) Container(name string) (string, error) { return v.m.containerLocked(name) }
+
+func (v imageVolumes) Import(ctx context.Context, container, id, url, sha256 string, progress func(done, total int64)) (driver.Imported, error) {
+	st := v.m.storageDriver()
+	if st == nil {
+		return driver.Imported{}, fmt.Errorf("driver %s keeps no images", v.m.drv.Name())
+	}
+	return st.ImportImage(ctx, container, id, url, sha256, progress)
+}
+
+func (v imageVolumes) Copy(ctx context.Context, copies []image.Copy) error {
+	cs := make([]volCopy, len(copies))
+	for i, c := range copies {
+		cs[i] = volCopy{src: cloneSrc{container: c.Container, vdisk: c.Src, size: c.Size, what: c.What, vm: c.Running},
+			container: c.Container, dst: c.Dst, size: c.Size}
+	}
+	return v.m.copyVolumes(ctx, cs)
+}
+
+func (v imageVolumes) Fits(container string, add int64, what string) error {
+	return v.m.checkCapacityLocked(container, add, what)
+}
+
+func (v imageVolumes) Remove(ctx context.Context, disks []*acliv1.Disk) {
+	v.m.removeVolumes(ctx, disks)
+}

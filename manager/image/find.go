@@ -44,7 +44,15 @@ func FindSnapshot(tx *state.Tx, field, ref string) (*acliv1.Snapshot, error) {
 	if sn := tx.Snapshot(strings.ToLower(ref)); sn != nil {
 		return sn, nil
 	}
-	return byName(field, ref, "snapshot", "snapshots", tx.Snapshots(), (*acliv1.Snapshot).GetName, (*acliv1.Snapshot).GetUuid)
+	all := tx.Snapshots()
+	named := slices.DeleteFunc(slices.Clone(all), func(sn *acliv1.Snapshot) bool { return sn.Name != ref })
+	return pick(field, ref, "snapshot", "snapshots", named, (*acliv1.Snapshot).GetUuid, func() []string {
+		names := make([]string, len(all))
+		for i, sn := range all {
+			names[i] = sn.Name
+		}
+		return names
+	})
 }
 
 // findVm resolves a VM by UUID or unique name.
@@ -58,30 +66,22 @@ func findVm(tx *state.Tx, field, ref string) (*acliv1.Vm, error) {
 	if v := tx.Vm(strings.ToLower(ref)); v != nil {
 		return v, nil
 	}
-	return byName(field, ref, "vm", "VMs", tx.Vms(), (*acliv1.Vm).GetName, (*acliv1.Vm).GetUuid)
+	return pick(field, ref, "vm", "VMs", tx.VmsNamed(ref), (*acliv1.Vm).GetUuid, tx.VmNames)
 }
 
-// byName resolves ref among records several may share a name with: not
-// found names the nearest names, and a shared name lists the UUIDs.
-func byName[R any](field, ref, kind, plural string, all []R, name, uuid func(R) string) (R, error) {
+// pick is the one record of those named ref: none is not found with the
+// nearest of names, several are ambiguous and listed by UUID.
+func pick[R any](field, ref, kind, plural string, named []R, uuid func(R) string, names func() []string) (R, error) {
 	var zero R
-	var ids []string
-	var found R
-	for _, r := range all {
-		if name(r) == ref {
-			found = r
-			ids = append(ids, uuid(r))
-		}
-	}
-	switch len(ids) {
+	switch len(named) {
 	case 0:
-		names := make([]string, len(all))
-		for i, r := range all {
-			names[i] = name(r)
-		}
-		return zero, apierr.NotFound(kind, ref, names)
+		return zero, apierr.NotFound(kind, ref, names())
 	case 1:
-		return found, nil
+		return named[0], nil
+	}
+	ids := make([]string, len(named))
+	for i, r := range named {
+		ids[i] = uuid(r)
 	}
 	slices.Sort(ids)
 	return zero, apierr.BadField(field, "%s name %q is ambiguous: %d %s have it (%s); give the UUID", kind, ref, len(ids), plural, strings.Join(ids, ", "))

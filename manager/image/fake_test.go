@@ -212,8 +212,13 @@ func (f *fakeTasks) Quick(ctx context.Context, t *tasks.Task, w image.Work) (*ac
 }
 
 func (f *fakeTasks) Launch(ctx context.Context, t *tasks.Task, w image.Work) (*acliv1.Task, error) {
+	ctx, stop := context.WithCancelCause(context.WithoutCancel(ctx))
+	if t.PB.Cancellable {
+		t.Stop = stop
+	}
 	f.wg.Add(1)
 	go func() {
+		defer stop(nil)
 		defer f.wg.Done()
 		if f.beforeWork != nil {
 			f.beforeWork()
@@ -243,10 +248,37 @@ func (f *fakeTasks) Progress(t *tasks.Task, percent int32, line string) {
 	f.progress = append(f.progress, line)
 }
 
-func (f *fakeTasks) PastReturn(*tasks.Task) {
+func (f *fakeTasks) PastReturn(t *tasks.Task) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pastReturn++
+	t.Stop = nil
+}
+
+// cancellable is the number of running tasks that can still be cancelled.
+func (f *fakeTasks) cancellable() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, t := range f.changing {
+		if t.Stop != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// cancel stops a running task as task.cancel does (false: it cannot be).
+func (f *fakeTasks) cancel(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range f.changing {
+		if t.PB.Uuid == id && t.Stop != nil {
+			t.Stop(errors.New("cancelled"))
+			return true
+		}
+	}
+	return false
 }
 
 // fakeVolumes keeps volumes as sizes and checks that none is removed

@@ -127,6 +127,41 @@ func TestImportFailuresLeaveNothing(t *testing.T) {
 	}
 }
 
+// A cancelled import ends failed with no record and no volume, its name
+// free again; once the volume is whole it can no longer be cancelled.
+func TestCancelledImportLeavesNothing(t *testing.T) {
+	f := newFixture(t)
+	f.vols.importGate = make(chan struct{})
+	f.vols.imported.Size = gib
+	task, err := f.svc.CreateImage(bg, createReq("i"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.tasks.cancel(task.Uuid) {
+		t.Fatal("the import could not be cancelled")
+	}
+	end := f.tasks.wait(task)
+	if end.Status != acliv1.TaskStatus_kFailed || !strings.Contains(end.Error, "import image i: context canceled") {
+		t.Fatalf("end = %v", end)
+	}
+	if len(images(t, f)) != 0 || f.vols.has(task.Entities[0].Uuid) {
+		t.Errorf("the cancelled import left a record or a volume")
+	}
+	f.vols.importGate = nil
+	f.tasks.beforeCommit = func() {
+		if n := f.tasks.cancellable(); n > 0 {
+			t.Errorf("%d task(s) cancellable with the volume whole", n)
+		}
+	}
+	next, err := f.svc.CreateImage(bg, createReq("i"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := f.tasks.wait(next); end.Status != acliv1.TaskStatus_kSucceeded {
+		t.Errorf("the second import: %v", end)
+	}
+}
+
 func TestCreateImageRefusesBadInput(t *testing.T) {
 	f := newFixture(t)
 	_, err := f.svc.CreateImage(bg, &acliv1.CreateImageRequest{Name: "x", SourceUrl: "ftp://h/x", ImageType: acliv1.ImageType_kDiskImage})

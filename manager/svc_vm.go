@@ -16,7 +16,6 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
-	"github.com/acli-dev/acli/manager/vm"
 )
 
 // vmService is the VM feature behind manager/rpc's adapter.
@@ -130,123 +129,6 @@ func (m *Manager) editVm(ctx context.Context, ref string, op acliv1.TaskOperatio
 	})
 }
 
-var transitionOps = map[acliv1.PowerTransition]acliv1.TaskOperation{
-	acliv1.PowerTransition_kPowerOn:    acliv1.TaskOperation_kVmPowerOn,
-	acliv1.PowerTransition_kPowerOff:   acliv1.TaskOperation_kVmPowerOff,
-	acliv1.PowerTransition_kShutdown:   acliv1.TaskOperation_kVmShutdown,
-	acliv1.PowerTransition_kReboot:     acliv1.TaskOperation_kVmReboot,
-	acliv1.PowerTransition_kReset:      acliv1.TaskOperation_kVmReset,
-	acliv1.PowerTransition_kPowerCycle: acliv1.TaskOperation_kVmPowerCycle,
-}
-
-func (s vmService) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateRequest) (*acliv1.Task, error) {
-	m := s.m
-	op, ok := transitionOps[req.Transition]
-	if !ok {
-		return nil, apierr.BadField("transition", "power transition %s is not valid; use kPowerOn, kPowerOff, kShutdown, kReboot, kReset or kPowerCycle", req.Transition)
-	}
-	if req.Host != "" && req.Transition != acliv1.PowerTransition_kPowerOn {
-		return nil, apierr.BadField("host", "host applies only to kPowerOn")
-	}
-	m.mu.Lock()
-	r, err := m.vmLocked("vm", req.Vm)
-	if err == nil {
-		err = m.checkBusyLocked("vm", r.pb.Name, r.pb.Uuid)
-	}
-	if err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-	cur, rev := r.pb, r.rev
-	var host *hostRec
-	if placed(cur) {
-		host = m.hosts[cur.HostUuid]
-	}
-	on := cur.PowerState == acliv1.PowerState_kOn
-	refs := []*acliv1.EntityRef{vmRef(cur)}
-
-	// Requests that change nothing succeed at once, so scripts can repeat them.
-	noop := ""
-	switch req.Transition {
-	case acliv1.PowerTransition_kPowerOn:
-		if on {
-			noop = fmt.Sprintf("vm %s is already on", cur.Name)
-		}
-	case acliv1.PowerTransition_kPowerOff, acliv1.PowerTransition_kShutdown:
-		if cur.PowerState == acliv1.PowerState_kOff {
-			noop = fmt.Sprintf("vm %s is already off", cur.Name)
-		}
-	}
-	if noop != "" {
-		t := m.newTaskLocked(op, refs, cur.Uuid)
-		m.mu.Unlock()
-		return m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) { return outcome{message: noop}, nil })
-	}
-	switch {
-	case req.Transition == acliv1.PowerTransition_kPowerOn && cur.PowerState == acliv1.PowerState_kPaused:
-		err = apierr.Precondition("POWER_STATE", "vm:"+cur.Name, "vm %s is paused; power it off first", cur.Name)
-	case (req.Transition == acliv1.PowerTransition_kReboot || req.Transition == acliv1.PowerTransition_kReset ||
-		req.Transition == acliv1.PowerTransition_kPowerCycle || req.Transition == acliv1.PowerTransition_kShutdown) && !on:
-		err = apierr.Precondition("POWER_STATE", "vm:"+cur.Name, "vm %s is %s; power it on first", cur.Name, vm.PowerWord(cur.PowerState))
-	}
-	if err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-
-	if req.Transition != acliv1.PowerTransition_kPowerOn {
-		if host == nil {
-			m.mu.Unlock()
-			return nil, apierr.Precondition("HOST", "vm:"+cur.Name, "vm %s is %s but its host %s is unknown", cur.Name, vm.PowerWord(cur.PowerState), cur.HostUuid)
-		}
-		hpb := host.pb
-		t := m.newTaskLocked(op, append(refs, hostRef(hpb)), cur.Uuid)
-		m.mu.Unlock()
-		return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
-			return m.powerChange(ctx, t, req.Transition, cur, rev, hpb)
-		})
-	}
-
-	target, err := m.chooseHostLocked(cur, req.Host)
-	if err == nil {
-		err = m.haRefusal(cur)
-	}
-	if err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-	// Hold the memory on the target until the VM is recorded there.
-	// Until it is recorded there, it counts as arriving: an evacuation of the
-	// host waits for it.
-	hd := m.holdLocked(cur.Uuid, target, cur.MemoryBytes)
-	t := m.newTaskLocked(op, append(refs, hostRef(target.pb)), cur.Uuid)
-	arrived := m.arriveLocked(target.pb.Uuid)
-	t.Release = func() { hd.releaseLocked(); arrived() }
-	tpb := target.pb
-	m.mu.Unlock()
-	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
-		if err := m.checkTarget(tpb.Uuid); err != nil {
-			return outcome{}, apierr.Precondition("HOST", "host:"+tpb.Name, "vm %s cannot power on: %v", cur.Name, err)
-		}
-		m.progress(t, 10, "powering on vm %s on host %s (%s)", cur.Name, tpb.Name, tpb.HypervisorIp)
-		if err := m.drv.PowerOn(ctx, tpb, cur); err != nil {
-			return outcome{}, err
-		}
-		v := proto.Clone(cur).(*acliv1.Vm)
-		v.PowerState, v.HostUuid, v.HostName = acliv1.PowerState_kOn, tpb.Uuid, tpb.Name
-		// The commit re-checks the target: a host cordoned, failed or
-		// taken out while the VM started refuses it, and the VM is
-		// stopped again rather than left running where it may not be.
-		if err := m.putVm(ctx, v, rev, nil); err != nil {
-			if perr := m.drv.PowerOff(context.WithoutCancel(ctx), tpb, cur); perr != nil {
-				return outcome{}, fmt.Errorf("%w; powering it off again failed: %v", err, perr)
-			}
-			return outcome{}, err
-		}
-		return outcome{message: fmt.Sprintf("vm %s powered on on host %s (%s)", v.Name, tpb.Name, tpb.HypervisorIp)}, nil
-	})
-}
-
 // chooseHostLocked picks where a VM powers on: the named host if it can
 // take it, else the placement function's choice. Refusals list every
 // violated rule (per host when placement finds nothing).
@@ -289,42 +171,6 @@ func violation(r scheduler.PlaceRejection) apierr.Violation {
 		Type: r.Kind, Subject: "host:" + r.Host.Name,
 		Description: fmt.Sprintf("host %s (%s): %s", r.Host.Name, r.Host.IP, r.Reason),
 	}
-}
-
-// powerChange carries out off, shutdown, reboot and reset.
-func (m *Manager) powerChange(ctx context.Context, t *taskRec, tr acliv1.PowerTransition, cur *acliv1.Vm, rev int64, host *acliv1.Host) (outcome, error) {
-	var err error
-	var verb string
-	stops := false
-	switch tr {
-	case acliv1.PowerTransition_kPowerOff:
-		m.progress(t, 10, "powering off vm %s", cur.Name)
-		err, verb, stops = m.drv.PowerOff(ctx, host, cur), "powered off", true
-	case acliv1.PowerTransition_kShutdown:
-		m.progress(t, 10, "shutting down vm %s (ACPI)", cur.Name)
-		err, verb, stops = m.drv.Shutdown(ctx, host, cur), "shut down", true
-	case acliv1.PowerTransition_kReboot:
-		m.progress(t, 10, "rebooting vm %s (ACPI)", cur.Name)
-		err, verb = m.drv.Reboot(ctx, host, cur), "rebooted"
-	case acliv1.PowerTransition_kReset:
-		m.progress(t, 10, "resetting vm %s", cur.Name)
-		err, verb = m.drv.Reset(ctx, host, cur), "reset"
-	case acliv1.PowerTransition_kPowerCycle:
-		// A hard reset where it runs: the guest restarts on the same host.
-		m.progress(t, 10, "power cycling vm %s", cur.Name)
-		err, verb = m.drv.Reset(ctx, host, cur), "power cycled"
-	}
-	if err != nil {
-		return outcome{}, err
-	}
-	out := outcome{message: fmt.Sprintf("vm %s %s on host %s", cur.Name, verb, host.Name)}
-	if stops {
-		v := proto.Clone(cur).(*acliv1.Vm)
-		v.PowerState, v.HostUuid, v.HostName = acliv1.PowerState_kOff, "", ""
-		out.writes = []write{{key: vmKey(v.Uuid), msg: v, rev: rev}}
-		out.apply = func(rev int64) { m.putVmLocked(v, rev) }
-	}
-	return out, nil
 }
 
 // ---- disks ----

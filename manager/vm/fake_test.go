@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
@@ -239,15 +240,20 @@ type fakeDriver struct {
 	mu    sync.Mutex
 	calls []string
 	fail  map[string]error
+	// onCall, when set, runs on each call (without the driver's lock).
+	onCall func(call string)
 }
 
 func (d *fakeDriver) do(op string, h *acliv1.Host, v *acliv1.Vm) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	call := op + " " + v.Name
 	if h != nil {
 		call += " " + h.Name
 	}
+	if d.onCall != nil {
+		d.onCall(call)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.calls = append(d.calls, call)
 	return d.fail[op]
 }
@@ -289,3 +295,30 @@ func wantErr(t *testing.T, err error, code codes.Code, msg string) {
 }
 
 var errBoom = errors.New("boom")
+
+// addPaused records VM name paused on host (which need not exist).
+func (f *fake) addPaused(t *testing.T, name, on string) {
+	t.Helper()
+	v := record(name, on, gib)
+	v.PowerState = acliv1.PowerState_kPaused
+	if _, err := f.db.Update(bg, func(tx *state.Tx) error {
+		tx.Observed() // as a host would report it
+		tx.Put(state.VmKey(v.Uuid), v, 0)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// grow sets a VM's memory without a request.
+func (f *fake) grow(t *testing.T, name string, mem int64) {
+	t.Helper()
+	v := proto.Clone(f.vm(name)).(*acliv1.Vm)
+	v.MemoryBytes = mem
+	if _, err := f.db.Update(bg, func(tx *state.Tx) error {
+		tx.Put(state.VmKey(v.Uuid), v, state.AnyRev)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

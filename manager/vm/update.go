@@ -109,7 +109,6 @@ func (s *Service) hold(t *tasks.Task, v *acliv1.Vm, host string, bytes int64) er
 			"vm %s is on and host %s has %s free; growing it by %s would over-commit memory",
 			v.Name, h.Name, scheduler.Bytes(max(free, 0)), scheduler.Bytes(bytes))
 	}
-	id := s.db.Arrive(v.Uuid, host, bytes)
-	onRelease(t, func() { s.db.Depart(id) })
+	s.reserve(t, v, host, bytes)
 	return nil
 }

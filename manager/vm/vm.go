@@ -84,6 +84,10 @@ func Ref(v *acliv1.Vm) *acliv1.EntityRef {
 	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: v.Uuid, Name: v.Name}
 }
 
+func hostRef(h *acliv1.Host) *acliv1.EntityRef {
+	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kHost, Uuid: h.Uuid, Name: h.Name}
+}
+
 // put and del are a VM's writes.
 func put(v *acliv1.Vm, rev int64) state.Write {
 	return state.Write{Key: state.VmKey(v.Uuid), Msg: v, Rev: rev}
@@ -99,6 +103,13 @@ func onRelease(t *tasks.Task, f func()) {
 		}
 		f()
 	}
+}
+
+// reserve holds bytes of host's memory for v until t ends (a state.DB
+// arrival, which every commit counts).
+func (s *Service) reserve(t *tasks.Task, v *acliv1.Vm, host string, bytes int64) {
+	id := s.db.Arrive(v.Uuid, host, bytes)
+	onRelease(t, func() { s.db.Depart(id) })
 }
 
 // host is the committed record of a host (nil if none).

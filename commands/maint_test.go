@@ -255,14 +255,23 @@ db01       blocked                has host affinity to 127.20.0.21
 	}
 
 	// Blocked: the migratable VMs leave, the host stays entering, exit 5
-	// listing every VM still there.
-	m.expect("host.enter_maintenance_mode h1", 5,
-		"EnterMaintenanceMode: pending\nEnterMaintenanceMode: failed: host h1 (127.20.0.21) stays EnteringMaintenanceMode: 2 VM(s) cannot leave: "+
-			"vm nsx-agent (agent VM) is shut down only once every other VM can leave; "+
-			"vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown or mode=power_off)\n",
-		"Error: EnterMaintenanceMode: host h1 (127.20.0.21) stays EnteringMaintenanceMode: 2 VM(s) cannot leave\n"+
-			"  vm nsx-agent (agent VM) is shut down only once every other VM can leave\n"+
-			"  vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown or mode=power_off)\n")
+	// listing every VM still there: on a terminal, then again (nothing
+	// left to move, the same blockers) in a pipe.
+	failed := "EnterMaintenanceMode: failed: host h1 (127.20.0.21) stays EnteringMaintenanceMode: 2 VM(s) cannot leave: " +
+		"vm nsx-agent (agent VM) is shut down only once every other VM can leave; " +
+		"vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown or mode=power_off)\n"
+	blockers := "Error: EnterMaintenanceMode: host h1 (127.20.0.21) stays EnteringMaintenanceMode: 2 VM(s) cannot leave\n" +
+		"  vm nsx-agent (agent VM) is shut down only once every other VM can leave\n" +
+		"  vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown or mode=power_off)\n"
+	m.tty = true
+	code, out, errOut := m.run("host.enter_maintenance_mode", "h1")
+	// The progress line is redrawn in place (its steps race the moves);
+	// its last state is the verdict.
+	if i := strings.LastIndex(out, "\x1b[K"); code != 5 || i < 0 || out[i+3:] != failed || errOut != blockers {
+		t.Fatalf("blocked enter on a terminal: exit %d\n%q\n%s", code, out, errOut)
+	}
+	m.tty = false
+	m.expect("host.enter_maintenance_mode h1", 5, "EnterMaintenanceMode: pending\n"+failed, blockers)
 	if h := m.hostState("h1"); h.GetNodeState() != acliv1.NodeState_EnteringMaintenanceMode || h.GetSchedulable() {
 		t.Fatalf("h1 after the blocked enter: %v", h)
 	}

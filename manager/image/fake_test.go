@@ -33,7 +33,7 @@ type fixture struct {
 // newFixture: a 100 GiB default-container, host h1, VM web running on it
 // with two vDisks (10 and 20 GiB), an empty CD-ROM and a volume group
 // disk; VM db, off, with one 5 GiB vDisk.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	st, err := bolt.Open(t.TempDir(), bolt.Options{})
 	if err != nil {
@@ -78,7 +78,7 @@ func newFixture(t *testing.T) *fixture {
 // fakeTasks keeps its own table of held entities and commits a task's
 // writes through state.DB.Update, as the manager does.
 type fakeTasks struct {
-	t     *testing.T
+	t     testing.TB
 	db    *state.DB
 	table *tasks.Table
 
@@ -98,7 +98,7 @@ type fakeTasks struct {
 	ended map[string]*acliv1.Task // launched tasks' final records
 }
 
-func newFakeTasks(t *testing.T, db *state.DB) *fakeTasks {
+func newFakeTasks(t testing.TB, db *state.DB) *fakeTasks {
 	return &fakeTasks{t: t, db: db, table: tasks.NewTable(100),
 		changing: map[string]*tasks.Task{}, reading: map[string][]*tasks.Task{},
 		reads: map[*tasks.Task][]string{}, ended: map[string]*acliv1.Task{}}

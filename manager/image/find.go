@@ -44,9 +44,8 @@ func FindSnapshot(tx *state.Tx, field, ref string) (*acliv1.Snapshot, error) {
 	if sn := tx.Snapshot(strings.ToLower(ref)); sn != nil {
 		return sn, nil
 	}
-	all := tx.Snapshots()
-	named := slices.DeleteFunc(slices.Clone(all), func(sn *acliv1.Snapshot) bool { return sn.Name != ref })
-	return pick(field, ref, "snapshot", "snapshots", named, (*acliv1.Snapshot).GetUuid, func() []string {
+	return pick(field, ref, "snapshot", "snapshots", tx.SnapshotsNamed(ref), (*acliv1.Snapshot).GetUuid, func() []string {
+		all := tx.Snapshots()
 		names := make([]string, len(all))
 		for i, sn := range all {
 			names[i] = sn.Name

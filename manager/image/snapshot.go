@@ -107,10 +107,12 @@ func (s *Service) CreateSnapshots(ctx context.Context, req *acliv1.CreateSnapsho
 			if vm, err = findVm(tx, "vm", req.Vm); err != nil {
 				return
 			}
-			for _, o := range tx.Snapshots() {
-				if o.VmUuid == vm.Uuid && seen[o.Name] {
-					taken = o
-					return
+			for _, n := range req.Names {
+				for _, o := range tx.SnapshotsNamed(n) {
+					if o.VmUuid == vm.Uuid {
+						taken = o
+						return
+					}
 				}
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -143,6 +144,27 @@ func (tx *Tx) Images() []*acliv1.Image { return collect(tx, tx.db.imgs, ImagePre
 // Snapshots are every snapshot, ordered by UUID.
 func (tx *Tx) Snapshots() []*acliv1.Snapshot {
 	return collect(tx, tx.db.snaps, SnapshotPrefix, tx.Snapshot)
+}
+
+// SnapshotsNamed are the snapshots named name (several VMs' snapshots may
+// share one), by UUID. It sorts only those it finds.
+func (tx *Tx) SnapshotsNamed(name string) []*acliv1.Snapshot {
+	var out []*acliv1.Snapshot
+	for id, sn := range tx.db.snaps {
+		if sn.Name != name {
+			continue
+		}
+		if _, staged := tx.staged[SnapshotKey(id)]; !staged {
+			out = append(out, sn)
+		}
+	}
+	for _, w := range tx.writes {
+		if sn, _ := w.Msg.(*acliv1.Snapshot); sn != nil && sn.Name == name && strings.HasPrefix(w.Key, SnapshotPrefix) {
+			out = append(out, sn)
+		}
+	}
+	slices.SortFunc(out, func(a, b *acliv1.Snapshot) int { return strings.Compare(a.Uuid, b.Uuid) })
+	return out
 }
 
 // VolumeGroup is a volume group by UUID (nil if none).

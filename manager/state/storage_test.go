@@ -213,6 +213,9 @@ func TestImagesAndSnapshotsListStagedWrites(t *testing.T) {
 		putStorage(tx, image("a-img", gib))
 		tx.Delete(state.ImageKey("img"), state.AnyRev)
 		tx.Delete(state.SnapshotKey("s1"), state.AnyRev)
+		if named := tx.SnapshotsNamed("s1"); len(named) != 0 {
+			t.Errorf("staged: SnapshotsNamed(s1) = %v; want none, it is deleted", named)
+		}
 		var imgs []string
 		for _, im := range tx.Images() {
 			imgs = append(imgs, im.Uuid)
@@ -224,7 +227,20 @@ func TestImagesAndSnapshotsListStagedWrites(t *testing.T) {
 	}); err == nil {
 		t.Fatal("the update was not dropped")
 	}
+	if _, err := db.Update(context.Background(), func(tx *state.Tx) error {
+		putStorage(tx, &acliv1.Snapshot{Uuid: "s0", Name: "s1", Vm: &acliv1.Vm{}})
+		putStorage(tx, &acliv1.Snapshot{Uuid: "s2", Name: "other", Vm: &acliv1.Vm{}})
+		if named := tx.SnapshotsNamed("s1"); len(named) != 2 || named[0].Uuid != "s0" || named[1].Uuid != "s1" {
+			t.Errorf("staged: SnapshotsNamed(s1) = %v; want s0 and s1", named)
+		}
+		return errors.New("dropped")
+	}); err == nil {
+		t.Fatal("the update was not dropped")
+	}
 	db.View(func(tx *state.Tx) {
+		if named := tx.SnapshotsNamed("s1"); len(named) != 1 || named[0].Uuid != "s1" {
+			t.Errorf("committed: SnapshotsNamed(s1) = %v; want s1", named)
+		}
 		if ims, ss := tx.Images(), tx.Snapshots(); len(ims) != 1 || ims[0].Uuid != "img" || len(ss) != 1 || ss[0].Uuid != "s1" {
 			t.Errorf("committed: %d images, %d snapshots; want img and s1", len(ims), len(ss))
 		}

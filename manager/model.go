@@ -64,9 +64,6 @@ type vmRec struct {
 	// it, or a host report was applied. Host reports read before it are
 	// stale (reconcile.go).
 	settled time.Time
-	// wire is pb's protobuf encoding, made once per change so that listing
-	// thousands of VMs copies bytes instead of re-encoding every record.
-	wire []byte
 }
 
 type netRec struct {
@@ -414,7 +411,6 @@ func (m *Manager) putVmLocked(v *acliv1.Vm, rev int64) {
 			m.vmSorted = slices.Insert(m.vmSorted, i, r)
 		}
 	}
-	r.wire, _ = proto.Marshal(v)
 	m.indexVm(v, true)
 }
 
@@ -449,20 +445,6 @@ func (m *Manager) deleteVmLocked(id string) {
 	m.unsort(r)
 	delete(m.vms, id)
 	m.vmMovedLocked(r.pb, nil) // its iSCSI sessions end (vg.go)
-}
-
-// vmOut is the API view of a VM. Records are immutable, so an idle VM is
-// returned as is; a busy one is copied to carry its task.
-func (m *Manager) vmOut(r *vmRec) *acliv1.Vm {
-	// Disk paths and VG disks are computed from the VM's current host (vg.go).
-	v := m.vmStorageOut(r.pb)
-	if t := m.busy[r.pb.Uuid]; t != nil {
-		if v == r.pb {
-			v = proto.Clone(r.pb).(*acliv1.Vm)
-		}
-		v.BusyTaskUuid = t.PB.Uuid
-	}
-	return v
 }
 
 // vmLocked resolves a VM by UUID or unique name.

@@ -8,9 +8,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
@@ -21,74 +19,6 @@ import (
 // vmService is the VM feature behind manager/rpc's adapter.
 type vmService struct {
 	m *Manager
-}
-
-func (s vmService) ListVms(ctx context.Context, req *acliv1.ListVmsRequest) (*acliv1.ListVmsResponse, error) {
-	m := s.m
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	hostFilter := ""
-	if req.Host != "" {
-		h, err := m.hostLocked("host", req.Host)
-		if err != nil {
-			return nil, err
-		}
-		hostFilter = h.pb.Uuid
-	}
-	recs := make([]*vmRec, 0, len(m.vms))
-	size := 0
-	for _, r := range m.vmSorted {
-		if hostFilter != "" && r.pb.HostUuid != hostFilter {
-			continue
-		}
-		if req.PowerState != acliv1.PowerState_POWER_STATE_UNSPECIFIED && r.pb.PowerState != req.PowerState {
-			continue
-		}
-		recs = append(recs, r)
-		size += len(r.wire) + 64
-	}
-	return vmListResponse(recs, m.busy, size), nil
-}
-
-// vmListResponse encodes the VMs from their cached encodings: each is
-// written as an occurrence of ListVmsResponse.vms (field 1) in the
-// message's raw field data, which protobuf marshals verbatim and every
-// client decodes as the repeated field. A busy VM gets busy_task_uuid
-// (field 20) appended to its record; a later field occurrence is valid
-// protobuf and sets the field.
-func vmListResponse(recs []*vmRec, busy map[string]*taskRec, size int) *acliv1.ListVmsResponse {
-	const vmsField, busyField = 1, 20
-	buf := make([]byte, 0, size)
-	for _, r := range recs {
-		buf = protowire.AppendTag(buf, vmsField, protowire.BytesType)
-		t := busy[r.pb.Uuid]
-		if t == nil {
-			buf = protowire.AppendBytes(buf, r.wire)
-			continue
-		}
-		extra := protowire.SizeTag(busyField) + protowire.SizeBytes(len(t.PB.Uuid))
-		buf = protowire.AppendVarint(buf, uint64(len(r.wire)+extra))
-		buf = append(buf, r.wire...)
-		buf = protowire.AppendTag(buf, busyField, protowire.BytesType)
-		buf = protowire.AppendString(buf, t.PB.Uuid)
-	}
-	resp := &acliv1.ListVmsResponse{}
-	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(buf))
-	return resp
-}
-
-func (s vmService) GetVm(ctx context.Context, req *acliv1.GetVmRequest) (*acliv1.Vm, error) {
-	m := s.m
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	r, err := m.vmLocked("vm", req.Vm)
-	if err != nil {
-		return nil, err
-	}
-	if req.IncludeVmdiskPaths {
-		return withVmdiskPaths(m.vmOut(r)), nil
-	}
-	return m.vmOut(r), nil
 }
 
 // editVm is the common shape of a quick VM change: resolve the VM, refuse

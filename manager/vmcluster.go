@@ -28,6 +28,12 @@ func (c vmCluster) Locked(fn func(l vm.Locked) error) error {
 	return fn(vmLockedView(c))
 }
 
+func (c vmCluster) Read(fn func(r vm.Reader)) {
+	c.m.mu.RLock()
+	defer c.m.mu.RUnlock()
+	fn(vmLockedView(c))
+}
+
 func (c vmCluster) Quick(ctx context.Context, t *taskRec, w vm.Work) (*acliv1.Task, error) {
 	return c.m.quick(ctx, t, c.work(w))
 }
@@ -75,12 +81,14 @@ func (c vmCluster) work(w vm.Work) work {
 	}
 }
 
-func (l vmLockedView) Vm(field, ref string) (*acliv1.Vm, int64, error) {
-	r, err := l.m.vmLocked(field, ref)
-	if err != nil {
-		return nil, 0, err
+func (l vmLockedView) Task(id string) *taskRec { return l.m.busy[id] }
+
+func (l vmLockedView) Storage(v *acliv1.Vm, vmdiskPaths bool) *acliv1.Vm {
+	v = l.m.vmStorageOut(v)
+	if vmdiskPaths {
+		v = withVmdiskPaths(v)
 	}
-	return r.pb, r.rev, nil
+	return v
 }
 
 func (l vmLockedView) Holder(id string) *taskRec { return l.m.heldLocked(id) }

@@ -83,7 +83,7 @@ func (s *Service) DeleteVm(ctx context.Context, req *acliv1.DeleteVmRequest) (*a
 	)
 	err := s.c.Locked(func(l Locked) error {
 		var err error
-		if cur, rev, err = l.Vm("vm", req.Vm); err != nil {
+		if cur, rev, err = s.resolve("vm", req.Vm); err != nil {
 			return err
 		}
 		if err := busy(l, cur); err != nil {

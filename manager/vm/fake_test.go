@@ -179,21 +179,15 @@ func (f *fake) CheckTarget(string) error { return f.targetErr }
 
 type fakeLocked struct{ f *fake }
 
-func (l fakeLocked) Vm(field, ref string) (*acliv1.Vm, int64, error) {
-	var v *acliv1.Vm
-	var rev int64
-	l.f.db.View(func(tx *state.Tx) {
-		for _, x := range tx.Vms() {
-			if x.Uuid == ref || x.Name == ref {
-				v, rev = x, tx.Rev(state.VmKey(x.Uuid))
-			}
-		}
-	})
-	if v == nil {
-		return nil, 0, apierr.NotFound("vm", ref, nil)
-	}
-	return v, rev, nil
+func (f *fake) Read(fn func(r vm.Reader)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(fakeLocked{f})
 }
+
+func (l fakeLocked) Task(id string) *tasks.Task { return l.f.busy[id] }
+
+func (l fakeLocked) Storage(v *acliv1.Vm, _ bool) *acliv1.Vm { return v }
 
 func (l fakeLocked) Holder(id string) *tasks.Task { return l.f.busy[id] }
 

@@ -69,7 +69,7 @@ func (s *Service) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateRe
 	)
 	err := s.c.Locked(func(l Locked) error {
 		var err error
-		if cur, rev, err = l.Vm("vm", req.Vm); err != nil {
+		if cur, rev, err = s.resolve("vm", req.Vm); err != nil {
 			return err
 		}
 		if err := busy(l, cur); err != nil {

@@ -20,6 +20,8 @@ type Cluster interface {
 	// Locked runs fn holding the manager's lock: what fn reads and claims
 	// through l stays true until it returns.
 	Locked(fn func(l Locked) error) error
+	// Read runs fn holding the manager's lock for reading.
+	Read(fn func(r Reader))
 	// Quick runs w and commits its outcome with the task's final state in
 	// one transaction; a refused commit forgets the task and fails the
 	// request.
@@ -35,11 +37,19 @@ type Cluster interface {
 	CheckTarget(host string) error
 }
 
+// Reader is what may be read under the manager's lock.
+type Reader interface {
+	// Task is the task changing an entity (nil if none).
+	Task(id string) *tasks.Task
+	// Storage is v as the API shows its storage: the disks' serving CVMs
+	// and paths (and their vmdisk paths when asked), its volume groups.
+	// It returns v itself when it adds nothing.
+	Storage(v *acliv1.Vm, vmdiskPaths bool) *acliv1.Vm
+}
+
 // Locked is what may be read and claimed under the manager's lock.
 type Locked interface {
-	// Vm resolves a VM by UUID or unique name (field names the request's
-	// field in errors) and returns its committed revision.
-	Vm(field, ref string) (*acliv1.Vm, int64, error)
+	Reader
 	// Holder is the task that holds an entity (nil if none).
 	Holder(id string) *tasks.Task
 	// Begin starts a task of op naming refs and holding the locks.

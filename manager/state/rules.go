@@ -162,6 +162,8 @@ func (tx *Tx) check() []Violation {
 				add(RuleName, "network:"+next.Name, "network name %s is taken by network %s", next.Name, other)
 			}
 			netNames[next.Name] = id
+		case strings.HasPrefix(w.Key, ImagePrefix), strings.HasPrefix(w.Key, SnapshotPrefix):
+			vs = append(vs, tx.checkStorageName(w)...)
 		}
 	}
 	tx.checkCapacity(add)

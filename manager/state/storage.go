@@ -176,6 +176,39 @@ func (tx *Tx) VolumeGroup(id string) *acliv1.VolumeGroup {
 	return tx.db.vgs[id]
 }
 
+// checkStorageName keeps image names unique, and a VM's snapshots' names.
+func (tx *Tx) checkStorageName(w Write) []Violation {
+	var vs []Violation
+	add := func(subject, format string, args ...any) {
+		vs = append(vs, Violation{Rule: RuleName, Subject: subject, Description: fmt.Sprintf(format, args...)})
+	}
+	switch r := w.Msg.(type) {
+	case *acliv1.Image:
+		if prev := tx.db.imgs[r.Uuid]; prev == nil || prev.Name != r.Name {
+			if err := CheckName("image", r.Name); err != nil {
+				add("image:"+r.Name, "%v", err)
+			}
+		}
+		for _, o := range tx.Images() {
+			if o.Name == r.Name && o.Uuid != r.Uuid {
+				add("image:"+r.Name, "image name %s is taken by image %s", r.Name, o.Uuid)
+			}
+		}
+	case *acliv1.Snapshot:
+		if prev := tx.db.snaps[r.Uuid]; prev == nil || prev.Name != r.Name {
+			if err := CheckName("snapshot", r.Name); err != nil {
+				add("snapshot:"+r.Name, "%v", err)
+			}
+		}
+		for _, o := range tx.SnapshotsNamed(r.Name) {
+			if o.VmUuid == r.VmUuid && o.Uuid != r.Uuid {
+				add("snapshot:"+r.Name, "vm %s has a snapshot named %s already (%s)", r.VmName, r.Name, o.Uuid)
+			}
+		}
+	}
+	return vs
+}
+
 // storageGrowth is how many bytes the staged writes add to each container
 // they grow, in container order.
 func (tx *Tx) storageGrowth() (names []string, grow map[string]int64) {

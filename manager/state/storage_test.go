@@ -3,6 +3,7 @@ package state_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -245,4 +246,47 @@ func TestImagesAndSnapshotsListStagedWrites(t *testing.T) {
 			t.Errorf("committed: %d images, %d snapshots; want img and s1", len(ims), len(ss))
 		}
 	})
+}
+
+// Image names are unique, and so are a VM's snapshots' names, at commit:
+// whatever the request path checked, a second record of a name is refused.
+func TestStorageNamesAreUniqueAtCommit(t *testing.T) {
+	db := newStorageDB(t)
+	snap := func(id, vm, name string) *acliv1.Snapshot {
+		return &acliv1.Snapshot{Uuid: id, Name: name, VmUuid: vm, VmName: vm, Vm: &acliv1.Vm{}}
+	}
+	commit := func(msgs ...proto.Message) error {
+		_, err := db.Update(context.Background(), func(tx *state.Tx) error {
+			for _, m := range msgs {
+				putStorage(tx, m)
+			}
+			return nil
+		})
+		return err
+	}
+	if err := commit(snap("s1", "a", "daily"), snap("s2", "b", "daily")); err != nil {
+		t.Fatalf("two VMs' snapshots of one name: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		msgs []proto.Message
+		want string
+	}{
+		{"image name taken", []proto.Message{&acliv1.Image{Uuid: "img2", Name: "img", SizeBytes: gib}}, "image name img is taken by image img"},
+		{"two new images of one name", []proto.Message{&acliv1.Image{Uuid: "x1", Name: "x"}, &acliv1.Image{Uuid: "x2", Name: "x"}}, "image name x is taken by image x2"},
+		{"bad image name", []proto.Message{&acliv1.Image{Uuid: "x3", Name: "=x"}}, "image name"},
+		{"snapshot name taken on its VM", []proto.Message{snap("s3", "a", "daily")}, "vm a has a snapshot named daily already (s1)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := commit(tc.msgs...)
+			var ve *state.ViolationError
+			if !errors.As(err, &ve) || ve.Violations[0].Rule != state.RuleName || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v; want a NAME violation saying %q", err, tc.want)
+			}
+		})
+	}
+	// Renaming an image to its own name, or updating it, is no clash.
+	if err := commit(&acliv1.Image{Uuid: "img", Name: "img", SizeBytes: 10 * gib, Annotation: "a"}); err != nil {
+		t.Errorf("updating image img: %v", err)
+	}
 }

@@ -54,20 +54,6 @@ func FindSnapshot(tx *state.Tx, field, ref string) (*acliv1.Snapshot, error) {
 	})
 }
 
-// findVm resolves a VM by UUID or unique name.
-func findVm(tx *state.Tx, field, ref string) (*acliv1.Vm, error) {
-	if ref == "" {
-		return nil, apierr.BadField(field, "%s is required: give a VM name or UUID", field)
-	}
-	if err := checkRef(field, ref); err != nil {
-		return nil, err
-	}
-	if v := tx.Vm(strings.ToLower(ref)); v != nil {
-		return v, nil
-	}
-	return pick(field, ref, "vm", "VMs", tx.VmsNamed(ref), (*acliv1.Vm).GetUuid, tx.VmNames)
-}
-
 // pick is the one record of those named ref: none is not found with the
 // nearest of names, several are ambiguous and listed by UUID.
 func pick[R any](field, ref, kind, plural string, named []R, uuid func(R) string, names func() []string) (R, error) {

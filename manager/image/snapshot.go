@@ -16,6 +16,7 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
+	vms "github.com/acli-dev/acli/manager/vm"
 )
 
 // Snapshots: a VM's settings and a copy of each of its vDisks, all taken
@@ -56,7 +57,7 @@ func (s *Service) ListSnapshots(ctx context.Context, req *acliv1.ListSnapshotsRe
 		vm := ""
 		if req.Vm != "" {
 			var v *acliv1.Vm
-			if v, err = findVm(tx, "vm", req.Vm); err != nil {
+			if v, err = vms.Resolve(tx, "vm", req.Vm); err != nil {
 				return
 			}
 			vm = v.Uuid
@@ -104,7 +105,7 @@ func (s *Service) CreateSnapshots(ctx context.Context, req *acliv1.CreateSnapsho
 		var err error
 		var taken *acliv1.Snapshot
 		s.DB.View(func(tx *state.Tx) {
-			if vm, err = findVm(tx, "vm", req.Vm); err != nil {
+			if vm, err = vms.Resolve(tx, "vm", req.Vm); err != nil {
 				return
 			}
 			for _, n := range req.Names {

@@ -27,7 +27,7 @@ func (s clusterService) GetHaConfig(ctx context.Context, _ *acliv1.GetHaConfigRe
 	s.m.db.View(func(tx *state.Tx) {
 		out = state.HA(tx.Cluster())
 		if state.Guarantee(out) {
-			mem := tx.HAMemory(0)
+			mem := tx.HAMemory(nil, "")
 			out.ReservedMemoryBytes, out.UnreservedMemoryBytes = mem.Reserved, max(mem.Free(), 0)
 		}
 	})
@@ -119,11 +119,11 @@ func clusterRef(c *acliv1.Cluster) *acliv1.EntityRef {
 	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kCluster, Uuid: c.Uuid, Name: c.Name}
 }
 
-// haRefusal refuses, before it starts, a power-on of bytes that HA's
+// haRefusal refuses, before it starts, a power-on on host that HA's
 // guarantee would refuse at commit.
-func (m *Manager) haRefusal(vm *acliv1.Vm) error {
+func (m *Manager) haRefusal(vm *acliv1.Vm, host string) error {
 	var why string
-	m.db.View(func(tx *state.Tx) { why = tx.HAShortfall(vm.MemoryBytes) })
+	m.db.View(func(tx *state.Tx) { why = tx.HAShortfall(vm, host) })
 	if why == "" {
 		return nil
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/acli-dev/acli/manager/managertest"
 )
 
-// HA's guarantee keeps memory for the largest host failure: a power-on that
+// HA's guarantee keeps memory for the worst host failure, per host segment: a power-on that
 // would take it is refused (exit 5) naming the reservation, and so is
 // turning the guarantee on over a cluster already too full; with a host
 // out, its share is in use and power-ons go through.
@@ -28,19 +28,25 @@ func TestHAGuarantee(t *testing.T) {
 	vmOn(t, c, "c", 150*gib, "h3")
 	// 550 GiB run; the two hosts left after a failure hold 512.
 	wantCode(t, errOf(c.cl.UpdateHaConfig(bg, &acliv1.UpdateHaConfigRequest{ReservationType: acliv1.HaReservationType_kAcropolisHAReserveSegments})),
-		codes.FailedPrecondition, "the HA reservation (kAcropolisHAReserveSegments) keeps 262144 MiB free for 1 host failure(s); running VMs would take 563200 MiB of the 524288 MiB left outside it")
+		codes.FailedPrecondition, "the HA reservation (kAcropolisHAReserveSegments) keeps room for 1 host failure(s): if host h1 (127.20.0.21) fails, vm a (204800 MiB) fits in the free memory of none of the hosts left (the most any has is 108544 MiB)")
 	succeed(t, c)(power(c, "c", acliv1.PowerTransition_kPowerOff))
 	final := succeed(t, c)(c.cl.UpdateHaConfig(bg, &acliv1.UpdateHaConfigRequest{ReservationType: acliv1.HaReservationType_kAcropolisHAReserveSegments}))
 	if messages(final) != "HA updated: reservation_type=kAcropolisHAReserveSegments" {
 		t.Fatalf("update: %q", messages(final))
 	}
 	cfg, _ = c.cl.GetHaConfig(bg, &acliv1.GetHaConfigRequest{})
-	if cfg.ReservedMemoryBytes != 256*gib || cfg.UnreservedMemoryBytes != 112*gib {
+	// The worst failure (h1 or h2) restarts 200 GiB; 768 - 400 - 200 are left.
+	if cfg.ReservedMemoryBytes != 200*gib || cfg.UnreservedMemoryBytes != 168*gib {
 		t.Fatalf("guarantee %v", cfg)
 	}
 	wantCode(t, errOf(power(c, "c", acliv1.PowerTransition_kPowerOn)), codes.FailedPrecondition, "vm c cannot power on: the HA reservation (kAcropolisHAReserveSegments)")
+	// Segments, not totals: 100 GiB on h3 leaves 512 GiB for 500 after any
+	// failure, but then h2's 200 GiB VM fits on no single host left.
 	createVm(t, c, "d", 100*gib)
-	succeed(t, c)(power(c, "d", acliv1.PowerTransition_kPowerOn))
+	wantCode(t, errOf(power(c, "d", acliv1.PowerTransition_kPowerOn)), codes.FailedPrecondition,
+		"vm d cannot power on: the HA reservation (kAcropolisHAReserveSegments) keeps room for 1 host failure(s): if host h1 (127.20.0.21) fails, vm a (204800 MiB) fits")
+	createVm(t, c, "e", 50*gib)
+	succeed(t, c)(power(c, "e", acliv1.PowerTransition_kPowerOn))
 	wantCode(t, errOf(c.cl.UpdateHaConfig(bg, &acliv1.UpdateHaConfigRequest{NumHostFailuresToTolerate: proto.Int32(3)})), codes.InvalidArgument,
 		"num_host_failures_to_tolerate 3 is out of range; use 1 to 2")
 	// A host out uses the reservation: the power-on fits again.

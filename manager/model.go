@@ -291,6 +291,7 @@ func (m *Manager) hostOut(r *hostRec) *acliv1.Host {
 	h.Connected = r.pb.NodeState != acliv1.NodeState_kNodeDown
 	h.MemoryUsedBytes = m.db.MemoryTaken(r.pb.Uuid)
 	h.VcpusUsed, h.NumVms = m.db.HostUse(r.pb.Uuid)
+	m.db.View(func(tx *state.Tx) { h.Devices = tx.WithHolders(r.pb) })
 	if hb := m.beats.Last(r.pb.Uuid); !hb.IsZero() {
 		h.LastHeartbeat = timestamppb.New(hb)
 	}

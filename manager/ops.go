@@ -128,7 +128,7 @@ func schedHost(r *hostRec, taken int64, vcpus int32) scheduler.Host {
 
 func schedVM(v *acliv1.Vm, groups []string) scheduler.VM {
 	s := scheduler.VM{
-		UUID: v.Uuid, Name: v.Name, VCPUs: int(v.NumVcpus), MemoryBytes: v.MemoryBytes, Host: v.HostUuid,
+		UUID: v.Uuid, Name: v.Name, VCPUs: int(v.NumVcpus), MemoryBytes: state.MemoryReserved(v), Host: v.HostUuid,
 		HostAffinity: v.HostAffinity, Agent: v.AgentVm, Passthrough: vm.PinnedBy(v) != "", PinnedBy: vm.PinnedBy(v),
 		AntiAffinityGroups: groups, HAPriority: int(v.HaPriority),
 	}

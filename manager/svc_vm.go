@@ -63,7 +63,7 @@ func (m *Manager) editVm(ctx context.Context, ref string, op acliv1.TaskOperatio
 // take it, else the placement function's choice. Refusals list every
 // violated rule (per host when placement finds nothing).
 func (m *Manager) chooseHostLocked(v *acliv1.Vm, named string) (*hostRec, error) {
-	preq := scheduler.PlaceRequest{VmName: v.Name, MemoryBytes: v.MemoryBytes, Vcpus: int(v.NumVcpus), Affinity: v.HostAffinity}
+	preq := scheduler.PlaceRequest{VmName: v.Name, MemoryBytes: state.MemoryReserved(v), Vcpus: int(v.NumVcpus), Affinity: v.HostAffinity, Devices: m.deviceFit(v)}
 	if named != "" {
 		h, err := m.hostLocked("host", named)
 		if err != nil {

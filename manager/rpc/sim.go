@@ -14,6 +14,7 @@ type Sim interface {
 	RecoverHost(context.Context, *acliv1.SimHostRequest) (*acliv1.SimResponse, error)
 	FailCvm(context.Context, *acliv1.SimHostRequest) (*acliv1.SimResponse, error)
 	RecoverCvm(context.Context, *acliv1.SimHostRequest) (*acliv1.SimResponse, error)
+	SetDirtyRate(context.Context, *acliv1.SimDirtyRateRequest) (*acliv1.SimDirtyRateResponse, error)
 }
 
 type simServer struct {

@@ -29,6 +29,8 @@ type Vms interface {
 	UpdateNic(context.Context, *acliv1.UpdateNicRequest) (*acliv1.Task, error)
 	MigrateVm(context.Context, *acliv1.MigrateVmRequest) (*acliv1.Task, error)
 	SetAffinity(context.Context, *acliv1.SetAffinityRequest) (*acliv1.Task, error)
+	AssignDevice(context.Context, *acliv1.AssignDeviceRequest) (*acliv1.Task, error)
+	DeassignDevice(context.Context, *acliv1.AssignDeviceRequest) (*acliv1.Task, error)
 }
 
 // VmGroups are the VM groups (manager/vmgroup), served by the VM service.

@@ -40,12 +40,15 @@ type PlaceRequest struct {
 	Vcpus       int
 	// Affinity lists the host UUIDs the VM must run on; empty means any.
 	Affinity []string
+	// Devices, when set, says why a host cannot give the VM its
+	// passthrough devices ("" when it can).
+	Devices func(hostUUID string) string
 }
 
 // PlaceRejection is why one host cannot take the VM.
 type PlaceRejection struct {
 	Host Candidate
-	// Kind is "MEMORY", "UNAVAILABLE" or "AFFINITY".
+	// Kind is "MEMORY", "UNAVAILABLE", "AFFINITY" or "DEVICE".
 	Kind   string
 	Reason string
 	// Shortfall is the missing memory in bytes for a MEMORY rejection.
@@ -63,6 +66,11 @@ func CheckCandidate(h Candidate, req PlaceRequest) *PlaceRejection {
 	}
 	if len(req.Affinity) > 0 && !slices.Contains(req.Affinity, h.UUID) {
 		return &PlaceRejection{Host: h, Kind: "AFFINITY", Reason: fmt.Sprintf("vm %s has host affinity elsewhere", req.VmName)}
+	}
+	if req.Devices != nil {
+		if why := req.Devices(h.UUID); why != "" {
+			return &PlaceRejection{Host: h, Kind: "DEVICE", Reason: why}
+		}
 	}
 	if free := h.Free(); free < req.MemoryBytes {
 		return &PlaceRejection{Host: h, Kind: "MEMORY", Shortfall: req.MemoryBytes - free,

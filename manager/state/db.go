@@ -207,7 +207,7 @@ func (db *DB) applyEncoded(key string, msg proto.Message, wire []byte, rev int64
 		db.indexIPsLocked(id, msg, true)
 		if old := db.vms[id]; Placed(old) {
 			delete(db.onHost[old.HostUuid], id)
-			db.used[old.HostUuid] -= old.MemoryBytes
+			db.used[old.HostUuid] -= MemoryReserved(old)
 			db.vcpus[old.HostUuid] -= old.NumVcpus
 		}
 		v, _ := msg.(*acliv1.Vm)
@@ -222,7 +222,7 @@ func (db *DB) applyEncoded(key string, msg proto.Message, wire []byte, rev int64
 				db.onHost[v.HostUuid] = map[string]struct{}{}
 			}
 			db.onHost[v.HostUuid][id] = struct{}{}
-			db.used[v.HostUuid] += v.MemoryBytes
+			db.used[v.HostUuid] += MemoryReserved(v)
 			db.vcpus[v.HostUuid] += v.NumVcpus
 			// It has arrived: what was held for it there is its own now.
 			for n, a := range db.arrivals {
@@ -514,10 +514,10 @@ func (tx *Tx) MemoryUsed(host string) int64 {
 			continue
 		}
 		if old := tx.db.vms[id]; Placed(old) && old.HostUuid == host {
-			used -= old.MemoryBytes
+			used -= MemoryReserved(old)
 		}
 		if v, _ := w.Msg.(*acliv1.Vm); Placed(v) && v.HostUuid == host {
-			used += v.MemoryBytes
+			used += MemoryReserved(v)
 		}
 	}
 	return used

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 )
@@ -34,18 +35,30 @@ func Guarantee(h *acliv1.HaConfig) bool {
 
 // HAMemory is the memory picture of HA's guarantee over the hosts in service.
 type HAMemory struct {
-	Failures int   // host failures still to reserve for (the tolerated ones less the hosts out)
-	Reserved int64 // memory of the Failures largest hosts in service
-	Capacity int64 // memory of the hosts in service
-	Used     int64 // memory their VMs take, arrivals counted
-	Largest  []*acliv1.Host
+	Failures int            // host failures still to reserve for (the tolerated ones less the hosts out)
+	Reserved int64          // memory the worst such failure restarts elsewhere
+	Capacity int64          // memory of the hosts in service
+	Used     int64          // memory their VMs take, arrivals counted
+	Largest  []*acliv1.Host // the hosts of that worst failure
+	// Short describes the first failure whose VMs would not fit in the
+	// free memory of the hosts left ("" when every failure fits).
+	Short string
 }
 
 // Free is the memory left outside the reservation (negative: the guarantee is broken).
 func (m HAMemory) Free() int64 { return m.Capacity - m.Reserved - m.Used }
 
-// HAMemory computes the guarantee's picture with extra bytes more in use.
-func (tx *Tx) HAMemory(extra int64) HAMemory {
+// maxFailureSets bounds the host failures checked one by one; past it only
+// the hosts with the most to restart are failed together.
+const maxFailureSets = 4096
+
+// HAMemory computes the guarantee's picture with v (nil: none) running on
+// host. The reservation is per host segment, as AHV's
+// kAcropolisHAReserveSegments: for every set of Failures hosts in service,
+// each VM HA would restart from them must fit, whole, in the free memory of
+// one of the hosts left (first fit, largest first), not merely in their
+// total.
+func (tx *Tx) HAMemory(v *acliv1.Vm, host string) HAMemory {
 	h := HA(tx.Cluster())
 	var in []*acliv1.Host
 	out := 0
@@ -56,30 +69,139 @@ func (tx *Tx) HAMemory(extra int64) HAMemory {
 			out++
 		}
 	}
-	m := HAMemory{Failures: max(int(h.NumHostFailuresToTolerate)-out, 0), Used: extra}
-	slices.SortFunc(in, func(a, b *acliv1.Host) int { return cmp.Compare(b.MemoryBytes, a.MemoryBytes) })
+	// By name, so the failure a refusal names does not depend on UUIDs.
+	slices.SortFunc(in, func(a, b *acliv1.Host) int { return strings.Compare(a.Name, b.Name) })
+	m := HAMemory{Failures: max(int(h.NumHostFailuresToTolerate)-out, 0)}
+	free := make([]int64, len(in))
+	segs := make([][]segment, len(in))
 	for i, x := range in {
+		used := tx.MemoryUsed(x.Uuid) + tx.Reserved(x.Uuid)
+		for _, vm := range tx.VmsOn(x.Uuid) {
+			if restartable(vm) {
+				segs[i] = append(segs[i], segment{vm.Name, MemoryReserved(vm)})
+			}
+		}
+		if held := tx.Reserved(x.Uuid); held > 0 {
+			segs[i] = append(segs[i], segment{"arriving VMs", held})
+		}
+		if v != nil && x.Uuid == host && !(Placed(tx.Vm(v.Uuid)) && tx.Vm(v.Uuid).HostUuid == host) {
+			used += MemoryReserved(v)
+			if restartable(v) {
+				segs[i] = append(segs[i], segment{v.Name, MemoryReserved(v)})
+			}
+		}
 		m.Capacity += x.MemoryBytes
-		m.Used += tx.MemoryUsed(x.Uuid) + tx.Reserved(x.Uuid)
-		if i < m.Failures {
-			m.Reserved += x.MemoryBytes
-			m.Largest = append(m.Largest, x)
+		m.Used += used
+		free[i] = x.MemoryBytes - used
+	}
+	if m.Failures == 0 || m.Failures >= len(in) {
+		return m
+	}
+	sets := failureSets(len(in), m.Failures, func(i int) int64 { return total(segs[i]) })
+	for _, set := range sets {
+		var fail []segment
+		var names []string
+		failed := make([]bool, len(in))
+		for _, i := range set {
+			fail, failed[i] = append(fail, segs[i]...), true
+			names = append(names, label(in[i]))
+		}
+		if need := total(fail); need > m.Reserved || m.Largest == nil {
+			m.Reserved, m.Largest = need, nil
+			for _, i := range set {
+				m.Largest = append(m.Largest, in[i])
+			}
+		}
+		if m.Short != "" {
+			continue
+		}
+		bins := make([]int64, 0, len(in))
+		for i := range in {
+			if !failed[i] {
+				bins = append(bins, free[i])
+			}
+		}
+		if s, ok := firstFit(fail, bins); !ok {
+			m.Short = fmt.Sprintf("if host %s fails, vm %s (%d MiB) fits in the free memory of none of the hosts left (the most any has is %d MiB)",
+				strings.Join(names, " and "), s.name, s.bytes>>20, max(slices.Max(bins), 0)>>20)
 		}
 	}
 	return m
 }
 
-// HAShortfall says how starting extra bytes more would break HA's
-// guarantee ("" when there is none or it holds).
-func (tx *Tx) HAShortfall(extra int64) string {
+type segment struct {
+	name  string
+	bytes int64
+}
+
+func total(s []segment) int64 {
+	var n int64
+	for _, x := range s {
+		n += x.bytes
+	}
+	return n
+}
+
+// restartable: HA restarts v elsewhere when its host fails (agent VMs stay
+// with their host; a negative priority never restarts).
+func restartable(v *acliv1.Vm) bool { return !v.AgentVm && v.HaPriority >= 0 }
+
+// firstFit places segs, largest first, each in the first bin it fits; it
+// returns the first segment that fits nowhere.
+func firstFit(segs []segment, bins []int64) (segment, bool) {
+	segs = slices.Clone(segs)
+	slices.SortStableFunc(segs, func(a, b segment) int { return cmp.Compare(b.bytes, a.bytes) })
+	bins = slices.Clone(bins)
+	for _, s := range segs {
+		i := slices.IndexFunc(bins, func(f int64) bool { return f >= s.bytes })
+		if i < 0 {
+			return s, false
+		}
+		bins[i] -= s.bytes
+	}
+	return segment{}, true
+}
+
+// failureSets are the sets of k of n hosts to fail: all of them, or when
+// there are too many, the k with the most to restart (weight).
+func failureSets(n, k int, weight func(int) int64) [][]int {
+	count := 1
+	for i := range k {
+		count = count * (n - i) / (i + 1)
+		if count > maxFailureSets {
+			idx := make([]int, n)
+			for j := range idx {
+				idx[j] = j
+			}
+			slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(weight(b), weight(a)) })
+			return [][]int{idx[:k]}
+		}
+	}
+	var out [][]int
+	var rec func(start int, cur []int)
+	rec = func(start int, cur []int) {
+		if len(cur) == k {
+			out = append(out, slices.Clone(cur))
+			return
+		}
+		for i := start; i < n; i++ {
+			rec(i+1, append(cur, i))
+		}
+	}
+	rec(0, nil)
+	return out
+}
+
+// HAShortfall says how running v on host (v nil: nothing more) would break
+// HA's guarantee ("" when there is none or it holds).
+func (tx *Tx) HAShortfall(v *acliv1.Vm, host string) string {
 	h := HA(tx.Cluster())
 	if !Guarantee(h) {
 		return ""
 	}
-	m := tx.HAMemory(extra)
-	if m.Failures == 0 || m.Free() >= 0 {
+	m := tx.HAMemory(v, host)
+	if m.Failures == 0 || m.Short == "" {
 		return ""
 	}
-	return fmt.Sprintf("the HA reservation (kAcropolisHAReserveSegments) keeps %d MiB free for %d host failure(s); running VMs would take %d MiB of the %d MiB left outside it",
-		m.Reserved>>20, m.Failures, m.Used>>20, (m.Capacity-m.Reserved)>>20)
+	return fmt.Sprintf("the HA reservation (kAcropolisHAReserveSegments) keeps room for %d host failure(s): %s", m.Failures, m.Short)
 }

@@ -130,11 +130,12 @@ func (tx *Tx) check() []Violation {
 			if tx.observed {
 				continue // where the hosts report it; not a decision to judge
 			}
+			vs = append(vs, tx.checkDevices(next, h)...)
 			arriving := !Placed(prev) || prev.HostUuid != next.HostUuid
 			if why := Unavailable(h); arriving && why != "" {
 				add(RulePlacement, "host:"+h.Name, "vm %s cannot be placed on host %s: %s", next.Name, label(h), why)
 			}
-			grows := arriving || next.MemoryBytes > prev.MemoryBytes
+			grows := arriving || MemoryReserved(next) > MemoryReserved(prev)
 			if grows {
 				haSubject = "vm:" + next.Name
 			}
@@ -167,7 +168,7 @@ func (tx *Tx) check() []Violation {
 		}
 	}
 	tx.checkCapacity(add)
-	if why := tx.HAShortfall(0); haSubject != "" && why != "" {
+	if why := tx.HAShortfall(nil, ""); haSubject != "" && why != "" {
 		add(RuleHAReservation, haSubject, "%s", why)
 	}
 	return vs

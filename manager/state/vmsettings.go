@@ -36,6 +36,9 @@ func OffOnlyChanges(prev, next *acliv1.Vm) []string {
 			out = append(out, s.name)
 		}
 	}
+	if DevicesChanged(prev, next) {
+		out = append(out, "passthrough devices")
+	}
 	return out
 }
 

@@ -93,11 +93,14 @@ func (s *Service) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateRe
 		if host, err = l.Place(cur, req.Host); err != nil {
 			return err
 		}
+		if cur, err = s.bindDevices(cur, host.Uuid); err != nil {
+			return err
+		}
 		// Hold the memory on the target until the VM is recorded there.
 		// Until then it counts as arriving: an evacuation of the host
 		// waits for it.
 		t = l.Begin(op, append(refs, hostRef(host)), cur.Uuid)
-		s.reserve(t, cur, host.Uuid, cur.MemoryBytes)
+		s.reserve(t, cur, host.Uuid, state.MemoryReserved(cur))
 		onRelease(t, l.Arriving(host.Uuid))
 		return nil
 	})

@@ -114,6 +114,8 @@ func PinnedBy(v *acliv1.Vm) string {
 	switch {
 	case v.CpuPassthrough:
 		return "the host CPU passed through"
+	case len(v.Devices) > 0:
+		return state.DevicesPin(v)
 	case v.Passthrough:
 		return "a passthrough device"
 	}

@@ -78,7 +78,7 @@ func (s *Service) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*a
 		t = l.Begin(acliv1.TaskOperation_kVmUpdate, []*acliv1.EntityRef{Ref(cur)}, cur.Uuid)
 		// Growing a running VM needs the memory on its host now; hold it
 		// until the change is recorded so no power-on takes it meanwhile.
-		if grow := next.MemoryBytes - cur.MemoryBytes; grow > 0 && state.Placed(cur) {
+		if grow := state.MemoryReserved(next) - state.MemoryReserved(cur); grow > 0 && state.Placed(cur) {
 			if err := s.hold(t, cur, cur.HostUuid, grow); err != nil {
 				l.Forget(t)
 				return err

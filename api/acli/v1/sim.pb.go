@@ -113,6 +113,116 @@ func (x *SimResponse) GetHost() *Host {
 	return nil
 }
 
+// SimDirtyRateRequest names a VM and its guest's dirty rate.
+type SimDirtyRateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// VM UUID or name.
+	Vm string `protobuf:"bytes,1,opt,name=vm,proto3" json:"vm,omitempty"`
+	// MiB/s the guest dirties; 0: idle (the sim's idle_dirty_rate_mbps).
+	DirtyRateMbps int64 `protobuf:"varint,2,opt,name=dirty_rate_mbps,json=dirtyRateMbps,proto3" json:"dirty_rate_mbps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SimDirtyRateRequest) Reset() {
+	*x = SimDirtyRateRequest{}
+	mi := &file_acli_v1_sim_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SimDirtyRateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SimDirtyRateRequest) ProtoMessage() {}
+
+func (x *SimDirtyRateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_sim_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SimDirtyRateRequest.ProtoReflect.Descriptor instead.
+func (*SimDirtyRateRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_sim_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SimDirtyRateRequest) GetVm() string {
+	if x != nil {
+		return x.Vm
+	}
+	return ""
+}
+
+func (x *SimDirtyRateRequest) GetDirtyRateMbps() int64 {
+	if x != nil {
+		return x.DirtyRateMbps
+	}
+	return 0
+}
+
+// SimDirtyRateResponse reports the rate in effect.
+type SimDirtyRateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The VM.
+	Vm *EntityRef `protobuf:"bytes,1,opt,name=vm,proto3" json:"vm,omitempty"`
+	// MiB/s its next live migration copies against.
+	DirtyRateMbps int64 `protobuf:"varint,2,opt,name=dirty_rate_mbps,json=dirtyRateMbps,proto3" json:"dirty_rate_mbps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SimDirtyRateResponse) Reset() {
+	*x = SimDirtyRateResponse{}
+	mi := &file_acli_v1_sim_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SimDirtyRateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SimDirtyRateResponse) ProtoMessage() {}
+
+func (x *SimDirtyRateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_sim_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SimDirtyRateResponse.ProtoReflect.Descriptor instead.
+func (*SimDirtyRateResponse) Descriptor() ([]byte, []int) {
+	return file_acli_v1_sim_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SimDirtyRateResponse) GetVm() *EntityRef {
+	if x != nil {
+		return x.Vm
+	}
+	return nil
+}
+
+func (x *SimDirtyRateResponse) GetDirtyRateMbps() int64 {
+	if x != nil {
+		return x.DirtyRateMbps
+	}
+	return 0
+}
+
 var File_acli_v1_sim_proto protoreflect.FileDescriptor
 
 const file_acli_v1_sim_proto_rawDesc = "" +
@@ -121,14 +231,21 @@ const file_acli_v1_sim_proto_rawDesc = "" +
 	"\x0eSimHostRequest\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\"0\n" +
 	"\vSimResponse\x12!\n" +
-	"\x04host\x18\x01 \x01(\v2\r.acli.v1.HostR\x04host2\xfc\x01\n" +
+	"\x04host\x18\x01 \x01(\v2\r.acli.v1.HostR\x04host\"M\n" +
+	"\x13SimDirtyRateRequest\x12\x0e\n" +
+	"\x02vm\x18\x01 \x01(\tR\x02vm\x12&\n" +
+	"\x0fdirty_rate_mbps\x18\x02 \x01(\x03R\rdirtyRateMbps\"b\n" +
+	"\x14SimDirtyRateResponse\x12\"\n" +
+	"\x02vm\x18\x01 \x01(\v2\x12.acli.v1.EntityRefR\x02vm\x12&\n" +
+	"\x0fdirty_rate_mbps\x18\x02 \x01(\x03R\rdirtyRateMbps2\xc9\x02\n" +
 	"\n" +
 	"SimService\x129\n" +
 	"\bFailHost\x12\x17.acli.v1.SimHostRequest\x1a\x14.acli.v1.SimResponse\x12<\n" +
 	"\vRecoverHost\x12\x17.acli.v1.SimHostRequest\x1a\x14.acli.v1.SimResponse\x128\n" +
 	"\aFailCvm\x12\x17.acli.v1.SimHostRequest\x1a\x14.acli.v1.SimResponse\x12;\n" +
 	"\n" +
-	"RecoverCvm\x12\x17.acli.v1.SimHostRequest\x1a\x14.acli.v1.SimResponseB-Z+github.com/acli-dev/acli/api/acli/v1;acliv1b\x06proto3"
+	"RecoverCvm\x12\x17.acli.v1.SimHostRequest\x1a\x14.acli.v1.SimResponse\x12K\n" +
+	"\fSetDirtyRate\x12\x1c.acli.v1.SimDirtyRateRequest\x1a\x1d.acli.v1.SimDirtyRateResponseB-Z+github.com/acli-dev/acli/api/acli/v1;acliv1b\x06proto3"
 
 var (
 	file_acli_v1_sim_proto_rawDescOnce sync.Once
@@ -142,27 +259,33 @@ func file_acli_v1_sim_proto_rawDescGZIP() []byte {
 	return file_acli_v1_sim_proto_rawDescData
 }
 
-var file_acli_v1_sim_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_acli_v1_sim_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_acli_v1_sim_proto_goTypes = []any{
-	(*SimHostRequest)(nil), // 0: acli.v1.SimHostRequest
-	(*SimResponse)(nil),    // 1: acli.v1.SimResponse
-	(*Host)(nil),           // 2: acli.v1.Host
+	(*SimHostRequest)(nil),       // 0: acli.v1.SimHostRequest
+	(*SimResponse)(nil),          // 1: acli.v1.SimResponse
+	(*SimDirtyRateRequest)(nil),  // 2: acli.v1.SimDirtyRateRequest
+	(*SimDirtyRateResponse)(nil), // 3: acli.v1.SimDirtyRateResponse
+	(*Host)(nil),                 // 4: acli.v1.Host
+	(*EntityRef)(nil),            // 5: acli.v1.EntityRef
 }
 var file_acli_v1_sim_proto_depIdxs = []int32{
-	2, // 0: acli.v1.SimResponse.host:type_name -> acli.v1.Host
-	0, // 1: acli.v1.SimService.FailHost:input_type -> acli.v1.SimHostRequest
-	0, // 2: acli.v1.SimService.RecoverHost:input_type -> acli.v1.SimHostRequest
-	0, // 3: acli.v1.SimService.FailCvm:input_type -> acli.v1.SimHostRequest
-	0, // 4: acli.v1.SimService.RecoverCvm:input_type -> acli.v1.SimHostRequest
-	1, // 5: acli.v1.SimService.FailHost:output_type -> acli.v1.SimResponse
-	1, // 6: acli.v1.SimService.RecoverHost:output_type -> acli.v1.SimResponse
-	1, // 7: acli.v1.SimService.FailCvm:output_type -> acli.v1.SimResponse
-	1, // 8: acli.v1.SimService.RecoverCvm:output_type -> acli.v1.SimResponse
-	5, // [5:9] is the sub-list for method output_type
-	1, // [1:5] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	4, // 0: acli.v1.SimResponse.host:type_name -> acli.v1.Host
+	5, // 1: acli.v1.SimDirtyRateResponse.vm:type_name -> acli.v1.EntityRef
+	0, // 2: acli.v1.SimService.FailHost:input_type -> acli.v1.SimHostRequest
+	0, // 3: acli.v1.SimService.RecoverHost:input_type -> acli.v1.SimHostRequest
+	0, // 4: acli.v1.SimService.FailCvm:input_type -> acli.v1.SimHostRequest
+	0, // 5: acli.v1.SimService.RecoverCvm:input_type -> acli.v1.SimHostRequest
+	2, // 6: acli.v1.SimService.SetDirtyRate:input_type -> acli.v1.SimDirtyRateRequest
+	1, // 7: acli.v1.SimService.FailHost:output_type -> acli.v1.SimResponse
+	1, // 8: acli.v1.SimService.RecoverHost:output_type -> acli.v1.SimResponse
+	1, // 9: acli.v1.SimService.FailCvm:output_type -> acli.v1.SimResponse
+	1, // 10: acli.v1.SimService.RecoverCvm:output_type -> acli.v1.SimResponse
+	3, // 11: acli.v1.SimService.SetDirtyRate:output_type -> acli.v1.SimDirtyRateResponse
+	7, // [7:12] is the sub-list for method output_type
+	2, // [2:7] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_acli_v1_sim_proto_init() }
@@ -177,7 +300,7 @@ func file_acli_v1_sim_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_sim_proto_rawDesc), len(file_acli_v1_sim_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SimService_FailHost_FullMethodName    = "/acli.v1.SimService/FailHost"
-	SimService_RecoverHost_FullMethodName = "/acli.v1.SimService/RecoverHost"
-	SimService_FailCvm_FullMethodName     = "/acli.v1.SimService/FailCvm"
-	SimService_RecoverCvm_FullMethodName  = "/acli.v1.SimService/RecoverCvm"
+	SimService_FailHost_FullMethodName     = "/acli.v1.SimService/FailHost"
+	SimService_RecoverHost_FullMethodName  = "/acli.v1.SimService/RecoverHost"
+	SimService_FailCvm_FullMethodName      = "/acli.v1.SimService/FailCvm"
+	SimService_RecoverCvm_FullMethodName   = "/acli.v1.SimService/RecoverCvm"
+	SimService_SetDirtyRate_FullMethodName = "/acli.v1.SimService/SetDirtyRate"
 )
 
 // SimServiceClient is the client API for SimService service.
@@ -40,6 +41,9 @@ type SimServiceClient interface {
 	FailCvm(ctx context.Context, in *SimHostRequest, opts ...grpc.CallOption) (*SimResponse, error)
 	// RecoverCvm restores a host's CVM.
 	RecoverCvm(ctx context.Context, in *SimHostRequest, opts ...grpc.CallOption) (*SimResponse, error)
+	// SetDirtyRate sets how fast a simulated guest dirties its memory (what
+	// its next live migration copies against); 0 returns it to idle.
+	SetDirtyRate(ctx context.Context, in *SimDirtyRateRequest, opts ...grpc.CallOption) (*SimDirtyRateResponse, error)
 }
 
 type simServiceClient struct {
@@ -90,6 +94,16 @@ func (c *simServiceClient) RecoverCvm(ctx context.Context, in *SimHostRequest, o
 	return out, nil
 }
 
+func (c *simServiceClient) SetDirtyRate(ctx context.Context, in *SimDirtyRateRequest, opts ...grpc.CallOption) (*SimDirtyRateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SimDirtyRateResponse)
+	err := c.cc.Invoke(ctx, SimService_SetDirtyRate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SimServiceServer is the server API for SimService service.
 // All implementations must embed UnimplementedSimServiceServer
 // for forward compatibility.
@@ -105,6 +119,9 @@ type SimServiceServer interface {
 	FailCvm(context.Context, *SimHostRequest) (*SimResponse, error)
 	// RecoverCvm restores a host's CVM.
 	RecoverCvm(context.Context, *SimHostRequest) (*SimResponse, error)
+	// SetDirtyRate sets how fast a simulated guest dirties its memory (what
+	// its next live migration copies against); 0 returns it to idle.
+	SetDirtyRate(context.Context, *SimDirtyRateRequest) (*SimDirtyRateResponse, error)
 	mustEmbedUnimplementedSimServiceServer()
 }
 
@@ -126,6 +143,9 @@ func (UnimplementedSimServiceServer) FailCvm(context.Context, *SimHostRequest) (
 }
 func (UnimplementedSimServiceServer) RecoverCvm(context.Context, *SimHostRequest) (*SimResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RecoverCvm not implemented")
+}
+func (UnimplementedSimServiceServer) SetDirtyRate(context.Context, *SimDirtyRateRequest) (*SimDirtyRateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetDirtyRate not implemented")
 }
 func (UnimplementedSimServiceServer) mustEmbedUnimplementedSimServiceServer() {}
 func (UnimplementedSimServiceServer) testEmbeddedByValue()                    {}
@@ -220,6 +240,24 @@ func _SimService_RecoverCvm_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SimService_SetDirtyRate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SimDirtyRateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SimServiceServer).SetDirtyRate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SimService_SetDirtyRate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SimServiceServer).SetDirtyRate(ctx, req.(*SimDirtyRateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SimService_ServiceDesc is the grpc.ServiceDesc for SimService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -242,6 +280,10 @@ var SimService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecoverCvm",
 			Handler:    _SimService_RecoverCvm_Handler,
+		},
+		{
+			MethodName: "SetDirtyRate",
+			Handler:    _SimService_SetDirtyRate_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

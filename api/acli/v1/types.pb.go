@@ -323,63 +323,71 @@ const (
 	TaskOperation_kVirtualSwitchUpdate       TaskOperation = 82
 	TaskOperation_kHaUpdate                  TaskOperation = 91
 	TaskOperation_kAdsUpdate                 TaskOperation = 92
+	TaskOperation_kVmGpuAssign               TaskOperation = 110
+	TaskOperation_kVmGpuDeassign             TaskOperation = 111
+	TaskOperation_kVmAssignPcieDevice        TaskOperation = 112
+	TaskOperation_kVmDeassignPcieDevice      TaskOperation = 113
 )
 
 // Enum value maps for TaskOperation.
 var (
 	TaskOperation_name = map[int32]string{
-		0:  "TASK_OPERATION_UNSPECIFIED",
-		1:  "kVmCreate",
-		2:  "kVmUpdate",
-		3:  "kVmDelete",
-		4:  "kVmPowerOn",
-		5:  "kVmPowerOff",
-		6:  "kVmShutdown",
-		7:  "kVmReboot",
-		8:  "kVmReset",
-		9:  "kVmDiskCreate",
-		10: "kVmDiskDelete",
-		11: "kVmNicCreate",
-		12: "kVmNicDelete",
-		13: "kVmMigrate",
-		14: "kVmSetAffinity",
-		20: "kNetworkCreate",
-		21: "kNetworkDelete",
-		30: "kHostUpdate",
-		31: "kHostEnterMaintenanceMode",
-		32: "kHostExitMaintenanceMode",
-		33: "kCvmEnterMaintenanceMode",
-		34: "kCvmExitMaintenanceMode",
-		35: "kHaFailover",
-		36: "kHostAdd",
-		37: "kHostRemove",
-		40: "kVgCreate",
-		41: "kVgUpdate",
-		42: "kVgDelete",
-		43: "kVgDiskCreate",
-		44: "kVgDiskDelete",
-		45: "kVgAttachExternal",
-		46: "kVgDetachExternal",
-		47: "kVgAttachToVm",
-		48: "kVgDetachFromVm",
-		50: "kVmGroupCreate",
-		51: "kVmGroupUpdate",
-		52: "kVmGroupDelete",
-		60: "kImageCreate",
-		61: "kImageUpdate",
-		62: "kImageDelete",
-		70: "kVmDiskUpdate",
-		71: "kVmUpdateBootDevice",
-		72: "kVmClone",
-		73: "kSnapshotCreate",
-		74: "kSnapshotDelete",
-		75: "kVgClone",
-		90: "kVmPowerCycle",
-		80: "kNetworkUpdate",
-		81: "kVmNicUpdate",
-		82: "kVirtualSwitchUpdate",
-		91: "kHaUpdate",
-		92: "kAdsUpdate",
+		0:   "TASK_OPERATION_UNSPECIFIED",
+		1:   "kVmCreate",
+		2:   "kVmUpdate",
+		3:   "kVmDelete",
+		4:   "kVmPowerOn",
+		5:   "kVmPowerOff",
+		6:   "kVmShutdown",
+		7:   "kVmReboot",
+		8:   "kVmReset",
+		9:   "kVmDiskCreate",
+		10:  "kVmDiskDelete",
+		11:  "kVmNicCreate",
+		12:  "kVmNicDelete",
+		13:  "kVmMigrate",
+		14:  "kVmSetAffinity",
+		20:  "kNetworkCreate",
+		21:  "kNetworkDelete",
+		30:  "kHostUpdate",
+		31:  "kHostEnterMaintenanceMode",
+		32:  "kHostExitMaintenanceMode",
+		33:  "kCvmEnterMaintenanceMode",
+		34:  "kCvmExitMaintenanceMode",
+		35:  "kHaFailover",
+		36:  "kHostAdd",
+		37:  "kHostRemove",
+		40:  "kVgCreate",
+		41:  "kVgUpdate",
+		42:  "kVgDelete",
+		43:  "kVgDiskCreate",
+		44:  "kVgDiskDelete",
+		45:  "kVgAttachExternal",
+		46:  "kVgDetachExternal",
+		47:  "kVgAttachToVm",
+		48:  "kVgDetachFromVm",
+		50:  "kVmGroupCreate",
+		51:  "kVmGroupUpdate",
+		52:  "kVmGroupDelete",
+		60:  "kImageCreate",
+		61:  "kImageUpdate",
+		62:  "kImageDelete",
+		70:  "kVmDiskUpdate",
+		71:  "kVmUpdateBootDevice",
+		72:  "kVmClone",
+		73:  "kSnapshotCreate",
+		74:  "kSnapshotDelete",
+		75:  "kVgClone",
+		90:  "kVmPowerCycle",
+		80:  "kNetworkUpdate",
+		81:  "kVmNicUpdate",
+		82:  "kVirtualSwitchUpdate",
+		91:  "kHaUpdate",
+		92:  "kAdsUpdate",
+		110: "kVmGpuAssign",
+		111: "kVmGpuDeassign",
+		112: "kVmAssignPcieDevice",
+		113: "kVmDeassignPcieDevice",
 	}
 	TaskOperation_value = map[string]int32{
 		"TASK_OPERATION_UNSPECIFIED": 0,
@@ -434,6 +442,10 @@ var (
 		"kVirtualSwitchUpdate":       82,
 		"kHaUpdate":                  91,
 		"kAdsUpdate":                 92,
+		"kVmGpuAssign":               110,
+		"kVmGpuDeassign":             111,
+		"kVmAssignPcieDevice":        112,
+		"kVmDeassignPcieDevice":      113,
 	}
 )
 
@@ -590,6 +602,59 @@ func (HaReservationType) EnumDescriptor() ([]byte, []int) {
 	return file_acli_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
+// DeviceKind is what a passthrough device is.
+type DeviceKind int32
+
+const (
+	// Never set by the manager.
+	DeviceKind_DEVICE_KIND_UNSPECIFIED DeviceKind = 0
+	// A GPU passed through whole (acli's vm.gpu_assign).
+	DeviceKind_kGpuPassthrough DeviceKind = 1
+	// Any other PCIe device (acli's vm.assign_pcie_device).
+	DeviceKind_kPcieDevice DeviceKind = 2
+)
+
+// Enum value maps for DeviceKind.
+var (
+	DeviceKind_name = map[int32]string{
+		0: "DEVICE_KIND_UNSPECIFIED",
+		1: "kGpuPassthrough",
+		2: "kPcieDevice",
+	}
+	DeviceKind_value = map[string]int32{
+		"DEVICE_KIND_UNSPECIFIED": 0,
+		"kGpuPassthrough":         1,
+		"kPcieDevice":             2,
+	}
+)
+
+func (x DeviceKind) Enum() *DeviceKind {
+	p := new(DeviceKind)
+	*p = x
+	return p
+}
+
+func (x DeviceKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeviceKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_acli_v1_types_proto_enumTypes[7].Descriptor()
+}
+
+func (DeviceKind) Type() protoreflect.EnumType {
+	return &file_acli_v1_types_proto_enumTypes[7]
+}
+
+func (x DeviceKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeviceKind.Descriptor instead.
+func (DeviceKind) EnumDescriptor() ([]byte, []int) {
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{7}
+}
+
 // NetworkMode is how a network's VLANs reach VMs.
 type NetworkMode int32
 
@@ -627,11 +692,11 @@ func (x NetworkMode) String() string {
 }
 
 func (NetworkMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_acli_v1_types_proto_enumTypes[7].Descriptor()
+	return file_acli_v1_types_proto_enumTypes[8].Descriptor()
 }
 
 func (NetworkMode) Type() protoreflect.EnumType {
-	return &file_acli_v1_types_proto_enumTypes[7]
+	return &file_acli_v1_types_proto_enumTypes[8]
 }
 
 func (x NetworkMode) Number() protoreflect.EnumNumber {
@@ -640,7 +705,7 @@ func (x NetworkMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NetworkMode.Descriptor instead.
 func (NetworkMode) EnumDescriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 // IscsiSessionState is the state of one iSCSI session.
@@ -680,11 +745,11 @@ func (x IscsiSessionState) String() string {
 }
 
 func (IscsiSessionState) Descriptor() protoreflect.EnumDescriptor {
-	return file_acli_v1_types_proto_enumTypes[8].Descriptor()
+	return file_acli_v1_types_proto_enumTypes[9].Descriptor()
 }
 
 func (IscsiSessionState) Type() protoreflect.EnumType {
-	return &file_acli_v1_types_proto_enumTypes[8]
+	return &file_acli_v1_types_proto_enumTypes[9]
 }
 
 func (x IscsiSessionState) Number() protoreflect.EnumNumber {
@@ -693,7 +758,7 @@ func (x IscsiSessionState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use IscsiSessionState.Descriptor instead.
 func (IscsiSessionState) EnumDescriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 // EntityRef points at one entity.
@@ -1082,8 +1147,11 @@ type Host struct {
 	MaintenanceRequested bool `protobuf:"varint,26,opt,name=maintenance_requested,json=maintenanceRequested,proto3" json:"maintenance_requested,omitempty"`
 	// The operator put the CVM in maintenance and has not taken it out.
 	CvmMaintenanceRequested bool `protobuf:"varint,27,opt,name=cvm_maintenance_requested,json=cvmMaintenanceRequested,proto3" json:"cvm_maintenance_requested,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// Passthrough devices (GPUs, PCIe devices) the host offers, with the VM
+	// holding each.
+	Devices       []*HostDevice `protobuf:"bytes,28,rep,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Host) Reset() {
@@ -1305,6 +1373,190 @@ func (x *Host) GetCvmMaintenanceRequested() bool {
 	return false
 }
 
+func (x *Host) GetDevices() []*HostDevice {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+// HostDevice is one passthrough device of a host.
+type HostDevice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PCI address on the host, e.g. 0000:3b:00.0 (unique on its host).
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// GPU or other PCIe device.
+	Kind DeviceKind `protobuf:"varint,2,opt,name=kind,proto3,enum=acli.v1.DeviceKind" json:"kind,omitempty"`
+	// Vendor, e.g. Nvidia.
+	Vendor string `protobuf:"bytes,3,opt,name=vendor,proto3" json:"vendor,omitempty"`
+	// Model, e.g. Tesla_M60.
+	Model string `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	// Devices of one vendor and model share a group UUID cluster-wide; a
+	// VM asks for one by it (vm.assign_pcie_device group_uuid=).
+	GroupUuid string `protobuf:"bytes,5,opt,name=group_uuid,json=groupUuid,proto3" json:"group_uuid,omitempty"`
+	// VM holding the device (running with it); empty when free. Filled on
+	// reads, never stored.
+	HeldByVmUuid string `protobuf:"bytes,6,opt,name=held_by_vm_uuid,json=heldByVmUuid,proto3" json:"held_by_vm_uuid,omitempty"`
+	// Name of that VM.
+	HeldByVmName  string `protobuf:"bytes,7,opt,name=held_by_vm_name,json=heldByVmName,proto3" json:"held_by_vm_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostDevice) Reset() {
+	*x = HostDevice{}
+	mi := &file_acli_v1_types_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostDevice) ProtoMessage() {}
+
+func (x *HostDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_types_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostDevice.ProtoReflect.Descriptor instead.
+func (*HostDevice) Descriptor() ([]byte, []int) {
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *HostDevice) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *HostDevice) GetKind() DeviceKind {
+	if x != nil {
+		return x.Kind
+	}
+	return DeviceKind_DEVICE_KIND_UNSPECIFIED
+}
+
+func (x *HostDevice) GetVendor() string {
+	if x != nil {
+		return x.Vendor
+	}
+	return ""
+}
+
+func (x *HostDevice) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *HostDevice) GetGroupUuid() string {
+	if x != nil {
+		return x.GroupUuid
+	}
+	return ""
+}
+
+func (x *HostDevice) GetHeldByVmUuid() string {
+	if x != nil {
+		return x.HeldByVmUuid
+	}
+	return ""
+}
+
+func (x *HostDevice) GetHeldByVmName() string {
+	if x != nil {
+		return x.HeldByVmName
+	}
+	return ""
+}
+
+// VmDevice is one passthrough device a VM is assigned: any free device of
+// its group on the VM's host, bound while the VM runs.
+type VmDevice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// GPU or other PCIe device.
+	Kind DeviceKind `protobuf:"varint,1,opt,name=kind,proto3,enum=acli.v1.DeviceKind" json:"kind,omitempty"`
+	// The device group (vendor and model) it takes one of.
+	GroupUuid string `protobuf:"bytes,2,opt,name=group_uuid,json=groupUuid,proto3" json:"group_uuid,omitempty"`
+	// Vendor and model of the group, e.g. Nvidia_Tesla_M60.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// PCI address of the device bound on the VM's host while it runs;
+	// empty while it is off.
+	Address       string `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VmDevice) Reset() {
+	*x = VmDevice{}
+	mi := &file_acli_v1_types_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VmDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VmDevice) ProtoMessage() {}
+
+func (x *VmDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_types_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VmDevice.ProtoReflect.Descriptor instead.
+func (*VmDevice) Descriptor() ([]byte, []int) {
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *VmDevice) GetKind() DeviceKind {
+	if x != nil {
+		return x.Kind
+	}
+	return DeviceKind_DEVICE_KIND_UNSPECIFIED
+}
+
+func (x *VmDevice) GetGroupUuid() string {
+	if x != nil {
+		return x.GroupUuid
+	}
+	return ""
+}
+
+func (x *VmDevice) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VmDevice) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
 // Disk is a virtual disk or CD-ROM of a VM.
 type Disk struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1339,7 +1591,7 @@ type Disk struct {
 
 func (x *Disk) Reset() {
 	*x = Disk{}
-	mi := &file_acli_v1_types_proto_msgTypes[5]
+	mi := &file_acli_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1603,7 @@ func (x *Disk) String() string {
 func (*Disk) ProtoMessage() {}
 
 func (x *Disk) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[5]
+	mi := &file_acli_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1616,7 @@ func (x *Disk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Disk.ProtoReflect.Descriptor instead.
 func (*Disk) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Disk) GetIndex() int32 {
@@ -1477,7 +1729,7 @@ type Nic struct {
 
 func (x *Nic) Reset() {
 	*x = Nic{}
-	mi := &file_acli_v1_types_proto_msgTypes[6]
+	mi := &file_acli_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1741,7 @@ func (x *Nic) String() string {
 func (*Nic) ProtoMessage() {}
 
 func (x *Nic) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[6]
+	mi := &file_acli_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1754,7 @@ func (x *Nic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nic.ProtoReflect.Descriptor instead.
 func (*Nic) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Nic) GetMac() string {
@@ -1623,14 +1875,18 @@ type Vm struct {
 	// The guest sees the host's CPU model (cannot live-migrate).
 	CpuPassthrough bool `protobuf:"varint,37,opt,name=cpu_passthrough,json=cpuPassthrough,proto3" json:"cpu_passthrough,omitempty"`
 	// A virtual TPM 2.0 (needs uefi_boot).
-	VirtualTpm    bool `protobuf:"varint,38,opt,name=virtual_tpm,json=virtualTpm,proto3" json:"virtual_tpm,omitempty"`
+	VirtualTpm bool `protobuf:"varint,38,opt,name=virtual_tpm,json=virtualTpm,proto3" json:"virtual_tpm,omitempty"`
+	// Passthrough devices (vm.gpu_assign, vm.assign_pcie_device): the VM
+	// runs only on a host with a free device of each, cannot live-migrate,
+	// and blocks maintenance unless shut down.
+	Devices       []*VmDevice `protobuf:"bytes,39,rep,name=devices,proto3" json:"devices,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Vm) Reset() {
 	*x = Vm{}
-	mi := &file_acli_v1_types_proto_msgTypes[7]
+	mi := &file_acli_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1642,7 +1898,7 @@ func (x *Vm) String() string {
 func (*Vm) ProtoMessage() {}
 
 func (x *Vm) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[7]
+	mi := &file_acli_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1655,7 +1911,7 @@ func (x *Vm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vm.ProtoReflect.Descriptor instead.
 func (*Vm) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Vm) GetUuid() string {
@@ -1861,6 +2117,13 @@ func (x *Vm) GetVirtualTpm() bool {
 	return false
 }
 
+func (x *Vm) GetDevices() []*VmDevice {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
 // Network is a VM network.
 type Network struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1894,7 +2157,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_acli_v1_types_proto_msgTypes[8]
+	mi := &file_acli_v1_types_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1906,7 +2169,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[8]
+	mi := &file_acli_v1_types_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1919,7 +2182,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Network) GetUuid() string {
@@ -2017,7 +2280,7 @@ type DhcpPool struct {
 
 func (x *DhcpPool) Reset() {
 	*x = DhcpPool{}
-	mi := &file_acli_v1_types_proto_msgTypes[9]
+	mi := &file_acli_v1_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2029,7 +2292,7 @@ func (x *DhcpPool) String() string {
 func (*DhcpPool) ProtoMessage() {}
 
 func (x *DhcpPool) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[9]
+	mi := &file_acli_v1_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2042,7 +2305,7 @@ func (x *DhcpPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DhcpPool.ProtoReflect.Descriptor instead.
 func (*DhcpPool) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{9}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DhcpPool) GetStart() string {
@@ -2084,7 +2347,7 @@ type VirtualSwitch struct {
 
 func (x *VirtualSwitch) Reset() {
 	*x = VirtualSwitch{}
-	mi := &file_acli_v1_types_proto_msgTypes[10]
+	mi := &file_acli_v1_types_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2359,7 @@ func (x *VirtualSwitch) String() string {
 func (*VirtualSwitch) ProtoMessage() {}
 
 func (x *VirtualSwitch) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[10]
+	mi := &file_acli_v1_types_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2372,7 @@ func (x *VirtualSwitch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualSwitch.ProtoReflect.Descriptor instead.
 func (*VirtualSwitch) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{10}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *VirtualSwitch) GetName() string {
@@ -2185,7 +2448,7 @@ type VmGroup struct {
 
 func (x *VmGroup) Reset() {
 	*x = VmGroup{}
-	mi := &file_acli_v1_types_proto_msgTypes[11]
+	mi := &file_acli_v1_types_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2460,7 @@ func (x *VmGroup) String() string {
 func (*VmGroup) ProtoMessage() {}
 
 func (x *VmGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[11]
+	mi := &file_acli_v1_types_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2210,7 +2473,7 @@ func (x *VmGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VmGroup.ProtoReflect.Descriptor instead.
 func (*VmGroup) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{11}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *VmGroup) GetUuid() string {
@@ -2260,7 +2523,7 @@ type VgDisk struct {
 
 func (x *VgDisk) Reset() {
 	*x = VgDisk{}
-	mi := &file_acli_v1_types_proto_msgTypes[12]
+	mi := &file_acli_v1_types_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2272,7 +2535,7 @@ func (x *VgDisk) String() string {
 func (*VgDisk) ProtoMessage() {}
 
 func (x *VgDisk) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[12]
+	mi := &file_acli_v1_types_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2285,7 +2548,7 @@ func (x *VgDisk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VgDisk.ProtoReflect.Descriptor instead.
 func (*VgDisk) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{12}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *VgDisk) GetIndex() int32 {
@@ -2356,7 +2619,7 @@ type IscsiSession struct {
 
 func (x *IscsiSession) Reset() {
 	*x = IscsiSession{}
-	mi := &file_acli_v1_types_proto_msgTypes[13]
+	mi := &file_acli_v1_types_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2631,7 @@ func (x *IscsiSession) String() string {
 func (*IscsiSession) ProtoMessage() {}
 
 func (x *IscsiSession) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[13]
+	mi := &file_acli_v1_types_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2644,7 @@ func (x *IscsiSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IscsiSession.ProtoReflect.Descriptor instead.
 func (*IscsiSession) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{13}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *IscsiSession) GetInitiatorIqn() string {
@@ -2497,7 +2760,7 @@ type VolumeGroup struct {
 
 func (x *VolumeGroup) Reset() {
 	*x = VolumeGroup{}
-	mi := &file_acli_v1_types_proto_msgTypes[14]
+	mi := &file_acli_v1_types_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2509,7 +2772,7 @@ func (x *VolumeGroup) String() string {
 func (*VolumeGroup) ProtoMessage() {}
 
 func (x *VolumeGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[14]
+	mi := &file_acli_v1_types_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2522,7 +2785,7 @@ func (x *VolumeGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeGroup.ProtoReflect.Descriptor instead.
 func (*VolumeGroup) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{14}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *VolumeGroup) GetUuid() string {
@@ -2622,7 +2885,7 @@ type MigrationProgress struct {
 
 func (x *MigrationProgress) Reset() {
 	*x = MigrationProgress{}
-	mi := &file_acli_v1_types_proto_msgTypes[15]
+	mi := &file_acli_v1_types_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2634,7 +2897,7 @@ func (x *MigrationProgress) String() string {
 func (*MigrationProgress) ProtoMessage() {}
 
 func (x *MigrationProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[15]
+	mi := &file_acli_v1_types_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2647,7 +2910,7 @@ func (x *MigrationProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MigrationProgress.ProtoReflect.Descriptor instead.
 func (*MigrationProgress) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{15}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MigrationProgress) GetVmUuid() string {
@@ -2768,7 +3031,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_acli_v1_types_proto_msgTypes[16]
+	mi := &file_acli_v1_types_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2780,7 +3043,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[16]
+	mi := &file_acli_v1_types_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2793,7 +3056,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{16}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Task) GetUuid() string {
@@ -2958,7 +3221,7 @@ type Violation struct {
 
 func (x *Violation) Reset() {
 	*x = Violation{}
-	mi := &file_acli_v1_types_proto_msgTypes[17]
+	mi := &file_acli_v1_types_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2970,7 +3233,7 @@ func (x *Violation) String() string {
 func (*Violation) ProtoMessage() {}
 
 func (x *Violation) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[17]
+	mi := &file_acli_v1_types_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2983,7 +3246,7 @@ func (x *Violation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Violation.ProtoReflect.Descriptor instead.
 func (*Violation) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{17}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Violation) GetType() string {
@@ -3032,7 +3295,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_acli_v1_types_proto_msgTypes[18]
+	mi := &file_acli_v1_types_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3307,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[18]
+	mi := &file_acli_v1_types_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3320,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{18}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -3146,7 +3409,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x15reserved_memory_bytes\x18\x04 \x01(\x03R\x13reservedMemoryBytes\x126\n" +
 	"\x17unreserved_memory_bytes\x18\x05 \x01(\x03R\x15unreservedMemoryBytes\"%\n" +
 	"\tAdsConfig\x12\x18\n" +
-	"\aenabled\x18\x01 \x01(\bR\aenabled\"\xac\b\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\"\xdb\b\n" +
 	"\x04Host\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12#\n" +
@@ -3180,7 +3443,24 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"sshHostKey\x12'\n" +
 	"\x10cvm_ssh_host_key\x18\x19 \x01(\tR\rcvmSshHostKey\x123\n" +
 	"\x15maintenance_requested\x18\x1a \x01(\bR\x14maintenanceRequested\x12:\n" +
-	"\x19cvm_maintenance_requested\x18\x1b \x01(\bR\x17cvmMaintenanceRequested\"\xf9\x02\n" +
+	"\x19cvm_maintenance_requested\x18\x1b \x01(\bR\x17cvmMaintenanceRequested\x12-\n" +
+	"\adevices\x18\x1c \x03(\v2\x13.acli.v1.HostDeviceR\adevices\"\xea\x01\n" +
+	"\n" +
+	"HostDevice\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12'\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x13.acli.v1.DeviceKindR\x04kind\x12\x16\n" +
+	"\x06vendor\x18\x03 \x01(\tR\x06vendor\x12\x14\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\x12\x1d\n" +
+	"\n" +
+	"group_uuid\x18\x05 \x01(\tR\tgroupUuid\x12%\n" +
+	"\x0fheld_by_vm_uuid\x18\x06 \x01(\tR\fheldByVmUuid\x12%\n" +
+	"\x0fheld_by_vm_name\x18\a \x01(\tR\fheldByVmName\"\x80\x01\n" +
+	"\bVmDevice\x12'\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x13.acli.v1.DeviceKindR\x04kind\x12\x1d\n" +
+	"\n" +
+	"group_uuid\x18\x02 \x01(\tR\tgroupUuid\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n" +
+	"\aaddress\x18\x04 \x01(\tR\aaddress\"\xf9\x02\n" +
 	"\x04Disk\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x10\n" +
@@ -3205,7 +3485,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x05model\x18\x05 \x01(\tR\x05model\x121\n" +
 	"\tvlan_mode\x18\x06 \x01(\x0e2\x14.acli.v1.NetworkModeR\bvlanMode\x12)\n" +
 	"\x10trunked_networks\x18\a \x03(\x05R\x0ftrunkedNetworks\x12\"\n" +
-	"\fdisconnected\x18\b \x01(\bR\fdisconnected\"\xcc\b\n" +
+	"\fdisconnected\x18\b \x01(\bR\fdisconnected\"\xf9\b\n" +
 	"\x02Vm\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
@@ -3240,7 +3520,8 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\rvcpu_hard_pin\x18$ \x01(\bR\vvcpuHardPin\x12'\n" +
 	"\x0fcpu_passthrough\x18% \x01(\bR\x0ecpuPassthrough\x12\x1f\n" +
 	"\vvirtual_tpm\x18& \x01(\bR\n" +
-	"virtualTpm\"\x8e\x03\n" +
+	"virtualTpm\x12+\n" +
+	"\adevices\x18' \x03(\v2\x11.acli.v1.VmDeviceR\adevices\"\x8e\x03\n" +
 	"\aNetwork\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x17\n" +
@@ -3390,7 +3671,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"kSucceeded\x10\x03\x12\v\n" +
 	"\akFailed\x10\x04\x12\f\n" +
-	"\bkAborted\x10\x05*\xf9\a\n" +
+	"\bkAborted\x10\x05*\xd3\b\n" +
 	"\rTaskOperation\x12\x1e\n" +
 	"\x1aTASK_OPERATION_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tkVmCreate\x10\x01\x12\r\n" +
@@ -3447,7 +3728,11 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x14kVirtualSwitchUpdate\x10R\x12\r\n" +
 	"\tkHaUpdate\x10[\x12\x0e\n" +
 	"\n" +
-	"kAdsUpdate\x10\\*\x9e\x01\n" +
+	"kAdsUpdate\x10\\\x12\x10\n" +
+	"\fkVmGpuAssign\x10n\x12\x12\n" +
+	"\x0ekVmGpuDeassign\x10o\x12\x17\n" +
+	"\x13kVmAssignPcieDevice\x10p\x12\x19\n" +
+	"\x15kVmDeassignPcieDevice\x10q*\x9e\x01\n" +
 	"\n" +
 	"EntityKind\x12\x1b\n" +
 	"\x17ENTITY_KIND_UNSPECIFIED\x10\x00\x12\t\n" +
@@ -3464,7 +3749,12 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x11HaReservationType\x12#\n" +
 	"\x1fHA_RESERVATION_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1akAcropolisHANoReservations\x10\x01\x12\x1f\n" +
-	"\x1bkAcropolisHAReserveSegments\x10\x02*F\n" +
+	"\x1bkAcropolisHAReserveSegments\x10\x02*O\n" +
+	"\n" +
+	"DeviceKind\x12\x1b\n" +
+	"\x17DEVICE_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fkGpuPassthrough\x10\x01\x12\x0f\n" +
+	"\vkPcieDevice\x10\x02*F\n" +
 	"\vNetworkMode\x12\x1c\n" +
 	"\x18NETWORK_MODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\akAccess\x10\x01\x12\f\n" +
@@ -3486,8 +3776,8 @@ func file_acli_v1_types_proto_rawDescGZIP() []byte {
 	return file_acli_v1_types_proto_rawDescData
 }
 
-var file_acli_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_acli_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_acli_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_acli_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_acli_v1_types_proto_goTypes = []any{
 	(NodeState)(0),                // 0: acli.v1.NodeState
 	(CvmState)(0),                 // 1: acli.v1.CvmState
@@ -3496,64 +3786,71 @@ var file_acli_v1_types_proto_goTypes = []any{
 	(TaskOperation)(0),            // 4: acli.v1.TaskOperation
 	(EntityKind)(0),               // 5: acli.v1.EntityKind
 	(HaReservationType)(0),        // 6: acli.v1.HaReservationType
-	(NetworkMode)(0),              // 7: acli.v1.NetworkMode
-	(IscsiSessionState)(0),        // 8: acli.v1.IscsiSessionState
-	(*EntityRef)(nil),             // 9: acli.v1.EntityRef
-	(*Cluster)(nil),               // 10: acli.v1.Cluster
-	(*HaConfig)(nil),              // 11: acli.v1.HaConfig
-	(*AdsConfig)(nil),             // 12: acli.v1.AdsConfig
-	(*Host)(nil),                  // 13: acli.v1.Host
-	(*Disk)(nil),                  // 14: acli.v1.Disk
-	(*Nic)(nil),                   // 15: acli.v1.Nic
-	(*Vm)(nil),                    // 16: acli.v1.Vm
-	(*Network)(nil),               // 17: acli.v1.Network
-	(*DhcpPool)(nil),              // 18: acli.v1.DhcpPool
-	(*VirtualSwitch)(nil),         // 19: acli.v1.VirtualSwitch
-	(*VmGroup)(nil),               // 20: acli.v1.VmGroup
-	(*VgDisk)(nil),                // 21: acli.v1.VgDisk
-	(*IscsiSession)(nil),          // 22: acli.v1.IscsiSession
-	(*VolumeGroup)(nil),           // 23: acli.v1.VolumeGroup
-	(*MigrationProgress)(nil),     // 24: acli.v1.MigrationProgress
-	(*Task)(nil),                  // 25: acli.v1.Task
-	(*Violation)(nil),             // 26: acli.v1.Violation
-	(*Event)(nil),                 // 27: acli.v1.Event
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(DeviceKind)(0),               // 7: acli.v1.DeviceKind
+	(NetworkMode)(0),              // 8: acli.v1.NetworkMode
+	(IscsiSessionState)(0),        // 9: acli.v1.IscsiSessionState
+	(*EntityRef)(nil),             // 10: acli.v1.EntityRef
+	(*Cluster)(nil),               // 11: acli.v1.Cluster
+	(*HaConfig)(nil),              // 12: acli.v1.HaConfig
+	(*AdsConfig)(nil),             // 13: acli.v1.AdsConfig
+	(*Host)(nil),                  // 14: acli.v1.Host
+	(*HostDevice)(nil),            // 15: acli.v1.HostDevice
+	(*VmDevice)(nil),              // 16: acli.v1.VmDevice
+	(*Disk)(nil),                  // 17: acli.v1.Disk
+	(*Nic)(nil),                   // 18: acli.v1.Nic
+	(*Vm)(nil),                    // 19: acli.v1.Vm
+	(*Network)(nil),               // 20: acli.v1.Network
+	(*DhcpPool)(nil),              // 21: acli.v1.DhcpPool
+	(*VirtualSwitch)(nil),         // 22: acli.v1.VirtualSwitch
+	(*VmGroup)(nil),               // 23: acli.v1.VmGroup
+	(*VgDisk)(nil),                // 24: acli.v1.VgDisk
+	(*IscsiSession)(nil),          // 25: acli.v1.IscsiSession
+	(*VolumeGroup)(nil),           // 26: acli.v1.VolumeGroup
+	(*MigrationProgress)(nil),     // 27: acli.v1.MigrationProgress
+	(*Task)(nil),                  // 28: acli.v1.Task
+	(*Violation)(nil),             // 29: acli.v1.Violation
+	(*Event)(nil),                 // 30: acli.v1.Event
+	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
 }
 var file_acli_v1_types_proto_depIdxs = []int32{
 	5,  // 0: acli.v1.EntityRef.kind:type_name -> acli.v1.EntityKind
-	28, // 1: acli.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
-	11, // 2: acli.v1.Cluster.ha:type_name -> acli.v1.HaConfig
-	12, // 3: acli.v1.Cluster.ads:type_name -> acli.v1.AdsConfig
+	31, // 1: acli.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
+	12, // 2: acli.v1.Cluster.ha:type_name -> acli.v1.HaConfig
+	13, // 3: acli.v1.Cluster.ads:type_name -> acli.v1.AdsConfig
 	6,  // 4: acli.v1.HaConfig.reservation_type:type_name -> acli.v1.HaReservationType
 	0,  // 5: acli.v1.Host.node_state:type_name -> acli.v1.NodeState
 	1,  // 6: acli.v1.Host.cvm_state:type_name -> acli.v1.CvmState
-	28, // 7: acli.v1.Host.last_heartbeat:type_name -> google.protobuf.Timestamp
-	7,  // 8: acli.v1.Nic.vlan_mode:type_name -> acli.v1.NetworkMode
-	2,  // 9: acli.v1.Vm.power_state:type_name -> acli.v1.PowerState
-	14, // 10: acli.v1.Vm.disks:type_name -> acli.v1.Disk
-	15, // 11: acli.v1.Vm.nics:type_name -> acli.v1.Nic
-	28, // 12: acli.v1.Vm.create_time:type_name -> google.protobuf.Timestamp
-	7,  // 13: acli.v1.Network.mode:type_name -> acli.v1.NetworkMode
-	18, // 14: acli.v1.Network.dhcp_pools:type_name -> acli.v1.DhcpPool
-	8,  // 15: acli.v1.IscsiSession.state:type_name -> acli.v1.IscsiSessionState
-	28, // 16: acli.v1.IscsiSession.since:type_name -> google.protobuf.Timestamp
-	21, // 17: acli.v1.VolumeGroup.disks:type_name -> acli.v1.VgDisk
-	22, // 18: acli.v1.VolumeGroup.sessions:type_name -> acli.v1.IscsiSession
-	4,  // 19: acli.v1.Task.operation:type_name -> acli.v1.TaskOperation
-	9,  // 20: acli.v1.Task.entities:type_name -> acli.v1.EntityRef
-	3,  // 21: acli.v1.Task.status:type_name -> acli.v1.TaskStatus
-	28, // 22: acli.v1.Task.create_time:type_name -> google.protobuf.Timestamp
-	28, // 23: acli.v1.Task.start_time:type_name -> google.protobuf.Timestamp
-	28, // 24: acli.v1.Task.complete_time:type_name -> google.protobuf.Timestamp
-	24, // 25: acli.v1.Task.migration:type_name -> acli.v1.MigrationProgress
-	26, // 26: acli.v1.Task.violations:type_name -> acli.v1.Violation
-	28, // 27: acli.v1.Event.time:type_name -> google.protobuf.Timestamp
-	9,  // 28: acli.v1.Event.entities:type_name -> acli.v1.EntityRef
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	31, // 7: acli.v1.Host.last_heartbeat:type_name -> google.protobuf.Timestamp
+	15, // 8: acli.v1.Host.devices:type_name -> acli.v1.HostDevice
+	7,  // 9: acli.v1.HostDevice.kind:type_name -> acli.v1.DeviceKind
+	7,  // 10: acli.v1.VmDevice.kind:type_name -> acli.v1.DeviceKind
+	8,  // 11: acli.v1.Nic.vlan_mode:type_name -> acli.v1.NetworkMode
+	2,  // 12: acli.v1.Vm.power_state:type_name -> acli.v1.PowerState
+	17, // 13: acli.v1.Vm.disks:type_name -> acli.v1.Disk
+	18, // 14: acli.v1.Vm.nics:type_name -> acli.v1.Nic
+	31, // 15: acli.v1.Vm.create_time:type_name -> google.protobuf.Timestamp
+	16, // 16: acli.v1.Vm.devices:type_name -> acli.v1.VmDevice
+	8,  // 17: acli.v1.Network.mode:type_name -> acli.v1.NetworkMode
+	21, // 18: acli.v1.Network.dhcp_pools:type_name -> acli.v1.DhcpPool
+	9,  // 19: acli.v1.IscsiSession.state:type_name -> acli.v1.IscsiSessionState
+	31, // 20: acli.v1.IscsiSession.since:type_name -> google.protobuf.Timestamp
+	24, // 21: acli.v1.VolumeGroup.disks:type_name -> acli.v1.VgDisk
+	25, // 22: acli.v1.VolumeGroup.sessions:type_name -> acli.v1.IscsiSession
+	4,  // 23: acli.v1.Task.operation:type_name -> acli.v1.TaskOperation
+	10, // 24: acli.v1.Task.entities:type_name -> acli.v1.EntityRef
+	3,  // 25: acli.v1.Task.status:type_name -> acli.v1.TaskStatus
+	31, // 26: acli.v1.Task.create_time:type_name -> google.protobuf.Timestamp
+	31, // 27: acli.v1.Task.start_time:type_name -> google.protobuf.Timestamp
+	31, // 28: acli.v1.Task.complete_time:type_name -> google.protobuf.Timestamp
+	27, // 29: acli.v1.Task.migration:type_name -> acli.v1.MigrationProgress
+	29, // 30: acli.v1.Task.violations:type_name -> acli.v1.Violation
+	31, // 31: acli.v1.Event.time:type_name -> google.protobuf.Timestamp
+	10, // 32: acli.v1.Event.entities:type_name -> acli.v1.EntityRef
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_acli_v1_types_proto_init() }
@@ -3566,8 +3863,8 @@ func file_acli_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_types_proto_rawDesc), len(file_acli_v1_types_proto_rawDesc)),
-			NumEnums:      9,
-			NumMessages:   19,
+			NumEnums:      10,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

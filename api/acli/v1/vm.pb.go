@@ -1785,6 +1785,71 @@ func (x *DeleteVmGroupRequest) GetGroup() string {
 	return ""
 }
 
+// AssignDeviceRequest names a VM and a device group.
+type AssignDeviceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// VM UUID or name.
+	Vm string `protobuf:"bytes,1,opt,name=vm,proto3" json:"vm,omitempty"`
+	// GPU or other PCIe device.
+	Kind DeviceKind `protobuf:"varint,2,opt,name=kind,proto3,enum=acli.v1.DeviceKind" json:"kind,omitempty"`
+	// The group: its UUID, or (GPUs) its vendor and model, e.g.
+	// Nvidia_Tesla_M60 or Nvidia:Tesla_M60, any case.
+	Device        string `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignDeviceRequest) Reset() {
+	*x = AssignDeviceRequest{}
+	mi := &file_acli_v1_vm_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignDeviceRequest) ProtoMessage() {}
+
+func (x *AssignDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_vm_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignDeviceRequest.ProtoReflect.Descriptor instead.
+func (*AssignDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_acli_v1_vm_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *AssignDeviceRequest) GetVm() string {
+	if x != nil {
+		return x.Vm
+	}
+	return ""
+}
+
+func (x *AssignDeviceRequest) GetKind() DeviceKind {
+	if x != nil {
+		return x.Kind
+	}
+	return DeviceKind_DEVICE_KIND_UNSPECIFIED
+}
+
+func (x *AssignDeviceRequest) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
 var File_acli_v1_vm_proto protoreflect.FileDescriptor
 
 const file_acli_v1_vm_proto_rawDesc = "" +
@@ -1948,7 +2013,11 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\ranti_affinity\x18\x04 \x01(\bH\x00R\fantiAffinity\x88\x01\x01B\x10\n" +
 	"\x0e_anti_affinity\",\n" +
 	"\x14DeleteVmGroupRequest\x12\x14\n" +
-	"\x05group\x18\x01 \x01(\tR\x05group*\x89\x01\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"f\n" +
+	"\x13AssignDeviceRequest\x12\x0e\n" +
+	"\x02vm\x18\x01 \x01(\tR\x02vm\x12'\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x13.acli.v1.DeviceKindR\x04kind\x12\x16\n" +
+	"\x06device\x18\x03 \x01(\tR\x06device*\x89\x01\n" +
 	"\x0fPowerTransition\x12 \n" +
 	"\x1cPOWER_TRANSITION_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bkPowerOn\x10\x01\x12\r\n" +
@@ -1957,7 +2026,8 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\akReboot\x10\x04\x12\n" +
 	"\n" +
 	"\x06kReset\x10\x05\x12\x0f\n" +
-	"\vkPowerCycle\x10\x062\x98\t\n" +
+	"\vkPowerCycle\x10\x062\x94\n" +
+	"\n" +
 	"\tVmService\x12<\n" +
 	"\aListVms\x12\x17.acli.v1.ListVmsRequest\x1a\x18.acli.v1.ListVmsResponse\x12+\n" +
 	"\x05GetVm\x12\x15.acli.v1.GetVmRequest\x1a\v.acli.v1.Vm\x123\n" +
@@ -1975,7 +2045,9 @@ const file_acli_v1_vm_proto_rawDesc = "" +
 	"\aCloneVm\x12\x17.acli.v1.CloneVmRequest\x1a\r.acli.v1.Task\x125\n" +
 	"\tCreateNic\x12\x19.acli.v1.CreateNicRequest\x1a\r.acli.v1.Task\x125\n" +
 	"\tDeleteNic\x12\x19.acli.v1.DeleteNicRequest\x1a\r.acli.v1.Task\x125\n" +
-	"\tUpdateNic\x12\x19.acli.v1.UpdateNicRequest\x1a\r.acli.v1.Task\x125\n" +
+	"\tUpdateNic\x12\x19.acli.v1.UpdateNicRequest\x1a\r.acli.v1.Task\x12;\n" +
+	"\fAssignDevice\x12\x1c.acli.v1.AssignDeviceRequest\x1a\r.acli.v1.Task\x12=\n" +
+	"\x0eDeassignDevice\x12\x1c.acli.v1.AssignDeviceRequest\x1a\r.acli.v1.Task\x125\n" +
 	"\tMigrateVm\x12\x19.acli.v1.MigrateVmRequest\x1a\r.acli.v1.Task\x129\n" +
 	"\vSetAffinity\x12\x1b.acli.v1.SetAffinityRequest\x1a\r.acli.v1.Task\x12K\n" +
 	"\fListVmGroups\x12\x1c.acli.v1.ListVmGroupsRequest\x1a\x1d.acli.v1.ListVmGroupsResponse\x12=\n" +
@@ -1996,7 +2068,7 @@ func file_acli_v1_vm_proto_rawDescGZIP() []byte {
 }
 
 var file_acli_v1_vm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_acli_v1_vm_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_acli_v1_vm_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_acli_v1_vm_proto_goTypes = []any{
 	(PowerTransition)(0),            // 0: acli.v1.PowerTransition
 	(*ListVmsRequest)(nil),          // 1: acli.v1.ListVmsRequest
@@ -2021,64 +2093,71 @@ var file_acli_v1_vm_proto_goTypes = []any{
 	(*CreateVmGroupRequest)(nil),    // 20: acli.v1.CreateVmGroupRequest
 	(*UpdateVmGroupRequest)(nil),    // 21: acli.v1.UpdateVmGroupRequest
 	(*DeleteVmGroupRequest)(nil),    // 22: acli.v1.DeleteVmGroupRequest
-	(PowerState)(0),                 // 23: acli.v1.PowerState
-	(*Vm)(nil),                      // 24: acli.v1.Vm
-	(NetworkMode)(0),                // 25: acli.v1.NetworkMode
-	(*VmGroup)(nil),                 // 26: acli.v1.VmGroup
-	(*Task)(nil),                    // 27: acli.v1.Task
+	(*AssignDeviceRequest)(nil),     // 23: acli.v1.AssignDeviceRequest
+	(PowerState)(0),                 // 24: acli.v1.PowerState
+	(*Vm)(nil),                      // 25: acli.v1.Vm
+	(NetworkMode)(0),                // 26: acli.v1.NetworkMode
+	(*VmGroup)(nil),                 // 27: acli.v1.VmGroup
+	(DeviceKind)(0),                 // 28: acli.v1.DeviceKind
+	(*Task)(nil),                    // 29: acli.v1.Task
 }
 var file_acli_v1_vm_proto_depIdxs = []int32{
-	23, // 0: acli.v1.ListVmsRequest.power_state:type_name -> acli.v1.PowerState
-	24, // 1: acli.v1.ListVmsResponse.vms:type_name -> acli.v1.Vm
+	24, // 0: acli.v1.ListVmsRequest.power_state:type_name -> acli.v1.PowerState
+	25, // 1: acli.v1.ListVmsResponse.vms:type_name -> acli.v1.Vm
 	0,  // 2: acli.v1.SetPowerStateRequest.transition:type_name -> acli.v1.PowerTransition
-	25, // 3: acli.v1.CreateNicRequest.vlan_mode:type_name -> acli.v1.NetworkMode
-	25, // 4: acli.v1.UpdateNicRequest.vlan_mode:type_name -> acli.v1.NetworkMode
-	26, // 5: acli.v1.ListVmGroupsResponse.groups:type_name -> acli.v1.VmGroup
-	1,  // 6: acli.v1.VmService.ListVms:input_type -> acli.v1.ListVmsRequest
-	3,  // 7: acli.v1.VmService.GetVm:input_type -> acli.v1.GetVmRequest
-	4,  // 8: acli.v1.VmService.CreateVm:input_type -> acli.v1.CreateVmRequest
-	5,  // 9: acli.v1.VmService.UpdateVm:input_type -> acli.v1.UpdateVmRequest
-	6,  // 10: acli.v1.VmService.DeleteVm:input_type -> acli.v1.DeleteVmRequest
-	7,  // 11: acli.v1.VmService.SetPowerState:input_type -> acli.v1.SetPowerStateRequest
-	8,  // 12: acli.v1.VmService.CreateDisk:input_type -> acli.v1.CreateDiskRequest
-	9,  // 13: acli.v1.VmService.DeleteDisk:input_type -> acli.v1.DeleteDiskRequest
-	10, // 14: acli.v1.VmService.UpdateDisk:input_type -> acli.v1.UpdateDiskRequest
-	11, // 15: acli.v1.VmService.UpdateBootDevice:input_type -> acli.v1.UpdateBootDeviceRequest
-	12, // 16: acli.v1.VmService.CloneVm:input_type -> acli.v1.CloneVmRequest
-	13, // 17: acli.v1.VmService.CreateNic:input_type -> acli.v1.CreateNicRequest
-	14, // 18: acli.v1.VmService.DeleteNic:input_type -> acli.v1.DeleteNicRequest
-	15, // 19: acli.v1.VmService.UpdateNic:input_type -> acli.v1.UpdateNicRequest
-	16, // 20: acli.v1.VmService.MigrateVm:input_type -> acli.v1.MigrateVmRequest
-	17, // 21: acli.v1.VmService.SetAffinity:input_type -> acli.v1.SetAffinityRequest
-	18, // 22: acli.v1.VmService.ListVmGroups:input_type -> acli.v1.ListVmGroupsRequest
-	20, // 23: acli.v1.VmService.CreateVmGroup:input_type -> acli.v1.CreateVmGroupRequest
-	21, // 24: acli.v1.VmService.UpdateVmGroup:input_type -> acli.v1.UpdateVmGroupRequest
-	22, // 25: acli.v1.VmService.DeleteVmGroup:input_type -> acli.v1.DeleteVmGroupRequest
-	2,  // 26: acli.v1.VmService.ListVms:output_type -> acli.v1.ListVmsResponse
-	24, // 27: acli.v1.VmService.GetVm:output_type -> acli.v1.Vm
-	27, // 28: acli.v1.VmService.CreateVm:output_type -> acli.v1.Task
-	27, // 29: acli.v1.VmService.UpdateVm:output_type -> acli.v1.Task
-	27, // 30: acli.v1.VmService.DeleteVm:output_type -> acli.v1.Task
-	27, // 31: acli.v1.VmService.SetPowerState:output_type -> acli.v1.Task
-	27, // 32: acli.v1.VmService.CreateDisk:output_type -> acli.v1.Task
-	27, // 33: acli.v1.VmService.DeleteDisk:output_type -> acli.v1.Task
-	27, // 34: acli.v1.VmService.UpdateDisk:output_type -> acli.v1.Task
-	27, // 35: acli.v1.VmService.UpdateBootDevice:output_type -> acli.v1.Task
-	27, // 36: acli.v1.VmService.CloneVm:output_type -> acli.v1.Task
-	27, // 37: acli.v1.VmService.CreateNic:output_type -> acli.v1.Task
-	27, // 38: acli.v1.VmService.DeleteNic:output_type -> acli.v1.Task
-	27, // 39: acli.v1.VmService.UpdateNic:output_type -> acli.v1.Task
-	27, // 40: acli.v1.VmService.MigrateVm:output_type -> acli.v1.Task
-	27, // 41: acli.v1.VmService.SetAffinity:output_type -> acli.v1.Task
-	19, // 42: acli.v1.VmService.ListVmGroups:output_type -> acli.v1.ListVmGroupsResponse
-	27, // 43: acli.v1.VmService.CreateVmGroup:output_type -> acli.v1.Task
-	27, // 44: acli.v1.VmService.UpdateVmGroup:output_type -> acli.v1.Task
-	27, // 45: acli.v1.VmService.DeleteVmGroup:output_type -> acli.v1.Task
-	26, // [26:46] is the sub-list for method output_type
-	6,  // [6:26] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	26, // 3: acli.v1.CreateNicRequest.vlan_mode:type_name -> acli.v1.NetworkMode
+	26, // 4: acli.v1.UpdateNicRequest.vlan_mode:type_name -> acli.v1.NetworkMode
+	27, // 5: acli.v1.ListVmGroupsResponse.groups:type_name -> acli.v1.VmGroup
+	28, // 6: acli.v1.AssignDeviceRequest.kind:type_name -> acli.v1.DeviceKind
+	1,  // 7: acli.v1.VmService.ListVms:input_type -> acli.v1.ListVmsRequest
+	3,  // 8: acli.v1.VmService.GetVm:input_type -> acli.v1.GetVmRequest
+	4,  // 9: acli.v1.VmService.CreateVm:input_type -> acli.v1.CreateVmRequest
+	5,  // 10: acli.v1.VmService.UpdateVm:input_type -> acli.v1.UpdateVmRequest
+	6,  // 11: acli.v1.VmService.DeleteVm:input_type -> acli.v1.DeleteVmRequest
+	7,  // 12: acli.v1.VmService.SetPowerState:input_type -> acli.v1.SetPowerStateRequest
+	8,  // 13: acli.v1.VmService.CreateDisk:input_type -> acli.v1.CreateDiskRequest
+	9,  // 14: acli.v1.VmService.DeleteDisk:input_type -> acli.v1.DeleteDiskRequest
+	10, // 15: acli.v1.VmService.UpdateDisk:input_type -> acli.v1.UpdateDiskRequest
+	11, // 16: acli.v1.VmService.UpdateBootDevice:input_type -> acli.v1.UpdateBootDeviceRequest
+	12, // 17: acli.v1.VmService.CloneVm:input_type -> acli.v1.CloneVmRequest
+	13, // 18: acli.v1.VmService.CreateNic:input_type -> acli.v1.CreateNicRequest
+	14, // 19: acli.v1.VmService.DeleteNic:input_type -> acli.v1.DeleteNicRequest
+	15, // 20: acli.v1.VmService.UpdateNic:input_type -> acli.v1.UpdateNicRequest
+	23, // 21: acli.v1.VmService.AssignDevice:input_type -> acli.v1.AssignDeviceRequest
+	23, // 22: acli.v1.VmService.DeassignDevice:input_type -> acli.v1.AssignDeviceRequest
+	16, // 23: acli.v1.VmService.MigrateVm:input_type -> acli.v1.MigrateVmRequest
+	17, // 24: acli.v1.VmService.SetAffinity:input_type -> acli.v1.SetAffinityRequest
+	18, // 25: acli.v1.VmService.ListVmGroups:input_type -> acli.v1.ListVmGroupsRequest
+	20, // 26: acli.v1.VmService.CreateVmGroup:input_type -> acli.v1.CreateVmGroupRequest
+	21, // 27: acli.v1.VmService.UpdateVmGroup:input_type -> acli.v1.UpdateVmGroupRequest
+	22, // 28: acli.v1.VmService.DeleteVmGroup:input_type -> acli.v1.DeleteVmGroupRequest
+	2,  // 29: acli.v1.VmService.ListVms:output_type -> acli.v1.ListVmsResponse
+	25, // 30: acli.v1.VmService.GetVm:output_type -> acli.v1.Vm
+	29, // 31: acli.v1.VmService.CreateVm:output_type -> acli.v1.Task
+	29, // 32: acli.v1.VmService.UpdateVm:output_type -> acli.v1.Task
+	29, // 33: acli.v1.VmService.DeleteVm:output_type -> acli.v1.Task
+	29, // 34: acli.v1.VmService.SetPowerState:output_type -> acli.v1.Task
+	29, // 35: acli.v1.VmService.CreateDisk:output_type -> acli.v1.Task
+	29, // 36: acli.v1.VmService.DeleteDisk:output_type -> acli.v1.Task
+	29, // 37: acli.v1.VmService.UpdateDisk:output_type -> acli.v1.Task
+	29, // 38: acli.v1.VmService.UpdateBootDevice:output_type -> acli.v1.Task
+	29, // 39: acli.v1.VmService.CloneVm:output_type -> acli.v1.Task
+	29, // 40: acli.v1.VmService.CreateNic:output_type -> acli.v1.Task
+	29, // 41: acli.v1.VmService.DeleteNic:output_type -> acli.v1.Task
+	29, // 42: acli.v1.VmService.UpdateNic:output_type -> acli.v1.Task
+	29, // 43: acli.v1.VmService.AssignDevice:output_type -> acli.v1.Task
+	29, // 44: acli.v1.VmService.DeassignDevice:output_type -> acli.v1.Task
+	29, // 45: acli.v1.VmService.MigrateVm:output_type -> acli.v1.Task
+	29, // 46: acli.v1.VmService.SetAffinity:output_type -> acli.v1.Task
+	19, // 47: acli.v1.VmService.ListVmGroups:output_type -> acli.v1.ListVmGroupsResponse
+	29, // 48: acli.v1.VmService.CreateVmGroup:output_type -> acli.v1.Task
+	29, // 49: acli.v1.VmService.UpdateVmGroup:output_type -> acli.v1.Task
+	29, // 50: acli.v1.VmService.DeleteVmGroup:output_type -> acli.v1.Task
+	29, // [29:51] is the sub-list for method output_type
+	7,  // [7:29] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_acli_v1_vm_proto_init() }
@@ -2099,7 +2178,7 @@ func file_acli_v1_vm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_vm_proto_rawDesc), len(file_acli_v1_vm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

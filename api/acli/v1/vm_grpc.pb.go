@@ -33,6 +33,8 @@ const (
 	VmService_CreateNic_FullMethodName        = "/acli.v1.VmService/CreateNic"
 	VmService_DeleteNic_FullMethodName        = "/acli.v1.VmService/DeleteNic"
 	VmService_UpdateNic_FullMethodName        = "/acli.v1.VmService/UpdateNic"
+	VmService_AssignDevice_FullMethodName     = "/acli.v1.VmService/AssignDevice"
+	VmService_DeassignDevice_FullMethodName   = "/acli.v1.VmService/DeassignDevice"
 	VmService_MigrateVm_FullMethodName        = "/acli.v1.VmService/MigrateVm"
 	VmService_SetAffinity_FullMethodName      = "/acli.v1.VmService/SetAffinity"
 	VmService_ListVmGroups_FullMethodName     = "/acli.v1.VmService/ListVmGroups"
@@ -76,6 +78,12 @@ type VmServiceClient interface {
 	DeleteNic(ctx context.Context, in *DeleteNicRequest, opts ...grpc.CallOption) (*Task, error)
 	// UpdateNic changes a NIC's VLAN mode, trunked VLANs or link state.
 	UpdateNic(ctx context.Context, in *UpdateNicRequest, opts ...grpc.CallOption) (*Task, error)
+	// AssignDevice gives a powered-off VM one more passthrough device of a
+	// group (a GPU by name, a PCIe device by group UUID).
+	AssignDevice(ctx context.Context, in *AssignDeviceRequest, opts ...grpc.CallOption) (*Task, error)
+	// DeassignDevice takes one passthrough device of a group from a
+	// powered-off VM.
+	DeassignDevice(ctx context.Context, in *AssignDeviceRequest, opts ...grpc.CallOption) (*Task, error)
 	// MigrateVm moves a VM to another host (named, or chosen by the scheduler).
 	MigrateVm(ctx context.Context, in *MigrateVmRequest, opts ...grpc.CallOption) (*Task, error)
 	// SetAffinity sets (or, with an empty list, clears) the VM's host affinity.
@@ -238,6 +246,26 @@ func (c *vmServiceClient) UpdateNic(ctx context.Context, in *UpdateNicRequest, o
 	return out, nil
 }
 
+func (c *vmServiceClient) AssignDevice(ctx context.Context, in *AssignDeviceRequest, opts ...grpc.CallOption) (*Task, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Task)
+	err := c.cc.Invoke(ctx, VmService_AssignDevice_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *vmServiceClient) DeassignDevice(ctx context.Context, in *AssignDeviceRequest, opts ...grpc.CallOption) (*Task, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Task)
+	err := c.cc.Invoke(ctx, VmService_DeassignDevice_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *vmServiceClient) MigrateVm(ctx context.Context, in *MigrateVmRequest, opts ...grpc.CallOption) (*Task, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Task)
@@ -333,6 +361,12 @@ type VmServiceServer interface {
 	DeleteNic(context.Context, *DeleteNicRequest) (*Task, error)
 	// UpdateNic changes a NIC's VLAN mode, trunked VLANs or link state.
 	UpdateNic(context.Context, *UpdateNicRequest) (*Task, error)
+	// AssignDevice gives a powered-off VM one more passthrough device of a
+	// group (a GPU by name, a PCIe device by group UUID).
+	AssignDevice(context.Context, *AssignDeviceRequest) (*Task, error)
+	// DeassignDevice takes one passthrough device of a group from a
+	// powered-off VM.
+	DeassignDevice(context.Context, *AssignDeviceRequest) (*Task, error)
 	// MigrateVm moves a VM to another host (named, or chosen by the scheduler).
 	MigrateVm(context.Context, *MigrateVmRequest) (*Task, error)
 	// SetAffinity sets (or, with an empty list, clears) the VM's host affinity.
@@ -396,6 +430,12 @@ func (UnimplementedVmServiceServer) DeleteNic(context.Context, *DeleteNicRequest
 }
 func (UnimplementedVmServiceServer) UpdateNic(context.Context, *UpdateNicRequest) (*Task, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateNic not implemented")
+}
+func (UnimplementedVmServiceServer) AssignDevice(context.Context, *AssignDeviceRequest) (*Task, error) {
+	return nil, status.Error(codes.Unimplemented, "method AssignDevice not implemented")
+}
+func (UnimplementedVmServiceServer) DeassignDevice(context.Context, *AssignDeviceRequest) (*Task, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeassignDevice not implemented")
 }
 func (UnimplementedVmServiceServer) MigrateVm(context.Context, *MigrateVmRequest) (*Task, error) {
 	return nil, status.Error(codes.Unimplemented, "method MigrateVm not implemented")
@@ -688,6 +728,42 @@ func _VmService_UpdateNic_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _VmService_AssignDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AssignDeviceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VmServiceServer).AssignDevice(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VmService_AssignDevice_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VmServiceServer).AssignDevice(ctx, req.(*AssignDeviceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VmService_DeassignDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AssignDeviceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VmServiceServer).DeassignDevice(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VmService_DeassignDevice_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VmServiceServer).DeassignDevice(ctx, req.(*AssignDeviceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _VmService_MigrateVm_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MigrateVmRequest)
 	if err := dec(in); err != nil {
@@ -858,6 +934,14 @@ var VmService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateNic",
 			Handler:    _VmService_UpdateNic_Handler,
+		},
+		{
+			MethodName: "AssignDevice",
+			Handler:    _VmService_AssignDevice_Handler,
+		},
+		{
+			MethodName: "DeassignDevice",
+			Handler:    _VmService_DeassignDevice_Handler,
 		},
 		{
 			MethodName: "MigrateVm",

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 )
 
 // MaxHosts bounds a simulated cluster.
@@ -33,6 +35,7 @@ const GiB = int64(1) << 30
 //	  data_services_ip: 127.20.0.30
 //	host_list:
 //	  - {name: big1, cpu_cores: 64, memory_gib: 1024}
+//	  - {name: gpu1, devices: [{kind: gpu, vendor: Nvidia, model: Tesla_M60, count: 2}]}
 //	timing: {power_on: 1s, power_off: 200ms, shutdown: 2s, reboot: 2s, reset: 500ms}
 type Config struct {
 	ClusterName      string  `yaml:"cluster_name"`
@@ -68,6 +71,9 @@ type HostSpec struct {
 	CvmIP        string `yaml:"cvm_ip"`
 	CPUCores     int    `yaml:"cpu_cores"`
 	MemoryGiB    int64  `yaml:"memory_gib"`
+	// Devices are the host's passthrough GPUs and PCIe devices.
+	Devices []DeviceSpec `yaml:"devices"`
+	devices []*acliv1.HostDevice
 }
 
 // Timing holds the simulated (unscaled) duration of each operation.
@@ -228,6 +234,9 @@ func (c Config) Resolve() (Resolved, error) {
 		}
 		if h.CPUCores < 0 || h.MemoryGiB < 0 {
 			return r, fmt.Errorf("sim config: host %s: cpu_cores and memory_gib must be positive", h.Name)
+		}
+		if h.devices, err = hostDevices(h.Name, h.Devices); err != nil {
+			return r, err
 		}
 		if j, dup := seenName[h.Name]; dup {
 			return r, fmt.Errorf("sim config: host name %s is used by hosts %d and %d", h.Name, j+1, i+1)

@@ -95,12 +95,14 @@ type Driver struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	closed bool
+	dirty  map[string]int64 // guest dirty rates set by SetDirtyRate, by VM UUID
 }
 
 type host struct {
 	uuid, name string
 	up, cvmUp  bool
-	domains    map[string]bool // VM UUIDs running here
+	domains    map[string]bool   // VM UUIDs running here
+	held       map[string]string // device address -> VM UUID given it at power-on
 }
 
 var (
@@ -147,6 +149,7 @@ func (d *Driver) Inventory() driver.Inventory {
 			NodeType:       "HyperConverged",
 			CvmState:       acliv1.CvmState_kCvmUp,
 			HypervisorType: "KVM",
+			Devices:        h.devices,
 		})
 	}
 	return inv
@@ -279,6 +282,9 @@ func (d *Driver) PowerOn(ctx context.Context, h *acliv1.Host, vm *acliv1.Vm) err
 			}
 		}
 	}
+	if err == nil {
+		err = sh.devicesFree(h, vm)
+	}
 	d.mu.Unlock()
 	if err != nil {
 		return err
@@ -291,7 +297,16 @@ func (d *Driver) PowerOn(ctx context.Context, h *acliv1.Host, vm *acliv1.Vm) err
 	if !sh.up {
 		return fmt.Errorf("host %s went down while vm %s was starting", sh.name, vm.Name)
 	}
+	if err := sh.devicesFree(h, vm); err != nil {
+		return err
+	}
 	sh.domains[vm.Uuid] = true
+	for _, dv := range vm.Devices {
+		if sh.held == nil {
+			sh.held = map[string]string{}
+		}
+		sh.held[dv.Address] = vm.Uuid
+	}
 	return nil
 }
 
@@ -387,10 +402,7 @@ func (d *Driver) Migrate(ctx context.Context, vm *acliv1.Vm, src, dst *acliv1.Ho
 	if model == nil {
 		model = PreCopy
 	}
-	dirty := vm.DirtyRateMbps
-	if dirty == 0 {
-		dirty = d.cfg.IdleDirtyRateMBps
-	}
+	dirty := d.dirtyRate(vm)
 	steps, modelErr := model(vm.MemoryBytes, dirty, bw)
 	for _, st := range steps {
 		if !opts.Deadline.IsZero() && time.Now().After(opts.Deadline) {

@@ -1,0 +1,120 @@
+package sim
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+)
+
+// DeviceSpec is a host's passthrough devices of one vendor and model:
+//
+//	host_list:
+//	  - name: gpu1
+//	    devices:
+//	      - {kind: gpu, vendor: Nvidia, model: Tesla_M60, count: 2}
+//	      - {kind: pcie, vendor: Intel, model: X710_VF, count: 4}
+type DeviceSpec struct {
+	Kind   string `yaml:"kind"` // gpu or pcie
+	Vendor string `yaml:"vendor"`
+	Model  string `yaml:"model"`
+	Count  int    `yaml:"count"` // default 1
+}
+
+var deviceWord = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// groupSpace makes a vendor and model's group UUID the same on every host
+// and every run.
+var groupSpace = uuid.MustParse("4c1c3a52-2f1e-4d0e-9f0a-6b1f3d6a5e01")
+
+// DeviceGroup is the group UUID of a kind, vendor and model.
+func DeviceGroup(kind acliv1.DeviceKind, vendor, model string) string {
+	return uuid.NewSHA1(groupSpace, []byte(fmt.Sprintf("%d/%s/%s", kind, strings.ToLower(vendor), strings.ToLower(model)))).String()
+}
+
+// hostDevices checks a host's device specs and spells out its devices, at
+// PCI addresses 0000:3b:00.0, 0000:3c:00.0, ... in the order given.
+func hostDevices(host string, specs []DeviceSpec) ([]*acliv1.HostDevice, error) {
+	var out []*acliv1.HostDevice
+	for _, s := range specs {
+		var kind acliv1.DeviceKind
+		switch strings.ToLower(s.Kind) {
+		case "gpu":
+			kind = acliv1.DeviceKind_kGpuPassthrough
+		case "pcie":
+			kind = acliv1.DeviceKind_kPcieDevice
+		default:
+			return nil, fmt.Errorf("sim config: host %s: device kind %q is unknown; use gpu or pcie", host, s.Kind)
+		}
+		if !deviceWord.MatchString(s.Vendor) || !deviceWord.MatchString(s.Model) {
+			return nil, fmt.Errorf("sim config: host %s: device vendor %q and model %q must be words of letters, digits, '.', '_' or '-', e.g. vendor: Nvidia, model: Tesla_M60", host, s.Vendor, s.Model)
+		}
+		n := s.Count
+		if n == 0 {
+			n = 1
+		}
+		if n < 0 || len(out)+n > 64 {
+			return nil, fmt.Errorf("sim config: host %s: device count %d is out of range; a host has 1 to 64 devices", host, s.Count)
+		}
+		for range n {
+			out = append(out, &acliv1.HostDevice{
+				Address: fmt.Sprintf("0000:%02x:00.0", 0x3b+len(out)), Kind: kind,
+				Vendor: s.Vendor, Model: s.Model, GroupUuid: DeviceGroup(kind, s.Vendor, s.Model),
+			})
+		}
+	}
+	return out, nil
+}
+
+// SetDirtyRate sets how fast the simulated guest of vm dirties its
+// memory, in MiB/s, for its next live migrations (0: back to the VM's own
+// dirty_rate_mbps, else idle), and returns the rate now in effect.
+func (d *Driver) SetDirtyRate(vm *acliv1.Vm, mbps int64) (int64, error) {
+	if mbps < 0 {
+		return 0, fmt.Errorf("dirty rate %d MiB/s must not be negative", mbps)
+	}
+	d.mu.Lock()
+	if d.dirty == nil {
+		d.dirty = map[string]int64{}
+	}
+	if mbps == 0 {
+		delete(d.dirty, vm.Uuid)
+	} else {
+		d.dirty[vm.Uuid] = mbps
+	}
+	d.mu.Unlock()
+	return d.dirtyRate(vm), nil
+}
+
+// dirtyRate is the MiB/s vm's guest dirties: set by SetDirtyRate, else the
+// VM's own, else an idle guest's.
+func (d *Driver) dirtyRate(vm *acliv1.Vm) int64 {
+	d.mu.Lock()
+	r := d.dirty[vm.Uuid]
+	d.mu.Unlock()
+	switch {
+	case r > 0:
+		return r
+	case vm.DirtyRateMbps > 0:
+		return vm.DirtyRateMbps
+	}
+	return d.cfg.IdleDirtyRateMBps
+}
+
+// devicesFree says why vm cannot be given its bound devices on the host
+// (as QEMU refuses a device it cannot open), nil when it can; d.mu held.
+func (sh *host) devicesFree(h *acliv1.Host, vm *acliv1.Vm) error {
+	for _, dv := range vm.Devices {
+		if !slices.ContainsFunc(h.Devices, func(x *acliv1.HostDevice) bool { return x.Address == dv.Address }) {
+			return fmt.Errorf("host %s has no device at %q for vm %s", sh.name, dv.Address, vm.Name)
+		}
+		if o := sh.held[dv.Address]; o != "" && o != vm.Uuid && sh.domains[o] {
+			return fmt.Errorf("device %s of host %s is in use by another guest", dv.Address, sh.name)
+		}
+	}
+	return nil
+}

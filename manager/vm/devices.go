@@ -1,0 +1,28 @@
+package vm
+
+import (
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/state"
+)
+
+// bindDevices returns v with a free device of each of its passthrough
+// groups on host bound, or refuses the power-on naming the group none is
+// free of. Two power-ons racing for one device both bind it; the DEVICE
+// rule at commit refuses the second.
+func (s *Service) bindDevices(v *acliv1.Vm, host string) (*acliv1.Vm, error) {
+	if len(v.Devices) == 0 {
+		return v, nil
+	}
+	var bound []*acliv1.VmDevice
+	var err error
+	s.db.View(func(tx *state.Tx) { bound, err = tx.BindDevices(v, host) })
+	if err != nil {
+		return nil, apierr.Precondition(state.RuleDevice, "vm:"+v.Name, "vm %s cannot power on: %v", v.Name, err)
+	}
+	out := proto.Clone(v).(*acliv1.Vm)
+	out.Devices = bound
+	return out, nil
+}

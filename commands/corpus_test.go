@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/acli-dev/acli/client"
+	"github.com/acli-dev/acli/manager/driver/sim"
 	"github.com/acli-dev/acli/manager/managertest"
 	shlex "github.com/anmitsu/go-shlex"
 )
@@ -97,7 +98,10 @@ func TestCompatCorpus(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no corpus: %v", err)
 	}
-	conn, _ := managertest.Start(t, managertest.Options{Hosts: 3})
+	// Host 2 has a passthrough GPU and a PCIe device (the corpus's device lines).
+	conn, _ := managertest.Start(t, managertest.Options{Sim: &sim.Config{HostList: []sim.HostSpec{{}, {Devices: []sim.DeviceSpec{
+		{Kind: "gpu", Vendor: "Nvidia", Model: "Tesla_M60"}, {Kind: "pcie", Vendor: "Intel", Model: "X710_VF"},
+	}}, {}}}})
 	h := &harness{t: t, c: client.New(conn)}
 	pass, total, gaps := 0, 0, 0
 	for _, f := range files {

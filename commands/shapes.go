@@ -75,7 +75,7 @@ func vmMsg(v *acliv1.Vm, ips hostIPs) *render.Msg {
 	if v.GetAgentVm() {
 		cfg.Set("agent_vm", true)
 	}
-	cfg.Set("allow_live_migrate", !v.GetPassthrough() && !v.GetCpuPassthrough() && !v.GetAgentVm())
+	cfg.Set("allow_live_migrate", !v.GetPassthrough() && !v.GetCpuPassthrough() && !v.GetAgentVm() && len(v.GetDevices()) == 0)
 	cfg.SetNonEmpty("annotation", v.GetDescription())
 	boot := &render.Msg{}
 	if bus, idx, ok := strings.Cut(v.GetBootDiskAddr(), "."); ok {
@@ -114,6 +114,9 @@ func vmMsg(v *acliv1.Vm, ips hostIPs) *render.Msg {
 		disks = append(disks, dm)
 	}
 	cfg.Set("disk_list", disks)
+	if l := vmDeviceList(v, acliv1.DeviceKind_kGpuPassthrough); len(l) > 0 {
+		cfg.Set("gpu_list", l)
+	}
 	cfg.Set("ha_priority", int64(v.GetHaPriority()))
 	setTrue(cfg, "hardware_virtualization", v.GetHardwareVirtualization())
 	if len(v.GetHostAffinity()) > 0 {
@@ -136,6 +139,9 @@ func vmMsg(v *acliv1.Vm, ips hostIPs) *render.Msg {
 		cfg.Set("num_vnuma_nodes", int64(n))
 	}
 	setTrue(cfg, "passthrough", v.GetPassthrough())
+	if l := vmDeviceList(v, acliv1.DeviceKind_kPcieDevice); len(l) > 0 {
+		cfg.Set("pcie_device_list", l)
+	}
 	setTrue(cfg, "vcpu_hard_pin", v.GetVcpuHardPin())
 	cfg.Set("vm_type", render.Enum("kGuestVM"))
 	if len(v.GetVolumeGroupUuids()) > 0 {
@@ -203,6 +209,9 @@ func hostMsg(h *acliv1.Host) *render.Msg {
 	m.SetNonEmpty("node_type", h.GetNodeType())
 	m.Set("num_cpu_cores", int64(h.GetCpuCores()))
 	m.Set("num_vms", int64(h.GetNumVms()))
+	if l := hostDeviceList(h); len(l) > 0 {
+		m.Set("passthrough_device_list", l)
+	}
 	m.Set("schedulable", h.GetSchedulable())
 	m.SetNonEmpty("schedulable_reason", h.GetSchedulableReason())
 	m.Set("uuid", h.GetUuid())

@@ -46,6 +46,7 @@ func simCommands() []*Command {
 		fault("sim.recover_cvm", "Bring the failed CVM of a simulated host back",
 			"The CVM serves again and the iSCSI sessions that prefer it return.",
 			acliv1.SimServiceClient.RecoverCvm),
+		simDirtyRateCommand(),
 	}
 }
 

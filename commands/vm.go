@@ -229,7 +229,7 @@ func vmCommands() []*Command {
 			Examples:    []string{"vm.nic_delete web01 50:6b:8d:00:00:01", "vm.nic_delete web01 mac=50:6b:8d:00:00:01"},
 			Run:         runVMNicDelete,
 		},
-	}, append(append(vmMigrateCommands(), vmStorageCommands()...), nicCommands()...)...)
+	}, append(append(append(vmMigrateCommands(), vmStorageCommands()...), nicCommands()...), vmDeviceCommands()...)...)
 }
 
 func runVMList(ctx context.Context, r *Req) error {

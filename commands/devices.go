@@ -1,0 +1,126 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/client"
+	"github.com/acli-dev/acli/render"
+)
+
+// Passthrough devices, as acli spells them: vm.gpu_assign gpu=<name> and
+// vm.assign_pcie_device group_uuid=<uuid>. The VM must be off; it then
+// powers on only where a device of the group is free, cannot live-migrate,
+// and blocks maintenance of its host unless shut down.
+
+var gpuModes = []EnumValue{{Name: "passthrough", Aliases: []string{"kPassthroughGraphics", "kPassthroughCompute"}, Value: 1}}
+
+func vmDeviceCommands() []*Command {
+	gpuKeys := []Key{
+		{Name: "gpu", Type: TypeString, Required: true, Help: "the GPU's vendor and model as host.get lists it (Vendor_Model or Vendor:Model, any case)", Example: "Nvidia_Tesla_M60"},
+		{Name: "mode", Type: TypeEnum, Enum: gpuModes, Default: "passthrough", Help: "passthrough: the VM gets the whole GPU (vGPU profiles are not offered)"},
+	}
+	pcieKeys := []Key{
+		{Name: "group_uuid", Type: TypeString, Required: true, Help: "the device group (one vendor and model) as host.get lists it", Example: "<uuid>"},
+	}
+	assign := func(name, summary, desc string, kind acliv1.DeviceKind, key string, keys []Key, rpc func(acliv1.VmServiceClient) func(context.Context, *acliv1.AssignDeviceRequest) (*acliv1.Task, error), example string) *Command {
+		return &Command{
+			Name: name, Summary: summary, Description: desc,
+			Args: []Arg{vmManyArg}, Keys: keys, Output: OutputTask,
+			Examples: []string{example},
+			Run: func(ctx context.Context, r *Req) error {
+				return r.EachTask(ctx, r.Targets(0), func(ctx context.Context, c *client.Client, t Target) (*acliv1.Task, error) {
+					return rpc(c.Vm)(ctx, &acliv1.AssignDeviceRequest{Vm: t.ID, Kind: kind, Device: r.String(key)})
+				})
+			},
+		}
+	}
+	gpu, pcie := acliv1.DeviceKind_kGpuPassthrough, acliv1.DeviceKind_kPcieDevice
+	in := func(c acliv1.VmServiceClient) func(context.Context, *acliv1.AssignDeviceRequest) (*acliv1.Task, error) {
+		return func(ctx context.Context, req *acliv1.AssignDeviceRequest) (*acliv1.Task, error) {
+			return c.AssignDevice(ctx, req)
+		}
+	}
+	out := func(c acliv1.VmServiceClient) func(context.Context, *acliv1.AssignDeviceRequest) (*acliv1.Task, error) {
+		return func(ctx context.Context, req *acliv1.AssignDeviceRequest) (*acliv1.Task, error) {
+			return c.DeassignDevice(ctx, req)
+		}
+	}
+	return []*Command{
+		assign("vm.gpu_assign", "Give powered-off VMs a passthrough GPU",
+			"Each VM gets one more GPU of the model; it powers on only on a host with one free, holds it while it runs, cannot live-migrate, and blocks maintenance of its host unless shut down (non_migratable_vm_action=acpi_shutdown).",
+			gpu, "gpu", gpuKeys, in, "vm.gpu_assign vdi01 gpu=Nvidia_Tesla_M60"),
+		assign("vm.gpu_deassign", "Take a passthrough GPU from powered-off VMs", "Removes one GPU of the model from each VM.",
+			gpu, "gpu", gpuKeys, out, "vm.gpu_deassign vdi01 gpu=Nvidia_Tesla_M60"),
+		assign("vm.assign_pcie_device", "Give powered-off VMs a passthrough PCIe device",
+			"Each VM gets one more device of the group; as with GPUs, it powers on only where one is free and is pinned to its host while it runs.",
+			pcie, "group_uuid", pcieKeys, in, "vm.assign_pcie_device nfv01 group_uuid=<uuid>"),
+		assign("vm.deassign_pcie_device", "Take a passthrough PCIe device from powered-off VMs", "Removes one device of the group from each VM.",
+			pcie, "group_uuid", pcieKeys, out, "vm.deassign_pcie_device nfv01 group_uuid=<uuid>"),
+	}
+}
+
+// simDirtyRateCommand is sim.set_dirty_rate.
+func simDirtyRateCommand() *Command {
+	return &Command{
+		Name: "sim.set_dirty_rate", Summary: "Set how fast a simulated guest dirties its memory",
+		Description: "The VM's next live migrations copy against this rate: a busy guest (hundreds of MiB/s) fails to converge on a slow link, an idle one (dirty_rate_mbps=0, the sim's idle rate) converges. Works only when clusterd runs the sim driver (otherwise exit 5).",
+		Args:        []Arg{vmOneArg},
+		Keys:        []Key{{Name: "dirty_rate_mbps", Type: TypeInt, Required: true, Min: 0, Max: 1 << 20, Help: "MiB/s the guest dirties (0: idle)", Example: "400"}},
+		Output:      OutputText,
+		Examples:    []string{"sim.set_dirty_rate db01 dirty_rate_mbps=400", "sim.set_dirty_rate db01 dirty_rate_mbps=0"},
+		Run: func(ctx context.Context, r *Req) error {
+			c, err := r.Client(ctx)
+			if err != nil {
+				return err
+			}
+			resp, err := c.Sim.SetDirtyRate(ctx, &acliv1.SimDirtyRateRequest{Vm: r.Arg(0), DirtyRateMbps: r.Int("dirty_rate_mbps")})
+			if err != nil {
+				return simErr(r.Cmd.Name, err)
+			}
+			line := fmt.Sprintf("VM %s: dirty rate %d MiB/s.", resp.GetVm().GetName(), resp.GetDirtyRateMbps())
+			return r.Print(render.Doc{Data: resp, Text: line})
+		},
+	}
+}
+
+// vmDeviceList is a VM's devices of kind as vm.get prints them (the
+// address only while the VM runs and holds it).
+func vmDeviceList(v *acliv1.Vm, kind acliv1.DeviceKind) []any {
+	var out []any
+	running := v.GetPowerState() == acliv1.PowerState_kOn || v.GetPowerState() == acliv1.PowerState_kPaused
+	for _, d := range v.GetDevices() {
+		if d.GetKind() != kind {
+			continue
+		}
+		m := &render.Msg{}
+		if running {
+			m.SetNonEmpty("address", d.GetAddress())
+		}
+		m.Set("group_uuid", d.GetGroupUuid())
+		if kind == acliv1.DeviceKind_kGpuPassthrough {
+			m.Set("mode", render.Enum("kPassthroughGraphics"))
+		}
+		m.Set("name", d.GetName())
+		out = append(out, m)
+	}
+	return out
+}
+
+// hostDeviceList is a host's passthrough devices as host.get prints them.
+func hostDeviceList(h *acliv1.Host) []any {
+	var out []any
+	for _, d := range h.GetDevices() {
+		m := &render.Msg{}
+		m.Set("address", d.GetAddress())
+		m.Set("group_uuid", d.GetGroupUuid())
+		m.SetNonEmpty("held_by_vm_name", d.GetHeldByVmName())
+		m.SetNonEmpty("held_by_vm_uuid", d.GetHeldByVmUuid())
+		m.Set("kind", render.Enum(d.GetKind().String()))
+		m.Set("model", d.GetModel())
+		m.Set("vendor", d.GetVendor())
+		out = append(out, m)
+	}
+	return out
+}

@@ -26,6 +26,9 @@ type DomainSpec struct {
 	Console *ConsoleSpec
 	// Hardware is the firmware and CPU beyond the vCPU count (domaincpu.go).
 	Hardware HardwareSpec
+	// Hostdevs are the host PCI devices passed through (hostdev.go), as
+	// addresses like 0000:3b:00.0.
+	Hostdevs []string
 }
 
 // Validate reports the first problem that libvirt would otherwise reject less clearly.
@@ -105,6 +108,7 @@ type devicesXML struct {
 	Interfaces  []interfaceXML  `xml:"interface"`
 	Serials     []serialXML     `xml:"serial"`
 	TPMs        []tpmXML        `xml:"tpm"`
+	Hostdevs    []hostdevXML    `xml:"hostdev"`
 }
 
 // XML renders the domain definition. The type is always qemu (TCG): /dev/kvm is not
@@ -141,6 +145,9 @@ func (s DomainSpec) XML() ([]byte, error) {
 	if d.Devices.Interfaces, err = nicDevices(s.NICs); err != nil {
 		return nil, fmt.Errorf("domain %s: %w", s.Name, err)
 	}
+	if d.Devices.Hostdevs, err = hostdevDevices(s.Hostdevs); err != nil {
+		return nil, fmt.Errorf("domain %s: %w", s.Name, err)
+	}
 	d.Devices.Serials = serialDevices(s.Console)
 	s.Hardware.apply(&d, s.VCPUs, s.MemoryMiB)
 	return xml.MarshalIndent(d, "", "  ")
@@ -169,6 +176,7 @@ func ParseDomainXML(b []byte) (DomainSpec, error) {
 		Arch:        d.OS.Type.Arch,
 		Machine:     d.OS.Type.Machine,
 		Hardware:    parseHardware(d),
+		Hostdevs:    parseHostdevs(d.Devices.Hostdevs),
 	}, nil
 }
 

@@ -438,6 +438,7 @@ func VmDomainSpec(vm *acliv1.Vm, st Storage) DomainSpec {
 			UEFI: vm.UefiBoot, CPUPassthrough: vm.CpuPassthrough, NestedVirt: vm.HardwareVirtualization,
 			NUMANodes: int(vm.NumVnumaNodes), PinVCPUs: vm.VcpuHardPin, TPM: vm.VirtualTpm,
 		},
+		Hostdevs: boundDevices(vm),
 	}
 	if cores > 1 || threads > 1 || vm.NumVnumaNodes > 0 {
 		s.Hardware.Sockets, s.Hardware.Cores, s.Hardware.Threads = sockets, cores, threads

@@ -124,3 +124,41 @@ func hostDeviceList(h *acliv1.Host) []any {
 	}
 	return out
 }
+
+// hostDevicesBlock adds a host's passthrough devices to its readable block.
+func hostDevicesBlock(b *render.Block, h *acliv1.Host) {
+	if len(h.GetDevices()) == 0 {
+		return
+	}
+	sec := b.Section("Passthrough devices")
+	for _, d := range h.GetDevices() {
+		who := "free"
+		if d.GetHeldByVmName() != "" {
+			who = "held by " + d.GetHeldByVmName()
+		}
+		sec.Add(d.GetAddress(), fmt.Sprintf("%s %s_%s, %s", deviceKindWord(d.GetKind()), d.GetVendor(), d.GetModel(), who))
+	}
+}
+
+// vmDevicesBlock adds a VM's passthrough devices to its readable block.
+func vmDevicesBlock(b *render.Block, v *acliv1.Vm) {
+	if len(v.GetDevices()) == 0 {
+		return
+	}
+	sec := b.Section("Passthrough devices")
+	running := v.GetPowerState() == acliv1.PowerState_kOn || v.GetPowerState() == acliv1.PowerState_kPaused
+	for _, d := range v.GetDevices() {
+		at := "bound at power-on"
+		if running && d.GetAddress() != "" {
+			at = "at " + d.GetAddress()
+		}
+		sec.Add(deviceKindWord(d.GetKind())+" "+d.GetName(), at)
+	}
+}
+
+func deviceKindWord(k acliv1.DeviceKind) string {
+	if k == acliv1.DeviceKind_kGpuPassthrough {
+		return "GPU"
+	}
+	return "PCIe device"
+}

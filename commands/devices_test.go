@@ -48,4 +48,11 @@ func TestGoldenDeviceShapes(t *testing.T) {
 		}
 		golden(t, "devices/"+c.name+".txt", sb.String()+string(j)+"\n")
 	}
+	var sb strings.Builder
+	for _, b := range []*render.Block{hostBlock(h), vmBlock(v), vmBlock(off)} {
+		if err := render.WriteBlock(&sb, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden(t, "devices/block.txt", sb.String())
 }

@@ -98,6 +98,7 @@ func hostBlock(h *acliv1.Host) *render.Block {
 	if h.GetLibvirtUri() != "" {
 		b.Add("libvirt URI", h.GetLibvirtUri())
 	}
+	hostDevicesBlock(b, h)
 	return b
 }
 
@@ -129,6 +130,7 @@ func vmBlock(v *acliv1.Vm) *render.Block {
 		Add("Passthrough", yesNo(v.GetPassthrough())).
 		Add("Created", ts(v.GetCreateTime()))
 	vmSettingsBlock(b, v)
+	vmDevicesBlock(b, v)
 	if v.GetOriginalHostUuid() != "" {
 		b.Add("Original host", v.GetOriginalHostUuid())
 	}

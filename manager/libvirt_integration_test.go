@@ -268,6 +268,10 @@ func TestLibvirtHostsJoinAndLeave(t *testing.T) {
 	lc.vmOn(t, "pinned", a.Name)
 	wantCode(t, errOf(c.host.RemoveHost(bg, &acliv1.RemoveHostRequest{Host: a.Name})), codes.FailedPrecondition,
 		"host "+a.Name+" runs 1 VM(s) (pinned)")
+	// These hosts declare no passthrough devices: a GPU is refused by name
+	// and the VM keeps running as it was.
+	wantCode(t, errOf(c.vm.AssignDevice(bg, &acliv1.AssignDeviceRequest{Vm: "pinned", Kind: acliv1.DeviceKind_kGpuPassthrough, Device: "Nvidia_Tesla_M60"})),
+		codes.NotFound, `gpu "Nvidia_Tesla_M60" not found: no host has a passthrough GPU`)
 	succeed(t, c)(power(c, "pinned", acliv1.PowerTransition_kPowerOff))
 	succeed(t, c)(c.host.RemoveHost(bg, &acliv1.RemoveHostRequest{Host: a.Addr}))
 	wantCode(t, errOf(c.host.GetHost(bg, &acliv1.GetHostRequest{Host: a.Name})), codes.NotFound, a.Name)

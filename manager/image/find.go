@@ -11,13 +11,16 @@ import (
 
 // FindImage resolves an image by UUID or name (image names are unique).
 func FindImage(tx *state.Tx, field, ref string) (*acliv1.Image, error) {
+	if err := checkRef(field, ref); err != nil {
+		return nil, err
+	}
 	if im := tx.Image(ref); im != nil {
 		return im, nil
 	}
-	all := tx.Images()
-	if i := slices.IndexFunc(all, func(im *acliv1.Image) bool { return im.Name == ref }); i >= 0 {
-		return all[i], nil
+	if im := imageNamed(tx, ref); im != nil {
+		return im, nil
 	}
+	all := tx.Images()
 	names := make([]string, len(all))
 	for i, im := range all {
 		names[i] = im.Name

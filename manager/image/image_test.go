@@ -224,6 +224,8 @@ func TestUpdateImageRenames(t *testing.T) {
 	wantCode(t, err, codes.NotFound, `image "a" not found`)
 	_, err = f.svc.UpdateImage(bg, &acliv1.UpdateImageRequest{Image: "c"})
 	wantCode(t, err, codes.InvalidArgument, "nothing to update")
+	_, err = f.svc.GetImage(bg, &acliv1.GetImageRequest{Image: strings.Repeat("c", state.MaxNameBytes+1)})
+	wantCode(t, err, codes.InvalidArgument, "no name or UUID is longer than")
 }
 
 // An image a clone is copying cannot go until the copy ends; then its

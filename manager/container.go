@@ -9,8 +9,8 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
-	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/storage"
 )
 
 // Storage containers. The cluster has one container, default-container,
@@ -37,14 +37,7 @@ func (m *Manager) containerLocked(name string) (string, error) {
 // bytes that do not fit the container as committed; the capacity rule
 // (state.RuleCapacity) refuses the commit of whatever still does not fit.
 func (m *Manager) checkCapacityLocked(container string, add int64, what string) error {
-	capacity := m.containerCapacity(container)
-	used := m.db.ContainerUse(container).Bytes
-	if used+add > capacity {
-		return apierr.Precondition(state.RuleCapacity, "container:"+container,
-			"%s (%s) does not fit container %s: %s of %s used, %s free",
-			what, scheduler.Bytes(add), container, scheduler.Bytes(used), scheduler.Bytes(capacity), scheduler.Bytes(max(capacity-used, 0)))
-	}
-	return nil
+	return storage.CheckCapacity(m.db, container, add, what)
 }
 
 func (m *Manager) containerCapacity(container string) int64 {

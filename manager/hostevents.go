@@ -53,5 +53,5 @@ func (m *Manager) consumeHostEvents(ch <-chan driver.HostEvent) {
 // records before and after. Storage services that depend on which CVMs
 // serve (iSCSI sessions) react here.
 func (m *Manager) cvmStateChanged(prev, next *acliv1.Host) {
-	m.onCvmStateChanged(prev, next) // iSCSI failover and failback (vg.go)
+	m.vgs.CvmChanged(m.ctx, prev, next) // iSCSI failover and failback (manager/storage)
 }

@@ -65,6 +65,7 @@ import (
 	"github.com/acli-dev/acli/manager/rpc"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/storage"
 	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/tasks"
 	"github.com/acli-dev/acli/manager/vm"
@@ -97,7 +98,7 @@ type Config struct {
 	// HeartbeatTimeout, when set, replaces HeartbeatMisses × the driver's
 	// heartbeat interval.
 	HeartbeatTimeout time.Duration
-	// Iscsi tunes iSCSI session failover and failback (vg.go).
+	// Iscsi tunes iSCSI session failover and failback (manager/storage).
 	Iscsi IscsiConfig
 	// Status reports the management plane for cluster.status: the managers,
 	// the leader and the store's members (clusterd knows them; the manager
@@ -150,9 +151,9 @@ type Manager struct {
 	mu      sync.RWMutex
 	closing bool
 	model
-	ops  opsState     // maintenance, migration, HA and VM groups (ops.go)
-	vgs  vgState      // volume groups and iSCSI sessions (vg.go)
-	stor storageState // vDisk copies (vdisk.go)
+	ops  opsState          // maintenance, migration, HA and VM groups (ops.go)
+	vgs  *storage.Sessions // volume groups and iSCSI sessions (vg.go)
+	stor storageState      // vDisk copies (vdisk.go)
 	// hostEv applies the driver's host reports (hostevents.go).
 	hostEv *hostsync.Events
 }
@@ -215,9 +216,6 @@ func New(cfg Config) (*Manager, error) {
 		}
 	}
 	if err := m.loadOps(ctx); err != nil {
-		return nil, err
-	}
-	if err := m.loadVgs(ctx); err != nil {
 		return nil, err
 	}
 	if !cfg.ReadOnly {
@@ -291,7 +289,7 @@ func (m *Manager) Register(s *grpc.Server) {
 		Vms:          vmFeature{vm.New(vmCluster{m}, m.db, m.drv), vmService{m: m}},
 		VmGroups:     vmGroupService{m: m},
 		Networks:     networkService{m: m},
-		VolumeGroups: volumeGroupService{m: m},
+		VolumeGroups: m.vgService(),
 		Images:       m.imageService(),
 		Snapshots:    m.imageService(),
 		Containers:   containerService{m: m},

@@ -387,7 +387,7 @@ func (m *Manager) unsort(r *vmRec) {
 func (m *Manager) putVmLocked(v *acliv1.Vm, rev int64) {
 	old := m.vms[v.Uuid]
 	if old != nil {
-		m.vmMovedLocked(old.pb, v) // iSCSI sessions follow the VM (vg.go)
+		m.vgs.VmMoved(old.pb, v) // iSCSI sessions follow the VM (manager/storage)
 	}
 	renamed := old == nil || old.pb.Name != v.Name
 	if old != nil {
@@ -445,7 +445,7 @@ func (m *Manager) deleteVmLocked(id string) {
 	m.unindexName(r)
 	m.unsort(r)
 	delete(m.vms, id)
-	m.vmMovedLocked(r.pb, nil) // its iSCSI sessions end (vg.go)
+	m.vgs.VmMoved(r.pb, nil) // its iSCSI sessions end (manager/storage)
 }
 
 // vmLocked resolves a VM by UUID or unique name.

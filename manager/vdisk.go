@@ -16,6 +16,7 @@ import (
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/image"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/storage"
 )
 
 // vDisk copies: clones from images, vDisks, files and snapshots. Every
@@ -166,18 +167,19 @@ func (m *Manager) vdiskLocked(field, id string) (cloneSrc, error) {
 		}
 		if im := tx.Image(id); im != nil {
 			src = imageSrc(im)
+			return
+		}
+		for _, vg := range tx.VolumeGroups() {
+			for _, d := range vg.Disks {
+				if d.Uuid == id {
+					src = cloneSrc{container: cmp.Or(d.Container, defaultContainer), vdisk: id, size: d.SizeBytes,
+						what: fmt.Sprintf("vDisk %d of volume group %s", d.Index, vg.Name), ref: storage.VgRef(vg), lock: vg.Uuid}
+				}
+			}
 		}
 	})
 	if src.what != "" {
 		return src, nil
-	}
-	for _, r := range m.vgs.byUUID {
-		for _, d := range r.pb.Disks {
-			if d.Uuid == id {
-				return cloneSrc{container: cmp.Or(d.Container, defaultContainer), vdisk: id, size: d.SizeBytes,
-					what: fmt.Sprintf("vDisk %d of volume group %s", d.Index, r.pb.Name), ref: vgRef(r.pb), lock: r.pb.Uuid}, nil
-			}
-		}
 	}
 	return cloneSrc{}, apierr.NotFound("vDisk", id, nil)
 }

@@ -62,6 +62,7 @@ type DB struct {
 	imgs     map[string]*acliv1.Image
 	snaps    map[string]*acliv1.Snapshot
 	vgs      map[string]*acliv1.VolumeGroup
+	vgsOfVm  map[string][]string     // VM UUID -> volume groups attached to it (storage.go)
 	stored   map[string]ContainerUse // container -> what its vDisks and images take
 	capacity func(container string) int64
 	lookups
@@ -93,6 +94,7 @@ func (db *DB) reset() {
 	db.arrivals, db.reserved = map[uint64]Arrival{}, map[string]int64{}
 	db.pending, db.endedByPending = map[string]*batch{}, map[uint64]Arrival{}
 	db.imgs, db.snaps, db.vgs = map[string]*acliv1.Image{}, map[string]*acliv1.Snapshot{}, map[string]*acliv1.VolumeGroup{}
+	db.vgsOfVm = map[string][]string{}
 	db.stored = map[string]ContainerUse{}
 	db.resetLookups()
 }
@@ -241,7 +243,7 @@ func (db *DB) applyEncoded(key string, msg proto.Message, wire []byte, rev int64
 	case strings.HasPrefix(key, SnapshotPrefix):
 		putOrDelete(db.snaps, strings.TrimPrefix(key, SnapshotPrefix), msg)
 	case strings.HasPrefix(key, VgPrefix):
-		putOrDelete(db.vgs, strings.TrimPrefix(key, VgPrefix), msg)
+		db.putVgLocked(strings.TrimPrefix(key, VgPrefix), msg)
 	}
 	return ended
 }

@@ -263,3 +263,40 @@ func gibs(n int64) string {
 	}
 	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 }
+
+// putVgLocked makes a volume group record committed (msg nil: deleted),
+// keeping the index of the VMs it is attached to.
+func (db *DB) putVgLocked(id string, msg proto.Message) {
+	if old := db.vgs[id]; old != nil {
+		for _, vm := range old.VmUuids {
+			if list := slices.DeleteFunc(db.vgsOfVm[vm], func(x string) bool { return x == id }); len(list) > 0 {
+				db.vgsOfVm[vm] = list
+			} else {
+				delete(db.vgsOfVm, vm)
+			}
+		}
+	}
+	putOrDelete(db.vgs, id, msg)
+	if vg := db.vgs[id]; vg != nil {
+		for _, vm := range vg.VmUuids {
+			db.vgsOfVm[vm] = append(db.vgsOfVm[vm], id)
+		}
+	}
+}
+
+// VolumeGroups are every volume group, ordered by UUID.
+func (tx *Tx) VolumeGroups() []*acliv1.VolumeGroup {
+	return collect(tx, tx.db.vgs, VgPrefix, tx.VolumeGroup)
+}
+
+// VolumeGroupsOf are the committed volume groups attached to a VM (staged
+// writes aside), ordered by UUID.
+func (tx *Tx) VolumeGroupsOf(vm string) []*acliv1.VolumeGroup {
+	ids := tx.db.vgsOfVm[vm]
+	out := make([]*acliv1.VolumeGroup, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, tx.db.vgs[id])
+	}
+	slices.SortFunc(out, func(a, b *acliv1.VolumeGroup) int { return cmp.Compare(a.Uuid, b.Uuid) })
+	return out
+}

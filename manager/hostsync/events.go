@@ -48,11 +48,15 @@ type Events struct {
 	// Publish is told of each committed change, in commit order.
 	Publish func(Change)
 	// Changed is told of each committed change after Publish, outside the
-	// serialisation (it may start tasks).
+	// serialisation (it may start tasks). The next report of the same host
+	// waits for it, so a report that finds its change already applied (the
+	// driver's and a fault RPC's of one fault) returns once the change's
+	// consequences are committed too, not while they are under way.
 	Changed func(Change)
 
-	mu sync.Mutex
-	at map[string]time.Time // host UUID -> time of the last change applied
+	mu       sync.Mutex
+	at       map[string]time.Time     // host UUID -> time of the last change applied
+	changing map[string]chan struct{} // host UUID -> closed when its Changed returns
 }
 
 // Apply records the host state change a report means.
@@ -68,6 +72,15 @@ func (e *Events) Apply(ctx context.Context, ev driver.HostEvent) error {
 		ev = driver.HostEvent{Kind: driver.HostUp, HostUUID: ev.HostUUID, Time: ev.Time, Reason: "heartbeats resumed"}
 	}
 	e.mu.Lock()
+	for done := e.changing[ev.HostUUID]; done != nil; done = e.changing[ev.HostUUID] {
+		e.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		e.mu.Lock()
+	}
 	if last, ok := e.at[ev.HostUUID]; ok && ev.Time.Before(last) {
 		e.mu.Unlock()
 		return nil
@@ -82,10 +95,23 @@ func (e *Events) Apply(ctx context.Context, ev driver.HostEvent) error {
 	if c != nil {
 		e.Publish(*c)
 	}
-	e.mu.Unlock()
-	if c != nil && e.Changed != nil {
-		e.Changed(*c)
+	if c == nil || e.Changed == nil {
+		e.mu.Unlock()
+		return err
 	}
+	done := make(chan struct{})
+	if e.changing == nil {
+		e.changing = map[string]chan struct{}{}
+	}
+	e.changing[ev.HostUUID] = done
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.changing, ev.HostUUID)
+		e.mu.Unlock()
+		close(done)
+	}()
+	e.Changed(*c)
 	return err
 }
 

@@ -248,3 +248,53 @@ func TestEventsUnknownHost(t *testing.T) {
 		t.Fatalf("a report of an unknown host: err %v, %d commits", err, f.commits)
 	}
 }
+
+// The driver's report and a fault RPC's of one fault race: the one that
+// finds the change already applied returns only once the change's
+// consequences (Changed: the iSCSI failover) are done, so the RPC's answer
+// and the reads after it see them committed.
+func TestEventsSecondReportWaitsForChanged(t *testing.T) {
+	f := newEvents(t, normalHost())
+	inChanged, release := make(chan struct{}), make(chan struct{})
+	f.ev.Changed = func(Change) { close(inChanged); <-release }
+	at := time.Now()
+	first := make(chan error, 1)
+	go func() {
+		first <- f.ev.Apply(context.Background(), driver.HostEvent{Kind: driver.CvmDown, HostUUID: "uuid-h1", Time: at, Reason: "driver"})
+	}()
+	<-inChanged
+	second := make(chan error, 1)
+	go func() {
+		second <- f.ev.Apply(context.Background(), driver.HostEvent{Kind: driver.CvmDown, HostUUID: "uuid-h1", Time: at, Reason: "rpc"})
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("the second report returned (%v) while the first's Changed ran", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	for _, ch := range []chan error{first, second} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.commits != 1 {
+		t.Fatalf("%d commits, want 1", f.commits)
+	}
+
+	// A report whose caller gives up stops waiting.
+	inChanged, release = make(chan struct{}), make(chan struct{})
+	go func() {
+		first <- f.ev.Apply(context.Background(), driver.HostEvent{Kind: driver.CvmUp, HostUUID: "uuid-h1", Time: at.Add(time.Second), Reason: "driver"})
+	}()
+	<-inChanged
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := f.ev.Apply(ctx, driver.HostEvent{Kind: driver.CvmUp, HostUUID: "uuid-h1", Time: at.Add(time.Second), Reason: "rpc"}); err != context.DeadlineExceeded {
+		t.Fatalf("waiting past the caller's deadline: %v", err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+}

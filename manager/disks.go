@@ -15,6 +15,7 @@ import (
 	"github.com/acli-dev/acli/manager/image"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/storage"
 )
 
 // VM disk actions beyond create/delete: clones, resize, CD-ROM media, the
@@ -31,7 +32,7 @@ func withVmdiskPaths(v *acliv1.Vm) *acliv1.Vm {
 	v = proto.Clone(v).(*acliv1.Vm)
 	for _, d := range v.Disks {
 		if state.HasData(d) {
-			d.VmdiskPath = vmdiskPath(d.Container, d.Uuid)
+			d.VmdiskPath = storage.VmdiskPath(d.Container, d.Uuid)
 		}
 	}
 	return v

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,25 +22,20 @@ import (
 // copy is a volume of its own (manager/storage/volume: a sparse copy of the
 // data extents), so deleting a source never strands a copy.
 
-// storageState is guarded by Manager.mu, except paused (pauseMu).
+// storageState is guarded by Manager.mu.
 type storageState struct {
 	// readers are the running tasks copying from an entity (a VM, image,
 	// snapshot or volume group): it cannot change or go while they read,
 	// and any number of them may read at once.
 	readers map[string][]*taskRec
-
-	pauseMu sync.Mutex
-	paused  map[string]*pauseRec
-}
-
-type pauseRec struct {
-	n      int
-	resume func() error
+	// copier copies and removes the volumes (manager/storage).
+	copier *storage.Copier
 }
 
 func (m *Manager) initStorage() {
 	m.stor.readers = map[string][]*taskRec{}
-	m.stor.paused = map[string]*pauseRec{}
+	m.stor.copier = &storage.Copier{DB: m.db, Driver: m.storageDriver(), DriverName: m.drv.Name(), Log: m.log}
+	m.stor.copier.Pauser, _ = m.drv.(driver.Pauser)
 }
 
 // heldLocked is the task holding an entity: the one changing it, else the
@@ -79,52 +73,6 @@ func (m *Manager) readLocked(t *taskRec, ids ...string) {
 			}
 		}
 	}
-}
-
-// pauseVm pauses a running VM for a copy of its vDisks; pauses nest, the
-// last release resumes it. A VM that is off, or a driver that cannot
-// pause, needs nothing.
-func (m *Manager) pauseVm(ctx context.Context, vm *acliv1.Vm) (release func(), err error) {
-	p, ok := m.drv.(driver.Pauser)
-	m.mu.RLock()
-	var host *acliv1.Host
-	if h := m.hosts[vm.HostUuid]; h != nil && vm.PowerState == acliv1.PowerState_kOn {
-		host = h.pb
-	}
-	m.mu.RUnlock()
-	if !ok || host == nil {
-		return func() {}, nil
-	}
-	s := &m.stor
-	s.pauseMu.Lock()
-	defer s.pauseMu.Unlock()
-	r := s.paused[vm.Uuid]
-	if r == nil {
-		resume, err := p.Pause(ctx, host, vm)
-		if err != nil {
-			return nil, fmt.Errorf("pause vm %s to copy its disks: %w", vm.Name, err)
-		}
-		r = &pauseRec{resume: resume}
-		s.paused[vm.Uuid] = r
-	}
-	r.n++
-	return func() {
-		s.pauseMu.Lock()
-		defer s.pauseMu.Unlock()
-		if r.n--; r.n > 0 {
-			return
-		}
-		delete(s.paused, vm.Uuid)
-		if err := r.resume(); err != nil {
-			m.log.Error("resuming a vm paused for a disk copy", "vm", vm.Uuid, "err", err)
-		}
-	}, nil
-}
-
-// vmdiskPath is where a vDisk lives in its container, the path
-// clone_from_adsf_file takes.
-func vmdiskPath(container, id string) string {
-	return "/" + cmp.Or(container, defaultContainer) + "/vdisks/" + id
 }
 
 // cloneSrc is what a new vDisk copies: a vDisk volume, or a file.
@@ -245,40 +193,18 @@ type volCopy struct {
 	size      int64
 }
 
-// copyVolumes makes the copies, with every running VM they read paused
-// for all of them at once (so copies of one VM's disks are of one
-// instant). On failure the copies made are removed.
+// copyVolumes makes the copies (storage.Copier.Copy).
 func (m *Manager) copyVolumes(ctx context.Context, copies []volCopy) error {
-	st := m.storageDriver()
-	if st == nil {
-		return fmt.Errorf("driver %s keeps no vDisks", m.drv.Name())
-	}
-	seen := map[string]bool{}
-	for _, c := range copies {
-		if v := c.src.vm; v != nil && !seen[v.Uuid] {
-			seen[v.Uuid] = true
-			release, err := m.pauseVm(ctx, v)
-			if err != nil {
-				return err
-			}
-			defer release()
-		}
-	}
+	cs := make([]storage.Copy, len(copies))
 	for i, c := range copies {
-		var err error
-		if c.src.file != "" {
-			err = st.CloneFile(ctx, c.src.file, c.container, c.dst, c.size)
-		} else {
-			err = st.CloneVolume(ctx, c.container, c.src.vdisk, c.dst, c.size)
-		}
-		if err != nil {
-			for _, done := range copies[:i] {
-				st.DeleteVolume(context.WithoutCancel(ctx), done.container, done.dst)
-			}
-			return fmt.Errorf("copy %s: %w", c.src.what, err)
-		}
+		cs[i] = storage.Copy{Src: c.src.source(), Container: c.container, Dst: c.dst, Size: c.size}
 	}
-	return nil
+	return m.stor.copier.Copy(ctx, cs)
+}
+
+// source is what storage copies of a clone source.
+func (s cloneSrc) source() storage.Source {
+	return storage.Source{Container: s.container, Vdisk: s.vdisk, File: s.file, Size: s.size, What: s.what, Vm: s.vm}
 }
 
 // undoCopies removes copies whose records were refused.
@@ -292,19 +218,8 @@ func (m *Manager) undoCopies(ctx context.Context, copies []volCopy) func() {
 	}
 }
 
-// removeVolumes deletes volumes whose records are gone; a failure leaves
-// unused space, never a record without its data.
+// removeVolumes deletes volumes whose records are gone
+// (storage.Copier.Remove).
 func (m *Manager) removeVolumes(ctx context.Context, disks []*acliv1.Disk) {
-	st := m.storageDriver()
-	if st == nil {
-		return
-	}
-	for _, d := range disks {
-		if !state.HasData(d) {
-			continue
-		}
-		if err := st.DeleteVolume(ctx, cmp.Or(d.Container, defaultContainer), d.Uuid); err != nil {
-			m.log.Warn("removing a deleted vDisk's volume", "disk", d.Uuid, "err", err)
-		}
-	}
+	m.stor.copier.Remove(ctx, disks)
 }

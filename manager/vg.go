@@ -107,19 +107,13 @@ func (v vgVolumes) Source(field, id string) (storage.Source, error) {
 	if err == nil {
 		err = m.srcHeldLocked(src)
 	}
-	return storage.Source{Container: src.container, Vdisk: src.vdisk, Size: src.size, What: src.what, Vm: src.vm}, err
+	return src.source(), err
 }
 
 func (v vgVolumes) Copy(ctx context.Context, copies []storage.Copy) error {
-	cs := make([]volCopy, len(copies))
-	for i, c := range copies {
-		s := c.Src
-		cs[i] = volCopy{src: cloneSrc{container: s.Container, vdisk: s.Vdisk, size: s.Size, what: s.What, vm: s.Vm},
-			container: c.Container, dst: c.Dst, size: c.Size}
-	}
-	return v.m.copyVolumes(ctx, cs)
+	return v.m.stor.copier.Copy(ctx, copies)
 }
 
 func (v vgVolumes) Remove(ctx context.Context, disks []*acliv1.Disk) {
-	v.m.removeVolumes(context.WithoutCancel(ctx), disks)
+	v.m.stor.copier.Remove(context.WithoutCancel(ctx), disks)
 }

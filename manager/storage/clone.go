@@ -31,21 +31,6 @@ type Volumes interface {
 	Remove(ctx context.Context, disks []*acliv1.Disk)
 }
 
-// Source is a vDisk to copy.
-type Source struct {
-	Container, Vdisk string
-	Size             int64
-	What             string     // "vDisk scsi.0 of vm web01"
-	Vm               *acliv1.Vm // the VM holding it (paused while copied when running), if one does
-}
-
-// Copy is one vDisk copy into a new volume.
-type Copy struct {
-	Src            Source
-	Container, Dst string
-	Size           int64
-}
-
 // CheckCapacity refuses early, with what the request names, adding bytes
 // that do not fit a container as committed; the capacity rule
 // (state.RuleCapacity) refuses the commit of whatever still does not fit.

@@ -83,10 +83,7 @@ func (s *Service) DeleteVm(ctx context.Context, req *acliv1.DeleteVmRequest) (*a
 	)
 	err := s.c.Locked(func(l Locked) error {
 		var err error
-		if cur, rev, err = s.resolve("vm", req.Vm); err != nil {
-			return err
-		}
-		if err := busy(l, cur); err != nil {
+		if cur, rev, err = s.claimable(l, req.Vm); err != nil {
 			return err
 		}
 		if state.Placed(cur) {
@@ -107,10 +104,15 @@ func (s *Service) DeleteVm(ctx context.Context, req *acliv1.DeleteVmRequest) (*a
 	})
 }
 
-// busy refuses a VM another task holds.
-func busy(l Locked, v *acliv1.Vm) error {
-	if t := l.Holder(v.Uuid); t != nil {
-		return apierr.Busy("vm", v.Name, t.PB.Uuid, t.PB.Operation.String())
+// claimable resolves the VM a request names, refusing it when another
+// task holds it; the caller holds the lock and may then begin its task.
+func (s *Service) claimable(l Locked, ref string) (*acliv1.Vm, int64, error) {
+	v, rev, err := s.resolve("vm", ref)
+	if err != nil {
+		return nil, 0, err
 	}
-	return nil
+	if t := l.Holder(v.Uuid); t != nil {
+		return nil, 0, apierr.Busy("vm", v.Name, t.PB.Uuid, t.PB.Operation.String())
+	}
+	return v, rev, nil
 }

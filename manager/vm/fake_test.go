@@ -110,22 +110,17 @@ func (f *fake) Locked(fn func(l vm.Locked) error) error {
 	return fn(fakeLocked{f})
 }
 
+// Quick and Launch run the work at once; a failure forgets a quick task
+// and fails a launched one.
 func (f *fake) Quick(ctx context.Context, t *tasks.Task, w vm.Work) (*acliv1.Task, error) {
-	out, err := w(ctx, t)
-	if err == nil {
-		err = f.commit(out)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.end(t)
-	if err != nil {
-		f.tab.Forget(t)
-		return nil, err
-	}
-	return t.Replace(tasks.Succeeded(t.PB, out.Message)), nil
+	return f.run(ctx, t, w, true)
 }
 
 func (f *fake) Launch(ctx context.Context, t *tasks.Task, w vm.Work) (*acliv1.Task, error) {
+	return f.run(ctx, t, w, false)
+}
+
+func (f *fake) run(ctx context.Context, t *tasks.Task, w vm.Work, quick bool) (*acliv1.Task, error) {
 	out, err := w(ctx, t)
 	if err == nil {
 		err = f.commit(out)
@@ -133,7 +128,11 @@ func (f *fake) Launch(ctx context.Context, t *tasks.Task, w vm.Work) (*acliv1.Ta
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.end(t)
-	if err != nil {
+	switch {
+	case err != nil && quick:
+		f.tab.Forget(t)
+		return nil, err
+	case err != nil:
 		return t.Update(func(pb *acliv1.Task) { tasks.Fail(pb, err, false) }), nil
 	}
 	return t.Replace(tasks.Succeeded(t.PB, out.Message)), nil

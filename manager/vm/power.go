@@ -69,10 +69,7 @@ func (s *Service) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateRe
 	)
 	err := s.c.Locked(func(l Locked) error {
 		var err error
-		if cur, rev, err = s.resolve("vm", req.Vm); err != nil {
-			return err
-		}
-		if err := busy(l, cur); err != nil {
+		if cur, rev, err = s.claimable(l, req.Vm); err != nil {
 			return err
 		}
 		refs := []*acliv1.EntityRef{Ref(cur)}

@@ -66,10 +66,7 @@ func (s *Service) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*a
 	)
 	err := s.c.Locked(func(l Locked) error {
 		var err error
-		if cur, rev, err = s.resolve("vm", req.Vm); err != nil {
-			return err
-		}
-		if err := busy(l, cur); err != nil {
+		if cur, rev, err = s.claimable(l, req.Vm); err != nil {
 			return err
 		}
 		if next, changed, err = updated(cur, req); err != nil {

@@ -57,6 +57,13 @@ func DialURI(ctx context.Context, u *URI, o DialOptions) (*Conn, error) {
 		if err != nil {
 			return nil, fmt.Errorf("connect %s: %w", u, err)
 		}
+		// go-libvirt's ConnectToURI writes its disconnected channel after starting the
+		// goroutine that reads it when the daemon hangs up, with nothing ordering the two.
+		// A first request (its callback is registered under the lock that goroutine takes
+		// before the read) orders them, unless the daemon hangs up in between.
+		if _, err := l.ConnectGetLibVersion(); err != nil {
+			return nil, fmt.Errorf("connect %s: %w", u, err)
+		}
 	case <-handshake.C:
 		d.cut()
 		<-done

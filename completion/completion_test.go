@@ -47,7 +47,7 @@ func TestComplete(t *testing.T) {
 		{"vg.attach_to_vm data w", "[web01 web02 wait=]", 21},
 		{"vg.list_sessions db", "[dbvg]", 17},
 		{"event.watch type=i", "[type=iscsi]", 12},
-		{"vm.", "[vm.affinity_set vm.affinity_unset vm.clone vm.create vm.delete vm.disk_create vm.disk_delete vm.disk_get vm.disk_list vm.disk_update vm.get vm.list vm.migrate vm.nic_create vm.nic_delete vm.nic_get vm.nic_list vm.nic_update vm.off vm.on vm.power_cycle vm.reboot vm.reset vm.shutdown vm.snapshot_create vm.snapshot_list vm.update vm.update_boot_device]", 0},
+		{"vm.", "[vm.affinity_set vm.affinity_unset vm.assign_pcie_device vm.clone vm.create vm.deassign_pcie_device vm.delete vm.disk_create vm.disk_delete vm.disk_get vm.disk_list vm.disk_update vm.get vm.gpu_assign vm.gpu_deassign vm.list vm.migrate vm.nic_create vm.nic_delete vm.nic_get vm.nic_list vm.nic_update vm.off vm.on vm.power_cycle vm.reboot vm.reset vm.shutdown vm.snapshot_create vm.snapshot_list vm.update vm.update_boot_device]", 0},
 		{"vm.cr", "[vm.create]", 0},
 		{"vm.dis", "[vm.disk_create vm.disk_delete vm.disk_get vm.disk_list vm.disk_update]", 0},
 		{"vm.m", "[vm.migrate]", 0},

@@ -23,7 +23,7 @@ func TestCompleterHidesOtherDriversNamespaces(t *testing.T) {
 		{"libvirt", "sim.fail", "[]"},
 		{"sim", "", "[ads. audit. cluster. container. cvm. event. ha. host. image. net. sim. snapshot. task. token. vg. vm. vm_group.]"},
 		{"sim", "s", "[sim. snapshot.]"},
-		{"sim", "sim.", "[sim.fail_cvm sim.fail_host sim.recover_cvm sim.recover_host]"},
+		{"sim", "sim.", "[sim.fail_cvm sim.fail_host sim.recover_cvm sim.recover_host sim.set_dirty_rate]"},
 		{"libvirt", "vm.mi", "[vm.migrate]"},
 		{"libvirt", "cvm.", "[cvm.enter_maintenance_mode cvm.exit_maintenance_mode]"},
 	}

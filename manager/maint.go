@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -23,16 +22,6 @@ import (
 // scheduler.PlanEvacuation before anything moves — the same plan the check
 // shows — and the target memory of every move is reserved at once, so
 // nothing placed meanwhile can invalidate it.
-
-func nonMigratableAction(a acliv1.NonMigratableVmAction) (scheduler.NonMigratableAction, error) {
-	switch a {
-	case acliv1.NonMigratableVmAction_NON_MIGRATABLE_VM_ACTION_UNSPECIFIED, acliv1.NonMigratableVmAction_kBlock:
-		return scheduler.Block, nil
-	case acliv1.NonMigratableVmAction_kAcpiShutdown:
-		return scheduler.AcpiShutdown, nil
-	}
-	return 0, apierr.BadField("non_migratable_vm_action", "non_migratable_vm_action %d is unknown; use block or acpi_shutdown", a)
-}
 
 // maintHostLocked is what maintenance.Preflight needs of host h: whether
 // it is down, held by a task (with busy), receiving VMs, and what the
@@ -54,84 +43,33 @@ func (m *Manager) maintHostLocked(h *hostRec, busy bool) maintenance.Host {
 // refusalsLocked lists why host h may not start going out of service now:
 // it is down, it is receiving VMs, or the redundancy budget is spent.
 func (m *Manager) refusalsLocked(h *hostRec) []apierr.Violation {
-	return violations(maintenance.Preflight(m.maintHostLocked(h, false), nil))
+	return maintenance.Violations(maintenance.Preflight(m.maintHostLocked(h, false), nil))
 }
 
-func violations(bs []maintenance.Blocker) []apierr.Violation {
-	vs := make([]apierr.Violation, len(bs))
-	for i, b := range bs {
-		vs[i] = apierr.Violation{Type: b.Type, Subject: b.Subject, Description: b.String()}
-	}
-	return vs
-}
-
-// redundancyLocked applies the RF-1 budget (state.CheckRedundancy, the
-// rule commit enforces) to taking host h or its CVM out. Hosts that a
-// running task is taking out count as out already, so the refusal comes
-// with the request rather than at the commit.
+// redundancyLocked applies the RF-1 budget to taking host h or its CVM
+// out (maintenance.Budget), counting the hosts running tasks take out.
 func (m *Manager) redundancyLocked(h *hostRec, what string, cvm bool) []apierr.Violation {
-	hosts := make([]*acliv1.Host, 0, len(m.hostList))
-	for _, r := range m.hostList {
-		pb := r.pb
-		if t := m.busy[pb.Uuid]; t != nil && pb.Uuid != h.pb.Uuid && !state.OutByIntent(pb) {
-			switch t.PB.Operation {
-			case acliv1.TaskOperation_kHostEnterMaintenanceMode:
-				pb = proto.Clone(pb).(*acliv1.Host)
-				pb.MaintenanceRequested = true
-				if pb.NodeState == acliv1.NodeState_AcropolisNormal {
-					pb.NodeState = acliv1.NodeState_EnteringMaintenanceMode
-				}
-			case acliv1.TaskOperation_kCvmEnterMaintenanceMode:
-				pb = proto.Clone(pb).(*acliv1.Host)
-				pb.CvmMaintenanceRequested = true
-				if pb.CvmState == acliv1.CvmState_kCvmUp {
-					pb.CvmState = acliv1.CvmState_kCvmMaintenance
-				}
-			}
+	hosts := make([]*acliv1.Host, len(m.hostList))
+	for i, r := range m.hostList {
+		hosts[i] = r.pb
+	}
+	taking := func(id string) maintenance.Taking {
+		if t := m.busy[id]; t != nil {
+			return maintenance.TakingOp(t.PB.Operation)
 		}
-		hosts = append(hosts, pb)
+		return maintenance.TakingNothing
 	}
-	next := proto.Clone(h.pb).(*acliv1.Host)
-	if cvm {
-		next.CvmMaintenanceRequested = true
-	} else {
-		next.MaintenanceRequested = true
-	}
-	err := state.CheckRedundancy(int(m.clusterRecord().RedundancyFactor), hosts, h.pb, next)
-	if err == nil {
-		return nil
-	}
-	subject := "host:" + h.pb.Name
-	if re, ok := err.(*state.RedundancyError); ok && len(re.Out) > 0 {
-		subject = "host:" + strings.Fields(re.Out[0])[0]
-	}
-	return []apierr.Violation{{Type: "REDUNDANCY", Subject: subject,
-		Description: fmt.Sprintf("cannot %s %s: %v", what, hostLabel(h.pb), err)}}
-}
-
-func planOut(p *scheduler.Plan) []*acliv1.PlanStep {
-	steps := make([]*acliv1.PlanStep, 0, len(p.Steps))
-	for _, s := range p.Steps {
-		ps := &acliv1.PlanStep{
-			Vm:     &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: s.VM.UUID, Name: s.VM.Name},
-			Action: s.Action.String(), Reason: s.Reason, Notes: s.Notes,
-		}
-		if s.Target.UUID != "" {
-			ps.TargetHost = &acliv1.EntityRef{Kind: acliv1.EntityKind_kHost, Uuid: s.Target.UUID, Name: s.Target.Name}
-		}
-		steps = append(steps, ps)
-	}
-	return steps
+	return maintenance.Budget(int(m.clusterRecord().RedundancyFactor), hosts, taking, h.pb, cvm, what)
 }
 
 // EnterMaintenanceModeCheck is the preflight: it changes nothing.
 func (s hostService) EnterMaintenanceModeCheck(ctx context.Context, req *acliv1.EnterMaintenanceModeRequest) (*acliv1.MaintenanceCheck, error) {
 	m := s.m
-	action, err := nonMigratableAction(req.NonMigratableVmAction)
+	action, err := maintenance.NonMigratableAction(req.NonMigratableVmAction)
 	if err != nil {
 		return nil, err
 	}
-	mode, err := maintenanceMode(req.Mode)
+	mode, err := maintenance.Mode(req.Mode)
 	if err != nil {
 		return nil, err
 	}
@@ -146,11 +84,11 @@ func (s hostService) EnterMaintenanceModeCheck(ctx context.Context, req *acliv1.
 		out.Ok, out.AlreadyInMaintenance = true, true
 		return out, nil
 	}
-	plan, err := planFor(m.snapshotLocked(), h.pb.Uuid, action, mode)
+	plan, err := maintenance.Plan(m.snapshotLocked(), h.pb.Uuid, action, mode)
 	if err != nil {
 		return nil, apierr.Internal("planning the evacuation", err)
 	}
-	out.Plan = planOut(plan)
+	out.Plan = maintenance.PlanSteps(plan)
 	vmOf := map[string]*acliv1.EntityRef{}
 	for _, b := range plan.Blockers {
 		vmOf["vm:"+b.VM.Name] = &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: b.VM.UUID, Name: b.VM.Name}
@@ -165,11 +103,11 @@ func (s hostService) EnterMaintenanceModeCheck(ctx context.Context, req *acliv1.
 // EnterMaintenanceMode evacuates a host and takes it out of service.
 func (s hostService) EnterMaintenanceMode(ctx context.Context, req *acliv1.EnterMaintenanceModeRequest) (*acliv1.Task, error) {
 	m := s.m
-	action, err := nonMigratableAction(req.NonMigratableVmAction)
+	action, err := maintenance.NonMigratableAction(req.NonMigratableVmAction)
 	if err != nil {
 		return nil, err
 	}
-	mode, err := maintenanceMode(req.Mode)
+	mode, err := maintenance.Mode(req.Mode)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +143,7 @@ func (s hostService) EnterMaintenanceMode(ctx context.Context, req *acliv1.Enter
 		m.mu.Unlock()
 		return nil, apierr.FailedPrecondition(fmt.Sprintf("host %s cannot enter maintenance mode", hostLabel(hpb)), vs...)
 	}
-	plan, err := planFor(m.snapshotLocked(), hpb.Uuid, action, mode)
+	plan, err := maintenance.Plan(m.snapshotLocked(), hpb.Uuid, action, mode)
 	if err != nil {
 		m.mu.Unlock()
 		return nil, apierr.Internal("planning the evacuation", err)
@@ -280,7 +218,7 @@ func (m *Manager) newEvacuation(t *taskRec, host *acliv1.Host, action scheduler.
 		Plan: func() (*scheduler.Plan, error) {
 			m.mu.RLock()
 			defer m.mu.RUnlock()
-			return planFor(m.snapshotLocked(), e.host, e.action, e.mode)
+			return maintenance.Plan(m.snapshotLocked(), e.host, e.action, e.mode)
 		},
 	}
 	return e
@@ -294,7 +232,7 @@ func (e *evacuation) run(ctx context.Context, plan *scheduler.Plan) (outcome, er
 	if err != nil {
 		return outcome{}, e.interrupted(err)
 	}
-	if vs := violations(left); len(vs) > 0 {
+	if vs := maintenance.Violations(left); len(vs) > 0 {
 		return outcome{}, apierr.FailedPrecondition(fmt.Sprintf("host %s stays EnteringMaintenanceMode: %d VM(s) cannot leave", e.label, len(vs)), vs...)
 	}
 	return e.finish()
@@ -309,7 +247,7 @@ func (e *evacuation) replan(ctx context.Context, keep func(*scheduler.Plan) bool
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	plan, err := planFor(m.snapshotLocked(), e.host, e.action, e.mode)
+	plan, err := maintenance.Plan(m.snapshotLocked(), e.host, e.action, e.mode)
 	if err != nil || !keep(plan) {
 		return nil, err
 	}
@@ -709,6 +647,11 @@ func (m *Manager) cvmMaintenance(ctx context.Context, ref string, enter bool) (*
 	}
 	return task, err
 }
+
+// offline is how a cold move reads in the task log.
+type offline struct{}
+
+func (offline) String() string { return "offline" }
 
 // interruptedTaskError is the error of a task that a previous run of
 // clusterd left running. Most tasks commit their changes with their end, so

@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
@@ -193,8 +192,8 @@ func (m *Manager) holdPlanLocked(t *taskRec, plan *scheduler.Plan, hs *holds) {
 	}
 }
 
-// evacuation is one run of a host's evacuation: a maintenance.Drain whose
-// steps are this manager's migrations and shutdowns.
+// evacuation is one run of a host's evacuation: a maintenance.Enter whose
+// steps (maintenance.Evacuate) are this manager's migrations and shutdowns.
 type evacuation struct {
 	m      *Manager
 	t      *taskRec
@@ -209,7 +208,7 @@ type evacuation struct {
 func (m *Manager) newEvacuation(t *taskRec, host *acliv1.Host, action scheduler.NonMigratableAction, limit int, hs *holds) *evacuation {
 	e := &evacuation{m: m, t: t, host: host.Uuid, label: hostLabel(host), action: action, holds: hs}
 	e.drain = maintenance.Enter{
-		Drain: maintenance.Drain{Limit: limit, Replan: e.replan, Migrate: e.migrateOne, Shutdown: e.shutdownOne},
+		Drain: maintenance.Drain{Limit: limit, Replan: e.replan},
 		Label: e.label,
 		Log:   func(line string) { m.addMessage(t, -1, "%s", line) },
 		AwaitArrivals: func(ctx context.Context) error {
@@ -228,6 +227,12 @@ func (m *Manager) newEvacuation(t *taskRec, host *acliv1.Host, action scheduler.
 // EnteredMaintenanceMode once nothing is left on the host; otherwise what
 // is left is listed and the host stays EnteringMaintenanceMode.
 func (e *evacuation) run(ctx context.Context, plan *scheduler.Plan) (outcome, error) {
+	c := &maintCluster{m: e.m, t: e.t, hs: e.holds}
+	h := c.Host(e.host)
+	if h == nil {
+		return outcome{}, status.Errorf(codes.NotFound, "host %s is gone; the evacuation cannot go on", e.label)
+	}
+	maintenance.Evacuate(&e.drain.Drain, c, h, e.mode)
 	left, err := e.drain.Run(ctx, plan)
 	if err != nil {
 		return outcome{}, e.interrupted(err)
@@ -264,100 +269,6 @@ func (e *evacuation) interrupted(err error) error {
 		return status.Errorf(codes.DeadlineExceeded, "timed out after moving %d VM(s) off %s; the host stays EnteringMaintenanceMode (run host.enter_maintenance_mode again to finish, or host.exit_maintenance_mode)", migrated+shutdown, e.label)
 	}
 	return fmt.Errorf("evacuation of %s interrupted after %d VM(s) moved: %w", e.label, migrated+shutdown, err)
-}
-
-// take locks a planned VM and returns its record if it is still running on
-// the host; otherwise it gives up the VM's reservation.
-func (e *evacuation) take(ctx context.Context, id string) (*acliv1.Vm, int64, bool) {
-	m, t := e.m, e.t
-	r, err := m.lockVm(ctx, t, id)
-	if err != nil || r == nil {
-		m.mu.Lock()
-		e.holds.releaseLocked(id)
-		m.mu.Unlock()
-		return nil, 0, false
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !placed(r.pb) || r.pb.HostUuid != e.host {
-		e.holds.releaseLocked(id)
-		m.releaseLocked(t, id)
-		return nil, 0, false
-	}
-	return r.pb, r.rev, true
-}
-
-func (e *evacuation) migrateOne(ctx context.Context, s scheduler.Step) (maintenance.Result, string) {
-	m, t := e.m, e.t
-	vm, rev, ok := e.take(ctx, s.VM.UUID)
-	if !ok {
-		return maintenance.Gone, ""
-	}
-	defer m.unlockVm(t, vm.Uuid)
-	m.mu.RLock()
-	src, dst := m.hosts[e.host].pb, m.hosts[s.Target.UUID].pb
-	m.mu.RUnlock()
-	id := vm.Uuid
-	mv := move{vm: vm, rev: rev, src: src, dst: dst,
-		release: func() { e.holds.releaseLocked(id) },
-		edit: func(v *acliv1.Vm) {
-			if v.OriginalHostUuid == "" {
-				v.OriginalHostUuid = e.host
-			}
-		}}
-	var res fmt.Stringer
-	var err error
-	if e.mode == acliv1.MaintenanceMode_kMaintenanceCold {
-		res, err = offline{}, m.offlineMigrate(ctx, t, mv)
-	} else {
-		res, err = m.liveMigrate(ctx, t, mv, e.drain.Percent)
-	}
-	if err != nil {
-		m.mu.Lock()
-		e.holds.releaseLocked(id)
-		m.mu.Unlock()
-		if ctx.Err() != nil {
-			return maintenance.Gone, ""
-		}
-		var gone *targetUnavailableError
-		if errors.As(err, &gone) {
-			m.addMessage(t, e.drain.Percent(), "vm %s not moved yet: %v", vm.Name, err)
-			return maintenance.Retarget, ""
-		}
-		m.addMessage(t, e.drain.Percent(), "vm %s did not move: %v", vm.Name, err)
-		return maintenance.Failed, fmt.Sprintf("vm %s: migration to %s failed: %v", vm.Name, hostLabel(dst), err)
-	}
-	m.addMessage(t, e.drain.Percent(), "vm %s migrated to %s (%s)", vm.Name, hostLabel(dst), res)
-	return maintenance.Moved, ""
-}
-
-// shutdownOne ACPI-shuts-down an agent or non-migratable VM; it is marked
-// to power on again here when the host exits maintenance.
-func (e *evacuation) shutdownOne(ctx context.Context, s scheduler.Step) (maintenance.Result, string) {
-	m, t := e.m, e.t
-	vm, rev, ok := e.take(ctx, s.VM.UUID)
-	if !ok {
-		return maintenance.Gone, ""
-	}
-	defer m.unlockVm(t, vm.Uuid)
-	m.mu.RLock()
-	src := m.hosts[e.host].pb
-	m.mu.RUnlock()
-	m.progress(t, e.drain.Percent(), "shutting down vm %s (%s)", vm.Name, s.Reason)
-	if err := m.drv.Shutdown(ctx, src, vm); err != nil {
-		if ctx.Err() != nil {
-			return maintenance.Gone, ""
-		}
-		return maintenance.Failed, fmt.Sprintf("vm %s: shutdown failed: %v", vm.Name, err)
-	}
-	next := proto.Clone(vm).(*acliv1.Vm)
-	next.PowerState, next.HostUuid, next.HostName, next.OriginalHostUuid = acliv1.PowerState_kOff, "", "", e.host
-	if err := m.putVm(ctx, next, rev, nil); err != nil {
-		return maintenance.Failed, fmt.Sprintf("vm %s was shut down but recording it failed: %v", vm.Name, err)
-	}
-	m.publish("vm", "info", m.taskUUID(t), []*acliv1.EntityRef{vmRef(vm), hostRef(src)}, "vm %s shut down for the maintenance of %s (%s)", vm.Name, hostLabel(src), s.Reason)
-	m.addMessage(t, e.drain.Percent(), "vm %s shut down (%s); it powers on again when %s exits maintenance mode", vm.Name, s.Reason, src.Name)
-	return maintenance.Moved, ""
 }
 
 // finish records EnteredMaintenanceMode (the host's own transition,
@@ -451,105 +362,13 @@ func (s hostService) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMa
 	})
 }
 
-// returnVms carries out a return plan (maintenance.Return orders it); the
-// steps are this manager's power-ons and migrations. A VM that cannot
-// return stays where it is and is listed.
+// returnVms carries out a return plan (maintenance.Return orders it,
+// maintenance.Bring makes its steps). A VM that cannot return stays where
+// it is and is listed.
 func (m *Manager) returnVms(ctx context.Context, t *taskRec, host *acliv1.Host, plan *scheduler.Plan, hs *holds) (outcome, error) {
 	label := hostLabel(host)
-	ret := &maintenance.Return{Limit: m.ops.maxMigrations, Agent: m.isAgent}
-	failed := func(format string, args ...any) (maintenance.Result, string) {
-		line := fmt.Sprintf(format, args...)
-		m.addMessage(t, -1, "%s", line)
-		return maintenance.Failed, line
-	}
-	clearOrigin := func(v *acliv1.Vm) {
-		if v.OriginalHostUuid == host.Uuid {
-			v.OriginalHostUuid = ""
-		}
-	}
-	letGo := func(id string) {
-		m.mu.Lock()
-		hs.releaseLocked(id)
-		m.mu.Unlock()
-	}
-	// take locks a VM; ok is false when it no longer names the host as
-	// where it came from.
-	take := func(id string) (*acliv1.Vm, int64, bool) {
-		r, err := m.lockVm(ctx, t, id)
-		if err != nil || r == nil {
-			letGo(id)
-			return nil, 0, false
-		}
-		m.mu.RLock()
-		defer m.mu.RUnlock()
-		return r.pb, r.rev, r.pb.OriginalHostUuid == host.Uuid
-	}
-	ret.PowerOn = func(ctx context.Context, s scheduler.Step) (maintenance.Result, string) {
-		v, rev, ok := take(s.VM.UUID)
-		if v == nil {
-			return maintenance.Gone, ""
-		}
-		defer m.unlockVm(t, v.Uuid)
-		if !ok || placed(v) {
-			letGo(v.Uuid)
-			return maintenance.Gone, ""
-		}
-		m.progress(t, ret.Percent(), "powering on vm %s on %s", v.Name, label)
-		if err := m.drv.PowerOn(ctx, host, v); err != nil {
-			letGo(v.Uuid)
-			return failed("vm %s did not power on on %s: %v", v.Name, label, err)
-		}
-		next := proto.Clone(v).(*acliv1.Vm)
-		next.PowerState, next.HostUuid, next.HostName = acliv1.PowerState_kOn, host.Uuid, host.Name
-		clearOrigin(next)
-		id := v.Uuid
-		if err := m.putVm(ctx, next, rev, func() { hs.releaseLocked(id) }); err != nil {
-			return failed("vm %s powered on but recording it failed: %v", v.Name, err)
-		}
-		m.addMessage(t, ret.Percent(), "vm %s powered on on %s", v.Name, label)
-		return maintenance.Moved, ""
-	}
-	ret.MigrateBack = func(ctx context.Context, s scheduler.Step) (maintenance.Result, string) {
-		v, rev, ok := take(s.VM.UUID)
-		if v == nil {
-			return maintenance.Gone, ""
-		}
-		defer m.unlockVm(t, v.Uuid)
-		m.mu.RLock()
-		src := m.hosts[v.HostUuid]
-		m.mu.RUnlock()
-		if !ok || !placed(v) || src == nil || v.HostUuid == host.Uuid {
-			letGo(v.Uuid)
-			return maintenance.Gone, ""
-		}
-		id := v.Uuid
-		res, err := m.liveMigrate(ctx, t, move{vm: v, rev: rev, src: src.pb, dst: host,
-			release: func() { hs.releaseLocked(id) }, edit: clearOrigin}, ret.Percent)
-		if err != nil {
-			letGo(id)
-			if ctx.Err() != nil {
-				return maintenance.Gone, ""
-			}
-			return failed("vm %s did not return to %s: %v", v.Name, label, err)
-		}
-		m.addMessage(t, ret.Percent(), "vm %s migrated back to %s (%s)", v.Name, label, res)
-		return maintenance.Moved, ""
-	}
-	ret.Stay = func(ctx context.Context, s scheduler.Step) string {
-		why := ""
-		if v, rev, ok := take(s.VM.UUID); v != nil {
-			if ok {
-				next := proto.Clone(v).(*acliv1.Vm)
-				clearOrigin(next)
-				if err := m.putVm(ctx, next, rev, nil); err != nil {
-					_, why = failed("vm %s: %v", v.Name, err)
-				}
-			}
-			m.unlockVm(t, v.Uuid)
-		}
-		m.addMessage(t, -1, "%s; it stays where it is", s.Reason)
-		return why
-	}
+	ret := &maintenance.Return{Limit: m.ops.maxMigrations}
+	maintenance.Bring(ret, &maintCluster{m: m, t: t, hs: hs}, host)
 	if err := ret.Run(ctx, plan); err != nil {
 		return outcome{}, err
 	}
@@ -560,11 +379,87 @@ func (m *Manager) returnVms(ctx context.Context, t *taskRec, host *acliv1.Host, 
 	return outcome{message: fmt.Sprintf("host %s exited maintenance mode: %d VM(s) migrated back, %d powered on", label, back, on)}, nil
 }
 
-func (m *Manager) isAgent(id string) bool {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	r := m.vms[id]
-	return r != nil && r.pb.AgentVm
+// maintCluster is one maintenance task's view of this manager
+// (maintenance.Cluster); hs holds the task's reservations.
+type maintCluster struct {
+	m  *Manager
+	t  *taskRec
+	hs *holds
+}
+
+// Lock takes the VM for the task and returns its committed record.
+func (c *maintCluster) Lock(ctx context.Context, id string) (*acliv1.Vm, int64, error) {
+	r, err := c.m.lockVm(ctx, c.t, id)
+	if err != nil || r == nil {
+		return nil, 0, err
+	}
+	var v *acliv1.Vm
+	var rev int64
+	c.m.db.View(func(tx *state.Tx) { v, rev = tx.Vm(id), tx.Rev(vmKey(id)) })
+	if v == nil {
+		c.Unlock(id)
+	}
+	return v, rev, nil
+}
+
+func (c *maintCluster) Unlock(id string) { c.m.unlockVm(c.t, id) }
+
+func (c *maintCluster) LetGo(id string) {
+	c.m.mu.Lock()
+	c.hs.releaseLocked(id)
+	c.m.mu.Unlock()
+}
+
+func (c *maintCluster) Host(id string) (h *acliv1.Host) {
+	c.m.db.View(func(tx *state.Tx) { h = tx.Host(id) })
+	return h
+}
+
+func (c *maintCluster) Vm(id string) (v *acliv1.Vm) {
+	c.m.db.View(func(tx *state.Tx) { v = tx.Vm(id) })
+	return v
+}
+
+func (c *maintCluster) Migrate(ctx context.Context, vm *acliv1.Vm, rev int64, src, dst *acliv1.Host, cold bool, edit func(*acliv1.Vm), percent func() int32) (fmt.Stringer, error) {
+	id := vm.Uuid
+	mv := move{vm: vm, rev: rev, src: src, dst: dst, edit: edit, release: func() { c.hs.releaseLocked(id) }}
+	if cold {
+		return offline{}, c.m.offlineMigrate(ctx, c.t, mv)
+	}
+	return c.m.liveMigrate(ctx, c.t, mv, percent)
+}
+
+func (c *maintCluster) TargetGone(err error) bool {
+	var gone *targetUnavailableError
+	return errors.As(err, &gone)
+}
+
+func (c *maintCluster) Shutdown(ctx context.Context, h *acliv1.Host, vm *acliv1.Vm) error {
+	return c.m.drv.Shutdown(ctx, h, vm)
+}
+
+func (c *maintCluster) PowerOn(ctx context.Context, h *acliv1.Host, vm *acliv1.Vm) error {
+	return c.m.drv.PowerOn(ctx, h, vm)
+}
+
+func (c *maintCluster) Record(ctx context.Context, next *acliv1.Vm, rev int64, release bool) error {
+	var fn func()
+	if id := next.Uuid; release {
+		fn = func() { c.hs.releaseLocked(id) }
+	}
+	return c.m.putVm(ctx, next, rev, fn)
+}
+
+func (c *maintCluster) Progress(percent int32, format string, args ...any) {
+	c.m.progress(c.t, percent, format, args...)
+}
+
+func (c *maintCluster) Message(percent int32, format string, args ...any) {
+	c.m.addMessage(c.t, percent, format, args...)
+}
+
+func (c *maintCluster) Event(vm *acliv1.Vm, h *acliv1.Host, format string, args ...any) {
+	c.m.publish("vm", "info", c.m.taskUUID(c.t), []*acliv1.EntityRef{vmRef(vm), hostRef(h)}, format, args...)
 }
 
 // EnterCvmMaintenanceMode takes a host's CVM out of storage service. It

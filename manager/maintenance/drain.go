@@ -108,28 +108,13 @@ func (d *Drain) Run(ctx context.Context, plan *scheduler.Plan) error {
 // execute runs migrations in parallel (Limit) and shutdowns in order.
 func (d *Drain) execute(ctx context.Context, steps []scheduler.Step) {
 	d.total.Add(int32(len(steps)))
-	work := make(chan scheduler.Step)
-	var wg sync.WaitGroup
-	for range min(max(d.Limit, 1), len(steps)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for s := range work {
-				d.step(ctx, s, d.Migrate)
-			}
-		}()
-	}
+	var migrations []scheduler.Step
 	for _, s := range steps {
-		if s.Action != scheduler.ActionMigrate {
-			continue
-		}
-		select {
-		case work <- s:
-		case <-ctx.Done():
+		if s.Action == scheduler.ActionMigrate {
+			migrations = append(migrations, s)
 		}
 	}
-	close(work)
-	wg.Wait()
+	parallel(ctx, d.Limit, migrations, func(s scheduler.Step) { d.step(ctx, s, d.Migrate) })
 	for _, s := range steps {
 		if ctx.Err() != nil {
 			break
@@ -138,6 +123,30 @@ func (d *Drain) execute(ctx context.Context, steps []scheduler.Step) {
 			d.step(ctx, s, d.Shutdown)
 		}
 	}
+}
+
+// parallel runs do on each step, at most limit at a time, and returns once
+// all have ended; the steps not yet started when ctx ends are skipped.
+func parallel(ctx context.Context, limit int, steps []scheduler.Step, do func(scheduler.Step)) {
+	work := make(chan scheduler.Step)
+	var wg sync.WaitGroup
+	for range min(max(limit, 1), len(steps)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range work {
+				do(s)
+			}
+		}()
+	}
+	for _, s := range steps {
+		select {
+		case work <- s:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
 }
 
 func (d *Drain) step(ctx context.Context, s scheduler.Step, do func(context.Context, scheduler.Step) (Result, string)) {

@@ -58,25 +58,7 @@ func (r *Return) Run(ctx context.Context, plan *scheduler.Plan) error {
 	for _, s := range agents {
 		r.step(ctx, s, r.PowerOn)
 	}
-	work := make(chan scheduler.Step)
-	var wg sync.WaitGroup
-	for range min(max(r.Limit, 1), len(migrations)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for s := range work {
-				r.step(ctx, s, r.MigrateBack)
-			}
-		}()
-	}
-	for _, s := range migrations {
-		select {
-		case work <- s:
-		case <-ctx.Done():
-		}
-	}
-	close(work)
-	wg.Wait()
+	parallel(ctx, r.Limit, migrations, func(s scheduler.Step) { r.step(ctx, s, r.MigrateBack) })
 	for _, s := range rest {
 		if ctx.Err() != nil {
 			break

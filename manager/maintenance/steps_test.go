@@ -86,8 +86,12 @@ func (c *fakeCluster) Unlock(id string) {
 
 func (c *fakeCluster) LetGo(id string) { c.mu.Lock(); delete(c.held, id); c.mu.Unlock() }
 
-func (c *fakeCluster) Host(id string) *acliv1.Host { c.mu.Lock(); defer c.mu.Unlock(); return c.hosts[id] }
-func (c *fakeCluster) Vm(id string) *acliv1.Vm     { c.mu.Lock(); defer c.mu.Unlock(); return c.vms[id] }
+func (c *fakeCluster) Host(id string) *acliv1.Host {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hosts[id]
+}
+func (c *fakeCluster) Vm(id string) *acliv1.Vm { c.mu.Lock(); defer c.mu.Unlock(); return c.vms[id] }
 
 func (c *fakeCluster) Migrate(_ context.Context, vm *acliv1.Vm, rev int64, src, dst *acliv1.Host, cold bool, edit func(*acliv1.Vm), _ func() int32) (fmt.Stringer, error) {
 	c.mu.Lock()

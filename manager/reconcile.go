@@ -3,79 +3,38 @@ package manager
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
-
-	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/hostsync"
+	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
-	"github.com/acli-dev/acli/manager/vm"
 )
 
-// Drivers with real hosts (libvirt) report what the hosts run (VmStates
-// events). A VM changed outside clusterd — powered off or started with
-// virsh, shut down by its guest, crashed, migrated by hand — is reflected
-// in the model, not fought. The one exception is a second copy of a
-// running VM: a host that was unreachable while HA restarted its VMs
-// elsewhere still runs the old copies when it returns, and those are
-// powered off (fenced), since a VM runs on exactly one host.
-//
-// VMs a task is working on are skipped: the task's result is authoritative
-// and the next report tells the truth again. So are reports read before a
-// task last let go of the VM, or before the report last applied to it: the
-// driver reads a host some time before the manager applies what it read,
-// and a report of the domain a vm.off just destroyed, arriving after it,
-// would otherwise record the VM running again (and the next vm.on would
-// find it "already on" and start nothing), or fence a copy a task has just
-// started.
-
-// drift is one difference between the record and a host's report.
-type drift struct {
-	vm   string
-	rev  int64      // the record's revision the drift was found against
-	at   time.Time  // when the host was read
-	next *acliv1.Vm // nil with fence
-	// fence: the host runs a copy of a VM that runs elsewhere; power it off.
-	fence bool
-	msg   string
-}
+// VM reports (hostsync.Drifts) are applied here. VMs a task is working on
+// are skipped: the task's result is authoritative and the next report
+// tells the truth again. So are reports read before a task last let go of
+// the VM, or before the report last applied to it: the driver reads a host
+// some time before the manager applies what it read, and a report of the
+// domain a vm.off just destroyed, arriving after it, would otherwise record
+// the VM running again (and the next vm.on would find it "already on" and
+// start nothing), or fence a copy a task has just started.
 
 func (m *Manager) applyVmStates(ctx context.Context, ev driver.HostEvent) error {
+	var todo []hostsync.Drift
+	var host *acliv1.Host
 	m.mu.RLock()
-	hr := m.hosts[ev.HostUUID]
-	if hr == nil {
-		m.mu.RUnlock()
-		return nil
-	}
-	host := hr.pb
-	var todo []drift
-	seen := make(map[string]bool, len(ev.Vms))
-	for _, o := range ev.Vms {
-		seen[o.VmUUID] = true
-		r := m.vms[o.VmUUID]
-		if r == nil || !m.reportableLocked(r, ev.Time) {
-			continue // not an acli VM, a task is on it, or the report is stale
-		}
-		if d, ok := vmDrift(r.pb, host, o, m.hosts); ok {
-			d.rev, d.at = r.rev, ev.Time
-			todo = append(todo, d)
-		}
-	}
-	if ev.Complete {
-		// Recorded here but not on the host at all: it is gone.
-		for id, r := range m.vms {
-			if !seen[id] && placed(r.pb) && r.pb.HostUuid == host.Uuid && m.reportableLocked(r, ev.Time) {
-				d := offDrift(r.pb, host, "is no longer on host")
-				d.rev, d.at = r.rev, ev.Time
-				todo = append(todo, d)
-			}
-		}
-	}
+	m.db.View(func(tx *state.Tx) {
+		host = tx.Host(ev.HostUUID)
+		todo = hostsync.Drifts(tx, ev, func(id string, at time.Time) bool {
+			r := m.vms[id]
+			return r != nil && m.reportableLocked(r, at)
+		})
+	})
 	m.mu.RUnlock()
 	for _, d := range todo {
-		if d.fence {
+		if d.Fence {
 			m.fence(host, d)
 			continue
 		}
@@ -95,57 +54,34 @@ func (m *Manager) reportableLocked(r *vmRec, at time.Time) bool {
 	return at.IsZero() || !at.Before(r.settled)
 }
 
-// vmDrift compares a VM record with what host h reports about it.
-func vmDrift(cur *acliv1.Vm, h *acliv1.Host, o driver.VmObservation, hosts map[string]*hostRec) (drift, bool) {
-	label := hostLabel(h)
-	if o.PowerState == acliv1.PowerState_kOff {
-		if placed(cur) && cur.HostUuid == h.Uuid {
-			return offDrift(cur, h, "was found off on host"), true
-		}
-		return drift{}, false
+// currentLocked returns the VM's model record when the committed record is
+// still the one a drift was found against.
+func (m *Manager) currentLocked(d hostsync.Drift) *vmRec {
+	r := m.vms[d.VM]
+	var rev int64
+	m.db.View(func(tx *state.Tx) { rev = tx.Rev(vmKey(d.VM)) })
+	if r == nil || rev != d.Rev || !m.reportableLocked(r, d.At) {
+		return nil
 	}
-	next := proto.Clone(cur).(*acliv1.Vm)
-	next.PowerState, next.HostUuid, next.HostName = o.PowerState, h.Uuid, h.Name
-	switch {
-	case placed(cur) && cur.HostUuid == h.Uuid:
-		if cur.PowerState == o.PowerState {
-			return drift{}, false
-		}
-		return drift{vm: cur.Uuid, next: next, msg: fmt.Sprintf("vm %s is %s on host %s (changed outside clusterd)", cur.Name, vm.PowerWord(o.PowerState), label)}, true
-	case placed(cur) && slices.Contains(o.RunningElsewhere, cur.HostUuid):
-		return drift{vm: cur.Uuid, fence: true}, true
-	case placed(cur):
-		from := cur.HostName
-		if r := hosts[cur.HostUuid]; r != nil {
-			from = hostLabel(r.pb)
-		}
-		return drift{vm: cur.Uuid, next: next, msg: fmt.Sprintf("vm %s was found %s on host %s, not on %s (moved outside clusterd)", cur.Name, vm.PowerWord(o.PowerState), label, from)}, true
-	}
-	return drift{vm: cur.Uuid, next: next, msg: fmt.Sprintf("vm %s was found %s on host %s (started outside clusterd)", cur.Name, vm.PowerWord(o.PowerState), label)}, true
-}
-
-func offDrift(cur *acliv1.Vm, h *acliv1.Host, what string) drift {
-	next := proto.Clone(cur).(*acliv1.Vm)
-	next.PowerState, next.HostUuid, next.HostName = acliv1.PowerState_kOff, "", ""
-	return drift{vm: cur.Uuid, next: next, msg: fmt.Sprintf("vm %s %s %s (powered off outside clusterd)", cur.Name, what, hostLabel(h))}
+	return r
 }
 
 // applyDrift records the VM as the host reports it. It holds Manager.mu
 // across the commit, so no task can take the VM in between and then find
 // its record changed under it.
-func (m *Manager) applyDrift(ctx context.Context, d drift) error {
+func (m *Manager) applyDrift(ctx context.Context, d hostsync.Drift) error {
 	m.mu.Lock()
-	r := m.vms[d.vm]
-	if r == nil || r.rev != d.rev || !m.reportableLocked(r, d.at) {
+	r := m.currentLocked(d)
+	if r == nil {
 		m.mu.Unlock()
 		return nil // changed since the report was compared; the next one tells
 	}
-	next := d.next
-	rev, err := m.commitObserved(ctx, []write{{key: vmKey(d.vm), msg: next, rev: r.rev}})
+	next := d.Next
+	rev, err := m.commitObserved(ctx, []write{{key: vmKey(d.VM), msg: next, rev: d.Rev}})
 	if err == nil {
 		m.putVmLocked(next, rev)
-		if d.at.After(r.settled) {
-			r.settled = d.at // reports from other hosts read before this one are older news
+		if d.At.After(r.settled) {
+			r.settled = d.At // reports from other hosts read before this one are older news
 		}
 	}
 	m.mu.Unlock()
@@ -159,8 +95,8 @@ func (m *Manager) applyDrift(ctx context.Context, d drift) error {
 	if h := m.hostOf(next); h != nil {
 		refs = append(refs, hostRef(h))
 	}
-	m.publish("vm", "warning", "", refs, "%s", d.msg)
-	m.log.Warn("vm state reconciled from its host", "vm", next.Name, "msg", d.msg)
+	m.publish("vm", "warning", "", refs, "%s", d.Msg)
+	m.log.Warn("vm state reconciled from its host", "vm", next.Name, "msg", d.Msg)
 	return nil
 }
 
@@ -176,10 +112,10 @@ func (m *Manager) hostOf(v *acliv1.Vm) *acliv1.Host {
 // fence powers off the copy of a VM on h: the VM is recorded running on
 // another host, which runs it too. It is a task on the VM, so no other
 // task moves or starts the VM while the copy is being removed.
-func (m *Manager) fence(h *acliv1.Host, d drift) {
+func (m *Manager) fence(h *acliv1.Host, d hostsync.Drift) {
 	m.mu.Lock()
-	r := m.vms[d.vm]
-	if m.closing || r == nil || r.rev != d.rev || !m.reportableLocked(r, d.at) || r.pb.HostUuid == h.Uuid {
+	r := m.currentLocked(d)
+	if m.closing || r == nil || r.pb.HostUuid == h.Uuid {
 		m.mu.Unlock()
 		return // changed since the report; the next one tells
 	}

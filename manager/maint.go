@@ -488,22 +488,9 @@ func (m *Manager) cvmMaintenance(ctx context.Context, ref string, enter bool) (*
 		return nil, err
 	}
 	cur, rev := h.pb, h.rev
-	cvm := fmt.Sprintf("cvm %s of host %s", cur.CvmIp, hostLabel(cur))
-	noop, asked := "", state.WithIntent(cur).CvmMaintenanceRequested
-	switch {
-	case enter && asked:
-		noop = cvm + " is already in maintenance mode"
-	case !enter && !asked:
-		noop = cvm + " is not in maintenance mode"
-	case cur.NodeState == acliv1.NodeState_kNodeDown:
-		err = apierr.Precondition("HOST_DOWN", "host:"+cur.Name, "host %s is down; recover it first", hostLabel(cur))
-	case enter && cur.CvmState == acliv1.CvmState_kCvmDown:
-		err = apierr.Precondition("CVM_DOWN", "cvm:"+cur.CvmIp, "%s is down; it is already out of service", cvm)
-	case enter:
-		if vs := m.redundancyLocked(h, "take out the CVM of", true); len(vs) > 0 {
-			err = apierr.FailedPrecondition(fmt.Sprintf("%s cannot enter maintenance mode", cvm), vs...)
-		}
-	}
+	c, err := maintenance.Cvm(cur, enter, func() []apierr.Violation {
+		return m.redundancyLocked(h, "take out the CVM of", true)
+	})
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
@@ -511,34 +498,19 @@ func (m *Manager) cvmMaintenance(ctx context.Context, ref string, enter bool) (*
 	refs := []*acliv1.EntityRef{hostRef(cur), {Kind: acliv1.EntityKind_kCvm, Uuid: cur.Uuid, Name: cur.CvmIp}}
 	t := m.newTaskLocked(op, refs, cur.Uuid)
 	m.mu.Unlock()
-	if noop != "" {
-		return m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) { return outcome{message: noop}, nil })
-	}
-	change := state.ExitCvmMaintenance
-	if enter {
-		change = state.EnterCvmMaintenance
-	}
-	next, err := state.TransitionHost(cur, change)
-	if err != nil {
-		m.mu.Lock()
-		m.forgetLocked(t)
-		m.mu.Unlock()
-		return nil, hostStateError(err)
-	}
-	msg := cvm + " entered maintenance mode"
-	if !enter {
-		msg = cvm + " exited maintenance mode"
+	if c.Noop != "" {
+		return m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) { return outcome{message: c.Noop}, nil })
 	}
 	task, err := m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) {
 		return outcome{
-			writes:  []write{{key: hostKey(cur.Uuid), msg: next, rev: rev}},
-			apply:   func(rev int64) { m.putHostLocked(next, rev) },
-			message: msg,
+			writes:  []write{{key: hostKey(cur.Uuid), msg: c.Next, rev: rev}},
+			apply:   func(rev int64) { m.putHostLocked(c.Next, rev) },
+			message: c.Message,
 		}, nil
 	})
 	if err == nil {
-		m.publish("cvm", "info", task.Uuid, refs, "%s", msg)
-		m.cvmStateChanged(cur, next)
+		m.publish("cvm", "info", task.Uuid, refs, "%s", c.Message)
+		m.cvmStateChanged(cur, c.Next)
 	}
 	return task, err
 }

@@ -85,7 +85,7 @@ func (m *Manager) resumeEvacuation(t *taskRec) {
 		if err == nil {
 			m.addMessage(t, -1, "resumed by a new leader: %d VM(s) still on %s planned again", len(plan.Steps), e.label)
 			out, err = e.run(wctx, plan)
-			err = cancelled(wctx, err)
+			err = tasks.CancelledResult(wctx, err)
 		}
 		stop(nil)
 		if _, cerr := m.complete(m.ctx, t, out, err); cerr != nil {

@@ -127,7 +127,7 @@ func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task,
 	go func() {
 		defer m.wg.Done()
 		out, err := w(wctx, t)
-		err = cancelled(wctx, err)
+		err = tasks.CancelledResult(wctx, err)
 		stop(nil)
 		if _, cerr := m.complete(m.ctx, t, out, err); cerr != nil {
 			m.log.Error("recording task result", "task", pb.Uuid, "err", cerr)
@@ -176,7 +176,7 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 	if m.ctx.Err() != nil && errors.Is(werr, context.Canceled) {
 		werr = errors.New("clusterd stopped while the task was running; retry it")
 	}
-	aborted := errors.As(werr, new(*taskCancelled))
+	aborted := errors.As(werr, new(*tasks.Cancelled))
 	m.mu.Lock()
 	pb := t.Update(func(pb *acliv1.Task) { tasks.Fail(pb, werr, aborted) })
 	m.publishTask(pb, "")

@@ -1,0 +1,82 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+)
+
+// Cancelled is how a task stopped by Cancel ends: kAborted, with the
+// operator's reason and what the work said when it stopped.
+type Cancelled struct {
+	Reason string
+	Err    error // the work's own error, if it returned one
+}
+
+func (c *Cancelled) Error() string {
+	if c.Err == nil {
+		return c.Reason
+	}
+	return c.Reason + ": " + ErrorText(c.Err)
+}
+
+func (c *Cancelled) GRPCStatus() *status.Status {
+	return status.New(codes.Canceled, c.Error())
+}
+
+// CancelledResult turns the error of work stopped by Cancel (wctx's cause)
+// into a *Cancelled. Work that finished anyway (err == nil) stays a success.
+func CancelledResult(wctx context.Context, err error) error {
+	var tc *Cancelled
+	if err == nil || !errors.As(context.Cause(wctx), &tc) {
+		return err
+	}
+	return &Cancelled{Reason: tc.Reason, Err: err}
+}
+
+// Cancel stops a task that can still end safely: its work sees its context
+// cancelled with a *Cancelled cause, undoes what it did, and the task ends
+// kAborted. who (may be empty) and reason (the operator's, may be empty)
+// make the line it records. Under the owner's lock.
+func (t *Task) Cancel(who, reason string) (*acliv1.Task, error) {
+	pb := t.PB
+	subject := "task:" + pb.Uuid
+	switch {
+	case Finished(pb.Status):
+		return nil, apierr.Precondition("TASK_STATE", subject, "task %s (%s) has already ended (%s)", pb.Uuid, pb.Operation, pb.Status)
+	case t.Stop == nil && pb.Cancellable:
+		return nil, apierr.Precondition("TASK_STATE", subject, "task %s (%s) is already being cancelled", pb.Uuid, pb.Operation)
+	case t.Stop == nil:
+		return nil, apierr.Precondition("NOT_CANCELLABLE", subject,
+			"task %s (%s) cannot stop safely now (only migrations before switch-over and image imports can); wait for it with task.wait %s", pb.Uuid, pb.Operation, pb.Uuid)
+	}
+	line := "cancelled"
+	if who != "" {
+		line += " by " + who
+	}
+	if reason != "" {
+		line += " (" + reason + ")"
+	}
+	t.Stop(&Cancelled{Reason: line})
+	t.Stop = nil
+	return t.Update(func(pb *acliv1.Task) {
+		pb.ProgressMessage = "stopping: " + line
+		pb.Messages = append(pb.Messages, line)
+	}), nil
+}
+
+// PastReturn marks the point after which the task can no longer stop
+// safely (a migration that has switched over): Cancel refuses it from then
+// on. Under the owner's lock.
+func (t *Task) PastReturn() {
+	if t.Stop == nil {
+		return
+	}
+	t.Stop = nil
+	t.Update(func(pb *acliv1.Task) { pb.Cancellable = false })
+}

@@ -56,10 +56,10 @@ func (m *Manager) launchHA(h *acliv1.Host, run func(context.Context, ha.Cluster,
 		m.mu.Unlock()
 		return errors.New("clusterd is shutting down")
 	}
-	if !failoverEnabled(m.clusterRecord()) {
+	if !ha.FailoverEnabled(m.clusterRecord()) {
 		m.mu.Unlock()
-		m.publish("ha", "warning", "", []*acliv1.EntityRef{hostRef(h)}, "host %s is down and its VMs are not restarted: %v", hostLabel(h), errFailoverDisabled)
-		return errFailoverDisabled
+		m.publish("ha", "warning", "", []*acliv1.EntityRef{hostRef(h)}, "host %s is down and its VMs are not restarted: %v", hostLabel(h), ha.ErrFailoverDisabled)
+		return ha.ErrFailoverDisabled
 	}
 	c.t = m.newTaskLocked(acliv1.TaskOperation_kHaFailover, []*acliv1.EntityRef{hostRef(h)})
 	c.t.Release = c.hs.releaseAllLocked

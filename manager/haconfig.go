@@ -2,14 +2,12 @@ package manager
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/ha"
 	"github.com/acli-dev/acli/manager/state"
 )
 
@@ -17,9 +15,6 @@ import (
 // ads.get/ads.update), kept in the cluster record. HA's guarantee is a rule
 // at commit (state.RuleHAReservation); power-ons are also checked before
 // they start, so a refused one never runs.
-
-// errFailoverDisabled stops a down host's restart while HA is off.
-var errFailoverDisabled = errors.New("HA failover is disabled (ha.update enable_failover=true turns it on)")
 
 // GetHaConfig returns the HA settings in effect and the memory they reserve.
 func (s clusterService) GetHaConfig(ctx context.Context, _ *acliv1.GetHaConfigRequest) (*acliv1.HaConfig, error) {
@@ -38,31 +33,8 @@ func (s clusterService) GetHaConfig(ctx context.Context, _ *acliv1.GetHaConfigRe
 // the running VMs already take the memory it would reserve is refused at
 // commit, naming the reservation.
 func (s clusterService) UpdateHaConfig(ctx context.Context, req *acliv1.UpdateHaConfigRequest) (*acliv1.Task, error) {
-	if req.EnableFailover == nil && req.NumHostFailuresToTolerate == nil && req.ReservationType == 0 {
-		return nil, apierr.BadField("ha", "nothing to update: give at least one of enable_failover, num_host_failures_to_tolerate, reservation_type")
-	}
 	return s.m.editCluster(ctx, acliv1.TaskOperation_kHaUpdate, func(next *acliv1.Cluster) (string, error) {
-		next.Ha = state.HA(next)
-		var changed []string
-		if req.EnableFailover != nil {
-			next.Ha.FailoverEnabled = *req.EnableFailover
-			changed = append(changed, fmt.Sprintf("enable_failover=%v", *req.EnableFailover))
-		}
-		if n := req.NumHostFailuresToTolerate; n != nil {
-			if hosts := len(s.m.hostList); *n < 1 || int(*n) >= hosts {
-				return "", apierr.BadField("num_host_failures_to_tolerate", "num_host_failures_to_tolerate %d is out of range; use 1 to %d (one less than the %d hosts)", *n, hosts-1, hosts)
-			}
-			next.Ha.NumHostFailuresToTolerate = *n
-			changed = append(changed, fmt.Sprintf("num_host_failures_to_tolerate=%d", *n))
-		}
-		if rt := req.ReservationType; rt != 0 {
-			if _, ok := acliv1.HaReservationType_name[int32(rt)]; !ok {
-				return "", apierr.BadField("reservation_type", "reservation_type %d is unknown; use kAcropolisHAReserveSegments or kAcropolisHANoReservations", rt)
-			}
-			next.Ha.ReservationType = rt
-			changed = append(changed, "reservation_type="+rt.String())
-		}
-		return "HA updated: " + strings.Join(changed, ", "), nil
+		return ha.Update(next, req, len(s.m.hostList))
 	})
 }
 
@@ -138,6 +110,3 @@ func (m *Manager) antiAffinityLocked() map[string][]string {
 	}
 	return m.ops.groups.AntiAffinity()
 }
-
-// failoverEnabled: HA restarts the VMs of failed hosts unless turned off.
-func failoverEnabled(c *acliv1.Cluster) bool { return state.HA(c).FailoverEnabled }

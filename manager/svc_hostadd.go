@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/hostsync"
 	"github.com/acli-dev/acli/manager/state"
 )
 
@@ -24,31 +24,7 @@ func (m *Manager) addHost(ctx context.Context, req *acliv1.AddHostRequest) (*acl
 		return nil, err
 	}
 	h := &acliv1.Host{Name: req.Name, HypervisorIp: req.HypervisorIp, CvmIp: req.CvmIp, LibvirtUri: req.LibvirtUri}
-	var bad []apierr.Field
-	if err := state.CheckName("host", h.Name); err != nil {
-		bad = append(bad, apierr.Field{Field: "name", Description: err.Error()})
-	}
-	for _, f := range []struct {
-		field string
-		val   *string
-		need  bool
-	}{{"hypervisor_ip", &h.HypervisorIp, true}, {"cvm_ip", &h.CvmIp, false}} {
-		if *f.val == "" {
-			if f.need {
-				bad = append(bad, apierr.Field{Field: f.field, Description: f.field + " is required, e.g. " + f.field + "=127.0.0.2"})
-			}
-			continue
-		}
-		ip, err := netip.ParseAddr(*f.val)
-		if err != nil {
-			bad = append(bad, apierr.Field{Field: f.field, Description: fmt.Sprintf("%s %q is not an IP address, e.g. 127.0.0.2", f.field, *f.val)})
-			continue
-		}
-		*f.val = ip.String()
-	}
-	if h.CvmIp != "" && h.CvmIp == h.HypervisorIp {
-		bad = append(bad, apierr.Field{Field: "cvm_ip", Description: "cvm_ip must differ from hypervisor_ip (the CVM is a VM with its own address)"})
-	}
+	bad := hostsync.CheckJoin(h)
 	if err := joiner.CheckHost(h); err != nil {
 		bad = append(bad, apierr.Field{Field: "libvirt_uri", Description: err.Error()})
 	}
@@ -98,21 +74,13 @@ func (m *Manager) addHost(ctx context.Context, req *acliv1.AddHostRequest) (*acl
 	})
 }
 
-// checkNewHostLocked refuses a name or address already in use.
+// checkNewHostLocked refuses a name or address already in use, or taken
+// by a host joining now.
 func (m *Manager) checkNewHostLocked(h *acliv1.Host) error {
-	if other := m.hostByName[h.Name]; other != nil {
-		return apierr.AlreadyExists("host", h.Name, "host names are unique (uuid "+other.pb.Uuid+")")
-	}
-	if other := m.hostByIP[h.HypervisorIp]; other != nil {
-		return apierr.AlreadyExists("host", h.HypervisorIp, "hypervisor IP "+h.HypervisorIp+" belongs to host "+other.pb.Name)
-	}
-	for _, o := range m.hostList {
-		if h.CvmIp != "" && (o.pb.CvmIp == h.CvmIp || o.pb.HypervisorIp == h.CvmIp) {
-			return apierr.AlreadyExists("host", h.CvmIp, "cvm_ip "+h.CvmIp+" is already used by host "+o.pb.Name)
-		}
-		if o.pb.CvmIp == h.HypervisorIp {
-			return apierr.AlreadyExists("host", h.HypervisorIp, "hypervisor IP "+h.HypervisorIp+" is the CVM address of host "+o.pb.Name)
-		}
+	var err error
+	m.db.View(func(tx *state.Tx) { err = hostsync.CheckNew(tx, h) })
+	if err != nil {
+		return err
 	}
 	for _, id := range []string{"host-name:" + h.Name, "host-ip:" + h.HypervisorIp} {
 		if t := m.busy[id]; t != nil {
@@ -170,38 +138,11 @@ func (m *Manager) removeHost(ctx context.Context, req *acliv1.RemoveHostRequest)
 	})
 }
 
-// removableLocked says why a host cannot leave: VMs run there, return there
-// after maintenance, or are pinned to it.
+// removableLocked says why a host cannot leave (hostsync.CheckLeave).
 func (m *Manager) removableLocked(r *hostRec) error {
-	h := r.pb
-	var running, returning, pinned []string
-	for _, v := range m.vms {
-		switch {
-		case placed(v.pb) && v.pb.HostUuid == h.Uuid:
-			running = append(running, v.pb.Name)
-		case v.pb.OriginalHostUuid == h.Uuid:
-			returning = append(returning, v.pb.Name)
-		}
-		if slices.Contains(v.pb.HostAffinity, h.Uuid) {
-			pinned = append(pinned, v.pb.Name)
-		}
-	}
-	list := func(names []string) string {
-		slices.Sort(names)
-		if len(names) > 5 {
-			names = append(names[:5:5], "...")
-		}
-		return strings.Join(names, ", ")
-	}
-	switch {
-	case len(running) > 0:
-		return apierr.Precondition("HOST_HAS_VMS", "host:"+h.Name, "host %s runs %d VM(s) (%s); migrate them away or power them off first (host.enter_maintenance_mode %s)", h.Name, len(running), list(running), h.Name)
-	case len(returning) > 0:
-		return apierr.Precondition("HOST_HAS_VMS", "host:"+h.Name, "%d VM(s) (%s) return to host %s when it exits maintenance; run host.exit_maintenance_mode %s or migrate them first", len(returning), list(returning), h.Name, h.Name)
-	case len(pinned) > 0:
-		return apierr.Precondition("HOST_AFFINITY", "host:"+h.Name, "%d VM(s) (%s) have host affinity to %s; change it first (vm.affinity_set)", len(pinned), list(pinned), h.Name)
-	}
-	return nil
+	var err error
+	m.db.View(func(tx *state.Tx) { err = hostsync.CheckLeave(tx, r.pb) })
+	return err
 }
 
 func (m *Manager) deleteHostLocked(id string) {

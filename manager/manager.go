@@ -62,6 +62,7 @@ import (
 	"github.com/acli-dev/acli/manager/events"
 	"github.com/acli-dev/acli/manager/ha"
 	"github.com/acli-dev/acli/manager/hostsync"
+	"github.com/acli-dev/acli/manager/network"
 	"github.com/acli-dev/acli/manager/rpc"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
@@ -151,7 +152,8 @@ type Manager struct {
 	mu      sync.RWMutex
 	closing bool
 	model
-	ops  opsState          // maintenance, migration, HA and VM groups (ops.go)
+	ops  opsState // maintenance, migration, HA and VM groups (ops.go)
+	net  *network.Service
 	vgs  *storage.Sessions // volume groups and iSCSI sessions (vg.go)
 	stor storageState      // vDisk copies (vdisk.go)
 	// hostEv applies the driver's host reports (hostevents.go).
@@ -191,6 +193,7 @@ func New(cfg Config) (*Manager, error) {
 	m.initOps(cfg)
 	m.initVgs(cfg.Iscsi)
 	m.initStorage()
+	m.net = &network.Service{DB: m.db, Tasks: featureTasks{m}, Vms: m.vmUUID, Hosts: m.drv}
 	m.db.SetCapacity(m.containerCapacity)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 
@@ -287,8 +290,9 @@ func (m *Manager) Register(s *grpc.Server) {
 		Events:       eventService{m: m},
 		Sim:          simService{m: m},
 		Vms:          vmFeature{vm.New(vmCluster{m}, m.db, m.drv), vmService{m: m}},
+		Nics:         m.net,
 		VmGroups:     vmGroupService{m: m},
-		Networks:     networkService{m: m},
+		Networks:     m.net,
 		VolumeGroups: m.vgService(),
 		Images:       m.imageService(),
 		Snapshots:    m.imageService(),

@@ -36,13 +36,6 @@ type model struct {
 	// listing never sorts. While loading it is appended to and sorted once.
 	vmSorted []*vmRec
 	loading  bool
-	macs     map[string]string // MAC -> VM UUID
-
-	networks  map[string]*netRec
-	netByName map[string]*netRec
-	nicCount  map[string]int    // network UUID -> NICs
-	nicIPs    map[string]string // network UUID/IP -> VM UUID
-	vswitches map[string]*vswitchRec
 
 	// busy maps an entity UUID (or a UUID being created) to the task
 	// changing it; a second task on the entity is refused.
@@ -66,43 +59,30 @@ type vmRec struct {
 	settled time.Time
 }
 
-type netRec struct {
-	pb  *acliv1.Network
-	rev int64
-}
-
 func (md *model) init() {
 	md.hosts = map[string]*hostRec{}
 	md.hostByName = map[string]*hostRec{}
 	md.hostByIP = map[string]*hostRec{}
 	md.vms = map[string]*vmRec{}
 	md.vmsByName = map[string][]*vmRec{}
-	md.macs = map[string]string{}
-	md.networks = map[string]*netRec{}
-	md.netByName = map[string]*netRec{}
-	md.nicCount = map[string]int{}
-	md.nicIPs = map[string]string{}
-	md.vswitches = map[string]*vswitchRec{}
 	md.busy = map[string]*taskRec{}
 }
 
 // Store keys.
 const (
-	clusterKey    = state.ClusterKey
-	hostPrefix    = state.HostPrefix
-	vmPrefix      = state.VmPrefix
-	networkPrefix = state.NetworkPrefix
-	taskPrefix    = "/tasks/"
-	eventPrefix   = "/events/"
+	clusterKey  = state.ClusterKey
+	hostPrefix  = state.HostPrefix
+	vmPrefix    = state.VmPrefix
+	taskPrefix  = "/tasks/"
+	eventPrefix = "/events/"
 	// eventSeqKey holds the highest event sequence number reserved
 	// (events.Bus.Reserve); not under eventPrefix, which holds events only.
 	eventSeqKey = "/event-seq"
 )
 
-func hostKey(id string) string    { return state.HostKey(id) }
-func vmKey(id string) string      { return state.VmKey(id) }
-func networkKey(id string) string { return state.NetworkKey(id) }
-func taskKey(id string) string    { return taskPrefix + id }
+func hostKey(id string) string { return state.HostKey(id) }
+func vmKey(id string) string   { return state.VmKey(id) }
+func taskKey(id string) string { return taskPrefix + id }
 
 // eventKey is the slot of an event: the log is a ring in the store too.
 func eventKey(seq uint64, capacity int) string {
@@ -213,16 +193,10 @@ func (m *Manager) load(ctx context.Context) error {
 		for _, h := range tx.Hosts() {
 			m.putHostLocked(h, tx.Rev(hostKey(h.Uuid)))
 		}
-		for _, n := range tx.Networks() {
-			m.putNetworkLocked(n, tx.Rev(networkKey(n.Uuid)))
-		}
 		for _, v := range tx.Vms() {
 			m.putVmLocked(v, tx.Rev(vmKey(v.Uuid)))
 		}
 	})
-	if err := loadAll(ctx, m.st, vswitchPrefix, m.putVswitchLocked); err != nil {
-		return err
-	}
 	if err := loadAll(ctx, m.st, taskPrefix, m.taskTab.Load); err != nil {
 		return err
 	}
@@ -352,28 +326,6 @@ func placed(v *acliv1.Vm) bool {
 	return v.HostUuid != "" && (v.PowerState == acliv1.PowerState_kOn || v.PowerState == acliv1.PowerState_kPaused)
 }
 
-func (m *Manager) indexVm(v *acliv1.Vm, add bool) {
-	d := 1
-	if !add {
-		d = -1
-	}
-	for _, n := range v.Nics {
-		m.nicCount[n.NetworkUuid] += d
-		if add {
-			m.macs[n.Mac] = v.Uuid
-		} else {
-			delete(m.macs, n.Mac)
-		}
-		if n.Ip != "" {
-			if add {
-				m.nicIPs[nicIPKey(n.NetworkUuid, n.Ip)] = v.Uuid
-			} else if m.nicIPs[nicIPKey(n.NetworkUuid, n.Ip)] == v.Uuid {
-				delete(m.nicIPs, nicIPKey(n.NetworkUuid, n.Ip))
-			}
-		}
-	}
-}
-
 func vmOrder(a, b *vmRec) int {
 	return cmp.Or(strings.Compare(a.pb.Name, b.pb.Name), strings.Compare(a.pb.Uuid, b.pb.Uuid))
 }
@@ -391,7 +343,6 @@ func (m *Manager) putVmLocked(v *acliv1.Vm, rev int64) {
 	}
 	renamed := old == nil || old.pb.Name != v.Name
 	if old != nil {
-		m.indexVm(old.pb, false)
 		if renamed {
 			m.unindexName(old)
 			m.unsort(old) // by its old name
@@ -412,7 +363,6 @@ func (m *Manager) putVmLocked(v *acliv1.Vm, rev int64) {
 			m.vmSorted = slices.Insert(m.vmSorted, i, r)
 		}
 	}
-	m.indexVm(v, true)
 }
 
 func (m *Manager) unindexName(r *vmRec) {
@@ -441,7 +391,6 @@ func (m *Manager) deleteVmLocked(id string) {
 	if r == nil {
 		return
 	}
-	m.indexVm(r.pb, false)
 	m.unindexName(r)
 	m.unsort(r)
 	delete(m.vms, id)
@@ -487,61 +436,6 @@ func byName[R any](field, ref, kind, plural string, index map[string][]R, uuid f
 
 func vmRef(v *acliv1.Vm) *acliv1.EntityRef {
 	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: v.Uuid, Name: v.Name}
-}
-
-// ---- networks ----
-
-func (m *Manager) putNetworkLocked(n *acliv1.Network, rev int64) {
-	if old := m.networks[n.Uuid]; old != nil {
-		delete(m.netByName, old.pb.Name)
-	}
-	r := &netRec{pb: n, rev: rev}
-	m.networks[n.Uuid] = r
-	m.netByName[n.Name] = r
-}
-
-func (m *Manager) deleteNetworkLocked(id string) {
-	if r := m.networks[id]; r != nil {
-		delete(m.netByName, r.pb.Name)
-		delete(m.networks, id)
-	}
-}
-
-func (m *Manager) networkLocked(field, ref string) (*netRec, error) {
-	if ref == "" {
-		return nil, apierr.BadField(field, "%s is required: give a network name or UUID", field)
-	}
-	if err := checkRef(field, ref); err != nil {
-		return nil, err
-	}
-	if r := m.networks[strings.ToLower(ref)]; r != nil {
-		return r, nil
-	}
-	if r := m.netByName[ref]; r != nil {
-		return r, nil
-	}
-	names := make([]string, 0, len(m.netByName))
-	for n := range m.netByName {
-		names = append(names, n)
-	}
-	return nil, apierr.NotFound("network", ref, names)
-}
-
-func (m *Manager) networkOut(r *netRec) *acliv1.Network {
-	n := proto.Clone(r.pb).(*acliv1.Network)
-	n.NumNics = int32(m.nicCount[r.pb.Uuid])
-	if n.IpConfig != "" {
-		for k := range m.nicIPs {
-			if strings.HasPrefix(k, n.Uuid+"/") {
-				n.NumIpsUsed++
-			}
-		}
-	}
-	return n
-}
-
-func networkRef(n *acliv1.Network) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kNetwork, Uuid: n.Uuid, Name: n.Name}
 }
 
 // ---- helpers ----

@@ -14,6 +14,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
 )
 
@@ -138,9 +139,11 @@ func (s taskService) ListTasks(ctx context.Context, req *acliv1.ListTasksRequest
 		if h := m.hostByIP[req.Entity]; h != nil {
 			want[h.pb.Uuid] = true
 		}
-		if n := m.netByName[req.Entity]; n != nil {
-			want[n.pb.Uuid] = true
-		}
+		m.db.View(func(tx *state.Tx) {
+			if n := tx.FindNetwork(req.Entity); n != nil {
+				want[n.Uuid] = true
+			}
+		})
 		match = func(t *acliv1.Task) bool {
 			for _, e := range t.Entities {
 				if want[e.Uuid] || want[e.Name] {

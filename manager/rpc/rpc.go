@@ -29,6 +29,7 @@ type Features struct {
 	Events       Events
 	Sim          Sim
 	Vms          Vms
+	Nics         Nics
 	VmGroups     VmGroups
 	Networks     Networks
 	VolumeGroups VolumeGroups
@@ -44,7 +45,7 @@ func Register(s grpc.ServiceRegistrar, f Features) {
 	registerTasks(s, f.Tasks)
 	registerEvents(s, f.Events)
 	registerSim(s, f.Sim)
-	registerVms(s, f.Vms, f.VmGroups)
+	registerVms(s, f.Vms, f.Nics, f.VmGroups)
 	registerNetworks(s, f.Networks)
 	registerVolumeGroups(s, f.VolumeGroups)
 	registerImages(s, f.Images)

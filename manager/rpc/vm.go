@@ -10,8 +10,8 @@ import (
 	"github.com/acli-dev/acli/manager/state"
 )
 
-// Vms is the VM lifecycle: create, edit, power, disks, NICs, clone,
-// migrate, host affinity.
+// Vms is the VM lifecycle: create, edit, power, disks, clone, migrate,
+// host affinity.
 type Vms interface {
 	ListVms(context.Context, *acliv1.ListVmsRequest) (*acliv1.ListVmsResponse, error)
 	GetVm(context.Context, *acliv1.GetVmRequest) (*acliv1.Vm, error)
@@ -24,13 +24,17 @@ type Vms interface {
 	UpdateDisk(context.Context, *acliv1.UpdateDiskRequest) (*acliv1.Task, error)
 	UpdateBootDevice(context.Context, *acliv1.UpdateBootDeviceRequest) (*acliv1.Task, error)
 	CloneVm(context.Context, *acliv1.CloneVmRequest) (*acliv1.Task, error)
-	CreateNic(context.Context, *acliv1.CreateNicRequest) (*acliv1.Task, error)
-	DeleteNic(context.Context, *acliv1.DeleteNicRequest) (*acliv1.Task, error)
-	UpdateNic(context.Context, *acliv1.UpdateNicRequest) (*acliv1.Task, error)
 	MigrateVm(context.Context, *acliv1.MigrateVmRequest) (*acliv1.Task, error)
 	SetAffinity(context.Context, *acliv1.SetAffinityRequest) (*acliv1.Task, error)
 	AssignDevice(context.Context, *acliv1.AssignDeviceRequest) (*acliv1.Task, error)
 	DeassignDevice(context.Context, *acliv1.AssignDeviceRequest) (*acliv1.Task, error)
+}
+
+// Nics are VMs' NICs (manager/network), served by the VM service.
+type Nics interface {
+	CreateNic(context.Context, *acliv1.CreateNicRequest) (*acliv1.Task, error)
+	DeleteNic(context.Context, *acliv1.DeleteNicRequest) (*acliv1.Task, error)
+	UpdateNic(context.Context, *acliv1.UpdateNicRequest) (*acliv1.Task, error)
 }
 
 // VmGroups are the VM groups (manager/vmgroup), served by the VM service.
@@ -44,11 +48,12 @@ type VmGroups interface {
 type vmServer struct {
 	acliv1.UnsafeVmServiceServer
 	f Vms
+	n Nics
 	g VmGroups
 }
 
-func registerVms(s grpc.ServiceRegistrar, f Vms, g VmGroups) {
-	acliv1.RegisterVmServiceServer(s, vmServer{f: f, g: g})
+func registerVms(s grpc.ServiceRegistrar, f Vms, n Nics, g VmGroups) {
+	acliv1.RegisterVmServiceServer(s, vmServer{f: f, n: n, g: g})
 }
 
 func (s vmServer) ListVms(ctx context.Context, req *acliv1.ListVmsRequest) (*acliv1.ListVmsResponse, error) {
@@ -99,11 +104,11 @@ func (s vmServer) CloneVm(ctx context.Context, req *acliv1.CloneVmRequest) (*acl
 }
 
 func (s vmServer) CreateNic(ctx context.Context, req *acliv1.CreateNicRequest) (*acliv1.Task, error) {
-	return reply(s.f.CreateNic(ctx, req))
+	return reply(s.n.CreateNic(ctx, req))
 }
 
 func (s vmServer) DeleteNic(ctx context.Context, req *acliv1.DeleteNicRequest) (*acliv1.Task, error) {
-	return reply(s.f.DeleteNic(ctx, req))
+	return reply(s.n.DeleteNic(ctx, req))
 }
 
 func (s vmServer) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) (*acliv1.Task, error) {
@@ -137,5 +142,5 @@ func (s vmServer) DeleteVmGroup(ctx context.Context, req *acliv1.DeleteVmGroupRe
 }
 
 func (s vmServer) UpdateNic(ctx context.Context, req *acliv1.UpdateNicRequest) (*acliv1.Task, error) {
-	return reply(s.f.UpdateNic(ctx, req))
+	return reply(s.n.UpdateNic(ctx, req))
 }

@@ -1,0 +1,125 @@
+package manager
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/network"
+	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/tasks"
+)
+
+// featureTasks runs a feature package's changes as the manager's quick
+// tasks (tasks.Starter): the busy table, the task log and the model's
+// copies stay here.
+type featureTasks struct{ m *Manager }
+
+type featureTask struct {
+	m *Manager
+	t *taskRec
+}
+
+func (f featureTasks) Begin(ctx context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) (tasks.Quick, error) {
+	m := f.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, l := range locks {
+		if t := m.heldLocked(l); t != nil {
+			return nil, apierr.Busy(kind, refs[0].Name, t.PB.Uuid, t.PB.Operation.String())
+		}
+	}
+	t := m.newTaskLocked(op, refs, locks...)
+	m.startedByLocked(ctx, t)
+	return &featureTask{m: m, t: t}, nil
+}
+
+func (ft *featureTask) Hold(lock string) (string, bool) {
+	ft.m.mu.Lock()
+	defer ft.m.mu.Unlock()
+	if o := ft.m.busy[lock]; o != nil && o != ft.t {
+		return o.PB.Uuid, false
+	}
+	ft.m.lockMoreLocked(ft.t, lock)
+	return "", true
+}
+
+func (ft *featureTask) Commit(ctx context.Context, ws []state.Write, message string) (*acliv1.Task, error) {
+	m := ft.m
+	out := outcome{message: message, apply: func(rev int64) { m.applyModelLocked(ws, rev) }}
+	for _, w := range ws {
+		out.writes = append(out.writes, write{key: w.Key, msg: w.Msg, rev: w.Rev})
+	}
+	pb, err := m.complete(ctx, ft.t, out, nil)
+	if err != nil {
+		ft.Drop()
+	}
+	return pb, err
+}
+
+func (ft *featureTask) Drop() {
+	ft.m.mu.Lock()
+	defer ft.m.mu.Unlock()
+	ft.m.forgetLocked(ft.t)
+}
+
+// applyModelLocked brings the model's copies of VMs up to committed
+// writes; the other records are read from the DB.
+func (m *Manager) applyModelLocked(ws []state.Write, rev int64) {
+	for _, w := range ws {
+		id, ok := strings.CutPrefix(w.Key, vmPrefix)
+		if !ok {
+			continue
+		}
+		if v, _ := w.Msg.(*acliv1.Vm); v != nil {
+			m.putVmLocked(v, rev)
+		} else {
+			m.deleteVmLocked(id)
+		}
+	}
+}
+
+// lockMoreLocked adds a lock to a running task, released with its others.
+func (m *Manager) lockMoreLocked(t *taskRec, key string) {
+	t.Locks = append(t.Locks, key)
+	m.busy[key] = t
+}
+
+// vmUUID resolves a VM reference for a feature package.
+func (m *Manager) vmUUID(ref string) (string, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r, err := m.vmLocked("vm", ref)
+	if err != nil {
+		return "", err
+	}
+	return r.pb.Uuid, nil
+}
+
+// newMACLocked generates a MAC no NIC has and no task claims.
+func (m *Manager) newMACLocked() string {
+	var mac string
+	m.db.View(func(tx *state.Tx) {
+		mac = network.NewMAC(func(mac string) bool { return tx.VmByMAC(mac) != nil || m.busy["mac:"+mac] != nil })
+	})
+	return mac
+}
+
+// cloneNicAddrsLocked gives a clone's NICs addresses of their own, held by
+// t until it ends (network.CloneAddrs).
+func (m *Manager) cloneNicAddrsLocked(t *taskRec, v *acliv1.Vm) error {
+	var err error
+	m.db.View(func(tx *state.Tx) {
+		err = network.CloneAddrs(tx, v, func(net string, a netip.Addr) string {
+			lock := network.AddrLock(net, a)
+			if o := m.busy[lock]; o != nil && o != t {
+				return "being created by task " + o.PB.Uuid
+			}
+			m.lockMoreLocked(t, lock)
+			return ""
+		})
+	})
+	return err
+}

@@ -199,7 +199,9 @@ func findGroup(ctx context.Context, c *client.Client, ref string) (*acliv1.VmGro
 	if best := nearest(ref, names); len(best) > 0 {
 		hint = "; did you mean " + quoteJoin(best) + "?"
 	}
-	return nil, client.Errorf(client.ExitNotFound, "VM group %q not found%s", ref, hint)
+	ce := client.Errorf(client.ExitNotFound, "VM group %q not found%s", ref, hint)
+	ce.Missing = []string{ref} // acli prints "Unknown name: <ref>"
+	return nil, ce
 }
 
 func runVMGroupGet(ctx context.Context, r *Req) error {

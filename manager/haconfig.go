@@ -9,6 +9,7 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/ha"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/vmgroup"
 )
 
 // Cluster-wide HA and ADS settings (acli's ha.get/ha.update and
@@ -105,8 +106,11 @@ func (m *Manager) haRefusal(vm *acliv1.Vm, host string) error {
 // antiAffinityLocked maps each VM to its anti-affinity groups while ADS,
 // which enforces that should-rule, is on; off, placement ignores them.
 func (m *Manager) antiAffinityLocked() map[string][]string {
-	if !adsEnabled(m.clusterRecord()) {
-		return map[string][]string{}
-	}
-	return m.ops.groups.AntiAffinity()
+	var groups map[string][]string
+	m.db.View(func(tx *state.Tx) {
+		if groups = map[string][]string{}; adsEnabled(tx.Cluster()) {
+			groups = vmgroup.AntiAffinity(tx)
+		}
+	})
+	return groups
 }

@@ -70,6 +70,7 @@ import (
 	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/tasks"
 	"github.com/acli-dev/acli/manager/vm"
+	"github.com/acli-dev/acli/manager/vmgroup"
 )
 
 // Version is the clusterd version, set at build time with
@@ -152,10 +153,11 @@ type Manager struct {
 	mu      sync.RWMutex
 	closing bool
 	model
-	ops  opsState // maintenance, migration, HA and VM groups (ops.go)
-	net  *network.Service
-	vgs  *storage.Sessions // volume groups and iSCSI sessions (vg.go)
-	stor storageState      // vDisk copies (vdisk.go)
+	ops    opsState // maintenance, migration, HA and VM groups (ops.go)
+	net    *network.Service
+	groups *vmgroup.Service
+	vgs    *storage.Sessions // volume groups and iSCSI sessions (vg.go)
+	stor   storageState      // vDisk copies (vdisk.go)
 	// hostEv applies the driver's host reports (hostevents.go).
 	hostEv *hostsync.Events
 }
@@ -194,6 +196,7 @@ func New(cfg Config) (*Manager, error) {
 	m.initVgs(cfg.Iscsi)
 	m.initStorage()
 	m.net = &network.Service{DB: m.db, Tasks: featureTasks{m}, Vms: m.vmUUID, Hosts: m.drv}
+	m.groups = &vmgroup.Service{DB: m.db, Tasks: featureTasks{m}, Vms: m.vmUUID}
 	m.db.SetCapacity(m.containerCapacity)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 
@@ -217,9 +220,6 @@ func New(cfg Config) (*Manager, error) {
 		if err := m.bootstrap(ctx); err != nil {
 			return nil, err
 		}
-	}
-	if err := m.loadOps(ctx); err != nil {
-		return nil, err
 	}
 	if !cfg.ReadOnly {
 		if err := m.recoverTasks(ctx); err != nil {
@@ -291,7 +291,7 @@ func (m *Manager) Register(s *grpc.Server) {
 		Sim:          simService{m: m},
 		Vms:          vmFeature{vm.New(vmCluster{m}, m.db, m.drv), vmService{m: m}},
 		Nics:         m.net,
-		VmGroups:     vmGroupService{m: m},
+		VmGroups:     m.groups,
 		Networks:     m.net,
 		VolumeGroups: m.vgService(),
 		Images:       m.imageService(),

@@ -22,7 +22,6 @@ import (
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/vm"
-	"github.com/acli-dev/acli/manager/vmgroup"
 )
 
 // Defaults of the operations settings.
@@ -37,8 +36,6 @@ const (
 // opsState is guarded by Manager.mu except slots (own lock) and the
 // settings (fixed at New).
 type opsState struct {
-	groups *vmgroup.Table
-
 	// targets maps a host UUID to the running tasks that move VMs onto it;
 	// such a host may not enter maintenance meanwhile.
 	targets map[string][]*taskRec
@@ -57,7 +54,6 @@ type opsState struct {
 
 func (m *Manager) initOps(cfg Config) {
 	o := &m.ops
-	o.groups = vmgroup.NewTable()
 	o.targets = map[string][]*taskRec{}
 	o.arriving = map[string]int{}
 	o.arrived = make(chan struct{})
@@ -75,9 +71,20 @@ func (m *Manager) initOps(cfg Config) {
 	m.hostEv = m.newHostEvents()
 }
 
-// loadOps reads the VM groups.
-func (m *Manager) loadOps(ctx context.Context) error {
-	return loadAll(ctx, m.st, vmgroup.Prefix, m.ops.groups.Put)
+// placeWithRulesLocked places a VM that belongs to an anti-affinity group
+// with the scheduler, which honours the group; other VMs (and a VM the
+// scheduler cannot place) go to the placement function, whose must-rules
+// are the same and whose refusals name each host's shortfall.
+func (m *Manager) placeWithRulesLocked(v *acliv1.Vm) (*hostRec, bool) {
+	groups := m.antiAffinityLocked()
+	if len(groups[v.Uuid]) == 0 {
+		return nil, false
+	}
+	p, err := scheduler.Place(m.snapshotLocked(), schedVM(v, groups[v.Uuid]), scheduler.Options{})
+	if err != nil {
+		return nil, false
+	}
+	return m.hosts[p.Host.UUID], true
 }
 
 // startOps starts the HA controller and resumes the HA of hosts that

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -14,88 +13,8 @@ import (
 	"github.com/acli-dev/acli/manager/network"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store/bolt"
-	"github.com/acli-dev/acli/manager/tasks"
+	"github.com/acli-dev/acli/manager/tasks/taskstest"
 )
-
-// fakeTasks is a task table: locks held by task, commits through the DB.
-type fakeTasks struct {
-	db     *state.DB
-	mu     sync.Mutex
-	held   map[string]*fakeTask
-	n      int
-	ended  []string // "op: message" or "op: dropped"
-	failed error    // the next Commit fails with it before committing
-}
-
-type fakeTask struct {
-	f     *fakeTasks
-	id    string
-	op    acliv1.TaskOperation
-	locks []string
-}
-
-func (f *fakeTasks) Begin(_ context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) (tasks.Quick, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, l := range locks {
-		if o := f.held[l]; o != nil {
-			return nil, apierr.Busy(kind, refs[0].Name, o.id, o.op.String())
-		}
-	}
-	f.n++
-	t := &fakeTask{f: f, id: "task-" + string(rune('0'+f.n)), op: op}
-	for _, l := range locks {
-		f.held[l] = t
-		t.locks = append(t.locks, l)
-	}
-	return t, nil
-}
-
-func (t *fakeTask) Hold(lock string) (string, bool) {
-	t.f.mu.Lock()
-	defer t.f.mu.Unlock()
-	if o := t.f.held[lock]; o != nil && o != t {
-		return o.id, false
-	}
-	t.f.held[lock] = t
-	t.locks = append(t.locks, lock)
-	return "", true
-}
-
-func (t *fakeTask) end(what string) {
-	t.f.mu.Lock()
-	defer t.f.mu.Unlock()
-	for _, l := range t.locks {
-		delete(t.f.held, l)
-	}
-	t.f.ended = append(t.f.ended, t.op.String()+": "+what)
-}
-
-func (t *fakeTask) Commit(ctx context.Context, ws []state.Write, msg string) (*acliv1.Task, error) {
-	if err := t.f.failed; err != nil {
-		t.f.failed = nil
-		t.end("dropped")
-		return nil, err
-	}
-	_, err := t.f.db.Update(ctx, func(tx *state.Tx) error {
-		for _, w := range ws {
-			if w.Msg == nil {
-				tx.Delete(w.Key, w.Rev)
-			} else {
-				tx.Put(w.Key, w.Msg, w.Rev)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.end("dropped")
-		return nil, err
-	}
-	t.end(msg)
-	return &acliv1.Task{Uuid: t.id, Operation: t.op, Status: acliv1.TaskStatus_kSucceeded}, nil
-}
-
-func (t *fakeTask) Drop() { t.end("dropped") }
 
 // wirer records the switches and NICs it is asked to wire; refuse makes
 // it fail.
@@ -123,7 +42,7 @@ func (w *wirer) UpdateNic(_ context.Context, h *acliv1.Host, v *acliv1.Vm, nic *
 
 // newService is a service over a DB with host h1, VM a running there and
 // VM b off.
-func newService(t *testing.T) (*network.Service, *fakeTasks, *wirer) {
+func newService(t *testing.T) (*network.Service, *taskstest.Starter, *wirer) {
 	t.Helper()
 	st, err := bolt.Open(t.TempDir(), bolt.Options{})
 	if err != nil {
@@ -142,7 +61,7 @@ func newService(t *testing.T) (*network.Service, *fakeTasks, *wirer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ft := &fakeTasks{db: db, held: map[string]*fakeTask{}}
+	ft := taskstest.New(db)
 	w := &wirer{}
 	s := &network.Service{DB: db, Tasks: ft, Hosts: w, Vms: func(ref string) (string, error) {
 		switch ref {
@@ -196,8 +115,8 @@ func TestServiceNetworksAndNics(t *testing.T) {
 	if vms.Vms[1].Ip != "10.44.0.11" {
 		t.Fatalf("b's new NIC has %s", vms.Vms[1].Ip)
 	}
-	if len(ft.held) != 0 {
-		t.Fatalf("locks left held: %v", ft.held)
+	if h := ft.Held(); len(h) != 0 {
+		t.Fatalf("locks left held: %v", h)
 	}
 }
 
@@ -216,7 +135,7 @@ func TestServiceClaimsAndHosts(t *testing.T) {
 	if _, ok := other.Hold("ip:" + n.Uuid + "/10.44.0.10"); !ok {
 		t.Fatal("hold refused")
 	}
-	ft.failed = errors.New("store down")
+	ft.FailNext = errors.New("store down")
 	wantErr(t, errOf(s.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "a", Network: "prod"})), codes.Unknown, "store down")
 	must[*acliv1.Task](t)(s.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "a", Network: "prod", Mac: "50:6b:8d:00:00:02", VlanMode: acliv1.NetworkMode_kTrunked, TrunkedNetworks: []int32{30, 20}}))
 	vms := must[*acliv1.ListNetworkVmsResponse](t)(s.ListNetworkVms(bg, &acliv1.ListNetworkVmsRequest{Network: "prod"}))

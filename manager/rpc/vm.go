@@ -10,8 +10,7 @@ import (
 	"github.com/acli-dev/acli/manager/state"
 )
 
-// Vms is the VM lifecycle: create, edit, power, disks, clone, migrate,
-// host affinity.
+// Vms is the VM lifecycle: create, edit, power, disks, clone, migrate.
 type Vms interface {
 	ListVms(context.Context, *acliv1.ListVmsRequest) (*acliv1.ListVmsResponse, error)
 	GetVm(context.Context, *acliv1.GetVmRequest) (*acliv1.Vm, error)
@@ -25,7 +24,6 @@ type Vms interface {
 	UpdateBootDevice(context.Context, *acliv1.UpdateBootDeviceRequest) (*acliv1.Task, error)
 	CloneVm(context.Context, *acliv1.CloneVmRequest) (*acliv1.Task, error)
 	MigrateVm(context.Context, *acliv1.MigrateVmRequest) (*acliv1.Task, error)
-	SetAffinity(context.Context, *acliv1.SetAffinityRequest) (*acliv1.Task, error)
 	AssignDevice(context.Context, *acliv1.AssignDeviceRequest) (*acliv1.Task, error)
 	DeassignDevice(context.Context, *acliv1.AssignDeviceRequest) (*acliv1.Task, error)
 }
@@ -37,8 +35,10 @@ type Nics interface {
 	UpdateNic(context.Context, *acliv1.UpdateNicRequest) (*acliv1.Task, error)
 }
 
-// VmGroups are the VM groups (manager/vmgroup), served by the VM service.
+// VmGroups are the VM groups and VMs' host affinity (manager/vmgroup),
+// served by the VM service.
 type VmGroups interface {
+	SetAffinity(context.Context, *acliv1.SetAffinityRequest) (*acliv1.Task, error)
 	ListVmGroups(context.Context, *acliv1.ListVmGroupsRequest) (*acliv1.ListVmGroupsResponse, error)
 	CreateVmGroup(context.Context, *acliv1.CreateVmGroupRequest) (*acliv1.Task, error)
 	UpdateVmGroup(context.Context, *acliv1.UpdateVmGroupRequest) (*acliv1.Task, error)
@@ -116,7 +116,7 @@ func (s vmServer) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) (
 }
 
 func (s vmServer) SetAffinity(ctx context.Context, req *acliv1.SetAffinityRequest) (*acliv1.Task, error) {
-	return reply(s.f.SetAffinity(ctx, req))
+	return reply(s.g.SetAffinity(ctx, req))
 }
 
 func (s vmServer) ListVmGroups(ctx context.Context, req *acliv1.ListVmGroupsRequest) (*acliv1.ListVmGroupsResponse, error) {

@@ -22,6 +22,8 @@ const (
 	// SwitchPrefix holds the virtual switches changed from their
 	// defaults, each under its name.
 	SwitchPrefix = "/vswitches/"
+	// VmGroupPrefix holds the VM groups.
+	VmGroupPrefix = "/vmgroups/"
 )
 
 // HostKey, VmKey and NetworkKey are the store keys of one record.
@@ -29,6 +31,7 @@ func HostKey(id string) string     { return HostPrefix + id }
 func VmKey(id string) string       { return VmPrefix + id }
 func NetworkKey(id string) string  { return NetworkPrefix + id }
 func SwitchKey(name string) string { return SwitchPrefix + name }
+func VmGroupKey(id string) string  { return VmGroupPrefix + id }
 
 // AnyRev in a Put or Delete skips the revision compare.
 const AnyRev = -1
@@ -54,8 +57,9 @@ type DB struct {
 	vcpus    map[string]int32               // host UUID -> vCPUs of VMs placed there
 	nets     *Index[*acliv1.Network]
 	switches *Index[*acliv1.VirtualSwitch] // by name: their key
-	nicIPs   map[string]string             // network UUID/IP -> VM UUID (rules_net.go)
-	revs     map[string]int64              // key -> mod revision of the records above
+	groups   *Index[*acliv1.VmGroup]
+	nicIPs   map[string]string // network UUID/IP -> VM UUID (rules_net.go)
+	revs     map[string]int64  // key -> mod revision of the records above
 	arrivals map[uint64]Arrival
 	nextArr  uint64
 	reserved map[string]int64 // host UUID -> memory held by arrivals
@@ -90,6 +94,7 @@ func (db *DB) reset() {
 	db.vcpus = map[string]int32{}
 	db.nets, db.nicIPs = NewIndex((*acliv1.Network).GetName), map[string]string{}
 	db.switches = NewIndex((*acliv1.VirtualSwitch).GetName)
+	db.groups = NewIndex((*acliv1.VmGroup).GetName)
 	db.revs = map[string]int64{}
 	db.arrivals, db.reserved = map[uint64]Arrival{}, map[string]int64{}
 	db.pending, db.endedByPending = map[string]*batch{}, map[uint64]Arrival{}
@@ -118,7 +123,7 @@ func (db *DB) Load(ctx context.Context) error {
 	case err != store.ErrNotFound:
 		return fmt.Errorf("loading the cluster record: %w", err)
 	}
-	for _, prefix := range []string{HostPrefix, NetworkPrefix, VmPrefix, ImagePrefix, SnapshotPrefix, VgPrefix, SwitchPrefix} {
+	for _, prefix := range []string{HostPrefix, NetworkPrefix, VmPrefix, ImagePrefix, SnapshotPrefix, VgPrefix, SwitchPrefix, VmGroupPrefix} {
 		kvs, err := db.st.List(ctx, prefix)
 		if err != nil {
 			return fmt.Errorf("loading %s: %w", prefix, err)
@@ -161,6 +166,8 @@ func newRecord(key string) proto.Message {
 		return &acliv1.VolumeGroup{}
 	case strings.HasPrefix(key, SwitchPrefix):
 		return &acliv1.VirtualSwitch{}
+	case strings.HasPrefix(key, VmGroupPrefix):
+		return &acliv1.VmGroup{}
 	}
 	return nil
 }
@@ -238,6 +245,8 @@ func (db *DB) applyEncoded(key string, msg proto.Message, wire []byte, rev int64
 		putOrDeleteIn(db.nets, strings.TrimPrefix(key, NetworkPrefix), msg)
 	case strings.HasPrefix(key, SwitchPrefix):
 		putOrDeleteIn(db.switches, strings.TrimPrefix(key, SwitchPrefix), msg)
+	case strings.HasPrefix(key, VmGroupPrefix):
+		putOrDeleteIn(db.groups, strings.TrimPrefix(key, VmGroupPrefix), msg)
 	case strings.HasPrefix(key, ImagePrefix):
 		putOrDelete(db.imgs, strings.TrimPrefix(key, ImagePrefix), msg)
 	case strings.HasPrefix(key, SnapshotPrefix):
@@ -469,6 +478,30 @@ func (tx *Tx) Switch(name string) *acliv1.VirtualSwitch {
 
 // SwitchNames are the names of the stored virtual switches, sorted.
 func (tx *Tx) SwitchNames() []string { return tx.db.switches.Names() }
+
+// VmGroup is a VM group by UUID (nil if none).
+func (tx *Tx) VmGroup(id string) *acliv1.VmGroup {
+	if m, ok := tx.staging(VmGroupKey(id)); ok {
+		g, _ := m.(*acliv1.VmGroup)
+		return g
+	}
+	g, _ := tx.db.groups.Get(id)
+	return g
+}
+
+// FindVmGroup is the committed VM group ref names (UUID or name), or nil.
+func (tx *Tx) FindVmGroup(ref string) *acliv1.VmGroup {
+	g, _ := tx.db.groups.Find(ref)
+	return g
+}
+
+// VmGroupNames are the committed VM groups' names, sorted.
+func (tx *Tx) VmGroupNames() []string { return tx.db.groups.Names() }
+
+// VmGroups are every VM group, ordered by UUID.
+func (tx *Tx) VmGroups() []*acliv1.VmGroup {
+	return collect(tx, tx.db.groups.All(), VmGroupPrefix, tx.VmGroup)
+}
 
 // Rev is the committed mod revision of key (0: none).
 func (tx *Tx) Rev(key string) int64 { return tx.db.revs[key] }

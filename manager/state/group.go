@@ -248,6 +248,11 @@ func (db *DB) recordLocked(key string) proto.Message {
 			return vs
 		}
 	}
+	if id, ok := strings.CutPrefix(key, VmGroupPrefix); ok {
+		if g, ok := db.groups.Get(id); ok {
+			return g
+		}
+	}
 	if id, ok := strings.CutPrefix(key, ImagePrefix); ok && db.imgs[id] != nil {
 		return db.imgs[id]
 	}

@@ -1,6 +1,8 @@
-// Package vmgroup holds the VM groups: their table and what an edit does to
-// a group. A group's anti-affinity is a should-rule: the scheduler keeps its
-// members on different hosts when it can (scheduler.VM.AntiAffinityGroups).
+// Package vmgroup holds the VM groups and VMs' host affinity: what an edit
+// does to a group, and the service that commits it. A group's
+// anti-affinity is a should-rule: the scheduler keeps its members on
+// different hosts when it can (scheduler.VM.AntiAffinityGroups). Host
+// affinity is a must-rule: the VM runs only on the listed hosts.
 package vmgroup
 
 import (
@@ -15,58 +17,15 @@ import (
 	"github.com/acli-dev/acli/manager/state"
 )
 
-// Prefix is where groups are stored, one record per group under Key.
-const Prefix = "/vmgroups/"
-
-// Key is the store key of group id.
-func Key(id string) string { return Prefix + id }
-
-// Rec is a committed group and its store revision.
-type Rec struct {
-	PB  *acliv1.VmGroup
-	Rev int64
-}
-
-// Table holds the committed groups by UUID and name. Its owner guards it
-// with the model lock.
-type Table struct {
-	ix *state.Index[*Rec]
-}
-
-// NewTable returns an empty table.
-func NewTable() *Table {
-	return &Table{ix: state.NewIndex(func(r *Rec) string { return r.PB.Name })}
-}
-
-// Put records g at rev, replacing the group with its UUID.
-func (t *Table) Put(g *acliv1.VmGroup, rev int64) { t.ix.Put(g.Uuid, &Rec{PB: g, Rev: rev}) }
-
-// Delete forgets group id.
-func (t *Table) Delete(id string) { t.ix.Delete(id) }
-
-// Named is the group called name, or nil.
-func (t *Table) Named(name string) *Rec {
-	r, _ := t.ix.Named(name)
-	return r
-}
-
-// Lookup finds a group by UUID or name; not found names the nearest.
-func (t *Table) Lookup(ref string) (*Rec, error) {
-	if r, ok := t.ix.Find(ref); ok {
-		return r, nil
-	}
-	return nil, apierr.NotFound("vm_group", ref, t.ix.Names())
-}
-
 // AntiAffinity maps each VM to its anti-affinity groups, sorted.
-func (t *Table) AntiAffinity() map[string][]string {
+func AntiAffinity(tx *state.Tx) map[string][]string {
 	out := map[string][]string{}
-	for _, g := range t.ix.All() {
-		if !g.PB.AntiAffinity {
+	for _, g := range tx.VmGroups() {
+		if !g.AntiAffinity {
 			continue
 		}
-		for _, id := range g.PB.VmUuids {
-			out[id] = append(out[id], g.PB.Uuid)
+		for _, id := range g.VmUuids {
+			out[id] = append(out[id], g.Uuid)
 		}
 	}
 	for _, gs := range out {
@@ -75,14 +34,9 @@ func (t *Table) AntiAffinity() map[string][]string {
 	return out
 }
 
-// List is every group by name, members that no longer exist left out.
-func (t *Table) List(exists func(vm string) bool) []*acliv1.VmGroup {
-	out := make([]*acliv1.VmGroup, 0, t.ix.Len())
-	for _, r := range t.ix.All() {
-		out = append(out, Out(r.PB, exists))
-	}
-	slices.SortFunc(out, func(a, b *acliv1.VmGroup) int { return strings.Compare(a.Name, b.Name) })
-	return out
+// exists reports whether VM id is committed.
+func exists(tx *state.Tx) func(id string) bool {
+	return func(id string) bool { return tx.Vm(id) != nil }
 }
 
 // Out is g without the members that no longer exist.

@@ -1,6 +1,7 @@
 package vmgroup
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -10,49 +11,116 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/store/bolt"
+	"github.com/acli-dev/acli/manager/tasks/taskstest"
 )
 
-func TestTable(t *testing.T) {
-	tab := NewTable()
-	tab.Put(&acliv1.VmGroup{Uuid: "g1", Name: "web", AntiAffinity: true, VmUuids: []string{"v2", "v1"}}, 1)
-	tab.Put(&acliv1.VmGroup{Uuid: "g2", Name: "db", AntiAffinity: true, VmUuids: []string{"v1"}}, 2)
-	tab.Put(&acliv1.VmGroup{Uuid: "g3", Name: "misc", VmUuids: []string{"v1", "v3"}}, 3)
-	// A rename frees the old name.
-	tab.Put(&acliv1.VmGroup{Uuid: "g3", Name: "other", VmUuids: []string{"v1", "v3"}}, 4)
-	if tab.Named("misc") != nil {
-		t.Error("the old name still finds the renamed group")
+// newService is a service over a DB with hosts h1 (127.44.0.2) and h2
+// (127.44.0.1), VM a running on h1 and VM b off.
+func newService(t *testing.T) (*Service, *taskstest.Starter) {
+	t.Helper()
+	st, err := bolt.Open(t.TempDir(), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if r, err := tab.Lookup("G1"); err != nil || r.PB.Name != "web" {
-		t.Errorf("Lookup by UUID in capitals = %v, %v", r, err)
+	t.Cleanup(func() { st.Close() })
+	db := state.NewDB(st)
+	_, err = db.Update(context.Background(), func(tx *state.Tx) error {
+		tx.Put(state.ClusterKey, &acliv1.Cluster{Uuid: "uuid-c", Name: "c", RedundancyFactor: 2}, 0)
+		for _, h := range []*acliv1.Host{{Uuid: "uuid-h1", Name: "h1", HypervisorIp: "127.44.0.2"}, {Uuid: "uuid-h2", Name: "h2", HypervisorIp: "127.44.0.1"}} {
+			h.MemoryBytes, h.Schedulable, h.NodeState, h.CvmState = 8<<30, true, acliv1.NodeState_AcropolisNormal, acliv1.CvmState_kCvmUp
+			tx.Put(state.HostKey(h.Uuid), h, 0)
+		}
+		tx.Put(state.VmKey("uuid-a"), &acliv1.Vm{Uuid: "uuid-a", Name: "a", MemoryBytes: 1 << 30, PowerState: acliv1.PowerState_kOn, HostUuid: "uuid-h1"}, 0)
+		tx.Put(state.VmKey("uuid-b"), &acliv1.Vm{Uuid: "uuid-b", Name: "b", MemoryBytes: 1 << 30}, 0)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if r, err := tab.Lookup("other"); err != nil || r.Rev != 4 {
-		t.Errorf("Lookup by name = %v, %v", r, err)
+	ts := taskstest.New(db)
+	return &Service{DB: db, Tasks: ts, Vms: func(ref string) (string, error) {
+		if ref == "a" || ref == "b" {
+			return "uuid-" + ref, nil
+		}
+		return "", apierr.NotFound("vm", ref, []string{"a", "b"})
+	}}, ts
+}
+
+var bg = context.Background()
+
+func wantCode(t *testing.T, err error, code codes.Code, sub string) {
+	t.Helper()
+	if status.Code(err) != code || !strings.Contains(status.Convert(err).Message(), sub) {
+		t.Fatalf("got %v, want %s containing %q", err, code, sub)
 	}
-	_, err := tab.Lookup("wbe")
-	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), `"web"`) {
-		t.Errorf("Lookup(wbe) = %v, want not found naming web", err)
-	}
-	aa := tab.AntiAffinity()
-	if !slices.Equal(aa["v1"], []string{"g1", "g2"}) || !slices.Equal(aa["v2"], []string{"g1"}) || aa["v3"] != nil {
-		t.Errorf("AntiAffinity = %v", aa)
-	}
-	list := tab.List(func(id string) bool { return id != "v1" })
-	var names []string
-	for _, g := range list {
-		names = append(names, g.Name)
-		if slices.Contains(g.VmUuids, "v1") {
-			t.Errorf("group %s lists the deleted vm v1", g.Name)
+}
+
+func TestServiceGroups(t *testing.T) {
+	s, ts := newService(t)
+	for _, name := range []string{"web", "db"} {
+		if _, err := s.CreateVmGroup(bg, &acliv1.CreateVmGroupRequest{Name: name}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if !slices.Equal(names, []string{"db", "other", "web"}) {
-		t.Errorf("List names = %v", names)
+	_, err := s.CreateVmGroup(bg, &acliv1.CreateVmGroupRequest{Name: "web"})
+	wantCode(t, err, codes.AlreadyExists, "vm group names are unique")
+	if _, err := s.UpdateVmGroup(bg, &acliv1.UpdateVmGroupRequest{Group: "web", AddVms: []string{"a", "b"}, AntiAffinity: proto.Bool(true)}); err != nil {
+		t.Fatal(err)
 	}
-	if r, _ := tab.Lookup("web"); len(r.PB.VmUuids) != 2 {
-		t.Error("List changed the committed record")
+	_, err = s.UpdateVmGroup(bg, &acliv1.UpdateVmGroupRequest{Group: "wbe", AddVms: []string{"a"}})
+	wantCode(t, err, codes.NotFound, `vm_group "wbe" not found (did you mean "web"?)`)
+	_, err = s.UpdateVmGroup(bg, &acliv1.UpdateVmGroupRequest{Group: "web", AddVms: []string{"c"}})
+	wantCode(t, err, codes.NotFound, `vm "c" not found`)
+	_, err = s.UpdateVmGroup(bg, &acliv1.UpdateVmGroupRequest{Group: "db", RemoveVms: []string{"a"}})
+	wantCode(t, err, codes.FailedPrecondition, "vm a is not a member of vm group db")
+
+	var aa map[string][]string
+	s.DB.View(func(tx *state.Tx) { aa = AntiAffinity(tx) })
+	if len(aa["uuid-a"]) != 1 || len(aa["uuid-b"]) != 1 {
+		t.Fatalf("AntiAffinity = %v", aa)
 	}
-	tab.Delete("g2")
-	if _, err := tab.Lookup("db"); err == nil {
-		t.Error("a deleted group is still found")
+	// A deleted member is left out of the listing, not of the record.
+	if _, err := s.DB.Update(bg, func(tx *state.Tx) error { tx.Delete(state.VmKey("uuid-b"), state.AnyRev); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := s.ListVmGroups(bg, &acliv1.ListVmGroupsRequest{})
+	if len(list.Groups) != 2 || list.Groups[0].Name != "db" || !slices.Equal(list.Groups[1].VmUuids, []string{"uuid-a"}) {
+		t.Fatalf("list %v", list.Groups)
+	}
+	if _, err := s.DeleteVmGroup(bg, &acliv1.DeleteVmGroupRequest{Group: "db"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.DeleteVmGroup(bg, &acliv1.DeleteVmGroupRequest{Group: "db"})
+	wantCode(t, err, codes.NotFound, `vm_group "db" not found`)
+	if h := ts.Held(); len(h) != 0 {
+		t.Fatalf("locks left held: %v", h)
+	}
+}
+
+func TestServiceAffinity(t *testing.T) {
+	s, ts := newService(t)
+	// Hosts are kept in hypervisor IP order however they are typed.
+	if _, err := s.SetAffinity(bg, &acliv1.SetAffinityRequest{Vm: "b", Hosts: []string{"h1,127.44.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	var b *acliv1.Vm
+	s.DB.View(func(tx *state.Tx) { b = tx.Vm("uuid-b") })
+	if !slices.Equal(b.HostAffinity, []string{"uuid-h2", "uuid-h1"}) {
+		t.Fatalf("affinity %v", b.HostAffinity)
+	}
+	_, err := s.SetAffinity(bg, &acliv1.SetAffinityRequest{Vm: "a", Hosts: []string{"h2"}})
+	wantCode(t, err, codes.FailedPrecondition, "vm a runs on h1 (127.44.0.2), outside the new host affinity; migrate it first (vm.migrate a host=h2)")
+	_, err = s.SetAffinity(bg, &acliv1.SetAffinityRequest{Vm: "a", Hosts: []string{"h3"}})
+	wantCode(t, err, codes.NotFound, `host "h3" not found`)
+	if _, err := s.SetAffinity(bg, &acliv1.SetAffinityRequest{Vm: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"kVmSetAffinity: vm b host affinity set to h2 (127.44.0.1), h1 (127.44.0.2)", "kVmSetAffinity: dropped", "kVmSetAffinity: dropped", "kVmSetAffinity: vm b host affinity cleared"}
+	if got := ts.Ended(); !slices.Equal(got, want) {
+		t.Fatalf("tasks ended\n%q\nwant\n%q", got, want)
 	}
 }
 

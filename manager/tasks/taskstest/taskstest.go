@@ -1,0 +1,123 @@
+// Package taskstest is a tasks.Starter for the unit tests of feature
+// packages: a lock table like the manager's busy table, commits through a
+// state.DB, and a log of how each task ended.
+package taskstest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/tasks"
+)
+
+// Starter begins tasks over DB.
+type Starter struct {
+	DB *state.DB
+	// FailNext, when set, fails the next Commit with it before anything
+	// is committed.
+	FailNext error
+
+	mu    sync.Mutex
+	held  map[string]*task
+	n     int
+	ended []string
+}
+
+type task struct {
+	s     *Starter
+	id    string
+	op    acliv1.TaskOperation
+	locks []string
+}
+
+// New is a Starter over db.
+func New(db *state.DB) *Starter { return &Starter{DB: db, held: map[string]*task{}} }
+
+func (s *Starter) Begin(_ context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) (tasks.Quick, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range locks {
+		if o := s.held[l]; o != nil {
+			return nil, apierr.Busy(kind, refs[0].Name, o.id, o.op.String())
+		}
+	}
+	s.n++
+	t := &task{s: s, id: fmt.Sprintf("task-%d", s.n), op: op}
+	for _, l := range locks {
+		s.held[l] = t
+		t.locks = append(t.locks, l)
+	}
+	return t, nil
+}
+
+// Held are the locks tasks hold now.
+func (s *Starter) Held() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for l := range s.held {
+		out = append(out, l)
+	}
+	return out
+}
+
+// Ended is how each task ended, in order: "<op>: <message>" or
+// "<op>: dropped".
+func (s *Starter) Ended() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.ended...)
+}
+
+func (t *task) Hold(lock string) (string, bool) {
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	if o := t.s.held[lock]; o != nil && o != t {
+		return o.id, false
+	}
+	t.s.held[lock] = t
+	t.locks = append(t.locks, lock)
+	return "", true
+}
+
+func (t *task) end(what string) {
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	for _, l := range t.locks {
+		if t.s.held[l] == t {
+			delete(t.s.held, l)
+		}
+	}
+	t.s.ended = append(t.s.ended, t.op.String()+": "+what)
+}
+
+func (t *task) Commit(ctx context.Context, ws []state.Write, msg string) (*acliv1.Task, error) {
+	t.s.mu.Lock()
+	err := t.s.FailNext
+	t.s.FailNext = nil
+	t.s.mu.Unlock()
+	if err == nil {
+		_, err = t.s.DB.Update(ctx, func(tx *state.Tx) error {
+			for _, w := range ws {
+				if w.Msg == nil {
+					tx.Delete(w.Key, w.Rev)
+				} else {
+					tx.Put(w.Key, w.Msg, w.Rev)
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		t.end("dropped")
+		return nil, err
+	}
+	t.end(msg)
+	return &acliv1.Task{Uuid: t.id, Operation: t.op, Status: acliv1.TaskStatus_kSucceeded}, nil
+}
+
+func (t *task) Drop() { t.end("dropped") }

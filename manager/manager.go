@@ -249,6 +249,9 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the %s driver: %w", m.drv.Name(), err)
 	}
+	if err := m.net.Rewire(m.ctx); err != nil {
+		m.log.Warn("hosts keep their bridges", "err", err)
+	}
 	m.bgWG.Add(2)
 	go m.consumeHostEvents(hostEvents)
 	go m.flushEvents()

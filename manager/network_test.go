@@ -1,6 +1,7 @@
 package manager_test
 
 import (
+	"strings"
 	"sync"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver/sim"
 	"github.com/acli-dev/acli/manager/managertest"
 )
 
@@ -164,4 +166,56 @@ func TestNicUpdateAndVirtualSwitch(t *testing.T) {
 	}
 	wantCode(t, errOf(c.net.GetVirtualSwitch(bg, &acliv1.GetVirtualSwitchRequest{Name: "vs1"})), codes.NotFound, `(did you mean "vs0"?)`)
 	wantCode(t, errOf(c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Name: "vs0", BondType: proto.String("kBalanceTpc")})), codes.InvalidArgument, "did you mean kBalanceTcp?")
+}
+
+// net.update_virtual_switch changes the hosts' bridges before the record:
+// an uplink a host lacks, or a host that is down, leaves every host and
+// the record as they were; a restarted clusterd gives the hosts the
+// committed switch again.
+func TestVirtualSwitchReachesHosts(t *testing.T) {
+	dir := t.TempDir()
+	h := managertest.New(t, managertest.Options{Hosts: 3, Dir: dir})
+	c := newClients(h.Conn)
+	hosts, err := c.host.ListHosts(bg, &acliv1.ListHostsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bridgeOn := func(h *managertest.Harness, i int) sim.Bridge {
+		t.Helper()
+		b, ok := h.Driver.Bridge(hosts.Hosts[i].Uuid, "vs0")
+		if !ok {
+			t.Fatalf("host %s has no vs0", hosts.Hosts[i].Name)
+		}
+		return b
+	}
+	if b := bridgeOn(h, 0); b.MTU != 1500 || b.Name != "br0" || len(b.Uplinks) != 4 {
+		t.Fatalf("default bridge %+v", b)
+	}
+	wantCode(t, errOf(c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Name: "vs0", Mtu: proto.Int32(9000), Uplinks: proto.String("eth0,eth9")})),
+		codes.FailedPrecondition, "virtual switch vs0: host h1 has no interface eth9 (it has eth0, eth1, eth2, eth3)")
+	succeed(t, c)(c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Name: "vs0", Mtu: proto.Int32(9000), Uplinks: proto.String("eth0,eth1"), BondType: proto.String("kBalanceTcp"), Lacp: proto.Bool(true)}))
+	for i := range hosts.Hosts {
+		if b := bridgeOn(h, i); b.MTU != 9000 || b.Bond != "kBalanceTcp" || !b.LACP || strings.Join(b.Uplinks, ",") != "eth0,eth1" {
+			t.Fatalf("host %d bridge %+v", i, b)
+		}
+	}
+	if err := h.Driver.FailHost(hosts.Hosts[2].Uuid); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, errOf(c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Name: "vs0", Mtu: proto.Int32(1500)})),
+		codes.FailedPrecondition, "host h3 is down, so its bridge br0 cannot change")
+	if b := bridgeOn(h, 0); b.MTU != 9000 {
+		t.Fatalf("a refused change reached h1: %+v", b)
+	}
+	if vs, _ := c.net.GetVirtualSwitch(bg, &acliv1.GetVirtualSwitchRequest{Name: "vs0"}); vs.Mtu != 9000 {
+		t.Fatalf("a refused change reached the record: %v", vs)
+	}
+	if err := h.Driver.RecoverHost(hosts.Hosts[2].Uuid); err != nil {
+		t.Fatal(err)
+	}
+	h.Stop()
+	h = managertest.New(t, managertest.Options{Hosts: 3, Dir: dir})
+	if b := bridgeOn(h, 1); b.MTU != 9000 || b.Bond != "kBalanceTcp" {
+		t.Fatalf("after a restart h2 has %+v", b)
+	}
 }

@@ -320,7 +320,8 @@ func (s *Service) UpdateVirtualSwitch(ctx context.Context, req *acliv1.UpdateVir
 	if err == nil {
 		if sw, ok := s.Hosts.(driver.SwitchWirer); ok {
 			if werr := sw.WireSwitch(ctx, next); werr != nil {
-				err = fmt.Errorf("virtual switch %s: %w", next.Name, werr)
+				// The hosts refuse: nothing changed (exit 5).
+				err = apierr.Precondition("HOST_REFUSED", "virtual_switch:"+next.Name, "virtual switch %s: %v", next.Name, werr)
 			}
 		}
 	}
@@ -330,4 +331,25 @@ func (s *Service) UpdateVirtualSwitch(ctx context.Context, req *acliv1.UpdateVir
 	}
 	return t.Commit(ctx, []state.Write{{Key: state.SwitchKey(next.Name), Msg: next, Rev: rev}},
 		fmt.Sprintf("virtual switch %s updated (%s)", next.Name, strings.Join(changed, ", ")))
+}
+
+// Rewire gives the hosts the committed virtual switches (after a start,
+// hosts have what they had, or their defaults).
+func (s *Service) Rewire(ctx context.Context) error {
+	sw, ok := s.Hosts.(driver.SwitchWirer)
+	if !ok {
+		return nil
+	}
+	var stored []*acliv1.VirtualSwitch
+	s.DB.View(func(tx *state.Tx) {
+		for _, name := range tx.SwitchNames() {
+			stored = append(stored, tx.Switch(name))
+		}
+	})
+	for _, vs := range stored {
+		if err := sw.WireSwitch(ctx, vs); err != nil {
+			return fmt.Errorf("virtual switch %s: %w", vs.Name, err)
+		}
+	}
+	return nil
 }

@@ -162,7 +162,7 @@ func TestServiceVirtualSwitch(t *testing.T) {
 	s, _, w := newService(t)
 	mtu := int32(9000)
 	w.refuse = errors.New("host h1: uplink eth9 missing")
-	wantErr(t, errOf(s.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Name: "vs0", Mtu: &mtu})), codes.Unknown, "virtual switch vs0: host h1: uplink eth9 missing")
+	wantErr(t, errOf(s.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Name: "vs0", Mtu: &mtu})), codes.FailedPrecondition, "virtual switch vs0: host h1: uplink eth9 missing")
 	if vs := must[*acliv1.VirtualSwitch](t)(s.GetVirtualSwitch(bg, &acliv1.GetVirtualSwitchRequest{Name: "vs0"})); vs.Mtu != 1500 {
 		t.Fatalf("a refused wiring changed the record: %v", vs)
 	}

@@ -103,6 +103,7 @@ type host struct {
 	up, cvmUp  bool
 	domains    map[string]bool   // VM UUIDs running here
 	held       map[string]string // device address -> VM UUID given it at power-on
+	bridges    map[string]Bridge // virtual switch -> bridge, once wired (network.go)
 }
 
 var (

@@ -114,10 +114,12 @@ func netCommands() []*Command {
 				{Name: "uplinks", Type: TypeList, Help: "host interfaces bonded as uplinks", Example: "eth0,eth1"},
 				{Name: "bridge_name", Type: TypeString, Help: "host bridge", Example: "br0"},
 				{Name: "description", Type: TypeString, Help: "description"},
+				{Name: "active_uplink", Type: TypeString, Help: "the interface each host's active-backup bond uses: '{<host>:<interface>; ...}' (host by name, UUID or IP)", Example: "'{h1:eth0; h2:eth1}'"},
 			},
-			Output:   OutputTask,
-			Examples: []string{"net.update_virtual_switch vs0 mtu=9000", "net.update_virtual_switch vs0 bond_type=kBalanceTcp lacp=true"},
-			Run:      runNetUpdateVswitch,
+			Output: OutputTask,
+			Examples: []string{"net.update_virtual_switch vs0 mtu=9000", "net.update_virtual_switch vs0 bond_type=kBalanceTcp lacp=true",
+				"net.update_virtual_switch vs0 active_uplink='{h1:eth0;h2:eth1}'"},
+			Run: runNetUpdateVswitch,
 		},
 	}
 }
@@ -202,6 +204,9 @@ func runNetUpdateVswitch(ctx context.Context, r *Req) error {
 	}
 	if r.Has("description") {
 		req.Description = proto.String(r.String("description"))
+	}
+	if r.Has("active_uplink") {
+		req.ActiveUplink = proto.String(r.String("active_uplink"))
 	}
 	return r.EachTask(ctx, []Target{{ID: name, Name: name}}, func(ctx context.Context, c *client.Client, t Target) (*acliv1.Task, error) {
 		return c.Network.UpdateVirtualSwitch(ctx, req)

@@ -293,6 +293,13 @@ func netMsg(n *acliv1.Network) *render.Msg {
 
 func vswitchMsg(vs *acliv1.VirtualSwitch) *render.Msg {
 	m := &render.Msg{}
+	var active []any
+	for _, u := range vs.GetActiveUplinks() {
+		active = append(active, (&render.Msg{}).Set("host_name", u.GetHostName()).Set("host_uuid", u.GetHostUuid()).Set("interface", u.GetInterface()))
+	}
+	if len(active) > 0 {
+		m.Set("active_uplinks", active)
+	}
 	m.Set("bond_type", render.Enum(vs.GetBondType()))
 	m.SetNonEmpty("bridge_name", vs.GetBridgeName())
 	m.SetNonEmpty("description", vs.GetDescription())

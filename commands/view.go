@@ -246,6 +246,12 @@ func vswitchBlock(vs *acliv1.VirtualSwitch) *render.Block {
 		Add("LACP", strconv.FormatBool(vs.GetLacp())).
 		Add("Uplinks", strings.Join(vs.GetUplinks(), ", ")).
 		Add("Description", vs.GetDescription())
+	if len(vs.GetActiveUplinks()) > 0 {
+		active := b.Section("Active uplinks")
+		for _, u := range vs.GetActiveUplinks() {
+			active.Add(u.GetHostName(), u.GetInterface())
+		}
+	}
 	return b
 }
 

@@ -199,6 +199,15 @@ func TestVirtualSwitchReachesHosts(t *testing.T) {
 			t.Fatalf("host %d bridge %+v", i, b)
 		}
 	}
+	// acli's active_uplink: each host's active interface of an
+	// active-backup bond, among the uplinks.
+	succeed(t, c)(c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Name: "vs0", BondType: proto.String("kActiveBackup"), Lacp: proto.Bool(false),
+		ActiveUplink: proto.String("{" + hosts.Hosts[1].HypervisorIp + ":eth1}")}))
+	if b0, b1 := bridgeOn(h, 0), bridgeOn(h, 1); b0.Active != "" || b1.Active != "eth1" || b1.Bond != "kActiveBackup" {
+		t.Fatalf("active uplinks: h1 %+v, h2 %+v", b0, b1)
+	}
+	wantCode(t, errOf(c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Name: "vs0", ActiveUplink: proto.String("{h1:eth3}")})),
+		codes.InvalidArgument, "eth3 of host h1 is not one of the uplinks (eth0, eth1)")
 	if err := h.Driver.FailHost(hosts.Hosts[2].Uuid); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +224,7 @@ func TestVirtualSwitchReachesHosts(t *testing.T) {
 	}
 	h.Stop()
 	h = managertest.New(t, managertest.Options{Hosts: 3, Dir: dir})
-	if b := bridgeOn(h, 1); b.MTU != 9000 || b.Bond != "kBalanceTcp" {
+	if b := bridgeOn(h, 1); b.MTU != 9000 || b.Bond != "kActiveBackup" || b.Active != "eth1" {
 		t.Fatalf("after a restart h2 has %+v", b)
 	}
 }

@@ -73,7 +73,9 @@ func (s netSvc) GetVirtualSwitch(_ context.Context, r *acliv1.GetVirtualSwitchRe
 		return nil, status.Errorf(codes.NotFound, "virtual switch %q not found (did you mean \"vs0\"?)", r.GetName())
 	}
 	return proto.Clone(&acliv1.VirtualSwitch{Name: "vs0", BridgeName: "br0", Mtu: 1500, BondType: "kActiveBackup",
-		Uplinks: []string{"eth0", "eth1"}, LogicalTimestamp: 1}).(*acliv1.VirtualSwitch), nil
+		Uplinks: []string{"eth0", "eth1"}, LogicalTimestamp: 1,
+		ActiveUplinks: []*acliv1.HostUplink{{HostUuid: "00000000-0000-4000-8000-00000000a001", HostName: "node-1", Interface: "eth1"}},
+	}).(*acliv1.VirtualSwitch), nil
 }
 
 func (s vmSvc) UpdateNic(_ context.Context, r *acliv1.UpdateNicRequest) (*acliv1.Task, error) {

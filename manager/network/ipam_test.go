@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/network"
@@ -147,16 +148,65 @@ func TestDNSAndSwitch(t *testing.T) {
 	vs := network.Switch(nil)
 	mtu, bond := int32(9000), "balance_tcp"
 	lacp := true
-	next, changed, err := network.UpdateSwitch(vs, &acliv1.UpdateVirtualSwitchRequest{Mtu: &mtu, BondType: &bond, Lacp: &lacp})
+	next, changed, err := network.UpdateSwitch(vs, &acliv1.UpdateVirtualSwitchRequest{Mtu: &mtu, BondType: &bond, Lacp: &lacp}, nil)
 	if err != nil || next.Mtu != 9000 || next.BondType != "kBalanceTcp" || !next.Lacp || len(changed) != 3 || vs.Mtu != 1500 {
 		t.Fatalf("%v %v %v (default now %v)", next, changed, err, vs)
 	}
 	bond = "kActiveBackp"
-	_, _, err = network.UpdateSwitch(vs, &acliv1.UpdateVirtualSwitchRequest{BondType: &bond})
+	_, _, err = network.UpdateSwitch(vs, &acliv1.UpdateVirtualSwitchRequest{BondType: &bond}, nil)
 	wantErr(t, err, codes.InvalidArgument, "did you mean kActiveBackup?")
-	_, _, err = network.UpdateSwitch(vs, &acliv1.UpdateVirtualSwitchRequest{Lacp: &lacp})
+	_, _, err = network.UpdateSwitch(vs, &acliv1.UpdateVirtualSwitchRequest{Lacp: &lacp}, nil)
 	wantErr(t, err, codes.InvalidArgument, "lacp needs bond_type=kBalanceTcp")
 	mtu = 100
-	_, _, err = network.UpdateSwitch(vs, &acliv1.UpdateVirtualSwitchRequest{Mtu: &mtu})
+	_, _, err = network.UpdateSwitch(vs, &acliv1.UpdateVirtualSwitchRequest{Mtu: &mtu}, nil)
 	wantErr(t, err, codes.InvalidArgument, "mtu 100 is out of range")
+}
+
+// acli's active_uplink='{<host>:<interface>; ...}': hosts by UUID, name or
+// IP, kept in host order, merged with earlier ones, only on an
+// active-backup bond and among the uplinks.
+func TestActiveUplink(t *testing.T) {
+	hosts := []*acliv1.Host{
+		{Uuid: "6f1c0a52-0000-4000-8000-000000000001", Name: "h1", HypervisorIp: "127.44.0.21"},
+		{Uuid: "6f1c0a52-0000-4000-8000-000000000002", Name: "h2", HypervisorIp: "127.44.0.22"},
+	}
+	vs := network.Switch(nil)
+	up := func(s string) *acliv1.UpdateVirtualSwitchRequest {
+		return &acliv1.UpdateVirtualSwitchRequest{ActiveUplink: &s}
+	}
+	next, changed, err := network.UpdateSwitch(vs, up("'{127.44.0.22:eth1; 6F1C0A52-0000-4000-8000-000000000001 : eth0}'"), hosts)
+	if err != nil || len(changed) != 1 || len(next.ActiveUplinks) != 2 ||
+		next.ActiveUplinks[0].HostName != "h1" || next.ActiveUplinks[0].Interface != "eth0" || next.ActiveUplinks[1].Interface != "eth1" {
+		t.Fatalf("%v %v %v", next, changed, err)
+	}
+	next, _, err = network.UpdateSwitch(next, up("h1:eth3"), hosts)
+	if err != nil || len(next.ActiveUplinks) != 2 || next.ActiveUplinks[0].Interface != "eth3" || next.ActiveUplinks[1].Interface != "eth1" {
+		t.Fatalf("merge: %v %v", next, err)
+	}
+	// A bond that is no longer active-backup drops them.
+	bond := "kBalanceSlb"
+	slb, _, err := network.UpdateSwitch(next, &acliv1.UpdateVirtualSwitchRequest{BondType: &bond}, hosts)
+	if err != nil || len(slb.ActiveUplinks) != 0 {
+		t.Fatalf("balance-slb kept %v (%v)", slb.ActiveUplinks, err)
+	}
+	_, _, err = network.UpdateSwitch(slb, up("{h1:eth0}"), hosts)
+	wantErr(t, err, codes.InvalidArgument, "active_uplink needs bond_type=kActiveBackup (the bond is kBalanceSlb")
+	links := "eth0,eth1"
+	_, _, err = network.UpdateSwitch(vs, &acliv1.UpdateVirtualSwitchRequest{Uplinks: &links, ActiveUplink: proto.String("{h2:eth2}")}, hosts)
+	wantErr(t, err, codes.InvalidArgument, "eth2 of host h2 is not one of the uplinks (eth0, eth1)")
+	for in, want := range map[string]string{
+		"{h1:eth0":           "unbalanced braces",
+		"{h1}":               `"h1" is not <host>:<interface>`,
+		"{h1:eth0; h1:eth1}": "host h1 is given twice",
+		"{h3:eth0}":          `host "h3" not found`,
+		"{h1:eth 0}":         `"eth 0" is not an interface name`,
+		"{}":                 "active_uplink is empty",
+	} {
+		_, _, err := network.UpdateSwitch(vs, up(in), hosts)
+		code := codes.InvalidArgument
+		if strings.Contains(want, "not found") {
+			code = codes.NotFound
+		}
+		wantErr(t, err, code, want)
+	}
 }

@@ -292,15 +292,17 @@ func (s *Service) GetVirtualSwitch(ctx context.Context, req *acliv1.GetVirtualSw
 func (s *Service) UpdateVirtualSwitch(ctx context.Context, req *acliv1.UpdateVirtualSwitchRequest) (*acliv1.Task, error) {
 	var cur *acliv1.VirtualSwitch
 	var cluster string
+	var hosts []*acliv1.Host
 	var err error
 	s.DB.View(func(tx *state.Tx) {
 		cluster = tx.Cluster().GetUuid()
+		hosts = tx.Hosts()
 		cur, _, err = vswitch(tx, req.Name)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := UpdateSwitch(cur, req); err != nil {
+	if _, _, err := UpdateSwitch(cur, req, hosts); err != nil {
 		return nil, err // bad input is refused before any task
 	}
 	lock := "vswitch:" + cur.Name
@@ -314,7 +316,7 @@ func (s *Service) UpdateVirtualSwitch(ctx context.Context, req *acliv1.UpdateVir
 	var rev int64
 	s.DB.View(func(tx *state.Tx) {
 		if cur, rev, err = vswitch(tx, cur.Name); err == nil {
-			next, changed, err = UpdateSwitch(cur, req)
+			next, changed, err = UpdateSwitch(cur, req, tx.Hosts())
 		}
 	})
 	if err == nil {

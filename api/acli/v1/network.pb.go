@@ -619,9 +619,12 @@ type UpdateVirtualSwitchRequest struct {
 	BondType *string `protobuf:"bytes,3,opt,name=bond_type,json=bondType,proto3,oneof" json:"bond_type,omitempty"`
 	Lacp     *bool   `protobuf:"varint,4,opt,name=lacp,proto3,oneof" json:"lacp,omitempty"`
 	// Comma-separated host interfaces.
-	Uplinks       *string `protobuf:"bytes,5,opt,name=uplinks,proto3,oneof" json:"uplinks,omitempty"`
-	Description   *string `protobuf:"bytes,6,opt,name=description,proto3,oneof" json:"description,omitempty"`
-	BridgeName    *string `protobuf:"bytes,7,opt,name=bridge_name,json=bridgeName,proto3,oneof" json:"bridge_name,omitempty"`
+	Uplinks     *string `protobuf:"bytes,5,opt,name=uplinks,proto3,oneof" json:"uplinks,omitempty"`
+	Description *string `protobuf:"bytes,6,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	BridgeName  *string `protobuf:"bytes,7,opt,name=bridge_name,json=bridgeName,proto3,oneof" json:"bridge_name,omitempty"`
+	// acli's active_uplink='{<host>:<interface>; ...}': each host (UUID,
+	// name or hypervisor IP) and the interface its active-backup bond uses.
+	ActiveUplink  *string `protobuf:"bytes,8,opt,name=active_uplink,json=activeUplink,proto3,oneof" json:"active_uplink,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -705,6 +708,13 @@ func (x *UpdateVirtualSwitchRequest) GetBridgeName() string {
 	return ""
 }
 
+func (x *UpdateVirtualSwitchRequest) GetActiveUplink() string {
+	if x != nil && x.ActiveUplink != nil {
+		return *x.ActiveUplink
+	}
+	return ""
+}
+
 var File_acli_v1_network_proto protoreflect.FileDescriptor
 
 const file_acli_v1_network_proto_rawDesc = "" +
@@ -745,7 +755,7 @@ const file_acli_v1_network_proto_rawDesc = "" +
 	"\x16ListNetworkVmsResponse\x12$\n" +
 	"\x03vms\x18\x01 \x03(\v2\x12.acli.v1.NetworkVmR\x03vms\"-\n" +
 	"\x17GetVirtualSwitchRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xb9\x02\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xf5\x02\n" +
 	"\x1aUpdateVirtualSwitchRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x15\n" +
 	"\x03mtu\x18\x02 \x01(\x05H\x00R\x03mtu\x88\x01\x01\x12 \n" +
@@ -754,7 +764,8 @@ const file_acli_v1_network_proto_rawDesc = "" +
 	"\auplinks\x18\x05 \x01(\tH\x03R\auplinks\x88\x01\x01\x12%\n" +
 	"\vdescription\x18\x06 \x01(\tH\x04R\vdescription\x88\x01\x01\x12$\n" +
 	"\vbridge_name\x18\a \x01(\tH\x05R\n" +
-	"bridgeName\x88\x01\x01B\x06\n" +
+	"bridgeName\x88\x01\x01\x12(\n" +
+	"\ractive_uplink\x18\b \x01(\tH\x06R\factiveUplink\x88\x01\x01B\x06\n" +
 	"\x04_mtuB\f\n" +
 	"\n" +
 	"_bond_typeB\a\n" +
@@ -762,7 +773,8 @@ const file_acli_v1_network_proto_rawDesc = "" +
 	"\n" +
 	"\b_uplinksB\x0e\n" +
 	"\f_descriptionB\x0e\n" +
-	"\f_bridge_name2\xfd\x04\n" +
+	"\f_bridge_nameB\x10\n" +
+	"\x0e_active_uplink2\xfd\x04\n" +
 	"\x0eNetworkService\x12K\n" +
 	"\fListNetworks\x12\x1c.acli.v1.ListNetworksRequest\x1a\x1d.acli.v1.ListNetworksResponse\x12:\n" +
 	"\n" +

@@ -2341,8 +2341,11 @@ type VirtualSwitch struct {
 	Description string `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
 	// Store revision (informational; acli's logical_timestamp).
 	LogicalTimestamp int64 `protobuf:"varint,8,opt,name=logical_timestamp,json=logicalTimestamp,proto3" json:"logical_timestamp,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The interface an active-backup bond uses on each host that was given
+	// one (acli's active_uplink), in host order; the others pick their own.
+	ActiveUplinks []*HostUplink `protobuf:"bytes,9,rep,name=active_uplinks,json=activeUplinks,proto3" json:"active_uplinks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VirtualSwitch) Reset() {
@@ -2431,6 +2434,75 @@ func (x *VirtualSwitch) GetLogicalTimestamp() int64 {
 	return 0
 }
 
+func (x *VirtualSwitch) GetActiveUplinks() []*HostUplink {
+	if x != nil {
+		return x.ActiveUplinks
+	}
+	return nil
+}
+
+// HostUplink is one host's active uplink interface.
+type HostUplink struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	HostUuid string                 `protobuf:"bytes,1,opt,name=host_uuid,json=hostUuid,proto3" json:"host_uuid,omitempty"`
+	HostName string                 `protobuf:"bytes,2,opt,name=host_name,json=hostName,proto3" json:"host_name,omitempty"`
+	// Interface, e.g. eth1.
+	Interface     string `protobuf:"bytes,3,opt,name=interface,proto3" json:"interface,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostUplink) Reset() {
+	*x = HostUplink{}
+	mi := &file_acli_v1_types_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostUplink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostUplink) ProtoMessage() {}
+
+func (x *HostUplink) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_types_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostUplink.ProtoReflect.Descriptor instead.
+func (*HostUplink) Descriptor() ([]byte, []int) {
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *HostUplink) GetHostUuid() string {
+	if x != nil {
+		return x.HostUuid
+	}
+	return ""
+}
+
+func (x *HostUplink) GetHostName() string {
+	if x != nil {
+		return x.HostName
+	}
+	return ""
+}
+
+func (x *HostUplink) GetInterface() string {
+	if x != nil {
+		return x.Interface
+	}
+	return ""
+}
+
 // VmGroup groups VMs for scheduling rules.
 type VmGroup struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2448,7 +2520,7 @@ type VmGroup struct {
 
 func (x *VmGroup) Reset() {
 	*x = VmGroup{}
-	mi := &file_acli_v1_types_proto_msgTypes[13]
+	mi := &file_acli_v1_types_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2532,7 @@ func (x *VmGroup) String() string {
 func (*VmGroup) ProtoMessage() {}
 
 func (x *VmGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[13]
+	mi := &file_acli_v1_types_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2545,7 @@ func (x *VmGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VmGroup.ProtoReflect.Descriptor instead.
 func (*VmGroup) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{13}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *VmGroup) GetUuid() string {
@@ -2523,7 +2595,7 @@ type VgDisk struct {
 
 func (x *VgDisk) Reset() {
 	*x = VgDisk{}
-	mi := &file_acli_v1_types_proto_msgTypes[14]
+	mi := &file_acli_v1_types_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2535,7 +2607,7 @@ func (x *VgDisk) String() string {
 func (*VgDisk) ProtoMessage() {}
 
 func (x *VgDisk) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[14]
+	mi := &file_acli_v1_types_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2548,7 +2620,7 @@ func (x *VgDisk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VgDisk.ProtoReflect.Descriptor instead.
 func (*VgDisk) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{14}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *VgDisk) GetIndex() int32 {
@@ -2619,7 +2691,7 @@ type IscsiSession struct {
 
 func (x *IscsiSession) Reset() {
 	*x = IscsiSession{}
-	mi := &file_acli_v1_types_proto_msgTypes[15]
+	mi := &file_acli_v1_types_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2631,7 +2703,7 @@ func (x *IscsiSession) String() string {
 func (*IscsiSession) ProtoMessage() {}
 
 func (x *IscsiSession) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[15]
+	mi := &file_acli_v1_types_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2644,7 +2716,7 @@ func (x *IscsiSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IscsiSession.ProtoReflect.Descriptor instead.
 func (*IscsiSession) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{15}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *IscsiSession) GetInitiatorIqn() string {
@@ -2760,7 +2832,7 @@ type VolumeGroup struct {
 
 func (x *VolumeGroup) Reset() {
 	*x = VolumeGroup{}
-	mi := &file_acli_v1_types_proto_msgTypes[16]
+	mi := &file_acli_v1_types_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2772,7 +2844,7 @@ func (x *VolumeGroup) String() string {
 func (*VolumeGroup) ProtoMessage() {}
 
 func (x *VolumeGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[16]
+	mi := &file_acli_v1_types_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2785,7 +2857,7 @@ func (x *VolumeGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeGroup.ProtoReflect.Descriptor instead.
 func (*VolumeGroup) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{16}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *VolumeGroup) GetUuid() string {
@@ -2885,7 +2957,7 @@ type MigrationProgress struct {
 
 func (x *MigrationProgress) Reset() {
 	*x = MigrationProgress{}
-	mi := &file_acli_v1_types_proto_msgTypes[17]
+	mi := &file_acli_v1_types_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2897,7 +2969,7 @@ func (x *MigrationProgress) String() string {
 func (*MigrationProgress) ProtoMessage() {}
 
 func (x *MigrationProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[17]
+	mi := &file_acli_v1_types_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2910,7 +2982,7 @@ func (x *MigrationProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MigrationProgress.ProtoReflect.Descriptor instead.
 func (*MigrationProgress) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{17}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MigrationProgress) GetVmUuid() string {
@@ -3031,7 +3103,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_acli_v1_types_proto_msgTypes[18]
+	mi := &file_acli_v1_types_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3043,7 +3115,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[18]
+	mi := &file_acli_v1_types_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3056,7 +3128,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{18}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Task) GetUuid() string {
@@ -3221,7 +3293,7 @@ type Violation struct {
 
 func (x *Violation) Reset() {
 	*x = Violation{}
-	mi := &file_acli_v1_types_proto_msgTypes[19]
+	mi := &file_acli_v1_types_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3233,7 +3305,7 @@ func (x *Violation) String() string {
 func (*Violation) ProtoMessage() {}
 
 func (x *Violation) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[19]
+	mi := &file_acli_v1_types_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3246,7 +3318,7 @@ func (x *Violation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Violation.ProtoReflect.Descriptor instead.
 func (*Violation) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{19}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Violation) GetType() string {
@@ -3295,7 +3367,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_acli_v1_types_proto_msgTypes[20]
+	mi := &file_acli_v1_types_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3307,7 +3379,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[20]
+	mi := &file_acli_v1_types_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3320,7 +3392,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{20}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -3542,7 +3614,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"numIpsUsed\"2\n" +
 	"\bDhcpPool\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\tR\x05start\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\tR\x03end\"\xf0\x01\n" +
+	"\x03end\x18\x02 \x01(\tR\x03end\"\xac\x02\n" +
 	"\rVirtualSwitch\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vbridge_name\x18\x02 \x01(\tR\n" +
@@ -3552,7 +3624,13 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x04lacp\x18\x05 \x01(\bR\x04lacp\x12\x18\n" +
 	"\auplinks\x18\x06 \x03(\tR\auplinks\x12 \n" +
 	"\vdescription\x18\a \x01(\tR\vdescription\x12+\n" +
-	"\x11logical_timestamp\x18\b \x01(\x03R\x10logicalTimestamp\"q\n" +
+	"\x11logical_timestamp\x18\b \x01(\x03R\x10logicalTimestamp\x12:\n" +
+	"\x0eactive_uplinks\x18\t \x03(\v2\x13.acli.v1.HostUplinkR\ractiveUplinks\"d\n" +
+	"\n" +
+	"HostUplink\x12\x1b\n" +
+	"\thost_uuid\x18\x01 \x01(\tR\bhostUuid\x12\x1b\n" +
+	"\thost_name\x18\x02 \x01(\tR\bhostName\x12\x1c\n" +
+	"\tinterface\x18\x03 \x01(\tR\tinterface\"q\n" +
 	"\aVmGroup\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
@@ -3777,7 +3855,7 @@ func file_acli_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_acli_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_acli_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_acli_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_acli_v1_types_proto_goTypes = []any{
 	(NodeState)(0),                // 0: acli.v1.NodeState
 	(CvmState)(0),                 // 1: acli.v1.CvmState
@@ -3802,25 +3880,26 @@ var file_acli_v1_types_proto_goTypes = []any{
 	(*Network)(nil),               // 20: acli.v1.Network
 	(*DhcpPool)(nil),              // 21: acli.v1.DhcpPool
 	(*VirtualSwitch)(nil),         // 22: acli.v1.VirtualSwitch
-	(*VmGroup)(nil),               // 23: acli.v1.VmGroup
-	(*VgDisk)(nil),                // 24: acli.v1.VgDisk
-	(*IscsiSession)(nil),          // 25: acli.v1.IscsiSession
-	(*VolumeGroup)(nil),           // 26: acli.v1.VolumeGroup
-	(*MigrationProgress)(nil),     // 27: acli.v1.MigrationProgress
-	(*Task)(nil),                  // 28: acli.v1.Task
-	(*Violation)(nil),             // 29: acli.v1.Violation
-	(*Event)(nil),                 // 30: acli.v1.Event
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(*HostUplink)(nil),            // 23: acli.v1.HostUplink
+	(*VmGroup)(nil),               // 24: acli.v1.VmGroup
+	(*VgDisk)(nil),                // 25: acli.v1.VgDisk
+	(*IscsiSession)(nil),          // 26: acli.v1.IscsiSession
+	(*VolumeGroup)(nil),           // 27: acli.v1.VolumeGroup
+	(*MigrationProgress)(nil),     // 28: acli.v1.MigrationProgress
+	(*Task)(nil),                  // 29: acli.v1.Task
+	(*Violation)(nil),             // 30: acli.v1.Violation
+	(*Event)(nil),                 // 31: acli.v1.Event
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
 }
 var file_acli_v1_types_proto_depIdxs = []int32{
 	5,  // 0: acli.v1.EntityRef.kind:type_name -> acli.v1.EntityKind
-	31, // 1: acli.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
+	32, // 1: acli.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
 	12, // 2: acli.v1.Cluster.ha:type_name -> acli.v1.HaConfig
 	13, // 3: acli.v1.Cluster.ads:type_name -> acli.v1.AdsConfig
 	6,  // 4: acli.v1.HaConfig.reservation_type:type_name -> acli.v1.HaReservationType
 	0,  // 5: acli.v1.Host.node_state:type_name -> acli.v1.NodeState
 	1,  // 6: acli.v1.Host.cvm_state:type_name -> acli.v1.CvmState
-	31, // 7: acli.v1.Host.last_heartbeat:type_name -> google.protobuf.Timestamp
+	32, // 7: acli.v1.Host.last_heartbeat:type_name -> google.protobuf.Timestamp
 	15, // 8: acli.v1.Host.devices:type_name -> acli.v1.HostDevice
 	7,  // 9: acli.v1.HostDevice.kind:type_name -> acli.v1.DeviceKind
 	7,  // 10: acli.v1.VmDevice.kind:type_name -> acli.v1.DeviceKind
@@ -3828,29 +3907,30 @@ var file_acli_v1_types_proto_depIdxs = []int32{
 	2,  // 12: acli.v1.Vm.power_state:type_name -> acli.v1.PowerState
 	17, // 13: acli.v1.Vm.disks:type_name -> acli.v1.Disk
 	18, // 14: acli.v1.Vm.nics:type_name -> acli.v1.Nic
-	31, // 15: acli.v1.Vm.create_time:type_name -> google.protobuf.Timestamp
+	32, // 15: acli.v1.Vm.create_time:type_name -> google.protobuf.Timestamp
 	16, // 16: acli.v1.Vm.devices:type_name -> acli.v1.VmDevice
 	8,  // 17: acli.v1.Network.mode:type_name -> acli.v1.NetworkMode
 	21, // 18: acli.v1.Network.dhcp_pools:type_name -> acli.v1.DhcpPool
-	9,  // 19: acli.v1.IscsiSession.state:type_name -> acli.v1.IscsiSessionState
-	31, // 20: acli.v1.IscsiSession.since:type_name -> google.protobuf.Timestamp
-	24, // 21: acli.v1.VolumeGroup.disks:type_name -> acli.v1.VgDisk
-	25, // 22: acli.v1.VolumeGroup.sessions:type_name -> acli.v1.IscsiSession
-	4,  // 23: acli.v1.Task.operation:type_name -> acli.v1.TaskOperation
-	10, // 24: acli.v1.Task.entities:type_name -> acli.v1.EntityRef
-	3,  // 25: acli.v1.Task.status:type_name -> acli.v1.TaskStatus
-	31, // 26: acli.v1.Task.create_time:type_name -> google.protobuf.Timestamp
-	31, // 27: acli.v1.Task.start_time:type_name -> google.protobuf.Timestamp
-	31, // 28: acli.v1.Task.complete_time:type_name -> google.protobuf.Timestamp
-	27, // 29: acli.v1.Task.migration:type_name -> acli.v1.MigrationProgress
-	29, // 30: acli.v1.Task.violations:type_name -> acli.v1.Violation
-	31, // 31: acli.v1.Event.time:type_name -> google.protobuf.Timestamp
-	10, // 32: acli.v1.Event.entities:type_name -> acli.v1.EntityRef
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	23, // 19: acli.v1.VirtualSwitch.active_uplinks:type_name -> acli.v1.HostUplink
+	9,  // 20: acli.v1.IscsiSession.state:type_name -> acli.v1.IscsiSessionState
+	32, // 21: acli.v1.IscsiSession.since:type_name -> google.protobuf.Timestamp
+	25, // 22: acli.v1.VolumeGroup.disks:type_name -> acli.v1.VgDisk
+	26, // 23: acli.v1.VolumeGroup.sessions:type_name -> acli.v1.IscsiSession
+	4,  // 24: acli.v1.Task.operation:type_name -> acli.v1.TaskOperation
+	10, // 25: acli.v1.Task.entities:type_name -> acli.v1.EntityRef
+	3,  // 26: acli.v1.Task.status:type_name -> acli.v1.TaskStatus
+	32, // 27: acli.v1.Task.create_time:type_name -> google.protobuf.Timestamp
+	32, // 28: acli.v1.Task.start_time:type_name -> google.protobuf.Timestamp
+	32, // 29: acli.v1.Task.complete_time:type_name -> google.protobuf.Timestamp
+	28, // 30: acli.v1.Task.migration:type_name -> acli.v1.MigrationProgress
+	30, // 31: acli.v1.Task.violations:type_name -> acli.v1.Violation
+	32, // 32: acli.v1.Event.time:type_name -> google.protobuf.Timestamp
+	10, // 33: acli.v1.Event.entities:type_name -> acli.v1.EntityRef
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_acli_v1_types_proto_init() }
@@ -3864,7 +3944,7 @@ func file_acli_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_types_proto_rawDesc), len(file_acli_v1_types_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

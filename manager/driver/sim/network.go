@@ -18,6 +18,9 @@ type Bridge struct {
 	Bond    string
 	LACP    bool
 	Uplinks []string
+	// Active is the uplink an active-backup bond uses ("" when the bond
+	// picks, or is not active-backup).
+	Active string
 }
 
 // HostNICs are the physical interfaces of every simulated host (two 10G,
@@ -49,6 +52,9 @@ func (d *Driver) WireSwitch(ctx context.Context, vs *acliv1.VirtualSwitch) error
 				return fmt.Errorf("host %s has no interface %s (it has %s)", h.name, u, strings.Join(HostNICs, ", "))
 			}
 		}
+		if a := activeOn(vs, h.uuid); a != "" && !slices.Contains(b.Uplinks, a) {
+			return fmt.Errorf("host %s: active uplink %s is not in its bond (%s)", h.name, a, strings.Join(b.Uplinks, ", "))
+		}
 		for name, other := range h.bridges {
 			if name != vs.Name && other.Name == b.Name {
 				return fmt.Errorf("host %s: bridge %s belongs to virtual switch %s", h.name, b.Name, name)
@@ -59,9 +65,22 @@ func (d *Driver) WireSwitch(ctx context.Context, vs *acliv1.VirtualSwitch) error
 		if h.bridges == nil {
 			h.bridges = map[string]Bridge{}
 		}
-		h.bridges[vs.Name] = b
+		hb := b
+		hb.Uplinks = slices.Clone(b.Uplinks)
+		hb.Active = activeOn(vs, h.uuid)
+		h.bridges[vs.Name] = hb
 	}
 	return nil
+}
+
+// activeOn is vs's active uplink on host ("" if none was given).
+func activeOn(vs *acliv1.VirtualSwitch, host string) string {
+	for _, u := range vs.ActiveUplinks {
+		if u.HostUuid == host {
+			return u.Interface
+		}
+	}
+	return ""
 }
 
 // Bridge is virtual switch vs as host has it (ok false: no such host, or

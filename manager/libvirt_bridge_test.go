@@ -128,3 +128,59 @@ func TestLibvirtNicOnBridgeInNetns(t *testing.T) {
 	}
 	t.Logf("vm br's NIC %s was port %s of %s in network namespace %s", mac, strings.TrimSuffix(p[1], ":"), libvirt.BridgeName("n1"), ns)
 }
+
+// A trunked NIC (acli's vlan_mode=kTrunked) on a real libvirtd whose
+// network bridge is a Linux bridge, in a network namespace the test made:
+// libvirt tags VLANs only on Open vSwitch ports, so the power-on is refused
+// with a line naming the NIC, its VLANs, the bridge and what to do, and
+// nothing is left defined; the same VM with an access NIC starts there.
+func TestLibvirtTrunkedNicInNetns(t *testing.T) {
+	libvirtharness.Require(t)
+	ns := netns(t)
+	inNetns(t, ns, "link", "set", "lo", "up")
+	ctx, cancel := context.WithTimeout(bg, 2*time.Minute)
+	defer cancel()
+	hosts, err := libvirtharness.Start(ctx, libvirtharness.Options{Hosts: 1, NetNS: "/run/netns/" + ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hosts.Stop() })
+	hh := hosts.Hosts[0]
+	inNetns(t, ns, "link", "add", libvirt.BridgeName("n1"), "type", "bridge")
+	inNetns(t, ns, "link", "set", libvirt.BridgeName("n1"), "up")
+
+	drv := libvirt.NewDriver(libvirt.Config{NetworkBridges: true, HeartbeatInterval: lvHeartbeat, ShutdownTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h := managertest.New(t, managertest.Options{Driver: drv})
+	c := newClients(h.Conn)
+	await(t, c)(c.host.AddHost(bg, &acliv1.AddHostRequest{Name: hh.Name, HypervisorIp: hh.Addr, LibvirtUri: hh.UnixURI()}))
+	await(t, c)(c.net.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "n1", VlanId: 10}))
+	await(t, c)(c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: "tr", MemoryBytes: 64 << 20, NumVcpus: 1}))
+	const mac = "50:6b:8d:45:00:02"
+	await(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "tr", Network: "n1", Mac: mac, VlanMode: acliv1.NetworkMode_kTrunked, TrunkedNetworks: []int32{30, 20}}))
+	task, err := c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "tr", Transition: acliv1.PowerTransition_kPowerOn, Host: hh.Name})
+	final := wait(t, c, task, err)
+	want := "NIC " + mac + " is trunked (VLANs 20,30) and bridge " + libvirt.BridgeName("n1") + " there is a Linux bridge"
+	if final.Status != acliv1.TaskStatus_kFailed || !strings.Contains(final.Error, want) || !strings.Contains(final.Error, "vlan_mode=kAccess") {
+		t.Fatalf("power-on of a trunked NIC: %s %q, want failed with %q", final.Status, final.Error, want)
+	}
+	conn, err := libvirt.Dial(ctx, hh.UnixURI(), libvirt.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	vm, err := c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: "tr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vm.PowerState != acliv1.PowerState_kOff {
+		t.Fatalf("vm tr is %s after the refusal", vm.PowerState)
+	}
+	if _, err := conn.Raw().DomainLookupByUUID(golibvirt.UUID(uuid.MustParse(vm.Uuid))); err == nil {
+		t.Fatal("the refused domain is still defined")
+	}
+	await(t, c)(c.vm.UpdateNic(bg, &acliv1.UpdateNicRequest{Vm: "tr", Mac: mac, VlanMode: acliv1.NetworkMode_kAccess}))
+	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "tr", Transition: acliv1.PowerTransition_kPowerOn, Host: hh.Name}))
+	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "tr", Transition: acliv1.PowerTransition_kPowerOff}))
+	t.Logf("refused: %s", final.Error)
+}

@@ -494,7 +494,7 @@ func (d *Driver) PowerOn(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) 
 	}
 	if err := c.Start(vm.Uuid); err != nil {
 		c.Undefine(vm.Uuid) // leave no trace of a VM that did not start
-		return err
+		return vlanRefused(vm, host, err)
 	}
 	return nil
 }

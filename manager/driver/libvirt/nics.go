@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/xml"
+	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 
@@ -48,6 +51,28 @@ func nicSpec(n *acliv1.Nic) NICSpec {
 	return s
 }
 
+// vlanRefused says why libvirt refused a VM with a trunked NIC: it sets
+// VLAN tags only on Open vSwitch ports, and acli's network bridges are
+// Linux bridges. Other errors pass unchanged.
+func vlanRefused(vm *acliv1.Vm, host *acliv1.Host, err error) error {
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "vlan") {
+		return err
+	}
+	for _, n := range vm.Nics {
+		if n.VlanMode != acliv1.NetworkMode_kTrunked || len(n.TrunkedNetworks) == 0 {
+			continue
+		}
+		tags := make([]string, len(n.TrunkedNetworks))
+		for i, id := range n.TrunkedNetworks {
+			tags[i] = strconv.Itoa(int(id))
+		}
+		return fmt.Errorf("vm %s cannot start on host %s: NIC %s is trunked (VLANs %s) and bridge %s there is a Linux bridge, "+
+			"whose ports libvirt does not tag; make the NIC vlan_mode=kAccess or give the host an Open vSwitch bridge (libvirt: %w)",
+			vm.Name, host.Name, n.Mac, strings.Join(tags, ","), BridgeName(n.NetworkName), err)
+	}
+	return err
+}
+
 // UpdateNic implements driver.NicUpdater: the NIC of the running domain
 // is changed in place (link state, VLAN tags) and in its definition.
 func (d *Driver) UpdateNic(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm, nic *acliv1.Nic) error {
@@ -63,7 +88,7 @@ func (d *Driver) UpdateNic(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm
 	if err != nil {
 		return err
 	}
-	return c.do("update nic "+nic.Mac, vm.Uuid, func(dom golibvirt.Domain) error {
+	return vlanRefused(vm, host, c.do("update nic "+nic.Mac, vm.Uuid, func(dom golibvirt.Domain) error {
 		return c.l.DomainUpdateDeviceFlags(dom, string(b), golibvirt.DomainDeviceModifyLive|golibvirt.DomainDeviceModifyConfig)
-	})
+	}))
 }

@@ -78,7 +78,7 @@ func (m *Manager) launchHA(h *acliv1.Host, run func(context.Context, ha.Cluster,
 func (m *Manager) hostDown(id string) bool {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	r := m.hosts[id]
+	r := m.hostAt(id)
 	return r != nil && r.pb.NodeState == acliv1.NodeState_kNodeDown
 }
 
@@ -135,14 +135,14 @@ func (c *haCluster) Target(failed *acliv1.Host, vm *acliv1.Vm, planned string) (
 		return func() { m.mu.Lock(); end(); m.mu.Unlock() }
 	}
 	if err == nil {
-		return m.hosts[planned].pb, arrived(planned), ""
+		return m.hostAt(planned).pb, arrived(planned), ""
 	}
 	plan, perr := scheduler.PlanHARestart(m.snapshotLocked(), []string{failed.Uuid}, scheduler.Options{})
 	if perr != nil {
 		return nil, nil, fmt.Sprintf("%v; planning again failed: %v", err, perr)
 	}
 	for _, st := range plan.Restarts {
-		if r := m.hosts[st.Target.UUID]; st.VM.UUID == vm.Uuid && r != nil && st.Target.UUID != planned {
+		if r := m.hostAt(st.Target.UUID); st.VM.UUID == vm.Uuid && r != nil && st.Target.UUID != planned {
 			c.hs.addLocked(vm.Uuid, m.holdLocked(vm.Uuid, r, vm.MemoryBytes))
 			return r.pb, arrived(r.pb.Uuid), ""
 		}

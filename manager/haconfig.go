@@ -35,7 +35,7 @@ func (s clusterService) GetHaConfig(ctx context.Context, _ *acliv1.GetHaConfigRe
 // commit, naming the reservation.
 func (s clusterService) UpdateHaConfig(ctx context.Context, req *acliv1.UpdateHaConfigRequest) (*acliv1.Task, error) {
 	return s.m.editCluster(ctx, acliv1.TaskOperation_kHaUpdate, func(next *acliv1.Cluster) (string, error) {
-		return ha.Update(next, req, len(s.m.hostList))
+		return ha.Update(next, req, s.m.numHosts())
 	})
 }
 

@@ -48,8 +48,8 @@ func (m *Manager) refusalsLocked(h *hostRec) []apierr.Violation {
 // redundancyLocked applies the RF-1 budget to taking host h or its CVM
 // out (maintenance.Budget), counting the hosts running tasks take out.
 func (m *Manager) redundancyLocked(h *hostRec, what string, cvm bool) []apierr.Violation {
-	hosts := make([]*acliv1.Host, len(m.hostList))
-	for i, r := range m.hostList {
+	hosts := make([]*acliv1.Host, m.numHosts())
+	for i, r := range m.hostRecs() {
 		hosts[i] = r.pb
 	}
 	taking := func(id string) maintenance.Taking {
@@ -181,7 +181,7 @@ func (m *Manager) holdPlanLocked(t *taskRec, plan *scheduler.Plan, hs *holds) {
 		if st.Action != scheduler.ActionMigrate && st.Action != scheduler.ActionRestart {
 			continue
 		}
-		v, h := m.vms[st.VM.UUID], m.hosts[st.Target.UUID]
+		v, h := m.vms[st.VM.UUID], m.hostAt(st.Target.UUID)
 		if v == nil || h == nil {
 			continue
 		}
@@ -276,7 +276,7 @@ func (e *evacuation) interrupted(err error) error {
 func (e *evacuation) finish() (outcome, error) {
 	m, t := e.m, e.t
 	m.mu.RLock()
-	h := m.hosts[e.host]
+	h := m.hostAt(e.host)
 	cur, rev := h.pb, h.rev
 	m.mu.RUnlock()
 	if cur.NodeState == acliv1.NodeState_kNodeDown {
@@ -291,7 +291,6 @@ func (e *evacuation) finish() (outcome, error) {
 	return outcome{
 		writes: []write{{key: hostKey(e.host), msg: next, rev: rev}},
 		apply: func(rev int64) {
-			m.putHostLocked(next, rev)
 			m.publish("host", "info", t.PB.Uuid, []*acliv1.EntityRef{hostRef(next)}, "host %s entered maintenance mode", e.label)
 		},
 		message: msg,
@@ -504,7 +503,6 @@ func (m *Manager) cvmMaintenance(ctx context.Context, ref string, enter bool) (*
 	task, err := m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) {
 		return outcome{
 			writes:  []write{{key: hostKey(cur.Uuid), msg: c.Next, rev: rev}},
-			apply:   func(rev int64) { m.putHostLocked(c.Next, rev) },
 			message: c.Message,
 		}, nil
 	})

@@ -237,10 +237,8 @@ func New(cfg Config) (*Manager, error) {
 		return m, nil
 	}
 
-	hosts := make([]*acliv1.Host, 0, len(m.hostList))
-	for _, h := range m.hostList {
-		hosts = append(hosts, h.pb)
-	}
+	var hosts []*acliv1.Host
+	m.db.View(func(tx *state.Tx) { hosts = tx.Hosts() })
 	vms := make([]*acliv1.Vm, 0, len(m.vms))
 	for _, v := range m.vms {
 		vms = append(vms, v.pb)
@@ -272,12 +270,8 @@ func (m *Manager) bootstrap(ctx context.Context) error {
 	for _, h := range inv.Hosts {
 		ws = append(ws, write{key: hostKey(h.Uuid), msg: h})
 	}
-	rev, err := m.commit(ctx, ws)
-	if err != nil {
+	if _, err := m.commit(ctx, ws); err != nil {
 		return fmt.Errorf("creating the cluster: %w", err)
-	}
-	for _, h := range inv.Hosts {
-		m.putHostLocked(h, rev)
 	}
 	m.log.Info("created cluster", "name", inv.Cluster.Name, "hosts", len(inv.Hosts), "driver", m.drv.Name())
 	return nil
@@ -310,9 +304,7 @@ func (m *Manager) DriverName() string { return m.drv.Name() }
 
 // NumHosts is the number of hosts in the cluster.
 func (m *Manager) NumHosts() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.hostList)
+	return m.numHosts()
 }
 
 // Drain ends the streaming RPCs (WatchTask, WatchEvents) so that a graceful

@@ -147,11 +147,11 @@ func (s vmService) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) 
 			err = apierr.Precondition("NOT_MIGRATABLE", "vm:"+cur.Name, "%v", cerr)
 		}
 	}
-	if err == nil && m.hosts[cur.HostUuid] == nil {
+	if err == nil && m.hostAt(cur.HostUuid) == nil {
 		err = apierr.Precondition("HOST", "vm:"+cur.Name, "vm %s is recorded on unknown host %s", cur.Name, cur.HostUuid)
 	}
-	if err == nil && m.hosts[cur.HostUuid].pb.NodeState == acliv1.NodeState_kNodeDown {
-		err = apierr.Precondition("HOST_DOWN", "host:"+cur.HostName, "vm %s is on %s, which is down; HA restarts it elsewhere", cur.Name, hostLabel(m.hosts[cur.HostUuid].pb))
+	if err == nil && m.hostAt(cur.HostUuid).pb.NodeState == acliv1.NodeState_kNodeDown {
+		err = apierr.Precondition("HOST_DOWN", "host:"+cur.HostName, "vm %s is on %s, which is down; HA restarts it elsewhere", cur.Name, hostLabel(m.hostAt(cur.HostUuid).pb))
 	}
 	if err == nil {
 		if target != nil {
@@ -163,7 +163,7 @@ func (s vmService) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) 
 			if perr != nil {
 				err = noHostError(fmt.Sprintf("cannot migrate vm %s", cur.Name), perr)
 			} else {
-				target = m.hosts[p.Host.UUID]
+				target = m.hostAt(p.Host.UUID)
 			}
 		}
 	}
@@ -171,7 +171,7 @@ func (s vmService) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) 
 		m.mu.Unlock()
 		return nil, err
 	}
-	src, dst := m.hosts[cur.HostUuid].pb, target.pb
+	src, dst := m.hostAt(cur.HostUuid).pb, target.pb
 	t := m.newTaskLocked(acliv1.TaskOperation_kVmMigrate, []*acliv1.EntityRef{vmRef(cur), hostRef(src), hostRef(dst)}, cur.Uuid)
 	t.PB.Cancellable = live // until the switch-over (liveMigrate)
 	hd := m.holdLocked(cur.Uuid, target, cur.MemoryBytes)

@@ -25,11 +25,6 @@ import (
 // model is the in-memory cluster state, guarded by Manager.mu. Every pb
 // field holds an immutable message: changes build a new message and swap it.
 type model struct {
-	hosts      map[string]*hostRec
-	hostByName map[string]*hostRec
-	hostByIP   map[string]*hostRec
-	hostList   []*hostRec // ordered by hypervisor IP
-
 	vms       map[string]*vmRec
 	vmsByName map[string][]*vmRec
 	// vmSorted orders the VMs by name then UUID, the ListVms order, so a
@@ -44,12 +39,6 @@ type model struct {
 	taskTab *tasks.Table
 }
 
-type hostRec struct {
-	pb  *acliv1.Host
-	rev int64
-	ip  netip.Addr
-}
-
 type vmRec struct {
 	pb  *acliv1.Vm
 	rev int64
@@ -60,9 +49,6 @@ type vmRec struct {
 }
 
 func (md *model) init() {
-	md.hosts = map[string]*hostRec{}
-	md.hostByName = map[string]*hostRec{}
-	md.hostByIP = map[string]*hostRec{}
 	md.vms = map[string]*vmRec{}
 	md.vmsByName = map[string][]*vmRec{}
 	md.busy = map[string]*taskRec{}
@@ -129,22 +115,13 @@ func (m *Manager) commitTx(ctx context.Context, ws []write, observed bool) (int6
 	if err != nil {
 		return 0, violationError(err)
 	}
-	if !slices.ContainsFunc(ws, isHostWrite) {
-		return rev, nil
-	}
-	m.mu.Lock()
 	for _, w := range ws {
-		if h, ok := w.msg.(*acliv1.Host); ok && isHostWrite(w) {
-			if r := m.hosts[h.Uuid]; r == nil || r.rev < rev {
-				m.putHostLocked(h, rev)
-			}
+		if id, ok := strings.CutPrefix(w.key, hostPrefix); ok {
+			m.hostCommitted(id)
 		}
 	}
-	m.mu.Unlock()
 	return rev, nil
 }
-
-func isHostWrite(w write) bool { return strings.HasPrefix(w.key, hostPrefix) }
 
 // ruleError is a commit refused by the rules: FailedPrecondition with one
 // violation per rule broken, still telling which rules (refusedByRules).
@@ -191,7 +168,7 @@ func (m *Manager) load(ctx context.Context) error {
 	defer func() { m.loading = false }()
 	m.db.View(func(tx *state.Tx) {
 		for _, h := range tx.Hosts() {
-			m.putHostLocked(h, tx.Rev(hostKey(h.Uuid)))
+			m.beats.Track(h.Uuid, h.NodeState == acliv1.NodeState_kNodeDown)
 		}
 		for _, v := range tx.Vms() {
 			m.putVmLocked(v, tx.Rev(vmKey(v.Uuid)))
@@ -226,28 +203,55 @@ func loadAll[T proto.Message](ctx context.Context, st store.Store, prefix string
 
 // ---- hosts ----
 
-func (m *Manager) putHostLocked(h *acliv1.Host, rev int64) {
-	r := m.hosts[h.Uuid]
-	if r == nil {
-		r = &hostRec{}
-		m.hosts[h.Uuid] = r
-		r.ip, _ = netip.ParseAddr(h.HypervisorIp)
-		m.hostList = append(m.hostList, r)
-		r.pb = h
-		slices.SortFunc(m.hostList, func(a, b *hostRec) int {
-			if c := a.ip.Compare(b.ip); c != 0 {
-				return c
-			}
-			return strings.Compare(a.pb.Name, b.pb.Name)
-		})
-	} else {
-		delete(m.hostByName, r.pb.Name)
-		delete(m.hostByIP, r.pb.HypervisorIp)
+// hostRec is a committed host read from the DB with its mod revision.
+type hostRec struct {
+	pb  *acliv1.Host
+	rev int64
+}
+
+func hostRecOf(tx *state.Tx, h *acliv1.Host) *hostRec {
+	if h == nil {
+		return nil
 	}
-	r.pb, r.rev = h, rev
-	m.beats.Track(h.Uuid, h.NodeState == acliv1.NodeState_kNodeDown)
-	m.hostByName[h.Name] = r
-	m.hostByIP[h.HypervisorIp] = r
+	return &hostRec{pb: h, rev: tx.Rev(hostKey(h.Uuid))}
+}
+
+// hostAt is the committed host with UUID id (nil if none).
+func (m *Manager) hostAt(id string) (r *hostRec) {
+	m.db.View(func(tx *state.Tx) { r = hostRecOf(tx, tx.Host(id)) })
+	return r
+}
+
+// hostRecs are the committed hosts by hypervisor IP.
+func (m *Manager) hostRecs() []*hostRec {
+	var out []*hostRec
+	m.db.View(func(tx *state.Tx) {
+		hs := tx.Hosts()
+		out = make([]*hostRec, len(hs))
+		for i, h := range hs {
+			out[i] = hostRecOf(tx, h)
+		}
+	})
+	return out
+}
+
+// numHosts is the number of committed hosts.
+func (m *Manager) numHosts() (n int) {
+	m.db.View(func(tx *state.Tx) { n = tx.NumHosts() })
+	return n
+}
+
+// hostCommitted follows a committed host change outside the DB: the
+// heartbeat table learns whether the host is down (read back from the DB
+// under m.mu, so the last of concurrent writers stores the newest state).
+func (m *Manager) hostCommitted(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.hostAt(id); r != nil {
+		m.beats.Track(id, r.pb.NodeState == acliv1.NodeState_kNodeDown)
+	} else {
+		m.beats.Forget(id)
+	}
 }
 
 // hostUnavailable says why nothing may be placed on a host ("" if usable).
@@ -273,8 +277,9 @@ func (m *Manager) hostOut(r *hostRec) *acliv1.Host {
 }
 
 func (m *Manager) hostNamesLocked() []string {
-	out := make([]string, 0, 2*len(m.hostList))
-	for _, h := range m.hostList {
+	hosts := m.hostRecs()
+	out := make([]string, 0, 2*len(hosts))
+	for _, h := range hosts {
 		out = append(out, h.pb.Name, h.pb.HypervisorIp)
 	}
 	return out
@@ -288,13 +293,18 @@ func (m *Manager) hostLocked(field, ref string) (*hostRec, error) {
 	if err := checkRef(field, ref); err != nil {
 		return nil, err
 	}
-	if r := m.hosts[strings.ToLower(ref)]; r != nil {
-		return r, nil
-	}
-	if r := m.hostByName[ref]; r != nil {
-		return r, nil
-	}
-	if r := m.hostByIP[ref]; r != nil {
+	var r *hostRec
+	m.db.View(func(tx *state.Tx) {
+		h := tx.Host(strings.ToLower(ref))
+		if h == nil {
+			h = tx.HostNamed(ref)
+		}
+		if h == nil {
+			h = tx.HostByIP(ref)
+		}
+		r = hostRecOf(tx, h)
+	})
+	if r != nil {
 		return r, nil
 	}
 	return nil, apierr.NotFound("host", ref, m.hostNamesLocked())
@@ -302,11 +312,13 @@ func (m *Manager) hostLocked(field, ref string) (*hostRec, error) {
 
 // candidatesLocked is the placement snapshot.
 func (m *Manager) candidatesLocked() []scheduler.Candidate {
-	out := make([]scheduler.Candidate, len(m.hostList))
-	for i, r := range m.hostList {
+	hosts := m.hostRecs()
+	out := make([]scheduler.Candidate, len(hosts))
+	for i, r := range hosts {
 		vcpus, vms := m.db.HostUse(r.pb.Uuid)
+		ip, _ := netip.ParseAddr(r.pb.HypervisorIp)
 		out[i] = scheduler.Candidate{
-			UUID: r.pb.Uuid, Name: r.pb.Name, IP: r.ip,
+			UUID: r.pb.Uuid, Name: r.pb.Name, IP: ip,
 			MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: m.db.MemoryTaken(r.pb.Uuid),
 			NumVms: int(vms), Unavailable: hostUnavailable(r.pb),
 			CPUCores: int(r.pb.CpuCores), VcpusUsed: int(vcpus),

@@ -84,7 +84,7 @@ func (m *Manager) placeWithRulesLocked(v *acliv1.Vm) (*hostRec, bool) {
 	if err != nil {
 		return nil, false
 	}
-	return m.hosts[p.Host.UUID], true
+	return m.hostAt(p.Host.UUID), true
 }
 
 // startOps starts the HA controller and resumes the HA of hosts that
@@ -92,7 +92,7 @@ func (m *Manager) placeWithRulesLocked(v *acliv1.Vm) (*hostRec, bool) {
 func (m *Manager) startOps() {
 	m.mu.RLock()
 	var down []*acliv1.Host
-	for _, h := range m.hostList {
+	for _, h := range m.hostRecs() {
 		if _, vms := m.db.HostUse(h.pb.Uuid); h.pb.NodeState == acliv1.NodeState_kNodeDown && vms > 0 {
 			down = append(down, h.pb)
 		}
@@ -150,8 +150,9 @@ func schedVM(v *acliv1.Vm, groups []string) scheduler.VM {
 
 // schedHostsLocked is the hosts part of a snapshot.
 func (m *Manager) schedHostsLocked() []scheduler.Host {
-	out := make([]scheduler.Host, len(m.hostList))
-	for i, r := range m.hostList {
+	hosts := m.hostRecs()
+	out := make([]scheduler.Host, len(hosts))
+	for i, r := range hosts {
 		vcpus, _ := m.db.HostUse(r.pb.Uuid)
 		out[i] = schedHost(r, m.db.MemoryTaken(r.pb.Uuid), vcpus)
 	}
@@ -297,7 +298,7 @@ func (e *targetUnavailableError) Error() string {
 func (m *Manager) checkTarget(hostUUID string) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	r := m.hosts[hostUUID]
+	r := m.hostAt(hostUUID)
 	if r == nil {
 		return &targetUnavailableError{host: hostUUID, why: "it left the cluster"}
 	}
@@ -413,7 +414,7 @@ func (m *Manager) putVm(ctx context.Context, next *acliv1.Vm, rev int64, fn func
 func (m *Manager) putHost(ctx context.Context, id string, c state.HostChange) (*acliv1.Host, error) {
 	for attempt := 0; ; attempt++ {
 		m.mu.RLock()
-		r := m.hosts[id]
+		r := m.hostAt(id)
 		cur, rev := r.pb, r.rev
 		m.mu.RUnlock()
 		next, err := state.TransitionHost(cur, c)
@@ -423,18 +424,12 @@ func (m *Manager) putHost(ctx context.Context, id string, c state.HostChange) (*
 		if next == cur {
 			return cur, nil
 		}
-		newRev, err := m.commit(context.WithoutCancel(ctx), []write{{key: hostKey(id), msg: next, rev: rev}})
-		if err != nil {
+		if _, err := m.commit(context.WithoutCancel(ctx), []write{{key: hostKey(id), msg: next, rev: rev}}); err != nil {
 			if attempt < 5 && store.IsConflict(err) {
 				continue
 			}
 			return nil, err
 		}
-		m.mu.Lock()
-		if r.rev == rev {
-			m.putHostLocked(next, newRev)
-		}
-		m.mu.Unlock()
 		return next, nil
 	}
 }

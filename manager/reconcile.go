@@ -103,7 +103,7 @@ func (m *Manager) applyDrift(ctx context.Context, d hostsync.Drift) error {
 func (m *Manager) hostOf(v *acliv1.Vm) *acliv1.Host {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if r := m.hosts[v.HostUuid]; r != nil {
+	if r := m.hostAt(v.HostUuid); r != nil {
 		return r.pb
 	}
 	return nil

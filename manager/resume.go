@@ -42,7 +42,7 @@ func (m *Manager) resumeTasks() {
 func (m *Manager) resumeEvacuation(t *taskRec) {
 	hostID := t.PB.Entities[0].Uuid
 	m.mu.Lock()
-	h := m.hosts[hostID]
+	h := m.hostAt(hostID)
 	var why error
 	switch {
 	case m.closing:

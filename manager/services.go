@@ -32,7 +32,7 @@ func (s clusterService) GetCluster(ctx context.Context, _ *acliv1.GetClusterRequ
 	c := proto.Clone(m.clusterRecord()).(*acliv1.Cluster)
 	c.Version = Version
 	c.Driver = m.drv.Name()
-	c.NumHosts = int32(len(m.hostList))
+	c.NumHosts = int32(m.numHosts())
 	c.NumVms = int32(len(m.vms))
 	return c, nil
 }
@@ -55,8 +55,9 @@ func (s hostService) ListHosts(ctx context.Context, _ *acliv1.ListHostsRequest) 
 	m := s.m
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := &acliv1.ListHostsResponse{Hosts: make([]*acliv1.Host, len(m.hostList))}
-	for i, h := range m.hostList {
+	hosts := m.hostRecs()
+	out := &acliv1.ListHostsResponse{Hosts: make([]*acliv1.Host, len(hosts))}
+	for i, h := range hosts {
 		out.Hosts[i] = m.hostOut(h)
 	}
 	return out, nil
@@ -101,7 +102,6 @@ func (s hostService) UpdateHost(ctx context.Context, req *acliv1.UpdateHostReque
 	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
 		return outcome{
 			writes:  []write{{key: hostKey(cur.Uuid), msg: next, rev: rev}},
-			apply:   func(rev int64) { m.putHostLocked(next, rev) },
 			message: msg,
 		}, nil
 	})
@@ -133,13 +133,12 @@ func (s taskService) ListTasks(ctx context.Context, req *acliv1.ListTasksRequest
 		for _, v := range m.vmsByName[req.Entity] {
 			want[v.pb.Uuid] = true
 		}
-		if h := m.hostByName[req.Entity]; h != nil {
-			want[h.pb.Uuid] = true
-		}
-		if h := m.hostByIP[req.Entity]; h != nil {
-			want[h.pb.Uuid] = true
-		}
 		m.db.View(func(tx *state.Tx) {
+			for _, h := range []*acliv1.Host{tx.HostNamed(req.Entity), tx.HostByIP(req.Entity)} {
+				if h != nil {
+					want[h.Uuid] = true
+				}
+			}
 			if n := tx.FindNetwork(req.Entity); n != nil {
 				want[n.Uuid] = true
 			}

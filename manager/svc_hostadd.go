@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
@@ -51,7 +50,7 @@ func (m *Manager) addHost(ctx context.Context, req *acliv1.AddHostRequest) (*acl
 			return outcome{}, fmt.Errorf("host %s cannot join: %w", h.Name, err)
 		}
 		m.mu.RLock()
-		other := m.hosts[joined.Uuid]
+		other := m.hostAt(joined.Uuid)
 		m.mu.RUnlock()
 		if other != nil {
 			joiner.LeaveHost(joined.Uuid)
@@ -65,7 +64,6 @@ func (m *Manager) addHost(ctx context.Context, req *acliv1.AddHostRequest) (*acl
 		return outcome{
 			writes: []write{{key: hostKey(joined.Uuid), msg: joined, rev: 0}},
 			apply: func(rev int64) {
-				m.putHostLocked(joined, rev)
 				// Heard from just now: the heartbeat monitor must not find it silent.
 				m.beats.Seen(joined.Uuid, timeNow())
 			},
@@ -146,17 +144,9 @@ func (m *Manager) removableLocked(r *hostRec) error {
 }
 
 func (m *Manager) deleteHostLocked(id string) {
-	r := m.hosts[id]
+	r := m.hostAt(id)
 	if r == nil {
 		return
 	}
-	delete(m.hosts, id)
-	if m.hostByName[r.pb.Name] == r {
-		delete(m.hostByName, r.pb.Name)
-	}
-	if m.hostByIP[r.pb.HypervisorIp] == r {
-		delete(m.hostByIP, r.pb.HypervisorIp)
-	}
-	m.hostList = slices.DeleteFunc(m.hostList, func(x *hostRec) bool { return x == r })
 	m.beats.Forget(id)
 }

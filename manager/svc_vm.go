@@ -93,7 +93,7 @@ func (m *Manager) chooseHostLocked(v *acliv1.Vm, named string) (*hostRec, error)
 		}
 		return nil, apierr.FailedPrecondition(fmt.Sprintf("vm %s (%s) fits on no host", v.Name, scheduler.Bytes(v.MemoryBytes)), vs...)
 	}
-	return m.hosts[id], nil
+	return m.hostAt(id), nil
 }
 
 func violation(r scheduler.PlaceRejection) apierr.Violation {

@@ -280,3 +280,6 @@ func (tx *Tx) VmRecordOf(id string) *VmRecord {
 	wire, _ := proto.Marshal(v)
 	return &VmRecord{Vm: v, Wire: wire}
 }
+
+// NumHosts is the number of committed hosts.
+func (tx *Tx) NumHosts() int { return len(tx.db.hosts) }

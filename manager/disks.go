@@ -127,7 +127,6 @@ func (m *Manager) createDiskClone(ctx context.Context, req *acliv1.CreateDiskReq
 		sortDisks(next.Disks)
 		return outcome{
 			writes:  []write{{key: vmKey(cur.Uuid), msg: next, rev: rev}},
-			apply:   func(rev int64) { m.putVmLocked(next, rev) },
 			message: fmt.Sprintf("disk %s (%s, cloned from %s) added to vm %s", diskName(d), scheduler.Bytes(size), src.what, cur.Name),
 			undo:    m.undoCopies(ctx, copies),
 		}, nil
@@ -256,7 +255,6 @@ func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest
 		}
 		return outcome{
 			writes:  []write{{key: vmKey(cur.Uuid), msg: next, rev: rev}},
-			apply:   func(rev int64) { m.putVmLocked(next, rev) },
 			message: msg,
 			undo:    undo,
 		}, nil

@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"net/netip"
-	"strings"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
@@ -48,7 +47,7 @@ func (ft *featureTask) Hold(lock string) (string, bool) {
 
 func (ft *featureTask) Commit(ctx context.Context, ws []state.Write, message string) (*acliv1.Task, error) {
 	m := ft.m
-	out := outcome{message: message, apply: func(rev int64) { m.applyModelLocked(ws, rev) }}
+	out := outcome{message: message}
 	for _, w := range ws {
 		out.writes = append(out.writes, write{key: w.Key, msg: w.Msg, rev: w.Rev})
 	}
@@ -63,22 +62,6 @@ func (ft *featureTask) Drop() {
 	ft.m.mu.Lock()
 	defer ft.m.mu.Unlock()
 	ft.m.forgetLocked(ft.t)
-}
-
-// applyModelLocked brings the model's copies of VMs up to committed
-// writes; the other records are read from the DB.
-func (m *Manager) applyModelLocked(ws []state.Write, rev int64) {
-	for _, w := range ws {
-		id, ok := strings.CutPrefix(w.Key, vmPrefix)
-		if !ok {
-			continue
-		}
-		if v, _ := w.Msg.(*acliv1.Vm); v != nil {
-			m.putVmLocked(v, rev)
-		} else {
-			m.deleteVmLocked(id)
-		}
-	}
 }
 
 // lockMoreLocked adds a lock to a running task, released with its others.

@@ -181,7 +181,7 @@ func (m *Manager) holdPlanLocked(t *taskRec, plan *scheduler.Plan, hs *holds) {
 		if st.Action != scheduler.ActionMigrate && st.Action != scheduler.ActionRestart {
 			continue
 		}
-		v, h := m.vms[st.VM.UUID], m.hostAt(st.Target.UUID)
+		v, h := m.vmAt(st.VM.UUID), m.hostAt(st.Target.UUID)
 		if v == nil || h == nil {
 			continue
 		}
@@ -316,7 +316,7 @@ func (s hostService) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMa
 	hpb := h.pb
 	refs := []*acliv1.EntityRef{hostRef(hpb)}
 	var returning []string
-	for _, r := range m.vmSorted {
+	for _, r := range m.vmRecs() {
 		if r.pb.OriginalHostUuid == hpb.Uuid {
 			returning = append(returning, r.pb.Uuid)
 		}

@@ -239,10 +239,8 @@ func New(cfg Config) (*Manager, error) {
 
 	var hosts []*acliv1.Host
 	m.db.View(func(tx *state.Tx) { hosts = tx.Hosts() })
-	vms := make([]*acliv1.Vm, 0, len(m.vms))
-	for _, v := range m.vms {
-		vms = append(vms, v.pb)
-	}
+	var vms []*acliv1.Vm
+	m.db.View(func(tx *state.Tx) { vms = tx.Vms() })
 	hostEvents, err := m.drv.Start(m.ctx, hosts, vms)
 	if err != nil {
 		return nil, fmt.Errorf("starting the %s driver: %w", m.drv.Name(), err)

@@ -67,20 +67,14 @@ func (c *moveCluster) Record(ctx context.Context, next *acliv1.Vm, rev int64) (i
 	}
 	c.m.mu.RLock()
 	defer c.m.mu.RUnlock()
-	return c.m.vms[next.Uuid].rev, nil
+	return c.m.vmAt(next.Uuid).rev, nil
 }
 
 func (c *moveCluster) Refused(err error) bool { return refusedByRules(err) }
 
 func (c *moveCluster) RecordObserved(ctx context.Context, vm *acliv1.Vm, rev int64) error {
-	newRev, err := c.m.commitObserved(ctx, []write{{key: vmKey(vm.Uuid), msg: vm, rev: rev}})
-	if err != nil {
-		return err
-	}
-	c.m.mu.Lock()
-	c.m.putVmLocked(vm, newRev)
-	c.m.mu.Unlock()
-	return nil
+	_, err := c.m.commitObserved(ctx, []write{{key: vmKey(vm.Uuid), msg: vm, rev: rev}})
+	return err
 }
 
 func (c *moveCluster) Progress(percent int32, line string, p *acliv1.MigrationProgress) {

@@ -1,12 +1,10 @@
 package manager
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -22,15 +20,14 @@ import (
 	"github.com/acli-dev/acli/manager/tasks"
 )
 
-// model is the in-memory cluster state, guarded by Manager.mu. Every pb
-// field holds an immutable message: changes build a new message and swap it.
+// model is what the manager keeps beside the committed state (state.DB):
+// which task holds which entity, and when VMs last settled. Guarded by
+// Manager.mu.
 type model struct {
-	vms       map[string]*vmRec
-	vmsByName map[string][]*vmRec
-	// vmSorted orders the VMs by name then UUID, the ListVms order, so a
-	// listing never sorts. While loading it is appended to and sorted once.
-	vmSorted []*vmRec
-	loading  bool
+	// settled is when each VM last changed through clusterd: a task let go
+	// of it, or a host report was applied. Host reports read before it are
+	// stale (reconcile.go).
+	settled map[string]time.Time
 
 	// busy maps an entity UUID (or a UUID being created) to the task
 	// changing it; a second task on the entity is refused.
@@ -39,18 +36,14 @@ type model struct {
 	taskTab *tasks.Table
 }
 
+// vmRec is a committed VM read from the DB with its mod revision.
 type vmRec struct {
 	pb  *acliv1.Vm
 	rev int64
-	// settled is when the VM last changed through clusterd: a task let go of
-	// it, or a host report was applied. Host reports read before it are
-	// stale (reconcile.go).
-	settled time.Time
 }
 
 func (md *model) init() {
-	md.vms = map[string]*vmRec{}
-	md.vmsByName = map[string][]*vmRec{}
+	md.settled = map[string]time.Time{}
 	md.busy = map[string]*taskRec{}
 }
 
@@ -99,11 +92,20 @@ func (m *Manager) commitObserved(ctx context.Context, ws []write) (int64, error)
 }
 
 func (m *Manager) commitTx(ctx context.Context, ws []write, observed bool) (int64, error) {
+	type change struct{ prev, next *acliv1.Vm }
+	var moved []change // VMs changed: their iSCSI sessions follow (manager/storage)
 	rev, err := m.db.Update(ctx, func(tx *state.Tx) error {
 		if observed {
 			tx.Observed()
 		}
+		moved = moved[:0]
 		for _, w := range ws {
+			if id, ok := strings.CutPrefix(w.key, vmPrefix); ok {
+				if prev := tx.Vm(id); prev != nil {
+					next, _ := w.msg.(*acliv1.Vm)
+					moved = append(moved, change{prev, next})
+				}
+			}
 			if w.msg == nil {
 				tx.Delete(w.key, w.rev)
 			} else {
@@ -114,6 +116,9 @@ func (m *Manager) commitTx(ctx context.Context, ws []write, observed bool) (int6
 	})
 	if err != nil {
 		return 0, violationError(err)
+	}
+	for _, c := range moved {
+		m.vgs.VmMoved(c.prev, c.next)
 	}
 	for _, w := range ws {
 		if id, ok := strings.CutPrefix(w.key, hostPrefix); ok {
@@ -164,20 +169,14 @@ func (m *Manager) load(ctx context.Context) error {
 	if err := m.db.Load(ctx); err != nil {
 		return err
 	}
-	m.loading = true
-	defer func() { m.loading = false }()
 	m.db.View(func(tx *state.Tx) {
 		for _, h := range tx.Hosts() {
 			m.beats.Track(h.Uuid, h.NodeState == acliv1.NodeState_kNodeDown)
-		}
-		for _, v := range tx.Vms() {
-			m.putVmLocked(v, tx.Rev(vmKey(v.Uuid)))
 		}
 	})
 	if err := loadAll(ctx, m.st, taskPrefix, m.taskTab.Load); err != nil {
 		return err
 	}
-	slices.SortFunc(m.vmSorted, vmOrder)
 	m.taskTab.SortLoaded()
 	return nil
 }
@@ -338,52 +337,36 @@ func placed(v *acliv1.Vm) bool {
 	return v.HostUuid != "" && (v.PowerState == acliv1.PowerState_kOn || v.PowerState == acliv1.PowerState_kPaused)
 }
 
-func vmOrder(a, b *vmRec) int {
-	return cmp.Or(strings.Compare(a.pb.Name, b.pb.Name), strings.Compare(a.pb.Uuid, b.pb.Uuid))
+func vmRecOf(tx *state.Tx, v *acliv1.Vm) *vmRec {
+	if v == nil {
+		return nil
+	}
+	return &vmRec{pb: v, rev: tx.Rev(vmKey(v.Uuid))}
 }
 
-func (m *Manager) unsort(r *vmRec) {
-	if i, ok := slices.BinarySearchFunc(m.vmSorted, r, vmOrder); ok {
-		m.vmSorted = slices.Delete(m.vmSorted, i, i+1)
-	}
+// vmAt is the committed VM with UUID id (nil if none).
+func (m *Manager) vmAt(id string) (r *vmRec) {
+	m.db.View(func(tx *state.Tx) { r = vmRecOf(tx, tx.Vm(id)) })
+	return r
 }
 
-func (m *Manager) putVmLocked(v *acliv1.Vm, rev int64) {
-	old := m.vms[v.Uuid]
-	if old != nil {
-		m.vgs.VmMoved(old.pb, v) // iSCSI sessions follow the VM (manager/storage)
-	}
-	renamed := old == nil || old.pb.Name != v.Name
-	if old != nil {
-		if renamed {
-			m.unindexName(old)
-			m.unsort(old) // by its old name
+// vmRecs are the committed VMs by name, then UUID.
+func (m *Manager) vmRecs() []*vmRec {
+	var out []*vmRec
+	m.db.View(func(tx *state.Tx) {
+		rs := tx.VmsByName()
+		out = make([]*vmRec, len(rs))
+		for i, r := range rs {
+			out[i] = vmRecOf(tx, r.Vm)
 		}
-	}
-	r := old
-	if r == nil {
-		r = &vmRec{}
-		m.vms[v.Uuid] = r
-	}
-	r.pb, r.rev = v, rev
-	if renamed {
-		m.vmsByName[v.Name] = append(m.vmsByName[v.Name], r)
-		if m.loading {
-			m.vmSorted = append(m.vmSorted, r)
-		} else {
-			i, _ := slices.BinarySearchFunc(m.vmSorted, r, vmOrder)
-			m.vmSorted = slices.Insert(m.vmSorted, i, r)
-		}
-	}
+	})
+	return out
 }
 
-func (m *Manager) unindexName(r *vmRec) {
-	list := slices.DeleteFunc(m.vmsByName[r.pb.Name], func(x *vmRec) bool { return x == r })
-	if len(list) == 0 {
-		delete(m.vmsByName, r.pb.Name)
-	} else {
-		m.vmsByName[r.pb.Name] = list
-	}
+// numVms is the number of committed VMs.
+func (m *Manager) numVms() (n int) {
+	m.db.View(func(tx *state.Tx) { n = tx.NumVms() })
+	return n
 }
 
 // releaseLocked ends t's hold on an entity; a VM's earlier host reports
@@ -393,20 +376,19 @@ func (m *Manager) releaseLocked(t *taskRec, id string) {
 		return
 	}
 	delete(m.busy, id)
-	if r := m.vms[id]; r != nil {
-		r.settled = time.Now()
-	}
+	m.settleLocked(id, time.Now())
 }
 
-func (m *Manager) deleteVmLocked(id string) {
-	r := m.vms[id]
-	if r == nil {
+// settleLocked records that VM id changed through clusterd at t (a VM
+// that is gone is forgotten).
+func (m *Manager) settleLocked(id string, t time.Time) {
+	if m.vmAt(id) == nil {
+		delete(m.settled, id)
 		return
 	}
-	m.unindexName(r)
-	m.unsort(r)
-	delete(m.vms, id)
-	m.vgs.VmMoved(r.pb, nil) // its iSCSI sessions end (manager/storage)
+	if t.After(m.settled[id]) {
+		m.settled[id] = t
+	}
 }
 
 // vmLocked resolves a VM by UUID or unique name.
@@ -417,33 +399,30 @@ func (m *Manager) vmLocked(field, ref string) (*vmRec, error) {
 	if err := checkRef(field, ref); err != nil {
 		return nil, err
 	}
-	if r := m.vms[strings.ToLower(ref)]; r != nil {
+	var r *vmRec
+	var named []*acliv1.Vm
+	var names []string
+	m.db.View(func(tx *state.Tx) {
+		if r = vmRecOf(tx, tx.Vm(strings.ToLower(ref))); r != nil {
+			return
+		}
+		if named = tx.VmsNamed(ref); len(named) == 1 {
+			r = vmRecOf(tx, named[0])
+		} else if len(named) == 0 {
+			names = tx.VmNames()
+		}
+	})
+	switch {
+	case r != nil:
 		return r, nil
+	case len(named) == 0:
+		return nil, apierr.NotFound("vm", ref, names)
 	}
-	return byName(field, ref, "vm", "VMs", m.vmsByName, func(r *vmRec) string { return r.pb.Uuid })
-}
-
-// byName resolves ref among records indexed by a name several may share:
-// not found names the nearest names, and a shared name lists the UUIDs.
-func byName[R any](field, ref, kind, plural string, index map[string][]R, uuid func(R) string) (R, error) {
-	var zero R
-	switch list := index[ref]; len(list) {
-	case 0:
-		names := make([]string, 0, len(index))
-		for n := range index {
-			names = append(names, n)
-		}
-		return zero, apierr.NotFound(kind, ref, names)
-	case 1:
-		return list[0], nil
-	default:
-		ids := make([]string, len(list))
-		for i, r := range list {
-			ids[i] = uuid(r)
-		}
-		slices.Sort(ids)
-		return zero, apierr.BadField(field, "%s name %q is ambiguous: %d %s have it (%s); give the UUID", kind, ref, len(ids), plural, strings.Join(ids, ", "))
+	ids := make([]string, len(named))
+	for i, v := range named {
+		ids[i] = v.Uuid
 	}
+	return nil, apierr.BadField(field, "vm name %q is ambiguous: %d VMs have it (%s); give the UUID", ref, len(ids), strings.Join(ids, ", "))
 }
 
 func vmRef(v *acliv1.Vm) *acliv1.EntityRef {

@@ -163,10 +163,14 @@ func (m *Manager) schedHostsLocked() []scheduler.Host {
 // includes reservations, so VMs on their way somewhere are accounted for.
 func (m *Manager) snapshotLocked() *scheduler.Snapshot {
 	groups := m.antiAffinityLocked()
-	s := &scheduler.Snapshot{Hosts: m.schedHostsLocked(), VMs: make([]scheduler.VM, 0, len(m.vms))}
-	for _, r := range m.vmSorted {
-		s.VMs = append(s.VMs, schedVM(r.pb, groups[r.pb.Uuid]))
-	}
+	s := &scheduler.Snapshot{Hosts: m.schedHostsLocked()}
+	m.db.View(func(tx *state.Tx) {
+		recs := tx.VmsByName()
+		s.VMs = make([]scheduler.VM, len(recs))
+		for i, r := range recs {
+			s.VMs[i] = schedVM(r.Vm, groups[r.Vm.Uuid])
+		}
+	})
 	return s
 }
 
@@ -364,7 +368,7 @@ func (s *slots) release(src, dst string) {
 func (m *Manager) lockVm(ctx context.Context, t *taskRec, id string) (*vmRec, error) {
 	for {
 		m.mu.Lock()
-		r := m.vms[id]
+		r := m.vmAt(id)
 		if r == nil {
 			m.mu.Unlock()
 			return nil, nil
@@ -394,16 +398,14 @@ func (m *Manager) unlockVm(t *taskRec, id string) {
 // putVm commits a VM record that the caller has locked, and applies it
 // together with fn (under Manager.mu), e.g. releasing a reservation.
 func (m *Manager) putVm(ctx context.Context, next *acliv1.Vm, rev int64, fn func()) error {
-	newRev, err := m.commit(context.WithoutCancel(ctx), []write{{key: vmKey(next.Uuid), msg: next, rev: rev}})
-	if err != nil {
+	if _, err := m.commit(context.WithoutCancel(ctx), []write{{key: vmKey(next.Uuid), msg: next, rev: rev}}); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	m.putVmLocked(next, newRev)
 	if fn != nil {
+		m.mu.Lock()
 		fn()
+		m.mu.Unlock()
 	}
-	m.mu.Unlock()
 	return nil
 }
 

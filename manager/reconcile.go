@@ -28,7 +28,7 @@ func (m *Manager) applyVmStates(ctx context.Context, ev driver.HostEvent) error 
 	m.db.View(func(tx *state.Tx) {
 		host = tx.Host(ev.HostUUID)
 		todo = hostsync.Drifts(tx, ev, func(id string, at time.Time) bool {
-			r := m.vms[id]
+			r := m.vmAt(id)
 			return r != nil && m.reportableLocked(r, at)
 		})
 	})
@@ -51,13 +51,13 @@ func (m *Manager) reportableLocked(r *vmRec, at time.Time) bool {
 	if m.heldLocked(r.pb.Uuid) != nil {
 		return false
 	}
-	return at.IsZero() || !at.Before(r.settled)
+	return at.IsZero() || !at.Before(m.settled[r.pb.Uuid])
 }
 
 // currentLocked returns the VM's model record when the committed record is
 // still the one a drift was found against.
 func (m *Manager) currentLocked(d hostsync.Drift) *vmRec {
-	r := m.vms[d.VM]
+	r := m.vmAt(d.VM)
 	var rev int64
 	m.db.View(func(tx *state.Tx) { rev = tx.Rev(vmKey(d.VM)) })
 	if r == nil || rev != d.Rev || !m.reportableLocked(r, d.At) {
@@ -77,12 +77,9 @@ func (m *Manager) applyDrift(ctx context.Context, d hostsync.Drift) error {
 		return nil // changed since the report was compared; the next one tells
 	}
 	next := d.Next
-	rev, err := m.commitObserved(ctx, []write{{key: vmKey(d.VM), msg: next, rev: d.Rev}})
+	_, err := m.commitObserved(ctx, []write{{key: vmKey(d.VM), msg: next, rev: d.Rev}})
 	if err == nil {
-		m.putVmLocked(next, rev)
-		if d.At.After(r.settled) {
-			r.settled = d.At // reports from other hosts read before this one are older news
-		}
+		m.settleLocked(d.VM, d.At) // reports from other hosts read before this one are older news
 	}
 	m.mu.Unlock()
 	if store.IsConflict(err) {

@@ -33,7 +33,7 @@ func (s clusterService) GetCluster(ctx context.Context, _ *acliv1.GetClusterRequ
 	c.Version = Version
 	c.Driver = m.drv.Name()
 	c.NumHosts = int32(m.numHosts())
-	c.NumVms = int32(len(m.vms))
+	c.NumVms = int32(m.numVms())
 	return c, nil
 }
 
@@ -130,10 +130,10 @@ func (s taskService) ListTasks(ctx context.Context, req *acliv1.ListTasksRequest
 	match := func(*acliv1.Task) bool { return true }
 	if req.Entity != "" {
 		want := map[string]bool{req.Entity: true, strings.ToLower(req.Entity): true}
-		for _, v := range m.vmsByName[req.Entity] {
-			want[v.pb.Uuid] = true
-		}
 		m.db.View(func(tx *state.Tx) {
+			for _, v := range tx.VmsNamed(req.Entity) {
+				want[v.Uuid] = true
+			}
 			for _, h := range []*acliv1.Host{tx.HostNamed(req.Entity), tx.HostByIP(req.Entity)} {
 				if h != nil {
 					want[h.Uuid] = true
@@ -271,6 +271,9 @@ func (s simService) fault(ctx context.Context, ref string, kind driver.EventKind
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	if now := m.hostAt(id); now != nil {
+		h = now
+	}
 	return &acliv1.SimResponse{Host: m.hostOut(h)}, nil
 }
 

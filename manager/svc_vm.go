@@ -53,7 +53,6 @@ func (m *Manager) editVm(ctx context.Context, ref string, op acliv1.TaskOperatio
 	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
 		return outcome{
 			writes:  []write{{key: vmKey(cur.Uuid), msg: next, rev: rev}},
-			apply:   func(rev int64) { m.putVmLocked(next, rev) },
 			message: msg,
 		}, nil
 	})

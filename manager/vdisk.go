@@ -62,9 +62,7 @@ func (m *Manager) readLocked(t *taskRec, ids ...string) {
 		}
 		for _, id := range ids {
 			// A report read while a copy paused the VM is older news.
-			if r := m.vms[id]; r != nil {
-				r.settled = time.Now()
-			}
+			m.settleLocked(id, time.Now())
 			rs := slices.DeleteFunc(m.stor.readers[id], func(r *taskRec) bool { return r == t })
 			if len(rs) == 0 {
 				delete(m.stor.readers, id)
@@ -94,7 +92,7 @@ func (m *Manager) vdiskLocked(field, id string) (cloneSrc, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return cloneSrc{}, apierr.BadField(field, "%s=%q is not a vDisk UUID (vm.get <vm> include_vmdisk_paths=1 shows them)", field, id)
 	}
-	for _, r := range m.vmSorted {
+	for _, r := range m.vmRecs() {
 		for _, d := range r.pb.Disks {
 			if d.Uuid == id && state.HasData(d) {
 				return cloneSrc{container: cmp.Or(d.Container, defaultContainer), vdisk: id, size: d.SizeBytes,

@@ -97,7 +97,6 @@ func (s vmService) CloneVm(ctx context.Context, req *acliv1.CloneVmRequest) (*ac
 		}
 		return outcome{
 			writes:  []write{{key: vmKey(v.Uuid), msg: v, rev: 0}},
-			apply:   func(rev int64) { m.putVmLocked(v, rev) },
 			message: fmt.Sprintf("vm %s cloned from %s (%d vDisk(s), %s)", v.Name, what, len(copies), scheduler.Bytes(size)),
 			undo:    m.undoCopies(ctx, copies),
 		}, nil

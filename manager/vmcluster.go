@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"strings"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/tasks"
@@ -52,10 +51,8 @@ func (c vmCluster) Record(ctx context.Context, next *acliv1.Vm, rev int64) error
 
 func (c vmCluster) CheckTarget(host string) error { return c.m.checkTarget(host) }
 
-// work runs manager/vm's work and applies its VM writes to the model once
-// they are committed.
+// work runs manager/vm's work; its writes are committed with the task.
 func (c vmCluster) work(w vm.Work) work {
-	m := c.m
 	return func(ctx context.Context, t *tasks.Task) (outcome, error) {
 		o, err := w(ctx, t)
 		if err != nil {
@@ -64,18 +61,6 @@ func (c vmCluster) work(w vm.Work) work {
 		out := outcome{message: o.Message, writes: make([]write, len(o.Writes))}
 		for i, w := range o.Writes {
 			out.writes[i] = write{key: w.Key, msg: w.Msg, rev: w.Rev}
-		}
-		out.apply = func(rev int64) {
-			for _, w := range o.Writes {
-				id, ok := strings.CutPrefix(w.Key, vmPrefix)
-				switch v, _ := w.Msg.(*acliv1.Vm); {
-				case !ok:
-				case v == nil:
-					m.deleteVmLocked(id)
-				default:
-					m.putVmLocked(v, rev)
-				}
-			}
 		}
 		return out, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 
@@ -70,6 +71,7 @@ type DB struct {
 	stored   map[string]ContainerUse // container -> what its vDisks and images take
 	capacity func(container string) int64
 	lookups
+	changes atomic.Uint64 // records applied or undone so far
 }
 
 // Arrival is memory held on a host for a VM on its way there (a power-on,
@@ -187,6 +189,7 @@ func (db *DB) applyLocked(key string, msg proto.Message, rev int64) (ended []hel
 // applyEncoded is applyLocked with msg's encoding when the caller has it
 // (nil: encoded here if an index keeps it).
 func (db *DB) applyEncoded(key string, msg proto.Message, wire []byte, rev int64) (ended []heldArrival) {
+	db.changes.Add(1)
 	if msg == nil {
 		delete(db.revs, key)
 	} else {
@@ -345,6 +348,10 @@ type Tx struct {
 	staged   map[string]int // key -> index in writes
 	observed bool
 }
+
+// Changes counts the records applied (or undone) so far: a reader that
+// makes several Views sees one state when it did not move between them.
+func (db *DB) Changes() uint64 { return db.changes.Load() }
 
 // View runs fn on the committed state. fn must not write.
 func (db *DB) View(fn func(tx *Tx)) {

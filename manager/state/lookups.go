@@ -283,3 +283,6 @@ func (tx *Tx) VmRecordOf(id string) *VmRecord {
 
 // NumHosts is the number of committed hosts.
 func (tx *Tx) NumHosts() int { return len(tx.db.hosts) }
+
+// NumVms is the number of committed VMs.
+func (tx *Tx) NumVms() int { return len(tx.db.vms) }

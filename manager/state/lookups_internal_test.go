@@ -37,7 +37,17 @@ func TestIndexesFollowRandomChanges(t *testing.T) {
 	for step := range 3000 {
 		key, rev := "", int64(step+2)
 		var msg proto.Message
-		if rnd.IntN(5) == 0 {
+		if rnd.IntN(8) == 0 {
+			id := fmt.Sprintf("g%d", rnd.IntN(4))
+			key = VgKey(id)
+			if rnd.IntN(3) > 0 {
+				vg := &acliv1.VolumeGroup{Uuid: id, Name: id}
+				for range rnd.IntN(3) {
+					vg.VmUuids = append(vg.VmUuids, fmt.Sprintf("v%03d", rnd.IntN(60)))
+				}
+				msg = vg
+			}
+		} else if rnd.IntN(5) == 0 {
 			id := fmt.Sprintf("h%d", rnd.IntN(6))
 			key = HostKey(id)
 			if rnd.IntN(4) > 0 {
@@ -144,6 +154,18 @@ func checkIndexes(t *testing.T, db *DB, step int) {
 	for _, n := range []string{"n1", "n2"} {
 		if gn, gi := tx.NetworkUse(n); gn != nics[n] || gi != ips[n] {
 			t.Errorf("step %d: NetworkUse(%s) = %d NICs %d IPs, want %d %d", step, n, gn, gi, nics[n], ips[n])
+		}
+	}
+	attached := map[string]int{}
+	for _, g := range db.vgs {
+		for _, id := range g.VmUuids {
+			attached[id]++
+		}
+	}
+	for i := range 60 {
+		id := fmt.Sprintf("v%03d", i)
+		if got := len(tx.VolumeGroupsOf(id)); got != attached[id] {
+			t.Errorf("step %d: VolumeGroupsOf(%s) = %d, want %d", step, id, got, attached[id])
 		}
 	}
 	if tx.NetworkNamed("net1").GetUuid() != "n1" || !strings.HasPrefix(tx.NetworkNamed("net2").GetName(), "net2") {

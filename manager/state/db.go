@@ -616,3 +616,29 @@ func collect[T proto.Message](tx *Tx, committed map[string]T, prefix string, get
 	}
 	return out
 }
+
+// Follow makes changes another manager committed the committed state here,
+// without checking them (they were checked where they were committed): a
+// follower's read copy is kept this way. A record that does not decode is
+// an error naming its key; keys the DB does not keep are skipped.
+func (db *DB) Follow(evs []store.Event) error {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	for _, ev := range evs {
+		msg := newRecord(ev.KV.Key)
+		if msg == nil {
+			continue
+		}
+		if ev.Delete {
+			db.applyLocked(ev.KV.Key, nil, 0)
+			continue
+		}
+		if err := proto.Unmarshal(ev.KV.Value, msg); err != nil {
+			return fmt.Errorf("following %s: %w", ev.KV.Key, err)
+		}
+		db.applyEncoded(ev.KV.Key, msg, ev.KV.Value, ev.KV.ModRev)
+	}
+	return nil
+}

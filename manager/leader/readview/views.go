@@ -26,8 +26,10 @@ import (
 )
 
 // Views serve a follower's reads from its own copy of the store (an
-// etcd.Mirror): a read-only manager built from the copy, built again when a
-// read needs a newer one, served in process. A read first asks a quorum
+// etcd.Mirror): a read-only manager built from the copy once, then brought
+// to each newer revision a read needs by applying the changes since its
+// own (built again only when the copy no longer has them), served in
+// process. A read first asks a quorum
 // for the store's revision and waits until the copy holds it, so what a
 // follower answers is never older than what was committed before the read
 // began. Without a quorum the read is answered from the copy as it is,
@@ -54,7 +56,8 @@ func NewViews(mi *etcd.Mirror, driverName string, log *slog.Logger) *Views {
 	return &Views{mi: mi, driver: driverName, log: log, Barrier: 2 * time.Second, CatchUp: 2 * time.Second}
 }
 
-// view is one read-only manager, built from the copy at one revision.
+// view is one read-only manager, built from the copy at one revision and
+// following it (rev: the revision it holds, under Views.mu).
 type view struct {
 	rev  int64
 	m    *manager.Manager
@@ -169,7 +172,7 @@ func (vs *Views) await(ctx context.Context, need int64, stale bool) (*view, erro
 				vs.mu.Unlock()
 				return nil, errors.New("closed")
 			}
-			if v := vs.cur; v != nil && v.rev >= st.Changed {
+			if v := vs.cur; v != nil && (v.rev >= st.Changed || vs.advanceLocked(v)) {
 				v.acquire()
 				vs.mu.Unlock()
 				return v, nil
@@ -185,6 +188,25 @@ func (vs *Views) await(ctx context.Context, need int64, stale bool) (*view, erro
 			return nil, fmt.Errorf("the copy did not reach revision %d in %s", need, vs.CatchUp)
 		}
 	}
+}
+
+// advanceLocked brings v to the copy's revision by applying the changes
+// since its own; false when the copy no longer has them all (or they do not
+// apply): then a build replaces it.
+func (vs *Views) advanceLocked(v *view) bool {
+	if vs.building {
+		return false
+	}
+	evs, applied, ok := vs.mi.Since(v.rev)
+	if !ok {
+		return false
+	}
+	if err := v.m.Follow(evs); err != nil {
+		vs.log.Warn("following the copy in the read view", "err", err)
+		return false
+	}
+	v.rev = applied
+	return true
 }
 
 // kickLocked starts a build unless one is under way and returns the channel

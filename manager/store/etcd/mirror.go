@@ -28,7 +28,14 @@ type Mirror struct {
 	changed int64         // revision of the last write to a key not skipped
 	stale   error         // why the copy may be behind the store (nil: following it)
 	notify  chan struct{} // closed and replaced on every change
+	// log holds the changes to keys not skipped after revision logFrom, in
+	// order, so a reader of the copy can follow it change by change.
+	log     []store.Event
+	logFrom int64
 }
+
+// mirrorLog bounds the changes kept for Since.
+const mirrorLog = 8192
 
 // NewMirror returns a mirror of s's model; Run fills it. Changes to keys
 // under a skip prefix are kept but do not count as model changes.
@@ -94,6 +101,8 @@ func (mi *Mirror) replace(kvs []store.KV, rev int64, stale error) {
 	}
 	mi.changed = mi.applied
 	mi.stale = stale
+	// A new listing may skip changes: a follower of the log starts again.
+	mi.log, mi.logFrom = nil, mi.applied
 	mi.wakeLocked()
 }
 
@@ -108,11 +117,35 @@ func (mi *Mirror) apply(wr store.WatchResponse) {
 		}
 		if !mi.skipped(ev.KV.Key) {
 			mi.changed = max(mi.changed, ev.KV.ModRev)
+			mi.log = append(mi.log, ev)
 		}
 		mi.applied = max(mi.applied, ev.KV.ModRev)
 	}
+	if n := len(mi.log); n > mirrorLog {
+		// Drop the older half, whole revisions only.
+		cut := n / 2
+		for cut < n && mi.log[cut].KV.ModRev == mi.log[cut-1].KV.ModRev {
+			cut++
+		}
+		mi.logFrom = mi.log[cut-1].KV.ModRev
+		mi.log = append([]store.Event(nil), mi.log[cut:]...)
+	}
 	mi.stale = nil
 	mi.wakeLocked()
+}
+
+// Since returns the changes to keys not skipped after revision rev, in
+// order, and the revision the copy holds with them; ok is false when the
+// copy no longer has them all (too old, or listed again since): the
+// reader starts again from Snapshot.
+func (mi *Mirror) Since(rev int64) (evs []store.Event, applied int64, ok bool) {
+	mi.mu.Lock()
+	defer mi.mu.Unlock()
+	if !mi.loaded || rev < mi.logFrom {
+		return nil, mi.applied, false
+	}
+	i := sort.Search(len(mi.log), func(i int) bool { return mi.log[i].KV.ModRev > rev })
+	return append([]store.Event(nil), mi.log[i:]...), mi.applied, true
 }
 
 func (mi *Mirror) skipped(key string) bool {

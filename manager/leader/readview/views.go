@@ -45,6 +45,7 @@ type Views struct {
 
 	mu       sync.Mutex
 	cur      *view
+	builds   int // views built from the whole copy
 	building bool
 	built    chan struct{} // closed when the build under way ends
 	closed   bool
@@ -225,6 +226,7 @@ func (vs *Views) build() {
 	vs.mu.Lock()
 	old := vs.cur
 	if err == nil {
+		vs.builds++
 		if vs.closed {
 			vs.mu.Unlock()
 			v.close()
@@ -265,6 +267,15 @@ func (vs *Views) newView() (*view, error) {
 		return nil, err
 	}
 	return &view{rev: rev, m: m, srv: srv, conn: conn}, nil
+}
+
+// Builds is how many times a view was built from the whole copy (the
+// first time, and when the copy no longer had the changes since a view's
+// revision).
+func (vs *Views) Builds() int {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	return vs.builds
 }
 
 // Close ends the views once their reads end.

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/client"
@@ -34,6 +35,7 @@ type sharedPair struct {
 	leader   *grpc.ClientConn
 	follower *grpc.ClientConn
 	addr     string // the follower's TCP address
+	views    *readview.Views
 }
 
 func startPair(t testing.TB, members, hosts int) *sharedPair {
@@ -80,7 +82,7 @@ func startPair(t testing.TB, members, hosts int) *sharedPair {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fconn.Close() })
-	return &sharedPair{etcd: c, leader: lconn, follower: fconn, addr: lis.Addr().String()}
+	return &sharedPair{etcd: c, leader: lconn, follower: fconn, addr: lis.Addr().String(), views: views}
 }
 
 func createVm(t testing.TB, conn *grpc.ClientConn, name string) {
@@ -131,6 +133,76 @@ func TestFollowerAnswersReadsFromItsCopy(t *testing.T) {
 	// started there).
 	if _, err := acliv1.NewTaskServiceClient(p.follower).ListTasks(ctx, &acliv1.ListTasksRequest{}); status.Code(err) != codes.Unavailable {
 		t.Fatalf("task.list through a follower with no leader: %v", err)
+	}
+}
+
+// TestFollowerFollowsWritesWithoutRebuilding: after each write through the
+// leader (a create, a rename, a power-on, a delete) a read through the
+// follower answers the new state, from the one view built at the start and
+// brought forward by the changes since.
+func TestFollowerFollowsWritesWithoutRebuilding(t *testing.T) {
+	p := startPair(t, 1, 3)
+	ctx := context.Background()
+	lvm, fvm := acliv1.NewVmServiceClient(p.leader), acliv1.NewVmServiceClient(p.follower)
+	createVm(t, p.leader, "a")
+	if _, err := fvm.GetVm(ctx, &acliv1.GetVmRequest{Vm: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	tasks := acliv1.NewTaskServiceClient(p.leader)
+	done := func(task *acliv1.Task, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := tasks.WatchTask(ctx, &acliv1.GetTaskRequest{Uuid: task.Uuid})
+		for err == nil && task.Status != acliv1.TaskStatus_kSucceeded && task.Status != acliv1.TaskStatus_kFailed {
+			task, err = st.Recv()
+		}
+		if err != nil || task.Status != acliv1.TaskStatus_kSucceeded {
+			t.Fatalf("task %v: %v", task, err)
+		}
+	}
+	names := func() string {
+		t.Helper()
+		l, err := fvm.ListVms(ctx, &acliv1.ListVmsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, v := range l.Vms {
+			out = append(out, v.Name+":"+strings.TrimPrefix(v.PowerState.String(), "k"))
+		}
+		return strings.Join(out, " ")
+	}
+	createVm(t, p.leader, "b")
+	if got := names(); got != "a:Off b:Off" {
+		t.Fatalf("after a create: %q", got)
+	}
+	done(lvm.UpdateVm(ctx, &acliv1.UpdateVmRequest{Vm: "a", Name: proto.String("a2")}))
+	if got := names(); got != "a2:Off b:Off" {
+		t.Fatalf("after a rename: %q", got)
+	}
+	done(lvm.SetPowerState(ctx, &acliv1.SetPowerStateRequest{Vm: "b", Transition: acliv1.PowerTransition_kPowerOn}))
+	if got := names(); got != "a2:Off b:On" {
+		t.Fatalf("after a power-on: %q", got)
+	}
+	hosts, err := acliv1.NewHostServiceClient(p.follower).ListHosts(ctx, &acliv1.ListHostsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vms int32
+	for _, h := range hosts.Hosts {
+		vms += h.NumVms
+	}
+	if vms != 1 {
+		t.Errorf("the follower's hosts run %d VMs, want 1", vms)
+	}
+	done(lvm.DeleteVm(ctx, &acliv1.DeleteVmRequest{Vm: "a2"}))
+	if got := names(); got != "b:On" {
+		t.Fatalf("after a delete: %q", got)
+	}
+	if n := p.views.Builds(); n != 1 {
+		t.Errorf("the view was built %d times, want once", n)
 	}
 }
 

@@ -447,15 +447,3 @@ func checkRef(field, ref string) error {
 	}
 	return nil
 }
-
-// networkNics is the number of NICs on network.
-func (m *Manager) networkNics(network string) (n int32) {
-	m.db.View(func(tx *state.Tx) { n, _ = tx.NetworkUse(network) })
-	return n
-}
-
-// vmWithMAC is the VM with a NIC of MAC mac (nil if none).
-func (m *Manager) vmWithMAC(mac string) (v *acliv1.Vm) {
-	m.db.View(func(tx *state.Tx) { v = tx.VmByMAC(mac) })
-	return v
-}

@@ -80,13 +80,19 @@ func readOnly(t testing.TB, st store.Store) *manager.Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := manager.New(manager.Config{Store: st, Driver: drv, ReadOnly: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	m, err := manager.New(manager.Config{Store: keepOpen{st}, Driver: drv, ReadOnly: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
 	return m
 }
+
+// keepOpen lets several read-only managers share one store: the manager
+// closes its store on Close, the store's owner closes it once.
+type keepOpen struct{ store.Store }
+
+func (keepOpen) Close() error { return nil }
 
 func serve(t testing.TB, m *manager.Manager) *grpc.ClientConn {
 	t.Helper()

@@ -53,6 +53,7 @@ type Controller struct {
 	pending map[string]*acliv1.Host // down hosts waiting for their restart
 	running map[string]bool         // down hosts whose restart runs
 	wake    chan struct{}
+	started bool // Run runs: HostDown launches at once
 }
 
 func (c *Controller) init() {
@@ -72,13 +73,23 @@ func (c *Controller) clock() Clock {
 	return c.Clock
 }
 
-// HostDown queues the restart of a down host's VMs, unless one runs.
+// HostDown launches the restart of a down host's VMs, unless one runs.
+// Once Run runs, the restart's task exists when HostDown returns, so
+// whoever recorded the host down (a fault RPC, the heartbeat monitor)
+// never leaves a moment where the host's VMs are recorded running there,
+// run nowhere, and no task says they are being restarted. Before Run,
+// the restart is queued for it.
 func (c *Controller) HostDown(h *acliv1.Host) {
 	c.init()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if !c.running[h.Uuid] {
 		c.pending[h.Uuid] = h
+	}
+	started := c.started
+	c.mu.Unlock()
+	if started {
+		c.launchPending()
+		return
 	}
 	select {
 	case c.wake <- struct{}{}:
@@ -98,6 +109,14 @@ func (c *Controller) Running(host string) bool {
 // ends.
 func (c *Controller) Run(ctx context.Context) {
 	c.init()
+	c.mu.Lock()
+	c.started = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.started = false
+		c.mu.Unlock()
+	}()
 	c.Beats.Arm(c.clock().Now())
 	mon := &hostsync.Monitor{Timeout: c.Timeout, Clock: c.clock(), Beats: c.Beats.List, MarkDown: c.MarkDown, Suspect: c.Suspect}
 	var wg sync.WaitGroup

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -538,5 +539,37 @@ func TestControllerOneRestartPerHost(t *testing.T) {
 	<-done
 	if launched != 1 || ctl.Running("h1") {
 		t.Fatalf("launched %d restarts, running %v", launched, ctl.Running("h1"))
+	}
+}
+
+// Once Run runs, a down host's restart is launched before HostDown returns:
+// the caller (a fault RPC, the monitor) never leaves the host's VMs recorded
+// there, running nowhere, with no task restarting them.
+func TestControllerHostDownLaunchesAtOnce(t *testing.T) {
+	c := newFakeCluster("h1", "h2")
+	c.addVM("v", "h1", 0)
+	c.setHost("h1", true, true)
+	ctl := &Controller{Clock: newFakeClock(), Timeout: time.Second, Beats: &Beats{}}
+	var launched atomic.Int32
+	ctl.Launch = func(*acliv1.Host, func(context.Context, Cluster, Report) (string, error)) error {
+		launched.Add(1)
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ctl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for {
+		ctl.mu.Lock()
+		started := ctl.started
+		ctl.mu.Unlock()
+		if started {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctl.HostDown(c.hosts["h1"])
+	if n := launched.Load(); n != 1 {
+		t.Fatalf("HostDown returned with %d restart(s) launched, want 1", n)
 	}
 }

@@ -7,13 +7,12 @@
 //     state.DB.Update (only the event log and task pruning write the store
 //     directly), which serialises commits, checks the rules on the state each would
 //     leave (one known host per running VM, placement, memory with arrivals
-//     counted, the RF budget, names) and refuses the commit with typed
-//     violations. The DB keeps the committed hosts, VMs, networks and the
-//     arrivals (memory held for VMs on their way to a host).
-//   - Model (model.go): the cluster, hosts, VMs and networks live in memory,
-//     loaded from the store at start, guarded by Manager.mu. Records are
-//     immutable protobuf messages replaced on every change (copy on write),
-//     so readers such as ListVms hand them to gRPC without copying.
+//     counted, the RF budget, names, capacity, addresses, devices, the HA
+//     reservation) and refuses the commit with typed violations. The DB is
+//     the one copy of committed state and keeps its lookups (by name, IP,
+//     MAC, listing order); features read it through DB.View.
+//   - Manager.mu guards only what is never committed: the busy table (which
+//     task holds which entity) and when each VM last settled.
 //   - Requests (manager/rpc): one thin adapter per gRPC service checks
 //     the request, calls the service's feature here (clusterService,
 //     vmService, ...) through a narrow interface and maps its error to a
@@ -32,12 +31,11 @@
 //     on hosts and reports host health, consumed in hostevents.go.
 //   - Placement (manager/scheduler): a replaceable function chooses the
 //     host a VM powers on on.
-//   - Features: manager/maintenance (the drain passes of an evacuation),
-//     manager/migrate (pre-copy progress), manager/ha (heartbeats, host-down
-//     detection and HA restarts, a controller loop; hostsync holds its
-//     heartbeat monitor), manager/vmgroup (the VM group table and edits).
+//   - Features, each behind a narrow interface this package implements:
+//     manager/vm, network, vmgroup, storage, image, maintenance, migrate,
+//     ha and hostsync (docs/architecture.md lists what each holds).
 //
-// Store layout: /cluster, /hosts/<uuid>, /vms/<uuid>, /networks/<uuid>,
+// Store layout: /cluster, /hosts/<uuid>, /vms/<uuid>, /networks/<uuid>, ...,
 // /tasks/<uuid>, /events/<slot> — each a binary protobuf message.
 package manager
 

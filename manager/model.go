@@ -289,7 +289,7 @@ func (m *Manager) hostLocked(field, ref string) (*hostRec, error) {
 	if ref == "" {
 		return nil, apierr.BadField(field, "%s is required: give a host name, UUID or hypervisor IP", field)
 	}
-	if err := checkRef(field, ref); err != nil {
+	if err := state.CheckRef(field, ref); err != nil {
 		return nil, err
 	}
 	var r *hostRec
@@ -396,7 +396,7 @@ func (m *Manager) vmLocked(field, ref string) (*vmRec, error) {
 	if ref == "" {
 		return nil, apierr.BadField(field, "%s is required: give a VM name or UUID", field)
 	}
-	if err := checkRef(field, ref); err != nil {
+	if err := state.CheckRef(field, ref); err != nil {
 		return nil, err
 	}
 	var r *vmRec
@@ -435,15 +435,6 @@ func vmRef(v *acliv1.Vm) *acliv1.EntityRef {
 func (m *Manager) checkBusyLocked(kind, name, id string) error {
 	if t := m.heldLocked(id); t != nil {
 		return apierr.Busy(kind, name, t.PB.Uuid, t.PB.Operation.String())
-	}
-	return nil
-}
-
-// checkRef refuses a reference no entity can have: longer than any name
-// (state.MaxNameBytes), so it is never compared with every name.
-func checkRef(field, ref string) error {
-	if len(ref) > state.MaxNameBytes {
-		return apierr.BadField(field, "%s is %d bytes long; no name or UUID is longer than %d", field, len(ref), state.MaxNameBytes)
 	}
 	return nil
 }

@@ -88,32 +88,22 @@ func Compare(cur *acliv1.Vm, h *acliv1.Host, o driver.VmObservation, from string
 		if cur.PowerState == o.PowerState {
 			return Drift{}, false
 		}
-		return Drift{VM: cur.Uuid, Next: next, Msg: fmt.Sprintf("vm %s is %s on host %s (changed outside clusterd)", cur.Name, power(o.PowerState), where)}, true
+		return Drift{VM: cur.Uuid, Next: next, Msg: fmt.Sprintf("vm %s is %s on host %s (changed outside clusterd)", cur.Name, state.PowerWord(o.PowerState), where)}, true
 	case state.Placed(cur) && slices.Contains(o.RunningElsewhere, cur.HostUuid):
 		return Drift{VM: cur.Uuid, Fence: true}, true
 	case state.Placed(cur):
 		if from == "" {
 			from = cur.HostName
 		}
-		return Drift{VM: cur.Uuid, Next: next, Msg: fmt.Sprintf("vm %s was found %s on host %s, not on %s (moved outside clusterd)", cur.Name, power(o.PowerState), where, from)}, true
+		return Drift{VM: cur.Uuid, Next: next, Msg: fmt.Sprintf("vm %s was found %s on host %s, not on %s (moved outside clusterd)", cur.Name, state.PowerWord(o.PowerState), where, from)}, true
 	}
-	return Drift{VM: cur.Uuid, Next: next, Msg: fmt.Sprintf("vm %s was found %s on host %s (started outside clusterd)", cur.Name, power(o.PowerState), where)}, true
+	return Drift{VM: cur.Uuid, Next: next, Msg: fmt.Sprintf("vm %s was found %s on host %s (started outside clusterd)", cur.Name, state.PowerWord(o.PowerState), where)}, true
 }
 
 func off(cur *acliv1.Vm, h *acliv1.Host, what string) Drift {
 	next := proto.Clone(cur).(*acliv1.Vm)
 	next.PowerState, next.HostUuid, next.HostName = acliv1.PowerState_kOff, "", ""
 	return Drift{VM: cur.Uuid, Next: next, Msg: fmt.Sprintf("vm %s %s %s (powered off outside clusterd)", cur.Name, what, label(h))}
-}
-
-func power(p acliv1.PowerState) string {
-	switch p {
-	case acliv1.PowerState_kOn:
-		return "on"
-	case acliv1.PowerState_kPaused:
-		return "paused"
-	}
-	return "off"
 }
 
 func label(h *acliv1.Host) string { return h.Name + " (" + h.HypervisorIp + ")" }

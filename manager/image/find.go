@@ -11,7 +11,7 @@ import (
 
 // FindImage resolves an image by UUID or name (image names are unique).
 func FindImage(tx *state.Tx, field, ref string) (*acliv1.Image, error) {
-	if err := checkRef(field, ref); err != nil {
+	if err := state.CheckRef(field, ref); err != nil {
 		return nil, err
 	}
 	if im := tx.Image(ref); im != nil {
@@ -41,7 +41,7 @@ func imageNamed(tx *state.Tx, name string) *acliv1.Image {
 // FindSnapshot resolves a snapshot by UUID or name; snapshots of different
 // VMs may share a name, which then needs the UUID.
 func FindSnapshot(tx *state.Tx, field, ref string) (*acliv1.Snapshot, error) {
-	if err := checkRef(field, ref); err != nil {
+	if err := state.CheckRef(field, ref); err != nil {
 		return nil, err
 	}
 	if sn := tx.Snapshot(strings.ToLower(ref)); sn != nil {
@@ -73,13 +73,4 @@ func pick[R any](field, ref, kind, plural string, named []R, uuid func(R) string
 	}
 	slices.Sort(ids)
 	return zero, apierr.BadField(field, "%s name %q is ambiguous: %d %s have it (%s); give the UUID", kind, ref, len(ids), plural, strings.Join(ids, ", "))
-}
-
-// checkRef refuses a reference no entity can have: longer than any name
-// (state.MaxNameBytes), so it is never compared with every name.
-func checkRef(field, ref string) error {
-	if len(ref) > state.MaxNameBytes {
-		return apierr.BadField(field, "%s is %d bytes long; no name or UUID is longer than %d", field, len(ref), state.MaxNameBytes)
-	}
-	return nil
 }

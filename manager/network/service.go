@@ -41,10 +41,7 @@ func checkRef(field, ref, what string) error {
 	if ref == "" {
 		return apierr.BadField(field, "%s is required: give a %s name or UUID", field, what)
 	}
-	if len(ref) > state.MaxNameBytes {
-		return apierr.BadField(field, "%s is %d bytes long; no name or UUID is longer than %d", field, len(ref), state.MaxNameBytes)
-	}
-	return nil
+	return state.CheckRef(field, ref)
 }
 
 // find is the committed network ref names.

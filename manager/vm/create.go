@@ -87,7 +87,7 @@ func (s *Service) DeleteVm(ctx context.Context, req *acliv1.DeleteVmRequest) (*a
 			return err
 		}
 		if state.Placed(cur) {
-			return apierr.Precondition(state.RulePowerState, "vm:"+cur.Name, "vm %s is %s; power it off first", cur.Name, PowerWord(cur.PowerState))
+			return apierr.Precondition(state.RulePowerState, "vm:"+cur.Name, "vm %s is %s; power it off first", cur.Name, state.PowerWord(cur.PowerState))
 		}
 		host = s.host(cur.HostUuid)
 		t = l.Begin(acliv1.TaskOperation_kVmDelete, []*acliv1.EntityRef{Ref(cur)}, cur.Uuid)

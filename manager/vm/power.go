@@ -44,7 +44,7 @@ func refusal(tr acliv1.PowerTransition, v *acliv1.Vm) error {
 		}
 	case acliv1.PowerTransition_kReboot, acliv1.PowerTransition_kReset, acliv1.PowerTransition_kPowerCycle, acliv1.PowerTransition_kShutdown:
 		if v.PowerState != acliv1.PowerState_kOn {
-			return apierr.Precondition(state.RulePowerState, "vm:"+v.Name, "vm %s is %s; power it on first", v.Name, PowerWord(v.PowerState))
+			return apierr.Precondition(state.RulePowerState, "vm:"+v.Name, "vm %s is %s; power it on first", v.Name, state.PowerWord(v.PowerState))
 		}
 	}
 	return nil
@@ -82,7 +82,7 @@ func (s *Service) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateRe
 		}
 		if req.Transition != acliv1.PowerTransition_kPowerOn {
 			if host = s.host(cur.HostUuid); host == nil || !state.Placed(cur) {
-				return apierr.Precondition("HOST", "vm:"+cur.Name, "vm %s is %s but its host %s is unknown", cur.Name, PowerWord(cur.PowerState), cur.HostUuid)
+				return apierr.Precondition("HOST", "vm:"+cur.Name, "vm %s is %s but its host %s is unknown", cur.Name, state.PowerWord(cur.PowerState), cur.HostUuid)
 			}
 			t = l.Begin(op, append(refs, hostRef(host)), cur.Uuid)
 			return nil

@@ -22,7 +22,7 @@ func Resolve(tx *state.Tx, field, ref string) (*acliv1.Vm, error) {
 	if ref == "" {
 		return nil, apierr.BadField(field, "%s is required: give a VM name or UUID", field)
 	}
-	if err := checkRef(field, ref); err != nil {
+	if err := state.CheckRef(field, ref); err != nil {
 		return nil, err
 	}
 	if v := tx.Vm(strings.ToLower(ref)); v != nil {
@@ -40,35 +40,6 @@ func Resolve(tx *state.Tx, field, ref string) (*acliv1.Vm, error) {
 		}
 		return nil, apierr.BadField(field, "vm name %q is ambiguous: %d VMs have it (%s); give the UUID", ref, len(ids), strings.Join(ids, ", "))
 	}
-}
-
-// resolveHost finds a committed host by UUID, name or hypervisor IP.
-func resolveHost(tx *state.Tx, field, ref string) (*acliv1.Host, error) {
-	if err := checkRef(field, ref); err != nil {
-		return nil, err
-	}
-	if h := tx.Host(strings.ToLower(ref)); h != nil {
-		return h, nil
-	}
-	if h := tx.HostNamed(ref); h != nil {
-		return h, nil
-	}
-	if h := tx.HostByIP(ref); h != nil {
-		return h, nil
-	}
-	var names []string
-	for _, h := range tx.Hosts() {
-		names = append(names, h.Name, h.HypervisorIp)
-	}
-	return nil, apierr.NotFound("host", ref, names)
-}
-
-// checkRef refuses a reference no entity can have (state.MaxNameBytes).
-func checkRef(field, ref string) error {
-	if len(ref) > state.MaxNameBytes {
-		return apierr.BadField(field, "%s is %d bytes long; no name or UUID is longer than %d", field, len(ref), state.MaxNameBytes)
-	}
-	return nil
 }
 
 // resolve is Resolve on the committed state, with the VM's revision.
@@ -91,7 +62,7 @@ func (s *Service) ListVms(ctx context.Context, req *acliv1.ListVmsRequest) (*acl
 			hostFilter := ""
 			if req.Host != "" {
 				var h *acliv1.Host
-				if h, err = resolveHost(tx, "host", req.Host); err != nil {
+				if h, err = tx.FindHost("host", req.Host); err != nil {
 					return
 				}
 				hostFilter = h.Uuid

@@ -121,14 +121,3 @@ func PinnedBy(v *acliv1.Vm) string {
 	}
 	return ""
 }
-
-// PowerWord is how a power state reads in a message.
-func PowerWord(p acliv1.PowerState) string {
-	switch p {
-	case acliv1.PowerState_kOn:
-		return "on"
-	case acliv1.PowerState_kPaused:
-		return "paused"
-	}
-	return "off"
-}

@@ -99,7 +99,7 @@ func (s *Service) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*a
 func (s *Service) hold(t *tasks.Task, v *acliv1.Vm, host string, bytes int64) error {
 	h := s.host(host)
 	if h == nil {
-		return apierr.Precondition("HOST", "vm:"+v.Name, "vm %s is %s but its host %s is unknown", v.Name, PowerWord(v.PowerState), host)
+		return apierr.Precondition("HOST", "vm:"+v.Name, "vm %s is %s but its host %s is unknown", v.Name, state.PowerWord(v.PowerState), host)
 	}
 	if free := h.MemoryBytes - s.db.MemoryTaken(host); bytes > free {
 		return apierr.Precondition("MEMORY", "host:"+h.Name,

@@ -30,10 +30,7 @@ func checkRef(field, ref, what string) error {
 	if ref == "" {
 		return apierr.BadField(field, "%s is required: give %s", field, what)
 	}
-	if len(ref) > state.MaxNameBytes {
-		return apierr.BadField(field, "%s is %d bytes long; no name or UUID is longer than %d", field, len(ref), state.MaxNameBytes)
-	}
-	return nil
+	return state.CheckRef(field, ref)
 }
 
 // find is the committed group ref names; not found names the nearest.
@@ -158,27 +155,6 @@ func (s *Service) DeleteVmGroup(ctx context.Context, req *acliv1.DeleteVmGroupRe
 	})
 }
 
-// findHost is the host ref names: UUID, name or hypervisor IP.
-func findHost(tx *state.Tx, field, ref string) (*acliv1.Host, error) {
-	if err := checkRef(field, ref, "a host name, UUID or hypervisor IP"); err != nil {
-		return nil, err
-	}
-	if h := tx.Host(strings.ToLower(ref)); h != nil {
-		return h, nil
-	}
-	if h := tx.HostNamed(ref); h != nil {
-		return h, nil
-	}
-	if h := tx.HostByIP(ref); h != nil {
-		return h, nil
-	}
-	var names []string
-	for _, h := range tx.Hosts() {
-		names = append(names, h.Name)
-	}
-	return nil, apierr.NotFound("host", ref, names)
-}
-
 func hostLabel(h *acliv1.Host) string { return fmt.Sprintf("%s (%s)", h.Name, h.HypervisorIp) }
 
 // SetAffinity sets or (with no hosts) clears a VM's host affinity. A
@@ -224,7 +200,7 @@ func affinity(tx *state.Tx, cur *acliv1.Vm, refs []string) (*acliv1.Vm, string, 
 			if part = strings.TrimSpace(part); part == "" {
 				continue
 			}
-			h, err := findHost(tx, "host_list", part)
+			h, err := tx.FindHost("host_list", part)
 			if err != nil {
 				return nil, "", err
 			}

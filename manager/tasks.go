@@ -177,17 +177,25 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 		werr = errors.New("clusterd stopped while the task was running; retry it")
 	}
 	aborted := errors.As(werr, new(*tasks.Cancelled))
+	m.mu.RLock()
+	final := proto.Clone(t.PB).(*acliv1.Task)
+	m.mu.RUnlock()
+	tasks.Fail(final, werr, aborted)
+	final.Revision++
+	// The task holds its entities, and shows running, until its end is
+	// committed: a task accepted on them meanwhile could be committed
+	// first, and a manager dying in between would leave both running in
+	// the store, ended together by the next leader as if they had
+	// overlapped.
+	newRev, err := m.commit(context.WithoutCancel(ctx), []write{{key: taskKey(final.Uuid), msg: final, rev: rev}})
 	m.mu.Lock()
-	pb := t.Update(func(pb *acliv1.Task) { tasks.Fail(pb, werr, aborted) })
+	if err == nil {
+		t.Rev = newRev
+	}
+	pb := t.Replace(final)
 	m.publishTask(pb, "")
 	m.endLocked(t)
 	m.mu.Unlock()
-	newRev, err := m.commit(context.WithoutCancel(ctx), []write{{key: taskKey(pb.Uuid), msg: pb, rev: rev}})
-	if err == nil {
-		m.mu.Lock()
-		t.Rev = newRev
-		m.mu.Unlock()
-	}
 	return pb, err
 }
 

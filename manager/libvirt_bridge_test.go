@@ -54,28 +54,9 @@ func inNetns(t *testing.T, ns string, args ...string) string {
 // domain carries the NIC's MAC on that bridge, and its tap device is a port
 // of the bridge while the VM runs and gone when it stops.
 func TestLibvirtNicOnBridgeInNetns(t *testing.T) {
-	libvirtharness.Require(t)
-	ns := netns(t)
-	inNetns(t, ns, "link", "set", "lo", "up")
 	ctx, cancel := context.WithTimeout(bg, 2*time.Minute)
 	defer cancel()
-	hosts, err := libvirtharness.Start(ctx, libvirtharness.Options{Hosts: 1, NetNS: "/run/netns/" + ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hosts.Stop() })
-	hh := hosts.Hosts[0]
-	// The bridge comes once libvirtd runs: one there before it starts
-	// stalls its start-up.
-	inNetns(t, ns, "link", "add", libvirt.BridgeName("n1"), "type", "bridge")
-	inNetns(t, ns, "link", "set", libvirt.BridgeName("n1"), "up")
-
-	drv := libvirt.NewDriver(libvirt.Config{NetworkBridges: true, HeartbeatInterval: lvHeartbeat, ShutdownTimeout: time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	h := managertest.New(t, managertest.Options{Driver: drv})
-	c := newClients(h.Conn)
-	await(t, c)(c.host.AddHost(bg, &acliv1.AddHostRequest{Name: hh.Name, HypervisorIp: hh.Addr, LibvirtUri: hh.UnixURI()}))
-	await(t, c)(c.net.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "n1", VlanId: 10}))
+	c, hh, ns := bridgedHost(ctx, t)
 	await(t, c)(c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: "br", MemoryBytes: 64 << 20, NumVcpus: 1}))
 	const mac = "50:6b:8d:45:00:01"
 	await(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "br", Network: "n1", Mac: mac}))
@@ -135,26 +116,9 @@ func TestLibvirtNicOnBridgeInNetns(t *testing.T) {
 // with a line naming the NIC, its VLANs, the bridge and what to do, and
 // nothing is left defined; the same VM with an access NIC starts there.
 func TestLibvirtTrunkedNicInNetns(t *testing.T) {
-	libvirtharness.Require(t)
-	ns := netns(t)
-	inNetns(t, ns, "link", "set", "lo", "up")
 	ctx, cancel := context.WithTimeout(bg, 2*time.Minute)
 	defer cancel()
-	hosts, err := libvirtharness.Start(ctx, libvirtharness.Options{Hosts: 1, NetNS: "/run/netns/" + ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hosts.Stop() })
-	hh := hosts.Hosts[0]
-	inNetns(t, ns, "link", "add", libvirt.BridgeName("n1"), "type", "bridge")
-	inNetns(t, ns, "link", "set", libvirt.BridgeName("n1"), "up")
-
-	drv := libvirt.NewDriver(libvirt.Config{NetworkBridges: true, HeartbeatInterval: lvHeartbeat, ShutdownTimeout: time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	h := managertest.New(t, managertest.Options{Driver: drv})
-	c := newClients(h.Conn)
-	await(t, c)(c.host.AddHost(bg, &acliv1.AddHostRequest{Name: hh.Name, HypervisorIp: hh.Addr, LibvirtUri: hh.UnixURI()}))
-	await(t, c)(c.net.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "n1", VlanId: 10}))
+	c, hh, _ := bridgedHost(ctx, t)
 	await(t, c)(c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: "tr", MemoryBytes: 64 << 20, NumVcpus: 1}))
 	const mac = "50:6b:8d:45:00:02"
 	await(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "tr", Network: "n1", Mac: mac, VlanMode: acliv1.NetworkMode_kTrunked, TrunkedNetworks: []int32{30, 20}}))
@@ -183,4 +147,31 @@ func TestLibvirtTrunkedNicInNetns(t *testing.T) {
 	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "tr", Transition: acliv1.PowerTransition_kPowerOn, Host: hh.Name}))
 	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "tr", Transition: acliv1.PowerTransition_kPowerOff}))
 	t.Logf("refused: %s", final.Error)
+}
+
+// bridgedHost starts one libvirtd in a network namespace the test made,
+// adds the bridge of network n1 there (once libvirtd runs: a bridge there
+// before it starts stalls its start-up), and a manager with --libvirt-network-bridges
+// that has the host and network n1 (VLAN 10).
+func bridgedHost(ctx context.Context, t *testing.T) (clients, *libvirtharness.Host, string) {
+	t.Helper()
+	libvirtharness.Require(t)
+	ns := netns(t)
+	inNetns(t, ns, "link", "set", "lo", "up")
+	hosts, err := libvirtharness.Start(ctx, libvirtharness.Options{Hosts: 1, NetNS: "/run/netns/" + ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hosts.Stop() })
+	hh := hosts.Hosts[0]
+	inNetns(t, ns, "link", "add", libvirt.BridgeName("n1"), "type", "bridge")
+	inNetns(t, ns, "link", "set", libvirt.BridgeName("n1"), "up")
+
+	drv := libvirt.NewDriver(libvirt.Config{NetworkBridges: true, HeartbeatInterval: lvHeartbeat, ShutdownTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h := managertest.New(t, managertest.Options{Driver: drv})
+	c := newClients(h.Conn)
+	await(t, c)(c.host.AddHost(bg, &acliv1.AddHostRequest{Name: hh.Name, HypervisorIp: hh.Addr, LibvirtUri: hh.UnixURI()}))
+	await(t, c)(c.net.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "n1", VlanId: 10}))
+	return c, hh, ns
 }

@@ -8,18 +8,13 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/state"
-	"github.com/acli-dev/acli/manager/store/bolt"
+	"github.com/acli-dev/acli/manager/state/statetest"
 )
 
 func driftDB(t *testing.T, vms ...*acliv1.Vm) *state.DB {
 	t.Helper()
-	st, err := bolt.Open(t.TempDir(), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	db := state.NewDB(st)
-	_, err = db.Update(context.Background(), func(tx *state.Tx) error {
+	db := statetest.Open(t)
+	_, err := db.Update(context.Background(), func(tx *state.Tx) error {
 		tx.Put(state.ClusterKey, &acliv1.Cluster{Name: "c", RedundancyFactor: 2}, 0)
 		for _, n := range []string{"h1", "h2"} {
 			tx.Put(state.HostKey("uuid-"+n), &acliv1.Host{Uuid: "uuid-" + n, Name: n, HypervisorIp: "127.42.0." + n[1:],

@@ -10,7 +10,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/state"
-	"github.com/acli-dev/acli/manager/store/bolt"
+	"github.com/acli-dev/acli/manager/state/statetest"
 )
 
 // fakeBeats records what the applier tells the heartbeat table.
@@ -46,13 +46,8 @@ type eventsFixture struct {
 
 func newEvents(t *testing.T, h *acliv1.Host) *eventsFixture {
 	t.Helper()
-	st, err := bolt.Open(t.TempDir(), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	f := &eventsFixture{db: state.NewDB(st), beats: &fakeBeats{}}
-	_, err = f.db.Update(context.Background(), func(tx *state.Tx) error {
+	f := &eventsFixture{db: statetest.Open(t), beats: &fakeBeats{}}
+	_, err := f.db.Update(context.Background(), func(tx *state.Tx) error {
 		tx.Put(state.ClusterKey, &acliv1.Cluster{Name: "c", RedundancyFactor: 2}, 0)
 		tx.Put(state.HostKey(h.Uuid), h, 0)
 		return nil

@@ -13,7 +13,7 @@ import (
 	"github.com/acli-dev/acli/manager/image"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
-	"github.com/acli-dev/acli/manager/store/bolt"
+	"github.com/acli-dev/acli/manager/state/statetest"
 	"github.com/acli-dev/acli/manager/tasks"
 )
 
@@ -35,12 +35,7 @@ type fixture struct {
 // disk; VM db, off, with one 5 GiB vDisk.
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	st, err := bolt.Open(t.TempDir(), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	db := state.NewDB(st)
+	db := statetest.Open(t)
 	db.SetCapacity(func(string) int64 { return 100 * gib })
 	web := &acliv1.Vm{Uuid: "uuid-web", Name: "web", MemoryBytes: gib, NumVcpus: 1,
 		PowerState: acliv1.PowerState_kOn, HostUuid: "uuid-h1", HostName: "h1",

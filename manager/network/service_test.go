@@ -12,7 +12,7 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/network"
 	"github.com/acli-dev/acli/manager/state"
-	"github.com/acli-dev/acli/manager/store/bolt"
+	"github.com/acli-dev/acli/manager/state/statetest"
 	"github.com/acli-dev/acli/manager/tasks/taskstest"
 )
 
@@ -44,13 +44,8 @@ func (w *wirer) UpdateNic(_ context.Context, h *acliv1.Host, v *acliv1.Vm, nic *
 // VM b off.
 func newService(t *testing.T) (*network.Service, *taskstest.Starter, *wirer) {
 	t.Helper()
-	st, err := bolt.Open(t.TempDir(), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	db := state.NewDB(st)
-	_, err = db.Update(context.Background(), func(tx *state.Tx) error {
+	db := statetest.Open(t)
+	_, err := db.Update(context.Background(), func(tx *state.Tx) error {
 		tx.Put(state.ClusterKey, &acliv1.Cluster{Uuid: "uuid-c", Name: "c", RedundancyFactor: 2}, 0)
 		tx.Put(state.HostKey("uuid-h1"), &acliv1.Host{Uuid: "uuid-h1", Name: "h1", HypervisorIp: "127.44.0.1", MemoryBytes: 8 << 30,
 			Schedulable: true, NodeState: acliv1.NodeState_AcropolisNormal, CvmState: acliv1.CvmState_kCvmUp}, 0)

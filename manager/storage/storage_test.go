@@ -18,8 +18,8 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/state/statetest"
 	"github.com/acli-dev/acli/manager/storage"
-	"github.com/acli-dev/acli/manager/store/bolt"
 )
 
 const gib = int64(1) << 30
@@ -149,12 +149,7 @@ func host(n int) *acliv1.Host {
 // store) with VM web on h1, its containers bounded at capacity.
 func newFixture(t *testing.T, cfg storage.IscsiConfig, capacity int64) *fixture {
 	t.Helper()
-	st, err := bolt.Open(t.TempDir(), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	db := state.NewDB(st)
+	db := statetest.Open(t)
 	db.SetCapacity(func(string) int64 { return capacity })
 	web := &acliv1.Vm{Uuid: "uuid-web", Name: "web", MemoryBytes: gib, NumVcpus: 1, PowerState: acliv1.PowerState_kOn, HostUuid: "uuid-h1", HostName: "h1"}
 	if _, err := db.Update(bg, func(tx *state.Tx) error {

@@ -17,7 +17,7 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/state"
-	"github.com/acli-dev/acli/manager/store/bolt"
+	"github.com/acli-dev/acli/manager/state/statetest"
 	"github.com/acli-dev/acli/manager/tasks"
 	"github.com/acli-dev/acli/manager/vm"
 )
@@ -63,13 +63,8 @@ type fake struct {
 // h1 and b (2 GiB) off.
 func newFake(t *testing.T) *fake {
 	t.Helper()
-	st, err := bolt.Open(t.TempDir(), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	f := &fake{db: state.NewDB(st), drv: &fakeDriver{}, tab: tasks.NewTable(100), busy: map[string]*tasks.Task{}, arriving: map[string]int{}}
-	_, err = f.db.Update(bg, func(tx *state.Tx) error {
+	f := &fake{db: statetest.Open(t), drv: &fakeDriver{}, tab: tasks.NewTable(100), busy: map[string]*tasks.Task{}, arriving: map[string]int{}}
+	_, err := f.db.Update(bg, func(tx *state.Tx) error {
 		tx.Put(state.ClusterKey, &acliv1.Cluster{Name: "c", RedundancyFactor: 2}, 0)
 		tx.Put(state.HostKey("uuid-h1"), host("h1", "127.48.0.1"), 0)
 		tx.Put(state.HostKey("uuid-h2"), host("h2", "127.48.0.2"), 0)

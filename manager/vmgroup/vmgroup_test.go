@@ -13,7 +13,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/state"
-	"github.com/acli-dev/acli/manager/store/bolt"
+	"github.com/acli-dev/acli/manager/state/statetest"
 	"github.com/acli-dev/acli/manager/tasks/taskstest"
 )
 
@@ -21,13 +21,8 @@ import (
 // (127.44.0.1), VM a running on h1 and VM b off.
 func newService(t *testing.T) (*Service, *taskstest.Starter) {
 	t.Helper()
-	st, err := bolt.Open(t.TempDir(), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	db := state.NewDB(st)
-	_, err = db.Update(context.Background(), func(tx *state.Tx) error {
+	db := statetest.Open(t)
+	_, err := db.Update(context.Background(), func(tx *state.Tx) error {
 		tx.Put(state.ClusterKey, &acliv1.Cluster{Uuid: "uuid-c", Name: "c", RedundancyFactor: 2}, 0)
 		for _, h := range []*acliv1.Host{{Uuid: "uuid-h1", Name: "h1", HypervisorIp: "127.44.0.2"}, {Uuid: "uuid-h2", Name: "h2", HypervisorIp: "127.44.0.1"}} {
 			h.MemoryBytes, h.Schedulable, h.NodeState, h.CvmState = 8<<30, true, acliv1.NodeState_AcropolisNormal, acliv1.CvmState_kCvmUp

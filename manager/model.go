@@ -18,6 +18,7 @@ import (
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/tasks"
+	"github.com/acli-dev/acli/manager/vm"
 )
 
 // model is what the manager keeps beside the committed state (state.DB):
@@ -391,38 +392,15 @@ func (m *Manager) settleLocked(id string, t time.Time) {
 	}
 }
 
-// vmLocked resolves a VM by UUID or unique name.
-func (m *Manager) vmLocked(field, ref string) (*vmRec, error) {
-	if ref == "" {
-		return nil, apierr.BadField(field, "%s is required: give a VM name or UUID", field)
-	}
-	if err := state.CheckRef(field, ref); err != nil {
-		return nil, err
-	}
-	var r *vmRec
-	var named []*acliv1.Vm
-	var names []string
+// vmLocked resolves a VM by UUID or unique name (vm.Resolve), with its revision.
+func (m *Manager) vmLocked(field, ref string) (r *vmRec, err error) {
 	m.db.View(func(tx *state.Tx) {
-		if r = vmRecOf(tx, tx.Vm(strings.ToLower(ref))); r != nil {
-			return
-		}
-		if named = tx.VmsNamed(ref); len(named) == 1 {
-			r = vmRecOf(tx, named[0])
-		} else if len(named) == 0 {
-			names = tx.VmNames()
+		var v *acliv1.Vm
+		if v, err = vm.Resolve(tx, field, ref); err == nil {
+			r = vmRecOf(tx, v)
 		}
 	})
-	switch {
-	case r != nil:
-		return r, nil
-	case len(named) == 0:
-		return nil, apierr.NotFound("vm", ref, names)
-	}
-	ids := make([]string, len(named))
-	for i, v := range named {
-		ids[i] = v.Uuid
-	}
-	return nil, apierr.BadField(field, "vm name %q is ambiguous: %d VMs have it (%s); give the UUID", ref, len(ids), strings.Join(ids, ", "))
+	return r, err
 }
 
 func vmRef(v *acliv1.Vm) *acliv1.EntityRef {

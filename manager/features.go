@@ -70,17 +70,6 @@ func (m *Manager) lockMoreLocked(t *taskRec, key string) {
 	m.busy[key] = t
 }
 
-// vmUUID resolves a VM reference for a feature package.
-func (m *Manager) vmUUID(ref string) (string, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	r, err := m.vmLocked("vm", ref)
-	if err != nil {
-		return "", err
-	}
-	return r.pb.Uuid, nil
-}
-
 // newMACLocked generates a MAC no NIC has and no task claims.
 func (m *Manager) newMACLocked() string {
 	var mac string

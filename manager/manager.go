@@ -193,8 +193,8 @@ func New(cfg Config) (*Manager, error) {
 	m.initOps(cfg)
 	m.initVgs(cfg.Iscsi)
 	m.initStorage()
-	m.net = &network.Service{DB: m.db, Tasks: featureTasks{m}, Vms: m.vmUUID, Hosts: m.drv}
-	m.groups = &vmgroup.Service{DB: m.db, Tasks: featureTasks{m}, Vms: m.vmUUID}
+	m.net = &network.Service{DB: m.db, Tasks: featureTasks{m}, Hosts: m.drv}
+	m.groups = &vmgroup.Service{DB: m.db, Tasks: featureTasks{m}}
 	m.db.SetCapacity(m.containerCapacity)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 

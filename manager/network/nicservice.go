@@ -16,6 +16,7 @@ import (
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
+	"github.com/acli-dev/acli/manager/vm"
 )
 
 // NICs of VMs: create (with an address from the network's pools), update
@@ -106,21 +107,20 @@ type vmEdit struct {
 
 // beginVm resolves ref and begins op on it, holding it and locks.
 func (s *Service) beginVm(ctx context.Context, ref string, op acliv1.TaskOperation, locks ...string) (*vmEdit, error) {
-	id, err := s.Vms(ref)
-	if err != nil {
-		return nil, err
-	}
 	var v *acliv1.Vm
-	s.DB.View(func(tx *state.Tx) { v = tx.Vm(id) })
-	if v == nil {
-		return nil, apierr.NotFound("vm", ref, nil)
-	}
-	t, err := s.Tasks.Begin(ctx, "vm", op, []*acliv1.EntityRef{vmRef(v)}, append([]string{id}, locks...)...)
+	var err error
+	s.DB.View(func(tx *state.Tx) { v, err = vm.Resolve(tx, "vm", ref) })
 	if err != nil {
 		return nil, err
 	}
+	t, err := s.Tasks.Begin(ctx, "vm", op, []*acliv1.EntityRef{vmRef(v)}, append([]string{v.Uuid}, locks...)...)
+	if err != nil {
+		return nil, err
+	}
+	// Read again now that the task holds the VM: a task that held it
+	// before has committed its change.
 	e := &vmEdit{t: t}
-	s.DB.View(func(tx *state.Tx) { e.cur, e.rev = tx.Vm(id), tx.Rev(state.VmKey(id)) })
+	s.DB.View(func(tx *state.Tx) { e.cur, e.rev = tx.Vm(v.Uuid), tx.Rev(state.VmKey(v.Uuid)) })
 	if e.cur == nil {
 		t.Drop()
 		return nil, apierr.NotFound("vm", ref, nil)

@@ -22,9 +22,6 @@ import (
 type Service struct {
 	DB    *state.DB
 	Tasks tasks.Starter
-	// Vms resolves a VM reference (name or UUID) to its UUID; a missing or
-	// ambiguous one is the API error naming it.
-	Vms func(ref string) (string, error)
 	// Hosts wires switches and NICs on the hosts (a driver.SwitchWirer, a
 	// driver.NicUpdater, or neither).
 	Hosts any

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/codes"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/network"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/state/statetest"
@@ -58,15 +57,7 @@ func newService(t *testing.T) (*network.Service, *taskstest.Starter, *wirer) {
 	}
 	ft := taskstest.New(db)
 	w := &wirer{}
-	s := &network.Service{DB: db, Tasks: ft, Hosts: w, Vms: func(ref string) (string, error) {
-		switch ref {
-		case "a", "uuid-a":
-			return "uuid-a", nil
-		case "b", "uuid-b":
-			return "uuid-b", nil
-		}
-		return "", apierr.NotFound("vm", ref, []string{"a", "b"})
-	}}
+	s := &network.Service{DB: db, Tasks: ft, Hosts: w}
 	return s, ft, w
 }
 
@@ -173,3 +164,29 @@ func TestServiceVirtualSwitch(t *testing.T) {
 }
 
 func errOf[T any](_ T, err error) error { return err }
+
+// NICs name their VM by UUID or unique name, resolved in the committed
+// state; an ambiguous name is refused and names both UUIDs.
+func TestServiceNicVmByUuidOrUniqueName(t *testing.T) {
+	s, ft, _ := newService(t)
+	_, err := s.DB.Update(bg, func(tx *state.Tx) error {
+		tx.Put(state.VmKey("uuid-d1"), &acliv1.Vm{Uuid: "uuid-d1", Name: "dup", MemoryBytes: 1 << 30}, 0)
+		tx.Put(state.VmKey("uuid-d2"), &acliv1.Vm{Uuid: "uuid-d2", Name: "dup", MemoryBytes: 1 << 30}, 0)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must[*acliv1.Task](t)(s.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "prod"}))
+	wantErr(t, errOf(s.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "dup", Network: "prod"})), codes.InvalidArgument, "ambiguous: 2 VMs have it (uuid-d1, uuid-d2)")
+	must[*acliv1.Task](t)(s.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "UUID-D2", Network: "prod"}))
+	var d1, d2 *acliv1.Vm
+	s.DB.View(func(tx *state.Tx) { d1, d2 = tx.Vm("uuid-d1"), tx.Vm("uuid-d2") })
+	if len(d1.Nics) != 0 || len(d2.Nics) != 1 {
+		t.Fatalf("NICs: d1 %v, d2 %v", d1.Nics, d2.Nics)
+	}
+	wantErr(t, errOf(s.DeleteNic(bg, &acliv1.DeleteNicRequest{Vm: "", Mac: d2.Nics[0].Mac})), codes.InvalidArgument, "vm is required")
+	if h := ft.Held(); len(h) != 0 {
+		t.Fatalf("locks left held: %v", h)
+	}
+}

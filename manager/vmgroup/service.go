@@ -13,6 +13,7 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
+	"github.com/acli-dev/acli/manager/vm"
 )
 
 // Service is the VM group feature and VMs' host affinity behind
@@ -21,9 +22,6 @@ import (
 type Service struct {
 	DB    *state.DB
 	Tasks tasks.Starter
-	// Vms resolves a VM reference (name or UUID) to its UUID; a missing or
-	// ambiguous one is the API error naming it.
-	Vms func(ref string) (string, error)
 }
 
 func checkRef(field, ref, what string) error {
@@ -120,17 +118,18 @@ func (s *Service) edit(ctx context.Context, ref string, op acliv1.TaskOperation,
 // members resolves the VMs an edit names.
 func (s *Service) members(refs []string) ([]Member, error) {
 	out := make([]Member, 0, len(refs))
-	for _, ref := range refs {
-		id, err := s.Vms(ref)
-		if err != nil {
-			return nil, err
+	var err error
+	s.DB.View(func(tx *state.Tx) {
+		for _, ref := range refs {
+			var v *acliv1.Vm
+			if v, err = vm.Resolve(tx, "vm", ref); err != nil {
+				return
+			}
+			out = append(out, Member{UUID: v.Uuid, Name: v.Name})
 		}
-		var v *acliv1.Vm
-		s.DB.View(func(tx *state.Tx) { v = tx.Vm(id) })
-		if v == nil {
-			return nil, apierr.NotFound("vm", ref, nil)
-		}
-		out = append(out, Member{UUID: v.Uuid, Name: v.Name})
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -160,15 +159,13 @@ func hostLabel(h *acliv1.Host) string { return fmt.Sprintf("%s (%s)", h.Name, h.
 // SetAffinity sets or (with no hosts) clears a VM's host affinity. A
 // running VM must already be on one of the hosts.
 func (s *Service) SetAffinity(ctx context.Context, req *acliv1.SetAffinityRequest) (*acliv1.Task, error) {
-	id, err := s.Vms(req.Vm)
+	var cur *acliv1.Vm
+	var err error
+	s.DB.View(func(tx *state.Tx) { cur, err = vm.Resolve(tx, "vm", req.Vm) })
 	if err != nil {
 		return nil, err
 	}
-	var cur *acliv1.Vm
-	s.DB.View(func(tx *state.Tx) { cur = tx.Vm(id) })
-	if cur == nil {
-		return nil, apierr.NotFound("vm", req.Vm, nil)
-	}
+	id := cur.Uuid
 	t, err := s.Tasks.Begin(ctx, "vm", acliv1.TaskOperation_kVmSetAffinity, []*acliv1.EntityRef{{Kind: acliv1.EntityKind_kVm, Uuid: cur.Uuid, Name: cur.Name}}, cur.Uuid)
 	if err != nil {
 		return nil, err

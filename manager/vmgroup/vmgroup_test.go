@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/state/statetest"
 	"github.com/acli-dev/acli/manager/tasks/taskstest"
@@ -36,12 +35,7 @@ func newService(t *testing.T) (*Service, *taskstest.Starter) {
 		t.Fatal(err)
 	}
 	ts := taskstest.New(db)
-	return &Service{DB: db, Tasks: ts, Vms: func(ref string) (string, error) {
-		if ref == "a" || ref == "b" {
-			return "uuid-" + ref, nil
-		}
-		return "", apierr.NotFound("vm", ref, []string{"a", "b"})
-	}}, ts
+	return &Service{DB: db, Tasks: ts}, ts
 }
 
 var bg = context.Background()
@@ -140,5 +134,43 @@ func TestEdit(t *testing.T) {
 	if _, _, err = Edit(g, nil, []Member{v1}, nil); status.Code(err) != codes.FailedPrecondition ||
 		!strings.Contains(err.Error(), "vm a is not a member of vm group web") {
 		t.Fatalf("Edit removing a non-member = %v", err)
+	}
+}
+
+// Members and affinity name their VM by UUID or unique name, resolved in
+// the committed state; one ambiguous or missing member refuses the whole
+// edit, and no task is begun for it.
+func TestServiceVmByUuidOrUniqueName(t *testing.T) {
+	s, ts := newService(t)
+	_, err := s.DB.Update(bg, func(tx *state.Tx) error {
+		tx.Put(state.VmKey("uuid-d1"), &acliv1.Vm{Uuid: "uuid-d1", Name: "dup", MemoryBytes: 1 << 30}, 0)
+		tx.Put(state.VmKey("uuid-d2"), &acliv1.Vm{Uuid: "uuid-d2", Name: "dup", MemoryBytes: 1 << 30}, 0)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateVmGroup(bg, &acliv1.CreateVmGroupRequest{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.UpdateVmGroup(bg, &acliv1.UpdateVmGroupRequest{Group: "web", AddVms: []string{"a", "dup"}})
+	wantCode(t, err, codes.InvalidArgument, `vm name "dup" is ambiguous: 2 VMs have it (uuid-d1, uuid-d2)`)
+	if _, err := s.UpdateVmGroup(bg, &acliv1.UpdateVmGroupRequest{Group: "web", AddVms: []string{"a", "uuid-d1"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.SetAffinity(bg, &acliv1.SetAffinityRequest{Vm: "dup", Hosts: []string{"h1"}})
+	wantCode(t, err, codes.InvalidArgument, "ambiguous")
+	if _, err := s.SetAffinity(bg, &acliv1.SetAffinityRequest{Vm: "uuid-d2", Hosts: []string{"h1"}}); err != nil {
+		t.Fatal(err)
+	}
+	var g *acliv1.VmGroup
+	var d2 *acliv1.Vm
+	s.DB.View(func(tx *state.Tx) { g, d2 = tx.FindVmGroup("web"), tx.Vm("uuid-d2") })
+	if !slices.Equal(g.VmUuids, []string{"uuid-a", "uuid-d1"}) || !slices.Equal(d2.HostAffinity, []string{"uuid-h1"}) {
+		t.Fatalf("group %v, d2 affinity %v", g.VmUuids, d2.HostAffinity)
+	}
+	want := []string{"kVmGroupCreate: vm group web created", "kVmGroupUpdate: vm group web: added a, added dup", "kVmSetAffinity: vm dup host affinity set to h1 (127.44.0.2)"}
+	if got := ts.Ended(); !slices.Equal(got, want) {
+		t.Fatalf("tasks ended\n%q\nwant\n%q", got, want)
 	}
 }

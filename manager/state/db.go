@@ -371,8 +371,8 @@ func (db *DB) View(fn func(tx *Tx)) {
 // than once, so it must only read the Tx and stage writes.
 func (db *DB) Update(ctx context.Context, fn func(tx *Tx) error) (int64, error) {
 	for {
-		b, wait, err := db.stage(ctx, fn)
-		if err != nil || (b == nil && wait == nil) {
+		c, wait, err := db.stage(ctx, fn)
+		if err != nil || (c == nil && wait == nil) {
 			return 0, err
 		}
 		if wait != nil {
@@ -381,11 +381,14 @@ func (db *DB) Update(ctx context.Context, fn func(tx *Tx) error) (int64, error) 
 			<-wait.done
 			continue
 		}
-		<-b.done
-		if b.err == errRetry {
+		<-c.b.done
+		if c.b.err == nil {
+			return c.b.rev, nil
+		}
+		if c.err == errRetry {
 			continue
 		}
-		return b.rev, b.err
+		return 0, c.err
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -21,9 +22,12 @@ import (
 //
 // A commit that writes a key an unsettled commit writes waits for it and is
 // checked again, so compares see real revisions and no transaction writes a
-// key twice. When a transaction fails, its commits get its error and their
-// provisional state is undone, with that of every commit queued after them,
-// which are checked again (their checks counted on the failed ones).
+// key twice. When a transaction fails, its provisional state is undone, with
+// that of every commit queued after it, which are checked again (their
+// checks counted on the failed ones). A failed compare fails only the commit
+// that staged it: the others batched with it are checked again and resent,
+// so one stale revision does not fail unrelated commits. Any other error
+// (the store unreachable, the leadership lost) is every commit's.
 
 // maxGroupOps bounds the compares and the writes of one transaction (etcd
 // refuses more than --max-txn-ops, 128 by default, of either); a commit
@@ -48,13 +52,21 @@ type group struct {
 
 // batch is the commits sent in one store transaction.
 type batch struct {
-	ctx   context.Context
-	conds []store.Cond
-	ops   []store.Op
-	undo  []undoRec
-	done  chan struct{}
-	rev   int64
-	err   error
+	ctx     context.Context
+	conds   []store.Cond
+	ops     []store.Op
+	undo    []undoRec
+	commits []*commit
+	done    chan struct{}
+	rev     int64
+	err     error
+}
+
+// commit is one Update's part of a batch.
+type commit struct {
+	b     *batch
+	conds []string // the keys its compares are on
+	err   error    // set when the batch failed
 }
 
 // undoRec is what one provisional write replaced.
@@ -70,10 +82,10 @@ type heldArrival struct {
 	a  Arrival
 }
 
-// stage checks one commit and queues it. It returns the batch to wait
+// stage checks one commit and queues it. It returns the commit to wait
 // for, or an unsettled batch to wait for before trying again, or neither
 // when there is nothing to commit.
-func (db *DB) stage(ctx context.Context, fn func(tx *Tx) error) (b, wait *batch, err error) {
+func (db *DB) stage(ctx context.Context, fn func(tx *Tx) error) (c *commit, wait *batch, err error) {
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
 	tx := &Tx{db: db, staged: map[string]int{}}
@@ -114,7 +126,12 @@ func (db *DB) stage(ctx context.Context, fn func(tx *Tx) error) (b, wait *batch,
 		ops = append(ops, store.PutOp(w.Key, v))
 		encoded[i] = v
 	}
-	b = db.openBatch(ctx, len(conds), len(ops))
+	b := db.openBatch(ctx, len(conds), len(ops))
+	c = &commit{b: b}
+	for _, cd := range conds {
+		c.conds = append(c.conds, cd.Key)
+	}
+	b.commits = append(b.commits, c)
 	b.conds = append(b.conds, conds...)
 	b.ops = append(b.ops, ops...)
 	db.mu.Lock()
@@ -136,7 +153,7 @@ func (db *DB) stage(ctx context.Context, fn func(tx *Tx) error) (b, wait *batch,
 		db.queue = db.queue[1:]
 		go db.send(db.sending)
 	}
-	return b, nil, nil
+	return c, nil, nil
 }
 
 // openBatch returns the batch taking new commits, starting one when the
@@ -169,9 +186,11 @@ func (db *DB) send(b *batch) {
 			for i := len(undone) - 1; i >= 0; i-- {
 				db.undoLocked(undone[i])
 				undone[i].err = errRetry
+				undone[i].failCommits(errRetry)
 			}
 			db.undoLocked(b)
 			b.err = err
+			b.failCommits(err)
 		} else {
 			b.rev = rev
 			for _, u := range b.undo {
@@ -203,6 +222,41 @@ func (db *DB) send(b *batch) {
 			close(u.done)
 		}
 		b = next
+	}
+}
+
+// failCommits gives each commit of a failed batch its outcome: a commit
+// whose compares failed gets the conflict on its own keys; the others are
+// checked again when the conflict was not theirs.
+func (b *batch) failCommits(err error) {
+	var ce *store.ConflictError
+	if !errors.As(err, &ce) || len(b.commits) == 1 {
+		for _, c := range b.commits {
+			c.err = err
+		}
+		return
+	}
+	claimed := 0
+	for _, c := range b.commits {
+		var mine []store.Mismatch
+		for _, m := range ce.Mismatches {
+			if slices.Contains(c.conds, m.Key) {
+				mine = append(mine, m)
+			}
+		}
+		if len(mine) == 0 {
+			c.err = errRetry
+			continue
+		}
+		claimed += len(mine)
+		c.err = &store.ConflictError{Mismatches: mine}
+	}
+	if claimed == 0 {
+		// No commit compared the keys named: nothing tells whose the
+		// conflict was.
+		for _, c := range b.commits {
+			c.err = err
+		}
 	}
 }
 

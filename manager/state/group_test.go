@@ -238,3 +238,70 @@ func TestCommitOnAKeyInFlightWaitsForIt(t *testing.T) {
 	}
 	waitDesc("1")
 }
+
+func TestAConflictFailsOnlyTheCommitThatStagedIt(t *testing.T) {
+	db, g, st := gatedDB(t)
+	var hostRev int64
+	db.View(func(tx *state.Tx) { hostRev = tx.Rev(state.HostKey("uuid-h3")) })
+	first := updateAsync(db, func(tx *state.Tx) { put(tx, vm("first", "", gib)) })
+	waitVisible(t, db, "uuid-first")
+	// Batched together behind it: a host edit at a stale revision and an
+	// unrelated VM deletion.
+	stale := updateAsync(db, func(tx *state.Tx) {
+		tx.Put(state.HostKey("uuid-h3"), host("h3", "127.41.0.3", func(h *acliv1.Host) { h.Schedulable = false }), hostRev-1)
+	})
+	for {
+		var s bool
+		db.View(func(tx *state.Tx) { s = tx.Host("uuid-h3").Schedulable })
+		if !s {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var bRev int64
+	db.View(func(tx *state.Tx) { bRev = tx.Rev(state.VmKey("uuid-b")) })
+	deleted := updateAsync(db, func(tx *state.Tx) { tx.Delete(state.VmKey("uuid-b"), bRev) })
+	for {
+		var gone bool
+		db.View(func(tx *state.Tx) { gone = tx.Vm("uuid-b") == nil })
+		if gone {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	g.gate <- nil // the first
+	if r := <-first; r.err != nil {
+		t.Fatal(r.err)
+	}
+	g.gate <- nil // the stale edit and the deletion: the store refuses the edit's compare
+	r := <-stale
+	var ce *store.ConflictError
+	if !errors.As(r.err, &ce) || len(ce.Mismatches) != 1 || ce.Mismatches[0].Key != state.HostKey("uuid-h3") {
+		t.Fatalf("stale edit: %v, want a conflict on h3 alone", r.err)
+	}
+	select {
+	case r := <-deleted:
+		t.Fatalf("the deletion batched with the stale edit ended without being resent: %v", r.err)
+	case g.gate <- nil: // the deletion, resent alone
+	}
+	if r := <-deleted; r.err != nil {
+		t.Fatalf("the resent deletion: %v", r.err)
+	}
+	db2 := state.NewDB(st)
+	if err := db2.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	db2.View(func(tx *state.Tx) {
+		if tx.Vm("uuid-b") != nil {
+			t.Error("b is still stored")
+		}
+		if !tx.Host("uuid-h3").Schedulable {
+			t.Error("the stale edit was stored")
+		}
+	})
+	db.View(func(tx *state.Tx) {
+		if !tx.Host("uuid-h3").Schedulable {
+			t.Error("the stale edit is still applied")
+		}
+	})
+}

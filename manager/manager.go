@@ -277,7 +277,7 @@ func (m *Manager) bootstrap(ctx context.Context) error {
 // reflection on s.
 func (m *Manager) Register(s *grpc.Server) {
 	rpc.Register(s, rpc.Features{
-		Cluster:      clusterService{m: m},
+		Cluster:      clusterFeature{clusterService{m: m}, &ha.Settings{DB: m.db, Tasks: featureTasks{m}}},
 		Hosts:        hostService{m: m},
 		Tasks:        taskService{m: m},
 		Events:       eventService{m: m},

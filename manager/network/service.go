@@ -1,12 +1,14 @@
 package network
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
@@ -272,7 +274,10 @@ func (s *Service) GetVirtualSwitch(ctx context.Context, req *acliv1.GetVirtualSw
 	var vs *acliv1.VirtualSwitch
 	var rev int64
 	var err error
-	s.DB.View(func(tx *state.Tx) { vs, rev, err = vswitch(tx, req.Name) })
+	name := cmp.Or(req.Name, DefaultSwitch)
+	if werr := s.DB.ViewDurable(ctx, state.SwitchKey(name), func(tx *state.Tx) { vs, rev, err = vswitch(tx, name) }); werr != nil {
+		return nil, status.FromContextError(werr).Err()
+	}
 	if err != nil {
 		return nil, err
 	}

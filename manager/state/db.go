@@ -100,6 +100,7 @@ func (db *DB) reset() {
 	db.revs = map[string]int64{}
 	db.arrivals, db.reserved = map[uint64]Arrival{}, map[string]int64{}
 	db.pending, db.endedByPending = map[string]*batch{}, map[uint64]Arrival{}
+	db.settledBy = map[string]int64{}
 	db.imgs, db.snaps, db.vgs = map[string]*acliv1.Image{}, map[string]*acliv1.Snapshot{}, map[string]*acliv1.VolumeGroup{}
 	db.vgsOfVm = map[string][]string{}
 	db.stored = map[string]ContainerUse{}
@@ -190,6 +191,7 @@ func (db *DB) applyLocked(key string, msg proto.Message, rev int64) (ended []hel
 // (nil: encoded here if an index keeps it).
 func (db *DB) applyEncoded(key string, msg proto.Message, wire []byte, rev int64) (ended []heldArrival) {
 	db.changes.Add(1)
+	delete(db.settledBy, key)
 	if msg == nil {
 		delete(db.revs, key)
 	} else {
@@ -360,6 +362,28 @@ func (db *DB) View(fn func(tx *Tx)) {
 	fn(&Tx{db: db, readOnly: true})
 }
 
+// ViewDurable is View once no commit in flight writes key: a revision read
+// there is the store's, fit to hand to a client. It waits at most until ctx
+// ends.
+func (db *DB) ViewDurable(ctx context.Context, key string, fn func(tx *Tx)) error {
+	for {
+		db.mu.RLock()
+		// pending changes under mu too.
+		p := db.pending[key]
+		if p == nil {
+			fn(&Tx{db: db, readOnly: true})
+			db.mu.RUnlock()
+			return nil
+		}
+		db.mu.RUnlock()
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // Update runs fn, checks the rules on the state its writes would leave and
 // commits them in one store transaction, returning the store's revision.
 // A broken rule refuses the whole commit with a *ViolationError; a failed
@@ -513,7 +537,9 @@ func (tx *Tx) VmGroups() []*acliv1.VmGroup {
 	return collect(tx, tx.db.groups.All(), VmGroupPrefix, tx.VmGroup)
 }
 
-// Rev is the committed mod revision of key (0: none).
+// Rev is the committed mod revision of key (0: none), or a pending token
+// while the commit that wrote it is in flight (see Pending): either is what
+// a Put or Delete of key compares against.
 func (tx *Tx) Rev(key string) int64 { return tx.db.revs[key] }
 
 // Hosts are every host, ordered by hypervisor IP then name.

@@ -34,8 +34,23 @@ import (
 // larger than that alone is sent alone.
 const maxGroupOps = 100
 
-// pendingRev is the revision of a record whose commit is not durable yet.
-const pendingRev = -2
+// What a reader sees. Readers (View) see the state the accepted commits
+// leave, provisional ones included: the state the rules are checked on, so
+// a reader is never shown a state the next commit would contradict (the
+// Raft leader's view: a proposal is counted before it is durable). A record
+// whose commit is not durable yet is flagged: its Tx.Rev is a pending token
+// (below AnyRev, one per transaction), never a store revision, so no
+// revision is handed out that the store never had. A write that compares
+// against a token is resolved when it is checked, after the commit the
+// token names settled: against the revision that commit got, or refused as
+// a conflict if it failed or the record changed since.
+
+// firstToken is the pending token of the first batch; later ones count down.
+const firstToken = -2
+
+// Pending reports whether rev, from Tx.Rev, is a pending token: the record
+// was read while its commit was in flight.
+func Pending(rev int64) bool { return rev < AnyRev }
 
 // errRetry ends a commit that was undone because one before it failed: it is
 // checked again.
@@ -45,6 +60,10 @@ type group struct {
 	queue   []*batch          // checked, not yet sent; the last one takes new commits
 	sending *batch            // in flight
 	pending map[string]*batch // key -> the last unsettled batch writing it
+	// settledBy is the pending token of the batch that last wrote each key
+	// (kept while it is the last write), so a compare on it resolves.
+	settledBy map[string]int64
+	batches   int64 // batches opened: the next one's token is firstToken-batches
 	// endedByPending are arrivals that unsettled commits ended: undone with
 	// them unless Depart ended them meanwhile. Guarded by mu.
 	endedByPending map[uint64]Arrival
@@ -58,6 +77,7 @@ type batch struct {
 	undo    []undoRec
 	commits []*commit
 	done    chan struct{}
+	token   int64 // its records' Tx.Rev until it settles
 	rev     int64
 	err     error
 }
@@ -74,6 +94,7 @@ type undoRec struct {
 	key   string
 	prev  proto.Message // nil: there was none
 	rev   int64
+	from  int64 // settledBy before
 	ended []heldArrival
 }
 
@@ -101,6 +122,15 @@ func (db *DB) stage(ctx context.Context, fn func(tx *Tx) error) (c *commit, wait
 		if p := db.pending[w.Key]; p != nil {
 			return nil, p, nil
 		}
+	}
+	for i, w := range tx.writes {
+		if !Pending(w.Rev) {
+			continue
+		}
+		if db.settledBy[w.Key] != w.Rev {
+			return nil, nil, &store.ConflictError{Mismatches: []store.Mismatch{{Key: w.Key, Expected: w.Rev, Actual: db.revs[w.Key]}}}
+		}
+		tx.writes[i].Rev = db.revs[w.Key]
 	}
 	db.mu.RLock()
 	vs := tx.check()
@@ -140,8 +170,8 @@ func (db *DB) stage(ctx context.Context, fn func(tx *Tx) error) (c *commit, wait
 		if newRecord(w.Key) == nil {
 			continue
 		}
-		u := undoRec{key: w.Key, prev: db.recordLocked(w.Key), rev: db.revs[w.Key]}
-		u.ended = db.applyEncoded(w.Key, w.Msg, encoded[i], pendingRev)
+		u := undoRec{key: w.Key, prev: db.recordLocked(w.Key), rev: db.revs[w.Key], from: db.settledBy[w.Key]}
+		u.ended = db.applyEncoded(w.Key, w.Msg, encoded[i], b.token)
 		for _, e := range u.ended {
 			db.endedByPending[e.id] = e.a
 		}
@@ -167,7 +197,8 @@ func (db *DB) openBatch(ctx context.Context, conds, ops int) *batch {
 	}
 	// The transaction outlives the commit that opened it: it must not be
 	// cancelled with that caller (the store bounds it by its own timeout).
-	b := &batch{ctx: context.WithoutCancel(ctx), done: make(chan struct{})}
+	b := &batch{ctx: context.WithoutCancel(ctx), done: make(chan struct{}), token: firstToken - db.batches}
+	db.batches++
 	db.queue = append(db.queue, b)
 	return b
 }
@@ -201,6 +232,7 @@ func (db *DB) send(b *batch) {
 					if _, ok := db.revs[u.key]; ok {
 						db.revs[u.key] = rev
 					}
+					db.settledBy[u.key] = b.token
 				}
 			}
 			for _, op := range b.ops {
@@ -266,6 +298,9 @@ func (db *DB) undoLocked(b *batch) {
 	for i := len(b.undo) - 1; i >= 0; i-- {
 		u := b.undo[i]
 		db.applyLocked(u.key, u.prev, u.rev)
+		if u.from != 0 {
+			db.settledBy[u.key] = u.from
+		}
 		for _, e := range u.ended {
 			if _, ok := db.endedByPending[e.id]; ok {
 				delete(db.endedByPending, e.id)

@@ -305,3 +305,93 @@ func TestAConflictFailsOnlyTheCommitThatStagedIt(t *testing.T) {
 		}
 	})
 }
+
+// A record read while its commit is in flight is flagged, and a write that
+// compares against what was read commits once that commit is durable.
+func TestAWriteOnAProvisionalReadComparesWithItsDurableRevision(t *testing.T) {
+	for _, fails := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fails=%v", fails), func(t *testing.T) {
+			db, g, st := gatedDB(t)
+			first := updateAsync(db, func(tx *state.Tx) { put(tx, vm("c", "", gib)) })
+			waitVisible(t, db, "uuid-c")
+			var rev int64
+			var v *acliv1.Vm
+			db.View(func(tx *state.Tx) { v, rev = tx.Vm("uuid-c"), tx.Rev(state.VmKey("uuid-c")) })
+			if !state.Pending(rev) {
+				t.Fatalf("revision %d of a record not yet durable, want a pending token", rev)
+			}
+			second := updateAsync(db, func(tx *state.Tx) {
+				tx.Put(state.VmKey("uuid-c"), edit(v, func(v *acliv1.Vm) { v.Description = "edited" }), rev)
+			})
+			if fails {
+				g.gate <- errors.New("boom")
+			} else {
+				g.gate <- nil
+			}
+			if r := <-first; (r.err != nil) != fails {
+				t.Fatalf("first: %v", r.err)
+			}
+			if fails {
+				r := <-second
+				if !store.IsConflict(r.err) {
+					t.Fatalf("an edit of a record whose commit failed: %v, want a conflict", r.err)
+				}
+				return
+			}
+			g.gate <- nil
+			r := <-second
+			if r.err != nil {
+				t.Fatalf("edit at what was read: %v", r.err)
+			}
+			db2 := state.NewDB(st)
+			if err := db2.Load(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			db2.View(func(tx *state.Tx) {
+				if d := tx.Vm("uuid-c").GetDescription(); d != "edited" {
+					t.Errorf("stored description %q", d)
+				}
+				if got := tx.Rev(state.VmKey("uuid-c")); got != r.rev {
+					t.Errorf("stored revision %d, want %d", got, r.rev)
+				}
+			})
+		})
+	}
+}
+
+// A revision handed to a client is the store's: ViewDurable waits for the
+// commit in flight on its key.
+func TestViewDurableWaitsForTheCommitInFlight(t *testing.T) {
+	db, g, _ := gatedDB(t)
+	first := updateAsync(db, func(tx *state.Tx) { put(tx, vm("c", "", gib)) })
+	waitVisible(t, db, "uuid-c")
+	read := make(chan int64, 1)
+	go func() {
+		_ = db.ViewDurable(context.Background(), state.VmKey("uuid-c"), func(tx *state.Tx) { read <- tx.Rev(state.VmKey("uuid-c")) })
+	}()
+	select {
+	case rev := <-read:
+		t.Fatalf("read revision %d while the commit was in flight", rev)
+	case g.gate <- nil:
+	}
+	r := <-first
+	if rev := <-read; r.err != nil || rev != r.rev {
+		t.Fatalf("read revision %d, want %d (%v)", rev, r.rev, r.err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	second := updateAsync(db, func(tx *state.Tx) { put(tx, vm("c", "h2", gib)) })
+	for {
+		var on string
+		db.View(func(tx *state.Tx) { on = tx.Vm("uuid-c").HostUuid })
+		if on != "" {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := db.ViewDurable(ctx, state.VmKey("uuid-c"), func(*state.Tx) { t.Error("read a provisional record") }); err != context.Canceled {
+		t.Errorf("ViewDurable after its context ended: %v", err)
+	}
+	g.gate <- nil
+	<-second
+}

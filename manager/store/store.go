@@ -136,6 +136,9 @@ func (e *ConflictError) Error() string {
 	parts := make([]string, len(e.Mismatches))
 	for i, m := range e.Mismatches {
 		switch {
+		case m.Expected < 0:
+			// A pending token (manager/state): read while being committed.
+			parts[i] = fmt.Sprintf("%s changed after it was read while being committed (revision %d now)", m.Key, m.Actual)
 		case m.Expected == 0:
 			parts[i] = fmt.Sprintf("%s already exists (revision %d)", m.Key, m.Actual)
 		case m.Actual == 0:

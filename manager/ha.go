@@ -143,7 +143,7 @@ func (c *haCluster) Target(failed *acliv1.Host, vm *acliv1.Vm, planned string) (
 	}
 	for _, st := range plan.Restarts {
 		if r := m.hostAt(st.Target.UUID); st.VM.UUID == vm.Uuid && r != nil && st.Target.UUID != planned {
-			c.hs.addLocked(vm.Uuid, m.holdLocked(vm.Uuid, r, vm.MemoryBytes))
+			c.hs.addLocked(vm.Uuid, m.holdLocked(vm, r))
 			return r.pb, arrived(r.pb.Uuid), ""
 		}
 	}

@@ -185,7 +185,7 @@ func (m *Manager) holdPlanLocked(t *taskRec, plan *scheduler.Plan, hs *holds) {
 		if v == nil || h == nil {
 			continue
 		}
-		hs.addLocked(v.pb.Uuid, m.holdLocked(v.pb.Uuid, h, state.MemoryReserved(v.pb)))
+		hs.addLocked(v.pb.Uuid, m.holdLocked(v.pb, h))
 		if st.Action == scheduler.ActionMigrate {
 			m.addTargetLocked(h.pb.Uuid, t)
 		}

@@ -168,7 +168,7 @@ func (s vmService) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) 
 	src, dst := m.hostAt(cur.HostUuid).pb, target.pb
 	t := m.newTaskLocked(acliv1.TaskOperation_kVmMigrate, []*acliv1.EntityRef{vmRef(cur), hostRef(src), hostRef(dst)}, cur.Uuid)
 	t.PB.Cancellable = live // until the switch-over (liveMigrate)
-	hd := m.holdLocked(cur.Uuid, target, cur.MemoryBytes)
+	hd := m.holdLocked(cur, target)
 	m.addTargetLocked(dst.Uuid, t)
 	t.Release = func() { hd.releaseLocked(); m.dropTargetsLocked(t) }
 	m.mu.Unlock()

@@ -201,8 +201,9 @@ type hold struct {
 	id uint64
 }
 
-func (m *Manager) holdLocked(vm string, h *hostRec, bytes int64) *hold {
-	return &hold{db: m.db, id: m.db.Arrive(vm, h.pb.Uuid, bytes)}
+// holdLocked holds on h the memory v reserves there (state.DB.Hold).
+func (m *Manager) holdLocked(v *acliv1.Vm, h *hostRec) *hold {
+	return &hold{db: m.db, id: m.db.Hold(v, h.pb.Uuid)}
 }
 
 func (hd *hold) releaseLocked() {

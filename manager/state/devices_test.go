@@ -111,6 +111,24 @@ func TestOvercommitReservesLess(t *testing.T) {
 		"host h1 (127.41.0.1) would be over-committed: VMs there take 9216 MiB and 0 MiB are held for VMs on their way, of 8192 MiB")
 }
 
+// A hold for a memory_overcommit VM on its way counts what its commit will:
+// half its memory.
+func TestHoldCountsOvercommitShare(t *testing.T) {
+	db := newDB(t)
+	oc := vm("c", "h2", 8*gib)
+	oc.MemoryOvercommit = true
+	id := db.Hold(oc, "uuid-h2")
+	if got := db.Reserved("uuid-h2"); got != 4*gib {
+		t.Fatalf("held %d MiB, want 4096", got>>20)
+	}
+	db.Depart(id)
+	oc.MemoryOvercommit = false
+	db.Hold(oc, "uuid-h2")
+	if got := db.Reserved("uuid-h2"); got != 8*gib {
+		t.Fatalf("held %d MiB, want 8192", got>>20)
+	}
+}
+
 // HA's guarantee reserves per host segment: each VM of a failed host must
 // fit whole in one surviving host's free memory, not in their total.
 func TestHAReservesSegments(t *testing.T) {

@@ -21,3 +21,11 @@ func MemoryReserved(v *acliv1.Vm) int64 {
 	}
 	return v.GetMemoryBytes()
 }
+
+// Hold holds on host the memory v reserves there (MemoryReserved) until
+// Depart(id) or until v is committed as placed on host: what a VM on its
+// way somewhere (a power-on, a migration, an HA restart) keeps, counted by
+// the same rule as the commit that ends it.
+func (db *DB) Hold(v *acliv1.Vm, host string) uint64 {
+	return db.Arrive(v.Uuid, host, MemoryReserved(v))
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -239,6 +240,17 @@ func TestLibvirtHostsJoinAndLeave(t *testing.T) {
 		if h.Uuid != hh.UUID || h.HypervisorIp != hh.Addr || h.LibvirtUri != hh.TCPURI() || h.CpuCores < 1 || h.MemoryBytes < 64<<20 ||
 			h.NodeState != acliv1.NodeState_AcropolisNormal || !h.Schedulable || h.HypervisorDnsName != "acli-"+h.Name {
 			t.Errorf("host %s as recorded: %+v (harness: uuid %s on %s)", h.Name, h, hh.UUID, hh.Addr)
+		}
+		// Discovered through libvirt's node devices: this machine's PCI
+		// functions (no GPU here), as host.get shows them.
+		g, err := c.host.GetHost(bg, &acliv1.GetHostRequest{Host: h.Name})
+		if err != nil || len(g.Devices) == 0 {
+			t.Fatalf("host %s has no devices: %v %v", h.Name, g, err)
+		}
+		for _, d := range g.Devices {
+			if _, err := os.Stat("/sys/bus/pci/devices/" + d.Address); err != nil || d.Kind != acliv1.DeviceKind_kPcieDevice {
+				t.Errorf("host %s: device %v is not this machine's: %v", h.Name, d, err)
+			}
 		}
 	}
 	a := lc.hosts.Hosts[0]

@@ -87,6 +87,9 @@ const (
 	// changes made outside clusterd (virsh, a guest powering itself off, a
 	// crash) are reflected in the model rather than fought.
 	VmStates
+	// HostDevices reports the passthrough devices a host has (HostEvent.Devices),
+	// discovered when it connects.
+	HostDevices
 )
 
 func (k EventKind) String() string {
@@ -103,6 +106,8 @@ func (k EventKind) String() string {
 		return "cvm up"
 	case VmStates:
 		return "vm states"
+	case HostDevices:
+		return "host devices"
 	}
 	return "unknown"
 }
@@ -122,6 +127,8 @@ type HostEvent struct {
 	// Complete, for VmStates: Vms lists every VM the host knows, so a VM
 	// recorded running on this host but not listed is off.
 	Complete bool
+	// Devices, for HostDevices: every passthrough device of the host.
+	Devices []*acliv1.HostDevice
 }
 
 // VmObservation is one VM as a host reports it.

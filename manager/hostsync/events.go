@@ -64,6 +64,9 @@ func (e *Events) Apply(ctx context.Context, ev driver.HostEvent) error {
 	if ev.Kind == driver.VmStates {
 		return e.VmStates(ctx, ev)
 	}
+	if ev.Kind == driver.HostDevices {
+		return e.devices(ctx, ev)
+	}
 	if ev.Kind == driver.Heartbeat {
 		if !e.Beats.Receive(ev.HostUUID, ev.Time, e.Now()) {
 			return nil

@@ -612,6 +612,9 @@ const (
 	DeviceKind_kGpuPassthrough DeviceKind = 1
 	// Any other PCIe device (acli's vm.assign_pcie_device).
 	DeviceKind_kPcieDevice DeviceKind = 2
+	// A share of a physical GPU by a vGPU profile (acli's vm.gpu_assign of
+	// a profile name, e.g. Nvidia_Tesla_M60-2Q).
+	DeviceKind_kVirtualGpu DeviceKind = 3
 )
 
 // Enum value maps for DeviceKind.
@@ -620,11 +623,13 @@ var (
 		0: "DEVICE_KIND_UNSPECIFIED",
 		1: "kGpuPassthrough",
 		2: "kPcieDevice",
+		3: "kVirtualGpu",
 	}
 	DeviceKind_value = map[string]int32{
 		"DEVICE_KIND_UNSPECIFIED": 0,
 		"kGpuPassthrough":         1,
 		"kPcieDevice":             2,
+		"kVirtualGpu":             3,
 	}
 )
 
@@ -1398,7 +1403,10 @@ type HostDevice struct {
 	// reads, never stored.
 	HeldByVmUuid string `protobuf:"bytes,6,opt,name=held_by_vm_uuid,json=heldByVmUuid,proto3" json:"held_by_vm_uuid,omitempty"`
 	// Name of that VM.
-	HeldByVmName  string `protobuf:"bytes,7,opt,name=held_by_vm_name,json=heldByVmName,proto3" json:"held_by_vm_name,omitempty"`
+	HeldByVmName string `protobuf:"bytes,7,opt,name=held_by_vm_name,json=heldByVmName,proto3" json:"held_by_vm_name,omitempty"`
+	// GPUs only: the vGPU profiles the GPU can be split into. It serves one
+	// profile at a time, and none while a VM holds it whole.
+	VgpuProfiles  []*VgpuProfile `protobuf:"bytes,8,rep,name=vgpu_profiles,json=vgpuProfiles,proto3" json:"vgpu_profiles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1482,6 +1490,97 @@ func (x *HostDevice) GetHeldByVmName() string {
 	return ""
 }
 
+func (x *HostDevice) GetVgpuProfiles() []*VgpuProfile {
+	if x != nil {
+		return x.VgpuProfiles
+	}
+	return nil
+}
+
+// VgpuProfile is one way to split a physical GPU (a mediated device type).
+type VgpuProfile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The GPU's vendor and model and the profile, e.g. Nvidia_Tesla_M60-2Q.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The mediated device type on the host, e.g. nvidia-18.
+	TypeId string `protobuf:"bytes,2,opt,name=type_id,json=typeId,proto3" json:"type_id,omitempty"`
+	// How many VMs one GPU serves with this profile.
+	Count int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	// The profile's group UUID (the same profile of the same model on every
+	// host); a VM asks for one by it or by name.
+	GroupUuid string `protobuf:"bytes,4,opt,name=group_uuid,json=groupUuid,proto3" json:"group_uuid,omitempty"`
+	// VMs holding a vGPU of this profile on this GPU (running with it).
+	// Filled on reads, never stored.
+	HeldByVmNames []string `protobuf:"bytes,5,rep,name=held_by_vm_names,json=heldByVmNames,proto3" json:"held_by_vm_names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VgpuProfile) Reset() {
+	*x = VgpuProfile{}
+	mi := &file_acli_v1_types_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VgpuProfile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VgpuProfile) ProtoMessage() {}
+
+func (x *VgpuProfile) ProtoReflect() protoreflect.Message {
+	mi := &file_acli_v1_types_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VgpuProfile.ProtoReflect.Descriptor instead.
+func (*VgpuProfile) Descriptor() ([]byte, []int) {
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *VgpuProfile) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VgpuProfile) GetTypeId() string {
+	if x != nil {
+		return x.TypeId
+	}
+	return ""
+}
+
+func (x *VgpuProfile) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *VgpuProfile) GetGroupUuid() string {
+	if x != nil {
+		return x.GroupUuid
+	}
+	return ""
+}
+
+func (x *VgpuProfile) GetHeldByVmNames() []string {
+	if x != nil {
+		return x.HeldByVmNames
+	}
+	return nil
+}
+
 // VmDevice is one passthrough device a VM is assigned: any free device of
 // its group on the VM's host, bound while the VM runs.
 type VmDevice struct {
@@ -1493,15 +1592,17 @@ type VmDevice struct {
 	// Vendor and model of the group, e.g. Nvidia_Tesla_M60.
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// PCI address of the device bound on the VM's host while it runs;
-	// empty while it is off.
-	Address       string `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	// empty while it is off. For a vGPU, the physical GPU it shares.
+	Address string `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	// vGPUs only: the mediated device's UUID on the host while it runs.
+	MdevUuid      string `protobuf:"bytes,5,opt,name=mdev_uuid,json=mdevUuid,proto3" json:"mdev_uuid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VmDevice) Reset() {
 	*x = VmDevice{}
-	mi := &file_acli_v1_types_proto_msgTypes[6]
+	mi := &file_acli_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1614,7 @@ func (x *VmDevice) String() string {
 func (*VmDevice) ProtoMessage() {}
 
 func (x *VmDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[6]
+	mi := &file_acli_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1627,7 @@ func (x *VmDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VmDevice.ProtoReflect.Descriptor instead.
 func (*VmDevice) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VmDevice) GetKind() DeviceKind {
@@ -1553,6 +1654,13 @@ func (x *VmDevice) GetName() string {
 func (x *VmDevice) GetAddress() string {
 	if x != nil {
 		return x.Address
+	}
+	return ""
+}
+
+func (x *VmDevice) GetMdevUuid() string {
+	if x != nil {
+		return x.MdevUuid
 	}
 	return ""
 }
@@ -1591,7 +1699,7 @@ type Disk struct {
 
 func (x *Disk) Reset() {
 	*x = Disk{}
-	mi := &file_acli_v1_types_proto_msgTypes[7]
+	mi := &file_acli_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1711,7 @@ func (x *Disk) String() string {
 func (*Disk) ProtoMessage() {}
 
 func (x *Disk) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[7]
+	mi := &file_acli_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1724,7 @@ func (x *Disk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Disk.ProtoReflect.Descriptor instead.
 func (*Disk) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Disk) GetIndex() int32 {
@@ -1729,7 +1837,7 @@ type Nic struct {
 
 func (x *Nic) Reset() {
 	*x = Nic{}
-	mi := &file_acli_v1_types_proto_msgTypes[8]
+	mi := &file_acli_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +1849,7 @@ func (x *Nic) String() string {
 func (*Nic) ProtoMessage() {}
 
 func (x *Nic) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[8]
+	mi := &file_acli_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,7 +1862,7 @@ func (x *Nic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nic.ProtoReflect.Descriptor instead.
 func (*Nic) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Nic) GetMac() string {
@@ -1886,7 +1994,7 @@ type Vm struct {
 
 func (x *Vm) Reset() {
 	*x = Vm{}
-	mi := &file_acli_v1_types_proto_msgTypes[9]
+	mi := &file_acli_v1_types_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1898,7 +2006,7 @@ func (x *Vm) String() string {
 func (*Vm) ProtoMessage() {}
 
 func (x *Vm) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[9]
+	mi := &file_acli_v1_types_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1911,7 +2019,7 @@ func (x *Vm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vm.ProtoReflect.Descriptor instead.
 func (*Vm) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{9}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Vm) GetUuid() string {
@@ -2157,7 +2265,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_acli_v1_types_proto_msgTypes[10]
+	mi := &file_acli_v1_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2169,7 +2277,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[10]
+	mi := &file_acli_v1_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2182,7 +2290,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{10}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Network) GetUuid() string {
@@ -2280,7 +2388,7 @@ type DhcpPool struct {
 
 func (x *DhcpPool) Reset() {
 	*x = DhcpPool{}
-	mi := &file_acli_v1_types_proto_msgTypes[11]
+	mi := &file_acli_v1_types_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2400,7 @@ func (x *DhcpPool) String() string {
 func (*DhcpPool) ProtoMessage() {}
 
 func (x *DhcpPool) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[11]
+	mi := &file_acli_v1_types_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2413,7 @@ func (x *DhcpPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DhcpPool.ProtoReflect.Descriptor instead.
 func (*DhcpPool) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{11}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DhcpPool) GetStart() string {
@@ -2350,7 +2458,7 @@ type VirtualSwitch struct {
 
 func (x *VirtualSwitch) Reset() {
 	*x = VirtualSwitch{}
-	mi := &file_acli_v1_types_proto_msgTypes[12]
+	mi := &file_acli_v1_types_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2362,7 +2470,7 @@ func (x *VirtualSwitch) String() string {
 func (*VirtualSwitch) ProtoMessage() {}
 
 func (x *VirtualSwitch) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[12]
+	mi := &file_acli_v1_types_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2375,7 +2483,7 @@ func (x *VirtualSwitch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualSwitch.ProtoReflect.Descriptor instead.
 func (*VirtualSwitch) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{12}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *VirtualSwitch) GetName() string {
@@ -2454,7 +2562,7 @@ type HostUplink struct {
 
 func (x *HostUplink) Reset() {
 	*x = HostUplink{}
-	mi := &file_acli_v1_types_proto_msgTypes[13]
+	mi := &file_acli_v1_types_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2466,7 +2574,7 @@ func (x *HostUplink) String() string {
 func (*HostUplink) ProtoMessage() {}
 
 func (x *HostUplink) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[13]
+	mi := &file_acli_v1_types_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2479,7 +2587,7 @@ func (x *HostUplink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostUplink.ProtoReflect.Descriptor instead.
 func (*HostUplink) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{13}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HostUplink) GetHostUuid() string {
@@ -2520,7 +2628,7 @@ type VmGroup struct {
 
 func (x *VmGroup) Reset() {
 	*x = VmGroup{}
-	mi := &file_acli_v1_types_proto_msgTypes[14]
+	mi := &file_acli_v1_types_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2532,7 +2640,7 @@ func (x *VmGroup) String() string {
 func (*VmGroup) ProtoMessage() {}
 
 func (x *VmGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[14]
+	mi := &file_acli_v1_types_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2545,7 +2653,7 @@ func (x *VmGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VmGroup.ProtoReflect.Descriptor instead.
 func (*VmGroup) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{14}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *VmGroup) GetUuid() string {
@@ -2595,7 +2703,7 @@ type VgDisk struct {
 
 func (x *VgDisk) Reset() {
 	*x = VgDisk{}
-	mi := &file_acli_v1_types_proto_msgTypes[15]
+	mi := &file_acli_v1_types_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2607,7 +2715,7 @@ func (x *VgDisk) String() string {
 func (*VgDisk) ProtoMessage() {}
 
 func (x *VgDisk) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[15]
+	mi := &file_acli_v1_types_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2620,7 +2728,7 @@ func (x *VgDisk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VgDisk.ProtoReflect.Descriptor instead.
 func (*VgDisk) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{15}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *VgDisk) GetIndex() int32 {
@@ -2691,7 +2799,7 @@ type IscsiSession struct {
 
 func (x *IscsiSession) Reset() {
 	*x = IscsiSession{}
-	mi := &file_acli_v1_types_proto_msgTypes[16]
+	mi := &file_acli_v1_types_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2703,7 +2811,7 @@ func (x *IscsiSession) String() string {
 func (*IscsiSession) ProtoMessage() {}
 
 func (x *IscsiSession) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[16]
+	mi := &file_acli_v1_types_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2716,7 +2824,7 @@ func (x *IscsiSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IscsiSession.ProtoReflect.Descriptor instead.
 func (*IscsiSession) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{16}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *IscsiSession) GetInitiatorIqn() string {
@@ -2832,7 +2940,7 @@ type VolumeGroup struct {
 
 func (x *VolumeGroup) Reset() {
 	*x = VolumeGroup{}
-	mi := &file_acli_v1_types_proto_msgTypes[17]
+	mi := &file_acli_v1_types_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +2952,7 @@ func (x *VolumeGroup) String() string {
 func (*VolumeGroup) ProtoMessage() {}
 
 func (x *VolumeGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[17]
+	mi := &file_acli_v1_types_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +2965,7 @@ func (x *VolumeGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeGroup.ProtoReflect.Descriptor instead.
 func (*VolumeGroup) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{17}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *VolumeGroup) GetUuid() string {
@@ -2957,7 +3065,7 @@ type MigrationProgress struct {
 
 func (x *MigrationProgress) Reset() {
 	*x = MigrationProgress{}
-	mi := &file_acli_v1_types_proto_msgTypes[18]
+	mi := &file_acli_v1_types_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2969,7 +3077,7 @@ func (x *MigrationProgress) String() string {
 func (*MigrationProgress) ProtoMessage() {}
 
 func (x *MigrationProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[18]
+	mi := &file_acli_v1_types_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2982,7 +3090,7 @@ func (x *MigrationProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MigrationProgress.ProtoReflect.Descriptor instead.
 func (*MigrationProgress) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{18}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MigrationProgress) GetVmUuid() string {
@@ -3103,7 +3211,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_acli_v1_types_proto_msgTypes[19]
+	mi := &file_acli_v1_types_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3115,7 +3223,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[19]
+	mi := &file_acli_v1_types_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3128,7 +3236,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{19}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Task) GetUuid() string {
@@ -3293,7 +3401,7 @@ type Violation struct {
 
 func (x *Violation) Reset() {
 	*x = Violation{}
-	mi := &file_acli_v1_types_proto_msgTypes[20]
+	mi := &file_acli_v1_types_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3305,7 +3413,7 @@ func (x *Violation) String() string {
 func (*Violation) ProtoMessage() {}
 
 func (x *Violation) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[20]
+	mi := &file_acli_v1_types_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3318,7 +3426,7 @@ func (x *Violation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Violation.ProtoReflect.Descriptor instead.
 func (*Violation) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{20}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Violation) GetType() string {
@@ -3367,7 +3475,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_acli_v1_types_proto_msgTypes[21]
+	mi := &file_acli_v1_types_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3379,7 +3487,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_acli_v1_types_proto_msgTypes[21]
+	mi := &file_acli_v1_types_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3392,7 +3500,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_acli_v1_types_proto_rawDescGZIP(), []int{21}
+	return file_acli_v1_types_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -3516,7 +3624,7 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x10cvm_ssh_host_key\x18\x19 \x01(\tR\rcvmSshHostKey\x123\n" +
 	"\x15maintenance_requested\x18\x1a \x01(\bR\x14maintenanceRequested\x12:\n" +
 	"\x19cvm_maintenance_requested\x18\x1b \x01(\bR\x17cvmMaintenanceRequested\x12-\n" +
-	"\adevices\x18\x1c \x03(\v2\x13.acli.v1.HostDeviceR\adevices\"\xea\x01\n" +
+	"\adevices\x18\x1c \x03(\v2\x13.acli.v1.HostDeviceR\adevices\"\xa5\x02\n" +
 	"\n" +
 	"HostDevice\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12'\n" +
@@ -3526,13 +3634,22 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"group_uuid\x18\x05 \x01(\tR\tgroupUuid\x12%\n" +
 	"\x0fheld_by_vm_uuid\x18\x06 \x01(\tR\fheldByVmUuid\x12%\n" +
-	"\x0fheld_by_vm_name\x18\a \x01(\tR\fheldByVmName\"\x80\x01\n" +
+	"\x0fheld_by_vm_name\x18\a \x01(\tR\fheldByVmName\x129\n" +
+	"\rvgpu_profiles\x18\b \x03(\v2\x14.acli.v1.VgpuProfileR\fvgpuProfiles\"\x98\x01\n" +
+	"\vVgpuProfile\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
+	"\atype_id\x18\x02 \x01(\tR\x06typeId\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x05R\x05count\x12\x1d\n" +
+	"\n" +
+	"group_uuid\x18\x04 \x01(\tR\tgroupUuid\x12'\n" +
+	"\x10held_by_vm_names\x18\x05 \x03(\tR\rheldByVmNames\"\x9d\x01\n" +
 	"\bVmDevice\x12'\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x13.acli.v1.DeviceKindR\x04kind\x12\x1d\n" +
 	"\n" +
 	"group_uuid\x18\x02 \x01(\tR\tgroupUuid\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n" +
-	"\aaddress\x18\x04 \x01(\tR\aaddress\"\xf9\x02\n" +
+	"\aaddress\x18\x04 \x01(\tR\aaddress\x12\x1b\n" +
+	"\tmdev_uuid\x18\x05 \x01(\tR\bmdevUuid\"\xf9\x02\n" +
 	"\x04Disk\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x10\n" +
@@ -3827,12 +3944,13 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"\x11HaReservationType\x12#\n" +
 	"\x1fHA_RESERVATION_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1akAcropolisHANoReservations\x10\x01\x12\x1f\n" +
-	"\x1bkAcropolisHAReserveSegments\x10\x02*O\n" +
+	"\x1bkAcropolisHAReserveSegments\x10\x02*`\n" +
 	"\n" +
 	"DeviceKind\x12\x1b\n" +
 	"\x17DEVICE_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fkGpuPassthrough\x10\x01\x12\x0f\n" +
-	"\vkPcieDevice\x10\x02*F\n" +
+	"\vkPcieDevice\x10\x02\x12\x0f\n" +
+	"\vkVirtualGpu\x10\x03*F\n" +
 	"\vNetworkMode\x12\x1c\n" +
 	"\x18NETWORK_MODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\akAccess\x10\x01\x12\f\n" +
@@ -3855,7 +3973,7 @@ func file_acli_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_acli_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_acli_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_acli_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_acli_v1_types_proto_goTypes = []any{
 	(NodeState)(0),                // 0: acli.v1.NodeState
 	(CvmState)(0),                 // 1: acli.v1.CvmState
@@ -3873,64 +3991,66 @@ var file_acli_v1_types_proto_goTypes = []any{
 	(*AdsConfig)(nil),             // 13: acli.v1.AdsConfig
 	(*Host)(nil),                  // 14: acli.v1.Host
 	(*HostDevice)(nil),            // 15: acli.v1.HostDevice
-	(*VmDevice)(nil),              // 16: acli.v1.VmDevice
-	(*Disk)(nil),                  // 17: acli.v1.Disk
-	(*Nic)(nil),                   // 18: acli.v1.Nic
-	(*Vm)(nil),                    // 19: acli.v1.Vm
-	(*Network)(nil),               // 20: acli.v1.Network
-	(*DhcpPool)(nil),              // 21: acli.v1.DhcpPool
-	(*VirtualSwitch)(nil),         // 22: acli.v1.VirtualSwitch
-	(*HostUplink)(nil),            // 23: acli.v1.HostUplink
-	(*VmGroup)(nil),               // 24: acli.v1.VmGroup
-	(*VgDisk)(nil),                // 25: acli.v1.VgDisk
-	(*IscsiSession)(nil),          // 26: acli.v1.IscsiSession
-	(*VolumeGroup)(nil),           // 27: acli.v1.VolumeGroup
-	(*MigrationProgress)(nil),     // 28: acli.v1.MigrationProgress
-	(*Task)(nil),                  // 29: acli.v1.Task
-	(*Violation)(nil),             // 30: acli.v1.Violation
-	(*Event)(nil),                 // 31: acli.v1.Event
-	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
+	(*VgpuProfile)(nil),           // 16: acli.v1.VgpuProfile
+	(*VmDevice)(nil),              // 17: acli.v1.VmDevice
+	(*Disk)(nil),                  // 18: acli.v1.Disk
+	(*Nic)(nil),                   // 19: acli.v1.Nic
+	(*Vm)(nil),                    // 20: acli.v1.Vm
+	(*Network)(nil),               // 21: acli.v1.Network
+	(*DhcpPool)(nil),              // 22: acli.v1.DhcpPool
+	(*VirtualSwitch)(nil),         // 23: acli.v1.VirtualSwitch
+	(*HostUplink)(nil),            // 24: acli.v1.HostUplink
+	(*VmGroup)(nil),               // 25: acli.v1.VmGroup
+	(*VgDisk)(nil),                // 26: acli.v1.VgDisk
+	(*IscsiSession)(nil),          // 27: acli.v1.IscsiSession
+	(*VolumeGroup)(nil),           // 28: acli.v1.VolumeGroup
+	(*MigrationProgress)(nil),     // 29: acli.v1.MigrationProgress
+	(*Task)(nil),                  // 30: acli.v1.Task
+	(*Violation)(nil),             // 31: acli.v1.Violation
+	(*Event)(nil),                 // 32: acli.v1.Event
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
 }
 var file_acli_v1_types_proto_depIdxs = []int32{
 	5,  // 0: acli.v1.EntityRef.kind:type_name -> acli.v1.EntityKind
-	32, // 1: acli.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
+	33, // 1: acli.v1.Cluster.create_time:type_name -> google.protobuf.Timestamp
 	12, // 2: acli.v1.Cluster.ha:type_name -> acli.v1.HaConfig
 	13, // 3: acli.v1.Cluster.ads:type_name -> acli.v1.AdsConfig
 	6,  // 4: acli.v1.HaConfig.reservation_type:type_name -> acli.v1.HaReservationType
 	0,  // 5: acli.v1.Host.node_state:type_name -> acli.v1.NodeState
 	1,  // 6: acli.v1.Host.cvm_state:type_name -> acli.v1.CvmState
-	32, // 7: acli.v1.Host.last_heartbeat:type_name -> google.protobuf.Timestamp
+	33, // 7: acli.v1.Host.last_heartbeat:type_name -> google.protobuf.Timestamp
 	15, // 8: acli.v1.Host.devices:type_name -> acli.v1.HostDevice
 	7,  // 9: acli.v1.HostDevice.kind:type_name -> acli.v1.DeviceKind
-	7,  // 10: acli.v1.VmDevice.kind:type_name -> acli.v1.DeviceKind
-	8,  // 11: acli.v1.Nic.vlan_mode:type_name -> acli.v1.NetworkMode
-	2,  // 12: acli.v1.Vm.power_state:type_name -> acli.v1.PowerState
-	17, // 13: acli.v1.Vm.disks:type_name -> acli.v1.Disk
-	18, // 14: acli.v1.Vm.nics:type_name -> acli.v1.Nic
-	32, // 15: acli.v1.Vm.create_time:type_name -> google.protobuf.Timestamp
-	16, // 16: acli.v1.Vm.devices:type_name -> acli.v1.VmDevice
-	8,  // 17: acli.v1.Network.mode:type_name -> acli.v1.NetworkMode
-	21, // 18: acli.v1.Network.dhcp_pools:type_name -> acli.v1.DhcpPool
-	23, // 19: acli.v1.VirtualSwitch.active_uplinks:type_name -> acli.v1.HostUplink
-	9,  // 20: acli.v1.IscsiSession.state:type_name -> acli.v1.IscsiSessionState
-	32, // 21: acli.v1.IscsiSession.since:type_name -> google.protobuf.Timestamp
-	25, // 22: acli.v1.VolumeGroup.disks:type_name -> acli.v1.VgDisk
-	26, // 23: acli.v1.VolumeGroup.sessions:type_name -> acli.v1.IscsiSession
-	4,  // 24: acli.v1.Task.operation:type_name -> acli.v1.TaskOperation
-	10, // 25: acli.v1.Task.entities:type_name -> acli.v1.EntityRef
-	3,  // 26: acli.v1.Task.status:type_name -> acli.v1.TaskStatus
-	32, // 27: acli.v1.Task.create_time:type_name -> google.protobuf.Timestamp
-	32, // 28: acli.v1.Task.start_time:type_name -> google.protobuf.Timestamp
-	32, // 29: acli.v1.Task.complete_time:type_name -> google.protobuf.Timestamp
-	28, // 30: acli.v1.Task.migration:type_name -> acli.v1.MigrationProgress
-	30, // 31: acli.v1.Task.violations:type_name -> acli.v1.Violation
-	32, // 32: acli.v1.Event.time:type_name -> google.protobuf.Timestamp
-	10, // 33: acli.v1.Event.entities:type_name -> acli.v1.EntityRef
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	16, // 10: acli.v1.HostDevice.vgpu_profiles:type_name -> acli.v1.VgpuProfile
+	7,  // 11: acli.v1.VmDevice.kind:type_name -> acli.v1.DeviceKind
+	8,  // 12: acli.v1.Nic.vlan_mode:type_name -> acli.v1.NetworkMode
+	2,  // 13: acli.v1.Vm.power_state:type_name -> acli.v1.PowerState
+	18, // 14: acli.v1.Vm.disks:type_name -> acli.v1.Disk
+	19, // 15: acli.v1.Vm.nics:type_name -> acli.v1.Nic
+	33, // 16: acli.v1.Vm.create_time:type_name -> google.protobuf.Timestamp
+	17, // 17: acli.v1.Vm.devices:type_name -> acli.v1.VmDevice
+	8,  // 18: acli.v1.Network.mode:type_name -> acli.v1.NetworkMode
+	22, // 19: acli.v1.Network.dhcp_pools:type_name -> acli.v1.DhcpPool
+	24, // 20: acli.v1.VirtualSwitch.active_uplinks:type_name -> acli.v1.HostUplink
+	9,  // 21: acli.v1.IscsiSession.state:type_name -> acli.v1.IscsiSessionState
+	33, // 22: acli.v1.IscsiSession.since:type_name -> google.protobuf.Timestamp
+	26, // 23: acli.v1.VolumeGroup.disks:type_name -> acli.v1.VgDisk
+	27, // 24: acli.v1.VolumeGroup.sessions:type_name -> acli.v1.IscsiSession
+	4,  // 25: acli.v1.Task.operation:type_name -> acli.v1.TaskOperation
+	10, // 26: acli.v1.Task.entities:type_name -> acli.v1.EntityRef
+	3,  // 27: acli.v1.Task.status:type_name -> acli.v1.TaskStatus
+	33, // 28: acli.v1.Task.create_time:type_name -> google.protobuf.Timestamp
+	33, // 29: acli.v1.Task.start_time:type_name -> google.protobuf.Timestamp
+	33, // 30: acli.v1.Task.complete_time:type_name -> google.protobuf.Timestamp
+	29, // 31: acli.v1.Task.migration:type_name -> acli.v1.MigrationProgress
+	31, // 32: acli.v1.Task.violations:type_name -> acli.v1.Violation
+	33, // 33: acli.v1.Event.time:type_name -> google.protobuf.Timestamp
+	10, // 34: acli.v1.Event.entities:type_name -> acli.v1.EntityRef
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_acli_v1_types_proto_init() }
@@ -3944,7 +4064,7 @@ func file_acli_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_acli_v1_types_proto_rawDesc), len(file_acli_v1_types_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -177,6 +177,7 @@ func (d *Driver) manageLocked(h *acliv1.Host) error {
 				d.log.Info("libvirt host connected", "host", mem.name, "uri", u.String())
 				mem.probes = 0
 				d.reconcile(mctx, mem)
+				d.discoverDevices(mctx, mem)
 				return
 			}
 			d.log.Warn("libvirt host unreachable", "host", mem.name, "err", err)
@@ -322,6 +323,10 @@ func (d *Driver) JoinHost(ctx context.Context, h *acliv1.Host) (*acliv1.Host, er
 		return nil, err
 	}
 	hi, err := c.HostInfo()
+	var devs []*acliv1.HostDevice
+	if err == nil {
+		devs, err = c.NodeDevices()
+	}
 	c.Close()
 	if err != nil {
 		return nil, fmt.Errorf("host %s: reading its capabilities: %w", u, err)
@@ -341,6 +346,7 @@ func (d *Driver) JoinHost(ctx context.Context, h *acliv1.Host) (*acliv1.Host, er
 	out.CvmState = acliv1.CvmState_kCvmUp
 	out.Schedulable, out.SchedulableReason = true, ""
 	out.Connected = true
+	out.Devices = devs
 
 	d.mu.Lock()
 	switch {

@@ -6,9 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/uuid"
-
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver"
 )
 
 // DeviceSpec is a host's passthrough devices of one vendor and model:
@@ -27,13 +26,9 @@ type DeviceSpec struct {
 
 var deviceWord = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-// groupSpace makes a vendor and model's group UUID the same on every host
-// and every run.
-var groupSpace = uuid.MustParse("4c1c3a52-2f1e-4d0e-9f0a-6b1f3d6a5e01")
-
 // DeviceGroup is the group UUID of a kind, vendor and model.
 func DeviceGroup(kind acliv1.DeviceKind, vendor, model string) string {
-	return uuid.NewSHA1(groupSpace, []byte(fmt.Sprintf("%d/%s/%s", kind, strings.ToLower(vendor), strings.ToLower(model)))).String()
+	return driver.DeviceGroup(kind, vendor, model)
 }
 
 // hostDevices checks a host's device specs and spells out its devices, at

@@ -1,0 +1,136 @@
+package libvirt
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver"
+)
+
+// sysfsDevices is what discovery must find, read independently of libvirt:
+// every PCI function in /sys/bus/pci/devices whose class is offered, with
+// its kind and vendor ID.
+func sysfsDevices(t *testing.T) map[string]string {
+	t.Helper()
+	dirs, err := filepath.Glob("/sys/bus/pci/devices/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, d := range dirs {
+		read := func(f string) string {
+			b, err := os.ReadFile(filepath.Join(d, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.TrimSpace(string(b))
+		}
+		class, err := strconv.ParseUint(strings.TrimPrefix(read("class"), "0x"), 16, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pciClassExcluded(uint32(class)) {
+			continue
+		}
+		kind := acliv1.DeviceKind_kPcieDevice
+		if class>>16 == 0x03 {
+			kind = acliv1.DeviceKind_kGpuPassthrough
+		}
+		out[filepath.Base(d)] = kind.String() + " " + read("vendor") + " " + read("device")
+	}
+	return out
+}
+
+// checkDiscovered compares discovered devices with sysfs: the same
+// addresses, each of the same kind, known vendors by their short name.
+func checkDiscovered(t *testing.T, devs []*acliv1.HostDevice, want map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for _, d := range devs {
+		w := strings.Fields(want[d.Address])
+		if len(w) != 3 {
+			t.Errorf("discovered device %s is not in sysfs", d.Address)
+			continue
+		}
+		got[d.Address] = d.Kind.String() + " " + w[1] + " " + w[2]
+		if v, ok := vendorNames[w[1]]; ok && d.Vendor != v {
+			t.Errorf("device %s: vendor %s is %q, want %q", d.Address, w[1], d.Vendor, v)
+		}
+		if d.Vendor == "" || d.Model == "" || d.GroupUuid != driver.DeviceGroup(d.Kind, d.Vendor, d.Model) {
+			t.Errorf("device %s: vendor %q, model %q, group %s", d.Address, d.Vendor, d.Model, d.GroupUuid)
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("discovered devices:\n%v\nsysfs has:\n%v", got, want)
+	}
+	if !slices.IsSortedFunc(devs, func(a, b *acliv1.HostDevice) int { return strings.Compare(a.Address, b.Address) }) {
+		t.Errorf("devices not in address order: %v", devs)
+	}
+}
+
+// A joining host reports its PCI devices through libvirt's node-device API
+// (this machine has no GPU: its other PCI functions must all be there, and
+// nothing else), and reports them again each time it reconnects.
+func TestNodeDeviceDiscovery(t *testing.T) {
+	h := hosts(t).Hosts[2]
+	want := sysfsDevices(t)
+	t.Logf("sysfs: %d PCI functions offered: %v", len(want), want)
+
+	c := dial(t, h.TCPURI())
+	devs, err := c.NodeDevices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDiscovered(t, devs, want)
+
+	d := NewDriver(Config{HeartbeatInterval: 200 * time.Millisecond})
+	events, err := d.Start(t.Context(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	joined, err := d.JoinHost(ctxTimeout(t, 30*time.Second), &acliv1.Host{Name: h.Name, HypervisorIp: h.Addr, LibvirtUri: h.TCPURI()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDiscovered(t, joined.Devices, want)
+
+	reported := func() []*acliv1.HostDevice {
+		t.Helper()
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case ev := <-events:
+				if ev.Kind == driver.HostDevices && ev.HostUUID == joined.Uuid {
+					return ev.Devices
+				}
+			case <-timeout:
+				t.Fatal("no host devices report")
+			}
+		}
+	}
+	same := func(a, b []*acliv1.HostDevice) bool {
+		return slices.EqualFunc(a, b, func(x, y *acliv1.HostDevice) bool { return proto.Equal(x, y) })
+	}
+	if got := reported(); !same(got, joined.Devices) {
+		t.Errorf("first connection reported %v, join said %v", got, joined.Devices)
+	}
+	if err := h.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(ctxTimeout(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got := reported(); !same(got, joined.Devices) {
+		t.Errorf("reconnection reported %v, join said %v", got, joined.Devices)
+	}
+}

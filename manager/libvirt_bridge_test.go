@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"google.golang.org/protobuf/proto"
 
@@ -174,4 +177,47 @@ func bridgedHost(ctx context.Context, t *testing.T) (clients, *libvirtharness.Ho
 	await(t, c)(c.host.AddHost(bg, &acliv1.AddHostRequest{Name: hh.Name, HypervisorIp: hh.Addr, LibvirtUri: hh.UnixURI()}))
 	await(t, c)(c.net.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "n1", VlanId: 10}))
 	return c, hh, ns
+}
+
+// net.update_virtual_switch on a libvirt host whose vs0 bridge br0 is a
+// Linux bridge: the uplink becomes br0's port, a new one replaces it with
+// the MTU asked, and two uplinks, which a Linux bridge cannot bond, are
+// refused with the bridge unchanged.
+func TestLibvirtVirtualSwitchOnLinuxBridge(t *testing.T) {
+	ctx, cancel := context.WithTimeout(bg, 2*time.Minute)
+	defer cancel()
+	c, hh, ns := bridgedHost(ctx, t)
+	inNetns(t, ns, "link", "add", "br0", "type", "bridge")
+	inNetns(t, ns, "link", "set", "br0", "up")
+	uplinks(t, ns, "eth0", "eth1")
+	ports := func() []string {
+		var out []string
+		for _, l := range strings.Split(strings.TrimSpace(inNetns(t, ns, "-o", "link", "show", "master", "br0")), "\n") {
+			if f := strings.Fields(l); len(f) > 1 {
+				out = append(out, strings.Split(f[1], "@")[0])
+			}
+		}
+		return out
+	}
+	sw := func(req *acliv1.UpdateVirtualSwitchRequest) { await(t, c)(c.net.UpdateVirtualSwitch(bg, req)) }
+	sw(&acliv1.UpdateVirtualSwitchRequest{Uplinks: proto.String("eth0"), BondType: proto.String("kNone")})
+	if p := ports(); !slices.Equal(p, []string{"eth0"}) {
+		t.Fatalf("ports of br0 after uplinks=eth0: %v", p)
+	}
+	sw(&acliv1.UpdateVirtualSwitchRequest{Uplinks: proto.String("eth1"), Mtu: proto.Int32(1400)})
+	if p := ports(); !slices.Equal(p, []string{"eth1"}) {
+		t.Fatalf("ports of br0 after uplinks=eth1: %v", p)
+	}
+	if l := inNetns(t, ns, "link", "show", "eth1"); !strings.Contains(l, "mtu 1400") {
+		t.Fatalf("eth1 after mtu=1400: %s", l)
+	}
+	_, err := c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Uplinks: proto.String("eth0,eth1")})
+	want := "host " + hh.Name + " has a Linux bridge br0, which takes one uplink (eth0, eth1 given)"
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), want) {
+		t.Fatalf("two uplinks on a Linux bridge: %v, want refused with %q", err, want)
+	}
+	if p := ports(); !slices.Equal(p, []string{"eth1"}) {
+		t.Fatalf("ports of br0 after the refusal: %v", p)
+	}
+	t.Logf("refused: %v", err)
 }

@@ -42,6 +42,9 @@ type NICSpec struct {
 	Trunk []int
 	// LinkDown leaves the NIC without carrier (acli's connected=false).
 	LinkDown bool
+	// OVS: the bridge is an Open vSwitch bridge, where libvirt adds the
+	// NIC as a port and sets its VLAN tags (a Linux bridge takes none).
+	OVS bool
 }
 
 // ConsoleSpec sends the first serial port to a file, appended to, so a
@@ -137,9 +140,15 @@ type interfaceXML struct {
 	Type    string     `xml:"type,attr"`
 	MAC     *macXML    `xml:"mac"`
 	Source  *sourceXML `xml:"source"`
+	Port    *portXML   `xml:"virtualport"`
 	VLAN    *vlanXML   `xml:"vlan"`
 	Link    *linkXML   `xml:"link"`
 	Model   *modelXML  `xml:"model"`
+}
+
+// portXML is a NIC's virtual port on an Open vSwitch bridge.
+type portXML struct {
+	Type string `xml:"type,attr,omitempty"`
 }
 
 type vlanXML struct {
@@ -297,6 +306,9 @@ func nicDevices(nics []NICSpec) ([]interfaceXML, error) {
 // nicXML is one <interface>: VLAN tags for a trunk, link state when down.
 func nicXML(n NICSpec, model string) interfaceXML {
 	x := interfaceXML{Type: "bridge", MAC: &macXML{Address: n.MAC}, Source: &sourceXML{Bridge: n.Bridge}, Model: &modelXML{Type: model}}
+	if n.OVS {
+		x.Port = &portXML{Type: "openvswitch"}
+	}
 	if len(n.Trunk) > 0 {
 		x.VLAN = &vlanXML{Trunk: "yes"}
 		for _, id := range n.Trunk {
@@ -364,6 +376,7 @@ func parseDevices(d devicesXML) ([]DiskSpec, []NICSpec, *ConsoleSpec) {
 			}
 		}
 		n.LinkDown = x.Link != nil && x.Link.State == "down"
+		n.OVS = x.Port != nil && x.Port.Type == "openvswitch"
 		nics = append(nics, n)
 	}
 	var con *ConsoleSpec

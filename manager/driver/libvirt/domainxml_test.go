@@ -154,6 +154,7 @@ func TestDomainXMLDevices(t *testing.T) {
 		NICs: []NICSpec{
 			{MAC: "50:6b:8d:00:00:01", Bridge: "br-vlan0"},
 			{MAC: "50:6b:8d:00:00:02", Bridge: "br-vlan10", Model: "e1000"},
+			{MAC: "50:6b:8d:00:00:03", Bridge: "br0", Trunk: []int{20, 30}, OVS: true},
 		},
 		Console: &ConsoleSpec{Path: "/c/consoles/db01.log"},
 	}
@@ -183,7 +184,8 @@ func TestDomainXMLDevices(t *testing.T) {
 			t.Errorf("disk order: %+v", got.Disks)
 		}
 	}
-	if len(got.Disks) != len(s.Disks) || !reflect.DeepEqual(got.NICs[1], NICSpec{MAC: "50:6b:8d:00:00:02", Bridge: "br-vlan10", Model: "e1000"}) || got.Console.Path != s.Console.Path {
+	if len(got.Disks) != len(s.Disks) || !reflect.DeepEqual(got.NICs[1], NICSpec{MAC: "50:6b:8d:00:00:02", Bridge: "br-vlan10", Model: "e1000"}) ||
+		!reflect.DeepEqual(got.NICs[2], NICSpec{MAC: "50:6b:8d:00:00:03", Bridge: "br0", Model: "virtio", Trunk: []int{20, 30}, OVS: true}) || got.Console.Path != s.Console.Path {
 		t.Errorf("parsed back %+v", got)
 	}
 	for _, d := range got.Disks {

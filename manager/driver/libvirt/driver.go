@@ -466,6 +466,9 @@ func (d *Driver) PowerOn(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) 
 	spec.Hardware.HostCPUs = int(host.CpuCores)
 	if d.cfg.NetworkBridges {
 		spec.NICs = VmNICs(vm)
+		if err := d.nicBridges(ctx, host, spec.NICs); err != nil {
+			return err
+		}
 	}
 	if d.cfg.Storage.Dir != "" {
 		if err := d.cfg.Storage.ensureVolumes(vm); err != nil {

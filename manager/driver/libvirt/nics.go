@@ -18,7 +18,8 @@ import (
 
 // Bridges for acli networks. With Config.NetworkBridges, a VM's NICs are
 // plugged into the bridge named for their network on whichever host runs
-// the VM; the hosts provide the bridges (and their VLAN uplinks).
+// the VM; the hosts provide the bridges (and their VLAN uplinks), Linux
+// bridges or Open vSwitch ones (bridge.go).
 
 var ifname = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
@@ -52,8 +53,8 @@ func nicSpec(n *acliv1.Nic) NICSpec {
 }
 
 // vlanRefused says why libvirt refused a VM with a trunked NIC: it sets
-// VLAN tags only on Open vSwitch ports, and acli's network bridges are
-// Linux bridges. Other errors pass unchanged.
+// VLAN tags only on Open vSwitch ports, and the NIC's bridge on that host
+// is a Linux bridge. Other errors pass unchanged.
 func vlanRefused(vm *acliv1.Vm, host *acliv1.Host, err error) error {
 	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "vlan") {
 		return err
@@ -83,7 +84,11 @@ func (d *Driver) UpdateNic(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm
 	if err != nil {
 		return err
 	}
-	x := nicXML(nicSpec(nic), cmp.Or(nic.Model, "virtio"))
+	spec := []NICSpec{nicSpec(nic)}
+	if err := d.nicBridges(ctx, host, spec); err != nil {
+		return err
+	}
+	x := nicXML(spec[0], cmp.Or(nic.Model, "virtio"))
 	b, err := xml.Marshal(x)
 	if err != nil {
 		return err

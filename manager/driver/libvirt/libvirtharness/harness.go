@@ -42,6 +42,9 @@ type Options struct {
 	// devices and bridges are the test's, never the machine's. Reach such a
 	// host over its UnixURI: its TCP address is inside the namespace.
 	NetNS string
+	// Env is added to the daemons' environment, e.g. OVS_RUNDIR so the
+	// ovs-vsctl libvirtd runs for Open vSwitch ports finds its database.
+	Env []string
 }
 
 // Cluster is a set of running harness hosts.
@@ -68,6 +71,7 @@ type Host struct {
 	StartTime time.Duration
 
 	netns   string   // Options.NetNS
+	env     []string // Options.Env
 	lock    *os.File // flock on the address, so parallel test binaries never share one
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -200,7 +204,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			c.Stop()
 			return nil, err
 		}
-		h.netns = o.NetNS
+		h.netns, h.env = o.NetNS, o.Env
 		c.Hosts = append(c.Hosts, h)
 	}
 	errs := make([]error, len(c.Hosts))
@@ -377,6 +381,9 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
+	if len(h.env) > 0 {
+		cmd.Env = append(os.Environ(), h.env...)
+	}
 	// Own process group: a signal to the test binary's group must not take the daemons down mid-test.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	os.Remove(h.Socket)

@@ -1,0 +1,200 @@
+package manager_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver/libvirt"
+	"github.com/acli-dev/acli/manager/driver/libvirt/libvirtharness"
+	"github.com/acli-dev/acli/manager/managertest"
+)
+
+// A trunked NIC on a host whose network bridge is an Open vSwitch bridge
+// (userspace datapath, daemons of the test, in a namespace it made): the
+// VM starts and its port carries the NIC's VLANs as OVS trunks.
+func TestLibvirtTrunkedNicOnOVS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(bg, 2*time.Minute)
+	defer cancel()
+	c, hh, ovs := ovsHost(ctx, t)
+	await(t, c)(c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: "tr", MemoryBytes: 64 << 20, NumVcpus: 1}))
+	const mac = "50:6b:8d:45:00:03"
+	await(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "tr", Network: "n1", Mac: mac, VlanMode: acliv1.NetworkMode_kTrunked, TrunkedNetworks: []int32{30, 20}}))
+	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "tr", Transition: acliv1.PowerTransition_kPowerOn, Host: hh.Name}))
+	ports, err := ovs.Vsctl(ctx, "list-ports", libvirt.BridgeName("n1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(ports, "vnet") {
+		t.Fatalf("ports of OVS bridge %s: %q, want the VM's tap", libvirt.BridgeName("n1"), ports)
+	}
+	trunks, err := ovs.Vsctl(ctx, "get", "port", ports, "trunks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trunks != "[20, 30]" {
+		t.Fatalf("trunks of port %s: %s, want [20, 30]", ports, trunks)
+	}
+	t.Logf("port %s of OVS bridge %s trunks %s", ports, libvirt.BridgeName("n1"), trunks)
+	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "tr", Transition: acliv1.PowerTransition_kPowerOff}))
+	if ports, _ := ovs.Vsctl(ctx, "list-ports", libvirt.BridgeName("n1")); ports != "" {
+		t.Fatalf("ports of %s after the VM stopped: %q", libvirt.BridgeName("n1"), ports)
+	}
+}
+
+// ovsHost is bridgedHost with Open vSwitch: network n1's bridge is an
+// OVS bridge in the host's namespace.
+func ovsHost(ctx context.Context, t *testing.T) (clients, *libvirtharness.Host, *libvirtharness.OVS) {
+	t.Helper()
+	hh, _, ovs := ovsNetns(ctx, t, libvirt.BridgeName("n1"))
+	c := bridgesManager(t, hh)
+	await(t, c)(c.net.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "n1", VlanId: 10}))
+	return c, hh, ovs
+}
+
+// ovsNetns starts one libvirtd in a network namespace the test made,
+// beside an ovsdb-server and ovs-vswitchd of the test whose database
+// libvirtd's ovs-vsctl finds (OVS_RUNDIR), with userspace bridges named.
+func ovsNetns(ctx context.Context, t *testing.T, bridges ...string) (*libvirtharness.Host, string, *libvirtharness.OVS) {
+	t.Helper()
+	libvirtharness.Require(t)
+	if err := libvirtharness.OVSAvailable(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Open vSwitch unavailable under CI (.ci/run installs it): %v", err)
+		}
+		t.Skip(err)
+	}
+	ns := netns(t)
+	inNetns(t, ns, "link", "set", "lo", "up")
+	ovs, err := libvirtharness.StartOVS(ctx, "/run/netns/"+ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ovs.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	hosts, err := libvirtharness.Start(ctx, libvirtharness.Options{Hosts: 1, NetNS: "/run/netns/" + ns, Env: ovs.Env()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hosts.Stop() })
+	for _, b := range bridges {
+		if err := ovs.AddBridge(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return hosts.Hosts[0], ns, ovs
+}
+
+// bridgesManager is a manager with --libvirt-network-bridges and the
+// hosts, added over their unix sockets under the names given (h1, h2...).
+func bridgesManager(t *testing.T, hosts ...*libvirtharness.Host) clients {
+	t.Helper()
+	drv := libvirt.NewDriver(libvirt.Config{NetworkBridges: true, HeartbeatInterval: lvHeartbeat, ShutdownTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h := managertest.New(t, managertest.Options{Driver: drv})
+	c := newClients(h.Conn)
+	for i, hh := range hosts {
+		await(t, c)(c.host.AddHost(bg, &acliv1.AddHostRequest{Name: fmt.Sprintf("h%d", i+1), HypervisorIp: hh.Addr, LibvirtUri: hh.UnixURI()}))
+	}
+	return c
+}
+
+// uplinks adds veth pairs whose namespace ends are the host's "physical"
+// interfaces, up.
+func uplinks(t *testing.T, ns string, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		inNetns(t, ns, "link", "add", n, "type", "veth", "peer", "name", "p-"+n)
+		inNetns(t, ns, "link", "set", n, "up")
+	}
+}
+
+// net.update_virtual_switch on two libvirt hosts whose vs0 bridge br0 is
+// an Open vSwitch bridge: the uplinks become the bond port br0-up there
+// (mode, primary per host, MTU), a new list replaces the old, an interface
+// a host lacks refuses the change for both, and so does a host that is
+// down, leaving the other's bridge as it was.
+func TestLibvirtVirtualSwitchOnOVS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(bg, 3*time.Minute)
+	defer cancel()
+	h1, ns1, ovs1 := ovsNetns(ctx, t, "br0")
+	h2, ns2, ovs2 := ovsNetns(ctx, t, "br0")
+	uplinks(t, ns1, "eth0", "eth1", "eth2")
+	uplinks(t, ns2, "eth0", "eth1", "eth2")
+	c := bridgesManager(t, h1, h2)
+	sw := func(req *acliv1.UpdateVirtualSwitchRequest) { await(t, c)(c.net.UpdateVirtualSwitch(bg, req)) }
+	get := func(o *libvirtharness.OVS, args ...string) string {
+		t.Helper()
+		out, err := o.Vsctl(ctx, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	sw(&acliv1.UpdateVirtualSwitchRequest{Uplinks: proto.String("eth0,eth1"), BondType: proto.String("kActiveBackup"),
+		ActiveUplink: proto.String("{h1:eth1; h2:eth0}"), Mtu: proto.Int32(9000)})
+	for i, o := range []*libvirtharness.OVS{ovs1, ovs2} {
+		if got := get(o, "list-ports", "br0"); got != "br0-up" {
+			t.Fatalf("h%d: ports of br0: %q, want br0-up", i+1, got)
+		}
+		if got := strings.Fields(get(o, "list-ifaces", "br0")); !slices.Equal(got, []string{"eth0", "eth1"}) {
+			t.Fatalf("h%d: interfaces of br0: %q, want eth0 eth1", i+1, got)
+		}
+		if got := get(o, "get", "port", "br0-up", "bond_mode"); got != "active-backup" {
+			t.Fatalf("h%d: bond_mode %s", i+1, got)
+		}
+		if got, want := get(o, "get", "port", "br0-up", "other_config:bond-primary"), []string{"eth1", "eth0"}[i]; got != want {
+			t.Fatalf("h%d: bond-primary %s, want %s", i+1, got, want)
+		}
+		if got := get(o, "get", "interface", "eth0", "mtu_request"); got != "9000" {
+			t.Fatalf("h%d: eth0 mtu_request %s", i+1, got)
+		}
+	}
+	sw(&acliv1.UpdateVirtualSwitchRequest{Uplinks: proto.String("eth2"), BondType: proto.String("kNone")})
+	for i, o := range []*libvirtharness.OVS{ovs1, ovs2} {
+		if got := get(o, "list-ifaces", "br0"); got != "eth2" {
+			t.Fatalf("h%d: interfaces of br0 after uplinks=eth2: %q", i+1, got)
+		}
+	}
+	inNetns(t, ns2, "link", "del", "eth1")
+	_, err := c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Uplinks: proto.String("eth0,eth1")})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "host h2 has no interface eth1") {
+		t.Fatalf("uplinks h2 lacks: %v, want refused naming h2 and eth1", err)
+	}
+	if got := get(ovs1, "list-ifaces", "br0"); got != "eth2" {
+		t.Fatalf("h1 changed although h2 refused: %q", got)
+	}
+	if err := h2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "h2 is not seen down", func() bool {
+		h, err := c.host.GetHost(bg, &acliv1.GetHostRequest{Host: "h2"})
+		return err == nil && h.NodeState == acliv1.NodeState_kNodeDown
+	})
+	_, downErr := c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Uplinks: proto.String("eth0")})
+	if status.Code(downErr) != codes.FailedPrecondition || !strings.Contains(downErr.Error(), "host h2 is down") {
+		t.Fatalf("with h2 down: %v, want refused naming h2", downErr)
+	}
+	if got := get(ovs1, "list-ifaces", "br0"); got != "eth2" {
+		t.Fatalf("h1 changed although h2 is down: %q", got)
+	}
+	vs, err := c.net.GetVirtualSwitch(bg, &acliv1.GetVirtualSwitchRequest{})
+	if err != nil || !slices.Equal(vs.Uplinks, []string{"eth2"}) {
+		t.Fatalf("vs0 after the refusals: %v %v, want uplinks eth2", vs, err)
+	}
+	t.Logf("refused with h2 down: %v", downErr)
+}

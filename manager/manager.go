@@ -282,7 +282,7 @@ func (m *Manager) Register(s *grpc.Server) {
 		Tasks:        taskService{m: m},
 		Events:       eventService{m: m},
 		Sim:          simService{m: m},
-		Vms:          vmFeature{vm.New(vmCluster{m}, m.db, m.drv), vmService{m: m}},
+		Vms:          vmFeature{vm.New(vmCluster{m}, featureTasks{m}, m.db, m.drv), vmService{m: m}},
 		Nics:         m.net,
 		VmGroups:     m.groups,
 		Networks:     m.net,

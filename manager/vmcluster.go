@@ -33,10 +33,6 @@ func (c vmCluster) Read(fn func(r vm.Reader)) {
 	fn(vmLockedView(c))
 }
 
-func (c vmCluster) Quick(ctx context.Context, t *taskRec, w vm.Work) (*acliv1.Task, error) {
-	return c.m.quick(ctx, t, c.work(w))
-}
-
 func (c vmCluster) Launch(ctx context.Context, t *taskRec, w vm.Work) (*acliv1.Task, error) {
 	return c.m.launch(ctx, t, c.work(w))
 }

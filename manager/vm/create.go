@@ -49,28 +49,29 @@ func (s *Service) CreateVm(ctx context.Context, req *acliv1.CreateVmRequest) (*a
 	if err != nil {
 		return nil, err
 	}
-	var t *tasks.Task
-	err = s.c.Locked(func(l Locked) error {
-		var other *acliv1.Vm
-		s.db.View(func(tx *state.Tx) { other = tx.Vm(v.Uuid) })
-		if other != nil {
-			return apierr.AlreadyExists("vm", v.Uuid, "vm "+other.Name+" has this UUID")
+	// A UUID a running task is creating is taken too. A create racing
+	// this check for the same UUID is refused by Begin as busy.
+	var taken error
+	s.c.Read(func(r Reader) {
+		s.db.View(func(tx *state.Tx) {
+			if other := tx.Vm(v.Uuid); other != nil {
+				taken = apierr.AlreadyExists("vm", v.Uuid, "vm "+other.Name+" has this UUID")
+			}
+		})
+		if t := r.Task(v.Uuid); taken == nil && t != nil {
+			taken = apierr.AlreadyExists("vm", v.Uuid, "task "+t.PB.Uuid+" is creating a VM with this UUID")
 		}
-		if h := l.Holder(v.Uuid); h != nil {
-			return apierr.AlreadyExists("vm", v.Uuid, "task "+h.PB.Uuid+" is creating a VM with this UUID")
-		}
-		t = l.Begin(acliv1.TaskOperation_kVmCreate, []*acliv1.EntityRef{Ref(v)}, v.Uuid)
-		return nil
 	})
+	if taken != nil {
+		return nil, taken
+	}
+	q, err := s.tasks.Begin(ctx, "vm", acliv1.TaskOperation_kVmCreate, []*acliv1.EntityRef{Ref(v)}, v.Uuid)
 	if err != nil {
 		return nil, err
 	}
-	return s.c.Quick(ctx, t, func(context.Context, *tasks.Task) (Outcome, error) {
-		return Outcome{
-			Writes:  []state.Write{put(v, 0)},
-			Message: fmt.Sprintf("vm %s created (%d vCPU, %s)", v.Name, v.NumVcpus, scheduler.Bytes(v.MemoryBytes)),
-		}, nil
-	})
+	// The commit refuses a record with this UUID created meanwhile (it
+	// writes at revision 0).
+	return q.Commit(ctx, []state.Write{put(v, 0)}, fmt.Sprintf("vm %s created (%d vCPU, %s)", v.Name, v.NumVcpus, scheduler.Bytes(v.MemoryBytes)))
 }
 
 // DeleteVm removes an off VM from its host's hypervisor and the cluster.

@@ -55,8 +55,12 @@ type fake struct {
 	tab      *tasks.Table
 	busy     map[string]*tasks.Task
 	arriving map[string]int
-	// placeErr refuses every placement; targetErr every target re-check.
-	placeErr, targetErr error
+	// placeErr refuses every placement; targetErr every target re-check;
+	// commitErr the next commit.
+	placeErr, targetErr, commitErr error
+	// onBegin, when set, runs as a quick task begins (before it holds
+	// anything): another task's change landing meanwhile.
+	onBegin func()
 }
 
 // newFake commits a 2-host RF2 cluster (8 GiB each) with VM a (4 GiB) on
@@ -75,7 +79,7 @@ func newFake(t *testing.T) *fake {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.svc = vm.New(f, f.db, f.drv)
+	f.svc = vm.New(f, fakeStarter{f}, f.db, f.drv)
 	return f
 }
 
@@ -105,17 +109,8 @@ func (f *fake) Locked(fn func(l vm.Locked) error) error {
 	return fn(fakeLocked{f})
 }
 
-// Quick and Launch run the work at once; a failure forgets a quick task
-// and fails a launched one.
-func (f *fake) Quick(ctx context.Context, t *tasks.Task, w vm.Work) (*acliv1.Task, error) {
-	return f.run(ctx, t, w, true)
-}
-
+// Launch runs the work at once; a failure fails the task.
 func (f *fake) Launch(ctx context.Context, t *tasks.Task, w vm.Work) (*acliv1.Task, error) {
-	return f.run(ctx, t, w, false)
-}
-
-func (f *fake) run(ctx context.Context, t *tasks.Task, w vm.Work, quick bool) (*acliv1.Task, error) {
 	out, err := w(ctx, t)
 	if err == nil {
 		err = f.commit(out)
@@ -123,18 +118,74 @@ func (f *fake) run(ctx context.Context, t *tasks.Task, w vm.Work, quick bool) (*
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.end(t)
-	switch {
-	case err != nil && quick:
-		f.tab.Forget(t)
-		return nil, err
-	case err != nil:
+	if err != nil {
 		return t.Update(func(pb *acliv1.Task) { tasks.Fail(pb, err, false) }), nil
 	}
 	return t.Replace(tasks.Succeeded(t.PB, out.Message)), nil
 }
 
+// fakeStarter begins quick tasks in the fake's table and busy locks, as
+// the manager's do: a VM a quick task holds is busy for the Locked flows.
+type fakeStarter struct{ f *fake }
+
+type fakeQuick struct {
+	f *fake
+	t *tasks.Task
+}
+
+func (s fakeStarter) Begin(_ context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) (tasks.Quick, error) {
+	f := s.f
+	if f.onBegin != nil {
+		f.onBegin()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, l := range locks {
+		if o := f.busy[l]; o != nil {
+			return nil, apierr.Busy(kind, refs[0].Name, o.PB.Uuid, o.PB.Operation.String())
+		}
+	}
+	return &fakeQuick{f: f, t: fakeLocked{f}.Begin(op, refs, locks...)}, nil
+}
+
+func (q *fakeQuick) Hold(lock string) (string, bool) {
+	q.f.mu.Lock()
+	defer q.f.mu.Unlock()
+	if o := q.f.busy[lock]; o != nil && o != q.t {
+		return o.PB.Uuid, false
+	}
+	q.f.busy[lock] = q.t
+	q.t.Locks = append(q.t.Locks, lock)
+	return "", true
+}
+
+// Commit commits ws and ends the task; a refused commit forgets it.
+func (q *fakeQuick) Commit(_ context.Context, ws []state.Write, msg string) (*acliv1.Task, error) {
+	if err := q.f.commit(vm.Outcome{Writes: ws}); err != nil {
+		q.Drop()
+		return nil, err
+	}
+	q.f.mu.Lock()
+	defer q.f.mu.Unlock()
+	q.f.end(q.t)
+	return q.t.Replace(tasks.Succeeded(q.t.PB, msg)), nil
+}
+
+func (q *fakeQuick) Drop() {
+	q.f.mu.Lock()
+	defer q.f.mu.Unlock()
+	fakeLocked{q.f}.Forget(q.t)
+}
+
 func (f *fake) commit(out vm.Outcome) error {
-	_, err := f.db.Update(bg, func(tx *state.Tx) error {
+	f.mu.Lock()
+	err := f.commitErr
+	f.commitErr = nil
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, err = f.db.Update(bg, func(tx *state.Tx) error {
 		for _, w := range out.Writes {
 			if w.Msg == nil {
 				tx.Delete(w.Key, w.Rev)

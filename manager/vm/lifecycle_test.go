@@ -8,6 +8,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/vm"
 )
 
 func TestCreateFillsDefaultsAndRefusesTakenUUIDs(t *testing.T) {
@@ -135,5 +137,55 @@ func TestUpdateAppliesWhatIsGiven(t *testing.T) {
 	_, err = f.svc.UpdateVm(bg, &acliv1.UpdateVmRequest{Vm: "b", Name: proto.String("b2"), UefiBoot: proto.Bool(true), VirtualTpm: proto.Bool(true), NumVnumaNodes: proto.Int32(2)})
 	if v := f.vm("b2"); err != nil || v == nil || !v.UefiBoot || !v.VirtualTpm || v.NumVnumaNodes != 2 {
 		t.Fatalf("update b: %v %v", v, err)
+	}
+}
+
+// A quick task holds the VM it changes: the flows that launch tasks see it
+// busy until it ends, and it ends releasing the VM and any memory it held,
+// whether its commit is made or refused.
+func TestQuickTasksHoldTheirVm(t *testing.T) {
+	f := newFake(t)
+	q, err := fakeStarter{f}.Begin(bg, "vm", acliv1.TaskOperation_kVmUpdate, []*acliv1.EntityRef{{Name: "a"}}, "uuid-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := "vm a is busy with task " + f.busy["uuid-a"].PB.Uuid + " (kVmUpdate); wait for it to finish"
+	_, err = power(f, "a", acliv1.PowerTransition_kPowerOff, "")
+	wantErr(t, err, codes.Aborted, busy)
+	_, err = power(f, "a", acliv1.PowerTransition_kPowerOn, "") // nothing to do, and still refused
+	wantErr(t, err, codes.Aborted, busy)
+	q.Drop()
+
+	// A grow whose commit is refused releases the memory it held.
+	f.commitErr = errBoom
+	_, err = f.svc.UpdateVm(bg, &acliv1.UpdateVmRequest{Vm: "a", MemoryBytes: proto.Int64(6 * gib)})
+	if err != errBoom {
+		t.Fatalf("got %v, want %v", err, errBoom)
+	}
+	if f.running() != 0 || len(f.busy) != 0 || f.db.Reserved("uuid-h1") != 0 || f.vm("a").MemoryBytes != 4*gib {
+		t.Fatalf("a refused commit left %d task(s), busy %v, %d bytes held, a at %d", f.running(), f.busy, f.db.Reserved("uuid-h1"), f.vm("a").MemoryBytes)
+	}
+	if _, err := power(f, "a", acliv1.PowerTransition_kPowerOff, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An update reads the VM once its task holds it: a change committed
+// between the request's resolve and the hold is built on, not undone.
+func TestUpdateBuildsOnWhatLandedBeforeItsHold(t *testing.T) {
+	f := newFake(t)
+	f.onBegin = func() {
+		f.onBegin = nil
+		v := proto.Clone(f.vm("b")).(*acliv1.Vm)
+		v.Description = "set meanwhile"
+		if err := f.commit(vm.Outcome{Writes: []state.Write{{Key: state.VmKey(v.Uuid), Msg: v, Rev: state.AnyRev}}}); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := f.svc.UpdateVm(bg, &acliv1.UpdateVmRequest{Vm: "b", HaPriority: proto.Int32(3)}); err != nil {
+		t.Fatal(err)
+	}
+	if v := f.vm("b"); v.Description != "set meanwhile" || v.HaPriority != 3 {
+		t.Fatalf("b is %v", v)
 	}
 }

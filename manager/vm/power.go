@@ -60,6 +60,20 @@ func (s *Service) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateRe
 	if req.Host != "" && req.Transition != acliv1.PowerTransition_kPowerOn {
 		return nil, apierr.BadField("host", "host applies only to kPowerOn")
 	}
+	v, _, err := s.resolve("vm", req.Vm)
+	if err != nil {
+		return nil, err
+	}
+	if noop(req.Transition, v) != "" {
+		q, cur, _, err := s.begin(ctx, v, op)
+		if err != nil {
+			return nil, err
+		}
+		if unchanged := noop(req.Transition, cur); unchanged != "" {
+			return q.Commit(ctx, nil, unchanged)
+		}
+		q.Drop() // changed before the task held it: carry the request out
+	}
 	var (
 		t         *tasks.Task
 		cur       *acliv1.Vm
@@ -67,13 +81,15 @@ func (s *Service) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateRe
 		host      *acliv1.Host
 		unchanged string
 	)
-	err := s.c.Locked(func(l Locked) error {
+	err = s.c.Locked(func(l Locked) error {
 		var err error
 		if cur, rev, err = s.claimable(l, req.Vm); err != nil {
 			return err
 		}
 		refs := []*acliv1.EntityRef{Ref(cur)}
 		if unchanged = noop(req.Transition, cur); unchanged != "" {
+			// Changed back since the check above: a task with nothing
+			// to do.
 			t = l.Begin(op, refs, cur.Uuid)
 			return nil
 		}
@@ -105,7 +121,7 @@ func (s *Service) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateRe
 	case err != nil:
 		return nil, err
 	case unchanged != "":
-		return s.c.Quick(ctx, t, func(context.Context, *tasks.Task) (Outcome, error) { return Outcome{Message: unchanged}, nil })
+		return s.c.Launch(ctx, t, func(context.Context, *tasks.Task) (Outcome, error) { return Outcome{Message: unchanged}, nil })
 	case req.Transition == acliv1.PowerTransition_kPowerOn:
 		return s.c.Launch(ctx, t, func(ctx context.Context, t *tasks.Task) (Outcome, error) {
 			return s.powerOn(ctx, t, cur, rev, host)

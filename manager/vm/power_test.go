@@ -5,9 +5,12 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/vm"
 )
 
 func power(f *fake, vm string, tr acliv1.PowerTransition, host string) (*acliv1.Task, error) {
@@ -140,5 +143,26 @@ func TestPowerChanges(t *testing.T) {
 	pb, _ := power(f, "a", acliv1.PowerTransition_kPowerOff, "")
 	if pb.Status != acliv1.TaskStatus_kFailed || f.vm("a").PowerState != acliv1.PowerState_kOn {
 		t.Fatalf("failed power off: %v, %v", pb, f.vm("a"))
+	}
+}
+
+// A request that had nothing to do when it was checked, but whose VM
+// changed before its task held it, is carried out.
+func TestPowerNoopThatChangedIsCarriedOut(t *testing.T) {
+	f := newFake(t)
+	f.onBegin = func() {
+		f.onBegin = nil
+		v := proto.Clone(f.vm("b")).(*acliv1.Vm)
+		v.PowerState, v.HostUuid, v.HostName = acliv1.PowerState_kOn, "uuid-h2", "h2"
+		if err := f.commit(vm.Outcome{Writes: []state.Write{{Key: state.VmKey(v.Uuid), Msg: v, Rev: state.AnyRev}}}); err != nil {
+			t.Error(err)
+		}
+	}
+	pb, err := power(f, "b", acliv1.PowerTransition_kPowerOff, "")
+	if err != nil || last(pb) != "vm b powered off on host h2" {
+		t.Fatalf("power off: %v %v", pb, err)
+	}
+	if calls := f.drv.called(); !slices.Equal(calls, []string{"PowerOff b h2"}) || f.vm("b").PowerState != acliv1.PowerState_kOff || f.running() != 0 {
+		t.Fatalf("driver calls %v, b %v, %d task(s) left", calls, f.vm("b").PowerState, f.running())
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
-	"github.com/acli-dev/acli/manager/tasks"
 )
 
 // updatable names what vm.update may change, for the nothing-to-update error.
@@ -58,54 +57,47 @@ func (s *Service) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*a
 	if len(apply(&acliv1.Vm{}, req)) == 0 {
 		return nil, apierr.BadField("vm", "nothing to update: give at least one of "+updatable)
 	}
-	var (
-		t         *tasks.Task
-		cur, next *acliv1.Vm
-		rev       int64
-		changed   []string
-	)
-	err := s.c.Locked(func(l Locked) error {
-		var err error
-		if cur, rev, err = s.claimable(l, req.Vm); err != nil {
-			return err
-		}
-		if next, changed, err = updated(cur, req); err != nil {
-			return err
-		}
-		t = l.Begin(acliv1.TaskOperation_kVmUpdate, []*acliv1.EntityRef{Ref(cur)}, cur.Uuid)
-		// Growing a running VM needs the memory on its host now; hold it
-		// until the change is recorded so no power-on takes it meanwhile.
-		if grow := state.MemoryReserved(next) - state.MemoryReserved(cur); grow > 0 && state.Placed(cur) {
-			if err := s.hold(t, cur, cur.HostUuid, grow); err != nil {
-				l.Forget(t)
-				return err
-			}
-		}
-		return nil
-	})
+	v, _, err := s.resolve("vm", req.Vm)
 	if err != nil {
 		return nil, err
 	}
-	return s.c.Quick(ctx, t, func(context.Context, *tasks.Task) (Outcome, error) {
-		return Outcome{
-			Writes:  []state.Write{put(next, rev)},
-			Message: fmt.Sprintf("vm %s updated (%s)", next.Name, strings.Join(changed, ", ")),
-		}, nil
-	})
+	q, cur, rev, err := s.begin(ctx, v, acliv1.TaskOperation_kVmUpdate)
+	if err != nil {
+		return nil, err
+	}
+	next, changed, err := updated(cur, req)
+	// Growing a running VM needs the memory on its host now; hold it
+	// until the change is recorded so no power-on takes it meanwhile.
+	if grow := state.MemoryReserved(next) - state.MemoryReserved(cur); err == nil && grow > 0 && state.Placed(cur) {
+		var id uint64
+		err = s.c.Locked(func(Locked) error {
+			var herr error
+			id, herr = s.hold(cur, cur.HostUuid, grow)
+			return herr
+		})
+		if err == nil {
+			defer s.db.Depart(id)
+		}
+	}
+	if err != nil {
+		q.Drop()
+		return nil, err
+	}
+	return q.Commit(ctx, []state.Write{put(next, rev)}, fmt.Sprintf("vm %s updated (%s)", next.Name, strings.Join(changed, ", ")))
 }
 
-// hold reserves bytes more of host's memory for v until t ends, refusing
-// when the host has not that much free.
-func (s *Service) hold(t *tasks.Task, v *acliv1.Vm, host string, bytes int64) error {
+// hold reserves bytes more of host's memory for v (a state.DB arrival,
+// which every commit counts), refusing when the host has not that much
+// free. The caller holds the lock and departs the arrival.
+func (s *Service) hold(v *acliv1.Vm, host string, bytes int64) (uint64, error) {
 	h := s.host(host)
 	if h == nil {
-		return apierr.Precondition("HOST", "vm:"+v.Name, "vm %s is %s but its host %s is unknown", v.Name, state.PowerWord(v.PowerState), host)
+		return 0, apierr.Precondition("HOST", "vm:"+v.Name, "vm %s is %s but its host %s is unknown", v.Name, state.PowerWord(v.PowerState), host)
 	}
 	if free := h.MemoryBytes - s.db.MemoryTaken(host); bytes > free {
-		return apierr.Precondition("MEMORY", "host:"+h.Name,
+		return 0, apierr.Precondition("MEMORY", "host:"+h.Name,
 			"vm %s is on and host %s has %s free; growing it by %s would over-commit memory",
 			v.Name, h.Name, scheduler.Bytes(max(free, 0)), scheduler.Bytes(bytes))
 	}
-	s.reserve(t, v, host, bytes)
-	return nil
+	return s.db.Arrive(v.Uuid, host, bytes), nil
 }

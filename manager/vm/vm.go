@@ -10,6 +10,7 @@ import (
 	"context"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
@@ -22,10 +23,6 @@ type Cluster interface {
 	Locked(fn func(l Locked) error) error
 	// Read runs fn holding the manager's lock for reading.
 	Read(fn func(r Reader))
-	// Quick runs w and commits its outcome with the task's final state in
-	// one transaction; a refused commit forgets the task and fails the
-	// request.
-	Quick(ctx context.Context, t *tasks.Task, w Work) (*acliv1.Task, error)
 	// Launch persists the task, returns it and runs w in the background.
 	Launch(ctx context.Context, t *tasks.Task, w Work) (*acliv1.Task, error)
 	// Progress sets a running task's percent and progress line.
@@ -65,8 +62,8 @@ type Locked interface {
 	Arriving(host string) (done func())
 }
 
-// Work does a task's job without the lock. Quick work only builds the
-// outcome; driver work calls the driver first.
+// Work does a launched task's job without the lock: it calls the driver,
+// then says what to record.
 type Work func(ctx context.Context, t *tasks.Task) (Outcome, error)
 
 // Outcome is what a task's work produced: the writes that record it,
@@ -78,15 +75,34 @@ type Outcome struct {
 
 // Service is the VM lifecycle behind manager/rpc's VM adapter.
 type Service struct {
-	c   Cluster
-	db  *state.DB
-	drv driver.Driver
+	c     Cluster
+	tasks tasks.Starter
+	db    *state.DB
+	drv   driver.Driver
 }
 
-// New makes the service: c for the manager, db for the committed state,
-// drv to carry out on hosts.
-func New(c Cluster, db *state.DB, drv driver.Driver) *Service {
-	return &Service{c: c, db: db, drv: drv}
+// New makes the service: c for the manager, st for the tasks that only
+// commit records (create, update, a power change with nothing to do), db
+// for the committed state, drv to carry out on hosts.
+func New(c Cluster, st tasks.Starter, db *state.DB, drv driver.Driver) *Service {
+	return &Service{c: c, tasks: st, db: db, drv: drv}
+}
+
+// begin starts a quick task of op holding v and reads v again once it is
+// held: a task that held it before has committed its change by then.
+func (s *Service) begin(ctx context.Context, v *acliv1.Vm, op acliv1.TaskOperation) (tasks.Quick, *acliv1.Vm, int64, error) {
+	q, err := s.tasks.Begin(ctx, "vm", op, []*acliv1.EntityRef{Ref(v)}, v.Uuid)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	var cur *acliv1.Vm
+	var rev int64
+	s.db.View(func(tx *state.Tx) { cur, rev = tx.Vm(v.Uuid), tx.Rev(state.VmKey(v.Uuid)) })
+	if cur == nil {
+		q.Drop()
+		return nil, nil, 0, apierr.NotFound("vm", v.Name, nil)
+	}
+	return q, cur, rev, nil
 }
 
 // Ref names a VM in a task.

@@ -96,7 +96,7 @@ func (s vmService) AssignDevice(ctx context.Context, req *acliv1.AssignDeviceReq
 	if err != nil {
 		return nil, err
 	}
-	return m.editVm(ctx, req.Vm, assignOp(req.Kind, true), func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
+	return m.vms.Edit(ctx, req.Vm, assignOp(req.Kind, true), func(cur *acliv1.Vm) (*acliv1.Vm, string, error) {
 		if err := refuseRunning(cur); err != nil {
 			return nil, "", err
 		}
@@ -119,7 +119,7 @@ func (s vmService) AssignDevice(ctx context.Context, req *acliv1.AssignDeviceReq
 // DeassignDevice takes one device of a group from a powered-off VM.
 func (s vmService) DeassignDevice(ctx context.Context, req *acliv1.AssignDeviceRequest) (*acliv1.Task, error) {
 	m := s.m
-	return m.editVm(ctx, req.Vm, assignOp(req.Kind, false), func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
+	return m.vms.Edit(ctx, req.Vm, assignOp(req.Kind, false), func(cur *acliv1.Vm) (*acliv1.Vm, string, error) {
 		var names []string
 		i := slices.IndexFunc(cur.Devices, func(d *acliv1.VmDevice) bool {
 			if d.Kind != req.Kind {

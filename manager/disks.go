@@ -271,7 +271,7 @@ func (s vmService) UpdateBootDevice(ctx context.Context, req *acliv1.UpdateBootD
 	if err != nil {
 		return nil, err
 	}
-	return s.m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmUpdateBootDevice, func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
+	return s.m.vms.Edit(ctx, req.Vm, acliv1.TaskOperation_kVmUpdateBootDevice, func(cur *acliv1.Vm) (*acliv1.Vm, string, error) {
 		d, err := findDisk(cur, bus, req.Index)
 		if err != nil {
 			return nil, "", err

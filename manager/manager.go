@@ -152,6 +152,7 @@ type Manager struct {
 	closing bool
 	model
 	ops    opsState // maintenance, migration, HA and VM groups (ops.go)
+	vms    *vm.Service
 	net    *network.Service
 	groups *vmgroup.Service
 	vgs    *storage.Sessions // volume groups and iSCSI sessions (vg.go)
@@ -195,6 +196,7 @@ func New(cfg Config) (*Manager, error) {
 	m.initStorage()
 	m.net = &network.Service{DB: m.db, Tasks: featureTasks{m}, Hosts: m.drv}
 	m.groups = &vmgroup.Service{DB: m.db, Tasks: featureTasks{m}}
+	m.vms = vm.New(vmCluster{m}, featureTasks{m}, m.db, m.drv)
 	m.db.SetCapacity(m.containerCapacity)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 
@@ -282,7 +284,7 @@ func (m *Manager) Register(s *grpc.Server) {
 		Tasks:        taskService{m: m},
 		Events:       eventService{m: m},
 		Sim:          simService{m: m},
-		Vms:          vmFeature{vm.New(vmCluster{m}, featureTasks{m}, m.db, m.drv), vmService{m: m}},
+		Vms:          vmFeature{m.vms, vmService{m: m}},
 		Nics:         m.net,
 		VmGroups:     m.groups,
 		Networks:     m.net,

@@ -21,43 +21,6 @@ type vmService struct {
 	m *Manager
 }
 
-// editVm is the common shape of a quick VM change: resolve the VM, refuse
-// if busy, let change build the new record (under the lock; it may also
-// reserve host memory via t.release), and commit it in one transaction.
-func (m *Manager) editVm(ctx context.Context, ref string, op acliv1.TaskOperation, change func(cur *acliv1.Vm, t *taskRec) (*acliv1.Vm, string, error), extraLocks ...string) (*acliv1.Task, error) {
-	m.mu.Lock()
-	r, err := m.vmLocked("vm", ref)
-	if err == nil {
-		err = m.checkBusyLocked("vm", r.pb.Name, r.pb.Uuid)
-	}
-	for _, l := range extraLocks {
-		if err == nil {
-			if t := m.busy[l]; t != nil {
-				err = apierr.Busy("vm", r.pb.Name, t.PB.Uuid, t.PB.Operation.String())
-			}
-		}
-	}
-	if err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-	cur, rev := r.pb, r.rev
-	t := m.newTaskLocked(op, []*acliv1.EntityRef{vmRef(cur)}, append([]string{cur.Uuid}, extraLocks...)...)
-	next, msg, err := change(cur, t)
-	if err != nil {
-		m.forgetLocked(t)
-		m.mu.Unlock()
-		return nil, err
-	}
-	m.mu.Unlock()
-	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
-		return outcome{
-			writes:  []write{{key: vmKey(cur.Uuid), msg: next, rev: rev}},
-			message: msg,
-		}, nil
-	})
-}
-
 // chooseHostLocked picks where a VM powers on: the named host if it can
 // take it, else the placement function's choice. Refusals list every
 // violated rule (per host when placement finds nothing).
@@ -172,7 +135,7 @@ func (s vmService) CreateDisk(ctx context.Context, req *acliv1.CreateDiskRequest
 		return s.m.createDiskClone(ctx, req, bus, container)
 	}
 	var made *acliv1.Disk
-	task, err := s.m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmDiskCreate, func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
+	task, err := s.m.vms.Edit(ctx, req.Vm, acliv1.TaskOperation_kVmDiskCreate, func(cur *acliv1.Vm) (*acliv1.Vm, string, error) {
 		idx, err := nextDiskIndex(cur, bus, req.Index)
 		if err == nil {
 			container, err = s.m.containerLocked(container)
@@ -218,7 +181,7 @@ func (s vmService) DeleteDisk(ctx context.Context, req *acliv1.DeleteDiskRequest
 		return nil, err
 	}
 	var gone *acliv1.Disk
-	task, err := s.m.editVm(ctx, req.Vm, acliv1.TaskOperation_kVmDiskDelete, func(cur *acliv1.Vm, _ *taskRec) (*acliv1.Vm, string, error) {
+	task, err := s.m.vms.Edit(ctx, req.Vm, acliv1.TaskOperation_kVmDiskDelete, func(cur *acliv1.Vm) (*acliv1.Vm, string, error) {
 		name := fmt.Sprintf("%s.%d", bus, req.Index)
 		var names []string
 		v := proto.Clone(cur).(*acliv1.Vm)

@@ -100,7 +100,7 @@ func (f *fake) vm(name string) *acliv1.Vm {
 func (f *fake) running() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.tab.Newest(0, func(pb *acliv1.Task) bool { return !tasks.Finished(pb.Status) }))
+	return len(f.tab.Newest(1<<20, func(pb *acliv1.Task) bool { return !tasks.Finished(pb.Status) }))
 }
 
 func (f *fake) Locked(fn func(l vm.Locked) error) error {

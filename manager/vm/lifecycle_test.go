@@ -189,3 +189,45 @@ func TestUpdateBuildsOnWhatLandedBeforeItsHold(t *testing.T) {
 		t.Fatalf("b is %v", v)
 	}
 }
+
+// Edit builds on the record committed once its task holds the VM; a
+// refusal by the change or at the commit leaves no task, and a busy VM is
+// refused before the change runs.
+func TestEdit(t *testing.T) {
+	f := newFake(t)
+	describe := func(text string) func(*acliv1.Vm) (*acliv1.Vm, string, error) {
+		return func(cur *acliv1.Vm) (*acliv1.Vm, string, error) {
+			v := proto.Clone(cur).(*acliv1.Vm)
+			v.Description += text
+			return v, "vm " + cur.Name + " described", nil
+		}
+	}
+	f.onBegin = func() {
+		f.onBegin = nil
+		f.grow(t, "b", 3*gib)
+	}
+	pb, err := f.svc.Edit(bg, "b", acliv1.TaskOperation_kVmUpdate, describe("x"))
+	if err != nil || last(pb) != "vm b described" || f.vm("b").MemoryBytes != 3*gib || f.vm("b").Description != "x" {
+		t.Fatalf("edit: %v %v; b %v", pb, err, f.vm("b"))
+	}
+	_, err = f.svc.Edit(bg, "b", acliv1.TaskOperation_kVmUpdate, func(*acliv1.Vm) (*acliv1.Vm, string, error) { return nil, "", errBoom })
+	if err != errBoom {
+		t.Fatalf("got %v", err)
+	}
+	f.commitErr = errBoom
+	if _, err = f.svc.Edit(bg, "b", acliv1.TaskOperation_kVmUpdate, describe("y")); err != errBoom {
+		t.Fatalf("got %v", err)
+	}
+	_, err = f.svc.Edit(bg, "nosuch", acliv1.TaskOperation_kVmUpdate, describe("z"))
+	wantErr(t, err, codes.NotFound, `vm "nosuch" not found`)
+	f.busy["uuid-b"] = f.tab.Begin(acliv1.TaskOperation_kVmMigrate, nil, "uuid-b")
+	_, err = f.svc.Edit(bg, "b", acliv1.TaskOperation_kVmUpdate, func(*acliv1.Vm) (*acliv1.Vm, string, error) {
+		t.Fatal("the change ran on a busy VM")
+		return nil, "", nil
+	})
+	wantErr(t, err, codes.Aborted, "vm b is busy with task "+f.busy["uuid-b"].PB.Uuid+" (kVmMigrate); wait for it to finish")
+	delete(f.busy, "uuid-b")
+	if f.running() != 1 || len(f.busy) != 0 || f.vm("b").Description != "x" {
+		t.Fatalf("%d task(s) running (the migrate only), busy %v, b %v", f.running(), f.busy, f.vm("b"))
+	}
+}

@@ -4,27 +4,18 @@ import (
 	"context"
 	"fmt"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/maintenance"
 	"github.com/acli-dev/acli/manager/scheduler"
+	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
 )
-
-// resumable reports whether a task a previous run (or a deposed leader)
-// left running is carried on instead of failed: an evacuation commits each
-// VM as it moves, so the next run re-plans the VMs still on the host.
-func resumable(pb *acliv1.Task) bool {
-	return pb.Operation == acliv1.TaskOperation_kHostEnterMaintenanceMode && len(pb.Entities) > 0 &&
-		pb.Entities[0].Kind == acliv1.EntityKind_kHost
-}
 
 // resumeTasks carries on the tasks recoverTasks left running, once the
 // driver reports the hosts. What cannot go on is failed with its reason.
 func (m *Manager) resumeTasks() {
 	m.mu.RLock()
-	left := m.taskTab.Newest(m.taskRetention, func(pb *acliv1.Task) bool { return !tasks.Finished(pb.Status) && resumable(pb) })
+	left := m.taskTab.Newest(m.taskRetention, func(pb *acliv1.Task) bool { return !tasks.Finished(pb.Status) && maintenance.Resumable(pb) })
 	m.mu.RUnlock()
 	for _, pb := range left {
 		m.mu.RLock()
@@ -42,19 +33,17 @@ func (m *Manager) resumeTasks() {
 func (m *Manager) resumeEvacuation(t *taskRec) {
 	hostID := t.PB.Entities[0].Uuid
 	m.mu.Lock()
-	h := m.hostAt(hostID)
-	var why error
-	switch {
-	case m.closing:
+	if m.closing {
 		m.mu.Unlock()
 		return
-	case h == nil:
-		why = status.Errorf(codes.NotFound, "host %s is gone; the evacuation cannot go on", t.PB.Entities[0].Name)
-	case h.pb.NodeState != acliv1.NodeState_EnteringMaintenanceMode:
-		why = status.Errorf(codes.FailedPrecondition, "host %s is %s, no longer entering maintenance mode; the evacuation stops there", hostLabel(h.pb), h.pb.NodeState)
-	case m.busy[hostID] != nil:
-		why = status.Errorf(codes.Aborted, "host %s is busy with task %s; the evacuation stops there", hostLabel(h.pb), m.busy[hostID].PB.Uuid)
 	}
+	var h *acliv1.Host
+	m.db.View(func(tx *state.Tx) { h = tx.Host(hostID) })
+	busy := ""
+	if o := m.busy[hostID]; o != nil {
+		busy = o.PB.Uuid
+	}
+	why := maintenance.ResumeRefusal(t.PB.Entities[0].Name, h, busy)
 	var plan *scheduler.Plan
 	if why == nil {
 		var err error
@@ -69,12 +58,11 @@ func (m *Manager) resumeEvacuation(t *taskRec) {
 	}
 	var e *evacuation
 	if why == nil {
-		m.busy[hostID] = t
-		t.Locks = append(t.Locks, hostID)
+		m.lockMoreLocked(t, hostID)
 		hs := &holds{}
 		m.holdPlanLocked(t, plan, hs)
 		t.Release = func() { hs.releaseAllLocked(); m.dropTargetsLocked(t) }
-		e = m.newEvacuation(t, h.pb, scheduler.Block, m.ops.maxMigrations, hs)
+		e = m.newEvacuation(t, h, scheduler.Block, m.ops.maxMigrations, hs)
 	}
 	m.mu.Unlock()
 	m.log.Warn("resuming a task the previous leader left running", "task", t.PB.Uuid, "op", t.PB.Operation.String(), "err", why)

@@ -11,6 +11,7 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/auth"
+	"github.com/acli-dev/acli/manager/maintenance"
 	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/tasks"
 )
@@ -258,7 +259,7 @@ func (m *Manager) pruneLocked() {
 // state), so the model is consistent as loaded.
 func (m *Manager) recoverTasks(ctx context.Context) error {
 	ended := m.taskTab.Interrupted(int32(codes.Aborted), func(pb *acliv1.Task) string {
-		if resumable(pb) {
+		if maintenance.Resumable(pb) {
 			return ""
 		}
 		return interruptedTaskError(pb)

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/client"
@@ -14,12 +15,15 @@ import (
 // powers on only where a device of the group is free, cannot live-migrate,
 // and blocks maintenance of its host unless shut down.
 
-var gpuModes = []EnumValue{{Name: "passthrough", Aliases: []string{"kPassthroughGraphics", "kPassthroughCompute"}, Value: 1}}
+var gpuModes = []EnumValue{
+	{Name: "passthrough", Aliases: []string{"kPassthroughGraphics", "kPassthroughCompute"}, Value: int32(acliv1.DeviceKind_kGpuPassthrough)},
+	{Name: "virtual", Aliases: []string{"kVirtual", "vgpu"}, Value: int32(acliv1.DeviceKind_kVirtualGpu)},
+}
 
 func vmDeviceCommands() []*Command {
 	gpuKeys := []Key{
-		{Name: "gpu", Type: TypeString, Required: true, Help: "the GPU's vendor and model as host.get lists it (Vendor_Model or Vendor:Model, any case)", Example: "Nvidia_Tesla_M60"},
-		{Name: "mode", Type: TypeEnum, Enum: gpuModes, Default: "passthrough", Help: "passthrough: the VM gets the whole GPU (vGPU profiles are not offered)"},
+		{Name: "gpu", Type: TypeString, Required: true, Help: "the GPU's vendor and model as host.get lists it (Vendor_Model or Vendor:Model, any case), or one of its vGPU profiles (Nvidia_Tesla_M60-2Q)", Example: "Nvidia_Tesla_M60"},
+		{Name: "mode", Type: TypeEnum, Enum: gpuModes, Help: "passthrough: the whole GPU; virtual: a share of one by a vGPU profile (default: virtual when gpu= names a profile)"},
 	}
 	pcieKeys := []Key{
 		{Name: "group_uuid", Type: TypeString, Required: true, Help: "the device group (one vendor and model) as host.get lists it", Example: "<uuid>"},
@@ -31,7 +35,11 @@ func vmDeviceCommands() []*Command {
 			Examples: []string{example},
 			Run: func(ctx context.Context, r *Req) error {
 				return r.EachTask(ctx, r.Targets(0), func(ctx context.Context, c *client.Client, t Target) (*acliv1.Task, error) {
-					return rpc(c.Vm)(ctx, &acliv1.AssignDeviceRequest{Vm: t.ID, Kind: kind, Device: r.String(key)})
+					k := kind
+					if kind == acliv1.DeviceKind_kGpuPassthrough && r.Has("mode") {
+						k = acliv1.DeviceKind(r.Int("mode"))
+					}
+					return rpc(c.Vm)(ctx, &acliv1.AssignDeviceRequest{Vm: t.ID, Kind: k, Device: r.String(key)})
 				})
 			},
 		}
@@ -48,8 +56,8 @@ func vmDeviceCommands() []*Command {
 		}
 	}
 	return []*Command{
-		assign("vm.gpu_assign", "Give powered-off VMs a passthrough GPU",
-			"Each VM gets one more GPU of the model; it powers on only on a host with one free, holds it while it runs, cannot live-migrate, and blocks maintenance of its host unless shut down (non_migratable_vm_action=acpi_shutdown).",
+		assign("vm.gpu_assign", "Give powered-off VMs a passthrough GPU or a vGPU",
+			"Each VM gets one more GPU of the model, or a vGPU of the profile (gpu=Nvidia_Tesla_M60-2Q: several VMs share one GPU, up to the profile's count, one profile per GPU, never beside a GPU passed through whole); it powers on only on a host with room, holds it while it runs, cannot live-migrate, and blocks maintenance of its host unless shut down (non_migratable_vm_action=acpi_shutdown).",
 			gpu, "gpu", gpuKeys, in, "vm.gpu_assign vdi01 gpu=Nvidia_Tesla_M60"),
 		assign("vm.gpu_deassign", "Take a passthrough GPU from powered-off VMs", "Removes one GPU of the model from each VM.",
 			gpu, "gpu", gpuKeys, out, "vm.gpu_deassign vdi01 gpu=Nvidia_Tesla_M60"),
@@ -91,15 +99,22 @@ func vmDeviceList(v *acliv1.Vm, kind acliv1.DeviceKind) []any {
 	var out []any
 	running := v.GetPowerState() == acliv1.PowerState_kOn || v.GetPowerState() == acliv1.PowerState_kPaused
 	for _, d := range v.GetDevices() {
-		if d.GetKind() != kind {
-			continue
+		vgpu := d.GetKind() == acliv1.DeviceKind_kVirtualGpu
+		if d.GetKind() != kind && !(vgpu && kind == acliv1.DeviceKind_kGpuPassthrough) {
+			continue // vGPUs are listed with the GPUs, as acli's gpu_list has both
 		}
 		m := &render.Msg{}
 		if running {
 			m.SetNonEmpty("address", d.GetAddress())
 		}
 		m.Set("group_uuid", d.GetGroupUuid())
-		if kind == acliv1.DeviceKind_kGpuPassthrough {
+		if running && vgpu {
+			m.SetNonEmpty("mdev_uuid", d.GetMdevUuid())
+		}
+		switch {
+		case vgpu:
+			m.Set("mode", render.Enum("kVirtual"))
+		case kind == acliv1.DeviceKind_kGpuPassthrough:
 			m.Set("mode", render.Enum("kPassthroughGraphics"))
 		}
 		m.Set("name", d.GetName())
@@ -120,6 +135,30 @@ func hostDeviceList(h *acliv1.Host) []any {
 		m.Set("kind", render.Enum(d.GetKind().String()))
 		m.Set("model", d.GetModel())
 		m.Set("vendor", d.GetVendor())
+		var profiles []any
+		inUse := vgpusInUse(d)
+		for _, p := range d.GetVgpuProfiles() {
+			pm := &render.Msg{}
+			// A GPU serves one profile at a time and none while passed through.
+			free := int64(p.GetCount()) - int64(len(p.GetHeldByVmNames()))
+			if d.GetHeldByVmName() != "" || (inUse > 0 && len(p.GetHeldByVmNames()) == 0) {
+				free = 0
+			}
+			pm.Set("assignable", free)
+			pm.Set("group_uuid", p.GetGroupUuid())
+			var held []any
+			for _, n := range p.GetHeldByVmNames() {
+				held = append(held, n)
+			}
+			pm.Set("held_by_vm_name", held)
+			pm.Set("max_instances", int64(p.GetCount()))
+			pm.Set("name", p.GetName())
+			pm.Set("type_id", p.GetTypeId())
+			profiles = append(profiles, pm)
+		}
+		if profiles != nil {
+			m.Set("vgpu_profile_list", profiles)
+		}
 		out = append(out, m)
 	}
 	return out
@@ -135,8 +174,19 @@ func hostDevicesBlock(b *render.Block, h *acliv1.Host) {
 		who := "free"
 		if d.GetHeldByVmName() != "" {
 			who = "held by " + d.GetHeldByVmName()
+		} else if n := vgpusInUse(d); n > 0 {
+			who = fmt.Sprintf("serving %d vGPUs", n)
 		}
 		sec.Add(d.GetAddress(), fmt.Sprintf("%s %s_%s, %s", deviceKindWord(d.GetKind()), d.GetVendor(), d.GetModel(), who))
+		for _, p := range d.GetVgpuProfiles() {
+			used := "free"
+			if n := p.GetHeldByVmNames(); len(n) > 0 {
+				used = "held by " + strings.Join(n, ", ")
+			} else if d.GetHeldByVmName() != "" || vgpusInUse(d) > 0 {
+				used = "unavailable while the GPU serves another use"
+			}
+			sec.Add("  vGPU "+p.GetName(), fmt.Sprintf("%d per GPU, %s", p.GetCount(), used))
+		}
 	}
 }
 
@@ -156,9 +206,21 @@ func vmDevicesBlock(b *render.Block, v *acliv1.Vm) {
 	}
 }
 
+// vgpusInUse counts the vGPUs a GPU serves.
+func vgpusInUse(d *acliv1.HostDevice) int {
+	n := 0
+	for _, p := range d.GetVgpuProfiles() {
+		n += len(p.GetHeldByVmNames())
+	}
+	return n
+}
+
 func deviceKindWord(k acliv1.DeviceKind) string {
-	if k == acliv1.DeviceKind_kGpuPassthrough {
+	switch k {
+	case acliv1.DeviceKind_kGpuPassthrough:
 		return "GPU"
+	case acliv1.DeviceKind_kVirtualGpu:
+		return "vGPU"
 	}
 	return "PCIe device"
 }

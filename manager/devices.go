@@ -31,6 +31,11 @@ type deviceGroup struct {
 // deviceGroup resolves a GPU name (Vendor_Model or Vendor:Model, any case)
 // or a group UUID among the hosts' devices of kind.
 func (m *Manager) deviceGroup(kind acliv1.DeviceKind, ref string) (deviceGroup, error) {
+	if g, ok := m.vgpuGroup(ref); ok && gpuFamily(kind) {
+		return g, nil // vgpu.go
+	} else if kind == acliv1.DeviceKind_kVirtualGpu {
+		return deviceGroup{}, m.vgpuNotFound(ref)
+	}
 	groups := map[string]*deviceGroup{}
 	var names []string
 	m.db.View(func(tx *state.Tx) {
@@ -70,9 +75,9 @@ func (m *Manager) deviceGroup(kind acliv1.DeviceKind, ref string) (deviceGroup, 
 
 func assignOp(kind acliv1.DeviceKind, assign bool) acliv1.TaskOperation {
 	switch {
-	case kind == acliv1.DeviceKind_kGpuPassthrough && assign:
+	case gpuFamily(kind) && assign:
 		return acliv1.TaskOperation_kVmGpuAssign
-	case kind == acliv1.DeviceKind_kGpuPassthrough:
+	case gpuFamily(kind):
 		return acliv1.TaskOperation_kVmGpuDeassign
 	case assign:
 		return acliv1.TaskOperation_kVmAssignPcieDevice
@@ -122,7 +127,7 @@ func (s vmService) DeassignDevice(ctx context.Context, req *acliv1.AssignDeviceR
 	return m.vms.Edit(ctx, req.Vm, assignOp(req.Kind, false), func(cur *acliv1.Vm) (*acliv1.Vm, string, error) {
 		var names []string
 		i := slices.IndexFunc(cur.Devices, func(d *acliv1.VmDevice) bool {
-			if d.Kind != req.Kind {
+			if d.Kind != req.Kind && !(gpuFamily(d.Kind) && gpuFamily(req.Kind)) {
 				return false
 			}
 			names = append(names, d.Name)

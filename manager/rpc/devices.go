@@ -12,9 +12,9 @@ func checkDeviceRequest(req *acliv1.AssignDeviceRequest) error {
 	switch {
 	case req.Vm == "":
 		return apierr.BadField("vm", "name the VM")
-	case req.Kind != acliv1.DeviceKind_kGpuPassthrough && req.Kind != acliv1.DeviceKind_kPcieDevice:
-		return apierr.BadField("kind", "device kind %d is unknown; use kGpuPassthrough or kPcieDevice", req.Kind)
-	case req.Device == "" && req.Kind == acliv1.DeviceKind_kGpuPassthrough:
+	case req.Kind != acliv1.DeviceKind_kGpuPassthrough && req.Kind != acliv1.DeviceKind_kPcieDevice && req.Kind != acliv1.DeviceKind_kVirtualGpu:
+		return apierr.BadField("kind", "device kind %d is unknown; use kGpuPassthrough, kVirtualGpu or kPcieDevice", req.Kind)
+	case req.Device == "" && req.Kind != acliv1.DeviceKind_kPcieDevice:
 		return apierr.BadField("gpu", "name the GPU, e.g. gpu=Nvidia_Tesla_M60 (host.get lists a host's devices)")
 	case req.Device == "":
 		return apierr.BadField("group_uuid", "name the PCIe device group, e.g. group_uuid=<uuid> (host.get lists a host's devices)")

@@ -15,8 +15,11 @@ const RuleDevice = "DEVICE"
 
 // DeviceWord is how messages name a kind of device.
 func DeviceWord(k acliv1.DeviceKind) string {
-	if k == acliv1.DeviceKind_kGpuPassthrough {
+	switch k {
+	case acliv1.DeviceKind_kGpuPassthrough:
 		return "GPU"
+	case acliv1.DeviceKind_kVirtualGpu:
+		return "vGPU"
 	}
 	return "PCIe device"
 }
@@ -35,7 +38,7 @@ func (tx *Tx) DeviceHolders(host string) map[string]*acliv1.Vm {
 	out := map[string]*acliv1.Vm{}
 	for _, v := range tx.VmsOn(host) {
 		for _, d := range v.Devices {
-			if d.Address != "" && out[d.Address] == nil {
+			if d.Address != "" && d.Kind != acliv1.DeviceKind_kVirtualGpu && out[d.Address] == nil {
 				out[d.Address] = v
 			}
 		}
@@ -50,10 +53,10 @@ func (tx *Tx) FreeDevices(host, group string) []*acliv1.HostDevice {
 	if h == nil {
 		return nil
 	}
-	held := tx.DeviceHolders(host)
+	held, shared := tx.DeviceHolders(host), tx.vgpuServing(host)
 	var out []*acliv1.HostDevice
 	for _, d := range h.Devices {
-		if d.GroupUuid == group && held[d.Address] == nil {
+		if d.GroupUuid == group && held[d.Address] == nil && !shared[d.Address] {
 			out = append(out, d)
 		}
 	}
@@ -70,13 +73,25 @@ func (tx *Tx) BindDevices(v *acliv1.Vm, host string) ([]*acliv1.VmDevice, error)
 		return nil, nil
 	}
 	h := tx.Host(host)
-	taken := map[string]bool{}
+	if h == nil {
+		return nil, fmt.Errorf("host %s is unknown", host)
+	}
+	taken := map[string]int{} // vGPUs bound per GPU; -1 passed through
+	uses := tx.gpuUses(host, v.Uuid)
 	out := make([]*acliv1.VmDevice, len(v.Devices))
 	for i, d := range v.Devices {
+		if d.Kind == acliv1.DeviceKind_kVirtualGpu {
+			nd, err := tx.bindVgpu(v, h, i, d, uses, taken)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = nd
+			continue
+		}
 		nd := &acliv1.VmDevice{Kind: d.Kind, GroupUuid: d.GroupUuid, Name: d.Name}
 		for _, f := range tx.FreeDevices(host, d.GroupUuid) {
-			if !taken[f.Address] {
-				nd.Address, taken[f.Address] = f.Address, true
+			if taken[f.Address] == 0 {
+				nd.Address, taken[f.Address] = f.Address, -1
 				break
 			}
 		}
@@ -90,16 +105,31 @@ func (tx *Tx) BindDevices(v *acliv1.Vm, host string) ([]*acliv1.VmDevice, error)
 
 // checkDevices is RuleDevice for v placed on h.
 func (tx *Tx) checkDevices(v *acliv1.Vm, h *acliv1.Host) []Violation {
+	if len(v.Devices) == 0 {
+		return nil
+	}
 	var vs []Violation
 	add := func(format string, args ...any) {
 		vs = append(vs, Violation{Rule: RuleDevice, Subject: "vm:" + v.Name, Description: fmt.Sprintf(format, args...)})
 	}
 	var held map[string]*acliv1.Vm
 	seen := map[string]bool{}
+	uses := tx.gpuUses(h.Uuid, "")
 	for _, d := range v.Devices {
 		what := DeviceWord(d.Kind) + " " + d.Name
 		if d.Address == "" {
 			add("vm %s cannot run without its %s bound to a device of host %s", v.Name, what, label(h))
+			continue
+		}
+		if d.Kind == acliv1.DeviceKind_kVirtualGpu {
+			if !seen[d.Address] {
+				checkVgpu(v, h, d, uses, add)
+			}
+			seen[d.Address] = true
+			continue
+		}
+		if u := uses[d.Address]; u != nil && len(u.vgpus) > 0 {
+			add("the GPU at %s on host %s serves vGPUs: it cannot be passed through to vm %s too", d.Address, label(h), v.Name)
 			continue
 		}
 		i := slices.IndexFunc(h.Devices, func(x *acliv1.HostDevice) bool { return x.Address == d.Address })
@@ -131,7 +161,7 @@ func (tx *Tx) heldByOthers(host, self string) map[string]*acliv1.Vm {
 			continue
 		}
 		for _, d := range o.Devices {
-			if d.Address != "" {
+			if d.Address != "" && d.Kind != acliv1.DeviceKind_kVirtualGpu {
 				out[d.Address] = o
 			}
 		}
@@ -158,6 +188,7 @@ func (tx *Tx) WithHolders(h *acliv1.Host) []*acliv1.HostDevice {
 		}
 		out[i] = c
 	}
+	tx.vgpuHolders(h, out)
 	return out
 }
 
@@ -168,6 +199,9 @@ func DevicesPin(v *acliv1.Vm) string {
 	}
 	d := v.Devices[0]
 	s := fmt.Sprintf("a passthrough %s %s", DeviceWord(d.Kind), d.Name)
+	if d.Kind == acliv1.DeviceKind_kVirtualGpu {
+		s = "a vGPU " + d.Name
+	}
 	if n := len(v.Devices); n > 1 {
 		s += fmt.Sprintf(" (and %d more devices)", n-1)
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
+
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
 )
@@ -22,6 +24,16 @@ type DeviceSpec struct {
 	Vendor string `yaml:"vendor"`
 	Model  string `yaml:"model"`
 	Count  int    `yaml:"count"` // default 1
+	// Profiles (GPUs only) are the vGPU profiles each GPU can be split
+	// into: {name: 2Q, count: 4} is Nvidia_Tesla_M60-2Q, four VMs per GPU.
+	Profiles []ProfileSpec `yaml:"profiles"`
+}
+
+// ProfileSpec is one vGPU profile of a GPU model.
+type ProfileSpec struct {
+	Name  string `yaml:"name"`  // suffix, e.g. 2Q
+	Count int    `yaml:"count"` // VMs per GPU, 1 to 64
+	Type  string `yaml:"type"`  // mediated device type (default sim-<name>)
 }
 
 var deviceWord = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -55,14 +67,53 @@ func hostDevices(host string, specs []DeviceSpec) ([]*acliv1.HostDevice, error) 
 		if n < 0 || len(out)+n > 64 {
 			return nil, fmt.Errorf("sim config: host %s: device count %d is out of range; a host has 1 to 64 devices", host, s.Count)
 		}
+		profiles, err := vgpuProfiles(host, kind, s)
+		if err != nil {
+			return nil, err
+		}
 		for range n {
 			out = append(out, &acliv1.HostDevice{
 				Address: fmt.Sprintf("0000:%02x:00.0", 0x3b+len(out)), Kind: kind,
 				Vendor: s.Vendor, Model: s.Model, GroupUuid: DeviceGroup(kind, s.Vendor, s.Model),
+				VgpuProfiles: cloneProfiles(profiles),
 			})
 		}
 	}
 	return out, nil
+}
+
+// vgpuProfiles checks and spells out a GPU model's vGPU profiles.
+func vgpuProfiles(host string, kind acliv1.DeviceKind, s DeviceSpec) ([]*acliv1.VgpuProfile, error) {
+	if len(s.Profiles) > 0 && kind != acliv1.DeviceKind_kGpuPassthrough {
+		return nil, fmt.Errorf("sim config: host %s: %s_%s is not a GPU: only GPUs have vGPU profiles", host, s.Vendor, s.Model)
+	}
+	var out []*acliv1.VgpuProfile
+	for _, p := range s.Profiles {
+		if !deviceWord.MatchString(p.Name) {
+			return nil, fmt.Errorf("sim config: host %s: vGPU profile name %q must be a word of letters, digits, '.', '_' or '-', e.g. 2Q", host, p.Name)
+		}
+		if p.Count < 1 || p.Count > 64 {
+			return nil, fmt.Errorf("sim config: host %s: vGPU profile %s count %d is out of range; a GPU serves 1 to 64 VMs", host, p.Name, p.Count)
+		}
+		typ := p.Type
+		if typ == "" {
+			typ = "sim-" + p.Name
+		}
+		vp := driver.VgpuProfile(s.Vendor, s.Model, p.Name, typ, p.Count)
+		if slices.ContainsFunc(out, func(o *acliv1.VgpuProfile) bool { return strings.EqualFold(o.Name, vp.Name) }) {
+			return nil, fmt.Errorf("sim config: host %s: vGPU profile %s is listed twice", host, vp.Name)
+		}
+		out = append(out, vp)
+	}
+	return out, nil
+}
+
+func cloneProfiles(ps []*acliv1.VgpuProfile) []*acliv1.VgpuProfile {
+	out := make([]*acliv1.VgpuProfile, len(ps))
+	for i, p := range ps {
+		out[i] = proto.Clone(p).(*acliv1.VgpuProfile)
+	}
+	return out
 }
 
 // SetDirtyRate sets how fast the simulated guest of vm dirties its
@@ -100,15 +151,51 @@ func (d *Driver) dirtyRate(vm *acliv1.Vm) int64 {
 	return d.cfg.IdleDirtyRateMBps
 }
 
+// heldKey is what a running guest holds of a device: the whole device at
+// its address, or one mediated device of a GPU.
+func heldKey(dv *acliv1.VmDevice) string {
+	if dv.Kind == acliv1.DeviceKind_kVirtualGpu {
+		return "mdev:" + dv.Address + "/" + dv.MdevUuid
+	}
+	return dv.Address
+}
+
 // devicesFree says why vm cannot be given its bound devices on the host
-// (as QEMU refuses a device it cannot open), nil when it can; d.mu held.
+// (as QEMU refuses a device it cannot open, or the GPU refuses one more
+// mediated device), nil when it can; d.mu held.
 func (sh *host) devicesFree(h *acliv1.Host, vm *acliv1.Vm) error {
+	running := func(o string) bool { return o != "" && o != vm.Uuid && sh.domains[o] }
 	for _, dv := range vm.Devices {
-		if !slices.ContainsFunc(h.Devices, func(x *acliv1.HostDevice) bool { return x.Address == dv.Address }) {
+		i := slices.IndexFunc(h.Devices, func(x *acliv1.HostDevice) bool { return x.Address == dv.Address })
+		if i < 0 {
 			return fmt.Errorf("host %s has no device at %q for vm %s", sh.name, dv.Address, vm.Name)
 		}
-		if o := sh.held[dv.Address]; o != "" && o != vm.Uuid && sh.domains[o] {
+		if o := sh.held[dv.Address]; running(o) {
 			return fmt.Errorf("device %s of host %s is in use by another guest", dv.Address, sh.name)
+		}
+		if dv.Kind != acliv1.DeviceKind_kVirtualGpu {
+			for k, o := range sh.held {
+				if strings.HasPrefix(k, "mdev:"+dv.Address+"/") && running(o) {
+					return fmt.Errorf("GPU %s of host %s serves vGPUs to other guests", dv.Address, sh.name)
+				}
+			}
+			continue
+		}
+		pi := slices.IndexFunc(h.Devices[i].VgpuProfiles, func(p *acliv1.VgpuProfile) bool { return p.GroupUuid == dv.GroupUuid })
+		if pi < 0 || dv.MdevUuid == "" {
+			return fmt.Errorf("GPU %s of host %s has no mediated device type for vGPU %s", dv.Address, sh.name, dv.Name)
+		}
+		if o := sh.held[heldKey(dv)]; running(o) {
+			return fmt.Errorf("mediated device %s of host %s is in use by another guest", dv.MdevUuid, sh.name)
+		}
+		n := 0
+		for k, o := range sh.held {
+			if strings.HasPrefix(k, "mdev:"+dv.Address+"/") && running(o) {
+				n++
+			}
+		}
+		if p := h.Devices[i].VgpuProfiles[pi]; n >= int(p.Count) {
+			return fmt.Errorf("GPU %s of host %s has no room for another %s: %d of %d in use", dv.Address, sh.name, p.Name, n, p.Count)
 		}
 	}
 	return nil

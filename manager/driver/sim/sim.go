@@ -306,7 +306,7 @@ func (d *Driver) PowerOn(ctx context.Context, h *acliv1.Host, vm *acliv1.Vm) err
 		if sh.held == nil {
 			sh.held = map[string]string{}
 		}
-		sh.held[dv.Address] = vm.Uuid
+		sh.held[heldKey(dv)] = vm.Uuid
 	}
 	return nil
 }

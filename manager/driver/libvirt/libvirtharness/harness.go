@@ -310,6 +310,16 @@ func (c *Cluster) newHost(i int) (*Host, error) {
 	return h, nil
 }
 
+// logSettings keeps libvirtd's log to warnings and errors; ACLI_LIBVIRTD_LOG_FILTERS (libvirt's
+// log_filters, e.g. "1:qemu 3:*") raises it for the modules named, to see where a daemon stalls.
+func logSettings() string {
+	f := os.Getenv("ACLI_LIBVIRTD_LOG_FILTERS")
+	if f == "" {
+		return "log_outputs = \"3:file:/var/log/libvirt/libvirtd.log\"\n"
+	}
+	return fmt.Sprintf("log_filters = %q\nlog_outputs = \"1:file:/var/log/libvirt/libvirtd.log\"\n", f)
+}
+
 func (h *Host) writeConfig() error {
 	daemon := fmt.Sprintf(`# written by libvirtharness: test host %s
 listen_tls = 0
@@ -321,8 +331,7 @@ auth_unix_ro = "none"
 unix_sock_dir = %q
 host_uuid = %q
 max_clients = 200
-log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
-`, h.Name, h.Addr, filepath.Dir(h.Socket), h.UUID)
+%s`, h.Name, h.Addr, filepath.Dir(h.Socket), h.UUID, logSettings())
 	qemu := fmt.Sprintf(`# written by libvirtharness: test host %s
 user = "root"
 group = "root"

@@ -22,6 +22,7 @@ type libvirtOptions struct {
 	clusterName      string
 	heartbeat        time.Duration
 	shutdownTimeout  time.Duration
+	callTimeout      time.Duration
 	migrationTimeout time.Duration
 	storageDir       string
 	dataPath         bool
@@ -36,6 +37,7 @@ func addLibvirtFlags(fs *flag.FlagSet) *libvirtOptions {
 	fs.StringVar(&o.clusterName, "cluster-name", "acli-libvirt", "name of a new libvirt cluster (hosts join it with host.add)")
 	fs.DurationVar(&o.heartbeat, "libvirt-heartbeat", time.Second, "how often each libvirt host is probed; --heartbeat-misses unanswered probes mark it down")
 	fs.DurationVar(&o.shutdownTimeout, "libvirt-shutdown-timeout", 60*time.Second, "how long vm.shutdown waits for the guest (ACPI) before powering it off")
+	fs.DurationVar(&o.callTimeout, "libvirt-call-timeout", 2*time.Minute, "how long a call to a host's libvirtd may go unanswered (a guest stalled while starting, say) before the operation fails")
 	fs.DurationVar(&o.migrationTimeout, "libvirt-migration-timeout", 0, "abort a live migration still running after this long, leaving the VM on its source (0: no limit)")
 	fs.StringVar(&o.storageDir, "libvirt-storage-dir", "", "directory every host reaches at the same path, holding the storage containers' vDisks (default DATA-DIR/containers)")
 	fs.BoolVar(&o.dataPath, "libvirt-datapath", false, "serve vDisks over iSCSI: a CVM storage service (tgtd) on each host's cvm_ip, which keeps serving while clusterd restarts (the next one adopts it by its recorded PID), and a login redirector on its hypervisor_ip:3261 (needs root and tgt)")
@@ -73,6 +75,8 @@ func (o *libvirtOptions) check() error {
 		return fmt.Errorf("--libvirt-heartbeat %v is too short; use at least 10ms, e.g. 1s", o.heartbeat)
 	case o.shutdownTimeout <= 0:
 		return fmt.Errorf("--libvirt-shutdown-timeout %v must be positive, e.g. 60s", o.shutdownTimeout)
+	case o.callTimeout < time.Second:
+		return fmt.Errorf("--libvirt-call-timeout %v is too short; use at least 1s, e.g. 2m", o.callTimeout)
 	case o.migrationTimeout < 0:
 		return fmt.Errorf("--libvirt-migration-timeout %v must not be negative; 0 means no limit", o.migrationTimeout)
 	case o.dataServicesIP != "" && net.ParseIP(o.dataServicesIP) == nil:
@@ -115,6 +119,7 @@ func newLibvirtDriver(o *libvirtOptions, dataDir string, log *slog.Logger) *libv
 		DataServicesIP:    o.dataServicesIP,
 		NetworkBridges:    o.bridges,
 		ClusterName:       o.clusterName,
+		Dial:              libvirt.DialOptions{CallTimeout: o.callTimeout},
 		HeartbeatInterval: o.heartbeat,
 		ShutdownTimeout:   o.shutdownTimeout,
 		MigrationTimeout:  o.migrationTimeout,

@@ -18,6 +18,7 @@ func TestLibvirtUsageErrors(t *testing.T) {
 		{[]string{"--data-dir", "x", "--driver", "libvirt", "--libvirt-heartbeat", "1ms"}, "--libvirt-heartbeat 1ms is too short"},
 		{[]string{"--data-dir", "x", "--driver", "libvirt", "--libvirt-shutdown-timeout", "0s"}, "--libvirt-shutdown-timeout 0s must be positive"},
 		{[]string{"--data-dir", "x", "--driver", "libvirt", "--libvirt-migration-timeout", "-1s"}, "must not be negative; 0 means no limit"},
+		{[]string{"--data-dir", "x", "--driver", "libvirt", "--libvirt-call-timeout", "10ms"}, "--libvirt-call-timeout 10ms is too short; use at least 1s"},
 		{[]string{"--data-dir", "x", "--libvirt-hartbeat", "1s"}, "did you mean --libvirt-heartbeat?"},
 		{[]string{"--data-dir", "x", "--driver", "libvirt", "--libvirt-data-services-ip", "1.2.3"}, `--libvirt-data-services-ip "1.2.3" is not an IP address`},
 		{[]string{"--data-dir", "x", "--driver", "libvirt", "--libvirt-data-services-ip", "127.0.0.9"}, "--libvirt-data-services-ip needs --libvirt-datapath"},

@@ -18,14 +18,31 @@ var (
 	ErrShutdownTimeout = errors.New("guest did not shut down in time")
 	// ErrDisconnected: the connection to libvirtd is closed or was lost.
 	ErrDisconnected = errors.New("libvirt connection lost")
+	// ErrTimeout: libvirtd took a call and gave no answer within the call timeout (the
+	// daemon, or a guest it waits on, stalled).
+	ErrTimeout = errors.New("libvirtd did not answer in time")
 )
+
+// timeoutError says which daemon did not answer what, and how long it was given.
+type timeoutError struct {
+	uri  *URI
+	what string
+	d    time.Duration
+}
+
+func (e *timeoutError) Error() string {
+	return fmt.Sprintf("libvirtd at %s did not answer %s within %v", e.uri, e.what, e.d)
+}
+
+func (e *timeoutError) Is(target error) bool { return target == ErrTimeout }
 
 // Conn is one connection to a libvirtd. Its methods are safe for concurrent use; go-libvirt
 // multiplexes requests on the one transport.
 type Conn struct {
-	uri *URI
-	l   *golibvirt.Libvirt
-	d   *dialer
+	uri     *URI
+	l       *golibvirt.Libvirt
+	d       *dialer
+	timeout time.Duration // of each call
 
 	closeOnce sync.Once
 	closeErr  error
@@ -48,20 +65,26 @@ func DialURI(ctx context.Context, u *URI, o DialOptions) (*Conn, error) {
 	}
 	l := golibvirt.NewWithDialer(d)
 	done := make(chan error, 1)
-	go func() { done <- l.ConnectToURI(golibvirt.ConnectURI(u.remoteName())) }()
+	go func() {
+		if err := l.ConnectToURI(golibvirt.ConnectURI(u.remoteName())); err != nil {
+			done <- err
+			return
+		}
+		// go-libvirt's ConnectToURI writes its disconnected channel after starting the
+		// goroutine that reads it when the daemon hangs up, with nothing ordering the two.
+		// A first request (its callback is registered under the lock that goroutine takes
+		// before the read) orders them, unless the daemon hangs up in between. It is under
+		// the handshake's deadline too: a daemon can freeze just after the handshake.
+		_, err := l.ConnectGetLibVersion()
+		done <- err
+	}()
 	// A frozen daemon accepts TCP (the kernel does) but never answers the handshake.
 	handshake := time.NewTimer(2 * o.timeout())
 	defer handshake.Stop()
 	select {
 	case err := <-done:
 		if err != nil {
-			return nil, fmt.Errorf("connect %s: %w", u, err)
-		}
-		// go-libvirt's ConnectToURI writes its disconnected channel after starting the
-		// goroutine that reads it when the daemon hangs up, with nothing ordering the two.
-		// A first request (its callback is registered under the lock that goroutine takes
-		// before the read) orders them, unless the daemon hangs up in between.
-		if _, err := l.ConnectGetLibVersion(); err != nil {
+			d.cut()
 			return nil, fmt.Errorf("connect %s: %w", u, err)
 		}
 	case <-handshake.C:
@@ -74,7 +97,38 @@ func DialURI(ctx context.Context, u *URI, o DialOptions) (*Conn, error) {
 		<-done
 		return nil, fmt.Errorf("connect %s: %w", u, ctx.Err())
 	}
-	return &Conn{uri: u, l: l, d: d}, nil
+	return &Conn{uri: u, l: l, d: d, timeout: o.callTimeout()}, nil
+}
+
+// call makes one request to libvirtd within the call timeout. A go-libvirt request cannot
+// be withdrawn: past the deadline its goroutine is left to end with the answer, or with
+// the connection.
+func call[T any](c *Conn, what string, f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f()
+		done <- result{v, err}
+	}()
+	d := DialOptions{CallTimeout: c.timeout}.callTimeout()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-t.C:
+		var zero T
+		return zero, &timeoutError{c.uri, what, d}
+	}
+}
+
+// run is call for requests that answer only an error.
+func (c *Conn) run(what string, f func() error) error {
+	_, err := call(c, what, func() (struct{}, error) { return struct{}{}, f() })
+	return err
 }
 
 // URI is the URI this connection was made to.
@@ -127,25 +181,29 @@ type HostInfo struct {
 // HostInfo asks the daemon who and how big it is.
 func (c *Conn) HostInfo() (HostInfo, error) {
 	var hi HostInfo
-	var err error
-	if hi.Hostname, err = c.l.ConnectGetHostname(); err != nil {
-		return hi, c.wrap(err)
-	}
-	_, memKiB, cpus, _, _, _, _, _, err := c.l.NodeGetInfo()
+	var memKiB uint64
+	var cpus int32
+	var caps []byte
+	var v uint64
+	err := c.run("read the host's identity", func() (err error) {
+		if hi.Hostname, err = c.l.ConnectGetHostname(); err != nil {
+			return err
+		}
+		if _, memKiB, cpus, _, _, _, _, _, err = c.l.NodeGetInfo(); err != nil {
+			return err
+		}
+		if caps, err = c.l.Capabilities(); err != nil {
+			return err
+		}
+		v, err = c.l.ConnectGetLibVersion()
+		return err
+	})
 	if err != nil {
 		return hi, c.wrap(err)
 	}
 	hi.CPUs, hi.MemoryMiB = int(cpus), memKiB>>10
-	caps, err := c.l.Capabilities()
-	if err != nil {
-		return hi, c.wrap(err)
-	}
 	if hi.UUID, err = hostUUIDFromCapabilities(caps); err != nil {
 		return hi, err
-	}
-	v, err := c.l.ConnectGetLibVersion()
-	if err != nil {
-		return hi, c.wrap(err)
 	}
 	hi.LibVersion = fmt.Sprintf("%d.%d.%d", v/1000000, v/1000%1000, v%1000)
 	return hi, nil
@@ -208,13 +266,12 @@ func formatUUID(u golibvirt.UUID) string { return uuid.UUID(u).String() }
 
 // lookup finds a domain by UUID (when ref parses as one) or by name.
 func (c *Conn) lookup(ref string) (golibvirt.Domain, error) {
-	var d golibvirt.Domain
-	var err error
-	if id, perr := uuid.Parse(ref); perr == nil {
-		d, err = c.l.DomainLookupByUUID(golibvirt.UUID(id))
-	} else {
-		d, err = c.l.DomainLookupByName(ref)
-	}
+	d, err := call(c, "look up domain "+ref, func() (golibvirt.Domain, error) {
+		if id, perr := uuid.Parse(ref); perr == nil {
+			return c.l.DomainLookupByUUID(golibvirt.UUID(id))
+		}
+		return c.l.DomainLookupByName(ref)
+	})
 	if err != nil {
 		if golibvirt.IsNotFound(err) {
 			return d, fmt.Errorf("%w: %q on %s", ErrNotFound, ref, c.uri)
@@ -235,15 +292,25 @@ func (c *Conn) wrap(err error) error {
 	return err
 }
 
+// failed says which operation on which domain failed; a timeout already says.
+func (c *Conn) failed(op, name string, err error) error {
+	if errors.Is(err, ErrTimeout) {
+		return err
+	}
+	return fmt.Errorf("%s %s: %w", op, name, c.wrap(err))
+}
+
 // Define creates or updates the persistent definition of a domain.
 func (c *Conn) Define(s DomainSpec) (Domain, error) {
 	x, err := s.XML()
 	if err != nil {
 		return Domain{}, err
 	}
-	d, err := c.l.DomainDefineXMLFlags(string(x), golibvirt.DomainDefineValidate)
+	d, err := call(c, "define "+s.Name, func() (golibvirt.Domain, error) {
+		return c.l.DomainDefineXMLFlags(string(x), golibvirt.DomainDefineValidate)
+	})
 	if err != nil {
-		return Domain{}, fmt.Errorf("define %s: %w", s.Name, c.wrap(err))
+		return Domain{}, c.failed("define", s.Name, err)
 	}
 	return Domain{Name: d.Name, UUID: formatUUID(d.UUID), State: StateOff, Persistent: true}, nil
 }
@@ -312,12 +379,12 @@ func (c *Conn) do(op, ref string, f func(golibvirt.Domain) error) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if err := f(d); err != nil {
+	if err := c.run(op+" "+d.Name, func() error { return f(d) }); err != nil {
 		if golibvirt.IsNotFound(err) {
 			// A transient domain vanishes once it stops.
 			return fmt.Errorf("%s %s: %w", op, d.Name, ErrNotFound)
 		}
-		return fmt.Errorf("%s %s: %w", op, d.Name, c.wrap(err))
+		return c.failed(op, d.Name, err)
 	}
 	return nil
 }
@@ -330,8 +397,8 @@ func (c *Conn) Shutdown(ctx context.Context, ref string, timeout time.Duration) 
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	if err := c.l.DomainShutdownFlags(d, golibvirt.DomainShutdownAcpiPowerBtn); err != nil {
-		return fmt.Errorf("shutdown %s: %w", d.Name, c.wrap(err))
+	if err := c.run("shut down "+d.Name, func() error { return c.l.DomainShutdownFlags(d, golibvirt.DomainShutdownAcpiPowerBtn) }); err != nil {
+		return c.failed("shutdown", d.Name, err)
 	}
 	var deadline <-chan time.Time
 	if timeout > 0 {
@@ -342,11 +409,11 @@ func (c *Conn) Shutdown(ctx context.Context, ref string, timeout time.Duration) 
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		st, _, err := c.l.DomainGetState(d, 0)
+		st, err := c.state(d)
 		if err != nil {
-			return fmt.Errorf("shutdown %s: %w", d.Name, c.wrap(err))
+			return c.failed("shutdown", d.Name, err)
 		}
-		if s := stateFromLibvirt(golibvirt.DomainState(st)); !s.Active() {
+		if !st.Active() {
 			return nil
 		}
 		select {
@@ -369,23 +436,34 @@ func (c *Conn) Lookup(ref string) (Domain, error) {
 }
 
 func (c *Conn) describe(d golibvirt.Domain) (Domain, error) {
-	st, _, err := c.l.DomainGetState(d, 0)
+	st, err := c.state(d)
 	if err != nil {
 		if golibvirt.IsNotFound(err) {
 			return Domain{}, fmt.Errorf("%w: %q on %s", ErrNotFound, d.Name, c.uri)
 		}
 		return Domain{}, c.wrap(err)
 	}
-	pers, err := c.l.DomainIsPersistent(d)
+	pers, err := call(c, "ask whether "+d.Name+" is persistent", func() (int32, error) { return c.l.DomainIsPersistent(d) })
 	if err != nil && !golibvirt.IsNotFound(err) {
 		return Domain{}, c.wrap(err)
 	}
-	return Domain{Name: d.Name, UUID: formatUUID(d.UUID), State: stateFromLibvirt(golibvirt.DomainState(st)), Persistent: pers == 1}, nil
+	return Domain{Name: d.Name, UUID: formatUUID(d.UUID), State: st, Persistent: pers == 1}, nil
+}
+
+// state asks for a domain's power state.
+func (c *Conn) state(d golibvirt.Domain) (State, error) {
+	return call(c, "read the state of "+d.Name, func() (State, error) {
+		st, _, err := c.l.DomainGetState(d, 0)
+		return stateFromLibvirt(golibvirt.DomainState(st)), err
+	})
 }
 
 // List returns every domain on the host, defined or running.
 func (c *Conn) List() ([]Domain, error) {
-	doms, _, err := c.l.ConnectListAllDomains(1, golibvirt.ConnectListDomainsActive|golibvirt.ConnectListDomainsInactive)
+	doms, err := call(c, "list domains", func() ([]golibvirt.Domain, error) {
+		doms, _, err := c.l.ConnectListAllDomains(1, golibvirt.ConnectListDomainsActive|golibvirt.ConnectListDomainsInactive)
+		return doms, err
+	})
 	if err != nil {
 		return nil, c.wrap(err)
 	}

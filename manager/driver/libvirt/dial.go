@@ -25,6 +25,17 @@ type DialOptions struct {
 	// SSHConfig replaces the key file and known_hosts named by the URI, so the caller can share
 	// the credentials and host-key policy of its own SSH fan-out.
 	SSHConfig *ssh.ClientConfig
+	// CallTimeout bounds each call on the connection: libvirtd gives none of its own, and a
+	// daemon waiting on a stalled guest would hold the caller for ever. Default 2m; a live
+	// migration is bounded by its own deadline instead.
+	CallTimeout time.Duration
+}
+
+func (o DialOptions) callTimeout() time.Duration {
+	if o.CallTimeout > 0 {
+		return o.CallTimeout
+	}
+	return 2 * time.Minute
 }
 
 func (o DialOptions) timeout() time.Duration {

@@ -502,6 +502,16 @@ func (d *Driver) PowerOn(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) 
 		return err
 	}
 	if err := c.Start(vm.Uuid); err != nil {
+		if errors.Is(err, ErrTimeout) {
+			// libvirtd may still be starting it, waiting on a stalled QEMU. Destroying
+			// kills that QEMU, which ends the start: no guest is left running, or paused
+			// half-started, where the VM's record does not say.
+			if derr := ignoreNotFound(c.Destroy(vm.Uuid)); derr != nil {
+				return fmt.Errorf("host %s: %w; destroying what it started: %v", host.Name, err, derr)
+			}
+			c.Undefine(vm.Uuid)
+			return fmt.Errorf("host %s: %w", host.Name, err)
+		}
 		c.Undefine(vm.Uuid) // leave no trace of a VM that did not start
 		return vlanRefused(vm, host, err)
 	}

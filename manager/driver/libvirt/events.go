@@ -88,7 +88,9 @@ func (c *Conn) Events(ctx context.Context) (<-chan Event, error) {
 	// deregisters, and an event that arrives in between blocks the connection's reader for
 	// good, so no RPC on it is ever answered again. On a closed connection the stream ends
 	// cleanly, its queue removed before it is stopped.
-	in, err := c.l.LifecycleEvents(context.Background())
+	in, err := call(c, "subscribe to lifecycle events", func() (<-chan golibvirt.DomainEventLifecycleMsg, error) {
+		return c.l.LifecycleEvents(context.Background())
+	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to lifecycle events on %s: %w", c.uri, c.wrap(err))
 	}

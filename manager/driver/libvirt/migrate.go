@@ -97,7 +97,9 @@ func (c *Conn) MigratableXML(ref string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	x, err := c.l.DomainGetXMLDesc(dom, golibvirt.DomainXMLSecure|golibvirt.DomainXMLMigratable)
+	x, err := call(c, "read the definition of "+dom.Name, func() (string, error) {
+		return c.l.DomainGetXMLDesc(dom, golibvirt.DomainXMLSecure|golibvirt.DomainXMLMigratable)
+	})
 	return x, c.wrap(err)
 }
 
@@ -143,7 +145,7 @@ func (c *Conn) Migrate(ctx context.Context, ref string, o MigrateOptions) (Migra
 		// libvirt records an abort that arrives before QEMU starts sending and cancels the job
 		// when it gets there; a refused request (job not begun yet) is retried every tick.
 		if !abortSent {
-			abortSent = c.l.DomainAbortJob(dom) == nil
+			abortSent = c.run("abort the migration of "+dom.Name, func() error { return c.l.DomainAbortJob(dom) }) == nil
 		}
 	}
 	for {
@@ -173,7 +175,7 @@ func (c *Conn) Migrate(ctx context.Context, ref string, o MigrateOptions) (Migra
 				abort()
 				continue
 			}
-			typ, params, err := c.l.DomainGetJobStats(dom, 0)
+			typ, params, err := c.jobStats(dom, 0)
 			if err != nil || golibvirt.DomainJobType(typ) == golibvirt.DomainJobNone {
 				continue // not started yet, or already finishing: the done branch decides
 			}
@@ -200,11 +202,11 @@ func (c *Conn) Migrate(ctx context.Context, ref string, o MigrateOptions) (Migra
 // completedJob reads the statistics the destination keeps for the incoming migration it just
 // finished; unlike the source's, they survive the source domain being undefined.
 func (c *Conn) completedJob(id golibvirt.UUID) (MigrationProgress, error) {
-	d, err := c.l.DomainLookupByUUID(id)
+	d, err := call(c, "look up the migrated domain", func() (golibvirt.Domain, error) { return c.l.DomainLookupByUUID(id) })
 	if err != nil {
 		return MigrationProgress{}, err
 	}
-	typ, params, err := c.l.DomainGetJobStats(d, golibvirt.DomainJobStatsCompleted)
+	typ, params, err := c.jobStats(d, golibvirt.DomainJobStatsCompleted)
 	if err != nil {
 		return MigrationProgress{}, err
 	}
@@ -215,6 +217,19 @@ func (c *Conn) completedJob(id golibvirt.UUID) (MigrationProgress, error) {
 	p.Completed = true
 	p.Percent = 100
 	return p, nil
+}
+
+// jobStats reads a domain's job statistics.
+func (c *Conn) jobStats(d golibvirt.Domain, flags golibvirt.DomainGetJobStatsFlags) (int32, []golibvirt.TypedParam, error) {
+	type stats struct {
+		typ    int32
+		params []golibvirt.TypedParam
+	}
+	s, err := call(c, "read the job of "+d.Name, func() (stats, error) {
+		typ, params, err := c.l.DomainGetJobStats(d, flags)
+		return stats{typ, params}, err
+	})
+	return s.typ, s.params, err
 }
 
 func progressFromParams(params []golibvirt.TypedParam) MigrationProgress {

@@ -560,7 +560,22 @@ func (h *Host) release() {
 	}
 }
 
+// destroyAll destroys the daemon's running domains; go-libvirt calls have no deadline, so
+// a daemon that does not answer in time is left to the SIGTERM and SIGKILL that follow.
 func destroyAll(sock string) error {
+	done := make(chan error, 1)
+	go func() { done <- destroyAllNow(sock) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(destroyTimeout):
+		return fmt.Errorf("libvirtd did not destroy its domains within %v", destroyTimeout)
+	}
+}
+
+const destroyTimeout = 15 * time.Second
+
+func destroyAllNow(sock string) error {
 	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(sock), dialers.WithLocalTimeout(2*time.Second)))
 	if err := l.ConnectToURI(golibvirt.QEMUSystem); err != nil {
 		return err

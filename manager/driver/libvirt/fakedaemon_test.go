@@ -24,6 +24,7 @@ const (
 	procDomainIsPersistent        = 151
 	procConnectGetLibVersion      = 157
 	procConnectListAllDomains     = 273
+	procConnectListAllNodeDevices = 285
 	procDomainCreateWithFlags     = 196
 	procDomainGetState            = 212
 	procDomainUndefineFlags       = 231
@@ -167,6 +168,9 @@ func (f *fakeDaemon) answer(proc uint32) ([]byte, bool) {
 		b.uint32(1)
 	case procEventCallbackRegisterAny:
 		b.uint32(1)
+	case procConnectListAllNodeDevices:
+		b.uint32(0) // none
+		b.uint32(0)
 	case procEventCallbackDeregistrAny:
 	default:
 		return nil, false

@@ -197,14 +197,14 @@ func mdevOf(b []byte) (parent, typeID, id string, ok bool) {
 // profile's count is what the GPU has left plus the vGPUs of it that
 // already exist, so a host with running vGPU guests reports its full size.
 func (c *Conn) NodeDevices() ([]*acliv1.HostDevice, error) {
-	pcis, _, err := c.l.ConnectListAllNodeDevices(1, uint32(golibvirt.ConnectListNodeDevicesCapPciDev))
+	pcis, err := c.nodeDevices(golibvirt.ConnectListNodeDevicesCapPciDev)
 	if err != nil {
 		return nil, fmt.Errorf("listing node devices: %w", c.wrap(err))
 	}
 	var out []*acliv1.HostDevice
 	byNode := map[string]*acliv1.HostDevice{}
 	for _, nd := range pcis {
-		x, err := c.l.NodeDeviceGetXMLDesc(nd.Name, 0)
+		x, err := call(c, "describe node device "+nd.Name, func() (string, error) { return c.l.NodeDeviceGetXMLDesc(nd.Name, 0) })
 		if err != nil {
 			continue // gone since the listing (hot unplug)
 		}
@@ -217,12 +217,12 @@ func (c *Conn) NodeDevices() ([]*acliv1.HostDevice, error) {
 			byNode[nd.Name] = d
 		}
 	}
-	mdevs, _, err := c.l.ConnectListAllNodeDevices(1, uint32(golibvirt.ConnectListNodeDevicesCapMdev))
+	mdevs, err := c.nodeDevices(golibvirt.ConnectListNodeDevicesCapMdev)
 	if err != nil {
 		return nil, fmt.Errorf("listing mediated devices: %w", c.wrap(err))
 	}
 	for _, nd := range mdevs {
-		x, err := c.l.NodeDeviceGetXMLDesc(nd.Name, 0)
+		x, err := call(c, "describe node device "+nd.Name, func() (string, error) { return c.l.NodeDeviceGetXMLDesc(nd.Name, 0) })
 		if err != nil {
 			continue
 		}
@@ -253,4 +253,12 @@ func (d *Driver) discoverDevices(ctx context.Context, mem *member) {
 		return
 	}
 	d.send(ctx, driver.HostEvent{Kind: driver.HostDevices, HostUUID: mem.uuid, Time: at, Devices: devs}, false)
+}
+
+// nodeDevices lists the host's node devices of one capability.
+func (c *Conn) nodeDevices(capability golibvirt.ConnectListAllNodeDeviceFlags) ([]golibvirt.NodeDevice, error) {
+	return call(c, "list node devices", func() ([]golibvirt.NodeDevice, error) {
+		nds, _, err := c.l.ConnectListAllNodeDevices(1, uint32(capability))
+		return nds, err
+	})
 }

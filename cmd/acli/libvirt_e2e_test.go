@@ -35,7 +35,41 @@ type lvE2E struct {
 
 func (e *lvE2E) acli(args ...string) result {
 	e.t.Helper()
-	return acli(e.t, e.addr, "", args...)
+	report := make(chan string, 1)
+	timer := time.AfterFunc(hangLimit, func() { report <- e.hangReport() })
+	r := acli(e.t, e.addr, "", args...)
+	if !timer.Stop() {
+		e.t.Fatalf("acli %s still running after %v\n%s", strings.Join(args, " "), hangLimit, <-report)
+	}
+	return r
+}
+
+// hangLimit bounds one acli command here: every libvirt call clusterd makes fails within
+// its call timeout (2m), so a command still running after this is hung. It then fails the
+// test with the domains as libvirt has them and clusterd's goroutines, rather than the
+// package at its timeout.
+const hangLimit = 4 * time.Minute
+
+// hangReport lists every host's domains, then stops clusterd with SIGQUIT, which makes
+// it print every goroutine; acli, waiting on it, then ends.
+func (e *lvE2E) hangReport() string {
+	var b strings.Builder
+	for _, h := range e.hosts.Hosts {
+		doms, err := e.conn[h.Name].List()
+		fmt.Fprintf(&b, "libvirt host %s: domains %+v", h.Name, doms)
+		if err != nil {
+			fmt.Fprintf(&b, ", %v", err)
+		}
+		b.WriteString("\n")
+	}
+	e.cd.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-e.cd.done:
+		fmt.Fprintf(&b, "clusterd's stderr:\n%s", e.cd.stderr)
+	case <-time.After(10 * time.Second):
+		b.WriteString("clusterd still running 10s after SIGQUIT")
+	}
+	return b.String()
 }
 
 // watchProgress polls the progress lines of running tasks until stop is
@@ -159,7 +193,7 @@ func startLibvirtE2E(t *testing.T, extra ...string) *lvE2E {
 	e := &lvE2E{t: t, addr: d.addr, dir: dir, args: args, cd: d, hosts: hosts, conn: map[string]*libvirt.Conn{}}
 	for _, h := range hosts.Hosts {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c, err := libvirt.Dial(ctx, h.TCPURI(), libvirt.DialOptions{})
+		c, err := libvirt.Dial(ctx, h.TCPURI(), libvirt.DialOptions{CallTimeout: 30 * time.Second})
 		cancel()
 		if err != nil {
 			t.Fatal(err)

@@ -175,6 +175,7 @@ func (tx *Tx) vgpuHolders(h *acliv1.Host, out []*acliv1.HostDevice) {
 					}
 				}
 			}
+			slices.Sort(c.HeldByVmNames)
 			out[i].VgpuProfiles = append(out[i].VgpuProfiles, c)
 		}
 	}

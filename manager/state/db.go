@@ -70,6 +70,7 @@ type DB struct {
 	vgsOfVm  map[string][]string     // VM UUID -> volume groups attached to it (storage.go)
 	stored   map[string]ContainerUse // container -> what its vDisks and images take
 	capacity func(container string) int64
+	holds    holdTable // the busy table (holds.go), under its own lock
 	lookups
 	changes atomic.Uint64 // records applied or undone so far
 }
@@ -101,6 +102,9 @@ func (db *DB) reset() {
 	db.arrivals, db.reserved = map[uint64]Arrival{}, map[string]int64{}
 	db.pending, db.endedByPending = map[string]*batch{}, map[uint64]Arrival{}
 	db.settledBy = map[string]int64{}
+	if db.holds.m == nil {
+		db.holds.m = map[string]string{} // tasks outlive a reload
+	}
 	db.imgs, db.snaps, db.vgs = map[string]*acliv1.Image{}, map[string]*acliv1.Snapshot{}, map[string]*acliv1.VolumeGroup{}
 	db.vgsOfVm = map[string][]string{}
 	db.stored = map[string]ContainerUse{}
@@ -347,6 +351,7 @@ type Tx struct {
 	db       *DB
 	readOnly bool
 	writes   []Write
+	holds    []holdOp
 	staged   map[string]int // key -> index in writes
 	observed bool
 }

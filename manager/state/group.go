@@ -75,6 +75,8 @@ type batch struct {
 	conds   []store.Cond
 	ops     []store.Op
 	undo    []undoRec
+	took    []string // holds its commits took
+	holds   []holdOp // its commits' hold ops: let-gos apply once it is durable
 	commits []*commit
 	done    chan struct{}
 	token   int64 // its records' Tx.Rev until it settles
@@ -116,6 +118,14 @@ func (db *DB) stage(ctx context.Context, fn func(tx *Tx) error) (c *commit, wait
 		return nil, nil, err
 	}
 	if len(tx.writes) == 0 {
+		if len(tx.holds) == 0 {
+			return nil, nil, nil
+		}
+		// Only holds: nothing to store.
+		if vs, _ := db.holds.take(tx.holds); len(vs) > 0 {
+			return nil, nil, &ViolationError{Violations: vs}
+		}
+		db.holds.letGoOps(tx.holds)
 		return nil, nil, nil
 	}
 	for _, w := range tx.writes {
@@ -156,6 +166,13 @@ func (db *DB) stage(ctx context.Context, fn func(tx *Tx) error) (c *commit, wait
 		ops = append(ops, store.PutOp(w.Key, v))
 		encoded[i] = v
 	}
+	// Holds are checked where they are taken: TakeNow changes them
+	// outside commits.
+	vs, took := db.holds.take(tx.holds)
+	if len(vs) > 0 {
+		return nil, nil, &ViolationError{Violations: vs}
+	}
+	db.mu.Lock()
 	b := db.openBatch(ctx, len(conds), len(ops))
 	c = &commit{b: b}
 	for _, cd := range conds {
@@ -164,7 +181,6 @@ func (db *DB) stage(ctx context.Context, fn func(tx *Tx) error) (c *commit, wait
 	b.commits = append(b.commits, c)
 	b.conds = append(b.conds, conds...)
 	b.ops = append(b.ops, ops...)
-	db.mu.Lock()
 	for i, w := range tx.writes {
 		db.pending[w.Key] = b
 		if newRecord(w.Key) == nil {
@@ -177,6 +193,8 @@ func (db *DB) stage(ctx context.Context, fn func(tx *Tx) error) (c *commit, wait
 		}
 		b.undo = append(b.undo, u)
 	}
+	b.took = append(b.took, took...)
+	b.holds = append(b.holds, tx.holds...)
 	db.mu.Unlock()
 	if db.sending == nil {
 		db.sending = db.queue[0]
@@ -240,6 +258,7 @@ func (db *DB) send(b *batch) {
 					delete(db.pending, op.Key)
 				}
 			}
+			db.holds.letGoOps(b.holds)
 		}
 		db.sending = nil
 		if len(db.queue) > 0 {
@@ -295,6 +314,7 @@ func (b *batch) failCommits(err error) {
 // undoLocked restores what a batch's provisional writes replaced, last
 // first, and the arrivals they ended.
 func (db *DB) undoLocked(b *batch) {
+	db.holds.untake(b.took)
 	for i := len(b.undo) - 1; i >= 0; i-- {
 		u := b.undo[i]
 		db.applyLocked(u.key, u.prev, u.rev)

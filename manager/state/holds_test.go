@@ -1,0 +1,129 @@
+package state_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/acli-dev/acli/manager/state"
+)
+
+func TestHoldsAreTakenAndLetGoWithTheirCommit(t *testing.T) {
+	bg := context.Background()
+	db := newDB(t)
+	// Taken alone: at once.
+	if _, err := db.Update(bg, func(tx *state.Tx) error { tx.Take("t1", "uuid-a"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if h := db.Holder("uuid-a"); h != "t1" {
+		t.Fatalf("holder %q, want t1", h)
+	}
+	// Another task's start that takes it is refused whole.
+	_, err := db.Update(bg, func(tx *state.Tx) error {
+		put(tx, vm("c", "", gib))
+		tx.Take("t2", "uuid-c", "uuid-a")
+		return nil
+	})
+	var ve *state.ViolationError
+	if !errors.As(err, &ve) || len(ve.Violations) != 1 || ve.Violations[0].Rule != state.RuleBusy || ve.Violations[0].Subject != "uuid-a" {
+		t.Fatalf("t2 taking a: %v, want one BUSY violation on a", err)
+	}
+	db.View(func(tx *state.Tx) {
+		if tx.Vm("uuid-c") != nil || tx.Holder("uuid-c") != "" {
+			t.Error("the refused commit left its VM or its hold")
+		}
+	})
+	// Taking again what it holds is a no-op; a hold let go in a
+	// transaction is free once it is durable.
+	if _, err := db.Update(bg, func(tx *state.Tx) error {
+		tx.Take("t1", "uuid-a")
+		put(tx, vm("d", "", gib))
+		tx.LetGo("t1", "uuid-a")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Update(bg, func(tx *state.Tx) error {
+		tx.Take("t2", "uuid-a")
+		if h := tx.Holder("uuid-a"); h != "t2" {
+			t.Errorf("holder in the transaction %q, want t2", h)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if h := db.HeldBy("t2"); len(h) != 1 || h[0] != "uuid-a" {
+		t.Errorf("t2 holds %v", h)
+	}
+	// Letting go of what another task holds does nothing.
+	if _, err := db.Update(bg, func(tx *state.Tx) error { tx.LetGo("t1", "uuid-a"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if h := db.Holder("uuid-a"); h != "t2" {
+		t.Errorf("holder %q after t1 let go, want t2", h)
+	}
+}
+
+// A task's end that fails in the store leaves it holding its entities, and
+// a start that fails leaves them free.
+func TestHoldsOfAFailedTransactionAreUndone(t *testing.T) {
+	db, g, _ := gatedDB(t)
+	start := updateAsync(db, func(tx *state.Tx) { put(tx, vm("c", "", gib)); tx.Take("t1", "uuid-c") })
+	waitVisible(t, db, "uuid-c")
+	if h := db.Holder("uuid-c"); h != "t1" {
+		t.Fatalf("holder %q while the start is in flight, want t1", h)
+	}
+	g.gate <- errors.New("boom")
+	if r := <-start; r.err == nil {
+		t.Fatal("the start succeeded")
+	}
+	if h := db.Holder("uuid-c"); h != "" {
+		t.Fatalf("holder %q after the start failed, want none", h)
+	}
+	if _, err := db.Update(context.Background(), func(tx *state.Tx) error { tx.Take("t1", "uuid-a"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	end := updateAsync(db, func(tx *state.Tx) { put(tx, vm("e", "", gib)); tx.LetGo("t1", "uuid-a") })
+	waitVisible(t, db, "uuid-e")
+	if h := db.Holder("uuid-a"); h != "t1" {
+		t.Fatalf("holder %q while the end is in flight, want t1 still", h)
+	}
+	g.gate <- errors.New("boom")
+	if r := <-end; r.err == nil {
+		t.Fatal("the end succeeded")
+	}
+	if h := db.Holder("uuid-a"); h != "t1" {
+		t.Fatalf("holder %q after the end failed, want t1 still", h)
+	}
+	end = updateAsync(db, func(tx *state.Tx) { put(tx, vm("e", "", gib)); tx.LetGo("t1", "uuid-a") })
+	waitVisible(t, db, "uuid-e")
+	g.gate <- nil
+	if r := <-end; r.err != nil {
+		t.Fatal(r.err)
+	}
+	if h := db.Holder("uuid-a"); h != "" {
+		t.Fatalf("holder %q after the end is durable, want none", h)
+	}
+}
+
+func TestTakeNowIsAllOrNone(t *testing.T) {
+	db := newDB(t)
+	if h := db.TakeNow("t1", "x", "y"); h != "" {
+		t.Fatalf("held by %q", h)
+	}
+	if h := db.TakeNow("t2", "z", "y"); h != "t1" {
+		t.Fatalf("t2 taking y: held by %q, want t1", h)
+	}
+	if h := db.Holder("z"); h != "" {
+		t.Errorf("z taken by %q though y was refused", h)
+	}
+	_, err := db.Update(context.Background(), func(tx *state.Tx) error { put(tx, vm("c", "", gib)); tx.Take("t2", "x"); return nil })
+	if !errors.As(err, new(*state.ViolationError)) {
+		t.Errorf("a commit taking what TakeNow took: %v, want BUSY", err)
+	}
+	db.LetGoNow("t2", "x")
+	db.LetGoNow("t1", "x")
+	if got := db.HeldBy("t1"); len(got) != 1 || got[0] != "y" {
+		t.Errorf("t1 holds %v, want [y]", got)
+	}
+}

@@ -38,7 +38,7 @@ func (f featureTasks) Begin(ctx context.Context, kind string, op acliv1.TaskOper
 func (ft *featureTask) Hold(lock string) (string, bool) {
 	ft.m.mu.Lock()
 	defer ft.m.mu.Unlock()
-	if o := ft.m.busy[lock]; o != nil && o != ft.t {
+	if o := ft.m.busyLocked(lock); o != nil && o != ft.t {
 		return o.PB.Uuid, false
 	}
 	ft.m.lockMoreLocked(ft.t, lock)
@@ -67,14 +67,14 @@ func (ft *featureTask) Drop() {
 // lockMoreLocked adds a lock to a running task, released with its others.
 func (m *Manager) lockMoreLocked(t *taskRec, key string) {
 	t.Locks = append(t.Locks, key)
-	m.busy[key] = t
+	m.takeLocked(t, key)
 }
 
 // newMACLocked generates a MAC no NIC has and no task claims.
 func (m *Manager) newMACLocked() string {
 	var mac string
 	m.db.View(func(tx *state.Tx) {
-		mac = network.NewMAC(func(mac string) bool { return tx.VmByMAC(mac) != nil || m.busy["mac:"+mac] != nil })
+		mac = network.NewMAC(func(mac string) bool { return tx.VmByMAC(mac) != nil || m.busyLocked("mac:"+mac) != nil })
 	})
 	return mac
 }
@@ -86,7 +86,7 @@ func (m *Manager) cloneNicAddrsLocked(t *taskRec, v *acliv1.Vm) error {
 	m.db.View(func(tx *state.Tx) {
 		err = network.CloneAddrs(tx, v, func(net string, a netip.Addr) string {
 			lock := network.AddrLock(net, a)
-			if o := m.busy[lock]; o != nil && o != t {
+			if o := m.busyLocked(lock); o != nil && o != t {
 				return "being created by task " + o.PB.Uuid
 			}
 			m.lockMoreLocked(t, lock)

@@ -64,7 +64,7 @@ func imageWork(w image.Work) work {
 type heldTable struct{ m *Manager }
 
 func (h heldTable) Changing(id string) *acliv1.Task {
-	if t := h.m.busy[id]; t != nil {
+	if t := h.m.busyLocked(id); t != nil {
 		return t.PB
 	}
 	return nil

@@ -53,7 +53,7 @@ func (m *Manager) redundancyLocked(h *hostRec, what string, cvm bool) []apierr.V
 		hosts[i] = r.pb
 	}
 	taking := func(id string) maintenance.Taking {
-		if t := m.busy[id]; t != nil {
+		if t := m.busyLocked(id); t != nil {
 			return maintenance.TakingOp(t.PB.Operation)
 		}
 		return maintenance.TakingNothing

@@ -11,8 +11,9 @@
 //     reservation) and refuses the commit with typed violations. The DB is
 //     the one copy of committed state and keeps its lookups (by name, IP,
 //     MAC, listing order); features read it through DB.View.
-//   - Manager.mu guards only what is never committed: the busy table (which
-//     task holds which entity) and when each VM last settled.
+//   - The busy table (which task holds which entity) is state.DB's holds:
+//     taken with a task's start commit, let go once its end is durable.
+//     Manager.mu guards only the task table and when each VM last settled.
 //   - Requests (manager/rpc): one thin adapter per gRPC service checks
 //     the request, calls the service's feature here (clusterService,
 //     vmService, ...) through a narrow interface and maps its error to a

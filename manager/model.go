@@ -22,17 +22,13 @@ import (
 )
 
 // model is what the manager keeps beside the committed state (state.DB):
-// which task holds which entity, and when VMs last settled. Guarded by
-// Manager.mu.
+// when VMs last settled, and the task table. Guarded by Manager.mu. Which
+// task holds which entity is state.DB's (holds).
 type model struct {
 	// settled is when each VM last changed through clusterd: a task let go
 	// of it, or a host report was applied. Host reports read before it are
 	// stale (reconcile.go).
 	settled map[string]time.Time
-
-	// busy maps an entity UUID (or a UUID being created) to the task
-	// changing it; a second task on the entity is refused.
-	busy map[string]*taskRec
 
 	taskTab *tasks.Table
 }
@@ -45,7 +41,6 @@ type vmRec struct {
 
 func (md *model) init() {
 	md.settled = map[string]time.Time{}
-	md.busy = map[string]*taskRec{}
 }
 
 // Store keys.
@@ -83,16 +78,22 @@ type write struct {
 // here, newest revision first wins, so a host's state is never set back by
 // a slower writer.
 func (m *Manager) commit(ctx context.Context, ws []write) (int64, error) {
-	return m.commitTx(ctx, ws, false)
+	return m.commitTx(ctx, ws, false, nil)
+}
+
+// commitHolding is commit with a task's holds taken or let go in the same
+// transaction (state.Tx.Take, LetGo).
+func (m *Manager) commitHolding(ctx context.Context, ws []write, holds func(tx *state.Tx)) (int64, error) {
+	return m.commitTx(ctx, ws, false, holds)
 }
 
 // commitObserved commits what the hosts report: the placement rules judge
 // decisions only (reconcile.go).
 func (m *Manager) commitObserved(ctx context.Context, ws []write) (int64, error) {
-	return m.commitTx(ctx, ws, true)
+	return m.commitTx(ctx, ws, true, nil)
 }
 
-func (m *Manager) commitTx(ctx context.Context, ws []write, observed bool) (int64, error) {
+func (m *Manager) commitTx(ctx context.Context, ws []write, observed bool, holds func(tx *state.Tx)) (int64, error) {
 	type change struct{ prev, next *acliv1.Vm }
 	var moved []change // VMs changed: their iSCSI sessions follow (manager/storage)
 	rev, err := m.db.Update(ctx, func(tx *state.Tx) error {
@@ -112,6 +113,9 @@ func (m *Manager) commitTx(ctx context.Context, ws []write, observed bool) (int6
 			} else {
 				tx.Put(w.key, w.msg, w.rev)
 			}
+		}
+		if holds != nil {
+			holds(tx)
 		}
 		return nil
 	})
@@ -370,13 +374,31 @@ func (m *Manager) numVms() (n int) {
 	return n
 }
 
+// busyLocked is the task holding an entity (state.DB's holds), nil if
+// none.
+func (m *Manager) busyLocked(id string) *taskRec {
+	if h := m.db.Holder(id); h != "" {
+		return m.taskTab.Get(h)
+	}
+	return nil
+}
+
+// takeLocked takes ids for t now; the caller checked that no other task
+// holds them (every take but a task start's, which takes again what the
+// task holds, is made under Manager.mu).
+func (m *Manager) takeLocked(t *taskRec, ids ...string) {
+	if other := m.db.TakeNow(t.PB.Uuid, ids...); other != "" {
+		m.log.Error("taking entities another task holds", "task", t.PB.Uuid, "holder", other, "ids", ids)
+	}
+}
+
 // releaseLocked ends t's hold on an entity; a VM's earlier host reports
 // become stale.
 func (m *Manager) releaseLocked(t *taskRec, id string) {
-	if m.busy[id] != t {
+	if m.db.Holder(id) != t.PB.Uuid {
 		return
 	}
-	delete(m.busy, id)
+	m.db.LetGoNow(t.PB.Uuid, id)
 	m.settleLocked(id, time.Now())
 }
 

@@ -376,7 +376,7 @@ func (m *Manager) lockVm(ctx context.Context, t *taskRec, id string) (*vmRec, er
 		}
 		other := m.heldLocked(id)
 		if other == nil || other == t {
-			m.busy[id] = t
+			m.takeLocked(t, id)
 			m.mu.Unlock()
 			return r, nil
 		}

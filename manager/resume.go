@@ -40,7 +40,7 @@ func (m *Manager) resumeEvacuation(t *taskRec) {
 	var h *acliv1.Host
 	m.db.View(func(tx *state.Tx) { h = tx.Host(hostID) })
 	busy := ""
-	if o := m.busy[hostID]; o != nil {
+	if o := m.busyLocked(hostID); o != nil {
 		busy = o.PB.Uuid
 	}
 	why := maintenance.ResumeRefusal(t.PB.Entities[0].Name, h, busy)

@@ -81,7 +81,7 @@ func (m *Manager) checkNewHostLocked(h *acliv1.Host) error {
 		return err
 	}
 	for _, id := range []string{"host-name:" + h.Name, "host-ip:" + h.HypervisorIp} {
-		if t := m.busy[id]; t != nil {
+		if t := m.busyLocked(id); t != nil {
 			return apierr.Busy("host", h.Name, t.PB.Uuid, t.PB.Operation.String())
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -12,6 +13,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/auth"
 	"github.com/acli-dev/acli/manager/maintenance"
+	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/tasks"
 )
@@ -41,9 +43,7 @@ type work func(ctx context.Context, t *taskRec) (outcome, error)
 // The caller has already checked that none of them is busy.
 func (m *Manager) newTaskLocked(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *taskRec {
 	t := m.taskTab.Begin(op, refs, locks...)
-	for _, id := range locks {
-		m.busy[id] = t
-	}
+	m.takeLocked(t, locks...)
 	return t
 }
 
@@ -112,8 +112,10 @@ func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task,
 		t.Stop = stop
 	}
 	pb := m.startedByLocked(ctx, t)
+	locks := t.Locks
 	m.mu.Unlock()
-	rev, err := m.commit(ctx, []write{{key: taskKey(pb.Uuid), msg: pb, rev: 0}})
+	// Its holds are checked and taken again with its start.
+	rev, err := m.commitHolding(ctx, []write{{key: taskKey(pb.Uuid), msg: pb, rev: 0}}, func(tx *state.Tx) { tx.Take(pb.Uuid, locks...) })
 	if err != nil {
 		m.mu.Lock()
 		m.forgetLocked(t)
@@ -142,13 +144,15 @@ func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task,
 // it was persisted before). Locks and reservations are released either way.
 func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr error) (*acliv1.Task, error) {
 	m.mu.RLock()
-	cur, rev := t.PB, t.Rev
+	cur, rev, locks := t.PB, t.Rev, t.Locks
 	m.mu.RUnlock()
+	// Its holds are let go once its end is durable.
+	letGo := func(tx *state.Tx) { tx.LetGo(cur.Uuid, locks...) }
 	if werr == nil {
 		final := tasks.Succeeded(cur, out.message)
 		// Commit even if ctx was cancelled meanwhile: the work is done. The
 		// rules (container capacity among them) are checked at this commit.
-		newRev, err := m.commit(context.WithoutCancel(ctx), append(out.writes, write{key: taskKey(cur.Uuid), msg: final, rev: rev}))
+		newRev, err := m.commitHolding(context.WithoutCancel(ctx), append(out.writes, write{key: taskKey(cur.Uuid), msg: final, rev: rev}), letGo)
 		if err == nil {
 			m.mu.Lock()
 			if out.apply != nil {
@@ -188,7 +192,7 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 	// first, and a manager dying in between would leave both running in
 	// the store, ended together by the next leader as if they had
 	// overlapped.
-	newRev, err := m.commit(context.WithoutCancel(ctx), []write{{key: taskKey(final.Uuid), msg: final, rev: rev}})
+	newRev, err := m.commitHolding(context.WithoutCancel(ctx), []write{{key: taskKey(final.Uuid), msg: final, rev: rev}}, letGo)
 	m.mu.Lock()
 	if err == nil {
 		t.Rev = newRev
@@ -203,8 +207,10 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 // endLocked releases a finished task's locks and reservations and prunes
 // old tasks.
 func (m *Manager) endLocked(t *taskRec) {
+	m.db.LetGoNow(t.PB.Uuid, t.Locks...) // its end's commit let them go, unless it failed
+	now := time.Now()
 	for _, id := range t.Locks {
-		m.releaseLocked(t, id)
+		m.settleLocked(id, now)
 	}
 	t.Locks = nil
 	t.Stop = nil

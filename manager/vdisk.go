@@ -41,7 +41,7 @@ func (m *Manager) initStorage() {
 // heldLocked is the task holding an entity: the one changing it, else the
 // first one copying from it.
 func (m *Manager) heldLocked(id string) *taskRec {
-	if t := m.busy[id]; t != nil {
+	if t := m.busyLocked(id); t != nil {
 		return t
 	}
 	if rs := m.stor.readers[id]; len(rs) > 0 {
@@ -169,7 +169,7 @@ func (m *Manager) fileSrc(ctx context.Context, path string) (cloneSrc, error) {
 // checkWriterLocked refuses reading an entity a task is changing (other
 // readers are fine).
 func (m *Manager) checkWriterLocked(kind, name, id string) error {
-	if t := m.busy[id]; t != nil {
+	if t := m.busyLocked(id); t != nil {
 		return apierr.Busy(kind, name, t.PB.Uuid, t.PB.Operation.String())
 	}
 	return nil

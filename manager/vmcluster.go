@@ -62,7 +62,7 @@ func (c vmCluster) work(w vm.Work) work {
 	}
 }
 
-func (l vmLockedView) Task(id string) *taskRec { return l.m.busy[id] }
+func (l vmLockedView) Task(id string) *taskRec { return l.m.busyLocked(id) }
 
 func (l vmLockedView) Storage(v *acliv1.Vm, vmdiskPaths bool) *acliv1.Vm {
 	v = l.m.vgs.VmOut(v)

@@ -93,10 +93,6 @@ func CloneAddrs(tx *state.Tx, v *acliv1.Vm, claim func(network string, a netip.A
 	return nil
 }
 
-func vmRef(v *acliv1.Vm) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: v.Uuid, Name: v.Name}
-}
-
 // vmEdit is a change of one VM under way: its task, and the committed
 // record read once the task holds the VM.
 type vmEdit struct {
@@ -107,25 +103,11 @@ type vmEdit struct {
 
 // beginVm resolves ref and begins op on it, holding it and locks.
 func (s *Service) beginVm(ctx context.Context, ref string, op acliv1.TaskOperation, locks ...string) (*vmEdit, error) {
-	var v *acliv1.Vm
-	var err error
-	s.DB.View(func(tx *state.Tx) { v, err = vm.Resolve(tx, "vm", ref) })
+	t, cur, rev, err := vm.Begin(ctx, s.Tasks, s.DB, ref, op, locks...)
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.Tasks.Begin(ctx, "vm", op, []*acliv1.EntityRef{vmRef(v)}, append([]string{v.Uuid}, locks...)...)
-	if err != nil {
-		return nil, err
-	}
-	// Read again now that the task holds the VM: a task that held it
-	// before has committed its change.
-	e := &vmEdit{t: t}
-	s.DB.View(func(tx *state.Tx) { e.cur, e.rev = tx.Vm(v.Uuid), tx.Rev(state.VmKey(v.Uuid)) })
-	if e.cur == nil {
-		t.Drop()
-		return nil, apierr.NotFound("vm", ref, nil)
-	}
-	return e, nil
+	return &vmEdit{t: t, cur: cur, rev: rev}, nil
 }
 
 func (e *vmEdit) commit(ctx context.Context, next *acliv1.Vm, msg string) (*acliv1.Task, error) {

@@ -231,3 +231,22 @@ func TestEdit(t *testing.T) {
 		t.Fatalf("%d task(s) running (the migrate only), busy %v, b %v", f.running(), f.busy, f.vm("b"))
 	}
 }
+
+// Begin holds the VM and the claims it is given: a claim another task
+// holds refuses it as the VM being busy, and a dropped task frees both.
+func TestBeginHoldsTheVmAndItsClaims(t *testing.T) {
+	f := newFake(t)
+	st := fakeStarter{f}
+	q, cur, rev, err := vm.Begin(bg, st, f.db, "a", acliv1.TaskOperation_kVmNicCreate, "mac:50:6b:8d:00:00:01")
+	if err != nil || cur.Uuid != "uuid-a" || rev <= 0 || len(f.busy) != 2 || f.busy["mac:50:6b:8d:00:00:01"] != f.busy["uuid-a"] {
+		t.Fatalf("begin: %v %v %d; busy %v", err, cur, rev, f.busy)
+	}
+	_, _, _, err = vm.Begin(bg, st, f.db, "b", acliv1.TaskOperation_kVmNicCreate, "mac:50:6b:8d:00:00:01")
+	wantErr(t, err, codes.Aborted, "vm b is busy with task "+f.busy["uuid-a"].PB.Uuid+" (kVmNicCreate); wait for it to finish")
+	_, _, _, err = vm.Begin(bg, st, f.db, "nosuch", acliv1.TaskOperation_kVmNicCreate)
+	wantErr(t, err, codes.NotFound, `vm "nosuch" not found`)
+	q.Drop()
+	if len(f.busy) != 0 || f.running() != 0 {
+		t.Fatalf("after the drop: busy %v, %d task(s)", f.busy, f.running())
+	}
+}

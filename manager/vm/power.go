@@ -65,7 +65,7 @@ func (s *Service) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateRe
 		return nil, err
 	}
 	if noop(req.Transition, v) != "" {
-		q, cur, _, err := s.begin(ctx, v, op)
+		q, cur, _, err := begin(ctx, s.tasks, s.db, v, op)
 		if err != nil {
 			return nil, err
 		}

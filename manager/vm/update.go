@@ -61,7 +61,7 @@ func (s *Service) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*a
 	if err != nil {
 		return nil, err
 	}
-	q, cur, rev, err := s.begin(ctx, v, acliv1.TaskOperation_kVmUpdate)
+	q, cur, rev, err := begin(ctx, s.tasks, s.db, v, acliv1.TaskOperation_kVmUpdate)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,6 @@ import (
 	"context"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
@@ -86,23 +85,6 @@ type Service struct {
 // for the committed state, drv to carry out on hosts.
 func New(c Cluster, st tasks.Starter, db *state.DB, drv driver.Driver) *Service {
 	return &Service{c: c, tasks: st, db: db, drv: drv}
-}
-
-// begin starts a quick task of op holding v and reads v again once it is
-// held: a task that held it before has committed its change by then.
-func (s *Service) begin(ctx context.Context, v *acliv1.Vm, op acliv1.TaskOperation) (tasks.Quick, *acliv1.Vm, int64, error) {
-	q, err := s.tasks.Begin(ctx, "vm", op, []*acliv1.EntityRef{Ref(v)}, v.Uuid)
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	var cur *acliv1.Vm
-	var rev int64
-	s.db.View(func(tx *state.Tx) { cur, rev = tx.Vm(v.Uuid), tx.Rev(state.VmKey(v.Uuid)) })
-	if cur == nil {
-		q.Drop()
-		return nil, nil, 0, apierr.NotFound("vm", v.Name, nil)
-	}
-	return q, cur, rev, nil
 }
 
 // Ref names a VM in a task.

@@ -159,33 +159,10 @@ func hostLabel(h *acliv1.Host) string { return fmt.Sprintf("%s (%s)", h.Name, h.
 // SetAffinity sets or (with no hosts) clears a VM's host affinity. A
 // running VM must already be on one of the hosts.
 func (s *Service) SetAffinity(ctx context.Context, req *acliv1.SetAffinityRequest) (*acliv1.Task, error) {
-	var cur *acliv1.Vm
-	var err error
-	s.DB.View(func(tx *state.Tx) { cur, err = vm.Resolve(tx, "vm", req.Vm) })
-	if err != nil {
-		return nil, err
-	}
-	id := cur.Uuid
-	t, err := s.Tasks.Begin(ctx, "vm", acliv1.TaskOperation_kVmSetAffinity, []*acliv1.EntityRef{{Kind: acliv1.EntityKind_kVm, Uuid: cur.Uuid, Name: cur.Name}}, cur.Uuid)
-	if err != nil {
-		return nil, err
-	}
-	var next *acliv1.Vm
-	var msg string
-	var rev int64
-	s.DB.View(func(tx *state.Tx) {
-		if cur = tx.Vm(id); cur == nil {
-			err = apierr.NotFound("vm", req.Vm, nil)
-			return
-		}
-		rev = tx.Rev(state.VmKey(id))
-		next, msg, err = affinity(tx, cur, req.Hosts)
+	return vm.Edit(ctx, s.Tasks, s.DB, req.Vm, acliv1.TaskOperation_kVmSetAffinity, func(cur *acliv1.Vm) (next *acliv1.Vm, msg string, err error) {
+		s.DB.View(func(tx *state.Tx) { next, msg, err = affinity(tx, cur, req.Hosts) })
+		return next, msg, err
 	})
-	if err != nil {
-		t.Drop()
-		return nil, err
-	}
-	return t.Commit(ctx, []state.Write{{Key: state.VmKey(id), Msg: next, Rev: rev}}, msg)
 }
 
 // affinity is cur with its host affinity set to the hosts refs name, in

@@ -498,6 +498,9 @@ func (d *Driver) PowerOn(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) 
 	if dom, err := c.Lookup(spec.Name); err == nil && dom.UUID != vm.Uuid {
 		spec.Name += "-" + vm.Uuid[:8]
 	}
+	if err := createMdevs(c, host, vm); err != nil { // vGPUs (mdev.go)
+		return err
+	}
 	if _, err := c.Define(spec); err != nil {
 		return err
 	}
@@ -537,6 +540,7 @@ func (d *Driver) PowerOff(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm)
 			return err
 		}
 	}
+	defer destroyMdevs(c, vm)
 	return ignoreNotFound(c.Undefine(vm.Uuid))
 }
 

@@ -18,6 +18,7 @@ type hostdevXML struct {
 	Mode    string        `xml:"mode,attr"`
 	Type    string        `xml:"type,attr"`
 	Managed string        `xml:"managed,attr,omitempty"`
+	Model   string        `xml:"model,attr,omitempty"` // vfio-pci for an mdev
 	Source  hostdevSource `xml:"source"`
 }
 
@@ -26,10 +27,11 @@ type hostdevSource struct {
 }
 
 type pciAddressXML struct {
-	Domain   string `xml:"domain,attr"`
-	Bus      string `xml:"bus,attr"`
-	Slot     string `xml:"slot,attr"`
-	Function string `xml:"function,attr"`
+	Domain   string `xml:"domain,attr,omitempty"`
+	Bus      string `xml:"bus,attr,omitempty"`
+	Slot     string `xml:"slot,attr,omitempty"`
+	Function string `xml:"function,attr,omitempty"`
+	UUID     string `xml:"uuid,attr,omitempty"` // an mdev's
 }
 
 // parsePCI reads a PCI address, 0000:3b:00.0 (domain:bus:slot.function).
@@ -68,6 +70,14 @@ func hostdevDevices(addrs []string) ([]hostdevXML, error) {
 	var out []hostdevXML
 	seen := map[string]bool{}
 	for _, a := range addrs {
+		if id, ok := strings.CutPrefix(a, mdevPrefix); ok {
+			h, err := mdevHostdev(id)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, h)
+			continue
+		}
 		pci, err := parsePCI(a)
 		if err != nil {
 			return nil, err
@@ -85,8 +95,11 @@ func hostdevDevices(addrs []string) ([]hostdevXML, error) {
 func parseHostdevs(hs []hostdevXML) []string {
 	var out []string
 	for _, h := range hs {
-		if h.Type == "pci" {
+		switch h.Type {
+		case "pci":
 			out = append(out, h.Source.Address.String())
+		case "mdev":
+			out = append(out, mdevPrefix+h.Source.Address.UUID)
 		}
 	}
 	return out
@@ -96,7 +109,10 @@ func parseHostdevs(hs []hostdevXML) []string {
 func boundDevices(vm *acliv1.Vm) []string {
 	var out []string
 	for _, d := range vm.Devices {
-		if d.Address != "" {
+		switch {
+		case d.Kind == acliv1.DeviceKind_kVirtualGpu && d.MdevUuid != "":
+			out = append(out, mdevPrefix+d.MdevUuid)
+		case d.Kind != acliv1.DeviceKind_kVirtualGpu && d.Address != "":
 			out = append(out, d.Address)
 		}
 	}

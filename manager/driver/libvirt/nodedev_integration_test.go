@@ -134,3 +134,19 @@ func TestNodeDeviceDiscovery(t *testing.T) {
 		t.Errorf("reconnection reported %v, join said %v", got, joined.Devices)
 	}
 }
+
+// A real libvirtd takes the mdev creation request and refuses it for the
+// reason a host without that GPU has; the power-on error names the vGPU.
+func TestMdevCreationOnHostWithoutGPU(t *testing.T) {
+	h := hosts(t).Hosts[2]
+	c := dial(t, h.TCPURI())
+	gpu := &acliv1.VmDevice{Kind: acliv1.DeviceKind_kVirtualGpu, GroupUuid: "p2q", Name: "Nvidia_Tesla_M60-2Q", Address: "0000:3d:00.0",
+		MdevUuid: "4b20d080-1b54-4048-85b3-a6a62d165c01"}
+	host := &acliv1.Host{Name: h.Name, Devices: []*acliv1.HostDevice{{Address: "0000:3d:00.0", Kind: acliv1.DeviceKind_kGpuPassthrough,
+		VgpuProfiles: []*acliv1.VgpuProfile{{Name: "Nvidia_Tesla_M60-2Q", TypeId: "nvidia-18", GroupUuid: "p2q"}}}}}
+	err := createMdevs(c, host, &acliv1.Vm{Name: "vdi03", Devices: []*acliv1.VmDevice{gpu}})
+	t.Logf("libvirt says: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "vm vdi03: creating vGPU Nvidia_Tesla_M60-2Q (mdev 4b20d080-1b54-4048-85b3-a6a62d165c01) on GPU 0000:3d:00.0 of host "+h.Name+": ") || !strings.Contains(err.Error(), "parent") {
+		t.Fatalf("creating an mdev on a host without the GPU: %v", err)
+	}
+}

@@ -2,10 +2,8 @@ package manager
 
 import (
 	"context"
-	"fmt"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/image"
 	"github.com/acli-dev/acli/manager/tasks"
 )
@@ -14,7 +12,7 @@ import (
 // through these: its tasks and the driver's storage.
 
 func (m *Manager) imageService() *image.Service {
-	return &image.Service{DB: m.db, Tasks: imageTasks{m}, Volumes: imageVolumes{m}}
+	return &image.Service{DB: m.db, Tasks: imageTasks{m}, Volumes: m.stor.containers}
 }
 
 type imageTasks struct{ m *Manager }
@@ -75,33 +73,4 @@ func (h heldTable) Holding(id string) *acliv1.Task {
 		return t.PB
 	}
 	return nil
-}
-
-type imageVolumes struct{ m *Manager }
-
-func (v imageVolumes) Container(name string) (string, error) { return v.m.containerLocked(name) }
-
-func (v imageVolumes) Import(ctx context.Context, container, id, url, sha256 string, progress func(done, total int64)) (driver.Imported, error) {
-	st := v.m.storageDriver()
-	if st == nil {
-		return driver.Imported{}, fmt.Errorf("driver %s keeps no images", v.m.drv.Name())
-	}
-	return st.ImportImage(ctx, container, id, url, sha256, progress)
-}
-
-func (v imageVolumes) Copy(ctx context.Context, copies []image.Copy) error {
-	cs := make([]volCopy, len(copies))
-	for i, c := range copies {
-		cs[i] = volCopy{src: cloneSrc{container: c.Container, vdisk: c.Src, size: c.Size, what: c.What, vm: c.Running},
-			container: c.Container, dst: c.Dst, size: c.Size}
-	}
-	return v.m.copyVolumes(ctx, cs)
-}
-
-func (v imageVolumes) Fits(container string, add int64, what string) error {
-	return v.m.checkCapacityLocked(container, add, what)
-}
-
-func (v imageVolumes) Remove(ctx context.Context, disks []*acliv1.Disk) {
-	v.m.removeVolumes(ctx, disks)
 }

@@ -198,7 +198,7 @@ func New(cfg Config) (*Manager, error) {
 	m.net = &network.Service{DB: m.db, Tasks: featureTasks{m}, Hosts: m.drv}
 	m.groups = &vmgroup.Service{DB: m.db, Tasks: featureTasks{m}}
 	m.vms = vm.New(vmCluster{m}, featureTasks{m}, m.db, m.drv)
-	m.db.SetCapacity(m.containerCapacity)
+	m.db.SetCapacity(m.stor.containers.Capacity)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 
 	ctx := context.Background()
@@ -292,7 +292,7 @@ func (m *Manager) Register(s *grpc.Server) {
 		VolumeGroups: m.vgService(),
 		Images:       m.imageService(),
 		Snapshots:    m.imageService(),
-		Containers:   containerService{m: m},
+		Containers:   m.stor.containers,
 	})
 	healthpb.RegisterHealthServer(s, m.health)
 	reflection.Register(s)

@@ -28,14 +28,14 @@ type storageState struct {
 	// snapshot or volume group): it cannot change or go while they read,
 	// and any number of them may read at once.
 	readers map[string][]*taskRec
-	// copier copies and removes the volumes (manager/storage).
-	copier *storage.Copier
+	// containers hold the volumes (manager/storage).
+	containers *storage.Containers
 }
 
 func (m *Manager) initStorage() {
 	m.stor.readers = map[string][]*taskRec{}
-	m.stor.copier = &storage.Copier{DB: m.db, Driver: m.storageDriver(), DriverName: m.drv.Name(), Log: m.log}
-	m.stor.copier.Pauser, _ = m.drv.(driver.Pauser)
+	m.stor.containers = &storage.Containers{DB: m.db, Driver: m.storageDriver(), DriverName: m.drv.Name(), Log: m.log}
+	m.stor.containers.Pauser, _ = m.drv.(driver.Pauser)
 }
 
 // heldLocked is the task holding an entity: the one changing it, else the
@@ -191,13 +191,13 @@ type volCopy struct {
 	size      int64
 }
 
-// copyVolumes makes the copies (storage.Copier.Copy).
+// copyVolumes makes the copies (storage.Containers.Copy).
 func (m *Manager) copyVolumes(ctx context.Context, copies []volCopy) error {
 	cs := make([]storage.Copy, len(copies))
 	for i, c := range copies {
 		cs[i] = storage.Copy{Src: c.src.source(), Container: c.container, Dst: c.dst, Size: c.size}
 	}
-	return m.stor.copier.Copy(ctx, cs)
+	return m.stor.containers.Copy(ctx, cs)
 }
 
 // source is what storage copies of a clone source.
@@ -217,7 +217,7 @@ func (m *Manager) undoCopies(ctx context.Context, copies []volCopy) func() {
 }
 
 // removeVolumes deletes volumes whose records are gone
-// (storage.Copier.Remove).
+// (storage.Containers.Remove).
 func (m *Manager) removeVolumes(ctx context.Context, disks []*acliv1.Disk) {
-	m.stor.copier.Remove(ctx, disks)
+	m.stor.containers.Remove(ctx, disks)
 }

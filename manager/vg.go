@@ -111,9 +111,9 @@ func (v vgVolumes) Source(field, id string) (storage.Source, error) {
 }
 
 func (v vgVolumes) Copy(ctx context.Context, copies []storage.Copy) error {
-	return v.m.stor.copier.Copy(ctx, copies)
+	return v.m.stor.containers.Copy(ctx, copies)
 }
 
 func (v vgVolumes) Remove(ctx context.Context, disks []*acliv1.Disk) {
-	v.m.stor.copier.Remove(context.WithoutCancel(ctx), disks)
+	v.m.stor.containers.Remove(context.WithoutCancel(ctx), disks)
 }

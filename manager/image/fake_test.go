@@ -14,6 +14,7 @@ import (
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/state/statetest"
+	"github.com/acli-dev/acli/manager/storage"
 	"github.com/acli-dev/acli/manager/tasks"
 )
 
@@ -288,7 +289,7 @@ type fakeVolumes struct {
 	imported   driver.Imported
 	importErr  error
 	copyErr    error
-	copies     [][]image.Copy
+	copies     [][]storage.Copy
 	removed    []string
 	// early are volumes removed while a record still named them.
 	early []string
@@ -322,7 +323,7 @@ func (v *fakeVolumes) Import(ctx context.Context, container, id, url, sha256 str
 	return v.imported, nil
 }
 
-func (v *fakeVolumes) Copy(ctx context.Context, copies []image.Copy) error {
+func (v *fakeVolumes) Copy(ctx context.Context, copies []storage.Copy) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.copies = append(v.copies, copies)
@@ -330,8 +331,8 @@ func (v *fakeVolumes) Copy(ctx context.Context, copies []image.Copy) error {
 		return v.copyErr
 	}
 	for _, c := range copies {
-		if _, ok := v.vols[c.Src]; !ok {
-			return errors.New("no volume " + c.Src)
+		if _, ok := v.vols[c.Src.Vdisk]; !ok {
+			return errors.New("no volume " + c.Src.Vdisk)
 		}
 		v.vols[c.Dst] = c.Size
 	}

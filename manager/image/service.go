@@ -12,6 +12,7 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/storage"
 	"github.com/acli-dev/acli/manager/tasks"
 )
 
@@ -93,7 +94,7 @@ type Volumes interface {
 	// Copy makes the copies, every running VM they read paused once for
 	// all of them (copies of one VM's vDisks are of one instant). On
 	// failure none of them remains.
-	Copy(ctx context.Context, copies []Copy) error
+	Copy(ctx context.Context, copies []storage.Copy) error
 	// Fits refuses early, naming what, adding bytes that do not fit a
 	// container as committed; the capacity rule (state.RuleCapacity)
 	// refuses the commit of whatever still does not fit then.
@@ -103,29 +104,9 @@ type Volumes interface {
 	Remove(ctx context.Context, disks []*acliv1.Disk)
 }
 
-// Copy is one volume copy.
-type Copy struct {
-	Container string
-	Src, Dst  string // volume UUIDs
-	Size      int64  // of the copy (the source's, or larger)
-	What      string // the source, for errors: "vDisk scsi.0 of vm web"
-	// Running is the VM the source belongs to, paused while it is copied
-	// when it runs (nil: none).
-	Running *acliv1.Vm
-}
-
-// Disks are the volumes the copies made, as Volumes.Remove takes them.
-func Disks(copies []Copy) []*acliv1.Disk {
-	ds := make([]*acliv1.Disk, len(copies))
-	for i, c := range copies {
-		ds[i] = &acliv1.Disk{Uuid: c.Dst, Container: c.Container, SizeBytes: c.Size}
-	}
-	return ds
-}
-
 // undoCopies removes copies whose records were refused.
-func (s *Service) undoCopies(ctx context.Context, copies []Copy) func() {
-	return func() { s.Volumes.Remove(context.WithoutCancel(ctx), Disks(copies)) }
+func (s *Service) undoCopies(ctx context.Context, copies []storage.Copy) func() {
+	return func() { s.Volumes.Remove(context.WithoutCancel(ctx), storage.Disks(copies)) }
 }
 
 // busy is the refusal of an entity a task holds.

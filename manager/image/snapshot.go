@@ -15,6 +15,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/storage"
 	"github.com/acli-dev/acli/manager/tasks"
 	vms "github.com/acli-dev/acli/manager/vm"
 )
@@ -100,7 +101,7 @@ func (s *Service) CreateSnapshots(ctx context.Context, req *acliv1.CreateSnapsho
 	}
 	var vm *acliv1.Vm
 	var snaps []*acliv1.Snapshot
-	var copies []Copy
+	var copies []storage.Copy
 	t, err := s.Tasks.Begin(ctx, func(h Held) (Start, error) {
 		var err error
 		var taken *acliv1.Snapshot
@@ -161,9 +162,9 @@ func (s *Service) CreateSnapshots(ctx context.Context, req *acliv1.CreateSnapsho
 
 // plan is the snapshots of vm, one per name, and the copies of its vDisks
 // they hold (CD-ROMs without a medium and volume group disks have none).
-func plan(vm *acliv1.Vm, names []string) ([]*acliv1.Snapshot, []Copy) {
+func plan(vm *acliv1.Vm, names []string) ([]*acliv1.Snapshot, []storage.Copy) {
 	var snaps []*acliv1.Snapshot
-	var copies []Copy
+	var copies []storage.Copy
 	for _, n := range names {
 		sn := &acliv1.Snapshot{Uuid: uuid.NewString(), Name: n, VmUuid: vm.Uuid, VmName: vm.Name,
 			CreateTime: timestamppb.Now(), PowerState: vm.PowerState, Vm: VmConfig(vm)}
@@ -176,8 +177,8 @@ func plan(vm *acliv1.Vm, names []string) ([]*acliv1.Snapshot, []Copy) {
 			nd.Uuid, nd.SourceVmdiskUuid, nd.Container = uuid.NewString(), d.Uuid, cmp.Or(d.Container, state.DefaultContainer)
 			sn.Vm.Disks = append(sn.Vm.Disks, nd)
 			sn.SizeBytes += nd.SizeBytes
-			copies = append(copies, Copy{Container: nd.Container, Src: d.Uuid, Dst: nd.Uuid, Size: nd.SizeBytes,
-				What: fmt.Sprintf("vDisk %s.%d of vm %s", d.Bus, d.Index, vm.Name), Running: vm})
+			copies = append(copies, storage.Copy{Src: storage.Source{Container: nd.Container, Vdisk: d.Uuid, Size: nd.SizeBytes,
+				What: fmt.Sprintf("vDisk %s.%d of vm %s", d.Bus, d.Index, vm.Name), Vm: vm}, Container: nd.Container, Dst: nd.Uuid, Size: nd.SizeBytes})
 		}
 		snaps = append(snaps, sn)
 	}
@@ -185,7 +186,7 @@ func plan(vm *acliv1.Vm, names []string) ([]*acliv1.Snapshot, []Copy) {
 }
 
 // fitsAll is Volumes.Fits for the copies, per container.
-func (s *Service) fitsAll(copies []Copy, what string) error {
+func (s *Service) fitsAll(copies []storage.Copy, what string) error {
 	add := map[string]int64{}
 	for _, c := range copies {
 		add[c.Container] += c.Size

@@ -47,7 +47,7 @@ func TestSnapshotsCopyEachDiskOnce(t *testing.T) {
 		t.Fatalf("copies = %v; want one call of 4", f.vols.copies)
 	}
 	for _, c := range f.vols.copies[0] {
-		if c.Running.GetUuid() != "uuid-web" || c.Container != state.DefaultContainer {
+		if c.Src.Vm.GetUuid() != "uuid-web" || c.Container != state.DefaultContainer {
 			t.Errorf("copy %+v: want it from running vm web in the default container", c)
 		}
 	}

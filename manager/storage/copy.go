@@ -5,32 +5,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/state"
 )
 
 // vDisk copies: clones from images, vDisks, files and snapshots. Every
 // copy is a volume of its own (manager/storage/volume: a sparse copy of the
 // data extents), so deleting a source never strands a copy.
-
-// Copier copies and removes the volumes that hold vDisks, pausing a running
-// VM while its vDisks are copied.
-type Copier struct {
-	DB *state.DB
-	// Driver keeps the volumes (nil: the driver keeps none).
-	Driver driver.Storage
-	// Pauser pauses a running VM (nil: copies do not pause VMs).
-	Pauser driver.Pauser
-	// DriverName names the driver in errors.
-	DriverName string
-	Log        *slog.Logger
-
-	mu     sync.Mutex
-	paused map[string]*pauseRec // by VM UUID
-}
 
 // Source is a vDisk or file to copy.
 type Source struct {
@@ -49,6 +31,15 @@ type Copy struct {
 	Size           int64
 }
 
+// Disks are the volumes copies make, as Remove takes them.
+func Disks(copies []Copy) []*acliv1.Disk {
+	ds := make([]*acliv1.Disk, len(copies))
+	for i, c := range copies {
+		ds[i] = &acliv1.Disk{Uuid: c.Dst, Container: c.Container, SizeBytes: c.Size}
+	}
+	return ds
+}
+
 type pauseRec struct {
 	n      int
 	resume func() error
@@ -63,7 +54,7 @@ func VmdiskPath(container, id string) string {
 // Copy makes the copies, with every running VM they read paused for all of
 // them at once (so copies of one VM's vDisks are of one instant). On
 // failure the copies made are removed.
-func (c *Copier) Copy(ctx context.Context, copies []Copy) error {
+func (c *Containers) Copy(ctx context.Context, copies []Copy) error {
 	if c.Driver == nil {
 		return fmt.Errorf("driver %s keeps no vDisks", c.DriverName)
 	}
@@ -98,7 +89,7 @@ func (c *Copier) Copy(ctx context.Context, copies []Copy) error {
 // pause pauses a running VM for a copy of its vDisks; pauses nest, the last
 // release resumes it. A VM that is off, or a driver that cannot pause,
 // needs nothing.
-func (c *Copier) pause(ctx context.Context, vm *acliv1.Vm) (release func(), err error) {
+func (c *Containers) pause(ctx context.Context, vm *acliv1.Vm) (release func(), err error) {
 	var host *acliv1.Host
 	if vm.PowerState == acliv1.PowerState_kOn {
 		c.DB.View(func(tx *state.Tx) { host = tx.Host(vm.HostUuid) })
@@ -134,7 +125,7 @@ func (c *Copier) pause(ctx context.Context, vm *acliv1.Vm) (release func(), err 
 	}, nil
 }
 
-func (c *Copier) log() *slog.Logger {
+func (c *Containers) log() *slog.Logger {
 	if c.Log == nil {
 		return slog.Default()
 	}
@@ -143,7 +134,7 @@ func (c *Copier) log() *slog.Logger {
 
 // Remove deletes volumes whose records are gone; a failure leaves unused
 // space, never a record without its data.
-func (c *Copier) Remove(ctx context.Context, disks []*acliv1.Disk) {
+func (c *Containers) Remove(ctx context.Context, disks []*acliv1.Disk) {
 	if c.Driver == nil {
 		return
 	}

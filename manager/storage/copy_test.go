@@ -64,7 +64,7 @@ func (d *fakeDriver) Pause(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm
 func TestCopierPausesOnceAndCleansUp(t *testing.T) {
 	f := newFixture(t, storage.IscsiConfig{}, 1<<50)
 	d := &fakeDriver{}
-	c := &storage.Copier{DB: f.db, Driver: d, Pauser: d, DriverName: "fake"}
+	c := &storage.Containers{DB: f.db, Driver: d, Pauser: d, DriverName: "fake"}
 	var web *acliv1.Vm
 	f.db.View(func(tx *state.Tx) { web = tx.Vm("uuid-web") })
 	src := func(id string) storage.Source {
@@ -105,7 +105,7 @@ func TestCopierPausesOnceAndCleansUp(t *testing.T) {
 		t.Fatalf("driver calls\n%s\nwant\n%s", strings.Join(d.log, "\n"), strings.Join(want, "\n"))
 	}
 
-	none := &storage.Copier{DB: f.db, DriverName: "fake"}
+	none := &storage.Containers{DB: f.db, DriverName: "fake"}
 	if err := none.Copy(bg, copies); err == nil || err.Error() != "driver fake keeps no vDisks" {
 		t.Fatalf("copy without storage: %v", err)
 	}

@@ -39,7 +39,7 @@ func withVmdiskPaths(v *acliv1.Vm) *acliv1.Vm {
 }
 
 // cloneSource resolves the one clone_from_* of a disk request.
-func (m *Manager) cloneSource(ctx context.Context, req *acliv1.CreateDiskRequest) (cloneSrc, error) {
+func (m *Manager) cloneSource(ctx context.Context, req *acliv1.CreateDiskRequest) (storage.Source, error) {
 	n := 0
 	for _, s := range []string{req.CloneFromImage, req.CloneFromVmdisk, req.CloneFromAdsfFile} {
 		if s != "" {
@@ -47,23 +47,24 @@ func (m *Manager) cloneSource(ctx context.Context, req *acliv1.CreateDiskRequest
 		}
 	}
 	if n > 1 {
-		return cloneSrc{}, apierr.BadField("clone_from_image", "give only one of clone_from_image=, clone_from_vmdisk= and clone_from_adsf_file=")
+		return storage.Source{}, apierr.BadField("clone_from_image", "give only one of clone_from_image=, clone_from_vmdisk= and clone_from_adsf_file=")
 	}
 	if req.CloneFromAdsfFile != "" {
-		return m.fileSrc(ctx, req.CloneFromAdsfFile)
+		return m.stor.containers.FileSource(ctx, req.CloneFromAdsfFile)
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if req.CloneFromVmdisk != "" {
-		return m.vdiskLocked("clone_from_vmdisk", req.CloneFromVmdisk)
-	}
-	var img *acliv1.Image
+	var src storage.Source
 	var err error
-	m.db.View(func(tx *state.Tx) { img, err = image.FindImage(tx, "clone_from_image", req.CloneFromImage) })
-	if err != nil {
-		return cloneSrc{}, err
-	}
-	return imageSrc(img), nil
+	m.db.View(func(tx *state.Tx) {
+		if req.CloneFromVmdisk != "" {
+			src, err = storage.FindVdisk(tx, "clone_from_vmdisk", req.CloneFromVmdisk)
+			return
+		}
+		var img *acliv1.Image
+		if img, err = image.FindImage(tx, "clone_from_image", req.CloneFromImage); err == nil {
+			src = storage.ImageSource(img)
+		}
+	})
+	return src, err
 }
 
 // createDiskClone adds a vDisk holding a copy of an image, a vDisk or a
@@ -85,8 +86,8 @@ func (m *Manager) createDiskClone(ctx context.Context, req *acliv1.CreateDiskReq
 	if err == nil {
 		container, err = m.containerLocked(container)
 	}
-	if err == nil && src.container != container {
-		err = apierr.BadField("container", "%s is in container %s, not %s", src.what, src.container, container)
+	if err == nil && src.Container != container {
+		err = apierr.BadField("container", "%s is in container %s, not %s", src.What, src.Container, container)
 	}
 	var idx int32
 	if err == nil {
@@ -94,7 +95,7 @@ func (m *Manager) createDiskClone(ctx context.Context, req *acliv1.CreateDiskReq
 	}
 	size := int64(0)
 	if err == nil {
-		size = max(src.size, req.SizeBytes)
+		size = max(src.Size, req.SizeBytes)
 		err = m.checkCapacityLocked(container, size, "disk of vm "+r.pb.Name)
 	}
 	if err != nil {
@@ -104,22 +105,22 @@ func (m *Manager) createDiskClone(ctx context.Context, req *acliv1.CreateDiskReq
 	cur, rev := r.pb, r.rev
 	d := &acliv1.Disk{Index: idx, Uuid: uuid.NewString(), Bus: bus, SizeBytes: size, Container: container, Cdrom: req.Cdrom}
 	refs := []*acliv1.EntityRef{vmRef(cur)}
-	if src.ref != nil && src.ref.Uuid != cur.Uuid {
-		refs = append(refs, src.ref)
+	if src.Ref != nil && src.Ref.Uuid != cur.Uuid {
+		refs = append(refs, src.Ref)
 	}
-	if src.ref != nil && src.ref.Kind == acliv1.EntityKind_kImage {
-		d.SourceImageUuid = src.ref.Uuid
-	} else if src.vdisk != "" {
-		d.SourceVmdiskUuid = src.vdisk
+	if src.Ref != nil && src.Ref.Kind == acliv1.EntityKind_kImage {
+		d.SourceImageUuid = src.Ref.Uuid
+	} else if src.Vdisk != "" {
+		d.SourceVmdiskUuid = src.Vdisk
 	}
 	t := m.newTaskLocked(acliv1.TaskOperation_kVmDiskCreate, refs, cur.Uuid)
-	if src.lock != "" && src.lock != cur.Uuid {
-		m.readLocked(t, src.lock)
+	if src.Lock != "" && src.Lock != cur.Uuid {
+		m.readLocked(t, src.Lock)
 	}
 	m.mu.Unlock()
 	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
-		copies := []volCopy{{src: src, container: container, dst: d.Uuid, size: size}}
-		if err := m.copyVolumes(ctx, copies); err != nil {
+		copies := []storage.Copy{{Src: src, Container: container, Dst: d.Uuid, Size: size}}
+		if err := m.stor.containers.Copy(ctx, copies); err != nil {
 			return outcome{}, err
 		}
 		next := proto.Clone(cur).(*acliv1.Vm)
@@ -127,7 +128,7 @@ func (m *Manager) createDiskClone(ctx context.Context, req *acliv1.CreateDiskReq
 		sortDisks(next.Disks)
 		return outcome{
 			writes:  []write{{key: vmKey(cur.Uuid), msg: next, rev: rev}},
-			message: fmt.Sprintf("disk %s (%s, cloned from %s) added to vm %s", diskName(d), scheduler.Bytes(size), src.what, cur.Name),
+			message: fmt.Sprintf("disk %s (%s, cloned from %s) added to vm %s", diskName(d), scheduler.Bytes(size), src.What, cur.Name),
 			undo:    m.undoCopies(ctx, copies),
 		}, nil
 	})
@@ -166,7 +167,7 @@ func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest
 	case req.SizeBytes < 0:
 		return nil, apierr.BadField("size_bytes", "disk size %d must be greater than 0", req.SizeBytes)
 	}
-	var iso cloneSrc
+	var iso storage.Source
 	if req.CloneFromImage != "" {
 		if iso, err = m.cloneSource(ctx, &acliv1.CreateDiskRequest{CloneFromImage: req.CloneFromImage}); err != nil {
 			return nil, err
@@ -200,7 +201,7 @@ func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest
 	if err == nil && req.CloneFromImage != "" {
 		err = m.srcHeldLocked(iso)
 		if err == nil {
-			err = m.checkCapacityLocked(iso.container, iso.size, "medium of "+diskName(d)+" of vm "+r.pb.Name)
+			err = m.checkCapacityLocked(iso.Container, iso.Size, "medium of "+diskName(d)+" of vm "+r.pb.Name)
 		}
 	}
 	if err != nil {
@@ -212,12 +213,12 @@ func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest
 	next := proto.Clone(cur).(*acliv1.Vm)
 	nd, _ := findDisk(next, bus, req.Index)
 	refs := []*acliv1.EntityRef{vmRef(cur)}
-	if iso.ref != nil {
-		refs = append(refs, iso.ref)
+	if iso.Ref != nil {
+		refs = append(refs, iso.Ref)
 	}
 	t := m.newTaskLocked(acliv1.TaskOperation_kVmDiskUpdate, refs, cur.Uuid)
-	if iso.lock != "" {
-		m.readLocked(t, iso.lock)
+	if iso.Lock != "" {
+		m.readLocked(t, iso.Lock)
 	}
 	m.mu.Unlock()
 	st := m.storageDriver()
@@ -242,16 +243,16 @@ func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest
 			nd.Uuid = uuid.NewString()
 			msg = fmt.Sprintf("CD-ROM %s of vm %s ejected", diskName(d), cur.Name)
 		default:
-			nd.Uuid, nd.SizeBytes, nd.SourceImageUuid, nd.Container = uuid.NewString(), iso.size, iso.ref.Uuid, iso.container
-			copies := []volCopy{{src: iso, container: iso.container, dst: nd.Uuid, size: iso.size}}
-			if err := m.copyVolumes(ctx, copies); err != nil {
+			nd.Uuid, nd.SizeBytes, nd.SourceImageUuid, nd.Container = uuid.NewString(), iso.Size, iso.Ref.Uuid, iso.Container
+			copies := []storage.Copy{{Src: iso, Container: iso.Container, Dst: nd.Uuid, Size: iso.Size}}
+			if err := m.stor.containers.Copy(ctx, copies); err != nil {
 				return outcome{}, err
 			}
 			undo = m.undoCopies(ctx, copies)
 			if old.SizeBytes > 0 {
 				gone = append(gone, old)
 			}
-			msg = fmt.Sprintf("%s inserted into CD-ROM %s of vm %s", iso.what, diskName(d), cur.Name)
+			msg = fmt.Sprintf("%s inserted into CD-ROM %s of vm %s", iso.What, diskName(d), cur.Name)
 		}
 		return outcome{
 			writes:  []write{{key: vmKey(cur.Uuid), msg: next, rev: rev}},
@@ -260,7 +261,7 @@ func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest
 		}, nil
 	})
 	if err == nil {
-		m.removeVolumes(ctx, gone)
+		m.stor.containers.Remove(ctx, gone)
 	}
 	return task, err
 }

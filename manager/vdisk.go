@@ -1,20 +1,13 @@
 package manager
 
 import (
-	"cmp"
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
-	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
-	"github.com/acli-dev/acli/manager/image"
-	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/storage"
 )
 
@@ -73,99 +66,6 @@ func (m *Manager) readLocked(t *taskRec, ids ...string) {
 	}
 }
 
-// cloneSrc is what a new vDisk copies: a vDisk volume, or a file.
-type cloneSrc struct {
-	container string
-	vdisk     string // volume, or
-	file      string // container path of a file
-	size      int64
-	what      string
-	ref       *acliv1.EntityRef // the entity holding it, for the task
-	lock      string            // entity read while copying
-	vm        *acliv1.Vm        // paused while copying, when running
-}
-
-// vdiskLocked finds a vDisk by UUID among the VMs', snapshots', images'
-// and volume groups'.
-func (m *Manager) vdiskLocked(field, id string) (cloneSrc, error) {
-	id = strings.ToLower(strings.TrimSpace(id))
-	if _, err := uuid.Parse(id); err != nil {
-		return cloneSrc{}, apierr.BadField(field, "%s=%q is not a vDisk UUID (vm.get <vm> include_vmdisk_paths=1 shows them)", field, id)
-	}
-	for _, r := range m.vmRecs() {
-		for _, d := range r.pb.Disks {
-			if d.Uuid == id && state.HasData(d) {
-				return cloneSrc{container: cmp.Or(d.Container, defaultContainer), vdisk: id, size: d.SizeBytes,
-					what: "vDisk " + diskName(d) + " of vm " + r.pb.Name, ref: vmRef(r.pb), lock: r.pb.Uuid, vm: r.pb}, nil
-			}
-		}
-	}
-	var src cloneSrc
-	m.db.View(func(tx *state.Tx) {
-		for _, s := range tx.Snapshots() {
-			for _, d := range s.Vm.GetDisks() {
-				if d.Uuid == id {
-					src = cloneSrc{container: cmp.Or(d.Container, defaultContainer), vdisk: id, size: d.SizeBytes,
-						what: "vDisk " + diskName(d) + " of snapshot " + s.Name, ref: image.SnapshotRef(s), lock: s.Uuid}
-					return
-				}
-			}
-		}
-		if im := tx.Image(id); im != nil {
-			src = imageSrc(im)
-			return
-		}
-		for _, vg := range tx.VolumeGroups() {
-			for _, d := range vg.Disks {
-				if d.Uuid == id {
-					src = cloneSrc{container: cmp.Or(d.Container, defaultContainer), vdisk: id, size: d.SizeBytes,
-						what: fmt.Sprintf("vDisk %d of volume group %s", d.Index, vg.Name), ref: storage.VgRef(vg), lock: vg.Uuid}
-				}
-			}
-		}
-	})
-	if src.what != "" {
-		return src, nil
-	}
-	return cloneSrc{}, apierr.NotFound("vDisk", id, nil)
-}
-
-func imageSrc(im *acliv1.Image) cloneSrc {
-	return cloneSrc{container: im.Container, vdisk: im.VmdiskUuid, size: im.SizeBytes,
-		what: "image " + im.Name, ref: image.Ref(im), lock: im.Uuid}
-}
-
-// fileSrc resolves clone_from_adsf_file: a vDisk's own path names that
-// vDisk; any other file is asked of the driver (without Manager.mu).
-func (m *Manager) fileSrc(ctx context.Context, path string) (cloneSrc, error) {
-	container, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-	if !strings.HasPrefix(path, "/") || container == "" || rest == "" {
-		return cloneSrc{}, apierr.BadField("clone_from_adsf_file", "clone_from_adsf_file=%q is not /<container>/<path>, e.g. /%s/vdisks/<uuid>", path, defaultContainer)
-	}
-	m.mu.RLock()
-	_, err := m.containerLocked(container)
-	var src cloneSrc
-	if id, ok := strings.CutPrefix(rest, "vdisks/"); err == nil && ok {
-		src, err = m.vdiskLocked("clone_from_adsf_file", id)
-		if err == nil && src.container != container {
-			err = apierr.NotFound("file", path, nil)
-		}
-	}
-	m.mu.RUnlock()
-	if err != nil || src.what != "" {
-		return src, err
-	}
-	st := m.storageDriver()
-	if st == nil {
-		return cloneSrc{}, apierr.NotFound("file", path, nil)
-	}
-	size, err := st.FileSize(ctx, path)
-	if err != nil {
-		return cloneSrc{}, apierr.BadField("clone_from_adsf_file", "clone_from_adsf_file=%s: %v", path, err)
-	}
-	return cloneSrc{container: container, file: path, size: size, what: "file " + path}, nil
-}
-
 // checkWriterLocked refuses reading an entity a task is changing (other
 // readers are fine).
 func (m *Manager) checkWriterLocked(kind, name, id string) error {
@@ -176,48 +76,14 @@ func (m *Manager) checkWriterLocked(kind, name, id string) error {
 }
 
 // srcHeldLocked refuses a source that a task is changing.
-func (m *Manager) srcHeldLocked(src cloneSrc) error {
-	if src.lock == "" {
+func (m *Manager) srcHeldLocked(src storage.Source) error {
+	if src.Lock == "" {
 		return nil
 	}
-	return m.checkWriterLocked(strings.ToLower(strings.TrimPrefix(src.ref.Kind.String(), "k")), src.ref.Name, src.lock)
-}
-
-// volCopy is one vDisk copy.
-type volCopy struct {
-	src       cloneSrc
-	container string
-	dst       string
-	size      int64
-}
-
-// copyVolumes makes the copies (storage.Containers.Copy).
-func (m *Manager) copyVolumes(ctx context.Context, copies []volCopy) error {
-	cs := make([]storage.Copy, len(copies))
-	for i, c := range copies {
-		cs[i] = storage.Copy{Src: c.src.source(), Container: c.container, Dst: c.dst, Size: c.size}
-	}
-	return m.stor.containers.Copy(ctx, cs)
-}
-
-// source is what storage copies of a clone source.
-func (s cloneSrc) source() storage.Source {
-	return storage.Source{Container: s.container, Vdisk: s.vdisk, File: s.file, Size: s.size, What: s.what, Vm: s.vm}
+	return m.checkWriterLocked(strings.ToLower(strings.TrimPrefix(src.Ref.Kind.String(), "k")), src.Ref.Name, src.Lock)
 }
 
 // undoCopies removes copies whose records were refused.
-func (m *Manager) undoCopies(ctx context.Context, copies []volCopy) func() {
-	return func() {
-		ds := make([]*acliv1.Disk, len(copies))
-		for i, c := range copies {
-			ds[i] = &acliv1.Disk{Uuid: c.dst, Container: c.container, SizeBytes: c.size}
-		}
-		m.removeVolumes(context.WithoutCancel(ctx), ds)
-	}
-}
-
-// removeVolumes deletes volumes whose records are gone
-// (storage.Containers.Remove).
-func (m *Manager) removeVolumes(ctx context.Context, disks []*acliv1.Disk) {
-	m.stor.containers.Remove(ctx, disks)
+func (m *Manager) undoCopies(ctx context.Context, copies []storage.Copy) func() {
+	return func() { m.stor.containers.Remove(context.WithoutCancel(ctx), storage.Disks(copies)) }
 }

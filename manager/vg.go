@@ -51,7 +51,7 @@ func (m *Manager) startVgs() {
 
 // vgService is the volume group feature (manager/storage.Service).
 func (m *Manager) vgService() *storage.Service {
-	return &storage.Service{Sessions: m.vgs, Tasks: vgTasks{m}, Volumes: vgVolumes{m}}
+	return &storage.Service{Sessions: m.vgs, Tasks: vgTasks{m}, Volumes: vgVolumes{m.stor.containers, m}}
 }
 
 // vgTasks runs the volume group feature's tasks (storage.Tasks).
@@ -96,24 +96,22 @@ func (t vgTasks) Vm(field, ref string) (*acliv1.Vm, error) {
 	return r.pb, nil
 }
 
-// vgVolumes copies vDisks for volume groups (storage.Volumes).
-type vgVolumes struct{ m *Manager }
+// vgVolumes copies vDisks for volume groups (storage.Volumes): the
+// containers', refusing a source a task is changing.
+type vgVolumes struct {
+	*storage.Containers
+	m *Manager
+}
 
 func (v vgVolumes) Source(field, id string) (storage.Source, error) {
 	m := v.m
+	var src storage.Source
+	var err error
+	m.db.View(func(tx *state.Tx) { src, err = storage.FindVdisk(tx, field, id) })
+	if err != nil {
+		return src, err
+	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	src, err := m.vdiskLocked(field, id)
-	if err == nil {
-		err = m.srcHeldLocked(src)
-	}
-	return src.source(), err
-}
-
-func (v vgVolumes) Copy(ctx context.Context, copies []storage.Copy) error {
-	return v.m.stor.containers.Copy(ctx, copies)
-}
-
-func (v vgVolumes) Remove(ctx context.Context, disks []*acliv1.Disk) {
-	v.m.stor.containers.Remove(context.WithoutCancel(ctx), disks)
+	return src, m.srcHeldLocked(src)
 }

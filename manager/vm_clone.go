@@ -13,6 +13,7 @@ import (
 	"github.com/acli-dev/acli/manager/image"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/storage"
 )
 
 // CloneVm creates a stopped VM with the settings of a VM or snapshot and a
@@ -56,7 +57,7 @@ func (s vmService) CloneVm(ctx context.Context, req *acliv1.CloneVmRequest) (*ac
 	}
 	v := image.VmConfig(base)
 	v.Uuid, v.Name, v.CreateTime = uuid.NewString(), req.Name, timestamppb.Now()
-	var copies []volCopy
+	var copies []storage.Copy
 	add := map[string]int64{}
 	for _, d := range v.Disks {
 		src := d.Uuid
@@ -65,8 +66,8 @@ func (s vmService) CloneVm(ctx context.Context, req *acliv1.CloneVmRequest) (*ac
 			continue
 		}
 		add[d.Container] += d.SizeBytes
-		copies = append(copies, volCopy{src: cloneSrc{container: d.Container, vdisk: src, size: d.SizeBytes,
-			what: "vDisk " + diskName(d) + " of " + what, vm: running}, container: d.Container, dst: d.Uuid, size: d.SizeBytes})
+		copies = append(copies, storage.Copy{Src: storage.Source{Container: d.Container, Vdisk: src, Size: d.SizeBytes,
+			What: "vDisk " + diskName(d) + " of " + what, Vm: running}, Container: d.Container, Dst: d.Uuid, Size: d.SizeBytes})
 	}
 	locks := []string{v.Uuid}
 	for _, n := range v.Nics {
@@ -88,12 +89,12 @@ func (s vmService) CloneVm(ctx context.Context, req *acliv1.CloneVmRequest) (*ac
 	m.readLocked(t, lock)
 	m.mu.Unlock()
 	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
-		if err := m.copyVolumes(ctx, copies); err != nil {
+		if err := m.stor.containers.Copy(ctx, copies); err != nil {
 			return outcome{}, fmt.Errorf("clone %s: %w", what, err)
 		}
 		var size int64
 		for _, c := range copies {
-			size += c.size
+			size += c.Size
 		}
 		return outcome{
 			writes:  []write{{key: vmKey(v.Uuid), msg: v, rev: 0}},

@@ -22,6 +22,10 @@ type Source struct {
 	Size      int64
 	What      string     // "vDisk scsi.0 of vm web01", for messages
 	Vm        *acliv1.Vm // the VM holding it, paused while copied when it runs
+	// Ref is the entity holding it, named by the copying task (nil: a
+	// file); Lock is the entity the task reads while it copies.
+	Ref  *acliv1.EntityRef
+	Lock string
 }
 
 // Copy is one vDisk copy into a new volume.

@@ -85,7 +85,8 @@ func createMdevs(c *Conn, host *acliv1.Host, vm *acliv1.Vm) error {
 		if err != nil {
 			return err
 		}
-		if _, err := c.l.NodeDeviceCreateXML(string(x), 0); err != nil && !strings.Contains(err.Error(), "already exists") {
+		err = c.run("create mdev "+d.MdevUuid, func() error { _, err := c.l.NodeDeviceCreateXML(string(x), 0); return err })
+		if err != nil && !strings.Contains(err.Error(), "already exists") {
 			return fmt.Errorf("vm %s: creating vGPU %s (mdev %s) on GPU %s of host %s: %w", vm.Name, d.Name, d.MdevUuid, d.Address, host.Name, c.wrap(err))
 		}
 	}
@@ -104,6 +105,6 @@ func destroyMdevs(c *Conn, vm *acliv1.Vm) {
 			continue
 		}
 		name := "mdev_" + strings.ReplaceAll(d.MdevUuid, "-", "_") + strings.TrimPrefix(parent, "pci")
-		c.l.NodeDeviceDestroy(name)
+		c.run("destroy mdev "+d.MdevUuid, func() error { return c.l.NodeDeviceDestroy(name) })
 	}
 }

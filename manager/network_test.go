@@ -208,7 +208,7 @@ func TestVirtualSwitchReachesHosts(t *testing.T) {
 	}
 	wantCode(t, errOf(c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Name: "vs0", ActiveUplink: proto.String("{h1:eth3}")})),
 		codes.InvalidArgument, "eth3 of host h1 is not one of the uplinks (eth0, eth1)")
-	if err := h.Driver.FailHost(hosts.Hosts[2].Uuid); err != nil {
+	if _, err := h.Driver.FailHost(hosts.Hosts[2].Uuid); err != nil {
 		t.Fatal(err)
 	}
 	wantCode(t, errOf(c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Name: "vs0", Mtu: proto.Int32(1500)})),
@@ -219,7 +219,7 @@ func TestVirtualSwitchReachesHosts(t *testing.T) {
 	if vs, _ := c.net.GetVirtualSwitch(bg, &acliv1.GetVirtualSwitchRequest{Name: "vs0"}); vs.Mtu != 9000 {
 		t.Fatalf("a refused change reached the record: %v", vs)
 	}
-	if err := h.Driver.RecoverHost(hosts.Hosts[2].Uuid); err != nil {
+	if _, err := h.Driver.RecoverHost(hosts.Hosts[2].Uuid); err != nil {
 		t.Fatal(err)
 	}
 	h.Stop()

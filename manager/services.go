@@ -245,7 +245,10 @@ type simService struct {
 	m *Manager
 }
 
-func (s simService) fault(ctx context.Context, ref string, kind driver.EventKind, do func(driver.FaultInjector, string) error) (*acliv1.SimResponse, error) {
+// fault injects a fault and applies the driver's report of it: the one
+// path by which the fault reaches the host's record, completed even if the
+// caller goes away, so the answer shows the new state.
+func (s simService) fault(ctx context.Context, ref string, do func(driver.FaultInjector, string) (driver.HostEvent, error)) (*acliv1.SimResponse, error) {
 	m := s.m
 	fi, ok := m.drv.(driver.FaultInjector)
 	if !ok {
@@ -261,12 +264,11 @@ func (s simService) fault(ctx context.Context, ref string, kind driver.EventKind
 	if err != nil {
 		return nil, err
 	}
-	if err := do(fi, id); err != nil {
+	ev, err := do(fi, id)
+	if err != nil {
 		return nil, apierr.Precondition("SIM", "host:"+name, "%v", err)
 	}
-	// Apply now so the answer shows the new state; the driver's own event
-	// for the change then finds nothing left to do.
-	if err := m.hostEv.Apply(ctx, driver.HostEvent{Kind: kind, HostUUID: id, Time: timeNow(), Reason: faultReasons[kind]}); err != nil {
+	if err := m.hostEv.Apply(context.WithoutCancel(ctx), ev); err != nil {
 		return nil, err
 	}
 	m.mu.RLock()
@@ -277,22 +279,15 @@ func (s simService) fault(ctx context.Context, ref string, kind driver.EventKind
 	return &acliv1.SimResponse{Host: m.hostOut(h)}, nil
 }
 
-var faultReasons = map[driver.EventKind]string{
-	driver.HostDown: "heartbeats stopped (fault injected)",
-	driver.HostUp:   "host recovered",
-	driver.CvmDown:  "cvm stopped (fault injected)",
-	driver.CvmUp:    "cvm recovered",
-}
-
 func (s simService) FailHost(ctx context.Context, req *acliv1.SimHostRequest) (*acliv1.SimResponse, error) {
-	return s.fault(ctx, req.Host, driver.HostDown, driver.FaultInjector.FailHost)
+	return s.fault(ctx, req.Host, driver.FaultInjector.FailHost)
 }
 func (s simService) RecoverHost(ctx context.Context, req *acliv1.SimHostRequest) (*acliv1.SimResponse, error) {
-	return s.fault(ctx, req.Host, driver.HostUp, driver.FaultInjector.RecoverHost)
+	return s.fault(ctx, req.Host, driver.FaultInjector.RecoverHost)
 }
 func (s simService) FailCvm(ctx context.Context, req *acliv1.SimHostRequest) (*acliv1.SimResponse, error) {
-	return s.fault(ctx, req.Host, driver.CvmDown, driver.FaultInjector.FailCvm)
+	return s.fault(ctx, req.Host, driver.FaultInjector.FailCvm)
 }
 func (s simService) RecoverCvm(ctx context.Context, req *acliv1.SimHostRequest) (*acliv1.SimResponse, error) {
-	return s.fault(ctx, req.Host, driver.CvmUp, driver.FaultInjector.RecoverCvm)
+	return s.fault(ctx, req.Host, driver.FaultInjector.RecoverCvm)
 }

@@ -179,12 +179,14 @@ type VmFencer interface {
 }
 
 // FaultInjector is implemented by drivers that can simulate failures (sim).
-// Each call returns once the change is in effect and its HostEvent queued.
+// Each call returns once the change is in effect, with the HostEvent that
+// reports the host's new state. The driver does not queue that event: the
+// caller applies it, so a fault reaches the manager by one path.
 type FaultInjector interface {
-	FailHost(hostUUID string) error
-	RecoverHost(hostUUID string) error
-	FailCvm(hostUUID string) error
-	RecoverCvm(hostUUID string) error
+	FailHost(hostUUID string) (HostEvent, error)
+	RecoverHost(hostUUID string) (HostEvent, error)
+	FailCvm(hostUUID string) (HostEvent, error)
+	RecoverCvm(hostUUID string) (HostEvent, error)
 }
 
 // Imported describes an image a Storage driver imported.

@@ -32,10 +32,9 @@ type Change struct {
 // Events applies the driver's host reports to the committed state. A
 // host's state changes only through state.TransitionHost, one report at a
 // time, and never by a report older than the last one applied to the host:
-// the sim's fault RPCs apply their change at once, so the driver's own
-// report of it arrives later, and after a quick fail and recover it would
-// undo the recovery. Reports are idempotent: one that changes nothing
-// commits nothing.
+// the heartbeat monitor's verdict on a silent host, reached before a
+// fault's recovery was applied, would otherwise undo the recovery. Reports
+// are idempotent: one that changes nothing commits nothing.
 type Events struct {
 	DB    *state.DB // the committed host records
 	Beats Beats
@@ -49,9 +48,9 @@ type Events struct {
 	Publish func(Change)
 	// Changed is told of each committed change after Publish, outside the
 	// serialisation (it may start tasks). The next report of the same host
-	// waits for it, so a report that finds its change already applied (the
-	// driver's and a fault RPC's of one fault) returns once the change's
-	// consequences are committed too, not while they are under way.
+	// waits for it, so a report that finds its change already applied (a
+	// fault's and the heartbeat monitor's of one failure) returns once the
+	// change's consequences are committed too, not while they are under way.
 	Changed func(Change)
 
 	mu       sync.Mutex

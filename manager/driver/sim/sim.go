@@ -227,18 +227,6 @@ func (d *Driver) heartbeats() {
 	}
 }
 
-// emit queues a state-change event; called with d.mu held. The channel is
-// sized for every host, so this blocks only if the manager stopped reading.
-func (d *Driver) emit(kind driver.EventKind, h *host, reason string) {
-	if d.closed || d.events == nil {
-		return
-	}
-	select {
-	case d.events <- driver.HostEvent{Kind: kind, HostUUID: h.uuid, Time: time.Now(), Reason: reason}:
-	case <-d.stop:
-	}
-}
-
 // sleep waits for a simulated duration.
 func (d *Driver) sleep(ctx context.Context, sim time.Duration) error {
 	real := time.Duration(float64(sim) / d.cfg.Speed)
@@ -487,27 +475,32 @@ func (d *Driver) HostState(hostUUID string) (hostUp, cvmUp, ok bool) {
 	return h.up, h.up && h.cvmUp, true
 }
 
-func (d *Driver) fault(hostUUID string, fn func(h *host)) error {
+// fault applies fn to the host under the driver's lock and returns the
+// report of the change: kind, stamped now, whatever the host was before
+// (a fault on a host already in that state changes nothing, and applying
+// its report changes nothing either).
+func (d *Driver) fault(hostUUID string, kind driver.EventKind, reason string, fn func(h *host) error) (driver.HostEvent, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	h := d.hosts[hostUUID]
 	if h == nil {
-		return fmt.Errorf("host %s is not managed by the sim driver", hostUUID)
+		return driver.HostEvent{}, fmt.Errorf("host %s is not managed by the sim driver", hostUUID)
 	}
-	fn(h)
-	return nil
+	if err := fn(h); err != nil {
+		return driver.HostEvent{}, err
+	}
+	return driver.HostEvent{Kind: kind, HostUUID: h.uuid, Time: time.Now(), Reason: reason}, nil
 }
 
 // FailHost implements driver.FaultInjector: heartbeats stop, the CVM goes
 // down with the host and the VMs running there are lost.
-func (d *Driver) FailHost(hostUUID string) error {
-	return d.fault(hostUUID, func(h *host) {
-		if !h.up {
-			return
+func (d *Driver) FailHost(hostUUID string) (driver.HostEvent, error) {
+	return d.fault(hostUUID, driver.HostDown, "heartbeats stopped (fault injected)", func(h *host) error {
+		if h.up {
+			h.up, h.cvmUp = false, false
+			clear(h.domains)
 		}
-		h.up, h.cvmUp = false, false
-		clear(h.domains)
-		d.emit(driver.HostDown, h, "heartbeats stopped (fault injected)")
+		return nil
 	})
 }
 
@@ -516,51 +509,42 @@ func (d *Driver) FailHost(hostUUID string) error {
 // missed heartbeats, as it would for a power loss. RecoverHost brings it
 // back.
 func (d *Driver) StopHost(hostUUID string) error {
-	return d.fault(hostUUID, func(h *host) {
+	_, err := d.fault(hostUUID, driver.HostDown, "", func(h *host) error {
 		h.up, h.cvmUp = false, false
 		clear(h.domains)
+		return nil
 	})
+	return err
 }
 
 // RecoverHost implements driver.FaultInjector: the host and its CVM return
 // empty (its VMs were lost when it failed).
-func (d *Driver) RecoverHost(hostUUID string) error {
-	return d.fault(hostUUID, func(h *host) {
-		if h.up {
-			return
+func (d *Driver) RecoverHost(hostUUID string) (driver.HostEvent, error) {
+	return d.fault(hostUUID, driver.HostUp, "host recovered", func(h *host) error {
+		if !h.up {
+			h.up, h.cvmUp = true, true
 		}
-		h.up, h.cvmUp = true, true
-		d.emit(driver.HostUp, h, "host recovered")
+		return nil
 	})
 }
 
 // FailCvm implements driver.FaultInjector.
-func (d *Driver) FailCvm(hostUUID string) error {
-	return d.fault(hostUUID, func(h *host) {
-		if !h.cvmUp {
-			return
-		}
+func (d *Driver) FailCvm(hostUUID string) (driver.HostEvent, error) {
+	return d.fault(hostUUID, driver.CvmDown, "cvm stopped (fault injected)", func(h *host) error {
 		h.cvmUp = false
-		d.emit(driver.CvmDown, h, "cvm stopped (fault injected)")
+		return nil
 	})
 }
 
 // RecoverCvm implements driver.FaultInjector. A CVM cannot run on a down host.
-func (d *Driver) RecoverCvm(hostUUID string) error {
-	var err error
-	ferr := d.fault(hostUUID, func(h *host) {
-		switch {
-		case !h.up:
-			err = fmt.Errorf("host %s is down; recover the host first", h.name)
-		case !h.cvmUp:
-			h.cvmUp = true
-			d.emit(driver.CvmUp, h, "cvm recovered")
+func (d *Driver) RecoverCvm(hostUUID string) (driver.HostEvent, error) {
+	return d.fault(hostUUID, driver.CvmUp, "cvm recovered", func(h *host) error {
+		if !h.up {
+			return fmt.Errorf("host %s is down; recover the host first", h.name)
 		}
+		h.cvmUp = true
+		return nil
 	})
-	if ferr != nil {
-		return ferr
-	}
-	return err
 }
 
 // Close implements driver.Driver.

@@ -207,46 +207,61 @@ func TestPluggableMigrationModelFailure(t *testing.T) {
 	}
 }
 
-func TestFaultsEmitEvents(t *testing.T) {
+// Each fault returns its report and queues none: the caller applies it, so
+// the manager hears of a fault once. Heartbeats stop while the host is down.
+func TestFaultsReturnTheirReport(t *testing.T) {
 	d, hosts, evs := started(t, 3, 1000)
 	vm := &acliv1.Vm{Uuid: "v1", Name: "web"}
 	d.PowerOn(ctx, hosts[1], vm)
-	next := func(kind driver.EventKind) driver.HostEvent {
+	fault := func(do func(string) (driver.HostEvent, error), host int, kind driver.EventKind, reason string) {
 		t.Helper()
-		timeout := time.After(5 * time.Second)
-		for {
-			select {
-			case ev := <-evs:
-				if ev.Kind == kind {
-					return ev
-				}
-			case <-timeout:
-				t.Fatalf("no %v event", kind)
-			}
+		before := time.Now()
+		ev, err := do(hosts[host].Uuid)
+		if err != nil || ev.Kind != kind || ev.HostUUID != hosts[host].Uuid || ev.Reason != reason || ev.Time.Before(before) {
+			t.Fatalf("report %+v %v, want %v of %s (%s)", ev, err, kind, hosts[host].Name, reason)
 		}
 	}
-	if ev := next(driver.Heartbeat); ev.HostUUID == "" {
-		t.Fatal("heartbeat without host")
-	}
-	d.FailHost(hosts[1].Uuid)
-	if ev := next(driver.HostDown); ev.HostUUID != hosts[1].Uuid {
-		t.Fatalf("down event for %s", ev.HostUUID)
-	}
+	fault(d.FailHost, 1, driver.HostDown, "heartbeats stopped (fault injected)")
 	if len(d.Running(hosts[1].Uuid)) != 0 {
 		t.Fatal("a failed host kept its VMs")
 	}
 	if err := d.PowerOn(ctx, hosts[1], vm); err == nil || !strings.Contains(err.Error(), "is down") {
 		t.Fatalf("power-on on a down host: %v", err)
 	}
-	if err := d.RecoverCvm(hosts[1].Uuid); err == nil {
-		t.Fatal("recovered a CVM on a down host")
+	if _, err := d.RecoverCvm(hosts[1].Uuid); err == nil || !strings.Contains(err.Error(), "recover the host first") {
+		t.Fatalf("recovered a CVM on a down host: %v", err)
 	}
-	d.RecoverHost(hosts[1].Uuid)
-	next(driver.HostUp)
-	d.FailCvm(hosts[2].Uuid)
-	next(driver.CvmDown)
-	d.RecoverCvm(hosts[2].Uuid)
-	next(driver.CvmUp)
+	// Failing it again changes nothing and reports the same state.
+	fault(d.FailHost, 1, driver.HostDown, "heartbeats stopped (fault injected)")
+	fault(d.FailCvm, 2, driver.CvmDown, "cvm stopped (fault injected)")
+	if up, cvm, _ := d.HostState(hosts[2].Uuid); !up || cvm {
+		t.Fatalf("after fail_cvm: host up %v, cvm up %v", up, cvm)
+	}
+	fault(d.RecoverCvm, 2, driver.CvmUp, "cvm recovered")
+	// The stream carries heartbeats and VM reports, none of the faults.
+	timeout := time.After(4 * d.HeartbeatInterval())
+	for seen := 0; ; {
+		select {
+		case ev := <-evs:
+			if ev.Kind != driver.Heartbeat && ev.Kind != driver.VmStates {
+				t.Fatalf("the stream carried %v of %s", ev.Kind, ev.HostUUID)
+			}
+			seen++
+			continue
+		case <-timeout:
+			if seen == 0 {
+				t.Fatal("no heartbeats from the hosts up")
+			}
+		}
+		break
+	}
+	fault(d.RecoverHost, 1, driver.HostUp, "host recovered")
+	if up, cvm, _ := d.HostState(hosts[1].Uuid); !up || !cvm {
+		t.Fatalf("after recover_host: host up %v, cvm up %v", up, cvm)
+	}
+	if _, err := d.FailHost("nosuch"); err == nil {
+		t.Fatal("failed a host the driver does not manage")
+	}
 }
 
 func TestPreCopyFailsToConvergeAndKeepsVmOnSource(t *testing.T) {

@@ -122,10 +122,10 @@ func TestClusterPublishesVerifiedEndpointsAndVirshList(t *testing.T) {
 func TestClusterFailedMachinesDropConnections(t *testing.T) {
 	c, h, list := startCluster(t)
 	hosts := list()
-	if err := h.Driver.FailCvm(hosts[0].Uuid); err != nil {
+	if _, err := h.Driver.FailCvm(hosts[0].Uuid); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Driver.FailHost(hosts[2].Uuid); err != nil {
+	if _, err := h.Driver.FailHost(hosts[2].Uuid); err != nil {
 		t.Fatal(err)
 	}
 	status := func(res fanout.Result) string {
@@ -141,7 +141,7 @@ func TestClusterFailedMachinesDropConnections(t *testing.T) {
 	if got := status(fanoutRun(t, c, hosts, true, "true")); got != "unreachable ok unreachable" {
 		t.Errorf("CVMs: %s", got)
 	}
-	if err := h.Driver.RecoverHost(hosts[2].Uuid); err != nil {
+	if _, err := h.Driver.RecoverHost(hosts[2].Uuid); err != nil {
 		t.Fatal(err)
 	}
 	if got := status(fanoutRun(t, c, hosts, false, "true")); got != "ok ok ok" {

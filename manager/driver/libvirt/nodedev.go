@@ -27,7 +27,10 @@ import (
 type nodeDeviceXML struct {
 	Name   string `xml:"name"`
 	Parent string `xml:"parent"`
-	Caps   []struct {
+	Driver struct {
+		Name string `xml:"name"`
+	} `xml:"driver"`
+	Caps []struct {
 		Type     string `xml:"type,attr"`
 		Class    string `xml:"class"`
 		Domain   string `xml:"domain"`
@@ -130,13 +133,44 @@ func profileSuffix(id, name string) string {
 	return word(id)
 }
 
+// setAside says whether a PCI function may be passed through. One the
+// host's own kernel drives (its NICs, disk controllers, a BMC's display)
+// is never offered: handing it to a guest would take it from the host.
+// Offered are functions bound to vfio-pci or pci-stub (how an operator sets
+// a device aside), unbound ones, and GPUs whose host driver splits them
+// into vGPUs (they list mdev types).
+func setAside(hostDriver string, splits bool) bool {
+	switch hostDriver {
+	case "", "vfio-pci", "pci-stub":
+		return true
+	}
+	return splits
+}
+
 // ParseNodeDevice reads one node device's XML. ok is false for devices
-// that are not offered for passthrough (not PCI, or the machine's own
-// plumbing).
+// that are not offered for passthrough (not PCI, the machine's own
+// plumbing, or driven by the host).
 func ParseNodeDevice(b []byte) (d *acliv1.HostDevice, ok bool, err error) {
+	f, ok, err := parsePCIFunction(b)
+	if err != nil || !ok || !setAside(f.hostDriver, len(f.dev.VgpuProfiles) > 0) {
+		return nil, false, err
+	}
+	return f.dev, true, nil
+}
+
+// pciFunction is one PCI function that is not plumbing, as passthrough
+// would offer it, and the host driver bound to it.
+type pciFunction struct {
+	dev        *acliv1.HostDevice
+	hostDriver string
+}
+
+// parsePCIFunction reads a node device; ok is false when it is not a PCI
+// function or is the machine's plumbing.
+func parsePCIFunction(b []byte) (f pciFunction, ok bool, err error) {
 	var x nodeDeviceXML
 	if err := xml.Unmarshal(b, &x); err != nil {
-		return nil, false, fmt.Errorf("node device XML: %w", err)
+		return f, false, fmt.Errorf("node device XML: %w", err)
 	}
 	for _, c := range x.Caps {
 		if c.Type != "pci" {
@@ -144,15 +178,15 @@ func ParseNodeDevice(b []byte) (d *acliv1.HostDevice, ok bool, err error) {
 		}
 		class, err := strconv.ParseUint(strings.TrimPrefix(c.Class, "0x"), 16, 32)
 		if err != nil {
-			return nil, false, fmt.Errorf("node device %s: class %q is not a hex number", x.Name, c.Class)
+			return f, false, fmt.Errorf("node device %s: class %q is not a hex number", x.Name, c.Class)
 		}
 		if pciClassExcluded(uint32(class)) {
-			return nil, false, nil
+			return f, false, nil
 		}
 		var n [4]uint64
-		for i, f := range []string{c.Domain, c.Bus, c.Slot, c.Function} {
-			if n[i], err = strconv.ParseUint(f, 0, 16); err != nil {
-				return nil, false, fmt.Errorf("node device %s: PCI address part %q is not a number", x.Name, f)
+		for i, part := range []string{c.Domain, c.Bus, c.Slot, c.Function} {
+			if n[i], err = strconv.ParseUint(part, 0, 16); err != nil {
+				return f, false, fmt.Errorf("node device %s: PCI address part %q is not a number", x.Name, part)
 			}
 		}
 		d := &acliv1.HostDevice{
@@ -173,9 +207,9 @@ func ParseNodeDevice(b []byte) (d *acliv1.HostDevice, ok bool, err error) {
 			}
 		}
 		d.GroupUuid = driver.DeviceGroup(d.Kind, d.Vendor, d.Model)
-		return d, true, nil
+		return pciFunction{dev: d, hostDriver: x.Driver.Name}, true, nil
 	}
-	return nil, false, nil
+	return f, false, nil
 }
 
 // mdevOf reads an mediated device's parent node device, type and UUID;
@@ -197,24 +231,16 @@ func mdevOf(b []byte) (parent, typeID, id string, ok bool) {
 // profile's count is what the GPU has left plus the vGPUs of it that
 // already exist, so a host with running vGPU guests reports its full size.
 func (c *Conn) NodeDevices() ([]*acliv1.HostDevice, error) {
-	pcis, err := c.nodeDevices(golibvirt.ConnectListNodeDevicesCapPciDev)
+	fns, err := c.pciFunctions()
 	if err != nil {
-		return nil, fmt.Errorf("listing node devices: %w", c.wrap(err))
+		return nil, err
 	}
 	var out []*acliv1.HostDevice
 	byNode := map[string]*acliv1.HostDevice{}
-	for _, nd := range pcis {
-		x, err := call(c, "describe node device "+nd.Name, func() (string, error) { return c.l.NodeDeviceGetXMLDesc(nd.Name, 0) })
-		if err != nil {
-			continue // gone since the listing (hot unplug)
-		}
-		d, ok, err := ParseNodeDevice([]byte(x))
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, d)
-			byNode[nd.Name] = d
+	for node, f := range fns {
+		if setAside(f.hostDriver, len(f.dev.VgpuProfiles) > 0) {
+			out = append(out, f.dev)
+			byNode[node] = f.dev
 		}
 	}
 	mdevs, err := c.nodeDevices(golibvirt.ConnectListNodeDevicesCapMdev)
@@ -236,6 +262,30 @@ func (c *Conn) NodeDevices() ([]*acliv1.HostDevice, error) {
 		}
 	}
 	slices.SortFunc(out, func(a, b *acliv1.HostDevice) int { return strings.Compare(a.Address, b.Address) })
+	return out, nil
+}
+
+// pciFunctions reads the host's PCI functions that are not plumbing, by
+// node device name.
+func (c *Conn) pciFunctions() (map[string]pciFunction, error) {
+	pcis, err := c.nodeDevices(golibvirt.ConnectListNodeDevicesCapPciDev)
+	if err != nil {
+		return nil, fmt.Errorf("listing node devices: %w", c.wrap(err))
+	}
+	out := map[string]pciFunction{}
+	for _, nd := range pcis {
+		x, err := call(c, "describe node device "+nd.Name, func() (string, error) { return c.l.NodeDeviceGetXMLDesc(nd.Name, 0) })
+		if err != nil {
+			continue // gone since the listing (hot unplug)
+		}
+		f, ok, err := parsePCIFunction([]byte(x))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[nd.Name] = f
+		}
+	}
 	return out, nil
 }
 

@@ -1,6 +1,7 @@
 package libvirt
 
 import (
+	"cmp"
 	"maps"
 	"os"
 	"path/filepath"
@@ -17,8 +18,8 @@ import (
 )
 
 // sysfsDevices is what discovery must find, read independently of libvirt:
-// every PCI function in /sys/bus/pci/devices whose class is offered, with
-// its kind and vendor ID.
+// every PCI function in /sys/bus/pci/devices that is not plumbing, with its
+// kind, vendor and device IDs and the host driver bound to it.
 func sysfsDevices(t *testing.T) map[string]string {
 	t.Helper()
 	dirs, err := filepath.Glob("/sys/bus/pci/devices/*")
@@ -45,7 +46,24 @@ func sysfsDevices(t *testing.T) map[string]string {
 		if class>>16 == 0x03 {
 			kind = acliv1.DeviceKind_kGpuPassthrough
 		}
-		out[filepath.Base(d)] = kind.String() + " " + read("vendor") + " " + read("device")
+		hostDriver := "-"
+		if l, err := os.Readlink(filepath.Join(d, "driver")); err == nil {
+			hostDriver = filepath.Base(l)
+		}
+		out[filepath.Base(d)] = kind.String() + " " + read("vendor") + " " + read("device") + " " + hostDriver
+	}
+	return out
+}
+
+// offered keeps the sysfs functions passthrough may take: those no host
+// driver holds or set aside with vfio-pci or pci-stub (no GPU here splits).
+func offered(sysfs map[string]string) map[string]string {
+	out := map[string]string{}
+	for addr, v := range sysfs {
+		switch strings.Fields(v)[3] {
+		case "-", "vfio-pci", "pci-stub":
+			out[addr] = v
+		}
 	}
 	return out
 }
@@ -57,11 +75,11 @@ func checkDiscovered(t *testing.T, devs []*acliv1.HostDevice, want map[string]st
 	got := map[string]string{}
 	for _, d := range devs {
 		w := strings.Fields(want[d.Address])
-		if len(w) != 3 {
+		if len(w) != 4 {
 			t.Errorf("discovered device %s is not in sysfs", d.Address)
 			continue
 		}
-		got[d.Address] = d.Kind.String() + " " + w[1] + " " + w[2]
+		got[d.Address] = d.Kind.String() + " " + w[1] + " " + w[2] + " " + w[3]
 		if v, ok := vendorNames[w[1]]; ok && d.Vendor != v {
 			t.Errorf("device %s: vendor %s is %q, want %q", d.Address, w[1], d.Vendor, v)
 		}
@@ -77,15 +95,34 @@ func checkDiscovered(t *testing.T, devs []*acliv1.HostDevice, want map[string]st
 	}
 }
 
-// A joining host reports its PCI devices through libvirt's node-device API
-// (this machine has no GPU: its other PCI functions must all be there, and
-// nothing else), and reports them again each time it reconnects.
+// A joining host reads its PCI functions through libvirt's node-device API
+// (this machine's must all be there, with the driver the kernel bound, and
+// nothing else), offers those no host driver holds (here none: the kernel
+// drives its virtio disk and NIC), and reports them again each time it
+// reconnects.
 func TestNodeDeviceDiscovery(t *testing.T) {
 	h := hosts(t).Hosts[2]
-	want := sysfsDevices(t)
-	t.Logf("sysfs: %d PCI functions offered: %v", len(want), want)
+	all := sysfsDevices(t)
+	want := offered(all)
+	t.Logf("sysfs: %d PCI functions, %d offered: %v", len(all), len(want), all)
+	if len(all) == 0 {
+		t.Fatal("no PCI function in sysfs to compare with")
+	}
 
 	c := dial(t, h.TCPURI())
+	fns, err := c.pciFunctions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read []*acliv1.HostDevice
+	for _, f := range fns {
+		read = append(read, f.dev)
+		if w := strings.Fields(all[f.dev.Address]); len(w) == 4 && w[3] != cmp.Or(f.hostDriver, "-") {
+			t.Errorf("function %s: libvirt says driver %q, sysfs %q", f.dev.Address, f.hostDriver, w[3])
+		}
+	}
+	slices.SortFunc(read, func(a, b *acliv1.HostDevice) int { return strings.Compare(a.Address, b.Address) })
+	checkDiscovered(t, read, all)
 	devs, err := c.NodeDevices()
 	if err != nil {
 		t.Fatal(err)

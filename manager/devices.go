@@ -169,6 +169,18 @@ func (m *Manager) deviceFit(v *acliv1.Vm) func(host string) string {
 	}
 }
 
+// withDevicesOn returns v with a free device of each of its groups on host
+// bound, or refuses naming the group host has none free of.
+func (m *Manager) withDevicesOn(v *acliv1.Vm, host string) (*acliv1.Vm, error) {
+	var out *acliv1.Vm
+	var err error
+	m.db.View(func(tx *state.Tx) { out, err = tx.WithDevicesOn(v, host) })
+	if err != nil {
+		return nil, apierr.Precondition(state.RuleDevice, "vm:"+v.Name, "vm %s cannot start there: %v", v.Name, err)
+	}
+	return out, nil
+}
+
 // SetDirtyRate sets a simulated guest's memory dirty rate (sim only).
 func (s simService) SetDirtyRate(ctx context.Context, req *acliv1.SimDirtyRateRequest) (*acliv1.SimDirtyRateResponse, error) {
 	m := s.m

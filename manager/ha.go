@@ -150,6 +150,10 @@ func (c *haCluster) Target(failed *acliv1.Host, vm *acliv1.Vm, planned string) (
 	return nil, nil, fmt.Sprintf("%v, and no other host can take it now", err)
 }
 
+func (c *haCluster) WithDevicesOn(vm *acliv1.Vm, host string) (*acliv1.Vm, error) {
+	return c.m.withDevicesOn(vm, host)
+}
+
 func (c *haCluster) PowerOn(ctx context.Context, h *acliv1.Host, vm *acliv1.Vm) error {
 	return c.m.drv.PowerOn(ctx, h, vm)
 }

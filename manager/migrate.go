@@ -70,6 +70,10 @@ func (c *moveCluster) Record(ctx context.Context, next *acliv1.Vm, rev int64) (i
 	return c.m.vmAt(next.Uuid).rev, nil
 }
 
+func (c *moveCluster) WithDevicesOn(vm *acliv1.Vm, host string) (*acliv1.Vm, error) {
+	return c.m.withDevicesOn(vm, host)
+}
+
 func (c *moveCluster) Refused(err error) bool { return refusedByRules(err) }
 
 func (c *moveCluster) RecordObserved(ctx context.Context, vm *acliv1.Vm, rev int64) error {

@@ -116,6 +116,12 @@ func schedHost(r *hostRec, taken int64, vcpus int32) scheduler.Host {
 		MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: taken, VCPUsUsed: int(vcpus),
 		Schedulable: r.pb.Schedulable, UnschedulableReason: r.pb.SchedulableReason,
 	}
+	for _, d := range r.pb.Devices {
+		if h.Devices == nil {
+			h.Devices = map[string]int{}
+		}
+		h.Devices[d.GroupUuid]++
+	}
 	switch r.pb.NodeState {
 	case acliv1.NodeState_EnteringMaintenanceMode:
 		h.State = scheduler.NodeEnteringMaintenance
@@ -138,6 +144,9 @@ func schedVM(v *acliv1.Vm, groups []string) scheduler.VM {
 		UUID: v.Uuid, Name: v.Name, VCPUs: int(v.NumVcpus), MemoryBytes: state.MemoryReserved(v), Host: v.HostUuid,
 		HostAffinity: v.HostAffinity, Agent: v.AgentVm, Passthrough: vm.PinnedBy(v) != "", PinnedBy: vm.PinnedBy(v),
 		AntiAffinityGroups: groups, HAPriority: int(v.HaPriority),
+	}
+	for _, d := range v.Devices {
+		s.Devices = append(s.Devices, scheduler.Device{Group: d.GroupUuid, Name: state.DeviceWord(d.Kind) + " " + d.Name})
 	}
 	switch v.PowerState {
 	case acliv1.PowerState_kOn:

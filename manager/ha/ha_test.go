@@ -213,6 +213,8 @@ func (c *fakeCluster) Target(down *acliv1.Host, _ *acliv1.Vm, planned string) (*
 	return c.hosts[others[0]], func() {}, ""
 }
 
+func (c *fakeCluster) WithDevicesOn(vm *acliv1.Vm, _ string) (*acliv1.Vm, error) { return vm, nil }
+
 func (c *fakeCluster) PowerOn(_ context.Context, h *acliv1.Host, vm *acliv1.Vm) error {
 	c.mu.Lock()
 	c.logf("power-on %s on %s", vm.Name, h.Name)

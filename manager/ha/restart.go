@@ -33,6 +33,10 @@ type Cluster interface {
 	// it plans the VM again. It returns nil and why when no host can take
 	// it now.
 	Target(down *acliv1.Host, vm *acliv1.Vm, planned string) (dst *acliv1.Host, arrived func(), why string)
+	// WithDevicesOn returns vm with a free device of each of its
+	// passthrough device groups on host bound, or says which group host
+	// has none free of.
+	WithDevicesOn(vm *acliv1.Vm, host string) (*acliv1.Vm, error)
 	PowerOn(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) error
 	PowerOff(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) error
 	// Record commits the VM's new record if it is still at rev. The state's
@@ -230,8 +234,19 @@ func (x *restart) restartOne(ctx context.Context, s scheduler.Step, pct int32, f
 		return doneVM, nil
 	}
 	defer arrived()
+	// It takes a free device of each of its passthrough groups on dst (the
+	// plan chose dst for them; one taken meanwhile leaves it off).
+	bound, err := x.c.WithDevicesOn(vm, dst.Uuid)
+	if err != nil {
+		if rerr := x.recordOff(ctx, vm, rev); rerr != nil {
+			err = fmt.Errorf("%v; %v", err, rerr)
+		}
+		x.left = append(x.left, fmt.Sprintf("vm %s: %v", vm.Name, err))
+		x.r.Message(pct, "vm %s was not restarted: %v", vm.Name, err)
+		return doneVM, nil
+	}
 	x.r.Progress(pct, "restarting vm %s (HA priority %d) on %s", vm.Name, vm.HaPriority, label(dst))
-	if err := x.c.PowerOn(ctx, dst, vm); err != nil {
+	if err := x.c.PowerOn(ctx, dst, bound); err != nil {
 		if ctx.Err() != nil {
 			return doneVM, ctx.Err()
 		}
@@ -243,13 +258,13 @@ func (x *restart) restartOne(ctx context.Context, s scheduler.Step, pct int32, f
 		x.r.Message(pct, "vm %s was not restarted: %v", vm.Name, err)
 		return doneVM, nil
 	}
-	next := proto.Clone(vm).(*acliv1.Vm)
+	next := proto.Clone(bound).(*acliv1.Vm)
 	next.HostUuid, next.HostName = dst.Uuid, dst.Name
 	err = x.c.Record(ctx, next, rev)
 	if err != nil && x.c.Refused(err) {
 		// dst closed while the VM started there: it is stopped again and
 		// planned anew; its copy on the down host stays fenced.
-		if perr := x.c.PowerOff(context.WithoutCancel(ctx), dst, vm); perr != nil {
+		if perr := x.c.PowerOff(context.WithoutCancel(ctx), dst, bound); perr != nil {
 			x.left = append(x.left, fmt.Sprintf("vm %s was not restarted on %s: %v; powering it off again failed: %v", vm.Name, label(dst), err, perr))
 			return doneVM, nil
 		}

@@ -37,13 +37,17 @@ func NonMigratableAction(a acliv1.NonMigratableVmAction) (scheduler.NonMigratabl
 	return 0, apierr.BadField("non_migratable_vm_action", "non_migratable_vm_action %d is unknown; use block or acpi_shutdown", a)
 }
 
-// Plan plans a host's evacuation in a mode: with power_off every VM that
-// would move, or could not, is shut down instead, so nothing blocks.
+// Plan plans a host's evacuation in a mode: cold moves VMs with passthrough
+// devices too (offline, to a host with a free device of each); with
+// power_off every VM that would move, or could not, is shut down instead,
+// so nothing blocks.
 func Plan(s *scheduler.Snapshot, host string, action scheduler.NonMigratableAction, mode acliv1.MaintenanceMode) (*scheduler.Plan, error) {
 	if mode == acliv1.MaintenanceMode_kMaintenancePowerOff {
 		action = scheduler.AcpiShutdown
 	}
-	plan, err := scheduler.PlanEvacuation(s, host, action, scheduler.Options{})
+	// Cold moves are offline: VMs with passthrough devices move too.
+	opt := scheduler.Options{Offline: mode == acliv1.MaintenanceMode_kMaintenanceCold}
+	plan, err := scheduler.PlanEvacuation(s, host, action, opt)
 	if err != nil || mode != acliv1.MaintenanceMode_kMaintenancePowerOff {
 		return plan, err
 	}

@@ -30,6 +30,10 @@ type Cluster interface {
 	// RecordObserved records where the VM is found running, unjudged: the
 	// rules do not undo what already happened.
 	RecordObserved(ctx context.Context, vm *acliv1.Vm, rev int64) error
+	// WithDevicesOn returns vm with a free device of each of its
+	// passthrough device groups on host bound, or refuses naming the group
+	// host has none free of.
+	WithDevicesOn(vm *acliv1.Vm, host string) (*acliv1.Vm, error)
 }
 
 // Report is how a move tells its task and the event log what it does.
@@ -140,11 +144,17 @@ func Live(ctx context.Context, c Cluster, r Report, drv driver.Driver, mv Move) 
 // the second commit and the VM is powered off there again (it stays off).
 func Offline(ctx context.Context, c Cluster, r Report, drv driver.Driver, mv Move) error {
 	vm, src, dst := mv.VM, mv.Src, mv.Dst
+	// Its passthrough devices are the target's from the start: a target
+	// with none free refuses the move before the VM stops.
+	bound, err := c.WithDevicesOn(vm, dst.Uuid)
+	if err != nil {
+		return err
+	}
 	r.Progress(20, fmt.Sprintf("powering off vm %s on %s", vm.Name, label(src)), nil)
 	if err := drv.PowerOff(ctx, src, vm); err != nil {
 		return err
 	}
-	off := proto.Clone(vm).(*acliv1.Vm)
+	off := proto.Clone(bound).(*acliv1.Vm)
 	off.PowerState, off.HostUuid, off.HostName = acliv1.PowerState_kOff, "", ""
 	rev, err := c.Record(ctx, off, mv.Rev)
 	if err != nil {

@@ -23,6 +23,7 @@ type fake struct {
 	rounds   []*acliv1.MigrationProgress // what Migrate reports
 	migrate  func(ctx context.Context, src, dst string) error
 	target   error // CheckTarget's answer
+	bind     error // WithDevicesOn's answer
 	refuse   map[string]bool
 	rev      int64
 	progress []string
@@ -55,6 +56,10 @@ func (f *fake) Record(_ context.Context, next *acliv1.Vm, rev int64) (int64, err
 	f.rev++
 	f.logf("record %s", where)
 	return f.rev, nil
+}
+func (f *fake) WithDevicesOn(vm *acliv1.Vm, host string) (*acliv1.Vm, error) {
+	f.logf("bind %s", host)
+	return vm, f.bind
 }
 func (f *fake) Refused(err error) bool { return errors.Is(err, errRefused) }
 func (f *fake) RecordObserved(_ context.Context, vm *acliv1.Vm, _ int64) error {
@@ -206,12 +211,19 @@ func TestOffline(t *testing.T) {
 	if err := Offline(context.Background(), f, f, f, aMove()); err != nil {
 		t.Fatal(err)
 	}
-	want(t, f, "power-off h1", "record off", "power-on h2", "record h2")
+	want(t, f, "bind h2", "power-off h1", "record off", "power-on h2", "record h2")
+
+	// No free device of the VM's on the target: refused before it stops.
+	f = &fake{bind: errRefused}
+	if err := Offline(context.Background(), f, f, f, aMove()); !errors.Is(err, errRefused) {
+		t.Fatalf("err %v", err)
+	}
+	want(t, f, "bind h2")
 
 	// Refused on the target: powered off there again, recorded off.
 	f = &fake{refuse: map[string]bool{"h2": true}}
 	if err := Offline(context.Background(), f, f, f, aMove()); !errors.Is(err, errRefused) {
 		t.Fatalf("err %v", err)
 	}
-	want(t, f, "power-off h1", "record off", "power-on h2", "record h2 refused", "power-off h2")
+	want(t, f, "bind h2", "power-off h1", "record off", "power-on h2", "record h2 refused", "power-off h2")
 }

@@ -125,7 +125,7 @@ func PlanEvacuation(s *Snapshot, hostUUID string, action NonMigratableAction, op
 			reasons[v] = "agent VM"
 			shutdown = append(shutdown, v)
 			continue
-		case v.Passthrough:
+		case v.Passthrough && !opt.Offline:
 			why = fmt.Sprintf("vm %s has %s and cannot live-migrate", v.Name, v.pinnedBy())
 		case len(v.HostAffinity) > 0 && !st.affinityElsewhere(v, src):
 			why = fmt.Sprintf("vm %s has host affinity to %s", v.Name, st.hostLabels(v.HostAffinity))

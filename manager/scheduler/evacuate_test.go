@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -139,7 +140,7 @@ func TestEvacuationDoesNotModifySnapshot(t *testing.T) {
 	s := cluster(3, 64).addVM("a", 1, 4, 1).addVM("b", 1, 4, 1)
 	before := *s.host(2)
 	mustPlan(t, s, "host-1", Block)
-	if *s.host(2) != before || s.VMs[0].Host != "host-1" {
+	if !reflect.DeepEqual(*s.host(2), before) || s.VMs[0].Host != "host-1" {
 		t.Fatal("PlanEvacuation modified its input")
 	}
 }

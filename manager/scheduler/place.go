@@ -162,6 +162,11 @@ func (st *state) check(hi int, v *VM, excl []string, collect bool) (bool, []stri
 			return false, nil
 		}
 	}
+	if name := h.deviceShort(v); name != "" {
+		if !fail("no free " + name) {
+			return false, nil
+		}
+	}
 	if v.MemoryBytes > h.free {
 		r := ""
 		if collect {

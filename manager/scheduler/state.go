@@ -25,6 +25,8 @@ type hostState struct {
 	vcpus  int
 	nvms   int
 	groups map[string]int // running members per anti-affinity group
+	// devices counts the free passthrough devices per group (nil: none).
+	devices map[string]int
 }
 
 func compile(s *Snapshot, opt Options) (*state, error) {
@@ -49,6 +51,12 @@ func compile(s *Snapshot, opt Options) (*state, error) {
 		hs.addr, _ = netip.ParseAddr(h.IP)
 		hs.free = h.MemoryBytes - h.MemoryUsedBytes
 		hs.vcpus = h.VCPUsUsed
+		if len(h.Devices) > 0 {
+			hs.devices = make(map[string]int, len(h.Devices))
+			for g, n := range h.Devices {
+				hs.devices[g] = n
+			}
+		}
 	}
 	for i := range s.VMs {
 		v := &s.VMs[i]
@@ -71,8 +79,9 @@ func compile(s *Snapshot, opt Options) (*state, error) {
 	return st, nil
 }
 
-// addVM books v on host hi; withResources also charges memory and vCPUs
-// (compile does not: the host's used figures already include its VMs).
+// addVM books v on host hi and the devices it holds there; withResources
+// also charges memory and vCPUs (compile does not: the host's used figures
+// already include its VMs).
 func (st *state) addVM(hi int, v *VM, withResources bool) {
 	h := &st.hosts[hi]
 	h.nvms++
@@ -86,6 +95,12 @@ func (st *state) addVM(hi int, v *VM, withResources bool) {
 		}
 		h.groups[g]++
 	}
+	for _, d := range v.Devices {
+		if h.devices == nil {
+			h.devices = make(map[string]int)
+		}
+		h.devices[d.Group]--
+	}
 }
 
 func (st *state) removeVM(hi int, v *VM) {
@@ -98,6 +113,26 @@ func (st *state) removeVM(hi int, v *VM) {
 			delete(h.groups, g)
 		}
 	}
+	for _, d := range v.Devices {
+		h.devices[d.Group]++
+	}
+}
+
+// deviceShort names a passthrough device v needs that host h has none
+// free of ("" when it has them all).
+func (h *hostState) deviceShort(v *VM) string {
+	for i, d := range v.Devices {
+		need := 0
+		for _, e := range v.Devices[:i+1] {
+			if e.Group == d.Group {
+				need++
+			}
+		}
+		if h.devices[d.Group] < need {
+			return d.Name
+		}
+	}
+	return ""
 }
 
 // move books v off host from and onto host to.

@@ -12,8 +12,9 @@
 //
 //   - must: the host is AcropolisNormal and schedulable; the VM's memory fits in
 //     the host's free memory (memory is never over-committed); the host is in
-//     the VM's host affinity set when it has one; never the VM's own host when
-//     it is asked to move.
+//     the VM's host affinity set when it has one; the host has a free device
+//     of each passthrough device group the VM needs; never the VM's own host
+//     when it is asked to move.
 //   - should: no other member of one of the VM's anti-affinity groups on the host.
 //   - soft: the host's vCPU ratio stays at or under Options.CPURatioLimit
 //     (see Options); the host's CVM is up, so the VM's disks stay local.
@@ -103,6 +104,10 @@ type Host struct {
 	UnschedulableReason string
 	State               NodeState
 	CVM                 CVMState
+	// Devices counts the host's passthrough devices per device group UUID,
+	// all of them: those the VMs running here hold are taken off when a
+	// decision is made.
+	Devices map[string]int
 }
 
 // VM is one virtual machine as the scheduler sees it.
@@ -123,10 +128,19 @@ type VM struct {
 	// PinnedBy says what keeps a Passthrough VM on its host (default "a
 	// passthrough device").
 	PinnedBy string
+	// Devices are the passthrough devices the VM holds on its host while it
+	// runs: a host takes it only with a free device of each.
+	Devices []Device
 	// AntiAffinityGroups are the anti-affinity VM groups the VM belongs to.
 	AntiAffinityGroups []string
 	// HAPriority orders HA restarts: higher first; negative never restarts.
 	HAPriority int
+}
+
+// Device is one passthrough device a VM needs: any device of a group.
+type Device struct {
+	Group string // the device group's UUID
+	Name  string // how messages name it, e.g. "GPU Nvidia_Tesla_M60"
 }
 
 // pinnedBy is what keeps a Passthrough VM on its host.
@@ -204,7 +218,8 @@ func refOf(h *Host) HostRef { return HostRef{UUID: h.UUID, Name: h.Name, IP: h.I
 
 func vmRefOf(v *VM) VMRef { return VMRef{UUID: v.UUID, Name: v.Name} }
 
-// Options tunes the soft rules. The zero value means the defaults.
+// Options tunes the soft rules and how VMs move. The zero value means the
+// defaults.
 type Options struct {
 	// CPURatioLimit is the soft vCPU limit. A host's vCPU ratio is
 	// (VCPUsUsed + the VM's vCPUs) / Cores, the committed vCPUs per physical
@@ -213,6 +228,9 @@ type Options struct {
 	// vCPU over-subscription and 15% headroom; set e.g. 3.4 to allow 4:1
 	// over-subscription at the same headroom.
 	CPURatioLimit float64
+	// Offline says moves are offline (cold maintenance): a VM with
+	// passthrough devices moves too, to a host with a free device of each.
+	Offline bool
 }
 
 // DefaultCPURatioLimit is Options.CPURatioLimit when unset.

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
+
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 )
 
@@ -100,6 +102,23 @@ func (tx *Tx) BindDevices(v *acliv1.Vm, host string) ([]*acliv1.VmDevice, error)
 		}
 		out[i] = nd
 	}
+	return out, nil
+}
+
+// WithDevicesOn returns a copy of v with a free device of each of its
+// groups on host bound (v itself when it has no devices), or says which
+// group has none free there: what a VM starting on host (a power-on, an HA
+// restart, an offline move) takes with it.
+func (tx *Tx) WithDevicesOn(v *acliv1.Vm, host string) (*acliv1.Vm, error) {
+	if len(v.Devices) == 0 {
+		return v, nil
+	}
+	bound, err := tx.BindDevices(v, host)
+	if err != nil {
+		return nil, err
+	}
+	out := proto.Clone(v).(*acliv1.Vm)
+	out.Devices = bound
 	return out, nil
 }
 

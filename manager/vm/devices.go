@@ -1,8 +1,6 @@
 package vm
 
 import (
-	"google.golang.org/protobuf/proto"
-
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/state"
@@ -16,13 +14,11 @@ func (s *Service) bindDevices(v *acliv1.Vm, host string) (*acliv1.Vm, error) {
 	if len(v.Devices) == 0 {
 		return v, nil
 	}
-	var bound []*acliv1.VmDevice
+	var out *acliv1.Vm
 	var err error
-	s.db.View(func(tx *state.Tx) { bound, err = tx.BindDevices(v, host) })
+	s.db.View(func(tx *state.Tx) { out, err = tx.WithDevicesOn(v, host) })
 	if err != nil {
 		return nil, apierr.Precondition(state.RuleDevice, "vm:"+v.Name, "vm %s cannot power on: %v", v.Name, err)
 	}
-	out := proto.Clone(v).(*acliv1.Vm)
-	out.Devices = bound
 	return out, nil
 }

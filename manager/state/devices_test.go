@@ -159,3 +159,36 @@ func TestHAReservesSegments(t *testing.T) {
 		t.Fatal("a power-on that breaks the guarantee passed")
 	}
 }
+
+// HA's guarantee counts devices: a GPU VM restarts only on a host left with
+// a free GPU of its group, whatever the memory there.
+func TestHAReservesDevices(t *testing.T) {
+	db := newDB(t) // 3 x 8 GiB; a (4 GiB) on h1
+	guarantee := &acliv1.Cluster{Name: "c", RedundancyFactor: 2, Ha: &acliv1.HaConfig{FailoverEnabled: true, NumHostFailuresToTolerate: 1,
+		ReservationType: acliv1.HaReservationType_kAcropolisHAReserveSegments}}
+	if err := commitAll(db, host("h1", "127.41.0.1", withGPU), host("h2", "127.41.0.2", withGPU), guarantee, gpuVm("g1", "h1", "0000:3b:00.0")); err != nil {
+		t.Fatal(err)
+	}
+	var m state.HAMemory
+	db.View(func(tx *state.Tx) { m = tx.HAMemory(nil, "") })
+	if m.Short != "" {
+		t.Fatalf("g1 can restart on h2: %q", m.Short)
+	}
+	// g2 takes h2's GPU: if h1 fails, g1 has nowhere to go, though h3 has
+	// the memory.
+	want := "the HA reservation (kAcropolisHAReserveSegments) keeps room for 1 host failure(s): if host h1 (127.41.0.1) fails, vm g1 needs a GPU Nvidia_Tesla_M60 and none of the hosts left has one free"
+	violation(t, commitAll(db, gpuVm("g2", "h2", "0000:3b:00.0")), state.RuleHAReservation, want)
+	db.View(func(tx *state.Tx) {
+		if why := tx.HAShortfall(gpuVm("g2", "h2", "0000:3b:00.0"), "uuid-h2"); why != want {
+			t.Fatalf("shortfall %q", why)
+		}
+	})
+	// Best effort: nothing is refused, and the picture says who is not covered.
+	if err := commitAll(db, &acliv1.Cluster{Name: "c", RedundancyFactor: 2}, gpuVm("g2", "h2", "0000:3b:00.0")); err != nil {
+		t.Fatal(err)
+	}
+	db.View(func(tx *state.Tx) { m = tx.HAMemory(nil, "") })
+	if m.Short != "if host h1 (127.41.0.1) fails, vm g1 needs a GPU Nvidia_Tesla_M60 and none of the hosts left has one free" {
+		t.Fatalf("best effort %q", m.Short)
+	}
+}

@@ -3,6 +3,7 @@ package state
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -72,27 +73,31 @@ func (tx *Tx) HAMemory(v *acliv1.Vm, host string) HAMemory {
 	// By name, so the failure a refusal names does not depend on UUIDs.
 	slices.SortFunc(in, func(a, b *acliv1.Host) int { return strings.Compare(a.Name, b.Name) })
 	m := HAMemory{Failures: max(int(h.NumHostFailuresToTolerate)-out, 0)}
-	free := make([]int64, len(in))
+	free := make([]bin, len(in))
 	segs := make([][]segment, len(in))
 	for i, x := range in {
 		used := tx.MemoryUsed(x.Uuid) + tx.Reserved(x.Uuid)
+		devs := tx.freeDeviceCounts(x)
 		for _, vm := range tx.VmsOn(x.Uuid) {
 			if restartable(vm) {
-				segs[i] = append(segs[i], segment{vm.Name, MemoryReserved(vm)})
+				segs[i] = append(segs[i], segment{vm.Name, MemoryReserved(vm), vm.Devices})
 			}
 		}
 		if held := tx.Reserved(x.Uuid); held > 0 {
-			segs[i] = append(segs[i], segment{"arriving VMs", held})
+			segs[i] = append(segs[i], segment{"arriving VMs", held, nil})
 		}
 		if v != nil && x.Uuid == host && !(Placed(tx.Vm(v.Uuid)) && tx.Vm(v.Uuid).HostUuid == host) {
 			used += MemoryReserved(v)
+			for _, d := range v.Devices {
+				devs[d.GroupUuid]--
+			}
 			if restartable(v) {
-				segs[i] = append(segs[i], segment{v.Name, MemoryReserved(v)})
+				segs[i] = append(segs[i], segment{v.Name, MemoryReserved(v), v.Devices})
 			}
 		}
 		m.Capacity += x.MemoryBytes
 		m.Used += used
-		free[i] = x.MemoryBytes - used
+		free[i] = bin{x.MemoryBytes - used, devs}
 	}
 	if m.Failures == 0 || m.Failures >= len(in) {
 		return m
@@ -115,23 +120,69 @@ func (tx *Tx) HAMemory(v *acliv1.Vm, host string) HAMemory {
 		if m.Short != "" {
 			continue
 		}
-		bins := make([]int64, 0, len(in))
+		bins := make([]bin, 0, len(in))
 		for i := range in {
 			if !failed[i] {
 				bins = append(bins, free[i])
 			}
 		}
-		if s, ok := firstFit(fail, bins); !ok {
-			m.Short = fmt.Sprintf("if host %s fails, vm %s (%d MiB) fits in the free memory of none of the hosts left (the most any has is %d MiB)",
-				strings.Join(names, " and "), s.name, s.bytes>>20, max(slices.Max(bins), 0)>>20)
+		if s, most, ok := firstFit(fail, bins); !ok {
+			if most < 0 {
+				d := s.devices[0]
+				m.Short = fmt.Sprintf("if host %s fails, vm %s needs a %s %s and none of the hosts left has one free",
+					strings.Join(names, " and "), s.name, DeviceWord(d.Kind), d.Name)
+			} else {
+				m.Short = fmt.Sprintf("if host %s fails, vm %s (%d MiB) fits in the free memory of none of the hosts left (the most any has is %d MiB)",
+					strings.Join(names, " and "), s.name, s.bytes>>20, most>>20)
+			}
 		}
 	}
 	return m
 }
 
+// segment is what one VM takes on the host HA restarts it on: its memory
+// and a free device of each of its passthrough devices' groups.
 type segment struct {
-	name  string
-	bytes int64
+	name    string
+	bytes   int64
+	devices []*acliv1.VmDevice
+}
+
+// bin is what a host left has free: memory, and devices per group UUID.
+type bin struct {
+	bytes   int64
+	devices map[string]int
+}
+
+// takes reports whether b has a free device for each of s's.
+func (b bin) takes(s segment) bool {
+	for i, d := range s.devices {
+		need := 0
+		for _, e := range s.devices[:i+1] {
+			if e.GroupUuid == d.GroupUuid {
+				need++
+			}
+		}
+		if b.devices[d.GroupUuid] < need {
+			return false
+		}
+	}
+	return true
+}
+
+// freeDeviceCounts counts h's devices no placed VM holds, per group UUID.
+func (tx *Tx) freeDeviceCounts(h *acliv1.Host) map[string]int {
+	if len(h.Devices) == 0 {
+		return nil
+	}
+	held := tx.DeviceHolders(h.Uuid)
+	out := map[string]int{}
+	for _, d := range h.Devices {
+		if held[d.Address] == nil {
+			out[d.GroupUuid]++
+		}
+	}
+	return out
 }
 
 func total(s []segment) int64 {
@@ -146,20 +197,44 @@ func total(s []segment) int64 {
 // with their host; a negative priority never restarts).
 func restartable(v *acliv1.Vm) bool { return !v.AgentVm && v.HaPriority >= 0 }
 
-// firstFit places segs, largest first, each in the first bin it fits; it
-// returns the first segment that fits nowhere.
-func firstFit(segs []segment, bins []int64) (segment, bool) {
+// firstFit places segs, those needing devices first (they have the fewest
+// hosts to go to), then largest first, each in the first bin with the
+// memory and the devices it needs. It returns the first segment that fits
+// nowhere and the most free memory among the bins with its devices (-1:
+// none has them).
+func firstFit(segs []segment, bins []bin) (segment, int64, bool) {
 	segs = slices.Clone(segs)
-	slices.SortStableFunc(segs, func(a, b segment) int { return cmp.Compare(b.bytes, a.bytes) })
+	slices.SortStableFunc(segs, func(a, b segment) int {
+		if da, db := len(a.devices) > 0, len(b.devices) > 0; da != db {
+			if da {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(b.bytes, a.bytes)
+	})
 	bins = slices.Clone(bins)
 	for _, s := range segs {
-		i := slices.IndexFunc(bins, func(f int64) bool { return f >= s.bytes })
+		i := slices.IndexFunc(bins, func(b bin) bool { return b.bytes >= s.bytes && b.takes(s) })
 		if i < 0 {
-			return s, false
+			most := int64(-1)
+			for _, b := range bins {
+				if b.takes(s) {
+					most = max(most, b.bytes, 0)
+				}
+			}
+			return s, most, false
 		}
-		bins[i] -= s.bytes
+		if len(s.devices) > 0 {
+			b := &bins[i]
+			b.devices = maps.Clone(b.devices)
+			for _, d := range s.devices {
+				b.devices[d.GroupUuid]--
+			}
+		}
+		bins[i].bytes -= s.bytes
 	}
-	return segment{}, true
+	return segment{}, 0, true
 }
 
 // failureSets are the sets of k of n hosts to fail: all of them, or when

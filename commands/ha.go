@@ -101,5 +101,8 @@ func runHaGet(ctx context.Context, r *Req) error {
 		b.Add("Reserved memory", FormatSize(h.GetReservedMemoryBytes())).
 			Add("Unreserved memory", FormatSize(h.GetUnreservedMemoryBytes()))
 	}
+	if u := h.GetUnprotected(); u != "" {
+		b.Add("Unprotected", u)
+	}
 	return r.Print(render.Doc{Data: h, Block: b})
 }

@@ -102,3 +102,26 @@ func TestAntiAffinityPlacesByDevice(t *testing.T) {
 	onItsGpu(t, c, "b", "h3")
 	checkInvariants(t, h)
 }
+
+// ha.get names a host whose GPU VMs could restart nowhere, and the
+// guarantee refuses what would leave one so.
+func TestHAGuaranteeCountsDevices(t *testing.T) {
+	c, h := gpuPair(t)
+	gpuVmOn(t, c, "g1", 8*gib, "h1")
+	gpuVmOn(t, c, "g2", 8*gib, "h3")
+	const short = "if host h1 (127.20.0.21) fails, vm g1 needs a GPU Nvidia_Tesla_M60 and none of the hosts left has one free"
+	if cfg, err := c.cl.GetHaConfig(bg, &acliv1.GetHaConfigRequest{}); err != nil || cfg.Unprotected != short {
+		t.Fatalf("ha.get %v %v", cfg, err)
+	}
+	guarantee := &acliv1.UpdateHaConfigRequest{ReservationType: acliv1.HaReservationType_kAcropolisHAReserveSegments}
+	wantCode(t, errOf(c.cl.UpdateHaConfig(bg, guarantee)), codes.FailedPrecondition, short)
+	succeed(t, c)(power(c, "g2", acliv1.PowerTransition_kPowerOff))
+	if cfg, _ := c.cl.GetHaConfig(bg, &acliv1.GetHaConfigRequest{}); cfg.Unprotected != "" {
+		t.Fatalf("ha.get with h3's GPU free: %q", cfg.Unprotected)
+	}
+	succeed(t, c)(c.cl.UpdateHaConfig(bg, guarantee))
+	// h3's GPU is h1's failover now: g2 may not take it.
+	wantCode(t, errOf(power(c, "g2", acliv1.PowerTransition_kPowerOn)), codes.FailedPrecondition,
+		"vm g2 cannot power on: the HA reservation (kAcropolisHAReserveSegments) keeps room for 1 host failure(s): if host h1 (127.20.0.21) fails, vm g1 needs a GPU")
+	checkInvariants(t, h)
+}

@@ -23,13 +23,18 @@ type Settings struct {
 	Tasks tasks.Starter
 }
 
-// GetHaConfig returns the HA settings in effect and the memory they reserve.
+// GetHaConfig returns the HA settings in effect, the memory they reserve
+// and, with failover on, the first host failure HA could not cover.
 func (s *Settings) GetHaConfig(ctx context.Context, _ *acliv1.GetHaConfigRequest) (*acliv1.HaConfig, error) {
 	var out *acliv1.HaConfig
 	s.DB.View(func(tx *state.Tx) {
 		out = state.HA(tx.Cluster())
+		if !out.FailoverEnabled {
+			return
+		}
+		mem := tx.HAMemory(nil, "")
+		out.Unprotected = mem.Short
 		if state.Guarantee(out) {
-			mem := tx.HAMemory(nil, "")
 			out.ReservedMemoryBytes, out.UnreservedMemoryBytes = mem.Reserved, max(mem.Free(), 0)
 		}
 	})

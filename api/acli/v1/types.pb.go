@@ -979,8 +979,13 @@ type HaConfig struct {
 	ReservedMemoryBytes int64 `protobuf:"varint,4,opt,name=reserved_memory_bytes,json=reservedMemoryBytes,proto3" json:"reserved_memory_bytes,omitempty"`
 	// Memory free outside that reservation on the hosts in service (GetHaConfig only).
 	UnreservedMemoryBytes int64 `protobuf:"varint,5,opt,name=unreserved_memory_bytes,json=unreservedMemoryBytes,proto3" json:"unreserved_memory_bytes,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// The first tolerated host failure whose VMs HA could not restart, and
+	// why (memory, or no free passthrough device of a VM's group on the
+	// hosts left); empty when every such failure is covered (GetHaConfig
+	// only, while failover is on).
+	Unprotected   string `protobuf:"bytes,6,opt,name=unprotected,proto3" json:"unprotected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HaConfig) Reset() {
@@ -1046,6 +1051,13 @@ func (x *HaConfig) GetUnreservedMemoryBytes() int64 {
 		return x.UnreservedMemoryBytes
 	}
 	return 0
+}
+
+func (x *HaConfig) GetUnprotected() string {
+	if x != nil {
+		return x.Unprotected
+	}
+	return ""
 }
 
 // AdsConfig is the cluster's ADS settings.
@@ -3581,13 +3593,14 @@ const file_acli_v1_types_proto_rawDesc = "" +
 	"createTime\x12!\n" +
 	"\x02ha\x18\n" +
 	" \x01(\v2\x11.acli.v1.HaConfigR\x02ha\x12$\n" +
-	"\x03ads\x18\v \x01(\v2\x12.acli.v1.AdsConfigR\x03ads\"\xaa\x02\n" +
+	"\x03ads\x18\v \x01(\v2\x12.acli.v1.AdsConfigR\x03ads\"\xcc\x02\n" +
 	"\bHaConfig\x12)\n" +
 	"\x10failover_enabled\x18\x01 \x01(\bR\x0ffailoverEnabled\x12@\n" +
 	"\x1dnum_host_failures_to_tolerate\x18\x02 \x01(\x05R\x19numHostFailuresToTolerate\x12E\n" +
 	"\x10reservation_type\x18\x03 \x01(\x0e2\x1a.acli.v1.HaReservationTypeR\x0freservationType\x122\n" +
 	"\x15reserved_memory_bytes\x18\x04 \x01(\x03R\x13reservedMemoryBytes\x126\n" +
-	"\x17unreserved_memory_bytes\x18\x05 \x01(\x03R\x15unreservedMemoryBytes\"%\n" +
+	"\x17unreserved_memory_bytes\x18\x05 \x01(\x03R\x15unreservedMemoryBytes\x12 \n" +
+	"\vunprotected\x18\x06 \x01(\tR\vunprotected\"%\n" +
 	"\tAdsConfig\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\"\xdb\b\n" +
 	"\x04Host\x12\x12\n" +

@@ -145,7 +145,7 @@ func schedVM(v *acliv1.Vm, groups []string) scheduler.VM {
 		HostAffinity: v.HostAffinity, Agent: v.AgentVm, Passthrough: vm.PinnedBy(v) != "", PinnedBy: vm.PinnedBy(v),
 		AntiAffinityGroups: groups, HAPriority: int(v.HaPriority),
 	}
-	for _, d := range v.Devices {
+	for _, d := range state.PassthroughDevices(v) {
 		s.Devices = append(s.Devices, scheduler.Device{Group: d.GroupUuid, Name: state.DeviceWord(d.Kind) + " " + d.Name})
 	}
 	switch v.PowerState {

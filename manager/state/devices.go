@@ -211,6 +211,18 @@ func (tx *Tx) WithHolders(h *acliv1.Host) []*acliv1.HostDevice {
 	return out
 }
 
+// PassthroughDevices are the devices v holds whole (vGPUs, which share a
+// GPU, aside): what placement and HA's guarantee count per device group.
+func PassthroughDevices(v *acliv1.Vm) []*acliv1.VmDevice {
+	var out []*acliv1.VmDevice
+	for _, d := range v.GetDevices() {
+		if d.Kind != acliv1.DeviceKind_kVirtualGpu {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // DevicesPin names the devices that keep v on its host ("" if none).
 func DevicesPin(v *acliv1.Vm) string {
 	if len(v.GetDevices()) == 0 {

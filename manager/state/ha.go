@@ -80,7 +80,7 @@ func (tx *Tx) HAMemory(v *acliv1.Vm, host string) HAMemory {
 		devs := tx.freeDeviceCounts(x)
 		for _, vm := range tx.VmsOn(x.Uuid) {
 			if restartable(vm) {
-				segs[i] = append(segs[i], segment{vm.Name, MemoryReserved(vm), vm.Devices})
+				segs[i] = append(segs[i], segment{vm.Name, MemoryReserved(vm), PassthroughDevices(vm)})
 			}
 		}
 		if held := tx.Reserved(x.Uuid); held > 0 {
@@ -88,11 +88,11 @@ func (tx *Tx) HAMemory(v *acliv1.Vm, host string) HAMemory {
 		}
 		if v != nil && x.Uuid == host && !(Placed(tx.Vm(v.Uuid)) && tx.Vm(v.Uuid).HostUuid == host) {
 			used += MemoryReserved(v)
-			for _, d := range v.Devices {
+			for _, d := range PassthroughDevices(v) {
 				devs[d.GroupUuid]--
 			}
 			if restartable(v) {
-				segs[i] = append(segs[i], segment{v.Name, MemoryReserved(v), v.Devices})
+				segs[i] = append(segs[i], segment{v.Name, MemoryReserved(v), PassthroughDevices(v)})
 			}
 		}
 		m.Capacity += x.MemoryBytes

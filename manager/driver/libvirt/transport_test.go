@@ -187,10 +187,15 @@ func (channelConn) SetDeadline(time.Time) error      { return nil }
 func (channelConn) SetReadDeadline(time.Time) error  { return nil }
 func (channelConn) SetWriteDeadline(time.Time) error { return nil }
 
-// The SSH transport, end to end: key file and known_hosts from the URI, a direct-streamlocal
-// channel to the host's real libvirt socket.
-func TestSSHTransport(t *testing.T) {
-	h := hosts(t).Hosts[1]
+// sshHost is an SSH server of the test for user root with a key of its
+// own: a key file and a known_hosts vouching for the server.
+type sshHost struct {
+	addr, keyFile, knownHosts string
+}
+
+// startSSH serves srv (its key handler and host key set here) on loopback.
+func startSSH(t *testing.T, srv *gliderssh.Server) sshHost {
+	t.Helper()
 	dir := t.TempDir()
 	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
 	hostSigner, _ := ssh.NewSignerFromKey(hostPriv)
@@ -204,12 +209,8 @@ func TestSSHTransport(t *testing.T) {
 		t.Fatal(err)
 	}
 	authorized, _ := ssh.NewPublicKey(cliPub)
-
-	srv := &gliderssh.Server{
-		PublicKeyHandler: func(ctx gliderssh.Context, key gliderssh.PublicKey) bool {
-			return ctx.User() == "root" && gliderssh.KeysEqual(key, authorized)
-		},
-		ChannelHandlers: map[string]gliderssh.ChannelHandler{"direct-streamlocal@openssh.com": streamlocalHandler},
+	srv.PublicKeyHandler = func(ctx gliderssh.Context, key gliderssh.PublicKey) bool {
+		return ctx.User() == "root" && gliderssh.KeysEqual(key, authorized)
 	}
 	srv.AddHostKey(hostSigner)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -218,13 +219,22 @@ func TestSSHTransport(t *testing.T) {
 	}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-
 	knownHosts := filepath.Join(dir, "known_hosts")
 	line := knownhosts.Line([]string{knownhosts.Normalize(l.Addr().String())}, hostSigner.PublicKey())
 	if err := os.WriteFile(knownHosts, []byte(line+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	uri := fmt.Sprintf("qemu+ssh://root@%s/system?socket=%s&keyfile=%s&known_hosts=%s", l.Addr(), h.Socket, keyFile, knownHosts)
+	return sshHost{addr: l.Addr().String(), keyFile: keyFile, knownHosts: knownHosts}
+}
+
+// The SSH transport, end to end: key file and known_hosts from the URI, a direct-streamlocal
+// channel to the host's real libvirt socket.
+func TestSSHTransport(t *testing.T) {
+	h := hosts(t).Hosts[1]
+	srv := &gliderssh.Server{ChannelHandlers: map[string]gliderssh.ChannelHandler{"direct-streamlocal@openssh.com": streamlocalHandler}}
+	sh := startSSH(t, srv)
+	addr, keyFile, knownHosts := sh.addr, sh.keyFile, sh.knownHosts
+	uri := fmt.Sprintf("qemu+ssh://root@%s/system?socket=%s&keyfile=%s&known_hosts=%s", addr, h.Socket, keyFile, knownHosts)
 	hi, err := dial(t, uri).HostInfo()
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +246,7 @@ func TestSSHTransport(t *testing.T) {
 	// A host key that known_hosts does not vouch for is refused.
 	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
 	otherSigner, _ := ssh.NewSignerFromKey(otherPriv)
-	line = knownhosts.Line([]string{knownhosts.Normalize(l.Addr().String())}, otherSigner.PublicKey())
+	line := knownhosts.Line([]string{knownhosts.Normalize(addr)}, otherSigner.PublicKey())
 	if err := os.WriteFile(knownHosts, []byte(line+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

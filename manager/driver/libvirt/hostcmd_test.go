@@ -1,0 +1,70 @@
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	gliderssh "github.com/gliderlabs/ssh"
+)
+
+// A qemu+ssh host runs bridge commands over SSH: each argument arrives
+// as one word however it is spelled, and a failing command's status and
+// output come back.
+func TestSSHShell(t *testing.T) {
+	srv := &gliderssh.Server{Handler: func(s gliderssh.Session) {
+		cmd := exec.Command("sh", "-c", s.RawCommand())
+		cmd.Stdout, cmd.Stderr = s, s.Stderr()
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			s.Exit(ee.ExitCode())
+			return
+		}
+		s.Exit(0)
+	}}
+	h := startSSH(t, srv)
+	u, err := ParseURI("qemu+ssh://root@" + h.addr + "/system?keyfile=" + h.keyFile + "&known_hosts=" + h.knownHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := sshShell(u, DialOptions{})
+	out, err := sh(context.Background(), "printf", "%s|", "a b", "it's", "$HOME", "")
+	if err != nil || out != "a b|it's|$HOME||" {
+		t.Fatalf("printf over ssh: %q %v", out, err)
+	}
+	out, err = sh(context.Background(), "sh", "-c", "echo no such bridge >&2; exit 2")
+	if exitCode(err) != 2 || out != "no such bridge" || !strings.Contains(err.Error(), "sh: no such bridge") {
+		t.Fatalf("failing command over ssh: %q %v (status %d)", out, err, exitCode(err))
+	}
+}
+
+// A local host's commands run in the network namespace of the libvirtd
+// behind its socket, with that daemon's OVS_* variables.
+func TestLocalShellEntersLibvirtdNetns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("entering another process's network namespace needs root")
+	}
+	h := hosts(t).Hosts[0]
+	sh, err := localShell(h.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := peerPID(h.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/net")
+	got, err := sh(context.Background(), "readlink", "/proc/self/ns/net")
+	if err != nil || got != want {
+		t.Fatalf("network namespace of a command: %q %v, want libvirtd's %q", got, err, want)
+	}
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if !strings.Contains(string(b), "libvirtd") {
+		t.Fatalf("peer of %s is %q, want libvirtd", h.Socket, b)
+	}
+}

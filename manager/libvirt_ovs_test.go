@@ -23,7 +23,8 @@ import (
 
 // A trunked NIC on a host whose network bridge is an Open vSwitch bridge
 // (userspace datapath, daemons of the test, in a namespace it made): the
-// VM starts and its port carries the NIC's VLANs as OVS trunks.
+// VM starts and its port carries the NIC's VLANs as OVS trunks, which
+// vm.nic_update changes while it runs.
 func TestLibvirtTrunkedNicOnOVS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(bg, 2*time.Minute)
 	defer cancel()
@@ -47,6 +48,15 @@ func TestLibvirtTrunkedNicOnOVS(t *testing.T) {
 		t.Fatalf("trunks of port %s: %s, want [20, 30]", ports, trunks)
 	}
 	t.Logf("port %s of OVS bridge %s trunks %s", ports, libvirt.BridgeName("n1"), trunks)
+	// vm.nic_update on the running VM retags its port in place.
+	await(t, c)(c.vm.UpdateNic(bg, &acliv1.UpdateNicRequest{Vm: "tr", Mac: mac, VlanMode: acliv1.NetworkMode_kTrunked, TrunkedNetworks: []int32{40}, TrunkedNetworksSet: true}))
+	if got, _ := ovs.Vsctl(ctx, "get", "port", ports, "trunks"); got != "[40]" {
+		t.Fatalf("trunks of port %s after trunked_networks=40: %s", ports, got)
+	}
+	await(t, c)(c.vm.UpdateNic(bg, &acliv1.UpdateNicRequest{Vm: "tr", Mac: mac, VlanMode: acliv1.NetworkMode_kAccess}))
+	if got, _ := ovs.Vsctl(ctx, "get", "port", ports, "trunks"); got != "[]" {
+		t.Fatalf("trunks of port %s after vlan_mode=kAccess: %s", ports, got)
+	}
 	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "tr", Transition: acliv1.PowerTransition_kPowerOff}))
 	if ports, _ := ovs.Vsctl(ctx, "list-ports", libvirt.BridgeName("n1")); ports != "" {
 		t.Fatalf("ports of %s after the VM stopped: %q", libvirt.BridgeName("n1"), ports)

@@ -149,6 +149,11 @@ type interfaceXML struct {
 // portXML is a NIC's virtual port on an Open vSwitch bridge.
 type portXML struct {
 	Type string `xml:"type,attr,omitempty"`
+	// Parameters carry the port's interfaceid, which libvirt makes when
+	// the domain is defined; a live update must send it unchanged.
+	Parameters *struct {
+		InterfaceID string `xml:"interfaceid,attr,omitempty"`
+	} `xml:"parameters"`
 }
 
 type vlanXML struct {

@@ -68,3 +68,18 @@ func TestLocalShellEntersLibvirtdNetns(t *testing.T) {
 		t.Fatalf("peer of %s is %q, want libvirtd", h.Socket, b)
 	}
 }
+
+// A live NIC update on Open vSwitch sends back the interfaceid libvirt
+// gave the port (libvirt refuses to change a port whose virtualport
+// differs); a NIC without one keeps the port given.
+func TestLivePort(t *testing.T) {
+	dom := `<domain><devices><interface type='bridge'><mac address='50:6B:8D:00:00:01'/><source bridge='br0'/>` +
+		`<virtualport type='openvswitch'><parameters interfaceid='9f2c'/></virtualport></interface></devices></domain>`
+	def := &portXML{Type: "openvswitch"}
+	if p := livePort(dom, "50:6b:8d:00:00:01", def); p.Parameters == nil || p.Parameters.InterfaceID != "9f2c" {
+		t.Fatalf("port of the live NIC: %+v", p)
+	}
+	if p := livePort(dom, "50:6b:8d:00:00:02", def); p != def {
+		t.Fatalf("port of a NIC the domain lacks: %+v", p)
+	}
+}

@@ -89,11 +89,35 @@ func (d *Driver) UpdateNic(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm
 		return err
 	}
 	x := nicXML(spec[0], cmp.Or(nic.Model, "virtio"))
-	b, err := xml.Marshal(x)
-	if err != nil {
-		return err
-	}
 	return vlanRefused(vm, host, c.do("update nic "+nic.Mac, vm.Uuid, func(dom golibvirt.Domain) error {
+		if x.Port != nil {
+			// libvirt changes an Open vSwitch port in place only when it
+			// keeps the interfaceid libvirt gave it.
+			cur, err := c.l.DomainGetXMLDesc(dom, 0)
+			if err != nil {
+				return err
+			}
+			x.Port = livePort(cur, nic.Mac, x.Port)
+		}
+		b, err := xml.Marshal(x)
+		if err != nil {
+			return err
+		}
 		return c.l.DomainUpdateDeviceFlags(dom, string(b), golibvirt.DomainDeviceModifyLive|golibvirt.DomainDeviceModifyConfig)
 	}))
+}
+
+// livePort is the virtual port of the NIC with mac in a domain's XML, or
+// def when it has none.
+func livePort(domain, mac string, def *portXML) *portXML {
+	var d domainXML
+	if xml.Unmarshal([]byte(domain), &d) != nil {
+		return def
+	}
+	for _, n := range d.Devices.Interfaces {
+		if n.MAC != nil && strings.EqualFold(n.MAC.Address, mac) && n.Port != nil && n.Port.Type == def.Type {
+			return n.Port
+		}
+	}
+	return def
 }

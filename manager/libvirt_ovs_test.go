@@ -135,7 +135,8 @@ func uplinks(t *testing.T, ns string, names ...string) {
 
 // net.update_virtual_switch on two libvirt hosts whose vs0 bridge br0 is
 // an Open vSwitch bridge: the uplinks become the bond port br0-up there
-// (mode, primary per host, MTU), a new list replaces the old, an interface
+// (mode, primary per host, MTU) and stays while they do, a new list
+// replaces the old, an interface
 // a host lacks refuses the change for both, and so does a host that is
 // down, leaving the other's bridge as it was.
 func TestLibvirtVirtualSwitchOnOVS(t *testing.T) {
@@ -173,6 +174,13 @@ func TestLibvirtVirtualSwitchOnOVS(t *testing.T) {
 		if got := get(o, "get", "interface", "eth0", "mtu_request"); got != "9000" {
 			t.Fatalf("h%d: eth0 mtu_request %s", i+1, got)
 		}
+	}
+	// A change that leaves the uplinks as they are (a description here, a
+	// clusterd restart's rewiring) keeps the bond port: no uplink flap.
+	before := get(ovs1, "get", "port", "br0-up", "_uuid")
+	sw(&acliv1.UpdateVirtualSwitchRequest{Description: proto.String("uplinks of the VMs")})
+	if after := get(ovs1, "get", "port", "br0-up", "_uuid"); after != before {
+		t.Fatalf("br0-up was made again (%s, was %s) for a description", after, before)
 	}
 	sw(&acliv1.UpdateVirtualSwitchRequest{Uplinks: proto.String("eth2"), BondType: proto.String("kNone")})
 	for i, o := range []*libvirtharness.OVS{ovs1, ovs2} {

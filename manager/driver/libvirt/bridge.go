@@ -262,6 +262,9 @@ func (p hostSwitch) applyOVS(ctx context.Context, vs *acliv1.VirtualSwitch) erro
 		_, err := p.sh(ctx, args...)
 		return err
 	}
+	if p.ovsWired(ctx, vs) {
+		return nil // as asked already (a restart rewires): no uplink flap
+	}
 	args = append(args, "--if-exists", "del-port", br, port)
 	refs := make([]string, len(vs.Uplinks))
 	for i, u := range vs.Uplinks {
@@ -282,6 +285,47 @@ func (p hostSwitch) applyOVS(ctx context.Context, vs *acliv1.VirtualSwitch) erro
 	args = append(args, "--", "add", "bridge", br, "ports", "@p", "--", "set", "interface", br, mtu)
 	_, err := p.sh(ctx, args...)
 	return err
+}
+
+// ovsWired says whether the bridge's uplink port is already vs's: the
+// same interfaces, bond, LACP, primary and MTU.
+func (p hostSwitch) ovsWired(ctx context.Context, vs *acliv1.VirtualSwitch) bool {
+	br, port := vs.BridgeName, uplinkPort(vs.BridgeName)
+	args := []string{"ovs-vsctl", "--timeout=5", "--if-exists", "get", "port", port, "interfaces", "bond_mode", "lacp", "other_config:bond-primary",
+		"--", "--if-exists", "get", "interface", br, "mtu_request"}
+	for _, u := range vs.Uplinks {
+		args = append(args, "--", "--if-exists", "get", "interface", u, "_uuid", "mtu_request")
+	}
+	out, err := p.sh(ctx, args...)
+	lines := strings.Split(out, "\n")
+	if err != nil || len(lines) != 5+2*len(vs.Uplinks) {
+		return false
+	}
+	mtu := strconv.Itoa(int(vs.Mtu))
+	mode, lacp, primary := "[]", "[]", ""
+	if m := ovsBondModes[vs.BondType]; m != "" && len(vs.Uplinks) > 1 {
+		mode = m
+	}
+	if vs.Lacp {
+		lacp = "active"
+	}
+	if a := activeOn(vs, p.host.Uuid); a != "" && len(vs.Uplinks) > 1 {
+		primary = a
+	}
+	if lines[1] != mode || lines[2] != lacp || strings.Trim(lines[3], `"`) != primary || lines[4] != mtu {
+		return false
+	}
+	var ids []string
+	for i := range vs.Uplinks {
+		if lines[6+2*i] != mtu {
+			return false
+		}
+		ids = append(ids, lines[5+2*i])
+	}
+	have := strings.Split(strings.Trim(lines[0], "[]"), ", ")
+	slices.Sort(have)
+	slices.Sort(ids)
+	return slices.Equal(have, ids)
 }
 
 // applyLinux makes the one uplink the bridge's only non-VM port.

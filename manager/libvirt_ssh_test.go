@@ -1,0 +1,139 @@
+package manager_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	gliderssh "github.com/gliderlabs/ssh"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+	"google.golang.org/protobuf/proto"
+
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver/libvirt"
+	"github.com/acli-dev/acli/manager/driver/libvirt/libvirtharness"
+)
+
+// A host added with a qemu+ssh URI: its sshd (a server of the test whose
+// sessions run in the host's network namespace with its Open vSwitch
+// environment, and which forwards the libvirt socket) carries both the
+// libvirt connection and the bridge commands. A trunked NIC starts on its
+// OVS bridge and net.update_virtual_switch bonds the uplinks there.
+func TestLibvirtVirtualSwitchOverSSH(t *testing.T) {
+	ctx, cancel := context.WithTimeout(bg, 2*time.Minute)
+	defer cancel()
+	hh, ns, ovs := ovsNetns(ctx, t, "br0", libvirt.BridgeName("n1"))
+	uplinks(t, ns, "eth0", "eth1")
+	uri := hostSSHD(t, hh, ns, ovs)
+	c := bridgesManager(t)
+	await(t, c)(c.host.AddHost(bg, &acliv1.AddHostRequest{Name: "h1", HypervisorIp: hh.Addr, LibvirtUri: uri}))
+	await(t, c)(c.net.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "n1", VlanId: 10}))
+
+	await(t, c)(c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Uplinks: proto.String("eth0,eth1"), BondType: proto.String("kBalanceSlb")}))
+	if got, _ := ovs.Vsctl(ctx, "list-ifaces", "br0"); got != "eth0\neth1" {
+		t.Fatalf("interfaces of br0 after uplinks=eth0,eth1 over ssh: %q", got)
+	}
+	if got, _ := ovs.Vsctl(ctx, "get", "port", "br0-up", "bond_mode"); got != "balance-slb" {
+		t.Fatalf("bond_mode of br0-up: %s", got)
+	}
+
+	await(t, c)(c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: "tr", MemoryBytes: 64 << 20, NumVcpus: 1}))
+	await(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "tr", Network: "n1", Mac: "50:6b:8d:45:00:04", VlanMode: acliv1.NetworkMode_kTrunked, TrunkedNetworks: []int32{7}}))
+	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "tr", Transition: acliv1.PowerTransition_kPowerOn, Host: "h1"}))
+	port, _ := ovs.Vsctl(ctx, "list-ports", libvirt.BridgeName("n1"))
+	if got, _ := ovs.Vsctl(ctx, "get", "port", port, "trunks"); got != "[7]" {
+		t.Fatalf("trunks of port %q of %s: %q, want [7]", port, libvirt.BridgeName("n1"), got)
+	}
+	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "tr", Transition: acliv1.PowerTransition_kPowerOff}))
+}
+
+// hostSSHD serves SSH for root with a key of the test and returns the
+// qemu+ssh URI of hh through it.
+func hostSSHD(t *testing.T, hh *libvirtharness.Host, ns string, ovs *libvirtharness.OVS) string {
+	t.Helper()
+	dir := t.TempDir()
+	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
+	hostSigner, _ := ssh.NewSignerFromKey(hostPriv)
+	cliPub, cliPriv, _ := ed25519.GenerateKey(rand.Reader)
+	block, err := ssh.MarshalPrivateKey(cliPriv, "acli test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "id_ed25519")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	authorized, _ := ssh.NewPublicKey(cliPub)
+	srv := &gliderssh.Server{
+		PublicKeyHandler: func(ctx gliderssh.Context, key gliderssh.PublicKey) bool {
+			return ctx.User() == "root" && gliderssh.KeysEqual(key, authorized)
+		},
+		Handler: func(s gliderssh.Session) {
+			cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, "sh", "-c", s.RawCommand())
+			cmd.Env = append(os.Environ(), ovs.Env()...)
+			cmd.Stdout, cmd.Stderr = s, s.Stderr()
+			var ee *exec.ExitError
+			if err := cmd.Run(); errors.As(err, &ee) {
+				s.Exit(ee.ExitCode())
+				return
+			}
+			s.Exit(0)
+		},
+		ChannelHandlers: map[string]gliderssh.ChannelHandler{
+			"session":                        gliderssh.DefaultSessionHandler,
+			"direct-streamlocal@openssh.com": forwardSocket,
+		},
+	}
+	srv.AddHostKey(hostSigner)
+	l, err := net.Listen("tcp", "127.44.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	knownHosts := filepath.Join(dir, "known_hosts")
+	line := knownhosts.Line([]string{knownhosts.Normalize(l.Addr().String())}, hostSigner.PublicKey())
+	if err := os.WriteFile(knownHosts, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("qemu+ssh://root@%s/system?socket=%s&keyfile=%s&known_hosts=%s", l.Addr(), hh.Socket, keyFile, knownHosts)
+}
+
+// forwardSocket serves OpenSSH's direct-streamlocal channel (what
+// qemu+ssh opens to reach libvirtd's socket).
+func forwardSocket(_ *gliderssh.Server, _ *ssh.ServerConn, nc ssh.NewChannel, _ gliderssh.Context) {
+	var req struct {
+		Socket    string
+		Reserved0 string
+		Reserved1 uint32
+	}
+	if err := ssh.Unmarshal(nc.ExtraData(), &req); err != nil {
+		nc.Reject(ssh.ConnectionFailed, "bad request")
+		return
+	}
+	up, err := net.Dial("unix", req.Socket)
+	if err != nil {
+		nc.Reject(ssh.ConnectionFailed, err.Error())
+		return
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		up.Close()
+		return
+	}
+	go ssh.DiscardRequests(reqs)
+	go func() { io.Copy(ch, up); ch.CloseWrite(); ch.Close() }()
+	io.Copy(up, ch)
+	up.Close()
+}

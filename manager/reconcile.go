@@ -28,7 +28,9 @@ func (m *Manager) applyVmStates(ctx context.Context, ev driver.HostEvent) error 
 	m.db.View(func(tx *state.Tx) {
 		host = tx.Host(ev.HostUUID)
 		todo = hostsync.Drifts(tx, ev, func(id string, at time.Time) bool {
-			r := m.vmAt(id)
+			// tx, not m.vmAt: a View inside a View deadlocks once a commit
+			// waits for the write lock between the two.
+			r := vmRecOf(tx, tx.Vm(id))
 			return r != nil && m.reportableLocked(r, at)
 		})
 	})
@@ -57,9 +59,9 @@ func (m *Manager) reportableLocked(r *vmRec, at time.Time) bool {
 // currentLocked returns the VM's model record when the committed record is
 // still the one a drift was found against.
 func (m *Manager) currentLocked(d hostsync.Drift) *vmRec {
-	r := m.vmAt(d.VM)
+	var r *vmRec
 	var rev int64
-	m.db.View(func(tx *state.Tx) { rev = tx.Rev(vmKey(d.VM)) })
+	m.db.View(func(tx *state.Tx) { r, rev = vmRecOf(tx, tx.Vm(d.VM)), tx.Rev(vmKey(d.VM)) })
 	if r == nil || rev != d.Rev || !m.reportableLocked(r, d.At) {
 		return nil
 	}

@@ -65,6 +65,9 @@ type IscsiConfig struct {
 	// against VM placement, which changes without telling them (default
 	// 200 ms).
 	ReconcileInterval time.Duration
+	// Now is the clock a recovered CVM's time up is read from (default
+	// time.Now; tests move one forward).
+	Now func() time.Time
 }
 
 // Defaults of IscsiConfig.
@@ -121,6 +124,9 @@ type stamp struct {
 
 // NewSessions makes the session controller; Start runs it.
 func NewSessions(d Deps, cfg IscsiConfig) *Sessions {
+	if cfg.Now != nil {
+		d.Now = cfg.Now
+	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}

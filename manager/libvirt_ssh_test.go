@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -92,7 +91,7 @@ func hostSSHD(t *testing.T, hh *libvirtharness.Host, ns string, ovs *libvirtharn
 		},
 		ChannelHandlers: map[string]gliderssh.ChannelHandler{
 			"session":                        gliderssh.DefaultSessionHandler,
-			"direct-streamlocal@openssh.com": forwardSocket,
+			"direct-streamlocal@openssh.com": libvirtharness.ForwardSocket,
 		},
 	}
 	srv.AddHostKey(hostSigner)
@@ -108,32 +107,4 @@ func hostSSHD(t *testing.T, hh *libvirtharness.Host, ns string, ovs *libvirtharn
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("qemu+ssh://root@%s/system?socket=%s&keyfile=%s&known_hosts=%s", l.Addr(), hh.Socket, keyFile, knownHosts)
-}
-
-// forwardSocket serves OpenSSH's direct-streamlocal channel (what
-// qemu+ssh opens to reach libvirtd's socket).
-func forwardSocket(_ *gliderssh.Server, _ *ssh.ServerConn, nc ssh.NewChannel, _ gliderssh.Context) {
-	var req struct {
-		Socket    string
-		Reserved0 string
-		Reserved1 uint32
-	}
-	if err := ssh.Unmarshal(nc.ExtraData(), &req); err != nil {
-		nc.Reject(ssh.ConnectionFailed, "bad request")
-		return
-	}
-	up, err := net.Dial("unix", req.Socket)
-	if err != nil {
-		nc.Reject(ssh.ConnectionFailed, err.Error())
-		return
-	}
-	ch, reqs, err := nc.Accept()
-	if err != nil {
-		up.Close()
-		return
-	}
-	go ssh.DiscardRequests(reqs)
-	go func() { io.Copy(ch, up); ch.CloseWrite(); ch.Close() }()
-	io.Copy(up, ch)
-	up.Close()
 }

@@ -113,7 +113,7 @@ func call[T any](c *Conn, what string, f func() (T, error)) (T, error) {
 		v, err := f()
 		done <- result{v, err}
 	}()
-	d := DialOptions{CallTimeout: c.timeout}.callTimeout()
+	d := c.timeout
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

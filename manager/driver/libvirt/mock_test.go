@@ -121,7 +121,7 @@ func mockConn(t *testing.T) (*Conn, *recorder) {
 	if err := l.ConnectToURI(golibvirt.ConnectURI(u.remoteName())); err != nil {
 		t.Fatal(err)
 	}
-	c := &Conn{uri: u, l: l, d: d}
+	c := &Conn{uri: u, l: l, d: d, timeout: DialOptions{}.callTimeout()}
 	t.Cleanup(func() { c.Close() })
 	return c, rec
 }

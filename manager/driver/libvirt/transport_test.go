@@ -23,6 +23,8 @@ import (
 	gliderssh "github.com/gliderlabs/ssh"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/acli-dev/acli/manager/driver/libvirt/libvirtharness"
 )
 
 // pipe copies both ways until either side closes.
@@ -152,41 +154,6 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
-// streamlocalHandler serves OpenSSH's direct-streamlocal channel (what `ssh -L x:/sock` uses)
-// by dialing the requested unix socket.
-func streamlocalHandler(_ *gliderssh.Server, _ *ssh.ServerConn, nc ssh.NewChannel, _ gliderssh.Context) {
-	var req struct {
-		Socket    string
-		Reserved0 string
-		Reserved1 uint32
-	}
-	if err := ssh.Unmarshal(nc.ExtraData(), &req); err != nil {
-		nc.Reject(ssh.ConnectionFailed, "bad request")
-		return
-	}
-	up, err := net.Dial("unix", req.Socket)
-	if err != nil {
-		nc.Reject(ssh.ConnectionFailed, err.Error())
-		return
-	}
-	ch, reqs, err := nc.Accept()
-	if err != nil {
-		up.Close()
-		return
-	}
-	go ssh.DiscardRequests(reqs)
-	pipe(channelConn{ch}, up)
-}
-
-// channelConn lets pipe treat an SSH channel like a net.Conn.
-type channelConn struct{ ssh.Channel }
-
-func (channelConn) LocalAddr() net.Addr              { return nil }
-func (channelConn) RemoteAddr() net.Addr             { return nil }
-func (channelConn) SetDeadline(time.Time) error      { return nil }
-func (channelConn) SetReadDeadline(time.Time) error  { return nil }
-func (channelConn) SetWriteDeadline(time.Time) error { return nil }
-
 // sshHost is an SSH server of the test for user root with a key of its
 // own: a key file and a known_hosts vouching for the server.
 type sshHost struct {
@@ -231,7 +198,7 @@ func startSSH(t *testing.T, srv *gliderssh.Server) sshHost {
 // channel to the host's real libvirt socket.
 func TestSSHTransport(t *testing.T) {
 	h := hosts(t).Hosts[1]
-	srv := &gliderssh.Server{ChannelHandlers: map[string]gliderssh.ChannelHandler{"direct-streamlocal@openssh.com": streamlocalHandler}}
+	srv := &gliderssh.Server{ChannelHandlers: map[string]gliderssh.ChannelHandler{"direct-streamlocal@openssh.com": libvirtharness.ForwardSocket}}
 	sh := startSSH(t, srv)
 	addr, keyFile, knownHosts := sh.addr, sh.keyFile, sh.knownHosts
 	uri := fmt.Sprintf("qemu+ssh://root@%s/system?socket=%s&keyfile=%s&known_hosts=%s", addr, h.Socket, keyFile, knownHosts)

@@ -17,3 +17,13 @@ type SwitchWirer interface {
 type NicUpdater interface {
 	UpdateNic(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm, nic *acliv1.Nic) error
 }
+
+// ActiveUplink is vs's active uplink on host ("" if none was given).
+func ActiveUplink(vs *acliv1.VirtualSwitch, host string) string {
+	for _, u := range vs.ActiveUplinks {
+		if u.HostUuid == host {
+			return u.Interface
+		}
+	}
+	return ""
+}

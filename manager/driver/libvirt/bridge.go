@@ -193,7 +193,7 @@ func (d *Driver) checkSwitch(ctx context.Context, h *acliv1.Host, vs *acliv1.Vir
 	if kind == linuxBridge && len(vs.Uplinks) > 1 {
 		return p, fmt.Errorf("has a Linux bridge %s, which takes one uplink (%s given); bonding several needs an Open vSwitch bridge", vs.BridgeName, strings.Join(vs.Uplinks, ", "))
 	}
-	if a := activeOn(vs, h.Uuid); a != "" && !slices.Contains(vs.Uplinks, a) {
+	if a := driver.ActiveUplink(vs, h.Uuid); a != "" && !slices.Contains(vs.Uplinks, a) {
 		return p, fmt.Errorf("has active uplink %s outside its bond (%s)", a, strings.Join(vs.Uplinks, ", "))
 	}
 	all, err := ipLink(ctx, sh)
@@ -222,16 +222,6 @@ func (d *Driver) checkSwitch(ctx context.Context, h *acliv1.Host, vs *acliv1.Vir
 		}
 	}
 	return p, nil
-}
-
-// activeOn is vs's active uplink on host ("" if none was given).
-func activeOn(vs *acliv1.VirtualSwitch, host string) string {
-	for _, u := range vs.ActiveUplinks {
-		if u.HostUuid == host {
-			return u.Interface
-		}
-	}
-	return ""
 }
 
 func (p hostSwitch) apply(ctx context.Context, vs *acliv1.VirtualSwitch) error {
@@ -278,7 +268,7 @@ func (p hostSwitch) applyOVS(ctx context.Context, vs *acliv1.VirtualSwitch) erro
 	if vs.Lacp {
 		portArgs = append(portArgs, "lacp=active")
 	}
-	if a := activeOn(vs, p.host.Uuid); a != "" && len(vs.Uplinks) > 1 {
+	if a := driver.ActiveUplink(vs, p.host.Uuid); a != "" && len(vs.Uplinks) > 1 {
 		portArgs = append(portArgs, "other_config:bond-primary="+a)
 	}
 	args = append(args, portArgs...)
@@ -309,7 +299,7 @@ func (p hostSwitch) ovsWired(ctx context.Context, vs *acliv1.VirtualSwitch) bool
 	if vs.Lacp {
 		lacp = "active"
 	}
-	if a := activeOn(vs, p.host.Uuid); a != "" && len(vs.Uplinks) > 1 {
+	if a := driver.ActiveUplink(vs, p.host.Uuid); a != "" && len(vs.Uplinks) > 1 {
 		primary = a
 	}
 	if lines[1] != mode || lines[2] != lacp || strings.Trim(lines[3], `"`) != primary || lines[4] != mtu {

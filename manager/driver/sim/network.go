@@ -52,7 +52,7 @@ func (d *Driver) WireSwitch(ctx context.Context, vs *acliv1.VirtualSwitch) error
 				return fmt.Errorf("host %s has no interface %s (it has %s)", h.name, u, strings.Join(HostNICs, ", "))
 			}
 		}
-		if a := activeOn(vs, h.uuid); a != "" && !slices.Contains(b.Uplinks, a) {
+		if a := driver.ActiveUplink(vs, h.uuid); a != "" && !slices.Contains(b.Uplinks, a) {
 			return fmt.Errorf("host %s: active uplink %s is not in its bond (%s)", h.name, a, strings.Join(b.Uplinks, ", "))
 		}
 		for name, other := range h.bridges {
@@ -67,20 +67,10 @@ func (d *Driver) WireSwitch(ctx context.Context, vs *acliv1.VirtualSwitch) error
 		}
 		hb := b
 		hb.Uplinks = slices.Clone(b.Uplinks)
-		hb.Active = activeOn(vs, h.uuid)
+		hb.Active = driver.ActiveUplink(vs, h.uuid)
 		h.bridges[vs.Name] = hb
 	}
 	return nil
-}
-
-// activeOn is vs's active uplink on host ("" if none was given).
-func activeOn(vs *acliv1.VirtualSwitch, host string) string {
-	for _, u := range vs.ActiveUplinks {
-		if u.HostUuid == host {
-			return u.Interface
-		}
-	}
-	return ""
 }
 
 // Bridge is virtual switch vs as host has it (ok false: no such host, or

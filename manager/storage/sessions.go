@@ -384,7 +384,12 @@ func (s *Sessions) plan(tx *state.Tx, override map[string]*acliv1.VolumeGroup, n
 			return false
 		}
 		since, ok := s.upSince[ip]
-		return !ok || now.Sub(since) >= s.failbackDelay
+		if !ok {
+			// A pass can see the CVM up before CvmChanged records it:
+			// its time up starts now, not long ago.
+			s.upSince[ip], since = now, now
+		}
+		return now.Sub(since) >= s.failbackDelay
 	}
 	next, moves := iscsi.PlanSessions(cvms, atts, cur, failbackTo)
 

@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -21,9 +22,8 @@ import (
 
 const sshdPath = "/usr/sbin/sshd"
 
-// startOpenSSH runs a real sshd on the given loopback IPs and returns its
-// port, host key and a client key file it accepts.
-func startOpenSSH(t testing.TB, ips []string) (int, ssh.PublicKey, string) {
+// needSSHD skips (fails in CI) where sshd cannot run.
+func needSSHD(t testing.TB) {
 	t.Helper()
 	// CI sets ACLI_REQUIRE_SSHD=1 after installing openssh-server: there a
 	// missing prerequisite fails the test instead of skipping it.
@@ -41,6 +41,14 @@ func startOpenSSH(t testing.TB, ips []string) (int, ssh.PublicKey, string) {
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		skip("cannot create /run/sshd: %v", err)
 	}
+}
+
+// startOpenSSH runs a real sshd on the given loopback IPs, one port for all,
+// and returns that port once every address answers, the host key and a
+// client key file it accepts.
+func startOpenSSH(t testing.TB, ips []string) (int, ssh.PublicKey, string) {
+	t.Helper()
+	needSSHD(t)
 	dir := t.TempDir()
 	hostSigner, hostPEM := newSigner(t)
 	clientSigner, clientPEM := newSigner(t)
@@ -50,7 +58,32 @@ func startOpenSSH(t testing.TB, ips []string) (int, ssh.PublicKey, string) {
 	os.WriteFile(clientKey, clientPEM, 0o600)
 	os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientSigner.PublicKey()), 0o600)
 
-	port := freeAddr(t, ips[0])
+	// An empty HOME: Debian's bash reads ~/.bashrc in every sshd session,
+	// and the invoking user's may be slow.
+	sessionHome := filepath.Join(dir, "home")
+	os.Mkdir(sessionHome, 0o700)
+	// The port is free on every address when chosen, but sshd binds it
+	// later: whatever takes it in between makes sshd log a failed bind
+	// (it serves the other addresses), and sshd is started again on
+	// another port.
+	for attempt := 1; ; attempt++ {
+		port := freePortOnAll(t, ips)
+		logs, ok := runSSHD(t, dir, port, ips, hostKey, sessionHome)
+		if ok {
+			return port, hostSigner.PublicKey(), clientKey
+		}
+		if attempt == 5 {
+			t.Fatalf("sshd could not bind a port on all of %v: %s", ips, logs)
+		}
+		t.Logf("port %d taken before sshd bound it: %s", port, logs)
+	}
+}
+
+// runSSHD starts sshd on port at every IP and waits until each answers with
+// sshd's banner. It reports false, with sshd's log, when sshd could not bind
+// an address (and stops that sshd).
+func runSSHD(t testing.TB, dir string, port int, ips []string, hostKey, sessionHome string) (string, bool) {
+	t.Helper()
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "Port %d\n", port)
 	for _, ip := range ips {
@@ -59,40 +92,91 @@ func startOpenSSH(t testing.TB, ips []string) (int, ssh.PublicKey, string) {
 	fmt.Fprintf(&cfg, "HostKey %s\nAuthorizedKeysFile %s\nPidFile none\n", hostKey, filepath.Join(dir, "authorized_keys"))
 	cfg.WriteString("StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n" +
 		"KexAlgorithms curve25519-sha256\nUseDNS no\nLogLevel ERROR\nMaxStartups 100\n")
-	// An empty HOME: Debian's bash reads ~/.bashrc in every sshd session,
-	// and the invoking user's may be slow.
-	sessionHome := filepath.Join(dir, "home")
-	os.Mkdir(sessionHome, 0o700)
 	fmt.Fprintf(&cfg, "SetEnv HOME=%s\n", sessionHome)
 	cfgFile := filepath.Join(dir, "sshd_config")
 	os.WriteFile(cfgFile, []byte(cfg.String()), 0o600)
 
 	cmd := exec.Command(sshdPath, "-D", "-e", "-f", cfgFile)
-	var logs bytes.Buffer
+	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start sshd: %v", err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
+	exited := make(chan struct{})
+	go func() {
 		cmd.Wait()
-	})
-	waitFor(t, "sshd listening", func() bool {
-		c, err := net.Dial("tcp", net.JoinHostPort(ips[len(ips)-1], fmt.Sprint(port)))
-		if err == nil {
-			c.Close()
-			return true
-		}
-		if cmd.ProcessState != nil {
-			t.Fatalf("sshd exited: %s", logs.String())
-		}
+		close(exited)
+	}()
+	stop := func() {
+		cmd.Process.Kill()
+		<-exited
+	}
+	// sshd binds and listens on every address before it serves any: once
+	// one answers, a bind that failed has been logged.
+	failed := func() bool { return strings.Contains(logs.String(), "Bind to port") }
+	for _, ip := range ips {
+		addr := net.JoinHostPort(ip, fmt.Sprint(port))
+		waitFor(t, "sshd on "+addr, func() bool {
+			select {
+			case <-exited:
+				t.Fatalf("sshd exited: %s", logs.String())
+			default:
+			}
+			return failed() || sshBanner(addr)
+		})
+	}
+	if failed() {
+		stop()
+		return logs.String(), false
+	}
+	t.Cleanup(stop)
+	return "", true
+}
+
+// sshBanner reports whether an SSH server answers at addr.
+func sshBanner(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
 		return false
-	})
-	return port, hostSigner.PublicKey(), clientKey
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "SSH-2.0-")
+}
+
+// freePortOnAll returns a port that nothing listens on at any of ips.
+func freePortOnAll(t testing.TB, ips []string) int {
+	t.Helper()
+	var lastErr error
+	for range 50 {
+		first, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
+		if err != nil {
+			t.Fatalf("listen on %s: %v", ips[0], err)
+		}
+		port := first.Addr().(*net.TCPAddr).Port
+		lns := []net.Listener{first}
+		for _, ip := range ips[1:] {
+			ln, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
+			if err != nil {
+				lastErr = err
+				break
+			}
+			lns = append(lns, ln)
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if len(lns) == len(ips) {
+			return port
+		}
+	}
+	t.Fatalf("no port free on all of %v: %v", ips, lastErr)
+	return 0
 }
 
 func TestRunAgainstOpenSSH(t *testing.T) {
-	ips := []string{"127.0.0.51", "127.0.0.52"}
+	ips := []string{"127.50.1.1", "127.50.1.2"}
 	port, hostKey, clientKey := startOpenSSH(t, ips)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	var addrs []string
@@ -152,7 +236,7 @@ func TestRunAgainstOpenSSH(t *testing.T) {
 func BenchmarkRunOpenSSH(b *testing.B) {
 	var ips []string
 	for i := 1; i <= 16; i++ {
-		ips = append(ips, fmt.Sprintf("127.0.3.%d", i))
+		ips = append(ips, fmt.Sprintf("127.50.2.%d", i))
 	}
 	port, hostKey, clientKey := startOpenSSH(b, ips)
 	var addrs []string
@@ -174,5 +258,27 @@ func BenchmarkRunOpenSSH(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestSSHDReportsATakenPort: when another listener takes the port on one
+// address before sshd binds it, runSSHD says so instead of returning an sshd
+// that refuses that address.
+func TestSSHDReportsATakenPort(t *testing.T) {
+	ips := []string{"127.50.1.3", "127.50.1.4"}
+	needSSHD(t)
+	port := freePortOnAll(t, ips)
+	taken, err := net.Listen("tcp", net.JoinHostPort(ips[1], fmt.Sprint(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	_, hostPEM := newSigner(t)
+	hostKey := filepath.Join(dir, "host_ed25519")
+	os.WriteFile(hostKey, hostPEM, 0o600)
+	logs, ok := runSSHD(t, dir, port, ips, hostKey, dir)
+	if ok || !strings.Contains(logs, ips[1]) {
+		t.Fatalf("runSSHD with %s:%d taken: ok %v, log %q", ips[1], port, ok, logs)
 	}
 }

@@ -61,6 +61,7 @@ import (
 	"github.com/acli-dev/acli/manager/events"
 	"github.com/acli-dev/acli/manager/ha"
 	"github.com/acli-dev/acli/manager/hostsync"
+	"github.com/acli-dev/acli/manager/maintenance"
 	"github.com/acli-dev/acli/manager/network"
 	"github.com/acli-dev/acli/manager/rpc"
 	"github.com/acli-dev/acli/manager/scheduler"
@@ -156,6 +157,7 @@ type Manager struct {
 	vms    *vm.Service
 	net    *network.Service
 	groups *vmgroup.Service
+	maint  *maintenance.Service
 	vgs    *storage.Sessions // volume groups and iSCSI sessions (vg.go)
 	stor   storageState      // vDisk copies (vdisk.go)
 	// hostEv applies the driver's host reports (hostevents.go).
@@ -198,6 +200,7 @@ func New(cfg Config) (*Manager, error) {
 	m.net = &network.Service{DB: m.db, Tasks: featureTasks{m}, Hosts: m.drv}
 	m.groups = &vmgroup.Service{DB: m.db, Tasks: featureTasks{m}}
 	m.vms = vm.New(vmCluster{m}, featureTasks{m}, m.db, m.drv)
+	m.maint = m.maintenanceService()
 	m.db.SetCapacity(m.stor.containers.Capacity)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 
@@ -281,7 +284,7 @@ func (m *Manager) bootstrap(ctx context.Context) error {
 func (m *Manager) Register(s *grpc.Server) {
 	rpc.Register(s, rpc.Features{
 		Cluster:      clusterFeature{clusterService{m: m}, &ha.Settings{DB: m.db, Tasks: featureTasks{m}}},
-		Hosts:        hostService{m: m},
+		Hosts:        hostFeature{hostService{m: m}, m.maint},
 		Tasks:        taskService{m: m},
 		Events:       eventService{m: m},
 		Sim:          simService{m: m},

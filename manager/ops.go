@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -474,8 +473,6 @@ func hostLabel(h *acliv1.Host) string {
 }
 
 func bytesText(n int64) string { return scheduler.Bytes(n) }
-
-func joinLines(lines []string) string { return strings.Join(lines, "; ") }
 
 // taskUUID reads a running task's UUID (its snapshot changes under Manager.mu).
 func (m *Manager) taskUUID(t *taskRec) string {

@@ -56,13 +56,10 @@ func (m *Manager) resumeEvacuation(t *taskRec) {
 	if t.PB.Cancellable {
 		t.Stop = stop
 	}
-	var e *evacuation
+	var run func(context.Context) (maintenance.Done, error)
 	if why == nil {
 		m.lockMoreLocked(t, hostID)
-		hs := &holds{}
-		m.holdPlanLocked(t, plan, hs)
-		t.Release = func() { hs.releaseAllLocked(); m.dropTargetsLocked(t) }
-		e = m.newEvacuation(t, h, scheduler.Block, m.ops.maxMigrations, hs)
+		run = m.maint.Resume(m.maint.M.(*maintManager).lockedView(), t, h, plan)
 	}
 	m.mu.Unlock()
 	m.log.Warn("resuming a task the previous leader left running", "task", t.PB.Uuid, "op", t.PB.Operation.String(), "err", why)
@@ -71,9 +68,10 @@ func (m *Manager) resumeEvacuation(t *taskRec) {
 		var out outcome
 		err := why
 		if err == nil {
-			m.addMessage(t, -1, "resumed by a new leader: %d VM(s) still on %s planned again", len(plan.Steps), e.label)
-			out, err = e.run(wctx, plan)
-			err = tasks.CancelledResult(wctx, err)
+			m.addMessage(t, -1, "resumed by a new leader: %d VM(s) still on %s planned again", len(plan.Steps), hostLabel(h))
+			var d maintenance.Done
+			d, err = run(wctx)
+			out, err = doneOutcome(d), tasks.CancelledResult(wctx, err)
 		}
 		stop(nil)
 		if _, cerr := m.complete(m.ctx, t, out, err); cerr != nil {

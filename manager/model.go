@@ -355,19 +355,6 @@ func (m *Manager) vmAt(id string) (r *vmRec) {
 	return r
 }
 
-// vmRecs are the committed VMs by name, then UUID.
-func (m *Manager) vmRecs() []*vmRec {
-	var out []*vmRec
-	m.db.View(func(tx *state.Tx) {
-		rs := tx.VmsByName()
-		out = make([]*vmRec, len(rs))
-		for i, r := range rs {
-			out[i] = vmRecOf(tx, r.Vm)
-		}
-	})
-	return out
-}
-
 // numVms is the number of committed VMs.
 func (m *Manager) numVms() (n int) {
 	m.db.View(func(tx *state.Tx) { n = tx.NumVms() })

@@ -75,6 +75,9 @@ func launchClusterd(t testing.TB, dir string, args ...string) (*daemon, error) {
 	t.Helper()
 	d := &daemon{done: make(chan struct{}), stderr: &bytes.Buffer{}}
 	d.cmd = exec.Command(filepath.Join(binDir, "clusterd"), append([]string{"--listen", "127.0.0.1:0", "--data-dir", dir}, args...)...)
+	// clusterd dies with the test binary: one killed by the test timeout
+	// would leave it serving (and holding its data services portal).
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -75,9 +75,10 @@ func claimNet() (string, error) {
 			f.Close()
 			continue
 		}
-		// A target or redirector left over from a crashed run may still
-		// hold the portals.
-		if free(prefix+"1:3261") && free(prefix+"11:3261") {
+		// A process left over from an earlier run (a tgtd, or a clusterd
+		// whose test binary was killed, still serving the data services IP)
+		// may hold a portal after the flock is gone.
+		if busy := busyPortal(prefix); busy == "" {
 			return prefix, nil // f stays open: the flock lasts until exit
 		}
 		f.Close()
@@ -85,13 +86,29 @@ func claimNet() (string, error) {
 	return "", errors.New("no free /24 in 127.46.0.0/16 for a data path test")
 }
 
-func free(addr string) bool {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return false
+// portals are the fixed ports a /24's tests listen on: redirectors,
+// CVM targets and the data services IP.
+func portals(prefix string) []string {
+	var out []string
+	for i := 1; i <= 9; i++ {
+		out = append(out, prefix+strconv.Itoa(i)+":3261")
 	}
-	l.Close()
-	return true
+	for i := 11; i <= 19; i++ {
+		out = append(out, prefix+strconv.Itoa(i)+":3261", prefix+strconv.Itoa(i)+":3205")
+	}
+	return append(out, prefix+"20:3260")
+}
+
+// busyPortal returns the first of prefix's portals something listens on.
+func busyPortal(prefix string) string {
+	for _, addr := range portals(prefix) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return addr
+		}
+		l.Close()
+	}
+	return ""
 }
 
 // Zombie reports whether pid has exited (gone, or a zombie not yet reaped).

@@ -8,6 +8,11 @@
 // migration address and port range, and runs under `tini -s` so QEMU processes orphaned by a
 // migration are reaped at once instead of stalling the next migration.
 //
+// Every QEMU a host's libvirtd starts is stopped by its PID (the pid files in the host's state
+// dir) when the cluster stops, whether or not its daemon still runs; a cluster whose test
+// binary died without stopping it (a test timeout) is stopped the same way by the next Start
+// in any process (ReapOrphans).
+//
 // Only for tests: TCP without authentication, QEMU as root without a security driver.
 package libvirtharness
 
@@ -53,6 +58,10 @@ type Cluster struct {
 	Hosts []*Host
 
 	ownDir bool
+	// owner is the cluster's entry in ownersDir, flocked while this process
+	// owns the cluster; ownerPath is its name.
+	owner     *os.File
+	ownerPath string
 }
 
 // Host is one libvirtd "hypervisor host".
@@ -184,6 +193,9 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 30 * time.Second
 	}
+	// Daemons and QEMUs of a test binary that died without Stop (a test
+	// timeout) still run: stop them before starting more.
+	ReapOrphans()
 	c := &Cluster{Dir: o.Dir}
 	if c.Dir == "" {
 		d, err := os.MkdirTemp("", "acli-libvirt-")
@@ -191,6 +203,12 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			return nil, err
 		}
 		c.Dir, c.ownDir = d, true
+	}
+	if err := c.register(); err != nil {
+		if c.ownDir {
+			os.RemoveAll(c.Dir)
+		}
+		return nil, err
 	}
 	// Bind-mount targets must exist; creating empty directories on the machine is harmless.
 	for _, d := range mountTargets {
@@ -227,6 +245,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 }
 
 // Stop stops every host (domains destroyed first) and removes the temp dir it created.
+// What it could not stop is left recorded for the next Start's ReapOrphans.
 func (c *Cluster) Stop() error {
 	var errs []error
 	for _, h := range c.Hosts {
@@ -240,7 +259,53 @@ func (c *Cluster) Stop() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.owner != nil {
+		if len(errs) == 0 {
+			os.Remove(c.ownerPath)
+		}
+		c.owner.Close()
+		c.owner = nil
+	}
 	return errors.Join(errs...)
+}
+
+// ownersDir holds one entry per live cluster: its state directory, under an
+// flock the owning process holds until Stop or its death.
+var ownersDir = filepath.Join(lockDir, "clusters")
+
+// register records the cluster in ownersDir. The entry is written and
+// locked under a temporary name, then renamed: a reaper never sees an
+// entry that is not locked yet.
+func (c *Cluster) register() error {
+	if err := os.MkdirAll(ownersDir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(ownersDir, "new-*")
+	if err != nil {
+		return err
+	}
+	own := ""
+	if c.ownDir {
+		own = "own"
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	name := filepath.Join(ownersDir, strings.TrimPrefix(filepath.Base(f.Name()), "new-")+".owner")
+	if _, err := fmt.Fprintf(f, "%s\n%s\n", c.Dir, own); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), name); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	c.owner, c.ownerPath = f, name
+	return nil
 }
 
 var mountTargets = map[string]string{
@@ -514,7 +579,9 @@ func (h *Host) Stop() error {
 			}
 		}
 	}
-	killQEMU(h)
+	if err := killQEMU(h); err != nil {
+		errs = append(errs, err)
+	}
 	saveCapsCache(h)
 	return errors.Join(errs...)
 }
@@ -594,15 +661,97 @@ func destroyAllNow(sock string) error {
 	return errors.Join(errs...)
 }
 
-// killQEMU kills QEMU processes whose daemon is gone; their pid files sit in the host's run dir.
-func killQEMU(h *Host) {
-	for _, pid := range qemuPIDs(h) {
-		syscall.Kill(pid, syscall.SIGKILL)
+// killQEMU kills QEMU processes whose daemon is gone, by the pid files in the host's run dir,
+// and returns once none of them runs.
+func killQEMU(h *Host) error {
+	if err := killAndWait(qemuPIDs(h), isQEMU); err != nil {
+		return fmt.Errorf("%s: %w", h.Name, err)
 	}
 	files, _ := filepath.Glob(filepath.Join(h.Dir, "run", "qemu", "*.pid"))
 	for _, f := range files {
 		os.Remove(f)
 	}
+	return nil
+}
+
+// killAndWait SIGKILLs pids (each checked by alive first) and waits until alive is false
+// for all of them.
+func killAndWait(pids []int, alive func(int) bool) error {
+	for _, pid := range pids {
+		if alive(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("process %d still runs 5 s after SIGKILL", pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// isLibvirtd reports whether pid is a live libvirtd.
+func isLibvirtd(pid int) bool {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && filepath.Base(exe) == "libvirtd"
+}
+
+// ReapOrphans stops the daemons and QEMUs of every cluster whose owning process died without
+// Stop (a test binary killed by its timeout), by the pid files in the cluster's state
+// directory, then removes the directory if the harness created it. A cluster whose owner
+// still runs is never touched. It returns the PIDs it stopped.
+func ReapOrphans() ([]int, error) {
+	entries, _ := filepath.Glob(filepath.Join(ownersDir, "*"))
+	var stopped []int
+	var errs []error
+	for _, e := range entries {
+		pids, err := reap(e)
+		stopped = append(stopped, pids...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return stopped, errors.Join(errs...)
+}
+
+func reap(entry string) ([]int, error) {
+	f, err := os.OpenFile(entry, os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil // reaped by another process meanwhile
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return nil, nil // its owner runs
+	}
+	b, _ := io.ReadAll(f)
+	dir, own, _ := strings.Cut(string(b), "\n")
+	if dir == "" { // a registration that died before it was written
+		os.Remove(entry)
+		return nil, nil
+	}
+	var daemons, qemus []int
+	hosts, _ := filepath.Glob(filepath.Join(dir, "h*"))
+	for _, hd := range hosts {
+		h := &Host{Name: filepath.Base(hd), Dir: hd}
+		if pid := h.DaemonPID(); pid > 0 && isLibvirtd(pid) {
+			daemons = append(daemons, pid)
+		}
+		qemus = append(qemus, qemuPIDs(h)...)
+	}
+	// The daemons first, so none starts or restarts anything meanwhile.
+	err = errors.Join(killAndWait(daemons, isLibvirtd), killAndWait(qemus, isQEMU))
+	if err != nil {
+		return append(daemons, qemus...), fmt.Errorf("reap %s: %w", dir, err)
+	}
+	if strings.TrimSpace(own) == "own" {
+		os.RemoveAll(dir)
+	}
+	os.Remove(entry)
+	return append(daemons, qemus...), nil
 }
 
 // qemuPIDs lists the host's running QEMU processes, from the pid files in its run dir.
@@ -646,17 +795,10 @@ func (h *Host) PowerOff() error {
 	if err := h.waitLocked(5 * time.Second); err != nil {
 		return err
 	}
-	killQEMU(h)
-	deadline := time.Now().Add(5 * time.Second)
-	for _, pid := range pids {
-		for isQEMU(pid) {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s: QEMU %d still runs after SIGKILL", h.Name, pid)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+	if err := killAndWait(pids, isQEMU); err != nil {
+		return fmt.Errorf("%s: %w", h.Name, err)
 	}
-	return nil
+	return killQEMU(h)
 }
 
 // The QEMU capabilities probe costs ~1.5 s per fresh daemon; the result depends only on the

@@ -2,6 +2,8 @@ package libvirtharness
 
 import (
 	"context"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,4 +108,97 @@ func BenchmarkHostStart(b *testing.B) {
 		total += h.StartTime
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/start")
+}
+
+// startIdleDomain starts a diskless domain on h (its BIOS finds nothing to
+// boot and waits) and returns its QEMU's PID.
+func startIdleDomain(t *testing.T, h *Host) int {
+	t.Helper()
+	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(h.Socket), dialers.WithLocalTimeout(2*time.Second)))
+	if err := l.ConnectToURI(golibvirt.QEMUSystem); err != nil {
+		t.Fatalf("connect %s: %v", h.Socket, err)
+	}
+	defer l.Disconnect()
+	const xml = `<domain type='qemu'><name>idle</name><memory unit='MiB'>32</memory>
+<os><type arch='x86_64' machine='pc'>hvm</type></os>
+<devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices></domain>`
+	d, err := l.DomainDefineXML(xml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DomainCreate(d); err != nil {
+		t.Fatal(err)
+	}
+	pids := qemuPIDs(h)
+	if len(pids) != 1 {
+		t.Fatalf("QEMU pids from %s's run dir: %v, want one", h.Name, pids)
+	}
+	return pids[0]
+}
+
+// A host whose libvirtd was killed leaves its QEMU running, as a real host
+// would; Stop still stops that QEMU, by the pid file in the host's run dir.
+func TestStopKillsTheQEMUsOfAKilledDaemon(t *testing.T) {
+	Require(t)
+	c, err := Start(context.Background(), Options{Hosts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	h := c.Hosts[0]
+	pid := startIdleDomain(t, h)
+	if err := h.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if !isQEMU(pid) {
+		t.Fatalf("QEMU %d died with its daemon", pid)
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if isQEMU(pid) {
+		t.Fatalf("QEMU %d still runs after Stop", pid)
+	}
+}
+
+// A cluster whose owner died without Stop (a test binary killed by its
+// timeout: its flock goes with it) is reaped by the next ReapOrphans, its
+// killed daemon's QEMU included; while its owner lives it is left alone.
+func TestReapOrphansStopsADeadOwnersQEMUs(t *testing.T) {
+	Require(t)
+	c, err := Start(context.Background(), Options{Hosts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	h := c.Hosts[0]
+	pid := startIdleDomain(t, h)
+	daemon := h.DaemonPID()
+
+	if _, err := ReapOrphans(); err != nil {
+		t.Logf("reaping other clusters: %v", err)
+	}
+	if !isQEMU(pid) || !isLibvirtd(daemon) {
+		t.Fatalf("a live owner's cluster was reaped (QEMU %d running %v, libvirtd %d running %v)",
+			pid, isQEMU(pid), daemon, isLibvirtd(daemon))
+	}
+
+	if err := h.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	c.owner.Close() // what the owner's death does to its flock
+	c.owner = nil
+	stopped, err := ReapOrphans()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if isQEMU(pid) {
+		t.Fatalf("QEMU %d still runs after ReapOrphans (stopped %v)", pid, stopped)
+	}
+	if !slices.Contains(stopped, pid) {
+		t.Errorf("ReapOrphans stopped %v, not QEMU %d", stopped, pid)
+	}
+	if _, err := os.Stat(c.Dir); !os.IsNotExist(err) {
+		t.Errorf("the orphan's state dir %s is still there: %v", c.Dir, err)
+	}
 }

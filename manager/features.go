@@ -2,11 +2,9 @@ package manager
 
 import (
 	"context"
-	"net/netip"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
-	"github.com/acli-dev/acli/manager/network"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
 )
@@ -68,30 +66,4 @@ func (ft *featureTask) Drop() {
 func (m *Manager) lockMoreLocked(t *taskRec, key string) {
 	t.Locks = append(t.Locks, key)
 	m.takeLocked(t, key)
-}
-
-// newMACLocked generates a MAC no NIC has and no task claims.
-func (m *Manager) newMACLocked() string {
-	var mac string
-	m.db.View(func(tx *state.Tx) {
-		mac = network.NewMAC(func(mac string) bool { return tx.VmByMAC(mac) != nil || m.busyLocked("mac:"+mac) != nil })
-	})
-	return mac
-}
-
-// cloneNicAddrsLocked gives a clone's NICs addresses of their own, held by
-// t until it ends (network.CloneAddrs).
-func (m *Manager) cloneNicAddrsLocked(t *taskRec, v *acliv1.Vm) error {
-	var err error
-	m.db.View(func(tx *state.Tx) {
-		err = network.CloneAddrs(tx, v, func(net string, a netip.Addr) string {
-			lock := network.AddrLock(net, a)
-			if o := m.busyLocked(lock); o != nil && o != t {
-				return "being created by task " + o.PB.Uuid
-			}
-			m.lockMoreLocked(t, lock)
-			return ""
-		})
-	})
-	return err
 }

@@ -74,3 +74,9 @@ func (h heldTable) Holding(id string) *acliv1.Task {
 	}
 	return nil
 }
+
+// CloneVm is the image feature's: a clone copies a VM's or a snapshot's
+// vDisks.
+func (s vmService) CloneVm(ctx context.Context, req *acliv1.CloneVmRequest) (*acliv1.Task, error) {
+	return s.m.imageService().CloneVm(ctx, req)
+}

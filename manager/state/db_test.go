@@ -135,6 +135,8 @@ func TestUpdateChecksEveryRule(t *testing.T) {
 			writes: []proto.Message{withNIC(vm("b", "", gib), "10.0.0.5")}, rule: state.RuleIP},
 		{name: "nic address taken twice in one commit", before: []proto.Message{managed},
 			writes: []proto.Message{withNIC(vm("a", "h1", 4*gib), "10.0.0.5"), withNIC(vm("b", "", gib), "10.0.0.5")}, rule: state.RuleIP},
+		{name: "nic address given to two NICs of one vm", before: []proto.Message{managed},
+			writes: []proto.Message{withNIC(withNIC(vm("b", "", gib), "10.0.0.5"), "10.0.0.5")}, rule: state.RuleIP},
 		{name: "nic address handed over in one commit", before: []proto.Message{managed, withNIC(vm("a", "h1", 4*gib), "10.0.0.5")},
 			writes: []proto.Message{vm("a", "h1", 4*gib), withNIC(vm("b", "", gib), "10.0.0.5")}},
 		{name: "nic address freed by a delete", before: []proto.Message{managed, withNIC(vm("a", "h1", 4*gib), "10.0.0.5"), vm("a", "", 4*gib)},

@@ -39,9 +39,9 @@ func (db *DB) indexIPsLocked(id string, msg proto.Message, add bool) {
 // has it once the transaction's writes are in (seen: the addresses written
 // earlier in it).
 func (tx *Tx) checkIPs(id string, prev, next *acliv1.Vm, seen map[string]string) []Violation {
-	had := map[string]bool{}
+	had, has := map[string]int{}, map[string]int{}
 	for _, nic := range prev.GetNics() {
-		had[nicIPKey(nic.NetworkUuid, nic.Ip)] = true
+		had[nicIPKey(nic.NetworkUuid, nic.Ip)]++
 	}
 	var vs []Violation
 	for _, nic := range next.Nics {
@@ -49,13 +49,20 @@ func (tx *Tx) checkIPs(id string, prev, next *acliv1.Vm, seen map[string]string)
 			continue
 		}
 		k := nicIPKey(nic.NetworkUuid, nic.Ip)
+		// Two NICs of one VM sharing an address is refused too, unless
+		// the record had them already.
+		if has[k]++; has[k] > 1 && has[k] > had[k] {
+			vs = append(vs, Violation{Rule: RuleIP, Subject: "vm:" + next.Name,
+				Description: "ip " + nic.Ip + " is given to two NICs of vm " + next.Name + " on the same network"})
+			continue
+		}
 		if other := seen[k]; other != "" && other != id {
 			vs = append(vs, Violation{Rule: RuleIP, Subject: "vm:" + next.Name,
 				Description: "ip " + nic.Ip + " of vm " + next.Name + " is taken by vm " + tx.Vm(other).GetName() + " on the same network"})
 			continue
 		}
 		seen[k] = id
-		if had[k] {
+		if had[k] > 0 {
 			continue // kept, not gained
 		}
 		if other := tx.db.nicIPs[k]; other != "" && other != id && hasIP(tx.Vm(other), nic.NetworkUuid, nic.Ip) {

@@ -288,7 +288,7 @@ func (m *Manager) Register(s *grpc.Server) {
 		Tasks:        taskService{m: m},
 		Events:       eventService{m: m},
 		Sim:          simService{m: m},
-		Vms:          vmFeature{m.vms, vmService{m: m}},
+		Vms:          vmFeature{m.vms, vmService{m: m}, &vmMigration{DB: m.db, M: migrateManager{m}}},
 		Nics:         m.net,
 		VmGroups:     m.groups,
 		Networks:     m.net,

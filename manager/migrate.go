@@ -2,10 +2,8 @@ package manager
 
 import (
 	"context"
-	"fmt"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/migrate"
 	"github.com/acli-dev/acli/manager/scheduler"
 )
@@ -108,91 +106,52 @@ func (c *moveCluster) Event(severity, format string, args ...any) {
 
 func (c *moveCluster) PastReturn() { c.m.pastReturn(c.t) }
 
-// MigrateVm moves a VM to the named host or to the scheduler's choice. It
-// always moves the VM to another host or refuses, listing each candidate
-// host and why it was rejected.
-func (s vmService) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) (*acliv1.Task, error) {
-	m := s.m
-	if req.BandwidthMbps < 0 {
-		return nil, apierr.BadField("bandwidth_mbps", "bandwidth_mbps %d must not be negative, e.g. bandwidth_mbps=10000", req.BandwidthMbps)
-	}
-	live := req.Live == nil || *req.Live
-	m.mu.Lock()
-	r, err := m.vmLocked("vm", req.Vm)
-	if err == nil {
-		err = m.checkBusyLocked("vm", r.pb.Name, r.pb.Uuid)
-	}
-	var target *hostRec
-	if err == nil && req.Host != "" {
-		target, err = m.hostLocked("host", req.Host)
-	}
-	if err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-	cur, rev := r.pb, r.rev
-	snap := m.snapshotLocked()
-	sv := schedVM(cur, nil)
-	switch {
-	case !placed(cur):
-		err = apierr.Precondition("POWER_STATE", "vm:"+cur.Name, "vm %s is off and has no host to move from; power it on (vm.on %s host=...) instead", cur.Name, cur.Name)
-	case cur.AgentVm:
-		err = apierr.Precondition("AGENT_VM", "vm:"+cur.Name, "vm %s is an agent VM and stays on its host", cur.Name)
-	case live && cur.PowerState == acliv1.PowerState_kPaused:
-		err = apierr.Precondition("POWER_STATE", "vm:"+cur.Name, "vm %s is paused; resume it first or use live=false", cur.Name)
-	case live:
-		if cerr := scheduler.CanLiveMigrate(&sv); cerr != nil {
-			err = apierr.Precondition("NOT_MIGRATABLE", "vm:"+cur.Name, "%v", cerr)
-		}
-	}
-	if err == nil && m.hostAt(cur.HostUuid) == nil {
-		err = apierr.Precondition("HOST", "vm:"+cur.Name, "vm %s is recorded on unknown host %s", cur.Name, cur.HostUuid)
-	}
-	if err == nil && m.hostAt(cur.HostUuid).pb.NodeState == acliv1.NodeState_kNodeDown {
-		err = apierr.Precondition("HOST_DOWN", "host:"+cur.HostName, "vm %s is on %s, which is down; HA restarts it elsewhere", cur.Name, hostLabel(m.hostAt(cur.HostUuid).pb))
-	}
-	if err == nil {
-		if target != nil {
-			if cerr := scheduler.CheckTarget(snap, cur.Uuid, target.pb.Uuid, scheduler.Options{}); cerr != nil {
-				err = apierr.Precondition("TARGET", "host:"+target.pb.Name, "%v", cerr)
-			}
-		} else {
-			p, perr := scheduler.PickMigrationTarget(snap, cur.Uuid, "", scheduler.Options{})
-			if perr != nil {
-				err = noHostError(fmt.Sprintf("cannot migrate vm %s", cur.Name), perr)
-			} else {
-				target = m.hostAt(p.Host.UUID)
-			}
-		}
-	}
-	if err != nil {
-		m.mu.Unlock()
-		return nil, err
-	}
-	src, dst := m.hostAt(cur.HostUuid).pb, target.pb
-	t := m.newTaskLocked(acliv1.TaskOperation_kVmMigrate, []*acliv1.EntityRef{vmRef(cur), hostRef(src), hostRef(dst)}, cur.Uuid)
-	t.PB.Cancellable = live // until the switch-over (liveMigrate)
-	hd := m.holdLocked(cur, target)
-	m.addTargetLocked(dst.Uuid, t)
-	t.Release = func() { hd.releaseLocked(); m.dropTargetsLocked(t) }
-	m.mu.Unlock()
-	mv := move{vm: cur, rev: rev, src: src, dst: dst, bwMbps: req.BandwidthMbps, release: hd.releaseLocked}
-	how := "live-migrating"
-	if !live {
-		how = "moving (offline)"
-	}
-	return m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
-		m.addMessage(t, 1, "%s vm %s from %s to %s", how, cur.Name, hostLabel(src), hostLabel(dst))
-		if !live {
-			if err := m.offlineMigrate(ctx, t, mv); err != nil {
-				return outcome{}, err
-			}
-			return outcome{message: fmt.Sprintf("vm %s moved from %s to %s (offline)", cur.Name, hostLabel(src), hostLabel(dst))}, nil
-		}
-		res, err := m.liveMigrate(ctx, t, mv, nil)
-		if err != nil {
-			return outcome{}, err
-		}
-		return outcome{message: fmt.Sprintf("vm %s migrated from %s to %s in %s", cur.Name, hostLabel(src), hostLabel(dst), res)}, nil
+// vmMigration serves vm.migrate (in vmFeature).
+type vmMigration = migrate.Service
+
+// migrateManager is manager/migrate's view of this manager (migrate.Manager).
+type migrateManager struct{ m *Manager }
+
+// migrateLocked is what vm.migrate reads, begins and reserves under Manager.mu.
+type migrateLocked struct{ m *Manager }
+
+func (c migrateManager) Locked(fn func(l migrate.Locked) error) error {
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	return fn(migrateLocked(c))
+}
+
+func (c migrateManager) Launch(ctx context.Context, t *taskRec, w func(ctx context.Context) (string, error)) (*acliv1.Task, error) {
+	return c.m.launch(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		msg, err := w(ctx)
+		return outcome{message: msg}, err
 	})
+}
+
+func (c migrateManager) Log(t *taskRec, percent int32, line string) {
+	c.m.addMessage(t, percent, "%s", line)
+}
+
+func (c migrateManager) Live(ctx context.Context, t *taskRec, mv migrate.Move, reservation func()) (migrate.Result, error) {
+	return c.m.liveMigrate(ctx, t, move{vm: mv.VM, rev: mv.Rev, src: mv.Src, dst: mv.Dst, bwMbps: mv.BandwidthMbps, release: reservation}, nil)
+}
+
+func (c migrateManager) Offline(ctx context.Context, t *taskRec, mv migrate.Move, reservation func()) error {
+	return c.m.offlineMigrate(ctx, t, move{vm: mv.VM, rev: mv.Rev, src: mv.Src, dst: mv.Dst, bwMbps: mv.BandwidthMbps, release: reservation})
+}
+
+func (l migrateLocked) Holder(id string) *taskRec { return l.m.heldLocked(id) }
+
+func (l migrateLocked) Snapshot() *scheduler.Snapshot { return l.m.snapshotLocked() }
+
+func (l migrateLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *taskRec {
+	return l.m.newTaskLocked(op, refs, locks...)
+}
+
+func (l migrateLocked) Reserve(t *taskRec, v *acliv1.Vm, host string) func() {
+	m := l.m
+	hd := m.holdLocked(v, m.hostAt(host))
+	m.addTargetLocked(host, t)
+	t.Release = func() { hd.releaseLocked(); m.dropTargetsLocked(t) }
+	return hd.releaseLocked
 }

@@ -182,23 +182,6 @@ func (m *Manager) snapshotLocked() *scheduler.Snapshot {
 	return s
 }
 
-// noHostError turns the scheduler's refusal into a FailedPrecondition with
-// one violation per candidate host.
-func noHostError(summary string, err error) error {
-	ne, ok := err.(*scheduler.NoEligibleHostError)
-	if !ok {
-		return apierr.Precondition("NO_HOST", "cluster", "%s: %v", summary, err)
-	}
-	vs := make([]apierr.Violation, len(ne.Rejections))
-	for i, r := range ne.Rejections {
-		vs[i] = apierr.Violation{Type: "NO_HOST", Subject: "host:" + r.Host.Name, Description: r.String()}
-	}
-	if len(vs) == 0 {
-		return apierr.Precondition("NO_HOST", "cluster", "%s: the cluster has no hosts", summary)
-	}
-	return apierr.FailedPrecondition(summary+": no eligible host", vs...)
-}
-
 // ---- reservations ----
 
 // hold is memory reserved on a host for a VM on its way there (a

@@ -8,11 +8,13 @@ import (
 	"github.com/acli-dev/acli/manager/vm"
 )
 
-// vmFeature serves the VM service: the lifecycle from manager/vm, the
-// rest (disks, NICs, clone, migrate, affinity) from here.
+// vmFeature serves the VM service: the lifecycle from manager/vm,
+// migration from manager/migrate, the rest (disks, NICs, clone, affinity)
+// from here.
 type vmFeature struct {
 	*vm.Service
 	vmService
+	*vmMigration
 }
 
 // vmCluster is manager/vm's view of the manager (vm.Cluster).

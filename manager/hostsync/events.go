@@ -117,11 +117,17 @@ func (e *Events) Apply(ctx context.Context, ev driver.HostEvent) error {
 	return err
 }
 
+// commitAttempts bounds how often a report is computed again after a
+// concurrent commit changed its host.
+const commitAttempts = 8
+
 // commit records the change ev means; nil when there is nothing to change.
-// On a conflict with a concurrent task the change is computed again from
-// the new record.
+// On a conflict with a concurrent task the change is computed again at
+// once from the new record: a View sees commits accepted but not yet
+// durable (state's provisional reads), so a conflict means the record
+// really changed and the re-read finds the change.
 func (e *Events) commit(ctx context.Context, ev driver.HostEvent) (*Change, error) {
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
 		var cur *acliv1.Host
 		var rev int64
 		e.DB.View(func(tx *state.Tx) { cur, rev = tx.Host(ev.HostUUID), tx.Rev(state.HostKey(ev.HostUUID)) })
@@ -142,9 +148,7 @@ func (e *Events) commit(ctx context.Context, ev driver.HostEvent) (*Change, erro
 			e.Beats.MarkingDown(cur.Uuid, ev.Time)
 		}
 		err = e.Commit(ctx, next, rev)
-		if store.IsConflict(err) && attempt < 5 {
-			// The other writer may not have applied its change yet.
-			time.Sleep(time.Duration(attempt+1) * time.Millisecond)
+		if store.IsConflict(err) && attempt < commitAttempts {
 			continue
 		}
 		if err != nil {

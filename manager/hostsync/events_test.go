@@ -2,15 +2,19 @@ package hostsync
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/state/statetest"
+	"github.com/acli-dev/acli/manager/store"
 )
 
 // fakeBeats records what the applier tells the heartbeat table.
@@ -234,6 +238,61 @@ func TestEventsRecomputeOnConflict(t *testing.T) {
 	f.ev.Apply(context.Background(), driver.HostEvent{Kind: driver.HostUp, HostUUID: "uuid-h1", Time: time.Unix(1001, 0)})
 	if h := f.host(t, "uuid-h1"); h.NodeState != acliv1.NodeState_EnteredMaintenanceMode {
 		t.Fatalf("the operator's intent was lost: %s", h.NodeState)
+	}
+}
+
+// rename commits a concurrent change of the host's record (a task's).
+func (f *eventsFixture) rename(t *testing.T, name string) {
+	t.Helper()
+	var cur *acliv1.Host
+	var rev int64
+	f.db.View(func(tx *state.Tx) { cur, rev = tx.Host("uuid-h1"), tx.Rev(state.HostKey("uuid-h1")) })
+	next := proto.Clone(cur).(*acliv1.Host)
+	next.Name = name
+	if _, err := f.db.Update(context.Background(), func(tx *state.Tx) error {
+		tx.Put(state.HostKey(next.Uuid), next, rev)
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+}
+
+// Concurrent commits between each read and commit: every refused commit
+// is computed again from the record the concurrent one left and sent at
+// once, each attempt one commit (no waiting between them: a View already
+// shows a commit that is accepted but not yet durable).
+func TestEventsReapplyAtOnceAfterConflicts(t *testing.T) {
+	f := newEvents(t, normalHost())
+	commit := f.ev.Commit
+	racing := 3
+	f.ev.Commit = func(ctx context.Context, next *acliv1.Host, rev int64) error {
+		if f.commits < racing {
+			f.rename(t, fmt.Sprintf("h1-%d", f.commits))
+		}
+		return commit(ctx, next, rev)
+	}
+	f.apply(t, driver.HostDown, time.Unix(1000, 0))
+	h := f.host(t, "uuid-h1")
+	if h.NodeState != acliv1.NodeState_kNodeDown || h.Name != "h1-2" {
+		t.Fatalf("after %d racing commits: %s %q, want kNodeDown over the last rename", racing, h.NodeState, h.Name)
+	}
+	if f.commits != racing+1 || len(f.published) != 1 {
+		t.Fatalf("%d commits (want %d: each refused one sent again at once), %d published", f.commits, racing+1, len(f.published))
+	}
+	if got := f.published[0].Prev.Name; got != "h1-2" {
+		t.Fatalf("the change was computed on %q, not on the record the last concurrent commit left", got)
+	}
+
+	// A record that changes before every commit: the report gives up after
+	// commitAttempts, with the conflict.
+	racing = 1 << 30
+	n := f.commits
+	err := f.ev.Apply(context.Background(), driver.HostEvent{Kind: driver.HostUp, HostUUID: "uuid-h1", Time: time.Unix(1001, 0)})
+	if !store.IsConflict(err) || f.commits-n != commitAttempts {
+		t.Fatalf("always racing: %v after %d commits, want a conflict after %d", err, f.commits-n, commitAttempts)
+	}
+	if h := f.host(t, "uuid-h1"); h.NodeState != acliv1.NodeState_kNodeDown || len(f.published) != 1 {
+		t.Fatalf("a report that never committed changed the host (%s) or was published", h.NodeState)
 	}
 }
 

@@ -285,7 +285,7 @@ func (m *Manager) Register(s *grpc.Server) {
 	rpc.Register(s, rpc.Features{
 		Cluster:      clusterFeature{clusterService{m: m}, &ha.Settings{DB: m.db, Tasks: featureTasks{m}}},
 		Hosts:        hostFeature{hostService{m: m}, m.maint},
-		Tasks:        taskService{m: m},
+		Tasks:        taskFeature{taskService{m: m}, &tasks.Canceller{Lock: &m.mu, Table: m.taskTab, Log: m.log}},
 		Events:       eventService{m: m},
 		Sim:          simService{m: m},
 		Vms:          vmFeature{m.vms, vmService{m: m}, &vmMigration{DB: m.db, M: migrateManager{m}}},

@@ -169,12 +169,7 @@ func (s taskService) GetTask(ctx context.Context, req *acliv1.GetTaskRequest) (*
 	return t.PB, nil
 }
 
-func (m *Manager) taskLocked(id string) (*taskRec, error) {
-	if t := m.taskTab.Get(strings.ToLower(id)); t != nil {
-		return t, nil
-	}
-	return nil, apierr.NotFound("task", id, nil)
-}
+func (m *Manager) taskLocked(id string) (*taskRec, error) { return m.taskTab.Lookup(id) }
 
 // WatchTask sends the task now and on every change; the last message is the
 // final state. A slow watcher may skip intermediate states, never the last.

@@ -3,12 +3,15 @@ package tasks
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"sync"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/auth"
 )
 
 // Cancelled is how a task stopped by Cancel ends: kAborted, with the
@@ -79,4 +82,28 @@ func (t *Task) PastReturn() {
 	}
 	t.Stop = nil
 	t.Update(func(pb *acliv1.Task) { pb.Cancellable = false })
+}
+
+// Canceller serves task.cancel over a Table its owner guards with Lock.
+type Canceller struct {
+	Lock  sync.Locker // the owner's lock, which guards Table
+	Table *Table
+	Log   *slog.Logger
+}
+
+// CancelTask stops the task req names if it can still end safely
+// (Task.Cancel); the caller of ctx is named in the line it records.
+func (c *Canceller) CancelTask(ctx context.Context, req *acliv1.CancelTaskRequest) (*acliv1.Task, error) {
+	c.Lock.Lock()
+	defer c.Lock.Unlock()
+	t, err := c.Table.Lookup(req.Uuid)
+	if err != nil {
+		return nil, err
+	}
+	pb, err := t.Cancel(auth.UserFromContext(ctx), req.Reason)
+	if err != nil {
+		return nil, err
+	}
+	c.Log.Info("task cancelled", "task", pb.Uuid, "op", pb.Operation.String(), "reason", pb.ProgressMessage)
+	return pb, nil
 }

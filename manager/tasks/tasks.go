@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
@@ -114,6 +115,14 @@ func (tb *Table) add(t *Task) {
 
 // Get is a task by UUID (lower case), nil if none.
 func (tb *Table) Get(id string) *Task { return tb.byID[id] }
+
+// Lookup is a task by UUID in any case; a not-found error names id.
+func (tb *Table) Lookup(id string) (*Task, error) {
+	if t := tb.byID[strings.ToLower(id)]; t != nil {
+		return t, nil
+	}
+	return nil, apierr.NotFound("task", id, nil)
+}
 
 // Newest returns up to limit snapshots matching keep, newest first.
 func (tb *Table) Newest(limit int, keep func(*acliv1.Task) bool) []*acliv1.Task {

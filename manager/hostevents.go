@@ -12,15 +12,17 @@ import (
 var timeNow = time.Now
 
 // newHostEvents wires manager/hostsync's host report applier to this
-// manager: commits, events, iSCSI failover and HA.
+// manager: commits, events, iSCSI failover and HA; VM reports go to its
+// Reconciler.
 func (m *Manager) newHostEvents() *hostsync.Events {
+	vms := &hostsync.Reconciler{DB: m.db, Manager: reconcileManager{m}, Hosts: m.drv, Log: m.log}
 	return &hostsync.Events{
 		DB: m.db, Beats: &m.beats, Now: timeNow,
 		Commit: func(ctx context.Context, next *acliv1.Host, rev int64) error {
 			_, err := m.commit(ctx, []write{{key: hostKey(next.Uuid), msg: next, rev: rev}})
 			return err
 		},
-		VmStates: m.applyVmStates, // reconcile.go
+		VmStates: vms.Apply,
 		Publish: func(c hostsync.Change) {
 			m.publish(c.Type, c.Severity, "", []*acliv1.EntityRef{hostRef(c.Next)}, "%s", c.Message)
 			m.log.Info("host state changed", "host", c.Next.Name, "event", c.Event.Kind.String(), "reason", c.Event.Reason)
@@ -54,4 +56,60 @@ func (m *Manager) consumeHostEvents(ch <-chan driver.HostEvent) {
 // serve (iSCSI sessions) react here.
 func (m *Manager) cvmStateChanged(prev, next *acliv1.Host) {
 	m.vgs.CvmChanged(m.ctx, prev, next) // iSCSI failover and failback (manager/storage)
+}
+
+// reconcileManager is manager/hostsync's Reconciler's view of the manager
+// (hostsync.Manager); reconcileLocked is what it reads and does under
+// Manager.mu.
+type reconcileManager struct{ m *Manager }
+
+type reconcileLocked struct{ m *Manager }
+
+func (c reconcileManager) Read(fn func(r hostsync.Reader)) {
+	c.m.mu.RLock()
+	defer c.m.mu.RUnlock()
+	fn(reconcileLocked(c))
+}
+
+func (c reconcileManager) Locked(fn func(l hostsync.Locked)) {
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	fn(reconcileLocked(c))
+}
+
+func (c reconcileManager) Launch(t *taskRec, w func(ctx context.Context) (string, error)) error {
+	_, err := c.m.launch(c.m.ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
+		msg, err := w(ctx)
+		return outcome{message: msg}, err
+	})
+	return err
+}
+
+func (c reconcileManager) Progress(t *taskRec, percent int32, format string, args ...any) {
+	c.m.progress(t, percent, format, args...)
+}
+
+func (c reconcileManager) Publish(refs []*acliv1.EntityRef, msg string) {
+	c.m.publish("vm", "warning", "", refs, "%s", msg)
+}
+
+// Reportable reads the busy table and m.settled only: it is asked inside
+// a View.
+func (l reconcileLocked) Reportable(vm string, at time.Time) bool {
+	return l.m.heldLocked(vm) == nil && (at.IsZero() || !at.Before(l.m.settled[vm]))
+}
+
+func (l reconcileLocked) Record(ctx context.Context, next *acliv1.Vm, rev int64, at time.Time) error {
+	_, err := l.m.commitObserved(ctx, []write{{key: vmKey(next.Uuid), msg: next, rev: rev}})
+	if err == nil {
+		l.m.settleLocked(next.Uuid, at) // reports from other hosts read before this one are older news
+	}
+	return err
+}
+
+func (l reconcileLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *taskRec {
+	if l.m.closing {
+		return nil
+	}
+	return l.m.newTaskLocked(op, refs, locks...)
 }

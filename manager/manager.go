@@ -29,7 +29,8 @@
 //   - Events (manager/events): every finished task and host change is
 //     published; the log is persisted in the background.
 //   - Drivers (manager/driver): the manager decides, the driver carries out
-//     on hosts and reports host health, consumed in hostevents.go.
+//     on hosts and reports host health and what hosts run, applied by
+//     manager/hostsync (wired in hostevents.go).
 //   - Placement (manager/scheduler): a replaceable function chooses the
 //     host a VM powers on on.
 //   - Features, each behind a narrow interface this package implements:

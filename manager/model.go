@@ -27,7 +27,7 @@ import (
 type model struct {
 	// settled is when each VM last changed through clusterd: a task let go
 	// of it, or a host report was applied. Host reports read before it are
-	// stale (reconcile.go).
+	// stale (hostsync.Reconciler).
 	settled map[string]time.Time
 
 	taskTab *tasks.Table
@@ -88,7 +88,7 @@ func (m *Manager) commitHolding(ctx context.Context, ws []write, holds func(tx *
 }
 
 // commitObserved commits what the hosts report: the placement rules judge
-// decisions only (reconcile.go).
+// decisions only (hostsync.Reconciler).
 func (m *Manager) commitObserved(ctx context.Context, ws []write) (int64, error) {
 	return m.commitTx(ctx, ws, true, nil)
 }

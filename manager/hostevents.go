@@ -17,7 +17,7 @@ var timeNow = time.Now
 func (m *Manager) newHostEvents() *hostsync.Events {
 	vms := &hostsync.Reconciler{DB: m.db, Manager: reconcileManager{m}, Hosts: m.drv, Log: m.log}
 	return &hostsync.Events{
-		DB: m.db, Beats: &m.beats, Now: timeNow,
+		DB: m.db, Beats: &m.beats, Now: timeNow, Log: m.log,
 		Commit: func(ctx context.Context, next *acliv1.Host, rev int64) error {
 			_, err := m.commit(ctx, []write{{key: hostKey(next.Uuid), msg: next, rev: rev}})
 			return err
@@ -36,18 +36,6 @@ func (m *Manager) newHostEvents() *hostsync.Events {
 			}
 		},
 	}
-}
-
-// consumeHostEvents applies the driver's host reports until the driver
-// closes the stream; heartbeats are taken by receipt, without the model
-// lock (ha.Beats.Consume).
-func (m *Manager) consumeHostEvents(ch <-chan driver.HostEvent) {
-	defer m.bgWG.Done()
-	m.beats.Consume(ch, timeNow, func(ev driver.HostEvent) {
-		if err := m.hostEv.Apply(context.Background(), ev); err != nil {
-			m.log.Error("applying host event", "host", ev.HostUUID, "event", ev.Kind.String(), "err", err)
-		}
-	})
 }
 
 // cvmStateChanged is called after a host's CVM state changed (CVM or host

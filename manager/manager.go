@@ -254,7 +254,7 @@ func New(cfg Config) (*Manager, error) {
 		m.log.Warn("hosts keep their bridges", "err", err)
 	}
 	m.bgWG.Add(2)
-	go m.consumeHostEvents(hostEvents)
+	go func() { defer m.bgWG.Done(); m.hostEv.Consume(hostEvents) }()
 	go m.flushEvents()
 	m.startOps()
 	m.startVgs()

@@ -2,6 +2,7 @@ package hostsync
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -19,6 +20,10 @@ type Beats interface {
 	// MarkingDown: only heartbeats sent after at bring the host back.
 	MarkingDown(host string, at time.Time)
 	Seen(host string, now time.Time)
+	// Consume reads the driver's reports until ch closes: heartbeats are
+	// taken by receipt, and the other reports (and a heartbeat that brings
+	// a host back) go to apply in order, on another goroutine.
+	Consume(ch <-chan driver.HostEvent, now func() time.Time, apply func(driver.HostEvent))
 }
 
 // Change is one committed host state change and the event that tells it.
@@ -52,10 +57,22 @@ type Events struct {
 	// fault's and the heartbeat monitor's of one failure) returns once the
 	// change's consequences are committed too, not while they are under way.
 	Changed func(Change)
+	Log     *slog.Logger // what Consume could not apply
 
 	mu       sync.Mutex
 	at       map[string]time.Time     // host UUID -> time of the last change applied
 	changing map[string]chan struct{} // host UUID -> closed when its Changed returns
+}
+
+// Consume applies the driver's host reports until the driver closes the
+// stream. Heartbeats are taken by receipt (Beats.Consume), so a slow
+// report, waiting on a commit or on the manager's lock, delays none.
+func (e *Events) Consume(ch <-chan driver.HostEvent) {
+	e.Beats.Consume(ch, e.Now, func(ev driver.HostEvent) {
+		if err := e.Apply(context.Background(), ev); err != nil {
+			e.Log.Error("applying host event", "host", ev.HostUUID, "event", ev.Kind.String(), "err", err)
+		}
+	})
 }
 
 // Apply records the host state change a report means.

@@ -1,8 +1,11 @@
 package hostsync
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +34,18 @@ func (b *fakeBeats) MarkingDown(host string, _ time.Time) {
 	defer b.mu.Unlock()
 	b.markingDown = append(b.markingDown, host)
 }
+
+// Consume drops the heartbeats Receive takes, as ha.Beats does, and
+// applies the rest in order on this goroutine.
+func (b *fakeBeats) Consume(ch <-chan driver.HostEvent, now func() time.Time, apply func(driver.HostEvent)) {
+	for ev := range ch {
+		if ev.Kind == driver.Heartbeat && !b.Receive(ev.HostUUID, ev.Time, now()) {
+			continue
+		}
+		apply(ev)
+	}
+}
+
 func (b *fakeBeats) Seen(host string, _ time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -293,6 +308,27 @@ func TestEventsReapplyAtOnceAfterConflicts(t *testing.T) {
 	}
 	if h := f.host(t, "uuid-h1"); h.NodeState != acliv1.NodeState_kNodeDown || len(f.published) != 1 {
 		t.Fatalf("a report that never committed changed the host (%s) or was published", h.NodeState)
+	}
+}
+
+// Consume applies the stream in order until it closes; a report that
+// cannot be applied is logged and the next one still applied.
+func TestEventsConsume(t *testing.T) {
+	f := newEvents(t, normalHost())
+	var log bytes.Buffer
+	f.ev.Log = slog.New(slog.NewTextHandler(&log, nil))
+	f.ev.VmStates = func(context.Context, driver.HostEvent) error { return errors.New("vm report refused") }
+	ch := make(chan driver.HostEvent, 4)
+	ch <- driver.HostEvent{Kind: driver.VmStates, HostUUID: "uuid-h1", Time: time.Unix(1000, 0)}
+	ch <- driver.HostEvent{Kind: driver.Heartbeat, HostUUID: "uuid-h1", Time: time.Unix(1001, 0)}
+	ch <- driver.HostEvent{Kind: driver.HostDown, HostUUID: "uuid-h1", Time: time.Unix(1002, 0), Reason: "test"}
+	close(ch)
+	f.ev.Consume(ch)
+	if h := f.host(t, "uuid-h1"); h.NodeState != acliv1.NodeState_kNodeDown || f.commits != 1 {
+		t.Fatalf("after the stream: %s, %d commits", h.NodeState, f.commits)
+	}
+	if !strings.Contains(log.String(), "applying host event") || !strings.Contains(log.String(), "vm report refused") {
+		t.Fatalf("log: %q", log.String())
 	}
 }
 

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"slices"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
@@ -25,7 +26,11 @@ func (f featureTasks) Begin(ctx context.Context, kind string, op acliv1.TaskOper
 	defer m.mu.Unlock()
 	for _, l := range locks {
 		if t := m.heldLocked(l); t != nil {
-			return nil, apierr.Busy(kind, refs[0].Name, t.PB.Uuid, t.PB.Operation.String())
+			name := refs[0].Name
+			if i := slices.IndexFunc(refs, func(r *acliv1.EntityRef) bool { return r.Uuid == l }); i > 0 {
+				kind, name = tasks.Noun(refs[i].Kind), refs[i].Name
+			}
+			return nil, apierr.Busy(kind, name, t.PB.Uuid, t.PB.Operation.String())
 		}
 	}
 	t := m.newTaskLocked(op, refs, locks...)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/storage"
@@ -29,6 +30,14 @@ func (m *Manager) initStorage() {
 	m.stor.readers = map[string][]*taskRec{}
 	m.stor.containers = &storage.Containers{DB: m.db, Driver: m.storageDriver(), DriverName: m.drv.Name(), Log: m.log}
 	m.stor.containers.Pauser, _ = m.drv.(driver.Pauser)
+	m.stor.containers.Changing = func(id string) *acliv1.Task {
+		m.mu.RLock()
+		defer m.mu.RUnlock()
+		if t := m.busyLocked(id); t != nil {
+			return t.PB
+		}
+		return nil
+	}
 }
 
 // heldLocked is the task holding an entity: the one changing it, else the

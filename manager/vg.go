@@ -1,17 +1,15 @@
 package manager
 
 import (
-	"context"
 	"time"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
-	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/storage"
 )
 
 // Volume groups and their iSCSI sessions are manager/storage; this file
-// gives it what it needs of the manager: tasks, VMs and vDisk copies.
+// wires it to the driver, the event log and the manager's tasks.
 
 // IscsiConfig tunes iSCSI session failover and failback.
 type IscsiConfig = storage.IscsiConfig
@@ -51,67 +49,5 @@ func (m *Manager) startVgs() {
 
 // vgService is the volume group feature (manager/storage.Service).
 func (m *Manager) vgService() *storage.Service {
-	return &storage.Service{Sessions: m.vgs, Tasks: vgTasks{m}, Volumes: vgVolumes{m.stor.containers, m}}
-}
-
-// vgTasks runs the volume group feature's tasks (storage.Tasks).
-type vgTasks struct{ m *Manager }
-
-func (t vgTasks) Quick(ctx context.Context, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks []string, writes []state.Write, msg string, undo func()) (*acliv1.Task, error) {
-	m := t.m
-	m.mu.Lock()
-	for _, ref := range refs {
-		kind := "vm"
-		if ref.Kind == acliv1.EntityKind_kVolumeGroup {
-			kind = "volume group"
-		}
-		for _, id := range locks {
-			if id != ref.Uuid {
-				continue
-			}
-			if err := m.checkBusyLocked(kind, ref.Name, id); err != nil {
-				m.mu.Unlock()
-				return nil, err
-			}
-		}
-	}
-	task := m.newTaskLocked(op, refs, locks...)
-	m.mu.Unlock()
-	ws := make([]write, len(writes))
-	for i, w := range writes {
-		ws[i] = write{key: w.Key, msg: w.Msg, rev: w.Rev}
-	}
-	return m.quick(ctx, task, func(context.Context, *taskRec) (outcome, error) {
-		return outcome{writes: ws, message: msg, undo: undo}, nil
-	})
-}
-
-func (t vgTasks) Vm(field, ref string) (*acliv1.Vm, error) {
-	t.m.mu.RLock()
-	defer t.m.mu.RUnlock()
-	r, err := t.m.vmLocked(field, ref)
-	if err != nil {
-		return nil, err
-	}
-	return r.pb, nil
-}
-
-// vgVolumes copies vDisks for volume groups (storage.Volumes): the
-// containers', refusing a source a task is changing.
-type vgVolumes struct {
-	*storage.Containers
-	m *Manager
-}
-
-func (v vgVolumes) Source(field, id string) (storage.Source, error) {
-	m := v.m
-	var src storage.Source
-	var err error
-	m.db.View(func(tx *state.Tx) { src, err = storage.FindVdisk(tx, field, id) })
-	if err != nil {
-		return src, err
-	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return src, m.srcHeldLocked(src)
+	return &storage.Service{Sessions: m.vgs, Tasks: featureTasks{m}, Volumes: m.stor.containers}
 }

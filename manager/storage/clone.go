@@ -121,7 +121,7 @@ func (v *Service) CloneVolumeGroup(ctx context.Context, req *acliv1.CloneVolumeG
 	var plan *Plan
 	v.DB.View(func(tx *state.Tx) { plan = v.plan(tx, overrideOf(vg.Uuid, vg), v.Now()) })
 	task, err := v.run(ctx, acliv1.TaskOperation_kVgClone, []*acliv1.EntityRef{VgRef(vg), VgRef(src)}, []string{vg.Uuid}, plan, vg.Uuid,
-		fmt.Sprintf("volume group %s cloned from %s (%d vDisk(s))", vg.Name, src.Name, len(vg.Disks)), nil)
+		fmt.Sprintf("volume group %s cloned from %s (%d vDisk(s))", vg.Name, src.Name, len(vg.Disks)))
 	if err != nil {
 		v.Volumes.Remove(context.WithoutCancel(ctx), made)
 	}

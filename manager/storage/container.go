@@ -28,6 +28,9 @@ type Containers struct {
 	// DriverName names the driver in errors.
 	DriverName string
 	Log        *slog.Logger
+	// Changing is the task changing an entity (nil if none): a copy
+	// source it changes is refused.
+	Changing func(id string) *acliv1.Task
 
 	mu     sync.Mutex
 	paused map[string]*pauseRec // by VM UUID

@@ -17,25 +17,16 @@ import (
 	"github.com/acli-dev/acli/manager/iscsi"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/tasks"
+	vms "github.com/acli-dev/acli/manager/vm"
 )
 
-// Tasks runs the tasks of volume group changes.
-type Tasks interface {
-	// Quick runs a task whose work is already done: it is refused (a busy
-	// error) while another task holds one of locks; otherwise writes and
-	// the task's final record are committed together, the rules checked,
-	// and undo runs when that commit is refused.
-	Quick(ctx context.Context, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks []string, writes []state.Write, msg string, undo func()) (*acliv1.Task, error)
-	// Vm resolves a VM by name or UUID (field names the request field).
-	Vm(field, ref string) (*acliv1.Vm, error)
-}
-
 // Service is the volume group feature behind manager/rpc's adapter. Every
-// mutation is a quick task whose VG change and the sessions it starts or
-// ends commit in one transaction.
+// mutation is a quick task (begun through Tasks) whose VG change and the
+// sessions it starts or ends commit in one transaction.
 type Service struct {
 	*Sessions
-	Tasks   Tasks
+	Tasks   tasks.Starter
 	Volumes Volumes
 }
 
@@ -117,7 +108,7 @@ func (v *Service) CreateVolumeGroup(ctx context.Context, req *acliv1.CreateVolum
 		return nil, err
 	}
 	return v.run(ctx, acliv1.TaskOperation_kVgCreate, []*acliv1.EntityRef{VgRef(vg)}, []string{vg.Uuid}, plan, vg.Uuid,
-		fmt.Sprintf("volume group %s created (target %s)", vg.Name, vg.IscsiTarget), nil)
+		fmt.Sprintf("volume group %s created (target %s)", vg.Name, vg.IscsiTarget))
 }
 
 // nameFree refuses a VG name another VG has.
@@ -318,10 +309,11 @@ func (v *Service) vmAttach(ctx context.Context, req *acliv1.AttachToVmRequest, a
 	var cur *acliv1.VolumeGroup
 	var vm *acliv1.Vm
 	var err error
-	v.DB.View(func(tx *state.Tx) { cur, err = Find(tx, "volume_group", req.VolumeGroup) })
-	if err == nil {
-		vm, err = v.Tasks.Vm("vm", req.Vm)
-	}
+	v.DB.View(func(tx *state.Tx) {
+		if cur, err = Find(tx, "volume_group", req.VolumeGroup); err == nil {
+			vm, err = vms.Resolve(tx, "vm", req.Vm)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -366,7 +358,7 @@ func (v *Service) vmAttach(ctx context.Context, req *acliv1.AttachToVmRequest, a
 	if err != nil {
 		return nil, err
 	}
-	return v.run(ctx, op, []*acliv1.EntityRef{VgRef(cur), vmRef(vm)}, []string{cur.Uuid, vm.Uuid}, plan, cur.Uuid, msg, nil)
+	return v.run(ctx, op, []*acliv1.EntityRef{VgRef(cur), vmRef(vm)}, []string{cur.Uuid, vm.Uuid}, plan, cur.Uuid, msg)
 }
 
 // servable refuses an attachment when the cluster has no CVM at all
@@ -400,7 +392,7 @@ func (v *Service) edit(ctx context.Context, ref string, op acliv1.TaskOperation,
 	if err != nil {
 		return nil, err
 	}
-	return v.run(ctx, op, []*acliv1.EntityRef{VgRef(cur)}, []string{cur.Uuid}, plan, cur.Uuid, msg, nil)
+	return v.run(ctx, op, []*acliv1.EntityRef{VgRef(cur)}, []string{cur.Uuid}, plan, cur.Uuid, msg)
 }
 
 // overrideOf is a one-VG override for plan; next nil deletes.
@@ -409,10 +401,15 @@ func overrideOf(id string, next *acliv1.VolumeGroup) map[string]*acliv1.VolumeGr
 }
 
 // run commits a plan with its task (called holding Sessions.mu) and
-// publishes its events.
-func (v *Service) run(ctx context.Context, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks []string, plan *Plan, vg, msg string, undo func()) (*acliv1.Task, error) {
+// publishes its events. The task is refused while another holds one of
+// locks; the rules are checked at its commit.
+func (v *Service) run(ctx context.Context, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks []string, plan *Plan, vg, msg string) (*acliv1.Task, error) {
 	msg += sessionSummary(plan, vg)
-	task, err := v.Tasks.Quick(ctx, op, refs, locks, plan.Writes, msg, undo)
+	q, err := v.Tasks.Begin(ctx, "volume group", op, refs, locks...)
+	if err != nil {
+		return nil, err
+	}
+	task, err := q.Commit(ctx, plan.Writes, msg)
 	if err == nil {
 		v.settle(plan)
 		v.publish(plan, task.Uuid)

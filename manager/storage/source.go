@@ -11,6 +11,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/tasks"
 )
 
 // The sources of vDisk copies: a vDisk of a VM, snapshot, image or volume
@@ -95,4 +96,28 @@ func (c *Containers) FileSource(ctx context.Context, path string) (Source, error
 		return Source{}, apierr.BadField("clone_from_adsf_file", "clone_from_adsf_file=%s: %v", path, err)
 	}
 	return Source{Container: container, File: path, Size: size, What: "file " + path}, nil
+}
+
+// Source resolves a vDisk to copy by UUID (FindVdisk), refusing one a
+// task is changing.
+func (c *Containers) Source(field, id string) (Source, error) {
+	var src Source
+	var err error
+	c.DB.View(func(tx *state.Tx) { src, err = FindVdisk(tx, field, id) })
+	if err != nil {
+		return src, err
+	}
+	return src, c.Readable(src)
+}
+
+// Readable refuses a copy source a task is changing (any number of
+// tasks may read one at once).
+func (c *Containers) Readable(src Source) error {
+	if src.Lock == "" || c.Changing == nil {
+		return nil
+	}
+	if t := c.Changing(src.Lock); t != nil {
+		return apierr.Busy(tasks.Noun(src.Ref.Kind), src.Ref.Name, t.Uuid, t.Operation.String())
+	}
+	return nil
 }

@@ -16,10 +16,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/state/statetest"
 	"github.com/acli-dev/acli/manager/storage"
+	"github.com/acli-dev/acli/manager/tasks/taskstest"
 )
 
 const gib = int64(1) << 30
@@ -44,49 +44,6 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
-}
-
-// fakeTasks commits a task's writes as the manager would, without the task.
-type fakeTasks struct {
-	db    *state.DB
-	vms   map[string]*acliv1.Vm
-	busy  map[string]bool
-	tasks []string
-}
-
-func (f *fakeTasks) Quick(ctx context.Context, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks []string, writes []state.Write, msg string, undo func()) (*acliv1.Task, error) {
-	for _, id := range locks {
-		if f.busy[id] {
-			return nil, apierr.Busy("entity", id, "t0", "kOther")
-		}
-	}
-	_, err := f.db.Update(ctx, func(tx *state.Tx) error {
-		for _, w := range writes {
-			if w.Msg == nil {
-				tx.Delete(w.Key, w.Rev)
-			} else {
-				tx.Put(w.Key, w.Msg, w.Rev)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		if undo != nil {
-			undo()
-		}
-		return nil, err
-	}
-	f.tasks = append(f.tasks, op.String()+": "+msg)
-	return &acliv1.Task{Uuid: uuid.NewString(), Operation: op, Status: acliv1.TaskStatus_kSucceeded, Messages: []string{msg}}, nil
-}
-
-func (f *fakeTasks) Vm(field, ref string) (*acliv1.Vm, error) {
-	for _, v := range f.vms {
-		if v.Name == ref || v.Uuid == ref {
-			return v, nil
-		}
-	}
-	return nil, apierr.NotFound("vm", ref, nil)
 }
 
 // fakeVolumes records copies and removals.
@@ -125,7 +82,7 @@ type fixture struct {
 	db    *state.DB
 	clock *clock
 	svc   *storage.Service
-	tasks *fakeTasks
+	tasks *taskstest.Starter
 	vols  *fakeVolumes
 	mu    sync.Mutex
 	evs   []string
@@ -163,7 +120,7 @@ func newFixture(t *testing.T, cfg storage.IscsiConfig, capacity int64) *fixture 
 		t.Fatal(err)
 	}
 	f := &fixture{db: db, clock: &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, vols: &fakeVolumes{}}
-	f.tasks = &fakeTasks{db: db, vms: map[string]*acliv1.Vm{web.Uuid: web}, busy: map[string]bool{}}
+	f.tasks = taskstest.New(db)
 	s := storage.NewSessions(storage.Deps{DB: db, Now: f.clock.Now, Publish: func(typ, sev, task string, refs []*acliv1.EntityRef, msg string) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -391,11 +348,61 @@ func TestRefusedCloneRemovesTheCopy(t *testing.T) {
 	f.makeVg(t, "data", 2)
 	var id string
 	f.db.View(func(tx *state.Tx) { v, _ := storage.Find(tx, "volume_group", "data"); id = v.Uuid })
-	f.tasks.busy[id] = true
-	if _, err := f.svc.CreateVgDisk(bg, &acliv1.CreateVgDiskRequest{VolumeGroup: "data", CloneFromVmdisk: uuid.NewString()}); err == nil || !strings.Contains(err.Error(), "is busy with task") {
+	other, err := f.tasks.Begin(bg, "volume group", acliv1.TaskOperation_kVgUpdate, []*acliv1.EntityRef{{Name: "data"}}, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.CreateVgDisk(bg, &acliv1.CreateVgDiskRequest{VolumeGroup: "data", CloneFromVmdisk: uuid.NewString()}); err == nil || !strings.Contains(err.Error(), "volume group data is busy with task task-") {
 		t.Fatalf("clone into a busy VG: %v", err)
 	}
+	other.Drop()
 	if len(f.vols.copied) != 1 || len(f.vols.removed) != 1 || !strings.HasSuffix(f.vols.copied[0], f.vols.removed[0]) {
 		t.Fatalf("copied %v, removed %v", f.vols.copied, f.vols.removed)
 	}
+}
+
+// TestAttachToABusyVm: a task changing the VM refuses an attachment,
+// naming the VM, and leaves nothing held; each change is one task that
+// ends with its message.
+func TestAttachToABusyVm(t *testing.T) {
+	f := newFixture(t, storage.IscsiConfig{}, 1<<50)
+	ok(t)(f.svc.CreateVolumeGroup(bg, &acliv1.CreateVolumeGroupRequest{Name: "db"}))
+	other, err := f.tasks.Begin(bg, "vm", acliv1.TaskOperation_kVmUpdate, []*acliv1.EntityRef{{Name: "web"}}, "uuid-web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.AttachToVm(bg, &acliv1.AttachToVmRequest{VolumeGroup: "db", Vm: "web"})
+	if status.Code(err) != codes.Aborted || !strings.Contains(err.Error(), "vm web is busy with task task-2 (kVmUpdate)") {
+		t.Fatalf("attach to a busy vm: %v", err)
+	}
+	if held := f.tasks.Held(); len(held) != 1 || held[0] != "uuid-web" {
+		t.Fatalf("held after a refusal: %v", held)
+	}
+	other.Drop()
+	ok(t)(f.svc.AttachToVm(bg, &acliv1.AttachToVmRequest{VolumeGroup: "db", Vm: "web"}))
+	_, err = f.svc.AttachToVm(bg, &acliv1.AttachToVmRequest{VolumeGroup: "db", Vm: "wbe"})
+	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), `did you mean "web"`) {
+		t.Fatalf("attach to a misspelt vm: %v", err)
+	}
+	want := []string{
+		"kVgCreate: volume group db created (target iqn.2010-06.dev.acli:db-" + vgUUID(t, f, "db")[:8] + ")",
+		"kVmUpdate: dropped",
+		"kVgAttachToVm: volume group db attached to vm web",
+	}
+	if got := f.tasks.Ended(); !slices.Equal(got, want) {
+		t.Fatalf("tasks ended %q, want %q", got, want)
+	}
+}
+
+func vgUUID(t *testing.T, f *fixture, name string) string {
+	t.Helper()
+	var id string
+	f.db.View(func(tx *state.Tx) {
+		vg, err := storage.Find(tx, "volume_group", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id = vg.Uuid
+	})
+	return id
 }

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"strings"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/state"
@@ -13,7 +14,8 @@ import (
 type Starter interface {
 	// Begin starts a task op on refs holding locks (entity UUIDs and
 	// claims such as "mac:<mac>"). When another task holds one it fails
-	// with the busy error naming kind and refs[0].
+	// with the busy error naming the ref with that UUID, else kind and
+	// refs[0].
 	Begin(ctx context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) (Quick, error)
 }
 
@@ -28,4 +30,15 @@ type Quick interface {
 	Commit(ctx context.Context, writes []state.Write, message string) (*acliv1.Task, error)
 	// Drop forgets a task that commits nothing.
 	Drop()
+}
+
+// Noun is how an entity of kind k reads in a message ("volume group").
+func Noun(k acliv1.EntityKind) string {
+	switch k {
+	case acliv1.EntityKind_kVolumeGroup:
+		return "volume group"
+	case acliv1.EntityKind_kVmGroup:
+		return "vm group"
+	}
+	return strings.ToLower(strings.TrimPrefix(k.String(), "k"))
 }

@@ -6,6 +6,7 @@ package taskstest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
@@ -42,7 +43,11 @@ func (s *Starter) Begin(_ context.Context, kind string, op acliv1.TaskOperation,
 	defer s.mu.Unlock()
 	for _, l := range locks {
 		if o := s.held[l]; o != nil {
-			return nil, apierr.Busy(kind, refs[0].Name, o.id, o.op.String())
+			name := refs[0].Name
+			if i := slices.IndexFunc(refs, func(r *acliv1.EntityRef) bool { return r.Uuid == l }); i > 0 {
+				kind, name = tasks.Noun(refs[i].Kind), refs[i].Name
+			}
+			return nil, apierr.Busy(kind, name, o.id, o.op.String())
 		}
 	}
 	s.n++
@@ -117,7 +122,7 @@ func (t *task) Commit(ctx context.Context, ws []state.Write, msg string) (*acliv
 		return nil, err
 	}
 	t.end(msg)
-	return &acliv1.Task{Uuid: t.id, Operation: t.op, Status: acliv1.TaskStatus_kSucceeded}, nil
+	return &acliv1.Task{Uuid: t.id, Operation: t.op, Status: acliv1.TaskStatus_kSucceeded, Messages: []string{msg}}, nil
 }
 
 func (t *task) Drop() { t.end("dropped") }

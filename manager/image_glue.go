@@ -9,10 +9,11 @@ import (
 )
 
 // The images and snapshots feature (manager/image) reaches the manager
-// through these: its tasks and the driver's storage.
+// through these: its launched tasks (quick ones begin through
+// featureTasks) and the driver's storage.
 
 func (m *Manager) imageService() *image.Service {
-	return &image.Service{DB: m.db, Tasks: imageTasks{m}, Volumes: m.stor.containers}
+	return &image.Service{DB: m.db, Tasks: imageTasks{m}, Quick: featureTasks{m}, Volumes: m.stor.containers}
 }
 
 type imageTasks struct{ m *Manager }
@@ -31,10 +32,6 @@ func (a imageTasks) Begin(ctx context.Context, plan func(image.Held) (image.Star
 		m.readLocked(t, s.Reads...)
 	}
 	return t, nil
-}
-
-func (a imageTasks) Quick(ctx context.Context, t *tasks.Task, w image.Work) (*acliv1.Task, error) {
-	return a.m.quick(ctx, t, imageWork(w))
 }
 
 func (a imageTasks) Launch(ctx context.Context, t *tasks.Task, w image.Work) (*acliv1.Task, error) {

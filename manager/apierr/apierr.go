@@ -138,9 +138,14 @@ func Precondition(typ, subject, format string, args ...any) error {
 }
 
 // Busy reports that an entity is being changed by another task. It is Aborted
-// (a concurrency conflict the caller may retry) and names the running task.
+// (a concurrency conflict the caller may retry) and names the running task
+// (and its operation, when op is not "").
 func Busy(kind, name, taskUUID, op string) error {
-	msg := fmt.Sprintf("%s %s is busy with task %s (%s); wait for it to finish", kind, name, taskUUID, op)
+	task := taskUUID
+	if op != "" {
+		task += " (" + op + ")"
+	}
+	msg := fmt.Sprintf("%s %s is busy with task %s; wait for it to finish", kind, name, task)
 	pf := &errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
 		Type: "BUSY", Subject: kind + ":" + name, Description: msg,
 	}}}

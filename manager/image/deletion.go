@@ -7,15 +7,15 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/state"
-	"github.com/acli-dev/acli/manager/tasks"
 )
 
 // deletion is an image or snapshot delete: a record with volumes of its
 // own that nothing else changes meanwhile.
 type deletion[R proto.Message] struct {
-	op      acliv1.TaskOperation
-	kind    string
-	find    func(tx *state.Tx) (R, error)
+	op   acliv1.TaskOperation
+	kind string
+	// find resolves a reference (a name, or the UUID once held).
+	find    func(tx *state.Tx, ref string) (R, error)
 	ref     func(R) *acliv1.EntityRef
 	key     func(R) string
 	volumes func(R) []*acliv1.Disk
@@ -27,34 +27,30 @@ type deletion[R proto.Message] struct {
 // are removed only then, so a failure leaves unused space, never a record
 // without its data. Copies made from it are volumes of their own and keep
 // working.
-func deleteRecord[R proto.Message](ctx context.Context, s *Service, d deletion[R]) (*acliv1.Task, error) {
+func deleteRecord[R proto.Message](ctx context.Context, s *Service, ref string, d deletion[R]) (*acliv1.Task, error) {
 	var cur R
-	var rev int64
-	t, err := s.Tasks.Begin(ctx, func(h Held) (Start, error) {
-		var err error
-		s.DB.View(func(tx *state.Tx) {
-			if cur, err = d.find(tx); err == nil {
-				rev = tx.Rev(d.key(cur))
-			}
-		})
-		if err != nil {
-			return Start{}, err
-		}
-		e := d.ref(cur)
-		if t := h.Holding(e.Uuid); t != nil {
-			return Start{}, busy(d.kind, e.Name, t)
-		}
-		return Start{Op: d.op, Refs: []*acliv1.EntityRef{e}, Locks: []string{e.Uuid}}, nil
-	})
+	var err error
+	s.DB.View(func(tx *state.Tx) { cur, err = d.find(tx, ref) })
 	if err != nil {
 		return nil, err
 	}
-	task, err := s.Tasks.Quick(ctx, t, func(ctx context.Context, t *tasks.Task) (Outcome, error) {
-		return Outcome{
-			Writes:  []state.Write{{Key: d.key(cur), Rev: rev}},
-			Message: d.message(cur),
-		}, nil
+	e := d.ref(cur)
+	q, err := s.Quick.Begin(ctx, d.kind, d.op, []*acliv1.EntityRef{e}, e.Uuid)
+	if err != nil {
+		return nil, err
+	}
+	// Read again once held: a task that held it before has ended.
+	var rev int64
+	s.DB.View(func(tx *state.Tx) {
+		if cur, err = d.find(tx, e.Uuid); err == nil {
+			rev = tx.Rev(d.key(cur))
+		}
 	})
+	if err != nil {
+		q.Drop()
+		return nil, err
+	}
+	task, err := q.Commit(ctx, []state.Write{{Key: d.key(cur), Rev: rev}}, d.message(cur))
 	if err == nil {
 		s.Volumes.Remove(context.WithoutCancel(ctx), d.volumes(cur))
 	}

@@ -67,7 +67,7 @@ func newFixture(t testing.TB) *fixture {
 			}
 		}
 	}
-	f.svc = &image.Service{DB: db, Tasks: f.tasks, Volumes: f.vols}
+	f.svc = &image.Service{DB: db, Tasks: f.tasks, Quick: quickTasks{f.tasks}, Volumes: f.vols}
 	return f
 }
 
@@ -199,13 +199,53 @@ func (f *fakeTasks) finish(ctx context.Context, t *tasks.Task, w image.Work) (*a
 	return tasks.Succeeded(t.PB, out.Message), nil
 }
 
-func (f *fakeTasks) Quick(ctx context.Context, t *tasks.Task, w image.Work) (*acliv1.Task, error) {
-	pb, err := f.finish(ctx, t, w)
+// quickTasks begins quick tasks (tasks.Starter) over the same table.
+type quickTasks struct{ f *fakeTasks }
+
+type quickTask struct {
+	f *fakeTasks
+	t *tasks.Task
+}
+
+func (q quickTasks) Begin(ctx context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) (tasks.Quick, error) {
+	f := q.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range locks {
+		if t := (fakeHeld{f}).Holding(id); t != nil {
+			return nil, apierr.Busy(kind, refs[0].Name, t.Uuid, t.Operation.String())
+		}
+	}
+	t := f.table.Begin(op, refs, locks...)
+	for _, id := range locks {
+		f.changing[id] = t
+	}
+	return &quickTask{f: f, t: t}, nil
+}
+
+func (q *quickTask) Hold(lock string) (string, bool) {
+	f := q.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if o := f.changing[lock]; o != nil && o != q.t {
+		return o.PB.Uuid, false
+	}
+	f.changing[lock] = q.t
+	q.t.Locks = append(q.t.Locks, lock)
+	return "", true
+}
+
+func (q *quickTask) Commit(ctx context.Context, ws []state.Write, msg string) (*acliv1.Task, error) {
+	pb, err := q.f.finish(ctx, q.t, func(context.Context, *tasks.Task) (image.Outcome, error) {
+		return image.Outcome{Writes: ws, Message: msg}, nil
+	})
 	if err != nil {
 		return nil, err
 	}
 	return pb, nil
 }
+
+func (q *quickTask) Drop() { q.f.end(q.t) }
 
 func (f *fakeTasks) Launch(ctx context.Context, t *tasks.Task, w image.Work) (*acliv1.Task, error) {
 	ctx, stop := context.WithCancelCause(context.WithoutCancel(ctx))

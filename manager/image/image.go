@@ -155,41 +155,43 @@ func (s *Service) UpdateImage(ctx context.Context, req *acliv1.UpdateImageReques
 	if _, ok := acliv1.ImageType_name[int32(req.ImageType)]; !ok {
 		return nil, apierr.BadField("image_type", "image_type %d is unknown: kDiskImage or kIsoImage", req.ImageType)
 	}
-	var cur, next *acliv1.Image
-	var rev int64
-	t, err := s.Tasks.Begin(ctx, func(h Held) (Start, error) {
-		var err error
-		var other *acliv1.Image
-		s.DB.View(func(tx *state.Tx) {
-			if cur, err = FindImage(tx, "image", req.Image); err == nil {
-				rev = tx.Rev(state.ImageKey(cur.Uuid))
-				if req.Name != nil && *req.Name != cur.Name {
-					other = imageNamed(tx, *req.Name)
-				}
-			}
-		})
-		if err != nil {
-			return Start{}, err
-		}
-		if t := h.Holding(cur.Uuid); t != nil {
-			return Start{}, busy("image", cur.Name, t)
-		}
-		locks := []string{cur.Uuid}
-		if req.Name != nil && *req.Name != cur.Name {
-			if other != nil {
-				return Start{}, apierr.AlreadyExists("image", *req.Name, "image names are unique (uuid "+other.Uuid+")")
-			}
-			if t := h.Changing(nameLock(*req.Name)); t != nil {
-				return Start{}, busy("image", *req.Name, t)
-			}
-			locks = append(locks, nameLock(*req.Name))
-		}
-		return Start{Op: acliv1.TaskOperation_kImageUpdate, Refs: []*acliv1.EntityRef{Ref(cur)}, Locks: locks}, nil
-	})
+	var cur *acliv1.Image
+	var err error
+	s.DB.View(func(tx *state.Tx) { cur, err = FindImage(tx, "image", req.Image) })
 	if err != nil {
 		return nil, err
 	}
-	next = proto.Clone(cur).(*acliv1.Image)
+	q, err := s.Quick.Begin(ctx, "image", acliv1.TaskOperation_kImageUpdate, []*acliv1.EntityRef{Ref(cur)}, cur.Uuid)
+	if err != nil {
+		return nil, err
+	}
+	rename := req.Name != nil && *req.Name != cur.Name
+	if rename {
+		if other, ok := q.Hold(nameLock(*req.Name)); !ok {
+			q.Drop()
+			return nil, apierr.Busy("image name", *req.Name, other, "")
+		}
+	}
+	// Read again once held: a task that held it before has ended.
+	var rev int64
+	var other *acliv1.Image
+	s.DB.View(func(tx *state.Tx) {
+		if cur = tx.Image(cur.Uuid); cur != nil {
+			rev = tx.Rev(state.ImageKey(cur.Uuid))
+			if rename {
+				other = imageNamed(tx, *req.Name)
+			}
+		}
+	})
+	switch {
+	case cur == nil:
+		q.Drop()
+		return nil, apierr.NotFound("image", req.Image, nil)
+	case other != nil && other.Uuid != cur.Uuid:
+		q.Drop()
+		return nil, apierr.AlreadyExists("image", *req.Name, "image names are unique (uuid "+other.Uuid+")")
+	}
+	next := proto.Clone(cur).(*acliv1.Image)
 	if req.Name != nil {
 		next.Name = *req.Name
 	}
@@ -199,21 +201,16 @@ func (s *Service) UpdateImage(ctx context.Context, req *acliv1.UpdateImageReques
 	if req.ImageType != acliv1.ImageType_IMAGE_TYPE_UNSPECIFIED {
 		next.ImageType = req.ImageType
 	}
-	return s.Tasks.Quick(ctx, t, func(ctx context.Context, t *tasks.Task) (Outcome, error) {
-		return Outcome{
-			Writes:  []state.Write{{Key: state.ImageKey(cur.Uuid), Msg: next, Rev: rev}},
-			Message: fmt.Sprintf("image %s updated", next.Name),
-		}, nil
-	})
+	return q.Commit(ctx, []state.Write{{Key: state.ImageKey(cur.Uuid), Msg: next, Rev: rev}}, fmt.Sprintf("image %s updated", next.Name))
 }
 
 // DeleteImage removes the image, then its volume. Disks cloned from it
 // hold their own copy of its data and keep working.
 func (s *Service) DeleteImage(ctx context.Context, req *acliv1.DeleteImageRequest) (*acliv1.Task, error) {
-	return deleteRecord(ctx, s, deletion[*acliv1.Image]{
+	return deleteRecord(ctx, s, req.Image, deletion[*acliv1.Image]{
 		op:   acliv1.TaskOperation_kImageDelete,
 		kind: "image",
-		find: func(tx *state.Tx) (*acliv1.Image, error) { return FindImage(tx, "image", req.Image) },
+		find: func(tx *state.Tx, ref string) (*acliv1.Image, error) { return FindImage(tx, "image", ref) },
 		ref:  Ref,
 		key:  func(im *acliv1.Image) string { return state.ImageKey(im.Uuid) },
 		volumes: func(im *acliv1.Image) []*acliv1.Disk {

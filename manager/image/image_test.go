@@ -228,6 +228,30 @@ func TestUpdateImageRenames(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument, "no name or UUID is longer than")
 }
 
+// A rename to the name an import is taking waits for the import; the
+// refusal leaves the image free.
+func TestRenameToANameBeingImported(t *testing.T) {
+	f := newFixture(t)
+	seedImage(t, f, "img-a", "a")
+	f.vols.importGate = make(chan struct{})
+	f.vols.imported = driver.Imported{Size: gib, SHA256: "abc", SourceFormat: "raw"}
+	task, err := f.svc.CreateImage(bg, createReq("debian"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.UpdateImage(bg, &acliv1.UpdateImageRequest{Image: "a", Name: proto.String("debian")})
+	wantCode(t, err, codes.Aborted, "image name debian is busy with task "+task.Uuid+"; wait for it to finish")
+	if _, err := f.svc.UpdateImage(bg, &acliv1.UpdateImageRequest{Image: "a", Annotation: proto.String("x")}); err != nil {
+		t.Fatalf("image a is still held after the refusal: %v", err)
+	}
+	close(f.vols.importGate)
+	if end := f.tasks.wait(task); end.Status != acliv1.TaskStatus_kSucceeded {
+		t.Fatalf("import %v", end)
+	}
+	_, err = f.svc.UpdateImage(bg, &acliv1.UpdateImageRequest{Image: "a", Name: proto.String("debian")})
+	wantCode(t, err, codes.AlreadyExists, "image names are unique")
+}
+
 // An image a clone is copying cannot go until the copy ends; then its
 // record goes first and its volume after, while the clone keeps its own.
 func TestDeleteImageWaitsForReaders(t *testing.T) {

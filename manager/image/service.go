@@ -19,25 +19,25 @@ import (
 // Service is the image and snapshot feature behind manager/rpc's
 // adapters (rpc.Images, rpc.Snapshots).
 type Service struct {
-	DB      *state.DB
-	Tasks   Tasks
+	DB *state.DB
+	// Tasks launches the tasks that copy or import volumes.
+	Tasks Tasks
+	// Quick begins the tasks that only commit records (edits, deletes).
+	Quick   tasks.Starter
 	Volumes Volumes
 }
 
-// Tasks is the manager's task engine as images and snapshots use it.
+// Tasks is the manager's task engine as images and snapshots launch
+// their tasks.
 type Tasks interface {
 	// Begin registers a running task. plan runs while no other task
 	// starts or ends: what it reads of the committed state and of held
 	// stays true until the task holds its locks. Its error refuses the
 	// task; nothing is registered then.
 	Begin(ctx context.Context, plan func(Held) (Start, error)) (*tasks.Task, error)
-	// Quick does work and commits its writes with the task's final
-	// record in one transaction; on any failure the task is forgotten and
-	// the error returned.
-	Quick(ctx context.Context, t *tasks.Task, w Work) (*acliv1.Task, error)
 	// Launch persists the running task, returns it and does work in the
-	// background; its end (writes and final record) is committed as
-	// Quick's, a failure recorded on the task.
+	// background; its end (writes and final record) is committed in one
+	// transaction, a failure recorded on the task.
 	Launch(ctx context.Context, t *tasks.Task, w Work) (*acliv1.Task, error)
 	// Progress reports a running task's percent and current line.
 	Progress(t *tasks.Task, percent int32, line string)

@@ -201,10 +201,10 @@ func (s *Service) fitsAll(copies []storage.Copy, what string) error {
 
 // DeleteSnapshot removes the record, then its vDisks.
 func (s *Service) DeleteSnapshot(ctx context.Context, req *acliv1.DeleteSnapshotRequest) (*acliv1.Task, error) {
-	return deleteRecord(ctx, s, deletion[*acliv1.Snapshot]{
+	return deleteRecord(ctx, s, req.Snapshot, deletion[*acliv1.Snapshot]{
 		op:      acliv1.TaskOperation_kSnapshotDelete,
 		kind:    "snapshot",
-		find:    func(tx *state.Tx) (*acliv1.Snapshot, error) { return FindSnapshot(tx, "snapshot", req.Snapshot) },
+		find:    func(tx *state.Tx, ref string) (*acliv1.Snapshot, error) { return FindSnapshot(tx, "snapshot", ref) },
 		ref:     SnapshotRef,
 		key:     func(sn *acliv1.Snapshot) string { return state.SnapshotKey(sn.Uuid) },
 		volumes: func(sn *acliv1.Snapshot) []*acliv1.Disk { return sn.Vm.GetDisks() },

@@ -176,7 +176,7 @@ func (m *Manager) load(ctx context.Context) error {
 	}
 	m.db.View(func(tx *state.Tx) {
 		for _, h := range tx.Hosts() {
-			m.beats.Track(h.Uuid, h.NodeState == acliv1.NodeState_kNodeDown)
+			m.beats.Track(h.Uuid, h.NodeState == acliv1.NodeState_kNodeDown, timeNow())
 		}
 	})
 	if err := loadAll(ctx, m.st, taskPrefix, m.taskTab.Load); err != nil {
@@ -252,7 +252,7 @@ func (m *Manager) hostCommitted(id string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r := m.hostAt(id); r != nil {
-		m.beats.Track(id, r.pb.NodeState == acliv1.NodeState_kNodeDown)
+		m.beats.Track(id, r.pb.NodeState == acliv1.NodeState_kNodeDown, timeNow())
 	} else {
 		m.beats.Forget(id)
 	}

@@ -30,8 +30,17 @@ func (b *Beats) get(host string) *beat {
 	return v.(*beat)
 }
 
-// Track follows a host and records whether it is down.
-func (b *Beats) Track(host string, down bool) { b.get(host).down.Store(down) }
+// Track follows a host and records whether it is down. A host tracked up
+// that was down or is new counts as heard from at now (the heartbeat that
+// brought it back, or its join, was just received): else the monitor could
+// find it silent, by its last beat from before the outage or by none,
+// before the Seen that follows the commit, and mark it down again.
+func (b *Beats) Track(host string, down bool, now time.Time) {
+	h := b.get(host)
+	if was := h.down.Swap(down); !down && (was || h.last.Load() == 0) {
+		h.last.Store(now.UnixNano())
+	}
+}
 
 // Forget stops following a host that left the cluster.
 func (b *Beats) Forget(host string) { b.hosts.Delete(host) }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/hostsync"
 	"github.com/acli-dev/acli/manager/scheduler"
 )
 
@@ -421,14 +422,14 @@ func controllerUnderTest(t *testing.T, c *fakeCluster) (*Controller, *fakeClock,
 	var downs []string
 	ctl := &Controller{Clock: clock, Timeout: 4 * time.Second, Beats: &Beats{}}
 	for _, h := range []string{"h1", "h2", "h3"} {
-		ctl.Beats.Track(h, false)
+		ctl.Beats.Track(h, false, clock.Now())
 	}
 	ctl.MarkDown = func(id string, _ time.Duration, _ time.Time) {
 		mu.Lock()
 		downs = append(downs, id)
 		mu.Unlock()
 		c.setHost(id, true, true)
-		ctl.Beats.Track(id, true)
+		ctl.Beats.Track(id, true, clock.Now())
 		ctl.HostDown(c.hosts[id])
 	}
 	ctl.Suspect = func(silent, live int) {
@@ -573,5 +574,29 @@ func TestControllerHostDownLaunchesAtOnce(t *testing.T) {
 	ctl.HostDown(c.hosts["h1"])
 	if n := launched.Load(); n != 1 {
 		t.Fatalf("HostDown returned with %d restart(s) launched, want 1", n)
+	}
+}
+
+// A host's commit back up (or its join) is tracked before the Seen that
+// follows the commit: the monitor must not find the host silent by its last
+// beat from before the outage (or by none) in between, and mark it down again.
+func TestTrackedUpIsNotSilent(t *testing.T) {
+	const timeout = 2 * time.Second
+	t0 := time.Unix(1000, 0)
+	b := &Beats{}
+	b.Track("h1", false, t0)
+	b.Seen("h1", t0)
+	b.Track("h1", true, t0.Add(timeout)) // marked down
+	back := t0.Add(time.Minute)
+	b.Track("h1", false, back)
+	b.Track("new", false, back) // a host joining
+	late, _, _ := hostsync.Decide(b.List(), back.Add(time.Millisecond), timeout)
+	if len(late) != 0 {
+		t.Fatalf("hosts tracked up at %v found silent just after: %v", back, late)
+	}
+	// Tracked up again while up: its beats alone say when it was heard from.
+	b.Track("h1", false, back.Add(time.Hour))
+	if late, _, _ := hostsync.Decide(b.List(), back.Add(timeout+time.Second), timeout); len(late) != 2 {
+		t.Fatalf("silent for longer than the timeout: late %v, want both hosts", late)
 	}
 }

@@ -3,6 +3,7 @@ package manager_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -52,6 +53,23 @@ func guestRecords(t testing.TB, path string) []guestRecord {
 	return out
 }
 
+// hostEvents lists the cluster's host and HA events, oldest first: why a
+// host was marked down.
+func hostEvents(t testing.TB, c clients) string {
+	t.Helper()
+	var out []string
+	for _, typ := range []string{"host", "ha"} {
+		evs, err := c.ev.ListEvents(bg, &acliv1.ListEventsRequest{Type: typ})
+		if err != nil {
+			return err.Error()
+		}
+		for _, e := range evs.Events {
+			out = append(out, e.Type+": "+e.Message)
+		}
+	}
+	return "events:\n" + strings.Join(out, "\n")
+}
+
 // HA with disks attached: the test guest boots on h3 from a vDisk cloned
 // from an image and writes its fsync'd counter to a second vDisk. h3's
 // libvirtd dies; HA fences the host (its QEMUs die with it) and restarts
@@ -63,13 +81,24 @@ func TestLibvirtHostFailureHAWithDisks(t *testing.T) {
 	st := libvirt.Storage{Dir: storage}
 	var cluster atomic.Pointer[lvCluster]
 	var data atomic.Pointer[string]
-	// The records as the fence left them: its writer is dead, and HA
-	// restarts nothing before the fence returns.
+	var killed atomic.Bool
+	// The records as the fence of the killed host left them: its writer is
+	// dead, and HA restarts nothing before the fence returns. A fence of any
+	// host before the kill (one marked down while it ran) is reported
+	// apart: it is not the failure this test makes.
 	fenced := make(chan []guestRecord, 1)
+	early := make(chan string, 3)
 	lc := startLibvirt(t, 3, libvirt.Config{Storage: st,
 		FenceHost: func(ctx context.Context, h *acliv1.Host) error {
 			if err := cluster.Load().host(h.Name).PowerOff(); err != nil {
 				return err
+			}
+			if !killed.Load() || h.Name != cluster.Load().hosts.Hosts[2].Name {
+				select {
+				case early <- fmt.Sprintf("%s (killed: %v)", h.Name, killed.Load()):
+				default:
+				}
+				return nil
 			}
 			select {
 			case fenced <- guestRecords(t, *data.Load()):
@@ -106,6 +135,12 @@ func TestLibvirtHostFailureHAWithDisks(t *testing.T) {
 	// guest cannot overwrite them all before they are checked.
 	eventually(t, 4*time.Minute, "the guest's records on its data disk", func() bool { return len(guestRecords(t, dataPath)) >= 50 })
 	first := guestRecords(t, dataPath)[0].boot
+	select {
+	case h := <-early:
+		t.Fatalf("host %s was fenced before the test killed %s: %s", h, h3.Name, hostEvents(t, c))
+	default:
+	}
+	killed.Store(true)
 	if err := h3.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +148,8 @@ func TestLibvirtHostFailureHAWithDisks(t *testing.T) {
 	var before []guestRecord
 	select {
 	case before = <-fenced:
+	case h := <-early:
+		t.Fatalf("host %s was fenced, not only the killed %s: %s", h, h3.Name, hostEvents(t, c))
 	case <-time.After(timeout + 30*time.Second):
 		t.Fatalf("%s was not fenced", h3.Name)
 	}

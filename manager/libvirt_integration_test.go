@@ -42,6 +42,19 @@ type lvCluster struct {
 // lvHeartbeat keeps the heartbeat window at the manager's 2 s floor.
 const lvHeartbeat = 200 * time.Millisecond
 
+// failureLog is a logger whose warnings and errors (a host marked down, a
+// connection cut) are printed only when the test fails: they say why a
+// flaky run went wrong.
+func failureLog(t testing.TB) *slog.Logger {
+	var buf syncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("manager and driver log:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
 func startLibvirt(t testing.TB, n int, cfg libvirt.Config) *lvCluster {
 	t.Helper()
 	if tt, ok := t.(*testing.T); ok {
@@ -58,11 +71,12 @@ func startLibvirt(t testing.TB, n int, cfg libvirt.Config) *lvCluster {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = time.Second // the BIOS-only guests ignore ACPI
 	}
+	log := failureLog(t)
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = log
 	}
 	drv := libvirt.NewDriver(cfg)
-	h := managertest.New(t, managertest.Options{Driver: drv})
+	h := managertest.New(t, managertest.Options{Driver: drv, Logger: log})
 	lc := &lvCluster{hosts: hosts, h: h, c: newClients(h.Conn), conn: map[string]*libvirt.Conn{}, uuid: map[string]string{}}
 	for _, hh := range hosts.Hosts {
 		task := await(t, lc.c)(lc.c.host.AddHost(bg, &acliv1.AddHostRequest{Name: hh.Name, HypervisorIp: hh.Addr, LibvirtUri: hh.TCPURI()}))
@@ -679,8 +693,9 @@ func TestLibvirtRestartReconciles(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	drv := libvirt.NewDriver(libvirt.Config{HeartbeatInterval: lvHeartbeat, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	lc.h = managertest.New(t, managertest.Options{Driver: drv, Dir: lc.h.Dir})
+	log := failureLog(t)
+	drv := libvirt.NewDriver(libvirt.Config{HeartbeatInterval: lvHeartbeat, Logger: log})
+	lc.h = managertest.New(t, managertest.Options{Driver: drv, Dir: lc.h.Dir, Logger: log})
 	lc.c = newClients(lc.h.Conn)
 	took := eventually(t, 10*time.Second, "the domain destroyed while clusterd was down is not recorded off", func() bool {
 		st, _ := lc.vmState(t, "gone")

@@ -18,7 +18,6 @@ import (
 	"github.com/google/uuid"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager"
 	"github.com/acli-dev/acli/manager/driver/libvirt"
 	"github.com/acli-dev/acli/manager/driver/libvirt/libvirtharness"
 )
@@ -144,14 +143,17 @@ func TestLibvirtHostFailureHAWithDisks(t *testing.T) {
 	if err := h3.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	timeout := max(manager.DefaultHeartbeatMisses*lvHeartbeat, 2*time.Second)
+	// The limit only guards against a hung test: under load 45 all three
+	// hosts' connections dropped at once around the kill (probes unanswered
+	// within 2 s: this process starved), the monitor rightly suspected
+	// itself (3 of 3 silent), and h3 was marked down alone only later.
 	var before []guestRecord
 	select {
 	case before = <-fenced:
 	case h := <-early:
 		t.Fatalf("host %s was fenced, not only the killed %s: %s", h, h3.Name, hostEvents(t, c))
-	case <-time.After(timeout + 30*time.Second):
-		t.Fatalf("%s was not fenced", h3.Name)
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("%s was not fenced: %s", h3.Name, hostEvents(t, c))
 	}
 	if len(before) < 50 || before[0].boot != first {
 		t.Fatalf("records when fenced: %d from boot %v, want 50 or more from boot %s", len(before), before[:min(1, len(before))], first)

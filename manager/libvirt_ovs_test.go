@@ -63,6 +63,64 @@ func TestLibvirtTrunkedNicOnOVS(t *testing.T) {
 	}
 }
 
+// On a host whose virtual switch bridge br0 is an Open vSwitch bridge,
+// NICs are ports of br0 as on AHV, not of per-network bridges: an access
+// NIC's port is tagged with its network's VLAN (VLAN 0: untagged), and
+// vm.nic_update retags the running VM's port in place, to a trunk whose
+// native VLAN is the network's and back.
+func TestLibvirtAccessNicsOnOVSSwitch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(bg, 2*time.Minute)
+	defer cancel()
+	hh, _, ovs := ovsNetns(ctx, t, "br0")
+	c := bridgesManager(t, hh)
+	await(t, c)(c.net.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "n10", VlanId: 10}))
+	await(t, c)(c.net.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "n0"}))
+	await(t, c)(c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: "ac", MemoryBytes: 64 << 20, NumVcpus: 1}))
+	const mac10, mac0 = "50:6b:8d:45:00:10", "50:6b:8d:45:00:11"
+	await(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "ac", Network: "n10", Mac: mac10}))
+	await(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "ac", Network: "n0", Mac: mac0}))
+	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "ac", Transition: acliv1.PowerTransition_kPowerOn, Host: hh.Name}))
+	get := func(args ...string) string {
+		t.Helper()
+		out, err := ovs.Vsctl(ctx, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// The port of each NIC, by the MAC libvirt gives the tap (fe:6b:8d...).
+	port := map[string]string{}
+	for _, p := range strings.Fields(get("list-ports", "br0")) {
+		m := strings.Trim(get("get", "interface", p, "external_ids:attached-mac"), `"`)
+		port[m] = p
+	}
+	if len(port) != 2 || port[mac10] == "" || port[mac0] == "" {
+		t.Fatalf("ports of br0 by attached MAC: %v, want the VM's two NICs", port)
+	}
+	if got := get("get", "port", port[mac10], "tag"); got != "10" {
+		t.Fatalf("tag of %s (network n10, VLAN 10): %s, want 10", port[mac10], got)
+	}
+	if got := get("get", "port", port[mac0], "tag"); got != "[]" {
+		t.Fatalf("tag of %s (network n0, VLAN 0): %s, want none", port[mac0], got)
+	}
+	t.Logf("ports of br0: %s tag 10, %s untagged", port[mac10], port[mac0])
+	await(t, c)(c.vm.UpdateNic(bg, &acliv1.UpdateNicRequest{Vm: "ac", Mac: mac10, VlanMode: acliv1.NetworkMode_kTrunked, TrunkedNetworks: []int32{20}, TrunkedNetworksSet: true}))
+	if got := get("get", "port", port[mac10], "tag", "trunks", "vlan_mode"); got != "10\n[10, 20]\nnative-untagged" {
+		t.Fatalf("port %s after vlan_mode=kTrunked trunked_networks=20: %q, want tag 10, trunks [10, 20], native-untagged", port[mac10], got)
+	}
+	await(t, c)(c.vm.UpdateNic(bg, &acliv1.UpdateNicRequest{Vm: "ac", Mac: mac10, VlanMode: acliv1.NetworkMode_kAccess}))
+	if got := get("get", "port", port[mac10], "tag", "trunks"); got != "10\n[]" {
+		t.Fatalf("port %s after vlan_mode=kAccess: %q, want tag 10 and no trunks", port[mac10], got)
+	}
+	if ports := get("list-ports", "br0"); len(strings.Fields(ports)) != 2 {
+		t.Fatalf("ports of br0 after the updates: %q, want the same two", ports)
+	}
+	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "ac", Transition: acliv1.PowerTransition_kPowerOff}))
+	if ports := get("list-ports", "br0"); ports != "" {
+		t.Fatalf("ports of br0 after the VM stopped: %q", ports)
+	}
+}
+
 // ovsHost is bridgedHost with Open vSwitch: network n1's bridge is an
 // OVS bridge in the host's namespace.
 func ovsHost(ctx context.Context, t *testing.T) (clients, *libvirtharness.Host, *libvirtharness.OVS) {

@@ -199,6 +199,9 @@ func New(cfg Config) (*Manager, error) {
 	m.initVgs(cfg.Iscsi)
 	m.initStorage()
 	m.net = &network.Service{DB: m.db, Tasks: featureTasks{m}, Hosts: m.drv}
+	if nu, ok := m.drv.(driver.NetworkUser); ok {
+		nu.UseNetworks(m.net.NicNetwork)
+	}
 	m.groups = &vmgroup.Service{DB: m.db, Tasks: featureTasks{m}}
 	m.vms = vm.New(vmCluster{m}, featureTasks{m}, m.db, m.drv)
 	m.maint = m.maintenanceService()

@@ -27,3 +27,19 @@ func ActiveUplink(vs *acliv1.VirtualSwitch, host string) string {
 	}
 	return ""
 }
+
+// NicNetwork is what a host needs of a NIC's network to plug the NIC
+// into its virtual switch: the network's VLAN (0: untagged) and the
+// switch's bridge.
+type NicNetwork struct {
+	VlanID int32
+	Bridge string
+}
+
+// NetworkUser is a driver that plugs NICs into their network's virtual
+// switch (as access-tagged ports where the switch can tag them); the
+// manager gives it how to read a network, by UUID, from the committed
+// records.
+type NetworkUser interface {
+	UseNetworks(lookup func(networkUUID string) (NicNetwork, bool))
+}

@@ -334,6 +334,24 @@ func (s *Service) UpdateVirtualSwitch(ctx context.Context, req *acliv1.UpdateVir
 		fmt.Sprintf("virtual switch %s updated (%s)", next.Name, strings.Join(changed, ", ")))
 }
 
+// NicNetwork is what a host needs to plug a NIC of network id into its
+// virtual switch (driver.NetworkUser); false for a network not on record.
+func (s *Service) NicNetwork(id string) (driver.NicNetwork, bool) {
+	var nn driver.NicNetwork
+	var ok bool
+	s.DB.View(func(tx *state.Tx) {
+		n := tx.Network(id)
+		if n == nil {
+			return
+		}
+		nn.VlanID, ok = n.VlanId, true
+		if vs, _, err := vswitch(tx, n.VswitchName); err == nil {
+			nn.Bridge = vs.BridgeName
+		}
+	})
+	return nn, ok
+}
+
 // Rewire gives the hosts the committed virtual switches (after a start,
 // hosts have what they had, or their defaults).
 func (s *Service) Rewire(ctx context.Context) error {

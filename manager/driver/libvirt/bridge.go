@@ -87,29 +87,78 @@ func ipLink(ctx context.Context, sh hostShell, sel ...string) ([]ipLinkInfo, err
 	return links, nil
 }
 
-// nicBridges marks the NICs whose bridge is an Open vSwitch bridge on
-// the host (one probe per bridge). A host without a command channel has
-// Linux bridges, as before bridges were probed.
-func (d *Driver) nicBridges(ctx context.Context, host *acliv1.Host, nics []NICSpec) error {
+// hostNICs are nics as host plugs them. A NIC whose virtual switch's
+// bridge is an Open vSwitch bridge there is a port of it, tagged with its
+// network's VLAN, as on AHV; otherwise it is on its network's own bridge
+// (a Linux bridge, which libvirt cannot tag, or an Open vSwitch one). A
+// host without a command channel has Linux bridges, as before bridges
+// were probed. One probe per bridge.
+func (d *Driver) hostNICs(ctx context.Context, host *acliv1.Host, nics []*acliv1.Nic) ([]NICSpec, error) {
+	out := make([]NICSpec, len(nics))
+	for i, n := range nics {
+		out[i] = nicSpec(n)
+	}
 	if len(nics) == 0 {
-		return nil
+		return out, nil
 	}
 	sh, err := d.shell(host)
 	if err != nil {
-		return nil
+		return out, nil
 	}
+	return plugNICs(ctx, sh, d.networkLookup(), nics, out)
+}
+
+// plugNICs puts each NIC of out (nics' specs) on the bridge sh's host
+// plugs it into (hostNICs).
+func plugNICs(ctx context.Context, sh hostShell, networks func(string) (driver.NicNetwork, bool), nics []*acliv1.Nic, out []NICSpec) ([]NICSpec, error) {
 	kinds := map[string]bridgeKind{}
-	for i := range nics {
-		k, ok := kinds[nics[i].Bridge]
-		if !ok {
-			if k, _, err = bridgeOn(ctx, sh, nics[i].Bridge); err != nil {
-				return err
-			}
-			kinds[nics[i].Bridge] = k
+	kind := func(br string) (bridgeKind, error) {
+		if k, ok := kinds[br]; ok {
+			return k, nil
 		}
-		nics[i].OVS = k == ovsBridge
+		k, _, err := bridgeOn(ctx, sh, br)
+		if err == nil {
+			kinds[br] = k
+		}
+		return k, err
 	}
-	return nil
+	for i, n := range nics {
+		if nn, ok := networks(n.NetworkUuid); ok && nn.Bridge != "" {
+			k, err := kind(nn.Bridge)
+			if err != nil {
+				return nil, err
+			}
+			if k == ovsBridge {
+				out[i].Bridge, out[i].OVS, out[i].VLAN = nn.Bridge, true, int(nn.VlanID)
+				continue
+			}
+		}
+		k, err := kind(out[i].Bridge)
+		if err != nil {
+			return nil, err
+		}
+		out[i].OVS = k == ovsBridge
+	}
+	return out, nil
+}
+
+var _ driver.NetworkUser = (*Driver)(nil)
+
+// UseNetworks implements driver.NetworkUser.
+func (d *Driver) UseNetworks(lookup func(networkUUID string) (driver.NicNetwork, bool)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.networks = lookup
+}
+
+// networkLookup reads a network; without the manager's, none is known.
+func (d *Driver) networkLookup() func(string) (driver.NicNetwork, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.networks == nil {
+		return func(string) (driver.NicNetwork, bool) { return driver.NicNetwork{}, false }
+	}
+	return d.networks
 }
 
 var _ driver.SwitchWirer = (*Driver)(nil)

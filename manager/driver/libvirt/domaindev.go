@@ -45,6 +45,10 @@ type NICSpec struct {
 	// OVS: the bridge is an Open vSwitch bridge, where libvirt adds the
 	// NIC as a port and sets its VLAN tags (a Linux bridge takes none).
 	OVS bool
+	// VLAN is the network's VLAN on a bridge that carries several (a
+	// virtual switch's Open vSwitch bridge): an access NIC's port tag, a
+	// trunk's native (untagged) VLAN; 0 leaves the port untagged.
+	VLAN int
 }
 
 // ConsoleSpec sends the first serial port to a file, appended to, so a
@@ -162,7 +166,8 @@ type vlanXML struct {
 }
 
 type tagXML struct {
-	ID int `xml:"id,attr"`
+	ID         int    `xml:"id,attr"`
+	NativeMode string `xml:"nativeMode,attr,omitempty"`
 }
 
 type linkXML struct {
@@ -314,11 +319,17 @@ func nicXML(n NICSpec, model string) interfaceXML {
 	if n.OVS {
 		x.Port = &portXML{Type: "openvswitch"}
 	}
-	if len(n.Trunk) > 0 {
+	switch {
+	case len(n.Trunk) > 0:
 		x.VLAN = &vlanXML{Trunk: "yes"}
+		if n.VLAN > 0 {
+			x.VLAN.Tags = append(x.VLAN.Tags, tagXML{ID: n.VLAN, NativeMode: "untagged"})
+		}
 		for _, id := range n.Trunk {
 			x.VLAN.Tags = append(x.VLAN.Tags, tagXML{ID: id})
 		}
+	case n.VLAN > 0:
+		x.VLAN = &vlanXML{Tags: []tagXML{{ID: n.VLAN}}}
 	}
 	if n.LinkDown {
 		x.Link = &linkXML{State: "down"}
@@ -375,9 +386,14 @@ func parseDevices(d devicesXML) ([]DiskSpec, []NICSpec, *ConsoleSpec) {
 		if x.Model != nil {
 			n.Model = x.Model.Type
 		}
-		if x.VLAN != nil {
-			for _, t := range x.VLAN.Tags {
-				n.Trunk = append(n.Trunk, t.ID)
+		if v := x.VLAN; v != nil {
+			for _, t := range v.Tags {
+				switch {
+				case v.Trunk != "yes" && len(v.Tags) == 1, t.NativeMode != "":
+					n.VLAN = t.ID
+				default:
+					n.Trunk = append(n.Trunk, t.ID)
+				}
 			}
 		}
 		n.LinkDown = x.Link != nil && x.Link.State == "down"

@@ -92,6 +92,8 @@ type Driver struct {
 	wg      sync.WaitGroup
 	closed  bool
 	dp      *dataPath
+	// networks reads a NIC's network (UseNetworks).
+	networks func(networkUUID string) (driver.NicNetwork, bool)
 }
 
 // member is one host the driver manages.
@@ -465,8 +467,7 @@ func (d *Driver) PowerOn(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm) 
 	spec := VmDomainSpec(vm, d.cfg.Storage)
 	spec.Hardware.HostCPUs = int(host.CpuCores)
 	if d.cfg.NetworkBridges {
-		spec.NICs = VmNICs(vm)
-		if err := d.nicBridges(ctx, host, spec.NICs); err != nil {
+		if spec.NICs, err = d.hostNICs(ctx, host, vm.Nics); err != nil {
 			return err
 		}
 	}

@@ -17,9 +17,11 @@ import (
 )
 
 // Bridges for acli networks. With Config.NetworkBridges, a VM's NICs are
-// plugged into the bridge named for their network on whichever host runs
-// the VM; the hosts provide the bridges (and their VLAN uplinks), Linux
-// bridges or Open vSwitch ones (bridge.go).
+// plugged, on whichever host runs the VM, into its virtual switch's bridge
+// when that is an Open vSwitch bridge (a port tagged with the network's
+// VLAN), else into the bridge named for their network; the hosts provide
+// the bridges (and their VLAN uplinks), Linux bridges or Open vSwitch ones
+// (bridge.go).
 
 var ifname = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
@@ -84,8 +86,8 @@ func (d *Driver) UpdateNic(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm
 	if err != nil {
 		return err
 	}
-	spec := []NICSpec{nicSpec(nic)}
-	if err := d.nicBridges(ctx, host, spec); err != nil {
+	spec, err := d.hostNICs(ctx, host, []*acliv1.Nic{nic})
+	if err != nil {
 		return err
 	}
 	x := nicXML(spec[0], cmp.Or(nic.Model, "virtio"))

@@ -274,3 +274,69 @@ func TestLibvirtVirtualSwitchOnOVS(t *testing.T) {
 	}
 	t.Logf("refused with h2 down: %v", downErr)
 }
+
+// net.update_virtual_switch that fails on a host after every host passed
+// the checks: h1's Open vSwitch bridge took the change, then h2's Linux
+// bridge refused it (its new uplink, a macvlan over a 1500-byte link,
+// cannot take MTU 9000). h1 and h2 are put back as they were (uplink,
+// MTU), the error names h2, and the switch record is unchanged.
+func TestLibvirtVirtualSwitchRollsBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(bg, 3*time.Minute)
+	defer cancel()
+	h1, ns1, ovs1 := ovsNetns(ctx, t, "br0")
+	uplinks(t, ns1, "eth0", "eth1")
+	libvirtharness.Require(t)
+	ns2 := netns(t)
+	inNetns(t, ns2, "link", "set", "lo", "up")
+	hosts, err := libvirtharness.Start(ctx, libvirtharness.Options{Hosts: 1, NetNS: "/run/netns/" + ns2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hosts.Stop() })
+	inNetns(t, ns2, "link", "add", "br0", "type", "bridge")
+	inNetns(t, ns2, "link", "set", "br0", "up")
+	uplinks(t, ns2, "eth0", "par")
+	inNetns(t, ns2, "link", "add", "eth1", "link", "par", "type", "macvlan")
+	c := bridgesManager(t, h1, hosts.Hosts[0])
+	await(t, c)(c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Uplinks: proto.String("eth0"), BondType: proto.String("kNone")}))
+
+	// The two bridges, as a line each.
+	bridges := func() (string, string) {
+		var b1 []string
+		for _, args := range [][]string{{"list-ifaces", "br0"}, {"get", "interface", "br0", "mtu_request"},
+			{"get", "interface", "eth0", "mtu_request"}, {"get", "port", "br0-up", "bond_mode"}} {
+			out, err := ovs1.Vsctl(ctx, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b1 = append(b1, strings.ReplaceAll(out, "\n", " "))
+		}
+		var b2 []string
+		for _, dev := range []string{"br0", "eth0", "eth1"} {
+			f := strings.Fields(inNetns(t, ns2, "-o", "link", "show", "dev", dev))
+			master := "-"
+			if i := slices.Index(f, "master"); i > 0 {
+				master = f[i+1]
+			}
+			b2 = append(b2, fmt.Sprintf("%s mtu %s master %s", dev, f[slices.Index(f, "mtu")+1], master))
+		}
+		return strings.Join(b1, "; "), strings.Join(b2, "; ")
+	}
+	was1, was2 := bridges()
+	if was1 != "eth0; 1500; 1500; []" || was2 != "br0 mtu 1500 master -; eth0 mtu 1500 master br0; eth1 mtu 1500 master -" {
+		t.Fatalf("bridges after uplinks=eth0:\nh1: %s\nh2: %s", was1, was2)
+	}
+	_, err = c.net.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{Uplinks: proto.String("eth1"), Mtu: proto.Int32(9000)})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "host h2: ip: ") ||
+		!strings.Contains(err.Error(), "put back as it was on host h1, h2") {
+		t.Fatalf("uplinks=eth1 mtu=9000 with h2 failing: %v, want refused naming h2, h1 and h2 put back", err)
+	}
+	t.Logf("refused: %v", err)
+	if now1, now2 := bridges(); now1 != was1 || now2 != was2 {
+		t.Fatalf("bridges after the failed change:\nh1: %s\nh2: %s\nwant\nh1: %s\nh2: %s", now1, now2, was1, was2)
+	}
+	vs, err := c.net.GetVirtualSwitch(bg, &acliv1.GetVirtualSwitchRequest{})
+	if err != nil || !slices.Equal(vs.Uplinks, []string{"eth0"}) || vs.Mtu != 1500 {
+		t.Fatalf("vs0 after the failed change: %v %v, want uplinks eth0, MTU 1500", vs, err)
+	}
+}

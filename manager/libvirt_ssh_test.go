@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,19 +21,19 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager/driver/libvirt"
 	"github.com/acli-dev/acli/manager/driver/libvirt/libvirtharness"
 )
 
 // A host added with a qemu+ssh URI: its sshd (a server of the test whose
 // sessions run in the host's network namespace with its Open vSwitch
 // environment, and which forwards the libvirt socket) carries both the
-// libvirt connection and the bridge commands. A trunked NIC starts on its
-// OVS bridge and net.update_virtual_switch bonds the uplinks there.
+// libvirt connection and the bridge commands. net.update_virtual_switch
+// bonds the uplinks of OVS bridge br0 there, and a trunked NIC starts as
+// a port of br0 beside them (its network's VLAN native).
 func TestLibvirtVirtualSwitchOverSSH(t *testing.T) {
 	ctx, cancel := context.WithTimeout(bg, 2*time.Minute)
 	defer cancel()
-	hh, ns, ovs := ovsNetns(ctx, t, "br0", libvirt.BridgeName("n1"))
+	hh, ns, ovs := ovsNetns(ctx, t, "br0")
 	uplinks(t, ns, "eth0", "eth1")
 	uri := hostSSHD(t, hh, ns, ovs)
 	c := bridgesManager(t)
@@ -50,9 +51,13 @@ func TestLibvirtVirtualSwitchOverSSH(t *testing.T) {
 	await(t, c)(c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: "tr", MemoryBytes: 64 << 20, NumVcpus: 1}))
 	await(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "tr", Network: "n1", Mac: "50:6b:8d:45:00:04", VlanMode: acliv1.NetworkMode_kTrunked, TrunkedNetworks: []int32{7}}))
 	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "tr", Transition: acliv1.PowerTransition_kPowerOn, Host: "h1"}))
-	port, _ := ovs.Vsctl(ctx, "list-ports", libvirt.BridgeName("n1"))
-	if got, _ := ovs.Vsctl(ctx, "get", "port", port, "trunks"); got != "[7]" {
-		t.Fatalf("trunks of port %q of %s: %q, want [7]", port, libvirt.BridgeName("n1"), got)
+	ports, _ := ovs.Vsctl(ctx, "list-ports", "br0")
+	port, ok := strings.CutPrefix(ports, "br0-up\n")
+	if !ok || !strings.HasPrefix(port, "vnet") {
+		t.Fatalf("ports of br0: %q, want br0-up and the VM's", ports)
+	}
+	if got, _ := ovs.Vsctl(ctx, "get", "port", port, "tag", "trunks"); got != "10\n[7, 10]" {
+		t.Fatalf("tag and trunks of port %q of br0: %q, want 10 and [7, 10]", port, got)
 	}
 	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "tr", Transition: acliv1.PowerTransition_kPowerOff}))
 }

@@ -53,6 +53,7 @@ func bridgeOn(ctx context.Context, sh hostShell, name string) (kind bridgeKind, 
 type ipLinkInfo struct {
 	Name     string `json:"ifname"`
 	Master   string `json:"master"`
+	MTU      int    `json:"mtu"`
 	LinkInfo *struct {
 		Kind string `json:"info_kind"`
 	} `json:"linkinfo"`
@@ -177,14 +178,16 @@ type hostSwitch struct {
 	sh   hostShell
 	kind bridgeKind
 	old  []string // Linux bridge: the uplink ports it has
+	was  bridgeWas
 }
 
 // WireSwitch implements driver.SwitchWirer with Config.NetworkBridges:
 // each host's bridge of vs takes vs's uplinks (bonded as vs says on an
 // Open vSwitch bridge; one uplink on a Linux bridge) and MTU. Every host is
 // checked first, so a host that is down, lacks the bridge or an uplink
-// refuses the change for all; a switch with no uplinks named leaves each
-// host's uplinks as they are.
+// refuses the change for all; a host that fails after that has the hosts
+// changed before it put back (switchundo.go). A switch with no uplinks
+// named leaves each host's uplinks as they are.
 func (d *Driver) WireSwitch(ctx context.Context, vs *acliv1.VirtualSwitch) error {
 	if !d.cfg.NetworkBridges {
 		return nil // the hosts' bridges are theirs
@@ -198,9 +201,9 @@ func (d *Driver) WireSwitch(ctx context.Context, vs *acliv1.VirtualSwitch) error
 		}
 		plan = append(plan, p)
 	}
-	for _, p := range plan {
+	for i, p := range plan {
 		if err := p.apply(ctx, vs); err != nil {
-			return fmt.Errorf("host %s: %w", p.host.Name, err)
+			return fmt.Errorf("host %s: %w; %s", p.host.Name, err, rollBack(ctx, vs, plan[:i+1]))
 		}
 	}
 	return nil
@@ -236,6 +239,9 @@ func (d *Driver) checkSwitch(ctx context.Context, h *acliv1.Host, vs *acliv1.Vir
 		return p, fmt.Errorf("has no bridge %s for virtual switch %s: %s", vs.BridgeName, vs.Name, why)
 	}
 	p.kind = kind
+	if p.was, err = p.snapshot(ctx, vs); err != nil {
+		return p, fmt.Errorf("cannot read bridge %s as it is, to put it back should the change fail: %w", vs.BridgeName, err)
+	}
 	if len(vs.Uplinks) == 0 {
 		return p, nil
 	}

@@ -340,3 +340,82 @@ func TestLibvirtVirtualSwitchRollsBack(t *testing.T) {
 		t.Fatalf("vs0 after the failed change: %v %v, want uplinks eth0, MTU 1500", vs, err)
 	}
 }
+
+// Live migration between a host whose switch bridge br0 is an Open
+// vSwitch bridge (h1) and one with Linux bridges (h2), both libvirtds in
+// one namespace: the VM's NIC is a port of br0 tagged 10 on h1, a port of
+// its network's Linux bridge on h2, after each move (the destination's
+// definition is the destination's kind), and back.
+func TestLibvirtMigrateBetweenBridgeKinds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(bg, 3*time.Minute)
+	defer cancel()
+	libvirtharness.Require(t)
+	if err := libvirtharness.OVSAvailable(); err != nil {
+		t.Skip(err)
+	}
+	ns := netns(t)
+	inNetns(t, ns, "link", "set", "lo", "up")
+	ovs, err := libvirtharness.StartOVS(ctx, "/run/netns/"+ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ovs.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	var hosts []*libvirtharness.Host
+	for _, env := range [][]string{ovs.Env(), nil} {
+		cl, err := libvirtharness.Start(ctx, libvirtharness.Options{Hosts: 1, NetNS: "/run/netns/" + ns, Env: env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Stop() })
+		hosts = append(hosts, cl.Hosts[0])
+	}
+	if err := ovs.AddBridge(ctx, "br0"); err != nil {
+		t.Fatal(err)
+	}
+	linuxBr := libvirt.BridgeName("n10")
+	inNetns(t, ns, "link", "add", linuxBr, "type", "bridge")
+	inNetns(t, ns, "link", "set", linuxBr, "up")
+	c := bridgesManager(t, hosts...)
+	await(t, c)(c.net.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "n10", VlanId: 10}))
+	await(t, c)(c.vm.CreateVm(bg, &acliv1.CreateVmRequest{Name: "mig", MemoryBytes: 64 << 20, NumVcpus: 1}))
+	const mac = "50:6b:8d:45:00:20"
+	await(t, c)(c.vm.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "mig", Network: "n10", Mac: mac}))
+	await(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "mig", Transition: acliv1.PowerTransition_kPowerOn, Host: "h1"}))
+	onOVS := func(when string) {
+		t.Helper()
+		port, err := ovs.Vsctl(ctx, "list-ports", "br0")
+		if err != nil || !strings.HasPrefix(port, "vnet") {
+			t.Fatalf("%s: ports of br0: %q %v, want the VM's", when, port, err)
+		}
+		tag, _ := ovs.Vsctl(ctx, "get", "port", port, "tag")
+		if m, _ := ovs.Vsctl(ctx, "get", "interface", port, "external_ids:attached-mac"); tag != "10" || m != `"`+mac+`"` {
+			t.Fatalf("%s: port %s: tag %q, MAC %s, want tag 10 for %s", when, port, tag, m, mac)
+		}
+		if p := strings.TrimSpace(inNetns(t, ns, "-o", "link", "show", "master", linuxBr)); p != "" {
+			t.Fatalf("%s: ports of Linux bridge %s: %s, want none", when, linuxBr, p)
+		}
+	}
+	onOVS("started on h1")
+	migrate := func(to string) {
+		t.Helper()
+		await(t, c)(c.vm.MigrateVm(bg, &acliv1.MigrateVmRequest{Vm: "mig", Host: to}))
+		vm, err := c.vm.GetVm(bg, &acliv1.GetVmRequest{Vm: "mig"})
+		if err != nil || vm.HostName != to || vm.PowerState != acliv1.PowerState_kOn {
+			t.Fatalf("after the migration to %s: %v %v", to, vm, err)
+		}
+	}
+	migrate("h2")
+	p := strings.Fields(inNetns(t, ns, "-o", "link", "show", "master", linuxBr))
+	if len(p) < 2 || !strings.HasPrefix(p[1], "vnet") {
+		t.Fatalf("on h2: ports of Linux bridge %s: %v, want the VM's", linuxBr, p)
+	}
+	if ports, _ := ovs.Vsctl(ctx, "list-ports", "br0"); ports != "" {
+		t.Fatalf("on h2: ports of br0: %q, want none", ports)
+	}
+	migrate("h1")
+	onOVS("migrated back to h1")
+}

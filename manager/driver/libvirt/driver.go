@@ -683,6 +683,22 @@ func (d *Driver) Migrate(ctx context.Context, vm *acliv1.Vm, src, dst *acliv1.Ho
 			return err
 		}
 	}
+	if d.cfg.NetworkBridges && len(vm.Nics) > 0 {
+		// The destination plugs the NICs its way: an Open vSwitch port of
+		// its switch's bridge, or its network's Linux bridge.
+		nics, err := d.hostNICs(ctx, dst, vm.Nics)
+		if err != nil {
+			return err
+		}
+		if o.DestXML == "" {
+			if o.DestXML, err = sc.MigratableXML(vm.Uuid); err != nil {
+				return err
+			}
+		}
+		if o.DestXML, err = WithNICs(o.DestXML, nics); err != nil {
+			return err
+		}
+	}
 	if progress != nil {
 		o.Progress = func(p MigrationProgress) {
 			if p.DataTotal == 0 && !p.Completed {
@@ -705,7 +721,7 @@ func (d *Driver) Migrate(ctx context.Context, vm *acliv1.Vm, src, dst *acliv1.Ho
 		if errors.Is(err, ErrMigrationAborted) {
 			return fmt.Errorf("%w; vm %s stays on host %s", err, vm.Name, src.Name)
 		}
-		return err
+		return vlanRefused(vm, dst, err)
 	}
 	d.log.Info("live migration done", "vm", vm.Name, "from", src.Name, "to", dst.Name,
 		"took", res.Elapsed.Round(time.Millisecond), "downtime", res.Downtime, "iterations", res.Iterations)

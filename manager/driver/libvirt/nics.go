@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -122,4 +123,108 @@ func livePort(domain, mac string, def *portXML) *portXML {
 		}
 	}
 	return def
+}
+
+// Live migration between hosts whose bridges differ (an Open vSwitch
+// switch bridge on one, Linux bridges on the other): the destination's
+// definition plugs each NIC as the destination does (hostNICs).
+
+// ifaceElem matches one <interface> of a domain's XML; libvirt never nests them.
+var ifaceElem = regexp.MustCompile(`(?s)<interface\b[^>]*>.*?</interface>`)
+
+// xmlNode is any element, kept whole but for what is changed.
+type xmlNode struct {
+	XMLName xml.Name
+	Attrs   []xml.Attr `xml:",any,attr"`
+	Nodes   []xmlNode  `xml:",any"`
+	Text    string     `xml:",chardata"`
+}
+
+// WithNICs is a domain's XML with each interface plugged as nics say
+// (matched by MAC): its source bridge, Open vSwitch virtual port and VLAN
+// tags; its model, address and the rest stay, as migration requires.
+func WithNICs(domain string, nics []NICSpec) (string, error) {
+	var err error
+	out := ifaceElem.ReplaceAllStringFunc(domain, func(elem string) string {
+		var x xmlNode
+		if e := xml.Unmarshal([]byte(elem), &x); e != nil {
+			err = fmt.Errorf("interface of the domain: %v", e)
+			return elem
+		}
+		var mac string
+		for _, c := range x.Nodes {
+			if c.XMLName.Local == "mac" {
+				mac = c.attr("address")
+			}
+		}
+		i := slices.IndexFunc(nics, func(n NICSpec) bool { return strings.EqualFold(n.MAC, mac) })
+		if i < 0 {
+			return elem
+		}
+		want, e := asNode(nicXML(nics[i], "virtio"))
+		if e != nil {
+			err = e
+			return elem
+		}
+		kept := x.Nodes[:0]
+		for _, c := range x.Nodes {
+			switch c.XMLName.Local {
+			case "source":
+				c.setAttr("bridge", nics[i].Bridge)
+			case "virtualport":
+				if !nics[i].OVS || c.attr("type") != "openvswitch" {
+					continue // replaced below (or dropped)
+				}
+				want.drop("virtualport") // keep the port's interfaceid
+			case "vlan":
+				continue
+			}
+			kept = append(kept, c)
+		}
+		for _, c := range want.Nodes {
+			if c.XMLName.Local == "virtualport" || c.XMLName.Local == "vlan" {
+				kept = append(kept, c)
+			}
+		}
+		x.Nodes, x.Text = kept, ""
+		b, e := xml.Marshal(x)
+		if e != nil {
+			err = e
+			return elem
+		}
+		return string(b)
+	})
+	return out, err
+}
+
+func asNode(v any) (xmlNode, error) {
+	var n xmlNode
+	b, err := xml.Marshal(v)
+	if err == nil {
+		err = xml.Unmarshal(b, &n)
+	}
+	return n, err
+}
+
+func (n *xmlNode) attr(name string) string {
+	for _, a := range n.Attrs {
+		if a.Name.Local == name {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+func (n *xmlNode) setAttr(name, v string) {
+	for i, a := range n.Attrs {
+		if a.Name.Local == name {
+			n.Attrs[i].Value = v
+			return
+		}
+	}
+	n.Attrs = append(n.Attrs, xml.Attr{Name: xml.Name{Local: name}, Value: v})
+}
+
+func (n *xmlNode) drop(name string) {
+	n.Nodes = slices.DeleteFunc(n.Nodes, func(c xmlNode) bool { return c.XMLName.Local == name })
 }

@@ -128,3 +128,63 @@ func TestDomainXMLSwitchPorts(t *testing.T) {
 		t.Errorf("%d <vlan> elements, want 2 (the VLAN 10 port and the trunk)", n)
 	}
 }
+
+// The definition a live migration sends plugs the NICs as the
+// destination does: from an Open vSwitch host (switch bridge br0, VLAN
+// tags, virtual ports) to a Linux-bridge host (the networks' bridges,
+// untagged) and back, with the model, link state, PCI address and an
+// interface nics do not name unchanged; golden files.
+func TestWithNICs(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("testdata", "migrate-src-ovs.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	toLinux := []NICSpec{
+		{MAC: "50:6b:8d:45:00:20", Bridge: "acli-n10", LinkDown: true},
+		{MAC: "50:6b:8d:45:00:21", Bridge: "acli-n10", Trunk: []int{20}},
+	}
+	toOVS := []NICSpec{
+		{MAC: "50:6b:8d:45:00:20", Bridge: "br0", OVS: true, VLAN: 10, LinkDown: true},
+		{MAC: "50:6b:8d:45:00:21", Bridge: "br0", OVS: true, VLAN: 10, Trunk: []int{20}},
+	}
+	linux, err := WithNICs(string(src), toLinux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ovs, err := WithNICs(linux, toOVS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ got, golden string }{{linux, "migrate-dest-linux.xml"}, {ovs, "migrate-dest-ovs.xml"}} {
+		golden := filepath.Join("testdata", c.golden)
+		if *update {
+			os.WriteFile(golden, []byte(c.got), 0o644)
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.got != string(want) {
+			t.Errorf("destination XML differs from %s (go test -update rewrites it):\n%s", golden, c.got)
+		}
+	}
+	for _, c := range []struct {
+		x    string
+		want []NICSpec
+	}{{linux, toLinux}, {ovs, toOVS}} {
+		d, err := ParseDomainXML([]byte(c.x))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append(slices.Clone(c.want), NICSpec{MAC: "50:6b:8d:45:00:22", Bridge: "acli-other", Model: "virtio"})
+		want[0].Model, want[1].Model = "virtio", "e1000"
+		if !reflect.DeepEqual(d.NICs, want) {
+			t.Errorf("NICs of the destination XML:\n got %+v\nwant %+v", d.NICs, want)
+		}
+	}
+	// The same kind at both ends keeps the Open vSwitch port's interfaceid.
+	same, err := WithNICs(string(src), toOVS)
+	if err != nil || !strings.Contains(same, "3c1b5e0a-8f5d-4a43-9d7e-1f2a3b4c5d6e") {
+		t.Errorf("OVS to OVS lost the port's interfaceid: %v\n%s", err, same)
+	}
+}

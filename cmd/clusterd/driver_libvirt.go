@@ -43,7 +43,7 @@ func addLibvirtFlags(fs *flag.FlagSet) *libvirtOptions {
 	fs.BoolVar(&o.dataPath, "libvirt-datapath", false, "serve vDisks over iSCSI: a CVM storage service (tgtd) on each host's cvm_ip, which keeps serving while clusterd restarts (the next one adopts it by its recorded PID), and a login redirector on its hypervisor_ip:3261 (needs root and tgt)")
 	fs.StringVar(&o.dataServicesIP, "libvirt-data-services-ip", "", "with --libvirt-datapath, the address of the data services portal (port 3260) for volume groups and external initiators")
 	fs.DurationVar(&o.cvmRestart, "libvirt-cvm-restart", 10*time.Second, "with --libvirt-datapath, restart a crashed CVM storage service after this long (0: leave it down)")
-	fs.BoolVar(&o.bridges, "libvirt-network-bridges", false, "plug VM NICs into the bridge named for their network, acli-<network> (each host provides it, Linux or Open vSwitch), and let net.update_virtual_switch set the hosts' uplinks")
+	fs.BoolVar(&o.bridges, "libvirt-network-bridges", false, "plug VM NICs into their virtual switch's bridge where it is Open vSwitch (a port tagged with the network's VLAN), else into the bridge named for their network, acli-<network> (each host provides it), and let net.update_virtual_switch set the hosts' uplinks")
 	fs.StringVar(&o.fenceCommand, "libvirt-fence-command", "", "fence agent HA runs (sh -c) for a down host whose VMs it cannot power off there; exit 0 once the host runs no guest (ACLI_FENCE_HOST, ACLI_FENCE_IP, ACLI_FENCE_URI name it)")
 	return o
 }

@@ -7,8 +7,10 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/network"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/state/statetest"
@@ -188,5 +190,24 @@ func TestServiceNicVmByUuidOrUniqueName(t *testing.T) {
 	wantErr(t, errOf(s.DeleteNic(bg, &acliv1.DeleteNicRequest{Vm: "", Mac: d2.Nics[0].Mac})), codes.InvalidArgument, "vm is required")
 	if h := ft.Held(); len(h) != 0 {
 		t.Fatalf("locks left held: %v", h)
+	}
+}
+
+// A host plugging a NIC reads its network's VLAN and its virtual switch's
+// bridge, as committed (a renamed bridge included); an unknown network is
+// not found.
+func TestServiceNicNetwork(t *testing.T) {
+	s, _, _ := newService(t)
+	must[*acliv1.Task](t)(s.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "prod", VlanId: 10}))
+	n := must[*acliv1.Network](t)(s.GetNetwork(bg, &acliv1.GetNetworkRequest{Network: "prod"}))
+	if got, ok := s.NicNetwork(n.Uuid); !ok || got != (driver.NicNetwork{VlanID: 10, Bridge: "br0"}) {
+		t.Fatalf("NicNetwork(prod) = %+v %v, want VLAN 10 on br0", got, ok)
+	}
+	must[*acliv1.Task](t)(s.UpdateVirtualSwitch(bg, &acliv1.UpdateVirtualSwitchRequest{BridgeName: proto.String("br1")}))
+	if got, _ := s.NicNetwork(n.Uuid); got.Bridge != "br1" {
+		t.Fatalf("NicNetwork(prod) after bridge_name=br1: %+v", got)
+	}
+	if got, ok := s.NicNetwork("4f3c0000-0000-4000-8000-000000000000"); ok {
+		t.Fatalf("NicNetwork of no network: %+v, true", got)
 	}
 }

@@ -82,6 +82,8 @@ func startManager(t testing.TB, ip string, endpoints []string, extra ...string) 
 		t.Fatal(err)
 	}
 	m.cmd.Stderr = m.stderr
+	// clusterd dies with the test binary, also one killed by its timeout.
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

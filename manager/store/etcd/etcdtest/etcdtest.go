@@ -181,6 +181,8 @@ func (m *Member) start() error {
 	}
 	cmd := exec.Command(m.bin, m.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// The member dies with the test binary, also one killed by its timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start etcd %s: %w", m.Name, err)

@@ -3,6 +3,7 @@ package state_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -39,6 +40,15 @@ var managed = &acliv1.Network{Uuid: "uuid-n1", Name: "n1", IpConfig: "10.0.0.0/2
 
 func withNIC(v *acliv1.Vm, ip string) *acliv1.Vm {
 	v.Nics = append(v.Nics, &acliv1.Nic{Mac: "50:6b:8d:00:00:" + ip[len(ip)-1:], NetworkUuid: "uuid-n1", Ip: ip})
+	return v
+}
+
+// macsOfB gives b's NICs MACs no other NIC has, so only the IP rule
+// applies.
+func macsOfB(v *acliv1.Vm) *acliv1.Vm {
+	for i, n := range v.Nics {
+		n.Mac = fmt.Sprintf("50:6b:8d:00:0b:%02x", i)
+	}
 	return v
 }
 
@@ -132,11 +142,19 @@ func TestUpdateChecksEveryRule(t *testing.T) {
 		{name: "vm names may repeat", writes: []proto.Message{edit(vm("b", "", gib), func(v *acliv1.Vm) { v.Name = "a" })}},
 		{name: "network name taken", writes: []proto.Message{&acliv1.Network{Uuid: "uuid-n2", Name: "n1"}}, rule: state.RuleName},
 		{name: "nic address taken on its network", before: []proto.Message{managed, withNIC(vm("a", "h1", 4*gib), "10.0.0.5")},
-			writes: []proto.Message{withNIC(vm("b", "", gib), "10.0.0.5")}, rule: state.RuleIP},
+			writes: []proto.Message{macsOfB(withNIC(vm("b", "", gib), "10.0.0.5"))}, rule: state.RuleIP},
 		{name: "nic address taken twice in one commit", before: []proto.Message{managed},
-			writes: []proto.Message{withNIC(vm("a", "h1", 4*gib), "10.0.0.5"), withNIC(vm("b", "", gib), "10.0.0.5")}, rule: state.RuleIP},
+			writes: []proto.Message{withNIC(vm("a", "h1", 4*gib), "10.0.0.5"), macsOfB(withNIC(vm("b", "", gib), "10.0.0.5"))}, rule: state.RuleIP},
 		{name: "nic address given to two NICs of one vm", before: []proto.Message{managed},
-			writes: []proto.Message{withNIC(withNIC(vm("b", "", gib), "10.0.0.5"), "10.0.0.5")}, rule: state.RuleIP},
+			writes: []proto.Message{macsOfB(withNIC(withNIC(vm("b", "", gib), "10.0.0.5"), "10.0.0.5"))}, rule: state.RuleIP},
+		{name: "nic MAC taken by another vm", before: []proto.Message{managed, withNIC(vm("a", "h1", 4*gib), "10.0.0.5")},
+			writes: []proto.Message{edit(withNIC(vm("b", "", gib), "10.0.0.6"), func(v *acliv1.Vm) { v.Nics[0].Mac = "50:6b:8d:00:00:5" })}, rule: state.RuleMAC},
+		{name: "nic MAC given to two NICs of one vm", before: []proto.Message{managed},
+			writes: []proto.Message{edit(withNIC(withNIC(vm("b", "", gib), "10.0.0.5"), "10.0.0.6"), func(v *acliv1.Vm) { v.Nics[1].Mac = v.Nics[0].Mac })}, rule: state.RuleMAC},
+		{name: "nic MAC taken twice in one commit", before: []proto.Message{managed},
+			writes: []proto.Message{withNIC(vm("a", "h1", 4*gib), "10.0.0.5"), edit(withNIC(vm("b", "", gib), "10.0.0.6"), func(v *acliv1.Vm) { v.Nics[0].Mac = "50:6b:8d:00:00:5" })}, rule: state.RuleMAC},
+		{name: "nic MAC handed over in one commit", before: []proto.Message{managed, withNIC(vm("a", "h1", 4*gib), "10.0.0.5")},
+			writes: []proto.Message{edit(withNIC(vm("b", "", gib), "10.0.0.6"), func(v *acliv1.Vm) { v.Nics[0].Mac = "50:6b:8d:00:00:5" }), vm("a", "h1", 4*gib)}},
 		{name: "nic address handed over in one commit", before: []proto.Message{managed, withNIC(vm("a", "h1", 4*gib), "10.0.0.5")},
 			writes: []proto.Message{vm("a", "h1", 4*gib), withNIC(vm("b", "", gib), "10.0.0.5")}},
 		{name: "nic address freed by a delete", before: []proto.Message{managed, withNIC(vm("a", "h1", 4*gib), "10.0.0.5"), vm("a", "", 4*gib)},

@@ -16,6 +16,7 @@ const (
 	RuleName       = "NAME"               // names follow the alphabet and are unique where they must be
 	RuleCapacity   = "CONTAINER_CAPACITY" // no container holds more than its size
 	RuleIP         = "IP"                 // a NIC address is inside its network and no other NIC's there
+	RuleMAC        = "MAC"                // no two NICs have one MAC
 )
 
 // Violation is one rule a commit would break.
@@ -65,7 +66,7 @@ func (tx *Tx) check() []Violation {
 	add := func(rule, subject, format string, args ...any) {
 		vs = append(vs, Violation{Rule: rule, Subject: subject, Description: fmt.Sprintf(format, args...)})
 	}
-	hostNames, hostIPs, netNames, nicIPs := map[string]string{}, map[string]string{}, map[string]string{}, map[string]string{}
+	hostNames, hostIPs, netNames, nicIPs, macs := map[string]string{}, map[string]string{}, map[string]string{}, map[string]string{}, map[string]string{}
 	memChecked := map[string]bool{}
 	haSubject := "" // a VM arriving or growing, or the cluster's HA settings changing
 	for _, w := range tx.writes {
@@ -118,6 +119,7 @@ func (tx *Tx) check() []Violation {
 				add(RulePowerState, "vm:"+next.Name, "%s", why)
 			}
 			vs = append(vs, tx.checkIPs(id, prev, next, nicIPs)...)
+			vs = append(vs, tx.checkMACs(id, prev, next, macs)...)
 			running := next.PowerState == acliv1.PowerState_kOn || next.PowerState == acliv1.PowerState_kPaused
 			if !running {
 				continue

@@ -2,6 +2,7 @@ package state
 
 import (
 	"net/netip"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -88,4 +89,35 @@ func hasIP(v *acliv1.Vm, network, ip string) bool {
 		}
 	}
 	return false
+}
+
+// checkMACs is the MAC rule for one VM write: a MAC a NIC gains is no
+// other NIC's, of this VM or another, once the transaction's writes are in
+// (seen: the MACs written earlier in it).
+func (tx *Tx) checkMACs(id string, prev, next *acliv1.Vm, seen map[string]string) []Violation {
+	had, has := map[string]int{}, map[string]int{}
+	for _, nic := range prev.GetNics() {
+		had[nic.Mac]++
+	}
+	var vs []Violation
+	for _, nic := range next.Nics {
+		if nic.Mac == "" {
+			continue
+		}
+		taken := ""
+		if has[nic.Mac]++; has[nic.Mac] > 1 && has[nic.Mac] > had[nic.Mac] {
+			taken = "another NIC of vm " + next.Name
+		} else if other := seen[nic.Mac]; other != "" && other != id {
+			taken = "vm " + tx.Vm(other).GetName()
+		} else if other := tx.db.macs[nic.Mac]; had[nic.Mac] == 0 && other != "" && other != id && tx.Vm(other) != nil &&
+			slices.ContainsFunc(tx.Vm(other).Nics, func(n *acliv1.Nic) bool { return n.Mac == nic.Mac }) {
+			taken = "vm " + tx.Vm(other).GetName()
+		}
+		seen[nic.Mac] = id
+		if taken != "" {
+			vs = append(vs, Violation{Rule: RuleMAC, Subject: "vm:" + next.Name,
+				Description: "MAC " + nic.Mac + " of vm " + next.Name + " is taken by " + taken})
+		}
+	}
+	return vs
 }

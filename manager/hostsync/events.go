@@ -147,7 +147,10 @@ func (e *Events) commit(ctx context.Context, ev driver.HostEvent) (*Change, erro
 	for attempt := 1; ; attempt++ {
 		var cur *acliv1.Host
 		var rev int64
-		e.DB.View(func(tx *state.Tx) { cur, rev = tx.Host(ev.HostUUID), tx.Rev(state.HostKey(ev.HostUUID)) })
+		var running int
+		e.DB.View(func(tx *state.Tx) {
+			cur, rev, running = tx.Host(ev.HostUUID), tx.Rev(state.HostKey(ev.HostUUID)), len(tx.VmsOn(ev.HostUUID))
+		})
 		if cur == nil {
 			return nil, nil
 		}
@@ -156,6 +159,9 @@ func (e *Events) commit(ctx context.Context, ev driver.HostEvent) (*Change, erro
 			return nil, nil
 		}
 		next, err := state.TransitionHost(cur, observed[ev.Kind])
+		if err == nil && ev.Kind == driver.HostUp {
+			next = state.Recovered(next, running)
+		}
 		if err != nil || next == cur {
 			return nil, err // observations are never refused; nothing to change
 		}

@@ -388,3 +388,35 @@ func TestEventsSecondReportWaitsForChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A host whose maintenance was asked comes back from a failure in
+// maintenance only when nothing runs there: a VM HA left recorded on it
+// keeps it entering, its evacuation to finish.
+func TestRecoveryWithVmsLeftKeepsEntering(t *testing.T) {
+	h := normalHost()
+	h.MemoryBytes = 8 << 30
+	f := newEvents(t, h)
+	entering, err := state.TransitionHost(h, state.EnterMaintenance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.db.Update(context.Background(), func(tx *state.Tx) error {
+		tx.Put(state.VmKey("uuid-v1"), &acliv1.Vm{Uuid: "uuid-v1", Name: "v1", MemoryBytes: 1 << 30, NumVcpus: 1,
+			PowerState: acliv1.PowerState_kOn, HostUuid: h.Uuid, HostName: h.Name}, 0)
+		return nil
+	})
+	if err == nil {
+		_, err = f.db.Update(context.Background(), func(tx *state.Tx) error {
+			tx.Put(state.HostKey(h.Uuid), entering, state.AnyRev)
+			return nil
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.apply(t, driver.HostDown, time.Unix(1001, 0))
+	f.apply(t, driver.HostUp, time.Unix(1002, 0))
+	if got := f.host(t, h.Uuid); got.NodeState != acliv1.NodeState_EnteringMaintenanceMode || !got.MaintenanceRequested {
+		t.Fatalf("recovered with v1 recorded there: %s requested=%v; want EnteringMaintenanceMode, requested", got.NodeState, got.MaintenanceRequested)
+	}
+}

@@ -144,6 +144,18 @@ func (f *fakeManager) Launch(ctx context.Context, t *tasks.Task, w func(ctx cont
 		defer f.running.Done()
 		d, err := w(ctx)
 		if err == nil {
+			// The manager commits each VM as it moves; the fake steps keep
+			// them, so they are committed first here.
+			f.steps.mu.Lock()
+			_, err = f.db.Update(ctx, func(tx *state.Tx) error {
+				for _, v := range f.steps.vms {
+					tx.Put(state.VmKey(v.Uuid), v, state.AnyRev)
+				}
+				return nil
+			})
+			f.steps.mu.Unlock()
+		}
+		if err == nil {
 			_, err = f.db.Update(ctx, func(tx *state.Tx) error {
 				for _, w := range d.Writes {
 					tx.Put(w.Key, w.Msg, w.Rev)

@@ -453,3 +453,29 @@ func TestDefect8Names(t *testing.T) {
 		t.Errorf("b1 after deleting a1 by UUID: %v", err)
 	}
 }
+
+// A host that fails during its evacuation, with a VM HA leaves recorded
+// there, comes back entering maintenance, not in it: "entered" means
+// nothing runs there (the soak's placement rule saw a VM on a host that
+// had entered maintenance this way).
+func TestRecoveredHostWithVmsIsNotInMaintenance(t *testing.T) {
+	_, c := start(t, managertest.Options{Hosts: 3})
+	c.createOn("stay", 2*gib, "h1")
+	for _, h := range []string{"h2", "h3"} {
+		c.ok(c.Host.UpdateHost(c.ctx, &acliv1.UpdateHostRequest{Host: h, Schedulable: new(false), Reason: "cordoned"}))
+	}
+	c.ok(c.Cluster.UpdateHaConfig(c.ctx, &acliv1.UpdateHaConfigRequest{EnableFailover: new(false)}))
+	if err := c.try(c.enter("h1")); err == nil {
+		t.Fatal("h1 entered maintenance with vm stay on it and nowhere to move it")
+	}
+	c.sim(c.Sim.FailHost, "h1")
+	c.eventually(10*time.Second, "h1 marked down", func() bool { return c.host("h1").NodeState == acliv1.NodeState_kNodeDown })
+	c.sim(c.Sim.RecoverHost, "h1")
+	c.eventually(10*time.Second, "h1 back", func() bool { return c.host("h1").NodeState != acliv1.NodeState_kNodeDown })
+	if v := c.vm("stay"); v.PowerState != acliv1.PowerState_kOn || v.HostName != "h1" {
+		t.Fatalf("vm stay is %s on %q; want on h1", v.PowerState, v.HostName)
+	}
+	if st := c.host("h1").NodeState; st != acliv1.NodeState_EnteringMaintenanceMode {
+		t.Errorf("h1 runs vm stay and is %s; want EnteringMaintenanceMode", st)
+	}
+}

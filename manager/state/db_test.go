@@ -133,6 +133,8 @@ func TestUpdateChecksEveryRule(t *testing.T) {
 		{name: "second host out on RF2", before: []proto.Message{host("h2", "127.41.0.2", maint)}, writes: []proto.Message{host("h3", "127.41.0.3", maint)}, rule: state.RuleRedundancy},
 		{name: "host out when another failed", before: []proto.Message{host("h2", "127.41.0.2", down)}, writes: []proto.Message{host("h3", "127.41.0.3", maint)}, rule: state.RuleRedundancy},
 		{name: "one host out on RF2", writes: []proto.Message{host("h3", "127.41.0.3", maint)}},
+		{name: "entered maintenance with a VM running there", writes: []proto.Message{host("h1", "127.41.0.1", maint)}, rule: state.RulePlacement},
+		{name: "entered maintenance with a VM running there, observed", writes: []proto.Message{host("h1", "127.41.0.1", maint)}, observed: true, rule: state.RulePlacement},
 		{name: "a failure is never refused", before: []proto.Message{host("h2", "127.41.0.2", maint)}, writes: []proto.Message{host("h3", "127.41.0.3", down)}},
 		{name: "host name taken", writes: []proto.Message{edit(host("h3", "127.41.0.3"), func(h *acliv1.Host) { h.Name = "h1" })}, rule: state.RuleName},
 		{name: "host names swapped in one commit", writes: []proto.Message{

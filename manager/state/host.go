@@ -147,6 +147,20 @@ func TransitionHost(cur *acliv1.Host, c HostChange) (*acliv1.Host, error) {
 	return next, nil
 }
 
+// Recovered is next, a host's record after HostUp, given the VMs still
+// recorded running there: a host whose maintenance was asked comes back
+// EnteredMaintenanceMode only when none is (HA leaves there a VM it could
+// not fence or place); otherwise EnteringMaintenanceMode, its evacuation
+// to finish.
+func Recovered(next *acliv1.Host, running int) *acliv1.Host {
+	if running == 0 || next.NodeState != acliv1.NodeState_EnteredMaintenanceMode {
+		return next
+	}
+	next = proto.Clone(next).(*acliv1.Host)
+	next.NodeState = acliv1.NodeState_EnteringMaintenanceMode
+	return next
+}
+
 func cvmWanted(h *acliv1.Host) acliv1.CvmState {
 	if h.CvmMaintenanceRequested {
 		return acliv1.CvmState_kCvmMaintenance

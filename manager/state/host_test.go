@@ -34,6 +34,15 @@ func TestMaintenanceSurvivesFailure(t *testing.T) {
 	if h.NodeState != acliv1.NodeState_EnteredMaintenanceMode {
 		t.Fatalf("failed while entering, recovered: %s", h.NodeState)
 	}
+	if r := Recovered(h, 1); r.NodeState != acliv1.NodeState_EnteringMaintenanceMode || h.NodeState != acliv1.NodeState_EnteredMaintenanceMode {
+		t.Fatalf("recovered with a VM recorded there: %s (record given %s); want EnteringMaintenanceMode, the record untouched", r.NodeState, h.NodeState)
+	}
+	if r := Recovered(h, 0); r != h {
+		t.Fatalf("recovered with nothing there: %s, want the record as is", r.NodeState)
+	}
+	if n := apply(t, host("h4"), HostDown, HostUp); Recovered(n, 2) != n {
+		t.Fatalf("a host in service recovered with VMs there: %s, want it as is", Recovered(n, 2).NodeState)
+	}
 	c := apply(t, host("h2"), EnterCvmMaintenance, CvmDown, CvmUp)
 	if c.CvmState != acliv1.CvmState_kCvmMaintenance {
 		t.Fatalf("cvm maintenance after cvm fail and recover: %s", c.CvmState)

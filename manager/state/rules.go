@@ -98,6 +98,11 @@ func (tx *Tx) check() []Violation {
 				}
 				hostIPs[next.HypervisorIp] = id
 			}
+			if next.NodeState == acliv1.NodeState_EnteredMaintenanceMode && prev.GetNodeState() != next.NodeState {
+				if on := tx.VmsOn(id); len(on) > 0 {
+					add(RulePlacement, "host:"+next.Name, "host %s cannot have entered maintenance mode: %d VM(s) run on it (%s first)", label(next), len(on), on[0].Name)
+				}
+			}
 			if c := tx.Cluster(); c != nil {
 				if err := CheckRedundancy(int(c.RedundancyFactor), tx.Hosts(), prev, next); err != nil {
 					add(RuleRedundancy, "host:"+next.Name, "cannot take out host %s: %v", label(next), err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/hostsync"
 	"github.com/acli-dev/acli/manager/maintenance"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
@@ -130,11 +131,12 @@ func (m *Manager) holdPlanLocked(t *taskRec, plan *scheduler.Plan, hs *holds) {
 	}
 }
 
-// hostFeature serves the host service: records and membership from here,
-// maintenance from manager/maintenance.
+// hostFeature serves the host service: records from here, maintenance from
+// manager/maintenance, membership from manager/hostsync.
 type hostFeature struct {
 	hostService
 	*maintenance.Service
+	*hostsync.Members
 }
 
 // maintenanceService wires manager/maintenance to this manager.

@@ -288,7 +288,7 @@ func (m *Manager) bootstrap(ctx context.Context) error {
 func (m *Manager) Register(s *grpc.Server) {
 	rpc.Register(s, rpc.Features{
 		Cluster:      clusterFeature{clusterService{m: m}, &ha.Settings{DB: m.db, Tasks: featureTasks{m}}},
-		Hosts:        hostFeature{hostService{m: m}, m.maint},
+		Hosts:        hostFeature{hostService{m: m}, m.maint, &hostsync.Members{DB: m.db, M: membersManager{m}, Driver: m.drv, Beats: &m.beats, Now: timeNow}},
 		Tasks:        taskFeature{taskService{m: m}, &tasks.Canceller{Lock: &m.mu, Table: m.taskTab, Log: m.log}},
 		Events:       eventService{m: m},
 		Sim:          simService{m: m},

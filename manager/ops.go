@@ -455,8 +455,6 @@ func hostLabel(h *acliv1.Host) string {
 	return fmt.Sprintf("%s (%s)", h.Name, h.HypervisorIp)
 }
 
-func bytesText(n int64) string { return scheduler.Bytes(n) }
-
 // taskUUID reads a running task's UUID (its snapshot changes under Manager.mu).
 func (m *Manager) taskUUID(t *taskRec) string {
 	m.mu.RLock()

@@ -107,13 +107,6 @@ func (s hostService) UpdateHost(ctx context.Context, req *acliv1.UpdateHostReque
 	})
 }
 
-func (s hostService) AddHost(ctx context.Context, req *acliv1.AddHostRequest) (*acliv1.Task, error) {
-	return s.m.addHost(ctx, req) // svc_hostadd.go
-}
-func (s hostService) RemoveHost(ctx context.Context, req *acliv1.RemoveHostRequest) (*acliv1.Task, error) {
-	return s.m.removeHost(ctx, req)
-}
-
 // ---- TaskService ----
 
 // taskService is the task feature behind manager/rpc's adapter.

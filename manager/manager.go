@@ -141,8 +141,9 @@ type Manager struct {
 
 	// beats is the heartbeat table, read and written without the model
 	// lock (manager/ha); ha is the HA controller (ha.go).
-	beats ha.Beats
-	ha    *ha.Controller
+	beats      ha.Beats
+	ha         *ha.Controller
+	haSettings *ha.Settings
 	// db is the committed state and the one path that changes it.
 	db *state.DB
 	// principals maps a task UUID to who started it, so events name them
@@ -195,6 +196,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.taskTab = tasks.NewTable(m.taskRetention)
 	m.model.init()
+	m.haSettings = &ha.Settings{DB: m.db, Tasks: featureTasks{m}}
 	m.initOps(cfg)
 	m.initVgs(cfg.Iscsi)
 	m.initStorage()
@@ -287,7 +289,7 @@ func (m *Manager) bootstrap(ctx context.Context) error {
 // reflection on s.
 func (m *Manager) Register(s *grpc.Server) {
 	rpc.Register(s, rpc.Features{
-		Cluster:      clusterFeature{clusterService{m: m}, &ha.Settings{DB: m.db, Tasks: featureTasks{m}}},
+		Cluster:      clusterFeature{clusterService{m: m}, m.haSettings},
 		Hosts:        hostFeature{hostService{m: m}, m.maint, &hostsync.Members{DB: m.db, M: membersManager{m}, Driver: m.drv, Beats: &m.beats, Now: timeNow}},
 		Tasks:        taskFeature{taskService{m: m}, &tasks.Canceller{Lock: &m.mu, Table: m.taskTab, Log: m.log}},
 		Events:       eventService{m: m},

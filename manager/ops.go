@@ -75,7 +75,7 @@ func (m *Manager) initOps(cfg Config) {
 // scheduler cannot place) go to the placement function, whose must-rules
 // are the same and whose refusals name each host's shortfall.
 func (m *Manager) placeWithRulesLocked(v *acliv1.Vm) (*hostRec, bool) {
-	groups := m.antiAffinityLocked()
+	groups := m.haSettings.Groups()
 	if len(groups[v.Uuid]) == 0 {
 		return nil, false
 	}
@@ -170,7 +170,7 @@ func (m *Manager) schedHostsLocked() []scheduler.Host {
 // snapshotLocked is the whole cluster as the scheduler sees it. Host usage
 // includes reservations, so VMs on their way somewhere are accounted for.
 func (m *Manager) snapshotLocked() *scheduler.Snapshot {
-	groups := m.antiAffinityLocked()
+	groups := m.haSettings.Groups()
 	s := &scheduler.Snapshot{Hosts: m.schedHostsLocked()}
 	m.db.View(func(tx *state.Tx) {
 		recs := tx.VmsByName()

@@ -14,6 +14,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/ha"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
 )
@@ -23,6 +24,13 @@ import (
 // clusterService is the cluster feature behind manager/rpc's adapter.
 type clusterService struct {
 	m *Manager
+}
+
+// clusterFeature serves the cluster service: the record from here, the
+// HA and ADS settings from manager/ha.
+type clusterFeature struct {
+	clusterService
+	*ha.Settings
 }
 
 func (s clusterService) GetCluster(ctx context.Context, _ *acliv1.GetClusterRequest) (*acliv1.Cluster, error) {

@@ -85,7 +85,7 @@ func (l vmLockedView) Forget(t *taskRec) { l.m.forgetLocked(t) }
 func (l vmLockedView) Place(v *acliv1.Vm, named string) (*acliv1.Host, error) {
 	h, err := l.m.chooseHostLocked(v, named)
 	if err == nil {
-		err = l.m.haRefusal(v, h.pb.Uuid)
+		err = l.m.haSettings.Refusal(v, h.pb.Uuid)
 	}
 	if err != nil {
 		return nil, err

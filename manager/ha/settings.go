@@ -118,6 +118,18 @@ func PowerOnRefusal(tx *state.Tx, vm *acliv1.Vm, host string) error {
 	return apierr.Precondition(state.RuleHAReservation, "vm:"+vm.Name, "vm %s cannot power on: %s", vm.Name, why)
 }
 
+// Refusal is PowerOnRefusal on the committed records.
+func (s *Settings) Refusal(vm *acliv1.Vm, host string) (err error) {
+	s.DB.View(func(tx *state.Tx) { err = PowerOnRefusal(tx, vm, host) })
+	return err
+}
+
+// Groups is AntiAffinity on the committed records.
+func (s *Settings) Groups() (groups map[string][]string) {
+	s.DB.View(func(tx *state.Tx) { groups = AntiAffinity(tx) })
+	return groups
+}
+
 func clusterRef(c *acliv1.Cluster) *acliv1.EntityRef {
 	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kCluster, Uuid: c.Uuid, Name: c.Name}
 }

@@ -23,8 +23,9 @@ import (
 
 // A trunked NIC on a host whose network bridge is an Open vSwitch bridge
 // (userspace datapath, daemons of the test, in a namespace it made): the
-// VM starts and its port carries the NIC's VLANs as OVS trunks, which
-// vm.nic_update changes while it runs.
+// VM starts and its port carries the NIC's VLANs as OVS trunks, and its
+// network's untagged frames (VLAN 0), which vm.nic_update changes while
+// it runs.
 func TestLibvirtTrunkedNicOnOVS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(bg, 2*time.Minute)
 	defer cancel()
@@ -44,13 +45,13 @@ func TestLibvirtTrunkedNicOnOVS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if trunks != "[20, 30]" {
-		t.Fatalf("trunks of port %s: %s, want [20, 30]", ports, trunks)
+	if trunks != "[0, 20, 30]" {
+		t.Fatalf("trunks of port %s: %s, want [0, 20, 30] (0: its network's untagged frames)", ports, trunks)
 	}
 	t.Logf("port %s of OVS bridge %s trunks %s", ports, libvirt.BridgeName("n1"), trunks)
 	// vm.nic_update on the running VM retags its port in place.
 	await(t, c)(c.vm.UpdateNic(bg, &acliv1.UpdateNicRequest{Vm: "tr", Mac: mac, VlanMode: acliv1.NetworkMode_kTrunked, TrunkedNetworks: []int32{40}, TrunkedNetworksSet: true}))
-	if got, _ := ovs.Vsctl(ctx, "get", "port", ports, "trunks"); got != "[40]" {
+	if got, _ := ovs.Vsctl(ctx, "get", "port", ports, "trunks"); got != "[0, 40]" {
 		t.Fatalf("trunks of port %s after trunked_networks=40: %s", ports, got)
 	}
 	await(t, c)(c.vm.UpdateNic(bg, &acliv1.UpdateNicRequest{Vm: "tr", Mac: mac, VlanMode: acliv1.NetworkMode_kAccess}))

@@ -322,8 +322,13 @@ func nicXML(n NICSpec, model string) interfaceXML {
 	switch {
 	case len(n.Trunk) > 0:
 		x.VLAN = &vlanXML{Trunk: "yes"}
-		if n.VLAN > 0 {
+		switch {
+		case n.VLAN > 0:
 			x.VLAN.Tags = append(x.VLAN.Tags, tagXML{ID: n.VLAN, NativeMode: "untagged"})
+		case n.OVS:
+			// Open vSwitch takes untagged frames as VLAN 0: trunked,
+			// the network's own (untagged) traffic still passes.
+			x.VLAN.Tags = append(x.VLAN.Tags, tagXML{ID: 0})
 		}
 		for _, id := range n.Trunk {
 			x.VLAN.Tags = append(x.VLAN.Tags, tagXML{ID: id})
@@ -391,6 +396,7 @@ func parseDevices(d devicesXML) ([]DiskSpec, []NICSpec, *ConsoleSpec) {
 				switch {
 				case v.Trunk != "yes" && len(v.Tags) == 1, t.NativeMode != "":
 					n.VLAN = t.ID
+				case t.ID == 0: // untagged frames on a trunk (nicXML)
 				default:
 					n.Trunk = append(n.Trunk, t.ID)
 				}

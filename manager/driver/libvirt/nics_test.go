@@ -93,7 +93,8 @@ func TestPlugNICs(t *testing.T) {
 
 // The domain XML of NICs on an Open vSwitch virtual switch bridge: access
 // ports tagged with their network's VLAN (VLAN 0 untagged), a trunk with
-// its network's VLAN native, against a golden file; read back the same.
+// its network's VLAN native (VLAN 0: trunked as 0, which Open vSwitch
+// gives untagged frames), against a golden file; read back the same.
 func TestDomainXMLSwitchPorts(t *testing.T) {
 	s := DomainSpec{Name: "web01", UUID: "0b5e2bf4-7d7e-4f3c-9a55-2b3c1b6f9e10", VCPUs: 1, MemoryMiB: 64,
 		NICs: []NICSpec{
@@ -101,6 +102,7 @@ func TestDomainXMLSwitchPorts(t *testing.T) {
 			{MAC: "50:6b:8d:00:00:02", Bridge: "br0", Model: "virtio", OVS: true},
 			{MAC: "50:6b:8d:00:00:03", Bridge: "br0", Model: "virtio", OVS: true, VLAN: 10, Trunk: []int{20, 30}},
 			{MAC: "50:6b:8d:00:00:04", Bridge: "acli-backup", Model: "virtio"},
+			{MAC: "50:6b:8d:00:00:05", Bridge: "br0", Model: "virtio", OVS: true, Trunk: []int{20}},
 		}}
 	b, err := s.XML()
 	if err != nil {
@@ -124,8 +126,8 @@ func TestDomainXMLSwitchPorts(t *testing.T) {
 	if !reflect.DeepEqual(got.NICs, s.NICs) {
 		t.Errorf("NICs read back %+v, want %+v", got.NICs, s.NICs)
 	}
-	if n := strings.Count(string(b), "<vlan"); n != 2 {
-		t.Errorf("%d <vlan> elements, want 2 (the VLAN 10 port and the trunk)", n)
+	if n := strings.Count(string(b), "<vlan"); n != 3 {
+		t.Errorf("%d <vlan> elements, want 3 (the VLAN 10 port and the trunks)", n)
 	}
 }
 

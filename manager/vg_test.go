@@ -477,8 +477,12 @@ func TestVgFailbackPolicies(t *testing.T) {
 		{"never", manager.IscsiConfig{NoFailback: true}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var ahead atomic.Int64 // how far the clock is moved forward
-			tc.cfg.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+			// The sessions' clock moves only when the test moves it: on
+			// the wall clock, a loaded machine's 100 ms sleep can outlast
+			// the 300 ms delay.
+			var ahead atomic.Int64
+			start := time.Now()
+			tc.cfg.Now = func() time.Time { return start.Add(time.Duration(ahead.Load())) }
 			tc.cfg.ReconcileInterval = 10 * time.Millisecond
 			h := managertest.New(t, managertest.Options{Hosts: 3, Manager: func(cfg *manager.Config) { cfg.Iscsi = tc.cfg }})
 			c, vg := newClients(h.Conn), vgClient(h)

@@ -125,3 +125,71 @@ func TestHAGuaranteeCountsDevices(t *testing.T) {
 		"vm g2 cannot power on: the HA reservation (kAcropolisHAReserveSegments) keeps room for 1 host failure(s): if host h1 (127.20.0.21) fails, vm g1 needs a GPU")
 	checkInvariants(t, h)
 }
+
+// splitGpus is 3 hosts with one Tesla M60 each, split into two 2Q vGPUs
+// or passed through whole; h2 has the most memory.
+func splitGpus(t *testing.T) (clients, *managertest.Harness) {
+	m60 := []sim.DeviceSpec{{Kind: "gpu", Vendor: "Nvidia", Model: "Tesla_M60",
+		Profiles: []sim.ProfileSpec{{Name: "2Q", Count: 2, Type: "nvidia-18"}}}}
+	h := managertest.New(t, managertest.Options{Sim: &sim.Config{HostList: []sim.HostSpec{
+		{Devices: m60}, {MemoryGiB: 512, Devices: m60}, {Devices: m60},
+	}}})
+	return newClients(h.Conn), h
+}
+
+// Placement sees what the DEVICE rule sees: HA restarts a GPU VM past the
+// host whose GPU serves vGPUs, and a vGPU VM past the host whose GPU is
+// passed through whole (both went to h2, the most memory, and the commit
+// refused them).
+func TestHARestartSkipsGpusInOtherUse(t *testing.T) {
+	c, h := splitGpus(t)
+	createVm(t, c, "v", gib)
+	succeed(t, c)(c.vm.AssignDevice(bg, vgpu("v", "Nvidia_Tesla_M60-2Q")))
+	succeed(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "v", Transition: acliv1.PowerTransition_kPowerOn, Host: "h2"}))
+	gpuVmOn(t, c, "g", 8*gib, "h1")
+	if _, err := c.sim.FailHost(bg, &acliv1.SimHostRequest{Host: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	final := haTask(t, c, "h1")
+	if final.Status != acliv1.TaskStatus_kSucceeded || !strings.Contains(messages(final), "vm g restarted on h3 (127.20.0.23)") {
+		t.Fatalf("ha: %v %q", final.Status, messages(final))
+	}
+	onItsGpu(t, c, "g", "h3")
+	checkInvariants(t, h)
+}
+
+func TestHARestartPlacesVgpuBesideItsProfile(t *testing.T) {
+	c, h := splitGpus(t)
+	gpuVmOn(t, c, "g", 8*gib, "h2")
+	createVm(t, c, "v", gib)
+	succeed(t, c)(c.vm.AssignDevice(bg, vgpu("v", "Nvidia_Tesla_M60-2Q")))
+	succeed(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "v", Transition: acliv1.PowerTransition_kPowerOn, Host: "h1"}))
+	if _, err := c.sim.FailHost(bg, &acliv1.SimHostRequest{Host: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	final := haTask(t, c, "h1")
+	if final.Status != acliv1.TaskStatus_kSucceeded || !strings.Contains(messages(final), "vm v restarted on h3 (127.20.0.23)") {
+		t.Fatalf("ha: %v %q", final.Status, messages(final))
+	}
+	if v := getVm(t, c, "v"); v.HostName != "h3" || len(v.Devices) != 1 || v.Devices[0].Address == "" || v.Devices[0].MdevUuid == "" {
+		t.Fatalf("v on %s with %v", v.HostName, v.Devices)
+	}
+	checkInvariants(t, h)
+}
+
+// An anti-affinity power-on (placed by the scheduler) goes past a GPU
+// serving vGPUs to the host with a GPU free, instead of failing.
+func TestAntiAffinitySkipsGpuServingVgpus(t *testing.T) {
+	c, h := splitGpus(t)
+	createVm(t, c, "v", gib)
+	succeed(t, c)(c.vm.AssignDevice(bg, vgpu("v", "Nvidia_Tesla_M60-2Q")))
+	succeed(t, c)(c.vm.SetPowerState(bg, &acliv1.SetPowerStateRequest{Vm: "v", Transition: acliv1.PowerTransition_kPowerOn, Host: "h2"}))
+	vmOn(t, c, "a", 4*gib, "h1")
+	createVm(t, c, "b", 4*gib)
+	succeed(t, c)(c.vm.AssignDevice(bg, gpu("b")))
+	succeed(t, c)(c.vm.CreateVmGroup(bg, &acliv1.CreateVmGroupRequest{Name: "web"}))
+	succeed(t, c)(c.vm.UpdateVmGroup(bg, &acliv1.UpdateVmGroupRequest{Group: "web", AddVms: []string{"a", "b"}, AntiAffinity: proto.Bool(true)}))
+	succeed(t, c)(power(c, "b", acliv1.PowerTransition_kPowerOn))
+	onItsGpu(t, c, "b", "h3")
+	checkInvariants(t, h)
+}

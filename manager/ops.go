@@ -115,12 +115,6 @@ func schedHost(r *hostRec, taken int64, vcpus int32) scheduler.Host {
 		MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: taken, VCPUsUsed: int(vcpus),
 		Schedulable: r.pb.Schedulable, UnschedulableReason: r.pb.SchedulableReason,
 	}
-	for _, d := range r.pb.Devices {
-		if h.Devices == nil {
-			h.Devices = map[string]int{}
-		}
-		h.Devices[d.GroupUuid]++
-	}
 	switch r.pb.NodeState {
 	case acliv1.NodeState_EnteringMaintenanceMode:
 		h.State = scheduler.NodeEnteringMaintenance
@@ -144,7 +138,7 @@ func schedVM(v *acliv1.Vm, groups []string) scheduler.VM {
 		HostAffinity: v.HostAffinity, Agent: v.AgentVm, Passthrough: vm.PinnedBy(v) != "", PinnedBy: vm.PinnedBy(v),
 		AntiAffinityGroups: groups, HAPriority: int(v.HaPriority),
 	}
-	for _, d := range state.PassthroughDevices(v) {
+	for _, d := range v.Devices {
 		s.Devices = append(s.Devices, scheduler.Device{Group: d.GroupUuid, Name: state.DeviceWord(d.Kind) + " " + d.Name})
 	}
 	switch v.PowerState {
@@ -178,6 +172,7 @@ func (m *Manager) snapshotLocked() *scheduler.Snapshot {
 		for i, r := range recs {
 			s.VMs[i] = schedVM(r.Vm, groups[r.Vm.Uuid])
 		}
+		devicePools(tx, s)
 	})
 	return s
 }

@@ -6,11 +6,33 @@ import (
 	"testing"
 )
 
-// gpus gives host number h (1-based) n devices of group "g-m60".
+// gpus gives host number h (1-based) n devices of group "g-m60", those
+// of the VMs running there held.
 func (s *Snapshot) gpus(h, n int) *Snapshot {
-	s.host(h).Devices = map[string]int{"g-m60": n}
+	host := s.host(h)
+	host.Devices = func() DevicePool {
+		p := &countPool{free: n}
+		for _, v := range s.VMs {
+			if v.Running() && v.Host == host.UUID {
+				p.free -= len(v.Devices)
+			}
+		}
+		return p
+	}
 	return s
 }
+
+// countPool is a DevicePool of one group's devices, counted.
+type countPool struct{ free int }
+
+func (p *countPool) Short(v *VM) string {
+	if len(v.Devices) > p.free {
+		return "no free GPU Nvidia_Tesla_M60"
+	}
+	return ""
+}
+func (p *countPool) Book(v *VM)    { p.free -= len(v.Devices) }
+func (p *countPool) Release(v *VM) { p.free += len(v.Devices) }
 
 // gpu makes a VM need one device of group "g-m60" per call.
 func gpu(v *VM) {

@@ -162,8 +162,8 @@ func (st *state) check(hi int, v *VM, excl []string, collect bool) (bool, []stri
 			return false, nil
 		}
 	}
-	if name := h.deviceShort(v); name != "" {
-		if !fail("no free " + name) {
+	if why := h.deviceShort(v); why != "" {
+		if !fail(why) {
 			return false, nil
 		}
 	}

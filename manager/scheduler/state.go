@@ -25,8 +25,8 @@ type hostState struct {
 	vcpus  int
 	nvms   int
 	groups map[string]int // running members per anti-affinity group
-	// devices counts the free passthrough devices per group (nil: none).
-	devices map[string]int
+	// devices is what the host's devices can still give (nil: none).
+	devices DevicePool
 }
 
 func compile(s *Snapshot, opt Options) (*state, error) {
@@ -51,11 +51,8 @@ func compile(s *Snapshot, opt Options) (*state, error) {
 		hs.addr, _ = netip.ParseAddr(h.IP)
 		hs.free = h.MemoryBytes - h.MemoryUsedBytes
 		hs.vcpus = h.VCPUsUsed
-		if len(h.Devices) > 0 {
-			hs.devices = make(map[string]int, len(h.Devices))
-			for g, n := range h.Devices {
-				hs.devices[g] = n
-			}
+		if h.Devices != nil {
+			hs.devices = h.Devices()
 		}
 	}
 	for i := range s.VMs {
@@ -79,8 +76,8 @@ func compile(s *Snapshot, opt Options) (*state, error) {
 	return st, nil
 }
 
-// addVM books v on host hi and the devices it holds there; withResources
-// also charges memory and vCPUs (compile does not: the host's used figures
+// addVM books v on host hi; withResources also charges memory, vCPUs and
+// devices (compile does not: the host's used figures and its device pool
 // already include its VMs).
 func (st *state) addVM(hi int, v *VM, withResources bool) {
 	h := &st.hosts[hi]
@@ -95,11 +92,8 @@ func (st *state) addVM(hi int, v *VM, withResources bool) {
 		}
 		h.groups[g]++
 	}
-	for _, d := range v.Devices {
-		if h.devices == nil {
-			h.devices = make(map[string]int)
-		}
-		h.devices[d.Group]--
+	if withResources && len(v.Devices) > 0 && h.devices != nil {
+		h.devices.Book(v)
 	}
 }
 
@@ -113,26 +107,20 @@ func (st *state) removeVM(hi int, v *VM) {
 			delete(h.groups, g)
 		}
 	}
-	for _, d := range v.Devices {
-		h.devices[d.Group]++
+	if len(v.Devices) > 0 && h.devices != nil {
+		h.devices.Release(v)
 	}
 }
 
-// deviceShort names a passthrough device v needs that host h has none
-// free of ("" when it has them all).
+// deviceShort says why host h cannot give v its devices ("" when it can).
 func (h *hostState) deviceShort(v *VM) string {
-	for i, d := range v.Devices {
-		need := 0
-		for _, e := range v.Devices[:i+1] {
-			if e.Group == d.Group {
-				need++
-			}
-		}
-		if h.devices[d.Group] < need {
-			return d.Name
-		}
+	switch {
+	case len(v.Devices) == 0:
+		return ""
+	case h.devices == nil:
+		return "no free " + v.Devices[0].Name
 	}
-	return ""
+	return h.devices.Short(v)
 }
 
 // move books v off host from and onto host to.

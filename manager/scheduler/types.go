@@ -12,8 +12,8 @@
 //
 //   - must: the host is AcropolisNormal and schedulable; the VM's memory fits in
 //     the host's free memory (memory is never over-committed); the host is in
-//     the VM's host affinity set when it has one; the host has a free device
-//     of each passthrough device group the VM needs; never the VM's own host
+//     the VM's host affinity set when it has one; the host's DevicePool can
+//     give the VM its devices (passthrough or vGPU); never the VM's own host
 //     when it is asked to move.
 //   - should: no other member of one of the VM's anti-affinity groups on the host.
 //   - soft: the host's vCPU ratio stays at or under Options.CPURatioLimit
@@ -104,10 +104,21 @@ type Host struct {
 	UnschedulableReason string
 	State               NodeState
 	CVM                 CVMState
-	// Devices counts the host's passthrough devices per device group UUID,
-	// all of them: those the VMs running here hold are taken off when a
-	// decision is made.
-	Devices map[string]int
+	// Devices returns a fresh pool of the host's devices, those the VMs
+	// running here hold taken (nil: the host has none).
+	Devices func() DevicePool
+}
+
+// DevicePool is what a host's devices can still give, judged as the
+// manager's DEVICE rule judges it at commit (state.DevicePool), so a plan
+// never chooses a host the commit refuses. Plans book the VMs they move
+// there and release those they move away.
+type DevicePool interface {
+	// Short says why the host cannot give v its devices beside those held
+	// ("" when it can), e.g. "no free GPU Nvidia_Tesla_M60".
+	Short(v *VM) string
+	Book(v *VM)
+	Release(v *VM)
 }
 
 // VM is one virtual machine as the scheduler sees it.
@@ -128,8 +139,9 @@ type VM struct {
 	// PinnedBy says what keeps a Passthrough VM on its host (default "a
 	// passthrough device").
 	PinnedBy string
-	// Devices are the passthrough devices the VM holds on its host while it
-	// runs: a host takes it only with a free device of each.
+	// Devices are the devices (passthrough or vGPU) the VM holds on its
+	// host while it runs: a host takes it only when its DevicePool can give
+	// them.
 	Devices []Device
 	// AntiAffinityGroups are the anti-affinity VM groups the VM belongs to.
 	AntiAffinityGroups []string
@@ -137,7 +149,8 @@ type VM struct {
 	HAPriority int
 }
 
-// Device is one passthrough device a VM needs: any device of a group.
+// Device is one device a VM needs: any device of a group, or a vGPU of a
+// profile.
 type Device struct {
 	Group string // the device group's UUID
 	Name  string // how messages name it, e.g. "GPU Nvidia_Tesla_M60"

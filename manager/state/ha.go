@@ -3,7 +3,6 @@ package state
 import (
 	"cmp"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -77,27 +76,26 @@ func (tx *Tx) HAMemory(v *acliv1.Vm, host string) HAMemory {
 	segs := make([][]segment, len(in))
 	for i, x := range in {
 		used := tx.MemoryUsed(x.Uuid) + tx.Reserved(x.Uuid)
-		devs := tx.freeDeviceCounts(x)
+		pool := newPool(x)
 		for _, vm := range tx.VmsOn(x.Uuid) {
+			pool.hold(vm, vm.Devices)
 			if restartable(vm) {
-				segs[i] = append(segs[i], segment{vm.Name, MemoryReserved(vm), PassthroughDevices(vm)})
+				segs[i] = append(segs[i], segment{vm, MemoryReserved(vm)})
 			}
 		}
 		if held := tx.Reserved(x.Uuid); held > 0 {
-			segs[i] = append(segs[i], segment{"arriving VMs", held, nil})
+			segs[i] = append(segs[i], segment{&acliv1.Vm{Name: "arriving VMs"}, held})
 		}
 		if v != nil && x.Uuid == host && !(Placed(tx.Vm(v.Uuid)) && tx.Vm(v.Uuid).HostUuid == host) {
 			used += MemoryReserved(v)
-			for _, d := range PassthroughDevices(v) {
-				devs[d.GroupUuid]--
-			}
+			pool.Book(v)
 			if restartable(v) {
-				segs[i] = append(segs[i], segment{v.Name, MemoryReserved(v), PassthroughDevices(v)})
+				segs[i] = append(segs[i], segment{v, MemoryReserved(v)})
 			}
 		}
 		m.Capacity += x.MemoryBytes
 		m.Used += used
-		free[i] = bin{x.MemoryBytes - used, devs}
+		free[i] = bin{x.MemoryBytes - used, pool}
 	}
 	if m.Failures == 0 || m.Failures >= len(in) {
 		return m
@@ -128,12 +126,12 @@ func (tx *Tx) HAMemory(v *acliv1.Vm, host string) HAMemory {
 		}
 		if s, most, ok := firstFit(fail, bins); !ok {
 			if most < 0 {
-				d := s.devices[0]
+				d := s.vm.Devices[0]
 				m.Short = fmt.Sprintf("if host %s fails, vm %s needs a %s %s and none of the hosts left has one free",
-					strings.Join(names, " and "), s.name, DeviceWord(d.Kind), d.Name)
+					strings.Join(names, " and "), s.vm.Name, DeviceWord(d.Kind), d.Name)
 			} else {
 				m.Short = fmt.Sprintf("if host %s fails, vm %s (%d MiB) fits in the free memory of none of the hosts left (the most any has is %d MiB)",
-					strings.Join(names, " and "), s.name, s.bytes>>20, most>>20)
+					strings.Join(names, " and "), s.vm.Name, s.bytes>>20, most>>20)
 			}
 		}
 	}
@@ -141,48 +139,22 @@ func (tx *Tx) HAMemory(v *acliv1.Vm, host string) HAMemory {
 }
 
 // segment is what one VM takes on the host HA restarts it on: its memory
-// and a free device of each of its passthrough devices' groups.
+// and its devices.
 type segment struct {
-	name    string
-	bytes   int64
-	devices []*acliv1.VmDevice
+	vm    *acliv1.Vm
+	bytes int64
 }
 
-// bin is what a host left has free: memory, and devices per group UUID.
+// bin is what a host left has free: memory, and its devices.
 type bin struct {
-	bytes   int64
-	devices map[string]int
+	bytes int64
+	pool  *DevicePool
 }
 
-// takes reports whether b has a free device for each of s's.
+// takes reports whether b has the devices s needs, as the DEVICE rule
+// would bind them.
 func (b bin) takes(s segment) bool {
-	for i, d := range s.devices {
-		need := 0
-		for _, e := range s.devices[:i+1] {
-			if e.GroupUuid == d.GroupUuid {
-				need++
-			}
-		}
-		if b.devices[d.GroupUuid] < need {
-			return false
-		}
-	}
-	return true
-}
-
-// freeDeviceCounts counts h's devices no placed VM holds, per group UUID.
-func (tx *Tx) freeDeviceCounts(h *acliv1.Host) map[string]int {
-	if len(h.Devices) == 0 {
-		return nil
-	}
-	held := tx.DeviceHolders(h.Uuid)
-	out := map[string]int{}
-	for _, d := range h.Devices {
-		if held[d.Address] == nil {
-			out[d.GroupUuid]++
-		}
-	}
-	return out
+	return len(s.vm.Devices) == 0 || b.pool.Short(s.vm) == ""
 }
 
 func total(s []segment) int64 {
@@ -205,7 +177,7 @@ func restartable(v *acliv1.Vm) bool { return !v.AgentVm && v.HaPriority >= 0 }
 func firstFit(segs []segment, bins []bin) (segment, int64, bool) {
 	segs = slices.Clone(segs)
 	slices.SortStableFunc(segs, func(a, b segment) int {
-		if da, db := len(a.devices) > 0, len(b.devices) > 0; da != db {
+		if da, db := len(a.vm.Devices) > 0, len(b.vm.Devices) > 0; da != db {
 			if da {
 				return -1
 			}
@@ -225,12 +197,10 @@ func firstFit(segs []segment, bins []bin) (segment, int64, bool) {
 			}
 			return s, most, false
 		}
-		if len(s.devices) > 0 {
+		if len(s.vm.Devices) > 0 {
 			b := &bins[i]
-			b.devices = maps.Clone(b.devices)
-			for _, d := range s.devices {
-				b.devices[d.GroupUuid]--
-			}
+			b.pool = b.pool.Clone()
+			b.pool.Book(s.vm)
 		}
 		bins[i].bytes -= s.bytes
 	}

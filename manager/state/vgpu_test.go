@@ -82,3 +82,25 @@ func TestVgpuRulesAtCommit(t *testing.T) {
 		t.Fatalf("bound a vGPU on a GPU passed through: %v", bound)
 	}
 }
+
+// HA's guarantee judges devices as the DEVICE rule does: a GPU serving
+// vGPUs is no restart target for a GPU VM, and a vGPU VM needs a GPU with
+// room for its profile on a host left.
+func TestHAReservesVgpus(t *testing.T) {
+	db := newDB(t) // 3 x 8 GiB; a (4 GiB) on h1
+	guarantee := &acliv1.Cluster{Name: "c", RedundancyFactor: 2, Ha: &acliv1.HaConfig{FailoverEnabled: true, NumHostFailuresToTolerate: 1,
+		ReservationType: acliv1.HaReservationType_kAcropolisHAReserveSegments}}
+	if err := commitAll(db, host("h1", "127.41.0.1", withSplitGPU), host("h2", "127.41.0.2", withSplitGPU), guarantee,
+		gpuVm("g1", "h1", "0000:3b:00.0")); err != nil {
+		t.Fatal(err)
+	}
+	violation(t, commitAll(db, vgpuVm("x1", "h2", profile2Q, "m-1")), state.RuleHAReservation,
+		"the HA reservation (kAcropolisHAReserveSegments) keeps room for 1 host failure(s): if host h1 (127.41.0.1) fails, vm g1 needs a GPU Nvidia_Tesla_M60 and none of the hosts left has one free")
+	// With g1 off, x1 may take h2's GPU, and a second 2Q VM on h1 restarts
+	// beside it there; an 8Q VM on h1 would not.
+	if err := commitAll(db, gpuVm("g1", "", ""), vgpuVm("x1", "h2", profile2Q, "m-1"), vgpuVm("x2", "h1", profile2Q, "m-2")); err != nil {
+		t.Fatal(err)
+	}
+	violation(t, commitAll(db, vgpuVm("x2", "", profile2Q, ""), vgpuVm("y", "h1", profile8Q, "m-3")), state.RuleHAReservation,
+		"the HA reservation (kAcropolisHAReserveSegments) keeps room for 1 host failure(s): if host h1 (127.41.0.1) fails, vm y needs a vGPU Nvidia_Tesla_M60-8Q and none of the hosts left has one free")
+}

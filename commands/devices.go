@@ -13,7 +13,8 @@ import (
 // Passthrough devices, as acli spells them: vm.gpu_assign gpu=<name> and
 // vm.assign_pcie_device group_uuid=<uuid>. The VM must be off; it then
 // powers on only where a device of the group is free, cannot live-migrate,
-// and blocks maintenance of its host unless shut down.
+// and blocks live maintenance of its host unless shut down or moved
+// offline (mode=cold).
 
 var gpuModes = []EnumValue{
 	{Name: "passthrough", Aliases: []string{"kPassthroughGraphics", "kPassthroughCompute"}, Value: int32(acliv1.DeviceKind_kGpuPassthrough)},
@@ -57,7 +58,7 @@ func vmDeviceCommands() []*Command {
 	}
 	return []*Command{
 		assign("vm.gpu_assign", "Give powered-off VMs a passthrough GPU or a vGPU",
-			"Each VM gets one more GPU of the model, or a vGPU of the profile (gpu=Nvidia_Tesla_M60-2Q: several VMs share one GPU, up to the profile's count, one profile per GPU, never beside a GPU passed through whole); it powers on only on a host with room, holds it while it runs, cannot live-migrate, and blocks maintenance of its host unless shut down (non_migratable_vm_action=acpi_shutdown).",
+			"Each VM gets one more GPU of the model, or a vGPU of the profile (gpu=Nvidia_Tesla_M60-2Q: several VMs share one GPU, up to the profile's count, one profile per GPU, never beside a GPU passed through whole); it powers on only on a host with room, holds it while it runs, cannot live-migrate, and blocks live maintenance of its host unless shut down (non_migratable_vm_action=acpi_shutdown or mode=power_off) or moved offline to a host with room (mode=cold).",
 			gpu, "gpu", gpuKeys, in, "vm.gpu_assign vdi01 gpu=Nvidia_Tesla_M60"),
 		assign("vm.gpu_deassign", "Take a passthrough GPU from powered-off VMs", "Removes one GPU of the model from each VM.",
 			gpu, "gpu", gpuKeys, out, "vm.gpu_deassign vdi01 gpu=Nvidia_Tesla_M60"),

@@ -123,7 +123,7 @@ func TestMaintenanceModes(t *testing.T) {
 	vmOn(t, c, "web", 4*gib, "h1")
 	vmOn(t, c, "gpu", 4*gib, "h1", func(r *acliv1.CreateVmRequest) { r.Passthrough = true })
 	chk, err := c.host.EnterMaintenanceModeCheck(bg, &acliv1.EnterMaintenanceModeRequest{Host: "h1"})
-	if err != nil || chk.Ok || len(chk.Blockers) != 1 || chk.Blockers[0].Override != "non_migratable_vm_action=acpi_shutdown or mode=power_off" {
+	if err != nil || chk.Ok || len(chk.Blockers) != 1 || chk.Blockers[0].Override != "mode=cold, non_migratable_vm_action=acpi_shutdown or mode=power_off" {
 		t.Fatalf("check: %v %v", chk, err)
 	}
 	chk, err = c.host.EnterMaintenanceModeCheck(bg, &acliv1.EnterMaintenanceModeRequest{Host: "h1", Mode: acliv1.MaintenanceMode_kMaintenancePowerOff})

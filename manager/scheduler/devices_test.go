@@ -119,6 +119,16 @@ func TestColdEvacuationMovesDevices(t *testing.T) {
 	if len(live.Blockers) != 2 {
 		t.Fatalf("live blockers %v", live.Blockers)
 	}
+	// Each blocker names what lifts it: cold maintenance only for g1, the
+	// VM the cold plan moves (h3's one GPU).
+	for i, want := range []string{
+		"vm g1 has a passthrough device and cannot live-migrate (use mode=cold, non_migratable_vm_action=acpi_shutdown or mode=power_off)",
+		"vm g2 has a passthrough device and cannot live-migrate (use non_migratable_vm_action=acpi_shutdown or mode=power_off)",
+	} {
+		if got := live.Blockers[i].String(); got != want {
+			t.Errorf("live blocker %d = %q, want %q", i, got, want)
+		}
+	}
 	cold, err := PlanEvacuation(s, "host-1", Block, Options{Offline: true})
 	if err != nil {
 		t.Fatal(err)

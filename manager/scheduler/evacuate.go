@@ -90,6 +90,10 @@ func (p *Plan) OK() bool { return len(p.Blockers) == 0 }
 
 const overrideShutdown = "non_migratable_vm_action=acpi_shutdown or mode=power_off"
 
+// overrideCold is the override of a VM that cannot live-migrate but that
+// an offline move (cold maintenance) can take to another host.
+const overrideCold = "mode=cold, " + overrideShutdown
+
 // PlanEvacuation plans the evacuation of host hostUUID: every running VM is
 // migrated, shut down or reported as blocked, and off VMs are listed as left
 // alone. The plan places the largest VMs first, each on the best remaining
@@ -108,7 +112,7 @@ func PlanEvacuation(s *Snapshot, hostUUID string, action NonMigratableAction, op
 	plan := &Plan{Host: st.ref(src)}
 	srcLabel := st.hostLabel(hostUUID)
 
-	var migrate, shutdown, blocked, off []*VM
+	var migrate, shutdown, blocked, off, pinned []*VM
 	reasons := map[*VM]string{}
 	for i := range st.vms {
 		v := &st.vms[i]
@@ -138,9 +142,12 @@ func PlanEvacuation(s *Snapshot, hostUUID string, action NonMigratableAction, op
 			continue
 		}
 		reasons[v] = why
-		if action == AcpiShutdown {
+		switch {
+		case action == AcpiShutdown:
 			shutdown = append(shutdown, v)
-		} else {
+		case v.Passthrough && !opt.Offline:
+			blocked, pinned = append(blocked, v), append(pinned, v)
+		default:
 			blocked = append(blocked, v)
 			plan.Blockers = append(plan.Blockers, Blocker{VM: vmRefOf(v), Reason: why, Override: overrideShutdown})
 		}
@@ -161,6 +168,26 @@ func PlanEvacuation(s *Snapshot, hostUUID string, action NonMigratableAction, op
 		p := st.placement(hi, v)
 		st.move(v, src, hi)
 		plan.Steps = append(plan.Steps, Step{VM: vmRefOf(v), Action: ActionMigrate, Target: p.Host, Notes: p.Notes})
+	}
+
+	// A VM pinned by what it holds is lifted by cold maintenance when the
+	// cold plan moves it (offline, to a host with what it needs).
+	var cold *Plan
+	if len(pinned) > 0 {
+		copt := opt
+		copt.Offline = true
+		if cold, err = PlanEvacuation(s, hostUUID, action, copt); err != nil {
+			return nil, err
+		}
+	}
+	for _, v := range pinned {
+		o := overrideShutdown
+		for _, st := range cold.Steps {
+			if st.VM.UUID == v.UUID && st.Action == ActionMigrate {
+				o = overrideCold
+			}
+		}
+		plan.Blockers = append(plan.Blockers, Blocker{VM: vmRefOf(v), Reason: reasons[v], Override: o})
 	}
 
 	sortFunc(shutdown, byName)

@@ -21,7 +21,7 @@ func TestEvacuationClassifiesEveryVM(t *testing.T) {
 	}
 	want := []string{
 		"vm db01 has host affinity to 127.20.0.21 (use non_migratable_vm_action=acpi_shutdown or mode=power_off)",
-		"vm gpu01 has a passthrough device and cannot live-migrate (use non_migratable_vm_action=acpi_shutdown or mode=power_off)",
+		"vm gpu01 has a passthrough device and cannot live-migrate (use mode=cold, non_migratable_vm_action=acpi_shutdown or mode=power_off)",
 	}
 	if len(p.Blockers) != len(want) {
 		t.Fatalf("blockers = %v", p.Blockers)

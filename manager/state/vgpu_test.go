@@ -3,6 +3,8 @@ package state_test
 import (
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/state"
 )
@@ -103,4 +105,31 @@ func TestHAReservesVgpus(t *testing.T) {
 	}
 	violation(t, commitAll(db, vgpuVm("x2", "", profile2Q, ""), vgpuVm("y", "h1", profile8Q, "m-3")), state.RuleHAReservation,
 		"the HA reservation (kAcropolisHAReserveSegments) keeps room for 1 host failure(s): if host h1 (127.41.0.1) fails, vm y needs a vGPU Nvidia_Tesla_M60-8Q and none of the hosts left has one free")
+}
+
+// A profile's most per host is that of the host with the most, whatever
+// the order hosts are read in (the last host's count won).
+func TestDeviceGroupResolvesProfiles(t *testing.T) {
+	db := newDB(t)
+	twoGPUs := func(h *acliv1.Host) {
+		withSplitGPU(h)
+		second := proto.Clone(h.Devices[0]).(*acliv1.HostDevice)
+		second.Address = "0000:3c:00.0"
+		h.Devices = append(h.Devices, second)
+	}
+	if err := commitAll(db, host("h1", "127.41.0.1", twoGPUs), host("h2", "127.41.0.2", withSplitGPU)); err != nil {
+		t.Fatal(err)
+	}
+	db.View(func(tx *state.Tx) {
+		g, err := tx.DeviceGroup(acliv1.DeviceKind_kGpuPassthrough, "nvidia:tesla_m60-2q")
+		if err != nil || g.Kind != acliv1.DeviceKind_kVirtualGpu || g.UUID != profile2Q || g.Name != "Nvidia_Tesla_M60-2Q" || g.PerHost != 4 {
+			t.Errorf("2Q: %+v %v", g, err)
+		}
+		if g, err = tx.DeviceGroup(acliv1.DeviceKind_kGpuPassthrough, "Nvidia_Tesla_M60"); err != nil || g.PerHost != 2 || g.Kind != acliv1.DeviceKind_kGpuPassthrough {
+			t.Errorf("M60: %+v %v", g, err)
+		}
+		if _, err = tx.DeviceGroup(acliv1.DeviceKind_kVirtualGpu, "Nvidia_Tesla_M60"); err == nil || err.Error() != `rpc error: code = NotFound desc = vgpu profile "Nvidia_Tesla_M60" not found (did you mean "Nvidia_Tesla_M60-2Q"?)` {
+			t.Errorf("M60 as a profile: %v", err)
+		}
+	})
 }

@@ -98,10 +98,12 @@ func TestCompatCorpus(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no corpus: %v", err)
 	}
-	// Host 2 has a passthrough GPU and a PCIe device (the corpus's device lines).
+	// Host 2 has a passthrough GPU and a PCIe device, host 3 a GPU split
+	// into vGPUs by profile (the corpus's device lines).
 	conn, _ := managertest.Start(t, managertest.Options{Sim: &sim.Config{HostList: []sim.HostSpec{{}, {Devices: []sim.DeviceSpec{
 		{Kind: "gpu", Vendor: "Nvidia", Model: "Tesla_M60"}, {Kind: "pcie", Vendor: "Intel", Model: "X710_VF"},
-	}}, {}}}})
+	}}, {Devices: []sim.DeviceSpec{{Kind: "gpu", Vendor: "Nvidia", Model: "Tesla_T4",
+		Profiles: []sim.ProfileSpec{{Name: "2Q", Count: 2, Type: "nvidia-231"}, {Name: "16Q", Count: 1, Type: "nvidia-234"}}}}}}}})
 	h := &harness{t: t, c: client.New(conn)}
 	pass, total, gaps := 0, 0, 0
 	for _, f := range files {

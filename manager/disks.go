@@ -283,7 +283,7 @@ func (s vmService) UpdateBootDevice(ctx context.Context, req *acliv1.UpdateBootD
 		v := proto.Clone(cur).(*acliv1.Vm)
 		v.BootDiskAddr = diskName(d)
 		msg := fmt.Sprintf("vm %s boots from %s", cur.Name, v.BootDiskAddr)
-		if placed(cur) {
+		if state.Placed(cur) {
 			msg += " from its next power-on"
 		}
 		return v, msg, nil

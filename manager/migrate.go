@@ -6,6 +6,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/migrate"
 	"github.com/acli-dev/acli/manager/scheduler"
+	"github.com/acli-dev/acli/manager/state"
 )
 
 // move is one VM move carried out by a task that holds the VM's lock.
@@ -57,7 +58,7 @@ func (c *moveCluster) CheckTarget(host string) error { return c.m.checkTarget(ho
 
 func (c *moveCluster) Record(ctx context.Context, next *acliv1.Vm, rev int64) (int64, error) {
 	var release func()
-	if placed(next) && next.HostUuid == c.mv.dst.Uuid {
+	if state.Placed(next) && next.HostUuid == c.mv.dst.Uuid {
 		release = c.mv.release
 	}
 	if err := c.m.putVm(ctx, next, rev, release); err != nil {

@@ -337,11 +337,6 @@ func hostRef(h *acliv1.Host) *acliv1.EntityRef {
 
 // ---- VMs ----
 
-// placed reports whether a VM uses its host's resources.
-func placed(v *acliv1.Vm) bool {
-	return v.HostUuid != "" && (v.PowerState == acliv1.PowerState_kOn || v.PowerState == acliv1.PowerState_kPaused)
-}
-
 func vmRecOf(tx *state.Tx, v *acliv1.Vm) *vmRec {
 	if v == nil {
 		return nil

@@ -23,19 +23,25 @@ type featureTask struct {
 func (f featureTasks) Begin(ctx context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) (tasks.Quick, error) {
 	m := f.m
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	for _, l := range locks {
 		if t := m.heldLocked(l); t != nil {
 			name := refs[0].Name
 			if i := slices.IndexFunc(refs, func(r *acliv1.EntityRef) bool { return r.Uuid == l }); i > 0 {
 				kind, name = tasks.Noun(refs[i].Kind), refs[i].Name
 			}
+			m.mu.Unlock()
 			return nil, apierr.Busy(kind, name, t.PB.Uuid, t.PB.Operation.String())
 		}
 	}
 	t := m.newTaskLocked(op, refs, locks...)
 	m.startedByLocked(ctx, t)
-	return &featureTask{m: m, t: t}, nil
+	m.mu.Unlock()
+	ft := &featureTask{m: m, t: t}
+	if err := m.startQuick(ctx, t, kind); err != nil {
+		ft.Drop()
+		return nil, err
+	}
+	return ft, nil
 }
 
 func (ft *featureTask) Hold(lock string) (string, bool) {
@@ -67,7 +73,7 @@ func (ft *featureTask) Drop() {
 	ft.m.forgetLocked(ft.t)
 }
 
-// lockMoreLocked adds a lock to a running task, released with its others.
+// lockMoreLocked adds a lock to a started task, released with its others.
 func (m *Manager) lockMoreLocked(t *taskRec, key string) {
 	t.Locks = append(t.Locks, key)
 	m.takeLocked(t, key)

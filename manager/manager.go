@@ -49,6 +49,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -149,6 +150,8 @@ type Manager struct {
 	// principals maps a task UUID to who started it, so events name them
 	// (publish runs with or without m.mu).
 	principals sync.Map
+	// startHook, set by tests, runs before a task's start commit.
+	startHook atomic.Pointer[func(*acliv1.Task)]
 
 	readOnly bool
 

@@ -82,8 +82,8 @@ func (m *Manager) commit(ctx context.Context, ws []write) (int64, error) {
 }
 
 // commitHolding is commit with a task's holds taken or let go in the same
-// transaction (state.Tx.Take, LetGo).
-func (m *Manager) commitHolding(ctx context.Context, ws []write, holds func(tx *state.Tx)) (int64, error) {
+// transaction (state.Tx.Take, LetGo); an error from holds refuses it.
+func (m *Manager) commitHolding(ctx context.Context, ws []write, holds func(tx *state.Tx) error) (int64, error) {
 	return m.commitTx(ctx, ws, false, holds)
 }
 
@@ -93,7 +93,7 @@ func (m *Manager) commitObserved(ctx context.Context, ws []write) (int64, error)
 	return m.commitTx(ctx, ws, true, nil)
 }
 
-func (m *Manager) commitTx(ctx context.Context, ws []write, observed bool, holds func(tx *state.Tx)) (int64, error) {
+func (m *Manager) commitTx(ctx context.Context, ws []write, observed bool, holds func(tx *state.Tx) error) (int64, error) {
 	type change struct{ prev, next *acliv1.Vm }
 	var moved []change // VMs changed: their iSCSI sessions follow (manager/storage)
 	rev, err := m.db.Update(ctx, func(tx *state.Tx) error {
@@ -115,7 +115,7 @@ func (m *Manager) commitTx(ctx context.Context, ws []write, observed bool, holds
 			}
 		}
 		if holds != nil {
-			holds(tx)
+			return holds(tx)
 		}
 		return nil
 	})
@@ -365,9 +365,10 @@ func (m *Manager) busyLocked(id string) *taskRec {
 	return nil
 }
 
-// takeLocked takes ids for t now; the caller checked that no other task
-// holds them (every take but a task start's, which takes again what the
-// task holds, is made under Manager.mu).
+// takeLocked takes ids for a running task t now (a VM a long task acts on
+// for a while, a claim its work makes); the caller checked under
+// Manager.mu that no other task holds them. A task's own entities are
+// taken by its start commit.
 func (m *Manager) takeLocked(t *taskRec, ids ...string) {
 	if other := m.db.TakeNow(t.PB.Uuid, ids...); other != "" {
 		m.log.Error("taking entities another task holds", "task", t.PB.Uuid, "holder", other, "ids", ids)

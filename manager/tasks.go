@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/auth"
 	"github.com/acli-dev/acli/manager/maintenance"
 	"github.com/acli-dev/acli/manager/state"
@@ -39,11 +40,13 @@ type outcome struct {
 // calls the driver first. It runs without Manager.mu.
 type work func(ctx context.Context, t *taskRec) (outcome, error)
 
-// newTaskLocked registers a running task holding locks on entity UUIDs.
-// The caller has already checked that none of them is busy.
+// newTaskLocked registers a running task of op on refs that will hold
+// locks (entity UUIDs and claims), noting the revisions of the records its
+// request read. Nothing is taken yet: the task's start commit takes them
+// (launch, startQuick), where the busy rule is checked.
 func (m *Manager) newTaskLocked(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *taskRec {
 	t := m.taskTab.Begin(op, refs, locks...)
-	m.takeLocked(t, locks...)
+	m.db.View(func(tx *state.Tx) { t.Seen = tx.Seen(locks...) })
 	return t
 }
 
@@ -83,6 +86,12 @@ func (m *Manager) quick(ctx context.Context, t *taskRec, w work) (*acliv1.Task, 
 	m.mu.Lock()
 	m.startedByLocked(ctx, t)
 	m.mu.Unlock()
+	if err := m.startQuick(ctx, t, ""); err != nil {
+		m.mu.Lock()
+		m.forgetLocked(t)
+		m.mu.Unlock()
+		return nil, err
+	}
 	out, err := w(ctx, t)
 	if err == nil {
 		var pb *acliv1.Task
@@ -112,17 +121,24 @@ func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task,
 		t.Stop = stop
 	}
 	pb := m.startedByLocked(ctx, t)
-	locks := t.Locks
+	locks, seen := t.Locks, t.Seen
 	m.mu.Unlock()
-	// Its holds are checked and taken again with its start.
-	rev, err := m.commitHolding(ctx, []write{{key: taskKey(pb.Uuid), msg: pb, rev: 0}}, func(tx *state.Tx) { tx.Take(pb.Uuid, locks...) })
+	m.beforeStart(pb)
+	// Its entities are taken with its start, if its request's reads hold.
+	rev, err := m.commitHolding(ctx, []write{{key: taskKey(pb.Uuid), msg: pb, rev: 0}}, func(tx *state.Tx) error {
+		if err := tx.Unchanged(seen); err != nil {
+			return err
+		}
+		tx.Take(pb.Uuid, locks...)
+		return nil
+	})
 	if err != nil {
 		m.mu.Lock()
 		m.forgetLocked(t)
 		m.mu.Unlock()
 		m.wg.Done()
 		stop(nil)
-		return nil, err
+		return nil, m.startRefusal(t, "", err)
 	}
 	m.mu.Lock()
 	t.Rev = rev
@@ -139,6 +155,67 @@ func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task,
 	return pb, nil
 }
 
+// beforeStart runs the tests' hook (startHook) on a task about to start.
+func (m *Manager) beforeStart(pb *acliv1.Task) {
+	if f := m.startHook.Load(); f != nil {
+		(*f)(pb)
+	}
+}
+
+// startQuick takes a quick task's entities, before its work, in a commit
+// of their own (its end commits its records): its start.
+func (m *Manager) startQuick(ctx context.Context, t *taskRec, kind string) error {
+	m.mu.RLock()
+	pb, locks, seen := t.PB, t.Locks, t.Seen
+	m.mu.RUnlock()
+	m.beforeStart(pb)
+	_, err := m.db.Update(ctx, func(tx *state.Tx) error {
+		if err := tx.Unchanged(seen); err != nil {
+			return err
+		}
+		tx.Take(pb.Uuid, locks...)
+		return nil
+	})
+	if err != nil {
+		return m.startRefusal(t, kind, err)
+	}
+	return nil
+}
+
+// startRefusal is a request's answer when its task's start commit is
+// refused because another task took one of its entities first, or a
+// record the request read changed meanwhile: the answer of a request that
+// finds the entity busy as it arrives (kind, "" for the word of the
+// entity's kind), and no task.
+func (m *Manager) startRefusal(t *taskRec, kind string, err error) error {
+	id, holder, busy := state.Busy(err)
+	changed := false
+	if !busy {
+		if id, changed = state.ChangedSince(err); !changed {
+			return err
+		}
+	}
+	ref := t.PB.Entities[0]
+	for _, e := range t.PB.Entities {
+		if e.Uuid == id {
+			ref = e
+		}
+	}
+	if kind == "" || ref != t.PB.Entities[0] {
+		kind = tasks.Noun(ref.Kind)
+	}
+	if changed {
+		return apierr.Changed(kind, ref.Name)
+	}
+	op := ""
+	m.mu.RLock()
+	if h := m.taskTab.Get(holder); h != nil {
+		op = h.PB.Operation.String()
+	}
+	m.mu.RUnlock()
+	return apierr.Busy(kind, ref.Name, holder, op)
+}
+
 // complete records a task's end. On success the outcome's writes and the
 // final task are one transaction. A failure is recorded on the task (when
 // it was persisted before). Locks and reservations are released either way.
@@ -147,7 +224,7 @@ func (m *Manager) complete(ctx context.Context, t *taskRec, out outcome, werr er
 	cur, rev, locks := t.PB, t.Rev, t.Locks
 	m.mu.RUnlock()
 	// Its holds are let go once its end is durable.
-	letGo := func(tx *state.Tx) { tx.LetGo(cur.Uuid, locks...) }
+	letGo := func(tx *state.Tx) error { tx.LetGo(cur.Uuid, locks...); return nil }
 	if werr == nil {
 		final := tasks.Succeeded(cur, out.message)
 		// Commit even if ctx was cancelled meanwhile: the work is done. The

@@ -152,6 +152,17 @@ func Busy(kind, name, taskUUID, op string) error {
 	return withDetails(status.New(codes.Aborted, msg), pf)
 }
 
+// Changed reports that an entity changed (by another task or a host
+// report) between a request's checks and its task's start, so the checks
+// no longer hold. Aborted, like Busy: the caller may retry.
+func Changed(kind, name string) error {
+	msg := fmt.Sprintf("%s %s changed while the request was checked; retry it", kind, name)
+	pf := &errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
+		Type: "CHANGED", Subject: kind + ":" + name, Description: msg,
+	}}}
+	return withDetails(status.New(codes.Aborted, msg), pf)
+}
+
 // NotFound reports a missing entity. candidates are the valid names used to
 // suggest the nearest spelling.
 func NotFound(kind, name string, candidates []string) error {

@@ -1,13 +1,18 @@
 package state
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 )
 
 // RuleBusy: an entity is changed by one task at a time.
 const RuleBusy = "BUSY"
+
+// RuleChanged: a task starts on the records its request read.
+const RuleChanged = "CHANGED"
 
 // Holds are the busy table: which task holds (is changing) which entity,
 // by UUID or by a claim key ("mac:…"). A task's holds are taken in the
@@ -49,6 +54,100 @@ func (tx *Tx) holdOps(task string, take bool, ids []string) {
 	for _, id := range ids {
 		tx.holds = append(tx.holds, holdOp{task: task, id: id, take: take})
 	}
+}
+
+// Busy reports whether err refused a commit because another task holds
+// an entity it takes: the first such entity and the task holding it.
+func Busy(err error) (id, task string, ok bool) {
+	var ve *ViolationError
+	if !errors.As(err, &ve) {
+		return "", "", false
+	}
+	for _, v := range ve.Violations {
+		if v.Rule == RuleBusy {
+			return v.Subject, v.Holder, true
+		}
+	}
+	return "", "", false
+}
+
+// ChangedSince reports whether err refused a commit because a record it
+// was to start on changed (Unchanged): the first such record's UUID.
+func ChangedSince(err error) (id string, ok bool) {
+	var ve *ViolationError
+	if !errors.As(err, &ve) {
+		return "", false
+	}
+	for _, v := range ve.Violations {
+		if v.Rule == RuleChanged {
+			return v.Subject, true
+		}
+	}
+	return "", false
+}
+
+// Seen are the revisions of the records a request read, by UUID, before
+// its task takes them: a task starts on what its request decided on or
+// not at all (Unchanged).
+type Seen map[string]int64
+
+// Seen reads the revisions of the records ids name. Hosts are left out:
+// their reports change them whatever task holds them, so a task acting on
+// a host reads it again where it commits (TransitionHost).
+func (tx *Tx) Seen(ids ...string) Seen {
+	var s Seen
+	for _, id := range ids {
+		key := tx.recordKey(id)
+		if key == "" {
+			continue
+		}
+		if s == nil {
+			s = Seen{}
+		}
+		s[id] = tx.Rev(key)
+	}
+	return s
+}
+
+// Unchanged refuses a commit (RuleChanged) when a record of seen changed
+// since it was read: a commit landed over it, or the one that wrote it
+// failed. A revision read while its commit was in flight is the one that
+// commit lands with.
+func (tx *Tx) Unchanged(seen Seen) error {
+	var vs []Violation
+	for id, rev := range seen {
+		key := tx.recordKey(id) // "": it is gone
+		if now := tx.Rev(key); key != "" && (now == rev || Pending(rev) && tx.db.settledBy[key] == rev) {
+			continue
+		}
+		vs = append(vs, Violation{Rule: RuleChanged, Subject: id,
+			Description: fmt.Sprintf("%s changed since the request read it", id)})
+	}
+	if len(vs) > 0 {
+		slices.SortFunc(vs, func(a, b Violation) int { return strings.Compare(a.Subject, b.Subject) })
+		return &ViolationError{Violations: vs}
+	}
+	return nil
+}
+
+// recordKey is the key of the record (not a host's) with UUID id, "" if
+// none.
+func (tx *Tx) recordKey(id string) string {
+	switch {
+	case tx.Vm(id) != nil:
+		return VmKey(id)
+	case tx.Network(id) != nil:
+		return NetworkKey(id)
+	case tx.VolumeGroup(id) != nil:
+		return VgKey(id)
+	case tx.Image(id) != nil:
+		return ImageKey(id)
+	case tx.Snapshot(id) != nil:
+		return SnapshotKey(id)
+	case tx.VmGroup(id) != nil:
+		return VmGroupKey(id)
+	}
+	return ""
 }
 
 // Holder is the task holding id ("" if none), with this transaction's
@@ -125,7 +224,7 @@ func (h *holdTable) take(ops []holdOp) (vs []Violation, took []string) {
 			o = taken[op.id]
 		}
 		if o != "" && o != op.task {
-			vs = append(vs, Violation{Rule: RuleBusy, Subject: op.id,
+			vs = append(vs, Violation{Rule: RuleBusy, Subject: op.id, Holder: o,
 				Description: fmt.Sprintf("%s is busy with task %s", op.id, o)})
 			continue
 		}

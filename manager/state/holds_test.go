@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
+	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/state"
 )
 
@@ -125,5 +127,123 @@ func TestTakeNowIsAllOrNone(t *testing.T) {
 	db.LetGoNow("t1", "x")
 	if got := db.HeldBy("t1"); len(got) != 1 || got[0] != "y" {
 		t.Errorf("t1 holds %v, want [y]", got)
+	}
+}
+
+// A task starts on the records its request read: a commit over one in
+// between refuses its start (RuleChanged); a revision read while its
+// commit was in flight still matches once that commit lands, and not
+// once it failed.
+func TestStartRefusedWhenWhatItReadChanged(t *testing.T) {
+	bg := context.Background()
+	db, g, _ := gatedDB(t)
+	start := func(seen state.Seen) error {
+		_, err := db.Update(bg, func(tx *state.Tx) error {
+			if err := tx.Unchanged(seen); err != nil {
+				return err
+			}
+			tx.Take("t1", "uuid-b")
+			return nil
+		})
+		if err == nil {
+			db.LetGoNow("t1", "uuid-b")
+		}
+		return err
+	}
+	seenB := func() (s state.Seen) {
+		db.View(func(tx *state.Tx) { s = tx.Seen("uuid-b", "uuid-h1", "mac:x") })
+		return s
+	}
+	seen := seenB()
+	if len(seen) != 1 {
+		t.Fatalf("seen %v: want b's revision only (hosts and claims have none)", seen)
+	}
+	if err := start(seen); err != nil {
+		t.Fatalf("start on what it read: %v", err)
+	}
+	// Read in flight, landed: the same record.
+	var b *acliv1.Vm
+	db.View(func(tx *state.Tx) { b = tx.Vm("uuid-b") })
+	done := updateAsync(db, func(tx *state.Tx) {
+		tx.Put(state.VmKey("uuid-b"), edit(b, func(v *acliv1.Vm) { v.NumVcpus = 2 }), state.AnyRev)
+	})
+	waitFor(t, func() bool { return !sameRevs(seen, seenB()) })
+	inFlight := seenB()
+	g.gate <- nil
+	if r := <-done; r.err != nil {
+		t.Fatal(r.err)
+	}
+	if err := start(inFlight); err != nil {
+		t.Fatalf("start on a revision read in flight, since landed: %v", err)
+	}
+	// Changed since read.
+	if err := start(seen); !isRule(err, state.RuleChanged) {
+		t.Fatalf("start on a record changed since: %v, want %s", err, state.RuleChanged)
+	}
+	// Read in flight, failed.
+	seen = seenB()
+	done = updateAsync(db, func(tx *state.Tx) {
+		tx.Put(state.VmKey("uuid-b"), edit(b, func(v *acliv1.Vm) { v.NumVcpus = 3 }), state.AnyRev)
+	})
+	waitFor(t, func() bool { return !sameRevs(seen, seenB()) })
+	inFlight = seenB()
+	g.gate <- errors.New("boom")
+	if r := <-done; r.err == nil {
+		t.Fatal("the change succeeded")
+	}
+	if err := start(inFlight); !isRule(err, state.RuleChanged) {
+		t.Fatalf("start on a write that failed: %v, want %s", err, state.RuleChanged)
+	}
+	if err := start(seen); err != nil {
+		t.Fatalf("start on the record as it stayed: %v", err)
+	}
+	// Gone since read.
+	seen = seenB()
+	done = updateAsync(db, func(tx *state.Tx) { tx.Delete(state.VmKey("uuid-b"), state.AnyRev) })
+	g.gate <- nil
+	if r := <-done; r.err != nil {
+		t.Fatal(r.err)
+	}
+	if err := start(seen); !isRule(err, state.RuleChanged) {
+		t.Fatalf("start on a deleted record: %v, want %s", err, state.RuleChanged)
+	}
+}
+
+func TestBusyNamesTheHolder(t *testing.T) {
+	db := newDB(t)
+	if h := db.TakeNow("t1", "uuid-a"); h != "" {
+		t.Fatal(h)
+	}
+	_, err := db.Update(context.Background(), func(tx *state.Tx) error { tx.Take("t2", "uuid-b", "uuid-a"); return nil })
+	if id, task, ok := state.Busy(err); !ok || id != "uuid-a" || task != "t1" {
+		t.Fatalf("Busy(%v) = %q, %q, %v; want uuid-a held by t1", err, id, task, ok)
+	}
+	if _, _, ok := state.Busy(errors.New("other")); ok {
+		t.Error("Busy of an unrelated error")
+	}
+}
+
+func isRule(err error, rule string) bool {
+	var ve *state.ViolationError
+	return errors.As(err, &ve) && len(ve.Violations) > 0 && ve.Violations[0].Rule == rule
+}
+
+func sameRevs(a, b state.Seen) bool {
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return len(a) == len(b)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -24,6 +24,8 @@ type Violation struct {
 	Rule        string
 	Subject     string // "host:h1", "vm:web01"
 	Description string
+	// Holder is, for RuleBusy, the task holding Subject.
+	Holder string
 }
 
 // ViolationError refuses a commit; it lists every rule it would break.

@@ -20,15 +20,19 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/state"
 )
 
 // Task is a task in memory. PB is an immutable snapshot replaced on each
 // change; Changed is closed (and replaced) on each change.
 type Task struct {
-	PB      *acliv1.Task
-	Rev     int64    // store mod revision; 0 until persisted
-	Locks   []string // busy entity UUIDs
-	Release func()   // frees reservations; called under the owner's lock at the end
+	PB    *acliv1.Task
+	Rev   int64    // store mod revision; 0 until persisted
+	Locks []string // busy entity UUIDs
+	// Seen are the revisions of the records of Locks its request read:
+	// its start commit takes Locks only if they are unchanged.
+	Seen    state.Seen
+	Release func() // frees reservations; called under the owner's lock at the end
 	// Stop cancels the work while the task can end safely.
 	Stop    context.CancelCauseFunc
 	changed chan struct{}
@@ -77,8 +81,8 @@ func NewTable(retention int) *Table {
 	return &Table{byID: map[string]*Task{}, retention: retention}
 }
 
-// Begin registers a running task of op on refs holding locks (entity UUIDs
-// the caller has checked no other task holds).
+// Begin registers a running task of op on refs that will hold locks
+// (entity UUIDs and claims); its owner takes them with its start.
 func (tb *Table) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *Task {
 	now := timestamppb.Now()
 	t := &Task{

@@ -12,20 +12,22 @@
 //     the one copy of committed state and keeps its lookups (by name, IP,
 //     MAC, listing order); features read it through DB.View.
 //   - The busy table (which task holds which entity) is state.DB's holds:
-//     taken with a task's start commit, let go once its end is durable.
-//     Manager.mu guards only the task table and when each VM last settled.
+//     taken by a task's start commit, if the records its request read are
+//     unchanged, and let go once its end is durable. Manager.mu guards only
+//     what no package owns (its comment lists it).
 //   - Requests (manager/rpc): one thin adapter per gRPC service checks
 //     the request, calls the service's feature here (clusterService,
 //     vmService, ...) through a narrow interface and maps its error to a
 //     status.
-//   - Tasks (tasks.go, manager/tasks): every mutation is a task. A feature validates and
-//     reserves under the lock (marking the entities busy, so a conflicting
-//     operation is refused), then does the work outside it and commits the
-//     entity changes and the task's final state in one store transaction,
+//   - Tasks (tasks.go, manager/tasks): every mutation is a task. A feature
+//     checks the request and reserves under the lock, then the task's start
+//     commit takes its entities (a conflicting operation is refused there
+//     as busy), the work runs outside the lock and the entity changes and
+//     the task's final state are committed in one store transaction,
 //     comparing each entity's revision. Quick tasks (create, update, disks,
-//     NICs, networks) cost one transaction; tasks that drive hosts (power,
-//     delete) are also persisted when they start, so a restart finds them
-//     and ends them kFailed.
+//     NICs, networks) start with a commit of their holds only; tasks that
+//     drive hosts (power, delete) are persisted when they start, so a
+//     restart finds them and ends them kFailed.
 //   - Events (manager/events): every finished task and host change is
 //     published; the log is persisted in the background.
 //   - Drivers (manager/driver): the manager decides, the driver carries out
@@ -155,6 +157,12 @@ type Manager struct {
 
 	readOnly bool
 
+	// mu guards what no package owns: the task table and each task's
+	// fields (model.taskTab, manager/tasks), when each VM last settled
+	// (model.settled), the destinations and arrivals of running tasks
+	// (ops.targets, arriving), the readers of copies (stor.readers) and
+	// closing. Committed records, holds and memory reservations are
+	// state.DB's, under its own locks: reading them needs no mu.
 	mu      sync.RWMutex
 	closing bool
 	model
@@ -295,7 +303,7 @@ func (m *Manager) Register(s *grpc.Server) {
 		Cluster:      clusterFeature{clusterService{m: m}, m.haSettings},
 		Hosts:        hostFeature{hostService{m: m}, m.maint, &hostsync.Members{DB: m.db, M: membersManager{m}, Driver: m.drv, Beats: &m.beats, Now: timeNow}},
 		Tasks:        taskFeature{taskService{m: m}, &tasks.Canceller{Lock: &m.mu, Table: m.taskTab, Log: m.log}},
-		Events:       eventService{m: m},
+		Events:       events.Service{Bus: m.bus, Draining: m.draining},
 		Sim:          simService{m: m},
 		Vms:          vmFeature{m.vms, vmService{m: m}, &vmMigration{DB: m.db, M: migrateManager{m}}},
 		Nics:         m.net,

@@ -2,13 +2,11 @@ package manager
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -120,7 +118,7 @@ func (m *Manager) commitTx(ctx context.Context, ws []write, observed bool, holds
 		return nil
 	})
 	if err != nil {
-		return 0, violationError(err)
+		return 0, err
 	}
 	for _, c := range moved {
 		m.vgs.VmMoved(c.prev, c.next)
@@ -133,33 +131,8 @@ func (m *Manager) commitTx(ctx context.Context, ws []write, observed bool, holds
 	return rev, nil
 }
 
-// ruleError is a commit refused by the rules: FailedPrecondition with one
-// violation per rule broken, still telling which rules (refusedByRules).
-type ruleError struct {
-	*state.ViolationError
-	st *status.Status
-}
-
-func (e *ruleError) GRPCStatus() *status.Status { return e.st }
-func (e *ruleError) Unwrap() error              { return e.ViolationError }
-
-func violationError(err error) error {
-	var ve *state.ViolationError
-	if !errors.As(err, &ve) {
-		return err
-	}
-	vs := make([]apierr.Violation, len(ve.Violations))
-	for i, v := range ve.Violations {
-		vs[i] = apierr.Violation{Type: v.Rule, Subject: v.Subject, Description: v.Description}
-	}
-	return &ruleError{ViolationError: ve, st: status.Convert(apierr.FailedPrecondition("", vs...))}
-}
-
 // refusedByRules reports whether err is a commit the rules refused.
-func refusedByRules(err error) bool {
-	var ve *state.ViolationError
-	return errors.As(err, &ve)
-}
+func refusedByRules(err error) bool { return state.Refused(err) }
 
 // clusterRecord is the committed cluster record; the DB holds the one copy.
 func (m *Manager) clusterRecord() *acliv1.Cluster {
@@ -280,38 +253,18 @@ func (m *Manager) hostOut(r *hostRec) *acliv1.Host {
 	return h
 }
 
-func (m *Manager) hostNamesLocked() []string {
-	hosts := m.hostRecs()
-	out := make([]string, 0, 2*len(hosts))
-	for _, h := range hosts {
-		out = append(out, h.pb.Name, h.pb.HypervisorIp)
-	}
-	return out
-}
-
 // hostLocked resolves a host by UUID, name or hypervisor IP.
-func (m *Manager) hostLocked(field, ref string) (*hostRec, error) {
+func (m *Manager) hostLocked(field, ref string) (r *hostRec, err error) {
 	if ref == "" {
 		return nil, apierr.BadField(field, "%s is required: give a host name, UUID or hypervisor IP", field)
 	}
-	if err := state.CheckRef(field, ref); err != nil {
-		return nil, err
-	}
-	var r *hostRec
 	m.db.View(func(tx *state.Tx) {
-		h := tx.Host(strings.ToLower(ref))
-		if h == nil {
-			h = tx.HostNamed(ref)
+		var h *acliv1.Host
+		if h, err = tx.FindHost(field, ref); err == nil {
+			r = hostRecOf(tx, h)
 		}
-		if h == nil {
-			h = tx.HostByIP(ref)
-		}
-		r = hostRecOf(tx, h)
 	})
-	if r != nil {
-		return r, nil
-	}
-	return nil, apierr.NotFound("host", ref, m.hostNamesLocked())
+	return r, err
 }
 
 // candidatesLocked is the placement snapshot.

@@ -9,14 +9,12 @@ package manager
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
@@ -89,14 +87,12 @@ func (m *Manager) placeWithRulesLocked(v *acliv1.Vm) (*hostRec, bool) {
 // startOps starts the HA controller and resumes the HA of hosts that
 // were down with VMs still recorded on them when clusterd stopped.
 func (m *Manager) startOps() {
-	m.mu.RLock()
 	var down []*acliv1.Host
 	for _, h := range m.hostRecs() {
 		if _, vms := m.db.HostUse(h.pb.Uuid); h.pb.NodeState == acliv1.NodeState_kNodeDown && vms > 0 {
 			down = append(down, h.pb)
 		}
 	}
-	m.mu.RUnlock()
 	for _, h := range down {
 		m.ha.HostDown(h)
 	}
@@ -287,8 +283,6 @@ func (e *targetUnavailableError) Error() string {
 
 // checkTarget re-validates a planned target when its step starts.
 func (m *Manager) checkTarget(hostUUID string) error {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	r := m.hostAt(hostUUID)
 	if r == nil {
 		return &targetUnavailableError{host: hostUUID, why: "it left the cluster"}
@@ -402,13 +396,11 @@ func (m *Manager) putVm(ctx context.Context, next *acliv1.Vm, rev int64, fn func
 // overwritten.
 func (m *Manager) putHost(ctx context.Context, id string, c state.HostChange) (*acliv1.Host, error) {
 	for attempt := 0; ; attempt++ {
-		m.mu.RLock()
 		r := m.hostAt(id)
 		cur, rev := r.pb, r.rev
-		m.mu.RUnlock()
 		next, err := state.TransitionHost(cur, c)
 		if err != nil {
-			return nil, hostStateError(err)
+			return nil, err
 		}
 		if next == cur {
 			return cur, nil
@@ -421,15 +413,6 @@ func (m *Manager) putHost(ctx context.Context, id string, c state.HostChange) (*
 		}
 		return next, nil
 	}
-}
-
-// hostStateError maps a refused host transition to the API's error.
-func hostStateError(err error) error {
-	var te *state.TransitionError
-	if errors.As(err, &te) {
-		return apierr.Precondition("HOST_STATE", "host:"+te.Host, "%v", te)
-	}
-	return err
 }
 
 // addMessage appends a line to a running task and makes it the progress line.

@@ -35,8 +35,6 @@ type clusterFeature struct {
 
 func (s clusterService) GetCluster(ctx context.Context, _ *acliv1.GetClusterRequest) (*acliv1.Cluster, error) {
 	m := s.m
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	c := proto.Clone(m.clusterRecord()).(*acliv1.Cluster)
 	c.Version = Version
 	c.Driver = m.drv.Name()
@@ -61,8 +59,6 @@ type hostService struct {
 
 func (s hostService) ListHosts(ctx context.Context, _ *acliv1.ListHostsRequest) (*acliv1.ListHostsResponse, error) {
 	m := s.m
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	hosts := m.hostRecs()
 	out := &acliv1.ListHostsResponse{Hosts: make([]*acliv1.Host, len(hosts))}
 	for i, h := range hosts {
@@ -73,8 +69,6 @@ func (s hostService) ListHosts(ctx context.Context, _ *acliv1.ListHostsRequest) 
 
 func (s hostService) GetHost(ctx context.Context, req *acliv1.GetHostRequest) (*acliv1.Host, error) {
 	m := s.m
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	h, err := m.hostLocked("host", req.Host)
 	if err != nil {
 		return nil, err
@@ -200,40 +194,6 @@ func (s taskService) WatchTask(ctx context.Context, req *acliv1.GetTaskRequest, 
 	return err
 }
 
-// ---- EventService ----
-
-// eventService is the event feature behind manager/rpc's adapter.
-type eventService struct {
-	m *Manager
-}
-
-func (s eventService) ListEvents(ctx context.Context, req *acliv1.ListEventsRequest) (*acliv1.ListEventsResponse, error) {
-	return &acliv1.ListEventsResponse{Events: s.m.bus.List(req.Type, int(req.Limit))}, nil
-}
-
-func (s eventService) WatchEvents(ctx context.Context, req *acliv1.WatchEventsRequest, send func(*acliv1.Event) error) error {
-	m := s.m
-	sub := m.bus.Subscribe(req.Type, req.SinceSeq)
-	defer sub.Close()
-	var last uint64
-	for {
-		select {
-		case e, ok := <-sub.C():
-			if !ok {
-				return status.Errorf(codes.ResourceExhausted, "event stream fell behind; watch again with since_seq=%d", last)
-			}
-			if err := send(e); err != nil {
-				return err
-			}
-			last = e.Seq
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-m.draining:
-			return status.Errorf(codes.Unavailable, "clusterd is shutting down; watch again with since_seq=%d after it restarts", last)
-		}
-	}
-}
-
 // ---- SimService ----
 
 // simService is the fault injection feature behind manager/rpc's adapter.
@@ -250,16 +210,11 @@ func (s simService) fault(ctx context.Context, ref string, do func(driver.FaultI
 	if !ok {
 		return nil, status.Errorf(codes.Unimplemented, "fault injection needs the sim driver; this clusterd runs the %s driver", m.drv.Name())
 	}
-	m.mu.RLock()
 	h, err := m.hostLocked("host", ref)
-	var id, name string
-	if err == nil {
-		id, name = h.pb.Uuid, h.pb.Name
-	}
-	m.mu.RUnlock()
 	if err != nil {
 		return nil, err
 	}
+	id, name := h.pb.Uuid, h.pb.Name
 	ev, err := do(fi, id)
 	if err != nil {
 		return nil, apierr.Precondition("SIM", "host:"+name, "%v", err)
@@ -267,8 +222,6 @@ func (s simService) fault(ctx context.Context, ref string, do func(driver.FaultI
 	if err := m.hostEv.Apply(context.WithoutCancel(ctx), ev); err != nil {
 		return nil, err
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	if now := m.hostAt(id); now != nil {
 		h = now
 	}

@@ -369,38 +369,6 @@ func (m *Manager) recoverTasks(ctx context.Context) error {
 
 // publishTask emits the event for a finished task.
 func (m *Manager) publishTask(pb *acliv1.Task, message string) {
-	typ := "task"
-	if len(pb.Entities) > 0 {
-		typ = eventType(pb.Entities[0].Kind)
-	}
-	if pb.Status == acliv1.TaskStatus_kSucceeded {
-		if message == "" {
-			message = pb.Operation.String() + " succeeded"
-		}
-		m.publish(typ, "info", pb.Uuid, pb.Entities, "%s", message)
-		return
-	}
-	name := ""
-	if len(pb.Entities) > 0 {
-		name = " of " + pb.Entities[0].Name
-	}
-	m.publish(typ, "error", pb.Uuid, pb.Entities, "%s%s failed: %s", pb.Operation, name, pb.Error)
-}
-
-func eventType(k acliv1.EntityKind) string {
-	switch k {
-	case acliv1.EntityKind_kVm:
-		return "vm"
-	case acliv1.EntityKind_kHost:
-		return "host"
-	case acliv1.EntityKind_kNetwork:
-		return "network"
-	case acliv1.EntityKind_kVolumeGroup:
-		return "vg"
-	case acliv1.EntityKind_kCvm:
-		return "cvm"
-	case acliv1.EntityKind_kCluster:
-		return "cluster"
-	}
-	return "task"
+	typ, severity, text := tasks.Event(pb, message)
+	m.publish(typ, severity, pb.Uuid, pb.Entities, "%s", text)
 }

@@ -331,7 +331,7 @@ func (e *hostEvacuation) finish() (Done, error) {
 	}
 	next, err := state.TransitionHost(cur, state.MaintenanceEntered)
 	if err != nil {
-		return Done{}, hostStateError(err)
+		return Done{}, err
 	}
 	migrated, shutdown := e.enter.Moved()
 	return Done{
@@ -341,15 +341,6 @@ func (e *hostEvacuation) finish() (Done, error) {
 			e.s.Publish("host", e.t.PB.Uuid, []*acliv1.EntityRef{hostRef(next)}, "host %s entered maintenance mode", label(e.host))
 		},
 	}, nil
-}
-
-// hostStateError maps a refused host transition to the API's error.
-func hostStateError(err error) error {
-	var te *state.TransitionError
-	if errors.As(err, &te) {
-		return apierr.Precondition("HOST_STATE", "host:"+te.Host, "%v", te)
-	}
-	return err
 }
 
 // ExitMaintenanceMode returns the host to service and brings back the VMs

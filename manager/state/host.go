@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"strings"
 
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
 )
 
 // HostChange is one thing that can happen to a host.
@@ -57,6 +59,11 @@ type TransitionError struct {
 
 func (e *TransitionError) Error() string {
 	return fmt.Sprintf("host %s: cannot %s: %s", e.Host, e.Change, e.Reason)
+}
+
+// GRPCStatus is the refusal as the API answers it (HOST_STATE).
+func (e *TransitionError) GRPCStatus() *status.Status {
+	return status.Convert(apierr.Precondition("HOST_STATE", "host:"+e.Host, "%v", e))
 }
 
 // TransitionHost returns the host record after change c, or cur itself when

@@ -1,10 +1,14 @@
 package state
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
+	"google.golang.org/grpc/status"
+
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
 )
 
 // Rules a commit can break (the Rule of a Violation).
@@ -31,6 +35,22 @@ type Violation struct {
 // ViolationError refuses a commit; it lists every rule it would break.
 type ViolationError struct {
 	Violations []Violation
+}
+
+// GRPCStatus is the refusal as the API answers it: FailedPrecondition
+// with one typed violation per rule broken.
+func (e *ViolationError) GRPCStatus() *status.Status {
+	vs := make([]apierr.Violation, len(e.Violations))
+	for i, v := range e.Violations {
+		vs[i] = apierr.Violation{Type: v.Rule, Subject: v.Subject, Description: v.Description}
+	}
+	return status.Convert(apierr.FailedPrecondition("", vs...))
+}
+
+// Refused reports whether err is a commit the rules refused.
+func Refused(err error) bool {
+	var ve *ViolationError
+	return errors.As(err, &ve)
 }
 
 func (e *ViolationError) Error() string {

@@ -220,3 +220,21 @@ func TestFailRecordsAbortOrFailure(t *testing.T) {
 		t.Errorf("aborted as %v", pb)
 	}
 }
+
+func TestEventOfAFinishedTask(t *testing.T) {
+	refs := []*acliv1.EntityRef{{Kind: acliv1.EntityKind_kVolumeGroup, Name: "vg1"}}
+	for _, c := range []struct {
+		pb                  *acliv1.Task
+		message             string
+		typ, severity, text string
+	}{
+		{&acliv1.Task{Operation: acliv1.TaskOperation_kVmCreate, Status: acliv1.TaskStatus_kSucceeded}, "", "task", "info", "kVmCreate succeeded"},
+		{&acliv1.Task{Operation: acliv1.TaskOperation_kVmCreate, Status: acliv1.TaskStatus_kSucceeded, Entities: refs}, "done", "vg", "info", "done"},
+		{&acliv1.Task{Operation: acliv1.TaskOperation_kVmCreate, Status: acliv1.TaskStatus_kFailed, Entities: refs, Error: "boom"}, "done", "vg", "error", "kVmCreate of vg1 failed: boom"},
+	} {
+		typ, severity, text := tasks.Event(c.pb, c.message)
+		if typ != c.typ || severity != c.severity || text != c.text {
+			t.Errorf("Event(%v, %q) = %q, %q, %q; want %q, %q, %q", c.pb, c.message, typ, severity, text, c.typ, c.severity, c.text)
+		}
+	}
+}

@@ -84,6 +84,18 @@ func TestHAFailoverDisabled(t *testing.T) {
 	if v := getVm(t, c, "web"); v.HostName != "h2" {
 		t.Fatalf("web restarted on %s with failover off", v.HostName)
 	}
+	// The host comes back without it: web is recorded off, not left
+	// running on h2 (where a migration would then fail).
+	if _, err := c.sim.RecoverHost(bg, &acliv1.SimHostRequest{Host: "h2"}); err != nil {
+		t.Fatal(err)
+	}
+	for getVm(t, c, "web").PowerState != acliv1.PowerState_kOff {
+		if time.Now().After(deadline) {
+			t.Fatalf("web after h2 came back empty: %v", getVm(t, c, "web"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	checkInvariants(t, h)
 }
 
 // ADS off: placement no longer keeps an anti-affinity group apart.

@@ -518,14 +518,43 @@ func (d *Driver) StopHost(hostUUID string) error {
 }
 
 // RecoverHost implements driver.FaultInjector: the host and its CVM return
-// empty (its VMs were lost when it failed).
+// empty (its VMs were lost when it failed). Like a libvirt host on
+// reconnection, a host that comes back reports what it runs (nothing), so
+// VMs still recorded running there, which nothing restarted, are recorded
+// off.
 func (d *Driver) RecoverHost(hostUUID string) (driver.HostEvent, error) {
-	return d.fault(hostUUID, driver.HostUp, "host recovered", func(h *host) error {
+	at := time.Now()
+	back := false
+	ev, err := d.fault(hostUUID, driver.HostUp, "host recovered", func(h *host) error {
 		if !h.up {
-			h.up, h.cvmUp = true, true
+			h.up, h.cvmUp, back = true, true, true
 		}
 		return nil
 	})
+	if back {
+		d.reportEmpty(hostUUID, at)
+	}
+	return ev, err
+}
+
+// reportEmpty sends a complete VmStates report, read at at, of a host that
+// runs nothing. It goes out after the fault's own report is returned, so it
+// never waits for the manager to apply that one.
+func (d *Driver) reportEmpty(hostUUID string, at time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.events == nil {
+		return
+	}
+	ev := driver.HostEvent{Kind: driver.VmStates, HostUUID: hostUUID, Time: at, Complete: true}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		select {
+		case d.events <- ev:
+		case <-d.stop:
+		}
+	}()
 }
 
 // FailCvm implements driver.FaultInjector.

@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
@@ -16,16 +14,11 @@ import (
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/storage"
+	"github.com/acli-dev/acli/manager/vm"
 )
 
 // VM disk actions beyond create/delete: clones, resize, CD-ROM media, the
 // boot device and vDisk paths.
-
-func sortDisks(ds []*acliv1.Disk) {
-	slices.SortFunc(ds, func(a, b *acliv1.Disk) int {
-		return cmp.Or(strings.Compare(a.Bus, b.Bus), cmp.Compare(a.Index, b.Index))
-	})
-}
 
 // withVmdiskPaths fills in each own vDisk's path in its container.
 func withVmdiskPaths(v *acliv1.Vm) *acliv1.Vm {
@@ -91,7 +84,7 @@ func (m *Manager) createDiskClone(ctx context.Context, req *acliv1.CreateDiskReq
 	}
 	var idx int32
 	if err == nil {
-		idx, err = nextDiskIndex(r.pb, bus, req.Index)
+		idx, err = vm.NextDiskIndex(r.pb, bus, req.Index)
 	}
 	size := int64(0)
 	if err == nil {
@@ -125,10 +118,10 @@ func (m *Manager) createDiskClone(ctx context.Context, req *acliv1.CreateDiskReq
 		}
 		next := proto.Clone(cur).(*acliv1.Vm)
 		next.Disks = append(next.Disks, d)
-		sortDisks(next.Disks)
+		vm.SortDisks(next.Disks)
 		return outcome{
 			writes:  []write{{key: vmKey(cur.Uuid), msg: next, rev: rev}},
-			message: fmt.Sprintf("disk %s (%s, cloned from %s) added to vm %s", diskName(d), scheduler.Bytes(size), src.What, cur.Name),
+			message: fmt.Sprintf("disk %s (%s, cloned from %s) added to vm %s", vm.DiskName(d), scheduler.Bytes(size), src.What, cur.Name),
 			undo:    m.undoCopies(ctx, copies),
 		}, nil
 	})
@@ -141,7 +134,7 @@ func findDisk(v *acliv1.Vm, bus string, index int32) (*acliv1.Disk, error) {
 		if d.Bus == bus && d.Index == index {
 			return d, nil
 		}
-		names = append(names, diskName(d))
+		names = append(names, vm.DiskName(d))
 	}
 	return nil, apierr.NotFound("disk", fmt.Sprintf("%s.%d of vm %s", bus, index, v.Name), names)
 }
@@ -149,7 +142,7 @@ func findDisk(v *acliv1.Vm, bus string, index int32) (*acliv1.Disk, error) {
 // UpdateDisk grows a disk, or ejects or inserts a CD-ROM's medium.
 func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest) (*acliv1.Task, error) {
 	m := s.m
-	bus, err := checkBus(cmp.Or(req.Bus, "scsi"))
+	bus, err := vm.CheckBus(cmp.Or(req.Bus, "scsi"))
 	if err != nil {
 		return nil, err
 	}
@@ -183,25 +176,25 @@ func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest
 		d, err = findDisk(r.pb, bus, req.Index)
 	}
 	if err == nil && d.VolumeGroupUuid != "" {
-		err = apierr.Precondition("VOLUME_GROUP_DISK", "vm:"+r.pb.Name, "disk %s of vm %s comes from a volume group; change it with vg.* commands", diskName(d), r.pb.Name)
+		err = apierr.Precondition("VOLUME_GROUP_DISK", "vm:"+r.pb.Name, "disk %s of vm %s comes from a volume group; change it with vg.* commands", vm.DiskName(d), r.pb.Name)
 	}
 	if err == nil && (req.Empty || req.CloneFromImage != "") && !d.Cdrom {
-		err = apierr.BadField("empty", "disk %s of vm %s is not a CD-ROM; only a CD-ROM's medium is ejected or inserted", diskName(d), r.pb.Name)
+		err = apierr.BadField("empty", "disk %s of vm %s is not a CD-ROM; only a CD-ROM's medium is ejected or inserted", vm.DiskName(d), r.pb.Name)
 	}
 	if err == nil && req.SizeBytes != 0 {
 		switch {
 		case d.Cdrom:
-			err = apierr.BadField("size_bytes", "disk %s of vm %s is a CD-ROM; its size is its medium's", diskName(d), r.pb.Name)
+			err = apierr.BadField("size_bytes", "disk %s of vm %s is a CD-ROM; its size is its medium's", vm.DiskName(d), r.pb.Name)
 		case req.SizeBytes < d.SizeBytes:
-			err = apierr.Precondition("DISK_SHRINK", "vm:"+r.pb.Name, "disk %s of vm %s is %s; a disk only grows (shrinking would cut off guest data)", diskName(d), r.pb.Name, scheduler.Bytes(d.SizeBytes))
+			err = apierr.Precondition("DISK_SHRINK", "vm:"+r.pb.Name, "disk %s of vm %s is %s; a disk only grows (shrinking would cut off guest data)", vm.DiskName(d), r.pb.Name, scheduler.Bytes(d.SizeBytes))
 		default:
-			err = m.checkCapacityLocked(cmp.Or(d.Container, defaultContainer), req.SizeBytes-d.SizeBytes, "growing disk "+diskName(d)+" of vm "+r.pb.Name)
+			err = m.checkCapacityLocked(cmp.Or(d.Container, defaultContainer), req.SizeBytes-d.SizeBytes, "growing disk "+vm.DiskName(d)+" of vm "+r.pb.Name)
 		}
 	}
 	if err == nil && req.CloneFromImage != "" {
 		err = m.srcHeldLocked(iso)
 		if err == nil {
-			err = m.checkCapacityLocked(iso.Container, iso.Size, "medium of "+diskName(d)+" of vm "+r.pb.Name)
+			err = m.checkCapacityLocked(iso.Container, iso.Size, "medium of "+vm.DiskName(d)+" of vm "+r.pb.Name)
 		}
 	}
 	if err != nil {
@@ -230,18 +223,18 @@ func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest
 		case req.SizeBytes != 0:
 			if st != nil {
 				if err := st.ResizeVolume(ctx, cmp.Or(d.Container, defaultContainer), d.Uuid, req.SizeBytes); err != nil {
-					return outcome{}, fmt.Errorf("grow disk %s: %w", diskName(d), err)
+					return outcome{}, fmt.Errorf("grow disk %s: %w", vm.DiskName(d), err)
 				}
 			}
 			nd.SizeBytes = req.SizeBytes
-			msg = fmt.Sprintf("disk %s of vm %s grown from %s to %s", diskName(d), cur.Name, scheduler.Bytes(old.SizeBytes), scheduler.Bytes(req.SizeBytes))
+			msg = fmt.Sprintf("disk %s of vm %s grown from %s to %s", vm.DiskName(d), cur.Name, scheduler.Bytes(old.SizeBytes), scheduler.Bytes(req.SizeBytes))
 		case req.Empty:
 			if old.SizeBytes > 0 {
 				gone = append(gone, old)
 			}
 			nd.SizeBytes, nd.SourceImageUuid, nd.SourceVmdiskUuid = 0, "", ""
 			nd.Uuid = uuid.NewString()
-			msg = fmt.Sprintf("CD-ROM %s of vm %s ejected", diskName(d), cur.Name)
+			msg = fmt.Sprintf("CD-ROM %s of vm %s ejected", vm.DiskName(d), cur.Name)
 		default:
 			nd.Uuid, nd.SizeBytes, nd.SourceImageUuid, nd.Container = uuid.NewString(), iso.Size, iso.Ref.Uuid, iso.Container
 			copies := []storage.Copy{{Src: iso, Container: iso.Container, Dst: nd.Uuid, Size: iso.Size}}
@@ -252,7 +245,7 @@ func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest
 			if old.SizeBytes > 0 {
 				gone = append(gone, old)
 			}
-			msg = fmt.Sprintf("%s inserted into CD-ROM %s of vm %s", iso.What, diskName(d), cur.Name)
+			msg = fmt.Sprintf("%s inserted into CD-ROM %s of vm %s", iso.What, vm.DiskName(d), cur.Name)
 		}
 		return outcome{
 			writes:  []write{{key: vmKey(cur.Uuid), msg: next, rev: rev}},
@@ -268,7 +261,7 @@ func (s vmService) UpdateDisk(ctx context.Context, req *acliv1.UpdateDiskRequest
 
 // UpdateBootDevice sets the disk the VM boots from (at its next power-on).
 func (s vmService) UpdateBootDevice(ctx context.Context, req *acliv1.UpdateBootDeviceRequest) (*acliv1.Task, error) {
-	bus, err := checkBus(cmp.Or(req.Bus, "scsi"))
+	bus, err := vm.CheckBus(cmp.Or(req.Bus, "scsi"))
 	if err != nil {
 		return nil, err
 	}
@@ -278,10 +271,10 @@ func (s vmService) UpdateBootDevice(ctx context.Context, req *acliv1.UpdateBootD
 			return nil, "", err
 		}
 		if d.VolumeGroupUuid != "" {
-			return nil, "", apierr.BadField("disk_addr", "disk %s of vm %s comes from a volume group over iSCSI and cannot be the boot device", diskName(d), cur.Name)
+			return nil, "", apierr.BadField("disk_addr", "disk %s of vm %s comes from a volume group over iSCSI and cannot be the boot device", vm.DiskName(d), cur.Name)
 		}
 		v := proto.Clone(cur).(*acliv1.Vm)
-		v.BootDiskAddr = diskName(d)
+		v.BootDiskAddr = vm.DiskName(d)
 		msg := fmt.Sprintf("vm %s boots from %s", cur.Name, v.BootDiskAddr)
 		if state.Placed(cur) {
 			msg += " from its next power-on"

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/storage"
 	"github.com/acli-dev/acli/manager/tasks"
 	"github.com/acli-dev/acli/manager/vm"
 )
@@ -15,6 +16,17 @@ type vmFeature struct {
 	*vm.Service
 	vmService
 	*vmMigration
+}
+
+// vmDisks is manager/vm's storage (vm.Disks): the containers, and the
+// copies of disks made from a source.
+type vmDisks struct {
+	*storage.Containers
+	m *Manager
+}
+
+func (d vmDisks) Clone(ctx context.Context, req *acliv1.CreateDiskRequest, bus, container string) (*acliv1.Task, error) {
+	return d.m.createDiskClone(ctx, req, bus, container)
 }
 
 // vmCluster is manager/vm's view of the manager (vm.Cluster).

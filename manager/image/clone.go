@@ -110,7 +110,7 @@ func cloneDisks(v *acliv1.Vm, what string, running *acliv1.Vm) []storage.Copy {
 			continue
 		}
 		copies = append(copies, storage.Copy{Src: storage.Source{Container: d.Container, Vdisk: src, Size: d.SizeBytes,
-			What: "vDisk " + storage.DiskName(d) + " of " + what, Vm: running}, Container: d.Container, Dst: d.Uuid, Size: d.SizeBytes})
+			What: "vDisk " + vms.DiskName(d) + " of " + what, Vm: running}, Container: d.Container, Dst: d.Uuid, Size: d.SizeBytes})
 	}
 	return copies
 }

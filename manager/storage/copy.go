@@ -136,6 +136,17 @@ func (c *Containers) log() *slog.Logger {
 	return c.Log
 }
 
+// Create makes the empty volume of a disk just recorded; a failure is
+// logged (a missing volume is made, empty, at power-on).
+func (c *Containers) Create(ctx context.Context, d *acliv1.Disk) {
+	if c.Driver == nil || !state.HasData(d) {
+		return
+	}
+	if err := c.Driver.CreateVolume(ctx, cmp.Or(d.Container, state.DefaultContainer), d.Uuid, d.SizeBytes); err != nil {
+		c.log().Warn("creating a new disk's volume", "disk", d.Uuid, "err", err)
+	}
+}
+
 // Remove deletes volumes whose records are gone; a failure leaves unused
 // space, never a record without its data.
 func (c *Containers) Remove(ctx context.Context, disks []*acliv1.Disk) {

@@ -43,6 +43,11 @@ func (d *fakeDriver) CloneFile(ctx context.Context, path, container, dst string,
 	return nil
 }
 
+func (d *fakeDriver) CreateVolume(ctx context.Context, container, id string, size int64) error {
+	d.add("create %s %s %d", container, id, size)
+	return nil
+}
+
 func (d *fakeDriver) DeleteVolume(ctx context.Context, container, id string) error {
 	d.add("delete %s %s", container, id)
 	return nil
@@ -60,7 +65,8 @@ func (d *fakeDriver) Pause(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm
 
 // TestCopierPausesOnceAndCleansUp: copies of one running VM's vDisks pause
 // it once, for all of them; a failed copy removes the copies made before
-// it; a VM that is off is not paused; Remove skips disks without data.
+// it; a VM that is off is not paused; Create and Remove skip disks
+// without data.
 func TestCopierPausesOnceAndCleansUp(t *testing.T) {
 	f := newFixture(t, storage.IscsiConfig{}, 1<<50)
 	d := &fakeDriver{}
@@ -100,7 +106,10 @@ func TestCopierPausesOnceAndCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Remove(bg, []*acliv1.Disk{{Uuid: "o2"}, {Uuid: "cd", Cdrom: true}, {Uuid: "vgd", VolumeGroupUuid: "vg"}})
-	want = []string{"clone ctr o->o2 0 paused=0", "delete default-container o2"}
+	for _, d := range []*acliv1.Disk{{Uuid: "n", SizeBytes: 7}, {Uuid: "cd", Cdrom: true}, {Uuid: "vgd", VolumeGroupUuid: "vg", SizeBytes: 7}} {
+		c.Create(bg, d)
+	}
+	want = []string{"clone ctr o->o2 0 paused=0", "delete default-container o2", "create default-container n 7"}
 	if !slices.Equal(d.log, want) {
 		t.Fatalf("driver calls\n%s\nwant\n%s", strings.Join(d.log, "\n"), strings.Join(want, "\n"))
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
+	"github.com/acli-dev/acli/manager/vm"
 )
 
 // The sources of vDisk copies: a vDisk of a VM, snapshot, image or volume
@@ -31,7 +32,7 @@ func FindVdisk(tx *state.Tx, field, id string) (Source, error) {
 		for _, d := range v.Disks {
 			if d.Uuid == id && state.HasData(d) {
 				s := disk(d)
-				s.What, s.Ref, s.Lock, s.Vm = "vDisk "+DiskName(d)+" of vm "+v.Name, vmRef(v), v.Uuid, v
+				s.What, s.Ref, s.Lock, s.Vm = "vDisk "+vm.DiskName(d)+" of vm "+v.Name, vmRef(v), v.Uuid, v
 				return s, nil
 			}
 		}
@@ -40,7 +41,7 @@ func FindVdisk(tx *state.Tx, field, id string) (Source, error) {
 		for _, d := range sn.Vm.GetDisks() {
 			if d.Uuid == id {
 				s := disk(d)
-				s.What, s.Ref, s.Lock = "vDisk "+DiskName(d)+" of snapshot "+sn.Name,
+				s.What, s.Ref, s.Lock = "vDisk "+vm.DiskName(d)+" of snapshot "+sn.Name,
 					&acliv1.EntityRef{Kind: acliv1.EntityKind_kSnapshot, Uuid: sn.Uuid, Name: sn.Name}, sn.Uuid
 				return s, nil
 			}
@@ -65,9 +66,6 @@ func ImageSource(im *acliv1.Image) Source {
 	return Source{Container: im.Container, Vdisk: im.VmdiskUuid, Size: im.SizeBytes, What: "image " + im.Name,
 		Ref: &acliv1.EntityRef{Kind: acliv1.EntityKind_kImage, Uuid: im.Uuid, Name: im.Name}, Lock: im.Uuid}
 }
-
-// DiskName is a VM disk's address, bus.index.
-func DiskName(d *acliv1.Disk) string { return fmt.Sprintf("%s.%d", d.Bus, d.Index) }
 
 // FileSource resolves clone_from_adsf_file: a vDisk's own path
 // (VmdiskPath) names that vDisk; any other file is asked of the driver.

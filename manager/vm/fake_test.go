@@ -47,9 +47,10 @@ func record(name, on string, mem int64) *acliv1.Vm {
 // driver that records what it is asked. Launched work runs before Launch
 // returns.
 type fake struct {
-	db  *state.DB
-	svc *vm.Service
-	drv *fakeDriver
+	db    *state.DB
+	svc   *vm.Service
+	drv   *fakeDriver
+	disks *fakeDisks
 
 	mu       sync.Mutex
 	tab      *tasks.Table
@@ -67,7 +68,7 @@ type fake struct {
 // h1 and b (2 GiB) off.
 func newFake(t *testing.T) *fake {
 	t.Helper()
-	f := &fake{db: statetest.Open(t), drv: &fakeDriver{}, tab: tasks.NewTable(100), busy: map[string]*tasks.Task{}, arriving: map[string]int{}}
+	f := &fake{db: statetest.Open(t), drv: &fakeDriver{}, disks: &fakeDisks{free: 100 * gib}, tab: tasks.NewTable(100), busy: map[string]*tasks.Task{}, arriving: map[string]int{}}
 	_, err := f.db.Update(bg, func(tx *state.Tx) error {
 		tx.Put(state.ClusterKey, &acliv1.Cluster{Name: "c", RedundancyFactor: 2}, 0)
 		tx.Put(state.HostKey("uuid-h1"), host("h1", "127.48.0.1"), 0)
@@ -79,7 +80,7 @@ func newFake(t *testing.T) *fake {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.svc = vm.New(f, fakeStarter{f}, f.db, f.drv)
+	f.svc = vm.New(f, fakeStarter{f}, f.db, f.drv, f.disks)
 	return f
 }
 

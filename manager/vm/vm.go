@@ -78,13 +78,15 @@ type Service struct {
 	tasks tasks.Starter
 	db    *state.DB
 	drv   driver.Driver
+	disks Disks
 }
 
 // New makes the service: c for the manager, st for the tasks that only
 // commit records (create, update, a power change with nothing to do), db
-// for the committed state, drv to carry out on hosts.
-func New(c Cluster, st tasks.Starter, db *state.DB, drv driver.Driver) *Service {
-	return &Service{c: c, tasks: st, db: db, drv: drv}
+// for the committed state, drv to carry out on hosts, disks for the
+// containers and volumes of VMs' disks.
+func New(c Cluster, st tasks.Starter, db *state.DB, drv driver.Driver, disks Disks) *Service {
+	return &Service{c: c, tasks: st, db: db, drv: drv, disks: disks}
 }
 
 // Ref names a VM in a task.

@@ -25,7 +25,7 @@ type vmDisks struct {
 	m *Manager
 }
 
-func (d vmDisks) Clone(ctx context.Context, req *acliv1.CreateDiskRequest, bus, container string) (*acliv1.Task, error) {
+func (d vmDisks) CloneDisk(ctx context.Context, req *acliv1.CreateDiskRequest, bus, container string) (*acliv1.Task, error) {
 	return d.m.createDiskClone(ctx, req, bus, container)
 }
 

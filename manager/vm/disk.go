@@ -29,9 +29,9 @@ type Disks interface {
 	Create(ctx context.Context, d *acliv1.Disk)
 	// Remove deletes the volumes of disks whose records are gone.
 	Remove(ctx context.Context, disks []*acliv1.Disk)
-	// Clone adds a disk holding a copy of the request's clone_from_*
+	// CloneDisk adds a disk holding a copy of the request's clone_from_*
 	// source, on bus in container (both checked).
-	Clone(ctx context.Context, req *acliv1.CreateDiskRequest, bus, container string) (*acliv1.Task, error)
+	CloneDisk(ctx context.Context, req *acliv1.CreateDiskRequest, bus, container string) (*acliv1.Task, error)
 }
 
 var diskBuses = []string{"scsi", "ide", "sata", "pci"}
@@ -109,7 +109,7 @@ func (s *Service) CreateDisk(ctx context.Context, req *acliv1.CreateDiskRequest)
 	}
 	container := cmp.Or(req.Container, state.DefaultContainer)
 	if clone {
-		return s.disks.Clone(ctx, req, bus, container)
+		return s.disks.CloneDisk(ctx, req, bus, container)
 	}
 	var made *acliv1.Disk
 	task, err := s.Edit(ctx, req.Vm, acliv1.TaskOperation_kVmDiskCreate, func(cur *acliv1.Vm) (*acliv1.Vm, string, error) {

@@ -45,7 +45,7 @@ func (d *fakeDisks) Remove(_ context.Context, disks []*acliv1.Disk) {
 	}
 }
 
-func (d *fakeDisks) Clone(_ context.Context, req *acliv1.CreateDiskRequest, bus, container string) (*acliv1.Task, error) {
+func (d *fakeDisks) CloneDisk(_ context.Context, req *acliv1.CreateDiskRequest, bus, container string) (*acliv1.Task, error) {
 	d.calls = append(d.calls, "clone "+req.CloneFromImage+" "+bus+" "+container)
 	return &acliv1.Task{Status: acliv1.TaskStatus_kSucceeded}, nil
 }

@@ -182,11 +182,8 @@ func (s *Service) EnterMaintenanceMode(ctx context.Context, req *acliv1.EnterMai
 	var plan *scheduler.Plan
 	err = s.M.Locked(func(l Locked) error {
 		var err error
-		if h, _, err = s.findHost(req.Host); err != nil {
+		if h, err = s.freeHost(l, req.Host); err != nil {
 			return err
-		}
-		if o := l.Holder(h.Uuid); o != nil {
-			return apierr.Busy("host", h.Name, o.PB.Uuid, o.PB.Operation.String())
 		}
 		refs := []*acliv1.EntityRef{hostRef(h)}
 		if h.NodeState == acliv1.NodeState_EnteredMaintenanceMode {
@@ -209,13 +206,8 @@ func (s *Service) EnterMaintenanceMode(ctx context.Context, req *acliv1.EnterMai
 	if plan == nil {
 		return s.M.Quick(ctx, t, fmt.Sprintf("host %s is already in maintenance mode", label(h)))
 	}
-	if h.NodeState != acliv1.NodeState_EnteringMaintenanceMode {
-		next, err := s.M.SetHost(ctx, h.Uuid, state.EnterMaintenance)
-		if err != nil {
-			s.M.Forget(t)
-			return nil, err
-		}
-		s.Publish("host", t.PB.Uuid, []*acliv1.EntityRef{hostRef(h)}, "host %s is entering maintenance mode", label(next))
+	if err := s.setHost(ctx, t, h, acliv1.NodeState_EnteringMaintenanceMode, state.EnterMaintenance, "is entering maintenance mode"); err != nil {
+		return nil, err
 	}
 	e := s.evacuation(t, h, action, mode, limit)
 	return s.M.Launch(ctx, t, func(ctx context.Context) (Done, error) {
@@ -351,11 +343,8 @@ func (s *Service) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMaint
 	var plan *scheduler.Plan
 	err := s.M.Locked(func(l Locked) error {
 		var err error
-		if h, _, err = s.findHost(req.Host); err != nil {
+		if h, err = s.freeHost(l, req.Host); err != nil {
 			return err
-		}
-		if o := l.Holder(h.Uuid); o != nil {
-			return apierr.Busy("host", h.Name, o.PB.Uuid, o.PB.Operation.String())
 		}
 		if h.NodeState == acliv1.NodeState_kNodeDown {
 			return apierr.Precondition(HostDown, "host:"+h.Name, "host %s is down; recover it first", label(h))
@@ -394,17 +383,39 @@ func (s *Service) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMaint
 	if plan == nil {
 		return s.M.Quick(ctx, t, fmt.Sprintf("host %s is not in maintenance mode", label(h)))
 	}
-	if h.NodeState != acliv1.NodeState_AcropolisNormal {
-		next, err := s.M.SetHost(ctx, h.Uuid, state.ExitMaintenance)
-		if err != nil {
-			s.M.Forget(t)
-			return nil, err
-		}
-		s.Publish("host", t.PB.Uuid, []*acliv1.EntityRef{hostRef(h)}, "host %s exited maintenance mode", label(next))
+	if err := s.setHost(ctx, t, h, acliv1.NodeState_AcropolisNormal, state.ExitMaintenance, "exited maintenance mode"); err != nil {
+		return nil, err
 	}
 	return s.M.Launch(ctx, t, func(ctx context.Context) (Done, error) {
 		return s.bringBack(ctx, t, h, plan)
 	})
+}
+
+// freeHost resolves ref to a host no task holds.
+func (s *Service) freeHost(l Locked, ref string) (*acliv1.Host, error) {
+	h, _, err := s.findHost(ref)
+	if err != nil {
+		return nil, err
+	}
+	if o := l.Holder(h.Uuid); o != nil {
+		return nil, apierr.Busy("host", h.Name, o.PB.Uuid, o.PB.Operation.String())
+	}
+	return h, nil
+}
+
+// setHost changes h, which task t has begun on, by c unless it is already
+// in state to; a refused move ends t unrecorded.
+func (s *Service) setHost(ctx context.Context, t *tasks.Task, h *acliv1.Host, to acliv1.NodeState, c state.HostChange, what string) error {
+	if h.NodeState == to {
+		return nil
+	}
+	next, err := s.M.SetHost(ctx, h.Uuid, c)
+	if err != nil {
+		s.M.Forget(t)
+		return err
+	}
+	s.Publish("host", t.PB.Uuid, []*acliv1.EntityRef{hostRef(h)}, "host %s %s", label(next), what)
+	return nil
 }
 
 // bringBack carries out a return plan (Return orders it, Bring makes its

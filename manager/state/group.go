@@ -75,7 +75,7 @@ type batch struct {
 	conds   []store.Cond
 	ops     []store.Op
 	undo    []undoRec
-	took    []string // holds its commits took
+	took    []holdOp // holds its commits took
 	holds   []holdOp // its commits' hold ops: let-gos apply once it is durable
 	commits []*commit
 	done    chan struct{}

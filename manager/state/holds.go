@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -23,20 +24,37 @@ const RuleChanged = "CHANGED"
 // task. A transaction that only takes or lets go of holds is applied at
 // once.
 //
+// A task may instead hold an entity for reading (the key Read(id)): a
+// clone copying a source vDisk, image or snapshot. Any number of tasks
+// read an entity at once, while none changes it: a take of id is refused
+// while another task reads it, and a read while another task holds it.
+//
 // They have a lock of their own, so a reader may ask for one inside a View
 // (and TakeNow) without taking DB.mu again.
 type holdTable struct {
 	mu sync.Mutex
-	m  map[string]string // entity -> the task holding it
+	m  map[string]string   // entity -> the task holding it
+	r  map[string][]string // entity -> the tasks reading it, first first
 }
+
+// readPrefix marks a hold key that reads its entity.
+const readPrefix = "read:"
+
+// Read is the key by which a task holds id for reading, among the keys
+// Take, LetGo, TakeNow and LetGoNow take (and a task's locks).
+func Read(id string) string { return readPrefix + id }
+
+// ReadOf is the entity a Read key names, and whether key is one.
+func ReadOf(key string) (id string, ok bool) { return strings.CutPrefix(key, readPrefix) }
 
 type holdOp struct {
 	task, id string
 	take     bool
 }
 
-// Take takes ids for task in this transaction; an id another task holds
-// refuses the commit (RuleBusy). Taking an id the task holds is a no-op.
+// Take takes ids for task in this transaction; an id another task holds,
+// or reads, refuses the commit (RuleBusy), as does a Read(id) of an id
+// another task holds. Taking an id the task holds is a no-op.
 func (tx *Tx) Take(task string, ids ...string) {
 	tx.holdOps(task, true, ids)
 }
@@ -162,22 +180,28 @@ func (tx *Tx) Holder(id string) string {
 	return h
 }
 
-// Holder is the task holding id ("" if none).
+// Holder is the task holding id ("" if none); readers are not holders.
 func (db *DB) Holder(id string) string { return db.holds.get(id) }
 
-// TakeNow takes ids for task outside a transaction, all or none: it
-// returns the task holding one of them, else "". It waits for no commit.
-func (db *DB) TakeNow(task string, ids ...string) (heldBy string) {
+// Readers are the tasks reading id, the first to read it first.
+func (db *DB) Readers(id string) []string {
 	h := &db.holds
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, id := range ids {
-		if o := h.m[id]; o != "" && o != task {
-			return o
-		}
+	return slices.Clone(h.r[id])
+}
+
+// TakeNow takes ids for task outside a transaction, all or none: it
+// returns the task holding (or reading, or holding a Read's entity) one of
+// them, else "". It waits for no commit.
+func (db *DB) TakeNow(task string, ids ...string) (heldBy string) {
+	ops := make([]holdOp, len(ids))
+	for i, id := range ids {
+		ops[i] = holdOp{task: task, id: id, take: true}
 	}
-	for _, id := range ids {
-		h.m[id] = task
+	vs, _ := db.holds.take(ops)
+	if len(vs) > 0 {
+		return vs[0].Holder
 	}
 	return ""
 }
@@ -188,7 +212,8 @@ func (db *DB) LetGoNow(task string, ids ...string) {
 	db.holds.letGo(task, ids)
 }
 
-// HeldBy are the ids task holds, sorted.
+// HeldBy are the ids task holds, and the Read keys of those it reads,
+// sorted.
 func (db *DB) HeldBy(task string) []string {
 	h := &db.holds
 	h.mu.Lock()
@@ -197,6 +222,11 @@ func (db *DB) HeldBy(task string) []string {
 	for id, t := range h.m {
 		if t == task {
 			out = append(out, id)
+		}
+	}
+	for id, rs := range h.r {
+		if slices.Contains(rs, task) {
+			out = append(out, Read(id))
 		}
 	}
 	slices.Sort(out)
@@ -210,36 +240,70 @@ func (h *holdTable) get(id string) string {
 }
 
 // take applies the takes of ops, all or none: an id another task holds
-// refuses them (RuleBusy). It returns the ids it took, for an undo.
-func (h *holdTable) take(ops []holdOp) (vs []Violation, took []string) {
+// or reads, or a Read of an id another task holds, refuses them
+// (RuleBusy, naming the entity and the first such task). It returns the
+// takes it made, for an undo.
+func (h *holdTable) take(ops []holdOp) (vs []Violation, took []holdOp) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	taken := map[string]string{}
+	taken := map[string]string{}  // this call's holds
+	read := map[string][]string{} // and reads
 	for _, op := range ops {
 		if !op.take {
 			continue
 		}
-		o := h.m[op.id]
-		if o == "" {
-			o = taken[op.id]
+		id, reads := ReadOf(op.id)
+		o := cmp.Or(h.m[id], taken[id])
+		if o == op.task {
+			o = ""
 		}
-		if o != "" && o != op.task {
-			vs = append(vs, Violation{Rule: RuleBusy, Subject: op.id, Holder: o,
-				Description: fmt.Sprintf("%s is busy with task %s", op.id, o)})
+		if !reads && o == "" {
+			o = other(op.task, h.r[id], read[id])
+		}
+		if o != "" {
+			vs = append(vs, Violation{Rule: RuleBusy, Subject: id, Holder: o,
+				Description: fmt.Sprintf("%s is busy with task %s", id, o)})
 			continue
 		}
-		taken[op.id] = op.task
+		if reads {
+			read[id] = append(read[id], op.task)
+		} else {
+			taken[id] = op.task
+		}
 	}
 	if len(vs) > 0 {
 		return vs, nil
 	}
 	for _, op := range ops {
-		if op.take && h.m[op.id] == "" {
-			h.m[op.id] = op.task
-			took = append(took, op.id)
+		if !op.take {
+			continue
+		}
+		if id, reads := ReadOf(op.id); reads {
+			if !slices.Contains(h.r[id], op.task) {
+				if h.r == nil {
+					h.r = map[string][]string{}
+				}
+				h.r[id] = append(h.r[id], op.task)
+				took = append(took, op)
+			}
+		} else if h.m[id] == "" {
+			h.m[id] = op.task
+			took = append(took, op)
 		}
 	}
 	return nil, took
+}
+
+// other is the first task of the lists that is not task ("" if none).
+func other(task string, lists ...[]string) string {
+	for _, l := range lists {
+		for _, t := range l {
+			if t != task {
+				return t
+			}
+		}
+	}
+	return ""
 }
 
 // letGoOps applies the let-gos of ops.
@@ -247,8 +311,8 @@ func (h *holdTable) letGoOps(ops []holdOp) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, op := range ops {
-		if !op.take && h.m[op.id] == op.task {
-			delete(h.m, op.id)
+		if !op.take {
+			h.letGoLocked(op.task, op.id)
 		}
 	}
 }
@@ -257,17 +321,32 @@ func (h *holdTable) letGo(task string, ids []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, id := range ids {
+		h.letGoLocked(task, id)
+	}
+}
+
+// letGoLocked ends task's hold of key (a Read's: its read), if it has it.
+func (h *holdTable) letGoLocked(task, key string) {
+	id, reads := ReadOf(key)
+	if !reads {
 		if h.m[id] == task {
 			delete(h.m, id)
 		}
+		return
+	}
+	rs := slices.DeleteFunc(h.r[id], func(t string) bool { return t == task })
+	if len(rs) == 0 {
+		delete(h.r, id)
+	} else {
+		h.r[id] = rs
 	}
 }
 
 // untake undoes take.
-func (h *holdTable) untake(took []string) {
+func (h *holdTable) untake(took []holdOp) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, id := range took {
-		delete(h.m, id)
+	for _, op := range took {
+		h.letGoLocked(op.task, op.id)
 	}
 }

@@ -3,6 +3,7 @@ package state_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -245,5 +246,119 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// Read holds: any number of tasks read an entity at once (a clone's
+// source), none changes it while they do, and none reads it while one
+// changes it; each is let go with its task's end, and one whose start is
+// refused is never taken.
+func TestReadHolds(t *testing.T) {
+	bg := context.Background()
+	db := newDB(t)
+	take := func(task string, keys ...string) error {
+		_, err := db.Update(bg, func(tx *state.Tx) error { tx.Take(task, keys...); return nil })
+		return err
+	}
+	busy := func(err error, id, holder string) {
+		t.Helper()
+		if gotID, gotHolder, ok := state.Busy(err); !ok || gotID != id || gotHolder != holder {
+			t.Fatalf("got %v, want %s busy with %s", err, id, holder)
+		}
+	}
+	// Two readers at once.
+	if err := take("r1", state.Read("uuid-a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := take("r2", state.Read("uuid-a")); err != nil {
+		t.Fatalf("a second reader: %v", err)
+	}
+	if got := db.Readers("uuid-a"); !slices.Equal(got, []string{"r1", "r2"}) {
+		t.Fatalf("readers %v, want [r1 r2]", got)
+	}
+	if h := db.Holder("uuid-a"); h != "" {
+		t.Fatalf("a reader is the holder %q", h)
+	}
+	// A writer is refused while they read, in a commit and outside one,
+	// and its whole start with it (nothing of it is taken).
+	_, err := db.Update(bg, func(tx *state.Tx) error {
+		put(tx, vm("c", "", gib))
+		tx.Take("w", "uuid-c", "uuid-a")
+		return nil
+	})
+	busy(err, "uuid-a", "r1")
+	if h := db.Holder("uuid-c"); h != "" {
+		t.Fatalf("the refused start left c held by %q", h)
+	}
+	if h := db.TakeNow("w", "uuid-a"); h != "r1" {
+		t.Fatalf("TakeNow while read: held by %q, want r1", h)
+	}
+	// A reader may change what it reads itself only once alone.
+	busy(take("r1", "uuid-a"), "uuid-a", "r2")
+	// The first reader's end lets go of its read: the second still refuses
+	// the writer.
+	if _, err := db.Update(bg, func(tx *state.Tx) error {
+		put(tx, vm("d", "", gib))
+		tx.LetGo("r1", state.Read("uuid-a"))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	busy(take("w", "uuid-a"), "uuid-a", "r2")
+	db.LetGoNow("r2", state.Read("uuid-a"))
+	if got := db.Readers("uuid-a"); len(got) != 0 {
+		t.Fatalf("readers %v after both ended", got)
+	}
+	// Written: a reader is refused, and its refused start reads nothing.
+	if err := take("w", "uuid-a"); err != nil {
+		t.Fatalf("the writer once no one reads: %v", err)
+	}
+	_, err = db.Update(bg, func(tx *state.Tx) error {
+		tx.Take("r3", "uuid-b", state.Read("uuid-b2"), state.Read("uuid-a"))
+		return nil
+	})
+	busy(err, "uuid-a", "w")
+	if got := db.HeldBy("r3"); len(got) != 0 {
+		t.Fatalf("the refused reader holds %v", got)
+	}
+	if h := db.TakeNow("r3", state.Read("uuid-a")); h != "w" {
+		t.Fatalf("TakeNow of a read while written: held by %q, want w", h)
+	}
+	// The writer may read what it holds.
+	if err := take("w", state.Read("uuid-a")); err != nil {
+		t.Fatalf("the holder reading: %v", err)
+	}
+	if got := db.HeldBy("w"); !slices.Equal(got, []string{state.Read("uuid-a"), "uuid-a"}) {
+		t.Fatalf("w holds %v", got)
+	}
+}
+
+// A start whose commit fails in the store reads nothing after; an end
+// that fails leaves the task reading.
+func TestReadHoldsOfAFailedTransactionAreUndone(t *testing.T) {
+	db, g, _ := gatedDB(t)
+	start := updateAsync(db, func(tx *state.Tx) { put(tx, vm("c", "", gib)); tx.Take("r1", state.Read("uuid-a")) })
+	waitVisible(t, db, "uuid-c")
+	if got := db.Readers("uuid-a"); !slices.Equal(got, []string{"r1"}) {
+		t.Fatalf("readers %v while the start is in flight, want [r1]", got)
+	}
+	g.gate <- errors.New("boom")
+	if r := <-start; r.err == nil {
+		t.Fatal("the start succeeded")
+	}
+	if got := db.Readers("uuid-a"); len(got) != 0 {
+		t.Fatalf("readers %v after the start failed", got)
+	}
+	if h := db.TakeNow("r1", state.Read("uuid-a")); h != "" {
+		t.Fatal(h)
+	}
+	end := updateAsync(db, func(tx *state.Tx) { put(tx, vm("e", "", gib)); tx.LetGo("r1", state.Read("uuid-a")) })
+	waitVisible(t, db, "uuid-e")
+	g.gate <- errors.New("boom")
+	if r := <-end; r.err == nil {
+		t.Fatal("the end succeeded")
+	}
+	if got := db.Readers("uuid-a"); !slices.Equal(got, []string{"r1"}) {
+		t.Fatalf("readers %v after the end failed, want [r1]", got)
 	}
 }

@@ -23,8 +23,17 @@ type featureTask struct {
 func (f featureTasks) Begin(ctx context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) (tasks.Quick, error) {
 	m := f.m
 	m.mu.Lock()
+	var holds, reads []string
 	for _, l := range locks {
-		if t := m.heldLocked(l); t != nil {
+		var t *taskRec
+		if id, ok := state.ReadOf(l); ok {
+			l, t = id, m.busyLocked(id) // readers share it
+			reads = append(reads, id)
+		} else {
+			t = m.heldLocked(l)
+			holds = append(holds, l)
+		}
+		if t != nil {
 			name := refs[0].Name
 			if i := slices.IndexFunc(refs, func(r *acliv1.EntityRef) bool { return r.Uuid == l }); i > 0 {
 				kind, name = tasks.Noun(refs[i].Kind), refs[i].Name
@@ -33,7 +42,8 @@ func (f featureTasks) Begin(ctx context.Context, kind string, op acliv1.TaskOper
 			return nil, apierr.Busy(kind, name, t.PB.Uuid, t.PB.Operation.String())
 		}
 	}
-	t := m.newTaskLocked(op, refs, locks...)
+	t := m.newTaskLocked(op, refs, holds...)
+	m.readLocked(t, reads...)
 	m.startedByLocked(ctx, t)
 	m.mu.Unlock()
 	ft := &featureTask{m: m, t: t}

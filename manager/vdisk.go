@@ -2,13 +2,13 @@ package manager
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"time"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
+	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/storage"
 )
 
@@ -16,18 +16,13 @@ import (
 // copy is a volume of its own (manager/storage/volume: a sparse copy of the
 // data extents), so deleting a source never strands a copy.
 
-// storageState is guarded by Manager.mu.
+// storageState is what the manager keeps of storage.
 type storageState struct {
-	// readers are the running tasks copying from an entity (a VM, image,
-	// snapshot or volume group): it cannot change or go while they read,
-	// and any number of them may read at once.
-	readers map[string][]*taskRec
 	// containers hold the volumes (manager/storage).
 	containers *storage.Containers
 }
 
 func (m *Manager) initStorage() {
-	m.stor.readers = map[string][]*taskRec{}
 	m.stor.containers = &storage.Containers{DB: m.db, Driver: m.storageDriver(), DriverName: m.drv.Name(), Log: m.log}
 	m.stor.containers.Pauser, _ = m.drv.(driver.Pauser)
 	m.stor.containers.Changing = func(id string) *acliv1.Task {
@@ -41,36 +36,40 @@ func (m *Manager) initStorage() {
 }
 
 // heldLocked is the task holding an entity: the one changing it, else the
-// first one copying from it.
+// first one reading it (state.Read).
 func (m *Manager) heldLocked(id string) *taskRec {
 	if t := m.busyLocked(id); t != nil {
 		return t
 	}
-	if rs := m.stor.readers[id]; len(rs) > 0 {
-		return rs[0]
+	for _, r := range m.db.Readers(id) {
+		if t := m.taskTab.Get(r); t != nil {
+			return t
+		}
 	}
 	return nil
 }
 
-// readLocked marks ids as read by t until it ends.
+// readLocked makes t read ids (state.Read) from its start commit until it
+// ends, with the entities it holds.
 func (m *Manager) readLocked(t *taskRec, ids ...string) {
-	for _, id := range ids {
-		m.stor.readers[id] = append(m.stor.readers[id], t)
+	if len(ids) == 0 {
+		return
 	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = state.Read(id)
+	}
+	t.Locks = append(t.Locks, keys...)
 	prev := t.Release
 	t.Release = func() {
 		if prev != nil {
 			prev()
 		}
+		// A task forgotten after its start lets go here.
+		m.db.LetGoNow(t.PB.Uuid, keys...)
 		for _, id := range ids {
 			// A report read while a copy paused the VM is older news.
 			m.settleLocked(id, time.Now())
-			rs := slices.DeleteFunc(m.stor.readers[id], func(r *taskRec) bool { return r == t })
-			if len(rs) == 0 {
-				delete(m.stor.readers, id)
-			} else {
-				m.stor.readers[id] = rs
-			}
 		}
 	}
 }

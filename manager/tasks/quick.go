@@ -13,9 +13,11 @@ import (
 // table and busy locks.
 type Starter interface {
 	// Begin starts a task op on refs holding locks (entity UUIDs and
-	// claims such as "mac:<mac>"). When another task holds one it fails
-	// with the busy error naming the ref with that UUID, else kind and
-	// refs[0].
+	// claims such as "mac:<mac>"), and reading the entities of the
+	// state.Read(id) among them (a copy's source: any number of tasks
+	// read one at once, none changes it meanwhile). When another task
+	// holds one, or reads one it would hold, it fails with the busy error
+	// naming the ref with that UUID, else kind and refs[0].
 	Begin(ctx context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) (Quick, error)
 }
 

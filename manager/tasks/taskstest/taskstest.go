@@ -1,6 +1,7 @@
 // Package taskstest is a tasks.Starter for the unit tests of feature
-// packages: a lock table like the manager's busy table, commits through a
-// state.DB, and a log of how each task ended.
+// packages: a task's locks are held in the state.DB's busy table (reads
+// too, state.Read) as the manager's start commit takes them, commits go
+// through it, and a log says how each task ended.
 package taskstest
 
 import (
@@ -23,7 +24,7 @@ type Starter struct {
 	FailNext error
 
 	mu    sync.Mutex
-	held  map[string]*task
+	live  map[string]*task
 	n     int
 	ended []string
 }
@@ -36,36 +37,39 @@ type task struct {
 }
 
 // New is a Starter over db.
-func New(db *state.DB) *Starter { return &Starter{DB: db, held: map[string]*task{}} }
+func New(db *state.DB) *Starter { return &Starter{DB: db, live: map[string]*task{}} }
 
-func (s *Starter) Begin(_ context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) (tasks.Quick, error) {
+func (s *Starter) Begin(ctx context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) (tasks.Quick, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, l := range locks {
-		if o := s.held[l]; o != nil {
-			name := refs[0].Name
-			if i := slices.IndexFunc(refs, func(r *acliv1.EntityRef) bool { return r.Uuid == l }); i > 0 {
-				kind, name = tasks.Noun(refs[i].Kind), refs[i].Name
-			}
-			return nil, apierr.Busy(kind, name, o.id, o.op.String())
-		}
-	}
 	s.n++
-	t := &task{s: s, id: fmt.Sprintf("task-%d", s.n), op: op}
-	for _, l := range locks {
-		s.held[l] = t
-		t.locks = append(t.locks, l)
+	t := &task{s: s, id: fmt.Sprintf("task-%d", s.n), op: op, locks: slices.Clone(locks)}
+	_, err := s.DB.Update(ctx, func(tx *state.Tx) error { tx.Take(t.id, locks...); return nil })
+	if id, holder, busy := state.Busy(err); busy {
+		name := refs[0].Name
+		if i := slices.IndexFunc(refs, func(r *acliv1.EntityRef) bool { return r.Uuid == id }); i > 0 {
+			kind, name = tasks.Noun(refs[i].Kind), refs[i].Name
+		}
+		op := ""
+		if o := s.live[holder]; o != nil {
+			op = o.op.String()
+		}
+		return nil, apierr.Busy(kind, name, holder, op)
 	}
+	if err != nil {
+		return nil, err
+	}
+	s.live[t.id] = t
 	return t, nil
 }
 
-// Held are the locks tasks hold now.
+// Held are the locks tasks hold now (state.Read keys for their reads).
 func (s *Starter) Held() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
-	for l := range s.held {
-		out = append(out, l)
+	for id := range s.live {
+		out = append(out, s.DB.HeldBy(id)...)
 	}
 	return out
 }
@@ -81,10 +85,9 @@ func (s *Starter) Ended() []string {
 func (t *task) Hold(lock string) (string, bool) {
 	t.s.mu.Lock()
 	defer t.s.mu.Unlock()
-	if o := t.s.held[lock]; o != nil && o != t {
-		return o.id, false
+	if o := t.s.DB.TakeNow(t.id, lock); o != "" {
+		return o, false
 	}
-	t.s.held[lock] = t
 	t.locks = append(t.locks, lock)
 	return "", true
 }
@@ -92,11 +95,8 @@ func (t *task) Hold(lock string) (string, bool) {
 func (t *task) end(what string) {
 	t.s.mu.Lock()
 	defer t.s.mu.Unlock()
-	for _, l := range t.locks {
-		if t.s.held[l] == t {
-			delete(t.s.held, l)
-		}
-	}
+	t.s.DB.LetGoNow(t.id, t.locks...)
+	delete(t.s.live, t.id)
 	t.s.ended = append(t.s.ended, t.op.String()+": "+what)
 }
 

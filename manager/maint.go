@@ -10,6 +10,7 @@ import (
 	"github.com/acli-dev/acli/manager/maintenance"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/tasks"
 )
 
 // Host and CVM maintenance are manager/maintenance's (maintenance.Service).
@@ -88,8 +89,42 @@ func (c *maintManager) Log(t *taskRec, line string) { c.m.addMessage(t, -1, "%s"
 
 func (c *maintManager) MaxMigrations() int { return c.m.ops.maxMigrations }
 
-// lockedView is the view a caller holding Manager.mu hands to maintenance.
-func (c *maintManager) lockedView() maintenance.Locked { return maintLocked{c} }
+func (c *maintManager) Interrupted() []*taskRec {
+	m := c.m
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var left []*taskRec
+	for _, pb := range m.taskTab.Newest(m.taskRetention, func(pb *acliv1.Task) bool { return !tasks.Finished(pb.Status) && maintenance.Resumable(pb) }) {
+		if t := m.taskTab.Get(pb.Uuid); t != nil {
+			left = append(left, t)
+		}
+	}
+	return left
+}
+
+func (c *maintManager) CarryOn(t *taskRec, w func(ctx context.Context) (maintenance.Done, error)) {
+	m := c.m
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		return
+	}
+	m.wg.Add(1)
+	wctx, stop := context.WithCancelCause(m.ctx)
+	if t.PB.Cancellable {
+		t.Stop = stop
+	}
+	m.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		d, err := w(wctx)
+		err = tasks.CancelledResult(wctx, err)
+		stop(nil)
+		if _, cerr := m.complete(m.ctx, t, doneOutcome(d), err); cerr != nil {
+			m.log.Error("recording task result", "task", t.PB.Uuid, "err", cerr)
+		}
+	}()
+}
 
 func (l maintLocked) Holder(id string) *taskRec { return l.m.heldLocked(id) }
 
@@ -104,8 +139,9 @@ func (l maintLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, lo
 	return t
 }
 
-func (l maintLocked) Adopt(t *taskRec) {
+func (l maintLocked) Adopt(t *taskRec, locks ...string) {
 	m, hs := l.m, &holds{}
+	t.Locks = append(t.Locks, locks...)
 	l.holds[t] = hs
 	t.Release = func() { hs.releaseAllLocked(); m.dropTargetsLocked(t); delete(l.holds, t) }
 }
@@ -148,6 +184,7 @@ func (m *Manager) maintenanceService() *maintenance.Service {
 			m.publish(typ, "info", task, refs, format, args...)
 		},
 		CvmChanged: m.cvmStateChanged,
+		Log:        m.log,
 	}
 }
 

@@ -274,7 +274,7 @@ func New(cfg Config) (*Manager, error) {
 	go m.flushEvents()
 	m.startOps()
 	m.startVgs()
-	m.resumeTasks()
+	m.maint.ResumeInterrupted(m.ctx)
 	m.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	return m, nil
 }

@@ -50,6 +50,12 @@ type Manager interface {
 	Log(t *tasks.Task, line string)
 	// MaxMigrations bounds the migrations of one host at once.
 	MaxMigrations() int
+	// Interrupted are the evacuations a previous leader left running
+	// (Resumable), oldest first.
+	Interrupted() []*tasks.Task
+	// CarryOn runs w in the background as the rest of t, a task already
+	// persisted, and records its end.
+	CarryOn(t *tasks.Task, w func(ctx context.Context) (Done, error))
 }
 
 // Reader is what may be read under the manager's lock.
@@ -68,8 +74,9 @@ type Locked interface {
 	// Begin starts a task of op naming refs and holding the locks.
 	Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *tasks.Task
 	// Adopt makes t, a task a previous leader left running, this
-	// manager's: its reservations end with it.
-	Adopt(t *tasks.Task)
+	// manager's: it holds locks (which a commit took for it), and they and
+	// its reservations end with it.
+	Adopt(t *tasks.Task, locks ...string)
 	// Reserve holds, for t, the target memory of each of plan's moves and
 	// restarts until the VM lands there or t lets it go or ends; t becomes
 	// a target of the hosts it migrates VMs to.
@@ -220,15 +227,73 @@ func (s *Service) EnterMaintenanceMode(ctx context.Context, req *acliv1.EnterMai
 	})
 }
 
-// Resume carries on t, host h's evacuation that a previous leader left
-// running, with plan (what is still on the host, planned under l, the
-// manager's lock): l adopts t and reserves plan; the returned run is the
-// rest of the evacuation.
-func (s *Service) Resume(l Locked, t *tasks.Task, h *acliv1.Host, plan *scheduler.Plan) func(context.Context) (Done, error) {
-	l.Adopt(t)
-	l.Reserve(t, plan)
-	e := s.evacuation(t, h, scheduler.Block, acliv1.MaintenanceMode_kMaintenanceLive, s.M.MaxMigrations())
-	return func(ctx context.Context) (Done, error) { return e.run(ctx, plan) }
+// ResumeInterrupted carries on the evacuations a previous leader left
+// running (Resume); one that cannot go on ends with its reason.
+func (s *Service) ResumeInterrupted(ctx context.Context) {
+	for _, t := range s.M.Interrupted() {
+		run, why := s.Resume(ctx, t)
+		if s.Log != nil {
+			s.Log.Warn("resuming a task the previous leader left running", "task", t.PB.Uuid, "op", t.PB.Operation.String(), "err", why)
+		}
+		s.M.CarryOn(t, func(ctx context.Context) (Done, error) {
+			if why != nil {
+				return Done{}, why
+			}
+			return run(ctx)
+		})
+	}
+}
+
+// Resume carries on t, a host's evacuation a previous leader left running
+// (Resumable), under the same task so a client waiting on it sees it end.
+// Under the manager's lock, a commit takes the host for t if it still
+// enters maintenance and no other task holds it (ResumeRefusal); what is
+// still there is planned again and the plan reserved. The commits check
+// the rules as on the first run. It returns the rest of the evacuation, or
+// why it stops there.
+func (s *Service) Resume(ctx context.Context, t *tasks.Task) (run func(context.Context) (Done, error), err error) {
+	ref := t.PB.Entities[0]
+	err = s.M.Locked(func(l Locked) error {
+		h, err := s.takeEntering(ctx, t, ref)
+		if err != nil {
+			return err
+		}
+		l.Adopt(t, h.Uuid)
+		plan, err := Plan(l.Snapshot(), h.Uuid, scheduler.Block, acliv1.MaintenanceMode_kMaintenanceLive)
+		if err != nil {
+			return fmt.Errorf("planning the rest of the evacuation: %w", err)
+		}
+		l.Reserve(t, plan)
+		e := s.evacuation(t, h, scheduler.Block, acliv1.MaintenanceMode_kMaintenanceLive, s.M.MaxMigrations())
+		run = func(ctx context.Context) (Done, error) {
+			s.M.Log(t, fmt.Sprintf("resumed by a new leader: %d VM(s) still on %s planned again", len(plan.Steps), label(h)))
+			return e.run(ctx, plan)
+		}
+		return nil
+	})
+	return run, err
+}
+
+// takeEntering takes host ref for t in a commit of its own, which refuses
+// it (ResumeRefusal) when the host is gone, no longer entering maintenance
+// or held by another task.
+func (s *Service) takeEntering(ctx context.Context, t *tasks.Task, ref *acliv1.EntityRef) (h *acliv1.Host, err error) {
+	_, err = s.DB.Update(ctx, func(tx *state.Tx) error {
+		h = tx.Host(ref.Uuid)
+		busy := tx.Holder(ref.Uuid)
+		if busy == t.PB.Uuid {
+			busy = ""
+		}
+		if err := ResumeRefusal(ref.Name, h, busy); err != nil {
+			return err
+		}
+		tx.Take(t.PB.Uuid, h.Uuid)
+		return nil
+	})
+	if _, holder, ok := state.Busy(err); ok {
+		return nil, ResumeRefusal(ref.Name, h, holder)
+	}
+	return h, err
 }
 
 // hostEvacuation is one run of a host's evacuation: an Enter whose steps

@@ -2,6 +2,7 @@ package maintenance
 
 import (
 	"context"
+	"log/slog"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
@@ -22,6 +23,8 @@ type Service struct {
 	// CvmChanged is told of a committed change of a host's CVM state
 	// (iSCSI sessions follow the CVMs that serve).
 	CvmChanged func(prev, next *acliv1.Host)
+	// Log is told of the evacuations carried on after a leader change.
+	Log *slog.Logger
 }
 
 // findHost is the committed host ref names.

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/maintenance"
@@ -34,6 +35,7 @@ type fakeManager struct {
 	held     map[string]*tasks.Task
 	targets  map[string][]*tasks.Task
 	reserved map[string]string // VM -> host its memory is reserved on
+	left     []*tasks.Task     // what a previous leader left running
 	log      []string
 	ended    []string
 	running  sync.WaitGroup
@@ -98,7 +100,11 @@ func (l fakeLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, loc
 	return t
 }
 
-func (l fakeLocked) Adopt(t *tasks.Task) {
+func (l fakeLocked) Adopt(t *tasks.Task, locks ...string) {
+	for _, id := range locks {
+		l.held[id] = t
+	}
+	t.Locks = append(t.Locks, locks...)
 	t.Release = func() {
 		for _, vm := range slices.Sorted(maps.Keys(l.reserved)) {
 			l.log = append(l.log, fmt.Sprintf("released %s on %s", vm, l.reserved[vm]))
@@ -125,8 +131,12 @@ func (l fakeLocked) Reserve(t *tasks.Task, plan *scheduler.Plan) {
 	}
 }
 
-// end ends t as the task engine does: its locks and reservations go.
+// end ends t as the task engine does: its locks (and the DB's holds) and
+// reservations go.
 func (f *fakeManager) end(t *tasks.Task, how string) {
+	if _, err := f.db.Update(context.Background(), func(tx *state.Tx) error { tx.LetGo(t.PB.Uuid, t.Locks...); return nil }); err != nil {
+		panic(err)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, id := range t.Locks {
@@ -134,7 +144,9 @@ func (f *fakeManager) end(t *tasks.Task, how string) {
 			delete(f.held, id)
 		}
 	}
-	t.Release()
+	if t.Release != nil {
+		t.Release()
+	}
 	f.ended = append(f.ended, t.PB.Operation.String()+": "+how)
 }
 
@@ -173,6 +185,14 @@ func (f *fakeManager) Launch(ctx context.Context, t *tasks.Task, w func(ctx cont
 		f.end(t, d.Message)
 	}()
 	return t.PB, nil
+}
+
+func (f *fakeManager) Interrupted() []*tasks.Task { return f.left }
+
+func (f *fakeManager) CarryOn(t *tasks.Task, w func(ctx context.Context) (maintenance.Done, error)) {
+	if _, err := f.Launch(context.Background(), t, w); err != nil {
+		panic(err)
+	}
 }
 
 func (f *fakeManager) Quick(_ context.Context, t *tasks.Task, message string) (*acliv1.Task, error) {
@@ -416,5 +436,123 @@ func TestServiceEnterAndExitMaintenance(t *testing.T) {
 	}
 	if got := strings.Join(told, "\n"); got != strings.Join(want, "\n") {
 		t.Fatalf("told:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+// setHostState commits h's node state as a previous leader left it.
+func setHostState(t *testing.T, s *maintenance.Service, id string, st acliv1.NodeState) {
+	t.Helper()
+	_, err := s.DB.Update(context.Background(), func(tx *state.Tx) error {
+		h := proto.Clone(tx.Host(id)).(*acliv1.Host)
+		h.NodeState, h.Schedulable, h.MaintenanceRequested = st, st == acliv1.NodeState_AcropolisNormal, st != acliv1.NodeState_AcropolisNormal
+		tx.Put(state.HostKey(id), h, tx.Rev(state.HostKey(id)))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// holds commits task's takes (take) or let-gos of ids.
+func holds(t *testing.T, s *maintenance.Service, task string, take bool, ids ...string) {
+	t.Helper()
+	_, err := s.DB.Update(context.Background(), func(tx *state.Tx) error {
+		if take {
+			tx.Take(task, ids...)
+		} else {
+			tx.LetGo(task, ids...)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An evacuation a previous leader left running is carried on under its
+// task: a commit takes the host for it again, what is still there is
+// planned and reserved again, and the run ends it in maintenance. One
+// whose host is gone, left maintenance or is held by another task stops,
+// holding and reserving nothing, and ends with its reason.
+func TestServiceResumesAnEvacuation(t *testing.T) {
+	s, _, f := newService(t, fakeVM("a", "h1"), fakeVM("b", "h1"), fakeVM("c", "h2"))
+	ctx := context.Background()
+	setHostState(t, s, "uuid-h1", acliv1.NodeState_EnteringMaintenanceMode)
+	left := func(uuid string) *tasks.Task {
+		return &tasks.Task{PB: &acliv1.Task{Uuid: uuid, Operation: acliv1.TaskOperation_kHostEnterMaintenanceMode,
+			Entities: []*acliv1.EntityRef{{Kind: acliv1.EntityKind_kHost, Uuid: "uuid-h1", Name: "h1"}}}}
+	}
+
+	holds(t, s, "other", true, "uuid-h1")
+	_, err := s.Resume(ctx, left("left"))
+	wantCode(t, err, codes.Aborted, "host h1 (127.42.0.1) is busy with task other; the evacuation stops there")
+	holds(t, s, "other", false, "uuid-h1")
+	setHostState(t, s, "uuid-h1", acliv1.NodeState_AcropolisNormal)
+	_, err = s.Resume(ctx, left("left"))
+	wantCode(t, err, codes.FailedPrecondition, "host h1 (127.42.0.1) is AcropolisNormal, no longer entering maintenance mode")
+	gone := left("left")
+	gone.PB.Entities[0].Uuid = "uuid-h9"
+	_, err = s.Resume(ctx, gone)
+	wantCode(t, err, codes.NotFound, "host h1 is gone; the evacuation cannot go on")
+	if len(f.held) != 0 || len(f.reserved) != 0 || len(f.log) != 0 || s.DB.Holder("uuid-h1") != "" {
+		t.Fatalf("refused resumes left held %v (DB: %q), reserved %v, log %v", f.held, s.DB.Holder("uuid-h1"), f.reserved, f.log)
+	}
+
+	setHostState(t, s, "uuid-h1", acliv1.NodeState_EnteringMaintenanceMode)
+	task := left("left")
+	run, err := s.Resume(ctx, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.held["uuid-h1"] != task || s.DB.Holder("uuid-h1") != "left" || len(f.reserved) != 2 {
+		t.Fatalf("resumed task: held %v (DB: %q), reserved %v", f.held, s.DB.Holder("uuid-h1"), f.reserved)
+	}
+	// The host is the resumed task's: another resume of it is refused.
+	_, err = s.Resume(ctx, left("again"))
+	wantCode(t, err, codes.Aborted, "host h1 (127.42.0.1) is busy with task left")
+	d, err := run(ctx)
+	if err != nil || d.Message != "host h1 (127.42.0.1) entered maintenance mode: 2 VM(s) migrated, 0 shut down" {
+		t.Fatalf("run: %v %v", d, err)
+	}
+	if f.log[2] != "log: resumed by a new leader: 2 VM(s) still on h1 (127.42.0.1) planned again" {
+		t.Fatalf("log %q", f.log)
+	}
+	for _, id := range []string{"a", "b"} {
+		if v := f.steps.Vm(id); v.HostUuid == "uuid-h1" {
+			t.Fatalf("vm %s after the resumed evacuation: %v", id, v)
+		}
+	}
+	f.end(task, "done")
+	if s.DB.Holder("uuid-h1") != "" {
+		t.Fatalf("host still held by %q after the task", s.DB.Holder("uuid-h1"))
+	}
+}
+
+// The evacuations left running are carried on (CarryOn) and end as their
+// runs do: one that cannot go on ends with its reason.
+func TestServiceResumesWhatALeaderLeft(t *testing.T) {
+	s, _, f := newService(t, fakeVM("a", "h1"), fakeVM("c", "h2"))
+	setHostState(t, s, "uuid-h1", acliv1.NodeState_EnteringMaintenanceMode)
+	f.left = []*tasks.Task{
+		{PB: &acliv1.Task{Uuid: "t1", Operation: acliv1.TaskOperation_kHostEnterMaintenanceMode,
+			Entities: []*acliv1.EntityRef{{Kind: acliv1.EntityKind_kHost, Uuid: "uuid-h1", Name: "h1"}}}},
+		{PB: &acliv1.Task{Uuid: "t2", Operation: acliv1.TaskOperation_kHostEnterMaintenanceMode,
+			Entities: []*acliv1.EntityRef{{Kind: acliv1.EntityKind_kHost, Uuid: "uuid-h2", Name: "h2"}}}},
+	}
+	s.ResumeInterrupted(context.Background())
+	f.running.Wait()
+	slices.Sort(f.ended)
+	want := []string{
+		"kHostEnterMaintenanceMode: failed: rpc error: code = FailedPrecondition desc = host h2 (127.42.0.2) is AcropolisNormal, no longer entering maintenance mode; the evacuation stops there",
+		"kHostEnterMaintenanceMode: host h1 (127.42.0.1) entered maintenance mode: 1 VM(s) migrated, 0 shut down",
+	}
+	if got := strings.Join(f.ended, "\n"); got != strings.Join(want, "\n") {
+		t.Fatalf("ended:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	if h := host(t, s, "uuid-h1"); h.NodeState != acliv1.NodeState_EnteredMaintenanceMode {
+		t.Fatalf("h1 after the resumed evacuation: %v", h)
+	}
+	if s.DB.Holder("uuid-h1")+s.DB.Holder("uuid-h2") != "" || len(f.held) != 0 || len(f.reserved) != 0 {
+		t.Fatalf("left held %v (DB %q %q), reserved %v", f.held, s.DB.Holder("uuid-h1"), s.DB.Holder("uuid-h2"), f.reserved)
 	}
 }

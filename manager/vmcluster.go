@@ -3,7 +3,11 @@ package manager
 import (
 	"context"
 
+	"google.golang.org/protobuf/proto"
+
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/storage"
 	"github.com/acli-dev/acli/manager/tasks"
 	"github.com/acli-dev/acli/manager/vm"
@@ -32,19 +36,63 @@ func (d vmDisks) CloneDisk(ctx context.Context, req *acliv1.CreateDiskRequest, b
 // vmCluster is manager/vm's view of the manager (vm.Cluster).
 type vmCluster struct{ m *Manager }
 
-// vmLockedView is what manager/vm reads and claims under Manager.mu.
-type vmLockedView struct{ m *Manager }
-
-func (c vmCluster) Locked(fn func(l vm.Locked) error) error {
-	c.m.mu.Lock()
-	defer c.m.mu.Unlock()
-	return fn(vmLockedView(c))
+func (c vmCluster) Begin(ctx context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, seen state.Seen, locks ...string) (*taskRec, error) {
+	m := c.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, l := range locks {
+		if h := m.heldLocked(l); h != nil {
+			return nil, apierr.Busy(kind, refs[0].Name, h.PB.Uuid, h.PB.Operation.String())
+		}
+	}
+	t := m.newTaskLocked(op, refs, locks...)
+	// It starts on what the request read, not on what is committed now.
+	for id, rev := range seen {
+		if t.Seen == nil {
+			t.Seen = state.Seen{}
+		}
+		t.Seen[id] = rev
+	}
+	return t, nil
 }
 
-func (c vmCluster) Read(fn func(r vm.Reader)) {
-	c.m.mu.RLock()
-	defer c.m.mu.RUnlock()
-	fn(vmLockedView(c))
+func (c vmCluster) Forget(t *taskRec) {
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	c.m.forgetLocked(t)
+}
+
+func (c vmCluster) Place(t *taskRec, v *acliv1.Vm, named string) (*acliv1.Host, error) {
+	m := c.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h, err := m.chooseHostLocked(v, named)
+	if err == nil {
+		err = m.haSettings.Refusal(v, h.pb.Uuid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	id, arrived := m.db.Hold(v, h.pb.Uuid), m.arriveLocked(h.pb.Uuid)
+	prev := t.Release
+	t.Release = func() {
+		if prev != nil {
+			prev()
+		}
+		m.db.Depart(id)
+		arrived()
+	}
+	// Named as if begun with it: the task is not persisted yet.
+	pb := proto.Clone(t.PB).(*acliv1.Task)
+	pb.Entities = append(pb.Entities, hostRef(h.pb))
+	t.Replace(pb)
+	return h.pb, nil
+}
+
+func (c vmCluster) Reserve(fn func() error) error {
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	return fn()
 }
 
 func (c vmCluster) Launch(ctx context.Context, t *taskRec, w vm.Work) (*acliv1.Task, error) {
@@ -76,33 +124,12 @@ func (c vmCluster) work(w vm.Work) work {
 	}
 }
 
-func (l vmLockedView) Task(id string) *taskRec { return l.m.busyLocked(id) }
-
-func (l vmLockedView) Storage(v *acliv1.Vm, vmdiskPaths bool) *acliv1.Vm {
-	v = l.m.vgs.VmOut(v)
+func (c vmCluster) Storage(v *acliv1.Vm, vmdiskPaths bool) *acliv1.Vm {
+	c.m.mu.RLock()
+	defer c.m.mu.RUnlock()
+	v = c.m.vgs.VmOut(v)
 	if vmdiskPaths {
 		v = withVmdiskPaths(v)
 	}
 	return v
 }
-
-func (l vmLockedView) Holder(id string) *taskRec { return l.m.heldLocked(id) }
-
-func (l vmLockedView) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *taskRec {
-	return l.m.newTaskLocked(op, refs, locks...)
-}
-
-func (l vmLockedView) Forget(t *taskRec) { l.m.forgetLocked(t) }
-
-func (l vmLockedView) Place(v *acliv1.Vm, named string) (*acliv1.Host, error) {
-	h, err := l.m.chooseHostLocked(v, named)
-	if err == nil {
-		err = l.m.haSettings.Refusal(v, h.pb.Uuid)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return h.pb, nil
-}
-
-func (l vmLockedView) Arriving(host string) func() { return l.m.arriveLocked(host) }

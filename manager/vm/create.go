@@ -52,16 +52,14 @@ func (s *Service) CreateVm(ctx context.Context, req *acliv1.CreateVmRequest) (*a
 	// A UUID a running task is creating is taken too. A create racing
 	// this check for the same UUID is refused by Begin as busy.
 	var taken error
-	s.c.Read(func(r Reader) {
-		s.db.View(func(tx *state.Tx) {
-			if other := tx.Vm(v.Uuid); other != nil {
-				taken = apierr.AlreadyExists("vm", v.Uuid, "vm "+other.Name+" has this UUID")
-			}
-		})
-		if t := r.Task(v.Uuid); taken == nil && t != nil {
-			taken = apierr.AlreadyExists("vm", v.Uuid, "task "+t.PB.Uuid+" is creating a VM with this UUID")
+	s.db.View(func(tx *state.Tx) {
+		if other := tx.Vm(v.Uuid); other != nil {
+			taken = apierr.AlreadyExists("vm", v.Uuid, "vm "+other.Name+" has this UUID")
 		}
 	})
+	if t := s.db.Holder(v.Uuid); taken == nil && t != "" {
+		taken = apierr.AlreadyExists("vm", v.Uuid, "task "+t+" is creating a VM with this UUID")
+	}
 	if taken != nil {
 		return nil, taken
 	}
@@ -76,27 +74,17 @@ func (s *Service) CreateVm(ctx context.Context, req *acliv1.CreateVmRequest) (*a
 
 // DeleteVm removes an off VM from its host's hypervisor and the cluster.
 func (s *Service) DeleteVm(ctx context.Context, req *acliv1.DeleteVmRequest) (*acliv1.Task, error) {
-	var (
-		t    *tasks.Task
-		cur  *acliv1.Vm
-		rev  int64
-		host *acliv1.Host
-	)
-	err := s.c.Locked(func(l Locked) error {
-		var err error
-		if cur, rev, err = s.claimable(l, req.Vm); err != nil {
-			return err
-		}
-		if state.Placed(cur) {
-			return apierr.Precondition(state.RulePowerState, "vm:"+cur.Name, "vm %s is %s; power it off first", cur.Name, state.PowerWord(cur.PowerState))
-		}
-		host = s.host(cur.HostUuid)
-		t = l.Begin(acliv1.TaskOperation_kVmDelete, []*acliv1.EntityRef{Ref(cur)}, cur.Uuid)
-		return nil
+	t, cur, rev, err := s.start(ctx, req.Vm, acliv1.TaskOperation_kVmDelete, func(v *acliv1.Vm) []*acliv1.EntityRef {
+		return []*acliv1.EntityRef{Ref(v)}
 	})
 	if err != nil {
 		return nil, err
 	}
+	if state.Placed(cur) {
+		s.c.Forget(t)
+		return nil, apierr.Precondition(state.RulePowerState, "vm:"+cur.Name, "vm %s is %s; power it off first", cur.Name, state.PowerWord(cur.PowerState))
+	}
+	host := s.host(cur.HostUuid)
 	return s.c.Launch(ctx, t, func(ctx context.Context, _ *tasks.Task) (Outcome, error) {
 		if err := s.drv.Undefine(ctx, host, cur); err != nil {
 			return Outcome{}, err
@@ -105,15 +93,17 @@ func (s *Service) DeleteVm(ctx context.Context, req *acliv1.DeleteVmRequest) (*a
 	})
 }
 
-// claimable resolves the VM a request names, refusing it when another
-// task holds it; the caller holds the lock and may then begin its task.
-func (s *Service) claimable(l Locked, ref string) (*acliv1.Vm, int64, error) {
-	v, rev, err := s.resolve("vm", ref)
-	if err != nil {
-		return nil, 0, err
+// start resolves ref and registers a launched task of op on the VM, named
+// by refs(cur), that starts on the record read here (cur at rev) or not at
+// all: a VM another task holds refuses it now as busy, and a VM changed
+// before the task's start commit refuses it there (Cluster.Launch), so the
+// caller's checks of cur are the record the task acts on.
+func (s *Service) start(ctx context.Context, ref string, op acliv1.TaskOperation, refs func(v *acliv1.Vm) []*acliv1.EntityRef) (t *tasks.Task, cur *acliv1.Vm, rev int64, err error) {
+	if cur, rev, err = s.resolve("vm", ref); err != nil {
+		return nil, nil, 0, err
 	}
-	if t := l.Holder(v.Uuid); t != nil {
-		return nil, 0, apierr.Busy("vm", v.Name, t.PB.Uuid, t.PB.Operation.String())
+	if t, err = s.c.Begin(ctx, "vm", op, refs(cur), state.Seen{cur.Uuid: rev}, cur.Uuid); err != nil {
+		return nil, nil, 0, err
 	}
-	return v, rev, nil
+	return t, cur, rev, nil
 }

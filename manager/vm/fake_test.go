@@ -42,9 +42,10 @@ func record(name, on string, mem int64) *acliv1.Vm {
 	return v
 }
 
-// fake is the manager as manager/vm sees it: a state DB over bolt, a task
-// table, a busy table, placement on a named or the first host, and a
-// driver that records what it is asked. Launched work runs before Launch
+// fake is the manager as manager/vm sees it: a state DB over bolt (its
+// busy table too), a task table, placement on a named or the first host,
+// and a driver that records what it is asked. A task takes its entities in
+// its start commit, as the manager's do; launched work runs before Launch
 // returns.
 type fake struct {
 	db    *state.DB
@@ -54,14 +55,15 @@ type fake struct {
 
 	mu       sync.Mutex
 	tab      *tasks.Table
-	busy     map[string]*tasks.Task
+	busy     map[string]*tasks.Task // what the fake's tasks hold in db
 	arriving map[string]int
 	// placeErr refuses every placement; targetErr every target re-check;
 	// commitErr the next commit.
 	placeErr, targetErr, commitErr error
-	// onBegin, when set, runs as a quick task begins (before it holds
-	// anything): another task's change landing meanwhile.
-	onBegin func()
+	// onBegin, when set, runs as a task begins (before it is registered):
+	// another task's change landing after the request's read. onStart runs
+	// just before a task's start commit.
+	onBegin, onStart func()
 }
 
 // newFake commits a 2-host RF2 cluster (8 GiB each) with VM a (4 GiB) on
@@ -104,14 +106,101 @@ func (f *fake) running() int {
 	return len(f.tab.Newest(1<<20, func(pb *acliv1.Task) bool { return !tasks.Finished(pb.Status) }))
 }
 
-func (f *fake) Locked(fn func(l vm.Locked) error) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return fn(fakeLocked{f})
+// take begins and starts a task of op that holds ids: another task at
+// work.
+func (f *fake) take(op acliv1.TaskOperation, ids ...string) *tasks.Task {
+	t, err := f.Begin(bg, "vm", op, []*acliv1.EntityRef{{Name: "other"}}, nil, ids...)
+	if err == nil {
+		err = f.start(t, "vm")
+	}
+	if err != nil {
+		panic(err)
+	}
+	return t
 }
 
-// Launch runs the work at once; a failure fails the task.
+// Begin registers a task, refusing it at once when another task holds one
+// of locks.
+func (f *fake) Begin(_ context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, seen state.Seen, locks ...string) (*tasks.Task, error) {
+	if f.onBegin != nil {
+		f.onBegin()
+	}
+	return f.begin(kind, op, refs, seen, locks)
+}
+
+func (f *fake) begin(kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, seen state.Seen, locks []string) (*tasks.Task, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, l := range locks {
+		if o := f.busy[l]; o != nil {
+			return nil, apierr.Busy(kind, refs[0].Name, o.PB.Uuid, o.PB.Operation.String())
+		}
+	}
+	t := f.tab.Begin(op, refs, locks...)
+	t.Seen = seen
+	return t, nil
+}
+
+// start is a task's start commit: it takes the task's entities if the
+// records its request read are unchanged, else answers as the manager
+// does (busy, or changed) and forgets the task.
+func (f *fake) start(t *tasks.Task, kind string) error {
+	if f.onStart != nil {
+		f.onStart()
+	}
+	_, err := f.db.Update(bg, func(tx *state.Tx) error {
+		if err := tx.Unchanged(t.Seen); err != nil {
+			return err
+		}
+		tx.Take(t.PB.Uuid, t.Locks...)
+		return nil
+	})
+	if err == nil {
+		f.mu.Lock()
+		for _, id := range t.Locks {
+			f.busy[id] = t
+		}
+		f.mu.Unlock()
+		return nil
+	}
+	f.Forget(t)
+	id, holder, busy := state.Busy(err)
+	changed := false
+	if !busy {
+		if id, changed = state.ChangedSince(err); !changed {
+			return err
+		}
+	}
+	ref := t.PB.Entities[0]
+	for _, e := range t.PB.Entities {
+		if e.Uuid == id {
+			ref = e
+		}
+	}
+	if kind == "" || ref != t.PB.Entities[0] {
+		kind = tasks.Noun(ref.Kind)
+	}
+	if changed {
+		return apierr.Changed(kind, ref.Name)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return apierr.Busy(kind, ref.Name, holder, f.tab.Get(holder).PB.Operation.String())
+}
+
+func (f *fake) Forget(t *tasks.Task) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.end(t)
+	f.tab.Forget(t)
+}
+
+// Launch starts the task and runs the work at once; a failure fails the
+// task.
 func (f *fake) Launch(ctx context.Context, t *tasks.Task, w vm.Work) (*acliv1.Task, error) {
+	if err := f.start(t, ""); err != nil {
+		return nil, err
+	}
 	out, err := w(ctx, t)
 	if err == nil {
 		err = f.commit(out)
@@ -125,8 +214,8 @@ func (f *fake) Launch(ctx context.Context, t *tasks.Task, w vm.Work) (*acliv1.Ta
 	return t.Replace(tasks.Succeeded(t.PB, out.Message)), nil
 }
 
-// fakeStarter begins quick tasks in the fake's table and busy locks, as
-// the manager's do: a VM a quick task holds is busy for the Locked flows.
+// fakeStarter begins quick tasks in the fake's table and the DB's busy
+// table, as the manager's do.
 type fakeStarter struct{ f *fake }
 
 type fakeQuick struct {
@@ -134,26 +223,28 @@ type fakeQuick struct {
 	t *tasks.Task
 }
 
+// Its task starts on the records as they are when it is registered.
 func (s fakeStarter) Begin(_ context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) (tasks.Quick, error) {
-	f := s.f
-	if f.onBegin != nil {
-		f.onBegin()
+	if s.f.onBegin != nil {
+		s.f.onBegin()
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, l := range locks {
-		if o := f.busy[l]; o != nil {
-			return nil, apierr.Busy(kind, refs[0].Name, o.PB.Uuid, o.PB.Operation.String())
-		}
+	var seen state.Seen
+	s.f.db.View(func(tx *state.Tx) { seen = tx.Seen(locks...) })
+	t, err := s.f.begin(kind, op, refs, seen, locks)
+	if err == nil {
+		err = s.f.start(t, kind)
 	}
-	return &fakeQuick{f: f, t: fakeLocked{f}.Begin(op, refs, locks...)}, nil
+	if err != nil {
+		return nil, err
+	}
+	return &fakeQuick{f: s.f, t: t}, nil
 }
 
 func (q *fakeQuick) Hold(lock string) (string, bool) {
 	q.f.mu.Lock()
 	defer q.f.mu.Unlock()
-	if o := q.f.busy[lock]; o != nil && o != q.t {
-		return o.PB.Uuid, false
+	if o := q.f.db.TakeNow(q.t.PB.Uuid, lock); o != "" {
+		return o, false
 	}
 	q.f.busy[lock] = q.t
 	q.t.Locks = append(q.t.Locks, lock)
@@ -172,11 +263,7 @@ func (q *fakeQuick) Commit(_ context.Context, ws []state.Write, msg string) (*ac
 	return q.t.Replace(tasks.Succeeded(q.t.PB, msg)), nil
 }
 
-func (q *fakeQuick) Drop() {
-	q.f.mu.Lock()
-	defer q.f.mu.Unlock()
-	fakeLocked{q.f}.Forget(q.t)
-}
+func (q *fakeQuick) Drop() { q.f.Forget(q.t) }
 
 func (f *fake) commit(out vm.Outcome) error {
 	f.mu.Lock()
@@ -199,7 +286,9 @@ func (f *fake) commit(out vm.Outcome) error {
 	return err
 }
 
+// end lets go of what t holds and runs its release (under f.mu).
 func (f *fake) end(t *tasks.Task) {
+	f.db.LetGoNow(t.PB.Uuid, t.Locks...)
 	for _, id := range t.Locks {
 		if f.busy[id] == t {
 			delete(f.busy, id)
@@ -209,6 +298,14 @@ func (f *fake) end(t *tasks.Task) {
 		t.Release()
 		t.Release = nil
 	}
+}
+
+// letGo lets go of a hold take took, the task still running.
+func (f *fake) letGo(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.db.LetGoNow(f.busy[id].PB.Uuid, id)
+	delete(f.busy, id)
 }
 
 func (f *fake) Progress(t *tasks.Task, percent int32, format string, args ...any) {
@@ -223,39 +320,24 @@ func (f *fake) Record(ctx context.Context, next *acliv1.Vm, rev int64) error {
 
 func (f *fake) CheckTarget(string) error { return f.targetErr }
 
-type fakeLocked struct{ f *fake }
+func (f *fake) Storage(v *acliv1.Vm, _ bool) *acliv1.Vm { return v }
 
-func (f *fake) Read(fn func(r vm.Reader)) {
+func (f *fake) Reserve(fn func() error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	fn(fakeLocked{f})
+	return fn()
 }
 
-func (l fakeLocked) Task(id string) *tasks.Task { return l.f.busy[id] }
-
-func (l fakeLocked) Storage(v *acliv1.Vm, _ bool) *acliv1.Vm { return v }
-
-func (l fakeLocked) Holder(id string) *tasks.Task { return l.f.busy[id] }
-
-func (l fakeLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *tasks.Task {
-	t := l.f.tab.Begin(op, refs, locks...)
-	for _, id := range locks {
-		l.f.busy[id] = t
-	}
-	return t
-}
-
-func (l fakeLocked) Forget(t *tasks.Task) {
-	l.f.end(t)
-	l.f.tab.Forget(t)
-}
-
-func (l fakeLocked) Place(v *acliv1.Vm, named string) (*acliv1.Host, error) {
-	if l.f.placeErr != nil {
-		return nil, l.f.placeErr
+// Place takes the named host or the first, holds v's memory there and
+// counts it arriving until t ends, and names the host in t.
+func (f *fake) Place(t *tasks.Task, v *acliv1.Vm, named string) (*acliv1.Host, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.placeErr != nil {
+		return nil, f.placeErr
 	}
 	var h *acliv1.Host
-	l.f.db.View(func(tx *state.Tx) {
+	f.db.View(func(tx *state.Tx) {
 		for _, x := range tx.Hosts() {
 			if h == nil && (named == "" || x.Name == named) {
 				h = x
@@ -265,12 +347,16 @@ func (l fakeLocked) Place(v *acliv1.Vm, named string) (*acliv1.Host, error) {
 	if h == nil {
 		return nil, apierr.NotFound("host", named, nil)
 	}
+	id := f.db.Hold(v, h.Uuid)
+	f.arriving[h.Uuid]++
+	t.Release = func() {
+		f.db.Depart(id)
+		f.arriving[h.Uuid]--
+	}
+	pb := proto.Clone(t.PB).(*acliv1.Task)
+	pb.Entities = append(pb.Entities, &acliv1.EntityRef{Kind: acliv1.EntityKind_kHost, Uuid: h.Uuid, Name: h.Name})
+	t.Replace(pb)
 	return h, nil
-}
-
-func (l fakeLocked) Arriving(host string) func() {
-	l.f.arriving[host]++
-	return func() { l.f.arriving[host]-- }
 }
 
 // fakeDriver records the calls it gets ("PowerOn a h1") and fails those

@@ -29,7 +29,7 @@ func TestCreateFillsDefaultsAndRefusesTakenUUIDs(t *testing.T) {
 	wantErr(t, err, codes.AlreadyExists, "vm "+v.Uuid+" already exists: vm web01 has this UUID")
 	// A UUID a running task is creating is taken too.
 	id := "0b6d2f4e-7a51-4d0c-9a3e-1f2b3c4d5e6f"
-	f.busy[id] = f.tab.Begin(acliv1.TaskOperation_kVmCreate, nil, id)
+	f.take(acliv1.TaskOperation_kVmCreate, id)
 	_, err = f.svc.CreateVm(bg, &acliv1.CreateVmRequest{Name: "web02", MemoryBytes: gib, Uuid: id})
 	wantErr(t, err, codes.AlreadyExists, "vm "+id+" already exists: task "+f.busy[id].PB.Uuid+" is creating a VM with this UUID")
 	if f.vm("web02") != nil {
@@ -82,7 +82,7 @@ func TestDeleteNeedsTheVmOff(t *testing.T) {
 
 func TestBusyVmIsRefused(t *testing.T) {
 	f := newFake(t)
-	f.busy["uuid-b"] = f.tab.Begin(acliv1.TaskOperation_kVmMigrate, nil, "uuid-b")
+	f.take(acliv1.TaskOperation_kVmMigrate, "uuid-b")
 	busy := "vm b is busy with task " + f.busy["uuid-b"].PB.Uuid + " (kVmMigrate); wait for it to finish"
 	_, err := f.svc.DeleteVm(bg, &acliv1.DeleteVmRequest{Vm: "b"})
 	wantErr(t, err, codes.Aborted, busy)
@@ -220,13 +220,13 @@ func TestEdit(t *testing.T) {
 	}
 	_, err = f.svc.Edit(bg, "nosuch", acliv1.TaskOperation_kVmUpdate, describe("z"))
 	wantErr(t, err, codes.NotFound, `vm "nosuch" not found`)
-	f.busy["uuid-b"] = f.tab.Begin(acliv1.TaskOperation_kVmMigrate, nil, "uuid-b")
+	f.take(acliv1.TaskOperation_kVmMigrate, "uuid-b")
 	_, err = f.svc.Edit(bg, "b", acliv1.TaskOperation_kVmUpdate, func(*acliv1.Vm) (*acliv1.Vm, string, error) {
 		t.Fatal("the change ran on a busy VM")
 		return nil, "", nil
 	})
 	wantErr(t, err, codes.Aborted, "vm b is busy with task "+f.busy["uuid-b"].PB.Uuid+" (kVmMigrate); wait for it to finish")
-	delete(f.busy, "uuid-b")
+	f.letGo("uuid-b")
 	if f.running() != 1 || len(f.busy) != 0 || f.vm("b").Description != "x" {
 		t.Fatalf("%d task(s) running (the migrate only), busy %v, b %v", f.running(), f.busy, f.vm("b"))
 	}

@@ -74,61 +74,45 @@ func (s *Service) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateRe
 		}
 		q.Drop() // changed before the task held it: carry the request out
 	}
-	var (
-		t         *tasks.Task
-		cur       *acliv1.Vm
-		rev       int64
-		host      *acliv1.Host
-		unchanged string
-	)
-	err = s.c.Locked(func(l Locked) error {
-		var err error
-		if cur, rev, err = s.claimable(l, req.Vm); err != nil {
-			return err
+	t, cur, rev, err := s.start(ctx, req.Vm, op, func(v *acliv1.Vm) []*acliv1.EntityRef {
+		refs := []*acliv1.EntityRef{Ref(v)}
+		if h := s.host(v.HostUuid); h != nil && req.Transition != acliv1.PowerTransition_kPowerOn && state.Placed(v) {
+			refs = append(refs, hostRef(h))
 		}
-		refs := []*acliv1.EntityRef{Ref(cur)}
-		if unchanged = noop(req.Transition, cur); unchanged != "" {
-			// Changed back since the check above: a task with nothing
-			// to do.
-			t = l.Begin(op, refs, cur.Uuid)
-			return nil
-		}
-		if err := refusal(req.Transition, cur); err != nil {
-			return err
-		}
-		if req.Transition != acliv1.PowerTransition_kPowerOn {
-			if host = s.host(cur.HostUuid); host == nil || !state.Placed(cur) {
-				return apierr.Precondition("HOST", "vm:"+cur.Name, "vm %s is %s but its host %s is unknown", cur.Name, state.PowerWord(cur.PowerState), cur.HostUuid)
-			}
-			t = l.Begin(op, append(refs, hostRef(host)), cur.Uuid)
-			return nil
-		}
-		if host, err = l.Place(cur, req.Host); err != nil {
-			return err
-		}
-		if cur, err = s.bindDevices(cur, host.Uuid); err != nil {
-			return err
-		}
-		// Hold the memory on the target until the VM is recorded there.
-		// Until then it counts as arriving: an evacuation of the host
-		// waits for it.
-		t = l.Begin(op, append(refs, hostRef(host)), cur.Uuid)
-		s.reserve(t, cur, host.Uuid, state.MemoryReserved(cur))
-		onRelease(t, l.Arriving(host.Uuid))
-		return nil
+		return refs
 	})
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, err
-	case unchanged != "":
+	}
+	if unchanged := noop(req.Transition, cur); unchanged != "" {
+		// Changed back since the check above: a task with nothing to do.
 		return s.c.Launch(ctx, t, func(context.Context, *tasks.Task) (Outcome, error) { return Outcome{Message: unchanged}, nil })
-	case req.Transition == acliv1.PowerTransition_kPowerOn:
+	}
+	if err := refusal(req.Transition, cur); err != nil {
+		s.c.Forget(t)
+		return nil, err
+	}
+	if req.Transition != acliv1.PowerTransition_kPowerOn {
+		host := s.host(cur.HostUuid)
+		if host == nil || !state.Placed(cur) {
+			s.c.Forget(t)
+			return nil, apierr.Precondition("HOST", "vm:"+cur.Name, "vm %s is %s but its host %s is unknown", cur.Name, state.PowerWord(cur.PowerState), cur.HostUuid)
+		}
 		return s.c.Launch(ctx, t, func(ctx context.Context, t *tasks.Task) (Outcome, error) {
-			return s.powerOn(ctx, t, cur, rev, host)
+			return s.powerChange(ctx, t, req.Transition, cur, rev, host)
 		})
 	}
+	// The memory is held on the target until the VM is recorded there.
+	host, err := s.c.Place(t, cur, req.Host)
+	if err == nil {
+		cur, err = s.bindDevices(cur, host.Uuid)
+	}
+	if err != nil {
+		s.c.Forget(t)
+		return nil, err
+	}
 	return s.c.Launch(ctx, t, func(ctx context.Context, t *tasks.Task) (Outcome, error) {
-		return s.powerChange(ctx, t, req.Transition, cur, rev, host)
+		return s.powerOn(ctx, t, cur, rev, host)
 	})
 }
 

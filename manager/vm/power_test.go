@@ -10,6 +10,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/tasks"
 	"github.com/acli-dev/acli/manager/vm"
 )
 
@@ -164,5 +165,128 @@ func TestPowerNoopThatChangedIsCarriedOut(t *testing.T) {
 	}
 	if calls := f.drv.called(); !slices.Equal(calls, []string{"PowerOff b h2"}) || f.vm("b").PowerState != acliv1.PowerState_kOff || f.running() != 0 {
 		t.Fatalf("driver calls %v, b %v, %d task(s) left", calls, f.vm("b").PowerState, f.running())
+	}
+}
+
+func entities(pb *acliv1.Task) []string {
+	var out []string
+	for _, e := range pb.GetEntities() {
+		out = append(out, e.Name)
+	}
+	return out
+}
+
+// held is what a power-on left behind: the memory held and the arrivals
+// counted on both hosts.
+func (f *fake) held() (bytes int64, arriving int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.db.Reserved("uuid-h1") + f.db.Reserved("uuid-h2"), f.arriving["uuid-h1"] + f.arriving["uuid-h2"]
+}
+
+// A launched task starts on the record its request read: a VM changed
+// after the read, before or after the task is registered (and placed),
+// refuses the start as changed, and nothing is done with the old record:
+// no driver call, no task, hold, memory or arrival left.
+func TestLaunchedTaskStartsOnWhatItsRequestRead(t *testing.T) {
+	describe := func(f *fake, name string) func() {
+		return func() {
+			f.onBegin, f.onStart = nil, nil
+			v := proto.Clone(f.vm(name)).(*acliv1.Vm)
+			v.Description += "edited"
+			if err := f.commit(vm.Outcome{Writes: []state.Write{{Key: state.VmKey(v.Uuid), Msg: v, Rev: state.AnyRev}}}); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		vm      string
+		atStart bool // changed just before the start commit, else before the task is registered
+		do      func(f *fake) (*acliv1.Task, error)
+	}{
+		{"power off", "a", false, func(f *fake) (*acliv1.Task, error) { return power(f, "a", acliv1.PowerTransition_kPowerOff, "") }},
+		{"reboot", "a", true, func(f *fake) (*acliv1.Task, error) { return power(f, "a", acliv1.PowerTransition_kReboot, "") }},
+		{"power on", "b", false, func(f *fake) (*acliv1.Task, error) { return power(f, "b", acliv1.PowerTransition_kPowerOn, "") }},
+		{"power on placed", "b", true, func(f *fake) (*acliv1.Task, error) { return power(f, "b", acliv1.PowerTransition_kPowerOn, "h2") }},
+		{"delete", "b", false, func(f *fake) (*acliv1.Task, error) {
+			return f.svc.DeleteVm(bg, &acliv1.DeleteVmRequest{Vm: "b"})
+		}},
+		{"delete at start", "b", true, func(f *fake) (*acliv1.Task, error) {
+			return f.svc.DeleteVm(bg, &acliv1.DeleteVmRequest{Vm: "b"})
+		}},
+	} {
+		f := newFake(t)
+		before := f.vm(tc.vm)
+		if tc.atStart {
+			f.onStart = describe(f, tc.vm)
+		} else {
+			f.onBegin = describe(f, tc.vm)
+		}
+		pb, err := tc.do(f)
+		if pb != nil {
+			t.Fatalf("%s: started %v", tc.name, pb)
+		}
+		wantErr(t, err, codes.Aborted, "vm "+tc.vm+" changed while the request was checked; retry it")
+		after := f.vm(tc.vm)
+		if bytes, arriving := f.held(); len(f.drv.called()) != 0 || f.running() != 0 || f.db.Holder(after.GetUuid()) != "" || bytes != 0 || arriving != 0 {
+			t.Fatalf("%s: calls %v, %d task(s), holder %q, %d bytes held, %d arriving", tc.name, f.drv.called(), f.running(), f.db.Holder(after.GetUuid()), bytes, arriving)
+		}
+		if after.Description != "edited" || after.PowerState != before.PowerState || after.HostUuid != before.HostUuid {
+			t.Fatalf("%s: %v is left, was %v", tc.name, after, before)
+		}
+	}
+}
+
+// A VM another task takes between the request's checks and the start
+// commit refuses the start as busy, naming that task, as a request that
+// finds the VM busy on arrival is; the placement is let go.
+func TestLaunchedTaskRefusedAtStartWhenTaken(t *testing.T) {
+	f := newFake(t)
+	var mig *tasks.Task
+	f.onStart = func() {
+		f.onStart = nil
+		mig = f.take(acliv1.TaskOperation_kVmMigrate, "uuid-b")
+	}
+	_, err := power(f, "b", acliv1.PowerTransition_kPowerOn, "h2")
+	wantErr(t, err, codes.Aborted, "vm b is busy with task "+mig.PB.Uuid+" (kVmMigrate); wait for it to finish")
+	if bytes, arriving := f.held(); f.running() != 1 || f.db.Holder("uuid-b") != mig.PB.Uuid || bytes != 0 || arriving != 0 || len(f.drv.called()) != 0 {
+		t.Fatalf("%d task(s), holder %q, %d bytes held, %d arriving, calls %v", f.running(), f.db.Holder("uuid-b"), bytes, arriving, f.drv.called())
+	}
+}
+
+// A power change of a VM another task holds is refused as busy, before
+// placement, leaving no task, hold or reservation.
+func TestPowerOfABusyVmIsRefused(t *testing.T) {
+	f := newFake(t)
+	mig := f.take(acliv1.TaskOperation_kVmMigrate, "uuid-b")
+	f.placeErr = errBoom // placement is not reached
+	_, err := power(f, "b", acliv1.PowerTransition_kPowerOn, "")
+	wantErr(t, err, codes.Aborted, "vm b is busy with task "+mig.PB.Uuid+" (kVmMigrate); wait for it to finish")
+	if bytes, _ := f.held(); f.running() != 1 || f.db.Holder("uuid-b") != mig.PB.Uuid || bytes != 0 || len(f.drv.called()) != 0 {
+		t.Fatalf("%d task(s), holder %q, %d bytes held, calls %v", f.running(), f.db.Holder("uuid-b"), bytes, f.drv.called())
+	}
+}
+
+// A power-on's placement holds the memory and counts the VM arriving on
+// its host from before the task starts until it ends, and the task names
+// the host; a power change names the host the VM runs on.
+func TestPowerOnCountsItsArrival(t *testing.T) {
+	f := newFake(t)
+	var bytes int64
+	var arriving int
+	var holder string
+	f.onStart = func() { bytes, arriving = f.held() }
+	f.drv.onCall = func(string) { holder = f.db.Holder("uuid-b") }
+	pb, err := power(f, "b", acliv1.PowerTransition_kPowerOn, "h2")
+	if err != nil || !slices.Equal(entities(pb), []string{"b", "h2"}) || bytes != 2*gib || arriving != 1 || holder != pb.Uuid {
+		t.Fatalf("power on: %v %v; at its start %d bytes held, %d arriving; holder while it ran %q", pb, err, bytes, arriving, holder)
+	}
+	if bytes, arriving := f.held(); bytes != 0 || arriving != 0 || f.db.Holder("uuid-b") != "" {
+		t.Fatalf("after it: %d bytes held, %d arriving, holder %q", bytes, arriving, f.db.Holder("uuid-b"))
+	}
+	pb, err = power(f, "b", acliv1.PowerTransition_kReboot, "")
+	if err != nil || !slices.Equal(entities(pb), []string{"b", "h2"}) {
+		t.Fatalf("reboot: %v %v", pb, err)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/state"
-	"github.com/acli-dev/acli/manager/tasks"
 )
 
 // Resolve finds a committed VM by UUID or unique name; field names the
@@ -57,28 +56,26 @@ func (s *Service) resolve(field, ref string) (v *acliv1.Vm, rev int64, err error
 func (s *Service) ListVms(ctx context.Context, req *acliv1.ListVmsRequest) (*acliv1.ListVmsResponse, error) {
 	var out *acliv1.ListVmsResponse
 	var err error
-	s.c.Read(func(r Reader) {
-		s.db.View(func(tx *state.Tx) {
-			hostFilter := ""
-			if req.Host != "" {
-				var h *acliv1.Host
-				if h, err = tx.FindHost("host", req.Host); err != nil {
-					return
-				}
-				hostFilter = h.Uuid
+	s.db.View(func(tx *state.Tx) {
+		hostFilter := ""
+		if req.Host != "" {
+			var h *acliv1.Host
+			if h, err = tx.FindHost("host", req.Host); err != nil {
+				return
 			}
-			recs := tx.VmsByName()
-			size := 0
-			recs = slices.DeleteFunc(recs, func(rec *state.VmRecord) bool {
-				drop := (hostFilter != "" && rec.Vm.HostUuid != hostFilter) ||
-					(req.PowerState != acliv1.PowerState_POWER_STATE_UNSPECIFIED && rec.Vm.PowerState != req.PowerState)
-				if !drop {
-					size += len(rec.Wire) + 64
-				}
-				return drop
-			})
-			out = listResponse(recs, r.Task, size)
+			hostFilter = h.Uuid
+		}
+		recs := tx.VmsByName()
+		size := 0
+		recs = slices.DeleteFunc(recs, func(rec *state.VmRecord) bool {
+			drop := (hostFilter != "" && rec.Vm.HostUuid != hostFilter) ||
+				(req.PowerState != acliv1.PowerState_POWER_STATE_UNSPECIFIED && rec.Vm.PowerState != req.PowerState)
+			if !drop {
+				size += len(rec.Wire) + 64
+			}
+			return drop
 		})
+		out = listResponse(recs, s.db.Holder, size)
 	})
 	return out, err
 }
@@ -89,21 +86,21 @@ func (s *Service) ListVms(ctx context.Context, req *acliv1.ListVmsRequest) (*acl
 // as the repeated field. A busy VM gets busy_task_uuid (field 20)
 // appended to its record; a later field occurrence is valid protobuf and
 // sets the field.
-func listResponse(recs []*state.VmRecord, busy func(id string) *tasks.Task, size int) *acliv1.ListVmsResponse {
+func listResponse(recs []*state.VmRecord, busy func(id string) string, size int) *acliv1.ListVmsResponse {
 	const vmsField, busyField = 1, 20
 	buf := make([]byte, 0, size)
 	for _, r := range recs {
 		buf = protowire.AppendTag(buf, vmsField, protowire.BytesType)
 		t := busy(r.Vm.Uuid)
-		if t == nil {
+		if t == "" {
 			buf = protowire.AppendBytes(buf, r.Wire)
 			continue
 		}
-		extra := protowire.SizeTag(busyField) + protowire.SizeBytes(len(t.PB.Uuid))
+		extra := protowire.SizeTag(busyField) + protowire.SizeBytes(len(t))
 		buf = protowire.AppendVarint(buf, uint64(len(r.Wire)+extra))
 		buf = append(buf, r.Wire...)
 		buf = protowire.AppendTag(buf, busyField, protowire.BytesType)
-		buf = protowire.AppendString(buf, t.PB.Uuid)
+		buf = protowire.AppendString(buf, t)
 	}
 	resp := &acliv1.ListVmsResponse{}
 	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(buf))
@@ -113,20 +110,16 @@ func listResponse(recs []*state.VmRecord, busy func(id string) *tasks.Task, size
 // GetVm is one VM as the API shows it: its record with what storage
 // computes (disk paths and serving CVMs, volume groups) and its task.
 func (s *Service) GetVm(ctx context.Context, req *acliv1.GetVmRequest) (*acliv1.Vm, error) {
-	var out *acliv1.Vm
-	var err error
-	s.c.Read(func(r Reader) {
-		var v *acliv1.Vm
-		if v, _, err = s.resolve("vm", req.Vm); err != nil {
-			return
+	v, _, err := s.resolve("vm", req.Vm)
+	if err != nil {
+		return nil, err
+	}
+	out := s.c.Storage(v, req.IncludeVmdiskPaths)
+	if t := s.db.Holder(v.Uuid); t != "" {
+		if out == v {
+			out = proto.Clone(v).(*acliv1.Vm)
 		}
-		out = r.Storage(v, req.IncludeVmdiskPaths)
-		if t := r.Task(v.Uuid); t != nil {
-			if out == v {
-				out = proto.Clone(v).(*acliv1.Vm)
-			}
-			out.BusyTaskUuid = t.PB.Uuid
-		}
-	})
-	return out, err
+		out.BusyTaskUuid = t
+	}
+	return out, nil
 }

@@ -27,7 +27,7 @@ func TestListVmsFiltersAndMarksBusy(t *testing.T) {
 	f := newFake(t)
 	f.addPaused(t, "p", "h2")
 	f.svc.CreateVm(bg, &acliv1.CreateVmRequest{Name: "0first", MemoryBytes: gib})
-	f.busy["uuid-b"] = f.tab.Begin(acliv1.TaskOperation_kVmMigrate, nil, "uuid-b")
+	f.take(acliv1.TaskOperation_kVmMigrate, "uuid-b")
 	for _, tc := range []struct {
 		req  *acliv1.ListVmsRequest
 		want string
@@ -62,7 +62,7 @@ func TestGetVmResolves(t *testing.T) {
 	if err != nil || v.Name != "a" || v.BusyTaskUuid != "" {
 		t.Fatalf("by UUID: %v %v", v, err)
 	}
-	f.busy["uuid-a"] = f.tab.Begin(acliv1.TaskOperation_kVmMigrate, nil, "uuid-a")
+	f.take(acliv1.TaskOperation_kVmMigrate, "uuid-a")
 	if v, err = f.svc.GetVm(bg, &acliv1.GetVmRequest{Vm: "a"}); err != nil || v.BusyTaskUuid != f.busy["uuid-a"].PB.Uuid {
 		t.Fatalf("busy: %v %v", v, err)
 	}

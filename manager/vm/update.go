@@ -70,7 +70,7 @@ func (s *Service) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*a
 	// until the change is recorded so no power-on takes it meanwhile.
 	if grow := state.MemoryReserved(next) - state.MemoryReserved(cur); err == nil && grow > 0 && state.Placed(cur) {
 		var id uint64
-		err = s.c.Locked(func(Locked) error {
+		err = s.c.Reserve(func() error {
 			var herr error
 			id, herr = s.hold(cur, cur.HostUuid, grow)
 			return herr
@@ -88,7 +88,7 @@ func (s *Service) UpdateVm(ctx context.Context, req *acliv1.UpdateVmRequest) (*a
 
 // hold reserves bytes more of host's memory for v (a state.DB arrival,
 // which every commit counts), refusing when the host has not that much
-// free. The caller holds the lock and departs the arrival.
+// free. The caller runs it in Cluster.Reserve and departs the arrival.
 func (s *Service) hold(v *acliv1.Vm, host string, bytes int64) (uint64, error) {
 	h := s.host(host)
 	if h == nil {

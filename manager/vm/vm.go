@@ -1,9 +1,9 @@
 // Package vm is the VM lifecycle: create, update, delete and the power
 // transitions. It decides (what a request may change, which transitions
 // need the VM on or off, what a grown VM needs of its host) and reads
-// committed records through state.DB; it reaches the rest of the manager
-// (the lock that makes a task's claim atomic, the task engine, placement,
-// arrivals) only through Cluster and Locked.
+// committed records, and which task holds a VM, through state.DB; it
+// reaches the rest of the manager (the task engine, placement, arrivals,
+// storage) only through Cluster, tasks.Starter and Disks.
 package vm
 
 import (
@@ -17,12 +17,29 @@ import (
 
 // Cluster is what the VM lifecycle needs of the manager.
 type Cluster interface {
-	// Locked runs fn holding the manager's lock: what fn reads and claims
-	// through l stays true until it returns.
-	Locked(fn func(l Locked) error) error
-	// Read runs fn holding the manager's lock for reading.
-	Read(fn func(r Reader))
-	// Launch persists the task, returns it and runs w in the background.
+	// Begin registers a task of op naming refs that will hold locks
+	// (entity UUIDs) and starts on the records its request read (seen).
+	// Nothing is taken yet: Launch's start commit takes them, refusing the
+	// task as busy (another task took one) or changed (a record of seen
+	// moved on). One another task holds or reads now refuses it at once as
+	// busy, naming kind and refs[0].
+	Begin(ctx context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, seen state.Seen, locks ...string) (*tasks.Task, error)
+	// Forget drops a task Begin registered that will not run.
+	Forget(t *tasks.Task)
+	// Place chooses the host v powers on on for t: the named one if it may
+	// take it, else placement's choice; a power-on HA's guarantee would
+	// refuse is refused. Atomically with the manager's other placements it
+	// holds v's memory there and counts v as arriving (an evacuation of
+	// the host waits for it) until t ends, and names the host among t's
+	// entities.
+	Place(t *tasks.Task, v *acliv1.Vm, named string) (*acliv1.Host, error)
+	// Reserve runs fn among the manager's placements: memory fn finds free
+	// on a host and holds there (state.DB.Arrive) is placed by no one else
+	// meanwhile.
+	Reserve(fn func() error) error
+	// Launch starts the task (its start commit takes its entities, see
+	// Begin), returns it and runs w in the background. A refused start
+	// forgets the task.
 	Launch(ctx context.Context, t *tasks.Task, w Work) (*acliv1.Task, error)
 	// Progress sets a running task's percent and progress line.
 	Progress(t *tasks.Task, percent int32, format string, args ...any)
@@ -31,34 +48,10 @@ type Cluster interface {
 	Record(ctx context.Context, next *acliv1.Vm, rev int64) error
 	// CheckTarget re-validates, when it starts, the host a power-on chose.
 	CheckTarget(host string) error
-}
-
-// Reader is what may be read under the manager's lock.
-type Reader interface {
-	// Task is the task changing an entity (nil if none).
-	Task(id string) *tasks.Task
 	// Storage is v as the API shows its storage: the disks' serving CVMs
 	// and paths (and their vmdisk paths when asked), its volume groups.
 	// It returns v itself when it adds nothing.
 	Storage(v *acliv1.Vm, vmdiskPaths bool) *acliv1.Vm
-}
-
-// Locked is what may be read and claimed under the manager's lock.
-type Locked interface {
-	Reader
-	// Holder is the task that holds an entity (nil if none).
-	Holder(id string) *tasks.Task
-	// Begin starts a task of op naming refs and holding the locks.
-	Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *tasks.Task
-	// Forget drops a task Begin started that will not run.
-	Forget(t *tasks.Task)
-	// Place chooses the host a VM powers on on: the named one if it may
-	// take it, else placement's choice; a power-on HA's guarantee would
-	// refuse is refused.
-	Place(v *acliv1.Vm, named string) (*acliv1.Host, error)
-	// Arriving counts a VM on its way to host (an evacuation of the host
-	// waits for it) until done is called, under the lock.
-	Arriving(host string) (done func())
 }
 
 // Work does a launched task's job without the lock: it calls the driver,
@@ -103,24 +96,6 @@ func put(v *acliv1.Vm, rev int64) state.Write {
 	return state.Write{Key: state.VmKey(v.Uuid), Msg: v, Rev: rev}
 }
 func del(v *acliv1.Vm, rev int64) state.Write { return state.Write{Key: state.VmKey(v.Uuid), Rev: rev} }
-
-// onRelease adds f to what t releases when it ends (under the lock).
-func onRelease(t *tasks.Task, f func()) {
-	prev := t.Release
-	t.Release = func() {
-		if prev != nil {
-			prev()
-		}
-		f()
-	}
-}
-
-// reserve holds bytes of host's memory for v until t ends (a state.DB
-// arrival, which every commit counts).
-func (s *Service) reserve(t *tasks.Task, v *acliv1.Vm, host string, bytes int64) {
-	id := s.db.Arrive(v.Uuid, host, bytes)
-	onRelease(t, func() { s.db.Depart(id) })
-}
 
 // host is the committed record of a host (nil if none).
 func (s *Service) host(id string) *acliv1.Host {

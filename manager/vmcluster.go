@@ -22,6 +22,12 @@ type vmFeature struct {
 	*vmMigration
 }
 
+// vmService is the VM feature behind manager/rpc's adapter that is still
+// the root's (disks' updates, clone).
+type vmService struct {
+	m *Manager
+}
+
 // vmDisks is manager/vm's storage (vm.Disks): the containers, and the
 // copies of disks made from a source.
 type vmDisks struct {
@@ -66,14 +72,25 @@ func (c vmCluster) Place(t *taskRec, v *acliv1.Vm, named string) (*acliv1.Host, 
 	m := c.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	h, err := m.chooseHostLocked(v, named)
+	h, err := vm.ChooseHost(m.db, v, named, vm.Placement{
+		Hosts: m.candidatesLocked(),
+		ByRules: func() (string, bool) {
+			r, ok := m.placeWithRulesLocked(v)
+			if !ok {
+				return "", false
+			}
+			return r.pb.Uuid, true
+		},
+		Place:   m.place,
+		Devices: m.deviceFit(v),
+	})
 	if err == nil {
-		err = m.haSettings.Refusal(v, h.pb.Uuid)
+		err = m.haSettings.Refusal(v, h.Uuid)
 	}
 	if err != nil {
 		return nil, err
 	}
-	id, arrived := m.db.Hold(v, h.pb.Uuid), m.arriveLocked(h.pb.Uuid)
+	id, arrived := m.db.Hold(v, h.Uuid), m.arriveLocked(h.Uuid)
 	prev := t.Release
 	t.Release = func() {
 		if prev != nil {
@@ -84,9 +101,9 @@ func (c vmCluster) Place(t *taskRec, v *acliv1.Vm, named string) (*acliv1.Host, 
 	}
 	// Named as if begun with it: the task is not persisted yet.
 	pb := proto.Clone(t.PB).(*acliv1.Task)
-	pb.Entities = append(pb.Entities, hostRef(h.pb))
+	pb.Entities = append(pb.Entities, hostRef(h))
 	t.Replace(pb)
-	return h.pb, nil
+	return h, nil
 }
 
 func (c vmCluster) Reserve(fn func() error) error {

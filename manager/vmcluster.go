@@ -141,9 +141,8 @@ func (c vmCluster) work(w vm.Work) work {
 	}
 }
 
+// Storage reads only committed records (storage.Sessions.VmOut).
 func (c vmCluster) Storage(v *acliv1.Vm, vmdiskPaths bool) *acliv1.Vm {
-	c.m.mu.RLock()
-	defer c.m.mu.RUnlock()
 	v = c.m.vgs.VmOut(v)
 	if vmdiskPaths {
 		v = withVmdiskPaths(v)

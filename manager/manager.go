@@ -216,7 +216,7 @@ func New(cfg Config) (*Manager, error) {
 		nu.UseNetworks(m.net.NicNetwork)
 	}
 	m.groups = &vmgroup.Service{DB: m.db, Tasks: featureTasks{m}}
-	m.vms = vm.New(vmCluster{m}, featureTasks{m}, m.db, m.drv, vmDisks{m.stor.containers, m})
+	m.vms = vm.New(vmCluster{m}, featureTasks{m}, m.db, m.drv, m.stor.containers)
 	m.maint = m.maintenanceService()
 	m.db.SetCapacity(m.stor.containers.Capacity)
 	m.ctx, m.cancel = context.WithCancel(context.Background())

@@ -16,7 +16,6 @@ import (
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/tasks"
-	"github.com/acli-dev/acli/manager/vm"
 )
 
 // model is what the manager keeps beside the committed state (state.DB):
@@ -348,17 +347,6 @@ func (m *Manager) settleLocked(id string, t time.Time) {
 	if t.After(m.settled[id]) {
 		m.settled[id] = t
 	}
-}
-
-// vmLocked resolves a VM by UUID or unique name (vm.Resolve), with its revision.
-func (m *Manager) vmLocked(field, ref string) (r *vmRec, err error) {
-	m.db.View(func(tx *state.Tx) {
-		var v *acliv1.Vm
-		if v, err = vm.Resolve(tx, field, ref); err == nil {
-			r = vmRecOf(tx, v)
-		}
-	})
-	return r, err
 }
 
 func vmRef(v *acliv1.Vm) *acliv1.EntityRef {

@@ -1,12 +1,9 @@
 package manager
 
 import (
-	"context"
-	"strings"
 	"time"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/storage"
@@ -23,7 +20,8 @@ type storageState struct {
 }
 
 func (m *Manager) initStorage() {
-	m.stor.containers = &storage.Containers{DB: m.db, Driver: m.storageDriver(), DriverName: m.drv.Name(), Log: m.log}
+	m.stor.containers = &storage.Containers{DB: m.db, DriverName: m.drv.Name(), Log: m.log}
+	m.stor.containers.Driver, _ = m.drv.(driver.Storage)
 	m.stor.containers.Pauser, _ = m.drv.(driver.Pauser)
 	m.stor.containers.Changing = func(id string) *acliv1.Task {
 		m.mu.RLock()
@@ -72,26 +70,4 @@ func (m *Manager) readLocked(t *taskRec, ids ...string) {
 			m.settleLocked(id, time.Now())
 		}
 	}
-}
-
-// checkWriterLocked refuses reading an entity a task is changing (other
-// readers are fine).
-func (m *Manager) checkWriterLocked(kind, name, id string) error {
-	if t := m.busyLocked(id); t != nil {
-		return apierr.Busy(kind, name, t.PB.Uuid, t.PB.Operation.String())
-	}
-	return nil
-}
-
-// srcHeldLocked refuses a source that a task is changing.
-func (m *Manager) srcHeldLocked(src storage.Source) error {
-	if src.Lock == "" {
-		return nil
-	}
-	return m.checkWriterLocked(strings.ToLower(strings.TrimPrefix(src.Ref.Kind.String(), "k")), src.Ref.Name, src.Lock)
-}
-
-// undoCopies removes copies whose records were refused.
-func (m *Manager) undoCopies(ctx context.Context, copies []storage.Copy) func() {
-	return func() { m.stor.containers.Remove(context.WithoutCancel(ctx), storage.Disks(copies)) }
 }

@@ -23,20 +23,9 @@ type vmFeature struct {
 }
 
 // vmService is the VM feature behind manager/rpc's adapter that is still
-// the root's (disks' updates, clone).
+// the root's (clone).
 type vmService struct {
 	m *Manager
-}
-
-// vmDisks is manager/vm's storage (vm.Disks): the containers, and the
-// copies of disks made from a source.
-type vmDisks struct {
-	*storage.Containers
-	m *Manager
-}
-
-func (d vmDisks) CloneDisk(ctx context.Context, req *acliv1.CreateDiskRequest, bus, container string) (*acliv1.Task, error) {
-	return d.m.createDiskClone(ctx, req, bus, container)
 }
 
 // vmCluster is manager/vm's view of the manager (vm.Cluster).
@@ -145,7 +134,7 @@ func (c vmCluster) work(w vm.Work) work {
 func (c vmCluster) Storage(v *acliv1.Vm, vmdiskPaths bool) *acliv1.Vm {
 	v = c.m.vgs.VmOut(v)
 	if vmdiskPaths {
-		v = withVmdiskPaths(v)
+		v = storage.WithVmdiskPaths(v)
 	}
 	return v
 }

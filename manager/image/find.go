@@ -9,35 +9,6 @@ import (
 	"github.com/acli-dev/acli/manager/state"
 )
 
-// FindImage resolves an image by UUID or name (image names are unique).
-func FindImage(tx *state.Tx, field, ref string) (*acliv1.Image, error) {
-	if err := state.CheckRef(field, ref); err != nil {
-		return nil, err
-	}
-	if im := tx.Image(ref); im != nil {
-		return im, nil
-	}
-	if im := imageNamed(tx, ref); im != nil {
-		return im, nil
-	}
-	all := tx.Images()
-	names := make([]string, len(all))
-	for i, im := range all {
-		names[i] = im.Name
-	}
-	return nil, apierr.NotFound("image", ref, names)
-}
-
-// imageNamed is the image of a name (nil if none).
-func imageNamed(tx *state.Tx, name string) *acliv1.Image {
-	for _, im := range tx.Images() {
-		if im.Name == name {
-			return im
-		}
-	}
-	return nil
-}
-
 // FindSnapshot resolves a snapshot by UUID or name; snapshots of different
 // VMs may share a name, which then needs the UUID.
 func FindSnapshot(tx *state.Tx, field, ref string) (*acliv1.Snapshot, error) {

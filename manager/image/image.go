@@ -16,6 +16,7 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/storage"
 	"github.com/acli-dev/acli/manager/tasks"
 )
 
@@ -42,7 +43,7 @@ func (s *Service) ListImages(ctx context.Context, _ *acliv1.ListImagesRequest) (
 }
 
 func (s *Service) GetImage(ctx context.Context, req *acliv1.GetImageRequest) (im *acliv1.Image, err error) {
-	s.DB.View(func(tx *state.Tx) { im, err = FindImage(tx, "image", req.Image) })
+	s.DB.View(func(tx *state.Tx) { im, err = storage.FindImage(tx, "image", req.Image) })
 	return im, err
 }
 
@@ -92,7 +93,7 @@ func (s *Service) CreateImage(ctx context.Context, req *acliv1.CreateImageReques
 	im.VmdiskUuid = im.Uuid
 	t, err := s.Tasks.Begin(ctx, func(h Held) (Start, error) {
 		var other *acliv1.Image
-		s.DB.View(func(tx *state.Tx) { other = imageNamed(tx, req.Name) })
+		s.DB.View(func(tx *state.Tx) { other = storage.ImageNamed(tx, req.Name) })
 		if other != nil {
 			return Start{}, apierr.AlreadyExists("image", req.Name, "image names are unique (uuid "+other.Uuid+")")
 		}
@@ -157,7 +158,7 @@ func (s *Service) UpdateImage(ctx context.Context, req *acliv1.UpdateImageReques
 	}
 	var cur *acliv1.Image
 	var err error
-	s.DB.View(func(tx *state.Tx) { cur, err = FindImage(tx, "image", req.Image) })
+	s.DB.View(func(tx *state.Tx) { cur, err = storage.FindImage(tx, "image", req.Image) })
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +180,7 @@ func (s *Service) UpdateImage(ctx context.Context, req *acliv1.UpdateImageReques
 		if cur = tx.Image(cur.Uuid); cur != nil {
 			rev = tx.Rev(state.ImageKey(cur.Uuid))
 			if rename {
-				other = imageNamed(tx, *req.Name)
+				other = storage.ImageNamed(tx, *req.Name)
 			}
 		}
 	})
@@ -210,7 +211,7 @@ func (s *Service) DeleteImage(ctx context.Context, req *acliv1.DeleteImageReques
 	return deleteRecord(ctx, s, req.Image, deletion[*acliv1.Image]{
 		op:   acliv1.TaskOperation_kImageDelete,
 		kind: "image",
-		find: func(tx *state.Tx, ref string) (*acliv1.Image, error) { return FindImage(tx, "image", ref) },
+		find: func(tx *state.Tx, ref string) (*acliv1.Image, error) { return storage.FindImage(tx, "image", ref) },
 		ref:  Ref,
 		key:  func(im *acliv1.Image) string { return state.ImageKey(im.Uuid) },
 		volumes: func(im *acliv1.Image) []*acliv1.Disk {

@@ -61,6 +61,35 @@ func FindVdisk(tx *state.Tx, field, id string) (Source, error) {
 	return Source{}, apierr.NotFound("vDisk", id, nil)
 }
 
+// FindImage resolves an image by UUID or name (image names are unique).
+func FindImage(tx *state.Tx, field, ref string) (*acliv1.Image, error) {
+	if err := state.CheckRef(field, ref); err != nil {
+		return nil, err
+	}
+	if im := tx.Image(ref); im != nil {
+		return im, nil
+	}
+	if im := ImageNamed(tx, ref); im != nil {
+		return im, nil
+	}
+	all := tx.Images()
+	names := make([]string, len(all))
+	for i, im := range all {
+		names[i] = im.Name
+	}
+	return nil, apierr.NotFound("image", ref, names)
+}
+
+// ImageNamed is the image of a name (nil if none).
+func ImageNamed(tx *state.Tx, name string) *acliv1.Image {
+	for _, im := range tx.Images() {
+		if im.Name == name {
+			return im
+		}
+	}
+	return nil
+}
+
 // ImageSource is an image's volume.
 func ImageSource(im *acliv1.Image) Source {
 	return Source{Container: im.Container, Vdisk: im.VmdiskUuid, Size: im.SizeBytes, What: "image " + im.Name,

@@ -16,8 +16,8 @@ import (
 	"github.com/acli-dev/acli/manager/state"
 )
 
-// Disks is what a VM's disks need of storage (storage.Containers for the
-// containers and volumes; copies are the storage feature's).
+// Disks is what a VM's disks need of storage (storage.Containers): the
+// containers, the volumes, and the sources and copies of cloned disks.
 type Disks interface {
 	// Container checks a container name ("" is the default) and returns it.
 	Container(name string) (string, error)
@@ -29,9 +29,29 @@ type Disks interface {
 	Create(ctx context.Context, d *acliv1.Disk)
 	// Remove deletes the volumes of disks whose records are gone.
 	Remove(ctx context.Context, disks []*acliv1.Disk)
-	// CloneDisk adds a disk holding a copy of the request's clone_from_*
-	// source, on bus in container (both checked).
-	CloneDisk(ctx context.Context, req *acliv1.CreateDiskRequest, bus, container string) (*acliv1.Task, error)
+	// Grow grows a disk's volume to size bytes.
+	Grow(ctx context.Context, d *acliv1.Disk, size int64) error
+	// CloneSource resolves the one clone_from_* of req: an image, a vDisk
+	// or a file.
+	CloneSource(ctx context.Context, req *acliv1.CreateDiskRequest) (Source, error)
+	// CopyInto copies src into d's new volume (d.Uuid, d.Container,
+	// d.SizeBytes), a running VM it reads paused meanwhile; on failure no
+	// volume is left.
+	CopyInto(ctx context.Context, src Source, d *acliv1.Disk) error
+}
+
+// Source is the data a cloned disk is copied from (Disks.CloneSource).
+type Source struct {
+	What string // "image ubuntu", for messages
+	// Ref is the entity holding it, named by the task (nil: a file); the
+	// task reads Read while it copies ("": nothing to read).
+	Ref       *acliv1.EntityRef
+	Read      string
+	Container string
+	Size      int64
+	// Image, Vdisk: the image or vDisk it is (what the disk records it was
+	// cloned from); File: the container path of a file.
+	Image, Vdisk, File string
 }
 
 var diskBuses = []string{"scsi", "ide", "sata", "pci"}
@@ -109,7 +129,7 @@ func (s *Service) CreateDisk(ctx context.Context, req *acliv1.CreateDiskRequest)
 	}
 	container := cmp.Or(req.Container, state.DefaultContainer)
 	if clone {
-		return s.disks.CloneDisk(ctx, req, bus, container)
+		return s.cloneDisk(ctx, req, bus, container)
 	}
 	var made *acliv1.Disk
 	task, err := s.Edit(ctx, req.Vm, acliv1.TaskOperation_kVmDiskCreate, func(cur *acliv1.Vm) (*acliv1.Vm, string, error) {

@@ -12,13 +12,18 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/vm"
 )
 
-// fakeDisks is one container, default-container, with free bytes left; it
-// records the volumes made and removed and the clones asked for.
+// fakeDisks is one container, default-container, with free bytes left,
+// and one image, iso (1 GiB); it records the volumes made, grown, copied
+// and removed. onCopy, when set, runs as a copy is made; copyErr fails
+// copies.
 type fakeDisks struct {
-	free  int64
-	calls []string
+	free    int64
+	calls   []string
+	onCopy  func()
+	copyErr error
 }
 
 func (d *fakeDisks) Container(name string) (string, error) {
@@ -45,9 +50,30 @@ func (d *fakeDisks) Remove(_ context.Context, disks []*acliv1.Disk) {
 	}
 }
 
-func (d *fakeDisks) CloneDisk(_ context.Context, req *acliv1.CreateDiskRequest, bus, container string) (*acliv1.Task, error) {
-	d.calls = append(d.calls, "clone "+req.CloneFromImage+" "+bus+" "+container)
-	return &acliv1.Task{Status: acliv1.TaskStatus_kSucceeded}, nil
+func (d *fakeDisks) Grow(_ context.Context, disk *acliv1.Disk, size int64) error {
+	d.calls = append(d.calls, fmt.Sprintf("grow %s.%d %d", disk.Bus, disk.Index, size))
+	return nil
+}
+
+var isoImage = vm.Source{What: "image iso", Ref: &acliv1.EntityRef{Kind: acliv1.EntityKind_kImage, Uuid: "uuid-iso", Name: "iso"},
+	Read: "uuid-iso", Container: state.DefaultContainer, Size: gib, Image: "uuid-iso", Vdisk: "vol-iso"}
+
+func (d *fakeDisks) CloneSource(_ context.Context, req *acliv1.CreateDiskRequest) (vm.Source, error) {
+	if req.CloneFromImage != "iso" {
+		return vm.Source{}, apierr.NotFound("image", req.CloneFromImage, []string{"iso"})
+	}
+	return isoImage, nil
+}
+
+func (d *fakeDisks) CopyInto(_ context.Context, src vm.Source, disk *acliv1.Disk) error {
+	if d.onCopy != nil {
+		d.onCopy()
+	}
+	if d.copyErr != nil {
+		return d.copyErr
+	}
+	d.calls = append(d.calls, fmt.Sprintf("copy %s into %s.%d %d", src.What, disk.Bus, disk.Index, disk.SizeBytes))
+	return nil
 }
 
 func disks(v *acliv1.Vm) []string {
@@ -94,8 +120,7 @@ func TestDisksAreAddedInOrderAndRemovedWithTheirVolume(t *testing.T) {
 }
 
 // Bad requests and refusals leave the VM and the volumes as they were and
-// no task; a copy goes to the storage feature with the checked bus and
-// container.
+// no task; a copy is made on the checked bus and container.
 func TestDiskRefusals(t *testing.T) {
 	f := newFake(t)
 	f.svc.CreateDisk(bg, &acliv1.CreateDiskRequest{Vm: "b", SizeBytes: gib, Bus: "ide", Index: ptr(int32(0))})
@@ -137,10 +162,10 @@ func TestDiskRefusals(t *testing.T) {
 		t.Fatalf("refusals changed the disks to %v or left %d task(s)", got, f.running())
 	}
 	f.disks.calls = nil
-	if _, err := f.svc.CreateDisk(bg, &acliv1.CreateDiskRequest{Vm: "b", CloneFromImage: "iso", Cdrom: true}); err != nil {
+	if _, err := f.svc.CreateDisk(bg, &acliv1.CreateDiskRequest{Vm: "b", CloneFromImage: "iso", Cdrom: true, Bus: "sata"}); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"clone iso ide default-container"}; !slices.Equal(f.disks.calls, want) {
+	if want := []string{"copy image iso into sata.0 1073741824"}; !slices.Equal(f.disks.calls, want) {
 		t.Fatalf("storage calls %v, want %v", f.disks.calls, want)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/acli-dev/acli/manager/iscsi"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/tasks"
 )
 
 // Volume group vDisks copied from other vDisks. The data is copied first,
@@ -45,7 +46,9 @@ func CheckCapacity(db *state.DB, container string, add int64, what string) error
 	return nil
 }
 
-// createDiskClone adds a vDisk holding a copy of another vDisk.
+// createDiskClone adds a vDisk holding a copy of another vDisk. Its task
+// holds the VG and reads the source (state.Read) from before the copy
+// until the record, so neither changes or goes meanwhile.
 func (v *Service) createDiskClone(ctx context.Context, req *acliv1.CreateVgDiskRequest) (*acliv1.Task, error) {
 	src, err := v.Volumes.Source("clone_from_vmdisk", req.CloneFromVmdisk)
 	if err == nil && cmp.Or(req.Container, src.Container) != src.Container {
@@ -55,21 +58,51 @@ func (v *Service) createDiskClone(ctx context.Context, req *acliv1.CreateVgDiskR
 	if err == nil {
 		err = CheckCapacity(v.DB, src.Container, size, "vDisk cloned from "+src.What)
 	}
+	var vg *acliv1.VolumeGroup
+	if err == nil {
+		v.DB.View(func(tx *state.Tx) { vg, err = Find(tx, "volume_group", req.VolumeGroup) })
+	}
+	if err != nil {
+		return nil, err
+	}
+	refs, locks := []*acliv1.EntityRef{VgRef(vg)}, []string{vg.Uuid}
+	if src.Ref != nil && src.Lock != vg.Uuid {
+		refs, locks = append(refs, src.Ref), append(locks, state.Read(src.Lock))
+	}
+	q, err := v.Tasks.Begin(ctx, "volume group", acliv1.TaskOperation_kVgDiskCreate, refs, locks...)
 	if err != nil {
 		return nil, err
 	}
 	d := &acliv1.VgDisk{Uuid: uuid.NewString(), SizeBytes: size, Container: src.Container, SourceVmdiskUuid: src.Vdisk}
 	if err := v.Volumes.Copy(ctx, []Copy{{Src: src, Container: d.Container, Dst: d.Uuid, Size: size}}); err != nil {
+		q.Drop()
 		return nil, err
 	}
-	task, err := v.edit(ctx, req.VolumeGroup, acliv1.TaskOperation_kVgDiskCreate, func(_ *state.Tx, cur *acliv1.VolumeGroup) (*acliv1.VolumeGroup, string, error) {
-		next := withDisk(cur, d)
-		return next, fmt.Sprintf("volume group %s disk %d created (%s cloned from %s)", cur.Name, d.Index, scheduler.Bytes(size), src.What), nil
-	})
+	task, err := v.commitDisk(ctx, q, vg.Uuid, d, src.What)
 	if err != nil {
 		v.Volumes.Remove(context.WithoutCancel(ctx), []*acliv1.Disk{{Uuid: d.Uuid, Container: d.Container, SizeBytes: size}})
 	}
 	return task, err
+}
+
+// commitDisk records copied vDisk d in the VG the task q holds, with the
+// sessions planned with it.
+func (v *Service) commitDisk(ctx context.Context, q tasks.Quick, id string, d *acliv1.VgDisk, from string) (*acliv1.Task, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var plan *Plan
+	var msg string
+	v.DB.View(func(tx *state.Tx) {
+		if cur := tx.VolumeGroup(id); cur != nil {
+			plan = v.plan(tx, overrideOf(id, withDisk(cur, d)), v.Now())
+			msg = fmt.Sprintf("volume group %s disk %d created (%s cloned from %s)", cur.Name, d.Index, scheduler.Bytes(d.SizeBytes), from)
+		}
+	})
+	if plan == nil {
+		q.Drop()
+		return nil, apierr.NotFound("volume group", id, nil)
+	}
+	return v.commitPlan(ctx, q, plan, id, msg)
 }
 
 // CloneVolumeGroup creates a volume group with a copy of each vDisk of

@@ -404,12 +404,17 @@ func overrideOf(id string, next *acliv1.VolumeGroup) map[string]*acliv1.VolumeGr
 // publishes its events. The task is refused while another holds one of
 // locks; the rules are checked at its commit.
 func (v *Service) run(ctx context.Context, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks []string, plan *Plan, vg, msg string) (*acliv1.Task, error) {
-	msg += sessionSummary(plan, vg)
 	q, err := v.Tasks.Begin(ctx, "volume group", op, refs, locks...)
 	if err != nil {
 		return nil, err
 	}
-	task, err := q.Commit(ctx, plan.Writes, msg)
+	return v.commitPlan(ctx, q, plan, vg, msg)
+}
+
+// commitPlan commits a plan with task q's end (called holding
+// Sessions.mu) and publishes its events.
+func (v *Service) commitPlan(ctx context.Context, q tasks.Quick, plan *Plan, vg, msg string) (*acliv1.Task, error) {
+	task, err := q.Commit(ctx, plan.Writes, msg+sessionSummary(plan, vg))
 	if err == nil {
 		v.settle(plan)
 		v.publish(plan, task.Uuid)

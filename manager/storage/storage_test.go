@@ -46,19 +46,25 @@ func (c *clock) add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// fakeVolumes records copies and removals.
+// fakeVolumes records copies and removals; every vDisk is one of VM
+// web's. onCopy, when set, runs as a copy is made.
 type fakeVolumes struct {
 	mu      sync.Mutex
 	copied  []string
 	removed []string
 	fail    error
+	onCopy  func()
 }
 
 func (f *fakeVolumes) Source(field, id string) (storage.Source, error) {
-	return storage.Source{Container: state.DefaultContainer, Vdisk: id, Size: 2 * gib, What: "vDisk " + id}, nil
+	return storage.Source{Container: state.DefaultContainer, Vdisk: id, Size: 2 * gib, What: "vDisk " + id,
+		Ref: &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: "uuid-web", Name: "web"}, Lock: "uuid-web"}, nil
 }
 
 func (f *fakeVolumes) Copy(ctx context.Context, copies []storage.Copy) error {
+	if f.onCopy != nil {
+		f.onCopy()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
@@ -341,22 +347,60 @@ func TestCloneCapacity(t *testing.T) {
 	}
 }
 
-// TestRefusedCloneRemovesTheCopy: a clone whose commit is refused leaves
-// no volume behind.
+// TestRefusedCloneRemovesTheCopy: a clone into a busy VG, or of a vDisk
+// whose VM a task changes, copies nothing; while it copies, the task holds
+// the VG and reads the VM (another read is fine, a change is refused); a
+// clone whose commit is refused leaves no volume behind.
 func TestRefusedCloneRemovesTheCopy(t *testing.T) {
 	f := newFixture(t, storage.IscsiConfig{}, 1<<50)
 	f.makeVg(t, "data", 2)
 	var id string
 	f.db.View(func(tx *state.Tx) { v, _ := storage.Find(tx, "volume_group", "data"); id = v.Uuid })
-	other, err := f.tasks.Begin(bg, "volume group", acliv1.TaskOperation_kVgUpdate, []*acliv1.EntityRef{{Name: "data"}}, id)
-	if err != nil {
-		t.Fatal(err)
+	clone := func() error {
+		_, err := f.svc.CreateVgDisk(bg, &acliv1.CreateVgDiskRequest{VolumeGroup: "data", CloneFromVmdisk: uuid.NewString()})
+		return err
 	}
-	if _, err := f.svc.CreateVgDisk(bg, &acliv1.CreateVgDiskRequest{VolumeGroup: "data", CloneFromVmdisk: uuid.NewString()}); err == nil || !strings.Contains(err.Error(), "volume group data is busy with task task-") {
-		t.Fatalf("clone into a busy VG: %v", err)
+	for _, lock := range []string{id, "uuid-web"} {
+		other, err := f.tasks.Begin(bg, "volume group", acliv1.TaskOperation_kVgUpdate, []*acliv1.EntityRef{{Name: "data", Uuid: id}, {Name: "web", Uuid: "uuid-web", Kind: acliv1.EntityKind_kVm}}, lock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{id: "volume group data is busy with task task-", "uuid-web": "vm web is busy with task task-"}[lock]
+		if err := clone(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("clone with %s held: %v, want %q", lock, err, want)
+		}
+		other.Drop()
 	}
-	other.Drop()
-	if len(f.vols.copied) != 1 || len(f.vols.removed) != 1 || !strings.HasSuffix(f.vols.copied[0], f.vols.removed[0]) {
+	if len(f.vols.copied) != 0 {
+		t.Fatalf("copied %v for refused clones", f.vols.copied)
+	}
+
+	var during []string
+	f.vols.onCopy = func() {
+		f.vols.onCopy = nil
+		during = append(during, slices.Sorted(slices.Values(f.tasks.Held()))...)
+		if _, err := f.tasks.Begin(bg, "vm", acliv1.TaskOperation_kVmUpdate, []*acliv1.EntityRef{{Name: "web"}}, "uuid-web"); err == nil {
+			t.Error("a change of a VM whose vDisk is copied was let begin")
+		}
+		if q, err := f.tasks.Begin(bg, "vm", acliv1.TaskOperation_kVmClone, []*acliv1.EntityRef{{Name: "web"}}, state.Read("uuid-web")); err != nil {
+			t.Errorf("a second reader: %v", err)
+		} else {
+			q.Drop()
+		}
+	}
+	ok(t)(f.svc.CreateVgDisk(bg, &acliv1.CreateVgDiskRequest{VolumeGroup: "data", CloneFromVmdisk: uuid.NewString()}))
+	if want := slices.Sorted(slices.Values([]string{state.Read("uuid-web"), id})); !slices.Equal(during, want) {
+		t.Fatalf("held while copying %v, want %v", during, want)
+	}
+	if h := f.tasks.Held(); len(h) != 0 {
+		t.Fatalf("held after the clone: %v", h)
+	}
+
+	f.tasks.FailNext = errors.New("boom")
+	if err := clone(); err == nil {
+		t.Fatal("the refused commit succeeded")
+	}
+	if len(f.vols.copied) != 2 || len(f.vols.removed) != 1 || !strings.HasSuffix(f.vols.copied[1], f.vols.removed[0]) {
 		t.Fatalf("copied %v, removed %v", f.vols.copied, f.vols.removed)
 	}
 }

@@ -39,7 +39,7 @@ func FindVdisk(tx *state.Tx, field, id string) (Source, error) {
 	}
 	for _, sn := range tx.Snapshots() {
 		for _, d := range sn.Vm.GetDisks() {
-			if d.Uuid == id {
+			if d.Uuid == id && state.HasData(d) {
 				s := disk(d)
 				s.What, s.Ref, s.Lock = "vDisk "+vm.DiskName(d)+" of snapshot "+sn.Name,
 					&acliv1.EntityRef{Kind: acliv1.EntityKind_kSnapshot, Uuid: sn.Uuid, Name: sn.Name}, sn.Uuid

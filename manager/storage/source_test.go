@@ -35,6 +35,7 @@ const (
 	vgDisk   = "00000000-0000-4000-8000-000000000004"
 	cdrom    = "00000000-0000-4000-8000-000000000005"
 	nowhere  = "00000000-0000-4000-8000-000000000006"
+	snapCd   = "00000000-0000-4000-8000-000000000007"
 )
 
 // TestFindVdiskNamesItsHolder: a vDisk is found by UUID (any case) on a
@@ -47,7 +48,7 @@ func TestFindVdiskNamesItsHolder(t *testing.T) {
 		web.Disks = []*acliv1.Disk{{Uuid: vmDisk, Bus: "scsi", Index: 1, SizeBytes: gib}, {Uuid: cdrom, Bus: "ide", Cdrom: true}}
 		tx.Put(state.VmKey(web.Uuid), web, tx.Rev(state.VmKey(web.Uuid)))
 		tx.Put(state.SnapshotKey("uuid-sn"), &acliv1.Snapshot{Uuid: "uuid-sn", Name: "s1", VmUuid: web.Uuid,
-			Vm: &acliv1.Vm{Disks: []*acliv1.Disk{{Uuid: snapDisk, Bus: "scsi", SizeBytes: 2 * gib, Container: state.DefaultContainer}}}}, 0)
+			Vm: &acliv1.Vm{Disks: []*acliv1.Disk{{Uuid: snapDisk, Bus: "scsi", SizeBytes: 2 * gib, Container: state.DefaultContainer}, {Uuid: snapCd, Bus: "ide", Cdrom: true}}}}, 0)
 		tx.Put(state.ImageKey(imgDisk), &acliv1.Image{Uuid: imgDisk, Name: "img", Container: state.DefaultContainer, VmdiskUuid: imgDisk, SizeBytes: 3 * gib}, 0)
 		tx.Put(state.VgKey("uuid-vg"), &acliv1.VolumeGroup{Uuid: "uuid-vg", Name: "vg", Disks: []*acliv1.VgDisk{{Index: 2, Uuid: vgDisk, SizeBytes: 4 * gib}}}, 0)
 		return nil
@@ -85,7 +86,7 @@ func TestFindVdiskNamesItsHolder(t *testing.T) {
 	for _, tt := range []struct {
 		id   string
 		code codes.Code
-	}{{cdrom, codes.NotFound}, {nowhere, codes.NotFound}, {"web", codes.InvalidArgument}} {
+	}{{cdrom, codes.NotFound}, {snapCd, codes.NotFound}, {nowhere, codes.NotFound}, {"web", codes.InvalidArgument}} {
 		if _, err := find(tt.id); status.Code(err) != tt.code {
 			t.Errorf("%s: %v; want %v", tt.id, err, tt.code)
 		}

@@ -55,12 +55,14 @@ func (f featureTasks) Begin(ctx context.Context, kind string, op acliv1.TaskOper
 }
 
 func (ft *featureTask) Hold(lock string) (string, bool) {
-	ft.m.mu.Lock()
-	defer ft.m.mu.Unlock()
-	if o := ft.m.busyLocked(lock); o != nil && o != ft.t {
-		return o.PB.Uuid, false
+	m := ft.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	holder, err := m.takeLocked(m.ctx, ft.t, nil, lock)
+	if holder != "" || err != nil {
+		return holder, false
 	}
-	ft.m.lockMoreLocked(ft.t, lock)
+	ft.t.Locks = append(ft.t.Locks, lock)
 	return "", true
 }
 
@@ -81,10 +83,4 @@ func (ft *featureTask) Drop() {
 	ft.m.mu.Lock()
 	defer ft.m.mu.Unlock()
 	ft.m.forgetLocked(ft.t)
-}
-
-// lockMoreLocked adds a lock to a started task, released with its others.
-func (m *Manager) lockMoreLocked(t *taskRec, key string) {
-	t.Locks = append(t.Locks, key)
-	m.takeLocked(t, key)
 }

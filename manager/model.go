@@ -317,14 +317,26 @@ func (m *Manager) busyLocked(id string) *taskRec {
 	return nil
 }
 
-// takeLocked takes ids for a running task t now (a VM a long task acts on
-// for a while, a claim its work makes); the caller checked under
-// Manager.mu that no other task holds them. A task's own entities are
-// taken by its start commit.
-func (m *Manager) takeLocked(t *taskRec, ids ...string) {
-	if other := m.db.TakeNow(t.PB.Uuid, ids...); other != "" {
-		m.log.Error("taking entities another task holds", "task", t.PB.Uuid, "holder", other, "ids", ids)
+// takeLocked takes ids for t, a running task, in a commit of its own (a
+// VM a long task acts on for a while, a claim its work makes), all or
+// none: the busy rule is checked there as at a task's start, so it
+// answers the task holding or reading one of them instead ("" when
+// taken). check, when not nil, runs in the commit first; its error
+// refuses it. A task's own entities are taken by its start commit.
+func (m *Manager) takeLocked(ctx context.Context, t *taskRec, check func(tx *state.Tx) error, ids ...string) (holder string, err error) {
+	_, err = m.db.Update(ctx, func(tx *state.Tx) error {
+		if check != nil {
+			if err := check(tx); err != nil {
+				return err
+			}
+		}
+		tx.Take(t.PB.Uuid, ids...)
+		return nil
+	})
+	if _, h, ok := state.Busy(err); ok {
+		return h, nil
 	}
+	return "", err
 }
 
 // releaseLocked ends t's hold on an entity; a VM's earlier host reports

@@ -9,6 +9,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -342,33 +343,50 @@ func (s *slots) release(src, dst string) {
 
 // ---- VM locks inside long tasks ----
 
-// lockVm waits until no other task changes the VM, then marks it busy with
-// t. Long tasks (evacuation, return, HA) take each VM only while they act
-// on it, so operators can still work with the others meanwhile. It returns
-// the current record, nil when the VM is gone.
+// lockVm waits until no other task changes or reads the VM, then takes it
+// for t in a commit (takeLocked), which reads its record. Long tasks
+// (evacuation, return, HA) take each VM only while they act on it, so
+// operators can still work with the others meanwhile. It returns the
+// current record, nil when the VM is gone. Manager.mu is held across the
+// commit: a host report applied under it (hostsync.Reconciler) never
+// changes the record between the take and the read.
 func (m *Manager) lockVm(ctx context.Context, t *taskRec, id string) (*vmRec, error) {
 	for {
+		var r *vmRec
 		m.mu.Lock()
-		r := m.vmAt(id)
-		if r == nil {
+		holder, err := m.takeLocked(ctx, t, func(tx *state.Tx) error {
+			if r = vmRecOf(tx, tx.Vm(id)); r == nil {
+				return errVmGone
+			}
+			return nil
+		}, id)
+		if err != nil || holder == "" {
 			m.mu.Unlock()
-			return nil, nil
+			if errors.Is(err, errVmGone) {
+				return nil, nil
+			}
+			return r, err
 		}
-		other := m.heldLocked(id)
-		if other == nil || other == t {
-			m.takeLocked(t, id)
-			m.mu.Unlock()
-			return r, nil
+		// Woken when the holder changes; one not in the table (ended
+		// meanwhile) is asked again shortly.
+		var ch <-chan struct{}
+		var again <-chan time.Time
+		if other := m.taskTab.Get(holder); other != nil {
+			ch = other.Changed()
+		} else {
+			again = time.After(10 * time.Millisecond)
 		}
-		ch := other.Changed()
 		m.mu.Unlock()
 		select {
 		case <-ch:
+		case <-again:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
 }
+
+var errVmGone = errors.New("the vm is gone")
 
 func (m *Manager) unlockVm(t *taskRec, id string) {
 	m.mu.Lock()

@@ -166,7 +166,7 @@ func (db *DB) stage(ctx context.Context, fn func(tx *Tx) error) (c *commit, wait
 		ops = append(ops, store.PutOp(w.Key, v))
 		encoded[i] = v
 	}
-	// Holds are checked where they are taken: TakeNow changes them
+	// Holds are checked where they are taken: LetGoNow changes them
 	// outside commits.
 	vs, took := db.holds.take(tx.holds)
 	if len(vs) > 0 {

@@ -22,7 +22,8 @@ const RuleChanged = "CHANGED"
 // commit sees an entity held twice, and a task whose end is not durable
 // still holds what it changed. They are not stored: a restart ends every
 // task. A transaction that only takes or lets go of holds is applied at
-// once.
+// once: it is how a running task takes what it acts on for a while (a VM
+// of an evacuation, a claim its work makes), the busy rule checked there.
 //
 // A task may instead hold an entity for reading (the key Read(id)): a
 // clone copying a source vDisk, image or snapshot. Any number of tasks
@@ -30,7 +31,7 @@ const RuleChanged = "CHANGED"
 // while another task reads it, and a read while another task holds it.
 //
 // They have a lock of their own, so a reader may ask for one inside a View
-// (and TakeNow) without taking DB.mu again.
+// (and LetGoNow) without taking DB.mu again.
 type holdTable struct {
 	mu sync.Mutex
 	m  map[string]string   // entity -> the task holding it
@@ -41,7 +42,7 @@ type holdTable struct {
 const readPrefix = "read:"
 
 // Read is the key by which a task holds id for reading, among the keys
-// Take, LetGo, TakeNow and LetGoNow take (and a task's locks).
+// Take, LetGo and LetGoNow take (and a task's locks).
 func Read(id string) string { return readPrefix + id }
 
 // ReadOf is the entity a Read key names, and whether key is one.
@@ -189,21 +190,6 @@ func (db *DB) Readers(id string) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.r[id])
-}
-
-// TakeNow takes ids for task outside a transaction, all or none: it
-// returns the task holding (or reading, or holding a Read's entity) one of
-// them, else "". It waits for no commit.
-func (db *DB) TakeNow(task string, ids ...string) (heldBy string) {
-	ops := make([]holdOp, len(ids))
-	for i, id := range ids {
-		ops[i] = holdOp{task: task, id: id, take: true}
-	}
-	vs, _ := db.holds.take(ops)
-	if len(vs) > 0 {
-		return vs[0].Holder
-	}
-	return ""
 }
 
 // LetGoNow lets go of task's holds on ids outside a transaction (a task

@@ -109,12 +109,26 @@ func TestHoldsOfAFailedTransactionAreUndone(t *testing.T) {
 	}
 }
 
-func TestTakeNowIsAllOrNone(t *testing.T) {
+// takeAlone takes ids for task in a commit of holds only (what a running
+// task takes), answering the task in the way ("" when taken).
+func takeAlone(t *testing.T, db *state.DB, task string, ids ...string) string {
+	t.Helper()
+	_, err := db.Update(context.Background(), func(tx *state.Tx) error { tx.Take(task, ids...); return nil })
+	if _, h, ok := state.Busy(err); ok {
+		return h
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ""
+}
+
+func TestHoldsOnlyCommitIsAllOrNone(t *testing.T) {
 	db := newDB(t)
-	if h := db.TakeNow("t1", "x", "y"); h != "" {
+	if h := takeAlone(t, db, "t1", "x", "y"); h != "" {
 		t.Fatalf("held by %q", h)
 	}
-	if h := db.TakeNow("t2", "z", "y"); h != "t1" {
+	if h := takeAlone(t, db, "t2", "z", "y"); h != "t1" {
 		t.Fatalf("t2 taking y: held by %q, want t1", h)
 	}
 	if h := db.Holder("z"); h != "" {
@@ -122,7 +136,7 @@ func TestTakeNowIsAllOrNone(t *testing.T) {
 	}
 	_, err := db.Update(context.Background(), func(tx *state.Tx) error { put(tx, vm("c", "", gib)); tx.Take("t2", "x"); return nil })
 	if !errors.As(err, new(*state.ViolationError)) {
-		t.Errorf("a commit taking what TakeNow took: %v, want BUSY", err)
+		t.Errorf("a commit taking what another took: %v, want BUSY", err)
 	}
 	db.LetGoNow("t2", "x")
 	db.LetGoNow("t1", "x")
@@ -212,7 +226,7 @@ func TestStartRefusedWhenWhatItReadChanged(t *testing.T) {
 
 func TestBusyNamesTheHolder(t *testing.T) {
 	db := newDB(t)
-	if h := db.TakeNow("t1", "uuid-a"); h != "" {
+	if h := takeAlone(t, db, "t1", "uuid-a"); h != "" {
 		t.Fatal(h)
 	}
 	_, err := db.Update(context.Background(), func(tx *state.Tx) error { tx.Take("t2", "uuid-b", "uuid-a"); return nil })
@@ -290,8 +304,8 @@ func TestReadHolds(t *testing.T) {
 	if h := db.Holder("uuid-c"); h != "" {
 		t.Fatalf("the refused start left c held by %q", h)
 	}
-	if h := db.TakeNow("w", "uuid-a"); h != "r1" {
-		t.Fatalf("TakeNow while read: held by %q, want r1", h)
+	if h := takeAlone(t, db, "w", "uuid-a"); h != "r1" {
+		t.Fatalf("a take while read: held by %q, want r1", h)
 	}
 	// A reader may change what it reads itself only once alone.
 	busy(take("r1", "uuid-a"), "uuid-a", "r2")
@@ -321,8 +335,8 @@ func TestReadHolds(t *testing.T) {
 	if got := db.HeldBy("r3"); len(got) != 0 {
 		t.Fatalf("the refused reader holds %v", got)
 	}
-	if h := db.TakeNow("r3", state.Read("uuid-a")); h != "w" {
-		t.Fatalf("TakeNow of a read while written: held by %q, want w", h)
+	if h := takeAlone(t, db, "r3", state.Read("uuid-a")); h != "w" {
+		t.Fatalf("a read while written: held by %q, want w", h)
 	}
 	// The writer may read what it holds.
 	if err := take("w", state.Read("uuid-a")); err != nil {
@@ -349,7 +363,7 @@ func TestReadHoldsOfAFailedTransactionAreUndone(t *testing.T) {
 	if got := db.Readers("uuid-a"); len(got) != 0 {
 		t.Fatalf("readers %v after the start failed", got)
 	}
-	if h := db.TakeNow("r1", state.Read("uuid-a")); h != "" {
+	if h := takeAlone(t, db, "r1", state.Read("uuid-a")); h != "" {
 		t.Fatal(h)
 	}
 	end := updateAsync(db, func(tx *state.Tx) { put(tx, vm("e", "", gib)); tx.LetGo("r1", state.Read("uuid-a")) })

@@ -243,7 +243,8 @@ func (s fakeStarter) Begin(_ context.Context, kind string, op acliv1.TaskOperati
 func (q *fakeQuick) Hold(lock string) (string, bool) {
 	q.f.mu.Lock()
 	defer q.f.mu.Unlock()
-	if o := q.f.db.TakeNow(q.t.PB.Uuid, lock); o != "" {
+	_, err := q.f.db.Update(context.Background(), func(tx *state.Tx) error { tx.Take(q.t.PB.Uuid, lock); return nil })
+	if _, o, busy := state.Busy(err); busy {
 		return o, false
 	}
 	q.f.busy[lock] = q.t

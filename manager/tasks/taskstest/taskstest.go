@@ -85,7 +85,8 @@ func (s *Starter) Ended() []string {
 func (t *task) Hold(lock string) (string, bool) {
 	t.s.mu.Lock()
 	defer t.s.mu.Unlock()
-	if o := t.s.DB.TakeNow(t.id, lock); o != "" {
+	_, err := t.s.DB.Update(context.Background(), func(tx *state.Tx) error { tx.Take(t.id, lock); return nil })
+	if _, o, busy := state.Busy(err); busy {
 		return o, false
 	}
 	t.locks = append(t.locks, lock)

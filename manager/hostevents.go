@@ -22,7 +22,13 @@ func (m *Manager) newHostEvents() *hostsync.Events {
 			_, err := m.commit(ctx, []write{{key: hostKey(next.Uuid), msg: next, rev: rev}})
 			return err
 		},
-		VmStates: vms.Apply,
+		VmStates: func(ctx context.Context, ev driver.HostEvent) error {
+			err := vms.Apply(ctx, ev)
+			if ev.Complete {
+				m.maint.Reported(ev.HostUUID)
+			}
+			return err
+		},
 		Publish: func(c hostsync.Change) {
 			m.publish(c.Type, c.Severity, "", []*acliv1.EntityRef{hostRef(c.Next)}, "%s", c.Message)
 			m.log.Info("host state changed", "host", c.Next.Name, "event", c.Event.Kind.String(), "reason", c.Event.Reason)
@@ -33,6 +39,9 @@ func (m *Manager) newHostEvents() *hostsync.Events {
 			}
 			if c.Event.Kind == driver.HostDown {
 				m.ha.HostDown(c.Next)
+			}
+			if c.Event.Kind == driver.HostUp && c.Next.NodeState == acliv1.NodeState_EnteringMaintenanceMode {
+				m.maint.HostBack(m.ctx, c.Next.Uuid) // its evacuation goes on
 			}
 		},
 	}

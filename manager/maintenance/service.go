@@ -3,6 +3,7 @@ package maintenance
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
@@ -23,8 +24,14 @@ type Service struct {
 	// CvmChanged is told of a committed change of a host's CVM state
 	// (iSCSI sessions follow the CVMs that serve).
 	CvmChanged func(prev, next *acliv1.Host)
-	// Log is told of the evacuations carried on after a leader change.
+	// Log is told of the evacuations carried on after a leader change or
+	// a host's return.
 	Log *slog.Logger
+	// ReportWait bounds how long the evacuation of a host that came back
+	// waits for its report (DefaultReportWait when 0).
+	ReportWait time.Duration
+
+	reports reports
 }
 
 // findHost is the committed host ref names.

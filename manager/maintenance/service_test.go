@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -554,5 +555,60 @@ func TestServiceResumesWhatALeaderLeft(t *testing.T) {
 	}
 	if s.DB.Holder("uuid-h1")+s.DB.Holder("uuid-h2") != "" || len(f.held) != 0 || len(f.reserved) != 0 {
 		t.Fatalf("left held %v (DB %q %q), reserved %v", f.held, s.DB.Holder("uuid-h1"), s.DB.Holder("uuid-h2"), f.reserved)
+	}
+}
+
+// A host that came back from a failure EnteringMaintenanceMode has its
+// evacuation carried on by a task of its own once it reported what it
+// runs; one held by a task or no longer entering maintenance is left
+// alone, and one the redundancy budget forbids fails with the preflight's
+// reason and stays EnteringMaintenanceMode.
+func TestServiceFinishesAHostThatCameBack(t *testing.T) {
+	s, _, f := newService(t, fakeVM("a", "h1"), fakeVM("b", "h1"), fakeVM("c", "h2"))
+	s.ReportWait = time.Hour // the report, not the bound, lets it plan
+	ctx := context.Background()
+	setHostState(t, s, "uuid-h1", acliv1.NodeState_EnteringMaintenanceMode)
+
+	f.held["uuid-h1"] = &tasks.Task{PB: &acliv1.Task{Uuid: "other"}}
+	s.HostBack(ctx, "uuid-h1")
+	delete(f.held, "uuid-h1")
+	s.HostBack(ctx, "uuid-h2")
+	if f.n != 0 {
+		t.Fatalf("%d task(s) begun for a held host and one in service", f.n)
+	}
+
+	s.HostBack(ctx, "uuid-h1")
+	s.Reported("uuid-h1")
+	f.running.Wait()
+	if h := host(t, s, "uuid-h1"); h.NodeState != acliv1.NodeState_EnteredMaintenanceMode {
+		t.Fatalf("h1 after its evacuation went on: %v", h)
+	}
+	for _, id := range []string{"a", "b"} {
+		if v := f.steps.Vm(id); v.HostUuid == "uuid-h1" {
+			t.Fatalf("vm %s after the evacuation: %v", id, v)
+		}
+	}
+	if !slices.Contains(f.log, "log: host h1 (127.42.0.1) came back from a failure entering maintenance mode; its evacuation goes on") {
+		t.Fatalf("log %q", f.log)
+	}
+
+	// A task moving VMs onto h1 refuses it as it would the operator's
+	// request. (The redundancy budget never does: a host whose
+	// maintenance was asked counts as out already.)
+	s2, _, f2 := newService(t, fakeVM("a", "h1"))
+	setHostState(t, s2, "uuid-h1", acliv1.NodeState_EnteringMaintenanceMode)
+	mover := &tasks.Task{PB: &acliv1.Task{Uuid: "mover", Operation: acliv1.TaskOperation_kVmMigrate, Entities: []*acliv1.EntityRef{{Name: "c"}}}}
+	f2.targets["uuid-h1"] = []*tasks.Task{mover}
+	s2.HostBack(ctx, "uuid-h1")
+	f2.running.Wait()
+	want := []string{"kHostEnterMaintenanceMode: host h1 (127.42.0.1) entered maintenance mode: 2 VM(s) migrated, 0 shut down"}
+	if got := strings.Join(f.ended, "\n"); got != strings.Join(want, "\n") {
+		t.Fatalf("ended:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	if len(f2.ended) != 1 || !strings.Contains(f2.ended[0], "failed: rpc error: code = FailedPrecondition desc = host h1 (127.42.0.1) cannot enter maintenance mode: host h1 (127.42.0.1) is the target of running task mover (kVmMigrate of c); wait for it to finish") {
+		t.Fatalf("ended %q", f2.ended)
+	}
+	if h := host(t, s2, "uuid-h1"); h.NodeState != acliv1.NodeState_EnteringMaintenanceMode || len(f2.reserved) != 0 || len(f2.held) != 0 || s2.DB.Holder("uuid-h1") != "" {
+		t.Fatalf("h1 after a refused evacuation: %v; reserved %v, held %v", h, f2.reserved, f2.held)
 	}
 }

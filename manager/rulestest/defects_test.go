@@ -473,12 +473,31 @@ func TestRecoveredHostWithVmsIsNotInMaintenance(t *testing.T) {
 	c.sim(c.Sim.RecoverHost, "h1")
 	c.eventually(10*time.Second, "h1 back", func() bool { return c.host("h1").NodeState != acliv1.NodeState_kNodeDown })
 	// h1 comes back empty and says so; until its report is applied, stay
-	// is still recorded there, and h1 must not be "entered" meanwhile.
+	// is still recorded running there, and h1 must not be "entered"
+	// meanwhile.
 	c.eventually(10*time.Second, "vm stay recorded off", func() bool {
 		v, st := c.vm("stay"), c.host("h1").NodeState
-		if v.HostName == "h1" && st != acliv1.NodeState_EnteringMaintenanceMode {
+		if v.HostName == "h1" && v.PowerState == acliv1.PowerState_kOn && st != acliv1.NodeState_EnteringMaintenanceMode {
 			t.Fatalf("h1 runs vm stay and is %s; want EnteringMaintenanceMode", st)
 		}
 		return v.PowerState == acliv1.PowerState_kOff
 	})
+	// The maintenance asked goes on by itself, by a task of clusterd's
+	// that the operator sees, once h1 reported what it runs.
+	c.eventually(20*time.Second, "h1 in maintenance", func() bool {
+		return c.host("h1").NodeState == acliv1.NodeState_EnteredMaintenanceMode
+	})
+	r, err := c.Task.ListTasks(c.ctx, &acliv1.ListTasksRequest{IncludeCompleted: true, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ran []string
+	for _, task := range r.Tasks {
+		if task.Operation == acliv1.TaskOperation_kHostEnterMaintenanceMode {
+			ran = append(ran, fmt.Sprintf("%s %s %s", task.Principal, task.Status, task.ProgressMessage))
+		}
+	}
+	if len(ran) != 2 || !strings.HasPrefix(ran[0], "clusterd kSucceeded") && !strings.HasPrefix(ran[1], "clusterd kSucceeded") {
+		t.Fatalf("host.enter_maintenance_mode tasks: %q; want the operator's and a succeeded one of clusterd's", ran)
+	}
 }

@@ -146,12 +146,11 @@ func (l maintLocked) Adopt(t *taskRec, locks ...string) {
 	t.Release = func() { hs.releaseAllLocked(); m.dropTargetsLocked(t); delete(l.holds, t) }
 }
 
+// Reserve holds the target memory of every move and restart in plan
+// (state.DB.Hold) until the VM lands or the task lets it go or ends; the
+// hosts it migrates VMs to are its targets.
 func (l maintLocked) Reserve(t *taskRec, plan *scheduler.Plan) {
-	l.m.holdPlanLocked(t, plan, l.holds[t])
-}
-
-// holdPlanLocked reserves the target memory of every migration in a plan.
-func (m *Manager) holdPlanLocked(t *taskRec, plan *scheduler.Plan, hs *holds) {
+	m, hs := l.m, l.holds[t]
 	for _, st := range plan.Steps {
 		if st.Action != scheduler.ActionMigrate && st.Action != scheduler.ActionRestart {
 			continue
@@ -196,19 +195,14 @@ type maintCluster struct {
 	hs *holds
 }
 
-// Lock takes the VM for the task and returns its committed record.
+// Lock takes the VM for the task and returns its record as the take's
+// commit read it.
 func (c *maintCluster) Lock(ctx context.Context, id string) (*acliv1.Vm, int64, error) {
 	r, err := c.m.lockVm(ctx, c.t, id)
 	if err != nil || r == nil {
 		return nil, 0, err
 	}
-	var v *acliv1.Vm
-	var rev int64
-	c.m.db.View(func(tx *state.Tx) { v, rev = tx.Vm(id), tx.Rev(vmKey(id)) })
-	if v == nil {
-		c.Unlock(id)
-	}
-	return v, rev, nil
+	return r.pb, r.rev, nil
 }
 
 func (c *maintCluster) Unlock(id string) { c.m.unlockVm(c.t, id) }

@@ -421,9 +421,18 @@ func (c *soakClient) storageStep(ctx context.Context, r *rand.Rand, vm string) {
 		if err != nil || len(list.Snapshots) == 0 {
 			return
 		}
-		snap := list.Snapshots[r.IntN(len(list.Snapshots))].Uuid
+		snap := list.Snapshots[r.IntN(len(list.Snapshots))]
+		if disks := snap.GetVm().GetDisks(); n < 18 && len(disks) > 0 {
+			// A copy of a snapshot's vDisk reads the snapshot while
+			// deletes of it race.
+			d := disks[r.IntN(len(disks))].Uuid
+			c.do(ctx, "vm.disk_create clone", true, func(ctx context.Context) (*acliv1.Task, error) {
+				return c.Vm.CreateDisk(ctx, &acliv1.CreateDiskRequest{Vm: vm, CloneFromVmdisk: d})
+			})
+			return
+		}
 		c.do(ctx, "snapshot.delete", true, func(ctx context.Context) (*acliv1.Task, error) {
-			return c.Snapshot.DeleteSnapshot(ctx, &acliv1.DeleteSnapshotRequest{Snapshot: snap})
+			return c.Snapshot.DeleteSnapshot(ctx, &acliv1.DeleteSnapshotRequest{Snapshot: snap.Uuid})
 		})
 	}
 }

@@ -705,7 +705,10 @@ func isLibvirtd(pid int) bool {
 // directory, then removes the directory if the harness created it. A cluster whose owner
 // still runs is never touched. It returns the PIDs it stopped.
 func ReapOrphans() ([]int, error) {
-	entries, _ := filepath.Glob(filepath.Join(ownersDir, "*"))
+	// Only renamed entries: a "new-" one may not be locked by its registrant
+	// yet, and reaping it would pull it from under its rename.
+	entries, _ := filepath.Glob(filepath.Join(ownersDir, "*.owner"))
+	removeAbandoned(filepath.Join(ownersDir, "new-*"), time.Minute)
 	var stopped []int
 	var errs []error
 	for _, e := range entries {
@@ -716,6 +719,26 @@ func ReapOrphans() ([]int, error) {
 		}
 	}
 	return stopped, errors.Join(errs...)
+}
+
+// removeAbandoned removes registrations older than age that nobody holds:
+// their process died between creating and renaming them.
+func removeAbandoned(pattern string, age time.Duration) {
+	names, _ := filepath.Glob(pattern)
+	for _, n := range names {
+		fi, err := os.Stat(n)
+		if err != nil || time.Since(fi.ModTime()) < age {
+			continue
+		}
+		f, err := os.OpenFile(n, os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.Remove(n)
+		}
+		f.Close()
+	}
 }
 
 func reap(entry string) ([]int, error) {

@@ -3,6 +3,7 @@ package libvirtharness
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -200,5 +201,34 @@ func TestReapOrphansStopsADeadOwnersQEMUs(t *testing.T) {
 	}
 	if _, err := os.Stat(c.Dir); !os.IsNotExist(err) {
 		t.Errorf("the orphan's state dir %s is still there: %v", c.Dir, err)
+	}
+}
+
+// A registration another process has created but not yet locked and
+// renamed is left alone by ReapOrphans (reaping it failed that process's
+// rename); one abandoned long ago is removed.
+func TestReapOrphansLeavesRegistrationsInProgress(t *testing.T) {
+	saved := ownersDir
+	ownersDir = t.TempDir()
+	t.Cleanup(func() { ownersDir = saved })
+	fresh := filepath.Join(ownersDir, "new-1")
+	stale := filepath.Join(ownersDir, "new-2")
+	for _, n := range []string{fresh, stale} {
+		if err := os.WriteFile(n, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReapOrphans(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a registration in progress was removed: %v", err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("an abandoned registration is still there (%v)", err)
 	}
 }

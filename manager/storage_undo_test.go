@@ -155,3 +155,50 @@ func TestDeleteRemovesRecordThenVolumes(t *testing.T) {
 		t.Errorf("the clone's volume %s went with its image", vm.Disks[0].Uuid)
 	}
 }
+
+// A disk cloned from an image reads it from its start until its end: the
+// image cannot be deleted meanwhile (exit 5, naming the copy), another
+// copy of it may run at once, and the read ends with the task, whether it
+// succeeds or is refused after it began.
+func TestCloneReadsItsImageUntilItEnds(t *testing.T) {
+	drv, err := sim.New(sim.Config{Hosts: 3, Speed: 1000}, sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedStorage{Driver: drv, cloning: make(chan string)}
+	h := managertest.New(t, managertest.Options{Driver: g})
+	c := newClients(h.Conn)
+	images := acliv1.NewImageServiceClient(h.Conn)
+	iso := filepath.Join(t.TempDir(), "x.iso")
+	if err := os.WriteFile(iso, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	succeed(t, c)(images.CreateImage(bg, &acliv1.CreateImageRequest{Name: "iso", SourceUrl: "file://" + iso, ImageType: acliv1.ImageType_kIsoImage}))
+	createVm(t, c, "a", gib)
+	createVm(t, c, "b", gib)
+
+	g.mu.Lock()
+	g.gate = make(chan struct{})
+	gate := g.gate
+	g.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.vm.CreateDisk(bg, &acliv1.CreateDiskRequest{Vm: "a", CloneFromImage: "iso", Cdrom: true})
+		done <- err
+	}()
+	<-g.cloning
+	_, err = images.DeleteImage(bg, &acliv1.DeleteImageRequest{Image: "iso"})
+	wantCode(t, err, codes.Aborted, "image iso is busy with task ")
+	wantCode(t, err, codes.Aborted, "(kVmDiskCreate)")
+	succeed(t, c)(c.vm.CreateDisk(bg, &acliv1.CreateDiskRequest{Vm: "b", CloneFromImage: "iso", Cdrom: true}))
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Refused after it began (the index is taken): it reads nothing after.
+	ide0 := int32(0)
+	_, err = c.vm.CreateDisk(bg, &acliv1.CreateDiskRequest{Vm: "a", CloneFromImage: "iso", Cdrom: true, Bus: "ide", Index: &ide0})
+	wantCode(t, err, codes.AlreadyExists, "disk ide.0 already exists")
+	succeed(t, c)(images.DeleteImage(bg, &acliv1.DeleteImageRequest{Image: "iso"}))
+}

@@ -113,6 +113,10 @@ func TestVgpuEndToEnd(t *testing.T) {
 
 	run(0, "VmPowerOff: pending\nVmPowerOff: complete\n", "", "vm.off", "vdi01")
 	run(0, "VmGpuDeassign: pending\nVmGpuDeassign: complete\n", "", "vm.gpu_deassign", "vdi01", "gpu=Nvidia_Tesla_M60-2Q")
-	run(3, "", "Error: gpu \"Nvidia_Tesla_M60-2Q\" not found: vm vdi01 has no passthrough GPU\n", "vm.gpu_deassign", "vdi01", "gpu=Nvidia_Tesla_M60-2Q")
+	// A name the VM lacks is acli's missing name, exit 3, whether the VM
+	// has other GPUs (the nearest of them suggested) or none.
+	run(3, "Unknown name: Nvidia_Tesla_M60-2R\n", "Error: gpu \"Nvidia_Tesla_M60-2R\" not found (did you mean \"Nvidia_Tesla_M60-2Q\"?)\n",
+		"vm.gpu_deassign", "vdi02", "gpu=Nvidia_Tesla_M60-2R")
+	run(3, "Unknown name: Nvidia_Tesla_M60-2Q\n", "Error: gpu \"Nvidia_Tesla_M60-2Q\" not found: vm vdi01 has no passthrough GPU\n", "vm.gpu_deassign", "vdi01", "gpu=Nvidia_Tesla_M60-2Q")
 	get("vgpu-host.get.after.txt", "host.get", "127.20.0.22")
 }

@@ -176,6 +176,13 @@ func NotFound(kind, name string, candidates []string) error {
 	return withDetails(status.New(codes.NotFound, msg), ri)
 }
 
+// NotFoundBecause reports a name looked for where there is nothing of its
+// kind to suggest (why says so), with the same details as NotFound.
+func NotFoundBecause(kind, name, why string) error {
+	ri := &errdetails.ResourceInfo{ResourceType: kind, ResourceName: name, Description: why}
+	return withDetails(status.New(codes.NotFound, fmt.Sprintf("%s %q not found: %s", kind, name, why)), ri)
+}
+
 // AlreadyExists reports a name or UUID already in use.
 func AlreadyExists(kind, name, what string) error {
 	ri := &errdetails.ResourceInfo{ResourceType: kind, ResourceName: name, Description: what}

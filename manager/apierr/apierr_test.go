@@ -72,6 +72,17 @@ func TestNotFoundSuggests(t *testing.T) {
 	}
 }
 
+func TestNotFoundBecauseNamesWhatWasMissing(t *testing.T) {
+	st := status.Convert(NotFoundBecause("gpu", "T4", "vm vdi01 has no GPU"))
+	if st.Code() != codes.NotFound || st.Message() != `gpu "T4" not found: vm vdi01 has no GPU` {
+		t.Fatalf("%v %q", st.Code(), st.Message())
+	}
+	ri := st.Details()[0].(*errdetails.ResourceInfo)
+	if ri.ResourceType != "gpu" || ri.ResourceName != "T4" {
+		t.Fatalf("ResourceInfo %v", ri)
+	}
+}
+
 // Defect 6: a suggestion's work is bounded, whatever the reference and the
 // number of candidates.
 func TestNearestIsBounded(t *testing.T) {

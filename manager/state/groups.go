@@ -4,9 +4,6 @@ import (
 	"slices"
 	"strings"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 )
@@ -64,7 +61,7 @@ func (tx *Tx) DeviceGroup(kind acliv1.DeviceKind, ref string) (DeviceGroup, erro
 	}
 	what := GroupWord(kind)
 	if len(groups) == 0 {
-		return DeviceGroup{}, status.Errorf(codes.NotFound, "%s %q not found: no host has a passthrough %s", what, ref, DeviceWord(kind))
+		return DeviceGroup{}, apierr.NotFoundBecause(what, ref, "no host has a passthrough "+DeviceWord(kind))
 	}
 	slices.Sort(names)
 	return DeviceGroup{}, apierr.NotFound(what, ref, names)
@@ -113,7 +110,7 @@ func (tx *Tx) vgpuNotFound(ref string) error {
 		}
 	}
 	if len(names) == 0 {
-		return status.Errorf(codes.NotFound, "vgpu profile %q not found: no host's GPU offers vGPU profiles", ref)
+		return apierr.NotFoundBecause("vgpu profile", ref, "no host's GPU offers vGPU profiles")
 	}
 	slices.Sort(names)
 	return apierr.NotFound("vgpu profile", ref, names)

@@ -86,7 +86,7 @@ func (s *Service) DeassignDevice(ctx context.Context, req *acliv1.AssignDeviceRe
 		if i < 0 {
 			what := state.GroupWord(req.Kind)
 			if len(names) == 0 {
-				return nil, "", status.Errorf(codes.NotFound, "%s %q not found: vm %s has no passthrough %s", what, req.Device, cur.Name, state.DeviceWord(req.Kind))
+				return nil, "", apierr.NotFoundBecause(what, req.Device, fmt.Sprintf("vm %s has no passthrough %s", cur.Name, state.DeviceWord(req.Kind)))
 			}
 			return nil, "", apierr.NotFound(what, req.Device, names)
 		}

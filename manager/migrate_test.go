@@ -71,7 +71,11 @@ func TestMigrateRules(t *testing.T) {
 	vmOn(t, c, "hot", 8*gib, "h1", func(r *acliv1.CreateVmRequest) { r.DirtyRateMbps = 2000 })
 	vmOn(t, c, "big", 253*gib, "h3")
 
+	// live=false is suggested where it would serve (h2 has room), not
+	// where it would be refused too (h3 has none).
 	wantCode(t, errOf(c.vm.MigrateVm(bg, &acliv1.MigrateVmRequest{Vm: "gpu"})), codes.FailedPrecondition, "passthrough device and cannot live-migrate (use live=false)")
+	wantCode(t, errOf(c.vm.MigrateVm(bg, &acliv1.MigrateVmRequest{Vm: "gpu", Host: "h3"})), codes.FailedPrecondition,
+		"vm gpu cannot move, live or offline: vm gpu has a passthrough device and cannot live-migrate; cannot move vm gpu to h3 (127.20.0.23): insufficient memory")
 	wantCode(t, errOf(c.vm.MigrateVm(bg, &acliv1.MigrateVmRequest{Vm: "agent"})), codes.FailedPrecondition, "agent VM and stays on its host")
 	wantCode(t, errOf(c.vm.MigrateVm(bg, &acliv1.MigrateVmRequest{Vm: "gpu", Host: "h3", Live: proto.Bool(false)})), codes.FailedPrecondition, "insufficient memory")
 	wantCode(t, errOf(c.vm.MigrateVm(bg, &acliv1.MigrateVmRequest{Vm: "gpu", Host: "h8"})), codes.NotFound, `host "h8" not found`)

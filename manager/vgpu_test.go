@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
@@ -73,8 +74,15 @@ func TestVgpuProfiles(t *testing.T) {
 	if p := h2.Devices[0].VgpuProfiles; len(p) != 2 || !slices.Equal(p[0].HeldByVmNames, []string{"v1", "v2"}) || len(p[1].HeldByVmNames) != 0 || p[0].Count != 2 || p[0].TypeId != "nvidia-18" {
 		t.Fatalf("h2's first GPU: %v", h2.Devices[0])
 	}
-	wantCode(t, errOf(c.vm.MigrateVm(bg, &acliv1.MigrateVmRequest{Vm: "v1", Host: "h3"})), codes.FailedPrecondition,
-		"vm v1 has a vGPU Nvidia_Tesla_M60-2Q and cannot live-migrate")
+	// No other host has the profile: live=false would be refused too, so
+	// it is not suggested; every blocker is listed.
+	st := wantCode(t, errOf(c.vm.MigrateVm(bg, &acliv1.MigrateVmRequest{Vm: "v1", Host: "h3"})), codes.FailedPrecondition,
+		"vm v1 cannot move, live or offline: vm v1 has a vGPU Nvidia_Tesla_M60-2Q and cannot live-migrate; cannot move vm v1 to h3 (127.20.0.23): no GPU with room for a vGPU Nvidia_Tesla_M60-2Q")
+	if vs := detail[*errdetails.PreconditionFailure](t, st).Violations; len(vs) != 2 || vs[0].Type != "NOT_MIGRATABLE" || vs[1].Type != "TARGET" {
+		t.Fatalf("violations %v", vs)
+	}
+	wantCode(t, errOf(c.vm.MigrateVm(bg, &acliv1.MigrateVmRequest{Vm: "v1"})), codes.FailedPrecondition,
+		"vm v1 cannot move, live or offline: vm v1 has a vGPU Nvidia_Tesla_M60-2Q and cannot live-migrate; h1 (127.20.0.21): no GPU with room")
 
 	// v3 off frees the second GPU for the 8Q; v1 and v2 off free the first
 	// for passthrough.

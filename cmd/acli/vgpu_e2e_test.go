@@ -102,7 +102,10 @@ func TestVgpuEndToEnd(t *testing.T) {
 	get("vgpu-vm.get.txt", "vm.get", "vdi01")
 	get("vgpu-host.get.txt", "host.get", "127.20.0.22")
 	get("vgpu-vm.get.json.txt", "-o", "json", "vm.get", "vdi01")
-	run(5, "", "Error: vm vdi01 has a vGPU Nvidia_Tesla_M60-2Q and cannot live-migrate (use live=false)\n", "vm.migrate", "vdi01", "host=127.20.0.23", "live=yes")
+	// h3 has no such GPU: moving offline would be refused too, so live=false
+	// is not suggested.
+	run(5, "", "Error: vm vdi01 cannot move, live or offline: vm vdi01 has a vGPU Nvidia_Tesla_M60-2Q and cannot live-migrate; cannot move vm vdi01 to h3 (127.20.0.23): no GPU with room for a vGPU Nvidia_Tesla_M60-2Q\n",
+		"vm.migrate", "vdi01", "host=127.20.0.23", "live=yes")
 	// No other host has the profile: cold maintenance would not move it,
 	// so the hint names only what shuts it down.
 	r = acli(t, addr, "", "host.enter_maintenance_mode_check", "127.20.0.22")

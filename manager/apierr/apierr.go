@@ -110,15 +110,7 @@ func Summary(err error) string {
 	if !ok {
 		return err.Error()
 	}
-	var vs []Violation
-	for _, d := range st.Details() {
-		if pf, ok := d.(*errdetails.PreconditionFailure); ok {
-			for _, v := range pf.GetViolations() {
-				vs = append(vs, Violation{Type: v.GetType(), Subject: v.GetSubject(), Description: v.GetDescription()})
-			}
-		}
-	}
-	msg, listed := st.Message(), listViolations(vs)
+	msg, listed := st.Message(), listViolations(Violations(err))
 	if listed == "" {
 		return msg
 	}
@@ -129,6 +121,24 @@ func Summary(err error) string {
 		return s
 	}
 	return msg
+}
+
+// Violations are the violations err's PreconditionFailure lists (none for
+// an error of another shape).
+func Violations(err error) []Violation {
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil
+	}
+	var vs []Violation
+	for _, d := range st.Details() {
+		if pf, ok := d.(*errdetails.PreconditionFailure); ok {
+			for _, v := range pf.GetViolations() {
+				vs = append(vs, Violation{Type: v.GetType(), Subject: v.GetSubject(), Description: v.GetDescription()})
+			}
+		}
+	}
+	return vs
 }
 
 // Precondition is FailedPrecondition with a single violation whose

@@ -82,22 +82,31 @@ func (s *Service) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) (
 			}
 		}
 		snap := l.Snapshot()
-		if err := movable(v, src, live, snap); err != nil {
+		if err := movable(v, src); err != nil {
 			return err
 		}
+		// Where the VM can go is the same live or offline; an override of
+		// what keeps it from moving live is suggested only if it would serve.
+		var target error
 		if dst != nil {
 			if err := scheduler.CheckTarget(snap, v.Uuid, dst.Uuid, scheduler.Options{}); err != nil {
-				return apierr.Precondition("TARGET", "host:"+dst.Name, "%v", err)
+				target = apierr.Precondition("TARGET", "host:"+dst.Name, "%v", err)
 			}
+		} else if p, err := scheduler.PickMigrationTarget(snap, v.Uuid, "", scheduler.Options{}); err != nil {
+			target = NoHostError(fmt.Sprintf("cannot migrate vm %s", v.Name), err)
 		} else {
-			p, err := scheduler.PickMigrationTarget(snap, v.Uuid, "", scheduler.Options{})
-			if err != nil {
-				return NoHostError(fmt.Sprintf("cannot migrate vm %s", v.Name), err)
-			}
 			s.DB.View(func(tx *state.Tx) { cur = tx.Host(p.Host.UUID) })
 			if dst = cur; dst == nil {
 				return apierr.Precondition("TARGET", "host:"+p.Host.Name, "host %s left the cluster", p.Host.Name)
 			}
+		}
+		if live {
+			if b, ok := liveBlocker(v, snap); ok {
+				return b.refusal(v, target)
+			}
+		}
+		if target != nil {
+			return target
 		}
 		t = l.Begin(acliv1.TaskOperation_kVmMigrate, []*acliv1.EntityRef{vm.Ref(v), hostRef(src), hostRef(dst)}, v.Uuid)
 		t.PB.Cancellable = live // until the switch-over
@@ -130,22 +139,12 @@ func (s *Service) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) (
 }
 
 // movable refuses a VM that cannot leave its host src now (live or not).
-func movable(v *acliv1.Vm, src *acliv1.Host, live bool, snap *scheduler.Snapshot) error {
+func movable(v *acliv1.Vm, src *acliv1.Host) error {
 	switch {
 	case !state.Placed(v):
 		return apierr.Precondition("POWER_STATE", "vm:"+v.Name, "vm %s is off and has no host to move from; power it on (vm.on %s host=...) instead", v.Name, v.Name)
 	case v.AgentVm:
 		return apierr.Precondition("AGENT_VM", "vm:"+v.Name, "vm %s is an agent VM and stays on its host", v.Name)
-	case live && v.PowerState == acliv1.PowerState_kPaused:
-		return apierr.Precondition("POWER_STATE", "vm:"+v.Name, "vm %s is paused; resume it first or use live=false", v.Name)
-	case live:
-		for i := range snap.VMs {
-			if sv := &snap.VMs[i]; sv.UUID == v.Uuid {
-				if err := scheduler.CanLiveMigrate(sv); err != nil {
-					return apierr.Precondition("NOT_MIGRATABLE", "vm:"+v.Name, "%v", err)
-				}
-			}
-		}
 	}
 	switch {
 	case src == nil:
@@ -154,6 +153,37 @@ func movable(v *acliv1.Vm, src *acliv1.Host, live bool, snap *scheduler.Snapshot
 		return apierr.Precondition("HOST_DOWN", "host:"+v.HostName, "vm %s is on %s, which is down; HA restarts it elsewhere", v.Name, label(src))
 	}
 	return nil
+}
+
+// blocker is what keeps a VM from moving live and what lifts it.
+type blocker struct {
+	typ, why, override string
+}
+
+// liveBlocker is what keeps v from live-migrating (ok false when nothing).
+func liveBlocker(v *acliv1.Vm, snap *scheduler.Snapshot) (blocker, bool) {
+	if v.PowerState == acliv1.PowerState_kPaused {
+		return blocker{"POWER_STATE", fmt.Sprintf("vm %s is paused and cannot live-migrate", v.Name), "resume it first or use live=false"}, true
+	}
+	for i := range snap.VMs {
+		if sv := &snap.VMs[i]; sv.UUID == v.Uuid {
+			if err := scheduler.CanLiveMigrate(sv); err != nil {
+				return blocker{"NOT_MIGRATABLE", err.Error(), "use live=false"}, true
+			}
+		}
+	}
+	return blocker{}, false
+}
+
+// refusal refuses the live move: with its override when the VM could go
+// offline (target nil), else with every blocker and none, since live=false
+// would be refused too.
+func (b blocker) refusal(v *acliv1.Vm, target error) error {
+	if target == nil {
+		return apierr.Precondition(b.typ, "vm:"+v.Name, "%s (%s)", b.why, b.override)
+	}
+	vs := append([]apierr.Violation{{Type: b.typ, Subject: "vm:" + v.Name, Description: b.why}}, apierr.Violations(target)...)
+	return apierr.FailedPrecondition(fmt.Sprintf("vm %s cannot move, live or offline", v.Name), vs...)
 }
 
 // NoHostError turns the scheduler's refusal into a FailedPrecondition with

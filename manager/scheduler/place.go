@@ -56,6 +56,8 @@ func Place(s *Snapshot, vm VM, opt Options) (Placement, error) {
 }
 
 // CanLiveMigrate says why a VM cannot live-migrate, or nil when it can.
+// It names no override: whether moving offline would serve depends on
+// where the VM could go (the caller's question).
 func CanLiveMigrate(v *VM) error {
 	switch {
 	case !v.Running():
@@ -63,7 +65,7 @@ func CanLiveMigrate(v *VM) error {
 	case v.Agent:
 		return fmt.Errorf("vm %s is an agent VM and stays on its host", v.Name)
 	case v.Passthrough:
-		return fmt.Errorf("vm %s has %s and cannot live-migrate (use live=false)", v.Name, v.pinnedBy())
+		return fmt.Errorf("vm %s has %s and cannot live-migrate", v.Name, v.pinnedBy())
 	}
 	return nil
 }

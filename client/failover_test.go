@@ -45,7 +45,7 @@ func (m *manager) CreateNetwork(context.Context, *acliv1.CreateNetworkRequest) (
 
 func serve(t *testing.T, m *manager) (string, *grpc.Server) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.46.0.1:0")
+	lis, err := net.Listen("tcp", "127.50.5.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func serve(t *testing.T, m *manager) (string, *grpc.Server) {
 }
 
 func deadAddr(t *testing.T) string {
-	lis, err := net.Listen("tcp", "127.46.0.1:0")
+	lis, err := net.Listen("tcp", "127.50.5.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

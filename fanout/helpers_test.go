@@ -29,7 +29,7 @@ type testHost struct {
 
 func (h *testHost) target() Target { return Target{Host: h.ip, Port: h.port} }
 
-// testCluster is n servers on 127.0.0.11.. that accept one client key,
+// testCluster is n servers on 127.50.4.11.. that accept one client key,
 // plus a known_hosts file listing them.
 type testCluster struct {
 	t          *testing.T
@@ -68,7 +68,7 @@ func newTestCluster(t testing.TB, n int, handler func(i int) glssh.Handler) *tes
 	}
 	var kh bytes.Buffer
 	for i := 0; i < n; i++ {
-		ip := fmt.Sprintf("127.0.0.%d", 11+i)
+		ip := fmt.Sprintf("127.50.4.%d", 11+i)
 		h := startTestServer(t, ip, handler(i), c.clientPub)
 		c.hosts = append(c.hosts, h)
 		fmt.Fprintln(&kh, knownhosts.Line([]string{net.JoinHostPort(ip, fmt.Sprint(h.port))}, h.key.PublicKey()))

@@ -112,7 +112,7 @@ func TestRunGather(t *testing.T) {
 	if _, err := Run(context.Background(), opts, "x", &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	want := StyleAllSSH.Banner("127.0.0.[11-12,14] (3)") + "\nsame\n" + StyleAllSSH.Banner("127.0.0.13") + "\ndifferent\n"
+	want := StyleAllSSH.Banner("127.50.4.[11-12,14] (3)") + "\nsame\n" + StyleAllSSH.Banner("127.50.4.13") + "\ndifferent\n"
 	if out.String() != want {
 		t.Errorf("gather output:\n%s\nwant:\n%s", out.String(), want)
 	}
@@ -162,7 +162,7 @@ func freeAddr(t testing.TB, ip string) int {
 func TestRunUnreachableAndFailedAreReportedApart(t *testing.T) {
 	c := newTestCluster(t, 2, func(i int) glssh.Handler { return reply("ok\n", "", i*2) })
 	opts := c.options()
-	refused := Target{Host: "127.0.0.40", Port: freeAddr(t, "127.0.0.40")}
+	refused := Target{Host: "127.50.4.40", Port: freeAddr(t, "127.50.4.40")}
 	opts.Targets = append(opts.Targets, refused)
 	var out, errOut bytes.Buffer
 	res, err := Run(context.Background(), opts, "x", &out, &errOut)
@@ -174,12 +174,12 @@ func TestRunUnreachableAndFailedAreReportedApart(t *testing.T) {
 		t.Errorf("refused host result %+v", r)
 	}
 	sum := lines(errOut.String())
-	if len(sum) != 3 || !strings.HasPrefix(sum[0], "127.0.0.40: ") ||
+	if len(sum) != 3 || !strings.HasPrefix(sum[0], "127.50.4.40: ") ||
 		sum[1] != fmt.Sprintf("hostssh: 1 of 3 hosts failed: %s (exit 2)", c.hosts[1].ip) ||
-		!strings.HasPrefix(sum[2], "hostssh: 1 of 3 hosts unreachable: 127.0.0.40 (") {
+		!strings.HasPrefix(sum[2], "hostssh: 1 of 3 hosts unreachable: 127.50.4.40 (") {
 		t.Errorf("stderr:\n%s", errOut.String())
 	}
-	if !strings.Contains(out.String(), StyleHostSSH.Banner("127.0.0.40")) {
+	if !strings.Contains(out.String(), StyleHostSSH.Banner("127.50.4.40")) {
 		t.Errorf("unreachable host has no block:\n%s", out.String())
 	}
 	opts.MaxExit = true
@@ -191,7 +191,7 @@ func TestRunUnreachableAndFailedAreReportedApart(t *testing.T) {
 
 func TestRunConnectTimeoutOnSilentServer(t *testing.T) {
 	// Accepts TCP but never speaks SSH: the handshake must time out.
-	ln, err := net.Listen("tcp", "127.0.0.41:0")
+	ln, err := net.Listen("tcp", "127.50.4.41:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestRunConnectTimeoutOnSilentServer(t *testing.T) {
 	}()
 	c := newTestCluster(t, 1, func(int) glssh.Handler { return reply("fine\n", "", 0) })
 	opts := c.options()
-	opts.Targets = append([]Target{{Host: "127.0.0.41", Port: ln.Addr().(*net.TCPAddr).Port}}, opts.Targets...)
+	opts.Targets = append([]Target{{Host: "127.50.4.41", Port: ln.Addr().(*net.TCPAddr).Port}}, opts.Targets...)
 	opts.ConnectTimeout = 500 * time.Millisecond
 	var out bytes.Buffer
 	res, err := Run(context.Background(), opts, "x", &out, io.Discard)
@@ -467,7 +467,7 @@ func TestRunHonoursSSHConfig(t *testing.T) {
 	home := t.TempDir()
 	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
 	// The key comes only from IdentityFile and the ports only from Port.
-	cfg := fmt.Sprintf("Host %s\n  Port %d\n  User alice\nHost 127.0.0.*\n  IdentityFile %s\n  User bob\nHost %s\n  Port %d\n",
+	cfg := fmt.Sprintf("Host %s\n  Port %d\n  User alice\nHost 127.50.4.*\n  IdentityFile %s\n  User bob\nHost %s\n  Port %d\n",
 		c.hosts[0].ip, c.hosts[0].port, c.clientKey, c.hosts[1].ip, c.hosts[1].port)
 	os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(cfg), 0o600)
 	kh, _ := os.ReadFile(c.knownHosts)
@@ -491,8 +491,8 @@ func TestRunSSHConfigHostNameAlias(t *testing.T) {
 	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
 	// Host patterns match the name given; HostName is where to connect,
 	// and known_hosts is checked for that address.
-	free := freeAddr(t, "127.0.0.43")
-	cfg := fmt.Sprintf("Host web-1\n  HostName %s\n  Port %d\n  IdentityFile %s\nHost web-*\n  HostName 127.0.0.43\n  Port %d\n",
+	free := freeAddr(t, "127.50.4.43")
+	cfg := fmt.Sprintf("Host web-1\n  HostName %s\n  Port %d\n  IdentityFile %s\nHost web-*\n  HostName 127.50.4.43\n  Port %d\n",
 		h.ip, h.port, c.clientKey, free)
 	os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(cfg), 0o600)
 	opts := Options{Home: home, SSHConfigFile: filepath.Join(home, ".ssh", "config"), KnownHostsFiles: []string{c.knownHosts},
@@ -508,7 +508,7 @@ func TestRunSSHConfigHostNameAlias(t *testing.T) {
 	// web-2 only matches the wildcard block: connection refused there.
 	opts.Targets = []Target{{Host: "web-2"}}
 	res, _ = Run(context.Background(), opts, "x", io.Discard, io.Discard)
-	if r := res.Hosts[0]; r.Status != StatusUnreachable || !strings.Contains(r.Error, fmt.Sprintf("127.0.0.43:%d", free)) {
+	if r := res.Hosts[0]; r.Status != StatusUnreachable || !strings.Contains(r.Error, fmt.Sprintf("127.50.4.43:%d", free)) {
 		t.Errorf("web-2: %+v", r)
 	}
 }
@@ -645,7 +645,7 @@ func TestCommandHostsFileUserAndPort(t *testing.T) {
 		return nil
 	}}
 	var out, errOut bytes.Buffer
-	code := cmd.Run(context.Background(), append(base, "--user", "alice", "--exclude", "127.0.0.[12-13]", "whoami"), &out, &errOut)
+	code := cmd.Run(context.Background(), append(base, "--user", "alice", "--exclude", "127.50.4.[12-13]", "whoami"), &out, &errOut)
 	want := StyleAllSSH.Banner(c.hosts[0].ip) + "\n0 alice\n"
 	if code != 0 || out.String() != want {
 		t.Errorf("exit %d stderr %q output:\n%s\nwant:\n%s", code, errOut.String(), out.String(), want)

@@ -27,7 +27,7 @@ func follower(t *testing.T, lookup leader.Lookup) *client.Client {
 	t.Cleanup(f.Close)
 	srv := grpc.NewServer(f.ServerOptions()...)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
-	lis, err := net.Listen("tcp", "127.46.0.1:0")
+	lis, err := net.Listen("tcp", "127.50.6.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestNoLeaderIsUnavailable(t *testing.T) {
 }
 
 func TestUnreachableLeaderIsNamed(t *testing.T) {
-	lis, _ := net.Listen("tcp", "127.46.0.1:0")
+	lis, _ := net.Listen("tcp", "127.50.6.1:0")
 	dead := lis.Addr().String()
 	lis.Close()
 	c := follower(t, func(context.Context) (string, error) { return dead, nil })

@@ -2,22 +2,14 @@ package manager_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	gliderssh "github.com/gliderlabs/ssh"
-	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
@@ -66,23 +58,7 @@ func TestLibvirtVirtualSwitchOverSSH(t *testing.T) {
 // qemu+ssh URI of hh through it.
 func hostSSHD(t *testing.T, hh *libvirtharness.Host, ns string, ovs *libvirtharness.OVS) string {
 	t.Helper()
-	dir := t.TempDir()
-	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
-	hostSigner, _ := ssh.NewSignerFromKey(hostPriv)
-	cliPub, cliPriv, _ := ed25519.GenerateKey(rand.Reader)
-	block, err := ssh.MarshalPrivateKey(cliPriv, "acli test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, "id_ed25519")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	authorized, _ := ssh.NewPublicKey(cliPub)
 	srv := &gliderssh.Server{
-		PublicKeyHandler: func(ctx gliderssh.Context, key gliderssh.PublicKey) bool {
-			return ctx.User() == "root" && gliderssh.KeysEqual(key, authorized)
-		},
 		Handler: func(s gliderssh.Session) {
 			cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, "sh", "-c", s.RawCommand())
 			cmd.Env = append(os.Environ(), ovs.Env()...)
@@ -99,17 +75,5 @@ func hostSSHD(t *testing.T, hh *libvirtharness.Host, ns string, ovs *libvirtharn
 			"direct-streamlocal@openssh.com": libvirtharness.ForwardSocket,
 		},
 	}
-	srv.AddHostKey(hostSigner)
-	l, err := net.Listen("tcp", "127.44.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	knownHosts := filepath.Join(dir, "known_hosts")
-	line := knownhosts.Line([]string{knownhosts.Normalize(l.Addr().String())}, hostSigner.PublicKey())
-	if err := os.WriteFile(knownHosts, []byte(line+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("qemu+ssh://root@%s/system?socket=%s&keyfile=%s&known_hosts=%s", l.Addr(), hh.Socket, keyFile, knownHosts)
+	return libvirtharness.ServeSSH(t, "127.44.0.1", srv).URI(hh.Socket)
 }

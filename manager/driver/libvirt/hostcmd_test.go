@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	gliderssh "github.com/gliderlabs/ssh"
+
+	"github.com/acli-dev/acli/manager/driver/libvirt/libvirtharness"
 )
 
 // A qemu+ssh host runs bridge commands over SSH: each argument arrives
@@ -27,8 +29,8 @@ func TestSSHShell(t *testing.T) {
 		}
 		s.Exit(0)
 	}}
-	h := startSSH(t, srv)
-	u, err := ParseURI("qemu+ssh://root@" + h.addr + "/system?keyfile=" + h.keyFile + "&known_hosts=" + h.knownHosts)
+	h := libvirtharness.ServeSSH(t, "127.0.0.1", srv)
+	u, err := ParseURI("qemu+ssh://root@" + h.Addr + "/system?keyfile=" + h.KeyFile + "&known_hosts=" + h.KnownHosts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -154,54 +154,13 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
-// sshHost is an SSH server of the test for user root with a key of its
-// own: a key file and a known_hosts vouching for the server.
-type sshHost struct {
-	addr, keyFile, knownHosts string
-}
-
-// startSSH serves srv (its key handler and host key set here) on loopback.
-func startSSH(t *testing.T, srv *gliderssh.Server) sshHost {
-	t.Helper()
-	dir := t.TempDir()
-	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
-	hostSigner, _ := ssh.NewSignerFromKey(hostPriv)
-	cliPub, cliPriv, _ := ed25519.GenerateKey(rand.Reader)
-	block, err := ssh.MarshalPrivateKey(cliPriv, "acli test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, "id_ed25519")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	authorized, _ := ssh.NewPublicKey(cliPub)
-	srv.PublicKeyHandler = func(ctx gliderssh.Context, key gliderssh.PublicKey) bool {
-		return ctx.User() == "root" && gliderssh.KeysEqual(key, authorized)
-	}
-	srv.AddHostKey(hostSigner)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	knownHosts := filepath.Join(dir, "known_hosts")
-	line := knownhosts.Line([]string{knownhosts.Normalize(l.Addr().String())}, hostSigner.PublicKey())
-	if err := os.WriteFile(knownHosts, []byte(line+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return sshHost{addr: l.Addr().String(), keyFile: keyFile, knownHosts: knownHosts}
-}
-
 // The SSH transport, end to end: key file and known_hosts from the URI, a direct-streamlocal
 // channel to the host's real libvirt socket.
 func TestSSHTransport(t *testing.T) {
 	h := hosts(t).Hosts[1]
 	srv := &gliderssh.Server{ChannelHandlers: map[string]gliderssh.ChannelHandler{"direct-streamlocal@openssh.com": libvirtharness.ForwardSocket}}
-	sh := startSSH(t, srv)
-	addr, keyFile, knownHosts := sh.addr, sh.keyFile, sh.knownHosts
-	uri := fmt.Sprintf("qemu+ssh://root@%s/system?socket=%s&keyfile=%s&known_hosts=%s", addr, h.Socket, keyFile, knownHosts)
+	sh := libvirtharness.ServeSSH(t, "127.0.0.1", srv)
+	addr, knownHosts, uri := sh.Addr, sh.KnownHosts, sh.URI(h.Socket)
 	hi, err := dial(t, uri).HostInfo()
 	if err != nil {
 		t.Fatal(err)

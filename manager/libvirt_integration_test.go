@@ -21,6 +21,7 @@ import (
 	"github.com/acli-dev/acli/manager"
 	"github.com/acli-dev/acli/manager/driver/libvirt"
 	"github.com/acli-dev/acli/manager/driver/libvirt/libvirtharness"
+	"github.com/acli-dev/acli/manager/ha"
 	"github.com/acli-dev/acli/manager/managertest"
 )
 
@@ -663,6 +664,63 @@ func TestLibvirtDeadDaemonIsNoFence(t *testing.T) {
 	})
 	for _, v := range []*acliv1.Vm{a, b} {
 		lc.runsOn(t, v.Name, h3.Name)
+	}
+}
+
+// HA's fence of a VM on a host recorded down, made once the driver has
+// reconnected to the host's daemon (before the manager, behind on its
+// heartbeats, records it up): the host answers, so the VM that runs there
+// is not powered off. HA powered it off there and the VM, left recorded on
+// the host, ran nowhere (TestLibvirtDeadDaemonIsNoFence's "libvirt runs it
+// on []" under load).
+func TestLibvirtFenceSparesAHostThatAnswersAgain(t *testing.T) {
+	t.Parallel()
+	hh := libvirtharness.StartT(t, 1).Hosts[0]
+	drv := libvirt.NewDriver(libvirt.Config{HeartbeatInterval: lvHeartbeat, Logger: failureLog(t)})
+	host := &acliv1.Host{Uuid: hh.UUID, Name: hh.Name, HypervisorIp: hh.Addr, LibvirtUri: hh.TCPURI()}
+	events, err := drv.Start(bg, []*acliv1.Host{host}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range events {
+		}
+	}()
+	t.Cleanup(func() { drv.Close() })
+	eventually(t, 10*time.Second, "driver not connected", func() bool { return drv.Answers(host) })
+	vm := &acliv1.Vm{Uuid: "6f1c0a52-0000-4000-8000-0000000000f1", Name: "kept", MemoryBytes: 64 << 20, NumVcpus: 1}
+	if err := drv.PowerOn(bg, host, vm); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := hh.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "driver still connected to a killed daemon", func() bool { return !drv.Answers(host) })
+	if err := ha.Fence(bg, drv, host, vm); err == nil {
+		t.Fatal("fenced through a dead daemon with no fence agent")
+	}
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	if err := hh.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "driver not connected again", func() bool { return drv.Answers(host) })
+	if err := ha.Fence(bg, drv, host, vm); err == nil || !strings.Contains(err.Error(), "answers again") {
+		t.Fatalf("fence of a host that answers again: %v", err)
+	}
+	ctx, cancel = context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	conn, err := libvirt.Dial(ctx, hh.TCPURI(), libvirt.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if d, err := conn.Lookup(vm.Uuid); err != nil || !d.State.Active() {
+		t.Fatalf("vm %s after the fence: %v %v, want running", vm.Name, d, err)
+	}
+	if err := drv.PowerOff(bg, host, vm); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -160,6 +160,15 @@ type HostJoiner interface {
 	LeaveHost(hostUUID string) error
 }
 
+// Reacher is implemented by drivers that know whether a host answers them
+// now (libvirt: its connection is up). A host recorded down that answers
+// is coming back (or was only late to report: the manager stalled, its
+// heartbeats dropped): HA does not fence its VMs by powering them off
+// there, and they stay where they run.
+type Reacher interface {
+	Answers(host *acliv1.Host) bool
+}
+
 // HostFencer is implemented by drivers that can prove a host dead, for HA
 // to restart the VMs of a down host it cannot power them off on.
 type HostFencer interface {

@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -17,8 +18,13 @@ const FenceTimeout = 10 * time.Second
 // write to its vDisks: powered off there (the driver's PowerOff, which
 // succeeds when the VM is already gone), the host proven dead (a
 // driver.HostFencer), or its storage cut off (a driver.VmFencer: the data
-// path refusing the host's sessions). It returns why none did.
+// path refusing the host's sessions). It returns why none did. A host
+// that answers again is not fenced at all (driver.Reacher): powering off
+// there would stop a VM that runs, on a host that is back.
 func Fence(ctx context.Context, drv driver.Driver, down *acliv1.Host, vm *acliv1.Vm) error {
+	if r, ok := drv.(driver.Reacher); ok && r.Answers(down) {
+		return fmt.Errorf("host %s answers again, so its VMs stay there", down.Name)
+	}
 	fctx, cancel := context.WithTimeout(ctx, FenceTimeout)
 	defer cancel()
 	err := drv.PowerOff(fctx, down, vm)

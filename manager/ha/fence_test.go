@@ -31,6 +31,12 @@ type vmFencer struct {
 
 func (d vmFencer) FenceVm(context.Context, *acliv1.Host, *acliv1.Vm) error { return d.err }
 
+// answers is a driver whose host answers again: powering off there would
+// succeed, and stop a VM that runs.
+type answers struct{ offOnly }
+
+func (answers) Answers(*acliv1.Host) bool { return true }
+
 func TestFence(t *testing.T) {
 	h, vm := &acliv1.Host{Name: "h1"}, &acliv1.Vm{Name: "v"}
 	unreachable := errors.New("unreachable")
@@ -40,6 +46,7 @@ func TestFence(t *testing.T) {
 		want string
 	}{
 		{"powered off", offOnly{}, ""},
+		{"host answers again", answers{}, "host h1 answers again, so its VMs stay there"},
 		{"no fencer", offOnly{off: unreachable}, "power-off: unreachable"},
 		{"host fenced", hostFencer{offOnly{off: unreachable}, nil}, ""},
 		{"storage fenced", vmFencer{hostFencer{offOnly{off: unreachable}, errors.New("agent failed")}, nil}, ""},

@@ -545,6 +545,12 @@ func (d *Driver) PowerOff(ctx context.Context, host *acliv1.Host, vm *acliv1.Vm)
 	return ignoreNotFound(c.Undefine(vm.Uuid))
 }
 
+// Answers implements driver.Reacher: the host's connection is up.
+func (d *Driver) Answers(h *acliv1.Host) bool {
+	_, err := d.conn(h)
+	return err == nil
+}
+
 // FenceHost implements driver.HostFencer through Config.FenceHost. A libvirtd that does not
 // answer proves nothing: its QEMUs keep running without it.
 func (d *Driver) FenceHost(ctx context.Context, host *acliv1.Host) error {

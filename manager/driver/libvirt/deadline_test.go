@@ -5,7 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,4 +113,57 @@ func TestPowerOnStalledStartFailsCleanly(t *testing.T) {
 			f.called(procDomainDestroyFlags), f.called(procDomainUndefineFlags))
 	}
 	t.Logf("PowerOn failed after %v: %v", took.Round(time.Millisecond), err)
+}
+
+// A probe whose window passed while this process did not run (stopped here; descheduled on
+// a loaded machine) proves nothing of the host: it is given another window, and the
+// answer, late only because the process was away, keeps the host up. The probe timed
+// out at once on resuming and cut the connection, failing the calls on it ("procedure
+// interrupted while awaiting response").
+func TestProbeOutlivesOwnStall(t *testing.T) {
+	f := newFakeDaemon(t, fakeAddr)
+	var downs atomic.Int32
+	h, err := NewHost(HostConfig{URI: f.URI(), ProbeInterval: 50 * time.Millisecond, ProbeTimeout: 400 * time.Millisecond,
+		OnState: func(up bool, err error) {
+			if !up {
+				downs.Add(1)
+				t.Logf("host down: %v", err)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); h.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+	if err := h.WaitConnected(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// A probe is in flight, its answer held, when the process stops for three windows.
+	n := f.called(procConnectGetLibVersion)
+	f.hold(procConnectGetLibVersion)
+	within(t, 10*time.Second, "a probe", func() bool {
+		for f.called(procConnectGetLibVersion) == n {
+			time.Sleep(time.Millisecond)
+		}
+		return true
+	})
+	pid := strconv.Itoa(os.Getpid())
+	if out, err := exec.Command("sh", "-c", "kill -STOP "+pid+"; sleep 1.2; kill -CONT "+pid).CombinedOutput(); err != nil {
+		t.Fatalf("stopping the test process: %v %s", err, out)
+	}
+	f.release()
+	time.Sleep(500 * time.Millisecond) // more probes, answered
+	if d := downs.Load(); d != 0 || !h.Up() {
+		t.Fatalf("host cut after this process stalled: %d down reports, up %v", d, h.Up())
+	}
+	// A probe that goes unanswered with the process running still cuts the host.
+	f.freeze(procConnectGetLibVersion)
+	within(t, 10*time.Second, "the host cut", func() bool {
+		for h.Up() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return true
+	})
 }

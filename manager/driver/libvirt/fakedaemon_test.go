@@ -45,9 +45,11 @@ type fakeDaemon struct {
 	domName  string
 	domUUID  uuid.UUID
 
-	mu     sync.Mutex
-	frozen map[uint32]bool
-	calls  map[uint32]int
+	mu      sync.Mutex
+	frozen  map[uint32]bool
+	held    map[uint32]bool
+	pending []func() // the held calls' answers
+	calls   map[uint32]int
 }
 
 func newFakeDaemon(t *testing.T, addr string) *fakeDaemon {
@@ -57,7 +59,7 @@ func newFakeDaemon(t *testing.T, addr string) *fakeDaemon {
 		t.Fatal(err)
 	}
 	f := &fakeDaemon{t: t, addr: l.Addr().String(), hostUUID: uuid.NewString(), domName: "web",
-		domUUID: uuid.New(), frozen: map[uint32]bool{}, calls: map[uint32]int{}}
+		domUUID: uuid.New(), frozen: map[uint32]bool{}, held: map[uint32]bool{}, calls: map[uint32]int{}}
 	var conns []net.Conn
 	var mu sync.Mutex
 	serve(t, l, func(c net.Conn) {
@@ -88,6 +90,24 @@ func (f *fakeDaemon) freeze(procs ...uint32) {
 	}
 }
 
+// hold makes the daemon take calls of proc and answer them only on release.
+func (f *fakeDaemon) hold(proc uint32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held[proc] = true
+}
+
+// release answers the held calls and holds no more.
+func (f *fakeDaemon) release() {
+	f.mu.Lock()
+	pending := f.pending
+	f.pending, f.held = nil, map[uint32]bool{}
+	f.mu.Unlock()
+	for _, answer := range pending {
+		answer()
+	}
+}
+
 // called is how many calls of proc the daemon took.
 func (f *fakeDaemon) called(proc uint32) int {
 	f.mu.Lock()
@@ -111,13 +131,6 @@ func (f *fakeDaemon) handle(c net.Conn) {
 			return
 		}
 		proc, serial := binary.BigEndian.Uint32(hdr[12:16]), binary.BigEndian.Uint32(hdr[20:24])
-		f.mu.Lock()
-		f.calls[proc]++
-		frozen := f.frozen[proc]
-		f.mu.Unlock()
-		if frozen {
-			continue
-		}
 		reply, ok := f.answer(proc)
 		if !ok {
 			f.t.Errorf("fake libvirtd: procedure %d not expected", proc)
@@ -128,9 +141,21 @@ func (f *fakeDaemon) handle(c net.Conn) {
 			binary.Write(&out, binary.BigEndian, v)
 		}
 		out.Write(reply)
-		wmu.Lock()
-		c.Write(out.Bytes())
-		wmu.Unlock()
+		send := func() {
+			wmu.Lock()
+			c.Write(out.Bytes())
+			wmu.Unlock()
+		}
+		f.mu.Lock()
+		f.calls[proc]++
+		frozen, held := f.frozen[proc], f.held[proc]
+		if held {
+			f.pending = append(f.pending, send)
+		}
+		f.mu.Unlock()
+		if !frozen && !held {
+			send()
+		}
 	}
 }
 

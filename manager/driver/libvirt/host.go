@@ -264,22 +264,51 @@ func (h *Host) watch(ctx context.Context, c, probe *Conn, stop <-chan struct{}, 
 	}
 }
 
+// probeStalls bounds the extra windows a probe is given when this process stalled during
+// its window: a hung host is still found, at worst that many windows late.
+const probeStalls = 2
+
 // probe makes one cheap RPC, bounded by ProbeTimeout. Its goroutine ends when the RPC does,
-// at the latest when the connection is cut or closed.
+// at the latest when the connection is cut or closed. A window during which this process
+// itself did not run (descheduled on a loaded machine, stopped), seen as a gap of more
+// than half a window between ticks of a clock of its own, proves nothing of the host:
+// the answer may be waiting unread. The probe is then given another window, as the
+// heartbeat monitor skips a round that ran late.
 func (h *Host) probe(ctx context.Context, c *Conn) error {
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.l.ConnectGetLibVersion()
 		done <- err
 	}()
-	t := time.NewTimer(h.cfg.ProbeTimeout)
+	window := h.cfg.ProbeTimeout
+	t := time.NewTimer(window)
 	defer t.Stop()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return fmt.Errorf("no answer to a probe within %v", h.cfg.ProbeTimeout)
+	tick := time.NewTicker(max(window/8, time.Millisecond))
+	defer tick.Stop()
+	last, stalled, stalls := time.Now(), false, 0
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			now := time.Now() // when this goroutine ran, not when the tick was due
+			stalled = stalled || now.Sub(last) > window/2
+			last = now
+			continue
+		case <-t.C:
+		}
+		select {
+		case err := <-done: // answered while the timer fired
+			return err
+		default:
+		}
+		if stalled = stalled || time.Since(last) > window/2; !stalled || stalls == probeStalls {
+			return fmt.Errorf("no answer to a probe within %v", window)
+		}
+		stalls++
+		stalled, last = false, time.Now()
+		t.Reset(window)
 	}
 }

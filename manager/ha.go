@@ -76,7 +76,7 @@ func (c haManager) Claim(ctx context.Context, t *taskRec, id string) (*acliv1.Vm
 	return r.pb, r.rev, nil
 }
 
-func (c haManager) CheckTarget(host string) error { return c.m.checkTarget(host) }
+func (c haManager) Arrive(host string) (func(), error) { return c.m.ops.moves.Arrive(host) }
 
 func (c haManager) WithDevicesOn(vm *acliv1.Vm, host string) (*acliv1.Vm, error) {
 	return c.m.withDevicesOn(vm, host)
@@ -104,7 +104,6 @@ func (c haManager) Publish(t *taskRec, severity string, refs []*acliv1.EntityRef
 
 func (l haLocked) Closing() bool                 { return l.m.closing }
 func (l haLocked) Snapshot() *scheduler.Snapshot { return l.m.snapshotLocked() }
-func (l haLocked) Arrive(host string) func()     { return l.m.arriveLocked(host) }
 func (l haLocked) LetGo(t *taskRec, id string)   { l.m.releaseLocked(t, id) }
 func (l haLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef) *taskRec {
 	return l.m.newTaskLocked(op, refs)

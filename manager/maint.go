@@ -2,12 +2,12 @@ package manager
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/hostsync"
 	"github.com/acli-dev/acli/manager/maintenance"
+	"github.com/acli-dev/acli/manager/migrate"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
@@ -76,7 +76,7 @@ func (c *maintManager) SetHost(ctx context.Context, id string, change state.Host
 }
 
 func (c *maintManager) AwaitArrivals(ctx context.Context, host string) error {
-	return c.m.awaitArrivals(ctx, host)
+	return c.m.ops.moves.AwaitArrivals(ctx, host)
 }
 
 func (c *maintManager) Steps(t *taskRec) maintenance.Cluster {
@@ -87,7 +87,7 @@ func (c *maintManager) Steps(t *taskRec) maintenance.Cluster {
 
 func (c *maintManager) Log(t *taskRec, line string) { c.m.addMessage(t, -1, "%s", line) }
 
-func (c *maintManager) MaxMigrations() int { return c.m.ops.maxMigrations }
+func (c *maintManager) MaxMigrations() int { return c.m.ops.moves.Limit() }
 
 func (c *maintManager) Interrupted() []*taskRec {
 	m := c.m
@@ -128,7 +128,7 @@ func (c *maintManager) CarryOn(t *taskRec, w func(ctx context.Context) (maintena
 
 func (l maintLocked) Holder(id string) *taskRec { return l.m.heldLocked(id) }
 
-func (l maintLocked) Targets(host string) []*taskRec { return l.m.ops.targets[host] }
+func (l maintLocked) Targets(host string) []*taskRec { return l.m.ops.moves.Targets(host) }
 
 func (l maintLocked) Snapshot() *scheduler.Snapshot { return l.m.snapshotLocked() }
 
@@ -143,7 +143,7 @@ func (l maintLocked) Adopt(t *taskRec, locks ...string) {
 	m, hs := l.m, &holds{}
 	t.Locks = append(t.Locks, locks...)
 	l.holds[t] = hs
-	t.Release = func() { hs.releaseAllLocked(); m.dropTargetsLocked(t); delete(l.holds, t) }
+	t.Release = func() { hs.releaseAllLocked(); m.ops.moves.DropTargets(t); delete(l.holds, t) }
 }
 
 // Reserve holds the target memory of every move and restart in plan
@@ -161,7 +161,7 @@ func (l maintLocked) Reserve(t *taskRec, plan *scheduler.Plan) {
 		}
 		hs.addLocked(v.pb.Uuid, m.holdLocked(v.pb, h))
 		if st.Action == scheduler.ActionMigrate {
-			m.addTargetLocked(h.pb.Uuid, t)
+			m.ops.moves.AddTarget(h.pb.Uuid, t)
 		}
 	}
 }
@@ -233,8 +233,7 @@ func (c *maintCluster) Migrate(ctx context.Context, vm *acliv1.Vm, rev int64, sr
 }
 
 func (c *maintCluster) TargetGone(err error) bool {
-	var gone *targetUnavailableError
-	return errors.As(err, &gone)
+	return migrate.TargetGone(err)
 }
 
 func (c *maintCluster) Shutdown(ctx context.Context, h *acliv1.Host, vm *acliv1.Vm) error {

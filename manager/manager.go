@@ -159,9 +159,9 @@ type Manager struct {
 
 	// mu guards what no package owns: the task table and each task's
 	// fields (model.taskTab, manager/tasks), when each VM last settled
-	// (model.settled), the destinations and arrivals of running tasks
-	// (ops.targets, arriving), the readers of copies (stor.readers) and
-	// closing. Committed records, holds and memory reservations are
+	// (model.settled), the readers of copies (stor.readers) and closing.
+	// The moves under way (slots, targets, arrivals) are manager/migrate's
+	// (ops.moves), under its own lock. Committed records, holds and memory reservations are
 	// state.DB's, under its own locks: reading them needs no mu.
 	mu      sync.RWMutex
 	closing bool

@@ -47,14 +47,11 @@ type moveCluster struct {
 	percent func() int32
 }
 
-func (c *moveCluster) Slots(ctx context.Context, src, dst string) (func(), error) {
-	if err := c.m.ops.slots.acquire(ctx, src, dst); err != nil {
-		return nil, err
-	}
-	return func() { c.m.ops.slots.release(src, dst) }, nil
+func (c *moveCluster) StartLive(ctx context.Context, src, dst string) (func(), error) {
+	return c.m.ops.moves.StartLive(ctx, src, dst)
 }
 
-func (c *moveCluster) CheckTarget(host string) error { return c.m.checkTarget(host) }
+func (c *moveCluster) Arrive(dst string) (func(), error) { return c.m.ops.moves.Arrive(dst) }
 
 func (c *moveCluster) Record(ctx context.Context, next *acliv1.Vm, rev int64) (int64, error) {
 	var release func()
@@ -152,7 +149,7 @@ func (l migrateLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, 
 func (l migrateLocked) Reserve(t *taskRec, v *acliv1.Vm, host string) func() {
 	m := l.m
 	hd := m.holdLocked(v, m.hostAt(host))
-	m.addTargetLocked(host, t)
-	t.Release = func() { hd.releaseLocked(); m.dropTargetsLocked(t) }
+	m.ops.moves.AddTarget(host, t)
+	t.Release = func() { hd.releaseLocked(); m.ops.moves.DropTargets(t) }
 	return hd.releaseLocked
 }

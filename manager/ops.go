@@ -11,11 +11,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
 	"time"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/migrate"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
@@ -31,40 +30,27 @@ const (
 	minHeartbeatTimeout = 2 * time.Second
 )
 
-// opsState is guarded by Manager.mu except slots (own lock) and the
-// settings (fixed at New).
+// opsState is fixed at New: the HA settings, and the moves under way
+// (manager/migrate: slots, targets and arrivals, under its own lock).
 type opsState struct {
-	// targets maps a host UUID to the running tasks that move VMs onto it;
-	// such a host may not enter maintenance meanwhile.
-	targets map[string][]*taskRec
-	// arriving counts the power-ons and HA restarts under way toward each
-	// host; arrived is closed and replaced when one ends. An evacuation
-	// waits for them, so a VM starting on its host is not missed.
-	arriving map[string]int
-	arrived  chan struct{}
+	moves *migrate.Moves
 
-	slots *slots
-
-	maxMigrations    int
 	heartbeatMisses  int
 	heartbeatTimeout time.Duration
 }
 
 func (m *Manager) initOps(cfg Config) {
 	o := &m.ops
-	o.targets = map[string][]*taskRec{}
-	o.arriving = map[string]int{}
-	o.arrived = make(chan struct{})
-	o.maxMigrations = cfg.MaxMigrationsPerHost
-	if o.maxMigrations <= 0 {
-		o.maxMigrations = DefaultMaxMigrationsPerHost
+	maxMigrations := cfg.MaxMigrationsPerHost
+	if maxMigrations <= 0 {
+		maxMigrations = DefaultMaxMigrationsPerHost
 	}
+	o.moves = migrate.NewMoves(m.db, maxMigrations)
 	o.heartbeatMisses = cfg.HeartbeatMisses
 	if o.heartbeatMisses <= 0 {
 		o.heartbeatMisses = DefaultHeartbeatMisses
 	}
 	o.heartbeatTimeout = cfg.HeartbeatTimeout
-	o.slots = newSlots(o.maxMigrations)
 	m.ha = m.newHA()
 	m.hostEv = m.newHostEvents()
 }
@@ -217,128 +203,6 @@ func (hs *holds) releaseAllLocked() {
 	for _, hd := range hs.byVM {
 		hd.releaseLocked()
 	}
-}
-
-// addTargetLocked marks host as a destination of task t.
-func (m *Manager) addTargetLocked(host string, t *taskRec) {
-	m.ops.targets[host] = append(m.ops.targets[host], t)
-}
-
-func (m *Manager) dropTargetsLocked(t *taskRec) {
-	for h, ts := range m.ops.targets {
-		ts = slices.DeleteFunc(ts, func(x *taskRec) bool { return x == t })
-		if len(ts) == 0 {
-			delete(m.ops.targets, h)
-		} else {
-			m.ops.targets[h] = ts
-		}
-	}
-}
-
-// ---- arrivals ----
-
-// arriveLocked counts a VM on its way to host (a power-on or an HA
-// restart) until the returned func, called under Manager.mu, ends it.
-func (m *Manager) arriveLocked(host string) func() {
-	m.ops.arriving[host]++
-	ended := false
-	return func() {
-		if ended {
-			return
-		}
-		ended = true
-		if m.ops.arriving[host]--; m.ops.arriving[host] <= 0 {
-			delete(m.ops.arriving, host)
-		}
-		close(m.ops.arrived)
-		m.ops.arrived = make(chan struct{})
-	}
-}
-
-// awaitArrivals waits until no VM is on its way to host.
-func (m *Manager) awaitArrivals(ctx context.Context, host string) error {
-	for {
-		m.mu.RLock()
-		n, ch := m.ops.arriving[host], m.ops.arrived
-		m.mu.RUnlock()
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// targetUnavailableError says a step's target can no longer take the VM:
-// it was cordoned, went down or is entering maintenance since the plan.
-type targetUnavailableError struct {
-	host, why string
-}
-
-func (e *targetUnavailableError) Error() string {
-	return fmt.Sprintf("target %s can no longer take it: %s", e.host, e.why)
-}
-
-// checkTarget re-validates a planned target when its step starts.
-func (m *Manager) checkTarget(hostUUID string) error {
-	r := m.hostAt(hostUUID)
-	if r == nil {
-		return &targetUnavailableError{host: hostUUID, why: "it left the cluster"}
-	}
-	if why := hostUnavailable(r.pb); why != "" {
-		return &targetUnavailableError{host: hostLabel(r.pb), why: why}
-	}
-	return nil
-}
-
-// ---- migration slots ----
-
-// slots bounds the concurrent migrations each host takes part in. A
-// migration needs a slot on its source and on its target; it waits for them
-// (the operation is accepted, it is only paced).
-type slots struct {
-	mu    sync.Mutex
-	limit int
-	used  map[string]int
-	freed chan struct{}
-}
-
-func newSlots(limit int) *slots {
-	return &slots{limit: limit, used: map[string]int{}, freed: make(chan struct{})}
-}
-
-func (s *slots) acquire(ctx context.Context, src, dst string) error {
-	for {
-		s.mu.Lock()
-		if s.used[src] < s.limit && s.used[dst] < s.limit {
-			s.used[src]++
-			s.used[dst]++
-			s.mu.Unlock()
-			return nil
-		}
-		ch := s.freed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (s *slots) release(src, dst string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, h := range []string{src, dst} {
-		if s.used[h]--; s.used[h] <= 0 {
-			delete(s.used, h)
-		}
-	}
-	close(s.freed)
-	s.freed = make(chan struct{})
 }
 
 // ---- VM locks inside long tasks ----

@@ -79,7 +79,7 @@ func (c vmCluster) Place(t *taskRec, v *acliv1.Vm, named string) (*acliv1.Host, 
 	if err != nil {
 		return nil, err
 	}
-	id, arrived := m.db.Hold(v, h.Uuid), m.arriveLocked(h.Uuid)
+	id, arrived := m.db.Hold(v, h.Uuid), m.ops.moves.Arriving(h.Uuid)
 	prev := t.Release
 	t.Release = func() {
 		if prev != nil {
@@ -113,7 +113,7 @@ func (c vmCluster) Record(ctx context.Context, next *acliv1.Vm, rev int64) error
 	return c.m.putVm(ctx, next, rev, nil)
 }
 
-func (c vmCluster) CheckTarget(host string) error { return c.m.checkTarget(host) }
+func (c vmCluster) CheckTarget(host string) error { return c.m.ops.moves.Check(host) }
 
 // work runs manager/vm's work; its writes are committed with the task.
 func (c vmCluster) work(w vm.Work) work {

@@ -26,8 +26,10 @@ type Manager interface {
 	// Claim waits until no other task holds the VM, then takes it for t;
 	// it returns the VM's record and revision, nil when the VM is gone.
 	Claim(ctx context.Context, t *tasks.Task, vm string) (*acliv1.Vm, int64, error)
-	// CheckTarget says why a planned target takes no VM now (nil if it does).
-	CheckTarget(host string) error
+	// Arrive counts a VM on its way to host until end, then checks that
+	// host still takes VMs (an evacuation of host waits for it); when it
+	// does not, nothing is counted and the error says why.
+	Arrive(host string) (end func(), err error)
 	// WithDevicesOn is Cluster.WithDevicesOn.
 	WithDevicesOn(vm *acliv1.Vm, host string) (*acliv1.Vm, error)
 	// Record commits next if it is still at rev, then runs done under the
@@ -48,9 +50,6 @@ type Locked interface {
 	Snapshot() *scheduler.Snapshot
 	// Begin starts a task of op naming refs.
 	Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef) *tasks.Task
-	// Arrive counts a VM on its way to host until end, called under the
-	// lock, ends it.
-	Arrive(host string) (end func())
 	// LetGo ends t's claim on the VM.
 	LetGo(t *tasks.Task, vm string)
 }
@@ -174,24 +173,20 @@ func (c *taskCluster) Fence(ctx context.Context, down *acliv1.Host, vm *acliv1.V
 	return Fence(ctx, c.f.Driver, down, vm)
 }
 
-// Target re-validates the planned target; when it no longer takes VMs the
-// VM is planned again on the cluster as it is now.
+// Target counts the VM arriving on its planned target and re-validates it
+// (Manager.Arrive); when it no longer takes VMs the VM is planned again on
+// the cluster as it is now.
 func (c *taskCluster) Target(failed *acliv1.Host, vm *acliv1.Vm, planned string) (dst *acliv1.Host, arrived func(), why string) {
-	err := c.f.M.CheckTarget(planned)
+	end, err := c.f.M.Arrive(planned)
+	if err == nil {
+		c.f.DB.View(func(tx *state.Tx) { dst = tx.Host(planned) })
+		if dst != nil {
+			return dst, end, ""
+		}
+		end()
+		err = fmt.Errorf("target %s left the cluster", planned)
+	}
 	_ = c.f.M.Locked(func(l Locked) error {
-		arriving := func(h *acliv1.Host) {
-			end := l.Arrive(h.Uuid)
-			dst, arrived = h, func() { _ = c.f.M.Locked(func(Locked) error { end(); return nil }) }
-		}
-		if err == nil {
-			var h *acliv1.Host
-			c.f.DB.View(func(tx *state.Tx) { h = tx.Host(planned) })
-			if h != nil {
-				arriving(h)
-				return nil
-			}
-			err = fmt.Errorf("target %s left the cluster", planned)
-		}
 		plan, perr := scheduler.PlanHARestart(l.Snapshot(), []string{failed.Uuid}, scheduler.Options{})
 		if perr != nil {
 			why = fmt.Sprintf("%v; planning again failed: %v", err, perr)
@@ -203,9 +198,12 @@ func (c *taskCluster) Target(failed *acliv1.Host, vm *acliv1.Vm, planned string)
 			}
 			var h *acliv1.Host
 			c.f.DB.View(func(tx *state.Tx) { h = tx.Host(st.Target.UUID) })
-			if h != nil {
+			if h == nil {
+				continue
+			}
+			if end, aerr := c.f.M.Arrive(h.Uuid); aerr == nil {
 				c.reserve(vm, h.Uuid)
-				arriving(h)
+				dst, arrived = h, end
 				return nil
 			}
 		}

@@ -8,7 +8,10 @@ import (
 	"sync"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/migrate"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/state/statetest"
@@ -25,8 +28,7 @@ type fakeManager struct {
 	mu       sync.Mutex
 	n        int
 	claimed  map[string]*tasks.Task
-	arriving map[string]int
-	closed   map[string]error // CheckTarget's answers
+	moves    *migrate.Moves
 	log      []string
 	launched sync.WaitGroup
 }
@@ -60,7 +62,7 @@ func (f *fakeManager) Claim(_ context.Context, t *tasks.Task, id string) (v *acl
 	return v, rev, nil
 }
 
-func (f *fakeManager) CheckTarget(host string) error { return f.closed[host] }
+func (f *fakeManager) Arrive(host string) (func(), error) { return f.moves.Arrive(host) }
 
 func (f *fakeManager) WithDevicesOn(vm *acliv1.Vm, _ string) (*acliv1.Vm, error) { return vm, nil }
 
@@ -117,11 +119,6 @@ func (l fakeLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef) *ta
 	return &tasks.Task{PB: &acliv1.Task{Uuid: fmt.Sprintf("task-%d", l.n), Operation: op, Entities: refs}}
 }
 
-func (l fakeLocked) Arrive(host string) func() {
-	l.arriving[host]++
-	return func() { l.arriving[host]-- }
-}
-
 func (l fakeLocked) LetGo(t *tasks.Task, id string) {
 	if l.claimed[id] == t {
 		delete(l.claimed, id)
@@ -155,8 +152,32 @@ func newFailover(t *testing.T, failover bool) (*Failover, *fakeManager) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeManager{db: db, claimed: map[string]*tasks.Task{}, arriving: map[string]int{}, closed: map[string]error{}}
+	f := &fakeManager{db: db, claimed: map[string]*tasks.Task{}, moves: migrate.NewMoves(db, 2)}
 	return &Failover{DB: db, M: f}, f
+}
+
+// arriving is 1 when a VM is on its way to host, else 0.
+func arriving(f *fakeManager, host string) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if f.moves.AwaitArrivals(ctx, host) != nil {
+		return 1
+	}
+	return 0
+}
+
+// setHost commits edit to host's record.
+func setHost(t *testing.T, db *state.DB, host string, edit func(*acliv1.Host)) {
+	t.Helper()
+	_, err := db.Update(context.Background(), func(tx *state.Tx) error {
+		h := proto.Clone(tx.Host(host)).(*acliv1.Host)
+		edit(h)
+		tx.Put(state.HostKey(host), h, tx.Rev(state.HostKey(host)))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func downHost(f *Failover) (h *acliv1.Host) {
@@ -200,7 +221,9 @@ func TestFailoverReservesAndReplans(t *testing.T) {
 		if err != nil || vm == nil {
 			t.Fatalf("claim: %v %v", vm, err)
 		}
-		f.closed[planned] = errors.New("cordoned")
+		// Issue 12 defect 4: cordoned after the plan, before the restart
+		// started toward it.
+		setHost(t, fo.DB, planned, func(h *acliv1.Host) { h.Schedulable, h.SchedulableReason = false, "cordoned" })
 		dst, arrived, why := c.Target(downHost(fo), vm, planned)
 		if dst == nil || dst.Uuid == planned {
 			t.Fatalf("target after %s closed: %v (%s)", planned, dst, why)
@@ -208,16 +231,16 @@ func TestFailoverReservesAndReplans(t *testing.T) {
 		if fo.DB.Reserved(planned) != 0 || fo.DB.Reserved(dst.Uuid) != 4*gib {
 			t.Fatalf("reserved: %d on the closed target, %d on %s; want 0 and 4 GiB", fo.DB.Reserved(planned), fo.DB.Reserved(dst.Uuid), dst.Name)
 		}
-		if f.arriving[dst.Uuid] != 1 {
-			t.Fatalf("arriving on %s: %d, want 1", dst.Name, f.arriving[dst.Uuid])
+		if arriving(f, dst.Uuid) != 1 || arriving(f, planned) != 0 {
+			t.Fatalf("arriving on %s: %d, on the closed target: %d; want 1 and 0", dst.Name, arriving(f, dst.Uuid), arriving(f, planned))
 		}
 		next := &acliv1.Vm{Uuid: vm.Uuid, Name: vm.Name, MemoryBytes: vm.MemoryBytes, NumVcpus: 1, PowerState: acliv1.PowerState_kOn, HostUuid: dst.Uuid, HostName: dst.Name}
 		if err := c.Record(ctx, next, rev); err != nil {
 			t.Fatal(err)
 		}
 		arrived()
-		if fo.DB.Reserved(dst.Uuid) != 0 || f.arriving[dst.Uuid] != 0 {
-			t.Fatalf("after the record: %d reserved, %d arriving on %s", fo.DB.Reserved(dst.Uuid), f.arriving[dst.Uuid], dst.Name)
+		if fo.DB.Reserved(dst.Uuid) != 0 || arriving(f, dst.Uuid) != 0 {
+			t.Fatalf("after the record: %d reserved, %d arriving on %s", fo.DB.Reserved(dst.Uuid), arriving(f, dst.Uuid), dst.Name)
 		}
 		c.LetGo(vm.Uuid)
 		if _, err := c.Plan("uuid-h1"); err != nil { // nothing left: nothing reserved
@@ -243,4 +266,38 @@ func TestFailoverReservesAndReplans(t *testing.T) {
 	if got := strings.Join(f.log, "\n"); got != "began kHaFailover\nended kHaFailover: \"done\" <nil>" {
 		t.Fatalf("told:\n%s", got)
 	}
+}
+
+// Issue 12 defect 4: a restart not yet started toward a host cordoned
+// since the plan does not start there, nor anywhere when no other host
+// takes VMs; nothing counts as arriving.
+func TestFailoverTargetClosedEverywhere(t *testing.T) {
+	fo, f := newFailover(t, true)
+	err := fo.Launch(downHost(fo), func(ctx context.Context, c Cluster, r Report) (string, error) {
+		plan, err := c.Plan("uuid-h1")
+		if err != nil || len(plan.Restarts) != 1 {
+			t.Fatalf("plan %+v %v", plan, err)
+		}
+		planned := plan.Restarts[0].Target.UUID
+		vm, _, err := c.Claim(ctx, "uuid-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range []string{"uuid-h2", "uuid-h3"} {
+			setHost(t, fo.DB, h, func(h *acliv1.Host) { h.Schedulable, h.SchedulableReason = false, "cordoned" })
+		}
+		dst, arrived, why := c.Target(downHost(fo), vm, planned)
+		if dst != nil || arrived != nil || !strings.Contains(why, "host is not schedulable: cordoned, and no other host can take it now") {
+			t.Fatalf("target %v, why %q", dst, why)
+		}
+		if arriving(f, "uuid-h2")+arriving(f, "uuid-h3") != 0 {
+			t.Fatal("a refused restart counts as arriving")
+		}
+		c.LetGo(vm.Uuid)
+		return "done", nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.launched.Wait()
 }

@@ -15,12 +15,12 @@ import (
 // Cluster is what a move needs of the manager; one per move (it knows the
 // task and the reservation the move holds).
 type Cluster interface {
-	// Slots waits until src and dst each have a free migration slot and
-	// takes them until release.
-	Slots(ctx context.Context, src, dst string) (release func(), err error)
-	// CheckTarget re-validates the target when the move starts: the plan
-	// may be old by then.
-	CheckTarget(host string) error
+	// StartLive begins a live migration (Moves.StartLive): it waits for a
+	// migration slot on src and dst, counts the VM arriving on dst and
+	// re-validates dst, whose plan may be old by then; end frees them.
+	StartLive(ctx context.Context, src, dst string) (end func(), err error)
+	// Arrive is StartLive for a cold move, unpaced (Moves.Arrive).
+	Arrive(dst string) (end func(), err error)
 	// Record commits the VM's new record if it is still at rev and returns
 	// the new revision; the state's rules check the placement on the state
 	// the commit leaves (Refused reports such a refusal). When the VM
@@ -80,14 +80,11 @@ func (r Result) String() string {
 // where it runs.
 func Live(ctx context.Context, c Cluster, r Report, drv driver.Driver, mv Move) (Result, error) {
 	vm, src, dst := mv.VM, mv.Src, mv.Dst
-	release, err := c.Slots(ctx, src.Uuid, dst.Uuid)
+	end, err := c.StartLive(ctx, src.Uuid, dst.Uuid)
 	if err != nil {
 		return Result{}, err
 	}
-	defer release()
-	if err := c.CheckTarget(dst.Uuid); err != nil {
-		return Result{}, err
-	}
+	defer end()
 	r.Event("info", "migrating vm %s from %s to %s", vm.Name, label(src), label(dst))
 	r.Progress(-1, fmt.Sprintf("migrating vm %s to %s", vm.Name, label(dst)), nil)
 	var last *acliv1.MigrationProgress
@@ -144,6 +141,13 @@ func Live(ctx context.Context, c Cluster, r Report, drv driver.Driver, mv Move) 
 // the second commit and the VM is powered off there again (it stays off).
 func Offline(ctx context.Context, c Cluster, r Report, drv driver.Driver, mv Move) error {
 	vm, src, dst := mv.VM, mv.Src, mv.Dst
+	// A target that closed since the plan stops the move before the VM
+	// stops.
+	end, err := c.Arrive(dst.Uuid)
+	if err != nil {
+		return err
+	}
+	defer end()
 	// Its passthrough devices are the target's from the start: a target
 	// with none free refuses the move before the VM stops.
 	bound, err := c.WithDevicesOn(vm, dst.Uuid)

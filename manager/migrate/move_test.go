@@ -22,7 +22,7 @@ type fake struct {
 	log      []string
 	rounds   []*acliv1.MigrationProgress // what Migrate reports
 	migrate  func(ctx context.Context, src, dst string) error
-	target   error // CheckTarget's answer
+	target   error // Start's and Arrive's answer
 	bind     error // WithDevicesOn's answer
 	refuse   map[string]bool
 	rev      int64
@@ -36,11 +36,20 @@ func (f *fake) logf(format string, args ...any) {
 	f.log = append(f.log, fmt.Sprintf(format, args...))
 }
 
-func (f *fake) Slots(_ context.Context, src, dst string) (func(), error) {
-	f.logf("slots %s %s", src, dst)
-	return func() { f.logf("slots released") }, nil
+func (f *fake) StartLive(_ context.Context, src, dst string) (func(), error) {
+	f.logf("start %s %s", src, dst)
+	return f.started()
 }
-func (f *fake) CheckTarget(host string) error { f.logf("check %s", host); return f.target }
+func (f *fake) Arrive(dst string) (func(), error) {
+	f.logf("arrive %s", dst)
+	return f.started()
+}
+func (f *fake) started() (func(), error) {
+	if f.target != nil {
+		return nil, f.target
+	}
+	return func() { f.logf("ended") }, nil
+}
 func (f *fake) Record(_ context.Context, next *acliv1.Vm, rev int64) (int64, error) {
 	where := next.HostUuid
 	if where == "" {
@@ -127,7 +136,7 @@ func TestLiveRecordsAtSwitchOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want(t, f, "slots h1 h2", "check h2", "migrate h1 h2", "past return", "record h2", "slots released")
+	want(t, f, "start h1 h2", "migrate h1 h2", "past return", "record h2", "ended")
 	if res.Rounds != 2 || res.DowntimeMs != 12 {
 		t.Fatalf("result %v", res)
 	}
@@ -164,7 +173,7 @@ func TestLiveTargetClosedBeforeStart(t *testing.T) {
 	if _, err := Live(context.Background(), f, f, f, aMove()); err == nil || !strings.Contains(err.Error(), "unschedulable") {
 		t.Fatalf("err %v", err)
 	}
-	want(t, f, "slots h1 h2", "check h2", "slots released")
+	want(t, f, "start h1 h2")
 }
 
 // Cancelled before the switch-over: the VM stays on its source, nothing is
@@ -175,7 +184,7 @@ func TestLiveCancelledBeforeSwitchOver(t *testing.T) {
 	if _, err := Live(ctx, f, f, f, aMove()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v", err)
 	}
-	want(t, f, "slots h1 h2", "check h2", "migrate h1 h2", "slots released")
+	want(t, f, "start h1 h2", "migrate h1 h2", "ended")
 	if len(f.events) != 2 || !strings.HasPrefix(f.events[1], "error: migration of vm v from h1 (127.42.0.1) to h2 (127.42.0.2) failed") {
 		t.Fatalf("events %q", f.events)
 	}
@@ -190,7 +199,7 @@ func TestLiveRefusedAtCommitGoesBack(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "vm v moved back to h1 (127.42.0.1)") {
 		t.Fatalf("err %v", err)
 	}
-	want(t, f, "slots h1 h2", "check h2", "migrate h1 h2", "past return", "record h2 refused", "migrate h2 h1", "slots released")
+	want(t, f, "start h1 h2", "migrate h1 h2", "past return", "record h2 refused", "migrate h2 h1", "ended")
 
 	f = &fake{refuse: map[string]bool{"h2": true}}
 	f.migrate = func(_ context.Context, src, _ string) error {
@@ -203,7 +212,7 @@ func TestLiveRefusedAtCommitGoesBack(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "moving it back failed: connection lost") {
 		t.Fatalf("err %v", err)
 	}
-	want(t, f, "slots h1 h2", "check h2", "migrate h1 h2", "past return", "record h2 refused", "migrate h2 h1", "observed h2", "slots released")
+	want(t, f, "start h1 h2", "migrate h1 h2", "past return", "record h2 refused", "migrate h2 h1", "observed h2", "ended")
 }
 
 func TestOffline(t *testing.T) {
@@ -211,19 +220,27 @@ func TestOffline(t *testing.T) {
 	if err := Offline(context.Background(), f, f, f, aMove()); err != nil {
 		t.Fatal(err)
 	}
-	want(t, f, "bind h2", "power-off h1", "record off", "power-on h2", "record h2")
+	want(t, f, "arrive h2", "bind h2", "power-off h1", "record off", "power-on h2", "record h2", "ended")
 
 	// No free device of the VM's on the target: refused before it stops.
 	f = &fake{bind: errRefused}
 	if err := Offline(context.Background(), f, f, f, aMove()); !errors.Is(err, errRefused) {
 		t.Fatalf("err %v", err)
 	}
-	want(t, f, "bind h2")
+	want(t, f, "arrive h2", "bind h2", "ended")
 
 	// Refused on the target: powered off there again, recorded off.
 	f = &fake{refuse: map[string]bool{"h2": true}}
 	if err := Offline(context.Background(), f, f, f, aMove()); !errors.Is(err, errRefused) {
 		t.Fatalf("err %v", err)
 	}
-	want(t, f, "bind h2", "power-off h1", "record off", "power-on h2", "record h2 refused", "power-off h2")
+	want(t, f, "arrive h2", "bind h2", "power-off h1", "record off", "power-on h2", "record h2 refused", "power-off h2", "ended")
+
+	// A target that no longer takes VMs when the move starts: the VM is
+	// not stopped.
+	f = &fake{target: &TargetGoneError{Host: "h2", Why: "host is not schedulable"}}
+	if err := Offline(context.Background(), f, f, f, aMove()); !TargetGone(err) {
+		t.Fatalf("err %v", err)
+	}
+	want(t, f, "arrive h2")
 }

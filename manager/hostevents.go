@@ -15,7 +15,7 @@ var timeNow = time.Now
 // manager: commits, events, iSCSI failover and HA; VM reports go to its
 // Reconciler.
 func (m *Manager) newHostEvents() *hostsync.Events {
-	vms := &hostsync.Reconciler{DB: m.db, Manager: reconcileManager{m}, Hosts: m.drv, Log: m.log}
+	vms := &hostsync.Reconciler{DB: m.db, Settled: m.settled, Manager: reconcileManager{m}, Hosts: m.drv, Log: m.log}
 	return &hostsync.Events{
 		DB: m.db, Beats: &m.beats, Now: timeNow, Log: m.log,
 		Commit: func(ctx context.Context, next *acliv1.Host, rev int64) error {
@@ -90,17 +90,12 @@ func (c reconcileManager) Publish(refs []*acliv1.EntityRef, msg string) {
 	c.m.publish("vm", "warning", "", refs, "%s", msg)
 }
 
-// Reportable reads the busy table and m.settled only: it is asked inside
-// a View.
-func (l reconcileLocked) Reportable(vm string, at time.Time) bool {
-	return l.m.heldLocked(vm) == nil && (at.IsZero() || !at.Before(l.m.settled[vm]))
-}
+// Busy reads the holds and the readers of copies only: it is asked
+// inside a View.
+func (l reconcileLocked) Busy(vm string) bool { return l.m.heldLocked(vm) != nil }
 
-func (l reconcileLocked) Record(ctx context.Context, next *acliv1.Vm, rev int64, at time.Time) error {
+func (l reconcileLocked) Record(ctx context.Context, next *acliv1.Vm, rev int64) error {
 	_, err := l.m.commitObserved(ctx, []write{{key: vmKey(next.Uuid), msg: next, rev: rev}})
-	if err == nil {
-		l.m.settleLocked(next.Uuid, at) // reports from other hosts read before this one are older news
-	}
 	return err
 }
 

@@ -206,7 +206,7 @@ func New(cfg Config) (*Manager, error) {
 		m.taskRetention = 10000
 	}
 	m.taskTab = tasks.NewTable(m.taskRetention)
-	m.model.init()
+	m.model.init(m.db)
 	m.haSettings = &ha.Settings{DB: m.db, Tasks: featureTasks{m}}
 	m.initOps(cfg)
 	m.initVgs(cfg.Iscsi)

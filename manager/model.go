@@ -12,6 +12,7 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/hostsync"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
@@ -19,13 +20,12 @@ import (
 )
 
 // model is what the manager keeps beside the committed state (state.DB):
-// when VMs last settled, and the task table. Guarded by Manager.mu. Which
-// task holds which entity is state.DB's (holds).
+// the task table, guarded by Manager.mu. Which task holds which entity is
+// state.DB's (holds).
 type model struct {
 	// settled is when each VM last changed through clusterd: a task let go
-	// of it, or a host report was applied. Host reports read before it are
-	// stale (hostsync.Reconciler).
-	settled map[string]time.Time
+	// of it, or a host report was applied (hostsync, under its own lock).
+	settled *hostsync.Settled
 
 	taskTab *tasks.Table
 }
@@ -36,8 +36,8 @@ type vmRec struct {
 	rev int64
 }
 
-func (md *model) init() {
-	md.settled = map[string]time.Time{}
+func (md *model) init(db *state.DB) {
+	md.settled = &hostsync.Settled{DB: db}
 }
 
 // Store keys.
@@ -346,19 +346,7 @@ func (m *Manager) releaseLocked(t *taskRec, id string) {
 		return
 	}
 	m.db.LetGoNow(t.PB.Uuid, id)
-	m.settleLocked(id, time.Now())
-}
-
-// settleLocked records that VM id changed through clusterd at t (a VM
-// that is gone is forgotten).
-func (m *Manager) settleLocked(id string, t time.Time) {
-	if m.vmAt(id) == nil {
-		delete(m.settled, id)
-		return
-	}
-	if t.After(m.settled[id]) {
-		m.settled[id] = t
-	}
+	m.settled.Settle(id, time.Now())
 }
 
 func vmRef(v *acliv1.Vm) *acliv1.EntityRef {

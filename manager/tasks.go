@@ -287,7 +287,7 @@ func (m *Manager) endLocked(t *taskRec) {
 	m.db.LetGoNow(t.PB.Uuid, t.Locks...) // its end's commit let them go, unless it failed
 	now := time.Now()
 	for _, id := range t.Locks {
-		m.settleLocked(id, now)
+		m.settled.Settle(id, now)
 	}
 	t.Locks = nil
 	t.Stop = nil

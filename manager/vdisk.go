@@ -67,7 +67,7 @@ func (m *Manager) readLocked(t *taskRec, ids ...string) {
 		m.db.LetGoNow(t.PB.Uuid, keys...)
 		for _, id := range ids {
 			// A report read while a copy paused the VM is older news.
-			m.settleLocked(id, time.Now())
+			m.settled.Settle(id, time.Now())
 		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 // task has just started.
 type Reconciler struct {
 	DB      *state.DB // the committed VM and host records
+	Settled *Settled  // when each VM last changed through clusterd
 	Manager Manager
 	Hosts   PowerOffer // powers off a fenced copy (the driver)
 	Log     *slog.Logger
@@ -40,7 +41,7 @@ type Manager interface {
 	// Read runs fn holding the manager's lock for reading.
 	Read(fn func(r Reader))
 	// Locked runs fn holding the manager's lock: no task takes or lets go
-	// of a VM, and no VM settles, until it returns.
+	// of a VM until it returns.
 	Locked(fn func(l Locked))
 	// Launch persists t and runs w in the background; w's text closes the
 	// task.
@@ -53,12 +54,11 @@ type Manager interface {
 
 // Reader is what may be read under the manager's lock.
 type Reader interface {
-	// Reportable says whether a host report read at at (zero: unknown) may
-	// change VM vm: no task holds it and nothing changed it through
-	// clusterd since. It is asked inside a state.DB View, so it must open
-	// none (a View inside a View deadlocks once a commit waits for the
-	// write lock between the two).
-	Reportable(vm string, at time.Time) bool
+	// Busy says whether a task holds VM vm (or copies from it): a report
+	// does not change it then. It is asked inside a state.DB View, so it
+	// must open none (a View inside a View deadlocks once a commit waits
+	// for the write lock between the two).
+	Busy(vm string) bool
 }
 
 // Locked is what may be read and done under the manager's lock.
@@ -66,9 +66,8 @@ type Locked interface {
 	Reader
 	// Record commits next over the VM's record, which must still be at
 	// rev (a store conflict otherwise), as observed (the placement rules
-	// judge decisions only); reports read before at are stale for the VM
-	// from then on.
-	Record(ctx context.Context, next *acliv1.Vm, rev int64, at time.Time) error
+	// judge decisions only).
+	Record(ctx context.Context, next *acliv1.Vm, rev int64) error
 	// Begin starts a task of op on refs holding locks; nil when the
 	// manager is closing.
 	Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *tasks.Task
@@ -82,7 +81,7 @@ func (r *Reconciler) Apply(ctx context.Context, ev driver.HostEvent) error {
 	r.Manager.Read(func(l Reader) {
 		r.DB.View(func(tx *state.Tx) {
 			host = tx.Host(ev.HostUUID)
-			todo = Drifts(tx, ev, l.Reportable)
+			todo = Drifts(tx, ev, r.reportable(l))
 		})
 	})
 	for _, d := range todo {
@@ -97,13 +96,20 @@ func (r *Reconciler) Apply(ctx context.Context, ev driver.HostEvent) error {
 	return nil
 }
 
+// reportable says whether a host report read at at (zero: unknown) may
+// change VM vm: no task holds it and nothing changed it through clusterd
+// since. It opens no View.
+func (r *Reconciler) reportable(l Reader) func(vm string, at time.Time) bool {
+	return func(vm string, at time.Time) bool { return !l.Busy(vm) && !r.Settled.Stale(vm, at) }
+}
+
 // current is the VM's record when it is still the one d was found against
 // and the report may still change it; nil otherwise.
 func (r *Reconciler) current(l Reader, d Drift) *acliv1.Vm {
 	var v *acliv1.Vm
 	var rev int64
 	r.DB.View(func(tx *state.Tx) { v, rev = tx.Vm(d.VM), tx.Rev(state.VmKey(d.VM)) })
-	if v == nil || rev != d.Rev || !l.Reportable(d.VM, d.At) {
+	if v == nil || rev != d.Rev || !r.reportable(l)(d.VM, d.At) {
 		return nil
 	}
 	return v
@@ -119,8 +125,10 @@ func (r *Reconciler) record(ctx context.Context, d Drift) error {
 		if r.current(l, d) == nil {
 			return // changed since the report was compared; the next one tells
 		}
-		err = l.Record(ctx, d.Next, d.Rev, d.At)
-		applied = err == nil
+		err = l.Record(ctx, d.Next, d.Rev)
+		if applied = err == nil; applied {
+			r.Settled.Settle(d.VM, d.At) // reports from other hosts read before this one are older news
+		}
 	})
 	if store.IsConflict(err) {
 		return nil // changed meanwhile; the next report says how things are

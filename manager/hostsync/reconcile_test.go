@@ -29,7 +29,7 @@ type fakeManager struct {
 	mu      sync.Mutex // the manager's lock
 	locked  bool       // mu is held
 	held    map[string]string
-	settled map[string]time.Time
+	settled *Settled
 	table   *tasks.Table
 	closing bool
 
@@ -45,7 +45,7 @@ type fakeManager struct {
 }
 
 func newFakeManager(t *testing.T, db *state.DB) *fakeManager {
-	return &fakeManager{t: t, db: db, held: map[string]string{}, settled: map[string]time.Time{}, table: tasks.NewTable(10)}
+	return &fakeManager{t: t, db: db, held: map[string]string{}, settled: &Settled{DB: db}, table: tasks.NewTable(10)}
 }
 
 func (f *fakeManager) Read(fn func(r Reader)) {
@@ -95,11 +95,9 @@ func (f *fakeManager) Publish(refs []*acliv1.EntityRef, msg string) {
 
 type fakeLocked struct{ f *fakeManager }
 
-func (l fakeLocked) Reportable(vm string, at time.Time) bool {
-	return l.f.held[vm] == "" && (at.IsZero() || !at.Before(l.f.settled[vm]))
-}
+func (l fakeLocked) Busy(vm string) bool { return l.f.held[vm] != "" }
 
-func (l fakeLocked) Record(ctx context.Context, next *acliv1.Vm, rev int64, at time.Time) error {
+func (l fakeLocked) Record(ctx context.Context, next *acliv1.Vm, rev int64) error {
 	f := l.f
 	if !f.locked {
 		f.t.Error("Record outside the manager's lock")
@@ -116,9 +114,6 @@ func (l fakeLocked) Record(ctx context.Context, next *acliv1.Vm, rev int64, at t
 		tx.Put(state.VmKey(next.Uuid), next, rev)
 		return nil
 	})
-	if err == nil && at.After(f.settled[next.Uuid]) {
-		f.settled[next.Uuid] = at
-	}
 	return err
 }
 
@@ -155,7 +150,7 @@ type reconcileFixture struct {
 func newReconcile(t *testing.T, vms ...*acliv1.Vm) *reconcileFixture {
 	f := &reconcileFixture{db: driftDB(t, vms...), hosts: &fakeHosts{}}
 	f.m = newFakeManager(t, f.db)
-	f.r = &Reconciler{DB: f.db, Manager: f.m, Hosts: f.hosts, Log: slog.New(slog.NewTextHandler(&f.log, nil))}
+	f.r = &Reconciler{DB: f.db, Settled: f.m.settled, Manager: f.m, Hosts: f.hosts, Log: slog.New(slog.NewTextHandler(&f.log, nil))}
 	return f
 }
 
@@ -198,7 +193,7 @@ func TestReconcilerRecordsReports(t *testing.T) {
 	f := newReconcile(t, vmOn("stopped", "h1", on), vmOn("started", "", off), vmOn("busy", "h1", on), vmOn("stale", "h1", on))
 	at := time.Unix(1000, 0)
 	f.m.held["uuid-busy"] = "some-task"
-	f.m.settled["uuid-stale"] = at.Add(time.Second) // a task let go of it after the host was read
+	f.m.settled.Settle("uuid-stale", at.Add(time.Second)) // a task let go of it after the host was read
 	ev := report(at, seen("stopped", off), seen("started", on), seen("busy", off), seen("stale", off))
 	if err := f.r.Apply(context.Background(), ev); err != nil {
 		t.Fatal(err)
@@ -221,8 +216,11 @@ func TestReconcilerRecordsReports(t *testing.T) {
 	if !slices.Equal(f.m.published, want) {
 		t.Errorf("published\n%q\nwant\n%q", f.m.published, want)
 	}
-	if f.m.records != 2 || !f.m.settled["uuid-stopped"].Equal(at) || !f.m.settled["uuid-started"].Equal(at) {
-		t.Errorf("%d records, settled %v", f.m.records, f.m.settled)
+	settledAt := func(vm string) bool {
+		return !f.m.settled.Stale(vm, at) && f.m.settled.Stale(vm, at.Add(-time.Nanosecond))
+	}
+	if f.m.records != 2 || !settledAt("uuid-stopped") || !settledAt("uuid-started") {
+		t.Errorf("%d records; stopped settled at the report: %v, started: %v", f.m.records, settledAt("uuid-stopped"), settledAt("uuid-started"))
 	}
 	if strings.Count(f.log.String(), "vm state reconciled from its host") != 2 {
 		t.Errorf("log: %s", f.log.String())
@@ -252,7 +250,7 @@ func TestReconcilerLeavesVmsChangedSinceTheReport(t *testing.T) {
 			f.m.beforeLocked = func() { f.m.held["uuid-web"] = "vm.on" }
 		}, 0, ""},
 		{"settled by a task", func(f *reconcileFixture, t *testing.T) {
-			f.m.beforeLocked = func() { f.m.settled["uuid-web"] = time.Unix(2000, 0) }
+			f.m.beforeLocked = func() { f.m.settled.Settle("uuid-web", time.Unix(2000, 0)) }
 		}, 0, ""},
 		{"conflict", func(f *reconcileFixture, t *testing.T) {
 			f.m.beforeRecord = func() { f.rename(t, "web", "web2") }

@@ -305,7 +305,7 @@ func (m *Manager) Register(s *grpc.Server) {
 		Tasks:        taskFeature{taskService{m: m}, &tasks.Canceller{Lock: &m.mu, Table: m.taskTab, Log: m.log}},
 		Events:       events.Service{Bus: m.bus, Draining: m.draining},
 		Sim:          simService{m: m},
-		Vms:          vmFeature{m.vms, vmService{m: m}, &vmMigration{DB: m.db, M: migrateManager{m}}},
+		Vms:          vmFeature{m.vms, vmService{m: m}, &vmMigration{DB: m.db, Moves: m.ops.moves, M: migrateManager{m}}},
 		Nics:         m.net,
 		VmGroups:     m.groups,
 		Networks:     m.net,

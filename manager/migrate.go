@@ -145,11 +145,3 @@ func (l migrateLocked) Snapshot() *scheduler.Snapshot { return l.m.snapshotLocke
 func (l migrateLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *taskRec {
 	return l.m.newTaskLocked(op, refs, locks...)
 }
-
-func (l migrateLocked) Reserve(t *taskRec, v *acliv1.Vm, host string) func() {
-	m := l.m
-	hd := m.holdLocked(v, m.hostAt(host))
-	m.ops.moves.AddTarget(host, t)
-	t.Release = func() { hd.releaseLocked(); m.ops.moves.DropTargets(t) }
-	return hd.releaseLocked
-}

@@ -37,15 +37,13 @@ type Locked interface {
 	Snapshot() *scheduler.Snapshot
 	// Begin starts a task of op naming refs and holding the locks.
 	Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *tasks.Task
-	// Reserve holds v's memory on host for t, which becomes a target of
-	// host, until t ends; release, under the lock, ends the hold sooner.
-	Reserve(t *tasks.Task, v *acliv1.Vm, host string) (release func())
 }
 
 // Service serves vm.migrate behind manager/rpc's VM adapter.
 type Service struct {
-	DB *state.DB
-	M  Manager
+	DB    *state.DB
+	Moves *Moves
+	M     Manager
 }
 
 // MigrateVm moves a VM to the named host or to the scheduler's choice. It
@@ -110,7 +108,7 @@ func (s *Service) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) (
 		}
 		t = l.Begin(acliv1.TaskOperation_kVmMigrate, []*acliv1.EntityRef{vm.Ref(v), hostRef(src), hostRef(dst)}, v.Uuid)
 		t.PB.Cancellable = live // until the switch-over
-		release = l.Reserve(t, v, dst.Uuid)
+		release = s.reserve(t, v, dst.Uuid)
 		mv.VM, mv.Src, mv.Dst, mv.BandwidthMbps = v, src, dst, req.BandwidthMbps
 		return nil
 	})
@@ -136,6 +134,16 @@ func (s *Service) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) (
 		}
 		return fmt.Sprintf("vm %s migrated from %s to %s in %s", name, from, to, res), nil
 	})
+}
+
+// reserve holds v's memory on host for t, which becomes a target of host,
+// until t ends; release ends the hold sooner.
+func (s *Service) reserve(t *tasks.Task, v *acliv1.Vm, host string) (release func()) {
+	id := s.DB.Hold(v, host)
+	s.Moves.AddTarget(host, t)
+	release = func() { s.DB.Depart(id) }
+	t.Release = func() { release(); s.Moves.DropTargets(t) }
+	return release
 }
 
 // movable refuses a VM that cannot leave its host src now (live or not).

@@ -25,11 +25,12 @@ import (
 type fakeManager struct {
 	db *state.DB
 
-	mu       sync.Mutex
-	held     map[string]*tasks.Task
-	reserved map[string]string // VM -> host
-	log      []string
-	running  sync.WaitGroup
+	moves *migrate.Moves
+
+	mu      sync.Mutex
+	held    map[string]*tasks.Task
+	log     []string
+	running sync.WaitGroup
 }
 
 type fakeLocked struct{ *fakeManager }
@@ -66,14 +67,14 @@ func (f *fakeManager) Log(_ *tasks.Task, _ int32, line string) {
 }
 
 func (f *fakeManager) move(ctx context.Context, mv migrate.Move, reservation func()) error {
+	f.Log(nil, 0, fmt.Sprintf("%d GiB reserved on %s, a target of %d task(s)", f.db.Reserved(mv.Dst.Uuid)>>30, mv.Dst.Name, len(f.moves.Targets(mv.Dst.Uuid))))
 	next := proto.Clone(mv.VM).(*acliv1.Vm)
 	next.HostUuid, next.HostName = mv.Dst.Uuid, mv.Dst.Name
 	if _, err := f.db.Update(ctx, func(tx *state.Tx) error { tx.Put(state.VmKey(next.Uuid), next, mv.Rev); return nil }); err != nil {
 		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	reservation()
+	f.Log(nil, 0, fmt.Sprintf("released: %d GiB reserved on %s", f.db.Reserved(mv.Dst.Uuid)>>30, mv.Dst.Name))
 	return nil
 }
 
@@ -96,7 +97,7 @@ func (l fakeLocked) Snapshot() *scheduler.Snapshot {
 				st = scheduler.NodeDown
 			}
 			s.Hosts = append(s.Hosts, scheduler.Host{UUID: h.Uuid, Name: h.Name, IP: h.HypervisorIp, Cores: 16,
-				MemoryBytes: h.MemoryBytes, Schedulable: h.Schedulable, State: st})
+				MemoryBytes: h.MemoryBytes, MemoryUsedBytes: tx.Reserved(h.Uuid), Schedulable: h.Schedulable, State: st})
 		}
 		for _, r := range tx.VmsByName() {
 			v := r.Vm
@@ -108,13 +109,6 @@ func (l fakeLocked) Snapshot() *scheduler.Snapshot {
 		}
 	})
 	s.Recount()
-	for i := range s.Hosts {
-		for _, h := range l.reserved {
-			if h == s.Hosts[i].UUID {
-				s.Hosts[i].MemoryUsedBytes += 1 << 30 // every test VM has 1 GiB
-			}
-		}
-	}
 	return s
 }
 
@@ -124,19 +118,6 @@ func (l fakeLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, loc
 		l.held[id] = t
 	}
 	return t
-}
-
-func (l fakeLocked) Reserve(t *tasks.Task, v *acliv1.Vm, host string) func() {
-	l.reserved[v.Name] = host
-	l.log = append(l.log, fmt.Sprintf("reserved %s on %s", v.Name, host))
-	release := func() {
-		if _, ok := l.reserved[v.Name]; ok {
-			delete(l.reserved, v.Name)
-			l.log = append(l.log, "released "+v.Name)
-		}
-	}
-	t.Release = release
-	return release
 }
 
 // newService: hosts h1-h3 (127.42.0.1-3, h3 down), VMs a and b on h1,
@@ -166,8 +147,8 @@ func newService(t *testing.T) (*migrate.Service, *fakeManager) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeManager{db: db, held: map[string]*tasks.Task{}, reserved: map[string]string{}}
-	return &migrate.Service{DB: db, M: f}, f
+	f := &fakeManager{db: db, moves: migrate.NewMoves(db, 2), held: map[string]*tasks.Task{}}
+	return &migrate.Service{DB: db, Moves: f.moves, M: f}, f
 }
 
 func wantCode(t *testing.T, err error, code codes.Code, sub string) {
@@ -213,19 +194,19 @@ func TestServiceMigrateVm(t *testing.T) {
 		}
 	})
 	want := []string{
-		"reserved a on uuid-h2",
 		"live-migrating vm a from h1 (127.42.0.1) to h2 (127.42.0.2)",
-		"released a",
+		"1 GiB reserved on h2, a target of 1 task(s)",
+		"released: 0 GiB reserved on h2",
 		"end: vm a migrated from h1 (127.42.0.1) to h2 (127.42.0.2) in " + migrate.Result{Rounds: 1}.String(),
-		"reserved b on uuid-h2",
 		"moving (offline) vm b from h1 (127.42.0.1) to h2 (127.42.0.2)",
-		"released b",
+		"1 GiB reserved on h2, a target of 1 task(s)",
+		"released: 0 GiB reserved on h2",
 		"end: vm b moved from h1 (127.42.0.1) to h2 (127.42.0.2) (offline)",
 	}
 	if got := strings.Join(f.log, "\n"); got != strings.Join(want, "\n") {
 		t.Fatalf("log:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
 	}
-	if len(f.held) != 0 || len(f.reserved) != 0 {
-		t.Fatalf("left held %v, reserved %v", f.held, f.reserved)
+	if len(f.held) != 0 || s.DB.Reserved("uuid-h2") != 0 || len(f.moves.Targets("uuid-h2")) != 0 {
+		t.Fatalf("left held %v, reserved %d, targets %v", f.held, s.DB.Reserved("uuid-h2"), f.moves.Targets("uuid-h2"))
 	}
 }

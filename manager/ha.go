@@ -15,18 +15,9 @@ import (
 // and has silent hosts marked down here; ha.Failover restarts a down
 // host's VMs as a task through haManager, this manager's side of it.
 
-// heartbeatTimeout is how long a host may stay silent.
-func (m *Manager) heartbeatTimeout() time.Duration {
-	interval := time.Second
-	if d, ok := m.drv.(interface{ HeartbeatInterval() time.Duration }); ok {
-		interval = d.HeartbeatInterval()
-	}
-	return ha.HeartbeatTimeout(m.ops.heartbeatTimeout, m.ops.heartbeatMisses, interval, minHeartbeatTimeout)
-}
-
-// newHA assembles the HA controller; startOps runs it.
-func (m *Manager) newHA() *ha.Controller {
-	timeout := m.heartbeatTimeout()
+// newHA assembles the HA controller, which marks a host down after timeout
+// of silence; startOps runs it.
+func (m *Manager) newHA(timeout time.Duration) *ha.Controller {
 	failover := &ha.Failover{DB: m.db, M: haManager{m}, Driver: m.drv}
 	return &ha.Controller{
 		Timeout: timeout,

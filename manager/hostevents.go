@@ -35,7 +35,7 @@ func (m *Manager) newHostEvents() *hostsync.Events {
 		},
 		Changed: func(c hostsync.Change) {
 			if c.Prev.CvmState != c.Next.CvmState {
-				m.cvmStateChanged(c.Prev, c.Next)
+				m.vgs.CvmChanged(m.ctx, c.Prev, c.Next) // iSCSI failover and failback
 			}
 			if c.Event.Kind == driver.HostDown {
 				m.ha.HostDown(c.Next)
@@ -45,14 +45,6 @@ func (m *Manager) newHostEvents() *hostsync.Events {
 			}
 		},
 	}
-}
-
-// cvmStateChanged is called after a host's CVM state changed (CVM or host
-// failure and recovery, CVM maintenance), outside Manager.mu, with the host
-// records before and after. Storage services that depend on which CVMs
-// serve (iSCSI sessions) react here.
-func (m *Manager) cvmStateChanged(prev, next *acliv1.Host) {
-	m.vgs.CvmChanged(m.ctx, prev, next) // iSCSI failover and failback (manager/storage)
 }
 
 // reconcileManager is manager/hostsync's Reconciler's view of the manager

@@ -182,7 +182,7 @@ func (m *Manager) maintenanceService() *maintenance.Service {
 		Publish: func(typ, task string, refs []*acliv1.EntityRef, format string, args ...any) {
 			m.publish(typ, "info", task, refs, format, args...)
 		},
-		CvmChanged: m.cvmStateChanged,
+		CvmChanged: func(prev, next *acliv1.Host) { m.vgs.CvmChanged(m.ctx, prev, next) },
 		Log:        m.log,
 	}
 }

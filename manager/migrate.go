@@ -61,8 +61,6 @@ func (c *moveCluster) Record(ctx context.Context, next *acliv1.Vm, rev int64) (i
 	if err := c.m.putVm(ctx, next, rev, release); err != nil {
 		return 0, err
 	}
-	c.m.mu.RLock()
-	defer c.m.mu.RUnlock()
 	return c.m.vmAt(next.Uuid).rev, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/ha"
 	"github.com/acli-dev/acli/manager/migrate"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
@@ -30,28 +31,27 @@ const (
 	minHeartbeatTimeout = 2 * time.Second
 )
 
-// opsState is fixed at New: the HA settings, and the moves under way
-// (manager/migrate: slots, targets and arrivals, under its own lock).
+// opsState is fixed at New: the moves under way (manager/migrate: slots,
+// targets and arrivals, under its own lock).
 type opsState struct {
 	moves *migrate.Moves
-
-	heartbeatMisses  int
-	heartbeatTimeout time.Duration
 }
 
 func (m *Manager) initOps(cfg Config) {
-	o := &m.ops
 	maxMigrations := cfg.MaxMigrationsPerHost
 	if maxMigrations <= 0 {
 		maxMigrations = DefaultMaxMigrationsPerHost
 	}
-	o.moves = migrate.NewMoves(m.db, maxMigrations)
-	o.heartbeatMisses = cfg.HeartbeatMisses
-	if o.heartbeatMisses <= 0 {
-		o.heartbeatMisses = DefaultHeartbeatMisses
+	m.ops.moves = migrate.NewMoves(m.db, maxMigrations)
+	misses := cfg.HeartbeatMisses
+	if misses <= 0 {
+		misses = DefaultHeartbeatMisses
 	}
-	o.heartbeatTimeout = cfg.HeartbeatTimeout
-	m.ha = m.newHA()
+	interval := time.Second
+	if d, ok := m.drv.(interface{ HeartbeatInterval() time.Duration }); ok {
+		interval = d.HeartbeatInterval()
+	}
+	m.ha = m.newHA(ha.HeartbeatTimeout(cfg.HeartbeatTimeout, misses, interval, minHeartbeatTimeout))
 	m.hostEv = m.newHostEvents()
 }
 

@@ -210,3 +210,32 @@ func TestTargets(t *testing.T) {
 		t.Fatalf("targets of h2 after a ended: %v", got)
 	}
 }
+
+// BenchmarkArriveParallel is the cost a power-on, restart or move pays to
+// count itself toward a host and check it, with every goroutine arriving
+// at once on 16 hosts.
+func BenchmarkArriveParallel(b *testing.B) {
+	db := statetest.Open(b)
+	_, err := db.Update(context.Background(), func(tx *state.Tx) error {
+		for i := 1; i <= 16; i++ {
+			tx.Put(state.HostKey(fmt.Sprintf("h%d", i)), &acliv1.Host{Uuid: fmt.Sprintf("h%d", i), Name: fmt.Sprintf("h%d", i),
+				HypervisorIp: fmt.Sprintf("127.43.0.%d", i), MemoryBytes: 8 << 30, Schedulable: true}, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := migrate.NewMoves(db, 2)
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		host := fmt.Sprintf("h%d", n.Add(1)%16+1)
+		for pb.Next() {
+			end, err := m.Arrive(host)
+			if err != nil {
+				b.Fatal(err)
+			}
+			end()
+		}
+	})
+}

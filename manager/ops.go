@@ -74,15 +74,7 @@ func (m *Manager) placeWithRulesLocked(v *acliv1.Vm) (*hostRec, bool) {
 // startOps starts the HA controller and resumes the HA of hosts that
 // were down with VMs still recorded on them when clusterd stopped.
 func (m *Manager) startOps() {
-	var down []*acliv1.Host
-	for _, h := range m.hostRecs() {
-		if _, vms := m.db.HostUse(h.pb.Uuid); h.pb.NodeState == acliv1.NodeState_kNodeDown && vms > 0 {
-			down = append(down, h.pb)
-		}
-	}
-	for _, h := range down {
-		m.ha.HostDown(h)
-	}
+	m.ha.ResumeDown(m.db)
 	m.bgWG.Add(1)
 	go func() {
 		defer m.bgWG.Done()

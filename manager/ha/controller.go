@@ -14,6 +14,7 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/hostsync"
+	"github.com/acli-dev/acli/manager/state"
 )
 
 // Clock is time as the controller sees it; tests inject their own.
@@ -94,6 +95,19 @@ func (c *Controller) HostDown(h *acliv1.Host) {
 	select {
 	case c.wake <- struct{}{}:
 	default:
+	}
+}
+
+// ResumeDown queues the restart of every host recorded down with VMs
+// still recorded running there: clusterd stopped before their restart
+// ended.
+func (c *Controller) ResumeDown(db *state.DB) {
+	var down []*acliv1.Host
+	db.View(func(tx *state.Tx) { down = tx.Hosts() })
+	for _, h := range down {
+		if _, vms := db.HostUse(h.Uuid); h.NodeState == acliv1.NodeState_kNodeDown && vms > 0 {
+			c.HostDown(h)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -300,4 +301,30 @@ func TestFailoverTargetClosedEverywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.launched.Wait()
+}
+
+// A host recorded down with VMs still recorded there when clusterd
+// started has its restart launched once the controller runs; a down host
+// with none, and a host up, have none.
+func TestControllerResumesDownHosts(t *testing.T) {
+	fo, _ := newFailover(t, true)
+	setHost(t, fo.DB, "uuid-h3", func(h *acliv1.Host) { h.NodeState = acliv1.NodeState_kNodeDown })
+	launched := make(chan string, 3)
+	ctl := &Controller{Clock: newFakeClock(), Timeout: time.Second, Beats: &Beats{}}
+	ctl.Launch = func(h *acliv1.Host, _ func(context.Context, Cluster, Report) (string, error)) error {
+		launched <- h.Name
+		return nil
+	}
+	ctl.ResumeDown(fo.DB)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ctl.Run(ctx); close(done) }()
+	if got := <-launched; got != "h1" {
+		t.Fatalf("launched the restart of %s, want h1", got)
+	}
+	cancel()
+	<-done
+	if len(launched) != 0 {
+		t.Fatalf("launched %d more restart(s)", len(launched))
+	}
 }

@@ -224,12 +224,12 @@ func (c *maintCluster) Vm(id string) (v *acliv1.Vm) {
 }
 
 func (c *maintCluster) Migrate(ctx context.Context, vm *acliv1.Vm, rev int64, src, dst *acliv1.Host, cold bool, edit func(*acliv1.Vm), percent func() int32) (fmt.Stringer, error) {
-	id := vm.Uuid
-	mv := move{vm: vm, rev: rev, src: src, dst: dst, edit: edit, release: func() { c.hs.releaseLocked(id) }}
+	mv := migrate.Move{VM: vm, Rev: rev, Src: src, Dst: dst, Edit: edit}
+	release := func() { c.hs.releaseLocked(vm.Uuid) }
 	if cold {
-		return offline{}, c.m.offlineMigrate(ctx, c.t, mv)
+		return offline{}, c.m.offlineMigrate(ctx, c.t, mv, release)
 	}
-	return c.m.liveMigrate(ctx, c.t, mv, percent)
+	return c.m.liveMigrate(ctx, c.t, mv, release, percent)
 }
 
 func (c *maintCluster) TargetGone(err error) bool {

@@ -9,54 +9,35 @@ import (
 	"github.com/acli-dev/acli/manager/state"
 )
 
-// move is one VM move carried out by a task that holds the VM's lock.
-type move struct {
-	vm      *acliv1.Vm // the record when the move started
-	rev     int64
-	src     *acliv1.Host
-	dst     *acliv1.Host
-	bwMbps  int64
-	release func() // run under Manager.mu with the commit (frees the target hold)
-	// edit adjusts the new record (e.g. sets or clears original_host_uuid).
-	edit func(*acliv1.Vm)
-}
-
-func (mv move) plain() migrate.Move {
-	return migrate.Move{VM: mv.vm, Rev: mv.rev, Src: mv.src, Dst: mv.dst, BandwidthMbps: mv.bwMbps, Edit: mv.edit}
-}
-
-// liveMigrate runs migrate.Live for task t; percent, when set, is the
-// task's progress (an evacuation's), else the migration's own.
-func (m *Manager) liveMigrate(ctx context.Context, t *taskRec, mv move, percent func() int32) (migrate.Result, error) {
-	c := &moveCluster{m: m, t: t, mv: mv, percent: percent}
-	return migrate.Live(ctx, c, c, m.drv, mv.plain())
+// liveMigrate runs migrate.Live for task t; release ends the target's
+// reservation with the commit that records the VM there; percent, when
+// set, is the task's progress (an evacuation's), else the migration's own.
+func (m *Manager) liveMigrate(ctx context.Context, t *taskRec, mv migrate.Move, release func(), percent func() int32) (migrate.Result, error) {
+	c := &moveCluster{Moves: m.ops.moves, m: m, t: t, mv: mv, release: release, percent: percent}
+	return migrate.Live(ctx, c, c, m.drv, mv)
 }
 
 // offlineMigrate runs migrate.Offline for task t.
-func (m *Manager) offlineMigrate(ctx context.Context, t *taskRec, mv move) error {
-	c := &moveCluster{m: m, t: t, mv: mv}
-	return migrate.Offline(ctx, c, c, m.drv, mv.plain())
+func (m *Manager) offlineMigrate(ctx context.Context, t *taskRec, mv migrate.Move, release func()) error {
+	c := &moveCluster{Moves: m.ops.moves, m: m, t: t, mv: mv, release: release}
+	return migrate.Offline(ctx, c, c, m.drv, mv)
 }
 
 // moveCluster is one move's view of the manager (migrate.Cluster and
-// migrate.Report).
+// migrate.Report): the moves under way pace and count it.
 type moveCluster struct {
+	*migrate.Moves
 	m       *Manager
 	t       *taskRec
-	mv      move
+	mv      migrate.Move
+	release func() // run under Manager.mu with the commit (frees the target hold)
 	percent func() int32
 }
 
-func (c *moveCluster) StartLive(ctx context.Context, src, dst string) (func(), error) {
-	return c.m.ops.moves.StartLive(ctx, src, dst)
-}
-
-func (c *moveCluster) Arrive(dst string) (func(), error) { return c.m.ops.moves.Arrive(dst) }
-
 func (c *moveCluster) Record(ctx context.Context, next *acliv1.Vm, rev int64) (int64, error) {
 	var release func()
-	if state.Placed(next) && next.HostUuid == c.mv.dst.Uuid {
-		release = c.mv.release
+	if state.Placed(next) && next.HostUuid == c.mv.Dst.Uuid {
+		release = c.release
 	}
 	if err := c.m.putVm(ctx, next, rev, release); err != nil {
 		return 0, err
@@ -96,7 +77,7 @@ func (c *moveCluster) Progress(percent int32, line string, p *acliv1.MigrationPr
 }
 
 func (c *moveCluster) Event(severity, format string, args ...any) {
-	refs := []*acliv1.EntityRef{vmRef(c.mv.vm), hostRef(c.mv.src), hostRef(c.mv.dst)}
+	refs := []*acliv1.EntityRef{vmRef(c.mv.VM), hostRef(c.mv.Src), hostRef(c.mv.Dst)}
 	c.m.publish("migration", severity, c.m.taskUUID(c.t), refs, format, args...)
 }
 
@@ -129,11 +110,11 @@ func (c migrateManager) Log(t *taskRec, percent int32, line string) {
 }
 
 func (c migrateManager) Live(ctx context.Context, t *taskRec, mv migrate.Move, reservation func()) (migrate.Result, error) {
-	return c.m.liveMigrate(ctx, t, move{vm: mv.VM, rev: mv.Rev, src: mv.Src, dst: mv.Dst, bwMbps: mv.BandwidthMbps, release: reservation}, nil)
+	return c.m.liveMigrate(ctx, t, mv, reservation, nil)
 }
 
 func (c migrateManager) Offline(ctx context.Context, t *taskRec, mv migrate.Move, reservation func()) error {
-	return c.m.offlineMigrate(ctx, t, move{vm: mv.VM, rev: mv.Rev, src: mv.Src, dst: mv.Dst, bwMbps: mv.BandwidthMbps, release: reservation})
+	return c.m.offlineMigrate(ctx, t, mv, reservation)
 }
 
 func (l migrateLocked) Holder(id string) *taskRec { return l.m.heldLocked(id) }

@@ -303,10 +303,6 @@ func (m *Manager) addMessage(t *taskRec, percent int32, format string, args ...a
 	})
 }
 
-func hostLabel(h *acliv1.Host) string {
-	return fmt.Sprintf("%s (%s)", h.Name, h.HypervisorIp)
-}
-
 // taskUUID reads a running task's UUID (its snapshot changes under Manager.mu).
 func (m *Manager) taskUUID(t *taskRec) string {
 	m.mu.RLock()

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -700,6 +701,17 @@ func isLibvirtd(pid int) bool {
 	return err == nil && filepath.Base(exe) == "libvirtd"
 }
 
+// isDaemon reports whether pid is this host's libvirtd, started with its pid file: a stale
+// pid file of a daemon long dead may name a PID reused since by another cluster's libvirtd
+// (PIDs wrap at 32768 on a busy machine).
+func (h *Host) isDaemon(pid int) bool {
+	if !isLibvirtd(pid) {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && slices.Contains(strings.Split(string(b), "\x00"), h.pidFile())
+}
+
 // ReapOrphans stops the daemons and QEMUs of every cluster whose owning process died without
 // Stop (a test binary killed by its timeout), by the pid files in the cluster's state
 // directory, then removes the directory if the harness created it. A cluster whose owner
@@ -760,7 +772,7 @@ func reap(entry string) ([]int, error) {
 	hosts, _ := filepath.Glob(filepath.Join(dir, "h*"))
 	for _, hd := range hosts {
 		h := &Host{Name: filepath.Base(hd), Dir: hd}
-		if pid := h.DaemonPID(); pid > 0 && isLibvirtd(pid) {
+		if pid := h.DaemonPID(); pid > 0 && h.isDaemon(pid) {
 			daemons = append(daemons, pid)
 		}
 		qemus = append(qemus, qemuPIDs(h)...)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -201,6 +202,37 @@ func TestReapOrphansStopsADeadOwnersQEMUs(t *testing.T) {
 	}
 	if _, err := os.Stat(c.Dir); !os.IsNotExist(err) {
 		t.Errorf("the orphan's state dir %s is still there: %v", c.Dir, err)
+	}
+}
+
+// An orphan's stale pid file naming a PID a live cluster's libvirtd has
+// since taken (PIDs wrap) does not make ReapOrphans kill that daemon.
+func TestReapOrphansSparesAReusedPID(t *testing.T) {
+	Require(t)
+	c, err := Start(context.Background(), Options{Hosts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	daemon := c.Hosts[0].DaemonPID()
+	saved := ownersDir
+	ownersDir = t.TempDir()
+	t.Cleanup(func() { ownersDir = saved })
+	orphan := t.TempDir()
+	if err := os.Mkdir(filepath.Join(orphan, "h1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(orphan, "h1", "libvirtd.pid"), []byte(strconv.Itoa(daemon)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ownersDir, "1.owner"), []byte(orphan+"\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReapOrphans(); err != nil {
+		t.Fatal(err)
+	}
+	if !isLibvirtd(daemon) {
+		t.Fatalf("ReapOrphans killed libvirtd %d of a live cluster, named by an orphan's stale pid file", daemon)
 	}
 }
 

@@ -51,10 +51,9 @@ func (g *gatedStorage) wasDeleted(id string) bool {
 	return slices.Contains(g.deleted, id)
 }
 
-// An ISO inserted into a CD-ROM is copied first; when the container fills
-// up meanwhile, the capacity rule refuses the record at commit and the copy
-// is removed, not leaked.
-func TestRefusedCdromInsertLeavesNoCopy(t *testing.T) {
+// withIso is a manager on the sim with gated clones and an ISO image, iso.
+func withIso(t *testing.T) (*gatedStorage, *managertest.Harness, clients) {
+	t.Helper()
 	drv, err := sim.New(sim.Config{Hosts: 3, Speed: 1000}, sim.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -62,14 +61,20 @@ func TestRefusedCdromInsertLeavesNoCopy(t *testing.T) {
 	g := &gatedStorage{Driver: drv, cloning: make(chan string)}
 	h := managertest.New(t, managertest.Options{Driver: g})
 	c := newClients(h.Conn)
-	containers := acliv1.NewStorageContainerServiceClient(h.Conn)
-	images := acliv1.NewImageServiceClient(h.Conn)
-
 	iso := filepath.Join(t.TempDir(), "x.iso")
 	if err := os.WriteFile(iso, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	succeed(t, c)(images.CreateImage(bg, &acliv1.CreateImageRequest{Name: "iso", SourceUrl: "file://" + iso, ImageType: acliv1.ImageType_kIsoImage}))
+	succeed(t, c)(acliv1.NewImageServiceClient(h.Conn).CreateImage(bg, &acliv1.CreateImageRequest{Name: "iso", SourceUrl: "file://" + iso, ImageType: acliv1.ImageType_kIsoImage}))
+	return g, h, c
+}
+
+// An ISO inserted into a CD-ROM is copied first; when the container fills
+// up meanwhile, the capacity rule refuses the record at commit and the copy
+// is removed, not leaked.
+func TestRefusedCdromInsertLeavesNoCopy(t *testing.T) {
+	g, h, c := withIso(t)
+	containers := acliv1.NewStorageContainerServiceClient(h.Conn)
 	createVm(t, c, "cd", gib)
 	createVm(t, c, "big", gib)
 	succeed(t, c)(c.vm.CreateDisk(bg, &acliv1.CreateDiskRequest{Vm: "cd", Bus: "ide", Cdrom: true}))
@@ -161,19 +166,8 @@ func TestDeleteRemovesRecordThenVolumes(t *testing.T) {
 // copy of it may run at once, and the read ends with the task, whether it
 // succeeds or is refused after it began.
 func TestCloneReadsItsImageUntilItEnds(t *testing.T) {
-	drv, err := sim.New(sim.Config{Hosts: 3, Speed: 1000}, sim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gatedStorage{Driver: drv, cloning: make(chan string)}
-	h := managertest.New(t, managertest.Options{Driver: g})
-	c := newClients(h.Conn)
+	g, h, c := withIso(t)
 	images := acliv1.NewImageServiceClient(h.Conn)
-	iso := filepath.Join(t.TempDir(), "x.iso")
-	if err := os.WriteFile(iso, make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	succeed(t, c)(images.CreateImage(bg, &acliv1.CreateImageRequest{Name: "iso", SourceUrl: "file://" + iso, ImageType: acliv1.ImageType_kIsoImage}))
 	createVm(t, c, "a", gib)
 	createVm(t, c, "b", gib)
 
@@ -187,7 +181,7 @@ func TestCloneReadsItsImageUntilItEnds(t *testing.T) {
 		done <- err
 	}()
 	<-g.cloning
-	_, err = images.DeleteImage(bg, &acliv1.DeleteImageRequest{Image: "iso"})
+	_, err := images.DeleteImage(bg, &acliv1.DeleteImageRequest{Image: "iso"})
 	wantCode(t, err, codes.Aborted, "image iso is busy with task ")
 	wantCode(t, err, codes.Aborted, "(kVmDiskCreate)")
 	succeed(t, c)(c.vm.CreateDisk(bg, &acliv1.CreateDiskRequest{Vm: "b", CloneFromImage: "iso", Cdrom: true}))

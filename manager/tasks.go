@@ -345,7 +345,7 @@ func (m *Manager) recoverTasks(ctx context.Context) error {
 		if maintenance.Resumable(pb) {
 			return ""
 		}
-		return interruptedTaskError(pb)
+		return tasks.InterruptedError(pb)
 	})
 	if len(ended) == 0 {
 		m.pruneLocked()

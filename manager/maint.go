@@ -59,12 +59,6 @@ func doneOutcome(d maintenance.Done) outcome {
 	return out
 }
 
-func (c *maintManager) Quick(ctx context.Context, t *taskRec, message string) (*acliv1.Task, error) {
-	return c.m.quick(ctx, t, func(context.Context, *taskRec) (outcome, error) {
-		return outcome{message: message}, nil
-	})
-}
-
 func (c *maintManager) Forget(t *taskRec) {
 	c.m.mu.Lock()
 	defer c.m.mu.Unlock()

@@ -34,8 +34,6 @@ type Manager interface {
 	// Launch persists t, returns it and runs w in the background; the
 	// writes of w's Done are committed with the task's end.
 	Launch(ctx context.Context, t *tasks.Task, w func(ctx context.Context) (Done, error)) (*acliv1.Task, error)
-	// Quick ends t at once with message.
-	Quick(ctx context.Context, t *tasks.Task, message string) (*acliv1.Task, error)
 	// Forget drops a task Locked began that will not run.
 	Forget(t *tasks.Task)
 	// SetHost commits change c to host id (state.TransitionHost), computed
@@ -194,8 +192,7 @@ func (s *Service) EnterMaintenanceMode(ctx context.Context, req *acliv1.EnterMai
 		}
 		refs := []*acliv1.EntityRef{hostRef(h)}
 		if h.NodeState == acliv1.NodeState_EnteredMaintenanceMode {
-			t = l.Begin(acliv1.TaskOperation_kHostEnterMaintenanceMode, refs, h.Uuid)
-			return nil
+			return nil // nothing to do: a task of its own says so (noop)
 		}
 		if vs := Violations(Preflight(s.hostBlockers(l, h, false), nil)); len(vs) > 0 {
 			return apierr.FailedPrecondition(fmt.Sprintf("host %s cannot enter maintenance mode", label(h)), vs...)
@@ -211,7 +208,7 @@ func (s *Service) EnterMaintenanceMode(ctx context.Context, req *acliv1.EnterMai
 		return nil, err
 	}
 	if plan == nil {
-		return s.M.Quick(ctx, t, fmt.Sprintf("host %s is already in maintenance mode", label(h)))
+		return s.noop(ctx, h, acliv1.TaskOperation_kHostEnterMaintenanceMode, fmt.Sprintf("host %s is already in maintenance mode", label(h)))
 	}
 	if err := s.setHost(ctx, t, h, acliv1.NodeState_EnteringMaintenanceMode, state.EnterMaintenance, "is entering maintenance mode"); err != nil {
 		return nil, err
@@ -424,8 +421,7 @@ func (s *Service) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMaint
 		})
 		refs := []*acliv1.EntityRef{hostRef(h)}
 		if h.NodeState == acliv1.NodeState_AcropolisNormal && len(returning) == 0 {
-			t = l.Begin(acliv1.TaskOperation_kHostExitMaintenanceMode, refs, h.Uuid)
-			return nil
+			return nil // nothing to do: a task of its own says so (noop)
 		}
 		// Plan against the host as it will be (in service) and reserve its
 		// memory for every returning VM before anything else can take it.
@@ -446,7 +442,7 @@ func (s *Service) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMaint
 		return nil, err
 	}
 	if plan == nil {
-		return s.M.Quick(ctx, t, fmt.Sprintf("host %s is not in maintenance mode", label(h)))
+		return s.noop(ctx, h, acliv1.TaskOperation_kHostExitMaintenanceMode, fmt.Sprintf("host %s is not in maintenance mode", label(h)))
 	}
 	if err := s.setHost(ctx, t, h, acliv1.NodeState_AcropolisNormal, state.ExitMaintenance, "exited maintenance mode"); err != nil {
 		return nil, err
@@ -454,6 +450,16 @@ func (s *Service) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMaint
 	return s.M.Launch(ctx, t, func(ctx context.Context) (Done, error) {
 		return s.bringBack(ctx, t, h, plan)
 	})
+}
+
+// noop records a request on h that changes nothing as a quick task of op
+// ending with message, refused like the others while a task holds h.
+func (s *Service) noop(ctx context.Context, h *acliv1.Host, op acliv1.TaskOperation, message string) (*acliv1.Task, error) {
+	t, err := s.Tasks.Begin(ctx, "host", op, []*acliv1.EntityRef{hostRef(h)}, h.Uuid)
+	if err != nil {
+		return nil, err
+	}
+	return t.Commit(ctx, nil, message)
 }
 
 // freeHost resolves ref to a host no task holds.

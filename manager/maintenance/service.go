@@ -17,7 +17,8 @@ import (
 type Service struct {
 	DB *state.DB
 	M  Manager
-	// Tasks begins the quick tasks (CVM maintenance).
+	// Tasks begins the quick tasks (CVM maintenance, requests that change
+	// nothing).
 	Tasks tasks.Starter
 	// Publish tells an event of task.
 	Publish func(typ, task string, refs []*acliv1.EntityRef, format string, args ...any)

@@ -196,11 +196,6 @@ func (f *fakeManager) CarryOn(t *tasks.Task, w func(ctx context.Context) (mainte
 	}
 }
 
-func (f *fakeManager) Quick(_ context.Context, t *tasks.Task, message string) (*acliv1.Task, error) {
-	f.end(t, message)
-	return t.PB, nil
-}
-
 func (f *fakeManager) Forget(t *tasks.Task) { f.end(t, "forgotten") }
 
 func (f *fakeManager) SetHost(ctx context.Context, id string, c state.HostChange) (next *acliv1.Host, err error) {
@@ -357,7 +352,7 @@ func TestServiceCvmMaintenance(t *testing.T) {
 // EnteredMaintenanceMode with the task's end; the budget then refuses a
 // second host; exit brings every VM back.
 func TestServiceEnterAndExitMaintenance(t *testing.T) {
-	s, _, f := newService(t, fakeVM("a", "h1"), fakeVM("b", "h1"), fakeVM("c", "h2"), fakeVM("ag", "h1", agent))
+	s, ts, f := newService(t, fakeVM("a", "h1"), fakeVM("b", "h1"), fakeVM("c", "h2"), fakeVM("ag", "h1", agent))
 	ctx := context.Background()
 	check, err := s.EnterMaintenanceModeCheck(ctx, &acliv1.EnterMaintenanceModeRequest{Host: "h1"})
 	if err != nil || !check.Ok || len(check.Plan) != 3 {
@@ -410,12 +405,18 @@ func TestServiceEnterAndExitMaintenance(t *testing.T) {
 	f.steps.check(t)
 	ended := []string{
 		"kHostEnterMaintenanceMode: host h1 (127.42.0.1) entered maintenance mode: 2 VM(s) migrated, 1 shut down",
-		"kHostEnterMaintenanceMode: host h1 (127.42.0.1) is already in maintenance mode",
 		"kHostExitMaintenanceMode: host h1 (127.42.0.1) exited maintenance mode: 2 VM(s) migrated back, 1 powered on",
-		"kHostExitMaintenanceMode: host h1 (127.42.0.1) is not in maintenance mode",
 	}
 	if got := strings.Join(f.ended, "\n"); got != strings.Join(ended, "\n") {
 		t.Fatalf("tasks ended:\n%s\nwant:\n%s", got, strings.Join(ended, "\n"))
+	}
+	// The requests that change nothing are quick tasks of their own.
+	quick := []string{
+		"kHostEnterMaintenanceMode: host h1 (127.42.0.1) is already in maintenance mode",
+		"kHostExitMaintenanceMode: host h1 (127.42.0.1) is not in maintenance mode",
+	}
+	if got := strings.Join(ts.Ended(), "\n"); got != strings.Join(quick, "\n") {
+		t.Fatalf("quick tasks ended:\n%s\nwant:\n%s", got, strings.Join(quick, "\n"))
 	}
 	if len(f.held) != 0 || len(f.reserved) != 0 || len(f.targets["uuid-h2"])+len(f.targets["uuid-h3"])+len(f.targets["uuid-h1"]) != 0 {
 		t.Fatalf("left held %v, reserved %v, targets %v", f.held, f.reserved, f.targets)

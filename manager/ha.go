@@ -54,7 +54,7 @@ func (c haManager) Launch(t *taskRec, w func(ctx context.Context) (string, error
 		return outcome{message: msg}, err
 	})
 	if err != nil {
-		c.m.log.Error("starting HA", "task", t.PB.Uuid, "err", err)
+		c.m.log.Error("starting HA", "task", t.PB().Uuid, "err", err)
 	}
 	return err
 }
@@ -82,13 +82,13 @@ func (c haManager) Progress(t *taskRec, percent int32, format string, args ...an
 }
 
 func (c haManager) Message(t *taskRec, percent int32, format string, args ...any) {
-	c.m.addMessage(t, percent, format, args...)
+	c.m.tasks.Message(t, percent, format, args...)
 }
 
 func (c haManager) Publish(t *taskRec, severity string, refs []*acliv1.EntityRef, format string, args ...any) {
 	task := ""
 	if t != nil {
-		task = c.m.taskUUID(t)
+		task = t.PB().Uuid
 	}
 	c.m.publish("ha", severity, task, refs, format, args...)
 }

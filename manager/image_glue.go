@@ -9,11 +9,11 @@ import (
 )
 
 // The images and snapshots feature (manager/image) reaches the manager
-// through these: its launched tasks (quick ones begin through
-// featureTasks) and the driver's storage.
+// through these: its launched tasks (quick ones begin through the task
+// engine) and the driver's storage.
 
 func (m *Manager) imageService() *image.Service {
-	return &image.Service{DB: m.db, Tasks: imageTasks{m}, Quick: featureTasks{m}, Volumes: m.stor.containers}
+	return &image.Service{DB: m.db, Tasks: imageTasks{m}, Quick: m.tasks, Volumes: m.stor.containers}
 }
 
 type imageTasks struct{ m *Manager }
@@ -27,7 +27,7 @@ func (a imageTasks) Begin(ctx context.Context, plan func(image.Held) (image.Star
 		return nil, err
 	}
 	t := m.newTaskLocked(s.Op, s.Refs, s.Locks...)
-	t.PB.Cancellable = s.Cancellable
+	t.SetCancellable(s.Cancellable)
 	if len(s.Reads) > 0 {
 		m.readLocked(t, s.Reads...)
 	}
@@ -42,7 +42,7 @@ func (a imageTasks) Progress(t *tasks.Task, percent int32, line string) {
 	a.m.progress(t, percent, "%s", line)
 }
 
-func (a imageTasks) PastReturn(t *tasks.Task) { a.m.pastReturn(t) }
+func (a imageTasks) PastReturn(t *tasks.Task) { t.PastReturn() }
 
 func imageWork(w image.Work) work {
 	return func(ctx context.Context, t *taskRec) (outcome, error) {
@@ -60,14 +60,14 @@ type heldTable struct{ m *Manager }
 
 func (h heldTable) Changing(id string) *acliv1.Task {
 	if t := h.m.busyLocked(id); t != nil {
-		return t.PB
+		return t.PB()
 	}
 	return nil
 }
 
 func (h heldTable) Holding(id string) *acliv1.Task {
 	if t := h.m.heldLocked(id); t != nil {
-		return t.PB
+		return t.PB()
 	}
 	return nil
 }

@@ -79,17 +79,15 @@ func (c *maintManager) Steps(t *taskRec) maintenance.Cluster {
 	return &maintCluster{m: c.m, t: t, hs: c.holds[t]}
 }
 
-func (c *maintManager) Log(t *taskRec, line string) { c.m.addMessage(t, -1, "%s", line) }
+func (c *maintManager) Log(t *taskRec, line string) { c.m.tasks.Message(t, -1, "%s", line) }
 
 func (c *maintManager) MaxMigrations() int { return c.m.ops.moves.Limit() }
 
 func (c *maintManager) Interrupted() []*taskRec {
 	m := c.m
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	var left []*taskRec
-	for _, pb := range m.taskTab.Newest(m.taskRetention, func(pb *acliv1.Task) bool { return !tasks.Finished(pb.Status) && maintenance.Resumable(pb) }) {
-		if t := m.taskTab.Get(pb.Uuid); t != nil {
+	for _, pb := range m.tasks.Newest(m.taskRetention, func(pb *acliv1.Task) bool { return !tasks.Finished(pb.Status) && maintenance.Resumable(pb) }) {
+		if t := m.tasks.Get(pb.Uuid); t != nil {
 			left = append(left, t)
 		}
 	}
@@ -97,27 +95,10 @@ func (c *maintManager) Interrupted() []*taskRec {
 }
 
 func (c *maintManager) CarryOn(t *taskRec, w func(ctx context.Context) (maintenance.Done, error)) {
-	m := c.m
-	m.mu.Lock()
-	if m.closing {
-		m.mu.Unlock()
-		return
-	}
-	m.wg.Add(1)
-	wctx, stop := context.WithCancelCause(m.ctx)
-	if t.PB.Cancellable {
-		t.Stop = stop
-	}
-	m.mu.Unlock()
-	go func() {
-		defer m.wg.Done()
-		d, err := w(wctx)
-		err = tasks.CancelledResult(wctx, err)
-		stop(nil)
-		if _, cerr := m.complete(m.ctx, t, doneOutcome(d), err); cerr != nil {
-			m.log.Error("recording task result", "task", t.PB.Uuid, "err", cerr)
-		}
-	}()
+	c.m.tasks.Resume(t, work(func(ctx context.Context, _ *taskRec) (outcome, error) {
+		d, err := w(ctx)
+		return doneOutcome(d), err
+	}).engine())
 }
 
 func (l maintLocked) Holder(id string) *taskRec { return l.m.heldLocked(id) }
@@ -135,7 +116,7 @@ func (l maintLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, lo
 
 func (l maintLocked) Adopt(t *taskRec, locks ...string) {
 	m, hs := l.m, &holds{}
-	t.Locks = append(t.Locks, locks...)
+	t.AddLock(locks...)
 	l.holds[t] = hs
 	t.Release = func() { hs.releaseAllLocked(); m.ops.moves.DropTargets(t); delete(l.holds, t) }
 }
@@ -171,7 +152,7 @@ type hostFeature struct {
 // maintenanceService wires manager/maintenance to this manager.
 func (m *Manager) maintenanceService() *maintenance.Service {
 	return &maintenance.Service{
-		DB: m.db, Tasks: featureTasks{m},
+		DB: m.db, Tasks: m.tasks,
 		M: &maintManager{m: m, holds: map[*taskRec]*holds{}},
 		Publish: func(typ, task string, refs []*acliv1.EntityRef, format string, args ...any) {
 			m.publish(typ, "info", task, refs, format, args...)
@@ -251,11 +232,11 @@ func (c *maintCluster) Progress(percent int32, format string, args ...any) {
 }
 
 func (c *maintCluster) Message(percent int32, format string, args ...any) {
-	c.m.addMessage(c.t, percent, format, args...)
+	c.m.tasks.Message(c.t, percent, format, args...)
 }
 
 func (c *maintCluster) Event(vm *acliv1.Vm, h *acliv1.Host, format string, args ...any) {
-	c.m.publish("vm", "info", c.m.taskUUID(c.t), []*acliv1.EntityRef{vmRef(vm), hostRef(h)}, format, args...)
+	c.m.publish("vm", "info", c.t.PB().Uuid, []*acliv1.EntityRef{vmRef(vm), hostRef(h)}, format, args...)
 }
 
 // offline is how a cold move reads in the task log.

@@ -51,7 +51,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -138,7 +137,6 @@ type Manager struct {
 	cancel   context.CancelFunc
 	draining chan struct{}
 	drainMu  sync.Once
-	wg       sync.WaitGroup // task runners
 	bgWG     sync.WaitGroup // host event consumer, event flusher
 	flushNow chan chan struct{}
 
@@ -149,18 +147,15 @@ type Manager struct {
 	haSettings *ha.Settings
 	// db is the committed state and the one path that changes it.
 	db *state.DB
-	// principals maps a task UUID to who started it, so events name them
-	// (publish runs with or without m.mu).
-	principals sync.Map
-	// startHook, set by tests, runs before a task's start commit.
-	startHook atomic.Pointer[func(*acliv1.Task)]
+	// tasks is the task engine (tasks.go).
+	tasks *tasks.Engine
 
 	readOnly bool
 
-	// mu guards what no package owns: the task table and each task's
-	// fields (model.taskTab, manager/tasks), when each VM last settled
-	// (model.settled), the readers of copies (stor.readers) and closing.
-	// The moves under way (slots, targets, arrivals) are manager/migrate's
+	// mu guards what no package owns: the readers of copies
+	// (stor.readers) and closing. The task table is manager/tasks'
+	// Engine's, when each VM last settled hostsync.Settled's, and the
+	// moves under way (slots, targets, arrivals) are manager/migrate's
 	// (ops.moves), under its own lock. Committed records, holds and memory reservations are
 	// state.DB's, under its own locks: reading them needs no mu.
 	mu      sync.RWMutex
@@ -205,21 +200,21 @@ func New(cfg Config) (*Manager, error) {
 	if m.taskRetention <= 0 {
 		m.taskRetention = 10000
 	}
-	m.taskTab = tasks.NewTable(m.taskRetention)
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.tasks = tasks.NewEngine(tasks.Config{DB: m.db, Store: m.st, Owner: taskOwner{m}, Log: m.log, Retention: m.taskRetention, Ctx: m.ctx})
 	m.model.init(m.db)
-	m.haSettings = &ha.Settings{DB: m.db, Tasks: featureTasks{m}}
+	m.haSettings = &ha.Settings{DB: m.db, Tasks: m.tasks}
 	m.initOps(cfg)
 	m.initVgs(cfg.Iscsi)
 	m.initStorage()
-	m.net = &network.Service{DB: m.db, Tasks: featureTasks{m}, Hosts: m.drv}
+	m.net = &network.Service{DB: m.db, Tasks: m.tasks, Hosts: m.drv}
 	if nu, ok := m.drv.(driver.NetworkUser); ok {
 		nu.UseNetworks(m.net.NicNetwork)
 	}
-	m.groups = &vmgroup.Service{DB: m.db, Tasks: featureTasks{m}}
-	m.vms = vm.New(vmCluster{m}, featureTasks{m}, m.db, m.drv, m.stor.containers)
+	m.groups = &vmgroup.Service{DB: m.db, Tasks: m.tasks}
+	m.vms = vm.New(vmCluster{m}, m.tasks, m.db, m.drv, m.stor.containers)
 	m.maint = m.maintenanceService()
 	m.db.SetCapacity(m.stor.containers.Capacity)
-	m.ctx, m.cancel = context.WithCancel(context.Background())
 
 	ctx := context.Background()
 	if err := m.load(ctx); err != nil {
@@ -302,7 +297,7 @@ func (m *Manager) Register(s *grpc.Server) {
 	rpc.Register(s, rpc.Features{
 		Cluster:      clusterFeature{clusterService{m: m}, m.haSettings},
 		Hosts:        hostFeature{hostService{m: m}, m.maint, &hostsync.Members{DB: m.db, M: membersManager{m}, Driver: m.drv, Beats: &m.beats, Now: timeNow}},
-		Tasks:        taskFeature{taskService{m: m}, &tasks.Canceller{Lock: &m.mu, Table: m.taskTab, Log: m.log}},
+		Tasks:        tasks.Service{Engine: m.tasks, Draining: m.draining},
 		Events:       events.Service{Bus: m.bus, Draining: m.draining},
 		Sim:          simService{m: m},
 		Vms:          vmFeature{m.vms, vmService{m: m}, &vmMigration{DB: m.db, Moves: m.ops.moves, M: migrateManager{m}}},
@@ -351,15 +346,12 @@ func (m *Manager) Close() error {
 	}
 	m.closing = true
 	m.mu.Unlock()
+	m.tasks.Close()
 	m.cancel()
 	if m.readOnly {
 		return m.st.Close()
 	}
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(closeTimeout):
+	if !m.tasks.Wait(closeTimeout) {
 		m.log.Warn("tasks still running at shutdown; they will be failed at the next start")
 	}
 	derr := m.drv.Close() // closes the host event stream, ending the consumer
@@ -477,8 +469,8 @@ func (m *Manager) publish(typ, severity, taskUUID string, refs []*acliv1.EntityR
 		Type: typ, Severity: severity, TaskUuid: taskUUID, Entities: refs,
 		Message: fmt.Sprintf(format, args...),
 	}
-	if who, ok := m.principals.Load(taskUUID); ok {
-		ev.Principal = who.(string)
+	if who, ok := m.tasks.Principal(taskUUID); ok {
+		ev.Principal = who
 	}
 	m.bus.Publish(ev)
 }

@@ -78,10 +78,10 @@ func (c *moveCluster) Progress(percent int32, line string, p *acliv1.MigrationPr
 
 func (c *moveCluster) Event(severity, format string, args ...any) {
 	refs := []*acliv1.EntityRef{vmRef(c.mv.VM), hostRef(c.mv.Src), hostRef(c.mv.Dst)}
-	c.m.publish("migration", severity, c.m.taskUUID(c.t), refs, format, args...)
+	c.m.publish("migration", severity, c.t.PB().Uuid, refs, format, args...)
 }
 
-func (c *moveCluster) PastReturn() { c.m.pastReturn(c.t) }
+func (c *moveCluster) PastReturn() { c.t.PastReturn() }
 
 // vmMigration serves vm.migrate (in vmFeature).
 type vmMigration = migrate.Service
@@ -106,7 +106,7 @@ func (c migrateManager) Launch(ctx context.Context, t *taskRec, w func(ctx conte
 }
 
 func (c migrateManager) Log(t *taskRec, percent int32, line string) {
-	c.m.addMessage(t, percent, "%s", line)
+	c.m.tasks.Message(t, percent, "%s", line)
 }
 
 func (c migrateManager) Live(ctx context.Context, t *taskRec, mv migrate.Move, reservation func()) (migrate.Result, error) {

@@ -15,19 +15,16 @@ import (
 	"github.com/acli-dev/acli/manager/hostsync"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
-	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/tasks"
 )
 
-// model is what the manager keeps beside the committed state (state.DB):
-// the task table, guarded by Manager.mu. Which task holds which entity is
-// state.DB's (holds).
+// model is what the manager keeps beside the committed state (state.DB).
+// Which task holds which entity is state.DB's (holds); the tasks are the
+// engine's (manager/tasks).
 type model struct {
 	// settled is when each VM last changed through clusterd: a task let go
 	// of it, or a host report was applied (hostsync, under its own lock).
 	settled *hostsync.Settled
-
-	taskTab *tasks.Table
 }
 
 // vmRec is a committed VM read from the DB with its mod revision.
@@ -45,7 +42,7 @@ const (
 	clusterKey  = state.ClusterKey
 	hostPrefix  = state.HostPrefix
 	vmPrefix    = state.VmPrefix
-	taskPrefix  = "/tasks/"
+	taskPrefix  = tasks.Prefix
 	eventPrefix = "/events/"
 	// eventSeqKey holds the highest event sequence number reserved
 	// (events.Bus.Reserve); not under eventPrefix, which holds events only.
@@ -54,7 +51,6 @@ const (
 
 func hostKey(id string) string { return state.HostKey(id) }
 func vmKey(id string) string   { return state.VmKey(id) }
-func taskKey(id string) string { return taskPrefix + id }
 
 // eventKey is the slot of an event: the log is a ring in the store too.
 func eventKey(seq uint64, capacity int) string {
@@ -76,12 +72,6 @@ type write struct {
 // a slower writer.
 func (m *Manager) commit(ctx context.Context, ws []write) (int64, error) {
 	return m.commitTx(ctx, ws, false, nil)
-}
-
-// commitHolding is commit with a task's holds taken or let go in the same
-// transaction (state.Tx.Take, LetGo); an error from holds refuses it.
-func (m *Manager) commitHolding(ctx context.Context, ws []write, holds func(tx *state.Tx) error) (int64, error) {
-	return m.commitTx(ctx, ws, false, holds)
 }
 
 // commitObserved commits what the hosts report: the placement rules judge
@@ -151,30 +141,7 @@ func (m *Manager) load(ctx context.Context) error {
 			m.beats.Track(h.Uuid, h.NodeState == acliv1.NodeState_kNodeDown, timeNow())
 		}
 	})
-	if err := loadAll(ctx, m.st, taskPrefix, m.taskTab.Load); err != nil {
-		return err
-	}
-	m.taskTab.SortLoaded()
-	return nil
-}
-
-// loadAll decodes every record under prefix and hands each, with its
-// revision, to put.
-func loadAll[T proto.Message](ctx context.Context, st store.Store, prefix string, put func(T, int64)) error {
-	kvs, err := st.List(ctx, prefix)
-	if err != nil {
-		return fmt.Errorf("loading %s: %w", prefix, err)
-	}
-	var zero T
-	typ := zero.ProtoReflect().Type()
-	for _, kv := range kvs {
-		msg := typ.New().Interface().(T)
-		if err := proto.Unmarshal(kv.Value, msg); err != nil {
-			return fmt.Errorf("loading %s: %w", kv.Key, err)
-		}
-		put(msg, kv.ModRev)
-	}
-	return nil
+	return m.tasks.Load(ctx)
 }
 
 // ---- hosts ----
@@ -311,10 +278,7 @@ func (m *Manager) numVms() (n int) {
 // busyLocked is the task holding an entity (state.DB's holds), nil if
 // none.
 func (m *Manager) busyLocked(id string) *taskRec {
-	if h := m.db.Holder(id); h != "" {
-		return m.taskTab.Get(h)
-	}
-	return nil
+	return m.tasks.Holder(id)
 }
 
 // takeLocked takes ids for t, a running task, in a commit of its own (a
@@ -330,7 +294,7 @@ func (m *Manager) takeLocked(ctx context.Context, t *taskRec, check func(tx *sta
 				return err
 			}
 		}
-		tx.Take(t.PB.Uuid, ids...)
+		tx.Take(t.PB().Uuid, ids...)
 		return nil
 	})
 	if _, h, ok := state.Busy(err); ok {
@@ -342,10 +306,10 @@ func (m *Manager) takeLocked(ctx context.Context, t *taskRec, check func(tx *sta
 // releaseLocked ends t's hold on an entity; a VM's earlier host reports
 // become stale.
 func (m *Manager) releaseLocked(t *taskRec, id string) {
-	if m.db.Holder(id) != t.PB.Uuid {
+	if m.db.Holder(id) != t.PB().Uuid {
 		return
 	}
-	m.db.LetGoNow(t.PB.Uuid, id)
+	m.db.LetGoNow(t.PB().Uuid, id)
 	m.settled.Settle(id, time.Now())
 }
 
@@ -358,7 +322,7 @@ func vmRef(v *acliv1.Vm) *acliv1.EntityRef {
 // checkBusyLocked refuses an operation on an entity another task changes.
 func (m *Manager) checkBusyLocked(kind, name, id string) error {
 	if t := m.heldLocked(id); t != nil {
-		return apierr.Busy(kind, name, t.PB.Uuid, t.PB.Operation.String())
+		return apierr.Busy(kind, name, t.PB().Uuid, t.PB().Operation.String())
 	}
 	return nil
 }

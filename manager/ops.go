@@ -10,7 +10,6 @@ package manager
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
@@ -227,7 +226,7 @@ func (m *Manager) lockVm(ctx context.Context, t *taskRec, id string) (*vmRec, er
 		// meanwhile) is asked again shortly.
 		var ch <-chan struct{}
 		var again <-chan time.Time
-		if other := m.taskTab.Get(holder); other != nil {
+		if other := m.tasks.Get(holder); other != nil {
 			ch = other.Changed()
 		} else {
 			again = time.After(10 * time.Millisecond)
@@ -287,25 +286,4 @@ func (m *Manager) putHost(ctx context.Context, id string, c state.HostChange) (*
 		}
 		return next, nil
 	}
-}
-
-// addMessage appends a line to a running task and makes it the progress line.
-func (m *Manager) addMessage(t *taskRec, percent int32, format string, args ...any) {
-	line := fmt.Sprintf(format, args...)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t.Update(func(pb *acliv1.Task) {
-		if percent >= 0 {
-			pb.Percent = percent
-		}
-		pb.ProgressMessage = line
-		pb.Messages = append(pb.Messages, line)
-	})
-}
-
-// taskUUID reads a running task's UUID (its snapshot changes under Manager.mu).
-func (m *Manager) taskUUID(t *taskRec) string {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return t.PB.Uuid
 }

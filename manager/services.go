@@ -2,10 +2,7 @@ package manager
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -15,8 +12,6 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/ha"
-	"github.com/acli-dev/acli/manager/state"
-	"github.com/acli-dev/acli/manager/tasks"
 )
 
 // ---- ClusterService ----
@@ -107,91 +102,6 @@ func (s hostService) UpdateHost(ctx context.Context, req *acliv1.UpdateHostReque
 			message: msg,
 		}, nil
 	})
-}
-
-// ---- TaskService ----
-
-// taskService is the task feature behind manager/rpc's adapter.
-type taskService struct {
-	m *Manager
-}
-
-func (s taskService) ListTasks(ctx context.Context, req *acliv1.ListTasksRequest) (*acliv1.ListTasksResponse, error) {
-	m := s.m
-	limit := int(req.Limit)
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	// An entity given by name or UUID matches tasks naming it either way.
-	match := func(*acliv1.Task) bool { return true }
-	if req.Entity != "" {
-		want := map[string]bool{req.Entity: true, strings.ToLower(req.Entity): true}
-		m.db.View(func(tx *state.Tx) {
-			for _, v := range tx.VmsNamed(req.Entity) {
-				want[v.Uuid] = true
-			}
-			for _, h := range []*acliv1.Host{tx.HostNamed(req.Entity), tx.HostByIP(req.Entity)} {
-				if h != nil {
-					want[h.Uuid] = true
-				}
-			}
-			if n := tx.FindNetwork(req.Entity); n != nil {
-				want[n.Uuid] = true
-			}
-		})
-		match = func(t *acliv1.Task) bool {
-			for _, e := range t.Entities {
-				if want[e.Uuid] || want[e.Name] {
-					return true
-				}
-			}
-			return false
-		}
-	}
-	return &acliv1.ListTasksResponse{Tasks: m.taskTab.Newest(limit, func(t *acliv1.Task) bool {
-		return (req.IncludeCompleted || !tasks.Finished(t.Status)) && match(t) &&
-			(len(req.OperationTypes) == 0 || slices.Contains(req.OperationTypes, t.Operation))
-	})}, nil
-}
-
-func (s taskService) GetTask(ctx context.Context, req *acliv1.GetTaskRequest) (*acliv1.Task, error) {
-	m := s.m
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	t, err := m.taskLocked(req.Uuid)
-	if err != nil {
-		return nil, err
-	}
-	return t.PB, nil
-}
-
-func (m *Manager) taskLocked(id string) (*taskRec, error) { return m.taskTab.Lookup(id) }
-
-// WatchTask sends the task now and on every change; the last message is the
-// final state. A slow watcher may skip intermediate states, never the last.
-func (s taskService) WatchTask(ctx context.Context, req *acliv1.GetTaskRequest, send func(*acliv1.Task) error) error {
-	m := s.m
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go func() {
-		select {
-		case <-m.draining:
-			cancel(status.Error(codes.Unavailable, "clusterd is shutting down; watch the task again after it restarts"))
-		case <-ctx.Done():
-		}
-	}()
-	err := tasks.Follow(ctx, func() (*acliv1.Task, <-chan struct{}, error) {
-		m.mu.RLock()
-		defer m.mu.RUnlock()
-		t, err := m.taskLocked(req.Uuid)
-		if err != nil {
-			return nil, nil, err
-		}
-		return t.PB, t.Changed(), nil
-	}, send)
-	if errors.Is(err, tasks.ErrAbandoned) {
-		return status.Errorf(codes.Aborted, "task %s was abandoned before it was recorded", req.Uuid)
-	}
-	return err
 }
 
 // ---- SimService ----

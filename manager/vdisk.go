@@ -27,7 +27,7 @@ func (m *Manager) initStorage() {
 		m.mu.RLock()
 		defer m.mu.RUnlock()
 		if t := m.busyLocked(id); t != nil {
-			return t.PB
+			return t.PB()
 		}
 		return nil
 	}
@@ -40,7 +40,7 @@ func (m *Manager) heldLocked(id string) *taskRec {
 		return t
 	}
 	for _, r := range m.db.Readers(id) {
-		if t := m.taskTab.Get(r); t != nil {
+		if t := m.tasks.Get(r); t != nil {
 			return t
 		}
 	}
@@ -57,14 +57,14 @@ func (m *Manager) readLocked(t *taskRec, ids ...string) {
 	for i, id := range ids {
 		keys[i] = state.Read(id)
 	}
-	t.Locks = append(t.Locks, keys...)
+	t.AddLock(keys...)
 	prev := t.Release
 	t.Release = func() {
 		if prev != nil {
 			prev()
 		}
 		// A task forgotten after its start lets go here.
-		m.db.LetGoNow(t.PB.Uuid, keys...)
+		m.db.LetGoNow(t.PB().Uuid, keys...)
 		for _, id := range ids {
 			// A report read while a copy paused the VM is older news.
 			m.settled.Settle(id, time.Now())

@@ -49,5 +49,5 @@ func (m *Manager) startVgs() {
 
 // vgService is the volume group feature (manager/storage.Service).
 func (m *Manager) vgService() *storage.Service {
-	return &storage.Service{Sessions: m.vgs, Tasks: featureTasks{m}, Volumes: m.stor.containers}
+	return &storage.Service{Sessions: m.vgs, Tasks: m.tasks, Volumes: m.stor.containers}
 }

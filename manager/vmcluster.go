@@ -37,7 +37,7 @@ func (c vmCluster) Begin(ctx context.Context, kind string, op acliv1.TaskOperati
 	defer m.mu.Unlock()
 	for _, l := range locks {
 		if h := m.heldLocked(l); h != nil {
-			return nil, apierr.Busy(kind, refs[0].Name, h.PB.Uuid, h.PB.Operation.String())
+			return nil, apierr.Busy(kind, refs[0].Name, h.PB().Uuid, h.PB().Operation.String())
 		}
 	}
 	t := m.newTaskLocked(op, refs, locks...)
@@ -89,7 +89,7 @@ func (c vmCluster) Place(t *taskRec, v *acliv1.Vm, named string) (*acliv1.Host, 
 		arrived()
 	}
 	// Named as if begun with it: the task is not persisted yet.
-	pb := proto.Clone(t.PB).(*acliv1.Task)
+	pb := proto.Clone(t.PB()).(*acliv1.Task)
 	pb.Entities = append(pb.Entities, hostRef(h))
 	t.Replace(pb)
 	return h, nil

@@ -50,7 +50,7 @@ func (f *fakeManager) Launch(t *tasks.Task, w func(ctx context.Context) (string,
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		t.Release()
-		f.log = append(f.log, fmt.Sprintf("ended %s: %q %v", t.PB.Operation, msg, err))
+		f.log = append(f.log, fmt.Sprintf("ended %s: %q %v", t.PB().Operation, msg, err))
 	}()
 	return nil
 }
@@ -117,7 +117,7 @@ func (l fakeLocked) Snapshot() *scheduler.Snapshot {
 func (l fakeLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef) *tasks.Task {
 	l.n++
 	l.log = append(l.log, "began "+op.String())
-	return &tasks.Task{PB: &acliv1.Task{Uuid: fmt.Sprintf("task-%d", l.n), Operation: op, Entities: refs}}
+	return tasks.New(&acliv1.Task{Uuid: fmt.Sprintf("task-%d", l.n), Operation: op, Entities: refs})
 }
 
 func (l fakeLocked) LetGo(t *tasks.Task, id string) {

@@ -97,7 +97,7 @@ func (s *Members) AddHost(ctx context.Context, req *acliv1.AddHostRequest) (*acl
 		nameLock, ipLock := "host-name:"+h.Name, "host-ip:"+h.HypervisorIp
 		for _, id := range []string{nameLock, ipLock} {
 			if o := l.Holder(id); o != nil {
-				return apierr.Busy("host", h.Name, o.PB.Uuid, o.PB.Operation.String())
+				return apierr.Busy("host", h.Name, o.PB().Uuid, o.PB().Operation.String())
 			}
 		}
 		t = l.Begin(acliv1.TaskOperation_kHostAdd, []*acliv1.EntityRef{hostRef(h)}, nameLock, ipLock)
@@ -157,7 +157,7 @@ func (s *Members) RemoveHost(ctx context.Context, req *acliv1.RemoveHostRequest)
 			return err
 		}
 		if o := l.Holder(cur.Uuid); o != nil {
-			return apierr.Busy("host", cur.Name, o.PB.Uuid, o.PB.Operation.String())
+			return apierr.Busy("host", cur.Name, o.PB().Uuid, o.PB().Operation.String())
 		}
 		if err := s.leavable(cur); err != nil {
 			return err

@@ -92,25 +92,25 @@ func (f *membersManager) Launch(ctx context.Context, t *tasks.Task, w func(ctx c
 		} else if d.Committed != nil {
 			d.Committed()
 		}
-		f.ended = append(f.ended, t.PB.Operation.String()+" "+t.PB.Entities[0].Uuid+": "+msg)
+		f.ended = append(f.ended, t.PB().Operation.String()+" "+t.PB().Entities[0].Uuid+": "+msg)
 		for _, id := range t.Locks {
 			delete(f.held, id)
 		}
 	}()
-	return t.PB, nil
+	return t.PB(), nil
 }
 
 func (f *membersManager) Progress(*tasks.Task, int32, string) {}
 func (f *membersManager) Update(t *tasks.Task, fn func(*acliv1.Task)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	fn(t.PB)
+	fn(t.PB())
 }
 
 func (l membersLocked) Holder(id string) *tasks.Task { return l.held[id] }
 func (l membersLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *tasks.Task {
 	l.n++
-	t := &tasks.Task{PB: &acliv1.Task{Uuid: fmt.Sprintf("task-%d", l.n), Operation: op, Entities: refs}, Locks: locks}
+	t := tasks.New(&acliv1.Task{Uuid: fmt.Sprintf("task-%d", l.n), Operation: op, Entities: refs}, locks...)
 	for _, id := range locks {
 		l.held[id] = t
 	}
@@ -161,7 +161,7 @@ func TestMembersAddAndRemove(t *testing.T) {
 	}
 	wantMembersCode(t, add("h2", "127.42.0.2", "qemu:///system"), codes.InvalidArgument, "libvirt_uri must be qemu+tcp://")
 	wantMembersCode(t, add("h1", "127.42.0.9", "qemu+tcp://127.42.0.9/system"), codes.AlreadyExists, "h1")
-	f.held["host-ip:127.42.0.2"] = &tasks.Task{PB: &acliv1.Task{Uuid: "task-x", Operation: acliv1.TaskOperation_kHostAdd}}
+	f.held["host-ip:127.42.0.2"] = tasks.New(&acliv1.Task{Uuid: "task-x", Operation: acliv1.TaskOperation_kHostAdd})
 	wantMembersCode(t, add("h2", "127.42.0.2", "qemu+tcp://127.42.0.2/system"), codes.Aborted, "host h2 is busy with task task-x (kHostAdd)")
 	delete(f.held, "host-ip:127.42.0.2")
 	if err := add("h2", "127.42.0.2", "qemu+tcp://127.42.0.2/system"); err != nil {

@@ -123,7 +123,7 @@ func (l fakeLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, loc
 	}
 	t := l.f.table.Begin(op, refs, locks...)
 	for _, id := range locks {
-		l.f.held[id] = t.PB.Uuid
+		l.f.held[id] = t.PB().Uuid
 	}
 	return t
 }

@@ -109,7 +109,7 @@ func TestCloneReadsItsSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = f.svc.CloneVm(bg, &acliv1.CloneVmRequest{Name: "c3", CloneFromVm: "db"})
-	wantCode(t, err, codes.Aborted, "vm db is busy with task "+edit.PB.Uuid)
+	wantCode(t, err, codes.Aborted, "vm db is busy with task "+edit.PB().Uuid)
 	f.tasks.end(edit)
 	_, err = f.svc.CloneVm(bg, &acliv1.CloneVmRequest{Name: "c3", CloneFromVm: "web", CloneFromSnapshot: "base"})
 	wantCode(t, err, codes.InvalidArgument, "give one of clone_from_vm=<vm> or clone_from_snapshot=<snapshot>")

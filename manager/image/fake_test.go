@@ -82,6 +82,7 @@ type fakeTasks struct {
 	changing   map[string]*tasks.Task
 	reading    map[string][]*tasks.Task
 	reads      map[*tasks.Task][]string
+	stops      map[*tasks.Task]context.CancelCauseFunc
 	progress   []string
 	pastReturn int
 	// beforeCommit, when set, runs just before a task's writes are
@@ -97,24 +98,24 @@ type fakeTasks struct {
 func newFakeTasks(t testing.TB, db *state.DB) *fakeTasks {
 	return &fakeTasks{t: t, db: db, table: tasks.NewTable(100),
 		changing: map[string]*tasks.Task{}, reading: map[string][]*tasks.Task{},
-		reads: map[*tasks.Task][]string{}, ended: map[string]*acliv1.Task{}}
+		reads: map[*tasks.Task][]string{}, stops: map[*tasks.Task]context.CancelCauseFunc{}, ended: map[string]*acliv1.Task{}}
 }
 
 type fakeHeld struct{ f *fakeTasks }
 
 func (h fakeHeld) Changing(id string) *acliv1.Task {
 	if t := h.f.changing[id]; t != nil {
-		return t.PB
+		return t.PB()
 	}
 	return nil
 }
 
 func (h fakeHeld) Holding(id string) *acliv1.Task {
 	if t := h.f.changing[id]; t != nil {
-		return t.PB
+		return t.PB()
 	}
 	if rs := h.f.reading[id]; len(rs) > 0 {
-		return rs[0].PB
+		return rs[0].PB()
 	}
 	return nil
 }
@@ -137,7 +138,7 @@ func (f *fakeTasks) Begin(ctx context.Context, plan func(image.Held) (image.Star
 		}
 	}
 	t := f.table.Begin(s.Op, s.Refs, s.Locks...)
-	t.PB.Cancellable = s.Cancellable
+	t.SetCancellable(s.Cancellable)
 	for _, id := range s.Locks {
 		f.changing[id] = t
 	}
@@ -157,7 +158,7 @@ func (f *fakeTasks) read(id string) (*acliv1.Task, func()) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return t.PB, func() { f.end(t) }
+	return t.PB(), func() { f.end(t) }
 }
 
 func (f *fakeTasks) end(t *tasks.Task) {
@@ -194,9 +195,9 @@ func (f *fakeTasks) finish(ctx context.Context, t *tasks.Task, w image.Work) (*a
 		}
 	}
 	if err != nil {
-		return tasks.Succeeded(t.PB, ""), err
+		return tasks.Succeeded(t.PB(), ""), err
 	}
-	return tasks.Succeeded(t.PB, out.Message), nil
+	return tasks.Succeeded(t.PB(), out.Message), nil
 }
 
 // quickTasks begins quick tasks (tasks.Starter) over the same table.
@@ -228,7 +229,7 @@ func (q *quickTask) Hold(lock string) (string, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if o := f.changing[lock]; o != nil && o != q.t {
-		return o.PB.Uuid, false
+		return o.PB().Uuid, false
 	}
 	f.changing[lock] = q.t
 	q.t.Locks = append(q.t.Locks, lock)
@@ -249,8 +250,10 @@ func (q *quickTask) Drop() { q.f.end(q.t) }
 
 func (f *fakeTasks) Launch(ctx context.Context, t *tasks.Task, w image.Work) (*acliv1.Task, error) {
 	ctx, stop := context.WithCancelCause(context.WithoutCancel(ctx))
-	if t.PB.Cancellable {
-		t.Stop = stop
+	if t.PB().Cancellable {
+		f.mu.Lock()
+		f.stops[t] = stop
+		f.mu.Unlock()
 	}
 	f.wg.Add(1)
 	go func() {
@@ -267,7 +270,7 @@ func (f *fakeTasks) Launch(ctx context.Context, t *tasks.Task, w image.Work) (*a
 		f.ended[pb.Uuid] = pb
 		f.mu.Unlock()
 	}()
-	return t.PB, nil
+	return t.PB(), nil
 }
 
 // wait is the final record of a launched task.
@@ -288,7 +291,7 @@ func (f *fakeTasks) PastReturn(t *tasks.Task) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pastReturn++
-	t.Stop = nil
+	delete(f.stops, t)
 }
 
 // cancellable is the number of running tasks that can still be cancelled.
@@ -297,7 +300,7 @@ func (f *fakeTasks) cancellable() int {
 	defer f.mu.Unlock()
 	n := 0
 	for _, t := range f.changing {
-		if t.Stop != nil {
+		if f.stops[t] != nil {
 			n++
 		}
 	}
@@ -309,8 +312,8 @@ func (f *fakeTasks) cancel(id string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, t := range f.changing {
-		if t.PB.Uuid == id && t.Stop != nil {
-			t.Stop(errors.New("cancelled"))
+		if stop := f.stops[t]; t.PB().Uuid == id && stop != nil {
+			stop(errors.New("cancelled"))
 			return true
 		}
 	}

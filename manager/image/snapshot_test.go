@@ -149,7 +149,7 @@ func TestSnapshotWhileTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = f.svc.CreateSnapshots(bg, &acliv1.CreateSnapshotsRequest{Vm: "web", Names: []string{"a"}})
-	wantCode(t, err, codes.Aborted, changing.PB.Uuid)
+	wantCode(t, err, codes.Aborted, changing.PB().Uuid)
 	f.tasks.end(changing)
 
 	// A reader of the VM (a clone) does not stop a snapshot.

@@ -95,10 +95,10 @@ type Done struct {
 func (s *Service) hostBlockers(r Reader, h *acliv1.Host, busy bool) Host {
 	out := Host{Name: h.Name, Label: label(h), Down: h.NodeState == acliv1.NodeState_kNodeDown}
 	if t := r.Holder(h.Uuid); busy && t != nil {
-		out.BusyWith = fmt.Sprintf("running task %s (%s)", t.PB.Uuid, t.PB.Operation)
+		out.BusyWith = fmt.Sprintf("running task %s (%s)", t.PB().Uuid, t.PB().Operation)
 	}
 	for _, t := range r.Targets(h.Uuid) {
-		out.Targets = append(out.Targets, fmt.Sprintf("running task %s (%s of %s)", t.PB.Uuid, t.PB.Operation, t.PB.Entities[0].Name))
+		out.Targets = append(out.Targets, fmt.Sprintf("running task %s (%s of %s)", t.PB().Uuid, t.PB().Operation, t.PB().Entities[0].Name))
 	}
 	if vs := s.lockedBudget(r, h, "take out", false); len(vs) > 0 {
 		out.Redundancy, out.RedundancySubject = vs[0].Description, vs[0].Subject
@@ -113,7 +113,7 @@ func (s *Service) lockedBudget(r Reader, h *acliv1.Host, what string, cvm bool) 
 	s.DB.View(func(tx *state.Tx) { hosts, rf = tx.Hosts(), int(tx.Cluster().GetRedundancyFactor()) })
 	taking := func(id string) Taking {
 		if t := r.Holder(id); t != nil {
-			return TakingOp(t.PB.Operation)
+			return TakingOp(t.PB().Operation)
 		}
 		return TakingNothing
 	}
@@ -230,7 +230,7 @@ func (s *Service) ResumeInterrupted(ctx context.Context) {
 	for _, t := range s.M.Interrupted() {
 		run, why := s.Resume(ctx, t)
 		if s.Log != nil {
-			s.Log.Warn("resuming a task the previous leader left running", "task", t.PB.Uuid, "op", t.PB.Operation.String(), "err", why)
+			s.Log.Warn("resuming a task the previous leader left running", "task", t.PB().Uuid, "op", t.PB().Operation.String(), "err", why)
 		}
 		s.M.CarryOn(t, func(ctx context.Context) (Done, error) {
 			if why != nil {
@@ -249,7 +249,7 @@ func (s *Service) ResumeInterrupted(ctx context.Context) {
 // the rules as on the first run. It returns the rest of the evacuation, or
 // why it stops there.
 func (s *Service) Resume(ctx context.Context, t *tasks.Task) (run func(context.Context) (Done, error), err error) {
-	ref := t.PB.Entities[0]
+	ref := t.PB().Entities[0]
 	err = s.M.Locked(func(l Locked) error {
 		h, err := s.takeEntering(ctx, t, ref)
 		if err != nil {
@@ -278,13 +278,13 @@ func (s *Service) takeEntering(ctx context.Context, t *tasks.Task, ref *acliv1.E
 	_, err = s.DB.Update(ctx, func(tx *state.Tx) error {
 		h = tx.Host(ref.Uuid)
 		busy := tx.Holder(ref.Uuid)
-		if busy == t.PB.Uuid {
+		if busy == t.PB().Uuid {
 			busy = ""
 		}
 		if err := ResumeRefusal(ref.Name, h, busy); err != nil {
 			return err
 		}
-		tx.Take(t.PB.Uuid, h.Uuid)
+		tx.Take(t.PB().Uuid, h.Uuid)
 		return nil
 	})
 	if _, holder, ok := state.Busy(err); ok {
@@ -392,7 +392,7 @@ func (e *hostEvacuation) finish() (Done, error) {
 		Writes:  []state.Write{{Key: state.HostKey(cur.Uuid), Msg: next, Rev: rev}},
 		Message: fmt.Sprintf("host %s entered maintenance mode: %d VM(s) migrated, %d shut down", label(e.host), migrated, shutdown),
 		Committed: func() {
-			e.s.Publish("host", e.t.PB.Uuid, []*acliv1.EntityRef{hostRef(next)}, "host %s entered maintenance mode", label(e.host))
+			e.s.Publish("host", e.t.PB().Uuid, []*acliv1.EntityRef{hostRef(next)}, "host %s entered maintenance mode", label(e.host))
 		},
 	}, nil
 }
@@ -469,7 +469,7 @@ func (s *Service) freeHost(l Locked, ref string) (*acliv1.Host, error) {
 		return nil, err
 	}
 	if o := l.Holder(h.Uuid); o != nil {
-		return nil, apierr.Busy("host", h.Name, o.PB.Uuid, o.PB.Operation.String())
+		return nil, apierr.Busy("host", h.Name, o.PB().Uuid, o.PB().Operation.String())
 	}
 	return h, nil
 }
@@ -485,7 +485,7 @@ func (s *Service) setHost(ctx context.Context, t *tasks.Task, h *acliv1.Host, to
 		s.M.Forget(t)
 		return err
 	}
-	s.Publish("host", t.PB.Uuid, []*acliv1.EntityRef{hostRef(h)}, "host %s %s", label(next), what)
+	s.Publish("host", t.PB().Uuid, []*acliv1.EntityRef{hostRef(h)}, "host %s %s", label(next), what)
 	return nil
 }
 

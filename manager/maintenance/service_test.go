@@ -93,7 +93,7 @@ func (l fakeLocked) Snapshot() *scheduler.Snapshot {
 
 func (l fakeLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *tasks.Task {
 	l.n++
-	t := &tasks.Task{PB: &acliv1.Task{Uuid: fmt.Sprintf("task-%d", l.n), Operation: op, Entities: refs}, Locks: locks}
+	t := tasks.New(&acliv1.Task{Uuid: fmt.Sprintf("task-%d", l.n), Operation: op, Entities: refs}, locks...)
 	for _, id := range locks {
 		l.held[id] = t
 	}
@@ -135,7 +135,7 @@ func (l fakeLocked) Reserve(t *tasks.Task, plan *scheduler.Plan) {
 // end ends t as the task engine does: its locks (and the DB's holds) and
 // reservations go.
 func (f *fakeManager) end(t *tasks.Task, how string) {
-	if _, err := f.db.Update(context.Background(), func(tx *state.Tx) error { tx.LetGo(t.PB.Uuid, t.Locks...); return nil }); err != nil {
+	if _, err := f.db.Update(context.Background(), func(tx *state.Tx) error { tx.LetGo(t.PB().Uuid, t.Locks...); return nil }); err != nil {
 		panic(err)
 	}
 	f.mu.Lock()
@@ -148,7 +148,7 @@ func (f *fakeManager) end(t *tasks.Task, how string) {
 	if t.Release != nil {
 		t.Release()
 	}
-	f.ended = append(f.ended, t.PB.Operation.String()+": "+how)
+	f.ended = append(f.ended, t.PB().Operation.String()+": "+how)
 }
 
 func (f *fakeManager) Launch(ctx context.Context, t *tasks.Task, w func(ctx context.Context) (maintenance.Done, error)) (*acliv1.Task, error) {
@@ -185,7 +185,7 @@ func (f *fakeManager) Launch(ctx context.Context, t *tasks.Task, w func(ctx cont
 		}
 		f.end(t, d.Message)
 	}()
-	return t.PB, nil
+	return t.PB(), nil
 }
 
 func (f *fakeManager) Interrupted() []*tasks.Task { return f.left }
@@ -307,7 +307,7 @@ func TestServiceCvmMaintenance(t *testing.T) {
 	}
 	// A running host.enter_maintenance_mode of h3 counts against the
 	// budget before it commits anything.
-	f.held["uuid-h3"] = &tasks.Task{PB: &acliv1.Task{Uuid: "task-h3", Operation: acliv1.TaskOperation_kHostEnterMaintenanceMode}}
+	f.held["uuid-h3"] = tasks.New(&acliv1.Task{Uuid: "task-h3", Operation: acliv1.TaskOperation_kHostEnterMaintenanceMode})
 	_, err = s.EnterCvmMaintenanceMode(ctx, req("h2"))
 	wantCode(t, err, codes.FailedPrecondition, "cannot take out the CVM of h2")
 	delete(f.held, "uuid-h3")
@@ -481,8 +481,8 @@ func TestServiceResumesAnEvacuation(t *testing.T) {
 	ctx := context.Background()
 	setHostState(t, s, "uuid-h1", acliv1.NodeState_EnteringMaintenanceMode)
 	left := func(uuid string) *tasks.Task {
-		return &tasks.Task{PB: &acliv1.Task{Uuid: uuid, Operation: acliv1.TaskOperation_kHostEnterMaintenanceMode,
-			Entities: []*acliv1.EntityRef{{Kind: acliv1.EntityKind_kHost, Uuid: "uuid-h1", Name: "h1"}}}}
+		return tasks.New(&acliv1.Task{Uuid: uuid, Operation: acliv1.TaskOperation_kHostEnterMaintenanceMode,
+			Entities: []*acliv1.EntityRef{{Kind: acliv1.EntityKind_kHost, Uuid: "uuid-h1", Name: "h1"}}})
 	}
 
 	holds(t, s, "other", true, "uuid-h1")
@@ -493,7 +493,7 @@ func TestServiceResumesAnEvacuation(t *testing.T) {
 	_, err = s.Resume(ctx, left("left"))
 	wantCode(t, err, codes.FailedPrecondition, "host h1 (127.42.0.1) is AcropolisNormal, no longer entering maintenance mode")
 	gone := left("left")
-	gone.PB.Entities[0].Uuid = "uuid-h9"
+	gone.PB().Entities[0].Uuid = "uuid-h9"
 	_, err = s.Resume(ctx, gone)
 	wantCode(t, err, codes.NotFound, "host h1 is gone; the evacuation cannot go on")
 	if len(f.held) != 0 || len(f.reserved) != 0 || len(f.log) != 0 || s.DB.Holder("uuid-h1") != "" {
@@ -536,10 +536,10 @@ func TestServiceResumesWhatALeaderLeft(t *testing.T) {
 	s, _, f := newService(t, fakeVM("a", "h1"), fakeVM("c", "h2"))
 	setHostState(t, s, "uuid-h1", acliv1.NodeState_EnteringMaintenanceMode)
 	f.left = []*tasks.Task{
-		{PB: &acliv1.Task{Uuid: "t1", Operation: acliv1.TaskOperation_kHostEnterMaintenanceMode,
-			Entities: []*acliv1.EntityRef{{Kind: acliv1.EntityKind_kHost, Uuid: "uuid-h1", Name: "h1"}}}},
-		{PB: &acliv1.Task{Uuid: "t2", Operation: acliv1.TaskOperation_kHostEnterMaintenanceMode,
-			Entities: []*acliv1.EntityRef{{Kind: acliv1.EntityKind_kHost, Uuid: "uuid-h2", Name: "h2"}}}},
+		tasks.New(&acliv1.Task{Uuid: "t1", Operation: acliv1.TaskOperation_kHostEnterMaintenanceMode,
+			Entities: []*acliv1.EntityRef{{Kind: acliv1.EntityKind_kHost, Uuid: "uuid-h1", Name: "h1"}}}),
+		tasks.New(&acliv1.Task{Uuid: "t2", Operation: acliv1.TaskOperation_kHostEnterMaintenanceMode,
+			Entities: []*acliv1.EntityRef{{Kind: acliv1.EntityKind_kHost, Uuid: "uuid-h2", Name: "h2"}}}),
 	}
 	s.ResumeInterrupted(context.Background())
 	f.running.Wait()
@@ -570,7 +570,7 @@ func TestServiceFinishesAHostThatCameBack(t *testing.T) {
 	ctx := context.Background()
 	setHostState(t, s, "uuid-h1", acliv1.NodeState_EnteringMaintenanceMode)
 
-	f.held["uuid-h1"] = &tasks.Task{PB: &acliv1.Task{Uuid: "other"}}
+	f.held["uuid-h1"] = tasks.New(&acliv1.Task{Uuid: "other"})
 	s.HostBack(ctx, "uuid-h1")
 	delete(f.held, "uuid-h1")
 	s.HostBack(ctx, "uuid-h2")
@@ -598,7 +598,7 @@ func TestServiceFinishesAHostThatCameBack(t *testing.T) {
 	// maintenance was asked counts as out already.)
 	s2, _, f2 := newService(t, fakeVM("a", "h1"))
 	setHostState(t, s2, "uuid-h1", acliv1.NodeState_EnteringMaintenanceMode)
-	mover := &tasks.Task{PB: &acliv1.Task{Uuid: "mover", Operation: acliv1.TaskOperation_kVmMigrate, Entities: []*acliv1.EntityRef{{Name: "c"}}}}
+	mover := tasks.New(&acliv1.Task{Uuid: "mover", Operation: acliv1.TaskOperation_kVmMigrate, Entities: []*acliv1.EntityRef{{Name: "c"}}})
 	f2.targets["uuid-h1"] = []*tasks.Task{mover}
 	s2.HostBack(ctx, "uuid-h1")
 	f2.running.Wait()

@@ -195,7 +195,7 @@ func TestNoArrivalMissesAnEvacuation(t *testing.T) {
 
 func TestTargets(t *testing.T) {
 	m := migrate.NewMoves(hostsDB(t, 2), 2)
-	a, b := &tasks.Task{PB: &acliv1.Task{Uuid: "a"}}, &tasks.Task{PB: &acliv1.Task{Uuid: "b"}}
+	a, b := tasks.New(&acliv1.Task{Uuid: "a"}), tasks.New(&acliv1.Task{Uuid: "b"})
 	m.AddTarget("h1", a)
 	m.AddTarget("h2", a)
 	m.AddTarget("h1", b)

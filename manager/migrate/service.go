@@ -71,7 +71,7 @@ func (s *Service) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) (
 			return err
 		}
 		if o := l.Holder(v.Uuid); o != nil {
-			return apierr.Busy("vm", v.Name, o.PB.Uuid, o.PB.Operation.String())
+			return apierr.Busy("vm", v.Name, o.PB().Uuid, o.PB().Operation.String())
 		}
 		if req.Host != "" {
 			s.DB.View(func(tx *state.Tx) { dst, err = tx.FindHost("host", req.Host) })
@@ -107,7 +107,7 @@ func (s *Service) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) (
 			return target
 		}
 		t = l.Begin(acliv1.TaskOperation_kVmMigrate, []*acliv1.EntityRef{vm.Ref(v), hostRef(src), hostRef(dst)}, v.Uuid)
-		t.PB.Cancellable = live // until the switch-over
+		t.SetCancellable(live) // until the switch-over
 		release = s.reserve(t, v, dst.Uuid)
 		mv.VM, mv.Src, mv.Dst, mv.BandwidthMbps = v, src, dst, req.BandwidthMbps
 		return nil

@@ -57,7 +57,7 @@ func (f *fakeManager) Launch(ctx context.Context, t *tasks.Task, w func(ctx cont
 		}
 		t.Release()
 	}()
-	return t.PB, nil
+	return t.PB(), nil
 }
 
 func (f *fakeManager) Log(_ *tasks.Task, _ int32, line string) {
@@ -113,7 +113,7 @@ func (l fakeLocked) Snapshot() *scheduler.Snapshot {
 }
 
 func (l fakeLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *tasks.Task {
-	t := &tasks.Task{PB: &acliv1.Task{Uuid: "task-" + refs[0].Name, Operation: op, Entities: refs}, Locks: locks}
+	t := tasks.New(&acliv1.Task{Uuid: "task-" + refs[0].Name, Operation: op, Entities: refs}, locks...)
 	for _, id := range locks {
 		l.held[id] = t
 	}
@@ -173,7 +173,7 @@ func TestServiceMigrateVm(t *testing.T) {
 	wantCode(t, err, codes.FailedPrecondition, "h3")
 	_, err = s.MigrateVm(ctx, &acliv1.MigrateVmRequest{Vm: "a", BandwidthMbps: -1})
 	wantCode(t, err, codes.InvalidArgument, "bandwidth_mbps -1 must not be negative")
-	f.held["uuid-a"] = &tasks.Task{PB: &acliv1.Task{Uuid: "task-other", Operation: acliv1.TaskOperation_kVmUpdate}}
+	f.held["uuid-a"] = tasks.New(&acliv1.Task{Uuid: "task-other", Operation: acliv1.TaskOperation_kVmUpdate})
 	_, err = s.MigrateVm(ctx, req("a", ""))
 	wantCode(t, err, codes.Aborted, "vm a is busy with task task-other (kVmUpdate)")
 	delete(f.held, "uuid-a")

@@ -3,8 +3,6 @@ package tasks
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"sync"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -45,16 +43,18 @@ func CancelledResult(wctx context.Context, err error) error {
 // Cancel stops a task that can still end safely: its work sees its context
 // cancelled with a *Cancelled cause, undoes what it did, and the task ends
 // kAborted. who (may be empty) and reason (the operator's, may be empty)
-// make the line it records. Under the owner's lock.
+// make the line it records.
 func (t *Task) Cancel(who, reason string) (*acliv1.Task, error) {
-	pb := t.PB
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pb := t.snap.Load().pb
 	subject := "task:" + pb.Uuid
 	switch {
 	case Finished(pb.Status):
 		return nil, apierr.Precondition("TASK_STATE", subject, "task %s (%s) has already ended (%s)", pb.Uuid, pb.Operation, pb.Status)
-	case t.Stop == nil && pb.Cancellable:
+	case t.stop == nil && pb.Cancellable:
 		return nil, apierr.Precondition("TASK_STATE", subject, "task %s (%s) is already being cancelled", pb.Uuid, pb.Operation)
-	case t.Stop == nil:
+	case t.stop == nil:
 		return nil, apierr.Precondition("NOT_CANCELLABLE", subject,
 			"task %s (%s) cannot stop safely now (only migrations before switch-over and image imports can); wait for it with task.wait %s", pb.Uuid, pb.Operation, pb.Uuid)
 	}
@@ -65,9 +65,9 @@ func (t *Task) Cancel(who, reason string) (*acliv1.Task, error) {
 	if reason != "" {
 		line += " (" + reason + ")"
 	}
-	t.Stop(&Cancelled{Reason: line})
-	t.Stop = nil
-	return t.Update(func(pb *acliv1.Task) {
+	t.stop(&Cancelled{Reason: line})
+	t.stop = nil
+	return t.updateLocked(func(pb *acliv1.Task) {
 		pb.ProgressMessage = "stopping: " + line
 		pb.Messages = append(pb.Messages, line)
 	}), nil
@@ -75,28 +75,22 @@ func (t *Task) Cancel(who, reason string) (*acliv1.Task, error) {
 
 // PastReturn marks the point after which the task can no longer stop
 // safely (a migration that has switched over): Cancel refuses it from then
-// on. Under the owner's lock.
+// on.
 func (t *Task) PastReturn() {
-	if t.Stop == nil {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stop == nil {
 		return
 	}
-	t.Stop = nil
-	t.Update(func(pb *acliv1.Task) { pb.Cancellable = false })
+	t.stop = nil
+	t.updateLocked(func(pb *acliv1.Task) { pb.Cancellable = false })
 }
 
-// Canceller serves task.cancel over a Table its owner guards with Lock.
-type Canceller struct {
-	Lock  sync.Locker // the owner's lock, which guards Table
-	Table *Table
-	Log   *slog.Logger
-}
-
-// CancelTask stops the task req names if it can still end safely
-// (Task.Cancel); the caller of ctx is named in the line it records.
-func (c *Canceller) CancelTask(ctx context.Context, req *acliv1.CancelTaskRequest) (*acliv1.Task, error) {
-	c.Lock.Lock()
-	defer c.Lock.Unlock()
-	t, err := c.Table.Lookup(req.Uuid)
+// CancelTask serves task.cancel: it stops the task req names if it can
+// still end safely (Task.Cancel); the caller of ctx is named in the line
+// it records.
+func (e *Engine) CancelTask(ctx context.Context, req *acliv1.CancelTaskRequest) (*acliv1.Task, error) {
+	t, err := e.Lookup(req.Uuid)
 	if err != nil {
 		return nil, err
 	}
@@ -104,6 +98,6 @@ func (c *Canceller) CancelTask(ctx context.Context, req *acliv1.CancelTaskReques
 	if err != nil {
 		return nil, err
 	}
-	c.Log.Info("task cancelled", "task", pb.Uuid, "op", pb.Operation.String(), "reason", pb.ProgressMessage)
+	e.log.Info("task cancelled", "task", pb.Uuid, "op", pb.Operation.String(), "reason", pb.ProgressMessage)
 	return pb, nil
 }

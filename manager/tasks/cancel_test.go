@@ -22,14 +22,14 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("a task without Stop: %v", err)
 	}
 	ctx, stop := context.WithCancelCause(context.Background())
-	task.Stop = stop
-	task.PB.Cancellable = true
+	task.SetCancellable(true)
+	task.SetStop(stop)
 	pb, err := task.Cancel("ann", "wrong host")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pb.ProgressMessage != "stopping: cancelled by ann (wrong host)" || task.Stop != nil {
-		t.Fatalf("after cancel: %q, stop %v", pb.ProgressMessage, task.Stop != nil)
+	if pb.ProgressMessage != "stopping: cancelled by ann (wrong host)" || task.stop != nil {
+		t.Fatalf("after cancel: %q, stop %v", pb.ProgressMessage, task.stop != nil)
 	}
 	if _, err := task.Cancel("bob", ""); err == nil || !strings.Contains(err.Error(), "already being cancelled") {
 		t.Fatalf("cancelled twice: %v", err)
@@ -46,7 +46,7 @@ func TestCancel(t *testing.T) {
 	if other := errors.New("x"); CancelledResult(context.Background(), other) != other {
 		t.Fatal("an error without a cancellation changed")
 	}
-	task.PB = Succeeded(task.PB, "done")
+	task.Replace(Succeeded(task.PB(), "done"))
 	if _, err := task.Cancel("ann", ""); err == nil || !strings.Contains(err.Error(), "has already ended") {
 		t.Fatalf("a finished task: %v", err)
 	}
@@ -55,9 +55,10 @@ func TestCancel(t *testing.T) {
 func TestPastReturn(t *testing.T) {
 	task := NewTable(10).Begin(acliv1.TaskOperation_kVmMigrate, nil)
 	_, stop := context.WithCancelCause(context.Background())
-	task.Stop, task.PB.Cancellable = stop, true
+	task.SetCancellable(true)
+	task.SetStop(stop)
 	task.PastReturn()
-	if task.Stop != nil || task.PB.Cancellable {
+	if task.stop != nil || task.PB().Cancellable {
 		t.Fatal("still cancellable after the switch-over")
 	}
 	if _, err := task.Cancel("", ""); err == nil || !strings.Contains(err.Error(), "cannot stop safely now") {
@@ -65,27 +66,26 @@ func TestPastReturn(t *testing.T) {
 	}
 }
 
-// task.cancel finds the task by UUID in any case, under the owner's lock,
-// names the caller in the line it records and logs the cancellation; an
-// unknown UUID is not found, and a refusal changes nothing.
-func TestCancellerCancelTask(t *testing.T) {
-	tb := NewTable(10)
+// task.cancel finds the task by UUID in any case, names the caller in the
+// line it records and logs the cancellation; an unknown UUID is not found,
+// and a refusal changes nothing.
+func TestEngineCancelTask(t *testing.T) {
 	var log bytes.Buffer
-	lock := &countingLock{}
-	c := &Canceller{Lock: lock, Table: tb, Log: slog.New(slog.NewTextHandler(&log, nil))}
-	task := tb.Begin(acliv1.TaskOperation_kVmMigrate, []*acliv1.EntityRef{{Name: "web1"}})
+	c := NewEngine(Config{Log: slog.New(slog.NewTextHandler(&log, nil))})
+	task := c.tab.Begin(acliv1.TaskOperation_kVmMigrate, []*acliv1.EntityRef{{Name: "web1"}})
 	wctx, stop := context.WithCancelCause(context.Background())
-	task.Stop, task.PB.Cancellable = stop, true
+	task.SetCancellable(true)
+	task.SetStop(stop)
 	ctx := auth.NewContext(context.Background(), auth.Principal{User: "ann"})
 
 	if _, err := c.CancelTask(ctx, &acliv1.CancelTaskRequest{Uuid: "nosuch"}); status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), `task "nosuch" not found`) {
 		t.Fatalf("an unknown task: %v (%s)", err, status.Code(err))
 	}
-	pb, err := c.CancelTask(ctx, &acliv1.CancelTaskRequest{Uuid: strings.ToUpper(task.PB.Uuid), Reason: "wrong host"})
+	pb, err := c.CancelTask(ctx, &acliv1.CancelTaskRequest{Uuid: strings.ToUpper(task.PB().Uuid), Reason: "wrong host"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pb.ProgressMessage != "stopping: cancelled by ann (wrong host)" || task.PB != pb {
+	if pb.ProgressMessage != "stopping: cancelled by ann (wrong host)" || task.PB() != pb {
 		t.Fatalf("after cancel: %q", pb.ProgressMessage)
 	}
 	var tc *Cancelled
@@ -95,26 +95,8 @@ func TestCancellerCancelTask(t *testing.T) {
 	if !strings.Contains(log.String(), "task cancelled") || !strings.Contains(log.String(), pb.Uuid) {
 		t.Fatalf("log: %q", log.String())
 	}
-	rev := task.PB.Revision
-	if _, err := c.CancelTask(ctx, &acliv1.CancelTaskRequest{Uuid: task.PB.Uuid}); status.Code(err) != codes.FailedPrecondition || task.PB.Revision != rev {
-		t.Fatalf("cancelled twice: %v (%s), revision %d -> %d", err, status.Code(err), rev, task.PB.Revision)
-	}
-	if lock.held || lock.taken != 3 {
-		t.Fatalf("the owner's lock: taken %d times, still held %v", lock.taken, lock.held)
+	rev := task.PB().Revision
+	if _, err := c.CancelTask(ctx, &acliv1.CancelTaskRequest{Uuid: task.PB().Uuid}); status.Code(err) != codes.FailedPrecondition || task.PB().Revision != rev {
+		t.Fatalf("cancelled twice: %v (%s), revision %d -> %d", err, status.Code(err), rev, task.PB().Revision)
 	}
 }
-
-// countingLock is the owner's lock; Cancel must run under it.
-type countingLock struct {
-	held  bool
-	taken int
-}
-
-func (l *countingLock) Lock() {
-	if l.held {
-		panic("locked twice")
-	}
-	l.held = true
-	l.taken++
-}
-func (l *countingLock) Unlock() { l.held = false }

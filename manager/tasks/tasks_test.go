@@ -24,11 +24,11 @@ func end(tb *tasks.Table, t *tasks.Task) {
 func TestUpdateWakesWatchersAndCountsRevisions(t *testing.T) {
 	tb := tasks.NewTable(10)
 	task := tb.Begin(acliv1.TaskOperation_kVmPowerOn, nil, "vm-1")
-	if task.PB.Status != acliv1.TaskStatus_kRunning || task.PB.Revision != 1 || task.Locks[0] != "vm-1" {
-		t.Fatalf("begun as %v", task.PB)
+	if task.PB().Status != acliv1.TaskStatus_kRunning || task.PB().Revision != 1 || task.Locks[0] != "vm-1" {
+		t.Fatalf("begun as %v", task.PB())
 	}
 	ch := task.Changed()
-	first := task.PB
+	first := task.PB()
 	pb := task.Update(func(pb *acliv1.Task) { pb.Percent = 50 })
 	select {
 	case <-ch:
@@ -53,7 +53,7 @@ func TestForgetRemovesAndWakes(t *testing.T) {
 	default:
 		t.Fatal("a watcher of a forgotten task was not woken")
 	}
-	if tb.Get(task.PB.Uuid) != nil || len(tb.Newest(10, func(*acliv1.Task) bool { return true })) != 0 {
+	if tb.Get(task.PB().Uuid) != nil || len(tb.Newest(10, func(*acliv1.Task) bool { return true })) != 0 {
 		t.Error("a forgotten task is still listed")
 	}
 }
@@ -65,7 +65,7 @@ func TestPruneKeepsRetentionInBatches(t *testing.T) {
 	for i := range 11 {
 		task := tb.Begin(acliv1.TaskOperation_kVmUpdate, nil)
 		end(tb, task)
-		ended = append(ended, task.PB.Uuid)
+		ended = append(ended, task.PB().Uuid)
 		if got := tb.Prune(); len(got) != 0 {
 			t.Fatalf("pruned %d at %d finished; the batch is a tenth of the retention", len(got), i+1)
 		}
@@ -75,11 +75,11 @@ func TestPruneKeepsRetentionInBatches(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(ended[:2]) {
 		t.Errorf("pruned %v, want the two oldest finished %v", got, ended[:2])
 	}
-	if tb.Get(running.PB.Uuid) == nil {
+	if tb.Get(running.PB().Uuid) == nil {
 		t.Error("a running task was pruned")
 	}
 	all := tb.Newest(100, func(*acliv1.Task) bool { return true })
-	if len(all) != 11 || all[len(all)-1] != running.PB {
+	if len(all) != 11 || all[len(all)-1] != running.PB() {
 		t.Errorf("%d kept, oldest %v; want 11 with the running task oldest", len(all), all[len(all)-1].Operation)
 	}
 }
@@ -99,10 +99,10 @@ func TestInterruptedEndsRunningTasks(t *testing.T) {
 	if len(ended) != 1 {
 		t.Fatalf("%d ended, want 1", len(ended))
 	}
-	if c := tb.Get("c").PB; c.Status != acliv1.TaskStatus_kRunning {
+	if c := tb.Get("c").PB(); c.Status != acliv1.TaskStatus_kRunning {
 		t.Errorf("the resumed task is %s, want still running", c.Status)
 	}
-	pb := ended[0].PB
+	pb := ended[0].PB()
 	if pb.Status != acliv1.TaskStatus_kFailed || pb.Error != "restarted during a" || pb.ErrorCode != int32(codes.Aborted) ||
 		pb.Revision != 4 || ended[0].Rev != 7 || pb.CompleteTime == nil {
 		t.Errorf("ended as %v (rev %d)", pb, ended[0].Rev)
@@ -148,10 +148,10 @@ func TestFollowSendsUntilTheEnd(t *testing.T) {
 	read := func() (*acliv1.Task, <-chan struct{}, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if tb.Get(task.PB.Uuid) == nil {
+		if tb.Get(task.PB().Uuid) == nil {
 			return nil, nil, errors.New("not found")
 		}
-		return task.PB, task.Changed(), nil
+		return task.PB(), task.Changed(), nil
 	}
 	var got []*acliv1.Task
 	done := make(chan error)
@@ -164,7 +164,7 @@ func TestFollowSendsUntilTheEnd(t *testing.T) {
 		mu.Unlock()
 	}
 	mu.Lock()
-	task.Replace(tasks.Succeeded(task.PB, "moved"))
+	task.Replace(tasks.Succeeded(task.PB(), "moved"))
 	mu.Unlock()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -133,7 +133,7 @@ func (f *fake) begin(kind string, op acliv1.TaskOperation, refs []*acliv1.Entity
 	defer f.mu.Unlock()
 	for _, l := range locks {
 		if o := f.busy[l]; o != nil {
-			return nil, apierr.Busy(kind, refs[0].Name, o.PB.Uuid, o.PB.Operation.String())
+			return nil, apierr.Busy(kind, refs[0].Name, o.PB().Uuid, o.PB().Operation.String())
 		}
 	}
 	t := f.tab.Begin(op, refs, locks...)
@@ -152,7 +152,7 @@ func (f *fake) start(t *tasks.Task, kind string) error {
 		if err := tx.Unchanged(t.Seen); err != nil {
 			return err
 		}
-		tx.Take(t.PB.Uuid, t.Locks...)
+		tx.Take(t.PB().Uuid, t.Locks...)
 		return nil
 	})
 	if err == nil {
@@ -171,13 +171,13 @@ func (f *fake) start(t *tasks.Task, kind string) error {
 			return err
 		}
 	}
-	ref := t.PB.Entities[0]
-	for _, e := range t.PB.Entities {
+	ref := t.PB().Entities[0]
+	for _, e := range t.PB().Entities {
 		if e.Uuid == id {
 			ref = e
 		}
 	}
-	if kind == "" || ref != t.PB.Entities[0] {
+	if kind == "" || ref != t.PB().Entities[0] {
 		kind = tasks.Noun(ref.Kind)
 	}
 	if changed {
@@ -185,7 +185,7 @@ func (f *fake) start(t *tasks.Task, kind string) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return apierr.Busy(kind, ref.Name, holder, f.tab.Get(holder).PB.Operation.String())
+	return apierr.Busy(kind, ref.Name, holder, f.tab.Get(holder).PB().Operation.String())
 }
 
 func (f *fake) Forget(t *tasks.Task) {
@@ -211,7 +211,7 @@ func (f *fake) Launch(ctx context.Context, t *tasks.Task, w vm.Work) (*acliv1.Ta
 	if err != nil {
 		return t.Update(func(pb *acliv1.Task) { tasks.Fail(pb, err, false) }), nil
 	}
-	return t.Replace(tasks.Succeeded(t.PB, out.Message)), nil
+	return t.Replace(tasks.Succeeded(t.PB(), out.Message)), nil
 }
 
 // fakeStarter begins quick tasks in the fake's table and the DB's busy
@@ -243,7 +243,7 @@ func (s fakeStarter) Begin(_ context.Context, kind string, op acliv1.TaskOperati
 func (q *fakeQuick) Hold(lock string) (string, bool) {
 	q.f.mu.Lock()
 	defer q.f.mu.Unlock()
-	_, err := q.f.db.Update(context.Background(), func(tx *state.Tx) error { tx.Take(q.t.PB.Uuid, lock); return nil })
+	_, err := q.f.db.Update(context.Background(), func(tx *state.Tx) error { tx.Take(q.t.PB().Uuid, lock); return nil })
 	if _, o, busy := state.Busy(err); busy {
 		return o, false
 	}
@@ -261,7 +261,7 @@ func (q *fakeQuick) Commit(_ context.Context, ws []state.Write, msg string) (*ac
 	q.f.mu.Lock()
 	defer q.f.mu.Unlock()
 	q.f.end(q.t)
-	return q.t.Replace(tasks.Succeeded(q.t.PB, msg)), nil
+	return q.t.Replace(tasks.Succeeded(q.t.PB(), msg)), nil
 }
 
 func (q *fakeQuick) Drop() { q.f.Forget(q.t) }
@@ -289,7 +289,7 @@ func (f *fake) commit(out vm.Outcome) error {
 
 // end lets go of what t holds and runs its release (under f.mu).
 func (f *fake) end(t *tasks.Task) {
-	f.db.LetGoNow(t.PB.Uuid, t.Locks...)
+	f.db.LetGoNow(t.PB().Uuid, t.Locks...)
 	for _, id := range t.Locks {
 		if f.busy[id] == t {
 			delete(f.busy, id)
@@ -305,7 +305,7 @@ func (f *fake) end(t *tasks.Task) {
 func (f *fake) letGo(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.db.LetGoNow(f.busy[id].PB.Uuid, id)
+	f.db.LetGoNow(f.busy[id].PB().Uuid, id)
 	delete(f.busy, id)
 }
 
@@ -354,7 +354,7 @@ func (f *fake) Place(t *tasks.Task, v *acliv1.Vm, named string) (*acliv1.Host, e
 		f.db.Depart(id)
 		f.arriving[h.Uuid]--
 	}
-	pb := proto.Clone(t.PB).(*acliv1.Task)
+	pb := proto.Clone(t.PB()).(*acliv1.Task)
 	pb.Entities = append(pb.Entities, &acliv1.EntityRef{Kind: acliv1.EntityKind_kHost, Uuid: h.Uuid, Name: h.Name})
 	t.Replace(pb)
 	return h, nil

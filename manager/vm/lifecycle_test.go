@@ -31,7 +31,7 @@ func TestCreateFillsDefaultsAndRefusesTakenUUIDs(t *testing.T) {
 	id := "0b6d2f4e-7a51-4d0c-9a3e-1f2b3c4d5e6f"
 	f.take(acliv1.TaskOperation_kVmCreate, id)
 	_, err = f.svc.CreateVm(bg, &acliv1.CreateVmRequest{Name: "web02", MemoryBytes: gib, Uuid: id})
-	wantErr(t, err, codes.AlreadyExists, "vm "+id+" already exists: task "+f.busy[id].PB.Uuid+" is creating a VM with this UUID")
+	wantErr(t, err, codes.AlreadyExists, "vm "+id+" already exists: task "+f.busy[id].PB().Uuid+" is creating a VM with this UUID")
 	if f.vm("web02") != nil {
 		t.Fatal("a refused create left a record")
 	}
@@ -83,7 +83,7 @@ func TestDeleteNeedsTheVmOff(t *testing.T) {
 func TestBusyVmIsRefused(t *testing.T) {
 	f := newFake(t)
 	f.take(acliv1.TaskOperation_kVmMigrate, "uuid-b")
-	busy := "vm b is busy with task " + f.busy["uuid-b"].PB.Uuid + " (kVmMigrate); wait for it to finish"
+	busy := "vm b is busy with task " + f.busy["uuid-b"].PB().Uuid + " (kVmMigrate); wait for it to finish"
 	_, err := f.svc.DeleteVm(bg, &acliv1.DeleteVmRequest{Vm: "b"})
 	wantErr(t, err, codes.Aborted, busy)
 	_, err = f.svc.UpdateVm(bg, &acliv1.UpdateVmRequest{Vm: "b", Description: proto.String("x")})
@@ -149,7 +149,7 @@ func TestQuickTasksHoldTheirVm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	busy := "vm a is busy with task " + f.busy["uuid-a"].PB.Uuid + " (kVmUpdate); wait for it to finish"
+	busy := "vm a is busy with task " + f.busy["uuid-a"].PB().Uuid + " (kVmUpdate); wait for it to finish"
 	_, err = power(f, "a", acliv1.PowerTransition_kPowerOff, "")
 	wantErr(t, err, codes.Aborted, busy)
 	_, err = power(f, "a", acliv1.PowerTransition_kPowerOn, "") // nothing to do, and still refused
@@ -225,7 +225,7 @@ func TestEdit(t *testing.T) {
 		t.Fatal("the change ran on a busy VM")
 		return nil, "", nil
 	})
-	wantErr(t, err, codes.Aborted, "vm b is busy with task "+f.busy["uuid-b"].PB.Uuid+" (kVmMigrate); wait for it to finish")
+	wantErr(t, err, codes.Aborted, "vm b is busy with task "+f.busy["uuid-b"].PB().Uuid+" (kVmMigrate); wait for it to finish")
 	f.letGo("uuid-b")
 	if f.running() != 1 || len(f.busy) != 0 || f.vm("b").Description != "x" {
 		t.Fatalf("%d task(s) running (the migrate only), busy %v, b %v", f.running(), f.busy, f.vm("b"))
@@ -242,7 +242,7 @@ func TestBeginHoldsTheVmAndItsClaims(t *testing.T) {
 		t.Fatalf("begin: %v %v %d; busy %v", err, cur, rev, f.busy)
 	}
 	_, _, _, err = vm.Begin(bg, st, f.db, "b", acliv1.TaskOperation_kVmNicCreate, "mac:50:6b:8d:00:00:01")
-	wantErr(t, err, codes.Aborted, "vm b is busy with task "+f.busy["uuid-a"].PB.Uuid+" (kVmNicCreate); wait for it to finish")
+	wantErr(t, err, codes.Aborted, "vm b is busy with task "+f.busy["uuid-a"].PB().Uuid+" (kVmNicCreate); wait for it to finish")
 	_, _, _, err = vm.Begin(bg, st, f.db, "nosuch", acliv1.TaskOperation_kVmNicCreate)
 	wantErr(t, err, codes.NotFound, `vm "nosuch" not found`)
 	q.Drop()

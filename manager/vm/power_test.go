@@ -249,8 +249,8 @@ func TestLaunchedTaskRefusedAtStartWhenTaken(t *testing.T) {
 		mig = f.take(acliv1.TaskOperation_kVmMigrate, "uuid-b")
 	}
 	_, err := power(f, "b", acliv1.PowerTransition_kPowerOn, "h2")
-	wantErr(t, err, codes.Aborted, "vm b is busy with task "+mig.PB.Uuid+" (kVmMigrate); wait for it to finish")
-	if bytes, arriving := f.held(); f.running() != 1 || f.db.Holder("uuid-b") != mig.PB.Uuid || bytes != 0 || arriving != 0 || len(f.drv.called()) != 0 {
+	wantErr(t, err, codes.Aborted, "vm b is busy with task "+mig.PB().Uuid+" (kVmMigrate); wait for it to finish")
+	if bytes, arriving := f.held(); f.running() != 1 || f.db.Holder("uuid-b") != mig.PB().Uuid || bytes != 0 || arriving != 0 || len(f.drv.called()) != 0 {
 		t.Fatalf("%d task(s), holder %q, %d bytes held, %d arriving, calls %v", f.running(), f.db.Holder("uuid-b"), bytes, arriving, f.drv.called())
 	}
 }
@@ -262,8 +262,8 @@ func TestPowerOfABusyVmIsRefused(t *testing.T) {
 	mig := f.take(acliv1.TaskOperation_kVmMigrate, "uuid-b")
 	f.placeErr = errBoom // placement is not reached
 	_, err := power(f, "b", acliv1.PowerTransition_kPowerOn, "")
-	wantErr(t, err, codes.Aborted, "vm b is busy with task "+mig.PB.Uuid+" (kVmMigrate); wait for it to finish")
-	if bytes, _ := f.held(); f.running() != 1 || f.db.Holder("uuid-b") != mig.PB.Uuid || bytes != 0 || len(f.drv.called()) != 0 {
+	wantErr(t, err, codes.Aborted, "vm b is busy with task "+mig.PB().Uuid+" (kVmMigrate); wait for it to finish")
+	if bytes, _ := f.held(); f.running() != 1 || f.db.Holder("uuid-b") != mig.PB().Uuid || bytes != 0 || len(f.drv.called()) != 0 {
 		t.Fatalf("%d task(s), holder %q, %d bytes held, calls %v", f.running(), f.db.Holder("uuid-b"), bytes, f.drv.called())
 	}
 }

@@ -63,7 +63,7 @@ func TestGetVmResolves(t *testing.T) {
 		t.Fatalf("by UUID: %v %v", v, err)
 	}
 	f.take(acliv1.TaskOperation_kVmMigrate, "uuid-a")
-	if v, err = f.svc.GetVm(bg, &acliv1.GetVmRequest{Vm: "a"}); err != nil || v.BusyTaskUuid != f.busy["uuid-a"].PB.Uuid {
+	if v, err = f.svc.GetVm(bg, &acliv1.GetVmRequest{Vm: "a"}); err != nil || v.BusyTaskUuid != f.busy["uuid-a"].PB().Uuid {
 		t.Fatalf("busy: %v %v", v, err)
 	}
 	if f.vm("a").BusyTaskUuid != "" {

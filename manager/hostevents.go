@@ -7,6 +7,7 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/hostsync"
+	"github.com/acli-dev/acli/manager/state"
 )
 
 var timeNow = time.Now
@@ -19,7 +20,7 @@ func (m *Manager) newHostEvents() *hostsync.Events {
 	return &hostsync.Events{
 		DB: m.db, Beats: &m.beats, Now: timeNow, Log: m.log,
 		Commit: func(ctx context.Context, next *acliv1.Host, rev int64) error {
-			_, err := m.commit(ctx, []write{{key: hostKey(next.Uuid), msg: next, rev: rev}})
+			_, err := m.commit(ctx, []write{{key: state.HostKey(next.Uuid), msg: next, rev: rev}})
 			return err
 		},
 		VmStates: func(ctx context.Context, ev driver.HostEvent) error {
@@ -30,7 +31,7 @@ func (m *Manager) newHostEvents() *hostsync.Events {
 			return err
 		},
 		Publish: func(c hostsync.Change) {
-			m.publish(c.Type, c.Severity, "", []*acliv1.EntityRef{hostRef(c.Next)}, "%s", c.Message)
+			m.publish(c.Type, c.Severity, "", []*acliv1.EntityRef{state.HostRef(c.Next)}, "%s", c.Message)
 			m.log.Info("host state changed", "host", c.Next.Name, "event", c.Event.Kind.String(), "reason", c.Event.Reason)
 		},
 		Changed: func(c hostsync.Change) {
@@ -87,7 +88,7 @@ func (c reconcileManager) Publish(refs []*acliv1.EntityRef, msg string) {
 func (l reconcileLocked) Busy(vm string) bool { return l.m.heldLocked(vm) != nil }
 
 func (l reconcileLocked) Record(ctx context.Context, next *acliv1.Vm, rev int64) error {
-	_, err := l.m.commitObserved(ctx, []write{{key: vmKey(next.Uuid), msg: next, rev: rev}})
+	_, err := l.m.commitObserved(ctx, []write{{key: state.VmKey(next.Uuid), msg: next, rev: rev}})
 	return err
 }
 

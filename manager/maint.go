@@ -236,7 +236,7 @@ func (c *maintCluster) Message(percent int32, format string, args ...any) {
 }
 
 func (c *maintCluster) Event(vm *acliv1.Vm, h *acliv1.Host, format string, args ...any) {
-	c.m.publish("vm", "info", c.t.PB().Uuid, []*acliv1.EntityRef{vmRef(vm), hostRef(h)}, format, args...)
+	c.m.publish("vm", "info", c.t.PB().Uuid, []*acliv1.EntityRef{state.VmRef(vm), state.HostRef(h)}, format, args...)
 }
 
 // offline is how a cold move reads in the task log.

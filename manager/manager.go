@@ -282,7 +282,7 @@ func (m *Manager) bootstrap(ctx context.Context) error {
 	}
 	ws := []write{{key: clusterKey, msg: inv.Cluster}}
 	for _, h := range inv.Hosts {
-		ws = append(ws, write{key: hostKey(h.Uuid), msg: h})
+		ws = append(ws, write{key: state.HostKey(h.Uuid), msg: h})
 	}
 	if _, err := m.commit(ctx, ws); err != nil {
 		return fmt.Errorf("creating the cluster: %w", err)

@@ -49,10 +49,10 @@ func (c *moveCluster) WithDevicesOn(vm *acliv1.Vm, host string) (*acliv1.Vm, err
 	return c.m.withDevicesOn(vm, host)
 }
 
-func (c *moveCluster) Refused(err error) bool { return refusedByRules(err) }
+func (c *moveCluster) Refused(err error) bool { return state.Refused(err) }
 
 func (c *moveCluster) RecordObserved(ctx context.Context, vm *acliv1.Vm, rev int64) error {
-	_, err := c.m.commitObserved(ctx, []write{{key: vmKey(vm.Uuid), msg: vm, rev: rev}})
+	_, err := c.m.commitObserved(ctx, []write{{key: state.VmKey(vm.Uuid), msg: vm, rev: rev}})
 	return err
 }
 
@@ -77,7 +77,7 @@ func (c *moveCluster) Progress(percent int32, line string, p *acliv1.MigrationPr
 }
 
 func (c *moveCluster) Event(severity, format string, args ...any) {
-	refs := []*acliv1.EntityRef{vmRef(c.mv.VM), hostRef(c.mv.Src), hostRef(c.mv.Dst)}
+	refs := []*acliv1.EntityRef{state.VmRef(c.mv.VM), state.HostRef(c.mv.Src), state.HostRef(c.mv.Dst)}
 	c.m.publish("migration", severity, c.t.PB().Uuid, refs, format, args...)
 }
 

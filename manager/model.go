@@ -49,9 +49,6 @@ const (
 	eventSeqKey = "/event-seq"
 )
 
-func hostKey(id string) string { return state.HostKey(id) }
-func vmKey(id string) string   { return state.VmKey(id) }
-
 // eventKey is the slot of an event: the log is a ring in the store too.
 func eventKey(seq uint64, capacity int) string {
 	return fmt.Sprintf("%s%06d", eventPrefix, seq%uint64(capacity))
@@ -120,9 +117,6 @@ func (m *Manager) commitTx(ctx context.Context, ws []write, observed bool, holds
 	return rev, nil
 }
 
-// refusedByRules reports whether err is a commit the rules refused.
-func refusedByRules(err error) bool { return state.Refused(err) }
-
 // clusterRecord is the committed cluster record; the DB holds the one copy.
 func (m *Manager) clusterRecord() *acliv1.Cluster {
 	var c *acliv1.Cluster
@@ -156,7 +150,7 @@ func hostRecOf(tx *state.Tx, h *acliv1.Host) *hostRec {
 	if h == nil {
 		return nil
 	}
-	return &hostRec{pb: h, rev: tx.Rev(hostKey(h.Uuid))}
+	return &hostRec{pb: h, rev: tx.Rev(state.HostKey(h.Uuid))}
 }
 
 // hostAt is the committed host with UUID id (nil if none).
@@ -197,13 +191,10 @@ func (m *Manager) hostCommitted(id string) {
 	}
 }
 
-// hostUnavailable says why nothing may be placed on a host ("" if usable).
-func hostUnavailable(h *acliv1.Host) string { return state.Unavailable(h) }
-
 // hostOut is the API view of a host: stored fields plus live usage.
 func (m *Manager) hostOut(r *hostRec) *acliv1.Host {
 	h := proto.Clone(r.pb).(*acliv1.Host)
-	if why := hostUnavailable(r.pb); why != "" {
+	if why := state.Unavailable(r.pb); why != "" {
 		h.Schedulable = false
 		if r.pb.Schedulable || r.pb.SchedulableReason == "" {
 			h.SchedulableReason = why
@@ -243,15 +234,11 @@ func (m *Manager) candidatesLocked() []scheduler.Candidate {
 		out[i] = scheduler.Candidate{
 			UUID: r.pb.Uuid, Name: r.pb.Name, IP: ip,
 			MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: m.db.MemoryTaken(r.pb.Uuid),
-			NumVms: int(vms), Unavailable: hostUnavailable(r.pb),
+			NumVms: int(vms), Unavailable: state.Unavailable(r.pb),
 			CPUCores: int(r.pb.CpuCores), VcpusUsed: int(vcpus),
 		}
 	}
 	return out
-}
-
-func hostRef(h *acliv1.Host) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kHost, Uuid: h.Uuid, Name: h.Name}
 }
 
 // ---- VMs ----
@@ -260,7 +247,7 @@ func vmRecOf(tx *state.Tx, v *acliv1.Vm) *vmRec {
 	if v == nil {
 		return nil
 	}
-	return &vmRec{pb: v, rev: tx.Rev(vmKey(v.Uuid))}
+	return &vmRec{pb: v, rev: tx.Rev(state.VmKey(v.Uuid))}
 }
 
 // vmAt is the committed VM with UUID id (nil if none).
@@ -311,10 +298,6 @@ func (m *Manager) releaseLocked(t *taskRec, id string) {
 	}
 	m.db.LetGoNow(t.PB().Uuid, id)
 	m.settled.Settle(id, time.Now())
-}
-
-func vmRef(v *acliv1.Vm) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: v.Uuid, Name: v.Name}
 }
 
 // ---- helpers ----

@@ -252,7 +252,7 @@ func (m *Manager) unlockVm(t *taskRec, id string) {
 // putVm commits a VM record that the caller has locked, and applies it
 // together with fn (under Manager.mu), e.g. releasing a reservation.
 func (m *Manager) putVm(ctx context.Context, next *acliv1.Vm, rev int64, fn func()) error {
-	if _, err := m.commit(context.WithoutCancel(ctx), []write{{key: vmKey(next.Uuid), msg: next, rev: rev}}); err != nil {
+	if _, err := m.commit(context.WithoutCancel(ctx), []write{{key: state.VmKey(next.Uuid), msg: next, rev: rev}}); err != nil {
 		return err
 	}
 	if fn != nil {
@@ -278,7 +278,7 @@ func (m *Manager) putHost(ctx context.Context, id string, c state.HostChange) (*
 		if next == cur {
 			return cur, nil
 		}
-		if _, err := m.commit(context.WithoutCancel(ctx), []write{{key: hostKey(id), msg: next, rev: rev}}); err != nil {
+		if _, err := m.commit(context.WithoutCancel(ctx), []write{{key: state.HostKey(id), msg: next, rev: rev}}); err != nil {
 			if attempt < 5 && store.IsConflict(err) {
 				continue
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/driver"
 	"github.com/acli-dev/acli/manager/ha"
+	"github.com/acli-dev/acli/manager/state"
 )
 
 // ---- ClusterService ----
@@ -94,11 +95,11 @@ func (s hostService) UpdateHost(ctx context.Context, req *acliv1.UpdateHostReque
 			msg += ": " + req.Reason
 		}
 	}
-	t := m.newTaskLocked(acliv1.TaskOperation_kHostUpdate, []*acliv1.EntityRef{hostRef(cur)}, cur.Uuid)
+	t := m.newTaskLocked(acliv1.TaskOperation_kHostUpdate, []*acliv1.EntityRef{state.HostRef(cur)}, cur.Uuid)
 	m.mu.Unlock()
 	return m.quick(ctx, t, func(ctx context.Context, t *taskRec) (outcome, error) {
 		return outcome{
-			writes:  []write{{key: hostKey(cur.Uuid), msg: next, rev: rev}},
+			writes:  []write{{key: state.HostKey(cur.Uuid), msg: next, rev: rev}},
 			message: msg,
 		}, nil
 	})

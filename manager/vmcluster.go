@@ -90,7 +90,7 @@ func (c vmCluster) Place(t *taskRec, v *acliv1.Vm, named string) (*acliv1.Host, 
 	}
 	// Named as if begun with it: the task is not persisted yet.
 	pb := proto.Clone(t.PB()).(*acliv1.Task)
-	pb.Entities = append(pb.Entities, hostRef(h))
+	pb.Entities = append(pb.Entities, state.HostRef(h))
 	t.Replace(pb)
 	return h, nil
 }

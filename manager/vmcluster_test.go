@@ -33,7 +33,7 @@ func TestVmTaskStartsOnTheRevisionItsRequestRead(t *testing.T) {
 	cl := m.VmCluster()
 	ran := 0
 	work := func(context.Context, *tasks.Task) (vm.Outcome, error) { ran++; return vm.Outcome{Message: "done"}, nil }
-	refs := []*acliv1.EntityRef{vm.Ref(v)}
+	refs := []*acliv1.EntityRef{state.VmRef(v)}
 	task, err := cl.Begin(bg, "vm", acliv1.TaskOperation_kVmReset, refs, state.Seen{v.Uuid: read}, v.Uuid)
 	if err != nil {
 		t.Fatal(err)

@@ -67,7 +67,7 @@ type Failover struct {
 // says so in an event and returns ErrFailoverDisabled.
 func (f *Failover) Launch(h *acliv1.Host, run func(context.Context, Cluster, Report) (string, error)) error {
 	c := &taskCluster{f: f}
-	refs := []*acliv1.EntityRef{hostRef(h)}
+	refs := []*acliv1.EntityRef{state.HostRef(h)}
 	err := f.M.Locked(func(l Locked) error {
 		if l.Closing() {
 			return errors.New("clusterd is shutting down")
@@ -253,13 +253,9 @@ func (c *taskCluster) Message(percent int32, format string, args ...any) {
 }
 
 func (c *taskCluster) Event(severity string, vm *acliv1.Vm, hosts []*acliv1.Host, format string, args ...any) {
-	refs := []*acliv1.EntityRef{{Kind: acliv1.EntityKind_kVm, Uuid: vm.Uuid, Name: vm.Name}}
+	refs := []*acliv1.EntityRef{state.VmRef(vm)}
 	for _, h := range hosts {
-		refs = append(refs, hostRef(h))
+		refs = append(refs, state.HostRef(h))
 	}
 	c.f.M.Publish(c.t, severity, refs, format, args...)
-}
-
-func hostRef(h *acliv1.Host) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kHost, Uuid: h.Uuid, Name: h.Name}
 }

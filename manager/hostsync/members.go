@@ -100,7 +100,7 @@ func (s *Members) AddHost(ctx context.Context, req *acliv1.AddHostRequest) (*acl
 				return apierr.Busy("host", h.Name, o.PB().Uuid, o.PB().Operation.String())
 			}
 		}
-		t = l.Begin(acliv1.TaskOperation_kHostAdd, []*acliv1.EntityRef{hostRef(h)}, nameLock, ipLock)
+		t = l.Begin(acliv1.TaskOperation_kHostAdd, []*acliv1.EntityRef{state.HostRef(h)}, nameLock, ipLock)
 		return nil
 	})
 	if err != nil {
@@ -162,7 +162,7 @@ func (s *Members) RemoveHost(ctx context.Context, req *acliv1.RemoveHostRequest)
 		if err := s.leavable(cur); err != nil {
 			return err
 		}
-		t = l.Begin(acliv1.TaskOperation_kHostRemove, []*acliv1.EntityRef{hostRef(cur)}, cur.Uuid)
+		t = l.Begin(acliv1.TaskOperation_kHostRemove, []*acliv1.EntityRef{state.HostRef(cur)}, cur.Uuid)
 		return nil
 	})
 	if err != nil {

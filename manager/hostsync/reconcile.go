@@ -136,11 +136,11 @@ func (r *Reconciler) record(ctx context.Context, d Drift) error {
 	if !applied {
 		return err
 	}
-	refs := []*acliv1.EntityRef{vmRef(d.Next)}
+	refs := []*acliv1.EntityRef{state.VmRef(d.Next)}
 	var h *acliv1.Host
 	r.DB.View(func(tx *state.Tx) { h = tx.Host(d.Next.HostUuid) })
 	if h != nil {
-		refs = append(refs, hostRef(h))
+		refs = append(refs, state.HostRef(h))
 	}
 	r.Manager.Publish(refs, d.Msg)
 	r.Log.Warn("vm state reconciled from its host", "vm", d.Next.Name, "msg", d.Msg)
@@ -158,7 +158,7 @@ func (r *Reconciler) fence(h *acliv1.Host, d Drift) {
 		if vm == nil || vm.HostUuid == h.Uuid {
 			return // changed since the report; the next one tells
 		}
-		t = l.Begin(acliv1.TaskOperation_kVmPowerOff, []*acliv1.EntityRef{vmRef(vm), hostRef(h)}, vm.Uuid)
+		t = l.Begin(acliv1.TaskOperation_kVmPowerOff, []*acliv1.EntityRef{state.VmRef(vm), state.HostRef(h)}, vm.Uuid)
 	})
 	if t == nil {
 		return
@@ -174,12 +174,4 @@ func (r *Reconciler) fence(h *acliv1.Host, d Drift) {
 	if err != nil {
 		r.Log.Warn("cannot fence a stale copy of a vm", "vm", vm.Name, "host", h.Name, "err", err)
 	}
-}
-
-func vmRef(v *acliv1.Vm) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: v.Uuid, Name: v.Name}
-}
-
-func hostRef(h *acliv1.Host) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kHost, Uuid: h.Uuid, Name: h.Name}
 }

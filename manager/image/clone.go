@@ -51,7 +51,7 @@ func (s *Service) CloneVm(ctx context.Context, req *acliv1.CloneVmRequest) (*acl
 		if err := s.fitsAll(copies, "clone of "+what); err != nil {
 			return Start{}, err
 		}
-		start := Start{Op: acliv1.TaskOperation_kVmClone, Refs: []*acliv1.EntityRef{vmRef(v), src.ref},
+		start := Start{Op: acliv1.TaskOperation_kVmClone, Refs: []*acliv1.EntityRef{state.VmRef(v), src.ref},
 			Locks: []string{v.Uuid}, Reads: []string{src.ref.Uuid}}
 		s.DB.View(func(tx *state.Tx) { err = cloneNics(tx, h, v, &start) })
 		return start, err
@@ -90,7 +90,7 @@ func cloneSource(tx *state.Tx, req *acliv1.CloneVmRequest) (clonedFrom, error) {
 		if err != nil {
 			return clonedFrom{}, err
 		}
-		return clonedFrom{kind: "vm", ref: vmRef(v), base: v, running: v}, nil
+		return clonedFrom{kind: "vm", ref: state.VmRef(v), base: v, running: v}, nil
 	}
 	sn, err := FindSnapshot(tx, "clone_from_snapshot", req.CloneFromSnapshot)
 	if err != nil {

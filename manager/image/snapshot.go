@@ -30,10 +30,6 @@ func SnapshotRef(s *acliv1.Snapshot) *acliv1.EntityRef {
 	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kSnapshot, Uuid: s.Uuid, Name: s.Name}
 }
 
-func vmRef(v *acliv1.Vm) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: v.Uuid, Name: v.Name}
-}
-
 // snapshotLock is held by a task taking a VM's snapshot of a name, so two
 // cannot take one name at once.
 func snapshotLock(vm, name string) string { return "snapshot-name:" + vm + "/" + name }
@@ -131,7 +127,7 @@ func (s *Service) CreateSnapshots(ctx context.Context, req *acliv1.CreateSnapsho
 		if err := s.fitsAll(copies, "snapshot"); err != nil {
 			return Start{}, err
 		}
-		start := Start{Op: acliv1.TaskOperation_kSnapshotCreate, Refs: []*acliv1.EntityRef{vmRef(vm)}, Reads: []string{vm.Uuid}}
+		start := Start{Op: acliv1.TaskOperation_kSnapshotCreate, Refs: []*acliv1.EntityRef{state.VmRef(vm)}, Reads: []string{vm.Uuid}}
 		for _, sn := range snaps {
 			if t := h.Changing(snapshotLock(vm.Uuid, sn.Name)); t != nil {
 				return Start{}, busy("snapshot", sn.Name, t)

@@ -101,7 +101,7 @@ func (s *Service) HostBack(ctx context.Context, id string) {
 		if h == nil || h.NodeState != acliv1.NodeState_EnteringMaintenanceMode || l.Holder(id) != nil {
 			return nil
 		}
-		t = l.Begin(acliv1.TaskOperation_kHostEnterMaintenanceMode, []*acliv1.EntityRef{hostRef(h)}, h.Uuid)
+		t = l.Begin(acliv1.TaskOperation_kHostEnterMaintenanceMode, []*acliv1.EntityRef{state.HostRef(h)}, h.Uuid)
 		if vs := Violations(Preflight(s.hostBlockers(l, h, false), nil)); len(vs) > 0 {
 			refused = apierr.FailedPrecondition(fmt.Sprintf("host %s cannot enter maintenance mode", label(h)), vs...)
 		}

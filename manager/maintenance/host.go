@@ -136,7 +136,7 @@ func (s *Service) EnterMaintenanceModeCheck(ctx context.Context, req *acliv1.Ent
 		if h, _, err = s.findHost(req.Host); err != nil {
 			return
 		}
-		out = &acliv1.MaintenanceCheck{Host: hostRef(h)}
+		out = &acliv1.MaintenanceCheck{Host: state.HostRef(h)}
 		if h.NodeState == acliv1.NodeState_EnteredMaintenanceMode {
 			out.Ok, out.AlreadyInMaintenance = true, true
 			return
@@ -190,7 +190,7 @@ func (s *Service) EnterMaintenanceMode(ctx context.Context, req *acliv1.EnterMai
 		if h, err = s.freeHost(l, req.Host); err != nil {
 			return err
 		}
-		refs := []*acliv1.EntityRef{hostRef(h)}
+		refs := []*acliv1.EntityRef{state.HostRef(h)}
 		if h.NodeState == acliv1.NodeState_EnteredMaintenanceMode {
 			return nil // nothing to do: a task of its own says so (noop)
 		}
@@ -392,7 +392,7 @@ func (e *hostEvacuation) finish() (Done, error) {
 		Writes:  []state.Write{{Key: state.HostKey(cur.Uuid), Msg: next, Rev: rev}},
 		Message: fmt.Sprintf("host %s entered maintenance mode: %d VM(s) migrated, %d shut down", label(e.host), migrated, shutdown),
 		Committed: func() {
-			e.s.Publish("host", e.t.PB().Uuid, []*acliv1.EntityRef{hostRef(next)}, "host %s entered maintenance mode", label(e.host))
+			e.s.Publish("host", e.t.PB().Uuid, []*acliv1.EntityRef{state.HostRef(next)}, "host %s entered maintenance mode", label(e.host))
 		},
 	}, nil
 }
@@ -419,7 +419,7 @@ func (s *Service) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMaint
 				}
 			}
 		})
-		refs := []*acliv1.EntityRef{hostRef(h)}
+		refs := []*acliv1.EntityRef{state.HostRef(h)}
 		if h.NodeState == acliv1.NodeState_AcropolisNormal && len(returning) == 0 {
 			return nil // nothing to do: a task of its own says so (noop)
 		}
@@ -455,7 +455,7 @@ func (s *Service) ExitMaintenanceMode(ctx context.Context, req *acliv1.ExitMaint
 // noop records a request on h that changes nothing as a quick task of op
 // ending with message, refused like the others while a task holds h.
 func (s *Service) noop(ctx context.Context, h *acliv1.Host, op acliv1.TaskOperation, message string) (*acliv1.Task, error) {
-	t, err := s.Tasks.Begin(ctx, "host", op, []*acliv1.EntityRef{hostRef(h)}, h.Uuid)
+	t, err := s.Tasks.Begin(ctx, "host", op, []*acliv1.EntityRef{state.HostRef(h)}, h.Uuid)
 	if err != nil {
 		return nil, err
 	}
@@ -485,7 +485,7 @@ func (s *Service) setHost(ctx context.Context, t *tasks.Task, h *acliv1.Host, to
 		s.M.Forget(t)
 		return err
 	}
-	s.Publish("host", t.PB().Uuid, []*acliv1.EntityRef{hostRef(h)}, "host %s %s", label(next), what)
+	s.Publish("host", t.PB().Uuid, []*acliv1.EntityRef{state.HostRef(h)}, "host %s %s", label(next), what)
 	return nil
 }
 

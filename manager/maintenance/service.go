@@ -77,7 +77,7 @@ func (s *Service) cvm(ctx context.Context, ref string, enter bool) (*acliv1.Task
 	if err != nil {
 		return nil, err
 	}
-	refs := []*acliv1.EntityRef{hostRef(h), {Kind: acliv1.EntityKind_kCvm, Uuid: h.Uuid, Name: h.CvmIp}}
+	refs := []*acliv1.EntityRef{state.HostRef(h), {Kind: acliv1.EntityKind_kCvm, Uuid: h.Uuid, Name: h.CvmIp}}
 	t, err := s.Tasks.Begin(ctx, "host", op, refs, h.Uuid)
 	if err != nil {
 		return nil, err
@@ -104,8 +104,4 @@ func (s *Service) cvm(ctx context.Context, ref string, enter bool) (*acliv1.Task
 	s.Publish("cvm", pb.Uuid, refs, "%s", c.Message)
 	s.CvmChanged(cur, c.Next)
 	return pb, nil
-}
-
-func hostRef(h *acliv1.Host) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kHost, Uuid: h.Uuid, Name: h.Name}
 }

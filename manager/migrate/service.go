@@ -106,7 +106,7 @@ func (s *Service) MigrateVm(ctx context.Context, req *acliv1.MigrateVmRequest) (
 		if target != nil {
 			return target
 		}
-		t = l.Begin(acliv1.TaskOperation_kVmMigrate, []*acliv1.EntityRef{vm.Ref(v), hostRef(src), hostRef(dst)}, v.Uuid)
+		t = l.Begin(acliv1.TaskOperation_kVmMigrate, []*acliv1.EntityRef{state.VmRef(v), state.HostRef(src), state.HostRef(dst)}, v.Uuid)
 		t.SetCancellable(live) // until the switch-over
 		release = s.reserve(t, v, dst.Uuid)
 		mv.VM, mv.Src, mv.Dst, mv.BandwidthMbps = v, src, dst, req.BandwidthMbps
@@ -209,8 +209,4 @@ func NoHostError(summary string, err error) error {
 		return apierr.Precondition("NO_HOST", "cluster", "%s: the cluster has no hosts", summary)
 	}
 	return apierr.FailedPrecondition(summary+": no eligible host", vs...)
-}
-
-func hostRef(h *acliv1.Host) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kHost, Uuid: h.Uuid, Name: h.Name}
 }

@@ -48,3 +48,13 @@ func PowerWord(p acliv1.PowerState) string {
 	}
 	return "off"
 }
+
+// VmRef names a VM in a task or an event.
+func VmRef(v *acliv1.Vm) *acliv1.EntityRef {
+	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: v.Uuid, Name: v.Name}
+}
+
+// HostRef names a host in a task or an event.
+func HostRef(h *acliv1.Host) *acliv1.EntityRef {
+	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kHost, Uuid: h.Uuid, Name: h.Name}
+}

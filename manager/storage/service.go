@@ -358,7 +358,7 @@ func (v *Service) vmAttach(ctx context.Context, req *acliv1.AttachToVmRequest, a
 	if err != nil {
 		return nil, err
 	}
-	return v.run(ctx, op, []*acliv1.EntityRef{VgRef(cur), vmRef(vm)}, []string{cur.Uuid, vm.Uuid}, plan, cur.Uuid, msg)
+	return v.run(ctx, op, []*acliv1.EntityRef{VgRef(cur), state.VmRef(vm)}, []string{cur.Uuid, vm.Uuid}, plan, cur.Uuid, msg)
 }
 
 // servable refuses an attachment when the cluster has no CVM at all

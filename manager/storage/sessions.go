@@ -213,7 +213,7 @@ func (s *Sessions) CvmChanged(ctx context.Context, prev, next *acliv1.Host) {
 	err := s.Reconcile(rctx)
 	cancel()
 	if err != nil && ctx.Err() == nil {
-		s.Publish("iscsi", "error", "", []*acliv1.EntityRef{hostRef(next)},
+		s.Publish("iscsi", "error", "", []*acliv1.EntityRef{state.HostRef(next)},
 			fmt.Sprintf("iSCSI sessions of cvm %s not re-established within %v: %v; retrying", next.CvmIp, s.deadline, err))
 		s.Kick()
 	} else if err == nil {
@@ -252,7 +252,7 @@ func (s *Sessions) publishVmPaths(h *acliv1.Host) {
 				msg = fmt.Sprintf("vm %s disks are down: no cvm is up", v.Name)
 			}
 			msgs = append(msgs, msg)
-			refs = append(refs, []*acliv1.EntityRef{vmRef(v), hostRef(h)})
+			refs = append(refs, []*acliv1.EntityRef{state.VmRef(v), state.HostRef(h)})
 		}
 	})
 	for i, msg := range msgs {
@@ -613,12 +613,4 @@ func sessionRefs(x *acliv1.IscsiSession) []*acliv1.EntityRef {
 // VgRef names a VG in a task or event.
 func VgRef(vg *acliv1.VolumeGroup) *acliv1.EntityRef {
 	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kVolumeGroup, Uuid: vg.Uuid, Name: vg.Name}
-}
-
-func vmRef(v *acliv1.Vm) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: v.Uuid, Name: v.Name}
-}
-
-func hostRef(h *acliv1.Host) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kHost, Uuid: h.Uuid, Name: h.Name}
 }

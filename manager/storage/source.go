@@ -32,7 +32,7 @@ func FindVdisk(tx *state.Tx, field, id string) (Source, error) {
 		for _, d := range v.Disks {
 			if d.Uuid == id && state.HasData(d) {
 				s := disk(d)
-				s.What, s.Ref, s.Lock, s.Vm = "vDisk "+vm.DiskName(d)+" of vm "+v.Name, vmRef(v), v.Uuid, v
+				s.What, s.Ref, s.Lock, s.Vm = "vDisk "+vm.DiskName(d)+" of vm "+v.Name, state.VmRef(v), v.Uuid, v
 				return s, nil
 			}
 		}

@@ -63,7 +63,7 @@ func (s *Service) CreateVm(ctx context.Context, req *acliv1.CreateVmRequest) (*a
 	if taken != nil {
 		return nil, taken
 	}
-	q, err := s.tasks.Begin(ctx, "vm", acliv1.TaskOperation_kVmCreate, []*acliv1.EntityRef{Ref(v)}, v.Uuid)
+	q, err := s.tasks.Begin(ctx, "vm", acliv1.TaskOperation_kVmCreate, []*acliv1.EntityRef{state.VmRef(v)}, v.Uuid)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func (s *Service) CreateVm(ctx context.Context, req *acliv1.CreateVmRequest) (*a
 // DeleteVm removes an off VM from its host's hypervisor and the cluster.
 func (s *Service) DeleteVm(ctx context.Context, req *acliv1.DeleteVmRequest) (*acliv1.Task, error) {
 	t, cur, rev, err := s.start(ctx, req.Vm, acliv1.TaskOperation_kVmDelete, func(v *acliv1.Vm) []*acliv1.EntityRef {
-		return []*acliv1.EntityRef{Ref(v)}
+		return []*acliv1.EntityRef{state.VmRef(v)}
 	})
 	if err != nil {
 		return nil, err

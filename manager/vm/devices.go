@@ -133,5 +133,5 @@ func (s *Service) SetDirtyRate(ctx context.Context, req *acliv1.SimDirtyRateRequ
 	if err != nil {
 		return nil, apierr.BadField("dirty_rate_mbps", "%v", err)
 	}
-	return &acliv1.SimDirtyRateResponse{Vm: Ref(v), DirtyRateMbps: rate}, nil
+	return &acliv1.SimDirtyRateResponse{Vm: state.VmRef(v), DirtyRateMbps: rate}, nil
 }

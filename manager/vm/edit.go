@@ -53,7 +53,7 @@ func begin(ctx context.Context, st tasks.Starter, db *state.DB, v *acliv1.Vm, op
 // beginNaming is begin with more entities named by the task (a copy's
 // source, which a busy refusal of its lock names).
 func beginNaming(ctx context.Context, st tasks.Starter, db *state.DB, v *acliv1.Vm, op acliv1.TaskOperation, more []*acliv1.EntityRef, locks ...string) (tasks.Quick, *acliv1.Vm, int64, error) {
-	q, err := st.Begin(ctx, "vm", op, append([]*acliv1.EntityRef{Ref(v)}, more...), append([]string{v.Uuid}, locks...)...)
+	q, err := st.Begin(ctx, "vm", op, append([]*acliv1.EntityRef{state.VmRef(v)}, more...), append([]string{v.Uuid}, locks...)...)
 	if err != nil {
 		return nil, nil, 0, err
 	}

@@ -75,9 +75,9 @@ func (s *Service) SetPowerState(ctx context.Context, req *acliv1.SetPowerStateRe
 		q.Drop() // changed before the task held it: carry the request out
 	}
 	t, cur, rev, err := s.start(ctx, req.Vm, op, func(v *acliv1.Vm) []*acliv1.EntityRef {
-		refs := []*acliv1.EntityRef{Ref(v)}
+		refs := []*acliv1.EntityRef{state.VmRef(v)}
 		if h := s.host(v.HostUuid); h != nil && req.Transition != acliv1.PowerTransition_kPowerOn && state.Placed(v) {
-			refs = append(refs, hostRef(h))
+			refs = append(refs, state.HostRef(h))
 		}
 		return refs
 	})

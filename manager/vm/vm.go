@@ -82,15 +82,6 @@ func New(c Cluster, st tasks.Starter, db *state.DB, drv driver.Driver, disks Dis
 	return &Service{c: c, tasks: st, db: db, drv: drv, disks: disks}
 }
 
-// Ref names a VM in a task.
-func Ref(v *acliv1.Vm) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kVm, Uuid: v.Uuid, Name: v.Name}
-}
-
-func hostRef(h *acliv1.Host) *acliv1.EntityRef {
-	return &acliv1.EntityRef{Kind: acliv1.EntityKind_kHost, Uuid: h.Uuid, Name: h.Name}
-}
-
 // put and del are a VM's writes.
 func put(v *acliv1.Vm, rev int64) state.Write {
 	return state.Write{Key: state.VmKey(v.Uuid), Msg: v, Rev: rev}

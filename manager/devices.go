@@ -2,11 +2,9 @@ package manager
 
 import (
 	"context"
-	"fmt"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
-	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 )
 
@@ -34,47 +32,6 @@ func (m *Manager) deviceFit(v *acliv1.Vm) func(host string) string {
 		return ""
 	}
 }
-
-// devicePools gives each host of s its device pool as the DEVICE rule
-// judges it in tx, when a VM of s has devices.
-func devicePools(tx *state.Tx, s *scheduler.Snapshot) {
-	vms := map[string]*acliv1.Vm{}
-	for _, v := range s.VMs {
-		if len(v.Devices) > 0 {
-			vms[v.UUID] = tx.Vm(v.UUID)
-		}
-	}
-	if len(vms) == 0 {
-		return
-	}
-	for i := range s.Hosts {
-		p := tx.DevicePool(s.Hosts[i].UUID)
-		s.Hosts[i].Devices = func() scheduler.DevicePool { return schedPool{p.Clone(), vms} }
-	}
-}
-
-// schedPool is a state.DevicePool for the scheduler, which names VMs by
-// its own records.
-type schedPool struct {
-	p   *state.DevicePool
-	vms map[string]*acliv1.Vm
-}
-
-func (s schedPool) Short(v *scheduler.VM) string {
-	x := s.vms[v.UUID]
-	if x == nil {
-		return fmt.Sprintf("vm %s is not in the snapshot placement reads", v.Name)
-	}
-	return s.p.Short(x)
-}
-
-func (s schedPool) Book(v *scheduler.VM) {
-	if x := s.vms[v.UUID]; x != nil {
-		s.p.Book(x)
-	}
-}
-
-func (s schedPool) Release(v *scheduler.VM) { s.p.Release(v.UUID) }
 
 // withDevicesOn returns v with a free device of each of its groups on host
 // bound, or refuses naming the group host has none free of.

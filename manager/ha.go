@@ -94,7 +94,7 @@ func (c haManager) Publish(t *taskRec, severity string, refs []*acliv1.EntityRef
 }
 
 func (l haLocked) Closing() bool                 { return l.m.closing }
-func (l haLocked) Snapshot() *scheduler.Snapshot { return l.m.snapshotLocked() }
+func (l haLocked) Snapshot() *scheduler.Snapshot { return l.m.haSettings.Snapshot() }
 func (l haLocked) LetGo(t *taskRec, id string)   { l.m.releaseLocked(t, id) }
 func (l haLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef) *taskRec {
 	return l.m.newTaskLocked(op, refs)

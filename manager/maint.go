@@ -105,7 +105,7 @@ func (l maintLocked) Holder(id string) *taskRec { return l.m.heldLocked(id) }
 
 func (l maintLocked) Targets(host string) []*taskRec { return l.m.ops.moves.Targets(host) }
 
-func (l maintLocked) Snapshot() *scheduler.Snapshot { return l.m.snapshotLocked() }
+func (l maintLocked) Snapshot() *scheduler.Snapshot { return l.m.haSettings.Snapshot() }
 
 // Begin starts a task whose reservations and target marks end with it.
 func (l maintLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *taskRec {

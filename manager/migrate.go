@@ -119,7 +119,7 @@ func (c migrateManager) Offline(ctx context.Context, t *taskRec, mv migrate.Move
 
 func (l migrateLocked) Holder(id string) *taskRec { return l.m.heldLocked(id) }
 
-func (l migrateLocked) Snapshot() *scheduler.Snapshot { return l.m.snapshotLocked() }
+func (l migrateLocked) Snapshot() *scheduler.Snapshot { return l.m.haSettings.Snapshot() }
 
 func (l migrateLocked) Begin(op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) *taskRec {
 	return l.m.newTaskLocked(op, refs, locks...)

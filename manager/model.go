@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/hostsync"
-	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
 )
@@ -222,23 +220,6 @@ func (m *Manager) hostLocked(field, ref string) (r *hostRec, err error) {
 		}
 	})
 	return r, err
-}
-
-// candidatesLocked is the placement snapshot.
-func (m *Manager) candidatesLocked() []scheduler.Candidate {
-	hosts := m.hostRecs()
-	out := make([]scheduler.Candidate, len(hosts))
-	for i, r := range hosts {
-		vcpus, vms := m.db.HostUse(r.pb.Uuid)
-		ip, _ := netip.ParseAddr(r.pb.HypervisorIp)
-		out[i] = scheduler.Candidate{
-			UUID: r.pb.Uuid, Name: r.pb.Name, IP: ip,
-			MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: m.db.MemoryTaken(r.pb.Uuid),
-			NumVms: int(vms), Unavailable: state.Unavailable(r.pb),
-			CPUCores: int(r.pb.CpuCores), VcpusUsed: int(vcpus),
-		}
-	}
-	return out
 }
 
 // ---- VMs ----

@@ -18,7 +18,6 @@ import (
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/store"
-	"github.com/acli-dev/acli/manager/vm"
 )
 
 // Defaults of the operations settings.
@@ -59,11 +58,18 @@ func (m *Manager) initOps(cfg Config) {
 // scheduler cannot place) go to the placement function, whose must-rules
 // are the same and whose refusals name each host's shortfall.
 func (m *Manager) placeWithRulesLocked(v *acliv1.Vm) (*hostRec, bool) {
-	groups := m.haSettings.Groups()
-	if len(groups[v.Uuid]) == 0 {
+	var snap *scheduler.Snapshot
+	var in []string
+	m.db.View(func(tx *state.Tx) {
+		groups := ha.AntiAffinity(tx)
+		if in = groups[v.Uuid]; len(in) > 0 {
+			snap = tx.Schedule(groups)
+		}
+	})
+	if snap == nil {
 		return nil, false
 	}
-	p, err := scheduler.Place(m.snapshotLocked(), schedVM(v, groups[v.Uuid]), scheduler.Options{})
+	p, err := scheduler.Place(snap, state.SchedVM(v, in), scheduler.Options{})
 	if err != nil {
 		return nil, false
 	}
@@ -79,76 +85,6 @@ func (m *Manager) startOps() {
 		defer m.bgWG.Done()
 		m.ha.Run(m.ctx)
 	}()
-}
-
-// ---- the scheduler's view ----
-
-func schedHost(r *hostRec, taken int64, vcpus int32) scheduler.Host {
-	h := scheduler.Host{
-		UUID: r.pb.Uuid, Name: r.pb.Name, IP: r.pb.HypervisorIp, Cores: int(r.pb.CpuCores),
-		MemoryBytes: r.pb.MemoryBytes, MemoryUsedBytes: taken, VCPUsUsed: int(vcpus),
-		Schedulable: r.pb.Schedulable, UnschedulableReason: r.pb.SchedulableReason,
-	}
-	switch r.pb.NodeState {
-	case acliv1.NodeState_EnteringMaintenanceMode:
-		h.State = scheduler.NodeEnteringMaintenance
-	case acliv1.NodeState_EnteredMaintenanceMode:
-		h.State = scheduler.NodeInMaintenance
-	case acliv1.NodeState_kNodeDown:
-		h.State = scheduler.NodeDown
-	}
-	switch r.pb.CvmState {
-	case acliv1.CvmState_kCvmDown:
-		h.CVM = scheduler.CVMDown
-	case acliv1.CvmState_kCvmMaintenance:
-		h.CVM = scheduler.CVMMaintenance
-	}
-	return h
-}
-
-func schedVM(v *acliv1.Vm, groups []string) scheduler.VM {
-	s := scheduler.VM{
-		UUID: v.Uuid, Name: v.Name, VCPUs: int(v.NumVcpus), MemoryBytes: state.MemoryReserved(v), Host: v.HostUuid,
-		HostAffinity: v.HostAffinity, Agent: v.AgentVm, Passthrough: vm.PinnedBy(v) != "", PinnedBy: vm.PinnedBy(v),
-		AntiAffinityGroups: groups, HAPriority: int(v.HaPriority),
-	}
-	for _, d := range v.Devices {
-		s.Devices = append(s.Devices, scheduler.Device{Group: d.GroupUuid, Name: state.DeviceWord(d.Kind) + " " + d.Name})
-	}
-	switch v.PowerState {
-	case acliv1.PowerState_kOn:
-		s.Power = scheduler.PowerOn
-	case acliv1.PowerState_kPaused:
-		s.Power = scheduler.PowerPaused
-	}
-	return s
-}
-
-// schedHostsLocked is the hosts part of a snapshot.
-func (m *Manager) schedHostsLocked() []scheduler.Host {
-	hosts := m.hostRecs()
-	out := make([]scheduler.Host, len(hosts))
-	for i, r := range hosts {
-		vcpus, _ := m.db.HostUse(r.pb.Uuid)
-		out[i] = schedHost(r, m.db.MemoryTaken(r.pb.Uuid), vcpus)
-	}
-	return out
-}
-
-// snapshotLocked is the whole cluster as the scheduler sees it. Host usage
-// includes reservations, so VMs on their way somewhere are accounted for.
-func (m *Manager) snapshotLocked() *scheduler.Snapshot {
-	groups := m.haSettings.Groups()
-	s := &scheduler.Snapshot{Hosts: m.schedHostsLocked()}
-	m.db.View(func(tx *state.Tx) {
-		recs := tx.VmsByName()
-		s.VMs = make([]scheduler.VM, len(recs))
-		for i, r := range recs {
-			s.VMs[i] = schedVM(r.Vm, groups[r.Vm.Uuid])
-		}
-		devicePools(tx, s)
-	})
-	return s
 }
 
 // ---- reservations ----

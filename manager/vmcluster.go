@@ -7,6 +7,7 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/storage"
 	"github.com/acli-dev/acli/manager/tasks"
@@ -61,8 +62,10 @@ func (c vmCluster) Place(t *taskRec, v *acliv1.Vm, named string) (*acliv1.Host, 
 	m := c.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var hosts []scheduler.Candidate
+	m.db.View(func(tx *state.Tx) { hosts = tx.Candidates() })
 	h, err := vm.ChooseHost(m.db, v, named, vm.Placement{
-		Hosts: m.candidatesLocked(),
+		Hosts: hosts,
 		ByRules: func() (string, bool) {
 			r, ok := m.placeWithRulesLocked(v)
 			if !ok {

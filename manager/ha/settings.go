@@ -8,6 +8,7 @@ import (
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
+	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
 	"github.com/acli-dev/acli/manager/vmgroup"
@@ -122,6 +123,13 @@ func PowerOnRefusal(tx *state.Tx, vm *acliv1.Vm, host string) error {
 func (s *Settings) Refusal(vm *acliv1.Vm, host string) (err error) {
 	s.DB.View(func(tx *state.Tx) { err = PowerOnRefusal(tx, vm, host) })
 	return err
+}
+
+// Snapshot is the committed cluster as the scheduler sees it, with the
+// anti-affinity groups ADS enforces.
+func (s *Settings) Snapshot() (snap *scheduler.Snapshot) {
+	s.DB.View(func(tx *state.Tx) { snap = tx.Schedule(AntiAffinity(tx)) })
+	return snap
 }
 
 // Groups is AntiAffinity on the committed records.

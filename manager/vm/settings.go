@@ -108,16 +108,3 @@ func refuseOffOnly(cur, next *acliv1.Vm) error {
 	}
 	return nil
 }
-
-// PinnedBy says what keeps a VM from live-migrating ("" if nothing does).
-func PinnedBy(v *acliv1.Vm) string {
-	switch {
-	case v.CpuPassthrough:
-		return "the host CPU passed through"
-	case len(v.Devices) > 0:
-		return state.DevicesPin(v)
-	case v.Passthrough:
-		return "a passthrough device"
-	}
-	return ""
-}

@@ -1,8 +1,6 @@
 package manager
 
 import (
-	"context"
-
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/state"
@@ -11,11 +9,6 @@ import (
 // Devices: manager/vm assigns them (its Service serves the RPCs),
 // state.DevicePool binds and judges them; the root wires the pools to
 // placement and the sim's dirty rate to its RPC.
-
-// SetDirtyRate sets a simulated guest's memory dirty rate (sim only).
-func (s simService) SetDirtyRate(ctx context.Context, req *acliv1.SimDirtyRateRequest) (*acliv1.SimDirtyRateResponse, error) {
-	return s.m.vms.SetDirtyRate(ctx, req)
-}
 
 // deviceFit says why a host cannot give v its devices ("" when it can),
 // for placement.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager/hostsync"
 	"github.com/acli-dev/acli/manager/maintenance"
 	"github.com/acli-dev/acli/manager/migrate"
 	"github.com/acli-dev/acli/manager/scheduler"
@@ -139,14 +138,6 @@ func (l maintLocked) Reserve(t *taskRec, plan *scheduler.Plan) {
 			m.ops.moves.AddTarget(h.pb.Uuid, t)
 		}
 	}
-}
-
-// hostFeature serves the host service: records from here, maintenance from
-// manager/maintenance, membership from manager/hostsync.
-type hostFeature struct {
-	hostService
-	*maintenance.Service
-	*hostsync.Members
 }
 
 // maintenanceService wires manager/maintenance to this manager.

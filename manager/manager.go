@@ -220,10 +220,12 @@ func New(cfg Config) (*Manager, error) {
 	if err := m.load(ctx); err != nil {
 		return nil, err
 	}
-	if m.clusterRecord() == nil && cfg.ReadOnly {
+	var c *acliv1.Cluster
+	m.db.View(func(tx *state.Tx) { c = tx.Cluster() })
+	if c == nil && cfg.ReadOnly {
 		return nil, errors.New("the store holds no cluster yet")
 	}
-	if m.clusterRecord() == nil {
+	if c == nil {
 		// Only an empty store makes a new cluster: one that holds data but
 		// lost its cluster record is damaged, not new.
 		if rev, err := m.st.Revision(ctx); err != nil || rev > 0 {
@@ -294,12 +296,13 @@ func (m *Manager) bootstrap(ctx context.Context) error {
 // Register serves the acli API, the gRPC health service and server
 // reflection on s.
 func (m *Manager) Register(s *grpc.Server) {
+	hosts := &hostsync.Hosts{DB: m.db, LastBeat: m.beats.Last}
 	rpc.Register(s, rpc.Features{
-		Cluster:      clusterFeature{clusterService{m: m}, m.haSettings},
-		Hosts:        hostFeature{hostService{m: m}, m.maint, &hostsync.Members{DB: m.db, M: membersManager{m}, Driver: m.drv, Beats: &m.beats, Now: timeNow}},
+		Cluster:      clusterFeature{clusterInfo{m.db, m.drv.Name(), m.status}, m.haSettings},
+		Hosts:        hostFeature{hosts, m.maint, &hostsync.Members{DB: m.db, M: membersManager{m}, Driver: m.drv, Beats: &m.beats, Now: timeNow}},
 		Tasks:        tasks.Service{Engine: m.tasks, Draining: m.draining},
 		Events:       events.Service{Bus: m.bus, Draining: m.draining},
-		Sim:          simService{m: m},
+		Sim:          simFeature{&hostsync.Faults{Driver: m.drv, Events: m.hostEv, Hosts: hosts}, m.vms},
 		Vms:          vmFeature{m.vms, vmService{m: m}, &vmMigration{DB: m.db, Moves: m.ops.moves, M: migrateManager{m}}},
 		Nics:         m.net,
 		VmGroups:     m.groups,
@@ -317,8 +320,9 @@ func (m *Manager) Register(s *grpc.Server) {
 func (m *Manager) DriverName() string { return m.drv.Name() }
 
 // NumHosts is the number of hosts in the cluster.
-func (m *Manager) NumHosts() int {
-	return m.numHosts()
+func (m *Manager) NumHosts() (n int) {
+	m.db.View(func(tx *state.Tx) { n = tx.NumHosts() })
+	return n
 }
 
 // Drain ends the streaming RPCs (WatchTask, WatchEvents) so that a graceful

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/apierr"
@@ -115,13 +114,6 @@ func (m *Manager) commitTx(ctx context.Context, ws []write, observed bool, holds
 	return rev, nil
 }
 
-// clusterRecord is the committed cluster record; the DB holds the one copy.
-func (m *Manager) clusterRecord() *acliv1.Cluster {
-	var c *acliv1.Cluster
-	m.db.View(func(tx *state.Tx) { c = tx.Cluster() })
-	return c
-}
-
 // load reads the whole model from the store: the records the rules are
 // checked on through the DB, the tasks directly.
 func (m *Manager) load(ctx context.Context) error {
@@ -170,12 +162,6 @@ func (m *Manager) hostRecs() []*hostRec {
 	return out
 }
 
-// numHosts is the number of committed hosts.
-func (m *Manager) numHosts() (n int) {
-	m.db.View(func(tx *state.Tx) { n = tx.NumHosts() })
-	return n
-}
-
 // hostCommitted follows a committed host change outside the DB: the
 // heartbeat table learns whether the host is down (read back from the DB
 // under m.mu, so the last of concurrent writers stores the newest state).
@@ -187,25 +173,6 @@ func (m *Manager) hostCommitted(id string) {
 	} else {
 		m.beats.Forget(id)
 	}
-}
-
-// hostOut is the API view of a host: stored fields plus live usage.
-func (m *Manager) hostOut(r *hostRec) *acliv1.Host {
-	h := proto.Clone(r.pb).(*acliv1.Host)
-	if why := state.Unavailable(r.pb); why != "" {
-		h.Schedulable = false
-		if r.pb.Schedulable || r.pb.SchedulableReason == "" {
-			h.SchedulableReason = why
-		}
-	}
-	h.Connected = r.pb.NodeState != acliv1.NodeState_kNodeDown
-	h.MemoryUsedBytes = m.db.MemoryTaken(r.pb.Uuid)
-	h.VcpusUsed, h.NumVms = m.db.HostUse(r.pb.Uuid)
-	m.db.View(func(tx *state.Tx) { h.Devices = tx.WithHolders(r.pb) })
-	if hb := m.beats.Last(r.pb.Uuid); !hb.IsZero() {
-		h.LastHeartbeat = timestamppb.New(hb)
-	}
-	return h
 }
 
 // hostLocked resolves a host by UUID, name or hypervisor IP.
@@ -235,12 +202,6 @@ func vmRecOf(tx *state.Tx, v *acliv1.Vm) *vmRec {
 func (m *Manager) vmAt(id string) (r *vmRec) {
 	m.db.View(func(tx *state.Tx) { r = vmRecOf(tx, tx.Vm(id)) })
 	return r
-}
-
-// numVms is the number of committed VMs.
-func (m *Manager) numVms() (n int) {
-	m.db.View(func(tx *state.Tx) { n = tx.NumVms() })
-	return n
 }
 
 // busyLocked is the task holding an entity (state.DB's holds), nil if

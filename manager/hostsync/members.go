@@ -140,9 +140,6 @@ func (s *Members) RemoveHost(ctx context.Context, req *acliv1.RemoveHostRequest)
 	if err != nil {
 		return nil, err
 	}
-	if req.Host == "" {
-		return nil, apierr.BadField("host", "host is required: give a host name, UUID or hypervisor IP")
-	}
 	var t *tasks.Task
 	var cur *acliv1.Host
 	var rev int64

@@ -37,9 +37,6 @@ type Service struct {
 
 // findHost is the committed host ref names.
 func (s *Service) findHost(ref string) (h *acliv1.Host, rev int64, err error) {
-	if ref == "" {
-		return nil, 0, apierr.BadField("host", "host is required: give a host name, UUID or hypervisor IP")
-	}
 	s.DB.View(func(tx *state.Tx) {
 		if h, err = tx.FindHost("host", ref); err == nil {
 			rev = tx.Rev(state.HostKey(h.Uuid))

@@ -19,6 +19,9 @@ func CheckRef(field, ref string) error {
 // FindHost is the committed host ref names: its UUID, name or hypervisor
 // IP. A missing host is the not-found error suggesting the nearest name.
 func (tx *Tx) FindHost(field, ref string) (*acliv1.Host, error) {
+	if ref == "" {
+		return nil, apierr.BadField(field, "%s is required: give a host name, UUID or hypervisor IP", field)
+	}
 	if err := CheckRef(field, ref); err != nil {
 		return nil, err
 	}

@@ -82,3 +82,30 @@ func TestScheduleCountsWhatCommitsCount(t *testing.T) {
 }
 
 var errStop = errors.New("stop before committing")
+
+// A host reads with why nothing may be placed there, keeping the
+// operator's cordon reason over the state's.
+func TestHostViewSaysWhyAHostIsUnavailable(t *testing.T) {
+	db := newDB(t)
+	down := edit(host("h2", "127.41.0.2"), func(h *acliv1.Host) { h.NodeState = acliv1.NodeState_kNodeDown })
+	cordoned := edit(host("h3", "127.41.0.3"), func(h *acliv1.Host) { h.Schedulable, h.SchedulableReason = false, "disk swap" })
+	if _, err := db.Update(context.Background(), func(tx *state.Tx) error { put(tx, down); put(tx, cordoned); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var views []*acliv1.Host
+	db.View(func(tx *state.Tx) {
+		for _, h := range tx.Hosts() {
+			views = append(views, tx.HostView(h))
+		}
+	})
+	h1, h2, h3 := views[0], views[1], views[2]
+	if !h1.Schedulable || !h1.Connected || h1.MemoryUsedBytes != 4*gib || h1.NumVms != 1 {
+		t.Errorf("h1: %v; want schedulable, connected, a's 4 GiB", h1)
+	}
+	if h2.Schedulable || h2.Connected || h2.SchedulableReason != "host is down" {
+		t.Errorf("h2: %v; want unschedulable because it is down, not connected", h2)
+	}
+	if h3.Schedulable || h3.SchedulableReason != "disk swap" {
+		t.Errorf("h3: %v; want the operator's reason kept", h3)
+	}
+}

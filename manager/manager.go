@@ -48,8 +48,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -57,7 +55,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
 	"github.com/acli-dev/acli/manager/driver"
@@ -117,7 +114,7 @@ type Config struct {
 
 // HistoryKeys are the store key prefixes of history (tasks, the event log)
 // rather than of the model: a read view leaves them out.
-var HistoryKeys = []string{taskPrefix, eventPrefix, eventSeqKey}
+var HistoryKeys = []string{taskPrefix, events.Prefix, events.SeqKey}
 
 // Manager is the cluster manager. Create it with New, serve it with
 // Register, stop it with Drain (optional) and Close.
@@ -130,7 +127,6 @@ type Manager struct {
 	health *health.Server
 
 	taskRetention int
-	eventCap      int
 	status        func(ctx context.Context) (*acliv1.ClusterStatus, error)
 
 	ctx      context.Context // cancelled by Close: running tasks stop
@@ -244,11 +240,10 @@ func New(cfg Config) (*Manager, error) {
 			return nil, err
 		}
 	}
-	evs, err := m.loadEvents(ctx, cfg.EventRetention)
-	if err != nil {
+	var err error
+	if m.bus, err = events.Load(ctx, m.st, cfg.EventRetention, m.log); err != nil {
 		return nil, err
 	}
-	m.bus = evs
 	if cfg.ReadOnly {
 		m.readOnly = true
 		m.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -268,7 +263,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.bgWG.Add(2)
 	go func() { defer m.bgWG.Done(); m.hostEv.Consume(hostEvents) }()
-	go m.flushEvents()
+	go func() { defer m.bgWG.Done(); m.bus.Persist(m.st, m.log, m.flushNow) }()
 	m.startOps()
 	m.startVgs()
 	m.maint.ResumeInterrupted(m.ctx)
@@ -366,106 +361,6 @@ func (m *Manager) Close() error {
 	serr := m.st.Close()
 	return errors.Join(derr, serr)
 }
-
-// eventFlushInterval is how often new events are written to the store.
-const eventFlushInterval = 250 * time.Millisecond
-
-// flushEvents persists new events in the background, in slots
-// /events/<seq mod retention>, so the log survives restarts without adding
-// to the cost of each task. Up to one interval of events can be lost in a
-// crash.
-func (m *Manager) flushEvents() {
-	defer m.bgWG.Done()
-	t := time.NewTicker(eventFlushInterval)
-	defer t.Stop()
-	var flushed uint64 = m.bus.Last()
-	flush := func() {
-		evs := m.bus.Since(flushed)
-		if len(evs) == 0 {
-			return
-		}
-		ops := make([]store.Op, 0, len(evs))
-		for _, e := range evs {
-			b, err := proto.Marshal(e)
-			if err != nil {
-				continue
-			}
-			ops = append(ops, store.PutOp(eventKey(e.Seq, m.eventCap), b))
-		}
-		if _, err := m.st.Txn(context.Background(), nil, ops); err != nil {
-			m.log.Error("persisting events", "err", err)
-			return
-		}
-		flushed = evs[len(evs)-1].Seq
-	}
-	for {
-		select {
-		case <-t.C:
-			flush()
-		case ack := <-m.flushNow:
-			flush()
-			close(ack)
-			return
-		}
-	}
-}
-
-func (m *Manager) loadEvents(ctx context.Context, retention int) (*events.Bus, error) {
-	if retention <= 0 {
-		retention = events.DefaultCapacity
-	}
-	m.eventCap = retention
-	kvs, err := m.st.List(ctx, eventPrefix)
-	if err != nil {
-		return nil, fmt.Errorf("loading events: %w", err)
-	}
-	evs := make([]*acliv1.Event, 0, len(kvs))
-	for _, kv := range kvs {
-		// The event log is history, not state: a record that cannot be
-		// read is skipped, never a reason to refuse to start.
-		e := &acliv1.Event{}
-		if err := proto.Unmarshal(kv.Value, e); err != nil || e.Seq == 0 {
-			if err == nil {
-				err = errors.New("no sequence number")
-			}
-			m.log.Warn("skipping an unreadable event record", "key", kv.Key, "err", err)
-			continue
-		}
-		evs = append(evs, e)
-	}
-	slices.SortFunc(evs, func(a, b *acliv1.Event) int { return int(a.Seq - b.Seq) })
-	// Numbering resumes past every number reserved before: the events of
-	// the last moments before a crash were never persisted, but subscribers
-	// may have seen them, so their numbers are not given again.
-	var after uint64
-	switch kv, err := m.st.Get(ctx, eventSeqKey); {
-	case err == nil:
-		if after, err = strconv.ParseUint(string(kv.Value), 10, 64); err != nil {
-			m.log.Warn("skipping an unreadable event sequence record", "key", eventSeqKey, "err", err)
-		}
-	case !errors.Is(err, store.ErrNotFound):
-		return nil, fmt.Errorf("loading the event sequence: %w", err)
-	}
-	bus := events.New(retention, after)
-	bus.Restore(evs)
-	bus.Reserve(eventSeqBlock, func(upTo uint64) error {
-		ctx, cancel := context.WithTimeout(context.Background(), eventSeqTimeout)
-		defer cancel()
-		_, err := m.st.Txn(ctx, nil, []store.Op{store.PutOp(eventSeqKey, []byte(strconv.FormatUint(upTo, 10)))})
-		if err != nil {
-			m.log.Error("reserving event sequence numbers", "up to", upTo, "err", err)
-		}
-		return err
-	})
-	return bus, nil
-}
-
-// Event sequence numbers are reserved in blocks, one store write per
-// eventSeqBlock events; a crash skips the rest of a block.
-const (
-	eventSeqBlock   = 1000
-	eventSeqTimeout = 5 * time.Second
-)
 
 // publish sends an event; the message is formatted like fmt.Sprintf.
 func (m *Manager) publish(typ, severity, taskUUID string, refs []*acliv1.EntityRef, format string, args ...any) {

@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -36,20 +35,11 @@ func (md *model) init(db *state.DB) {
 
 // Store keys.
 const (
-	clusterKey  = state.ClusterKey
-	hostPrefix  = state.HostPrefix
-	vmPrefix    = state.VmPrefix
-	taskPrefix  = tasks.Prefix
-	eventPrefix = "/events/"
-	// eventSeqKey holds the highest event sequence number reserved
-	// (events.Bus.Reserve); not under eventPrefix, which holds events only.
-	eventSeqKey = "/event-seq"
+	clusterKey = state.ClusterKey
+	hostPrefix = state.HostPrefix
+	vmPrefix   = state.VmPrefix
+	taskPrefix = tasks.Prefix
 )
-
-// eventKey is the slot of an event: the log is a ring in the store too.
-func eventKey(seq uint64, capacity int) string {
-	return fmt.Sprintf("%s%06d", eventPrefix, seq%uint64(capacity))
-}
 
 // write is one change in a transaction: msg nil deletes the key; rev is the
 // mod revision the key must have now (0: must not exist, state.AnyRev: no check).

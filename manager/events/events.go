@@ -36,6 +36,10 @@ type Bus struct {
 	reserve  func(upTo uint64) error
 	block    uint64
 	reserved uint64
+
+	// loaded is the newest event Load read from the store: Persist writes
+	// those after it.
+	loaded uint64
 }
 
 // New returns a bus retaining capacity events, whose first event will have

@@ -39,16 +39,9 @@ func (s *Service) UpdateHost(ctx context.Context, req *acliv1.UpdateHostRequest)
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.Tasks.Begin(ctx, "host", acliv1.TaskOperation_kHostUpdate, []*acliv1.EntityRef{state.HostRef(h)}, h.Uuid)
+	t, cur, rev, err := s.beginOn(ctx, acliv1.TaskOperation_kHostUpdate, []*acliv1.EntityRef{state.HostRef(h)}, req.Host)
 	if err != nil {
 		return nil, err
-	}
-	var cur *acliv1.Host
-	var rev int64
-	s.DB.View(func(tx *state.Tx) { cur, rev = tx.Host(h.Uuid), tx.Rev(state.HostKey(h.Uuid)) })
-	if cur == nil {
-		t.Drop()
-		return nil, apierr.NotFound("host", req.Host, nil)
 	}
 	next, msg := Cordon(cur, *req.Schedulable, req.Reason)
 	return t.Commit(ctx, []state.Write{{Key: state.HostKey(cur.Uuid), Msg: next, Rev: rev}}, msg)

@@ -45,6 +45,22 @@ func (s *Service) findHost(ref string) (h *acliv1.Host, rev int64, err error) {
 	return h, rev, err
 }
 
+// beginOn begins a quick task of op holding the host refs[0] names and
+// reads that host's record as the task finds it; a host gone meanwhile
+// drops the task (not found as ref).
+func (s *Service) beginOn(ctx context.Context, op acliv1.TaskOperation, refs []*acliv1.EntityRef, ref string) (t tasks.Quick, cur *acliv1.Host, rev int64, err error) {
+	id := refs[0].Uuid
+	if t, err = s.Tasks.Begin(ctx, "host", op, refs, id); err != nil {
+		return nil, nil, 0, err
+	}
+	s.DB.View(func(tx *state.Tx) { cur, rev = tx.Host(id), tx.Rev(state.HostKey(id)) })
+	if cur == nil {
+		t.Drop()
+		return nil, nil, 0, apierr.NotFound("host", ref, nil)
+	}
+	return t, cur, rev, nil
+}
+
 // budget applies the RF-1 budget to taking host h (or its CVM) out,
 // counting what running tasks take out (Budget).
 func (s *Service) budget(h *acliv1.Host, what string, cvm bool) (vs []apierr.Violation) {
@@ -75,16 +91,9 @@ func (s *Service) cvm(ctx context.Context, ref string, enter bool) (*acliv1.Task
 		return nil, err
 	}
 	refs := []*acliv1.EntityRef{state.HostRef(h), {Kind: acliv1.EntityKind_kCvm, Uuid: h.Uuid, Name: h.CvmIp}}
-	t, err := s.Tasks.Begin(ctx, "host", op, refs, h.Uuid)
+	t, cur, rev, err := s.beginOn(ctx, op, refs, ref)
 	if err != nil {
 		return nil, err
-	}
-	var cur *acliv1.Host
-	var rev int64
-	s.DB.View(func(tx *state.Tx) { cur, rev = tx.Host(h.Uuid), tx.Rev(state.HostKey(h.Uuid)) })
-	if cur == nil {
-		t.Drop()
-		return nil, apierr.NotFound("host", ref, nil)
 	}
 	c, err := Cvm(cur, enter, func() []apierr.Violation { return s.budget(cur, "take out the CVM of", true) })
 	if err != nil {

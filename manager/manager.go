@@ -16,9 +16,9 @@
 //     unchanged, and let go once its end is durable. Manager.mu guards only
 //     what no package owns (its comment lists it).
 //   - Requests (manager/rpc): one thin adapter per gRPC service checks
-//     the request, calls the service's feature here (clusterService,
-//     vmService, ...) through a narrow interface and maps its error to a
-//     status.
+//     the request, calls the service's feature (a feature package, or
+//     this package's adapters for what the root still holds) through a
+//     narrow interface and maps its error to a status.
 //   - Tasks (tasks.go, manager/tasks): every mutation is a task. A feature
 //     checks the request and reserves under the lock, then the task's start
 //     commit takes its entities (a conflicting operation is refused there
@@ -148,12 +148,13 @@ type Manager struct {
 
 	readOnly bool
 
-	// mu guards what no package owns: the readers of copies
-	// (stor.readers) and closing. The task table is manager/tasks'
-	// Engine's, when each VM last settled hostsync.Settled's, and the
-	// moves under way (slots, targets, arrivals) are manager/migrate's
-	// (ops.moves), under its own lock. Committed records, holds and memory reservations are
-	// state.DB's, under its own locks: reading them needs no mu.
+	// mu guards what no package owns yet: the order in which committed
+	// host changes reach the heartbeat table (hostCommitted), and closing.
+	// The task table is manager/tasks' Engine's, when each VM last settled
+	// hostsync.Settled's, the moves under way (slots, targets, arrivals)
+	// manager/migrate's (ops.moves), each under its own lock; committed
+	// records, holds, read holds and memory reservations are state.DB's:
+	// reading them needs no mu.
 	mu      sync.RWMutex
 	closing bool
 	model

@@ -70,7 +70,7 @@ func (c haManager) Claim(ctx context.Context, t *taskRec, id string) (*acliv1.Vm
 func (c haManager) Arrive(host string) (func(), error) { return c.m.ops.moves.Arrive(host) }
 
 func (c haManager) WithDevicesOn(vm *acliv1.Vm, host string) (*acliv1.Vm, error) {
-	return c.m.withDevicesOn(vm, host)
+	return c.m.db.StartOn(vm, host)
 }
 
 func (c haManager) Record(ctx context.Context, next *acliv1.Vm, rev int64, done func()) error {

@@ -46,7 +46,7 @@ func (c *moveCluster) Record(ctx context.Context, next *acliv1.Vm, rev int64) (i
 }
 
 func (c *moveCluster) WithDevicesOn(vm *acliv1.Vm, host string) (*acliv1.Vm, error) {
-	return c.m.withDevicesOn(vm, host)
+	return c.m.db.StartOn(vm, host)
 }
 
 func (c *moveCluster) Refused(err error) bool { return state.Refused(err) }

@@ -74,7 +74,7 @@ func (c vmCluster) Place(t *taskRec, v *acliv1.Vm, named string) (*acliv1.Host, 
 			return r.pb.Uuid, true
 		},
 		Place:   m.place,
-		Devices: m.deviceFit(v),
+		Devices: m.db.DeviceFit(v),
 	})
 	if err == nil {
 		err = m.haSettings.Refusal(v, h.Uuid)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/scheduler"
 )
 
@@ -169,3 +170,30 @@ func (s schedPool) Book(v *scheduler.VM) {
 }
 
 func (s schedPool) Release(v *scheduler.VM) { s.p.Release(v.UUID) }
+
+// DeviceFit says, for placement, why a host cannot give v its devices
+// ("" when it can); nil when v has none.
+func (db *DB) DeviceFit(v *acliv1.Vm) func(host string) string {
+	if len(v.Devices) == 0 {
+		return nil
+	}
+	return func(host string) string {
+		var err error
+		db.View(func(tx *Tx) { _, err = tx.BindDevices(v, host) })
+		if err != nil {
+			return err.Error()
+		}
+		return ""
+	}
+}
+
+// StartOn is v with a free device of each of its groups on host bound, for
+// a move or restart there, or the DEVICE refusal naming the group host has
+// none free of.
+func (db *DB) StartOn(v *acliv1.Vm, host string) (out *acliv1.Vm, err error) {
+	db.View(func(tx *Tx) { out, err = tx.WithDevicesOn(v, host) })
+	if err != nil {
+		return nil, apierr.Precondition(RuleDevice, "vm:"+v.Name, "vm %s cannot start there: %v", v.Name, err)
+	}
+	return out, nil
+}

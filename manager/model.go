@@ -165,20 +165,6 @@ func (m *Manager) hostCommitted(id string) {
 	}
 }
 
-// hostLocked resolves a host by UUID, name or hypervisor IP.
-func (m *Manager) hostLocked(field, ref string) (r *hostRec, err error) {
-	if ref == "" {
-		return nil, apierr.BadField(field, "%s is required: give a host name, UUID or hypervisor IP", field)
-	}
-	m.db.View(func(tx *state.Tx) {
-		var h *acliv1.Host
-		if h, err = tx.FindHost(field, ref); err == nil {
-			r = hostRecOf(tx, h)
-		}
-	})
-	return r, err
-}
-
 // ---- VMs ----
 
 func vmRecOf(tx *state.Tx, v *acliv1.Vm) *vmRec {

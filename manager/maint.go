@@ -5,10 +5,12 @@ import (
 	"fmt"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
+	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/maintenance"
 	"github.com/acli-dev/acli/manager/migrate"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
+	"github.com/acli-dev/acli/manager/store"
 	"github.com/acli-dev/acli/manager/tasks"
 )
 
@@ -64,8 +66,34 @@ func (c *maintManager) Forget(t *taskRec) {
 	c.m.forgetLocked(t)
 }
 
+// SetHost commits change to host id (state.TransitionHost), recomputing
+// it from the current record when a concurrent change got there first: a
+// host that went down meanwhile refuses the change instead of being
+// overwritten.
 func (c *maintManager) SetHost(ctx context.Context, id string, change state.HostChange) (*acliv1.Host, error) {
-	return c.m.putHost(ctx, id, change)
+	for attempt := 0; ; attempt++ {
+		var cur *acliv1.Host
+		var rev int64
+		c.m.db.View(func(tx *state.Tx) { cur, rev = tx.Host(id), tx.Rev(state.HostKey(id)) })
+		if cur == nil {
+			return nil, apierr.NotFound("host", id, nil)
+		}
+		next, err := state.TransitionHost(cur, change)
+		if err != nil {
+			return nil, err
+		}
+		if next == cur {
+			return cur, nil
+		}
+		_, err = c.m.commit(context.WithoutCancel(ctx), []write{{key: state.HostKey(id), msg: next, rev: rev}})
+		if attempt < 5 && store.IsConflict(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return next, nil
+	}
 }
 
 func (c *maintManager) AwaitArrivals(ctx context.Context, host string) error {

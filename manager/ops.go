@@ -17,7 +17,6 @@ import (
 	"github.com/acli-dev/acli/manager/migrate"
 	"github.com/acli-dev/acli/manager/scheduler"
 	"github.com/acli-dev/acli/manager/state"
-	"github.com/acli-dev/acli/manager/store"
 )
 
 // Defaults of the operations settings.
@@ -197,29 +196,4 @@ func (m *Manager) putVm(ctx context.Context, next *acliv1.Vm, rev int64, fn func
 		m.mu.Unlock()
 	}
 	return nil
-}
-
-// putHost commits change c to a host (state.TransitionHost), recomputing
-// it from the current record when a concurrent change got there first: a
-// host that went down meanwhile refuses the change instead of being
-// overwritten.
-func (m *Manager) putHost(ctx context.Context, id string, c state.HostChange) (*acliv1.Host, error) {
-	for attempt := 0; ; attempt++ {
-		r := m.hostAt(id)
-		cur, rev := r.pb, r.rev
-		next, err := state.TransitionHost(cur, c)
-		if err != nil {
-			return nil, err
-		}
-		if next == cur {
-			return cur, nil
-		}
-		if _, err := m.commit(context.WithoutCancel(ctx), []write{{key: state.HostKey(id), msg: next, rev: rev}}); err != nil {
-			if attempt < 5 && store.IsConflict(err) {
-				continue
-			}
-			return nil, err
-		}
-		return next, nil
-	}
 }

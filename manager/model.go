@@ -8,7 +8,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	acliv1 "github.com/acli-dev/acli/api/acli/v1"
-	"github.com/acli-dev/acli/manager/apierr"
 	"github.com/acli-dev/acli/manager/hostsync"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/tasks"
@@ -216,14 +215,4 @@ func (m *Manager) releaseLocked(t *taskRec, id string) {
 	}
 	m.db.LetGoNow(t.PB().Uuid, id)
 	m.settled.Settle(id, time.Now())
-}
-
-// ---- helpers ----
-
-// checkBusyLocked refuses an operation on an entity another task changes.
-func (m *Manager) checkBusyLocked(kind, name, id string) error {
-	if t := m.heldLocked(id); t != nil {
-		return apierr.Busy(kind, name, t.PB().Uuid, t.PB().Operation.String())
-	}
-	return nil
 }

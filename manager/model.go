@@ -138,19 +138,6 @@ func (m *Manager) hostAt(id string) (r *hostRec) {
 	return r
 }
 
-// hostRecs are the committed hosts by hypervisor IP.
-func (m *Manager) hostRecs() []*hostRec {
-	var out []*hostRec
-	m.db.View(func(tx *state.Tx) {
-		hs := tx.Hosts()
-		out = make([]*hostRec, len(hs))
-		for i, h := range hs {
-			out[i] = hostRecOf(tx, h)
-		}
-	})
-	return out
-}
-
 // hostCommitted follows a committed host change outside the DB: the
 // heartbeat table learns whether the host is down (read back from the DB
 // under m.mu, so the last of concurrent writers stores the newest state).

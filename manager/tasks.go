@@ -87,10 +87,6 @@ func (m *Manager) progress(t *taskRec, percent int32, format string, args ...any
 	m.tasks.Progress(t, percent, format, args...)
 }
 
-func (m *Manager) quick(ctx context.Context, t *taskRec, w work) (*acliv1.Task, error) {
-	return m.tasks.Quick(ctx, t, w.engine())
-}
-
 func (m *Manager) launch(ctx context.Context, t *taskRec, w work) (*acliv1.Task, error) {
 	return m.tasks.Launch(ctx, t, w.engine())
 }

@@ -150,6 +150,10 @@ type Manager struct {
 
 	// mu guards what no package owns yet: the order in which committed
 	// host changes reach the heartbeat table (hostCommitted), and closing.
+	// It also serializes planners (power-on placement, HA, maintenance,
+	// vm.migrate): each reads a scheduler snapshot and holds memory from
+	// it (state.DB.Hold checks no capacity), so two plans never count the
+	// same free memory.
 	// The task table is manager/tasks' Engine's, when each VM last settled
 	// hostsync.Settled's, the moves under way (slots, targets, arrivals)
 	// manager/migrate's (ops.moves), each under its own lock; committed

@@ -207,7 +207,14 @@ func (s *Service) CreateNic(ctx context.Context, req *acliv1.CreateNicRequest) (
 		if other, ok := e.t.Hold(AddrLock(n.Uuid, a)); !ok {
 			return "being created by task " + other
 		}
-		return ""
+		// A task may have given it out and let go after taken was read.
+		var owner string
+		s.DB.View(func(tx *state.Tx) {
+			if v := tx.NicIPHolder(n.Uuid, a.String()); v != nil {
+				owner = v.Name
+			}
+		})
+		return owner
 	})
 	if err != nil {
 		return e.fail(err)

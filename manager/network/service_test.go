@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -14,6 +15,7 @@ import (
 	"github.com/acli-dev/acli/manager/network"
 	"github.com/acli-dev/acli/manager/state"
 	"github.com/acli-dev/acli/manager/state/statetest"
+	"github.com/acli-dev/acli/manager/tasks"
 	"github.com/acli-dev/acli/manager/tasks/taskstest"
 )
 
@@ -209,5 +211,56 @@ func TestServiceNicNetwork(t *testing.T) {
 	}
 	if got, ok := s.NicNetwork("4f3c0000-0000-4000-8000-000000000000"); ok {
 		t.Fatalf("NicNetwork of no network: %+v, true", got)
+	}
+}
+
+// racer commits, the first time its task holds an address, another VM's
+// NIC with that address: a task that held it and committed between the
+// request's read of the addresses in use and this hold.
+type racer struct {
+	*taskstest.Starter
+	once bool
+}
+
+type racerTask struct {
+	tasks.Quick
+	r *racer
+}
+
+func (r *racer) Begin(ctx context.Context, kind string, op acliv1.TaskOperation, refs []*acliv1.EntityRef, locks ...string) (tasks.Quick, error) {
+	q, err := r.Starter.Begin(ctx, kind, op, refs, locks...)
+	if err != nil {
+		return nil, err
+	}
+	return racerTask{q, r}, nil
+}
+
+func (rt racerTask) Hold(lock string) (string, bool) {
+	if network, addr, ok := strings.Cut(strings.TrimPrefix(lock, "ip:"), "/"); ok && !rt.r.once {
+		rt.r.once = true
+		_, err := rt.r.DB.Update(bg, func(tx *state.Tx) error {
+			b := proto.Clone(tx.Vm("uuid-b")).(*acliv1.Vm)
+			b.Nics = append(b.Nics, &acliv1.Nic{Mac: "50:6b:8d:00:00:09", NetworkUuid: network, Ip: addr})
+			tx.Put(state.VmKey("uuid-b"), b, tx.Rev(state.VmKey("uuid-b")))
+			return nil
+		})
+		if err != nil {
+			panic(err)
+		}
+	}
+	return rt.Quick.Hold(lock)
+}
+
+// An address another task gave out after this request read the pool is
+// passed over for the next free one, not refused.
+func TestServiceNicSkipsAnAddressGivenOutMeanwhile(t *testing.T) {
+	s, ft, _ := newService(t)
+	must[*acliv1.Task](t)(s.CreateNetwork(bg, &acliv1.CreateNetworkRequest{Name: "prod", IpConfig: "10.44.0.1/24"}))
+	must[*acliv1.Task](t)(s.AddDhcpPool(bg, &acliv1.AddDhcpPoolRequest{Network: "prod", Start: "10.44.0.10", End: "10.44.0.11"}))
+	s.Tasks = &racer{Starter: ft}
+	must[*acliv1.Task](t)(s.CreateNic(bg, &acliv1.CreateNicRequest{Vm: "a", Network: "prod"}))
+	vms := must[*acliv1.ListNetworkVmsResponse](t)(s.ListNetworkVms(bg, &acliv1.ListNetworkVmsRequest{Network: "prod"}))
+	if len(vms.Vms) != 2 || vms.Vms[0].VmName != "a" || vms.Vms[0].Ip != "10.44.0.11" || vms.Vms[1].Ip != "10.44.0.10" {
+		t.Fatalf("list_vms %v", vms.Vms)
 	}
 }

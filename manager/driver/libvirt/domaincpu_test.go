@@ -1,7 +1,6 @@
 package libvirt
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,17 +22,7 @@ func TestDomainXMLHardware(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "domain-hardware.xml")
-	if *update {
-		os.WriteFile(golden, b, 0o644)
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(b) != string(want) {
-		t.Errorf("domain XML differs from %s (go test -update rewrites it):\n%s", golden, b)
-	}
+	checkGolden(t, filepath.Join("testdata", "domain-hardware.xml"), b)
 	got, err := ParseDomainXML(b)
 	if err != nil {
 		t.Fatal(err)

@@ -135,6 +135,23 @@ func TestHostUUIDFromCapabilities(t *testing.T) {
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
+// checkGolden compares got with the golden file at path (-update rewrites
+// it).
+func checkGolden[T string | []byte](t *testing.T, path string, got T) {
+	t.Helper()
+	if *update {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		os.WriteFile(path, []byte(got), 0o644)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("output differs from %s (go test -update rewrites it):\n%s", path, got)
+	}
+}
+
 // A VM with a boot disk from an image, a data disk, a CD-ROM, disks on
 // every bus, one served over iSCSI, two NICs and a console file, against
 // a golden file.
@@ -162,18 +179,7 @@ func TestDomainXMLDevices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "domain-devices.xml")
-	if *update {
-		os.MkdirAll("testdata", 0o755)
-		os.WriteFile(golden, b, 0o644)
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(b) != string(want) {
-		t.Errorf("domain XML differs from %s (go test -update rewrites it):\n%s", golden, b)
-	}
+	checkGolden(t, filepath.Join("testdata", "domain-devices.xml"), b)
 	got, err := ParseDomainXML(b)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package libvirt
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,17 +24,7 @@ func TestDomainXMLHostdevs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "domain-hostdev.xml")
-	if *update {
-		os.WriteFile(golden, b, 0o644)
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(b) != string(want) {
-		t.Errorf("domain XML differs from %s (go test -update rewrites it):\n%s", golden, b)
-	}
+	checkGolden(t, filepath.Join("testdata", "domain-hostdev.xml"), b)
 	got, err := ParseDomainXML(b)
 	if err != nil || !slices.Equal(got.Hostdevs, []string{"0000:3b:00.0", "0000:af:1f.7"}) {
 		t.Fatalf("read back %v %v", got.Hostdevs, err)
@@ -80,17 +69,7 @@ func TestDomainXMLMdev(t *testing.T) {
 		file string
 		got  []byte
 	}{{"domain-mdev.xml", b}, {"mdev-create.xml", nd}} {
-		golden := filepath.Join("testdata", g.file)
-		if *update {
-			os.WriteFile(golden, g.got, 0o644)
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(g.got) != string(want) {
-			t.Errorf("XML differs from %s (go test -update rewrites it):\n%s", golden, g.got)
-		}
+		checkGolden(t, filepath.Join("testdata", g.file), g.got)
 	}
 	got, err := ParseDomainXML(b)
 	if err != nil || !slices.Equal(got.Hostdevs, []string{"mdev:" + mdev, "0000:af:1f.7"}) {

@@ -108,17 +108,7 @@ func TestDomainXMLSwitchPorts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "domain-switch-ports.xml")
-	if *update {
-		os.WriteFile(golden, b, 0o644)
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(b) != string(want) {
-		t.Errorf("domain XML differs from %s (go test -update rewrites it):\n%s", golden, b)
-	}
+	checkGolden(t, filepath.Join("testdata", "domain-switch-ports.xml"), b)
 	got, err := ParseDomainXML(b)
 	if err != nil {
 		t.Fatal(err)
@@ -158,17 +148,7 @@ func TestWithNICs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ got, golden string }{{linux, "migrate-dest-linux.xml"}, {ovs, "migrate-dest-ovs.xml"}} {
-		golden := filepath.Join("testdata", c.golden)
-		if *update {
-			os.WriteFile(golden, []byte(c.got), 0o644)
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.got != string(want) {
-			t.Errorf("destination XML differs from %s (go test -update rewrites it):\n%s", golden, c.got)
-		}
+		checkGolden(t, filepath.Join("testdata", c.golden), c.got)
 	}
 	for _, c := range []struct {
 		x    string

@@ -40,17 +40,7 @@ func TestParseNodeDeviceGolden(t *testing.T) {
 	}
 	// prototext randomizes its spacing between runs; the golden file has one space.
 	got := strings.ReplaceAll(out.String(), ":  ", ": ")
-	golden := filepath.Join("testdata", "nodedev", "devices.golden")
-	if *update {
-		os.WriteFile(golden, []byte(got), 0o644)
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("parsed devices differ from %s (go test -update rewrites it):\n%s", golden, got)
-	}
+	checkGolden(t, filepath.Join("testdata", "nodedev", "devices.golden"), got)
 	if _, _, err := ParseNodeDevice([]byte("<device><capability type='pci'><class>zz</class></capability></device>")); err == nil || !strings.Contains(err.Error(), `class "zz" is not a hex number`) {
 		t.Errorf("bad class: %v", err)
 	}

@@ -91,26 +91,9 @@ func (f *fakeManager) Publish(t *tasks.Task, severity string, _ []*acliv1.Entity
 
 func (l fakeLocked) Closing() bool { return false }
 
-func (l fakeLocked) Snapshot() *scheduler.Snapshot {
-	s := &scheduler.Snapshot{}
-	l.db.View(func(tx *state.Tx) {
-		for _, h := range tx.Hosts() {
-			st := scheduler.NodeNormal
-			if h.NodeState == acliv1.NodeState_kNodeDown {
-				st = scheduler.NodeDown
-			}
-			s.Hosts = append(s.Hosts, scheduler.Host{UUID: h.Uuid, Name: h.Name, IP: h.HypervisorIp, Cores: 16,
-				MemoryBytes: h.MemoryBytes, MemoryUsedBytes: tx.MemoryUsed(h.Uuid) + tx.Reserved(h.Uuid), Schedulable: h.Schedulable, State: st})
-		}
-		for _, r := range tx.VmsByName() {
-			v := r.Vm
-			sv := scheduler.VM{UUID: v.Uuid, Name: v.Name, VCPUs: 1, MemoryBytes: v.MemoryBytes, Host: v.HostUuid}
-			if v.PowerState == acliv1.PowerState_kOn {
-				sv.Power = scheduler.PowerOn
-			}
-			s.VMs = append(s.VMs, sv)
-		}
-	})
+// Snapshot is production's view of the committed state.
+func (l fakeLocked) Snapshot() (s *scheduler.Snapshot) {
+	l.db.View(func(tx *state.Tx) { s = tx.Schedule(nil) })
 	return s
 }
 

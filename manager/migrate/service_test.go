@@ -88,27 +88,9 @@ func (f *fakeManager) Offline(ctx context.Context, _ *tasks.Task, mv migrate.Mov
 
 func (l fakeLocked) Holder(id string) *tasks.Task { return l.held[id] }
 
-func (l fakeLocked) Snapshot() *scheduler.Snapshot {
-	s := &scheduler.Snapshot{}
-	l.db.View(func(tx *state.Tx) {
-		for _, h := range tx.Hosts() {
-			st := scheduler.NodeNormal
-			if h.NodeState == acliv1.NodeState_kNodeDown {
-				st = scheduler.NodeDown
-			}
-			s.Hosts = append(s.Hosts, scheduler.Host{UUID: h.Uuid, Name: h.Name, IP: h.HypervisorIp, Cores: 16,
-				MemoryBytes: h.MemoryBytes, MemoryUsedBytes: tx.Reserved(h.Uuid), Schedulable: h.Schedulable, State: st})
-		}
-		for _, r := range tx.VmsByName() {
-			v := r.Vm
-			sv := scheduler.VM{UUID: v.Uuid, Name: v.Name, VCPUs: 1, MemoryBytes: v.MemoryBytes, Host: v.HostUuid, Agent: v.AgentVm}
-			if v.PowerState == acliv1.PowerState_kOn {
-				sv.Power = scheduler.PowerOn
-			}
-			s.VMs = append(s.VMs, sv)
-		}
-	})
-	s.Recount()
+// Snapshot is production's view of the committed state.
+func (l fakeLocked) Snapshot() (s *scheduler.Snapshot) {
+	l.db.View(func(tx *state.Tx) { s = tx.Schedule(nil) })
 	return s
 }
 
